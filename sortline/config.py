@@ -1,0 +1,126 @@
+"""``LineConfig``: the one typed object built at start-up from TOML.
+
+The embedded default (``default_line.toml``) runs the virtual plant. A user
+file is read as an overlay on that default, so a plant config names only
+what differs. Validation errors become one line naming file and field.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from calibration.geometry import BeltGeometry, CameraGeometry, LineGeometry, ValveBar
+from core.classes import DEFAULT_CLASSES
+from core.errors import InputFileError, model_from_data, parse_toml, read_toml
+
+_STRICT = ConfigDict(extra="forbid", strict=True, frozen=True)
+DEFAULT_CONFIG_NAME = "<embedded default line config>"
+
+
+class LineSection(BaseModel):
+    model_config = _STRICT
+    name: str = Field("virtual-plant", min_length=1, max_length=64)
+    classes: tuple[str, ...] = Field(DEFAULT_CLASSES, min_length=1, strict=False)
+
+
+class PlcSection(BaseModel):
+    model_config = _STRICT
+    transport: Literal["tcp", "rtu"] = "tcp"
+    host: str = "127.0.0.1"
+    port: int = Field(5020, ge=1, le=65535)
+    device_id: int = Field(1, ge=1, le=247)
+    serial_port: str | None = None
+    baudrate: int = Field(115200, gt=0)
+    timeout_ms: float = Field(40.0, gt=0, le=10000)
+    retries: int = Field(1, ge=0, le=10)
+    heartbeat_ms: float = Field(50.0, gt=0, le=10000)
+    watchdog_ms: float = Field(300.0, gt=0, le=60000)
+    reconnect_max_ms: float = Field(2000.0, gt=0, le=600000)
+
+
+class VisionSection(BaseModel):
+    model_config = _STRICT
+    model: str = "builtin:sortline-cnn"
+    intra_op_threads: int = Field(1, ge=1, le=64)
+
+
+class ControlSection(BaseModel):
+    model_config = _STRICT
+    recipe: str = "builtin:default"
+    deadline_margin_ms: float = Field(5.0, ge=0, le=1000)
+
+
+class ApiSection(BaseModel):
+    model_config = _STRICT
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+
+
+class SimSection(BaseModel):
+    model_config = _STRICT
+    enabled: bool = True
+    scenario: str = "default"
+    seed: int = Field(1, ge=0)
+
+
+class LineConfig(BaseModel):
+    model_config = _STRICT
+
+    line: LineSection = LineSection()
+    belt: BeltGeometry = BeltGeometry()
+    camera: CameraGeometry = CameraGeometry()
+    valves: ValveBar = ValveBar()
+    plc: PlcSection = PlcSection()
+    vision: VisionSection = VisionSection()
+    control: ControlSection = ControlSection()
+    api: ApiSection = ApiSection()
+    sim: SimSection = SimSection()
+    source: str = Field(DEFAULT_CONFIG_NAME, exclude=True)
+
+    @property
+    def geometry(self) -> LineGeometry:
+        return LineGeometry(belt=self.belt, camera=self.camera, valves=self.valves)
+
+    def resolve_path(self, value: str) -> Path | str:
+        """A file named in the config: ``builtin:NAME`` stays as is, other paths
+        are taken relative to the config file's folder."""
+        if value.startswith("builtin:"):
+            return value
+        p = Path(value).expanduser()
+        if not p.is_absolute() and self.source != DEFAULT_CONFIG_NAME:
+            p = Path(self.source).parent / p
+        return p
+
+
+def _default_data() -> dict[str, Any]:
+    text = resources.files("sortline").joinpath("default_line.toml").read_text("utf-8")
+    return parse_toml(text, DEFAULT_CONFIG_NAME)
+
+
+def _overlay(base: dict[str, Any], top: dict[str, Any], path: Path, prefix: str = "") -> None:
+    for key, value in top.items():
+        where = f"{prefix}{key}"
+        if key not in base:
+            raise InputFileError(path, "unknown setting", field=where)
+        if isinstance(base[key], dict):
+            if not isinstance(value, dict):
+                raise InputFileError(path, "must be a table", field=where)
+            _overlay(base[key], value, path, prefix=where + ".")
+        else:
+            base[key] = value
+
+
+def load_config(path: str | Path | None = None) -> LineConfig:
+    """The embedded default, overlaid with ``path`` when given."""
+    data = _default_data()
+    source = DEFAULT_CONFIG_NAME
+    if path is not None:
+        p = Path(path)
+        _overlay(data, read_toml(p), p)
+        source = str(p)
+    data["source"] = source
+    return model_from_data(LineConfig, data, source)
