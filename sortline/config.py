@@ -11,7 +11,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from calibration.geometry import BeltGeometry, CameraGeometry, LineGeometry, ValveBar
 from core.classes import DEFAULT_CLASSES
@@ -80,6 +80,11 @@ class LineConfig(BaseModel):
     api: ApiSection = ApiSection()
     sim: SimSection = SimSection()
     source: str = Field(DEFAULT_CONFIG_NAME, exclude=True)
+
+    @model_validator(mode="after")
+    def _geometry_consistent(self) -> LineConfig:
+        _ = self.geometry  # belt, camera and valve bar must fit together
+        return self
 
     @property
     def geometry(self) -> LineGeometry:

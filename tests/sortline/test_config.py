@@ -1,0 +1,66 @@
+"""LineConfig: embedded default, overlays, and one-line errors for bad files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from core.errors import InputFileError
+from sortline.config import load_config
+
+
+def test_embedded_default_is_the_virtual_plant() -> None:
+    cfg = load_config()
+    assert (cfg.belt.width_mm, cfg.belt.speed_mm_s) == (1000.0, 2500.0)
+    assert (cfg.camera.width_px, cfg.camera.height_px, cfg.camera.fps) == (1280, 512, 100.0)
+    assert (cfg.camera.view_width_mm, cfg.camera.view_length_mm) == (1000.0, 400.0)
+    assert (cfg.valves.n_valves, cfg.valves.pitch_mm, cfg.valves.y_valve_mm) == (80, 12.5, 300.0)
+    assert cfg.sim.enabled and cfg.api.port == 8000
+
+
+def test_overlay_changes_only_what_it_names(tmp_path: Path) -> None:
+    p = tmp_path / "line.toml"
+    p.write_text('[belt]\nspeed_mm_s = 3500.0\n[vision]\nmodel = "m/x.onnx"\n')
+    cfg = load_config(p)
+    assert cfg.belt.speed_mm_s == 3500.0 and cfg.belt.width_mm == 1000.0
+    assert cfg.resolve_path(cfg.vision.model) == tmp_path / "m" / "x.onnx"
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "reason"),
+    [
+        ("[valves]\npitch_mm = -1.0\n", "valves.pitch_mm", "greater than 0"),
+        ("[valves]\npitch_mm = 'wide'\n", "valves.pitch_mm", "valid number"),
+        ("[valvs]\npitch_mm = 1.0\n", "valvs", "unknown setting"),
+        ("[belt]\nwidth_mm = 1000.0\ncolour = 1\n", "belt.colour", "unknown setting"),
+        ("belt = 3\n", "belt", "must be a table"),
+        ("[plc]\nport = 70000\n", "plc.port", "less than or equal to 65535"),
+        ("[plc]\ntransport = 'carrier-pigeon'\n", "plc.transport", "'tcp' or 'rtu'"),
+        ("[valves]\nn_valves = 200\n", "(top level)", "beyond the 1000.0 mm belt"),
+    ],
+)
+def test_bad_config_names_file_field_and_reason(
+    tmp_path: Path, text: str, field: str, reason: str
+) -> None:
+    p = tmp_path / "line.toml"
+    p.write_text(text)
+    with pytest.raises(InputFileError) as info:
+        load_config(p)
+    msg = str(info.value)
+    assert str(p) in msg and field in msg and reason in msg, msg
+    assert "\n" not in msg
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [(None, "file not found"), ("[belt\n", "not valid TOML"), (b"\xff\xfe", "cannot read")],
+)
+def test_unreadable_config(tmp_path: Path, content: str | bytes | None, reason: str) -> None:
+    p = tmp_path / "line.toml"
+    if isinstance(content, bytes):
+        p.write_bytes(content)
+    elif content is not None:
+        p.write_text(content)
+    with pytest.raises(InputFileError, match=reason):
+        load_config(p)
