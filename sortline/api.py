@@ -1,0 +1,101 @@
+"""Status API for operators, maintenance and engineers (FastAPI).
+
+Reads only the snapshots the real-time loop publishes; commands go through the
+line's state machine, which refuses what the current state does not allow.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Literal, Protocol
+
+import uvicorn
+from fastapi import FastAPI, HTTPException
+from pydantic import BaseModel, ConfigDict, Field
+
+from sortline.state import Command, PackMLState, TransitionError
+
+
+class LineLike(Protocol):
+    def status(self) -> dict[str, Any]: ...
+
+    def command(self, cmd: Command, who: str) -> PackMLState: ...
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    state: str
+    causes: list[str]
+
+
+class CommandRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    who: str = Field("operator", min_length=1, max_length=64)
+
+
+class CommandResult(BaseModel):
+    state: str
+
+
+def create_app(line: LineLike) -> FastAPI:
+    app = FastAPI(title="sortline", version="0.1.0", description=__doc__)
+
+    @app.get("/health", response_model=Health)
+    def health() -> Health:
+        st = line.status()
+        ok = st.get("state") == PackMLState.EXECUTE.name
+        return Health(
+            status="ok" if ok else "degraded",
+            state=str(st.get("state")),
+            causes=list(st.get("causes", [])),
+        )
+
+    @app.get("/status")
+    def status() -> dict[str, Any]:
+        return line.status()
+
+    @app.post(
+        "/commands/{command}",
+        response_model=CommandResult,
+        responses={409: {"description": "not allowed in the current state"}},
+    )
+    def command(command: Literal["start", "stop", "reset"], req: CommandRequest) -> CommandResult:
+        try:
+            new = line.command(Command(command), who=req.who)
+        except TransitionError as exc:
+            raise HTTPException(status_code=409, detail=str(exc)) from None
+        return CommandResult(state=new.name)
+
+    return app
+
+
+class ApiServer:
+    """uvicorn in a daemon thread; ``start`` returns once it is listening."""
+
+    def __init__(self, app: FastAPI, host: str, port: int) -> None:
+        config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
+        self.server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self.server.run, name="api", daemon=True)
+
+    def start(self, timeout_s: float = 10.0) -> None:
+        self._thread.start()
+        deadline = time.monotonic() + timeout_s
+        while not self.server.started:
+            if not self._thread.is_alive():
+                raise RuntimeError("the status API failed to start (port in use?)")
+            if time.monotonic() > deadline:
+                raise RuntimeError("the status API did not start in time")
+            time.sleep(0.02)
+
+    @property
+    def port(self) -> int:
+        servers = getattr(self.server, "servers", [])
+        for s in servers:
+            for sock in s.sockets:
+                return int(sock.getsockname()[1])
+        return int(self.server.config.port)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self._thread.join(timeout=5.0)

@@ -1,0 +1,77 @@
+"""The JSON summary of a run (DESIGN.md keys), written atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sortline.runtime import SortingLine
+
+
+def build_report(line: SortingLine) -> dict[str, Any]:
+    parts = line.parts
+    stats = parts.controller.stats()
+    plc = parts.bridge.snapshot()
+    lat = line.latency_ms.quantiles_ms()
+    score: dict[str, Any] | None = None
+    if parts.plant is not None:
+        score = parts.plant.score(parts.recipe.targets()).to_dict()
+    plc_late = int(getattr(plc, "pulses_late", 0))
+    report: dict[str, Any] = {
+        "line": line.cfg.line.name,
+        "config": line.cfg.source,
+        "virtual_plant": parts.plant is not None,
+        "duration_s": round(time.time() - line.started_unix_s, 3),
+        "frames": line.frames,
+        "frames_dropped": line.frames_dropped,
+        "objects_seen": int(stats.get("objects_seen", 0)),
+        "objects_targeted": int(stats.get("objects_targeted", 0)),
+        "objects_ejected": None if score is None else score.get("objects_ejected"),
+        "purity": None if score is None else score.get("purity"),
+        "recovery": None if score is None else score.get("recovery"),
+        "co_ejection_rate": None if score is None else score.get("co_ejection_rate"),
+        "deadline_misses": int(stats.get("deadline_misses", 0)) + plc_late,
+        "latency_ms": {"p50": lat["p50"], "p99": lat["p99"]},
+        "state": line.state.state.name,
+        "controller": stats,
+        "plc": parts.plc_status_dict(plc),
+        "score": score,
+    }
+    return report
+
+
+def write_json_atomic(path: str | Path, data: Any) -> None:
+    """Write ``data`` as JSON so that readers see the old file or the new one, never half."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=2, sort_keys=False, default=_default)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(p.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _default(obj: Any) -> Any:
+    import numpy as np
+
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")

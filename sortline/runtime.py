@@ -1,0 +1,240 @@
+"""The running line: parts, threads and the real-time loop.
+
+Threads (STYLE.md point 7):
+- camera: the virtual plant (or a real source) produces frames into a
+  one-slot mailbox; a late frame replaces the waiting one and is counted;
+- real-time loop: frame -> vision -> control -> pulses handed to the bridge
+  without waiting; publishes a read-only status snapshot every frame;
+- PLC bridge: its own asyncio loop (plc/bridge.py);
+- virtual PLC: a real Modbus TCP server on loopback (sim/vplc.py);
+- the status API (uvicorn) reads only published snapshots.
+
+In stepped mode (tests, benchmarks) there is no camera thread: ``run_frames``
+renders, processes and waits for the PLC's acknowledgement frame by frame, so
+the physics and the figures do not depend on how busy the machine is.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from core.frame import Frame, FrameError
+from core.types import Tracks
+from sortline.config import LineConfig
+from sortline.metrics import LatencyWindow, Mailbox
+from sortline.parts import LineParts, build_parts
+from sortline.state import Command, Conditions, LineStateMachine, PackMLState
+
+log = logging.getLogger("sortline.runtime")
+
+CAMERA_STALL_PERIODS = 20  # frames missed in a row before the camera counts as stalled
+
+
+class SortingLine:
+    """One line: build with a config, ``start()``, then ``stop()``."""
+
+    def __init__(
+        self,
+        cfg: LineConfig,
+        *,
+        stepped: bool = False,
+        plc_port: int | None = None,
+        scenario: str | None = None,
+        seed: int | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.stepped = stepped
+        self.parts: LineParts = build_parts(
+            cfg, plc_port=plc_port, scenario=scenario, seed=seed, stepped=stepped
+        )
+        self.state = LineStateMachine()
+        self.latency_ms = LatencyWindow()
+        self.mailbox: Mailbox[tuple[Frame, float]] = Mailbox()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._status: dict[str, Any] = {}
+        self._status_lock = threading.Lock()
+        self.frames = 0
+        self.frames_bad = 0
+        self.frame_gaps = 0
+        self._last_frame_id: int | None = None
+        self._last_frame_mono = time.monotonic()
+        self._class_counts = np.zeros(len(self.parts.class_names), dtype=np.int64)
+        self._live_class: dict[int, int] = {}
+        self.started_unix_s = time.time()
+        self._publish(None)
+
+    # ------------------------------------------------------------------ life
+    def start(self, connect_timeout_s: float = 5.0) -> None:
+        self.parts.start_plc()
+        self.parts.bridge.start()
+        if not self.parts.bridge.wait_connected(connect_timeout_s):
+            log.warning("PLC not reachable yet; the line starts Held and keeps trying")
+        self.state.command(Command.RESET, who="start-up")
+        self.state.command(Command.START, who="start-up")
+        if not self.stepped:
+            self._spawn("rt-loop", self._rt_loop)
+            if self.parts.plant is not None:
+                self._spawn("camera", self._camera_loop)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.mailbox.close()
+        for t in self._threads:
+            t.join(timeout=5.0)
+        self.parts.close()
+
+    def _spawn(self, name: str, target: Callable[[], None]) -> None:
+        t = threading.Thread(target=target, name=name, daemon=True)
+        self._threads.append(t)
+        t.start()
+
+    # ----------------------------------------------------------- stepped run
+    def run_frames(self, n_frames: int, ack_timeout_s: float = 2.0) -> None:
+        """Stepped mode: render, process and deliver ``n_frames`` frames."""
+        plant = self.parts.plant
+        if not self.stepped or plant is None:
+            raise RuntimeError("run_frames needs a stepped line on the virtual plant")
+        for _ in range(n_frames):
+            frame = plant.step()
+            self._process(frame, time.monotonic())
+            if not self.parts.bridge.flush(ack_timeout_s):
+                log.warning("PLC did not acknowledge within %.1f s", ack_timeout_s)
+
+    # -------------------------------------------------------------- threads
+    def _camera_loop(self) -> None:
+        plant = self.parts.plant
+        assert plant is not None
+        period_s = 1.0 / self.cfg.camera.fps
+        t_next = time.monotonic()
+        while not self._stop.is_set():
+            frame = plant.step()
+            self.mailbox.put((frame, time.monotonic()))
+            t_next += period_s
+            lag_s = time.monotonic() - t_next
+            if lag_s < 0:
+                time.sleep(-lag_s)
+            elif lag_s > 0.5:  # far behind: resynchronise instead of bursting
+                t_next = time.monotonic()
+
+    def _rt_loop(self) -> None:
+        period_s = 1.0 / self.cfg.camera.fps
+        while not self._stop.is_set():
+            item = self.mailbox.get(timeout_s=period_s * 2)
+            if item is None:
+                self._observe(camera_ok=self._camera_ok())
+                self._publish(None)
+                continue
+            frame, t_arrival = item
+            try:
+                self._process(frame, t_arrival)
+            except Exception:  # the loop must outlive one bad cycle
+                log.exception("real-time cycle failed on frame %s", frame.frame_id)
+
+    # ---------------------------------------------------------------- cycle
+    def _camera_ok(self) -> bool:
+        stall_s = CAMERA_STALL_PERIODS / self.cfg.camera.fps
+        return time.monotonic() - self._last_frame_mono < stall_s
+
+    def _observe(self, camera_ok: bool) -> PackMLState:
+        plc = self.parts.bridge.snapshot()
+        nominal = self.cfg.belt.speed_mm_s
+        return self.state.observe(
+            Conditions(
+                estop=bool(plc.estop),
+                plc_linked=bool(plc.connected),
+                plc_fault=bool(plc.faults),
+                camera_ok=camera_ok,
+                belt_running=plc.speed_mm_s > 0.02 * nominal or not plc.connected,
+            )
+        )
+
+    def _now_tick(self, frame: Frame, t_arrival: float) -> int:
+        """Encoder estimate now: the frame's count plus travel since it arrived."""
+        if self.stepped:
+            return int(frame.tick)
+        elapsed_s = time.monotonic() - t_arrival
+        ticks = elapsed_s * self.cfg.belt.speed_mm_s / self.cfg.belt.mm_per_tick
+        return (int(frame.tick) + int(ticks)) % (1 << 32)
+
+    def _process(self, frame: Frame, t_arrival: float) -> None:
+        try:
+            frame.check_size(self.cfg.camera.width_px, self.cfg.camera.height_px)
+        except FrameError as exc:
+            self.frames_bad += 1
+            log.error("frame rejected: %s", exc)
+            return
+        if self._last_frame_id is not None and frame.frame_id > self._last_frame_id + 1:
+            self.frame_gaps += frame.frame_id - self._last_frame_id - 1
+        self._last_frame_id = frame.frame_id
+        self._last_frame_mono = time.monotonic()
+        state = self._observe(camera_ok=True)
+        dets = self.parts.vision.process(frame)
+        tracks, pulses = self.parts.controller.update(dets, self._now_tick(frame, t_arrival))
+        if len(pulses) and state is PackMLState.EXECUTE:
+            self.parts.bridge.submit(pulses)
+        self.frames += 1
+        self.latency_ms.add((time.monotonic() - t_arrival) * 1e3)
+        self._count_classes(tracks)
+        self._publish(tracks)
+
+    def _count_classes(self, tracks: Tracks) -> None:
+        """Composition: a confirmed track's class is counted once, when it ends."""
+        confirmed = tracks.state >= 1
+        now = dict(
+            zip(tracks.track_id[confirmed].tolist(), tracks.class_id[confirmed].tolist(), strict=True)
+        )
+        for tid, cls in self._live_class.items():
+            if tid not in now and 0 <= cls < len(self._class_counts):
+                self._class_counts[cls] += 1
+        self._live_class = now
+
+    # --------------------------------------------------------------- status
+    def _publish(self, tracks: Tracks | None) -> None:
+        plc = self.parts.bridge.snapshot()
+        stats = self.parts.controller.stats()
+        uptime_s = time.time() - self.started_unix_s
+        composition = {
+            name: int(c) for name, c in zip(self.parts.class_names, self._class_counts, strict=True)
+        }
+        status = {
+            "line": self.cfg.line.name,
+            "state": self.state.state.name,
+            "state_code": int(self.state.state),
+            "causes": list(self.state.causes),
+            "uptime_s": round(uptime_s, 3),
+            "frames": self.frames,
+            "frames_dropped": self.frames_dropped,
+            "live_tracks": 0 if tracks is None else len(tracks),
+            "controller": stats,
+            "composition": composition,
+            "recipe": self.parts.recipe_name(),
+            "latency_ms": self.latency_ms.quantiles_ms(),
+            "plc": self.parts.plc_status_dict(plc),
+            "virtual_plant": self.parts.plant is not None,
+        }
+        with self._status_lock:
+            self._status = status
+
+    @property
+    def frames_dropped(self) -> int:
+        return self.mailbox.dropped + self.frame_gaps + self.frames_bad
+
+    def status(self) -> dict[str, Any]:
+        with self._status_lock:
+            return dict(self._status)
+
+    def command(self, cmd: Command, who: str) -> PackMLState:
+        return self.state.command(cmd, who=who)
+
+    def report(self) -> dict[str, Any]:
+        """The JSON summary of DESIGN.md (``sortline run --report``)."""
+        from sortline.report import build_report
+
+        return build_report(self)
