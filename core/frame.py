@@ -35,7 +35,9 @@ class Frame:
         if img.dtype != np.uint8:
             raise FrameError(f"frame {self.frame_id}: image dtype {img.dtype}, expected uint8")
         if not (img.ndim == 2 or (img.ndim == 3 and img.shape[2] == 3)):
-            raise FrameError(f"frame {self.frame_id}: image shape {img.shape}, expected HxWx3 or HxW")
+            raise FrameError(
+                f"frame {self.frame_id}: image shape {img.shape}, expected HxWx3 or HxW"
+            )
         if not 0 <= int(self.tick) < 1 << 32:
             raise FrameError(f"frame {self.frame_id}: tick {self.tick} is not a uint32 count")
         if img.flags.writeable:

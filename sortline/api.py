@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import threading
 import time
+from importlib import resources
 from typing import Any, Literal, Protocol
 
 import uvicorn
 from fastapi import FastAPI, HTTPException
+from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from sortline.state import Command, PackMLState, TransitionError
@@ -40,6 +42,11 @@ class CommandResult(BaseModel):
 
 def create_app(line: LineLike) -> FastAPI:
     app = FastAPI(title="sortline", version="0.1.0", description=__doc__)
+    dashboard = resources.files("sortline").joinpath("static/dashboard.html").read_text("utf-8")
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def index() -> str:
+        return dashboard
 
     @app.get("/health", response_model=Health)
     def health() -> Health:

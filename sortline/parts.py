@@ -113,7 +113,9 @@ def build_parts(
 
         plc_core = PlcCore(n_valves=cfg.valves.n_valves, watchdog_ms=cfg.plc.watchdog_ms)
         port = free_port() if plc_port == 0 else (plc_port or port)
-        plc_server = VirtualPlcServer(plc_core, host="127.0.0.1", port=port, device_id=cfg.plc.device_id)
+        plc_server = VirtualPlcServer(
+            plc_core, host="127.0.0.1", port=port, device_id=cfg.plc.device_id
+        )
         scen = load_scenario(scenario or cfg.sim.scenario)
         plant = VirtualPlant(
             geometry, scen, _WallClockPlc(plc_core), seed=cfg.sim.seed if seed is None else seed

@@ -16,9 +16,11 @@ the physics and the figures do not depend on how busy the machine is.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -34,6 +36,7 @@ from sortline.state import Command, Conditions, LineStateMachine, PackMLState
 log = logging.getLogger("sortline.runtime")
 
 CAMERA_STALL_PERIODS = 20  # frames missed in a row before the camera counts as stalled
+QUALITY_EVERY_FRAMES = 50  # live purity/recovery from the plant's ground truth, this often
 
 
 class SortingLine:
@@ -68,6 +71,8 @@ class SortingLine:
         self._class_counts = np.zeros(len(self.parts.class_names), dtype=np.int64)
         self._live_class: dict[int, int] = {}
         self.started_unix_s = time.time()
+        self._quality: dict[str, Any] = {}
+        self._seen_window: deque[tuple[float, int]] = deque(maxlen=600)
         self._publish(None)
 
     # ------------------------------------------------------------------ life
@@ -103,6 +108,7 @@ class SortingLine:
             raise RuntimeError("run_frames needs a stepped line on the virtual plant")
         for _ in range(n_frames):
             frame = plant.step()
+            self._score_plant(frame.frame_id)
             self._process(frame, time.monotonic())
             if not self.parts.bridge.flush(ack_timeout_s):
                 log.warning("PLC did not acknowledge within %.1f s", ack_timeout_s)
@@ -116,6 +122,7 @@ class SortingLine:
         while not self._stop.is_set():
             frame = plant.step()
             self.mailbox.put((frame, time.monotonic()))
+            self._score_plant(frame.frame_id)
             t_next += period_s
             lag_s = time.monotonic() - t_next
             if lag_s < 0:
@@ -188,12 +195,34 @@ class SortingLine:
         """Composition: a confirmed track's class is counted once, when it ends."""
         confirmed = tracks.state >= 1
         now = dict(
-            zip(tracks.track_id[confirmed].tolist(), tracks.class_id[confirmed].tolist(), strict=True)
+            zip(
+                tracks.track_id[confirmed].tolist(),
+                tracks.class_id[confirmed].tolist(),
+                strict=True,
+            )
         )
         for tid, cls in self._live_class.items():
             if tid not in now and 0 <= cls < len(self._class_counts):
                 self._class_counts[cls] += 1
         self._live_class = now
+
+    def _score_plant(self, frame_id: int) -> None:
+        """Live quality from the virtual plant's ground truth (camera thread only:
+        it owns the plant)."""
+        plant = self.parts.plant
+        if plant is None or frame_id % QUALITY_EVERY_FRAMES:
+            return
+        score = plant.score(self.parts.recipe.targets()).to_dict()
+        keys = ("purity", "recovery", "co_ejection_rate", "objects_ejected")
+        self._quality = {k: score.get(k) for k in keys}
+
+    def _throughput_per_min(self, objects_seen: int) -> float | None:
+        now = time.monotonic()
+        self._seen_window.append((now, objects_seen))
+        while self._seen_window and now - self._seen_window[0][0] > 60.0:
+            self._seen_window.popleft()
+        t0, n0 = self._seen_window[0]
+        return None if now - t0 < 1.0 else 60.0 * (objects_seen - n0) / (now - t0)
 
     # --------------------------------------------------------------- status
     def _publish(self, tracks: Tracks | None) -> None:
@@ -213,6 +242,11 @@ class SortingLine:
             "frames_dropped": self.frames_dropped,
             "live_tracks": 0 if tracks is None else len(tracks),
             "controller": stats,
+            "throughput_per_min": self._throughput_per_min(int(stats.get("objects_seen", 0))),
+            "deadline_misses": int(stats.get("deadline_misses", 0))
+            + int(getattr(plc, "pulses_late", 0)),
+            "quality": self._quality,
+            "events": [dataclasses.asdict(t) for t in self.state.history()[-30:]],
             "composition": composition,
             "recipe": self.parts.recipe_name(),
             "latency_ms": self.latency_ms.quantiles_ms(),

@@ -62,9 +62,14 @@ def test_arrays_are_read_only() -> None:
 def test_read_only_even_when_built_from_a_view() -> None:
     base = np.zeros((4, 4), np.float32)
     d = Detections(
-        frame_id=0, tick=0, bbox_px=base[:2], centroid_mm=np.zeros((2, 2)),
-        extent_mm=np.zeros((2, 4)), area_mm2=np.zeros(2, np.float32),
-        class_id=np.zeros(2, np.int16), confidence=np.zeros(2, np.float32),
+        frame_id=0,
+        tick=0,
+        bbox_px=base[:2],
+        centroid_mm=np.zeros((2, 2)),
+        extent_mm=np.zeros((2, 4)),
+        area_mm2=np.zeros(2, np.float32),
+        class_id=np.zeros(2, np.int16),
+        confidence=np.zeros(2, np.float32),
         class_prob=np.zeros((2, 0), np.float32),
     )
     base[0, 0] = 5.0  # the caller's array stays theirs
@@ -122,9 +127,13 @@ def test_empty_and_concat() -> None:
 )
 def test_pulses_validate_runs(first: int, last: int, on: int, off: int, ok: bool) -> None:
     kwargs = dict(
-        actuator=[0], first_valve=[first], last_valve=[last],
-        on_tick=np.array([on], np.uint32), off_tick=np.array([off], np.uint32),
-        track_id=[1], fraction=[0],
+        actuator=[0],
+        first_valve=[first],
+        last_valve=[last],
+        on_tick=np.array([on], np.uint32),
+        off_tick=np.array([off], np.uint32),
+        track_id=[1],
+        fraction=[0],
     )
     if ok:
         assert len(Pulses(**kwargs)) == 1

@@ -25,8 +25,13 @@ def test_unwrapper_follows_the_wrap() -> None:
     unwrap = TickUnwrapper()
     counts = [TICK_MODULUS - 300, TICK_MODULUS - 1, 5, 400, 390]
     got = [unwrap(c) for c in counts]
-    assert got == [TICK_MODULUS - 300, TICK_MODULUS - 1, TICK_MODULUS + 5, TICK_MODULUS + 400,
-                   TICK_MODULUS + 390]
+    assert got == [
+        TICK_MODULUS - 300,
+        TICK_MODULUS - 1,
+        TICK_MODULUS + 5,
+        TICK_MODULUS + 400,
+        TICK_MODULUS + 390,
+    ]
     assert wrap_tick(got[2]) == 5
     with pytest.raises(ValueError):
         unwrap(-1)

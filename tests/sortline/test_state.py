@@ -46,8 +46,14 @@ def test_held_and_suspended_recover_by_themselves() -> None:
     assert sm.observe(Conditions()) is S.EXECUTE
     names = [t.to_state for t in sm.history()]
     assert names[-8:] == [
-        "HOLDING", "HELD", "UNHOLDING", "EXECUTE",
-        "SUSPENDING", "SUSPENDED", "UNSUSPENDING", "EXECUTE",
+        "HOLDING",
+        "HELD",
+        "UNHOLDING",
+        "EXECUTE",
+        "SUSPENDING",
+        "SUSPENDED",
+        "UNSUSPENDING",
+        "EXECUTE",
     ]
 
 
