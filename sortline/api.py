@@ -65,7 +65,10 @@ def create_app(line: LineLike) -> FastAPI:
     @app.post(
         "/commands/{command}",
         response_model=CommandResult,
-        responses={409: {"description": "not allowed in the current state"}},
+        responses={
+            400: {"description": "the body is not valid JSON"},
+            409: {"description": "not allowed in the current state"},
+        },
     )
     def command(command: Literal["start", "stop", "reset"], req: CommandRequest) -> CommandResult:
         try:
