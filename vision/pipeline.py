@@ -1,0 +1,185 @@
+"""``VisionPipeline``: one camera frame in, ``Detections`` in belt millimetres out.
+
+Steps: check the frame; segment against the adaptive belt model (splitting
+touching fragments); map pixels to belt mm (nominal scale, or a calibrated
+``CameraModel`` with undistortion and homography); cut one crop per fragment
+and classify them in one batch; optionally hand uncertain fragments to a
+labelling folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Protocol
+
+import numpy as np
+
+from calibration.geometry import LineGeometry
+from core.frame import Frame, FrameError
+from core.types import Detections
+from vision.classifier import Classifier
+from vision.crops import CropParams, extract_crops
+from vision.segment import Segmenter, SegmentParams, Segments
+
+__all__ = ["PixelToBelt", "StageTimes", "VisionPipeline"]
+
+
+class PixelToBelt(Protocol):
+    """A camera model: pixel centres (column, row) -> belt (x, y) mm, vectorised."""
+
+    def px_to_mm(self, col_px: np.ndarray, row_px: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+class UncertainSink(Protocol):
+    """Receives fragments the classifier was unsure of (see ``vision.labelling``)."""
+
+    def offer(
+        self, frame: Frame, dets: Detections, crops: np.ndarray, class_names: tuple[str, ...]
+    ) -> None: ...
+
+
+@dataclasses.dataclass(slots=True)
+class StageTimes:
+    """Cumulative seconds per stage and counts, for status and benchmarks."""
+
+    frames: int = 0
+    fragments: int = 0
+    segment_s: float = 0.0
+    crop_s: float = 0.0
+    classify_s: float = 0.0
+    total_s: float = 0.0
+
+
+class VisionPipeline:
+    """Segments, measures and classifies fragments in frames of one camera.
+
+    geometry:     the line (camera size and nominal scale).
+    classifier:   None leaves every detection unclassified (class_id -1).
+    camera_model: calibrated pixel -> belt mm map; default the nominal scale.
+    uncertain:    optional sink for fragments whose confidence is below
+                  ``uncertain_below``.
+    """
+
+    def __init__(
+        self,
+        geometry: LineGeometry,
+        classifier: Classifier | None,
+        camera_model: PixelToBelt | None = None,
+        segment_params: SegmentParams | None = None,
+        crop_params: CropParams | None = None,
+        uncertain: UncertainSink | None = None,
+        uncertain_below: float = 0.6,
+    ) -> None:
+        self.geometry = geometry
+        self.classifier = classifier
+        self.camera_model: PixelToBelt = camera_model or geometry.camera
+        self.segmenter = Segmenter(segment_params)
+        size = classifier.input_size_px if classifier is not None else 64
+        self.crop_params = dataclasses.replace(crop_params or CropParams(), size_px=size)
+        self.uncertain = uncertain
+        self.uncertain_below = float(uncertain_below)
+        self.times = StageTimes()
+        self.last_segments: Segments | None = None
+        self.last_crops: np.ndarray | None = None
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.classifier.class_names if self.classifier is not None else ()
+
+    def check_frame(self, frame: Frame) -> None:
+        """Raise ``FrameError`` unless ``frame`` is a ``Frame`` of this camera's size."""
+        if not isinstance(frame, Frame):
+            raise FrameError(f"expected a core.frame.Frame, got {type(frame).__name__}")
+        cam = self.geometry.camera
+        frame.check_size(cam.width_px, cam.height_px)
+
+    def process(self, frame: Frame) -> Detections:
+        """Detections of one frame: bbox px, centroid/extent in belt mm, classes."""
+        self.check_frame(frame)
+        t0 = time.perf_counter()
+        seg = self.segmenter.segment(frame.image)
+        t1 = time.perf_counter()
+        self.last_segments = seg
+        centroid, extent, area = self.measure_mm(seg)
+        dets, crops, t2 = self._classify(frame, seg, centroid, extent, area)
+        t3 = time.perf_counter()
+        self.last_crops = crops
+        self._account(len(seg), t0, t1, t2, t3)
+        if self.uncertain is not None and crops is not None and len(dets):
+            unsure = dets.confidence < self.uncertain_below
+            if unsure.any():
+                self.uncertain.offer(frame, dets[unsure], crops[unsure], self.class_names)
+        return dets
+
+    def _classify(
+        self,
+        frame: Frame,
+        seg: Segments,
+        centroid: np.ndarray,
+        extent: np.ndarray,
+        area: np.ndarray,
+    ) -> tuple[Detections, np.ndarray | None, float]:
+        n = len(seg)
+        crops: np.ndarray | None = None
+        t_crop = time.perf_counter()
+        if self.classifier is None:
+            prob = np.zeros((n, 0), np.float32)
+            class_id = np.full(n, -1, np.int16)
+            conf = np.zeros(n, np.float32)
+        else:
+            crops = extract_crops(frame.image, seg, self.segmenter.belt.mean_u8, self.crop_params)
+            t_crop = time.perf_counter()
+            prob = self.classifier.predict(crops)
+            class_id = prob.argmax(axis=1).astype(np.int16) if n else np.zeros(0, np.int16)
+            conf = prob[np.arange(n), class_id] if n else np.zeros(0, np.float32)
+        dets = Detections(
+            frame_id=frame.frame_id,
+            tick=frame.tick,
+            bbox_px=seg.bbox_px,
+            centroid_mm=centroid,
+            extent_mm=extent,
+            area_mm2=area,
+            class_id=class_id,
+            confidence=conf,
+            class_prob=prob,
+        )
+        return dets, crops, t_crop
+
+    def measure_mm(self, seg: Segments) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Belt-mm centroid (N,2), extent (N,4) and area (N,) of segments."""
+        n = len(seg)
+        if n == 0:
+            return np.zeros((0, 2)), np.zeros((0, 4)), np.zeros(0, np.float32)
+        to_mm = self.camera_model.px_to_mm
+        cx, cy = to_mm(seg.centroid_px[:, 0], seg.centroid_px[:, 1])
+        b = seg.bbox_px.astype(np.float64) - 0.5  # pixel edges -> centre-index coordinates
+        corners_c = np.concatenate([b[:, 0], b[:, 2], b[:, 0], b[:, 2]])
+        corners_r = np.concatenate([b[:, 1], b[:, 1], b[:, 3], b[:, 3]])
+        kx, ky = to_mm(corners_c, corners_r)
+        kx = np.asarray(kx).reshape(4, n)
+        ky = np.asarray(ky).reshape(4, n)
+        extent = np.stack([kx.min(0), kx.max(0), ky.min(0), ky.max(0)], axis=1)
+        # local mm^2 per px^2 from the map's Jacobian at the centroid
+        c, r = seg.centroid_px[:, 0], seg.centroid_px[:, 1]
+        xc, yc = to_mm(c + 1.0, r)
+        xr, yr = to_mm(c, r + 1.0)
+        jac = np.abs(
+            (np.asarray(xc) - cx) * (np.asarray(yr) - cy)
+            - (np.asarray(xr) - cx) * (np.asarray(yc) - cy)
+        )
+        area = (seg.area_px * jac).astype(np.float32)
+        return np.column_stack([cx, cy]), extent, area
+
+    def _account(self, n: int, t0: float, t1: float, t2: float, t3: float) -> None:
+        t = self.times
+        t.frames += 1
+        t.fragments += n
+        t.segment_s += t1 - t0
+        t.crop_s += t2 - t1
+        t.classify_s += t3 - t2
+        t.total_s += t3 - t0
+
+    def reset(self) -> None:
+        """Forget the belt model (e.g. after a camera or lighting change)."""
+        self.segmenter.belt.reset()

@@ -1,0 +1,288 @@
+"""Fragment segmentation against an adaptive belt model.
+
+The belt texture moves with the belt, so a per-pixel model fixed to the camera
+converges to what matters: the illumination field times the mean belt colour
+(lighting drift across the belt and over time), and the spread of belt texture,
+wear and stains at each pixel. Pixels far from that model, in units of its
+spread, are foreground. Work happens at ``1/scale`` resolution (``scale`` = 2
+by default: 640x256 for the default camera), which also averages sensor noise.
+
+Touching fragments are split where the mask narrows: markers are the cores of
+the distance transform (above ``split_level`` of the component's maximum) and
+a marker-driven watershed divides the component between them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import cv2
+import numpy as np
+
+__all__ = ["BeltModel", "SegmentParams", "Segmenter", "Segments"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SegmentParams:
+    """Tuning of the segmentation; lengths in pixels of the full-resolution image."""
+
+    scale: int = 2  # work at 1/scale resolution
+    k_sigma: float = 4.0  # foreground beyond k_sigma * the belt's spread
+    min_diff: float = 24.0  # ... and beyond this sum of |BGR| differences
+    alpha: float = 0.03  # EMA weight of one frame in the belt model
+    min_area_px: float = 60.0  # fragments smaller than this (full-res px) are noise
+    open_px: int = 3  # opening kernel (low-res px) against speckle
+    close_px: int = 3  # closing kernel (low-res px) that fills small gaps
+    split: bool = True
+    split_level: float = 0.6  # marker = distance > split_level * component max
+    split_min_area_px: float = 400.0  # only components this large (full-res px) are split
+    border_px: int = 0  # ignore this many low-res px at the image border
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Segments:
+    """Fragments found in one image.
+
+    labels:      (h, w) int32 label image at 1/scale resolution, 0 = belt;
+                 fragment i has value ``label_id[i]``.
+    label_id:    (N,) int32.
+    bbox_px:     (N, 4) float32 x0, y0, x1, y1 in full-resolution pixels
+                 (pixel edges: x1 - x0 is the width in px).
+    centroid_px: (N, 2) float64 column, row of the centroid (full-res pixel centres).
+    area_px:     (N,) float64 area in full-resolution pixels.
+    scale:       the label image's downsampling factor.
+    """
+
+    labels: np.ndarray
+    label_id: np.ndarray
+    bbox_px: np.ndarray
+    centroid_px: np.ndarray
+    area_px: np.ndarray
+    scale: int
+
+    def __len__(self) -> int:
+        return int(self.label_id.shape[0])
+
+
+class BeltModel:
+    """Per-pixel running mean and spread of the belt at low resolution.
+
+    mean:   (h, w, 3) float32 BGR.
+    spread: (h, w) float32 running mean of sum(|BGR - mean|) over belt pixels.
+    """
+
+    def __init__(self, params: SegmentParams) -> None:
+        self.params = params
+        self.mean: np.ndarray | None = None
+        self.spread: np.ndarray | None = None
+        self._mean_u8: np.ndarray | None = None
+        self._thresh_u8: np.ndarray | None = None
+        self.frames = 0
+
+    def reset(self) -> None:
+        self.mean = self.spread = self._mean_u8 = self._thresh_u8 = None
+        self.frames = 0
+
+    def _initialise(self, small: np.ndarray) -> None:
+        """Start from the per-column median of the first frame (fragments are a minority)."""
+        col_median = np.median(small, axis=0, keepdims=True).astype(np.float32)
+        self.mean = np.ascontiguousarray(np.broadcast_to(col_median, small.shape))
+        dev = np.abs(small.astype(np.float32) - col_median).sum(axis=2)
+        col_spread = np.median(dev, axis=0, keepdims=True)
+        self.spread = np.ascontiguousarray(np.broadcast_to(col_spread, dev.shape), np.float32)
+        self._refresh()
+
+    def _refresh(self) -> None:
+        assert self.mean is not None and self.spread is not None
+        p = self.params
+        self._mean_u8 = cv2.convertScaleAbs(self.mean)
+        thresh = np.maximum(self.spread * p.k_sigma, p.min_diff)
+        self._thresh_u8 = cv2.convertScaleAbs(np.minimum(thresh, 255.0))
+
+    @property
+    def mean_u8(self) -> np.ndarray:
+        """(h, w, 3) uint8 belt colour; valid after the first frame."""
+        assert self._mean_u8 is not None, "belt model has seen no frame yet"
+        return self._mean_u8
+
+    def difference(self, small: np.ndarray) -> np.ndarray:
+        """(h, w) uint8 sum of |BGR - belt| (saturating)."""
+        if self.mean is None or self.mean.shape != small.shape:
+            self._initialise(small)
+        diff3 = cv2.absdiff(small, self.mean_u8)
+        return cv2.transform(diff3, np.ones((1, 3), np.float32))
+
+    def foreground(self, diff: np.ndarray) -> np.ndarray:
+        """(h, w) uint8 mask (255 = fragment) of pixels beyond the belt's spread."""
+        assert self._thresh_u8 is not None
+        return cv2.compare(diff, self._thresh_u8, cv2.CMP_GT)
+
+    def update(self, small: np.ndarray, diff: np.ndarray, fg_mask: np.ndarray) -> None:
+        """Blend belt pixels (outside a dilated foreground) into the model."""
+        assert self.mean is not None and self.spread is not None
+        belt = cv2.bitwise_not(cv2.dilate(fg_mask, np.ones((5, 5), np.uint8)))
+        alpha = max(self.params.alpha, 1.0 / (self.frames + 2))
+        cv2.accumulateWeighted(small, self.mean, alpha, mask=belt)
+        cv2.accumulateWeighted(diff, self.spread, alpha, mask=belt)
+        self.frames += 1
+        self._refresh()
+
+
+class Segmenter:
+    """Image in, ``Segments`` out; keeps the belt model between frames."""
+
+    def __init__(self, params: SegmentParams | None = None) -> None:
+        self.params = params or SegmentParams()
+        self.belt = BeltModel(self.params)
+        k_open, k_close = self.params.open_px, self.params.close_px
+        self._k_open = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k_open, k_open))
+        self._k_close = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k_close, k_close))
+
+    def downsample(self, image: np.ndarray) -> np.ndarray:
+        """(H, W, 3) uint8 -> (H/s, W/s, 3) uint8 by area averaging."""
+        s = self.params.scale
+        if image.ndim == 2:
+            image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+        if s == 1:
+            return image
+        h, w = image.shape[:2]
+        return cv2.resize(image, (w // s, h // s), interpolation=cv2.INTER_AREA)
+
+    def mask(self, small: np.ndarray) -> np.ndarray:
+        """Foreground mask of a low-resolution frame; updates the belt model."""
+        diff = self.belt.difference(small)
+        fg = self.belt.foreground(diff)
+        self.belt.update(small, diff, fg)
+        if self.params.open_px > 1:
+            fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, self._k_open)
+        if self.params.close_px > 1:
+            fg = cv2.morphologyEx(fg, cv2.MORPH_CLOSE, self._k_close)
+        b = self.params.border_px
+        if b > 0:
+            fg[:b] = fg[-b:] = 0
+            fg[:, :b] = fg[:, -b:] = 0
+        return fg
+
+    def segment(self, image: np.ndarray) -> Segments:
+        """Segment one (H, W, 3) uint8 BGR (or (H, W) mono) image."""
+        p = self.params
+        small = self.downsample(image)
+        fg = self.mask(small)
+        n, labels, stats, centroids = cv2.connectedComponentsWithStats(
+            fg, connectivity=8, ltype=cv2.CV_32S
+        )
+        stats = stats.astype(np.float64)
+        s2 = float(p.scale**2)
+        if p.split and n > 1:
+            stats, centroids = _split_touching(
+                fg, labels, stats, centroids, p.split_level, p.split_min_area_px / s2
+            )
+        return _to_segments(labels, stats, centroids, p.scale, p.min_area_px / s2)
+
+
+def _to_segments(
+    labels: np.ndarray, stats: np.ndarray, centroids: np.ndarray, scale: int, min_area: float
+) -> Segments:
+    """Low-res component stats (rows = label values) -> full-res ``Segments``."""
+    area = stats[:, cv2.CC_STAT_AREA]
+    keep = np.flatnonzero(area >= max(min_area, 1.0))
+    keep = keep[keep > 0]
+    x, y = stats[keep, cv2.CC_STAT_LEFT], stats[keep, cv2.CC_STAT_TOP]
+    w, h = stats[keep, cv2.CC_STAT_WIDTH], stats[keep, cv2.CC_STAT_HEIGHT]
+    bbox = np.stack([x, y, x + w, y + h], axis=1) * scale
+    half = (scale - 1) / 2.0
+    return Segments(
+        labels=labels,
+        label_id=keep.astype(np.int32),
+        bbox_px=bbox.astype(np.float32),
+        centroid_px=np.asarray(centroids[keep], np.float64) * scale + half,
+        area_px=area[keep] * scale * scale,
+        scale=scale,
+    )
+
+
+def _piece_stats(piece: np.ndarray, x0: int, y0: int) -> tuple[list[float], list[float]]:
+    """[left, top, width, height, area] and [cx, cy] of a boolean ROI mask at offset (x0, y0)."""
+    r, c = np.nonzero(piece)
+    left, top = int(c.min()), int(r.min())
+    stat = [x0 + left, y0 + top, int(c.max()) - left + 1, int(r.max()) - top + 1, r.size]
+    return [float(v) for v in stat], [x0 + float(c.mean()), y0 + float(r.mean())]
+
+
+def _split_touching(
+    fg: np.ndarray,
+    labels: np.ndarray,
+    stats: np.ndarray,
+    centroids: np.ndarray,
+    level: float,
+    min_area: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split components with several distance-transform cores (in place on ``labels``).
+
+    Each pixel of such a component goes to its nearest core (a Voronoi split,
+    which cuts touching convex-ish fragments at their neck). New pieces get
+    label values from ``len(stats)`` on; returns stats and centroids with a row
+    per label value (the split component's row describes its first piece).
+    """
+    big = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] >= min_area)
+    big = big[big > 0]
+    if big.size == 0:
+        return stats, centroids
+    dist = cv2.distanceTransform(fg, cv2.DIST_L2, 3)
+    big = _with_several_cores(labels, dist, fg, stats.shape[0], level, big)
+    new_stats: list[list[float]] = []
+    new_cent: list[list[float]] = []
+    next_label = stats.shape[0]
+    centroids = centroids.copy()
+    for lab in big:
+        x, y, w, h = (int(v) for v in stats[lab, :4])
+        roi = (slice(y, y + h), slice(x, x + w))
+        comp = labels[roi] == lab
+        d = np.where(comp, dist[roi], 0.0)
+        cores = (d > level * d.max()).astype(np.uint8)
+        n_cores, _ = cv2.connectedComponents(cores, connectivity=8)
+        if n_cores <= 2:
+            continue
+        _, nearest = cv2.distanceTransformWithLabels(
+            1 - cores, cv2.DIST_L2, 3, labelType=cv2.DIST_LABEL_CCOMP
+        )
+        sub = labels[roi]
+        ids = np.unique(nearest[comp])
+        for k, core in enumerate(ids):
+            piece = comp & (nearest == core)
+            stat, cent = _piece_stats(piece, x, y)
+            if k == 0:  # the first piece keeps the original label
+                stats[lab], centroids[lab] = stat, cent
+                continue
+            sub[piece] = next_label
+            new_stats.append(stat)
+            new_cent.append(cent)
+            next_label += 1
+    if new_stats:
+        stats = np.vstack([stats, np.asarray(new_stats)])
+        centroids = np.vstack([centroids, np.asarray(new_cent)])
+    return stats, centroids
+
+
+def _with_several_cores(
+    labels: np.ndarray,
+    dist: np.ndarray,
+    fg: np.ndarray,
+    n: int,
+    level: float,
+    candidates: np.ndarray,
+) -> np.ndarray:
+    """The candidate labels whose distance transform has two or more separate cores."""
+    on = np.flatnonzero(fg.ravel())
+    lab = labels.ravel()[on]
+    dv = dist.ravel()[on]
+    max_d = np.zeros(n, np.float32)
+    np.maximum.at(max_d, lab, dv)
+    core_px = dv > level * max_d[lab]
+    cores = np.zeros(labels.size, np.uint8)
+    cores[on[core_px]] = 1
+    _, core_lab = cv2.connectedComponents(cores.reshape(labels.shape), connectivity=8)
+    core_ids, first = np.unique(core_lab.ravel()[on[core_px]], return_index=True)
+    del core_ids
+    per_comp = np.bincount(lab[core_px][first], minlength=n)
+    return candidates[per_comp[candidates] >= 2]
