@@ -1,0 +1,451 @@
+"""``PlcBridge``: sortline's only way to move a valve (plc/REGISTERS.md).
+
+The bridge runs its own asyncio loop in a daemon thread. The real-time loop
+hands it ``Pulses`` with ``submit`` (``loop.call_soon_threadsafe``; it never
+waits) and reads ``snapshot()``. On the loop:
+- a heartbeat write and a status read every ``heartbeat_s``;
+- a sender that writes queued pulses into the PLC's ring, up to 15 records
+  per FC 23 request that also reads back the acknowledgement block;
+- a pulse whose ``on_tick`` minus the lead (``deadline_lead_ms`` at the
+  current belt speed) is not ahead of the PLC's encoder as estimated now
+  (last reading + speed x elapsed) is refused and counted (``pulses_late``);
+- on a lost link: bounded exponential reconnect; records whose fate is
+  unknown are resolved from the PLC's acknowledgement after reconnecting
+  (same ``boot_id``) or sent again (the PLC restarted).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import threading
+import time
+from collections import deque
+from typing import Literal
+
+from core.types import Pulses
+from plc import regmap as rm
+from plc.bridge_state import BridgeCounters, Row, Session, decode_status
+from plc.link import LinkDownError, LinkError, LinkParams, ModbusLink, PlcRefusedError
+
+__all__ = ["BridgeConfig", "PlcBridge", "PlcStatus"]
+
+
+@dataclasses.dataclass(frozen=True)
+class BridgeConfig:
+    """How to reach the PLC and how hard to try. Times in seconds unless named.
+
+    deadline_lead_ms: valve open delay + safety margin; a pulse must be in the
+    PLC this long before its on tick. mm_per_tick: encoder scale (converts the
+    lead to ticks at the measured belt speed). watchdog_ms: written to the PLC
+    on connect when set. extrapolate_encoder: False for stepped simulation,
+    where the plant's encoder does not follow the wall clock (the deadline is
+    then judged against the last count read).
+    """
+
+    transport: Literal["tcp", "rtu"] = "tcp"
+    host: str = "127.0.0.1"
+    port: int = 5020
+    device_id: int = rm.DEFAULT_DEVICE_ID
+    serial_port: str | None = None
+    baudrate: int = 115200
+    timeout_s: float = 0.04
+    retries: int = 1
+    heartbeat_s: float = 0.05
+    reconnect_max_s: float = 2.0
+    deadline_lead_ms: float = 8.0
+    mm_per_tick: float = 0.1
+    watchdog_ms: float | None = None
+    max_queue: int = 4096
+    extrapolate_encoder: bool = True
+
+    def __post_init__(self) -> None:
+        checks = (
+            (self.transport in ("tcp", "rtu"), "transport must be 'tcp' or 'rtu'"),
+            (self.transport != "rtu" or bool(self.serial_port), "rtu needs serial_port"),
+            (0 <= self.port <= 65535, "port outside 0..65535"),
+            (1 <= self.device_id <= 247, "device_id outside 1..247"),
+            (self.timeout_s > 0 and self.heartbeat_s > 0, "timeout_s and heartbeat_s > 0"),
+            (self.retries >= 0 and self.reconnect_max_s > 0, "retries >= 0, reconnect_max_s > 0"),
+            (self.deadline_lead_ms >= 0 and self.mm_per_tick > 0, "lead >= 0, mm_per_tick > 0"),
+            (self.max_queue > 0, "max_queue > 0"),
+        )
+        for ok, msg in checks:
+            if not ok:
+                raise ValueError(f"BridgeConfig: {msg}")
+
+    @classmethod
+    def from_line_config(
+        cls,
+        plc: object,
+        mm_per_tick: float,
+        lead_ms: float,
+        port: int | None = None,
+    ) -> BridgeConfig:
+        """From a ``[plc]`` config section (any object with its attribute names:
+        transport, host, port, device_id, serial_port, baudrate, timeout_ms,
+        retries, heartbeat_ms, reconnect_max_ms, watchdog_ms)."""
+
+        def get(name: str) -> object:
+            return getattr(plc, name)
+
+        return cls(
+            transport=get("transport"),  # type: ignore[arg-type]
+            host=str(get("host")),
+            port=int(get("port") if port is None else port),  # type: ignore[call-overload]
+            device_id=int(get("device_id")),  # type: ignore[call-overload]
+            serial_port=get("serial_port"),  # type: ignore[arg-type]
+            baudrate=int(get("baudrate")),  # type: ignore[call-overload]
+            timeout_s=float(get("timeout_ms")) / 1000.0,  # type: ignore[arg-type]
+            retries=int(get("retries")),  # type: ignore[call-overload]
+            heartbeat_s=float(get("heartbeat_ms")) / 1000.0,  # type: ignore[arg-type]
+            reconnect_max_s=float(get("reconnect_max_ms")) / 1000.0,  # type: ignore[arg-type]
+            deadline_lead_ms=float(lead_ms),
+            mm_per_tick=float(mm_per_tick),
+            watchdog_ms=float(get("watchdog_ms")),  # type: ignore[arg-type]
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class PlcStatus:
+    """What the bridge knows about the PLC, as of ``t_s`` (time.monotonic).
+
+    encoder_tick: last count read (uint32), at ``encoder_t_s``; state: PackML
+    code; faults: ``regmap.FaultBit``; inputs: ``regmap.InputBit``.
+    """
+
+    connected: bool
+    encoder_tick: int | None
+    encoder_t_s: float
+    speed_mm_s: float
+    state: int
+    estop: bool
+    inputs: int
+    faults: int
+    last_error: str
+    acked_seq: int
+    boot_id: int
+    heartbeat: int
+    pulses_submitted: int
+    pulses_sent: int
+    pulses_acked: int
+    pulses_late: int
+    pulses_rejected_by_plc: int
+    pulses_invalid: int
+    reconnects: int
+    read_errors: int
+    t_s: float
+
+
+class PlcBridge:
+    """Async Modbus client for one PLC; see the module docstring."""
+
+    def __init__(self, config: BridgeConfig) -> None:
+        self.config = config
+        self._link = ModbusLink(
+            LinkParams(
+                config.transport, config.host, config.port, config.device_id,
+                config.serial_port, config.baudrate, config.timeout_s, config.retries,
+            )
+        )  # fmt: skip
+        self._lock = threading.Lock()
+        self._resolved_cv = threading.Condition(self._lock)
+        self._c = BridgeCounters()
+        self._s = Session()
+        self._queue: deque[Row] = deque()
+        self._inflight: list[Row] = []
+        self._commands: deque[int] = deque()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._wake: asyncio.Event | None = None
+        self._stopping = False
+        self._connected_evt = threading.Event()
+
+    # ---- public, any thread ----------------------------------------------
+    def start(self) -> None:
+        """Start the loop thread; returns immediately (see ``wait_connected``)."""
+        if self._thread is not None:
+            raise RuntimeError("PlcBridge already started")
+        started = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(started,), name="plc-bridge", daemon=True
+        )
+        self._thread.start()
+        started.wait(5.0)
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        loop, thread = self._loop, self._thread
+        self._stopping = True
+        if loop is not None and thread is not None:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._kick)
+            thread.join(timeout_s)
+        self._thread = None
+
+    def wait_connected(self, timeout_s: float) -> bool:
+        return self._connected_evt.wait(timeout_s)
+
+    def submit(self, pulses: Pulses) -> None:
+        """Queue ``pulses`` for the PLC; never blocks."""
+        if not len(pulses):
+            return
+        loop = self._loop
+        if loop is None or self._stopping:
+            raise RuntimeError("PlcBridge.submit: bridge not running")
+        with self._lock:
+            self._c.submitted += len(pulses)
+        loop.call_soon_threadsafe(self._enqueue, pulses)
+
+    def command(self, cmd: rm.PackMLCommand) -> None:
+        """Queue a PackML command (HR 2) for the next heartbeat; never blocks."""
+        loop = self._loop
+        if loop is None:
+            raise RuntimeError("PlcBridge.command: bridge not running")
+        loop.call_soon_threadsafe(self._commands.append, int(cmd))
+
+    def flush(self, timeout_s: float) -> bool:
+        """Block until every pulse submitted so far was acknowledged or refused.
+        For stepped simulation and tests only."""
+        with self._resolved_cv:
+            target = self._c.submitted
+            return self._resolved_cv.wait_for(lambda: self._c.resolved >= target, timeout_s)
+
+    def estimate_tick(self, now_s: float | None = None) -> int | None:
+        """The PLC's encoder count now (uint32), extrapolated from the last read."""
+        with self._lock:
+            now = time.monotonic() if now_s is None else now_s
+            return self._s.estimate_tick(now, self.config.mm_per_tick)
+
+    def snapshot(self) -> PlcStatus:
+        with self._lock:
+            s, c = self._s, self._c
+            return PlcStatus(
+                connected=s.connected, encoder_tick=s.tick, encoder_t_s=s.tick_t_s,
+                speed_mm_s=s.speed_mm_s, state=s.state,
+                estop=bool(s.inputs & rm.InputBit.ESTOP), inputs=s.inputs, faults=s.faults,
+                last_error=s.last_error, acked_seq=s.acked_seq, boot_id=s.boot_id,
+                heartbeat=s.heartbeat, pulses_submitted=c.submitted, pulses_sent=c.sent,
+                pulses_acked=c.acked, pulses_late=c.late,
+                pulses_rejected_by_plc=c.rejected_by_plc, pulses_invalid=c.invalid,
+                reconnects=c.reconnects, read_errors=c.read_errors, t_s=time.monotonic(),
+            )  # fmt: skip
+
+    # ---- loop side ----------------------------------------------------------
+    def _run(self, started: threading.Event) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        self._wake = asyncio.Event()
+        started.set()
+        try:
+            loop.run_until_complete(self._main())
+        finally:
+            self._link.close()
+            loop.run_until_complete(asyncio.sleep(0))
+            loop.close()
+
+    def _kick(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    def _enqueue(self, pulses: Pulses) -> None:
+        rows = zip(
+            pulses.actuator.tolist(), pulses.first_valve.tolist(), pulses.last_valve.tolist(),
+            pulses.on_tick.tolist(), pulses.off_tick.tolist(), strict=True,
+        )  # fmt: skip
+        self._queue.extend(rows)
+        overflow = len(self._queue) - self.config.max_queue
+        if overflow > 0:  # oldest first: they are the nearest to their deadline
+            for _ in range(overflow):
+                self._queue.popleft()
+            self._resolve(late=overflow)
+        self._kick()
+
+    def _resolve(self, **counts: int) -> None:
+        with self._resolved_cv:
+            for name, n in counts.items():
+                setattr(self._c, name, getattr(self._c, name) + n)
+                self._c.resolved += n if name != "sent" else 0
+            self._resolved_cv.notify_all()
+
+    def _error(self, err: LinkError, *, read: bool) -> None:
+        with self._lock:
+            self._s.last_error = str(err)
+            self._c.read_errors += int(read)
+
+    async def _main(self) -> None:
+        backoff_s = min(0.02, self.config.reconnect_max_s)
+        ever = False
+        while not self._stopping:
+            up = False
+            try:
+                await self._link.connect()
+                up = True
+                await self._on_connect()
+                with self._lock:
+                    self._c.reconnects += int(ever)
+                ever, backoff_s = True, min(0.02, self.config.reconnect_max_s)
+                await self._session()
+            except LinkError as err:
+                self._error(err, read=up)
+            self._link.close()
+            with self._lock:
+                self._s.connected = False
+            self._connected_evt.clear()
+            self._drop_late()
+            await self._sleep(backoff_s)
+            backoff_s = min(backoff_s * 2, self.config.reconnect_max_s)
+
+    async def _sleep(self, seconds: float) -> None:
+        assert self._wake is not None
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+
+    async def _read_status(self) -> None:
+        t0 = time.monotonic()
+        words = await self._link.read_input(0, rm.IR_STATUS_WORDS)
+        t_mid = (t0 + time.monotonic()) / 2
+        with self._lock:
+            decode_status(self._s, words, t_mid)
+
+    async def _on_connect(self) -> None:
+        boot_before = self._s.boot_id
+        await self._read_status()
+        if self.config.watchdog_ms is not None:
+            await self._link.write_holding(rm.HR_WATCHDOG_MS, [int(self.config.watchdog_ms)])
+        if self._inflight and self._s.boot_id == boot_before:
+            ack = await self._link.read_holding(rm.HR_ACK_BASE, rm.HR_ACK_WORDS)
+            self._settle_acked(ack, time.monotonic())
+        self._queue.extendleft(reversed(self._inflight))  # fate unknown: send again
+        self._inflight = []
+        with self._lock:
+            self._s.next_seq = rm.seq_add(self._s.acked_seq, 1)
+            self._s.connected = True
+        self._connected_evt.set()
+
+    async def _session(self) -> None:
+        tasks = [asyncio.ensure_future(self._poll_loop()), asyncio.ensure_future(self._send_loop())]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for t in done:
+                t.result()
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _poll_loop(self) -> None:
+        period = self.config.heartbeat_s
+        next_t = time.monotonic()
+        while not self._stopping:
+            with self._lock:
+                self._s.heartbeat = (self._s.heartbeat + 1) & 0xFFFF
+                hb = self._s.heartbeat
+            await self._link.write_holding(rm.HR_HEARTBEAT, [hb])
+            while self._commands:
+                await self._guarded(self._link.write_holding(rm.HR_COMMAND, [self._commands[0]]))
+                self._commands.popleft()
+            await self._guarded(self._read_status())
+            next_t = max(next_t + period, time.monotonic())
+            await asyncio.sleep(next_t - time.monotonic())
+
+    async def _guarded(self, coro: object) -> None:
+        """Run a request; an exception reply is reported, a lost link raised."""
+        try:
+            await coro  # type: ignore[misc]
+        except PlcRefusedError as err:
+            self._error(err, read=True)
+
+    async def _send_loop(self) -> None:
+        assert self._wake is not None
+        while not self._stopping:
+            if not self._queue:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            await self._send_batch()
+
+    def _drop_late(self) -> None:
+        """Refuse queued pulses that can no longer make their deadline."""
+        if not self._queue:
+            return
+        with self._lock:
+            keep = self._s.deadline_mask([r[3] for r in self._queue], time.monotonic(), self.config)
+        kept = [r for r, ok in zip(self._queue, keep, strict=True) if ok]
+        dropped = len(self._queue) - len(kept)
+        self._queue = deque(kept)
+        if dropped:
+            self._resolve(late=dropped)
+
+    def _take_batch(self) -> list[Row]:
+        self._drop_late()
+        s = self._s
+        room = rm.RING_SLOTS - s.next_seq % rm.RING_SLOTS  # stay contiguous in the ring
+        batch: list[Row] = []
+        while self._queue and len(batch) < min(rm.RECORDS_PER_WRITE, room):
+            row = self._queue.popleft()
+            if not s.fits(row):
+                self._resolve(invalid=1)
+                continue
+            batch.append(row)
+        return batch
+
+    async def _send_batch(self) -> None:
+        batch = self._take_batch()
+        if not batch:
+            return
+        seq0 = self._s.next_seq
+        words = rm.pack_records(
+            [rm.seq_add(seq0, i) for i in range(len(batch))],
+            *zip(*batch, strict=True),
+        )
+        self._inflight = batch
+        self._resolve(sent=len(batch))
+        try:
+            ack = await self._link.write_read(
+                rm.slot_address(seq0), words, rm.HR_ACK_BASE, rm.HR_ACK_WORDS
+            )
+        except PlcRefusedError as err:
+            await self._refused(err, seq0, len(batch))
+            return
+        deadline = time.monotonic() + 5 * self.config.timeout_s
+        while not self._settle_acked(ack, time.monotonic()):
+            if time.monotonic() > deadline:  # a real PLC takes them on a later scan
+                raise LinkDownError(f"PLC did not take ring records from seq {seq0} in time")
+            await asyncio.sleep(0.001)
+            ack = await self._link.read_holding(rm.HR_ACK_BASE, rm.HR_ACK_WORDS)
+
+    def _settle_acked(self, ack: list[int], t_s: float) -> bool:
+        """Resolve the in-flight records the PLC has taken (per the HR 100..
+        block ``ack``); True when none is left."""
+        rows = self._inflight
+        with self._lock:
+            seq0 = self._s.next_seq
+            taken, results = self._s.apply_ack(ack, seq0, len(rows), t_s)
+            self._s.next_seq = rm.seq_add(seq0, taken)
+        bad = (rm.SlotResult.LATE, rm.SlotResult.NOT_READY, rm.SlotResult.EMPTY)
+        ok = sum(1 for r in results if r not in bad)
+        self._resolve(acked=ok, rejected_by_plc=len(results) - ok)
+        self._inflight = rows[taken:]
+        return not self._inflight
+
+    async def _refused(self, err: PlcRefusedError, seq0: int, n: int) -> None:
+        why = ""
+        with contextlib.suppress(PlcRefusedError):
+            words = await self._link.read_input(rm.reg("last_reject_seq").address, 2)
+            reason = (
+                rm.RejectReason(words[1])
+                if words[1] in rm.RejectReason._value2member_map_
+                else words[1]
+            )
+            why = f"; PLC: seq {words[0]} {getattr(reason, 'name', reason)}"
+        self._error(
+            PlcRefusedError(f"{err} (ring seq {seq0}..{rm.seq_add(seq0, n - 1)}){why}", err.code),
+            read=False,
+        )
+        self._inflight = []
+        self._resolve(rejected_by_plc=n)
+        await self._read_status()
+        with self._lock:
+            self._s.next_seq = rm.seq_add(self._s.acked_seq, 1)

@@ -1,0 +1,119 @@
+"""The bridge's bookkeeping as plain data and pure functions (no I/O).
+
+``Session`` holds what the last reads said about the PLC and decides, from
+that, which pulses can still meet their deadline and what an acknowledgement
+block means. ``BridgeCounters`` counts pulse fates.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+
+from core.ticks import tick_diff_array, wrap_tick
+from plc import regmap as rm
+
+Row = tuple[int, int, int, int, int]  # actuator, first_valve, last_valve, on_tick, off_tick
+
+
+class _DeadlineConfig(Protocol):
+    @property
+    def deadline_lead_ms(self) -> float: ...
+    @property
+    def mm_per_tick(self) -> float: ...
+    @property
+    def extrapolate_encoder(self) -> bool: ...
+
+
+@dataclasses.dataclass
+class BridgeCounters:
+    submitted: int = 0
+    sent: int = 0
+    acked: int = 0
+    late: int = 0
+    rejected_by_plc: int = 0
+    invalid: int = 0
+    reconnects: int = 0
+    read_errors: int = 0
+    resolved: int = 0  # acked + late + rejected_by_plc + invalid
+
+
+@dataclasses.dataclass
+class Session:
+    """The PLC as last read. ``tick`` (uint32) was valid at ``tick_t_s``."""
+
+    connected: bool = False
+    tick: int | None = None
+    tick_t_s: float = 0.0
+    speed_mm_s: float = 0.0
+    state: int = 0
+    inputs: int = 0
+    faults: int = 0
+    acked_seq: int = 0
+    boot_id: int = -1
+    n_valves: int = 0
+    n_diverters: int = 0
+    heartbeat: int = 0
+    next_seq: int = 1
+    last_error: str = ""
+
+    def estimate_tick(self, now_s: float, mm_per_tick: float) -> int | None:
+        """The encoder at ``now_s``: last reading + speed x elapsed (uint32)."""
+        if self.tick is None:
+            return None
+        travel = self.speed_mm_s * max(now_s - self.tick_t_s, 0.0) / mm_per_tick
+        return wrap_tick(self.tick + int(travel))
+
+    def deadline_mask(
+        self, on_ticks: Sequence[int], now_s: float, cfg: _DeadlineConfig
+    ) -> np.ndarray:
+        """(K,) bool: on tick minus the lead still ahead of the estimated encoder."""
+        est = self.estimate_tick(
+            now_s if cfg.extrapolate_encoder else self.tick_t_s, cfg.mm_per_tick
+        )
+        if est is None:
+            return np.ones(len(on_ticks), dtype=bool)  # nothing known yet: decide at send
+        lead_ticks = cfg.deadline_lead_ms / 1000.0 * self.speed_mm_s / cfg.mm_per_tick
+        ahead = tick_diff_array(np.asarray(on_ticks, dtype=np.int64), est)
+        return np.asarray(ahead > lead_ticks)
+
+    def fits(self, row: Row) -> bool:
+        """The PLC's bar has these valves / this flap (as it reported them)."""
+        act, first, last = row[0], row[1], row[2]
+        if act == 0:
+            return 0 <= first <= last < self.n_valves
+        return act <= self.n_diverters and first == 0 and last == 0
+
+    def apply_ack(
+        self, ack: Sequence[int], seq0: int, n: int, t_s: float
+    ) -> tuple[int, list[rm.SlotResult]]:
+        """Records ``seq0 .. seq0+n-1`` against an HR 100.. block read at ``t_s``:
+        how many were taken, and their results (in order)."""
+        acked = int(ack[0])
+        self.acked_seq = acked
+        self.tick, self.tick_t_s = rm.unpack_u32(ack[1], ack[2]), t_s
+        self.state = int(ack[3])
+        taken = min(max(rm.seq_diff(acked, seq0) + 1, 0), n)
+        results = []
+        for i in range(taken):
+            code = int(ack[4 + rm.seq_add(seq0, i) % rm.RING_SLOTS])
+            results.append(rm.SlotResult(code) if code in rm.SlotResult._value2member_map_
+                           else rm.SlotResult.EMPTY)  # fmt: skip
+        return taken, results
+
+
+def decode_status(s: Session, words: Sequence[int], t_s: float) -> None:
+    """IR 0..IR_STATUS_WORDS-1 into ``s``; ``t_s`` when the encoder was sampled."""
+    s.tick = rm.unpack_u32(words[rm.IR_ENCODER], words[rm.IR_ENCODER + 1])
+    s.tick_t_s = t_s
+    s.speed_mm_s = float(words[rm.IR_SPEED])
+    s.state = int(words[rm.IR_STATE])
+    s.inputs = int(words[rm.IR_INPUTS])
+    s.faults = int(words[rm.IR_FAULTS])
+    s.acked_seq = int(words[rm.IR_ACKED_SEQ])
+    s.n_valves = int(words[rm.IR_N_VALVES])
+    s.n_diverters = int(words[rm.IR_N_VALVES + 1])
+    s.boot_id = int(words[rm.IR_BOOT_ID])

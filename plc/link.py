@@ -1,0 +1,158 @@
+"""``ModbusLink``: the bridge's thin async shell over a pymodbus client.
+
+Every call names the registers it touches, so a failure reads as
+"read IR 0-42: exception 02 ILLEGAL_ADDRESS". Rules:
+- a timeout (after the configured retries) or a malformed reply closes the
+  connection (``LinkDownError``): the next request goes over a fresh socket or a
+  reopened serial port, so a late reply can never answer a later request;
+- an exception reply (``PlcRefusedError``) leaves the link up: the PLC answered.
+pymodbus's own reconnect is off; the bridge reconnects with its own backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
+from pymodbus.exceptions import ModbusException
+from pymodbus.framer import FramerType
+
+from plc.regmap import ExcCode
+
+Transport = Literal["tcp", "rtu"]
+
+
+class LinkError(Exception):
+    """A request failed; ``str()`` names the registers and the cause."""
+
+
+class LinkDownError(LinkError):
+    """No (valid) reply: the connection was closed."""
+
+
+class PlcRefusedError(LinkError):
+    """The PLC replied with a Modbus exception."""
+
+    def __init__(self, what: str, code: int) -> None:
+        name = ExcCode(code).name if code in ExcCode._value2member_map_ else "?"
+        super().__init__(f"{what}: exception {code:02d} {name}")
+        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class LinkParams:
+    transport: Transport
+    host: str
+    port: int
+    device_id: int
+    serial_port: str | None
+    baudrate: int
+    timeout_s: float
+    retries: int
+
+
+def _span(table: str, address: int, count: int) -> str:
+    return f"{table} {address}" if count == 1 else f"{table} {address}-{address + count - 1}"
+
+
+class ModbusLink:
+    """One Modbus connection; all methods run on the bridge's event loop."""
+
+    def __init__(self, params: LinkParams) -> None:
+        self.params = params
+        self._client: AsyncModbusTcpClient | AsyncModbusSerialClient | None = None
+        logging.getLogger("pymodbus").setLevel(logging.CRITICAL)  # we report failures
+
+    @property
+    def connected(self) -> bool:
+        return self._client is not None and self._client.connected
+
+    async def connect(self) -> None:
+        self.close()
+        p = self.params
+        client: AsyncModbusTcpClient | AsyncModbusSerialClient
+        if p.transport == "rtu":
+            if not p.serial_port:
+                raise LinkDownError("rtu transport needs a serial_port")
+            client = AsyncModbusSerialClient(
+                p.serial_port, framer=FramerType.RTU, baudrate=p.baudrate,
+                timeout=p.timeout_s, retries=p.retries, reconnect_delay=0,
+            )  # fmt: skip
+        else:
+            client = AsyncModbusTcpClient(
+                p.host, port=p.port, timeout=p.timeout_s, retries=p.retries, reconnect_delay=0
+            )
+        self._client = client
+        try:
+            ok = await asyncio.wait_for(client.connect(), timeout=max(p.timeout_s, 0.05) * 5)
+        except (TimeoutError, OSError) as exc:
+            ok = False
+            why = str(exc) or type(exc).__name__
+        else:
+            why = "refused or unreachable"
+        if not ok:
+            self.close()
+            where = p.serial_port if p.transport == "rtu" else f"{p.host}:{p.port}"
+            raise LinkDownError(f"connect {p.transport} {where}: {why}")
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    async def _call(self, what: str, want_words: int | None, coro: Any) -> list[int]:
+        try:
+            reply = await coro
+        except (ModbusException, OSError, TimeoutError) as exc:
+            self.close()
+            raise LinkDownError(f"{what}: no valid reply ({exc})") from None
+        if reply.isError():
+            raise PlcRefusedError(what, int(getattr(reply, "exception_code", 0)))
+        words = list(getattr(reply, "registers", []) or [])
+        if want_words is not None and len(words) != want_words:
+            self.close()
+            raise LinkDownError(f"{what}: malformed reply ({len(words)} words, want {want_words})")
+        return words
+
+    def _require(self) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
+        if self._client is None:
+            raise LinkDownError("not connected")
+        return self._client
+
+    async def read_input(self, address: int, count: int) -> list[int]:
+        c = self._require()
+        coro = c.read_input_registers(address, count=count, device_id=self.params.device_id)
+        return await self._call(f"read {_span('IR', address, count)}", count, coro)
+
+    async def read_holding(self, address: int, count: int) -> list[int]:
+        c = self._require()
+        coro = c.read_holding_registers(address, count=count, device_id=self.params.device_id)
+        return await self._call(f"read {_span('HR', address, count)}", count, coro)
+
+    async def write_holding(self, address: int, values: Sequence[int]) -> None:
+        c = self._require()
+        what = f"write {_span('HR', address, len(values))}"
+        if len(values) == 1:
+            coro = c.write_register(address, int(values[0]), device_id=self.params.device_id)
+        else:
+            coro = c.write_registers(address, list(values), device_id=self.params.device_id)
+        await self._call(what, None, coro)
+
+    async def write_read(
+        self, write_address: int, values: Sequence[int], read_address: int, read_count: int
+    ) -> list[int]:
+        """FC 23: write ``values`` then read ``read_count`` words, one transaction."""
+        c = self._require()
+        what = (
+            f"write {_span('HR', write_address, len(values))} + "
+            f"read {_span('HR', read_address, read_count)}"
+        )
+        coro = c.readwrite_registers(
+            read_address=read_address, read_count=read_count, write_address=write_address,
+            values=list(values), device_id=self.params.device_id,
+        )  # fmt: skip
+        return await self._call(what, read_count, coro)

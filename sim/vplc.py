@@ -1,0 +1,212 @@
+"""The virtual PLC on the wire: a pymodbus server in front of a ``PlcCore``.
+
+``VirtualPlcServer`` runs its own asyncio loop in a daemon thread. Its Modbus
+blocks come from ``plc.regmap.REGISTERS`` (unmapped addresses and writes to
+read-only registers get exception 02 from pymodbus), and a device ``action``
+hook routes every read and write through ``PlcCore``, which validates writes
+and renders reads. ``BeltDriver`` advances the encoder by wall clock for
+``sortline sim plc``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from typing import Any
+
+from pymodbus.constants import ExcCodes
+from pymodbus.framer import FramerType
+from pymodbus.server import ModbusSerialServer, ModbusTcpServer
+from pymodbus.simulator import DataType, SimData, SimDevice
+
+from core.ticks import wrap_tick
+from plc import regmap as rm
+from sim.vplc_core import PlcCore
+
+_BIT_FCS = (1, 2, 5, 15)
+_WRITE_FCS = (6, 16, 23)
+_HR_READ_FCS = (3, 6, 16, 23)
+
+
+def _regs(address: int, count: int, readonly: bool = False) -> SimData:
+    return SimData(address, count=count, values=0, datatype=DataType.REGISTERS, readonly=readonly)
+
+
+def build_device(core: PlcCore, device_id: int = rm.DEFAULT_DEVICE_ID) -> SimDevice:
+    """A pymodbus ``SimDevice`` laid out as the register map, served by ``core``."""
+    bits = [SimData(0, values=[False] * 16, datatype=DataType.BITS)]
+    cycles = rm.reg("valve_cycles")
+    ack, results, ring = rm.reg("ack_seq"), rm.reg("slot_result"), rm.reg("pulse_ring")
+    inputs = [_regs(0, rm.IR_STATUS_WORDS), _regs(cycles.address, 2 * core.n_valves)]
+    holding = [
+        _regs(0, rm.HR_CONTROL_WORDS),
+        _regs(ack.address, results.end - ack.address, readonly=True),
+        _regs(ring.address, ring.words),
+    ]
+
+    async def action(
+        fc: int,
+        start: int,
+        address: int,
+        count: int,
+        registers: list[int],
+        values: Any,
+    ) -> ExcCodes | None:
+        if fc in _BIT_FCS or fc not in (4, *_HR_READ_FCS):
+            return ExcCodes.ILLEGAL_FUNCTION
+        if values is not None and fc in _WRITE_FCS:
+            code = core.write_holding(address, [int(v) for v in values])
+            return None if code is None else ExcCodes(int(code))
+        words = core.read_input(address, count) if fc == 4 else core.read_holding(address, count)
+        if not isinstance(words, list):
+            return ExcCodes(int(words))
+        registers[address - start : address - start + count] = words
+        return None
+
+    return SimDevice(id=device_id, simdata=(bits, list(bits), holding, inputs), action=action)
+
+
+class VirtualPlcServer:
+    """``core`` served on Modbus TCP (``host``, ``port``; 0 picks a free port),
+    or on Modbus RTU when ``serial_port`` is given (``port`` is then unused)."""
+
+    def __init__(
+        self,
+        core: PlcCore,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        device_id: int = rm.DEFAULT_DEVICE_ID,
+        *,
+        serial_port: str | None = None,
+        baudrate: int = 115200,
+    ) -> None:
+        self.core = core
+        self.host = host
+        self.port = port
+        self.device_id = device_id
+        self.serial_port = serial_port
+        self.baudrate = baudrate
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._server: ModbusTcpServer | ModbusSerialServer | None = None
+
+    def start(self, timeout_s: float = 5.0) -> None:
+        """Returns once the server listens (``.port`` is then the real port)."""
+        if self._thread is not None:
+            raise RuntimeError("VirtualPlcServer already started")
+        ready = threading.Event()
+        errors: list[BaseException] = []
+        self._thread = threading.Thread(
+            target=self._run, args=(ready, errors), name="vplc-modbus", daemon=True
+        )
+        self._thread.start()
+        if not ready.wait(timeout_s):
+            raise TimeoutError("virtual PLC did not start listening")
+        if errors:
+            self._thread.join(timeout_s)
+            self._thread = None
+            raise errors[0]
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Close the listener and every client connection; join the thread."""
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout_s)
+        self._thread = self._loop = None
+
+    def __enter__(self) -> VirtualPlcServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _run(self, ready: threading.Event, errors: list[BaseException]) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            loop.run_until_complete(self._listen())
+        except BaseException as exc:  # reported to start()
+            errors.append(exc)
+            ready.set()
+            loop.close()
+            return
+        ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            self._close_server()
+            loop.run_until_complete(asyncio.sleep(0))
+            loop.close()
+
+    async def _listen(self) -> None:
+        device = build_device(self.core, self.device_id)
+        if self.serial_port is not None:
+            self._server = ModbusSerialServer(
+                device, framer=FramerType.RTU, port=self.serial_port, baudrate=self.baudrate
+            )
+        else:
+            self._server = ModbusTcpServer(device, address=(self.host, self.port))
+        await self._server.serve_forever(background=True)
+        if self.serial_port is None:
+            sockets = getattr(self._server.transport, "sockets", None)
+            if sockets:
+                self.port = int(sockets[0].getsockname()[1])
+
+    def _close_server(self) -> None:
+        server = self._server
+        if server is None:
+            return
+        for conn in list(server.active_connections.values()):
+            conn.close()
+        server.close()
+        self._server = None
+
+
+class BeltDriver:
+    """Advances ``core``'s encoder by wall clock in a daemon thread.
+
+    speed_mm_s: belt speed (``set_speed`` changes it; 0 stops the belt);
+    mm_per_tick: encoder scale; period_s: physics step. ``runs`` counts the
+    pulse runs completed (the driver has no plant to hand them to).
+    """
+
+    def __init__(
+        self, core: PlcCore, speed_mm_s: float, mm_per_tick: float, period_s: float = 0.001
+    ) -> None:
+        self.core = core
+        self.mm_per_tick = mm_per_tick
+        self.period_s = period_s
+        self.runs = 0
+        self._speed_mm_s = speed_mm_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def set_speed(self, speed_mm_s: float) -> None:
+        self._speed_mm_s = max(float(speed_mm_s), 0.0)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="vplc-belt", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5.0)
+
+    def _loop(self) -> None:
+        t0 = last = time.monotonic()
+        travel_ticks = 0.0
+        while not self._stop.is_set():
+            now = time.monotonic()
+            speed = self._speed_mm_s
+            travel_ticks += (now - last) * speed / self.mm_per_tick
+            last = now
+            tick = wrap_tick(int(travel_ticks))
+            self.runs += len(self.core.advance(tick, speed, now - t0))
+            self._stop.wait(self.period_s)

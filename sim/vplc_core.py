@@ -1,0 +1,356 @@
+"""``PlcCore``: the virtual PLC's logic, with no sockets (plc/REGISTERS.md).
+
+Two threads call it: the plant (``advance`` every physics step with the true
+encoder count and its clock) and the Modbus server (``read_input``,
+``read_holding``, ``write_holding``). One internal lock serialises them.
+
+States: the machine is Stopped, Idle, Aborted or running; while running the
+reported PackML state is Held when the heartbeat is stale (watchdog) or an
+operator Hold is on, else Suspended when the belt stands (or an operator
+Suspend is on), else Execute. Records are taken in Execute and Suspended only.
+Leaving those states cancels every pulse (running ones are cut at the current
+tick); Execute -> Suspended cuts running pulses and keeps the queued ones.
+E-stop -> Aborted, latched until Clear/Reset with the E-stop released.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+import threading
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from core.ticks import tick_diff
+from core.types import Pulses
+from plc import regmap as rm
+from plc.regmap import ExcCode, FaultBit, InputBit, PackMLCommand, PackMLState, SlotResult
+from sim.vplc_io import HoldingImage, input_image
+from sim.vplc_pulses import PulseTable, count_cycles, diverter_state, valve_state
+from sim.vplc_records import RecordError, check_ring_write
+
+_TAKES_RECORDS = (PackMLState.EXECUTE, PackMLState.SUSPENDED)
+
+
+class Machine(enum.Enum):
+    STOPPED = "stopped"
+    IDLE = "idle"
+    RUNNING = "running"
+    ABORTED = "aborted"
+
+
+class PlcCore:
+    """The virtual PLC's state and pulse execution (thread-safe).
+
+    n_valves:    valves on the bar (actuator 0), 1..256.
+    n_diverters: diverter flaps (actuators 1..n_diverters), 0..16.
+    watchdog_ms: heartbeat age that de-energises everything.
+    clock:       time source (s) for the watchdog; None = the ``now_s`` the plant
+                 passes to ``advance`` (stepped simulation).
+    auto_start:  power on running (True) or Stopped (False).
+    """
+
+    def __init__(
+        self,
+        n_valves: int,
+        n_diverters: int = 0,
+        watchdog_ms: float = 300.0,
+        *,
+        clock: Callable[[], float] | None = None,
+        auto_start: bool = True,
+        boot_id: int | None = None,
+    ) -> None:
+        if not 1 <= n_valves <= rm.MAX_VALVES:
+            raise ValueError(f"n_valves {n_valves} outside 1..{rm.MAX_VALVES}")
+        if not 0 <= n_diverters <= rm.MAX_DIVERTERS:
+            raise ValueError(f"n_diverters {n_diverters} outside 0..{rm.MAX_DIVERTERS}")
+        lo, hi = rm.WATCHDOG_MS_RANGE
+        if not lo <= watchdog_ms <= hi:
+            raise ValueError(f"watchdog_ms {watchdog_ms} outside {lo}..{hi}")
+        self.n_valves = n_valves
+        self.n_diverters = n_diverters
+        self._lock = threading.RLock()
+        self._clock = clock
+        self._watchdog_ms = round(watchdog_ms)
+        self.boot_id = boot_id if boot_id is not None else random.randrange(1, 1 << 16)
+        self._machine = Machine.RUNNING if auto_start else Machine.STOPPED
+        self._tick = 0
+        self._speed_mm_s = 0.0
+        self._now_s = 0.0
+        self._estop = False
+        self._hold_manual = False
+        self._suspend_manual = False
+        self._hb_value = 0
+        self._hb_stamp_s: float | None = None
+        self._wd_tripped = False
+        self._faults = 0
+        self._state = self._effective_state()
+        self._table = PulseTable()
+        self._done: list[Pulses] = []
+        self.holding = HoldingImage(self._watchdog_ms)
+        self.counters = dict.fromkeys(
+            ("executed", "late", "malformed", "cut", "watchdog_trips", "not_ready"), 0
+        )
+        self.cycles = np.zeros(n_valves, dtype=np.int64)
+        self.last_reject = (0, rm.RejectReason.NONE)
+
+    # ---- plant side -------------------------------------------------------
+    def advance(self, tick_u32: int, speed_mm_s: float, now_s: float) -> Pulses:
+        """Move to the true encoder count ``tick_u32`` at plant time ``now_s``.
+
+        Returns the runs completed since the last call (off tick reached, or cut
+        short: then ``off_tick`` is the tick where it was cut), ``track_id`` =
+        the record's sequence number.
+        """
+        if not 0 <= tick_u32 < 1 << 32:
+            raise ValueError(f"encoder count {tick_u32} is not an unsigned 32-bit value")
+        with self._lock:
+            self._tick, self._speed_mm_s, self._now_s = int(tick_u32), float(speed_mm_s), now_s
+            self._settle()
+            fin = self._table.finished(self._tick)
+            if fin.any():
+                runs = self._table.runs(fin)
+                self._finish(runs, SlotResult.EXECUTED)
+                self.counters["executed"] += len(runs)
+                self._table.keep(~fin)
+                self._done.append(runs)
+            done, self._done = self._done, []
+            return Pulses.concat(done)
+
+    def set_estop(self, active: bool) -> None:
+        """The hardwired E-stop input (True = circuit open)."""
+        with self._lock:
+            self._estop = bool(active)
+            if active:
+                self._machine = Machine.ABORTED
+                self._faults |= FaultBit.ESTOP
+            self._settle()
+
+    def valves_open(self) -> np.ndarray:
+        """(n_valves,) bool: valves commanded open at the current tick."""
+        with self._lock:
+            return valve_state(self._table, self._tick, self.n_valves)
+
+    def diverters_on(self) -> np.ndarray:
+        """(n_diverters,) bool: flap k (actuator k) at index k-1 diverting."""
+        with self._lock:
+            return diverter_state(self._table, self._tick, self.n_diverters)
+
+    @property
+    def state(self) -> PackMLState:
+        with self._lock:
+            return self._state
+
+    @property
+    def faults(self) -> FaultBit:
+        with self._lock:
+            return FaultBit(self._faults)
+
+    @property
+    def acked_seq(self) -> int:
+        with self._lock:
+            return self.holding.acked_seq
+
+    def pending(self) -> int:
+        """Accepted pulses not yet completed."""
+        with self._lock:
+            return len(self._table)
+
+    # ---- Modbus side ------------------------------------------------------
+    def read_input(self, address: int, count: int) -> list[int] | ExcCode:
+        """FC 4. Words, or the exception code for an unmapped range."""
+        with self._lock:
+            self._settle()
+            return input_image(self, address, count)
+
+    def read_holding(self, address: int, count: int) -> list[int] | ExcCode:
+        """FC 3 (and the read half of FC 23)."""
+        with self._lock:
+            self._settle()
+            self.holding.refresh(self._tick, self._state)
+            return self.holding.read(address, count)
+
+    def write_holding(self, address: int, values: Sequence[int]) -> ExcCode | None:
+        """FC 6/16 (and the write half of FC 23): validated, then applied."""
+        with self._lock:
+            region = self.holding.region(address, len(values))
+            if region is None:
+                return self._refuse(0, rm.RejectReason.BAD_ADDRESS, ExcCode.ILLEGAL_ADDRESS)
+            if region == "control":
+                return self._write_control(address, values)
+            return self._write_ring(address, values)
+
+    # ---- internals (lock held) -------------------------------------------
+    def _watchdog_now_s(self) -> float:
+        return self._clock() if self._clock is not None else self._now_s
+
+    def heartbeat_ok(self) -> bool:
+        if self._hb_stamp_s is None:
+            return False
+        return self._watchdog_now_s() - self._hb_stamp_s <= self._watchdog_ms / 1000.0
+
+    def input_bits(self) -> int:
+        bits = InputBit.ESTOP if self._estop else InputBit(0)
+        if self._speed_mm_s > 0:
+            bits |= InputBit.BELT_RUNNING
+        if self._hb_stamp_s is not None:
+            bits |= InputBit.WATCHDOG_ARMED
+            if self.heartbeat_ok():
+                bits |= InputBit.HEARTBEAT_OK
+        return int(bits)
+
+    def status_words(self) -> dict[str, int]:
+        """Scalar IR values by register name (for ``input_image``)."""
+        c = self.counters
+        return {
+            "encoder_count": self._tick,
+            "belt_speed": min(round(max(self._speed_mm_s, 0.0)), 0xFFFF),
+            "packml_state": int(self._state),
+            "inputs": self.input_bits(),
+            "faults": self._faults,
+            "acked_seq": self.holding.acked_seq,
+            "heartbeat_echo": self._hb_value,
+            "n_valves": self.n_valves,
+            "n_diverters": self.n_diverters,
+            "ring_slots": rm.RING_SLOTS,
+            "last_reject_seq": self.last_reject[0],
+            "last_reject_reason": int(self.last_reject[1]),
+            "boot_id": self.boot_id,
+            "pulses_executed": c["executed"],
+            "rejected_late": c["late"],
+            "rejected_malformed": c["malformed"],
+            "pulses_cut": c["cut"],
+            "watchdog_trips": c["watchdog_trips"],
+            "rejected_not_ready": c["not_ready"],
+        }
+
+    def _effective_state(self) -> PackMLState:
+        if self._machine is Machine.STOPPED:
+            return PackMLState.STOPPED
+        if self._machine is Machine.IDLE:
+            return PackMLState.IDLE
+        if self._machine is Machine.ABORTED:
+            return PackMLState.ABORTED
+        if self._hold_manual or self._wd_tripped:
+            return PackMLState.HELD
+        if self._suspend_manual or self._speed_mm_s <= 0:
+            return PackMLState.SUSPENDED
+        return PackMLState.EXECUTE
+
+    def _settle(self) -> None:
+        """Re-evaluate watchdog and state; cancel/cut pulses on the way out."""
+        armed = self._hb_stamp_s is not None
+        if armed and not self._wd_tripped and not self.heartbeat_ok():
+            self._wd_tripped = True
+            self._faults |= FaultBit.WATCHDOG
+            self.counters["watchdog_trips"] += 1
+        elif self._wd_tripped and self.heartbeat_ok():
+            self._wd_tripped = False
+        new = self._effective_state()
+        if new not in _TAKES_RECORDS:
+            self._cancel_all()
+        elif new is PackMLState.SUSPENDED and self._state is PackMLState.EXECUTE:
+            self._cut(self._table.started(self._tick))
+        self._state = new
+
+    def _cancel_all(self) -> None:
+        self._cut(np.ones(len(self._table), dtype=bool))
+
+    def _cut(self, mask: np.ndarray) -> None:
+        """End pulses ``mask`` now: running ones are cut at the current tick."""
+        if not mask.any():
+            return
+        started = self._table.started(self._tick) & mask
+        on_now = (self._table.on_tick == self._tick) & started  # zero-length: never ran
+        ran = started & ~on_now
+        if ran.any():
+            runs = self._table.runs(ran, off_tick=self._tick)
+            self._finish(runs, SlotResult.CUT)
+            self._done.append(runs)
+        cancelled = mask & ~ran
+        self._set_results(self._table.seq[cancelled], SlotResult.CANCELLED)
+        self.counters["cut"] += int(np.count_nonzero(mask))
+        self._table.keep(~mask)
+
+    def _finish(self, runs: Pulses, result: SlotResult) -> None:
+        count_cycles(self.cycles, runs)
+        self._set_results(runs.track_id, result)
+
+    def _set_results(self, seqs: np.ndarray, result: SlotResult) -> None:
+        for seq in seqs.tolist():
+            self.holding.set_result(int(seq), result)
+
+    def _refuse(self, seq: int, reason: rm.RejectReason, exc: ExcCode) -> ExcCode:
+        self.last_reject = (seq, reason)
+        self._faults |= FaultBit.MALFORMED
+        self.counters["malformed"] += 1
+        return exc
+
+    def _write_control(self, address: int, values: Sequence[int]) -> ExcCode | None:
+        words = dict(zip(range(address, address + len(values)), values, strict=True))
+        lo, hi = rm.WATCHDOG_MS_RANGE
+        wd = words.get(rm.HR_WATCHDOG_MS)
+        cmd = words.get(rm.HR_COMMAND)
+        if wd is not None and not lo <= wd <= hi:
+            return self._refuse(0, rm.RejectReason.BAD_VALUE, ExcCode.ILLEGAL_VALUE)
+        if cmd is not None and cmd not in PackMLCommand._value2member_map_:
+            return self._refuse(0, rm.RejectReason.BAD_VALUE, ExcCode.ILLEGAL_VALUE)
+        hb = words.get(rm.HR_HEARTBEAT)
+        if hb is not None and (self._hb_stamp_s is None or hb != self._hb_value):
+            self._hb_value, self._hb_stamp_s = int(hb), self._watchdog_now_s()
+            self.holding.heartbeat = int(hb)
+        if wd is not None:
+            self._watchdog_ms = int(wd)
+            self.holding.watchdog_ms = int(wd)
+        if cmd:
+            self._command(PackMLCommand(cmd))
+        self._settle()
+        return None
+
+    def _command(self, cmd: PackMLCommand) -> None:
+        m = self._machine
+        released = not self._estop
+        if cmd is PackMLCommand.RESET:
+            self._faults = FaultBit.ESTOP if self._estop else 0
+            if m in (Machine.STOPPED, Machine.ABORTED) and released:
+                self._machine = Machine.IDLE
+        elif cmd is PackMLCommand.CLEAR and m is Machine.ABORTED and released:
+            self._machine, self._faults = Machine.STOPPED, 0
+        elif cmd is PackMLCommand.START and m is Machine.IDLE:
+            self._machine, self._hold_manual, self._suspend_manual = Machine.RUNNING, False, False
+        elif cmd is PackMLCommand.STOP and m in (Machine.RUNNING, Machine.IDLE):
+            self._machine = Machine.STOPPED
+        elif cmd is PackMLCommand.ABORT:
+            self._machine = Machine.ABORTED
+        elif cmd in (PackMLCommand.HOLD, PackMLCommand.UNHOLD):
+            self._hold_manual = cmd is PackMLCommand.HOLD
+        elif cmd in (PackMLCommand.SUSPEND, PackMLCommand.UNSUSPEND):
+            self._suspend_manual = cmd is PackMLCommand.SUSPEND
+
+    def _write_ring(self, address: int, values: Sequence[int]) -> ExcCode | None:
+        try:
+            new = check_ring_write(
+                address, values, self.holding.acked_seq, self.n_valves, self.n_diverters
+            )
+        except RecordError as err:
+            return self._refuse(err.seq, err.reason, err.exc)
+        self.holding.store_ring(address, values)
+        self._settle()
+        for row in new:
+            self._take(*row)
+        return None
+
+    def _take(self, seq: int, act: int, first: int, last: int, on: int, off: int) -> None:
+        self.holding.acked_seq = seq
+        if self._state not in _TAKES_RECORDS:
+            self.counters["not_ready"] += 1
+            self.last_reject = (seq, rm.RejectReason.NOT_READY)
+            self.holding.set_result(seq, SlotResult.NOT_READY)
+        elif tick_diff(on, self._tick) < 0:
+            self.counters["late"] += 1
+            self.last_reject = (seq, rm.RejectReason.LATE)
+            self.holding.set_result(seq, SlotResult.LATE)
+        else:
+            self._table.add(seq, act, first, last, on, off)
+            self.holding.set_result(seq, SlotResult.ACCEPTED)
