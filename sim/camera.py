@@ -1,0 +1,121 @@
+"""The camera renderer: a worn belt scrolled by travel, fragments blended on
+top, lighting across the belt and over time, sensor noise.
+
+Everything per-frame is a slice, a blend of small patches or one saturating
+OpenCV op over the image; textures, light maps and noise are made once.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from calibration.geometry import CameraGeometry
+from sim.scenario import AppearanceSection
+
+__all__ = ["CameraRenderer"]
+
+_BELT_LOOP_ROWS = 4096  # rows of belt texture before it repeats (~3.2 m at 0.78 mm/px)
+_NOISE_BANK = 4
+
+
+def _belt_texture(
+    rng: np.random.Generator, rows: int, cols: int, wear: float, blur_px: int
+) -> np.ndarray:
+    base = rng.uniform(44.0, 54.0)
+    tex = np.full((rows, cols, 3), base, np.float32)
+    tex[..., 2] += 2.0  # a slightly warm black rubber
+    lengthwise = cv2.resize(rng.normal(0, 1, (1, cols // 12)).astype(np.float32), (cols, rows))
+    tex += (1.0 + 3.0 * wear) * lengthwise[..., None]  # wear tracks along the belt
+    coarse = cv2.resize(rng.normal(0, 1, (rows // 64, cols // 64)).astype(np.float32), (cols, rows))
+    tex += 4.0 * coarse[..., None]
+    scuffs = np.zeros((rows, cols), np.float32)
+    for _ in range(int(60 * wear * rows / 1024)):  # scuffs: lighter or darker patches
+        cx, cy = int(rng.integers(cols)), int(rng.integers(rows))
+        ax, ay = int(rng.integers(5, 60)), int(rng.integers(5, 90))
+        shade = float(rng.normal(0, 3.0 + 6.0 * wear))
+        cv2.ellipse(scuffs, (cx, cy), (ax, ay), float(rng.uniform(0, 180)), 0, 360, shade, -1)
+    tex += cv2.GaussianBlur(scuffs, (0, 0), 3.0)[..., None]
+    stains = np.zeros((rows, cols), np.float32)
+    for _ in range(int(25 * wear * rows / 1024)):
+        cx, cy = int(rng.integers(cols)), int(rng.integers(rows))
+        cv2.circle(stains, (cx, cy), int(rng.integers(8, 50)), float(rng.uniform(0.2, 1.0)), -1)
+    stains = np.asarray(cv2.GaussianBlur(stains, (0, 0), 6.0), np.float32)
+    stain_bgr = np.array([18.0, 22.0, 26.0], np.float32)
+    tex = tex * (1.0 - 0.35 * stains[..., None]) + stains[..., None] * stain_bgr
+    tex += rng.normal(0, 3.0, (rows, cols, 1)).astype(np.float32)
+    seam = int(rng.integers(rows))
+    tex[seam : seam + 3] *= 0.7
+    if blur_px >= 2:
+        tex = cv2.blur(tex, (1, blur_px))
+    return np.clip(tex, 0, 255).astype(np.uint8)
+
+
+class CameraRenderer:
+    """Renders (H, W, 3) uint8 BGR frames of the belt for one camera."""
+
+    def __init__(
+        self,
+        camera: CameraGeometry,
+        look: AppearanceSection,
+        blur_px: int,
+        rng: np.random.Generator,
+    ) -> None:
+        self.camera = camera
+        self.look = look
+        h, w = camera.height_px, camera.width_px
+        self._belt = _belt_texture(rng, _BELT_LOOP_ROWS, w, look.belt_wear, blur_px)
+        self._belt = np.concatenate([self._belt, self._belt[:h]])  # wrap without a copy per frame
+        self._light = self._light_map(h, w, look.light_across_frac)
+        sig = look.noise_sigma
+        bank = rng.normal(0, sig, (_NOISE_BANK, h + 64, w, 3)) if sig > 0 else None
+        self._noise_pos = None if bank is None else np.clip(bank, 0, 255).astype(np.uint8)
+        self._noise_neg = None if bank is None else np.clip(-bank, 0, 255).astype(np.uint8)
+        self._rng = rng
+        self._light_phase = float(rng.uniform(0, 2 * np.pi))
+
+    @staticmethod
+    def _light_map(h: int, w: int, across: float) -> np.ndarray:
+        """(H, W, 3) uint8 gain, 128 = 1.0: fall-off towards the belt edges."""
+        xs = (np.arange(w, dtype=np.float32) - w / 2) / (w / 2)
+        ys = (np.arange(h, dtype=np.float32) - h / 2) / (h / 2)
+        gain = 1.0 - across * xs[None, :] ** 2 - 0.04 * ys[:, None] ** 2 + 0.03 * xs[None, :]
+        return np.repeat(np.clip(gain * 128.0, 0, 255)[..., None], 3, axis=2).astype(np.uint8)
+
+    def belt(self, travel_px: float) -> np.ndarray:
+        """The belt under the camera after ``travel_px`` rows of travel, a fresh copy."""
+        h = self.camera.height_px
+        start = round(-travel_px) % _BELT_LOOP_ROWS
+        return self._belt[start : start + h].copy()
+
+    def finish(self, frame: np.ndarray, t_s: float) -> np.ndarray:
+        """Apply lighting (with its slow drift) and sensor noise in place."""
+        drift = 1.0 + self.look.light_drift_frac * np.sin(
+            2 * np.pi * t_s / self.look.light_drift_period_s + self._light_phase
+        )
+        cv2.multiply(frame, self._light, dst=frame, scale=drift / 128.0)
+        if self._noise_pos is not None and self._noise_neg is not None:
+            k = int(self._rng.integers(_NOISE_BANK))
+            o = int(self._rng.integers(64))
+            h = self.camera.height_px
+            cv2.add(frame, self._noise_pos[k, o : o + h], dst=frame)
+            k2, o2 = int(self._rng.integers(_NOISE_BANK)), int(self._rng.integers(64))
+            cv2.subtract(frame, self._noise_neg[k2, o2 : o2 + h], dst=frame)
+        return frame
+
+
+def blend(frame: np.ndarray, premult: np.ndarray, alpha: np.ndarray, col0: int, row0: int) -> None:
+    """Blend a premultiplied patch into ``frame`` at (col0, row0), clipped, in place."""
+    fh, fw = frame.shape[:2]
+    ph, pw = alpha.shape[:2]
+    c0, r0 = max(col0, 0), max(row0, 0)
+    c1, r1 = min(col0 + pw, fw), min(row0 + ph, fh)
+    if c0 >= c1 or r0 >= r1:
+        return
+    pc0, pr0 = c0 - col0, r0 - row0
+    a = alpha[pr0 : pr0 + r1 - r0, pc0 : pc0 + c1 - c0]
+    p = premult[pr0 : pr0 + r1 - r0, pc0 : pc0 + c1 - c0]
+    region = frame[r0:r1, c0:c1]
+    out = region * (1.0 - a) + p
+    np.clip(out, 0, 255, out=out)
+    region[:] = out.astype(np.uint8)

@@ -1,0 +1,216 @@
+"""Material appearance: a BGR texture for a fragment in its local frame.
+
+Textures are float32 (h, w, 3) BGR in 0..255 under neutral light; the frame
+renderer applies lighting, blur and noise. Copper and brass, aluminium and
+stainless are deliberately close: hue jitter, oxidation and dirt overlap them.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from sim.shapes import Shape
+
+__all__ = ["texture"]
+
+Rng = np.random.Generator
+
+# base BGR colours and specular strength per metal
+_METALS: dict[str, tuple[tuple[float, float, float], float]] = {
+    "steel": ((112.0, 114.0, 110.0), 0.25),
+    "stainless": ((178.0, 176.0, 171.0), 0.45),
+    "aluminium": ((170.0, 172.0, 171.0), 0.3),
+    "copper": ((72.0, 112.0, 184.0), 0.4),
+    "brass": ((78.0, 150.0, 196.0), 0.4),
+}
+_OXIDE = {
+    "steel": (38.0, 66.0, 128.0),  # rust
+    "stainless": (120.0, 130.0, 140.0),
+    "aluminium": (212.0, 214.0, 214.0),  # white oxide
+    "copper": (42.0, 58.0, 96.0),  # dark tarnish
+    "brass": (62.0, 104.0, 132.0),  # dull brown
+}
+_WRAPS = (
+    (160.0, 70.0, 30.0),
+    (60.0, 140.0, 40.0),
+    (40.0, 40.0, 170.0),
+    (140.0, 40.0, 120.0),
+    (170.0, 120.0, 230.0),
+    (40.0, 180.0, 210.0),
+    (90.0, 60.0, 40.0),
+)
+
+
+def _field(rng: Rng, h: int, w: int, cells: int) -> np.ndarray:
+    """Smooth random field in -1..1, (h, w) float32."""
+    g = rng.uniform(-1, 1, (cells, cells)).astype(np.float32)
+    return cv2.resize(g, (w, h), interpolation=cv2.INTER_CUBIC).clip(-1, 1)
+
+
+def _blotches(rng: Rng, h: int, w: int, amount: float) -> np.ndarray:
+    """Soft patches covering roughly ``amount`` of the area, (h, w) 0..1."""
+    if amount <= 0:
+        return np.zeros((h, w), np.float32)
+    f = _field(rng, h, w, int(rng.integers(4, 9)))
+    thr = 1.0 - 2.0 * amount
+    return np.clip((f - thr) * 3.0, 0, 1)
+
+
+def _mix(tex: np.ndarray, colour: tuple[float, float, float], weight: np.ndarray) -> None:
+    tex += (np.asarray(colour, np.float32) - tex) * weight[..., None]
+
+
+def _specular(rng: Rng, h: int, w: int, strength: float) -> np.ndarray:
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    a = rng.uniform(0, np.pi)
+    proj = (xx - w / 2) * np.cos(a) + (yy - h / 2) * np.sin(a)
+    width = max(h, w) * rng.uniform(0.08, 0.25)
+    band = np.exp(-(((proj - rng.normal(0, max(h, w) / 5)) / width) ** 2))
+    return 1.0 + strength * (1.6 * band - 0.3 + 0.25 * _field(rng, h, w, 3))
+
+
+def _metal(rng: Rng, name: str, h: int, w: int, oxidation: float, dirt: float) -> np.ndarray:
+    base, spec = _METALS[name]
+    jitter = rng.normal(0, 8.0, 3) + rng.normal(0, 10.0)  # hue and brightness
+    tex = np.empty((h, w, 3), np.float32)
+    tex[:] = np.asarray(base, np.float32) + jitter.astype(np.float32)
+    tex *= (1.0 + 0.08 * _field(rng, h, w, 5))[..., None]
+    if name in ("stainless", "aluminium"):
+        streak = cv2.resize(rng.normal(0, 1, (h, 1)).astype(np.float32), (w, h))
+        tex *= (1.0 + (0.06 if name == "stainless" else 0.03) * streak)[..., None]
+    _mix(tex, _OXIDE[name], _blotches(rng, h, w, oxidation * rng.uniform(0.2, 1.0)) * 0.8)
+    if name == "copper" and rng.random() < oxidation * 0.4:
+        _mix(tex, (110.0, 140.0, 80.0), _blotches(rng, h, w, 0.15) * 0.7)  # patina
+    tex *= _specular(rng, h, w, spec)[..., None]
+    return _dirt(rng, tex, dirt)
+
+
+def _dirt(rng: Rng, tex: np.ndarray, dirt: float) -> np.ndarray:
+    h, w = tex.shape[:2]
+    _mix(tex, (62.0, 70.0, 78.0), _blotches(rng, h, w, dirt * rng.uniform(0.1, 0.7)) * 0.7)
+    tex += rng.normal(0, 4.0, (h, w, 1)).astype(np.float32)
+    return tex
+
+
+def _pcb(rng: Rng, h: int, w: int, dirt: float) -> np.ndarray:
+    base = [(48.0, 105.0, 34.0), (30.0, 80.0, 25.0), (120.0, 62.0, 22.0), (40.0, 70.0, 60.0)]
+    colour = base[int(rng.choice(4, p=[0.5, 0.2, 0.2, 0.1]))]
+    tex = np.empty((h, w, 3), np.float32)
+    tex[:] = np.asarray(colour, np.float32) + rng.normal(0, 6, 3).astype(np.float32)
+    trace = tuple(float(c) * 1.4 + 10 for c in colour)
+    for _ in range(int(h * w / 300) + 3):
+        p0 = (int(rng.integers(0, w)), int(rng.integers(0, h)))
+        if rng.random() < 0.5:
+            p1 = (int(rng.integers(0, w)), p0[1])
+        else:
+            p1 = (p0[0], int(rng.integers(0, h)))
+        cv2.line(tex, p0, p1, trace, 1)
+    for _ in range(int(h * w / 500) + 1):
+        cw, ch = int(rng.integers(2, 12)), int(rng.integers(2, 8))
+        x0, y0 = int(rng.integers(0, w)), int(rng.integers(0, h))
+        kind = rng.random()
+        c = (
+            (20.0, 20.0, 22.0)
+            if kind < 0.5
+            else (170.0, 180.0, 185.0)
+            if kind < 0.75
+            else (120.0, 170.0, 200.0)
+        )
+        cv2.rectangle(tex, (x0, y0), (x0 + cw, y0 + ch), c, -1)
+    return _dirt(rng, tex, dirt)
+
+
+def _battery(rng: Rng, shape: Shape, h: int, w: int, cy: float, dirt: float) -> np.ndarray:
+    tex = np.empty((h, w, 3), np.float32)
+    if shape.kind == "pouch":
+        tex[:] = (150.0, 150.0, 155.0)
+        tex *= (1.0 + 0.12 * _field(rng, h, w, 9))[..., None]  # crinkled foil
+        x0, y0 = int(w * rng.uniform(0.15, 0.4)), int(h * rng.uniform(0.2, 0.4))
+        cv2.rectangle(tex, (x0, y0), (w - x0, h - y0), (230.0, 232.0, 235.0), -1)
+        for k in range(3):
+            yk = y0 + 4 + 4 * k
+            cv2.line(tex, (x0 + 3, yk), (x0 + 3 + int(rng.integers(5, 20)), yk), (40.0,) * 3, 1)
+        return _dirt(rng, tex, dirt)
+    tex[:] = _WRAPS[int(rng.integers(len(_WRAPS)))]
+    x0 = int(w * rng.uniform(0.2, 0.4))
+    band = _WRAPS[int(rng.integers(len(_WRAPS)))] if rng.random() < 0.5 else (225.0,) * 3
+    cv2.rectangle(tex, (x0, 0), (x0 + int(w * 0.3), h), band, -1)
+    for k in range(int(rng.integers(2, 5))):  # printed text
+        xx = x0 + 2 + 5 * k
+        cv2.line(tex, (xx, int(cy) - 2), (xx + 3, int(cy) - 2), (30.0,) * 3, 1)
+    cap = int(rng.integers(2, 4))
+    tex[:, :cap] = (190.0, 192.0, 195.0)
+    return _dirt(rng, tex, dirt * 0.5)
+
+
+def _plastic(rng: Rng, h: int, w: int, dirt: float) -> np.ndarray:
+    if rng.random() < 0.2:  # grey, white or dark plastics
+        v = float(rng.choice([45.0, 110.0, 200.0]))
+        colour = np.array([v, v, v * 1.02], np.float32)
+    else:
+        hsv = np.array(
+            [[[rng.integers(0, 180), rng.integers(110, 255), rng.integers(90, 240)]]], np.uint8
+        )
+        colour = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0].astype(np.float32)
+    tex = np.empty((h, w, 3), np.float32)
+    tex[:] = colour
+    tex *= (1.0 + 0.06 * _field(rng, h, w, 4))[..., None]
+    tex *= _specular(rng, h, w, 0.12)[..., None]
+    return _dirt(rng, tex, dirt)
+
+
+def _rubber(rng: Rng, h: int, w: int, dirt: float) -> np.ndarray:
+    tex = np.empty((h, w, 3), np.float32)
+    tex[:] = rng.uniform(20.0, 34.0) + rng.normal(0, 1.5, 3).astype(np.float32)
+    tex += 4.0 * _field(rng, h, w, 6)[..., None]
+    tex += rng.normal(0, 2.5, (h, w, 1)).astype(np.float32)
+    _mix(tex, (70.0, 72.0, 75.0), _blotches(rng, h, w, dirt * 0.5) * 0.6)
+    return tex
+
+
+def _residue(rng: Rng, h: int, w: int, dirt: float) -> np.ndarray:
+    kind = rng.random()
+    tex = np.empty((h, w, 3), np.float32)
+    if kind < 0.35:  # stone / concrete
+        tex[:] = rng.uniform(95, 150)
+        tex += rng.normal(0, 14.0, (h, w, 1)).astype(np.float32)
+    elif kind < 0.6:  # wood
+        tex[:] = (55.0, 95.0, 140.0)
+        grain = cv2.resize(rng.normal(0, 1, (h, 1)).astype(np.float32), (w, h))
+        tex *= (1.0 + 0.12 * grain)[..., None]
+    elif kind < 0.8:  # glass shard
+        tex[:] = (150.0, 172.0, 150.0)
+        tex *= _specular(rng, h, w, 0.5)[..., None]
+    else:  # dust clump, fines
+        tex[:] = (80.0, 88.0, 96.0)
+        tex += 12.0 * _field(rng, h, w, 8)[..., None]
+    return _dirt(rng, tex, dirt)
+
+
+def texture(
+    rng: Rng,
+    class_name: str,
+    shape: Shape,
+    h: int,
+    w: int,
+    centre_px: tuple[float, float],
+    oxidation: float,
+    dirt: float,
+) -> np.ndarray:
+    """(h, w, 3) float32 BGR texture of a ``class_name`` fragment in its local frame."""
+    if class_name in _METALS:
+        tex = _metal(rng, class_name, h, w, oxidation, dirt)
+    elif class_name == "pcb":
+        tex = _pcb(rng, h, w, dirt)
+    elif class_name == "battery":
+        tex = _battery(rng, shape, h, w, centre_px[1], dirt)
+    elif class_name == "plastic":
+        tex = _plastic(rng, h, w, dirt)
+    elif class_name == "rubber":
+        tex = _rubber(rng, h, w, dirt)
+    elif class_name == "residue":
+        tex = _residue(rng, h, w, dirt)
+    else:
+        raise ValueError(f"no appearance for class {class_name!r}")
+    return np.clip(tex, 0, 255)

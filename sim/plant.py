@@ -1,0 +1,392 @@
+"""``VirtualPlant``: belt, feeder, fragments, camera and ejection, in stepped time.
+
+The plant advances only when ``step()`` is called: one camera frame period of
+sim time in physics sub-steps of at most ``_SUBSTEP_MM`` of belt travel. At
+every sub-step it tells the PLC the true encoder count and collects the valve
+runs that completed; a fragment's fate is decided from the air that actually
+covered it once it is ``decide_after_mm`` past the valve line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from typing import Protocol
+
+import numpy as np
+
+from calibration.geometry import LineGeometry
+from core.classes import DEFAULT_CLASSES
+from core.frame import Frame
+from core.types import Pulses
+from sim.camera import CameraRenderer, blend
+from sim.ejection import AirRuns, air_runs, coverage, crossing_ticks
+from sim.feed import Drop, Feeder
+from sim.scenario import Scenario
+from sim.score import Score, score_fragments
+from sim.sprites import LocalArt, Sprite, make_art, render_sprite
+from sim.truth import FragmentRecord, FrameTruth, RunRecord
+
+__all__ = ["IdlePlc", "PlcLike", "VirtualPlant"]
+
+_SUBSTEP_MM = 2.5
+_RESPRITE_RAD = math.radians(3.0)
+_NEAR_VALVE_MM = 250.0
+
+
+class PlcLike(Protocol):
+    def advance(self, tick_u32: int, speed_mm_s: float, now_s: float) -> Pulses:
+        """Tell the PLC the encoder count; return the runs completed since the last call."""
+        ...
+
+
+class IdlePlc:
+    """A PLC with no valve commands: the belt runs, nothing is ever fired."""
+
+    def advance(self, tick_u32: int, speed_mm_s: float, now_s: float) -> Pulses:
+        return Pulses.empty()
+
+
+@dataclasses.dataclass(slots=True)
+class _Live:
+    """A fragment on the belt (the plant's own mutable state)."""
+
+    rec: FragmentRecord
+    art: LocalArt
+    sprite: Sprite
+    x: float
+    y: float
+    vx: float
+    vy: float
+    angle: float
+    spin: float
+    roll_px: float
+    kicked: bool = False
+    path_t: list[float] = dataclasses.field(default_factory=list)
+    path_x: list[float] = dataclasses.field(default_factory=list)
+    path_y: list[float] = dataclasses.field(default_factory=list)
+
+
+class VirtualPlant:
+    """The virtual sorting line. ``seed`` overrides ``scenario.seed``."""
+
+    def __init__(
+        self,
+        geometry: LineGeometry,
+        scenario: Scenario,
+        plc: PlcLike,
+        seed: int | None = None,
+    ) -> None:
+        cam = geometry.camera
+        if abs(cam.mm_per_px_x - cam.mm_per_px_y) > 0.02 * cam.mm_per_px_x:
+            raise ValueError(
+                f"the virtual camera needs square pixels; got {cam.mm_per_px_x:.4f} x "
+                f"{cam.mm_per_px_y:.4f} mm/px"
+            )
+        self.geometry = geometry
+        self.scenario = scenario
+        self.plc = plc
+        self.seed = scenario.seed if seed is None else seed
+        root = np.random.SeedSequence(self.seed)
+        rng_feed, rng_art, rng_cam, rng_motion, rng_belt = (
+            np.random.default_rng(s) for s in root.spawn(5)
+        )
+        self._rng_art, self._rng_motion = rng_art, rng_motion
+        self._rng_speed_phase = rng_motion.uniform(0, 2 * np.pi, 2)
+        self.mm_per_px = cam.mm_per_px_x
+        self.nominal_speed_mm_s = scenario.motion.speed_mm_s or geometry.belt.speed_mm_s
+        exposure_mm = self.nominal_speed_mm_s * scenario.appearance.exposure_us * 1e-6
+        self.blur_px = round(exposure_mm / self.mm_per_px)
+        self._feeder = Feeder(geometry, scenario, rng_feed)
+        self._camera = CameraRenderer(cam, scenario.appearance, self.blur_px, rng_belt)
+        del rng_cam
+        self._live: list[_Live] = []
+        self._records: list[FragmentRecord] = []
+        self._runs: list[RunRecord] = []
+        self._air = AirRuns.empty()
+        self._air_ids = np.zeros(0, np.int64)
+        self._now_s = 0.0
+        self._travel_mm = 0.0
+        self._speed_mm_s = self.nominal_speed_mm_s
+        self._frame_id = -1
+        self._truth: FrameTruth | None = None
+
+    # ---- public state -------------------------------------------------------------------
+    @property
+    def now_s(self) -> float:
+        return self._now_s
+
+    @property
+    def travel_mm(self) -> float:
+        return self._travel_mm
+
+    @property
+    def tick_unwrapped(self) -> int:
+        return math.floor(self._travel_mm / self.geometry.belt.mm_per_tick)
+
+    @property
+    def tick(self) -> int:
+        """The encoder count, uint32: floor(travel / mm_per_tick) mod 2**32."""
+        return self.tick_unwrapped % (1 << 32)
+
+    @property
+    def speed_mm_s(self) -> float:
+        return self._speed_mm_s
+
+    @property
+    def fragments(self) -> list[FragmentRecord]:
+        """Ground truth of every fragment fed so far (live ones still changing)."""
+        return self._records
+
+    @property
+    def runs(self) -> list[RunRecord]:
+        """Every completed actuator run, in completion order."""
+        return self._runs
+
+    # ---- stepping -----------------------------------------------------------------------
+    def step(self) -> Frame:
+        """Advance one frame period of sim time and render the frame at exposure."""
+        period = self.geometry.camera.frame_period_s
+        n_sub = max(1, math.ceil(self._speed_mm_s * period / _SUBSTEP_MM))
+        dt = period / n_sub
+        for _ in range(n_sub):
+            self._substep(dt)
+        self._frame_id += 1
+        image, truth = self._render()
+        self._truth = truth
+        return Frame(image=image, frame_id=self._frame_id, tick=self.tick, t_s=self._now_s)
+
+    def visible_truth(self) -> FrameTruth:
+        """Ground truth of the last frame ``step()`` returned."""
+        if self._truth is None:
+            raise RuntimeError("visible_truth() before the first step()")
+        return self._truth
+
+    def score(self, targets: Mapping[str, str] | None = None) -> Score:
+        """Purity, recovery, co-ejection... of the fragments that crossed so far.
+
+        ``targets`` maps class name -> fraction (bin) name; unnamed classes
+        belong to ``pass``. Default: copper, brass, battery -> ``eject``.
+        """
+        return score_fragments(self._records, self._runs, targets)
+
+    def _speed_at(self, t_s: float) -> float:
+        m = self.scenario.motion
+        p1, p2 = self._rng_speed_phase
+        w = 2 * math.pi * t_s / m.speed_fluct_period_s
+        swing = 0.7 * math.sin(w + p1) + 0.3 * math.sin(w * 2.7 + p2)
+        return self.nominal_speed_mm_s * (1.0 + m.speed_fluct_frac * swing)
+
+    def _substep(self, dt: float) -> None:
+        self._now_s += dt
+        self._speed_mm_s = self._speed_at(self._now_s)
+        self._travel_mm += self._speed_mm_s * dt
+        for _ in range(self._feeder.arrivals(dt)):
+            self._spawn(self._feeder.drop(self._travel_mm))
+        self._move(dt)
+        pulses = self.plc.advance(self.tick, self._speed_mm_s, self._now_s)
+        if len(pulses):
+            self._add_runs(pulses)
+        self._decide()
+
+    # ---- fragments ----------------------------------------------------------------------
+    def _spawn(self, d: Drop) -> None:
+        look = self.scenario.appearance
+        name = DEFAULT_CLASSES[d.class_id]
+        art = make_art(
+            self._rng_art, name, d.shape, 1.0 / self.mm_per_px, look.oxidation, look.dirt
+        )
+        rec = FragmentRecord(
+            fragment_id=len(self._records),
+            class_name=name,
+            class_id=d.class_id,
+            kind=d.shape.kind,
+            size_mm=d.size_mm,
+            length_mm=d.shape.length_mm,
+            width_mm=d.shape.width_mm,
+            spawn_t_s=self._now_s,
+            spawn_tick=self.tick_unwrapped,
+            x_feed_mm=d.x_mm,
+            rolls=d.rolls,
+            bounces=d.bounces,
+        )
+        self._records.append(rec)
+        sprite = self._sprite(art, d.angle_rad, 0)
+        self._live.append(
+            _Live(
+                rec,
+                art,
+                sprite,
+                d.x_mm,
+                d.y_mm,
+                d.vx_mm_s,
+                d.vy_mm_s,
+                d.angle_rad,
+                d.spin_rad_s,
+                0.0,
+            )
+        )
+
+    def _sprite(self, art: LocalArt, angle: float, roll_px: int) -> Sprite:
+        look = self.scenario.appearance
+        grid = self.scenario.ejection.grid_mm
+        return render_sprite(art, angle, roll_px, self.blur_px, look.shadow, self.mm_per_px, grid)
+
+    def _move(self, dt: float) -> None:
+        m = self.scenario.motion
+        belt_w = self.geometry.belt.width_mm
+        y_valve = self.geometry.valves.y_valve_mm
+        speed = self._speed_mm_s
+        for f in self._live:
+            tau = m.roll_settle_s if f.rec.rolls else m.settle_s
+            decay = math.exp(-dt / tau)
+            if f.rec.rolls:  # rolling: relative motion across the part's long axis
+                f.roll_px += f.vy * dt / self.mm_per_px
+                c, s = -math.sin(f.angle), math.cos(f.angle)
+                f.x += f.vy * c * dt + f.vx * dt
+                f.y += (speed + max(f.vy * s, -0.7 * speed)) * dt
+            else:
+                f.x += f.vx * dt
+                f.y += (speed + max(f.vy, -0.7 * speed)) * dt
+            f.angle += f.spin * dt
+            f.vx *= decay
+            f.vy *= decay
+            f.spin *= math.exp(-dt / m.settle_s)
+            half = max(abs(f.sprite.foot_x_mm).max(initial=0.0), 1.0)
+            if f.x < half or f.x > belt_w - half:  # belt skirts
+                f.x = min(max(f.x, half), belt_w - half)
+                f.vx = -f.vx
+            lead = f.y + f.sprite.foot_y_mm.max()
+            if f.rec.bounces and not f.kicked and lead > y_valve - 40.0:
+                f.kicked = True
+                f.vy = float(self._rng_motion.normal(0, m.bounce_mm_s))
+                f.vx += float(self._rng_motion.normal(0, m.bounce_mm_s / 3))
+            if lead > y_valve - _NEAR_VALVE_MM:
+                f.path_t.append(self._travel_mm / self.geometry.belt.mm_per_tick)
+                f.path_x.append(f.x)
+                f.path_y.append(f.y)
+
+    # ---- ejection -----------------------------------------------------------------------
+    def _add_runs(self, pulses: Pulses) -> None:
+        belt = self.geometry.belt
+        air = air_runs(
+            pulses, self.geometry.valves, self.tick_unwrapped, self._speed_mm_s, belt.mm_per_tick
+        )
+        dead = self.scenario.ejection.diverter_dead_ms * self._speed_mm_s * 1e-3 / belt.mm_per_tick
+        is_div = air.actuator >= 1
+        on = np.where(is_div, air.on_tick + dead, air.on_tick)
+        off = np.where(is_div, air.off_tick + dead, air.off_tick)
+        air = dataclasses.replace(air, on_tick=on, off_tick=off)
+        ids = np.arange(len(self._runs), len(self._runs) + len(air), dtype=np.int64)
+        ms_per_tick = belt.mm_per_tick / self._speed_mm_s * 1e3
+        for i in range(len(air)):
+            self._runs.append(
+                RunRecord(
+                    run_id=int(ids[i]),
+                    actuator=int(air.actuator[i]),
+                    first_valve=int(pulses.first_valve[i]),
+                    last_valve=int(pulses.last_valve[i]),
+                    air_on_tick=float(air.on_tick[i]),
+                    air_off_tick=float(air.off_tick[i]),
+                    air_ms=float((air.off_tick[i] - air.on_tick[i]) * ms_per_tick),
+                    track_id=int(air.track_id[i]),
+                )
+            )
+        self._air = self._air.concat(air)
+        self._air_ids = np.concatenate([self._air_ids, ids])
+
+    def _decide(self) -> None:
+        y_valve = self.geometry.valves.y_valve_mm
+        after = self.scenario.ejection.decide_after_mm
+        keep: list[_Live] = []
+        for f in self._live:
+            trail = f.y + f.sprite.foot_y_mm.min()
+            if trail > y_valve + after and len(f.path_t) >= 2:
+                self._settle(f)
+            else:
+                keep.append(f)
+        self._live = keep
+        if len(self._air) > 256:  # forget air long past the valve line
+            horizon = self._travel_mm / self.geometry.belt.mm_per_tick - 4 * _NEAR_VALVE_MM / (
+                self.geometry.belt.mm_per_tick
+            )
+            recent = self._air.off_tick > horizon
+            self._air = AirRuns(
+                *(getattr(self._air, f.name)[recent] for f in dataclasses.fields(self._air))
+            )
+            self._air_ids = self._air_ids[recent]
+
+    def _settle(self, f: _Live) -> None:
+        """Decide the fate of a fragment that has fully crossed the valve line."""
+        ej = self.scenario.ejection
+        y_valve = self.geometry.valves.y_valve_mm
+        pt, px, py = (np.asarray(a) for a in (f.path_t, f.path_x, f.path_y))
+        fy, fx = f.sprite.foot_y_mm, f.sprite.foot_x_mm
+        t_pts = crossing_ticks(fy, pt, py, y_valve)
+        x_pts = np.interp(t_pts, pt, px) + fx
+        rec = f.rec
+        rec.cross_lead_tick, rec.cross_trail_tick = float(t_pts.min()), float(t_pts.max())
+        rec.x_cross_mm = float(np.interp(np.median(t_pts), pt, px))
+        rec.bin = "pass"
+        rec.decided_t_s = self._now_s
+        valves = self._air.actuator == 0
+        air = AirRuns(*(getattr(self._air, g.name)[valves] for g in dataclasses.fields(self._air)))
+        cov = coverage(x_pts, fy, t_pts, air, ej.grid_mm)
+        rec.width_share, rec.length_share, rec.hit_share = (
+            cov.width_share,
+            cov.length_share,
+            cov.hit_share,
+        )
+        rec.hit_u_centre = None if math.isnan(cov.hit_u_centre) else cov.hit_u_centre
+        ids = self._air_ids[valves]
+        rec.run_hits = {int(ids[i]): float(s) for i, s in enumerate(cov.run_hit_share) if s > 0}
+        if cov.ejected(ej.cover_width_frac, ej.cover_length_frac):
+            rec.bin = "eject"
+            return
+        self._divert(f, rec, float(np.median(t_pts)))
+
+    def _divert(self, f: _Live, rec: FragmentRecord, t_centre: float) -> None:
+        div = self._air.actuator >= 1
+        if not div.any():
+            return
+        a = self._air
+        on = div & (a.on_tick <= t_centre) & (a.off_tick >= t_centre)
+        if on.any():
+            k = int(a.actuator[np.nonzero(on)[0][0]])
+            rec.bin = f"divert{k}"
+            rec.run_hits.update({int(self._air_ids[i]): 1.0 for i in np.nonzero(on)[0]})
+
+    # ---- rendering ----------------------------------------------------------------------
+    def _render(self) -> tuple[np.ndarray, FrameTruth]:
+        cam = self.geometry.camera
+        frame = self._camera.belt(self._travel_mm / cam.mm_per_px_y)
+        top, bottom = cam.view_y_range_mm
+        rows: list[tuple[_Live, int, int]] = []
+        for f in self._live:
+            f.sprite = self._maybe_resprite(f)
+            reach = f.rec.size_mm
+            if f.y + reach < top or f.y - reach > bottom:
+                continue
+            col, row = cam.mm_to_px(np.array(f.x), np.array(f.y))
+            c0 = round(float(col) - f.sprite.anchor_px[0])
+            r0 = round(float(row) - f.sprite.anchor_px[1])
+            blend(frame, f.sprite.premult, f.sprite.alpha, c0, r0)
+            rows.append((f, c0, r0))
+        truth = self._truth_of(rows)
+        self._camera.finish(frame, self._now_s)
+        return frame, truth
+
+    def _maybe_resprite(self, f: _Live) -> Sprite:
+        s = f.sprite
+        roll = round(f.roll_px)
+        if abs(f.angle - s.angle_rad) > _RESPRITE_RAD or (
+            f.rec.rolls and abs(roll - s.roll_px) >= 2
+        ):
+            return self._sprite(f.art, f.angle, roll)
+        return s
+
+    def _truth_of(self, rows: list[tuple[_Live, int, int]]) -> FrameTruth:
+        from sim.visible import frame_truth
+
+        return frame_truth(rows, self.geometry.camera, self._frame_id, self.tick, self._travel_mm)

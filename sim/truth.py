@@ -1,0 +1,110 @@
+"""Ground truth: what the plant rendered in a frame, and what became of every
+fragment it ever fed."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+__all__ = ["FragmentRecord", "FrameTruth", "RunRecord"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FrameTruth:
+    """Fragments visible in one rendered frame (drawing order: later on top).
+
+    frame_id, tick:  as in the ``Frame`` (tick uint32 at exposure).
+    travel_mm:       belt travel at exposure (u = y - travel_mm).
+    fragment_id:     (N,) int64.
+    class_id:        (N,) int16 index into ``core.classes.DEFAULT_CLASSES``.
+    class_name:      N class names.
+    bbox_px:         (N, 4) float32 x0, y0, x1, y1 clipped to the image.
+    truncated:       (N,) bool, the outline is cut by the image border.
+    centroid_mm:     (N, 2) float64 belt x, y at exposure.
+    centroid_px:     (N, 2) float64 col, row.
+    size_mm:         (N,) float32 longest extent.
+    visible_frac:    (N,) float32 share of its own pixels not covered by
+                     fragments drawn on top of it (inside the image).
+    polygons_px:     N outlines, each (M, 2) float32 col, row (unclipped).
+    """
+
+    frame_id: int
+    tick: int
+    travel_mm: float
+    fragment_id: np.ndarray
+    class_id: np.ndarray
+    class_name: tuple[str, ...]
+    bbox_px: np.ndarray
+    truncated: np.ndarray
+    centroid_mm: np.ndarray
+    centroid_px: np.ndarray
+    size_mm: np.ndarray
+    visible_frac: np.ndarray
+    polygons_px: tuple[np.ndarray, ...]
+
+    def __len__(self) -> int:
+        return int(self.fragment_id.shape[0])
+
+
+@dataclasses.dataclass(slots=True)
+class RunRecord:
+    """One completed actuator run, with air at the belt in unwrapped ticks."""
+
+    run_id: int
+    actuator: int
+    first_valve: int
+    last_valve: int
+    air_on_tick: float
+    air_off_tick: float
+    air_ms: float
+    track_id: int
+
+    @property
+    def valve_ms(self) -> float:
+        """Valve-open time summed over the valves of the run, ms (air use)."""
+        return self.air_ms * (self.last_valve - self.first_valve + 1)
+
+
+@dataclasses.dataclass(slots=True)
+class FragmentRecord:
+    """Ground truth of one fragment, from feed to bin.
+
+    Ticks are unwrapped encoder counts; ``bin`` is None while in flight
+    (not yet fully past the valve line), else ``pass``, ``eject`` (valve
+    bar) or ``divertK`` (diverter flap K).
+    """
+
+    fragment_id: int
+    class_name: str
+    class_id: int
+    kind: str
+    size_mm: float
+    length_mm: float
+    width_mm: float
+    spawn_t_s: float
+    spawn_tick: int
+    x_feed_mm: float
+    rolls: bool
+    bounces: bool
+    frames_seen: int = 0
+    cross_lead_tick: float | None = None
+    cross_trail_tick: float | None = None
+    x_cross_mm: float | None = None
+    bin: str | None = None
+    decided_t_s: float | None = None
+    width_share: float = 0.0
+    length_share: float = 0.0
+    hit_share: float = 0.0
+    hit_u_centre: float | None = None
+    run_hits: dict[int, float] = dataclasses.field(default_factory=dict)
+
+    @property
+    def crossed(self) -> bool:
+        return self.bin is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["run_hits"] = {str(k): round(v, 4) for k, v in self.run_hits.items()}
+        return d
