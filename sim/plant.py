@@ -341,10 +341,23 @@ class VirtualPlant:
         rec.hit_u_centre = None if math.isnan(cov.hit_u_centre) else cov.hit_u_centre
         ids = self._air_ids[valves]
         rec.run_hits = {int(ids[i]): float(s) for i, s in enumerate(cov.run_hit_share) if s > 0}
+        rec.run_match = self._match(air, ids, cov.run_hit_share, fx.size * ej.grid_mm**2)
         if cov.ejected(ej.cover_width_frac, ej.cover_length_frac):
             rec.bin = "eject"
             return
         self._divert(f, rec, float(np.median(t_pts)))
+
+    def _match(
+        self, air: AirRuns, ids: np.ndarray, share: np.ndarray, area_mm2: float
+    ) -> dict[int, float]:
+        """Run id -> overlap / union of the footprint and the run's air rectangle."""
+        hit = np.nonzero(share > 0)[0]
+        run_mm2 = (air.x_right_mm[hit] - air.x_left_mm[hit]) * (
+            (air.off_tick[hit] - air.on_tick[hit]) * self.geometry.belt.mm_per_tick
+        )
+        inter = share[hit] * area_mm2
+        iou = inter / np.maximum(area_mm2 + run_mm2 - inter, 1e-9)
+        return {int(ids[i]): float(v) for i, v in zip(hit, iou, strict=True)}
 
     def _divert(self, f: _Live, rec: FragmentRecord, t_centre: float) -> None:
         div = self._air.actuator >= 1
@@ -356,6 +369,7 @@ class VirtualPlant:
             k = int(a.actuator[np.nonzero(on)[0][0]])
             rec.bin = f"divert{k}"
             rec.run_hits.update({int(self._air_ids[i]): 1.0 for i in np.nonzero(on)[0]})
+            rec.run_match.update({int(self._air_ids[i]): 1.0 for i in np.nonzero(on)[0]})
 
     # ---- rendering ----------------------------------------------------------------------
     def _render(self) -> tuple[np.ndarray, FrameTruth]:
@@ -372,6 +386,7 @@ class VirtualPlant:
             c0 = round(float(col) - f.sprite.anchor_px[0])
             r0 = round(float(row) - f.sprite.anchor_px[1])
             blend(frame, f.sprite.premult, f.sprite.alpha, c0, r0)
+            f.rec.frames_seen += 1
             rows.append((f, c0, r0))
         truth = self._truth_of(rows)
         self._camera.finish(frame, self._now_s)

@@ -93,10 +93,10 @@ class Score:
 
 
 def _intended(records: Sequence[FragmentRecord]) -> set[int]:
-    """Fragment ids that were the best-covered fragment of some run."""
+    """Fragment ids that best matched (overlap / union) the air of some run."""
     best: dict[int, tuple[float, int]] = {}
     for r in records:
-        for run_id, share in r.run_hits.items():
+        for run_id, share in (r.run_match or r.run_hits).items():
             if run_id not in best or share > best[run_id][0]:
                 best[run_id] = (share, r.fragment_id)
     return {fid for _, fid in best.values()}

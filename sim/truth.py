@@ -71,7 +71,10 @@ class RunRecord:
 class FragmentRecord:
     """Ground truth of one fragment, from feed to bin.
 
-    Ticks are unwrapped encoder counts; ``bin`` is None while in flight
+    ``run_hits``: run id -> share of the footprint that run's air covered;
+    ``run_match``: run id -> overlap / union of the footprint and the run's
+    air rectangle (x span x belt travel while on), which names the fragment a
+    run was meant for (the best match). Ticks are unwrapped encoder counts; ``bin`` is None while in flight
     (not yet fully past the valve line), else ``pass``, ``eject`` (valve
     bar) or ``divertK`` (diverter flap K).
     """
@@ -99,6 +102,7 @@ class FragmentRecord:
     hit_share: float = 0.0
     hit_u_centre: float | None = None
     run_hits: dict[int, float] = dataclasses.field(default_factory=dict)
+    run_match: dict[int, float] = dataclasses.field(default_factory=dict)
 
     @property
     def crossed(self) -> bool:
@@ -107,4 +111,5 @@ class FragmentRecord:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["run_hits"] = {str(k): round(v, 4) for k, v in self.run_hits.items()}
+        d["run_match"] = {str(k): round(v, 4) for k, v in self.run_match.items()}
         return d
