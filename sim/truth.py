@@ -74,9 +74,9 @@ class FragmentRecord:
     ``run_hits``: run id -> share of the footprint that run's air covered;
     ``run_match``: run id -> overlap / union of the footprint and the run's
     air rectangle (x span x belt travel while on), which names the fragment a
-    run was meant for (the best match). Ticks are unwrapped encoder counts; ``bin`` is None while in flight
-    (not yet fully past the valve line), else ``pass``, ``eject`` (valve
-    bar) or ``divertK`` (diverter flap K).
+    run was meant for (the best match). Ticks are unwrapped encoder counts;
+    ``bin`` is None while in flight (not yet fully past the valve line), else
+    ``pass``, ``eject`` (valve bar) or ``divertK`` (diverter flap K).
     """
 
     fragment_id: int
