@@ -337,20 +337,21 @@ class PlcCore:
             return self._refuse(err.seq, err.reason, err.exc)
         self.holding.store_ring(address, values)
         self._settle()
-        for row in new:
-            self._take(*row)
+        self._table.add([row for row in new if self._take(row[0], row[4])])
         return None
 
-    def _take(self, seq: int, act: int, first: int, last: int, on: int, off: int) -> None:
+    def _take(self, seq: int, on_tick: int) -> bool:
+        """Acknowledge record ``seq``; True if it is to be executed."""
         self.holding.acked_seq = seq
         if self._state not in _TAKES_RECORDS:
             self.counters["not_ready"] += 1
             self.last_reject = (seq, rm.RejectReason.NOT_READY)
             self.holding.set_result(seq, SlotResult.NOT_READY)
-        elif tick_diff(on, self._tick) < 0:
+            return False
+        if tick_diff(on_tick, self._tick) < 0:
             self.counters["late"] += 1
             self.last_reject = (seq, rm.RejectReason.LATE)
             self.holding.set_result(seq, SlotResult.LATE)
-        else:
-            self._table.add(seq, act, first, last, on, off)
-            self.holding.set_result(seq, SlotResult.ACCEPTED)
+            return False
+        self.holding.set_result(seq, SlotResult.ACCEPTED)
+        return True

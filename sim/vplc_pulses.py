@@ -29,9 +29,13 @@ class PulseTable:
     def __len__(self) -> int:
         return int(self.seq.shape[0])
 
-    def add(self, seq: int, actuator: int, first: int, last: int, on: int, off: int) -> None:
-        for name, value in zip(_FIELDS, (seq, actuator, first, last, on, off), strict=True):
-            setattr(self, name, np.append(getattr(self, name), np.int64(value)))
+    def add(self, rows: list[tuple[int, int, int, int, int, int]]) -> None:
+        """Append rows of (seq, actuator, first, last, on, off)."""
+        if not rows:
+            return
+        cols = np.asarray(rows, dtype=np.int64).reshape(-1, len(_FIELDS))
+        for i, name in enumerate(_FIELDS):
+            setattr(self, name, np.concatenate([getattr(self, name), cols[:, i]]))
 
     def keep(self, mask: np.ndarray) -> None:
         for name in _FIELDS:
