@@ -169,7 +169,7 @@ class BenchRig:
             cols += shear_px * np.sin(rows / h * 2 * np.pi).astype(np.float32)
             image = cv2.remap(image, cols, rows, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         image = cv2.GaussianBlur(image, (0, 0), 0.5)
-        image = image + self._rng.normal(0.0, 2.0, image.shape).astype(np.float32)
+        image = image + 2.0 * self._rng.standard_normal(image.shape, dtype=np.float32)
         out = np.clip(np.rint(image), 0, 255).astype(np.uint8)
         self._frame_id += 1
         return Frame(out, self._frame_id, self.tick, self._t_s)
