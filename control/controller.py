@@ -1,0 +1,188 @@
+"""``Controller``: one call per frame from detections to the pulses to send.
+
+Pipeline per ``update`` (all in Numba kernels): predict every track to the
+frame's encoder count, associate detections (spatial hash, squared
+Mahalanobis gate, exact assignment per independent group), Kalman update,
+births and deaths, class evidence, crossing prediction with its uncertainty,
+then decide the tracks whose command deadline is near and schedule their
+valves or diverter flaps (merged per valve, minimum on/off times, co-ejection
+weighed by recipe priority).
+
+Ticks: ``Detections.tick`` and ``now_tick_u32`` are the PLC's uint32 counts;
+inside, counts are unwrapped to int64 (``core.ticks.TickUnwrapper``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+import numpy as np
+
+from calibration.geometry import LineGeometry
+from control.params import ControlParams
+from control.recipe import Recipe
+from control.scheduler import Scheduler, frame_ticks_nominal, schedule_vector
+from control.tracker import Tracker
+from core.ticks import TickUnwrapper, tick_diff
+from core.types import Detections, Pulses, Tracks
+
+__all__ = ["Controller"]
+
+_SPEED_EMA = 0.2
+_SPEED_REFRESH = 0.002  # rebuild the scheduler vector when speed moves by 0.2 %
+
+
+class Controller:
+    """Tracks fragments and schedules their actuators (see module docstring).
+
+    geometry:           nominal or calibrated line geometry.
+    recipe:             bound to ``class_names`` (``control.recipe.load_recipe``).
+    class_names:        the model's class list, in its index order.
+    deadline_margin_ms: safety margin before a pulse's on tick minus the valve
+                        open delay by which the PLC must have it.
+    params:             tracker and scheduler tuning (``ControlParams``).
+    """
+
+    def __init__(
+        self,
+        geometry: LineGeometry,
+        recipe: Recipe,
+        class_names: Sequence[str],
+        deadline_margin_ms: float = 5.0,
+        params: ControlParams | None = None,
+    ) -> None:
+        if deadline_margin_ms < 0:
+            raise ValueError(f"deadline_margin_ms must be >= 0, got {deadline_margin_ms}")
+        self.geometry = geometry
+        self.class_names = tuple(class_names)
+        self.params = params or ControlParams()
+        self.deadline_margin_ms = float(deadline_margin_ms)
+        self._check_recipe(recipe)
+        self._recipe = recipe
+        self._pending: Recipe | None = None
+        self._lock = threading.Lock()
+        self._tracker = Tracker(geometry, len(self.class_names), self.params)
+        self._sched = Scheduler(geometry, recipe.n_diverters)
+        self._unwrap = TickUnwrapper()
+        self._frame_ticks = frame_ticks_nominal(geometry)
+        self._speed_override_mm_s: float | None = None
+        self._last_frame: tuple[int, int] | None = None
+        self._sp_key: tuple[float, int] | None = None
+        self._sp = np.zeros(0)
+        self._order = np.zeros(0, np.int64)
+        self._stats_snapshot: dict[str, int] = {}
+        self._bind_recipe(recipe)
+
+    # -- recipe -------------------------------------------------------------
+    def _check_recipe(self, recipe: Recipe) -> None:
+        if recipe.class_names != self.class_names:
+            raise ValueError(
+                f"recipe {recipe.name!r} is bound to classes {list(recipe.class_names)}, "
+                f"the model has {list(self.class_names)}"
+            )
+
+    def _bind_recipe(self, recipe: Recipe) -> None:
+        self._recipe = recipe
+        self._order = np.argsort(-recipe.priority, kind="stable").astype(np.int64)
+        self._cls_frac = recipe.class_fraction.astype(np.int64)
+        self._threshold = np.ascontiguousarray(recipe.threshold, np.float64)
+        self._sched.ensure_diverters(recipe.n_diverters)
+        self._sp_key = None
+
+    def set_recipe(self, recipe: Recipe) -> None:
+        """Switch recipes while running (thread-safe); applies at the next ``update``.
+
+        Tracks already decided keep their decision; the others are judged by
+        the new recipe from then on.
+        """
+        self._check_recipe(recipe)
+        with self._lock:
+            self._pending = recipe
+
+    @property
+    def recipe(self) -> Recipe:
+        return self._recipe
+
+    def set_belt_speed(self, speed_mm_s: float | None) -> None:
+        """Belt speed measured by the PLC (mm/s) for delay conversion; ``None``
+        estimates it from encoder counts between frames (the default)."""
+        if speed_mm_s is not None and not speed_mm_s > 0:
+            raise ValueError(f"belt speed must be positive, got {speed_mm_s}")
+        with self._lock:
+            self._speed_override_mm_s = speed_mm_s
+
+    # -- per frame ----------------------------------------------------------
+    def _measure_speed(self, frame_id: int, t_tick: int) -> None:
+        last = self._last_frame
+        self._last_frame = (frame_id, t_tick)
+        if last is None or frame_id <= last[0] or t_tick <= last[1]:
+            return
+        per_frame = (t_tick - last[1]) / (frame_id - last[0])
+        self._frame_ticks += _SPEED_EMA * (per_frame - self._frame_ticks)
+
+    def ticks_per_ms(self) -> float:
+        """Encoder ticks per millisecond used to convert valve delays."""
+        override = self._speed_override_mm_s
+        if override is not None:
+            return self.geometry.belt.ticks_per_s(override) * 1e-3
+        return self._frame_ticks * self.geometry.camera.fps * 1e-3
+
+    def _schedule_vector(self) -> np.ndarray:
+        tpm = self.ticks_per_ms()
+        key = self._sp_key
+        if key is None or abs(tpm - key[0]) > _SPEED_REFRESH * key[0]:
+            self._sp = schedule_vector(
+                self.geometry,
+                self.params,
+                self._recipe,
+                tpm,
+                tpm * 1e3 / self.geometry.camera.fps,
+                self.deadline_margin_ms,
+            )
+            self._sp_key = (tpm, 0)
+        return self._sp
+
+    def update(self, dets: Detections, now_tick_u32: int | None = None) -> tuple[Tracks, Pulses]:
+        """Take one frame's detections; return the live tracks and the NEW pulses.
+
+        now_tick_u32: the PLC encoder count estimated at this moment (default:
+        the frame's tick). Pulses that could no longer reach the PLC before
+        their on tick minus open delay and margin are dropped and counted.
+        """
+        with self._lock:
+            pending, self._pending = self._pending, None
+        if pending is not None:
+            self._bind_recipe(pending)
+        t_tick = self._unwrap(int(dets.tick))
+        now = t_tick if now_tick_u32 is None else t_tick + tick_diff(int(now_tick_u32), dets.tick)
+        self._measure_speed(int(dets.frame_id), t_tick)
+        self._tracker.step(dets, t_tick, self._cls_frac, self._threshold, self._order)
+        pulses = self._sched.schedule(
+            self._tracker.table, now, self._recipe, self._schedule_vector()
+        )
+        tracks = self._tracker.tracks(int(dets.tick))
+        self._publish_stats()
+        return tracks, pulses
+
+    # -- counters -----------------------------------------------------------
+    def _publish_stats(self) -> None:
+        c = self._tracker.counters
+        snap = {
+            "tracks_born": int(c[1]),
+            "tracks_confirmed": int(c[2]),
+            "tracks_lost": int(c[3]),
+            "tracks_live": int(self._tracker.table.n),
+        }
+        snap.update(self._sched.stats())
+        self._stats_snapshot = snap
+
+    def stats(self) -> dict[str, int]:
+        """Counters since start: tracks_born, tracks_confirmed, tracks_lost,
+        tracks_live, objects_seen (confirmed tracks decided), objects_targeted,
+        pulses_scheduled, deadline_misses, co_ejections_accepted/avoided,
+        diverter_conflicts, valve_open_ticks, targets_off_bar. Safe to call
+        from another thread (returns the snapshot of the last update)."""
+        if not self._stats_snapshot:
+            self._publish_stats()
+        return dict(self._stats_snapshot)

@@ -1,0 +1,409 @@
+# mypy: disallow-untyped-defs=False
+"""Numba kernels of the scheduler: decide, shape the air window, merge per valve.
+
+Private: call them through ``control.scheduler``. Ticks are int64 unwrapped
+encoder counts (float64 where predicted); lengths mm.
+
+Per-resource interval sets (``ivs`` (R, M, 2) int64 with counts ``cnt`` (R,))
+hold the committed future on/off intervals of each valve (or diverter flap),
+sorted and disjoint, any two separated by at least the minimum off time. A new
+request is merged into them: gaps shorter than the minimum off time are
+bridged, and only the parts not already commanded become new pulses.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from control.params import (
+    MODE_BASELINE,
+    S_BASE_MARGIN_MM,
+    S_BASE_PAD_MM,
+    S_BASE_STEP_MM,
+    S_BATTERY,
+    S_BLAST_MM,
+    S_CLOSE_TICKS,
+    S_COVER_U,
+    S_COVER_X,
+    S_DIV_DEAD_TICKS,
+    S_DIV_DWELL_TICKS,
+    S_GUARD_TICKS,
+    S_K_SIGMA,
+    S_LEAD_TICKS,
+    S_MIN_OFF_TICKS,
+    S_MIN_ON_TICKS,
+    S_MM_PER_TICK,
+    S_MODE,
+    S_N_VALVES,
+    S_OPEN_TICKS,
+    S_PITCH_MM,
+    S_SIGMA_X_K,
+    S_TOLERANCE,
+    S_X_FIRST_MM,
+)
+
+# counters slots
+C_SEEN = 0
+C_TARGETED = 1
+C_PULSES = 2
+C_DEADLINE = 3
+C_CO_ACCEPTED = 4
+C_CO_AVOIDED = 5
+C_DIV_CONFLICTS = 6
+C_VALVE_TICKS = 7
+C_OFF_BAR = 8
+N_COUNTERS = 9
+
+
+@njit(cache=True, nogil=True)
+def _valve_request(cross, xc, h, sp):
+    """(first valve, last valve, on tick, off tick) of an air-jet pulse for one track.
+
+    cross: (3,) on/off tick and sigma; xc: (2,) x at crossing and sigma mm;
+    h: (2,) half sizes mm. first > last means the fragment is off the bar.
+    """
+    pitch = sp[S_PITCH_MM]
+    x0 = sp[S_X_FIRST_MM]
+    nv = int(sp[S_N_VALVES])
+    ton, toff, sig = cross[0], cross[1], cross[2]
+    x = xc[0]
+    if sp[S_MODE] == MODE_BASELINE:
+        vc = min(max(math.floor((x - x0) / pitch), 0), nv - 1)
+        reach = h[0] + 0.5 * pitch
+        first = vc
+        while first > 0 and abs(x0 + (first - 0.5) * pitch - x) < reach:
+            first -= 1
+        last = vc
+        while last < nv - 1 and abs(x0 + (last + 1.5) * pitch - x) < reach:
+            last += 1
+        step = sp[S_BASE_STEP_MM]
+        length = math.ceil(2.0 * h[1] / step) * step + sp[S_BASE_PAD_MM] + sp[S_BASE_MARGIN_MM]
+        half_ticks = 0.5 * length / sp[S_MM_PER_TICK]
+        tc = 0.5 * (ton + toff)
+        air_on = tc - half_ticks
+        air_off = tc + half_ticks
+    else:
+        k = sp[S_K_SIGMA]
+        trim = 0.5 * (1.0 - sp[S_COVER_U]) * (toff - ton)
+        air_on = ton + trim - k * sig
+        air_off = toff - trim + k * sig
+        half_w = sp[S_COVER_X] * h[0] + sp[S_SIGMA_X_K] * xc[1]
+        b2 = 0.5 * sp[S_BLAST_MM]
+        first = math.floor((x - half_w + b2 - x0) / pitch - 0.5)
+        last = math.ceil((x + half_w - b2 - x0) / pitch - 0.5)
+        if first > last:  # one blast covers it: the valve nearest the centre
+            v = math.floor((x - x0) / pitch)
+            first = min(max(v, last), first)
+            last = first
+        first = max(first, 0)
+        last = min(last, nv - 1)
+    on = math.floor(air_on - sp[S_OPEN_TICKS])
+    off = math.ceil(air_off - sp[S_CLOSE_TICKS])
+    off = max(off, on + max(math.ceil(sp[S_MIN_ON_TICKS]), 1))
+    return first, last, on, off
+
+
+@njit(cache=True, nogil=True)
+def _diverter_request(cross, sp):
+    """(on, off) ticks of a flap that must be over before the leading edge arrives."""
+    k = sp[S_K_SIGMA]
+    on = math.floor(cross[0] - k * cross[2] - sp[S_DIV_DEAD_TICKS])
+    off = math.ceil(cross[1] + k * cross[2])
+    off = max(off, on + max(math.ceil(sp[S_DIV_DWELL_TICKS]), 1))
+    return on, off
+
+
+@njit(cache=True, nogil=True)
+def _prune(ivs, cnt, now):
+    """Forget intervals that ended before ``now``."""
+    for r in range(cnt.shape[0]):
+        k = 0
+        while k < cnt[r] and ivs[r, k, 1] < now:
+            k += 1
+        if k:
+            for m in range(k, cnt[r]):
+                ivs[r, m - k, 0] = ivs[r, m, 0]
+                ivs[r, m - k, 1] = ivs[r, m, 1]
+            cnt[r] -= k
+
+
+@njit(cache=True, nogil=True)
+def _plan(ivs, cnt, r, a, b, min_off, seg):
+    """Merge request [a, b) into resource ``r``'s committed intervals (dry run).
+
+    Returns (S, E, lo, hi, nseg): the merged interval, the index range of the
+    committed intervals it absorbs, and the new segments written to ``seg``.
+    """
+    lo = 0
+    while lo < cnt[r] and ivs[r, lo, 1] + min_off <= a:
+        lo += 1
+    hi = lo
+    while hi < cnt[r] and ivs[r, hi, 0] < b + min_off:
+        hi += 1
+    s_all = a
+    e_all = b
+    if hi > lo:
+        s_all = min(a, ivs[r, lo, 0])
+        e_all = max(b, ivs[r, hi - 1, 1])
+    cur = s_all
+    nseg = 0
+    for k in range(lo, hi):
+        if ivs[r, k, 0] > cur:
+            seg[nseg, 0] = cur
+            seg[nseg, 1] = ivs[r, k, 0]
+            nseg += 1
+        cur = max(cur, ivs[r, k, 1])
+    if cur < e_all:
+        seg[nseg, 0] = cur
+        seg[nseg, 1] = e_all
+        nseg += 1
+    return s_all, e_all, lo, hi, nseg
+
+
+@njit(cache=True, nogil=True)
+def _commit(ivs, cnt, r, s_all, e_all, lo, hi):
+    """Replace committed intervals lo..hi-1 of ``r`` by [s_all, e_all)."""
+    m_cap = ivs.shape[1]
+    if hi == lo and cnt[r] == m_cap:  # full: forget the earliest
+        for m in range(1, cnt[r]):
+            ivs[r, m - 1, 0] = ivs[r, m, 0]
+            ivs[r, m - 1, 1] = ivs[r, m, 1]
+        cnt[r] -= 1
+        lo = max(lo - 1, 0)
+        hi = lo
+    shift = 1 - (hi - lo)
+    n = cnt[r]
+    if shift > 0:
+        for m in range(n - 1, hi - 1, -1):
+            ivs[r, m + shift, 0] = ivs[r, m, 0]
+            ivs[r, m + shift, 1] = ivs[r, m, 1]
+    elif shift < 0:
+        for m in range(hi, n):
+            ivs[r, m + shift, 0] = ivs[r, m, 0]
+            ivs[r, m + shift, 1] = ivs[r, m, 1]
+    ivs[r, lo, 0] = s_all
+    ivs[r, lo, 1] = e_all
+    cnt[r] = n + shift
+
+
+@njit(cache=True, nogil=True)
+def _class_priority(frac, tcls, cls, prio):
+    if frac >= 0 and tcls >= 0:
+        return prio[tcls]
+    if cls >= 0:
+        return prio[cls]
+    return 0
+
+
+@njit(cache=True, nogil=True)
+def _weigh_neighbours(i, nbr, x_lo, x_hi, t_lo, t_hi, CROSS, XC, H, FRAC, TCLS, CLS, prio, sp):
+    """Neighbours of another fraction under the air rectangle -> (n conflicts, max priority)."""
+    n_conf = 0
+    worst = -1
+    tol = sp[S_TOLERANCE]
+    for q in range(nbr.shape[0]):
+        j = nbr[q]
+        if j == i or FRAC[j] == FRAC[i]:
+            continue
+        ov_t = min(t_hi, CROSS[j, 1]) - max(t_lo, CROSS[j, 0])
+        if ov_t <= 0.0:
+            continue
+        ov_x = min(x_hi, XC[j, 0] + H[j, 0]) - max(x_lo, XC[j, 0] - H[j, 0])
+        if ov_x <= 0.0:
+            continue
+        share = (ov_t / max(CROSS[j, 1] - CROSS[j, 0], 1.0)) * (ov_x / max(2.0 * H[j, 0], 1e-6))
+        if share > tol:
+            n_conf += 1
+            worst = max(worst, _class_priority(FRAC[j], TCLS[j], CLS[j], prio))
+    return n_conf, worst
+
+
+@njit(cache=True, nogil=True)
+def _emit(out, n_out, act, v_arr, s_arr, e_arr, nsv, tid, frac):
+    """Group per-valve segments (v, s, e) into runs of adjacent valves with equal
+    (s, e); append rows (actuator, first, last, on, off, track id, fraction)."""
+    idx = np.argsort(v_arr[:nsv], kind="mergesort")
+    idx = idx[np.argsort(e_arr[idx], kind="mergesort")]
+    idx = idx[np.argsort(s_arr[idx], kind="mergesort")]
+    k = 0
+    while k < nsv:
+        a = idx[k]
+        last = v_arr[a]
+        m = k + 1
+        while m < nsv:
+            b = idx[m]
+            if s_arr[b] != s_arr[a] or e_arr[b] != e_arr[a] or v_arr[b] != last + 1:
+                break
+            last += 1
+            m += 1
+        if n_out == out.shape[0]:
+            grown = np.empty((2 * out.shape[0], 7), np.int64)
+            grown[:n_out] = out[:n_out]
+            out = grown
+        out[n_out, 0] = act
+        out[n_out, 1] = v_arr[a]
+        out[n_out, 2] = last
+        out[n_out, 3] = s_arr[a]
+        out[n_out, 4] = e_arr[a]
+        out[n_out, 5] = tid
+        out[n_out, 6] = frac
+        n_out += 1
+        k = m
+    return out, n_out
+
+
+@njit(cache=True, nogil=True)
+def _schedule(
+    n,
+    TID,
+    CONF,
+    DEC,
+    FRAC,
+    TCLS,
+    CLS,
+    NVIEW,
+    CROSS,
+    XC,
+    H,
+    now,
+    horizon,
+    frac_act,
+    prio,
+    sp,
+    ivs,
+    cnt,
+    div_ivs,
+    div_cnt,
+    counters,
+):
+    """Decide the tracks whose deadline is near and schedule their actuators.
+
+    Returns (pulses (P, 7) int64 rows: actuator, first, last, on, off, track id,
+    fraction; count). Marks decided rows in DEC; updates counters (C_* slots).
+    """
+    out = np.empty((16, 7), np.int64)
+    n_out = 0
+    lead = sp[S_LEAD_TICKS]
+    guard = sp[S_GUARD_TICKS]
+    _prune(ivs, cnt, now)
+    _prune(div_ivs, div_cnt, now)
+    # candidates whose command must leave within the guard, by on tick
+    cand = np.empty(n, np.int64)
+    con = np.empty(n, np.float64)
+    nc = 0
+    for i in range(n):
+        if CONF[i] and not DEC[i]:
+            if FRAC[i] >= 0 and frac_act[FRAC[i]] > 0:
+                on, _ = _diverter_request(CROSS[i], sp)
+            else:
+                _, _, on, _ = _valve_request(CROSS[i], XC[i], H[i], sp)
+            if on - lead - now < guard:
+                cand[nc] = i
+                con[nc] = on
+                nc += 1
+    if nc == 0:
+        return out[:0], 0
+    cand = cand[:nc][np.argsort(con[:nc], kind="mergesort")]
+    nbr = np.empty(n, np.int64)
+    nn = 0
+    for j in range(n):
+        if (CONF[j] or NVIEW[j] >= 2) and CROSS[j, 1] >= now and CROSS[j, 0] <= now + horizon:
+            nbr[nn] = j
+            nn += 1
+    nbr = nbr[:nn]
+    nv = ivs.shape[0]
+    seg = np.empty((ivs.shape[1] + 2, 2), np.int64)
+    v_arr = np.empty(nv * (ivs.shape[1] + 2), np.int64)
+    s_arr = np.empty_like(v_arr)
+    e_arr = np.empty_like(v_arr)
+    plans = np.empty((nv, 4), np.int64)
+    b2 = 0.5 * sp[S_BLAST_MM]
+    for q in range(nc):
+        i = cand[q]
+        DEC[i] = 1
+        counters[C_SEEN] += 1
+        f = FRAC[i]
+        if f < 0:
+            continue
+        counters[C_TARGETED] += 1
+        act = frac_act[f]
+        if act > 0:
+            first, last = 0, 0
+            on, off = _diverter_request(CROSS[i], sp)
+            res = div_ivs
+            rcnt = div_cnt
+            r0 = act - 1
+            min_off = math.ceil(sp[S_DIV_DEAD_TICKS])
+        else:
+            first, last, on, off = _valve_request(CROSS[i], XC[i], H[i], sp)
+            res = ivs
+            rcnt = cnt
+            r0 = 0
+            min_off = math.ceil(sp[S_MIN_OFF_TICKS])
+            if first > last:
+                counters[C_OFF_BAR] += 1
+                continue
+        # dry run per valve: the new segments after merging
+        nsv = 0
+        t_lo = 1e300
+        t_hi = -1e300
+        v_lo = last + 1
+        v_hi = first - 1
+        for v in range(first, last + 1):
+            r = r0 + v
+            s_all, e_all, lo, hi, nseg = _plan(res, rcnt, r, on, off, min_off, seg)
+            plans[v, 0] = s_all
+            plans[v, 1] = e_all
+            plans[v, 2] = lo
+            plans[v, 3] = hi
+            for k in range(nseg):
+                v_arr[nsv] = v
+                s_arr[nsv] = seg[k, 0]
+                e_arr[nsv] = seg[k, 1]
+                nsv += 1
+                t_lo = min(t_lo, seg[k, 0])
+                t_hi = max(t_hi, seg[k, 1])
+                v_lo = min(v_lo, v)
+                v_hi = max(v_hi, v)
+        if nsv == 0:
+            continue  # already under commanded air
+        if t_lo - lead <= now:
+            counters[C_DEADLINE] += 1
+            continue
+        if act > 0:
+            a_lo = t_lo + sp[S_DIV_DEAD_TICKS]
+            a_hi = t_hi
+            x_lo = -1e300
+            x_hi = 1e300
+        else:
+            a_lo = t_lo + sp[S_OPEN_TICKS]
+            a_hi = t_hi + sp[S_CLOSE_TICKS]
+            x_lo = sp[S_X_FIRST_MM] + (v_lo + 0.5) * sp[S_PITCH_MM] - b2
+            x_hi = sp[S_X_FIRST_MM] + (v_hi + 0.5) * sp[S_PITCH_MM] + b2
+        n_conf, worst = _weigh_neighbours(
+            i, nbr, x_lo, x_hi, a_lo, a_hi, CROSS, XC, H, FRAC, TCLS, CLS, prio, sp
+        )
+        if n_conf > 0:
+            if act > 0:
+                counters[C_DIV_CONFLICTS] += 1
+            if TCLS[i] != int(sp[S_BATTERY]) and worst > prio[TCLS[i]]:
+                if act == 0:
+                    counters[C_CO_AVOIDED] += 1
+                continue
+            if act == 0:
+                counters[C_CO_ACCEPTED] += 1
+        for v in range(first, last + 1):
+            _commit(res, rcnt, r0 + v, plans[v, 0], plans[v, 1], plans[v, 2], plans[v, 3])
+        if act > 0:
+            for k in range(nsv):
+                v_arr[k] = 0
+        n_before = n_out
+        out, n_out = _emit(out, n_out, act, v_arr, s_arr, e_arr, nsv, TID[i], f)
+        counters[C_PULSES] += n_out - n_before
+        if act == 0:
+            for k in range(nsv):
+                counters[C_VALVE_TICKS] += e_arr[k] - s_arr[k]
+    return out[:n_out], n_out

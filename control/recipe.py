@@ -1,0 +1,183 @@
+"""Recipes: which class goes to which output fraction, and how sure we must be.
+
+A recipe is TOML data, validated strictly (unknown keys refused)::
+
+    name = "default"
+    version = 1
+    pass_fraction = "pass"          # where everything not targeted goes
+    co_ejection_tolerance = 0.15    # share of a neighbour's footprint the air may touch
+
+    [fractions]                     # fraction -> actuator: 0 = valve bar, 1.. diverter flaps
+    eject = 0
+
+    [classes.copper]                # classes not listed pass through with priority 0
+    fraction = "eject"
+    threshold = 0.5                 # combined class probability needed to act
+    priority = 10                   # who wins when two fragments compete; battery always wins
+
+``load_recipe("builtin:default", class_names)`` reads ``control/recipes/default.toml``.
+Classes are named, never indexed; a recipe naming a class the model does not
+know is refused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from core.errors import InputFileError, model_from_data, parse_toml, read_toml
+
+__all__ = ["BATTERY", "Recipe", "RecipeFile", "load_recipe"]
+
+BATTERY = "battery"
+_STRICT = ConfigDict(extra="forbid", strict=True, frozen=True)
+_NAME = r"^[A-Za-z0-9_.-]{1,32}$"
+
+
+class ClassRule(BaseModel):
+    model_config = _STRICT
+
+    fraction: str | None = Field(None, pattern=_NAME, description="None: the pass fraction")
+    threshold: float = Field(0.5, ge=0.0, le=1.0, strict=False)
+    priority: int = Field(0, ge=0, le=1000)
+
+
+class RecipeFile(BaseModel):
+    """The TOML file, as written."""
+
+    model_config = _STRICT
+
+    name: str = Field(pattern=_NAME)
+    version: int = Field(ge=1)
+    description: str = ""
+    pass_fraction: str = Field("pass", pattern=_NAME)
+    co_ejection_tolerance: float = Field(0.15, ge=0.0, le=1.0, strict=False)
+    fractions: dict[str, int] = Field(min_length=1)
+    classes: dict[str, ClassRule] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RecipeFile:
+        if self.pass_fraction in self.fractions:
+            raise ValueError(f"pass fraction {self.pass_fraction!r} must not have an actuator")
+        for frac, act in self.fractions.items():
+            if not 0 <= act <= 64:
+                raise ValueError(f"fraction {frac!r}: actuator {act} outside 0..64")
+        diverters = [a for a in self.fractions.values() if a > 0]
+        if len(diverters) != len(set(diverters)):
+            raise ValueError("two fractions share one diverter flap")
+        for cls, rule in self.classes.items():
+            frac = rule.fraction
+            if frac is not None and frac not in self.fractions and frac != self.pass_fraction:
+                raise ValueError(f"class {cls!r}: unknown fraction {rule.fraction!r}")
+        return self
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """A validated recipe bound to a model's class list (arrays indexed by class id).
+
+    fraction_names:     (F,) output fractions with an actuator, index = fraction id.
+    class_fraction:     (K,) int16 fraction id per class, -1 = pass through.
+    threshold:          (K,) float64 combined probability needed to act.
+    priority:           (K,) int64; battery is raised above every other class.
+    fraction_actuator:  (F,) int16 actuator per fraction (0 = valve bar).
+    """
+
+    name: str
+    version: int
+    source: str
+    class_names: tuple[str, ...]
+    pass_fraction: str
+    fraction_names: tuple[str, ...]
+    class_fraction: np.ndarray
+    threshold: np.ndarray
+    priority: np.ndarray
+    fraction_actuator: np.ndarray
+    co_ejection_tolerance: float
+
+    def targets(self) -> dict[str, str]:
+        """Class name -> fraction name, targeted classes only."""
+        return {
+            name: self.fraction_names[f]
+            for name, f in zip(self.class_names, self.class_fraction.tolist(), strict=True)
+            if f >= 0
+        }
+
+    @property
+    def battery_id(self) -> int:
+        """Class id of ``battery`` in the model's list, -1 when it has none."""
+        return self.class_names.index(BATTERY) if BATTERY in self.class_names else -1
+
+    @property
+    def n_diverters(self) -> int:
+        return int(self.fraction_actuator.max(initial=0))
+
+
+def _bind(spec: RecipeFile, class_names: Sequence[str], source: str) -> Recipe:
+    names = tuple(class_names)
+    if len(set(names)) != len(names) or not names:
+        raise ValueError(f"model class list {names!r} is empty or has duplicates")
+    for cls in spec.classes:
+        if cls not in names:
+            raise InputFileError(
+                source, f"class {cls!r} is not known to the model {list(names)}", f"classes.{cls}"
+            )
+    fraction_names = tuple(spec.fractions)
+    k = len(names)
+    class_fraction = np.full(k, -1, np.int16)
+    threshold = np.full(k, 0.5, np.float64)
+    priority = np.zeros(k, np.int64)
+    for cls, rule in spec.classes.items():
+        i = names.index(cls)
+        if rule.fraction is not None and rule.fraction != spec.pass_fraction:
+            class_fraction[i] = fraction_names.index(rule.fraction)
+        threshold[i] = rule.threshold
+        priority[i] = rule.priority
+    if BATTERY in names:  # battery always wins: above every other class
+        priority[names.index(BATTERY)] = int(priority.max()) + 1
+    for arr in (class_fraction, threshold, priority):
+        arr.setflags(write=False)
+    actuators = np.array([spec.fractions[f] for f in fraction_names], np.int16)
+    actuators.setflags(write=False)
+    return Recipe(
+        name=spec.name,
+        version=spec.version,
+        source=source,
+        class_names=names,
+        pass_fraction=spec.pass_fraction,
+        fraction_names=fraction_names,
+        class_fraction=class_fraction,
+        threshold=threshold,
+        priority=priority,
+        fraction_actuator=actuators,
+        co_ejection_tolerance=spec.co_ejection_tolerance,
+    )
+
+
+def _builtin_text(name: str) -> tuple[str, str]:
+    source = f"builtin:{name}"
+    try:
+        text = resources.files("control.recipes").joinpath(f"{name}.toml").read_text("utf-8")
+    except (FileNotFoundError, ValueError):
+        raise InputFileError(source, "no such built-in recipe") from None
+    return text, source
+
+
+def load_recipe(path_or_builtin: str | Path, class_names: Sequence[str]) -> Recipe:
+    """Read and validate a recipe; ``"builtin:NAME"`` names one shipped in ``control/recipes``.
+
+    Raises ``core.errors.InputFileError`` (one line: file, field, what is wrong).
+    """
+    if isinstance(path_or_builtin, str) and path_or_builtin.startswith("builtin:"):
+        text, source = _builtin_text(path_or_builtin.removeprefix("builtin:"))
+        data = parse_toml(text, source)
+    else:
+        source = str(path_or_builtin)
+        data = read_toml(path_or_builtin)
+    spec = model_from_data(RecipeFile, data, source)
+    return _bind(spec, class_names, source)

@@ -1,0 +1,1 @@
+"""Built-in recipes (TOML), loaded as ``builtin:NAME``."""

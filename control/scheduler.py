@@ -1,0 +1,138 @@
+"""Actuator scheduling: the public shell of ``kernels_schedule._schedule``.
+
+Keeps the committed future on/off intervals of every valve and diverter flap
+(so overlapping pulses merge and minimum on/off times hold across frames) and
+turns the tracks whose deadline is near into ``Pulses`` (uint32 ticks).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from calibration.geometry import LineGeometry
+from control import kernels_schedule as ks
+from control import params as ix
+from control.params import MODE_ADAPTIVE, MODE_BASELINE, ControlParams
+from control.recipe import Recipe
+from control.tracker import TrackTable
+from core.ticks import TICK_MODULUS
+from core.types import Pulses
+
+__all__ = ["COUNTER_NAMES", "Scheduler", "schedule_vector"]
+
+COUNTER_NAMES = (
+    "objects_seen",
+    "objects_targeted",
+    "pulses_scheduled",
+    "deadline_misses",
+    "co_ejections_accepted",
+    "co_ejections_avoided",
+    "diverter_conflicts",
+    "valve_open_ticks",
+    "targets_off_bar",
+)
+_INTERVALS_PER_VALVE = 32
+_EMPTY_PULSES = Pulses.empty()
+
+
+def schedule_vector(
+    geometry: LineGeometry,
+    params: ControlParams,
+    recipe: Recipe,
+    ticks_per_ms: float,
+    frame_ticks: float,
+    deadline_margin_ms: float,
+) -> np.ndarray:
+    """The kernel parameter vector; delays converted at ``ticks_per_ms``."""
+    v = geometry.valves
+    s = np.zeros(ix.N_SCHEDULE)
+    s[ix.S_K_SIGMA] = params.k_sigma
+    s[ix.S_SIGMA_X_K] = params.k_sigma_x
+    s[ix.S_OPEN_TICKS] = v.open_delay_ms * ticks_per_ms
+    s[ix.S_CLOSE_TICKS] = v.close_delay_ms * ticks_per_ms
+    s[ix.S_MIN_ON_TICKS] = v.min_on_ms * ticks_per_ms
+    s[ix.S_MIN_OFF_TICKS] = v.min_off_ms * ticks_per_ms
+    s[ix.S_LEAD_TICKS] = (v.open_delay_ms + deadline_margin_ms) * ticks_per_ms
+    s[ix.S_GUARD_TICKS] = params.decide_frames_ahead * frame_ticks
+    s[ix.S_PITCH_MM] = v.pitch_mm
+    s[ix.S_X_FIRST_MM] = v.x_first_mm
+    s[ix.S_BLAST_MM] = v.blast_width_mm
+    s[ix.S_N_VALVES] = v.n_valves
+    s[ix.S_COVER_X] = params.cover_x_share
+    s[ix.S_COVER_U] = params.cover_u_share
+    s[ix.S_TOLERANCE] = recipe.co_ejection_tolerance
+    s[ix.S_BATTERY] = recipe.battery_id
+    s[ix.S_MODE] = MODE_BASELINE if params.mode == "baseline" else MODE_ADAPTIVE
+    s[ix.S_BASE_STEP_MM] = params.baseline_step_mm
+    s[ix.S_BASE_PAD_MM] = params.baseline_pad_mm
+    s[ix.S_BASE_MARGIN_MM] = params.baseline_margin_mm
+    s[ix.S_DIV_DEAD_TICKS] = params.diverter_dead_ms * ticks_per_ms
+    s[ix.S_DIV_DWELL_TICKS] = params.diverter_dwell_ms * ticks_per_ms
+    s[ix.S_MM_PER_TICK] = geometry.belt.mm_per_tick
+    s[ix.S_BELT_WIDTH_MM] = geometry.belt.width_mm
+    return s
+
+
+class Scheduler:
+    """Per-valve and per-flap committed intervals plus the decision counters."""
+
+    def __init__(self, geometry: LineGeometry, n_diverters: int) -> None:
+        self.geometry = geometry
+        m = _INTERVALS_PER_VALVE
+        self.ivs = np.zeros((geometry.valves.n_valves, m, 2), np.int64)
+        self.cnt = np.zeros(geometry.valves.n_valves, np.int64)
+        self.div_ivs = np.zeros((max(n_diverters, 1), m, 2), np.int64)
+        self.div_cnt = np.zeros(max(n_diverters, 1), np.int64)
+        self.counters = np.zeros(ks.N_COUNTERS, np.int64)
+
+    def ensure_diverters(self, n_diverters: int) -> None:
+        """Grow the flap table when a new recipe names more diverters."""
+        have = self.div_ivs.shape[0]
+        if n_diverters > have:
+            ivs = np.zeros((n_diverters, _INTERVALS_PER_VALVE, 2), np.int64)
+            cnt = np.zeros(n_diverters, np.int64)
+            ivs[:have] = self.div_ivs
+            cnt[:have] = self.div_cnt
+            self.div_ivs, self.div_cnt = ivs, cnt
+
+    def schedule(self, table: TrackTable, now_tick: int, recipe: Recipe, sp: np.ndarray) -> Pulses:
+        """Decide due tracks in ``table`` and return their new pulses (uint32 ticks)."""
+        n = table.n
+        if n == 0:
+            return _EMPTY_PULSES
+        horizon = (
+            sp[ix.S_LEAD_TICKS]
+            + sp[ix.S_GUARD_TICKS]
+            + 2.0 * (self.geometry.camera.view_length_mm / self.geometry.belt.mm_per_tick)
+        )
+        rows, n_rows = ks._schedule(
+            n, table.TID, table.CONF, table.DEC, table.FRAC, table.TCLS, table.CLS,
+            table.NVIEW, table.CROSS, table.XC, table.H, int(now_tick), float(horizon),
+            recipe.fraction_actuator.astype(np.int64), recipe.priority, sp,
+            self.ivs, self.cnt, self.div_ivs, self.div_cnt, self.counters,
+        )  # fmt: skip
+        if n_rows == 0:
+            return _EMPTY_PULSES
+        return Pulses(
+            actuator=rows[:, 0].astype(np.int16),
+            first_valve=rows[:, 1].astype(np.int16),
+            last_valve=rows[:, 2].astype(np.int16),
+            on_tick=(rows[:, 3] % TICK_MODULUS).astype(np.uint32),
+            off_tick=(rows[:, 4] % TICK_MODULUS).astype(np.uint32),
+            track_id=rows[:, 5],
+            fraction=rows[:, 6].astype(np.int16),
+        )
+
+    def stats(self) -> dict[str, int]:
+        return {name: int(v) for name, v in zip(COUNTER_NAMES, self.counters, strict=True)}
+
+
+def frame_ticks_nominal(geometry: LineGeometry) -> float:
+    """Encoder ticks per camera frame at the nominal belt speed."""
+    return geometry.belt.ticks_per_s() / geometry.camera.fps
+
+
+def ms_to_ticks(ms: float, ticks_per_ms: float) -> int:
+    return math.ceil(ms * ticks_per_ms)

@@ -1,0 +1,227 @@
+"""Multi-object tracker in belt coordinates: the public shell of ``_track_step``.
+
+State lives in preallocated struct-of-arrays (``TrackTable``) that grow by
+doubling; one ``Tracker.step`` per frame runs the whole Numba pipeline
+(predict, hash-gated association, Kalman update, births, class evidence,
+crossing prediction, deaths) without Python loops.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from calibration.geometry import LineGeometry
+from control import kernels
+from control import params as prm_idx
+from control.params import ControlParams
+from core.types import Detections, Tracks, TrackState
+
+__all__ = ["TrackTable", "Tracker", "class_log_probs"]
+
+_PROB_FLOOR = 1e-4
+_FLOAT2D = {"X": 4, "P": 6, "H": 2, "CROSS": 3, "XC": 2}
+_FLOAT1D = ("SCORE", "CPROB")
+_INT1D = ("TID", "NVIEW", "MISS", "NEV", "CONF", "DEC", "CLS", "FRAC", "TCLS")
+
+
+class TrackTable:
+    """Per-track arrays (rows 0..n-1 live), capacity grown on demand.
+
+    X (C, 4) x, u mm and vx, vu mm/tick; P (C, 6) packed per-axis covariance;
+    H (C, 2) half sizes mm; EV (C, K) summed log class probabilities; CROSS
+    (C, 3) crossing on/off tick and sigma ticks; XC (C, 2) x at crossing and
+    its sigma mm; SCORE, CPROB float64; TID, NVIEW, MISS, NEV, CONF, DEC, CLS,
+    FRAC, TCLS int64.
+    """
+
+    X: np.ndarray
+    P: np.ndarray
+    H: np.ndarray
+    EV: np.ndarray
+    CROSS: np.ndarray
+    XC: np.ndarray
+    SCORE: np.ndarray
+    CPROB: np.ndarray
+    TID: np.ndarray
+    NVIEW: np.ndarray
+    MISS: np.ndarray
+    NEV: np.ndarray
+    CONF: np.ndarray
+    DEC: np.ndarray
+    CLS: np.ndarray
+    FRAC: np.ndarray
+    TCLS: np.ndarray
+
+    def __init__(self, n_classes: int, capacity: int = 256) -> None:
+        self.n = 0
+        self.n_classes = n_classes
+        self._alloc(capacity)
+
+    def _alloc(self, cap: int) -> None:
+        old = dict(self.__dict__)
+        self.capacity = cap
+        for name, w in _FLOAT2D.items():
+            setattr(self, name, np.zeros((cap, w)))
+        self.EV = np.zeros((cap, self.n_classes))
+        for name in _FLOAT1D:
+            setattr(self, name, np.zeros(cap))
+        for name in _INT1D:
+            setattr(self, name, np.zeros(cap, np.int64))
+        n = old.get("n", 0)
+        for name in (*_FLOAT2D, "EV", *_FLOAT1D, *_INT1D):
+            if name in old:
+                getattr(self, name)[:n] = old[name][:n]
+
+    def ensure(self, need: int) -> None:
+        if need > self.capacity:
+            self._alloc(max(need, 2 * self.capacity))
+
+
+def class_log_probs(dets: Detections, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-detection log class probabilities (D, K) float64 and has-evidence (D,) bool.
+
+    Uses ``class_prob`` when it has K columns, else ``class_id``/``confidence``
+    (the rest of the mass spread evenly); unclassified rows carry no evidence.
+    """
+    nd = len(dets)
+    width = dets.class_prob.shape[1]
+    if width == n_classes and n_classes > 0:
+        p = np.clip(dets.class_prob.astype(np.float64), _PROB_FLOOR, 1.0)
+        has = np.asarray(np.isfinite(p).all(axis=1))
+        p[~has] = 1.0
+        return np.log(p), has
+    if width != 0:
+        raise ValueError(
+            f"Detections.class_prob has {width} columns, the model has {n_classes} classes"
+        )
+    cid = dets.class_id.astype(np.int64)
+    if np.any(cid >= n_classes):
+        raise ValueError(f"Detections.class_id {int(cid.max())} >= {n_classes} classes")
+    has = cid >= 0
+    conf = np.clip(dets.confidence.astype(np.float64), _PROB_FLOOR, 1.0 - _PROB_FLOOR)
+    rest = (1.0 - conf) / max(n_classes - 1, 1)
+    p = np.repeat(np.maximum(rest, _PROB_FLOOR)[:, None], n_classes, axis=1)
+    rows = np.nonzero(has)[0]
+    p[rows, cid[rows]] = conf[rows]
+    p[~has] = 1.0
+    return np.log(p).reshape(nd, n_classes), has
+
+
+def tracker_vector(geometry: LineGeometry, params: ControlParams) -> np.ndarray:
+    """The kernel parameter vector (see ``control.params`` slot names)."""
+    cam = geometry.camera
+    top, bottom = cam.view_y_range_mm
+    v = np.zeros(prm_idx.N_TRACKER)
+    v[prm_idx.T_GATE] = params.gate_chi2
+    v[prm_idx.T_R_MM2] = params.meas_sigma_mm**2
+    v[prm_idx.T_Q] = params.accel_q_mm2_tick3
+    v[prm_idx.T_V0_VAR] = params.init_speed_sigma_mm_tick**2
+    v[prm_idx.T_HIT] = params.hit_gain
+    v[prm_idx.T_MISS] = params.miss_loss
+    v[prm_idx.T_BIRTH_ENTRY] = params.birth_entry_score
+    v[prm_idx.T_BIRTH_MID] = params.birth_mid_score
+    v[prm_idx.T_CONFIRM] = params.confirm_score
+    v[prm_idx.T_DELETE] = params.delete_score
+    v[prm_idx.T_SCORE_MAX] = params.max_score
+    v[prm_idx.T_MAX_COAST] = params.max_coast_frames
+    v[prm_idx.T_ENTRY_BAND_MM] = params.entry_band_mm
+    v[prm_idx.T_CLIP_TOL_MM] = params.clip_tol_px * cam.mm_per_px_y
+    v[prm_idx.T_EXTENT_ALPHA] = params.extent_alpha
+    v[prm_idx.T_EXTENT_VAR_MM2] = params.extent_sigma_mm**2
+    v[prm_idx.T_PASS_MM] = params.pass_mm
+    v[prm_idx.T_VIEW_TOP] = top
+    v[prm_idx.T_VIEW_BOTTOM] = bottom
+    v[prm_idx.T_Y_VALVE] = geometry.valves.y_valve_mm
+    v[prm_idx.T_MM_PER_TICK] = geometry.belt.mm_per_tick
+    v[prm_idx.T_X_MIN] = cam.x_offset_mm
+    v[prm_idx.T_X_SPAN] = cam.view_width_mm
+    v[prm_idx.T_CELL_MM] = 50.0
+    return v
+
+
+class Tracker:
+    """Tracks fragments frame by frame. Ticks are unwrapped int64 counts."""
+
+    def __init__(
+        self, geometry: LineGeometry, n_classes: int, params: ControlParams | None = None
+    ) -> None:
+        self.geometry = geometry
+        self.params = params or ControlParams()
+        self.table = TrackTable(n_classes)
+        self.prm = tracker_vector(geometry, self.params)
+        self.counters = np.zeros(4, np.int64)  # next_id, born, confirmed, lost
+        self.counters[0] = 1
+        self._t0: int | None = None
+        self.t_last: int | None = None
+        self._view_area_mm2 = geometry.camera.view_width_mm * geometry.camera.view_length_mm
+
+    def travel_mm(self, t_tick: float) -> float:
+        """Belt travel since the first frame, mm, at unwrapped tick ``t_tick``."""
+        t0 = self._t0 if self._t0 is not None else 0
+        return (t_tick - t0) * self.geometry.belt.mm_per_tick
+
+    def step(
+        self,
+        dets: Detections,
+        t_tick: int,
+        cls_frac: np.ndarray,
+        threshold: np.ndarray,
+        order: np.ndarray,
+    ) -> None:
+        """Advance to unwrapped tick ``t_tick`` and take one frame's detections."""
+        if self._t0 is None:
+            self._t0 = t_tick
+        dt = 0.0 if self.t_last is None else float(max(t_tick - self.t_last, 0))
+        self.t_last = t_tick
+        tab = self.table
+        nd = len(dets)
+        tab.ensure(tab.n + nd)
+        box = dets.extent_mm
+        if nd and not np.isfinite(box).all():
+            raise ValueError("Detections.extent_mm holds NaN or infinity")
+        logp, has = class_log_probs(dets, tab.n_classes)
+        self.prm[prm_idx.T_CELL_MM] = min(
+            max(2.0 * math.sqrt(self._view_area_mm2 / max(nd, 1)), 5.0), 200.0
+        )
+        tab.n = kernels._track_step(
+            tab.X, tab.P, tab.H, tab.EV, tab.NEV, tab.TID, tab.CONF, tab.DEC, tab.SCORE,
+            tab.NVIEW, tab.MISS, tab.CLS, tab.CPROB, tab.FRAC, tab.TCLS, tab.CROSS, tab.XC,
+            tab.n, dt, float(t_tick), self.travel_mm(t_tick), box, logp, has, self.prm,
+            cls_frac, threshold, order, self.counters,
+        )  # fmt: skip
+
+    def tracks(self, tick_u32: int) -> Tracks:
+        """The live tracks as a ``Tracks`` batch (copies)."""
+        tab = self.table
+        n = tab.n
+        state = np.where(
+            tab.DEC[:n] == 1,
+            TrackState.DECIDED,
+            np.where(
+                tab.CONF[:n] == 1,
+                np.where(tab.MISS[:n] > 0, TrackState.COASTING, TrackState.CONFIRMED),
+                TrackState.TENTATIVE,
+            ),
+        )
+        X, H = tab.X[:n], tab.H[:n]
+        extent = np.stack(
+            [X[:, 0] - H[:, 0], X[:, 0] + H[:, 0], X[:, 1] - H[:, 1], X[:, 1] + H[:, 1]], 1
+        )
+        return Tracks(
+            tick=tick_u32,
+            track_id=tab.TID[:n],
+            state=state.astype(np.int8),
+            centroid_mm=X[:, :2],
+            velocity_mm_tick=X[:, 2:],
+            extent_mm=extent,
+            class_evidence=tab.EV[:n].astype(np.float32),
+            class_id=tab.CLS[:n].astype(np.int16),
+            class_prob=tab.CPROB[:n].astype(np.float32),
+            n_views=np.minimum(tab.NVIEW[:n], 32767).astype(np.int16),
+            cross_on_tick=np.rint(tab.CROSS[:n, 0]).astype(np.int64),
+            cross_off_tick=np.rint(tab.CROSS[:n, 1]).astype(np.int64),
+            cross_sigma_tick=tab.CROSS[:n, 2].astype(np.float32),
+            fraction=tab.FRAC[:n].astype(np.int16),
+        )

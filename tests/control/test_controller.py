@@ -1,0 +1,141 @@
+"""Controller on synthetic streams: pulses land on the right valves at the right ticks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from control.controller import Controller
+from control.params import ControlParams
+from control.recipe import load_recipe
+from control.synthetic import BeltObjects, SyntheticCamera, random_objects
+from core.classes import DEFAULT_CLASSES
+from core.ticks import TICK_MODULUS
+
+from .conftest import unwrap_near
+
+TARGET_IDS = [DEFAULT_CLASSES.index(c) for c in ("copper", "brass", "battery")]
+N_FRAMES = 110  # 275 mm per frame... enough for objects spawned up to 1.5 m upstream
+
+
+def _air(pulses, geometry, ref_tick):
+    v = geometry.valves
+    tpm = geometry.belt.ticks_per_s() * 1e-3
+    on = unwrap_near(pulses.on_tick, ref_tick) + v.open_delay_ms * tpm
+    off = unwrap_near(pulses.off_tick, ref_tick) + v.close_delay_ms * tpm
+    xl = v.valve_centre_mm(pulses.first_valve) - v.blast_width_mm / 2
+    xr = v.valve_centre_mm(pulses.last_valve) + v.blast_width_mm / 2
+    return on, off, xl, xr
+
+
+def _covered(obj: BeltObjects, cam: SyntheticCamera, pulses, geometry) -> np.ndarray:
+    """Per object: is its whole box under air while it crosses the valve line?"""
+    t_on, t_off = cam.crossing_ticks()
+    on, off, xl, xr = _air(pulses, geometry, cam.start_tick + 20_000)
+    ok = np.zeros(len(obj), bool)
+    for j in range(len(obj)):
+        hit = (
+            (on <= t_on[j]) & (off >= t_off[j])
+            & (xl <= obj.x_mm[j] - obj.hx_mm[j]) & (xr >= obj.x_mm[j] + obj.hx_mm[j])
+        )  # fmt: skip
+        ok[j] = hit.any()
+    return ok
+
+
+@pytest.mark.parametrize(
+    ("keep_probs", "noise_mm", "start_tick"),
+    [
+        (True, 0.0, 0),
+        (False, 0.0, 1000),
+        (True, 0.5, TICK_MODULUS - 9_000),  # the encoder wraps mid-stream
+        (False, 0.8, 123_456_789),
+    ],
+)
+def test_targets_are_covered_and_nothing_else(
+    geometry, recipe, run_stream, keep_probs, noise_mm, start_tick
+):
+    obj = random_objects(geometry, 60, (-1500.0, -250.0), len(DEFAULT_CLASSES), seed=3)
+    cam = SyntheticCamera(
+        geometry, obj, len(DEFAULT_CLASSES), noise_mm=noise_mm, keep_probs=keep_probs,
+        seed=5, start_tick=start_tick,
+    )  # fmt: skip
+    ctl, pulses = run_stream(Controller(geometry, recipe, DEFAULT_CLASSES), cam, N_FRAMES)
+    target = np.isin(obj.cls, TARGET_IDS)
+    covered = _covered(obj, cam, pulses, geometry)
+    assert covered[target].all(), np.nonzero(target & ~covered)
+    # no air on non-targets' full box (they may be brushed by a neighbour's blast)
+    assert covered[~target].sum() == 0
+    st = ctl.stats()
+    assert st["objects_seen"] == len(obj)
+    assert st["objects_targeted"] == target.sum()
+    assert st["deadline_misses"] == 0
+    assert st["tracks_confirmed"] == len(obj)
+    assert set(pulses.actuator.tolist()) <= {0}
+    assert set(pulses.fraction.tolist()) <= {0}
+
+
+def test_one_pulse_per_isolated_target(geometry, recipe, run_stream):
+    obj = random_objects(geometry, 30, (-1500.0, -250.0), len(DEFAULT_CLASSES), seed=11)
+    cam = SyntheticCamera(geometry, obj, len(DEFAULT_CLASSES), seed=1)
+    _, pulses = run_stream(Controller(geometry, recipe, DEFAULT_CLASSES), cam, N_FRAMES)
+    ids, counts = np.unique(pulses.track_id, return_counts=True)
+    assert len(ids) == np.isin(obj.cls, TARGET_IDS).sum()
+    assert counts.max() == 1  # never twice for the same fragment
+
+
+@pytest.mark.parametrize(("lead_ms", "expect_miss"), [(0.0, False), (3.0, False), (200.0, True)])
+def test_deadline_drop(geometry, recipe, run_stream, lead_ms, expect_miss):
+    """The scheduling moment lags the exposure by ``lead_ms``: late pulses are dropped."""
+    obj = random_objects(geometry, 20, (-900.0, -250.0), len(DEFAULT_CLASSES), seed=2)
+    cam = SyntheticCamera(geometry, obj, len(DEFAULT_CLASSES), seed=1)
+    lead = int(lead_ms * geometry.belt.ticks_per_s() * 1e-3)
+    ctl, pulses = run_stream(Controller(geometry, recipe, DEFAULT_CLASSES), cam, 80, lead)
+    st = ctl.stats()
+    n_target = int(np.isin(obj.cls, TARGET_IDS).sum())
+    if expect_miss:
+        assert st["deadline_misses"] == n_target and len(pulses) == 0
+    else:
+        assert st["deadline_misses"] == 0 and len(np.unique(pulses.track_id)) == n_target
+    # whatever was sent still reaches the PLC before on - open delay - margin
+    if len(pulses):
+        tpm = geometry.belt.ticks_per_s() * 1e-3
+        lead_ticks = (geometry.valves.open_delay_ms + 5.0) * tpm
+        on = unwrap_near(pulses.on_tick, cam.start_tick + 10_000)
+        assert np.all(on - lead_ticks > 0)
+
+
+def test_recipe_switch_applies_at_next_update(geometry, recipe, run_stream, tmp_path):
+    steel = tmp_path / "steel.toml"
+    steel.write_text(
+        'name = "steel"\nversion = 1\n[fractions]\nferrous = 0\n'
+        '[classes.steel]\nfraction = "ferrous"\nthreshold = 0.5\n'
+    )
+    steel_recipe = load_recipe(steel, DEFAULT_CLASSES)
+    obj = random_objects(geometry, 40, (-1500.0, -250.0), len(DEFAULT_CLASSES), seed=4)
+    cam = SyntheticCamera(geometry, obj, len(DEFAULT_CLASSES), seed=1)
+    ctl = Controller(geometry, recipe, DEFAULT_CLASSES)
+    ctl.set_recipe(steel_recipe)
+    _, pulses = run_stream(ctl, cam, N_FRAMES)
+    assert ctl.recipe.name == "steel"
+    covered = _covered(obj, cam, pulses, geometry)
+    is_steel = obj.cls == DEFAULT_CLASSES.index("steel")
+    assert is_steel.any() and covered[is_steel].all() and not covered[~is_steel].any()
+
+
+def test_recipe_for_other_classes_refused(geometry, recipe):
+    other = load_recipe("builtin:default", (*DEFAULT_CLASSES, "glass"))
+    ctl = Controller(geometry, recipe, DEFAULT_CLASSES)
+    with pytest.raises(ValueError, match="bound to classes"):
+        ctl.set_recipe(other)
+
+
+def test_baseline_mode_runs_and_uses_more_air(geometry, recipe, run_stream):
+    obj = random_objects(geometry, 40, (-1500.0, -250.0), len(DEFAULT_CLASSES), seed=8)
+    air = {}
+    for mode in ("adaptive", "baseline"):
+        cam = SyntheticCamera(geometry, obj, len(DEFAULT_CLASSES), seed=1)
+        ctl = Controller(geometry, recipe, DEFAULT_CLASSES, params=ControlParams(mode=mode))
+        ctl, pulses = run_stream(ctl, cam, N_FRAMES)
+        assert _covered(obj, cam, pulses, geometry)[np.isin(obj.cls, TARGET_IDS)].all()
+        air[mode] = ctl.stats()["valve_open_ticks"]
+    assert air["adaptive"] < air["baseline"]
