@@ -22,9 +22,11 @@ _STRICT = ConfigDict(extra="forbid", strict=True, frozen=True)
 class BeltGeometry(BaseModel):
     model_config = _STRICT
 
-    width_mm: float = Field(1000.0, gt=0, le=5000)
-    speed_mm_s: float = Field(2500.0, gt=0, le=10000, description="nominal belt speed")
-    mm_per_tick: float = Field(0.1, gt=0, le=100, description="belt travel per encoder tick")
+    width_mm: float = Field(default=1000.0, gt=0, le=5000)
+    speed_mm_s: float = Field(default=2500.0, gt=0, le=10000, description="nominal belt speed")
+    mm_per_tick: float = Field(
+        default=0.1, gt=0, le=100, description="belt travel per encoder tick"
+    )
 
     def ticks_per_s(self, speed_mm_s: float | None = None) -> float:
         return (self.speed_mm_s if speed_mm_s is None else speed_mm_s) / self.mm_per_tick
@@ -35,14 +37,18 @@ class CameraGeometry(BaseModel):
 
     model_config = _STRICT
 
-    width_px: int = Field(1280, gt=0, le=16384)
-    height_px: int = Field(512, gt=0, le=16384)
-    fps: float = Field(100.0, gt=0, le=10000)
-    view_width_mm: float = Field(1000.0, gt=0, description="belt width seen across the image")
-    view_length_mm: float = Field(400.0, gt=0, description="belt length seen down the image")
-    x_offset_mm: float = Field(0.0, description="belt x of the left edge of column 0")
+    width_px: int = Field(default=1280, gt=0, le=16384)
+    height_px: int = Field(default=512, gt=0, le=16384)
+    fps: float = Field(default=100.0, gt=0, le=10000)
+    view_width_mm: float = Field(
+        default=1000.0, gt=0, description="belt width seen across the image"
+    )
+    view_length_mm: float = Field(
+        default=400.0, gt=0, description="belt length seen down the image"
+    )
+    x_offset_mm: float = Field(default=0.0, description="belt x of the left edge of column 0")
     reference_row_px: float | None = Field(
-        None, description="image row of y = 0; default: the centre row"
+        default=None, description="image row of y = 0; default: the centre row"
     )
 
     @property
@@ -84,17 +90,57 @@ class ValveBar(BaseModel):
 
     model_config = _STRICT
 
-    n_valves: int = Field(80, gt=0, le=1024)
-    pitch_mm: float = Field(12.5, gt=0, le=200)
-    x_first_mm: float = Field(0.0, description="belt x of the left edge of valve 0's zone")
-    y_valve_mm: float = Field(300.0, gt=0, description="ejection line, mm downstream of y = 0")
-    open_delay_ms: float = Field(3.0, ge=0, le=100, description="command to air at the belt")
-    close_delay_ms: float = Field(2.0, ge=0, le=100, description="command off to air stopped")
-    min_on_ms: float = Field(2.0, ge=0, le=1000)
-    min_off_ms: float = Field(2.0, ge=0, le=1000)
-    blast_width_mm: float = Field(
-        16.0, gt=0, description="width across the belt that one open valve's jet clears"
+    n_valves: int = Field(default=80, gt=0, le=1024)
+    pitch_mm: float = Field(default=12.5, gt=0, le=200)
+    x_first_mm: float = Field(default=0.0, description="belt x of the left edge of valve 0's zone")
+    y_valve_mm: float = Field(
+        default=300.0, gt=0, description="ejection line, mm downstream of y = 0"
     )
+    open_delay_ms: float = Field(
+        default=3.0, ge=0, le=100, description="command to air at the belt"
+    )
+    close_delay_ms: float = Field(
+        default=2.0, ge=0, le=100, description="command off to air stopped"
+    )
+    min_on_ms: float = Field(default=2.0, ge=0, le=1000)
+    min_off_ms: float = Field(default=2.0, ge=0, le=1000)
+    blast_width_mm: float = Field(
+        default=16.0, gt=0, description="width across the belt that one open valve's jet clears"
+    )
+    # Added by calibration (optional; absent = every valve uses the scalar delays above)
+    open_delay_per_valve_ms: tuple[float, ...] | None = Field(
+        default=None, strict=False, description="calibrated opening delay of each valve"
+    )
+    close_delay_per_valve_ms: tuple[float, ...] | None = Field(
+        default=None, strict=False, description="calibrated closing delay of each valve"
+    )
+    disabled_valves: tuple[int, ...] = Field(
+        default=(), strict=False, description="valves found not firing: never command them"
+    )
+
+    @model_validator(mode="after")
+    def _per_valve(self) -> ValveBar:
+        for name in ("open_delay_per_valve_ms", "close_delay_per_valve_ms"):
+            values = getattr(self, name)
+            if values is not None and (
+                len(values) != self.n_valves or not all(0 <= v <= 100 for v in values)
+            ):
+                raise ValueError(f"{name} needs {self.n_valves} delays in 0..100 ms")
+        if any(not 0 <= v < self.n_valves for v in self.disabled_valves):
+            raise ValueError(f"disabled_valves must lie in 0..{self.n_valves - 1}")
+        return self
+
+    def open_delay_of(self, valve: np.ndarray | int) -> np.ndarray:
+        """Opening delay (ms, float64) of each valve index in ``valve``."""
+        if self.open_delay_per_valve_ms is None:
+            return np.full(np.shape(valve), self.open_delay_ms)
+        return np.asarray(self.open_delay_per_valve_ms, dtype=np.float64)[valve]
+
+    def close_delay_of(self, valve: np.ndarray | int) -> np.ndarray:
+        """Closing delay (ms, float64) of each valve index in ``valve``."""
+        if self.close_delay_per_valve_ms is None:
+            return np.full(np.shape(valve), self.close_delay_ms)
+        return np.asarray(self.close_delay_per_valve_ms, dtype=np.float64)[valve]
 
     def valve_centre_mm(self, valve: np.ndarray | int) -> np.ndarray:
         return self.x_first_mm + (np.asarray(valve, dtype=np.float64) + 0.5) * self.pitch_mm
