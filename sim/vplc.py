@@ -24,6 +24,7 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 from core.ticks import wrap_tick
 from plc import regmap as rm
 from sim.vplc_core import PlcCore
+from sim.vplc_fix import ExceptionPatcher
 
 _BIT_FCS = (1, 2, 5, 15)
 _WRITE_FCS = (6, 16, 23)
@@ -148,10 +149,16 @@ class VirtualPlcServer:
         device = build_device(self.core, self.device_id)
         if self.serial_port is not None:
             self._server = ModbusSerialServer(
-                device, framer=FramerType.RTU, port=self.serial_port, baudrate=self.baudrate
+                device,
+                framer=FramerType.RTU,
+                port=self.serial_port,
+                baudrate=self.baudrate,
+                trace_packet=ExceptionPatcher(rtu=True),
             )
         else:
-            self._server = ModbusTcpServer(device, address=(self.host, self.port))
+            self._server = ModbusTcpServer(
+                device, address=(self.host, self.port), trace_packet=ExceptionPatcher(rtu=False)
+            )
         await self._server.serve_forever(background=True)
         if self.serial_port is None:
             sockets = getattr(self._server.transport, "sockets", None)

@@ -152,6 +152,13 @@ class PlcCore:
         with self._lock:
             return self.holding.acked_seq
 
+    def heartbeat_age_s(self) -> float | None:
+        """Seconds since the heartbeat last changed (watchdog clock); None before any."""
+        with self._lock:
+            if self._hb_stamp_s is None:
+                return None
+            return self._watchdog_now_s() - self._hb_stamp_s
+
     def pending(self) -> int:
         """Accepted pulses not yet completed."""
         with self._lock:

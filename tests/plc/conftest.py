@@ -3,6 +3,9 @@ a bridge connected to it (real sockets, real pymodbus, in-process)."""
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -51,3 +54,70 @@ def line() -> Iterator[Line]:
     finally:
         bridge.stop()
         server.stop()
+
+
+class DelayProxy:
+    """A TCP relay between a client and ``target_port`` on 127.0.0.1 that can
+    hold back the next reply (``hold_next_reply(s)``) or cut every connection.
+    Threads are daemons; ``close()`` stops them."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._listener.getsockname()[1])
+        self._hold_s = 0.0
+        self._lock = threading.Lock()
+        self._conns: list[socket.socket] = []
+        self._closed = False
+        self.held = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def hold_next_reply(self, seconds: float) -> None:
+        with self._lock:
+            self._hold_s = seconds
+
+    def cut(self) -> None:
+        with self._lock:
+            conns, self._conns = self._conns, []
+        for c in conns:
+            with contextlib.suppress(OSError):
+                c.shutdown(socket.SHUT_RDWR)
+            c.close()
+
+    def close(self) -> None:
+        self._closed = True
+        self._listener.close()
+        self.cut()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self._listener.accept()
+                server = socket.create_connection(("127.0.0.1", self.target_port), timeout=2)
+            except OSError:
+                if self._closed:
+                    return
+                continue
+            server.settimeout(None)
+            with self._lock:
+                self._conns += [client, server]
+            threading.Thread(target=self._pump, args=(client, server, False), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, True), daemon=True).start()
+
+    def _pump(self, src: object, dst: object, replies: bool) -> None:
+        assert isinstance(src, socket.socket) and isinstance(dst, socket.socket)
+        try:
+            while data := src.recv(4096):
+                if replies:
+                    with self._lock:
+                        hold, self._hold_s = self._hold_s, 0.0
+                    if hold:
+                        self.held += 1
+                        time.sleep(hold)
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.close()

@@ -1,0 +1,235 @@
+"""The bridge when things go wrong, over real loopback sockets: watchdog,
+a killed and restarted PLC, late pulses, timeouts without stale replies,
+exception and malformed replies named by register."""
+
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import pytest
+
+from core.types import Pulses
+from plc import regmap as rm
+from plc.bridge import PlcBridge
+from sim.vplc import VirtualPlcServer
+from sim.vplc_core import PlcCore
+
+from .conftest import START_TICK, DelayProxy, Line, make_bridge
+
+
+def pulse(first: int, last: int, on: int, off: int, actuator: int = 0) -> Pulses:
+    return Pulses(
+        actuator=[actuator], first_valve=[first], last_valve=[last], on_tick=[on],
+        off_tick=[off], track_id=[0], fraction=np.zeros(1, dtype=np.int16),
+    )  # fmt: skip
+
+
+def wait_for(cond: Callable[[], bool], timeout_s: float = 5.0, step_s: float = 0.005) -> bool:
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(step_s)
+    return cond()
+
+
+@pytest.fixture
+def bridges() -> Iterator[list[PlcBridge]]:
+    made: list[PlcBridge] = []
+    yield made
+    for b in made:
+        b.stop()
+
+
+def test_stopped_heartbeat_de_energises_within_the_watchdog_time(bridges: list[PlcBridge]) -> None:
+    watchdog_s = 0.25
+    core = PlcCore(80, watchdog_ms=watchdog_s * 1000, clock=time.monotonic)
+    core.advance(START_TICK, 2500.0, 0.0)
+    with VirtualPlcServer(core) as server:
+        bridge = make_bridge(server.port)
+        bridges.append(bridge)
+        assert bridge.wait_connected(5.0)
+        bridge.submit(pulse(0, 79, START_TICK + 1, START_TICK + 100_000))
+        assert bridge.flush(5.0)
+        core.advance(START_TICK + 1, 2500.0, 0.0)
+        assert core.valves_open().all()
+        bridge.stop()  # the controller dies: no more heartbeats
+        tick = START_TICK + 1
+        while core.valves_open().any():
+            age = core.heartbeat_age_s()
+            assert age is not None and age < watchdog_s + 0.1, "valves still open"
+            tick += 10
+            core.advance(tick, 2500.0, 0.0)
+            time.sleep(0.005)
+        age = core.heartbeat_age_s()
+        assert age is not None and age > watchdog_s  # not before its time
+        assert core.state is rm.PackMLState.HELD
+        assert core.faults & rm.FaultBit.WATCHDOG
+
+
+@pytest.mark.parametrize("same_plc", [True, False], ids=["outage", "new_plc"])
+def test_killed_and_restarted_plc_is_survived(same_plc: bool, bridges: list[PlcBridge]) -> None:
+    core = PlcCore(80, watchdog_ms=5000, clock=time.monotonic)
+    core.advance(START_TICK, 2500.0, 0.0)
+    server = VirtualPlcServer(core)
+    server.start()
+    port = server.port
+    bridge = make_bridge(port, reconnect_max_s=0.05)
+    bridges.append(bridge)
+    try:
+        assert bridge.wait_connected(5.0)
+        bridge.submit(pulse(1, 1, START_TICK + 100, START_TICK + 200))
+        assert bridge.flush(5.0)
+        boot0 = bridge.snapshot().boot_id
+        server.stop()
+        assert wait_for(lambda: not bridge.snapshot().connected)
+        bridge.submit(pulse(2, 2, START_TICK + 300, START_TICK + 400))  # queued while down
+        if not same_plc:
+            core = PlcCore(80, watchdog_ms=5000, clock=time.monotonic)
+            core.advance(START_TICK, 2500.0, 0.0)
+        server = VirtualPlcServer(core, port=port)
+        server.start()
+        assert wait_for(lambda: bridge.snapshot().connected)
+        assert bridge.flush(5.0)
+        bridge.submit(pulse(3, 3, START_TICK + 500, START_TICK + 600))
+        assert bridge.flush(5.0)
+        snap = bridge.snapshot()
+        assert snap.reconnects >= 1 and snap.pulses_acked == 3 and snap.pulses_late == 0
+        assert (snap.boot_id == boot0) == same_plc
+        assert core.pending() == (3 if same_plc else 2)
+        assert snap.acked_seq == core.acked_seq == (3 if same_plc else 2)
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize(
+    ("ahead_ticks", "sent"), [(100, False), (249, False), (251, True), (5000, True)]
+)
+def test_late_pulses_are_counted_not_sent(
+    ahead_ticks: int, sent: bool, bridges: list[PlcBridge], line: Line
+) -> None:
+    # lead 10 ms at 2500 mm/s and 0.1 mm/tick = 250 ticks before the on tick
+    bridge = make_bridge(line.server.port, deadline_lead_ms=10.0)
+    bridges.append(bridge)
+    assert bridge.wait_connected(5.0)
+    bridge.submit(pulse(5, 6, START_TICK + ahead_ticks, START_TICK + ahead_ticks + 50))
+    assert bridge.flush(5.0)
+    snap = bridge.snapshot()
+    assert (snap.pulses_sent, snap.pulses_acked, snap.pulses_late) == (
+        (1, 1, 0) if sent else (0, 0, 1)
+    )
+    assert line.core.counters["late"] == 0  # never reached the PLC late
+    assert line.core.pending() == int(sent)
+
+
+def test_extrapolated_encoder_makes_old_pulses_late(bridges: list[PlcBridge], line: Line) -> None:
+    bridge = make_bridge(line.server.port, extrapolate_encoder=True, heartbeat_s=1.0)
+    bridges.append(bridge)
+    assert bridge.wait_connected(5.0)
+    time.sleep(0.1)  # 0.1 s at 2.5 m/s: the estimate moves ~2,500 ticks past the reading
+    est = bridge.estimate_tick()
+    assert est is not None and est - START_TICK >= 2000
+    bridge.submit(pulse(1, 1, START_TICK + 1000, START_TICK + 1100))
+    assert bridge.flush(5.0)
+    assert bridge.snapshot().pulses_late == 1
+
+
+def test_invalid_valves_are_refused_locally(line: Line) -> None:
+    line.bridge.submit(pulse(70, 80, START_TICK + 100, START_TICK + 200))  # bar has 80
+    line.bridge.submit(pulse(0, 0, START_TICK + 100, START_TICK + 200, actuator=3))  # 2 flaps
+    assert line.bridge.flush(5.0)
+    snap = line.bridge.snapshot()
+    assert snap.pulses_invalid == 2 and snap.pulses_sent == 0
+
+
+def test_delayed_reply_is_never_taken_for_a_later_request(
+    bridges: list[PlcBridge], line: Line
+) -> None:
+    proxy = DelayProxy(line.server.port)
+    try:
+        bridge = make_bridge(proxy.port, timeout_s=0.05, retries=0, heartbeat_s=1.0)
+        bridges.append(bridge)
+        assert bridge.wait_connected(5.0)
+        proxy.hold_next_reply(0.3)  # the pulse write's reply arrives after the timeout
+        bridge.submit(pulse(4, 4, START_TICK + 1000, START_TICK + 2000))
+        assert bridge.flush(5.0)
+        for k in range(5):  # later requests get their own replies
+            bridge.submit(pulse(10 + k, 10 + k, START_TICK + 3000, START_TICK + 4000))
+        assert bridge.flush(5.0)
+        snap = bridge.snapshot()
+        assert proxy.held == 1
+        assert snap.read_errors >= 1 and "no valid reply" in snap.last_error
+        assert snap.reconnects >= 1
+        assert snap.pulses_acked == 6 and snap.pulses_rejected_by_plc == 0
+        assert line.core.pending() == 6 and line.core.acked_seq == 6  # each taken once
+    finally:
+        proxy.close()
+
+
+def test_exception_reply_is_reported_with_the_register(
+    bridges: list[PlcBridge], line: Line
+) -> None:
+    bridge = make_bridge(line.server.port, device_id=7)  # the PLC answers as unit 1 only
+    bridges.append(bridge)
+    assert not bridge.wait_connected(0.5)
+    err = bridge.snapshot().last_error
+    assert f"read IR 0-{rm.IR_STATUS_WORDS - 1}" in err and "exception" in err
+
+
+def _garbage_server(reply: Callable[[bytes], bytes]) -> tuple[socket.socket, threading.Thread]:
+    """A TCP server on 127.0.0.1 answering each request with ``reply(request)``."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                try:
+                    while data := conn.recv(1024):
+                        conn.sendall(reply(data))
+                except OSError:
+                    pass
+
+    th = threading.Thread(target=serve, daemon=True)
+    th.start()
+    return listener, th
+
+
+def _short_read_reply(request: bytes) -> bytes:
+    tid, _, _, unit, fc = struct.unpack(">HHHBB", request[:8])
+    pdu = bytes([fc, 2, 0, 1])  # one register where more were asked for
+    return struct.pack(">HHHB", tid, 0, len(pdu) + 1, unit) + pdu
+
+
+def test_malformed_reply_is_a_fault_naming_the_register(bridges: list[PlcBridge]) -> None:
+    listener, _ = _garbage_server(_short_read_reply)
+    try:
+        bridge = make_bridge(int(listener.getsockname()[1]), timeout_s=0.05, retries=0)
+        bridges.append(bridge)
+        assert not bridge.wait_connected(0.5)
+        snap = bridge.snapshot()
+        assert f"read IR 0-{rm.IR_STATUS_WORDS - 1}" in snap.last_error
+        assert "malformed" in snap.last_error or "no valid reply" in snap.last_error
+    finally:
+        listener.close()
+
+
+def test_nothing_listening_backs_off_without_hanging(bridges: list[PlcBridge]) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])  # bound, not listening: connections refused
+        bridge = make_bridge(port, reconnect_max_s=0.05)
+        bridges.append(bridge)
+        assert not bridge.wait_connected(0.3)
+        assert "connect tcp 127.0.0.1" in bridge.snapshot().last_error
+        t0 = time.monotonic()
+        bridge.stop()
+        assert time.monotonic() - t0 < 2.0
