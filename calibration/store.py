@@ -291,13 +291,16 @@ class CalibrationStore:
         return entry
 
     # ---------------------------------------------------------------- diff
-    def diff(self, old: int, new: int) -> list[DiffEntry]:
-        """Every value that differs between two versions (bookkeeping fields left out)."""
+    def diff(self, old: int, new: int, with_quality: bool = False) -> list[DiffEntry]:
+        """Every value that differs between two versions (bookkeeping fields and, unless
+        ``with_quality``, the procedures' quality figures left out)."""
         flat: list[dict[str, Any]] = []
         for version in (old, new):
             data = self.load(version).model_dump(mode="json")
             for key in ("version", "created_utc", "created_by"):
                 data.pop(key)
+            if not with_quality:
+                data.pop("quality")
             out: dict[str, Any] = {}
             _flatten(data, "", out)
             flat.append(out)
