@@ -43,6 +43,7 @@ class TrainConfig:
     seed: int = 0
     threads: int = 2
     version: str = "dev"
+    reject_class: str | None = None  # a "not a fragment" output among class_names
     data: str = ""  # description of the training data (scenes, seeds, presets)
 
     def to_json(self) -> str:
@@ -193,6 +194,8 @@ def metadata(config: TrainConfig, result: TrainResult) -> dict[str, str]:
         "created_utc": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "final_train_acc": f"{result.history[-1]['train_acc']:.4f}" if result.history else "",
     }
+    if config.reject_class:
+        meta["reject_class"] = config.reject_class
     return {META_PREFIX + k: v for k, v in meta.items()}
 
 

@@ -15,6 +15,9 @@ key                             value
 ``sortline.output``             ``"probabilities"`` (softmax in the graph)
 ``sortline.version``            model version string
 ``sortline.train_config_sha256`` sha256 (hex) of the training config JSON
+``sortline.reject_class``       optional: the name (in ``class_names``) of a
+                                "not a fragment" output (belt stains, seams,
+                                shadows); it is not a material class
 ==============================  ==============================================
 
 A missing or corrupt file, or metadata that is absent, malformed or does not
@@ -69,6 +72,11 @@ class Classifier(Protocol):
         """(N, S, S, 3) uint8 BGR crops -> (N, K) float32 class probabilities."""
         ...
 
+    def classify(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(N, K) material probabilities (rows sum to 1) and (N,) probability
+        that a crop is not a fragment at all (zeros without a reject class)."""
+        ...
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ModelInfo:
@@ -82,6 +90,12 @@ class ModelInfo:
     version: str
     train_config_sha256: str
     extra: Mapping[str, str]
+    reject_class: str | None = None
+
+    @property
+    def material_names(self) -> tuple[str, ...]:
+        """Output names without the reject class."""
+        return tuple(n for n in self.class_names if n != self.reject_class)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -91,6 +105,7 @@ class ModelInfo:
             "normalisation": {"mean": list(self.mean), "std": list(self.std)},
             "version": self.version,
             "train_config_sha256": self.train_config_sha256,
+            "reject_class": self.reject_class,
             **{k: v for k, v in self.extra.items()},
         }
 
@@ -168,6 +183,13 @@ def parse_metadata(meta: Mapping[str, str], path: str | Path) -> ModelInfo:
         raise ModelFileError(
             p, "not a 64-digit lower-case hex sha256", field=META_PREFIX + "train_config_sha256"
         )
+    reject = meta.get(META_PREFIX + "reject_class") or None
+    if reject is not None and (reject not in names or len(names) < 3):
+        raise ModelFileError(
+            p,
+            f"{reject!r} is not one of the model's {len(names)} outputs",
+            field=META_PREFIX + "reject_class",
+        )
     known = {
         "format",
         "class_names",
@@ -177,14 +199,16 @@ def parse_metadata(meta: Mapping[str, str], path: str | Path) -> ModelInfo:
         "output",
         "version",
         "train_config_sha256",
+        "reject_class",
     }
     extra = {k: v for k, v in meta.items() if k.removeprefix(META_PREFIX) not in known}
-    return ModelInfo(names, int(size_s), layout, mean, std, _get(meta, p, "version"), sha, extra)
+    version = _get(meta, p, "version")
+    return ModelInfo(names, int(size_s), layout, mean, std, version, sha, extra, reject)
 
 
 def check_classes(info: ModelInfo, expected: Sequence[str], path: str | Path) -> None:
     """The model must know exactly the expected classes (order is free: names rule)."""
-    have, want = set(info.class_names), set(expected)
+    have, want = set(info.material_names), set(expected)
     if have == want:
         return
     missing = sorted(want - have)
@@ -214,10 +238,16 @@ class OnnxClassifier:
         self._input_name = session.get_inputs()[0].name
         self._mean = np.asarray(info.mean, np.float32).reshape(1, 3, 1, 1)
         self._std = np.asarray(info.std, np.float32).reshape(1, 3, 1, 1)
+        names = info.class_names
+        self._material_cols = np.array(
+            [i for i, n in enumerate(names) if n != info.reject_class], np.int64
+        )
+        self._reject_col = names.index(info.reject_class) if info.reject_class else -1
 
     @property
     def class_names(self) -> tuple[str, ...]:
-        return self.info.class_names
+        """Material classes, in the order of ``predict``'s columns (no reject class)."""
+        return self.info.material_names
 
     @property
     def input_size_px(self) -> int:
@@ -255,7 +285,21 @@ class OnnxClassifier:
         return cls(session, info, p)
 
     def predict(self, crops: np.ndarray) -> np.ndarray:
-        """(N, S, S, 3) uint8 BGR -> (N, K) float32 probabilities (rows sum to 1)."""
+        """(N, S, S, 3) uint8 BGR -> (N, K) float32 material probabilities (rows sum to 1)."""
+        return self.classify(crops)[0]
+
+    def classify(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Material probabilities (N, K) renormalised without the reject class, and
+        (N,) float32 probability of "not a fragment" (zeros when the model has none)."""
+        raw = self.predict_raw(crops)
+        if self._reject_col < 0:
+            return raw, np.zeros(raw.shape[0], np.float32)
+        mat = raw[:, self._material_cols]
+        mat /= np.maximum(mat.sum(axis=1, keepdims=True), 1e-12)
+        return mat.astype(np.float32), raw[:, self._reject_col].astype(np.float32)
+
+    def predict_raw(self, crops: np.ndarray) -> np.ndarray:
+        """(N, S, S, 3) uint8 BGR -> (N, K_all) float32, every output of the model."""
         s = self.input_size_px
         if not (
             isinstance(crops, np.ndarray)
@@ -265,7 +309,7 @@ class OnnxClassifier:
             shape = getattr(crops, "shape", None)
             dtype = getattr(crops, "dtype", None)
             raise ValueError(f"crops must be (N, {s}, {s}, 3) uint8, got {shape} {dtype}")
-        k = len(self.class_names)
+        k = len(self.info.class_names)
         if crops.shape[0] == 0:
             return np.zeros((0, k), np.float32)
         feed: np.ndarray = np.ascontiguousarray(crops)

@@ -49,6 +49,7 @@ class StageTimes:
     crop_s: float = 0.0
     classify_s: float = 0.0
     total_s: float = 0.0
+    rejected: int = 0  # segments the classifier called "not a fragment"
 
 
 class VisionPipeline:
@@ -70,6 +71,7 @@ class VisionPipeline:
         crop_params: CropParams | None = None,
         uncertain: UncertainSink | None = None,
         uncertain_below: float = 0.6,
+        reject_above: float = 0.5,
     ) -> None:
         self.geometry = geometry
         self.classifier = classifier
@@ -79,6 +81,7 @@ class VisionPipeline:
         self.crop_params = dataclasses.replace(crop_params or CropParams(), size_px=size)
         self.uncertain = uncertain
         self.uncertain_below = float(uncertain_below)
+        self.reject_above = float(reject_above)
         self.times = StageTimes()
         self.last_segments: Segments | None = None
         self.last_crops: np.ndarray | None = None
@@ -100,7 +103,6 @@ class VisionPipeline:
         t0 = time.perf_counter()
         seg = self.segmenter.segment(frame.image)
         t1 = time.perf_counter()
-        self.last_segments = seg
         centroid, extent, area = self.measure_mm(seg)
         dets, crops, t2 = self._classify(frame, seg, centroid, extent, area)
         t3 = time.perf_counter()
@@ -130,9 +132,17 @@ class VisionPipeline:
         else:
             crops = extract_crops(frame.image, seg, self.segmenter.belt.mean_u8, self.crop_params)
             t_crop = time.perf_counter()
-            prob = self.classifier.predict(crops)
+            prob, reject = self.classifier.classify(crops)
+            keep = reject <= self.reject_above
+            if not keep.all():  # belt marks, seams, shadows: not fragments
+                self.times.rejected += int((~keep).sum())
+                seg = _select(seg, keep)
+                centroid, extent, area = centroid[keep], extent[keep], area[keep]
+                crops, prob = crops[keep], prob[keep]
+                n = int(keep.sum())
             class_id = prob.argmax(axis=1).astype(np.int16) if n else np.zeros(0, np.int16)
             conf = prob[np.arange(n), class_id] if n else np.zeros(0, np.float32)
+        self.last_segments = seg
         dets = Detections(
             frame_id=frame.frame_id,
             tick=frame.tick,
@@ -183,3 +193,14 @@ class VisionPipeline:
     def reset(self) -> None:
         """Forget the belt model (e.g. after a camera or lighting change)."""
         self.segmenter.belt.reset()
+
+
+def _select(seg: Segments, keep: np.ndarray) -> Segments:
+    """The segments where ``keep`` is True (the label image is shared, unchanged)."""
+    return dataclasses.replace(
+        seg,
+        label_id=seg.label_id[keep],
+        bbox_px=seg.bbox_px[keep],
+        centroid_px=seg.centroid_px[keep],
+        area_px=seg.area_px[keep],
+    )

@@ -34,9 +34,12 @@ class SegmentParams:
     open_px: int = 3  # opening kernel (low-res px) against speckle
     close_px: int = 3  # closing kernel (low-res px) that fills small gaps
     split: bool = True
-    split_level: float = 0.6  # marker = distance > split_level * component max
+    split_level: float = 0.7  # marker = distance > split_level * component max
     split_min_area_px: float = 400.0  # only components this large (full-res px) are split
+    split_min_radius_px: float = 8.0  # ... and this thick (full-res px from the edge)
+    split_min_core_px: float = 12.0  # a core smaller than this (full-res px) is ridge noise
     border_px: int = 0  # ignore this many low-res px at the image border
+    gain_grid_px: int = 4  # low-res grid step of the global brightness estimate
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -78,6 +81,7 @@ class BeltModel:
         self._mean_u8: np.ndarray | None = None
         self._thresh_u8: np.ndarray | None = None
         self.frames = 0
+        self.gain = 1.0
 
     def reset(self) -> None:
         self.mean = self.spread = self._mean_u8 = self._thresh_u8 = None
@@ -109,8 +113,21 @@ class BeltModel:
         """(h, w) uint8 sum of |BGR - belt| (saturating)."""
         if self.mean is None or self.mean.shape != small.shape:
             self._initialise(small)
-        diff3 = cv2.absdiff(small, self.mean_u8)
+        self.gain = self._global_gain(small)
+        belt = self.mean_u8
+        if abs(self.gain - 1.0) > 0.005:
+            belt = cv2.convertScaleAbs(belt, alpha=self.gain)
+        diff3 = cv2.absdiff(small, belt)
         return cv2.transform(diff3, np.ones((1, 3), np.float32))
+
+    def _global_gain(self, small: np.ndarray) -> float:
+        """Median brightness ratio frame / belt model on a sparse grid (lighting flicker,
+        exposure changes); most grid points see belt, so fragments barely move it."""
+        step = self.params.gain_grid_px
+        f = small[::step, ::step].astype(np.float32).sum(axis=2)
+        m = self.mean_u8[::step, ::step].astype(np.float32).sum(axis=2)
+        ratio = f / np.maximum(m, 1.0)
+        return float(np.clip(np.median(ratio), 0.5, 2.0))
 
     def foreground(self, diff: np.ndarray) -> np.ndarray:
         """(h, w) uint8 mask (255 = fragment) of pixels beyond the belt's spread."""
@@ -122,6 +139,8 @@ class BeltModel:
         assert self.mean is not None and self.spread is not None
         belt = cv2.bitwise_not(cv2.dilate(fg_mask, np.ones((5, 5), np.uint8)))
         alpha = max(self.params.alpha, 1.0 / (self.frames + 2))
+        if abs(self.gain - 1.0) > 0.005:  # global lighting change: the whole belt follows
+            self.mean *= np.float32(self.gain)
         cv2.accumulateWeighted(small, self.mean, alpha, mask=belt)
         cv2.accumulateWeighted(diff, self.spread, alpha, mask=belt)
         self.frames += 1
@@ -174,9 +193,7 @@ class Segmenter:
         stats = stats.astype(np.float64)
         s2 = float(p.scale**2)
         if p.split and n > 1:
-            stats, centroids = _split_touching(
-                fg, labels, stats, centroids, p.split_level, p.split_min_area_px / s2
-            )
+            stats, centroids = _split_touching(fg, labels, stats, centroids, p)
         return _to_segments(labels, stats, centroids, p.scale, p.min_area_px / s2)
 
 
@@ -214,8 +231,7 @@ def _split_touching(
     labels: np.ndarray,
     stats: np.ndarray,
     centroids: np.ndarray,
-    level: float,
-    min_area: float,
+    p: SegmentParams,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Split components with several distance-transform cores (in place on ``labels``).
 
@@ -224,12 +240,16 @@ def _split_touching(
     label values from ``len(stats)`` on; returns stats and centroids with a row
     per label value (the split component's row describes its first piece).
     """
-    big = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] >= min_area)
+    s = float(p.scale)
+    min_core = p.split_min_core_px / (s * s)
+    big = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] >= p.split_min_area_px / (s * s))
     big = big[big > 0]
     if big.size == 0:
         return stats, centroids
     dist = cv2.distanceTransform(fg, cv2.DIST_L2, 3)
-    big = _with_several_cores(labels, dist, fg, stats.shape[0], level, big)
+    big = _with_several_cores(
+        labels, dist, fg, stats.shape[0], p.split_level, big, p.split_min_radius_px / s
+    )
     new_stats: list[list[float]] = []
     new_cent: list[list[float]] = []
     next_label = stats.shape[0]
@@ -238,13 +258,11 @@ def _split_touching(
         x, y, w, h = (int(v) for v in stats[lab, :4])
         roi = (slice(y, y + h), slice(x, x + w))
         comp = labels[roi] == lab
-        d = np.where(comp, dist[roi], 0.0)
-        cores = (d > level * d.max()).astype(np.uint8)
-        n_cores, _ = cv2.connectedComponents(cores, connectivity=8)
-        if n_cores <= 2:
+        cores = _cores(np.where(comp, dist[roi], 0.0), p.split_level, min_core)
+        if cores is None:
             continue
         _, nearest = cv2.distanceTransformWithLabels(
-            1 - cores, cv2.DIST_L2, 3, labelType=cv2.DIST_LABEL_CCOMP
+            (cores == 0).astype(np.uint8), cv2.DIST_L2, 3, labelType=cv2.DIST_LABEL_CCOMP
         )
         sub = labels[roi]
         ids = np.unique(nearest[comp])
@@ -264,6 +282,19 @@ def _split_touching(
     return stats, centroids
 
 
+def _cores(d: np.ndarray, level: float, min_core: float) -> np.ndarray | None:
+    """uint8 mask of the component's substantial cores, or None if fewer than two."""
+    cores = (d > level * d.max()).astype(np.uint8)
+    n, lab, st, _ = cv2.connectedComponentsWithStats(cores, connectivity=8)
+    small = np.flatnonzero(st[:, cv2.CC_STAT_AREA] < min_core)
+    small = small[small > 0]
+    if n - 1 - small.size < 2:
+        return None
+    if small.size:
+        cores[np.isin(lab, small)] = 0
+    return cores
+
+
 def _with_several_cores(
     labels: np.ndarray,
     dist: np.ndarray,
@@ -271,13 +302,15 @@ def _with_several_cores(
     n: int,
     level: float,
     candidates: np.ndarray,
+    min_radius: float,
 ) -> np.ndarray:
-    """The candidate labels whose distance transform has two or more separate cores."""
+    """Candidate labels at least ``min_radius`` thick with two or more separate cores."""
     on = np.flatnonzero(fg.ravel())
     lab = labels.ravel()[on]
     dv = dist.ravel()[on]
     max_d = np.zeros(n, np.float32)
     np.maximum.at(max_d, lab, dv)
+    candidates = candidates[max_d[candidates] >= min_radius]
     core_px = dv > level * max_d[lab]
     cores = np.zeros(labels.size, np.uint8)
     cores[on[core_px]] = 1
