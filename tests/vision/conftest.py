@@ -10,14 +10,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
 from onnx import TensorProto, helper
 
 sys.path.insert(0, str(Path(__file__).parent))
-import synth  # noqa: E402
+import synth
 
-from vision.classifier import LAYOUT_NHWC_U8, META_PREFIX  # noqa: E402
+from vision.classifier import LAYOUT_NHWC_U8, META_PREFIX
 
 
 def good_metadata(names: tuple[str, ...], size: int) -> dict[str, str]:

@@ -55,6 +55,11 @@ def scatter(n: int, seed: int, h: int = 512, w: int = 1280, min_gap_px: float = 
 def render(blobs: list[Blob], seed: int = 0, h: int = 512, w: int = 1280) -> np.ndarray:
     img = belt(h, w, seed)
     for b in blobs:
-        cv2.ellipse(img, ((b.cx, b.cy), (2 * b.ax, 2 * b.ay), b.angle), COLOURS_BGR[b.name], -1,
-                    lineType=cv2.LINE_AA)
+        cv2.ellipse(
+            img,
+            ((b.cx, b.cy), (2 * b.ax, 2 * b.ay), b.angle),
+            COLOURS_BGR[b.name],
+            -1,
+            lineType=cv2.LINE_AA,
+        )
     return img

@@ -104,7 +104,7 @@ def test_frame_size_checked(image: np.ndarray, words: str | None) -> None:
 
 @pytest.mark.parametrize("bad", [np.zeros((512, 1280, 3), np.uint8), "frame", None])
 def test_not_a_frame_refused(bad: object) -> None:
-    with pytest.raises(FrameError, match="expected a core.frame.Frame"):
+    with pytest.raises(FrameError, match=r"expected a core\.frame\.Frame"):
         VisionPipeline(GEOMETRY, None).process(bad)  # type: ignore[arg-type]
 
 
@@ -120,7 +120,9 @@ def test_wrong_image_type_refused_by_frame(image: np.ndarray, words: str) -> Non
         Frame(image, 0, 0, 0.0)
 
 
-def test_uncertain_fragments_saved_and_capped(make_model: Callable[..., Path], tmp_path: Path) -> None:
+def test_uncertain_fragments_saved_and_capped(
+    make_model: Callable[..., Path], tmp_path: Path
+) -> None:
     folder = UncertainFolder(tmp_path / "unsure", max_items=5, max_per_frame=3)
     clf = OnnxClassifier.load(make_model())
     # every fragment is "uncertain" below 1.01

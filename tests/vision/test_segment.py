@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import synth
 
-from vision.segment import SegmentParams, Segmenter
+from vision.segment import Segmenter, SegmentParams
 
 
 def _match(centroids: np.ndarray, blobs: list[synth.Blob]) -> np.ndarray:
