@@ -44,6 +44,10 @@ def _belt_texture(
     stain_bgr = np.array([18.0, 22.0, 26.0], np.float32)
     tex = tex * (1.0 - 0.35 * stains[..., None]) + stains[..., None] * stain_bgr
     tex += rng.normal(0, 3.0, (rows, cols, 1)).astype(np.float32)
+    for _ in range(int(400 * wear * rows / 1024)):  # fines stuck to the belt
+        cx, cy = int(rng.integers(cols)), int(rng.integers(rows))
+        grey = float(rng.uniform(20, 120))
+        cv2.circle(tex, (cx, cy), int(rng.integers(1, 3)), (grey, grey, grey * 1.05), -1)
     seam = int(rng.integers(rows))
     tex[seam : seam + 3] *= 0.7
     if blur_px >= 2:

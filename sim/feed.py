@@ -19,6 +19,8 @@ from sim.shapes import Shape, make_shape
 
 __all__ = ["Drop", "Feeder"]
 
+_LAND_MM = 200.0  # fragments land this far upstream of the camera's view
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Drop:
@@ -86,28 +88,25 @@ class Feeder:
         )
 
     def _place(self, radius: float, travel_mm: float) -> tuple[float, float]:
-        """Landing point (x, y) mm: upstream of the view, touching a neighbour
-        for a ``density`` share of drops."""
+        """Landing point (x, y) mm in a zone ``_LAND_MM`` upstream of the view,
+        touching a neighbour still in that zone for a ``density`` share."""
         rng = self.rng
         width = self.geometry.belt.width_mm
         lo = self.feed.margin_mm + radius * 0.5
         hi = max(width - self.feed.margin_mm - radius * 0.5, lo + 1.0)
-        y_top = self._y_entry - radius - 5.0
-        self._recent = [(x, u, r) for x, u, r in self._recent if u + travel_mm < y_top + 300.0]
+        y_last = self._y_entry - radius - 5.0  # still unseen
+        self._recent = [(x, u, r) for x, u, r in self._recent if u + travel_mm < self._y_entry]
         if self._recent and rng.random() < self.feed.density:
             nx, nu, nr = self._recent[int(rng.integers(len(self._recent)))]
-            touch = (
-                rng.uniform(0.45, 0.75)
-                if rng.random() < self.feed.overlap
-                else rng.uniform(0.8, 1.0)
-            )
+            over = rng.random() < self.feed.overlap
+            touch = rng.uniform(0.45, 0.75) if over else rng.uniform(0.8, 1.0)
             ang = rng.uniform(0, 2 * np.pi)
             dist = (nr + radius) * touch
             x = float(np.clip(nx + dist * np.cos(ang), lo, hi))
-            y = min(nu + travel_mm + dist * np.sin(ang), y_top)
+            y = min(nu + travel_mm + dist * np.sin(ang), y_last)
         else:
             x = float(rng.uniform(lo, hi))
-            y = y_top - float(rng.uniform(0, 20.0))
+            y = self._y_entry - _LAND_MM - float(rng.uniform(0, 40.0))
         self._recent.append((x, y - travel_mm, radius))
-        del self._recent[:-6]
+        del self._recent[:-8]
         return x, y

@@ -72,7 +72,8 @@ def _specular(rng: Rng, h: int, w: int, strength: float) -> np.ndarray:
 
 def _metal(rng: Rng, name: str, h: int, w: int, oxidation: float, dirt: float) -> np.ndarray:
     base, spec = _METALS[name]
-    jitter = rng.normal(0, 8.0, 3) + rng.normal(0, 10.0)  # hue and brightness
+    tint = 3.0 if name in ("steel", "stainless", "aluminium") else 8.0
+    jitter = rng.normal(0, tint, 3) + rng.normal(0, 10.0)  # hue and brightness
     tex = np.empty((h, w, 3), np.float32)
     tex[:] = np.asarray(base, np.float32) + jitter.astype(np.float32)
     tex *= (1.0 + 0.08 * _field(rng, h, w, 5))[..., None]
@@ -83,7 +84,21 @@ def _metal(rng: Rng, name: str, h: int, w: int, oxidation: float, dirt: float) -
     if name == "copper" and rng.random() < oxidation * 0.4:
         _mix(tex, (110.0, 140.0, 80.0), _blotches(rng, h, w, 0.15) * 0.7)  # patina
     tex *= _specular(rng, h, w, spec)[..., None]
+    if rng.random() < 0.4:
+        _fold(rng, tex)
     return _dirt(rng, tex, dirt)
+
+
+def _fold(rng: Rng, tex: np.ndarray) -> None:
+    """A bend across the part: one side tilts away from the light."""
+    h, w = tex.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    a = rng.uniform(0, np.pi)
+    d = (xx - w * rng.uniform(0.3, 0.7)) * np.cos(a) + (yy - h / 2) * np.sin(a)
+    side = np.clip(d / 2.0, 0, 1)
+    tex *= (1.0 - rng.uniform(0.15, 0.35) * side)[..., None]
+    edge = np.exp(-((d / 1.5) ** 2))
+    tex += (35.0 * edge)[..., None]
 
 
 def _dirt(rng: Rng, tex: np.ndarray, dirt: float) -> np.ndarray:

@@ -44,7 +44,7 @@ def _jagged(
     pts = np.stack([np.cos(ang) * rad * length / 2, np.sin(ang) * rad * width / 2], axis=1)
     # tear: a few edges get a notch or a spike halfway
     mids = (pts + np.roll(pts, -1, axis=0)) / 2
-    k = rng.uniform(0.7, 1.15, n)[:, None]
+    k = rng.uniform(0.85, 1.1, n)[:, None]
     out = np.empty((2 * n, 2))
     out[0::2], out[1::2] = pts, mids * k
     return out
