@@ -288,6 +288,8 @@ class PlcBridge:
                 await self._session()
             except LinkError as err:
                 self._error(err, read=up)
+            except Exception as exc:  # never let the bridge thread die: report, reconnect
+                self._error(LinkError(f"internal error: {exc!r}"), read=up)
             self._link.close()
             with self._lock:
                 self._s.connected = False

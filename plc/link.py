@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -104,9 +104,11 @@ class ModbusLink:
             self._client.close()
             self._client = None
 
-    async def _call(self, what: str, want_words: int | None, coro: Any) -> list[int]:
+    async def _call(
+        self, what: str, want_words: int | None, request: Callable[[], Awaitable[Any]]
+    ) -> list[int]:
         try:
-            reply = await coro
+            reply = await request()
         except (ModbusException, OSError, TimeoutError) as exc:
             self.close()
             raise LinkDownError(f"{what}: no valid reply ({exc})") from None
@@ -124,23 +126,29 @@ class ModbusLink:
         return self._client
 
     async def read_input(self, address: int, count: int) -> list[int]:
-        c = self._require()
-        coro = c.read_input_registers(address, count=count, device_id=self.params.device_id)
-        return await self._call(f"read {_span('IR', address, count)}", count, coro)
+        c, dev = self._require(), self.params.device_id
+        return await self._call(
+            f"read {_span('IR', address, count)}",
+            count,
+            lambda: c.read_input_registers(address, count=count, device_id=dev),
+        )
 
     async def read_holding(self, address: int, count: int) -> list[int]:
-        c = self._require()
-        coro = c.read_holding_registers(address, count=count, device_id=self.params.device_id)
-        return await self._call(f"read {_span('HR', address, count)}", count, coro)
+        c, dev = self._require(), self.params.device_id
+        return await self._call(
+            f"read {_span('HR', address, count)}",
+            count,
+            lambda: c.read_holding_registers(address, count=count, device_id=dev),
+        )
 
     async def write_holding(self, address: int, values: Sequence[int]) -> None:
-        c = self._require()
+        c, dev = self._require(), self.params.device_id
         what = f"write {_span('HR', address, len(values))}"
-        if len(values) == 1:
-            coro = c.write_register(address, int(values[0]), device_id=self.params.device_id)
+        words = [int(v) for v in values]
+        if len(words) == 1:
+            await self._call(what, None, lambda: c.write_register(address, words[0], device_id=dev))
         else:
-            coro = c.write_registers(address, list(values), device_id=self.params.device_id)
-        await self._call(what, None, coro)
+            await self._call(what, None, lambda: c.write_registers(address, words, device_id=dev))
 
     async def write_read(
         self, write_address: int, values: Sequence[int], read_address: int, read_count: int
@@ -151,8 +159,15 @@ class ModbusLink:
             f"write {_span('HR', write_address, len(values))} + "
             f"read {_span('HR', read_address, read_count)}"
         )
-        coro = c.readwrite_registers(
-            read_address=read_address, read_count=read_count, write_address=write_address,
-            values=list(values), device_id=self.params.device_id,
-        )  # fmt: skip
-        return await self._call(what, read_count, coro)
+        words, dev = [int(v) for v in values], self.params.device_id
+        return await self._call(
+            what,
+            read_count,
+            lambda: c.readwrite_registers(
+                read_address=read_address,
+                read_count=read_count,
+                write_address=write_address,
+                values=words,
+                device_id=dev,
+            ),
+        )

@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -121,3 +122,13 @@ class DelayProxy:
             for s in (src, dst):
                 with contextlib.suppress(OSError):
                     s.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A bridge or server thread that dies of an exception fails its test."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in item.path.parents:
+            item.add_marker(
+                pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
+            )
