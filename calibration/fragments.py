@@ -46,7 +46,7 @@ def detect_fragments(
     gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
     cum = np.cumsum(np.bincount(gray.ravel(), minlength=256))
     background = float(np.searchsorted(cum, 0.5 * cum[-1]))
-    bright = float(np.searchsorted(cum, 0.999 * cum[-1]))
+    bright = float(np.searchsorted(cum, cum[-1] - 20))  # the 20th brightest pixel
     level = background + 0.5 * (bright - background)
     if level - background < 20:
         return np.zeros(0), np.zeros(0)

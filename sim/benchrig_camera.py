@@ -108,6 +108,15 @@ class TrueCamera:
         by[bad] = np.nan
         return bx, by
 
+    def camera_model(self) -> CameraModel:
+        """The exact ``CameraModel`` of this camera (what a perfect calibration gives)."""
+        belt_to_px = self.K @ np.column_stack(
+            [self.rotation[:, 0], self.rotation[:, 1], -self.rotation @ self.centre_mm]
+        )
+        return CameraModel(
+            self.width_px, self.height_px, self.K, self.dist, np.linalg.inv(belt_to_px)
+        )
+
     def scale_mm_per_px(self, col_px: float, row_px: float) -> tuple[float, float]:
         """True local belt scale at a pixel: (mm per px along a row, down a column)."""
         c = np.array([col_px - 0.5, col_px + 0.5, col_px, col_px])

@@ -104,7 +104,10 @@ def _bench(args: argparse.Namespace) -> int:
         report = run_bench(seed=args.seed, quick=args.quick, line=line)
     except CalibrationError as exc:
         return _fail(str(exc))
-    out: dict[str, Any] = {"command": "sortline " + shlex.join(sys.argv[1:])}
+    command = ["sortline", "calibrate", "bench", "--virtual", "--seed", str(args.seed)]
+    command += ["--quick"] if args.quick else []
+    command += ["--json", args.json_out] if args.json_out else []
+    out: dict[str, Any] = {"command": shlex.join(command)}
     out.update(report.to_dict())
     if args.save:
         store = _store(args)
