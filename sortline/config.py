@@ -7,6 +7,7 @@ what differs. Validation errors become one line naming file and field.
 
 from __future__ import annotations
 
+import os
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -60,6 +61,12 @@ class ApiSection(BaseModel):
     port: int = Field(8000, ge=0, le=65535)
 
 
+class RecordsSection(BaseModel):
+    model_config = _STRICT
+    dir: str = ""
+    enabled: bool = True
+
+
 class SimSection(BaseModel):
     model_config = _STRICT
     enabled: bool = True
@@ -78,6 +85,7 @@ class LineConfig(BaseModel):
     vision: VisionSection = VisionSection()
     control: ControlSection = ControlSection()
     api: ApiSection = ApiSection()
+    records: RecordsSection = RecordsSection()
     sim: SimSection = SimSection()
     source: str = Field(DEFAULT_CONFIG_NAME, exclude=True)
 
@@ -99,6 +107,15 @@ class LineConfig(BaseModel):
         if not p.is_absolute() and self.source != DEFAULT_CONFIG_NAME:
             p = Path(self.source).parent / p
         return p
+
+
+def records_dir(cfg: LineConfig) -> Path:
+    """Where sort records go: ``[records].dir`` or the user's state folder."""
+    if cfg.records.dir:
+        p = cfg.resolve_path(cfg.records.dir)
+        return Path(p)
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "sortline" / "records"
 
 
 def _default_data() -> dict[str, Any]:

@@ -136,6 +136,9 @@ def build_parts(
             reconnect_max_s=cfg.plc.reconnect_max_ms / 1e3,
             deadline_lead_ms=cfg.valves.open_delay_ms + cfg.control.deadline_margin_ms,
             mm_per_tick=cfg.belt.mm_per_tick,
+            watchdog_ms=cfg.plc.watchdog_ms,
+            # a stepped plant's encoder does not follow the wall clock
+            extrapolate_encoder=not stepped,
         )
     )
     return LineParts(

@@ -28,9 +28,10 @@ import numpy as np
 
 from core.frame import Frame, FrameError
 from core.types import Tracks
-from sortline.config import LineConfig
+from sortline.config import LineConfig, records_dir
 from sortline.metrics import LatencyWindow, Mailbox
 from sortline.parts import LineParts, build_parts
+from sortline.records import RecordWriter
 from sortline.state import Command, Conditions, LineStateMachine, PackMLState
 
 log = logging.getLogger("sortline.runtime")
@@ -50,6 +51,7 @@ class SortingLine:
         plc_port: int | None = None,
         scenario: str | None = None,
         seed: int | None = None,
+        records: bool | None = None,
     ) -> None:
         self.cfg = cfg
         self.stepped = stepped
@@ -57,6 +59,15 @@ class SortingLine:
             cfg, plc_port=plc_port, scenario=scenario, seed=seed, stepped=stepped
         )
         self.state = LineStateMachine()
+        keep_records = cfg.records.enabled if records is None else records
+        self.records: RecordWriter | None = None
+        if keep_records:
+            self.records = RecordWriter(
+                records_dir(cfg),
+                cfg.line.name,
+                self.parts.class_names,
+                self.parts.recipe.fraction_names,
+            )
         self.latency_ms = LatencyWindow()
         self.mailbox: Mailbox[tuple[Frame, float]] = Mailbox()
         self._stop = threading.Event()
@@ -94,6 +105,8 @@ class SortingLine:
         for t in self._threads:
             t.join(timeout=5.0)
         self.parts.close()
+        if self.records is not None:
+            self.records.close()
 
     def _spawn(self, name: str, target: Callable[[], None]) -> None:
         t = threading.Thread(target=target, name=name, daemon=True)
@@ -186,6 +199,8 @@ class SortingLine:
         tracks, pulses = self.parts.controller.update(dets, self._now_tick(frame, t_arrival))
         if len(pulses) and state is PackMLState.EXECUTE:
             self.parts.bridge.submit(pulses)
+            if self.records is not None:
+                self.records.offer(pulses, tracks)
         self.frames += 1
         self.latency_ms.add((time.monotonic() - t_arrival) * 1e3)
         self._count_classes(tracks)
