@@ -21,7 +21,7 @@ from core.classes import DEFAULT_CLASSES
 from core.frame import Frame
 from core.types import Pulses
 from sim.camera import CameraRenderer, blend
-from sim.ejection import AirRuns, air_runs, coverage, crossing_ticks
+from sim.chutes import WAIT_CAP_MM, Chutes, Crossing
 from sim.feed import Drop, Feeder
 from sim.scenario import Scenario
 from sim.score import Score, score_fragments
@@ -103,9 +103,7 @@ class VirtualPlant:
         del rng_cam
         self._live: list[_Live] = []
         self._records: list[FragmentRecord] = []
-        self._runs: list[RunRecord] = []
-        self._air = AirRuns.empty()
-        self._air_ids = np.zeros(0, np.int64)
+        self._chutes = Chutes(geometry, scenario.ejection)
         self._now_s = 0.0
         self._travel_mm = 0.0
         self._speed_mm_s = self.nominal_speed_mm_s
@@ -142,7 +140,7 @@ class VirtualPlant:
     @property
     def runs(self) -> list[RunRecord]:
         """Every completed actuator run, in completion order."""
-        return self._runs
+        return self._chutes.runs
 
     # ---- stepping -----------------------------------------------------------------------
     def step(self) -> Frame:
@@ -169,7 +167,7 @@ class VirtualPlant:
         ``targets`` maps class name -> fraction (bin) name; unnamed classes
         belong to ``pass``. Default: copper, brass, battery -> ``eject``.
         """
-        return score_fragments(self._records, self._runs, targets)
+        return score_fragments(self._records, self._chutes.runs, targets)
 
     def _speed_at(self, t_s: float) -> float:
         m = self.scenario.motion
@@ -187,7 +185,7 @@ class VirtualPlant:
         self._move(dt)
         pulses = self.plc.advance(self.tick, self._speed_mm_s, self._now_s)
         if len(pulses):
-            self._add_runs(pulses)
+            self._chutes.add(pulses, self.tick_unwrapped, self._speed_mm_s)
         self._decide()
 
     # ---- fragments ----------------------------------------------------------------------
@@ -268,108 +266,31 @@ class VirtualPlant:
                 f.path_y.append(f.y)
 
     # ---- ejection -----------------------------------------------------------------------
-    def _add_runs(self, pulses: Pulses) -> None:
-        belt = self.geometry.belt
-        air = air_runs(
-            pulses, self.geometry.valves, self.tick_unwrapped, self._speed_mm_s, belt.mm_per_tick
-        )
-        dead = self.scenario.ejection.diverter_dead_ms * self._speed_mm_s * 1e-3 / belt.mm_per_tick
-        is_div = air.actuator >= 1
-        on = np.where(is_div, air.on_tick + dead, air.on_tick)
-        off = np.where(is_div, air.off_tick + dead, air.off_tick)
-        air = dataclasses.replace(air, on_tick=on, off_tick=off)
-        ids = np.arange(len(self._runs), len(self._runs) + len(air), dtype=np.int64)
-        ms_per_tick = belt.mm_per_tick / self._speed_mm_s * 1e3
-        for i in range(len(air)):
-            self._runs.append(
-                RunRecord(
-                    run_id=int(ids[i]),
-                    actuator=int(air.actuator[i]),
-                    first_valve=int(pulses.first_valve[i]),
-                    last_valve=int(pulses.last_valve[i]),
-                    air_on_tick=float(air.on_tick[i]),
-                    air_off_tick=float(air.off_tick[i]),
-                    air_ms=float((air.off_tick[i] - air.on_tick[i]) * ms_per_tick),
-                    track_id=int(air.track_id[i]),
-                )
-            )
-        self._air = self._air.concat(air)
-        self._air_ids = np.concatenate([self._air_ids, ids])
-
     def _decide(self) -> None:
+        """Settle fragments whose trailing edge is far enough past the valve line."""
         y_valve = self.geometry.valves.y_valve_mm
         after = self.scenario.ejection.decide_after_mm
         keep: list[_Live] = []
         for f in self._live:
-            trail = f.y + f.sprite.foot_y_mm.min()
-            if trail > y_valve + after and len(f.path_t) >= 2:
-                self._settle(f)
-            else:
+            past = f.y + f.sprite.foot_y_mm.min() - (y_valve + after)
+            if past <= 0 or len(f.path_t) < 2:
                 keep.append(f)
+                continue
+            xs = f.x + f.sprite.foot_x_mm
+            if past < WAIT_CAP_MM and self._chutes.busy(self.plc, xs.min(), xs.max()):
+                keep.append(f)  # a run over it is still open: wait for it to complete
+                continue
+            crossing = Crossing(
+                f.sprite.foot_x_mm,
+                f.sprite.foot_y_mm,
+                np.asarray(f.path_t),
+                np.asarray(f.path_x),
+                np.asarray(f.path_y),
+            )
+            self._chutes.settle(f.rec, crossing, self._now_s)
         self._live = keep
-        if len(self._air) > 256:  # forget air long past the valve line
-            horizon = self._travel_mm / self.geometry.belt.mm_per_tick - 4 * _NEAR_VALVE_MM / (
-                self.geometry.belt.mm_per_tick
-            )
-            recent = self._air.off_tick > horizon
-            self._air = AirRuns(
-                *(getattr(self._air, f.name)[recent] for f in dataclasses.fields(self._air))
-            )
-            self._air_ids = self._air_ids[recent]
-
-    def _settle(self, f: _Live) -> None:
-        """Decide the fate of a fragment that has fully crossed the valve line."""
-        ej = self.scenario.ejection
-        y_valve = self.geometry.valves.y_valve_mm
-        pt, px, py = (np.asarray(a) for a in (f.path_t, f.path_x, f.path_y))
-        fy, fx = f.sprite.foot_y_mm, f.sprite.foot_x_mm
-        t_pts = crossing_ticks(fy, pt, py, y_valve)
-        x_pts = np.interp(t_pts, pt, px) + fx
-        rec = f.rec
-        rec.cross_lead_tick, rec.cross_trail_tick = float(t_pts.min()), float(t_pts.max())
-        rec.x_cross_mm = float(np.interp(np.median(t_pts), pt, px))
-        rec.bin = "pass"
-        rec.decided_t_s = self._now_s
-        valves = self._air.actuator == 0
-        air = AirRuns(*(getattr(self._air, g.name)[valves] for g in dataclasses.fields(self._air)))
-        cov = coverage(x_pts, fy, t_pts, air, ej.grid_mm)
-        rec.width_share, rec.length_share, rec.hit_share = (
-            cov.width_share,
-            cov.length_share,
-            cov.hit_share,
-        )
-        rec.hit_u_centre = None if math.isnan(cov.hit_u_centre) else cov.hit_u_centre
-        ids = self._air_ids[valves]
-        rec.run_hits = {int(ids[i]): float(s) for i, s in enumerate(cov.run_hit_share) if s > 0}
-        rec.run_match = self._match(air, ids, cov.run_hit_share, fx.size * ej.grid_mm**2)
-        if cov.ejected(ej.cover_width_frac, ej.cover_length_frac):
-            rec.bin = "eject"
-            return
-        self._divert(f, rec, float(np.median(t_pts)))
-
-    def _match(
-        self, air: AirRuns, ids: np.ndarray, share: np.ndarray, area_mm2: float
-    ) -> dict[int, float]:
-        """Run id -> overlap / union of the footprint and the run's air rectangle."""
-        hit = np.nonzero(share > 0)[0]
-        run_mm2 = (air.x_right_mm[hit] - air.x_left_mm[hit]) * (
-            (air.off_tick[hit] - air.on_tick[hit]) * self.geometry.belt.mm_per_tick
-        )
-        inter = share[hit] * area_mm2
-        iou = inter / np.maximum(area_mm2 + run_mm2 - inter, 1e-9)
-        return {int(ids[i]): float(v) for i, v in zip(hit, iou, strict=True)}
-
-    def _divert(self, f: _Live, rec: FragmentRecord, t_centre: float) -> None:
-        div = self._air.actuator >= 1
-        if not div.any():
-            return
-        a = self._air
-        on = div & (a.on_tick <= t_centre) & (a.off_tick >= t_centre)
-        if on.any():
-            k = int(a.actuator[np.nonzero(on)[0][0]])
-            rec.bin = f"divert{k}"
-            rec.run_hits.update({int(self._air_ids[i]): 1.0 for i in np.nonzero(on)[0]})
-            rec.run_match.update({int(self._air_ids[i]): 1.0 for i in np.nonzero(on)[0]})
+        mm_per_tick = self.geometry.belt.mm_per_tick
+        self._chutes.forget_before((self._travel_mm - WAIT_CAP_MM - 1000.0) / mm_per_tick)
 
     # ---- rendering ----------------------------------------------------------------------
     def _render(self) -> tuple[np.ndarray, FrameTruth]:

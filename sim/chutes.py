@@ -1,0 +1,149 @@
+"""Where fragments end up: the air and flap runs the PLC executed, and the
+fate of each fragment once it has crossed the valve line.
+
+``Chutes`` keeps the completed runs (air at the belt in unwrapped ticks, the
+flaps' dead time applied) and settles a fragment from its footprint and the
+path its centre took across the line. A fragment is settled when its trailing
+edge is ``decide_after_mm`` past the line and, if the PLC reports its
+actuator state (``valves_open()`` / ``diverters_on()``), no valve over it and
+no flap is still on, so that a run still open when it crossed is counted
+once it completes; after ``_WAIT_CAP_MM`` more travel it is settled anyway.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import numpy as np
+
+from calibration.geometry import LineGeometry
+from core.types import Pulses
+from sim.ejection import AirRuns, air_runs, coverage, crossing_ticks
+from sim.scenario import EjectionSection
+from sim.truth import FragmentRecord, RunRecord
+
+__all__ = ["Chutes", "Crossing"]
+
+WAIT_CAP_MM = 5000.0  # longest wait for a run still open when a fragment crossed
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Crossing:
+    """A fragment's footprint and its centre's path across the valve line.
+
+    foot_x_mm, foot_y_mm: (P,) float64 footprint samples relative to the centre.
+    path_tick:            (S,) float64 unwrapped ticks; path_x_mm, path_y_mm: (S,).
+    """
+
+    foot_x_mm: np.ndarray
+    foot_y_mm: np.ndarray
+    path_tick: np.ndarray
+    path_x_mm: np.ndarray
+    path_y_mm: np.ndarray
+
+
+def _rows(air: AirRuns, mask: np.ndarray) -> AirRuns:
+    return AirRuns(*(getattr(air, f.name)[mask] for f in dataclasses.fields(air)))
+
+
+class Chutes:
+    def __init__(self, geometry: LineGeometry, ejection: EjectionSection) -> None:
+        self.geometry = geometry
+        self.ej = ejection
+        self.runs: list[RunRecord] = []
+        self._air = AirRuns.empty()
+        self._ids = np.zeros(0, np.int64)
+
+    def add(self, pulses: Pulses, now_tick: int, speed_mm_s: float) -> None:
+        """Record runs that completed at ``now_tick`` (unwrapped)."""
+        belt = self.geometry.belt
+        air = air_runs(pulses, self.geometry.valves, now_tick, speed_mm_s, belt.mm_per_tick)
+        dead = self.ej.diverter_dead_ms * speed_mm_s * 1e-3 / belt.mm_per_tick
+        flap = air.actuator >= 1
+        # a flap's own dead time replaces the valves' delays
+        v = self.geometry.valves
+        ticks_per_ms = speed_mm_s * 1e-3 / belt.mm_per_tick
+        on = np.where(flap, air.on_tick - v.open_delay_ms * ticks_per_ms + dead, air.on_tick)
+        off = np.where(flap, air.off_tick - v.close_delay_ms * ticks_per_ms + dead, air.off_tick)
+        air = dataclasses.replace(air, on_tick=on, off_tick=off)
+        ids = np.arange(len(self.runs), len(self.runs) + len(air), dtype=np.int64)
+        ms_per_tick = 1.0 / ticks_per_ms
+        for i in range(len(air)):
+            self.runs.append(
+                RunRecord(
+                    run_id=int(ids[i]),
+                    actuator=int(air.actuator[i]),
+                    first_valve=int(pulses.first_valve[i]),
+                    last_valve=int(pulses.last_valve[i]),
+                    air_on_tick=float(air.on_tick[i]),
+                    air_off_tick=float(air.off_tick[i]),
+                    air_ms=float((air.off_tick[i] - air.on_tick[i]) * ms_per_tick),
+                    track_id=int(air.track_id[i]),
+                )
+            )
+        self._air = self._air.concat(air)
+        self._ids = np.concatenate([self._ids, ids])
+
+    def forget_before(self, tick: float) -> None:
+        """Drop runs whose air stopped before ``tick`` (nothing can still use them)."""
+        if len(self._air) > 256:
+            keep = self._air.off_tick >= tick
+            self._air, self._ids = _rows(self._air, keep), self._ids[keep]
+
+    def busy(self, plc: Any, x_lo_mm: float, x_hi_mm: float) -> bool:
+        """True while the PLC still has a valve over ``x_lo..x_hi`` or any flap on."""
+        valves_open = getattr(plc, "valves_open", None)
+        if valves_open is not None:
+            v = self.geometry.valves
+            reach = v.blast_width_mm / 2
+            a, b = v.valve_at_mm(x_lo_mm - reach), v.valve_at_mm(x_hi_mm + reach)
+            if np.any(np.asarray(valves_open())[int(a) : int(b) + 1]):
+                return True
+        flaps_on = getattr(plc, "diverters_on", None)
+        return bool(flaps_on is not None and np.any(np.asarray(flaps_on())))
+
+    def settle(self, rec: FragmentRecord, c: Crossing, now_s: float) -> None:
+        """Decide ``rec``'s bin from the runs known now."""
+        y_valve = self.geometry.valves.y_valve_mm
+        t_pts = crossing_ticks(c.foot_y_mm, c.path_tick, c.path_y_mm, y_valve)
+        x_pts = np.interp(t_pts, c.path_tick, c.path_x_mm) + c.foot_x_mm
+        t_mid = float(np.median(t_pts))
+        rec.cross_lead_tick, rec.cross_trail_tick = float(t_pts.min()), float(t_pts.max())
+        rec.x_cross_mm = float(np.interp(t_mid, c.path_tick, c.path_x_mm))
+        rec.bin, rec.decided_t_s = "pass", now_s
+        valves = self._air.actuator == 0
+        air, ids = _rows(self._air, valves), self._ids[valves]
+        cov = coverage(x_pts, c.foot_y_mm, t_pts, air, self.ej.grid_mm)
+        rec.width_share, rec.length_share = cov.width_share, cov.length_share
+        rec.hit_share = cov.hit_share
+        rec.hit_u_centre = None if math.isnan(cov.hit_u_centre) else cov.hit_u_centre
+        hit = np.nonzero(cov.run_hit_share > 0)[0]
+        rec.run_hits = {int(ids[i]): float(cov.run_hit_share[i]) for i in hit}
+        area_mm2 = c.foot_x_mm.size * self.ej.grid_mm**2
+        rec.run_match = self._match(_rows(air, hit), ids[hit], cov.run_hit_share[hit], area_mm2)
+        if cov.ejected(self.ej.cover_width_frac, self.ej.cover_length_frac):
+            rec.bin = "eject"
+        else:
+            self._divert(rec, t_mid)
+
+    def _match(
+        self, air: AirRuns, ids: np.ndarray, share: np.ndarray, area_mm2: float
+    ) -> dict[int, float]:
+        """Run id -> overlap / union of the footprint and the run's air rectangle."""
+        run_mm2 = (air.x_right_mm - air.x_left_mm) * (
+            (air.off_tick - air.on_tick) * self.geometry.belt.mm_per_tick
+        )
+        inter = share * area_mm2
+        iou = inter / np.maximum(area_mm2 + run_mm2 - inter, 1e-9)
+        return {int(i): float(v) for i, v in zip(ids, iou, strict=True)}
+
+    def _divert(self, rec: FragmentRecord, t_centre: float) -> None:
+        """A flap that is over when the centre crosses takes the fragment."""
+        a = self._air
+        on = np.nonzero((a.actuator >= 1) & (a.on_tick <= t_centre) & (a.off_tick >= t_centre))[0]
+        if on.size:
+            rec.bin = f"divert{int(a.actuator[on[0]])}"
+            rec.run_hits.update({int(self._ids[i]): 1.0 for i in on})
+            rec.run_match.update({int(self._ids[i]): 1.0 for i in on})
