@@ -113,6 +113,12 @@ class PlcStatus:
 
     encoder_tick: last count read (uint32), at ``encoder_t_s``; state: PackML
     code; faults: ``regmap.FaultBit``; inputs: ``regmap.InputBit``.
+    Pulse counters: every submitted pulse ends as exactly one of acked (taken
+    by the PLC for execution), late (refused by the bridge: could not meet its
+    deadline), rejected_by_plc (the PLC took it late / not ready, or refused
+    the write), invalid (valves or flap the PLC does not have), overflow (the
+    bridge's queue was full). ``pulses_sent`` counts records written (resends
+    after a lost link included).
     """
 
     connected: bool
@@ -133,6 +139,7 @@ class PlcStatus:
     pulses_late: int
     pulses_rejected_by_plc: int
     pulses_invalid: int
+    pulses_overflow: int
     reconnects: int
     read_errors: int
     t_s: float
@@ -228,6 +235,7 @@ class PlcBridge:
                 heartbeat=s.heartbeat, pulses_submitted=c.submitted, pulses_sent=c.sent,
                 pulses_acked=c.acked, pulses_late=c.late,
                 pulses_rejected_by_plc=c.rejected_by_plc, pulses_invalid=c.invalid,
+                pulses_overflow=c.overflow,
                 reconnects=c.reconnects, read_errors=c.read_errors, t_s=time.monotonic(),
             )  # fmt: skip
 
@@ -258,7 +266,7 @@ class PlcBridge:
         if overflow > 0:  # oldest first: they are the nearest to their deadline
             for _ in range(overflow):
                 self._queue.popleft()
-            self._resolve(late=overflow)
+            self._resolve(overflow=overflow)
         self._kick()
 
     def _resolve(self, **counts: int) -> None:

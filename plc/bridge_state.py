@@ -36,9 +36,10 @@ class BridgeCounters:
     late: int = 0
     rejected_by_plc: int = 0
     invalid: int = 0
+    overflow: int = 0
     reconnects: int = 0
     read_errors: int = 0
-    resolved: int = 0  # acked + late + rejected_by_plc + invalid
+    resolved: int = 0  # acked + late + rejected_by_plc + invalid + overflow
 
 
 @dataclasses.dataclass

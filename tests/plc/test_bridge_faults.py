@@ -233,3 +233,42 @@ def test_nothing_listening_backs_off_without_hanging(bridges: list[PlcBridge]) -
         t0 = time.monotonic()
         bridge.stop()
         assert time.monotonic() - t0 < 2.0
+
+
+def test_queue_overflow_is_counted(bridges: list[PlcBridge], line: Line) -> None:
+    line.server.stop()  # nothing can be sent: the queue fills
+    bridge = make_bridge(line.server.port, max_queue=10, reconnect_max_s=0.05)
+    bridges.append(bridge)
+    for k in range(25):
+        bridge.submit(pulse(k, k, START_TICK + 10_000, START_TICK + 10_100))
+    assert wait_for(lambda: bridge.snapshot().pulses_overflow == 15)
+    assert not bridge.flush(0.1)  # ten still waiting for the PLC
+
+
+def test_estop_belt_stop_and_commands_seen_through_the_bridge(line: Line) -> None:
+    core, bridge = line.core, line.bridge
+
+    def state_is(code: rm.PackMLState) -> bool:
+        return bridge.snapshot().state == code
+
+    core.set_estop(True)
+    assert wait_for(lambda: state_is(rm.PackMLState.ABORTED) and bridge.snapshot().estop)
+    bridge.submit(pulse(1, 1, START_TICK + 100, START_TICK + 200))
+    assert bridge.flush(5.0)
+    assert bridge.snapshot().pulses_rejected_by_plc == 1  # not ready: nothing runs
+    core.set_estop(False)
+    bridge.command(rm.PackMLCommand.RESET)
+    assert wait_for(lambda: state_is(rm.PackMLState.IDLE))
+    assert bridge.snapshot().faults == 0
+    bridge.command(rm.PackMLCommand.START)
+    assert wait_for(lambda: state_is(rm.PackMLState.EXECUTE))
+    core.advance(START_TICK + 50, 0.0, 1.0)  # the belt stops
+    assert wait_for(lambda: state_is(rm.PackMLState.SUSPENDED))
+    assert bridge.snapshot().speed_mm_s == 0.0
+    bridge.submit(pulse(2, 2, START_TICK + 100, START_TICK + 200))  # still taken
+    assert bridge.flush(5.0)
+    core.advance(START_TICK + 60, 2500.0, 2.0)  # and runs again
+    assert wait_for(lambda: state_is(rm.PackMLState.EXECUTE))
+    snap = bridge.snapshot()
+    assert (snap.pulses_acked, snap.pulses_rejected_by_plc) == (1, 1)
+    assert core.pending() == 1

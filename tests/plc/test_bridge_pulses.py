@@ -79,3 +79,34 @@ def test_more_than_a_ring_of_pulses(line: Line) -> None:
     assert line.bridge.flush(5.0)
     assert line.bridge.snapshot().pulses_acked == len(rows)
     assert line.core.pending() == len(rows)
+
+
+def test_bridge_config_from_the_line_config() -> None:
+    from plc.bridge import BridgeConfig
+    from sortline.config import load_config
+
+    cfg = load_config()
+    b = BridgeConfig.from_line_config(cfg.plc, cfg.belt.mm_per_tick, lead_ms=8.0)
+    assert (b.transport, b.host, b.port, b.device_id) == ("tcp", "127.0.0.1", 5020, 1)
+    assert (b.timeout_s, b.retries, b.heartbeat_s, b.reconnect_max_s) == (0.04, 1, 0.05, 2.0)
+    assert (b.deadline_lead_ms, b.mm_per_tick, b.watchdog_ms) == (8.0, 0.1, 300.0)
+    assert BridgeConfig.from_line_config(cfg.plc, 0.1, 8.0, port=1234).port == 1234
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [{"transport": "udp"}, {"port": 70000}, {"device_id": 0}, {"timeout_s": 0},
+     {"mm_per_tick": 0}, {"retries": -1}, {"max_queue": 0}],
+)  # fmt: skip
+def test_bad_bridge_config(kw: dict[str, object]) -> None:
+    from plc.bridge import BridgeConfig
+
+    with pytest.raises(ValueError, match="BridgeConfig"):
+        BridgeConfig(**kw)  # type: ignore[arg-type]
+
+
+def test_submit_before_start_is_an_error() -> None:
+    from plc.bridge import BridgeConfig, PlcBridge
+
+    with pytest.raises(RuntimeError, match="not running"):
+        PlcBridge(BridgeConfig()).submit(pulses([(0, 1, 1, 10, 20)]))
