@@ -131,7 +131,7 @@ def train(
             loss.backward()
             opt.step()
             sched.step()
-            loss_sum += float(loss) * len(idx)
+            loss_sum += loss.item() * len(idx)
             correct += int((logits.argmax(1) == yb).sum())
         row = {
             "epoch": epoch + 1,

@@ -250,8 +250,9 @@ class GenICamSource:
     """A GenICam (GenTL) camera through ``harvesters``: Mono8 or RGB/BGR(a)8 pixels.
 
     ``cti``: the GenTL producer file; ``device``: index in the device list.
-    ``pixel_format`` is set on the camera when given. ``fetch`` times out after
-    ``stall_timeout_s`` -> ``SourceStalledError``.
+    ``pixel_format`` and ``settings`` (feature name -> value) are written to the
+    camera when given. ``fetch`` times out after ``stall_timeout_s`` ->
+    ``SourceStalledError``.
     """
 
     _CHANNELS: ClassVar[dict[str, int]] = {"Mono8": 1, "RGB8": 3, "BGR8": 3, "RGBa8": 4, "BGRa8": 4}
@@ -264,6 +265,7 @@ class GenICamSource:
         size: tuple[int, int] | None = None,
         pixel_format: str | None = None,
         stall_timeout_s: float = 1.0,
+        settings: dict[str, Any] | None = None,
     ) -> None:
         try:
             from harvesters.core import Harvester
@@ -285,12 +287,25 @@ class GenICamSource:
         nodes = self._ia.remote_device.node_map
         if pixel_format is not None:
             nodes.PixelFormat.value = pixel_format
+        for name, value in (settings or {}).items():
+            self._set_node(nodes, name, value, cti)
         self.pixel_format = str(nodes.PixelFormat.value)
         if self.pixel_format not in self._CHANNELS:
             self.close()
             raise SourceOpenError(str(cti), f"pixel format {self.pixel_format} not supported")
         self.frames_read = 0
         self._t0 = time.monotonic()
+
+    def _set_node(self, nodes: Any, name: str, value: Any, cti: str | Path) -> None:
+        """Write one GenICam feature (e.g. Width, AcquisitionFrameRate, ExposureTime)."""
+        try:
+            getattr(nodes, name).value = value
+        except Exception as exc:  # genapi raises its own types (AccessException, ...)
+            self.close()
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise SourceOpenError(
+                str(cti), f"cannot set {name} = {value!r}: {first[:120]}"
+            ) from None
 
     def __iter__(self) -> Iterator[Frame]:
         from genicam.gentl import TimeoutException
