@@ -15,44 +15,48 @@ from sim.scenario import AppearanceSection
 
 __all__ = ["CameraRenderer"]
 
-_BELT_LOOP_ROWS = 4096  # rows of belt texture before it repeats (~3.2 m at 0.78 mm/px)
-_NOISE_BANK = 4
+_BELT_LOOP_ROWS = 2048  # rows of belt texture before it repeats (~1.6 m at 0.78 mm/px)
+_NOISE_BANK = 3
+
+
+def _normal(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    return rng.standard_normal(shape, dtype=np.float32)
 
 
 def _belt_texture(
     rng: np.random.Generator, rows: int, cols: int, wear: float, blur_px: int
 ) -> np.ndarray:
-    base = rng.uniform(44.0, 54.0)
-    tex = np.full((rows, cols, 3), base, np.float32)
-    tex[..., 2] += 2.0  # a slightly warm black rubber
-    lengthwise = cv2.resize(rng.normal(0, 1, (1, cols // 12)).astype(np.float32), (cols, rows))
-    tex += (1.0 + 3.0 * wear) * lengthwise[..., None]  # wear tracks along the belt
-    coarse = cv2.resize(rng.normal(0, 1, (rows // 64, cols // 64)).astype(np.float32), (cols, rows))
-    tex += 4.0 * coarse[..., None]
+    """(rows, cols, 3) uint8 BGR worn black rubber, seamless along the rows."""
+    grey = np.full((rows, cols), rng.uniform(44.0, 54.0), np.float32)
+    lengthwise = cv2.resize(_normal(rng, (1, cols // 12)), (cols, rows))
+    grey += (1.0 + 3.0 * wear) * lengthwise  # wear tracks along the belt
+    grey += 4.0 * cv2.resize(_normal(rng, (rows // 64, cols // 64)), (cols, rows))
     scuffs = np.zeros((rows, cols), np.float32)
     for _ in range(int(60 * wear * rows / 1024)):  # scuffs: lighter or darker patches
         cx, cy = int(rng.integers(cols)), int(rng.integers(rows))
         ax, ay = int(rng.integers(5, 60)), int(rng.integers(5, 90))
         shade = float(rng.normal(0, 3.0 + 6.0 * wear))
         cv2.ellipse(scuffs, (cx, cy), (ax, ay), float(rng.uniform(0, 180)), 0, 360, shade, -1)
-    tex += cv2.GaussianBlur(scuffs, (0, 0), 3.0)[..., None]
+    grey += cv2.GaussianBlur(scuffs, (0, 0), 3.0)
+    grey += 3.0 * _normal(rng, (rows, cols))
     stains = np.zeros((rows, cols), np.float32)
     for _ in range(int(25 * wear * rows / 1024)):
         cx, cy = int(rng.integers(cols)), int(rng.integers(rows))
         cv2.circle(stains, (cx, cy), int(rng.integers(8, 50)), float(rng.uniform(0.2, 1.0)), -1)
     stains = np.asarray(cv2.GaussianBlur(stains, (0, 0), 6.0), np.float32)
-    stain_bgr = np.array([18.0, 22.0, 26.0], np.float32)
-    tex = tex * (1.0 - 0.35 * stains[..., None]) + stains[..., None] * stain_bgr
-    tex += rng.normal(0, 3.0, (rows, cols, 1)).astype(np.float32)
+    grey *= 1.0 - 0.35 * stains
+    chans = [grey + (18.0 + 4.0 * k) * stains + (2.0 if k == 2 else 0.0) for k in range(3)]
+    tex = np.asarray(cv2.merge(chans), np.float32)
     for _ in range(int(400 * wear * rows / 1024)):  # fines stuck to the belt
         cx, cy = int(rng.integers(cols)), int(rng.integers(rows))
-        grey = float(rng.uniform(20, 120))
-        cv2.circle(tex, (cx, cy), int(rng.integers(1, 3)), (grey, grey, grey * 1.05), -1)
+        g = float(rng.uniform(20, 120))
+        cv2.circle(tex, (cx, cy), int(rng.integers(1, 3)), (g, g, g * 1.05), -1)
     seam = int(rng.integers(rows))
     tex[seam : seam + 3] *= 0.7
+    out: np.ndarray = np.clip(tex, 0, 255).astype(np.uint8)
     if blur_px >= 2:
-        tex = cv2.blur(tex, (1, blur_px))
-    return np.clip(tex, 0, 255).astype(np.uint8)
+        out = np.asarray(cv2.blur(out, (1, blur_px)), np.uint8)
+    return out
 
 
 class CameraRenderer:
@@ -72,7 +76,7 @@ class CameraRenderer:
         self._belt = np.concatenate([self._belt, self._belt[:h]])  # wrap without a copy per frame
         self._light = self._light_map(h, w, look.light_across_frac)
         sig = look.noise_sigma
-        bank = rng.normal(0, sig, (_NOISE_BANK, h + 64, w, 3)) if sig > 0 else None
+        bank = sig * _normal(rng, (_NOISE_BANK, h + 64, w, 3)) if sig > 0 else None
         self._noise_pos = None if bank is None else np.clip(bank, 0, 255).astype(np.uint8)
         self._noise_neg = None if bank is None else np.clip(-bank, 0, 255).astype(np.uint8)
         self._rng = rng

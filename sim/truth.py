@@ -28,6 +28,8 @@ class FrameTruth:
     visible_frac:    (N,) float32 share of its own pixels not covered by
                      fragments drawn on top of it (inside the image).
     polygons_px:     N outlines, each (M, 2) float32 col, row (unclipped).
+    label_px:        (H, W) int64 id of the fragment seen at each pixel (the
+                     topmost one; shadows and blur excluded), -1 for belt.
     """
 
     frame_id: int
@@ -43,6 +45,7 @@ class FrameTruth:
     size_mm: np.ndarray
     visible_frac: np.ndarray
     polygons_px: tuple[np.ndarray, ...]
+    label_px: np.ndarray
 
     def __len__(self) -> int:
         return int(self.fragment_id.shape[0])

@@ -58,6 +58,7 @@ def frame_truth(
         vis.append(seen[i] / own[i])
         polys.append(poly.astype(np.float32))
     n = len(keep)
+    ids_of_index = np.array([f.rec.fragment_id for f, _, _ in placed] + [-1], np.int64)
     return FrameTruth(
         frame_id=frame_id,
         tick=tick,
@@ -72,4 +73,5 @@ def frame_truth(
         size_mm=np.asarray(sizes, np.float32).reshape(n),
         visible_frac=np.asarray(vis, np.float32).reshape(n),
         polygons_px=tuple(polys),
+        label_px=ids_of_index[labels],  # index -1 picks the trailing -1
     )

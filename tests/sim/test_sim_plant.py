@@ -100,3 +100,19 @@ def test_idle_plc_ejects_nothing():
     assert s.crossed > 10
     assert s.ejected == 0 and s.recovery == 0.0 and s.purity is None
     assert s.missed == s.targeted > 0
+
+
+def test_label_image_agrees_with_outlines_and_occlusion():
+    plant = run("crowded", seed=3, frames=60)
+    truth = plant.visible_truth()
+    lab = truth.label_px
+    assert lab.shape == (512, 1280)
+    assert set(np.unique(lab)) <= {-1, *truth.fragment_id.tolist()}
+    for i in range(len(truth)):
+        inside = np.zeros(lab.shape, np.uint8)
+        cv2.fillPoly(inside, [truth.polygons_px[i].round().astype(np.int32)], 1)
+        own = lab == truth.fragment_id[i]
+        if truth.visible_frac[i] > 0.99 and own.sum() > 50:
+            # its visible pixels lie inside its outline (up to the outline's pixel rounding)
+            assert (inside[own] > 0).mean() > 0.9
+    assert (truth.visible_frac < 0.99).any(), "crowded belt without any overlap"
