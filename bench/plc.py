@@ -60,9 +60,18 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+def _cpu_s(pid: int | None) -> float:
+    """CPU seconds (user + system) used so far by process ``pid`` (None: this one)."""
+    if pid is None:
+        return time.process_time()
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
-def _virtual_plc(mode: str) -> Iterator[int]:
-    """A running virtual PLC with its belt at 2.5 m/s; yields its TCP port."""
+def _virtual_plc(mode: str) -> Iterator[tuple[int, int | None]]:
+    """A running virtual PLC with its belt at 2.5 m/s; yields (TCP port, its pid
+    or None when it runs in this process)."""
     if mode == "inprocess":
         from sim.vplc import BeltDriver, VirtualPlcServer
         from sim.vplc_core import PlcCore
@@ -72,7 +81,7 @@ def _virtual_plc(mode: str) -> Iterator[int]:
         with VirtualPlcServer(core) as server:
             belt.start()
             try:
-                yield server.port
+                yield server.port, None
             finally:
                 belt.stop()
         return
@@ -83,7 +92,7 @@ def _virtual_plc(mode: str) -> Iterator[int]:
         line = proc.stdout.readline()  # "virtual PLC: Modbus TCP 127.0.0.1:PORT ..."
         if "Modbus TCP" not in line:
             raise RuntimeError(f"sortline sim plc did not start: {line!r}")
-        yield int(line.split()[4].rsplit(":", 1)[1])
+        yield int(line.split()[4].rsplit(":", 1)[1]), proc.pid
     finally:
         proc.terminate()
         try:
@@ -114,8 +123,11 @@ def _pct(values: list[float]) -> dict[str, float]:
             "max": float(a.max()), "n": int(a.size)}  # fmt: skip
 
 
-def _latency(bridge: Any, samples: int, rng: np.random.Generator) -> dict[str, float]:
+def _latency(
+    bridge: Any, samples: int, rng: np.random.Generator, plc_pid: int | None
+) -> dict[str, float]:
     lat_ms = []
+    cpu0 = (_cpu_s(None), _cpu_s(plc_pid) if plc_pid else 0.0)
     for _ in range(samples):
         p = _pulses(bridge, 1, rng)
         t0 = time.perf_counter()
@@ -123,7 +135,12 @@ def _latency(bridge: Any, samples: int, rng: np.random.Generator) -> dict[str, f
         if not bridge.flush(2.0):
             raise RuntimeError(f"pulse not acknowledged: {bridge.snapshot().last_error}")
         lat_ms.append((time.perf_counter() - t0) * 1000.0)
-    return _pct(lat_ms)
+    out = _pct(lat_ms)
+    # CPU per pulse (heartbeats and polls included): load-independent cost
+    out["bench_process_cpu_ms_per_pulse"] = (_cpu_s(None) - cpu0[0]) * 1000.0 / samples
+    if plc_pid:
+        out["plc_process_cpu_ms_per_pulse"] = (_cpu_s(plc_pid) - cpu0[1]) * 1000.0 / samples
+    return out
 
 
 def _sustained(
@@ -164,7 +181,7 @@ def _repeat(args: argparse.Namespace, seed: int) -> dict[str, Any]:
     from plc.bridge import BridgeConfig, PlcBridge
 
     rng = np.random.default_rng(seed)
-    with _virtual_plc(args.plc) as port:
+    with _virtual_plc(args.plc) as (port, plc_pid):
         bridge = PlcBridge(BridgeConfig(port=port, deadline_lead_ms=5.0, watchdog_ms=1000))
         bridge.start()
         try:
@@ -172,7 +189,7 @@ def _repeat(args: argparse.Namespace, seed: int) -> dict[str, Any]:
                 raise RuntimeError(f"bridge did not connect: {bridge.snapshot().last_error}")
             time.sleep(0.1)  # a few status polls: speed known
             out = {
-                "latency_ms": _latency(bridge, args.samples, rng),
+                "latency_ms": _latency(bridge, args.samples, rng, plc_pid),
                 "sustained": _sustained(bridge, args.rate, args.seconds, rng),
                 "burst": _burst(bridge, args.burst, rng),
             }

@@ -270,11 +270,15 @@ class PlcBridge:
         self._kick()
 
     def _resolve(self, **counts: int) -> None:
+        """Add to the pulse counters; wake ``flush`` when a pulse met its fate."""
         with self._resolved_cv:
+            fates = 0
             for name, n in counts.items():
                 setattr(self._c, name, getattr(self._c, name) + n)
-                self._c.resolved += n if name != "sent" else 0
-            self._resolved_cv.notify_all()
+                fates += n if name != "sent" else 0
+            if fates:
+                self._c.resolved += fates
+                self._resolved_cv.notify_all()
 
     def _error(self, err: LinkError, *, read: bool) -> None:
         with self._lock:

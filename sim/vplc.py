@@ -159,7 +159,11 @@ class VirtualPlcServer:
             self._server = ModbusTcpServer(
                 device, address=(self.host, self.port), trace_packet=ExceptionPatcher(rtu=False)
             )
-        await self._server.serve_forever(background=True)
+        try:
+            await self._server.serve_forever(background=True)
+        except RuntimeError:
+            where = self.serial_port or f"{self.host}:{self.port}"
+            raise OSError(f"virtual PLC cannot listen on {where} (in use?)") from None
         if self.serial_port is None:
             sockets = getattr(self._server.transport, "sockets", None)
             if sockets:

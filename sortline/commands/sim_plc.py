@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import threading
 import time
@@ -33,6 +34,7 @@ def _run(args: argparse.Namespace) -> int:
     from sim.vplc_core import PlcCore
     from sortline.config import load_config
 
+    logging.getLogger("pymodbus").setLevel(logging.ERROR)  # our own one-line errors
     cfg = load_config(args.config)
     port = cfg.plc.port if args.port is None else args.port
     if not 0 <= port <= 65535:
@@ -47,7 +49,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         server.start()
     except OSError as exc:
-        return _fail(f"cannot listen on {args.host}:{port}: {exc}")
+        return _fail(str(exc))
     belt = BeltDriver(core, speed_mm_s, cfg.belt.mm_per_tick)
     belt.start()
     print(

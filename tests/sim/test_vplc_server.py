@@ -154,5 +154,5 @@ def test_port_in_use_is_a_clear_error() -> None:
         s.bind(("127.0.0.1", 0))
         s.listen()
         server = VirtualPlcServer(PlcCore(8), port=int(s.getsockname()[1]))
-        with pytest.raises(RuntimeError, match="listen"):
+        with pytest.raises(OSError, match="cannot listen"):
             server.start()
