@@ -141,6 +141,9 @@ def calibrate_encoder_scale(
     if running:
         optical, encoder = _speed_check(running, board, aligned, mm_per_tick)
         checks.append(Check("speed_mismatch", abs(optical / encoder - 1.0), lim.max_speed_mismatch))
+        if reported_speed_mm_s is not None:
+            mismatch = abs(reported_speed_mm_s / encoder - 1.0)
+            checks.append(Check("drive_speed_mismatch", mismatch, lim.max_drive_speed_mismatch))
     return EncoderScaleResult(
         mm_per_tick,
         ticks,

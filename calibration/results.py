@@ -84,6 +84,9 @@ class EncoderLimits(BaseModel):
         default=3.0, gt=0, description="belt motion vs the board's y axis"
     )
     max_speed_mismatch: float = Field(default=0.01, gt=0, description="optical vs encoder speed")
+    max_drive_speed_mismatch: float = Field(
+        default=0.02, gt=0, description="speed the drive/PLC reports vs the encoder's"
+    )
     max_change_vs_nominal: float = Field(default=0.1, gt=0, description="relative mm/tick change")
 
 

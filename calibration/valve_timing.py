@@ -57,7 +57,10 @@ class ValveTimingResult:
     close_delay_se_ms: np.ndarray
     fit_rms_mm: float
     best_on_mm: np.ndarray  # command-on position (belt y of the fragment) at check speed
+    best_offset_ms: np.ndarray  # best command time vs the nominal config's, at check speed
+    best_offset_se_ms: np.ndarray  # its standard error (the confidence of the best offset)
     margin_ms: np.ndarray  # half the hit window at check speed, less 3 standard errors
+    hit_curves: tuple[dict[str, Any], ...]  # per speed: hit rate vs offset from best (ms)
     check_hit_rate: np.ndarray
     not_firing: tuple[int, ...]
     shots: int
@@ -81,7 +84,10 @@ class ValveTimingResult:
             "close_delay_se_ms": clean(self.close_delay_se_ms),
             "fit_rms_mm": self.fit_rms_mm,
             "best_on_mm": clean(self.best_on_mm),
+            "best_offset_ms": clean(self.best_offset_ms),
+            "best_offset_se_ms": clean(self.best_offset_se_ms),
             "margin_ms": clean(self.margin_ms),
+            "hit_curves": list(self.hit_curves),
             "check_hit_rate": clean(self.check_hit_rate),
             "not_firing": list(self.not_firing),
             "shots": self.shots,
@@ -165,7 +171,7 @@ def calibrate_valves(
     ctx = _Context(rig, model, mm_per_tick, nominal, plan or SweepPlan())
     lim = limits or ValveLimits()
     rows: list[tuple[int, float, float, bool, float]] = []
-    n_shots = 0
+    swept: list[ShotResults] = []
     for speed in ctx.plan.speeds_mm_s:
         coarse = _coarse(ctx, speed)
         if not np.any(coarse.hit):
@@ -175,74 +181,116 @@ def calibrate_valves(
                 f"({nominal.y_valve_mm:g} mm) is within {ctx.plan.coarse_margin_mm:g} mm of the "
                 "real valve line (or widen coarse_margin_mm)"
             )
-        both = ShotResults.concat([coarse, _fine(ctx, coarse, speed)])
-        n_shots += len(both.hit)
-        rows += [(*e, speed / 1000.0) for e in _edges(both, nominal.n_valves)]
+        swept.append(ShotResults.concat([coarse, _fine(ctx, coarse, speed)]))
+        rows += [(*e, speed / 1000.0) for e in _edges(swept[-1], nominal.n_valves)]
     if not rows:
         raise CalibrationError(
             "valve sweep: hits were seen but no hit-rate edge could be fitted: raise "
             "coarse_margin_mm or fine_half_mm so the sweep spans both edges of the window"
         )
     arr = np.array(rows, dtype=object)
-    y, y_se, d_o, d_o_se, d_c, d_c_se, rms = solve_line_and_delays(
-        arr[:, 0].astype(np.int64),
-        arr[:, 4].astype(float),
-        arr[:, 1].astype(float),
-        arr[:, 2].astype(float),
-        arr[:, 3].astype(bool),
-        nominal.n_valves,
+    fit = _Fit(
+        *solve_line_and_delays(
+            arr[:, 0].astype(np.int64),
+            arr[:, 4].astype(float),
+            arr[:, 1].astype(float),
+            arr[:, 2].astype(float),
+            arr[:, 3].astype(bool),
+            nominal.n_valves,
+        )
     )
-    return _check(ctx, lim, n_shots, y, y_se, d_o, d_o_se, d_c, d_c_se, rms)
+    curves = tuple(_hit_curve(ctx, fit, s) for s in swept)
+    return _check(ctx, lim, sum(len(s.hit) for s in swept), fit, curves)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Fit:
+    y: float
+    y_se: float
+    d_o: np.ndarray
+    d_o_se: np.ndarray
+    d_c: np.ndarray
+    d_c_se: np.ndarray
+    rms: float
+
+    @property
+    def measured(self) -> np.ndarray:
+        return np.isfinite(self.d_o) & np.isfinite(self.d_c)
+
+    def window(self, speed_mm_s: float, pulse_mm: float) -> tuple[np.ndarray, np.ndarray]:
+        """(n,) command-on positions of the hit window's falling and rising edges;
+        valves not measured get the median delays."""
+        v = speed_mm_s / 1000.0
+        any_ok = bool(np.any(self.measured))
+        d_o = np.where(self.measured, self.d_o, np.nanmedian(self.d_o) if any_ok else 0.0)
+        d_c = np.where(self.measured, self.d_c, np.nanmedian(self.d_c) if any_ok else 0.0)
+        return self.y - d_o * v, self.y - d_c * v - pulse_mm
+
+
+def _hit_curve(
+    ctx: _Context, fit: _Fit, shots: ShotResults, bin_ms: float = 0.25
+) -> dict[str, Any]:
+    """Hit rate against command timing offset (ms) from each valve's best timing,
+    pooled over the valves, for one speed."""
+    v = shots.speed_mm_s / 1000.0
+    fall, rise_on = fit.window(shots.speed_mm_s, ctx.pulse_mm(shots.speed_mm_s))
+    offset_ms = (shots.a_mm - 0.5 * (fall + rise_on)[shots.valve]) / v
+    keep = fit.measured[shots.valve]
+    bins = np.rint(offset_ms[keep] / bin_ms).astype(np.int64)
+    hits = shots.hit[keep]
+    out_bins = [b for b in np.unique(bins) if np.sum(bins == b) >= 5]
+    return {
+        "speed_mm_s": shots.speed_mm_s,
+        "offset_ms": [float(b * bin_ms) for b in out_bins],
+        "hit_rate": [float(np.mean(hits[bins == b])) for b in out_bins],
+        "shots": [int(np.sum(bins == b)) for b in out_bins],
+    }
 
 
 def _check(
-    ctx: _Context,
-    lim: ValveLimits,
-    n_shots: int,
-    y: float,
-    y_se: float,
-    d_o: np.ndarray,
-    d_o_se: np.ndarray,
-    d_c: np.ndarray,
-    d_c_se: np.ndarray,
-    rms: float,
+    ctx: _Context, lim: ValveLimits, n_shots: int, fit: _Fit, curves: tuple[dict[str, Any], ...]
 ) -> ValveTimingResult:
     """Fire every valve at its best timing at the check speed; assemble the result."""
-    v = ctx.plan.check_speed_mm_s / 1000.0
+    speed = ctx.plan.check_speed_mm_s
+    v = speed / 1000.0
     n = ctx.bar.n_valves
-    measured = np.isfinite(d_o) & np.isfinite(d_c)
-    fill_o = np.where(measured, d_o, np.nanmedian(d_o) if np.any(measured) else 0.0)
-    fill_c = np.where(measured, d_c, np.nanmedian(d_c) if np.any(measured) else 0.0)
-    fall = y - fill_o * v
-    rise_on = y - fill_c * v - ctx.pulse_mm(ctx.plan.check_speed_mm_s)
+    measured = fit.measured
+    fall, rise_on = fit.window(speed, ctx.pulse_mm(speed))
     best = 0.5 * (fall + rise_on)
-    se_ms = np.hypot(d_o_se, d_c_se)
+    se_ms = np.hypot(fit.d_o_se, fit.d_c_se)
     margin = np.where(measured, 0.5 * (fall - rise_on) / v - 3.0 * se_ms, np.nan)
+    bar = ctx.bar
+    nominal_best = bar.y_valve_mm - 0.5 * (bar.open_delay_ms + bar.close_delay_ms) * v
+    nominal_best -= 0.5 * ctx.pulse_mm(speed)
+    offset_se = np.hypot(fit.y_se / v, 0.5 * se_ms)
     valves = np.repeat(np.arange(n), ctx.plan.check_shots)
-    shots = ctx.shots(valves, best[valves], ctx.plan.check_speed_mm_s)
+    shots = ctx.shots(valves, best[valves], speed)
     made = np.bincount(shots.valve, minlength=n)
     rate = np.bincount(shots.valve, shots.hit.astype(float), minlength=n) / np.maximum(made, 1)
     not_firing = tuple(int(j) for j in np.flatnonzero(rate < lim.min_check_hit_rate))
     working = measured & (rate >= lim.min_check_hit_rate)
-    worst_se = float(np.nanmax(np.r_[d_o_se[working], d_c_se[working]], initial=0.0))
+    worst_se = float(np.nanmax(np.r_[fit.d_o_se[working], fit.d_c_se[working]], initial=0.0))
     checks = (
-        Check("y_valve_se_mm", y_se, lim.max_line_se_mm),
+        Check("y_valve_se_mm", fit.y_se, lim.max_line_se_mm),
         Check("worst_delay_se_ms", worst_se, lim.max_delay_se_ms),
-        Check("fit_rms_mm", rms, lim.max_fit_rms_mm),
+        Check("fit_rms_mm", fit.rms, lim.max_fit_rms_mm),
         Check("valves_measured", float(np.sum(working)), 1.0, at_least=True),
     )
     return ValveTimingResult(
-        y,
-        y_se,
-        d_o,
-        d_o_se,
-        d_c,
-        d_c_se,
-        rms,
-        np.where(measured, best, np.nan),
-        margin,
-        rate,
-        not_firing,
-        n_shots + len(shots.hit),
-        checks,
+        y_valve_mm=fit.y,
+        y_valve_se_mm=fit.y_se,
+        open_delay_ms=fit.d_o,
+        open_delay_se_ms=fit.d_o_se,
+        close_delay_ms=fit.d_c,
+        close_delay_se_ms=fit.d_c_se,
+        fit_rms_mm=fit.rms,
+        best_on_mm=np.where(measured, best, np.nan),
+        best_offset_ms=np.where(measured, (best - nominal_best) / v, np.nan),
+        best_offset_se_ms=np.where(measured, offset_se, np.nan),
+        margin_ms=margin,
+        hit_curves=curves,
+        check_hit_rate=rate,
+        not_firing=not_firing,
+        shots=n_shots + len(shots.hit),
+        checks=checks,
     )

@@ -114,3 +114,26 @@ def test_fragments_not_seen() -> None:
 
     with pytest.raises(CalibrationError, match=r"test fragments were seen .* check the lighting"):
         calibrate_valves(DarkRig(), CameraModel.nominal(GEOM.camera), 0.1, GEOM.valves)
+
+
+def test_drive_speed_off_fails_the_encoder_check(truth: RigTruth) -> None:
+    rig = BenchRig(dataclasses.replace(truth, speed_report_gain=1.05), BOARD, seed=2)
+    model = truth.camera.camera_model()
+    rig.place_board(320.0, -190.0)
+    before = rig.capture()
+    rig.step_belt_ticks(1500)
+    after = rig.capture()
+    running = rig.capture_running(500.0, 6, 0.03)
+    result = calibrate_encoder_scale(
+        before,
+        after,
+        BOARD,
+        model,
+        0.1,
+        running=running,
+        reported_speed_mm_s=rig.reported_speed_mm_s(),
+    )
+    failed = [c.name for c in result.checks if not c.passed]
+    assert failed == ["drive_speed_mismatch"]
+    assert not result.passed
+    assert result.mm_per_tick == pytest.approx(truth.mm_per_tick, rel=0.002)

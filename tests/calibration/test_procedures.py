@@ -79,3 +79,17 @@ def test_calibration_applies_to_the_line(report: BenchReport) -> None:
 def test_board_spec_rejects_marker_bigger_than_square() -> None:
     with pytest.raises(ValueError, match="marker_mm"):
         BoardSpec(square_mm=30.0, marker_mm=35.0)
+
+
+def test_hit_curves_show_the_window(report: BenchReport) -> None:
+    """Pooled hit rate against timing offset from each valve's best: 1 near 0, 0 far out."""
+    curves = report.valves.hit_curves
+    assert [c["speed_mm_s"] for c in curves] == [500.0, 3000.0]
+    for curve in curves:
+        offset = np.array(curve["offset_ms"])
+        rate = np.array(curve["hit_rate"])
+        assert rate[np.abs(offset) <= 0.5].min() >= 0.95
+        assert rate[np.abs(offset) >= 8.0].max() <= 0.05
+    v = report.valves
+    alive = np.setdiff1d(np.arange(80), report.truth.dead_valves)
+    assert np.all(v.margin_ms[alive] > 0) and np.all(v.best_offset_se_ms[alive] < 0.5)
