@@ -18,131 +18,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import threading
 import time
 from collections import deque
-from typing import Literal
 
 from core.types import Pulses
 from plc import regmap as rm
+from plc.bridge_config import BridgeConfig, PlcStatus
 from plc.bridge_state import BridgeCounters, Row, Session, decode_status
 from plc.link import LinkDownError, LinkError, LinkParams, ModbusLink, PlcRefusedError
 
 __all__ = ["BridgeConfig", "PlcBridge", "PlcStatus"]
-
-
-@dataclasses.dataclass(frozen=True)
-class BridgeConfig:
-    """How to reach the PLC and how hard to try. Times in seconds unless named.
-
-    deadline_lead_ms: valve open delay + safety margin; a pulse must be in the
-    PLC this long before its on tick. mm_per_tick: encoder scale (converts the
-    lead to ticks at the measured belt speed). watchdog_ms: written to the PLC
-    on connect when set. extrapolate_encoder: False for stepped simulation,
-    where the plant's encoder does not follow the wall clock (the deadline is
-    then judged against the last count read).
-    """
-
-    transport: Literal["tcp", "rtu"] = "tcp"
-    host: str = "127.0.0.1"
-    port: int = 5020
-    device_id: int = rm.DEFAULT_DEVICE_ID
-    serial_port: str | None = None
-    baudrate: int = 115200
-    timeout_s: float = 0.04
-    retries: int = 1
-    heartbeat_s: float = 0.05
-    reconnect_max_s: float = 2.0
-    deadline_lead_ms: float = 8.0
-    mm_per_tick: float = 0.1
-    watchdog_ms: float | None = None
-    max_queue: int = 4096
-    extrapolate_encoder: bool = True
-
-    def __post_init__(self) -> None:
-        checks = (
-            (self.transport in ("tcp", "rtu"), "transport must be 'tcp' or 'rtu'"),
-            (self.transport != "rtu" or bool(self.serial_port), "rtu needs serial_port"),
-            (0 <= self.port <= 65535, "port outside 0..65535"),
-            (1 <= self.device_id <= 247, "device_id outside 1..247"),
-            (self.timeout_s > 0 and self.heartbeat_s > 0, "timeout_s and heartbeat_s > 0"),
-            (self.retries >= 0 and self.reconnect_max_s > 0, "retries >= 0, reconnect_max_s > 0"),
-            (self.deadline_lead_ms >= 0 and self.mm_per_tick > 0, "lead >= 0, mm_per_tick > 0"),
-            (self.max_queue > 0, "max_queue > 0"),
-        )
-        for ok, msg in checks:
-            if not ok:
-                raise ValueError(f"BridgeConfig: {msg}")
-
-    @classmethod
-    def from_line_config(
-        cls,
-        plc: object,
-        mm_per_tick: float,
-        lead_ms: float,
-        port: int | None = None,
-    ) -> BridgeConfig:
-        """From a ``[plc]`` config section (any object with its attribute names:
-        transport, host, port, device_id, serial_port, baudrate, timeout_ms,
-        retries, heartbeat_ms, reconnect_max_ms, watchdog_ms)."""
-
-        def get(name: str) -> object:
-            return getattr(plc, name)
-
-        return cls(
-            transport=get("transport"),  # type: ignore[arg-type]
-            host=str(get("host")),
-            port=int(get("port") if port is None else port),  # type: ignore[call-overload]
-            device_id=int(get("device_id")),  # type: ignore[call-overload]
-            serial_port=get("serial_port"),  # type: ignore[arg-type]
-            baudrate=int(get("baudrate")),  # type: ignore[call-overload]
-            timeout_s=float(get("timeout_ms")) / 1000.0,  # type: ignore[arg-type]
-            retries=int(get("retries")),  # type: ignore[call-overload]
-            heartbeat_s=float(get("heartbeat_ms")) / 1000.0,  # type: ignore[arg-type]
-            reconnect_max_s=float(get("reconnect_max_ms")) / 1000.0,  # type: ignore[arg-type]
-            deadline_lead_ms=float(lead_ms),
-            mm_per_tick=float(mm_per_tick),
-            watchdog_ms=float(get("watchdog_ms")),  # type: ignore[arg-type]
-        )
-
-
-@dataclasses.dataclass(frozen=True)
-class PlcStatus:
-    """What the bridge knows about the PLC, as of ``t_s`` (time.monotonic).
-
-    encoder_tick: last count read (uint32), at ``encoder_t_s``; state: PackML
-    code; faults: ``regmap.FaultBit``; inputs: ``regmap.InputBit``.
-    Pulse counters: every submitted pulse ends as exactly one of acked (taken
-    by the PLC for execution), late (refused by the bridge: could not meet its
-    deadline), rejected_by_plc (the PLC took it late / not ready, or refused
-    the write), invalid (valves or flap the PLC does not have), overflow (the
-    bridge's queue was full). ``pulses_sent`` counts records written (resends
-    after a lost link included).
-    """
-
-    connected: bool
-    encoder_tick: int | None
-    encoder_t_s: float
-    speed_mm_s: float
-    state: int
-    estop: bool
-    inputs: int
-    faults: int
-    last_error: str
-    acked_seq: int
-    boot_id: int
-    heartbeat: int
-    pulses_submitted: int
-    pulses_sent: int
-    pulses_acked: int
-    pulses_late: int
-    pulses_rejected_by_plc: int
-    pulses_invalid: int
-    pulses_overflow: int
-    reconnects: int
-    read_errors: int
-    t_s: float
 
 
 class PlcBridge:
@@ -166,6 +52,7 @@ class PlcBridge:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._wake: asyncio.Event | None = None
+        self._main_task: asyncio.Task[None] | None = None
         self._stopping = False
         self._connected_evt = threading.Event()
 
@@ -182,11 +69,12 @@ class PlcBridge:
         started.wait(5.0)
 
     def stop(self, timeout_s: float = 5.0) -> None:
+        """Stop heartbeats and close the link (the PLC's watchdog then trips)."""
         loop, thread = self._loop, self._thread
         self._stopping = True
         if loop is not None and thread is not None:
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(self._kick)
+            with contextlib.suppress(RuntimeError):  # loop already closed
+                loop.call_soon_threadsafe(self._cancel_main)
             thread.join(timeout_s)
         self._thread = None
 
@@ -242,11 +130,13 @@ class PlcBridge:
     # ---- loop side ----------------------------------------------------------
     def _run(self, started: threading.Event) -> None:
         loop = asyncio.new_event_loop()
-        self._loop = loop
         self._wake = asyncio.Event()
+        self._main_task = loop.create_task(self._main())
+        self._loop = loop
         started.set()
         try:
-            loop.run_until_complete(self._main())
+            with contextlib.suppress(asyncio.CancelledError):
+                loop.run_until_complete(self._main_task)
         finally:
             self._link.close()
             loop.run_until_complete(asyncio.sleep(0))
@@ -255,6 +145,10 @@ class PlcBridge:
     def _kick(self) -> None:
         if self._wake is not None:
             self._wake.set()
+
+    def _cancel_main(self) -> None:
+        if self._main_task is not None:
+            self._main_task.cancel()
 
     def _enqueue(self, pulses: Pulses) -> None:
         rows = zip(
@@ -307,14 +201,8 @@ class PlcBridge:
                 self._s.connected = False
             self._connected_evt.clear()
             self._drop_late()
-            await self._sleep(backoff_s)
+            await asyncio.sleep(backoff_s)  # new pulses do not cut the backoff short
             backoff_s = min(backoff_s * 2, self.config.reconnect_max_s)
-
-    async def _sleep(self, seconds: float) -> None:
-        assert self._wake is not None
-        self._wake.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), seconds)
 
     async def _read_status(self) -> None:
         t0 = time.monotonic()

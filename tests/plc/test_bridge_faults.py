@@ -8,7 +8,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import pytest
@@ -272,3 +272,31 @@ def test_estop_belt_stop_and_commands_seen_through_the_bridge(line: Line) -> Non
     snap = bridge.snapshot()
     assert (snap.pulses_acked, snap.pulses_rejected_by_plc) == (1, 1)
     assert core.pending() == 1
+
+
+class RefusingPlc(PlcCore):
+    """A PLC (test double of the device) that refuses every pulse-ring write."""
+
+    def write_holding(self, address: int, values: Sequence[int]) -> rm.ExcCode | None:
+        if address >= rm.HR_RING_BASE:
+            self.last_reject = (int(values[0]), rm.RejectReason.BAD_VALVES)
+            return rm.ExcCode.ILLEGAL_VALUE
+        return super().write_holding(address, values)
+
+
+def test_refused_pulse_write_is_a_fault_naming_register_and_seq(bridges: list[PlcBridge]) -> None:
+    core = RefusingPlc(80, watchdog_ms=5000, clock=time.monotonic)
+    core.advance(START_TICK, 2500.0, 0.0)
+    with VirtualPlcServer(core) as server:
+        bridge = make_bridge(server.port)
+        bridges.append(bridge)
+        assert bridge.wait_connected(5.0)
+        bridge.submit(pulse(1, 2, START_TICK + 100, START_TICK + 200))
+        assert bridge.flush(5.0)
+        snap = bridge.snapshot()
+        assert snap.pulses_rejected_by_plc == 1 and snap.pulses_acked == 0
+        assert "write HR 208-215 + read HR 100-135: exception 03 ILLEGAL_VALUE" in snap.last_error
+        assert "seq 1 BAD_VALVES" in snap.last_error
+        hb = snap.heartbeat
+        assert wait_for(lambda: bridge.snapshot().heartbeat > hb + 2)  # link still up
+        assert bridge.snapshot().connected

@@ -96,7 +96,7 @@ def test_bridge_config_from_the_line_config() -> None:
 @pytest.mark.parametrize(
     "kw",
     [{"transport": "udp"}, {"port": 70000}, {"device_id": 0}, {"timeout_s": 0},
-     {"mm_per_tick": 0}, {"retries": -1}, {"max_queue": 0}],
+     {"mm_per_tick": 0}, {"retries": -1}, {"max_queue": 0}, {"watchdog_ms": 5.0}],
 )  # fmt: skip
 def test_bad_bridge_config(kw: dict[str, object]) -> None:
     from plc.bridge import BridgeConfig
