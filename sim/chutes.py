@@ -44,53 +44,54 @@ class Crossing:
     path_y_mm: np.ndarray
 
 
-def _rows(air: AirRuns, mask: np.ndarray) -> AirRuns:
-    return AirRuns(*(getattr(air, f.name)[mask] for f in dataclasses.fields(air)))
-
-
 class Chutes:
     def __init__(self, geometry: LineGeometry, ejection: EjectionSection) -> None:
         self.geometry = geometry
         self.ej = ejection
-        self.runs: list[RunRecord] = []
+        self.runs: list[RunRecord] = []  # index = run id
         self._air = AirRuns.empty()
-        self._ids = np.zeros(0, np.int64)
+        self._ids = np.zeros(0, np.int64)  # run id of each row of _air
+        bad = [v for v in ejection.dead_valves if not 0 <= v < geometry.valves.n_valves]
+        if bad:
+            raise ValueError(f"ejection.dead_valves {bad} outside the valve bar")
 
     def add(self, pulses: Pulses, now_tick: int, speed_mm_s: float) -> None:
         """Record runs that completed at ``now_tick`` (unwrapped)."""
-        belt = self.geometry.belt
-        air = air_runs(pulses, self.geometry.valves, now_tick, speed_mm_s, belt.mm_per_tick)
-        dead = self.ej.diverter_dead_ms * speed_mm_s * 1e-3 / belt.mm_per_tick
-        flap = air.actuator >= 1
-        # a flap's own dead time replaces the valves' delays
-        v = self.geometry.valves
+        belt, v = self.geometry.belt, self.geometry.valves
+        air = air_runs(
+            pulses, v, now_tick, speed_mm_s, belt.mm_per_tick, tuple(self.ej.dead_valves)
+        )
         ticks_per_ms = speed_mm_s * 1e-3 / belt.mm_per_tick
+        dead = self.ej.diverter_dead_ms * ticks_per_ms
+        flap = air.actuator >= 1  # a flap's own dead time replaces the valves' delays
         on = np.where(flap, air.on_tick - v.open_delay_ms * ticks_per_ms + dead, air.on_tick)
         off = np.where(flap, air.off_tick - v.close_delay_ms * ticks_per_ms + dead, air.off_tick)
         air = dataclasses.replace(air, on_tick=on, off_tick=off)
-        ids = np.arange(len(self.runs), len(self.runs) + len(air), dtype=np.int64)
-        ms_per_tick = 1.0 / ticks_per_ms
-        for i in range(len(air)):
+        run_ids = np.arange(len(self.runs), len(self.runs) + len(pulses), dtype=np.int64)
+        for i in range(len(pulses)):
+            mine = air.run_row == i
+            a_on = float(on[mine].min()) if mine.any() else float("nan")
+            a_off = float(off[mine].max()) if mine.any() else float("nan")
             self.runs.append(
                 RunRecord(
-                    run_id=int(ids[i]),
-                    actuator=int(air.actuator[i]),
+                    run_id=int(run_ids[i]),
+                    actuator=int(pulses.actuator[i]),
                     first_valve=int(pulses.first_valve[i]),
                     last_valve=int(pulses.last_valve[i]),
-                    air_on_tick=float(air.on_tick[i]),
-                    air_off_tick=float(air.off_tick[i]),
-                    air_ms=float((air.off_tick[i] - air.on_tick[i]) * ms_per_tick),
-                    track_id=int(air.track_id[i]),
+                    air_on_tick=a_on,
+                    air_off_tick=a_off,
+                    air_ms=0.0 if not mine.any() else (a_off - a_on) / ticks_per_ms,
+                    track_id=int(pulses.track_id[i]),
                 )
             )
         self._air = self._air.concat(air)
-        self._ids = np.concatenate([self._ids, ids])
+        self._ids = np.concatenate([self._ids, run_ids[air.run_row]])
 
     def forget_before(self, tick: float) -> None:
-        """Drop runs whose air stopped before ``tick`` (nothing can still use them)."""
+        """Drop air that stopped before ``tick`` (nothing can still use it)."""
         if len(self._air) > 256:
             keep = self._air.off_tick >= tick
-            self._air, self._ids = _rows(self._air, keep), self._ids[keep]
+            self._air, self._ids = self._air.rows(keep), self._ids[keep]
 
     def busy(self, plc: Any, x_lo_mm: float, x_hi_mm: float) -> bool:
         """True while the PLC still has a valve over ``x_lo..x_hi`` or any flap on."""
@@ -113,31 +114,32 @@ class Chutes:
         rec.cross_lead_tick, rec.cross_trail_tick = float(t_pts.min()), float(t_pts.max())
         rec.x_cross_mm = float(np.interp(t_mid, c.path_tick, c.path_x_mm))
         rec.bin, rec.decided_t_s = "pass", now_s
-        valves = self._air.actuator == 0
-        air, ids = _rows(self._air, valves), self._ids[valves]
-        cov = coverage(x_pts, c.foot_y_mm, t_pts, air, self.ej.grid_mm)
+        bar = self._air.actuator == 0
+        cov = coverage(
+            x_pts, c.foot_y_mm, t_pts, self._air.rows(bar), self.ej.grid_mm, self._ids[bar]
+        )
         rec.width_share, rec.length_share = cov.width_share, cov.length_share
         rec.hit_share = cov.hit_share
         rec.hit_u_centre = None if math.isnan(cov.hit_u_centre) else cov.hit_u_centre
-        hit = np.nonzero(cov.run_hit_share > 0)[0]
-        rec.run_hits = {int(ids[i]): float(cov.run_hit_share[i]) for i in hit}
+        rec.run_hits = {
+            int(k): float(s) for k, s in zip(cov.run_keys, cov.run_hit_share, strict=True)
+        }
         area_mm2 = c.foot_x_mm.size * self.ej.grid_mm**2
-        rec.run_match = self._match(_rows(air, hit), ids[hit], cov.run_hit_share[hit], area_mm2)
+        rec.run_match = {k: self._match(k, s, area_mm2) for k, s in rec.run_hits.items()}
         if cov.ejected(self.ej.cover_width_frac, self.ej.cover_length_frac):
             rec.bin = "eject"
         else:
             self._divert(rec, t_mid)
 
-    def _match(
-        self, air: AirRuns, ids: np.ndarray, share: np.ndarray, area_mm2: float
-    ) -> dict[int, float]:
-        """Run id -> overlap / union of the footprint and the run's air rectangle."""
-        run_mm2 = (air.x_right_mm - air.x_left_mm) * (
-            (air.off_tick - air.on_tick) * self.geometry.belt.mm_per_tick
+    def _match(self, run_id: int, share: float, area_mm2: float) -> float:
+        """Overlap / union of a footprint and run ``run_id``'s air rectangle."""
+        run, v = self.runs[run_id], self.geometry.valves
+        width = float(v.valve_centre_mm(run.last_valve) - v.valve_centre_mm(run.first_valve))
+        run_mm2 = (width + v.blast_width_mm) * (
+            (run.air_off_tick - run.air_on_tick) * self.geometry.belt.mm_per_tick
         )
         inter = share * area_mm2
-        iou = inter / np.maximum(area_mm2 + run_mm2 - inter, 1e-9)
-        return {int(i): float(v) for i, v in zip(ids, iou, strict=True)}
+        return inter / max(area_mm2 + run_mm2 - inter, 1e-9)
 
     def _divert(self, rec: FragmentRecord, t_centre: float) -> None:
         """A flap that is over when the centre crosses takes the fragment."""

@@ -29,14 +29,15 @@ __all__ = ["AirRuns", "Coverage", "air_runs", "coverage", "crossing_ticks"]
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class AirRuns:
-    """Air actually at the belt, one row per completed valve run.
+    """Air actually at the belt: one row per completed run, or per valve of
+    it when valves differ (per-valve delays, valves that do not fire).
 
     actuator:   (N,) int16, 0 = valve bar.
     x_left_mm:  (N,) float64 left edge of the blast.
     x_right_mm: (N,) float64 right edge of the blast.
     on_tick:    (N,) float64 unwrapped count when air reaches the belt.
     off_tick:   (N,) float64 unwrapped count when air has stopped.
-    n_valves:   (N,) int64 valves in the run (for air use).
+    run_row:    (N,) int64 the row of the ``Pulses`` this air came from.
     track_id:   (N,) int64 the controller's track the run was for.
     """
 
@@ -45,7 +46,7 @@ class AirRuns:
     x_right_mm: np.ndarray
     on_tick: np.ndarray
     off_tick: np.ndarray
-    n_valves: np.ndarray
+    run_row: np.ndarray
     track_id: np.ndarray
 
     def __len__(self) -> int:
@@ -64,6 +65,21 @@ class AirRuns:
             )
         )
 
+    def rows(self, index: np.ndarray) -> AirRuns:
+        """The rows selected by a boolean mask or index array."""
+        return AirRuns(*(getattr(self, f.name)[index] for f in dataclasses.fields(self)))
+
+
+def _per_valve(pulses: Pulses, dead_valves: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """(pulse row, valve) of every valve in every run, dead valves left out."""
+    first = pulses.first_valve.astype(np.int64)
+    counts = pulses.last_valve.astype(np.int64) - first + 1
+    row = np.repeat(np.arange(len(pulses)), counts)
+    starts = np.cumsum(counts) - counts
+    valve = first[row] + np.arange(row.size) - starts[row]
+    alive = ~np.isin(valve, np.asarray(dead_valves, np.int64))
+    return row[alive], valve[alive]
+
 
 def air_runs(
     pulses: Pulses,
@@ -71,29 +87,50 @@ def air_runs(
     now_tick: int,
     speed_mm_s: float,
     mm_per_tick: float,
+    dead_valves: tuple[int, ...] = (),
 ) -> AirRuns:
     """Completed ``pulses`` (uint32 ticks) -> ``AirRuns`` in unwrapped ticks.
 
     ``now_tick`` is the unwrapped count of the moment (the pulses' uint32
-    ticks are placed nearest to it); the valve delays are converted to ticks
-    at ``speed_mm_s``.
+    ticks are placed nearest to it); the valve delays (per valve when the
+    bar has them) are converted to ticks at ``speed_mm_s``; ``dead_valves``
+    never blow.
     """
     if len(pulses) == 0:
         return AirRuns.empty()
     now_u32 = now_tick % (1 << 32)
-    on = now_tick + tick_diff_array(pulses.on_tick, now_u32)
-    off = now_tick + tick_diff_array(pulses.off_tick, now_u32)
+    on = (now_tick + tick_diff_array(pulses.on_tick, now_u32)).astype(np.float64)
+    off = (now_tick + tick_diff_array(pulses.off_tick, now_u32)).astype(np.float64)
     ticks_per_ms = speed_mm_s * 1e-3 / mm_per_tick
     half = valves.blast_width_mm / 2.0
-    return AirRuns(
-        actuator=pulses.actuator.astype(np.int16),
-        x_left_mm=valves.valve_centre_mm(pulses.first_valve) - half,
-        x_right_mm=valves.valve_centre_mm(pulses.last_valve) + half,
-        on_tick=on.astype(np.float64) + valves.open_delay_ms * ticks_per_ms,
-        off_tick=off.astype(np.float64) + valves.close_delay_ms * ticks_per_ms,
-        n_valves=(pulses.last_valve.astype(np.int64) - pulses.first_valve + 1),
-        track_id=pulses.track_id.astype(np.int64),
+    uniform = valves.open_delay_per_valve_ms is None and valves.close_delay_per_valve_ms is None
+    bar = pulses.actuator == 0
+    if (uniform and not dead_valves) or not bar.any():
+        return AirRuns(
+            actuator=pulses.actuator.astype(np.int16),
+            x_left_mm=valves.valve_centre_mm(pulses.first_valve) - half,
+            x_right_mm=valves.valve_centre_mm(pulses.last_valve) + half,
+            on_tick=on + valves.open_delay_ms * ticks_per_ms,
+            off_tick=off + valves.close_delay_ms * ticks_per_ms,
+            run_row=np.arange(len(pulses), dtype=np.int64),
+            track_id=pulses.track_id.astype(np.int64),
+        )
+    flaps = air_runs(pulses[~bar], valves, now_tick, speed_mm_s, mm_per_tick)
+    flaps = dataclasses.replace(flaps, run_row=np.nonzero(~bar)[0][flaps.run_row])
+    row, valve = _per_valve(pulses, dead_valves)
+    keep = bar[row]
+    row, valve = row[keep], valve[keep]
+    centre = valves.valve_centre_mm(valve)
+    per_valve = AirRuns(
+        actuator=np.zeros(row.size, np.int16),
+        x_left_mm=centre - half,
+        x_right_mm=centre + half,
+        on_tick=on[row] + valves.open_delay_of(valve) * ticks_per_ms,
+        off_tick=off[row] + valves.close_delay_of(valve) * ticks_per_ms,
+        run_row=row.astype(np.int64),
+        track_id=pulses.track_id.astype(np.int64)[row],
     )
+    return per_valve.concat(flaps)
 
 
 def crossing_ticks(
@@ -127,7 +164,8 @@ class Coverage:
     width_share:  share of its occupied x bins with at least one hit point.
     length_share: share of its occupied y bins with at least one hit point.
     hit_share:    share of footprint points hit.
-    run_hit_share:(N,) share of points hit by each run (0 where a run missed).
+    run_keys:     (K,) int64 keys (``run_key`` of the rows) of the runs that hit it.
+    run_hit_share:(K,) share of points hit by each of those runs.
     hit_u_centre: mean along-belt position of the hit points relative to the
                   footprint (0 = leading edge, 1 = trailing edge), NaN if none.
     """
@@ -135,6 +173,7 @@ class Coverage:
     width_share: float
     length_share: float
     hit_share: float
+    run_keys: np.ndarray
     run_hit_share: np.ndarray
     hit_u_centre: float
 
@@ -146,12 +185,17 @@ class Coverage:
         )
 
 
+def _miss() -> Coverage:
+    return Coverage(0.0, 0.0, 0.0, np.zeros(0, np.int64), np.zeros(0), float("nan"))
+
+
 def coverage(
     point_x_mm: np.ndarray,
     point_dy_mm: np.ndarray,
     point_tick: np.ndarray,
     runs: AirRuns,
     grid_mm: float,
+    run_key: np.ndarray | None = None,
 ) -> Coverage:
     """Coverage of one footprint by ``runs``.
 
@@ -159,14 +203,23 @@ def coverage(
     point_dy_mm: (P,) its y offset from the fragment centre (downstream +).
     point_tick:  (P,) tick at which it crosses the valve line.
     grid_mm:     the footprint's sampling pitch (bins for width and length).
+    run_key:     (N,) int64 which run each row of ``runs`` belongs to
+                 (default ``runs.run_row``); shares are reported per key.
     """
     n_pts = point_x_mm.shape[0]
     if n_pts == 0:
         raise ValueError("coverage of an empty footprint")
-    if len(runs) == 0:
-        return Coverage(0.0, 0.0, 0.0, np.zeros(0), float("nan"))
-    x = point_x_mm[:, None]
-    t = point_tick[:, None]
+    key = runs.run_row if run_key is None else np.asarray(run_key, np.int64)
+    near = (
+        (runs.x_right_mm >= point_x_mm.min())
+        & (runs.x_left_mm <= point_x_mm.max())
+        & (runs.off_tick >= point_tick.min())
+        & (runs.on_tick <= point_tick.max())
+    )
+    if not near.any():
+        return _miss()
+    runs, key = runs.rows(near), key[near]
+    x, t = point_x_mm[:, None], point_tick[:, None]
     hit_by = (
         (x >= runs.x_left_mm[None, :])
         & (x <= runs.x_right_mm[None, :])
@@ -174,13 +227,14 @@ def coverage(
         & (t <= runs.off_tick[None, :])
     )
     hit = hit_by.any(axis=1)
-    run_share = hit_by.sum(axis=0) / n_pts
     if not hit.any():
-        return Coverage(0.0, 0.0, 0.0, run_share, float("nan"))
+        return _miss()
+    keys = np.unique(key[hit_by.any(axis=0)])
+    shares = np.array([hit_by[:, key == k].any(axis=1).mean() for k in keys])
     xb = np.floor(point_x_mm / grid_mm).astype(np.int64)
     yb = np.floor(point_dy_mm / grid_mm).astype(np.int64)
     width = np.unique(xb[hit]).size / np.unique(xb).size
     length = np.unique(yb[hit]).size / np.unique(yb).size
     lead, trail = point_dy_mm.max(), point_dy_mm.min()
     u_rel = (lead - point_dy_mm[hit].mean()) / max(lead - trail, 1e-9)
-    return Coverage(float(width), float(length), float(hit.mean()), run_share, float(u_rel))
+    return Coverage(float(width), float(length), float(hit.mean()), keys, shares, float(u_rel))

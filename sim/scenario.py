@@ -132,6 +132,9 @@ class EjectionSection(BaseModel):
     grid_mm: float = Field(
         default=2.0, gt=0.2, le=20, description="footprint sampling for coverage"
     )
+    dead_valves: tuple[int, ...] = Field(
+        default=(), strict=False, description="valves of the bar that never blow (faults)"
+    )
     diverter_dead_ms: float = Field(
         default=40.0, ge=0, le=2000, description="flap switching dead time"
     )

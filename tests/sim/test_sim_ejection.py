@@ -140,3 +140,28 @@ def test_neighbour_in_the_blast_is_co_ejected():
     assert (s.co_ejected, s.false_ejects) == (1, 0)
     assert s.purity == 0.5 and s.recovery == 1.0 and s.co_ejection_rate == 0.5
     assert s.valve_ms_per_ejected == pytest.approx(40.0 * 5 / 2)
+
+
+def test_dead_valves_leave_a_gap():
+    """A run over five valves with the middle three dead covers too little width."""
+    x, dy = square(X0, SIDE)
+    t = crossing(dy, T_CENTRE)
+    p = pulse_for(X0 - 20, X0 + 20, T_CENTRE - 200, T_CENTRE + 200)
+    first = int(p.first_valve[0])
+    alive = runs_of(p)
+    dead = air_runs(p, VALVES, 200_000, SPEED, MM_PER_TICK, (first + 1, first + 2, first + 3))
+    assert coverage(x, dy, t, alive, 2.0).ejected(0.5, 0.5)
+    assert not coverage(x, dy, t, dead, 2.0).ejected(0.5, 0.5)
+    assert set(dead.run_row.tolist()) == {0}
+
+
+def test_per_valve_delays_are_the_plants_truth():
+    """One slow valve (30 ms to open) under half the fragment: only the fast half is hit."""
+    slow = tuple(30.0 if 38 <= v <= 39 else 3.0 for v in range(VALVES.n_valves))
+    bar = VALVES.model_copy(update={"open_delay_per_valve_ms": slow})
+    x, dy = square(X0, SIDE)  # x 485..515 mm: valves 38..41
+    t = crossing(dy, T_CENTRE)
+    p = pulse_for(X0 - 20, X0 + 20, T_CENTRE - 200, T_CENTRE + 200)
+    cov = coverage(x, dy, t, air_runs(p, bar, 200_000, SPEED, MM_PER_TICK), 2.0)
+    assert 0.4 < cov.width_share < 0.7
+    assert cov.run_keys.tolist() == [0]
