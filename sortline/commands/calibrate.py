@@ -41,6 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--save", action="store_true", help="save the result as a new version")
     b.add_argument("--activate", action="store_true", help="with --save: activate it")
     b.set_defaults(func=_bench)
+    _register_camera(csub, common)
     s = csub.add_parser("store", help="list, show, diff, activate, roll back calibrations")
     ssub = s.add_subparsers(dest="store_command", required=True, metavar="STORE_COMMAND")
     ssub.add_parser("list", parents=[common], help="versions and activations").set_defaults(
@@ -65,6 +66,103 @@ def register(sub: argparse._SubParsersAction) -> None:
     imp = ssub.add_parser("import", parents=[common], help="validate and save a JSON file")
     imp.add_argument("file")
     imp.set_defaults(func=_import)
+
+
+def _register_camera(csub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    c = csub.add_parser(
+        "camera", parents=[common], help="camera (and encoder) calibration from image files"
+    )
+    c.add_argument("--views", nargs="+", required=True, help="ChArUco views (intrinsics)")
+    c.add_argument("--belt-image", required=True, help="the board flat on the belt")
+    c.add_argument("--board-x-mm", type=float, required=True, help="belt x of the board's origin")
+    c.add_argument(
+        "--jog",
+        nargs=3,
+        metavar=("BEFORE", "AFTER", "TICKS"),
+        help="board images before/after jogging the belt TICKS encoder ticks",
+    )
+    c.add_argument("--squares", default="9x5", help="board squares, XxY (default 9x5)")
+    c.add_argument("--square-mm", type=float, default=40.0)
+    c.add_argument("--marker-mm", type=float, default=30.0)
+    c.add_argument("--dictionary", default="DICT_5X5_100")
+    c.add_argument("--json", dest="json_out", default=None, help="write the report here")
+    c.add_argument("--save", action="store_true", help="save as a new version")
+    c.add_argument("--activate", action="store_true", help="with --save: activate if it passed")
+    c.set_defaults(func=_camera)
+
+
+def _board(args: argparse.Namespace) -> Any:
+    """The board from the options; ValueError with a one-line reason."""
+    from pydantic import ValidationError
+
+    from calibration.charuco import BoardSpec
+
+    try:
+        sx, sy = (int(v) for v in args.squares.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"--squares must look like 9x5, got {args.squares!r}") from None
+    try:
+        return BoardSpec(
+            squares_x=sx,
+            squares_y=sy,
+            square_mm=args.square_mm,
+            marker_mm=args.marker_mm,
+            dictionary=args.dictionary,
+        )
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        where = ".".join(str(x) for x in err["loc"]) or "board"
+        raise ValueError(f"{where}: {err['msg']}") from None
+
+
+def _camera(args: argparse.Namespace) -> int:
+    from calibration.camera_session import calibrate_camera_files
+    from calibration.results import CalibrationError
+    from sortline.config import load_config
+
+    config = load_config(args.config)
+    try:
+        board = _board(args)
+    except ValueError as exc:
+        return _fail(f"board: {exc}")
+    jog = None
+    if args.jog:
+        try:
+            jog = (args.jog[0], args.jog[1], int(args.jog[2]))
+        except ValueError:
+            return _fail(f"--jog TICKS must be an integer, got {args.jog[2]!r}")
+    store = _store(args)
+    try:
+        cal, quality = calibrate_camera_files(
+            args.views,
+            args.belt_image,
+            board,
+            args.board_x_mm,
+            store.line,
+            config.belt.mm_per_tick,
+            jog=jog,
+            base=store.active(),
+        )
+    except CalibrationError as exc:
+        return _fail(str(exc))
+    out: dict[str, Any] = {"passed": cal.passed, "procedures": quality}
+    if args.save:
+        saved = store.save(cal, _who(args))
+        out["saved_version"] = saved.version
+        if args.activate and cal.passed:
+            store.activate(saved.version, _who(args), note="camera calibration")
+            out["activated"] = True
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
+    for name, part in quality.items():
+        failed = [c["name"] for c in part["checks"] if not c["passed"]]
+        print(f"{'ok  ' if part['passed'] else 'FAIL'} {name}" + (f": {failed}" if failed else ""))
+    if "saved_version" in out:
+        print(
+            f"saved as version {out['saved_version']}"
+            + (" (active)" if out.get("activated") else "")
+        )
+    return 0 if cal.passed else 1
 
 
 def _line_name(args: argparse.Namespace) -> str:
