@@ -19,6 +19,7 @@ import math
 import numpy as np
 from numba import njit
 
+from control.kernels_assign import _assign_gated
 from control.params import (
     T_BIRTH_ENTRY,
     T_BIRTH_MID,
@@ -66,20 +67,17 @@ def _predict(X, P, n, dt, q):
             P[i, 3 * a + 2] = vv + q1
 
 
+# Helpers below take and return scalars only: passing arrays into a
+# non-inlined call costs reference counting per array on every call.
+
+
 @njit(cache=True, nogil=True)
-def _update_axis(X, P, i, a, innov, r):
-    """Scalar Kalman update of axis ``a`` of row ``i`` with innovation ``innov``."""
-    pp = P[i, 3 * a]
-    pv = P[i, 3 * a + 1]
-    vv = P[i, 3 * a + 2]
+def _kf_axis(x, v, pp, pv, vv, innov, r):
+    """Scalar Kalman update of one (position, velocity) axis -> (x, v, pp, pv, vv)."""
     s = pp + r
     kp = pp / s
     kv = pv / s
-    X[i, a] += kp * innov
-    X[i, a + 2] += kv * innov
-    P[i, 3 * a] = pp - kp * pp
-    P[i, 3 * a + 1] = pv - kp * pv
-    P[i, 3 * a + 2] = vv - kv * pv
+    return x + kp * innov, v + kv * innov, pp - kp * pp, pv - kp * pv, vv - kv * pv
 
 
 @njit(cache=True, nogil=True)
@@ -87,7 +85,7 @@ def _innov_u(u, hu, dymin, dymax, clip, travel):
     """Along-belt innovation of a track (centre ``u``, half length ``hu``) by one box.
 
     Whole box: centre residual; cut at the top: leading-edge residual; cut at
-    the bottom: trailing-edge residual; cut at both: no information (NaN).
+    the bottom: trailing-edge residual; cut at both: 0 (no information).
     """
     if clip == 0:
         return 0.5 * (dymin + dymax) - travel - u
@@ -95,20 +93,18 @@ def _innov_u(u, hu, dymin, dymax, clip, travel):
         return dymax - travel - (u + hu)
     if clip == 2:
         return dymin - travel - (u - hu)
-    return np.nan
+    return 0.0
 
 
 @njit(cache=True, nogil=True)
-def _mahal2(X, P, H, i, dx, dymin, dymax, clip, travel, prm):
-    """Squared Mahalanobis distance of track ``i`` to one detection."""
-    r = prm[T_R_MM2]
-    ix = dx - X[i, 0]
-    d2 = ix * ix / (P[i, 0] + r)
-    iu = _innov_u(X[i, 1], H[i, 1], dymin, dymax, clip, travel)
-    if not np.isnan(iu):
-        ru = r if clip == 0 else r + prm[T_EXTENT_VAR_MM2]
-        d2 += iu * iu / (P[i, 3] + ru)
-    return d2
+def _mahal2(x, u, hu, pxx, puu, dx, dymin, dymax, clip, travel, r, ru):
+    """Squared Mahalanobis distance of a predicted track to one detection box."""
+    ix = dx - x
+    d2 = ix * ix / (pxx + r)
+    if clip == 3:
+        return d2
+    iu = _innov_u(u, hu, dymin, dymax, clip, travel)
+    return d2 + iu * iu / (puu + (r if clip == 0 else ru))
 
 
 @njit(cache=True, nogil=True)
@@ -133,20 +129,40 @@ def _hash_points(px, py, x0, y0, cell, nx, ny):
 
 
 @njit(cache=True, nogil=True)
+def _gate_boxes(X, P, H, n, observable, travel, prm, x0, y0, cell, nx, ny):
+    """Per track the hash cells its gate can reach -> (n, 4) int64 cx0, cx1, cy0, cy1
+    (cx0 = -1 for tracks out of view)."""
+    gate = prm[T_GATE]
+    r = prm[T_R_MM2]
+    ru = r + prm[T_EXTENT_VAR_MM2]
+    tol = prm[T_CLIP_TOL_MM]
+    box = np.full((n, 4), -1, np.int64)
+    for i in range(n):
+        if not observable[i]:
+            continue
+        rx = math.sqrt(gate * (P[i, 0] + r))
+        ry = math.sqrt(gate * (P[i, 3] + ru))
+        yc = X[i, 1] + travel
+        if yc - H[i, 1] <= prm[T_VIEW_TOP] + tol or yc + H[i, 1] >= prm[T_VIEW_BOTTOM] - tol:
+            ry += H[i, 1]  # a cut box is measured by one edge, up to hu from its centre
+        box[i, 0] = min(max(math.floor((X[i, 0] - rx - x0) / cell), 0), nx - 1)
+        box[i, 1] = min(max(math.floor((X[i, 0] + rx - x0) / cell), 0), nx - 1)
+        box[i, 2] = min(max(math.floor((yc - ry - y0) / cell), 0), ny - 1)
+        box[i, 3] = min(max(math.floor((yc + ry - y0) / cell), 0), ny - 1)
+    return box
+
+
+@njit(cache=True, nogil=True)
 def _gate(X, P, H, n, observable, dbox, clip, travel, prm):
     """Gated (track, detection, cost) edges found through a spatial hash.
 
     dbox: (D, 4) x_min, x_max, y_min, y_max (y in view mm). Returns edge arrays
-    (E,) track, det, squared Mahalanobis cost, all < gate.
+    (E,) track, det, squared Mahalanobis cost, all < gate. Two passes (bound,
+    then fill) so that no array is reallocated inside the loops.
     """
     nd = dbox.shape[0]
-    cap = 4 * (n + nd) + 16
-    et = np.empty(cap, np.int64)
-    ed = np.empty(cap, np.int64)
-    ec = np.empty(cap, np.float64)
-    ne = 0
     if nd == 0 or n == 0:
-        return et[:0], ed[:0], ec[:0]
+        return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float64)
     gate = prm[T_GATE]
     cell = prm[T_CELL_MM]
     x0 = prm[T_X_MIN]
@@ -159,314 +175,147 @@ def _gate(X, P, H, n, observable, dbox, clip, travel, prm):
         px[j] = 0.5 * (dbox[j, 0] + dbox[j, 1])
         py[j] = 0.5 * (dbox[j, 2] + dbox[j, 3])
     start, order = _hash_points(px, py, x0, y0, cell, nx, ny)
+    box = _gate_boxes(X, P, H, n, observable, travel, prm, x0, y0, cell, nx, ny)
+    bound = 0
+    for i in range(n):
+        if box[i, 0] >= 0:
+            for cy in range(box[i, 2], box[i, 3] + 1):
+                bound += start[cy * nx + box[i, 1] + 1] - start[cy * nx + box[i, 0]]
+    et = np.empty(bound, np.int64)
+    ed = np.empty(bound, np.int64)
+    ec = np.empty(bound, np.float64)
     r = prm[T_R_MM2]
     ru = r + prm[T_EXTENT_VAR_MM2]
-    tol = prm[T_CLIP_TOL_MM]
+    ne = 0
     for i in range(n):
-        if not observable[i]:
+        if box[i, 0] < 0:
             continue
-        rx = math.sqrt(gate * (P[i, 0] + r))
-        ry = math.sqrt(gate * (P[i, 3] + ru))
-        yc = X[i, 1] + travel
-        if yc - H[i, 1] <= prm[T_VIEW_TOP] + tol or yc + H[i, 1] >= prm[T_VIEW_BOTTOM] - tol:
-            ry += H[i, 1]
-        cx0 = min(max(math.floor((X[i, 0] - rx - x0) / cell), 0), nx - 1)
-        cx1 = min(max(math.floor((X[i, 0] + rx - x0) / cell), 0), nx - 1)
-        cy0 = min(max(math.floor((yc - ry - y0) / cell), 0), ny - 1)
-        cy1 = min(max(math.floor((yc + ry - y0) / cell), 0), ny - 1)
-        for cy in range(cy0, cy1 + 1):
-            for cx in range(cx0, cx1 + 1):
-                c = cy * nx + cx
-                for k in range(start[c], start[c + 1]):
-                    j = order[k]
-                    d2 = _mahal2(X, P, H, i, px[j], dbox[j, 2], dbox[j, 3], clip[j], travel, prm)
-                    if d2 < gate:
-                        if ne == cap:
-                            cap *= 2
-                            et2 = np.empty(cap, np.int64)
-                            ed2 = np.empty(cap, np.int64)
-                            ec2 = np.empty(cap, np.float64)
-                            et2[:ne] = et[:ne]
-                            ed2[:ne] = ed[:ne]
-                            ec2[:ne] = ec[:ne]
-                            et, ed, ec = et2, ed2, ec2
-                        et[ne] = i
-                        ed[ne] = j
-                        ec[ne] = d2
-                        ne += 1
+        xi = X[i, 0]
+        ui = X[i, 1]
+        hui = H[i, 1]
+        pxx = P[i, 0]
+        puu = P[i, 3]
+        for cy in range(box[i, 2], box[i, 3] + 1):
+            for k in range(start[cy * nx + box[i, 0]], start[cy * nx + box[i, 1] + 1]):
+                j = order[k]
+                d2 = _mahal2(
+                    xi, ui, hui, pxx, puu, px[j], dbox[j, 2], dbox[j, 3], clip[j], travel, r, ru
+                )
+                if d2 < gate:
+                    et[ne] = i
+                    ed[ne] = j
+                    ec[ne] = d2
+                    ne += 1
     return et[:ne], ed[:ne], ec[:ne]
 
 
 @njit(cache=True, nogil=True)
-def _find(parent, a):
-    while parent[a] != a:
-        parent[a] = parent[parent[a]]
-        a = parent[a]
-    return a
-
-
-@njit(cache=True, nogil=True)
-def _components(n_rows, n_cols, er, ec_):
-    """Connected components of the bipartite edge graph.
-
-    Returns comp (n_rows + n_cols,) int64: component id per node (rows first),
-    -1 for nodes without edges; and the number of components.
-    """
-    nn = n_rows + n_cols
-    parent = np.arange(nn)
-    for e in range(er.shape[0]):
-        a = _find(parent, er[e])
-        b = _find(parent, n_rows + ec_[e])
-        if a != b:
-            if a < b:
-                parent[b] = a
-            else:
-                parent[a] = b
-    has = np.zeros(nn, np.bool_)
-    for e in range(er.shape[0]):
-        has[er[e]] = True
-        has[n_rows + ec_[e]] = True
-    comp = np.full(nn, -1, np.int64)
-    root_id = np.full(nn, -1, np.int64)
-    g = 0
-    for a in range(nn):
-        if has[a]:
-            r = _find(parent, a)
-            if root_id[r] < 0:
-                root_id[r] = g
-                g += 1
-            comp[a] = root_id[r]
-    return comp, g
-
-
-@njit(cache=True, nogil=True)
-def _lsa_rect(cost):
-    """Minimum-cost assignment of every row of ``cost`` (R <= C) to a distinct column.
-
-    Shortest augmenting paths with potentials (Hungarian, O(R^2 C)). Returns
-    (R,) int64 column per row.
-    """
-    nr, nc = cost.shape
-    u = np.zeros(nr + 1)
-    v = np.zeros(nc + 1)
-    p = np.zeros(nc + 1, np.int64)
-    way = np.zeros(nc + 1, np.int64)
-    minv = np.empty(nc + 1)
-    used = np.empty(nc + 1, np.bool_)
-    for i in range(1, nr + 1):
-        p[0] = i
-        j0 = 0
-        minv[:] = BIG
-        used[:] = False
-        while True:
-            used[j0] = True
-            i0 = p[j0]
-            delta = BIG
-            j1 = 0
-            for j in range(1, nc + 1):
-                if not used[j]:
-                    cur = cost[i0 - 1, j - 1] - u[i0] - v[j]
-                    if cur < minv[j]:
-                        minv[j] = cur
-                        way[j] = j0
-                    if minv[j] < delta:
-                        delta = minv[j]
-                        j1 = j
-            for j in range(nc + 1):
-                if used[j]:
-                    u[p[j]] += delta
-                    v[j] -= delta
-                else:
-                    minv[j] -= delta
-            j0 = j1
-            if p[j0] == 0:
-                break
-        while True:
-            j1 = way[j0]
-            p[j0] = p[j1]
-            j0 = j1
-            if j0 == 0:
-                break
-    out = np.full(nr, -1, np.int64)
-    for j in range(1, nc + 1):
-        if p[j] != 0:
-            out[p[j] - 1] = j - 1
-    return out
-
-
-@njit(cache=True, nogil=True)
-def _assign_gated(n_rows, n_cols, er, ec_, cost, gate):
-    """Exact gated assignment, solved per independent group.
-
-    Minimises the sum of matched edge costs plus ``gate / 2`` per unmatched
-    row and per unmatched column (equivalently: a full assignment on the
-    dense matrix whose missing entries cost ``gate``, keeping only pairs
-    cheaper than ``gate``). Returns (row_to_col (n_rows,), col_to_row (n_cols,)).
-    """
-    r2c = np.full(n_rows, -1, np.int64)
-    c2r = np.full(n_cols, -1, np.int64)
-    ne = er.shape[0]
-    if ne == 0:
-        return r2c, c2r
-    comp, g = _components(n_rows, n_cols, er, ec_)
-    nrow = np.zeros(g, np.int64)
-    ncol = np.zeros(g, np.int64)
-    nedge = np.zeros(g, np.int64)
-    loc = np.empty(n_rows + n_cols, np.int64)
-    for a in range(n_rows + n_cols):
-        c = comp[a]
-        if c >= 0:
-            if a < n_rows:
-                loc[a] = nrow[c]
-                nrow[c] += 1
-            else:
-                loc[a] = ncol[c]
-                ncol[c] += 1
-    for e in range(ne):
-        nedge[comp[er[e]]] += 1
-    estart = np.zeros(g + 1, np.int64)
-    for c in range(g):
-        estart[c + 1] = estart[c] + nedge[c]
-    fill = estart[:-1].copy()
-    eorder = np.empty(ne, np.int64)
-    for e in range(ne):
-        c = comp[er[e]]
-        eorder[fill[c]] = e
-        fill[c] += 1
-    # members per component, to map local indices back
-    rstart = np.zeros(g + 1, np.int64)
-    cstart = np.zeros(g + 1, np.int64)
-    for c in range(g):
-        rstart[c + 1] = rstart[c] + nrow[c]
-        cstart[c + 1] = cstart[c] + ncol[c]
-    rmem = np.empty(rstart[g], np.int64)
-    cmem = np.empty(cstart[g], np.int64)
-    for a in range(n_rows + n_cols):
-        c = comp[a]
-        if c >= 0:
-            if a < n_rows:
-                rmem[rstart[c] + loc[a]] = a
-            else:
-                cmem[cstart[c] + loc[a]] = a - n_rows
-    for c in range(g):
-        if nedge[c] == 1:  # one row, one column, one edge: cheaper than gate by construction
-            e = eorder[estart[c]]
-            r2c[er[e]] = ec_[e]
-            c2r[ec_[e]] = er[e]
-            continue
-        nr_c = nrow[c]
-        nc_c = ncol[c]
-        flip = nr_c > nc_c
-        m = np.full((nc_c, nr_c), gate) if flip else np.full((nr_c, nc_c), gate)
-        for k in range(estart[c], estart[c + 1]):
-            e = eorder[k]
-            if flip:
-                m[loc[n_rows + ec_[e]], loc[er[e]]] = cost[e]
-            else:
-                m[loc[er[e]], loc[n_rows + ec_[e]]] = cost[e]
-        sol = _lsa_rect(m)
-        for a in range(sol.shape[0]):
-            b = sol[a]
-            if m[a, b] < gate:
-                if flip:
-                    row = rmem[rstart[c] + b]
-                    col = cmem[cstart[c] + a]
-                else:
-                    row = rmem[rstart[c] + a]
-                    col = cmem[cstart[c] + b]
-                r2c[row] = col
-                c2r[col] = row
-    return r2c, c2r
-
-
-@njit(cache=True, nogil=True)
-def _clip_codes(dbox, prm):
+def _clip_codes(dbox, top, bottom, tol):
+    """(D,) int64 clip code per box (see module docstring)."""
     nd = dbox.shape[0]
     out = np.zeros(nd, np.int64)
-    tol = prm[T_CLIP_TOL_MM]
     for j in range(nd):
         c = 0
-        if dbox[j, 2] <= prm[T_VIEW_TOP] + tol:
+        if dbox[j, 2] <= top + tol:
             c |= 1
-        if dbox[j, 3] >= prm[T_VIEW_BOTTOM] - tol:
+        if dbox[j, 3] >= bottom - tol:
             c |= 2
         out[j] = c
     return out
 
 
 @njit(cache=True, nogil=True)
-def _apply_det(X, P, H, i, box, clip, travel, prm):
-    """Kalman update of track ``i`` by one box (clip-aware), half sizes refreshed."""
+def _crossing(x, u, vx, vu, hu, pxx, pxv, pvvx, puu, puv, pvvu, t, travel, y_valve, mpt, q, ev):
+    """Predicted valve-line crossing of one track.
+
+    Returns (on tick, off tick, sigma ticks, x at crossing mm, sigma x mm):
+    leading edge reaches / trailing edge leaves ``y_valve``; sigmas from the
+    covariance propagated to the crossing plus the edge variance ``ev``.
+    """
+    vel = max(mpt + vu, 0.25 * mpt)
+    yc = u + travel
+    ton = t + (y_valve - yc - hu) / vel
+    toff = t + (y_valve - yc + hu) / vel
+    d = max(0.5 * (ton + toff) - t, 0.0)
+    qd = q * d * d * d / 3.0
+    var_u = puu + 2.0 * d * puv + d * d * pvvu + qd + ev
+    var_x = pxx + 2.0 * d * pxv + d * d * pvvx + qd + ev
+    return ton, toff, math.sqrt(max(var_u, 0.0)) / vel, x + vx * d, math.sqrt(max(var_x, 0.0))
+
+
+@njit(cache=True, nogil=True)
+def _keep(trail, dec, conf, score, miss, y_gone, max_coast, delete, bottom):
+    """(keep the row, it is a confirmed track lost before its decision).
+
+    trail: trailing edge y mm; y_gone: y past which a track has left the valves.
+    """
+    past = trail > y_gone
+    if dec:
+        return not past, False
+    if conf:
+        if past or miss > max_coast:
+            return False, True
+        return True, False
+    return score >= delete and trail < bottom, False
+
+
+@njit(cache=True, nogil=True)
+def _update_matched(
+    X, P, H, EV, NEV, SCORE, NVIEW, MISS, t2d, observable, dbox, clip, logp, has_ev, travel, prm
+):
+    """Kalman update of associated tracks (clip-aware); score and misses of the rest."""
     r = prm[T_R_MM2]
     ru = r + prm[T_EXTENT_VAR_MM2]
     alpha = prm[T_EXTENT_ALPHA]
-    H[i, 0] += alpha * (0.5 * (box[1] - box[0]) - H[i, 0])
-    _update_axis(X, P, i, 0, 0.5 * (box[0] + box[1]) - X[i, 0], r)
-    vis = 0.5 * (box[3] - box[2])
-    if clip == 0:
-        H[i, 1] += alpha * (vis - H[i, 1])
-        _update_axis(X, P, i, 1, 0.5 * (box[2] + box[3]) - travel - X[i, 1], r)
-    elif clip == 1:  # leading edge valid; a longer visible part moves the centre upstream
-        if vis > H[i, 1]:
-            X[i, 1] -= vis - H[i, 1]
-            H[i, 1] = vis
-        _update_axis(X, P, i, 1, box[3] - travel - (X[i, 1] + H[i, 1]), ru)
-    elif clip == 2:  # trailing edge valid
-        if vis > H[i, 1]:
-            X[i, 1] += vis - H[i, 1]
-            H[i, 1] = vis
-        _update_axis(X, P, i, 1, box[2] - travel - (X[i, 1] - H[i, 1]), ru)
+    top = prm[T_VIEW_TOP]
+    bottom = prm[T_VIEW_BOTTOM]
+    tol = prm[T_CLIP_TOL_MM]
+    k = EV.shape[1]
+    for i in range(t2d.shape[0]):
+        j = t2d[i]
+        if j < 0:
+            if observable[i]:
+                yc = X[i, 1] + travel
+                if yc - H[i, 1] > top + tol and yc + H[i, 1] < bottom - tol:
+                    SCORE[i] -= prm[T_MISS]
+                    MISS[i] += 1
+            continue
+        b0, b1, b2, b3 = dbox[j, 0], dbox[j, 1], dbox[j, 2], dbox[j, 3]
+        H[i, 0] += alpha * (0.5 * (b1 - b0) - H[i, 0])
+        X[i, 0], X[i, 2], P[i, 0], P[i, 1], P[i, 2] = _kf_axis(
+            X[i, 0], X[i, 2], P[i, 0], P[i, 1], P[i, 2], 0.5 * (b0 + b1) - X[i, 0], r
+        )
+        c = clip[j]
+        u = X[i, 1]
+        hu = H[i, 1]
+        vis = 0.5 * (b3 - b2)
+        rr = ru
+        if c == 0:
+            hu += alpha * (vis - hu)
+            rr = r
+        elif c == 1 and vis > hu:  # longer visible part: the centre moves upstream
+            u -= vis - hu
+            hu = vis
+        elif c == 2 and vis > hu:
+            u += vis - hu
+            hu = vis
+        X[i, 1] = u
+        H[i, 1] = hu
+        if c != 3:
+            X[i, 1], X[i, 3], P[i, 3], P[i, 4], P[i, 5] = _kf_axis(
+                u, X[i, 3], P[i, 3], P[i, 4], P[i, 5], _innov_u(u, hu, b2, b3, c, travel), rr
+            )
+        if has_ev[j]:
+            for m in range(k):
+                EV[i, m] += logp[j, m]
+            NEV[i] += 1
+        SCORE[i] = min(SCORE[i] + prm[T_HIT], prm[T_SCORE_MAX])
+        NVIEW[i] += 1
+        MISS[i] = 0
 
 
 @njit(cache=True, nogil=True)
-def _decide_class(ev, nev, cls_frac, thr, order, probs):
-    """Combined class probabilities (normalised geometric mean over views) and the
-    recipe's decision. Returns (argmax class, its prob, fraction, target class)."""
-    k = ev.shape[0]
-    if nev == 0 or k == 0:
-        return -1, 0.0, -1, -1
-    m = -BIG
-    for c in range(k):
-        m = max(m, ev[c] / nev)
-    tot = 0.0
-    for c in range(k):
-        probs[c] = math.exp(ev[c] / nev - m)
-        tot += probs[c]
-    best = 0
-    for c in range(k):
-        probs[c] /= tot
-        if probs[c] > probs[best]:
-            best = c
-    for o in range(k):
-        c = order[o]
-        if cls_frac[c] >= 0 and probs[c] >= thr[c]:
-            return best, probs[best], cls_frac[c], c
-    return best, probs[best], -1, -1
-
-
-@njit(cache=True, nogil=True)
-def _crossing(X, P, H, i, t, travel, prm, cross, xc):
-    """Predicted valve-line crossing of track ``i``: leading/trailing edge ticks,
-    one-sigma in ticks, x at the crossing and its sigma (mm)."""
-    mpt = prm[T_MM_PER_TICK]
-    q = prm[T_Q]
-    ev = prm[T_EXTENT_VAR_MM2]
-    vel = max(mpt + X[i, 3], 0.25 * mpt)
-    yc = X[i, 1] + travel
-    ton = t + (prm[T_Y_VALVE] - yc - H[i, 1]) / vel
-    toff = t + (prm[T_Y_VALVE] - yc + H[i, 1]) / vel
-    d = max(0.5 * (ton + toff) - t, 0.0)
-    var_u = P[i, 3] + 2.0 * d * P[i, 4] + d * d * P[i, 5] + q * d * d * d / 3.0 + ev
-    var_x = P[i, 0] + 2.0 * d * P[i, 1] + d * d * P[i, 2] + q * d * d * d / 3.0 + ev
-    cross[i, 0] = ton
-    cross[i, 1] = toff
-    cross[i, 2] = math.sqrt(max(var_u, 0.0)) / vel
-    xc[i, 0] = X[i, 0] + X[i, 2] * d
-    xc[i, 1] = math.sqrt(max(var_x, 0.0))
-
-
-@njit(cache=True, nogil=True)
-def _birth(
+def _births(
     X,
     P,
     H,
@@ -478,75 +327,68 @@ def _birth(
     SCORE,
     NVIEW,
     MISS,
-    k,
-    box,
+    n,
+    d2t,
+    dbox,
     clip,
-    logp_j,
-    has_ev_j,
+    logp,
+    has_ev,
     travel,
     prm,
     counters,
 ):
-    X[k, 0] = 0.5 * (box[0] + box[1])
-    X[k, 1] = 0.5 * (box[2] + box[3]) - travel
-    X[k, 2] = 0.0
-    X[k, 3] = 0.0
+    """New tentative tracks from unassociated boxes, appended at row ``n``; returns rows."""
     r = prm[T_R_MM2]
     v0 = prm[T_V0_VAR]
-    P[k, 0] = r
-    P[k, 1] = 0.0
-    P[k, 2] = v0
-    P[k, 3] = r + (prm[T_EXTENT_VAR_MM2] if clip != 0 else 0.0)
-    P[k, 4] = 0.0
-    P[k, 5] = v0
-    H[k, 0] = 0.5 * (box[1] - box[0])
-    H[k, 1] = 0.5 * (box[3] - box[2])
-    entering = (clip & 1) != 0 or box[2] < prm[T_VIEW_TOP] + prm[T_ENTRY_BAND_MM]
-    SCORE[k] = prm[T_BIRTH_ENTRY] if entering else prm[T_BIRTH_MID]
-    TID[k] = counters[0]
-    counters[0] += 1
-    counters[1] += 1
-    CONF[k] = 0
-    DEC[k] = 0
-    NVIEW[k] = 1
-    MISS[k] = 0
-    if has_ev_j:
-        EV[k, :] = logp_j
-        NEV[k] = 1
-    else:
-        EV[k, :] = 0.0
-        NEV[k] = 0
+    k = EV.shape[1]
+    m = n
+    for j in range(d2t.shape[0]):
+        if d2t[j] >= 0:
+            continue
+        b0, b1, b2, b3 = dbox[j, 0], dbox[j, 1], dbox[j, 2], dbox[j, 3]
+        X[m, 0] = 0.5 * (b0 + b1)
+        X[m, 1] = 0.5 * (b2 + b3) - travel
+        X[m, 2] = 0.0
+        X[m, 3] = 0.0
+        P[m, 0] = r
+        P[m, 1] = 0.0
+        P[m, 2] = v0
+        P[m, 3] = r + (prm[T_EXTENT_VAR_MM2] if clip[j] != 0 else 0.0)
+        P[m, 4] = 0.0
+        P[m, 5] = v0
+        H[m, 0] = 0.5 * (b1 - b0)
+        H[m, 1] = 0.5 * (b3 - b2)
+        entering = (clip[j] & 1) != 0 or b2 < prm[T_VIEW_TOP] + prm[T_ENTRY_BAND_MM]
+        SCORE[m] = prm[T_BIRTH_ENTRY] if entering else prm[T_BIRTH_MID]
+        TID[m] = counters[0]
+        counters[0] += 1
+        counters[1] += 1
+        CONF[m] = 0
+        DEC[m] = 0
+        NVIEW[m] = 1
+        MISS[m] = 0
+        for c in range(k):
+            EV[m, c] = logp[j, c] if has_ev[j] else 0.0
+        NEV[m] = 1 if has_ev[j] else 0
+        m += 1
+    return m
 
 
 @njit(cache=True, nogil=True)
-def _keep_row(X, H, CONF, DEC, SCORE, MISS, i, travel, prm, counters):
-    trail = X[i, 1] + travel - H[i, 1]
-    past = trail > prm[T_Y_VALVE] + prm[T_PASS_MM]
-    if DEC[i]:
-        return not past
-    if CONF[i]:
-        if past or MISS[i] > prm[T_MAX_COAST]:
-            counters[3] += 1  # lost before a decision
-            return False
-        return True
-    return SCORE[i] >= prm[T_DELETE] and trail < prm[T_VIEW_BOTTOM]
+def _gather_2d(a, src, m):
+    for w in range(m):
+        i = src[w]
+        if i != w:
+            for c in range(a.shape[1]):
+                a[w, c] = a[i, c]
 
 
 @njit(cache=True, nogil=True)
-def _compact(keep, n, arrs2d_f, arrs1d_f, arrs1d_i):
-    """Move kept rows to the front (stable); returns their count."""
-    w = 0
-    for i in range(n):
-        if keep[i]:
-            if w != i:
-                for a in arrs2d_f:
-                    a[w, :] = a[i, :]
-                for a in arrs1d_f:
-                    a[w] = a[i]
-                for a in arrs1d_i:
-                    a[w] = a[i]
-            w += 1
-    return w
+def _gather_1d(a, src, m):
+    for w in range(m):
+        i = src[w]
+        if i != w:
+            a[w] = a[i]
 
 
 @njit(cache=True, nogil=True)
@@ -576,87 +418,129 @@ def _track_step(
     logp,
     has_ev,
     prm,
-    cls_frac,
-    thr,
-    order,
     counters,
 ):
-    """One frame: predict, gate, assign, update, birth, confirm, decide class,
-    predict crossing, drop dead rows (compacted in place). Returns the live count.
+    """One frame: predict, gate, assign, update, birth, confirm, predict
+    crossing, drop dead rows (compacted in place). Returns the live count;
+    class outlooks (CLS, CPROB, FRAC, TCLS) are left to ``control.evidence``.
 
-    counters: int64 [next_id, born, confirmed, lost]. dbox: (D, 4) view-mm boxes.
-    Integer per-track arrays are int64, float ones float64 (see control.tracker).
+    counters: int64 [next_id, born, confirmed, lost]. dbox: (D, 4) view-mm
+    boxes. Integer per-track arrays are int64, float ones float64.
     """
-    nd = dbox.shape[0]
     _predict(X, P, n, dt, prm[T_Q])
     top = prm[T_VIEW_TOP]
     bottom = prm[T_VIEW_BOTTOM]
-    tol = prm[T_CLIP_TOL_MM]
-    observable = np.zeros(n, np.bool_)
+    observable = np.empty(n, np.bool_)
     for i in range(n):
         yc = X[i, 1] + travel
         observable[i] = yc + H[i, 1] > top and yc - H[i, 1] < bottom
-    clip = _clip_codes(dbox, prm)
+    clip = _clip_codes(dbox, top, bottom, prm[T_CLIP_TOL_MM])
     et, ed, ec = _gate(X, P, H, n, observable, dbox, clip, travel, prm)
-    t2d, d2t = _assign_gated(n, nd, et, ed, ec, prm[T_GATE])
-    for i in range(n):
-        j = t2d[i]
-        if j >= 0:
-            _apply_det(X, P, H, i, dbox[j], clip[j], travel, prm)
-            if has_ev[j]:
-                EV[i, :] += logp[j]
-                NEV[i] += 1
-            SCORE[i] = min(SCORE[i] + prm[T_HIT], prm[T_SCORE_MAX])
-            NVIEW[i] += 1
-            MISS[i] = 0
-        elif observable[i]:
-            yc = X[i, 1] + travel
-            if yc - H[i, 1] > top + tol and yc + H[i, 1] < bottom - tol:
-                SCORE[i] -= prm[T_MISS]
-                MISS[i] += 1
-    m = n
-    for j in range(nd):
-        if d2t[j] < 0:
-            _birth(
-                X,
-                P,
-                H,
-                EV,
-                NEV,
-                TID,
-                CONF,
-                DEC,
-                SCORE,
-                NVIEW,
-                MISS,
-                m,
-                dbox[j],
-                clip[j],
-                logp[j],
-                has_ev[j],
-                travel,
-                prm,
-                counters,
-            )
-            m += 1
+    t2d, d2t = _assign_gated(n, dbox.shape[0], et, ed, ec, prm[T_GATE])
+    _update_matched(
+        X, P, H, EV, NEV, SCORE, NVIEW, MISS, t2d, observable, dbox, clip, logp, has_ev, travel, prm
+    )
+    m = _births(
+        X,
+        P,
+        H,
+        EV,
+        NEV,
+        TID,
+        CONF,
+        DEC,
+        SCORE,
+        NVIEW,
+        MISS,
+        n,
+        d2t,
+        dbox,
+        clip,
+        logp,
+        has_ev,
+        travel,
+        prm,
+        counters,
+    )
     keep = np.empty(m, np.bool_)
-    probs = np.empty(EV.shape[1], np.float64)
+    y_valve = prm[T_Y_VALVE]
+    y_gone = y_valve + prm[T_PASS_MM]
+    mpt = prm[T_MM_PER_TICK]
+    q = prm[T_Q]
+    ev = prm[T_EXTENT_VAR_MM2]
+    max_coast = prm[T_MAX_COAST]
+    delete = prm[T_DELETE]
+    confirm = prm[T_CONFIRM]
+    n_keep = 0
     for i in range(m):
-        if not CONF[i] and SCORE[i] >= prm[T_CONFIRM]:
+        if not CONF[i] and SCORE[i] >= confirm:
             CONF[i] = 1
             counters[2] += 1
-        if not DEC[i]:
-            c, p, f, tc = _decide_class(EV[i], NEV[i], cls_frac, thr, order, probs)
-            CLS[i] = c
-            CPROB[i] = p
-            FRAC[i] = f
-            TCLS[i] = tc
-        _crossing(X, P, H, i, t, travel, prm, CROSS, XC)
-        keep[i] = _keep_row(X, H, CONF, DEC, SCORE, MISS, i, travel, prm, counters)
-    return _compact(
-        keep,
-        m,
-        (X, P, H, EV, CROSS, XC),
-        (SCORE, CPROB),
-        (TID, NVIEW, MISS, NEV, CONF, DEC, CLS, FRAC, TCLS),
-    )
+        CROSS[i, 0], CROSS[i, 1], CROSS[i, 2], XC[i, 0], XC[i, 1] = _crossing(
+            X[i, 0], X[i, 1], X[i, 2], X[i, 3], H[i, 1], P[i, 0], P[i, 1], P[i, 2], P[i, 3],
+            P[i, 4], P[i, 5], t, travel, y_valve, mpt, q, ev,
+        )  # fmt: skip
+        trail = X[i, 1] + travel - H[i, 1]
+        keep[i], lost = _keep(
+            trail, DEC[i], CONF[i], SCORE[i], MISS[i], y_gone, max_coast, delete, bottom
+        )
+        n_keep += keep[i]
+        if lost:
+            counters[3] += 1
+    if n_keep == m:
+        return m
+    src = np.nonzero(keep)[0]
+    for a2 in (X, P, H, EV, CROSS, XC):
+        _gather_2d(a2, src, n_keep)
+    for a1 in (SCORE, CPROB):
+        _gather_1d(a1, src, n_keep)
+    for a3 in (TID, NVIEW, MISS, NEV, CONF, DEC, CLS, FRAC, TCLS):
+        _gather_1d(a3, src, n_keep)
+    return n_keep
+
+
+@njit(cache=True, nogil=True)
+def _outlook_logits(EV, NEV, n):
+    """(n, K) mean log probability per view minus its row maximum (0 for no evidence)."""
+    k = EV.shape[1]
+    out = np.zeros((n, k))
+    for i in range(n):
+        if NEV[i] == 0:
+            continue
+        inv = 1.0 / NEV[i]
+        m = -BIG
+        for c in range(k):
+            m = max(m, EV[i, c] * inv)
+        for c in range(k):
+            out[i, c] = EV[i, c] * inv - m
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _outlook_finish(E, NEV, DEC, cls_frac, thr, order, CLS, CPROB, FRAC, TCLS):
+    """From exp(logits) (n, K): normalise, argmax, and the recipe's first class by
+    priority meeting its threshold; written to undecided rows only."""
+    n, k = E.shape
+    for i in range(n):
+        if DEC[i]:
+            continue
+        CLS[i] = -1
+        CPROB[i] = 0.0
+        FRAC[i] = -1
+        TCLS[i] = -1
+        if NEV[i] == 0 or k == 0:
+            continue
+        tot = 0.0
+        best = 0
+        for c in range(k):
+            tot += E[i, c]
+            if E[i, c] > E[i, best]:
+                best = c
+        CLS[i] = best
+        CPROB[i] = E[i, best] / tot
+        for o in range(k):
+            c = order[o]
+            if cls_frac[c] >= 0 and E[i, c] >= thr[c] * tot:
+                FRAC[i] = cls_frac[c]
+                TCLS[i] = c
+                break

@@ -59,20 +59,19 @@ N_COUNTERS = 9
 
 
 @njit(cache=True, nogil=True)
-def _valve_request(cross, xc, h, sp):
+def _valve_request(ton, toff, sig, x, sx, hx, hu, sp):
     """(first valve, last valve, on tick, off tick) of an air-jet pulse for one track.
 
-    cross: (3,) on/off tick and sigma; xc: (2,) x at crossing and sigma mm;
-    h: (2,) half sizes mm. first > last means the fragment is off the bar.
+    ton, toff, sig: crossing ticks of leading and trailing edge and one sigma;
+    x, sx: x at the crossing and its sigma mm; hx, hu: half sizes mm; sp: the
+    schedule vector as a tuple. first > last means the fragment is off the bar.
     """
     pitch = sp[S_PITCH_MM]
     x0 = sp[S_X_FIRST_MM]
     nv = int(sp[S_N_VALVES])
-    ton, toff, sig = cross[0], cross[1], cross[2]
-    x = xc[0]
     if sp[S_MODE] == MODE_BASELINE:
         vc = min(max(math.floor((x - x0) / pitch), 0), nv - 1)
-        reach = h[0] + 0.5 * pitch
+        reach = hx + 0.5 * pitch
         first = vc
         while first > 0 and abs(x0 + (first - 0.5) * pitch - x) < reach:
             first -= 1
@@ -80,7 +79,7 @@ def _valve_request(cross, xc, h, sp):
         while last < nv - 1 and abs(x0 + (last + 1.5) * pitch - x) < reach:
             last += 1
         step = sp[S_BASE_STEP_MM]
-        length = math.ceil(2.0 * h[1] / step) * step + sp[S_BASE_PAD_MM] + sp[S_BASE_MARGIN_MM]
+        length = math.ceil(2.0 * hu / step) * step + sp[S_BASE_PAD_MM] + sp[S_BASE_MARGIN_MM]
         half_ticks = 0.5 * length / sp[S_MM_PER_TICK]
         tc = 0.5 * (ton + toff)
         air_on = tc - half_ticks
@@ -90,7 +89,7 @@ def _valve_request(cross, xc, h, sp):
         trim = 0.5 * (1.0 - sp[S_COVER_U]) * (toff - ton)
         air_on = ton + trim - k * sig
         air_off = toff - trim + k * sig
-        half_w = sp[S_COVER_X] * h[0] + sp[S_SIGMA_X_K] * xc[1]
+        half_w = sp[S_COVER_X] * hx + sp[S_SIGMA_X_K] * sx
         b2 = 0.5 * sp[S_BLAST_MM]
         first = math.floor((x - half_w + b2 - x0) / pitch - 0.5)
         last = math.ceil((x + half_w - b2 - x0) / pitch - 0.5)
@@ -107,11 +106,11 @@ def _valve_request(cross, xc, h, sp):
 
 
 @njit(cache=True, nogil=True)
-def _diverter_request(cross, sp):
+def _diverter_request(ton, toff, sig, sp):
     """(on, off) ticks of a flap that must be over before the leading edge arrives."""
     k = sp[S_K_SIGMA]
-    on = math.floor(cross[0] - k * cross[2] - sp[S_DIV_DEAD_TICKS])
-    off = math.ceil(cross[1] + k * cross[2])
+    on = math.floor(ton - k * sig - sp[S_DIV_DEAD_TICKS])
+    off = math.ceil(toff + k * sig)
     off = max(off, on + max(math.ceil(sp[S_DIV_DWELL_TICKS]), 1))
     return on, off
 
@@ -204,8 +203,10 @@ def _weigh_neighbours(i, nbr, x_lo, x_hi, t_lo, t_hi, CROSS, XC, H, FRAC, TCLS, 
     n_conf = 0
     worst = -1
     tol = sp[S_TOLERANCE]
-    for q in range(nbr.shape[0]):
+    for q in range(nbr.shape[0]):  # sorted by crossing on tick
         j = nbr[q]
+        if CROSS[j, 0] >= t_hi:
+            break
         if j == i or FRAC[j] == FRAC[i]:
             continue
         ov_t = min(t_hi, CROSS[j, 1]) - max(t_lo, CROSS[j, 0])
@@ -294,26 +295,45 @@ def _schedule(
     cand = np.empty(n, np.int64)
     con = np.empty(n, np.float64)
     nc = 0
+    t_min = 1e300
+    t_max = -1e300
+    # no request can start earlier than this before its leading edge arrives
+    reach = (
+        lead + guard + sp[S_OPEN_TICKS] + sp[S_DIV_DEAD_TICKS]
+        + (sp[S_BASE_STEP_MM] + sp[S_BASE_PAD_MM] + sp[S_BASE_MARGIN_MM]) / sp[S_MM_PER_TICK]
+    )  # fmt: skip
     for i in range(n):
         if CONF[i] and not DEC[i]:
+            if CROSS[i, 0] - sp[S_K_SIGMA] * CROSS[i, 2] - reach > now:
+                continue
             if FRAC[i] >= 0 and frac_act[FRAC[i]] > 0:
-                on, _ = _diverter_request(CROSS[i], sp)
+                on, off = _diverter_request(CROSS[i, 0], CROSS[i, 1], CROSS[i, 2], sp)
             else:
-                _, _, on, _ = _valve_request(CROSS[i], XC[i], H[i], sp)
+                _, _, on, off = _valve_request(
+                    CROSS[i, 0], CROSS[i, 1], CROSS[i, 2], XC[i, 0], XC[i, 1], H[i, 0], H[i, 1], sp
+                )
             if on - lead - now < guard:
                 cand[nc] = i
                 con[nc] = on
                 nc += 1
+                t_min = min(t_min, on)
+                t_max = max(t_max, off)
     if nc == 0:
         return out[:0], 0
     cand = cand[:nc][np.argsort(con[:nc], kind="mergesort")]
+    # neighbours that can be under any of this call's air, by crossing on tick
+    slack = max(sp[S_MIN_OFF_TICKS], sp[S_DIV_DEAD_TICKS]) + sp[S_OPEN_TICKS] + sp[S_CLOSE_TICKS]
     nbr = np.empty(n, np.int64)
+    nbr_on = np.empty(n, np.float64)
     nn = 0
     for j in range(n):
-        if (CONF[j] or NVIEW[j] >= 2) and CROSS[j, 1] >= now and CROSS[j, 0] <= now + horizon:
+        near = CROSS[j, 1] >= t_min - slack and CROSS[j, 0] <= t_max + slack
+        if near and (CONF[j] or NVIEW[j] >= 2):
             nbr[nn] = j
+            nbr_on[nn] = CROSS[j, 0]
             nn += 1
-    nbr = nbr[:nn]
+    nbr = nbr[:nn][np.argsort(nbr_on[:nn], kind="mergesort")]
+    _ = horizon
     nv = ivs.shape[0]
     seg = np.empty((ivs.shape[1] + 2, 2), np.int64)
     v_arr = np.empty(nv * (ivs.shape[1] + 2), np.int64)
@@ -332,13 +352,15 @@ def _schedule(
         act = frac_act[f]
         if act > 0:
             first, last = 0, 0
-            on, off = _diverter_request(CROSS[i], sp)
+            on, off = _diverter_request(CROSS[i, 0], CROSS[i, 1], CROSS[i, 2], sp)
             res = div_ivs
             rcnt = div_cnt
             r0 = act - 1
             min_off = math.ceil(sp[S_DIV_DEAD_TICKS])
         else:
-            first, last, on, off = _valve_request(CROSS[i], XC[i], H[i], sp)
+            first, last, on, off = _valve_request(
+                CROSS[i, 0], CROSS[i, 1], CROSS[i, 2], XC[i, 0], XC[i, 1], H[i, 0], H[i, 1], sp
+            )
             res = ivs
             rcnt = cnt
             r0 = 0

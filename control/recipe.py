@@ -71,8 +71,8 @@ class RecipeFile(BaseModel):
         if len(diverters) != len(set(diverters)):
             raise ValueError("two fractions share one diverter flap")
         for cls, rule in self.classes.items():
-            frac = rule.fraction
-            if frac is not None and frac not in self.fractions and frac != self.pass_fraction:
+            to = rule.fraction
+            if to is not None and to not in self.fractions and to != self.pass_fraction:
                 raise ValueError(f"class {cls!r}: unknown fraction {rule.fraction!r}")
         return self
 

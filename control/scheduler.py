@@ -110,7 +110,7 @@ class Scheduler:
         rows, n_rows = ks._schedule(
             n, table.TID, table.CONF, table.DEC, table.FRAC, table.TCLS, table.CLS,
             table.NVIEW, table.CROSS, table.XC, table.H, int(now_tick), float(horizon),
-            recipe.fraction_actuator.astype(np.int64), recipe.priority, sp,
+            recipe.fraction_actuator.astype(np.int64), recipe.priority, tuple(sp.tolist()),
             self.ivs, self.cnt, self.div_ivs, self.div_cnt, self.counters,
         )  # fmt: skip
         if n_rows == 0:

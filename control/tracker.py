@@ -15,6 +15,7 @@ import numpy as np
 from calibration.geometry import LineGeometry
 from control import kernels
 from control import params as prm_idx
+from control.evidence import refresh_outlook
 from control.params import ControlParams
 from core.types import Detections, Tracks, TrackState
 
@@ -80,33 +81,37 @@ class TrackTable:
 
 
 def class_log_probs(dets: Detections, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-detection log class probabilities (D, K) float64 and has-evidence (D,) bool.
+    """Per-detection log class probabilities (D, K) float32 and has-evidence (D,) bool.
 
     Uses ``class_prob`` when it has K columns, else ``class_id``/``confidence``
-    (the rest of the mass spread evenly); unclassified rows carry no evidence.
+    (the rest of the mass spread evenly); unclassified or non-finite rows
+    carry no evidence.
     """
     nd = len(dets)
     width = dets.class_prob.shape[1]
     if width == n_classes and n_classes > 0:
-        p = np.clip(dets.class_prob.astype(np.float64), _PROB_FLOOR, 1.0)
-        has = np.asarray(np.isfinite(p).all(axis=1))
-        p[~has] = 1.0
-        return np.log(p), has
+        logp = np.log(np.maximum(dets.class_prob, np.float32(_PROB_FLOOR)))
+        finite = np.isfinite(logp)
+        if finite.all():
+            return logp, np.ones(nd, np.bool_)
+        has = np.asarray(finite.all(axis=1))
+        logp[~has] = 0.0
+        return logp, has
     if width != 0:
         raise ValueError(
             f"Detections.class_prob has {width} columns, the model has {n_classes} classes"
         )
     cid = dets.class_id.astype(np.int64)
-    if np.any(cid >= n_classes):
+    if nd and cid.max() >= n_classes:
         raise ValueError(f"Detections.class_id {int(cid.max())} >= {n_classes} classes")
     has = cid >= 0
-    conf = np.clip(dets.confidence.astype(np.float64), _PROB_FLOOR, 1.0 - _PROB_FLOOR)
-    rest = (1.0 - conf) / max(n_classes - 1, 1)
-    p = np.repeat(np.maximum(rest, _PROB_FLOOR)[:, None], n_classes, axis=1)
+    conf = np.clip(np.nan_to_num(dets.confidence), _PROB_FLOOR, 1.0 - _PROB_FLOOR)
+    rest = np.maximum((1.0 - conf) / max(n_classes - 1, 1), _PROB_FLOOR)
+    logp = np.repeat(np.log(rest)[:, None], n_classes, axis=1).astype(np.float32)
     rows = np.nonzero(has)[0]
-    p[rows, cid[rows]] = conf[rows]
-    p[~has] = 1.0
-    return np.log(p).reshape(nd, n_classes), has
+    logp[rows, cid[rows]] = np.log(conf[rows])
+    logp[~has] = 0.0
+    return logp.reshape(nd, n_classes), has
 
 
 def tracker_vector(geometry: LineGeometry, params: ControlParams) -> np.ndarray:
@@ -189,7 +194,19 @@ class Tracker:
             tab.X, tab.P, tab.H, tab.EV, tab.NEV, tab.TID, tab.CONF, tab.DEC, tab.SCORE,
             tab.NVIEW, tab.MISS, tab.CLS, tab.CPROB, tab.FRAC, tab.TCLS, tab.CROSS, tab.XC,
             tab.n, dt, float(t_tick), self.travel_mm(t_tick), box, logp, has, self.prm,
-            cls_frac, threshold, order, self.counters,
+            self.counters,
+        )  # fmt: skip
+        self.refresh_outlook(cls_frac, threshold, order)
+
+    def refresh_outlook(
+        self, cls_frac: np.ndarray, threshold: np.ndarray, order: np.ndarray
+    ) -> None:
+        """Recompute class and fraction outlook of the undecided tracks."""
+        tab = self.table
+        n = tab.n
+        refresh_outlook(
+            tab.EV[:n], tab.NEV[:n], tab.DEC[:n], cls_frac, threshold, order,
+            (tab.CLS[:n], tab.CPROB[:n], tab.FRAC[:n], tab.TCLS[:n]),
         )  # fmt: skip
 
     def tracks(self, tick_u32: int) -> Tracks:

@@ -33,7 +33,12 @@ def _as_field(name: str, value: Any, dtype: npt.DTypeLike, trailing: tuple[int, 
         )
         if not ok_promote:
             raise BatchError(f"field {name!r}: dtype {arr.dtype} cannot be used as {want}")
-    if want.kind in "iu" and arr.size and arr.dtype.kind in "iu":
+    if (
+        want.kind in "iu"
+        and arr.size
+        and arr.dtype.kind in "iu"
+        and not np.can_cast(arr.dtype, want, "safe")
+    ):
         info = np.iinfo(want)
         if arr.min() < info.min or arr.max() > info.max:
             raise BatchError(f"field {name!r}: values outside the range of {want}")
