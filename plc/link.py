@@ -98,6 +98,8 @@ class ModbusLink:
             self.close()
             where = p.serial_port if p.transport == "rtu" else f"{p.host}:{p.port}"
             raise LinkDownError(f"connect {p.transport} {where}: {why}")
+        if p.transport == "rtu":
+            await asyncio.sleep(2 * p.timeout_s)  # late replies drain, unanswered
 
     def close(self) -> None:
         if self._client is not None:
