@@ -205,11 +205,12 @@ class PlcBridge:
             backoff_s = min(backoff_s * 2, self.config.reconnect_max_s)
 
     async def _read_status(self) -> None:
-        t0 = time.monotonic()
+        # the count was sampled no earlier than the request left: stamping it with
+        # the send time keeps the estimate ahead of the encoder, never behind
+        t_sent = time.monotonic()
         words = await self._link.read_input(0, rm.IR_STATUS_WORDS)
-        t_mid = (t0 + time.monotonic()) / 2
         with self._lock:
-            decode_status(self._s, words, t_mid)
+            decode_status(self._s, words, t_sent)
 
     async def _on_connect(self) -> None:
         boot_before = self._s.boot_id
@@ -217,8 +218,9 @@ class PlcBridge:
         if self.config.watchdog_ms is not None:
             await self._link.write_holding(rm.HR_WATCHDOG_MS, [int(self.config.watchdog_ms)])
         if self._inflight and self._s.boot_id == boot_before:
+            t_sent = time.monotonic()
             ack = await self._link.read_holding(rm.HR_ACK_BASE, rm.HR_ACK_WORDS)
-            self._settle_acked(ack, time.monotonic())
+            self._settle_acked(ack, t_sent)
         self._queue.extendleft(reversed(self._inflight))  # fate unknown: send again
         self._inflight = []
         with self._lock:
@@ -304,6 +306,7 @@ class PlcBridge:
         )
         self._inflight = batch
         self._resolve(sent=len(batch))
+        t_sent = time.monotonic()
         try:
             ack = await self._link.write_read(
                 rm.slot_address(seq0), words, rm.HR_ACK_BASE, rm.HR_ACK_WORDS
@@ -312,10 +315,11 @@ class PlcBridge:
             await self._refused(err, seq0, len(batch))
             return
         deadline = time.monotonic() + 5 * self.config.timeout_s
-        while not self._settle_acked(ack, time.monotonic()):
+        while not self._settle_acked(ack, t_sent):
             if time.monotonic() > deadline:  # a real PLC takes them on a later scan
                 raise LinkDownError(f"PLC did not take ring records from seq {seq0} in time")
             await asyncio.sleep(0.001)
+            t_sent = time.monotonic()
             ack = await self._link.read_holding(rm.HR_ACK_BASE, rm.HR_ACK_WORDS)
 
     def _settle_acked(self, ack: list[int], t_s: float) -> bool:

@@ -98,8 +98,10 @@ class BridgeConfig:
 class PlcStatus:
     """What the bridge knows about the PLC, as of ``t_s`` (time.monotonic).
 
-    encoder_tick: last count read (uint32), at ``encoder_t_s``; state: PackML
-    code; faults: ``regmap.FaultBit``; inputs: ``regmap.InputBit``.
+    encoder_tick: last count read (uint32); encoder_t_s: when the request that
+    read it was sent (the count was sampled no earlier, so extrapolating from
+    there never lags the encoder); state: PackML code; faults:
+    ``regmap.FaultBit``; inputs: ``regmap.InputBit``.
     Pulse counters: every submitted pulse ends as exactly one of acked (taken
     by the PLC for execution), late (refused by the bridge: could not meet its
     deadline), rejected_by_plc (the PLC took it late / not ready, or refused
