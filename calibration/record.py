@@ -181,7 +181,7 @@ def parse_calibration(text: str, path: str | Path, line: str | None = None) -> C
             field="line",
         )
     try:
-        cal = Calibration.model_validate(data)
+        cal = Calibration.model_validate_json(text, strict=True)
         if cal.camera is not None:
             cal.camera_model()
     except ValidationError as exc:

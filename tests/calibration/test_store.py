@@ -153,6 +153,7 @@ def _write(tmp_path: Path, data: object, name: str = "cal.json") -> Path:
         (lambda d: d["belt"].update(mm_per_tick=-1.0), "belt.mm_per_tick: .*greater than 0"),
         (lambda d: d["camera"].update(dist_coeffs=[0.0] * 3), "camera.dist_coeffs"),
         (lambda d: d.update(extra=1), "extra: "),
+        (lambda d: d.update(passed="yes"), "passed: Input should be a valid boolean"),
     ],
 )
 def test_bad_files_get_one_line_errors(
