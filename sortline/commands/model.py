@@ -38,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--out", type=Path, default=Path("sortline-cnn.onnx"))
     t.add_argument("--epochs", type=int, default=12)
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    t.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 on a shared CPU)")
     t.add_argument("--version", default="dev", help="version string written into the model")
     t.add_argument("--save-data", type=Path, help="also save the rendered crops (.npz)")
     t.set_defaults(func=_train)
