@@ -17,6 +17,7 @@ __all__ = ["CameraRenderer"]
 
 _BELT_LOOP_ROWS = 2048  # rows of belt texture before it repeats (~1.6 m at 0.78 mm/px)
 _NOISE_BANK = 3
+_LIGHT_MAPS = 16  # lighting states over one drift period
 
 
 def _normal(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
@@ -74,21 +75,28 @@ class CameraRenderer:
         h, w = camera.height_px, camera.width_px
         self._belt = _belt_texture(rng, _BELT_LOOP_ROWS, w, look.belt_wear, blur_px)
         self._belt = np.concatenate([self._belt, self._belt[:h]])  # wrap without a copy per frame
-        self._light = self._light_map(h, w, look.light_across_frac)
+        self._lights = [
+            self._light_map(h, w, look.light_across_frac, look.light_drift_frac, k / _LIGHT_MAPS)
+            for k in range(_LIGHT_MAPS)
+        ]
         sig = look.noise_sigma
         bank = sig * _normal(rng, (_NOISE_BANK, h + 64, w, 3)) if sig > 0 else None
         self._noise_pos = None if bank is None else np.clip(bank, 0, 255).astype(np.uint8)
         self._noise_neg = None if bank is None else np.clip(-bank, 0, 255).astype(np.uint8)
         self._rng = rng
-        self._light_phase = float(rng.uniform(0, 2 * np.pi))
+        self._light_phase = float(rng.uniform(0, 1))
 
     @staticmethod
-    def _light_map(h: int, w: int, across: float) -> np.ndarray:
-        """(H, W, 3) uint8 gain, 128 = 1.0: fall-off towards the belt edges."""
+    def _light_map(h: int, w: int, across: float, drift: float, phase: float) -> np.ndarray:
+        """(H, W, 3) uint8 gain, 128 = 1.0: fall-off towards the belt edges, a
+        tilt across the belt and a colour cast that drift with ``phase`` (0..1)."""
         xs = (np.arange(w, dtype=np.float32) - w / 2) / (w / 2)
         ys = (np.arange(h, dtype=np.float32) - h / 2) / (h / 2)
-        gain = 1.0 - across * xs[None, :] ** 2 - 0.04 * ys[:, None] ** 2 + 0.03 * xs[None, :]
-        return np.repeat(np.clip(gain * 128.0, 0, 255)[..., None], 3, axis=2).astype(np.uint8)
+        tilt = 0.03 + drift * np.sin(2 * np.pi * phase)
+        gain = 1.0 - across * xs[None, :] ** 2 - 0.04 * ys[:, None] ** 2 + tilt * xs[None, :]
+        cast = 0.5 * drift * np.cos(2 * np.pi * phase)  # warmer / cooler lamps
+        chans = [gain * (1.0 + cast), gain, gain * (1.0 - cast)]  # B, G, R
+        return np.clip(np.stack(chans, axis=2) * 128.0, 0, 255).astype(np.uint8)
 
     def belt(self, travel_px: float) -> np.ndarray:
         """The belt under the camera after ``travel_px`` rows of travel, a fresh copy."""
@@ -98,10 +106,12 @@ class CameraRenderer:
 
     def finish(self, frame: np.ndarray, t_s: float) -> np.ndarray:
         """Apply lighting (with its slow drift) and sensor noise in place."""
-        drift = 1.0 + self.look.light_drift_frac * np.sin(
-            2 * np.pi * t_s / self.look.light_drift_period_s + self._light_phase
-        )
-        cv2.multiply(frame, self._light, dst=frame, scale=drift / 128.0)
+        look = self.look
+        cycle = t_s / look.light_drift_period_s + self._light_phase
+        drift = 1.0 + look.light_drift_frac * np.sin(2 * np.pi * cycle * 0.61)
+        drift *= 1.0 + look.flicker_frac * float(self._rng.standard_normal())
+        light = self._lights[int(cycle * _LIGHT_MAPS) % _LIGHT_MAPS]
+        cv2.multiply(frame, light, dst=frame, scale=drift / 128.0)
         if self._noise_pos is not None and self._noise_neg is not None:
             k = int(self._rng.integers(_NOISE_BANK))
             o = int(self._rng.integers(64))
@@ -112,18 +122,26 @@ class CameraRenderer:
         return frame
 
 
-def blend(frame: np.ndarray, premult: np.ndarray, alpha: np.ndarray, col0: int, row0: int) -> None:
-    """Blend a premultiplied patch into ``frame`` at (col0, row0), clipped, in place."""
+def blend(
+    frame: np.ndarray, premult: np.ndarray, inv_alpha: np.ndarray, col0: int, row0: int
+) -> None:
+    """Blend a premultiplied patch into ``frame`` at (col0, row0), clipped, in place.
+
+    premult: (h, w, 3) uint16 colour x alpha x 256; inv_alpha: (h, w, 1) uint16
+    (1 - alpha) x 256. Integer arithmetic: out = (frame x inv + premult) / 256.
+    """
     fh, fw = frame.shape[:2]
-    ph, pw = alpha.shape[:2]
+    ph, pw = inv_alpha.shape[:2]
     c0, r0 = max(col0, 0), max(row0, 0)
     c1, r1 = min(col0 + pw, fw), min(row0 + ph, fh)
     if c0 >= c1 or r0 >= r1:
         return
     pc0, pr0 = c0 - col0, r0 - row0
-    a = alpha[pr0 : pr0 + r1 - r0, pc0 : pc0 + c1 - c0]
+    inv = inv_alpha[pr0 : pr0 + r1 - r0, pc0 : pc0 + c1 - c0]
     p = premult[pr0 : pr0 + r1 - r0, pc0 : pc0 + c1 - c0]
     region = frame[r0:r1, c0:c1]
-    out = region * (1.0 - a) + p
-    np.clip(out, 0, 255, out=out)
-    region[:] = out.astype(np.uint8)
+    out = region.astype(np.uint16)
+    out *= inv
+    out += p
+    out >>= 8
+    region[:] = out

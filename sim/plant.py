@@ -251,11 +251,11 @@ class VirtualPlant:
             f.vx *= decay
             f.vy *= decay
             f.spin *= math.exp(-dt / m.settle_s)
-            half = max(abs(f.sprite.foot_x_mm).max(initial=0.0), 1.0)
+            half = f.sprite.half_width_mm
             if f.x < half or f.x > belt_w - half:  # belt skirts
                 f.x = min(max(f.x, half), belt_w - half)
                 f.vx = -f.vx
-            lead = f.y + f.sprite.foot_y_mm.max()
+            lead = f.y + f.sprite.lead_mm
             if f.rec.bounces and not f.kicked and lead > y_valve - 40.0:
                 f.kicked = True
                 f.vy = float(self._rng_motion.normal(0, m.bounce_mm_s))
@@ -272,12 +272,12 @@ class VirtualPlant:
         after = self.scenario.ejection.decide_after_mm
         keep: list[_Live] = []
         for f in self._live:
-            past = f.y + f.sprite.foot_y_mm.min() - (y_valve + after)
+            past = f.y + f.sprite.trail_mm - (y_valve + after)
             if past <= 0 or len(f.path_t) < 2:
                 keep.append(f)
                 continue
-            xs = f.x + f.sprite.foot_x_mm
-            if past < WAIT_CAP_MM and self._chutes.busy(self.plc, xs.min(), xs.max()):
+            half = f.sprite.half_width_mm
+            if past < WAIT_CAP_MM and self._chutes.busy(self.plc, f.x - half, f.x + half):
                 keep.append(f)  # a run over it is still open: wait for it to complete
                 continue
             crossing = Crossing(
@@ -306,7 +306,7 @@ class VirtualPlant:
             col, row = cam.mm_to_px(np.array(f.x), np.array(f.y))
             c0 = round(float(col) - f.sprite.anchor_px[0])
             r0 = round(float(row) - f.sprite.anchor_px[1])
-            blend(frame, f.sprite.premult, f.sprite.alpha, c0, r0)
+            blend(frame, f.sprite.premult, f.sprite.inv_alpha, c0, r0)
             f.rec.frames_seen += 1
             rows.append((f, c0, r0))
         truth = self._truth_of(rows)

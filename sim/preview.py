@@ -15,6 +15,7 @@ import numpy as np
 
 from calibration.geometry import LineGeometry
 from core.classes import DEFAULT_CLASSES
+from sim.camera import blend
 from sim.plant import IdlePlc, VirtualPlant
 from sim.scenario import load_scenario, preset_names
 from sim.shapes import make_shape
@@ -49,15 +50,10 @@ def class_gallery(per_class: int = 6, seed: int = 3, cell_px: int = 150) -> np.n
             art = make_art(rng, name, make_shape(rng, name, size), 1 / mm_per_px,
                            look.oxidation, look.dirt)  # fmt: skip
             sp = render_sprite(art, rng.uniform(0, 2 * np.pi), 0, 2, look.shadow, mm_per_px, 2.0)
-            h, w = sp.alpha.shape[:2]
+            h, w = sp.size_px
             y0 = r * cell_px + max((cell_px - h) // 2, 0)
             x0 = 90 + c * cell_px + max((cell_px - w) // 2, 0)
-            hh, ww = min(h, cell_px), min(w, cell_px)
-            region = img[y0 : y0 + hh, x0 : x0 + ww].astype(np.float32)
-            a = sp.alpha[:hh, :ww]
-            img[y0 : y0 + hh, x0 : x0 + ww] = np.clip(
-                region * (1 - a) + sp.premult[:hh, :ww], 0, 255
-            ).astype(np.uint8)
+            blend(img, sp.premult, sp.inv_alpha, x0, y0)
     return img
 
 

@@ -113,6 +113,9 @@ class AppearanceSection(BaseModel):
         default=0.12, ge=0, le=0.6, description="fall-off at belt edges"
     )
     light_drift_frac: float = Field(default=0.04, ge=0, le=0.5, description="slow brightness swing")
+    flicker_frac: float = Field(
+        default=0.005, ge=0, le=0.2, description="frame-to-frame brightness jitter"
+    )
     light_drift_period_s: float = Field(default=7.0, gt=0, le=3600)
     belt_wear: float = Field(default=0.4, ge=0, le=1, description="stains and scuffs on the belt")
     dirt: float = Field(default=0.3, ge=0, le=1, description="dust and grime on fragments")

@@ -36,8 +36,8 @@ class LocalArt:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Sprite:
-    """premult:    (h, w, 3) float32 colour x alpha.
-    alpha:      (h, w, 1) float32 0..1 (fragment and its shadow).
+    """premult:    (h, w, 3) uint16 colour x alpha x 256.
+    inv_alpha:  (h, w, 1) uint16 (1 - alpha) x 256, alpha = fragment and shadow.
     anchor_px:  (ax, ay) position of the fragment's reference point in the patch.
     polygon_px: (M, 2) float32 outline (col, row) relative to the anchor.
     centroid_px:(2,) float64 mask centroid (col, row) relative to the anchor.
@@ -45,10 +45,12 @@ class Sprite:
                 reference point, belt mm (x across, y downstream).
     angle_rad:  orientation it was drawn at; roll_px: texture roll it was drawn at.
     mask:       (h, w) bool the fragment's own pixels (no shadow, no blur).
+    half_width_mm, lead_mm, trail_mm: footprint extents from the reference
+                point: max |x|, max y (downstream), min y.
     """
 
     premult: np.ndarray
-    alpha: np.ndarray
+    inv_alpha: np.ndarray
     anchor_px: tuple[float, float]
     polygon_px: np.ndarray
     centroid_px: np.ndarray
@@ -57,6 +59,14 @@ class Sprite:
     angle_rad: float
     roll_px: int
     mask: np.ndarray
+    half_width_mm: float
+    lead_mm: float
+    trail_mm: float
+
+    @property
+    def size_px(self) -> tuple[int, int]:
+        """(h, w) of the patch."""
+        return int(self.mask.shape[0]), int(self.mask.shape[1])
 
 
 def make_art(
@@ -121,7 +131,19 @@ def render_sprite(
     poly, centroid = _outline(mask, ax, ay)
     fx, fy = _footprint(mask, ax, ay, mm_per_px, grid_mm)
     return Sprite(
-        premult, alpha[..., None], (ax, ay), poly, centroid, fx, fy, angle_rad, roll_px, mask > 127
+        premult=np.round(premult * 256.0).astype(np.uint16),
+        inv_alpha=np.round((1.0 - alpha) * 256.0).astype(np.uint16)[..., None],
+        anchor_px=(ax, ay),
+        polygon_px=poly,
+        centroid_px=centroid,
+        foot_x_mm=fx,
+        foot_y_mm=fy,
+        angle_rad=angle_rad,
+        roll_px=roll_px,
+        mask=mask > 127,
+        half_width_mm=max(float(np.abs(fx).max()), 1.0),
+        lead_mm=float(fy.max()),
+        trail_mm=float(fy.min()),
     )
 
 

@@ -8,7 +8,20 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["FragmentRecord", "FrameTruth", "RunRecord"]
+__all__ = ["FragmentRecord", "FrameTruth", "Placed", "RunRecord"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Placed:
+    """Where a fragment's own pixels went: ``mask`` (bool) covers image
+    columns c0..c1 and rows r0..r1 (end exclusive)."""
+
+    fragment_id: int
+    c0: int
+    r0: int
+    c1: int
+    r1: int
+    mask: np.ndarray
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -28,8 +41,9 @@ class FrameTruth:
     visible_frac:    (N,) float32 share of its own pixels not covered by
                      fragments drawn on top of it (inside the image).
     polygons_px:     N outlines, each (M, 2) float32 col, row (unclipped).
-    label_px:        (H, W) int64 id of the fragment seen at each pixel (the
-                     topmost one; shadows and blur excluded), -1 for belt.
+    image_shape:     (H, W) of the frame.
+    placed:          per fragment, where its own pixels went (drawing order).
+    ``label_image()`` paints the per-pixel fragment ids on demand.
     """
 
     frame_id: int
@@ -45,10 +59,19 @@ class FrameTruth:
     size_mm: np.ndarray
     visible_frac: np.ndarray
     polygons_px: tuple[np.ndarray, ...]
-    label_px: np.ndarray
+    image_shape: tuple[int, int]
+    placed: tuple[Placed, ...]
 
     def __len__(self) -> int:
         return int(self.fragment_id.shape[0])
+
+    def label_image(self) -> np.ndarray:
+        """(H, W) int64 id of the topmost fragment at each pixel (its own
+        pixels: no shadow, no blur), -1 for belt."""
+        lab = np.full(self.image_shape, -1, np.int64)
+        for p in self.placed:
+            lab[p.r0 : p.r1, p.c0 : p.c1][p.mask] = p.fragment_id
+        return lab
 
 
 @dataclasses.dataclass(slots=True)

@@ -105,7 +105,7 @@ def test_idle_plc_ejects_nothing():
 def test_label_image_agrees_with_outlines_and_occlusion():
     plant = run("crowded", seed=3, frames=60)
     truth = plant.visible_truth()
-    lab = truth.label_px
+    lab = truth.label_image()
     assert lab.shape == (512, 1280)
     assert set(np.unique(lab)) <= {-1, *truth.fragment_id.tolist()}
     for i in range(len(truth)):
