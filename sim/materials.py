@@ -18,11 +18,11 @@ Rng = np.random.Generator
 
 # base BGR colours and specular strength per metal
 _METALS: dict[str, tuple[tuple[float, float, float], float]] = {
-    "steel": ((112.0, 114.0, 110.0), 0.25),
+    "steel": ((96.0, 98.0, 95.0), 0.25),
     "stainless": ((178.0, 176.0, 171.0), 0.45),
     "aluminium": ((170.0, 172.0, 171.0), 0.3),
-    "copper": ((72.0, 112.0, 184.0), 0.4),
-    "brass": ((78.0, 150.0, 196.0), 0.4),
+    "copper": ((66.0, 100.0, 172.0), 0.4),
+    "brass": ((76.0, 142.0, 188.0), 0.4),
 }
 _OXIDE = {
     "steel": (38.0, 66.0, 128.0),  # rust
