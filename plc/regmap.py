@@ -20,6 +20,18 @@ of records already taken is harmless (retries are idempotent). A write that
 holds a malformed record is refused as a whole (exception 03) and counted.
 Actuator 0 is the air-jet valve bar (valves ``first..last``); actuator k >= 1
 is diverter flap k, with ``first = last = 0``, diverting from on to off tick.
+
+What the PLC does (the virtual PLC in ``sim/`` implements exactly this):
+- executes a record's valves exactly while ``on_tick <= encoder < off_tick``
+  (signed 32-bit differences across the wrap); a record whose on tick has
+  passed when it is taken is acknowledged but not executed (``LATE``);
+- takes records only in Execute or Suspended (else ``NOT_READY``); leaving
+  those states de-energises everything; Execute -> Suspended (belt stopped)
+  cuts running pulses and keeps the queued ones;
+- watchdog: when HR 0 has not changed for ``watchdog_ms``, all outputs drop,
+  fault WATCHDOG latches and the state is Held until the heartbeat moves again;
+- E-stop: Aborted, latched until Reset (or Clear) with the E-stop released,
+  then Start; faults latch until Reset/Clear.
 """
 
 from __future__ import annotations
