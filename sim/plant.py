@@ -31,7 +31,7 @@ from sim.truth import FragmentRecord, FrameTruth, RunRecord
 __all__ = ["IdlePlc", "PlcLike", "VirtualPlant"]
 
 _SUBSTEP_MM = 2.5
-_RESPRITE_RAD = math.radians(3.0)
+_RESPRITE_RAD = math.radians(5.0)
 _NEAR_VALVE_MM = 250.0
 
 
