@@ -5,6 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from calibration.camera_model import CameraModel, CameraModelError
 from calibration.geometry import CameraGeometry
@@ -115,3 +117,23 @@ def test_bad_parameters(kwargs: dict, match: str) -> None:
     base.update(kwargs)
     with pytest.raises(CameraModelError, match=match):
         CameraModel(**base)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    k1=st.floats(-0.3, 0.1),
+    k2=st.floats(-0.05, 0.1),
+    p1=st.floats(-2e-3, 2e-3),
+    p2=st.floats(-2e-3, 2e-3),
+    tilt=st.floats(-2e-5, 2e-5),
+)
+def test_round_trip_for_any_sane_lens(
+    k1: float, k2: float, p1: float, p2: float, tilt: float
+) -> None:
+    k = np.array([[1280.0, 0.0, 640.0], [0.0, 1280.0, 256.0], [0.0, 0.0, 1.0]])
+    h = np.array([[0.78, 0.0, 0.0], [0.0, 0.78, -200.0], [tilt, -tilt, 1.0]])
+    model = CameraModel(1280, 512, k, np.array([k1, k2, p1, p2, 0.0]), h)
+    col, row = np.meshgrid(np.linspace(0, 1279, 17), np.linspace(0, 511, 7))
+    x, y = model.px_to_mm(col, row)
+    c2, r2 = model.mm_to_px(x, y)
+    assert np.max(np.abs(c2 - col)) < 1e-6 and np.max(np.abs(r2 - row)) < 1e-6
