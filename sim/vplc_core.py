@@ -31,6 +31,7 @@ from sim.vplc_pulses import PulseTable, count_cycles, diverter_state, valve_stat
 from sim.vplc_records import RecordError, check_ring_write
 
 _TAKES_RECORDS = (PackMLState.EXECUTE, PackMLState.SUSPENDED)
+_NO_RUNS = Pulses.empty()  # immutable: shared by every call with nothing completed
 
 
 class Machine(enum.Enum):
@@ -108,15 +109,18 @@ class PlcCore:
         with self._lock:
             self._tick, self._speed_mm_s, self._now_s = int(tick_u32), float(speed_mm_s), now_s
             self._settle()
-            fin = self._table.finished(self._tick)
-            if fin.any():
-                runs = self._table.runs(fin)
-                self._finish(runs, SlotResult.EXECUTED)
-                self.counters["executed"] += len(runs)
-                self._table.keep(~fin)
-                self._done.append(runs)
+            if len(self._table):
+                fin = self._table.finished(self._tick)
+                if fin.any():
+                    runs = self._table.runs(fin)
+                    self._finish(runs, SlotResult.EXECUTED)
+                    self.counters["executed"] += len(runs)
+                    self._table.keep(~fin)
+                    self._done.append(runs)
             done, self._done = self._done, []
-            return Pulses.concat(done)
+            if not done:
+                return _NO_RUNS
+            return done[0] if len(done) == 1 else Pulses.concat(done)
 
     def set_estop(self, active: bool) -> None:
         """The hardwired E-stop input (True = circuit open)."""

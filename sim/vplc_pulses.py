@@ -73,6 +73,8 @@ class PulseTable:
 
 def valve_state(table: PulseTable, tick_u32: int, n_valves: int) -> np.ndarray:
     """(n_valves,) bool: valves of actuator 0 commanded open at ``tick_u32``."""
+    if not len(table):
+        return np.zeros(n_valves, dtype=bool)
     sel = table.active(tick_u32) & (table.actuator == 0)
     delta = np.zeros(n_valves + 1, dtype=np.int64)
     np.add.at(delta, table.first_valve[sel], 1)
