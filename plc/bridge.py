@@ -25,10 +25,12 @@ from collections import deque
 from core.types import Pulses
 from plc import regmap as rm
 from plc.bridge_config import BridgeConfig, PlcStatus
-from plc.bridge_state import BridgeCounters, Row, Session, decode_status
+from plc.bridge_state import BridgeCounters, Row, Session, decode_cycles, decode_status
 from plc.link import LinkDownError, LinkError, LinkParams, ModbusLink, PlcRefusedError
 
 __all__ = ["BridgeConfig", "PlcBridge", "PlcStatus"]
+
+CYCLES_PERIOD_S = 1.0
 
 
 class PlcBridge:
@@ -124,7 +126,9 @@ class PlcBridge:
                 pulses_acked=c.acked, pulses_late=c.late,
                 pulses_rejected_by_plc=c.rejected_by_plc, pulses_invalid=c.invalid,
                 pulses_overflow=c.overflow,
-                reconnects=c.reconnects, read_errors=c.read_errors, t_s=time.monotonic(),
+                reconnects=c.reconnects, read_errors=c.read_errors,
+                plc_counters=dict(s.plc_counters), valve_cycles=s.valve_cycles,
+                t_s=time.monotonic(),
             )  # fmt: skip
 
     # ---- loop side ----------------------------------------------------------
@@ -212,6 +216,15 @@ class PlcBridge:
         with self._lock:
             decode_status(self._s, words, t_sent)
 
+    async def _read_cycles(self) -> None:
+        words: list[int] = []
+        total = 2 * self._s.n_valves
+        for start in range(0, total, 124):  # 62 valves per request
+            count = min(124, total - start)
+            words += await self._link.read_input(rm.IR_VALVE_CYCLES_BASE + start, count)
+        with self._lock:
+            self._s.valve_cycles = decode_cycles(words)
+
     async def _on_connect(self) -> None:
         boot_before = self._s.boot_id
         await self._read_status()
@@ -241,7 +254,7 @@ class PlcBridge:
 
     async def _poll_loop(self) -> None:
         period = self.config.heartbeat_s
-        next_t = time.monotonic()
+        next_t = next_cycles_t = time.monotonic()
         while not self._stopping:
             with self._lock:
                 self._s.heartbeat = (self._s.heartbeat + 1) & 0xFFFF
@@ -251,6 +264,9 @@ class PlcBridge:
                 await self._guarded(self._link.write_holding(rm.HR_COMMAND, [self._commands[0]]))
                 self._commands.popleft()
             await self._guarded(self._read_status())
+            if time.monotonic() >= next_cycles_t:  # valve wear: once per CYCLES_PERIOD_S
+                next_cycles_t = time.monotonic() + CYCLES_PERIOD_S
+                await self._guarded(self._read_cycles())
             next_t = max(next_t + period, time.monotonic())
             await asyncio.sleep(next_t - time.monotonic())
 

@@ -107,7 +107,9 @@ class PlcStatus:
     deadline), rejected_by_plc (the PLC took it late / not ready, or refused
     the write), invalid (valves or flap the PLC does not have), overflow (the
     bridge's queue was full). ``pulses_sent`` counts records written (resends
-    after a lost link included).
+    after a lost link included). plc_counters: the PLC's own counters (IR 14-23,
+    41-42) by register name; valve_cycles: per-valve run counts (IR 100..),
+    refreshed about once a second.
     """
 
     connected: bool
@@ -131,4 +133,6 @@ class PlcStatus:
     pulses_overflow: int
     reconnects: int
     read_errors: int
+    plc_counters: dict[str, int]
+    valve_cycles: tuple[int, ...]
     t_s: float

@@ -58,6 +58,8 @@ class Session:
     n_valves: int = 0
     n_diverters: int = 0
     heartbeat: int = 0
+    plc_counters: dict[str, int] = dataclasses.field(default_factory=dict)
+    valve_cycles: tuple[int, ...] = ()
     next_seq: int = 1
     last_error: str = ""
 
@@ -118,3 +120,16 @@ def decode_status(s: Session, words: Sequence[int], t_s: float) -> None:
     s.n_valves = int(words[rm.IR_N_VALVES])
     s.n_diverters = int(words[rm.IR_N_VALVES + 1])
     s.boot_id = int(words[rm.IR_BOOT_ID])
+    s.plc_counters = {
+        name: rm.unpack_u32(words[rm.reg(name).address], words[rm.reg(name).address + 1])
+        for name in PLC_COUNTERS
+    }
+
+
+PLC_COUNTERS = ("pulses_executed", "rejected_late", "rejected_malformed", "pulses_cut",
+                "watchdog_trips", "rejected_not_ready")  # fmt: skip
+
+
+def decode_cycles(words: Sequence[int]) -> tuple[int, ...]:
+    """IR 100.. (2 words per valve, high first) -> per-valve cycle counts."""
+    return tuple(rm.unpack_u32(words[i], words[i + 1]) for i in range(0, len(words) - 1, 2))

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -110,3 +112,23 @@ def test_submit_before_start_is_an_error() -> None:
 
     with pytest.raises(RuntimeError, match="not running"):
         PlcBridge(BridgeConfig()).submit(pulses([(0, 1, 1, 10, 20)]))
+
+
+def test_plc_counters_and_valve_cycles_in_the_snapshot(line: Line) -> None:
+    rows = [(0, 2, 4, T + 5, T + 10), (0, 4, 4, T + 20, T + 30), (0, 79, 79, T + 1, T + 2)]
+    line.bridge.submit(pulses(rows))
+    assert line.bridge.flush(5.0)
+    line.core.advance(T + 50, 2500.0, 0.1)
+    end = time.monotonic() + 5.0
+    while time.monotonic() < end:
+        snap = line.bridge.snapshot()
+        if snap.plc_counters.get("pulses_executed") == 3 and snap.valve_cycles[4] == 2:
+            break
+        time.sleep(0.02)
+    assert snap.plc_counters["pulses_executed"] == 3
+    assert snap.plc_counters["rejected_late"] == snap.plc_counters["rejected_malformed"] == 0
+    assert len(snap.valve_cycles) == 80
+    want = [0] * 80
+    for v in (2, 3, 4, 4, 79):
+        want[v] += 1
+    assert list(snap.valve_cycles) == want
