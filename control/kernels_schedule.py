@@ -134,7 +134,8 @@ def _plan(ivs, cnt, r, a, b, min_off, seg):
     """Merge request [a, b) into resource ``r``'s committed intervals (dry run).
 
     Returns (S, E, lo, hi, nseg): the merged interval, the index range of the
-    committed intervals it absorbs, and the new segments written to ``seg``.
+    committed intervals it absorbs, and the new segments written to ``seg``
+    rows (start, end, 1 if it continues a committed interval else 0).
     """
     lo = 0
     while lo < cnt[r] and ivs[r, lo, 1] + min_off <= a:
@@ -148,16 +149,20 @@ def _plan(ivs, cnt, r, a, b, min_off, seg):
         s_all = min(a, ivs[r, lo, 0])
         e_all = max(b, ivs[r, hi - 1, 1])
     cur = s_all
+    cont = 0
     nseg = 0
     for k in range(lo, hi):
         if ivs[r, k, 0] > cur:
             seg[nseg, 0] = cur
             seg[nseg, 1] = ivs[r, k, 0]
+            seg[nseg, 2] = cont
             nseg += 1
         cur = max(cur, ivs[r, k, 1])
+        cont = 1
     if cur < e_all:
         seg[nseg, 0] = cur
         seg[nseg, 1] = e_all
+        seg[nseg, 2] = cont
         nseg += 1
     return s_all, e_all, lo, hi, nseg
 
@@ -335,7 +340,7 @@ def _schedule(
     nbr = nbr[:nn][np.argsort(nbr_on[:nn], kind="mergesort")]
     _ = horizon
     nv = ivs.shape[0]
-    seg = np.empty((ivs.shape[1] + 2, 2), np.int64)
+    seg = np.empty((ivs.shape[1] + 2, 3), np.int64)
     v_arr = np.empty(nv * (ivs.shape[1] + 2), np.int64)
     s_arr = np.empty_like(v_arr)
     e_arr = np.empty_like(v_arr)
@@ -372,6 +377,8 @@ def _schedule(
         nsv = 0
         t_lo = 1e300
         t_hi = -1e300
+        eff_lo = 1e300  # when the new commands start to act (a continuation at once)
+        delay = sp[S_DIV_DEAD_TICKS] if act > 0 else sp[S_OPEN_TICKS]
         v_lo = last + 1
         v_hi = first - 1
         for v in range(first, last + 1):
@@ -388,6 +395,7 @@ def _schedule(
                 nsv += 1
                 t_lo = min(t_lo, seg[k, 0])
                 t_hi = max(t_hi, seg[k, 1])
+                eff_lo = min(eff_lo, seg[k, 0] + (0.0 if seg[k, 2] else delay))
                 v_lo = min(v_lo, v)
                 v_hi = max(v_hi, v)
         if nsv == 0:
@@ -395,13 +403,13 @@ def _schedule(
         if t_lo - lead <= now:
             counters[C_DEADLINE] += 1
             continue
-        if act > 0:
-            a_lo = t_lo + sp[S_DIV_DEAD_TICKS]
+        if act > 0:  # the flap acts from dead time after it is commanded until off
+            a_lo = eff_lo
             a_hi = t_hi
             x_lo = -1e300
             x_hi = 1e300
         else:
-            a_lo = t_lo + sp[S_OPEN_TICKS]
+            a_lo = eff_lo
             a_hi = t_hi + sp[S_CLOSE_TICKS]
             x_lo = sp[S_X_FIRST_MM] + (v_lo + 0.5) * sp[S_PITCH_MM] - b2
             x_hi = sp[S_X_FIRST_MM] + (v_hi + 0.5) * sp[S_PITCH_MM] + b2

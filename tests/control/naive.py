@@ -1,0 +1,211 @@
+"""Readable slow twins of the decision-core kernels (stumpy's ``tests/naive.py`` idea).
+
+Each function states the textbook form (full matrices, brute force, plain
+lists) of what a kernel in ``control/kernels*.py`` computes faster.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+
+# -- Kalman filter, full 4x4 form -------------------------------------------------
+def cv_matrices(dt: float, q: float) -> tuple[np.ndarray, np.ndarray]:
+    """State (x, u, vx, vu): transition F and white-acceleration noise Q."""
+    F = np.eye(4)
+    F[0, 2] = F[1, 3] = dt
+    q1 = np.array([[dt**3 / 3, dt**2 / 2], [dt**2 / 2, dt]]) * q
+    Q = np.zeros((4, 4))
+    for a in range(2):
+        idx = np.ix_([a, a + 2], [a, a + 2])
+        Q[idx] = q1
+    return F, Q
+
+
+def packed_to_full(p6: np.ndarray) -> np.ndarray:
+    """(6,) xx_pp, xx_pv, xx_vv, uu_pp, uu_pv, uu_vv -> (4, 4) covariance."""
+    P = np.zeros((4, 4))
+    for a in range(2):
+        pp, pv, vv = p6[3 * a : 3 * a + 3]
+        P[a, a], P[a, a + 2], P[a + 2, a], P[a + 2, a + 2] = pp, pv, pv, vv
+    return P
+
+
+def full_to_packed(P: np.ndarray) -> np.ndarray:
+    return np.array([P[0, 0], P[0, 2], P[2, 2], P[1, 1], P[1, 3], P[3, 3]])
+
+
+def predict(x: np.ndarray, p6: np.ndarray, dt: float, q: float) -> tuple[np.ndarray, np.ndarray]:
+    F, Q = cv_matrices(dt, q)
+    return F @ x, full_to_packed(F @ packed_to_full(p6) @ F.T + Q)
+
+
+def update_axis(
+    x: np.ndarray, p6: np.ndarray, axis: int, innov: float, r: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Kalman update with the scalar measurement of position ``axis``."""
+    P = packed_to_full(p6)
+    Hm = np.zeros((1, 4))
+    Hm[0, axis] = 1.0
+    S = Hm @ P @ Hm.T + r
+    K = P @ Hm.T / S
+    x2 = x + (K * innov).ravel()
+    P2 = (np.eye(4) - K @ Hm) @ P
+    return x2, full_to_packed(P2)
+
+
+# -- gating and assignment -----------------------------------------------------
+def mahal2(x, u, hu, pxx, puu, box, clip, travel, r, ru) -> float:
+    """Squared Mahalanobis distance, written out per clip case."""
+    cx = 0.5 * (box[0] + box[1])
+    d2 = (cx - x) ** 2 / (pxx + r)
+    if clip == 3:
+        return d2
+    if clip == 0:
+        iu = 0.5 * (box[2] + box[3]) - travel - u
+        var = puu + r
+    elif clip == 1:
+        iu = box[3] - travel - (u + hu)
+        var = puu + ru
+    else:
+        iu = box[2] - travel - (u - hu)
+        var = puu + ru
+    return d2 + iu**2 / var
+
+
+def gate_all_pairs(X, P, H, observable, dbox, clip, travel, gate, r, ru) -> dict:
+    """{(track, det): cost} for every pair cheaper than ``gate`` (brute force)."""
+    out = {}
+    for i in range(len(observable)):
+        if not observable[i]:
+            continue
+        for j in range(dbox.shape[0]):
+            d2 = mahal2(
+                X[i, 0], X[i, 1], H[i, 1], P[i, 0], P[i, 3], dbox[j], clip[j], travel, r, ru
+            )
+            if d2 < gate:
+                out[(i, j)] = d2
+    return out
+
+
+def dense_gated(n_rows: int, n_cols: int, er, ec, cost, gate: float) -> np.ndarray:
+    """The dense matrix whose missing (gated-out) entries cost ``gate``."""
+    m = np.full((n_rows, n_cols), gate)
+    m[np.asarray(er, int), np.asarray(ec, int)] = cost
+    return m
+
+
+def assignment_total(n_rows, n_cols, er, ec, cost, gate) -> float:
+    """Optimum of the gated problem by SciPy on the dense matrix: matched pairs
+    at their cost, every row left unmatched in the min dimension at ``gate``."""
+    if n_rows == 0 or n_cols == 0:
+        return 0.0
+    m = dense_gated(n_rows, n_cols, er, ec, cost, gate)
+    rows, cols = linear_sum_assignment(m)
+    return float(m[rows, cols].sum())
+
+
+def lsa_brute(cost: np.ndarray) -> float:
+    """Minimum total over every injective row -> column map (R <= C, tiny)."""
+    nr, nc = cost.shape
+    return min(sum(cost[i, p[i]] for i in range(nr)) for p in itertools.permutations(range(nc), nr))
+
+
+def components(n_rows, n_cols, er, ec) -> np.ndarray:
+    """Component label per node (rows then columns), -1 for isolated nodes."""
+    nn = n_rows + n_cols
+    er = np.asarray(er, int)
+    ec = np.asarray(ec, int)
+    g = coo_matrix((np.ones(len(er)), (er, n_rows + ec)), shape=(nn, nn))
+    _, lab = connected_components(g, directed=False)
+    has = np.zeros(nn, bool)
+    has[er] = True
+    has[n_rows + ec] = True
+    return np.where(has, lab, -1)
+
+
+# -- crossing and class outlook --------------------------------------------------
+def crossing(x, u, vx, vu, hu, p6, t, travel, y_valve, mpt, q, ev):
+    """Predict the state to the crossing midpoint with the full matrices."""
+    vel = max(mpt + vu, 0.25 * mpt)
+    yc = u + travel
+    ton = t + (y_valve - yc - hu) / vel
+    toff = t + (y_valve - yc + hu) / vel
+    d = max(0.5 * (ton + toff) - t, 0.0)
+    _, p_at = predict(np.array([x, u, vx, vu]), p6, d, q)
+    return (
+        ton,
+        toff,
+        math.sqrt(p_at[3] + ev) / vel,
+        x + vx * d,
+        math.sqrt(p_at[0] + ev),
+    )
+
+
+def outlook(ev_row, nev, cls_frac, thr, priority):
+    """(class, prob, fraction, target class) for one track, plainly."""
+    if nev == 0 or len(ev_row) == 0:
+        return -1, 0.0, -1, -1
+    mean = np.asarray(ev_row, float) / nev
+    p = np.exp(mean - mean.max())
+    p /= p.sum()
+    best = int(np.argmax(p))
+    by_priority = sorted(range(len(p)), key=lambda c: (-priority[c], c))
+    for c in by_priority:
+        if cls_frac[c] >= 0 and p[c] >= thr[c]:
+            return best, float(p[best]), int(cls_frac[c]), c
+    return best, float(p[best]), -1, -1
+
+
+# -- valves and interval sets ---------------------------------------------------
+def valve_cover(x_lo, x_hi, x_centre, pitch, x0, blast, n_valves) -> tuple[int, int]:
+    """Fewest adjacent valves whose blasts together cover [x_lo, x_hi], by search;
+    ties broken toward the run whose middle is nearest ``x_centre``."""
+    centres = x0 + (np.arange(n_valves) + 0.5) * pitch
+    best = None
+    for length in range(1, n_valves + 1):
+        for a in range(n_valves - length + 1):
+            b = a + length - 1
+            if centres[a] - blast / 2 <= x_lo + 1e-9 and centres[b] + blast / 2 >= x_hi - 1e-9:
+                key = abs(0.5 * (centres[a] + centres[b]) - x_centre)
+                if best is None or key < best[0] - 1e-12:
+                    best = (key, a, b)
+        if best is not None:
+            return best[1], best[2]
+    return 0, n_valves - 1
+
+
+def merge_interval(committed: list[tuple[int, int]], a: int, b: int, min_off: int):
+    """Merge [a, b) into sorted disjoint ``committed`` (gaps >= min_off kept).
+
+    Returns (new committed list, new segments, continuation flags): gaps
+    shorter than ``min_off`` between the request and committed intervals are
+    bridged; the new segments are the merged span minus what was already
+    committed; a segment continues a committed interval when it starts where
+    one of the merged intervals ends."""
+    touching = [iv for iv in committed if iv[1] + min_off > a and iv[0] < b + min_off]
+    rest = [iv for iv in committed if iv not in touching]
+    lo = min([a] + [iv[0] for iv in touching])
+    hi = max([b] + [iv[1] for iv in touching])
+    covered = np.zeros(hi - lo, bool)
+    for s, e in touching:
+        covered[s - lo : e - lo] = True
+    segs = []
+    k = 0
+    while k < len(covered):
+        if not covered[k]:
+            m = k
+            while m < len(covered) and not covered[m]:
+                m += 1
+            segs.append((lo + k, lo + m))
+            k = m
+        else:
+            k += 1
+    flags = [any(e == s for _, e in touching) for s, _ in segs]
+    return sorted([*rest, (lo, hi)]), segs, flags

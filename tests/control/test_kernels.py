@@ -1,0 +1,305 @@
+"""Every decision-core kernel against its readable twin in ``naive.py``.
+
+Random and edge cases (no tracks, one, ties, boxes entering and leaving the
+view together). ``test_kernels_nojit.py`` runs this file again with
+``NUMBA_DISABLE_JIT=1`` so the kernels' Python bodies are exercised too.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from control import kernels, kernels_assign, kernels_schedule
+from control.assign import gated_assignment, min_cost_assignment
+from control.evidence import class_outlook
+
+from . import naive
+
+SEEDS = [0, 1, 2]
+
+
+def _random_state(rng, n):
+    X = np.column_stack(
+        [rng.uniform(0, 1000, n), rng.uniform(-300, 200, n), rng.normal(0, 3e-3, (n, 2))]
+    )
+    P = np.empty((n, 6))
+    for a in range(2):
+        pp = rng.uniform(0.5, 20, n)
+        vv = rng.uniform(1e-7, 1e-4, n)
+        pv = rng.uniform(-0.9, 0.9, n) * np.sqrt(pp * vv)
+        P[:, 3 * a], P[:, 3 * a + 1], P[:, 3 * a + 2] = pp, pv, vv
+    H = rng.uniform(2, 60, (n, 2))
+    return X, P, H
+
+
+# -- Kalman --------------------------------------------------------------------
+@pytest.mark.parametrize("dt", [0.0, 1.0, 250.0, 1e4])
+@pytest.mark.parametrize("q", [0.0, 2e-10])
+def test_predict_equals_full_matrices(dt, q):
+    X, P, _ = _random_state(np.random.default_rng(3), 7)
+    X2, P2 = X.copy(), P.copy()
+    kernels._predict(X2, P2, 7, dt, q)
+    for i in range(7):
+        x_ref, p_ref = naive.predict(X[i], P[i], dt, q)
+        np.testing.assert_allclose(X2[i], x_ref, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(P2[i], p_ref, rtol=1e-10, atol=1e-15)
+
+
+@pytest.mark.parametrize("axis", [0, 1])
+@pytest.mark.parametrize("seed", SEEDS)
+def test_kalman_update_equals_full_matrices(axis, seed):
+    rng = np.random.default_rng(seed)
+    X, P, _ = _random_state(rng, 1)
+    innov, r = rng.normal(0, 3), rng.uniform(0.5, 9)
+    x, v, pp, pv, vv = kernels._kf_axis(
+        X[0, axis], X[0, axis + 2], *P[0, 3 * axis : 3 * axis + 3], innov, r
+    )
+    x_ref, p_ref = naive.update_axis(X[0], P[0], axis, innov, r)
+    np.testing.assert_allclose([x, v], x_ref[[axis, axis + 2]], rtol=1e-12)
+    np.testing.assert_allclose([pp, pv, vv], p_ref[3 * axis : 3 * axis + 3], rtol=1e-10)
+
+
+# -- gating ----------------------------------------------------------------------
+def _prm(cell=40.0, gate=13.8):
+    from control.params import ControlParams
+    from control.tracker import tracker_vector
+    from sortline.config import load_config
+
+    v = tracker_vector(load_config().geometry, ControlParams(gate_chi2=gate))
+    v[21] = cell  # T_CELL_MM
+    return v
+
+
+def _boxes_near(rng, X, H, travel, n_det, top=-200.0, bottom=200.0):
+    """Boxes around some tracks (jittered) plus clutter, clipped to the view."""
+    src = rng.integers(0, max(len(X), 1), n_det)
+    if len(X):
+        cx = X[src, 0] + rng.normal(0, 3, n_det)
+        cy = X[src, 1] + travel + rng.normal(0, 3, n_det)
+        hx, hy = H[src, 0], H[src, 1]
+    else:
+        cx, cy = rng.uniform(0, 1000, n_det), rng.uniform(-200, 200, n_det)
+        hx, hy = rng.uniform(2, 30, n_det), rng.uniform(2, 30, n_det)
+    box = np.column_stack([cx - hx, cx + hx, np.maximum(cy - hy, top), np.minimum(cy + hy, bottom)])
+    ok = box[:, 3] > box[:, 2] + 0.5
+    return np.ascontiguousarray(box[ok])
+
+
+@pytest.mark.parametrize(
+    ("n_tracks", "n_dets", "cell"),
+    [(0, 5, 40.0), (5, 0, 40.0), (1, 1, 40.0), (30, 40, 40.0), (60, 60, 7.0), (40, 50, 200.0)],
+)
+@pytest.mark.parametrize("seed", SEEDS)
+def test_gate_equals_all_pairs(n_tracks, n_dets, cell, seed):
+    rng = np.random.default_rng(seed)
+    X, P, H = _random_state(rng, n_tracks)
+    travel = 12.5
+    prm = _prm(cell=cell, gate=40.0)
+    dbox = _boxes_near(rng, X, H, travel, n_dets)
+    clip = kernels._clip_codes(dbox, prm[17], prm[18], prm[13])
+    yc = X[:, 1] + travel
+    observable = (yc + H[:, 1] > prm[17]) & (yc - H[:, 1] < prm[18])
+    et, ed, ec = kernels._gate(X, P, H, n_tracks, observable, dbox, clip, travel, prm)
+    got = {(int(i), int(j)): c for i, j, c in zip(et, ed, ec, strict=True)}
+    want = naive.gate_all_pairs(
+        X, P, H, observable, dbox, clip, travel, 40.0, prm[1], prm[1] + prm[15]
+    )
+    assert got.keys() == want.keys()
+    for key, c in want.items():
+        assert got[key] == pytest.approx(c, rel=1e-12)
+
+
+def test_clip_codes_table():
+    box = np.array(
+        [[0, 1, -200, 10], [0, 1, -10, 199.5], [0, 1, -199.9, 199.9], [0, 1, -50, 50]], float
+    )
+    np.testing.assert_array_equal(kernels._clip_codes(box, -200.0, 200.0, 1.0), [1, 2, 3, 0])
+
+
+# -- assignment -----------------------------------------------------------------
+def _random_graph(rng, nr, nc, density, gate, integer=False):
+    mask = rng.random((nr, nc)) < density
+    er, ec = np.nonzero(mask)
+    cost = rng.integers(0, 4, er.size).astype(float) if integer else rng.uniform(0, gate, er.size)
+    return er.astype(np.int64), ec.astype(np.int64), cost
+
+
+@pytest.mark.parametrize(
+    ("nr", "nc", "density", "integer"),
+    [
+        (0, 0, 0.5, False),
+        (0, 4, 0.5, False),
+        (1, 1, 1.0, False),
+        (5, 3, 0.6, True),  # ties everywhere
+        (8, 8, 1.0, True),
+        (12, 20, 0.15, False),
+        (40, 35, 0.08, False),
+        (30, 30, 0.5, False),
+    ],
+)
+@pytest.mark.parametrize("seed", SEEDS)
+def test_gated_assignment_total_equals_scipy(nr, nc, density, integer, seed):
+    rng = np.random.default_rng(seed)
+    gate = 5.0
+    er, ec, cost = _random_graph(rng, nr, nc, density, gate, integer)
+    r2c, c2r = gated_assignment(nr, nc, er, ec, cost, gate)
+    edge_cost = {(int(a), int(b)): c for a, b, c in zip(er, ec, cost, strict=True)}
+    matched = [(i, int(j)) for i, j in enumerate(r2c) if j >= 0]
+    assert all(c2r[j] == i for i, j in matched)
+    assert (c2r >= 0).sum() == len(matched)
+    assert all(pair in edge_cost for pair in matched)
+    total = sum(edge_cost[p] for p in matched) + gate * (min(nr, nc) - len(matched))
+    assert total == pytest.approx(naive.assignment_total(nr, nc, er, ec, cost, gate), abs=1e-9)
+
+
+@pytest.mark.parametrize(("nr", "nc"), [(1, 1), (2, 3), (3, 3), (4, 6), (5, 5)])
+@pytest.mark.parametrize("seed", SEEDS)
+def test_lsa_rect_equals_brute_force(nr, nc, seed):
+    cost = np.random.default_rng(seed).integers(0, 4, (nr, nc)).astype(float)  # many ties
+    cols = kernels_assign._lsa_rect(cost)
+    assert len(set(cols.tolist())) == nr
+    assert cost[np.arange(nr), cols].sum() == naive.lsa_brute(cost)
+
+
+@pytest.mark.parametrize(("nr", "nc"), [(6, 4), (4, 6), (7, 7)])
+def test_min_cost_assignment_matches_scipy_shape(nr, nc):
+    from scipy.optimize import linear_sum_assignment
+
+    cost = np.random.default_rng(5).uniform(0, 10, (nr, nc))
+    rows, cols = min_cost_assignment(cost)
+    r_ref, c_ref = linear_sum_assignment(cost)
+    np.testing.assert_array_equal(rows, r_ref)
+    assert cost[rows, cols].sum() == pytest.approx(cost[r_ref, c_ref].sum())
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_components_equal_scipy(seed):
+    rng = np.random.default_rng(seed)
+    er, ec, _ = _random_graph(rng, 25, 30, 0.05, 1.0)
+    comp, g = kernels_assign._components(25, 30, er, ec)
+    ref = naive.components(25, 30, er, ec)
+    assert ((comp >= 0) == (ref >= 0)).all()
+    assert g == len(np.unique(ref[ref >= 0]))
+    pairs = {(int(a), int(b)) for a, b in zip(comp[comp >= 0], ref[ref >= 0], strict=True)}
+    assert len(pairs) == g  # the same partition up to labels
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        ((2, 2, [0], [0], [6.0], 5.0), "below the gate"),
+        ((2, 2, [0], [2], [1.0], 5.0), "outside"),
+        ((2, 2, [0, 0], [1, 1], [1.0, 2.0], 5.0), "twice"),
+        ((2, 2, [0], [1], [1.0], float("nan")), "gate"),
+    ],
+)
+def test_gated_assignment_rejects_bad_edges(args, words):
+    with pytest.raises(ValueError, match=words):
+        gated_assignment(*args)
+
+
+# -- crossing and outlook ------------------------------------------------------
+@pytest.mark.parametrize("seed", SEEDS)
+def test_crossing_equals_full_matrices(seed):
+    X, P, H = _random_state(np.random.default_rng(seed), 6)
+    for i in range(6):
+        got = kernels._crossing(
+            X[i, 0],
+            X[i, 1],
+            X[i, 2],
+            X[i, 3],
+            H[i, 1],
+            *P[i],
+            1000.0,
+            40.0,
+            300.0,
+            0.1,
+            2e-10,
+            2.25,
+        )
+        want = naive.crossing(*X[i], H[i, 1], P[i], 1000.0, 40.0, 300.0, 0.1, 2e-10, 2.25)
+        np.testing.assert_allclose(got, want, rtol=1e-9)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_outlook_equals_loop(seed):
+    rng = np.random.default_rng(seed)
+    n, k = 40, 10
+    ev = np.log(rng.dirichlet(np.ones(k), n)) * rng.integers(1, 6, n)[:, None]
+    nev = rng.integers(0, 6, n)
+    ev[nev == 0] = 0.0
+    ev[3] = ev[4] = np.log(np.full(k, 1 / k)) * 2  # ties: uniform evidence
+    nev[3] = nev[4] = 2
+    cls_frac = np.array([-1, -1, -1, 0, 0, -1, 0, 1, -1, -1])
+    thr = rng.uniform(0.05, 0.6, k)
+    priority = rng.integers(0, 4, k)
+    order = np.argsort(-priority, kind="stable")
+    got = class_outlook(ev, nev, cls_frac, thr, order)
+    for i in range(n):
+        want = naive.outlook(ev[i], nev[i], cls_frac, thr, priority)
+        assert (got[0][i], got[2][i], got[3][i]) == (want[0], want[2], want[3])
+        assert got[1][i] == pytest.approx(want[1], rel=1e-12)
+
+
+# -- valves ----------------------------------------------------------------------
+def _sp(mode=0.0):
+    sp = np.zeros(24)
+    sp[0] = 2.0  # k sigma
+    sp[1], sp[2], sp[3] = 75.0, 50.0, 50.0  # open, close, min on ticks
+    sp[7], sp[8], sp[9], sp[10] = 12.5, 0.0, 16.0, 80  # pitch, x0, blast, n valves
+    sp[11] = sp[12] = 1.0
+    sp[15] = mode
+    sp[16], sp[17], sp[18] = 4.8, 3.3, 10.0
+    sp[21] = 0.1
+    sp[22] = 1.0
+    return tuple(sp.tolist())
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_valve_cover_is_the_fewest_valves(seed):
+    rng = np.random.default_rng(seed)
+    sp = _sp()
+    for _ in range(60):
+        x, hx, sx = rng.uniform(80, 920), rng.uniform(0.5, 70), rng.uniform(0, 3)
+        first, last, on, off = kernels_schedule._valve_request(
+            5000.0, 5600.0, 20.0, x, sx, hx, 30.0, sp
+        )
+        half = hx + sx
+        assert (first, last) == naive.valve_cover(x - half, x + half, x, 12.5, 0.0, 16.0, 80)
+        assert on == np.floor(5000.0 - 2 * 20.0 - 75.0)
+        assert off == np.ceil(5600.0 + 2 * 20.0 - 50.0)
+
+
+def test_baseline_window_rule():
+    """Nearest nozzle plus neighbours closer than half width + half pitch, length
+    rounded up to 4.8 mm plus 3.3 mm plus the tuned margin, centred."""
+    sp = _sp(mode=1.0)
+    first, last, on, off = kernels_schedule._valve_request(
+        5000.0, 5200.0, 99.0, 506.0, 0, 20.0, 10.0, sp
+    )
+    centres = (np.arange(80) + 0.5) * 12.5
+    near = np.nonzero(np.abs(centres - 506.0) < 20.0 + 6.25)[0]
+    assert (first, last) == (near[0], near[-1])
+    length_mm = np.ceil(20.0 / 4.8) * 4.8 + 3.3 + 10.0
+    assert on == np.floor(5100.0 - length_mm / 2 / 0.1 - 75.0)
+    assert off == np.ceil(5100.0 + length_mm / 2 / 0.1 - 50.0)
+
+
+@pytest.mark.parametrize("min_off", [0, 5, 40])
+@pytest.mark.parametrize("seed", SEEDS)
+def test_interval_merge_equals_naive(min_off, seed):
+    rng = np.random.default_rng(seed)
+    ivs = np.zeros((1, 32, 2), np.int64)
+    cnt = np.zeros(1, np.int64)
+    seg = np.zeros((34, 3), np.int64)
+    ref: list[tuple[int, int]] = []
+    for _ in range(25):
+        a = int(rng.integers(0, 600))
+        b = a + int(rng.integers(1, 80))
+        s_all, e_all, lo, hi, nseg = kernels_schedule._plan(ivs, cnt, 0, a, b, min_off, seg)
+        ref, want, flags = naive.merge_interval(ref, a, b, min_off)
+        assert [tuple(x) for x in seg[:nseg, :2].tolist()] == want
+        assert [bool(c) for c in seg[:nseg, 2]] == flags
+        kernels_schedule._commit(ivs, cnt, 0, s_all, e_all, lo, hi)
+        assert [tuple(x) for x in ivs[0, : cnt[0]].tolist()] == ref
