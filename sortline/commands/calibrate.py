@@ -26,6 +26,9 @@ def _common() -> argparse.ArgumentParser:
     p.add_argument("--line", default=None, help="line name (default: the config's line.name)")
     p.add_argument("--config", default=None, help="line config TOML (for the default line name)")
     p.add_argument("--who", default=None, help="who saves/activates (default: the login name)")
+    p.add_argument(
+        "--limits", default=None, help="TOML of the procedures' limits (default: the targets)"
+    )
     return p
 
 
@@ -140,6 +143,7 @@ def _camera(args: argparse.Namespace) -> int:
             args.board_x_mm,
             store.line,
             config.belt.mm_per_tick,
+            limits=_limits(args),
             jog=jog,
             base=store.active(),
         )
@@ -149,20 +153,26 @@ def _camera(args: argparse.Namespace) -> int:
     if args.save:
         saved = store.save(cal, _who(args))
         out["saved_version"] = saved.version
-        if args.activate and cal.passed:
-            store.activate(saved.version, _who(args), note="camera calibration")
-            out["activated"] = True
+        if args.activate:
+            out["activated"] = cal.passed
+            if cal.passed:
+                store.activate(saved.version, _who(args), note="camera calibration")
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
     for name, part in quality.items():
         failed = [c["name"] for c in part["checks"] if not c["passed"]]
         print(f"{'ok  ' if part['passed'] else 'FAIL'} {name}" + (f": {failed}" if failed else ""))
-    if "saved_version" in out:
-        print(
-            f"saved as version {out['saved_version']}"
-            + (" (active)" if out.get("activated") else "")
-        )
+    _print_saved(out)
     return 0 if cal.passed else 1
+
+
+def _limits(args: argparse.Namespace) -> Any:
+    from calibration.results import CalibrationLimits
+    from core.errors import load_toml_model
+
+    if args.limits is None:
+        return CalibrationLimits()
+    return load_toml_model(CalibrationLimits, args.limits)
 
 
 def _line_name(args: argparse.Namespace) -> str:
@@ -196,14 +206,24 @@ def _bench(args: argparse.Namespace) -> int:
         )
     from calibration.results import CalibrationError
     from sim.benchrig_session import run_bench
+    from sortline.config import load_config
 
-    line = _line_name(args)
+    config = load_config(args.config)
+    line = args.line or config.line.name
     try:
-        report = run_bench(seed=args.seed, quick=args.quick, line=line)
+        report = run_bench(
+            seed=args.seed,
+            quick=args.quick,
+            line=line,
+            nominal=config.geometry,
+            limits=_limits(args),
+        )
     except CalibrationError as exc:
         return _fail(str(exc))
     command = ["sortline", "calibrate", "bench", "--virtual", "--seed", str(args.seed)]
     command += ["--quick"] if args.quick else []
+    command += ["--config", args.config] if args.config else []
+    command += ["--limits", args.limits] if args.limits else []
     command += ["--json", args.json_out] if args.json_out else []
     out: dict[str, Any] = {"command": shlex.join(command)}
     out.update(report.to_dict())
@@ -212,12 +232,13 @@ def _bench(args: argparse.Namespace) -> int:
         saved = store.save(report.calibration, _who(args))
         out["saved_version"] = saved.version
         if args.activate:
-            store.activate(saved.version, _who(args), note="virtual bench rig")
-            out["activated"] = True
+            out["activated"] = report.calibration.passed
+            if report.calibration.passed:
+                store.activate(saved.version, _who(args), note="virtual bench rig")
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
     _print_comparison(out)
-    return 0 if out["passed"] else 1
+    return 0 if out["passed"] and out["procedures_passed"] else 1
 
 
 def _print_comparison(out: dict[str, Any]) -> None:
@@ -229,11 +250,14 @@ def _print_comparison(out: dict[str, Any]) -> None:
             rest = {k: v for k, v in row.items() if k != "passed"}
             print(f"{mark} {name:22s} {rest}")
     print(f"seconds: {', '.join(f'{k} {v:.1f}' for k, v in out['seconds'].items())}")
-    if "saved_version" in out:
-        print(
-            f"saved as version {out['saved_version']}"
-            + (" (active)" if out.get("activated") else "")
-        )
+    _print_saved(out)
+
+
+def _print_saved(out: dict[str, Any]) -> None:
+    if "saved_version" not in out:
+        return
+    state = {True: " (active)", False: " (not activated: its checks failed)", None: ""}
+    print(f"saved as version {out['saved_version']}{state[out.get('activated')]}")
 
 
 def _list(args: argparse.Namespace) -> int:

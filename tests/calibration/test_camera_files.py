@@ -139,3 +139,30 @@ def test_camera_views_without_board(
     ]
     assert main(argv) == 2
     assert "only 0 of 7 images show the board" in capsys.readouterr().err
+
+
+def test_limits_file_fails_and_does_not_activate(
+    captured: tuple[Path, RigTruth, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder, _, _ = captured
+    strict = folder / "strict.toml"
+    strict.write_text("[belt_plane]\nmax_residual_mm = 0.0001\n")
+    store = folder / "store3"
+    argv = _argv(folder, "--limits", str(strict), "--save", "--activate", "--who", "erin")
+    argv[argv.index("--store") + 1] = str(store)
+    assert main(argv) == 1
+    out = capsys.readouterr().out
+    assert "FAIL belt_plane: ['residual_rms_mm']" in out and "not activated" in out
+    s = CalibrationStore(store, LINE)
+    assert s.versions() == [1] and s.active_version() is None and not s.load(1).passed
+
+
+def test_bad_limits_file(
+    captured: tuple[Path, RigTruth, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder, _, _ = captured
+    bad = folder / "bad.toml"
+    bad.write_text("[intrinsics]\nmax_rms = 1.0\n")
+    assert main(_argv(folder, "--limits", str(bad))) == 2
+    err = capsys.readouterr().err
+    assert "bad.toml: intrinsics.max_rms: Extra inputs are not permitted" in err
