@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -52,10 +54,10 @@ def test_close_targets_on_one_valve_merge_without_short_gaps(geometry, recipe, r
     rows = [(500.0, -400.0, 10.0, 10.0, "copper"), (500.0, -420.0 - gap_mm, 10.0, 10.0, "brass")]
     ctl, pulses, cam = _run(geometry, recipe, rows, run_stream)
     per_valve = _per_valve_intervals(pulses, cam.start_tick + 8000)
-    min_on, min_off = _min_times_ticks(geometry)
+    _min_on, min_off = _min_times_ticks(geometry)
     assert per_valve
     for ivs in per_valve.values():
-        for (a0, a1), (b0, b1) in zip(ivs, ivs[1:], strict=False):
+        for (_a0, a1), (b0, _b1) in itertools.pairwise(ivs):
             assert b0 >= a1  # never overlapping on one valve
             assert b0 == a1 or b0 - a1 >= min_off  # back to back, or a real off time
     assert ctl.stats()["objects_targeted"] == 2
@@ -163,7 +165,7 @@ def test_diverter_dead_time_and_conflicts(
     assert len(merged) == n_pulses
     assert ctl.stats()["diverter_conflicts"] == conflicts
     # the flap is over (dead time ahead) before the first leading edge arrives
-    t_on, t_off = cam.crossing_ticks()
+    t_on, _t_off = cam.crossing_ticks()
     tpm = geometry.belt.ticks_per_s() * 1e-3
     on = unwrap_near(pulses.on_tick, cam.start_tick + 8000)
     assert on.min() <= t_on[0] - 30.0 * tpm
