@@ -107,13 +107,17 @@ class ModbusLink:
             self._client = None
 
     async def _call(
-        self, what: str, want_words: int | None, request: Callable[[], Awaitable[Any]]
+        self, what: str, fc: int, want_words: int | None, request: Callable[[], Awaitable[Any]]
     ) -> list[int]:
         try:
             reply = await request()
         except (ModbusException, OSError, TimeoutError) as exc:
             self.close()
             raise LinkDownError(f"{what}: no valid reply ({exc})") from None
+        got_fc = int(getattr(reply, "function_code", -1)) & 0x7F
+        if got_fc != fc:
+            self.close()
+            raise LinkDownError(f"{what}: malformed reply (function {got_fc}, want {fc})")
         if reply.isError():
             raise PlcRefusedError(what, int(getattr(reply, "exception_code", 0)))
         words = list(getattr(reply, "registers", []) or [])
@@ -131,6 +135,7 @@ class ModbusLink:
         c, dev = self._require(), self.params.device_id
         return await self._call(
             f"read {_span('IR', address, count)}",
+            4,
             count,
             lambda: c.read_input_registers(address, count=count, device_id=dev),
         )
@@ -139,6 +144,7 @@ class ModbusLink:
         c, dev = self._require(), self.params.device_id
         return await self._call(
             f"read {_span('HR', address, count)}",
+            3,
             count,
             lambda: c.read_holding_registers(address, count=count, device_id=dev),
         )
@@ -148,9 +154,13 @@ class ModbusLink:
         what = f"write {_span('HR', address, len(values))}"
         words = [int(v) for v in values]
         if len(words) == 1:
-            await self._call(what, None, lambda: c.write_register(address, words[0], device_id=dev))
+            await self._call(
+                what, 6, None, lambda: c.write_register(address, words[0], device_id=dev)
+            )
         else:
-            await self._call(what, None, lambda: c.write_registers(address, words, device_id=dev))
+            await self._call(
+                what, 16, None, lambda: c.write_registers(address, words, device_id=dev)
+            )
 
     async def write_read(
         self, write_address: int, values: Sequence[int], read_address: int, read_count: int
@@ -164,6 +174,7 @@ class ModbusLink:
         words, dev = [int(v) for v in values], self.params.device_id
         return await self._call(
             what,
+            23,
             read_count,
             lambda: c.readwrite_registers(
                 read_address=read_address,

@@ -209,15 +209,27 @@ def _short_read_reply(request: bytes) -> bytes:
     return struct.pack(">HHHB", tid, 0, len(pdu) + 1, unit) + pdu
 
 
-def test_malformed_reply_is_a_fault_naming_the_register(bridges: list[PlcBridge]) -> None:
-    listener, _ = _garbage_server(_short_read_reply)
+def _wrong_function_reply(request: bytes) -> bytes:
+    tid, _, _, unit, _fc = struct.unpack(">HHHBB", request[:8])
+    n = rm.IR_STATUS_WORDS
+    pdu = bytes([3, 2 * n]) + bytes(2 * n)  # holding registers for an input read
+    return struct.pack(">HHHB", tid, 0, len(pdu) + 1, unit) + pdu
+
+
+@pytest.mark.parametrize(
+    ("reply", "cause"),
+    [(_short_read_reply, "1 words, want 43"), (_wrong_function_reply, "function 3, want 4")],
+)
+def test_malformed_reply_is_a_fault_naming_the_register(
+    bridges: list[PlcBridge], reply: Callable[[bytes], bytes], cause: str
+) -> None:
+    listener, _ = _garbage_server(reply)
     try:
         bridge = make_bridge(int(listener.getsockname()[1]), timeout_s=0.05, retries=0)
         bridges.append(bridge)
         assert not bridge.wait_connected(0.5)
-        snap = bridge.snapshot()
-        assert f"read IR 0-{rm.IR_STATUS_WORDS - 1}" in snap.last_error
-        assert "malformed" in snap.last_error or "no valid reply" in snap.last_error
+        err = bridge.snapshot().last_error
+        assert f"read IR 0-{rm.IR_STATUS_WORDS - 1}: malformed reply" in err and cause in err, err
     finally:
         listener.close()
 
