@@ -1,0 +1,216 @@
+"""Decision-core speed: per-frame time of predict, associate, update, crossing, schedule.
+
+``sortline bench decision [--json OUT] [--quick] [--sizes 100,1000,...]
+[--frames F] [--budget-s S] [--repeats R]``
+
+Identical synthetic detection streams (``control.synthetic``: boxes riding the
+belt, N fragments in the camera view at once, class probabilities per box) are
+fed to three implementations, one frame at a time, on one thread:
+
+- ``sortline``: ``control.Controller.update`` (Numba kernels), returning
+  ``Tracks`` and ``Pulses`` batches: the whole per-frame cost;
+- ``scipy_lsa``: the same pipeline with dense global
+  ``scipy.optimize.linear_sum_assignment`` (``bench/_decision_ref.py``);
+- ``bytetrack``: supervision 0.30.9 ``ByteTrack`` on the same boxes
+  (association only).
+
+Frames before the belt is in steady state are not timed. Slow rows stop after
+``--budget-s`` seconds (at least 5 timed frames); rows whose dense matrix would
+not fit are skipped with the reason. Reports per row p50/p99 ms per frame,
+medians over ``--repeats`` of each repeat's figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.classes import DEFAULT_CLASSES
+from core.types import Detections
+
+WARMUP_FRAMES = 24  # the first objects reach the valves and leave
+FRAME_TICKS = 250
+TARGET_P99_MS_1000 = 0.5
+DENSE_LIMIT = 30e6  # matrix entries the SciPy row may build (about 240 MB)
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="sortline bench decision", description=__doc__.split("\n")[0])
+    p.add_argument("--sizes", default="100,1000,3000,10000", help="fragments in view, comma list")
+    p.add_argument("--frames", type=int, default=200, help="timed frames per row")
+    p.add_argument("--budget-s", type=float, default=20.0, help="time limit per slow row")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--impls", default="sortline,scipy_lsa,bytetrack")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--json", type=Path, default=None, help="write results here")
+    p.add_argument("--quick", action="store_true", help="tiny run that proves the script works")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.sizes, args.frames, args.budget_s, args.repeats = "60", 8, 5.0, 1
+    args.size_list = [int(s) for s in args.sizes.split(",") if s.strip()]
+    if not args.size_list or min(args.size_list) < 1 or args.frames < 1 or args.repeats < 1:
+        p.error("--sizes must be positive integers; --frames and --repeats >= 1")
+    return args
+
+
+def make_stream(n_in_view: int, n_frames: int, seed: int) -> list[Detections]:
+    """Frames of a belt carrying ``n_in_view`` boxes per camera view on average."""
+    from control.synthetic import SyntheticCamera, random_objects
+    from sortline.config import load_config
+
+    geo = load_config().geometry
+    top, bottom = geo.camera.view_y_range_mm
+    travel_mm = n_frames * FRAME_TICKS * geo.belt.mm_per_tick
+    span = (top - travel_mm - 50.0, bottom)
+    n_obj = int(n_in_view * (span[1] - span[0]) / (bottom - top))
+    cell = float(np.sqrt(geo.camera.view_width_mm * (bottom - top) / n_in_view))
+    size = (min(10.0, 0.5 * cell), max(min(60.0, 0.8 * cell), 2.0))
+    obj = random_objects(geo, n_obj, span, len(DEFAULT_CLASSES), seed, size_mm=size, min_gap_mm=1.0)
+    cam = SyntheticCamera(geo, obj, len(DEFAULT_CLASSES), p_true=0.8, noise_mm=0.3, seed=seed)
+    return [cam.frame(f)[0] for f in range(n_frames)]
+
+
+def _make(impl: str) -> Any:
+    from sortline.config import load_config
+
+    geo = load_config().geometry
+    if impl == "sortline":
+        from control.controller import Controller
+        from control.recipe import load_recipe
+
+        ctl = Controller(geo, load_recipe("builtin:default", DEFAULT_CLASSES), DEFAULT_CLASSES)
+
+        class _Core:
+            def update(self, dets: Detections) -> int:
+                tracks, _ = ctl.update(dets)
+                return len(tracks)
+
+        return _Core()
+    if impl == "scipy_lsa":
+        from bench._decision_ref import ScipyReference
+
+        return ScipyReference(geo, len(DEFAULT_CLASSES))
+    if impl == "bytetrack":
+        from bench._decision_ref import ByteTrackPeer
+
+        return ByteTrackPeer(geo.camera.fps)
+    raise ValueError(f"unknown implementation {impl!r}")
+
+
+def _skip_reason(impl: str, n: int) -> str | None:
+    if impl == "scipy_lsa" and (1.3 * n) * n > DENSE_LIMIT:
+        return f"dense {int(1.3 * n)}x{n} cost matrix exceeds {DENSE_LIMIT:.0e} entries"
+    if impl == "bytetrack":
+        try:
+            import supervision  # noqa: F401
+        except ImportError:
+            return "supervision (bench extra) not installed"
+        if n > 3000:
+            return "about 2 s per frame at 3,000 boxes; not run at 10,000"
+    return None
+
+
+def run_row(impl: str, frames: list[Detections], n_timed: int, budget_s: float) -> dict[str, Any]:
+    """One repeat: warm up, then time ``update`` per frame."""
+    core = _make(impl)
+    for dets in frames[:WARMUP_FRAMES]:
+        core.update(dets)
+    times: list[float] = []
+    live: list[int] = []
+    t_start = time.perf_counter()
+    for dets in frames[WARMUP_FRAMES : WARMUP_FRAMES + n_timed]:
+        t0 = time.perf_counter()
+        live.append(core.update(dets))
+        times.append(time.perf_counter() - t0)
+        if len(times) >= 5 and time.perf_counter() - t_start > budget_s:
+            break
+    ms = np.array(times) * 1e3
+    return {
+        "p50_ms": float(np.median(ms)),
+        "p99_ms": float(np.percentile(ms, 99)),
+        "frames": len(ms),
+        "live_tracks_mean": float(np.mean(live)),
+    }
+
+
+def _summary(results: list[dict[str, Any]]) -> dict[str, Any]:
+    def row(impl: str, n: int) -> dict[str, Any] | None:
+        return next(
+            (r for r in results if r["impl"] == impl and r["n_tracks"] == n and "p50_ms" in r), None
+        )
+
+    out: dict[str, Any] = {"target_p99_ms_at_1000": TARGET_P99_MS_1000}
+    ours, ref = row("sortline", 1000), row("scipy_lsa", 1000)
+    if ours:
+        out["p99_ms_at_1000"] = ours["p99_ms"]
+        out["meets_p99_target"] = ours["p99_ms"] <= TARGET_P99_MS_1000
+    if ours and ref:
+        out["speedup_vs_scipy_at_1000_p50"] = ref["p50_ms"] / ours["p50_ms"]
+    mine = sorted(
+        (r for r in results if r["impl"] == "sortline" and "p50_ms" in r),
+        key=lambda r: r["n_tracks"],
+    )
+    if len(mine) >= 2:
+        out["sortline_us_per_track_p50"] = {
+            str(r["n_tracks"]): 1e3 * r["p50_ms"] / r["live_tracks_mean"] for r in mine
+        }
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = _parse(argv)
+    impls = [s.strip() for s in args.impls.split(",") if s.strip()]
+    results: list[dict[str, Any]] = []
+    for n in args.size_list:
+        n_timed = min(args.frames, max(60, 300_000 // n))  # bounded memory at large N
+        frames = make_stream(n, WARMUP_FRAMES + n_timed, args.seed)
+        for impl in impls:
+            reason = _skip_reason(impl, n)
+            if reason:
+                results.append({"impl": impl, "n_tracks": n, "skipped": reason})
+                print(f"{impl:10s} N={n:6d}  skipped: {reason}", flush=True)
+                continue
+            reps = [run_row(impl, frames, n_timed, args.budget_s) for _ in range(args.repeats)]
+            row = {
+                "impl": impl,
+                "n_tracks": n,
+                "p50_ms": float(np.median([r["p50_ms"] for r in reps])),
+                "p99_ms": float(np.median([r["p99_ms"] for r in reps])),
+                "frames_per_repeat": int(np.median([r["frames"] for r in reps])),
+                "repeats": len(reps),
+                "live_tracks_mean": float(np.median([r["live_tracks_mean"] for r in reps])),
+            }
+            results.append(row)
+            print(f"{impl:10s} N={n:6d}  p50 {row['p50_ms']:9.3f} ms  p99 {row['p99_ms']:9.3f} ms  "
+                  f"live {row['live_tracks_mean']:.0f}", flush=True)  # fmt: skip
+    out = {
+        "command": "sortline bench decision " + " ".join(argv),
+        "results": results,
+        "summary": _summary(results),
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "loadavg_at_end": list(os.getloadavg()),
+            "note": "one thread; the machine is shared with other jobs while this runs",
+        },
+    }
+    text = json.dumps(out, indent=1)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(text + "\n", encoding="utf-8")
+    else:
+        print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
