@@ -50,6 +50,9 @@ def _parse(argv: list[str]) -> argparse.Namespace:
                    help="pulses submitted at once (the bridge queues at most 4096)")  # fmt: skip
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--plc", choices=("subprocess", "inprocess"), default="subprocess")
+    p.add_argument("--rt", type=int, default=None, metavar="PRIO",
+                   help="SCHED_FIFO priority for the bridge thread, this (caller) thread "
+                   "and the virtual PLC process (Linux, needs CAP_SYS_NICE)")  # fmt: skip
     p.add_argument("--json", type=Path, default=None, help="write results here")
     p.add_argument("--quick", action="store_true", help="tiny run that proves the script works")
     args = p.parse_args(argv)
@@ -69,7 +72,7 @@ def _cpu_s(pid: int | None) -> float:
 
 
 @contextmanager
-def _virtual_plc(mode: str) -> Iterator[tuple[int, int | None]]:
+def _virtual_plc(mode: str, rt: int | None = None) -> Iterator[tuple[int, int | None]]:
     """A running virtual PLC with its belt at 2.5 m/s; yields (TCP port, its pid
     or None when it runs in this process)."""
     if mode == "inprocess":
@@ -86,6 +89,8 @@ def _virtual_plc(mode: str) -> Iterator[tuple[int, int | None]]:
                 belt.stop()
         return
     cmd = [sys.executable, "-m", "sortline.cli", "sim", "plc", "--port", "0"]
+    if rt is not None:
+        cmd = ["chrt", "-f", str(rt), *cmd]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
@@ -166,6 +171,7 @@ def _sustained(
 
 
 def _burst(bridge: Any, n: int, rng: np.random.Generator) -> dict[str, float]:
+    time.sleep(AHEAD_S + 0.2)  # earlier pulses have run: the PLC's table is empty
     acked0 = bridge.snapshot().pulses_acked
     p = _pulses(bridge, n, rng, ahead_s=max(AHEAD_S, n / 2000.0 + 0.5))
     t0 = time.perf_counter()
@@ -181,8 +187,11 @@ def _repeat(args: argparse.Namespace, seed: int) -> dict[str, Any]:
     from plc.bridge import BridgeConfig, PlcBridge
 
     rng = np.random.default_rng(seed)
-    with _virtual_plc(args.plc) as (port, plc_pid):
-        bridge = PlcBridge(BridgeConfig(port=port, deadline_lead_ms=5.0, watchdog_ms=1000))
+    if args.rt is not None:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(args.rt))
+    with _virtual_plc(args.plc, args.rt) as (port, plc_pid):
+        cfg = BridgeConfig(port=port, deadline_lead_ms=5.0, watchdog_ms=1000, rt_priority=args.rt)
+        bridge = PlcBridge(cfg)
         bridge.start()
         try:
             if not bridge.wait_connected(10.0):
@@ -216,7 +225,11 @@ def _median(runs: list[dict[str, Any]], *path: str) -> float:
 def main(argv: list[str] | None = None) -> int:
     args = _parse(sys.argv[1:] if argv is None else argv)
     load_start = os.getloadavg()[0]
-    runs = [_repeat(args, seed) for seed in range(args.repeats)]
+    try:
+        runs = [_repeat(args, seed) for seed in range(args.repeats)]
+    finally:
+        if args.rt is not None:
+            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
     summary = {
         "latency_ms_p50": _median(runs, "latency_ms", "p50"),
         "latency_ms_p99": _median(runs, "latency_ms", "p99"),
@@ -232,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "plc",
         "command": "sortline bench plc " + shlex.join(argv if argv is not None else sys.argv[1:]),
         "plc": args.plc,
+        "rt_priority": args.rt,
         "quick": args.quick,
         "targets": {"latency_ms_p99": TARGET_P99_MS, "pulses_s": TARGET_PULSES_S},
         "machine": {

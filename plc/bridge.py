@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import threading
 import time
 from collections import deque
@@ -132,7 +133,17 @@ class PlcBridge:
             )  # fmt: skip
 
     # ---- loop side ----------------------------------------------------------
+    def _set_rt_priority(self) -> None:
+        prio = self.config.rt_priority
+        if prio is None:
+            return
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(prio))  # this thread
+        except (OSError, AttributeError) as exc:
+            self._s.last_error = f"rt_priority {prio}: {exc}"
+
     def _run(self, started: threading.Event) -> None:
+        self._set_rt_priority()
         loop = asyncio.new_event_loop()
         self._wake = asyncio.Event()
         self._main_task = loop.create_task(self._main())

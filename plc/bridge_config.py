@@ -23,7 +23,9 @@ class BridgeConfig:
     lead to ticks at the measured belt speed). watchdog_ms: written to the PLC
     on connect when set. extrapolate_encoder: False for stepped simulation,
     where the plant's encoder does not follow the wall clock (the deadline is
-    then judged against the last count read).
+    then judged against the last count read). rt_priority: Linux SCHED_FIFO
+    priority (1..99) for the bridge thread, for a line computer shared with
+    other work (needs CAP_SYS_NICE; a failure is reported in ``last_error``).
     """
 
     transport: Literal["tcp", "rtu"] = "tcp"
@@ -41,6 +43,7 @@ class BridgeConfig:
     watchdog_ms: float | None = None
     max_queue: int = 4096
     extrapolate_encoder: bool = True
+    rt_priority: int | None = None
 
     def __post_init__(self) -> None:
         checks = (
@@ -52,6 +55,7 @@ class BridgeConfig:
             (self.retries >= 0 and self.reconnect_max_s > 0, "retries >= 0, reconnect_max_s > 0"),
             (self.deadline_lead_ms >= 0 and self.mm_per_tick > 0, "lead >= 0, mm_per_tick > 0"),
             (self.max_queue > 0, "max_queue > 0"),
+            (self.rt_priority is None or 1 <= self.rt_priority <= 99, "rt_priority 1..99"),
             (
                 self.watchdog_ms is None
                 or rm.WATCHDOG_MS_RANGE[0] <= self.watchdog_ms <= rm.WATCHDOG_MS_RANGE[1],

@@ -25,6 +25,8 @@ What the PLC does (the virtual PLC in ``sim/`` implements exactly this):
 - executes a record's valves exactly while ``on_tick <= encoder < off_tick``
   (signed 32-bit differences across the wrap); a record whose on tick has
   passed when it is taken is acknowledged but not executed (``LATE``);
+- holds up to ``MAX_PENDING`` (4096) accepted pulses (else ``NOT_READY``,
+  reason ``TABLE_FULL``);
 - takes records only in Execute or Suspended (else ``NOT_READY``); leaving
   those states de-energises everything; Execute -> Suspended (belt stopped)
   cuts running pulses and keeps the queued ones;
@@ -55,6 +57,7 @@ MAX_DIVERTERS = 16
 MAX_WRITE_WORDS = 121  # FC 23 write limit (FC 16 allows 123)
 MAX_READ_WORDS = 125
 RECORDS_PER_WRITE = MAX_WRITE_WORDS // RECORD_WORDS  # 15
+MAX_PENDING = 4096  # pulses a PLC holds between acceptance and completion
 SEQ_MODULUS = 1 << 16
 DEFAULT_DEVICE_ID = 1
 
@@ -138,7 +141,7 @@ class SlotResult(enum.IntEnum):
     ACCEPTED = 1  # queued, waiting for its on tick or running
     EXECUTED = 2  # ran to its off tick
     LATE = 3  # on tick already passed: not executed
-    NOT_READY = 4  # PLC not in Execute/Suspended: not executed
+    NOT_READY = 4  # not in Execute/Suspended, or its table is full: not executed
     CUT = 5  # cut short (watchdog, E-stop, abort, stop, hold)
     CANCELLED = 6  # dropped before its on tick (same causes)
 
@@ -165,6 +168,7 @@ class RejectReason(enum.IntEnum):
     LATE = 7
     NOT_READY = 8
     BAD_VALUE = 9  # a config or command register out of range
+    TABLE_FULL = 10  # MAX_PENDING pulses already queued: not executed
 
 
 HR_RING_BASE = 200
@@ -207,7 +211,7 @@ REGISTERS: tuple[Register, ...] = (
     Register("diverters_on", "ir", 40, 1, "bits[16]", "-", "PLC->ctrl",
              "diverter flap k in diverting position = bit k-1"),
     Register("rejected_not_ready", "ir", 41, 2, "u32", "records", "PLC->ctrl",
-             "records taken while not in Execute/Suspended (not executed)"),
+             "records not executed: not in Execute/Suspended, or table full"),
     Register("valve_cycles", "ir", IR_VALVE_CYCLES_BASE, 2 * MAX_VALVES, "u32[256]", "cycles",
              "PLC->ctrl", "per-valve run count, valve v at IR 100+2v (only n_valves mapped)"),
     Register("heartbeat", "hr", 0, 1, "u16", "count", "ctrl->PLC",

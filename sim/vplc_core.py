@@ -348,15 +348,20 @@ class PlcCore:
             return self._refuse(err.seq, err.reason, err.exc)
         self.holding.store_ring(address, values)
         self._settle()
-        self._table.add([row for row in new if self._take(row[0], row[4])])
+        taken: list[tuple[int, int, int, int, int, int]] = []
+        for row in new:
+            if self._take(row[0], row[4], room=rm.MAX_PENDING - len(self._table) - len(taken)):
+                taken.append(row)
+        self._table.add(taken)
         return None
 
-    def _take(self, seq: int, on_tick: int) -> bool:
+    def _take(self, seq: int, on_tick: int, room: int) -> bool:
         """Acknowledge record ``seq``; True if it is to be executed."""
         self.holding.acked_seq = seq
-        if self._state not in _TAKES_RECORDS:
+        if self._state not in _TAKES_RECORDS or room <= 0:
             self.counters["not_ready"] += 1
-            self.last_reject = (seq, rm.RejectReason.NOT_READY)
+            reason = rm.RejectReason.NOT_READY if room > 0 else rm.RejectReason.TABLE_FULL
+            self.last_reject = (seq, reason)
             self.holding.set_result(seq, SlotResult.NOT_READY)
             return False
         if tick_diff(on_tick, self._tick) < 0:

@@ -320,3 +320,16 @@ def test_plant_and_modbus_threads_together() -> None:
     c = core.counters
     assert c["executed"] + c["late"] == sent and core.pending() == 0  # none lost or doubled
     assert sum(completed) == c["executed"]
+
+
+def test_a_full_table_refuses_more_pulses() -> None:
+    core = make(0)
+    seq = 1
+    while core.pending() < rm.MAX_PENDING:
+        n = min(15, rm.MAX_PENDING - core.pending())
+        assert write(core, seq, [(0, 1, 1, 1000, 2000)] * n) is None
+        seq = rm.seq_add(seq, n)
+    assert write(core, seq, [(0, 1, 1, 1000, 2000)] * 2) is None
+    assert core.pending() == rm.MAX_PENDING and core.counters["not_ready"] == 2
+    assert core.last_reject == (rm.seq_add(seq, 1), RejectReason.TABLE_FULL)
+    assert len(core.advance(2000, SPEED, 0.1)) == rm.MAX_PENDING  # and they all run
