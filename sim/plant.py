@@ -24,7 +24,7 @@ from sim.camera import CameraRenderer, blend
 from sim.chutes import WAIT_CAP_MM, Chutes, Crossing
 from sim.feed import Drop, Feeder
 from sim.scenario import Scenario
-from sim.score import Score, score_fragments
+from sim.score import Score, Scorer
 from sim.sprites import LocalArt, Sprite, make_art, render_sprite
 from sim.truth import FragmentRecord, FrameTruth, RunRecord
 
@@ -104,6 +104,7 @@ class VirtualPlant:
         self._live: list[_Live] = []
         self._records: list[FragmentRecord] = []
         self._chutes = Chutes(geometry, scenario.ejection)
+        self._scorer = Scorer(final_after_mm=WAIT_CAP_MM + 2000.0)
         self._now_s = 0.0
         self._travel_mm = 0.0
         self._speed_mm_s = self.nominal_speed_mm_s
@@ -167,7 +168,7 @@ class VirtualPlant:
         ``targets`` maps class name -> fraction (bin) name; unnamed classes
         belong to ``pass``. Default: copper, brass, battery -> ``eject``.
         """
-        return score_fragments(self._records, self._chutes.runs, targets)
+        return self._scorer.score(len(self._records), self._chutes.runs, self._travel_mm, targets)
 
     def _speed_at(self, t_s: float) -> float:
         m = self.scenario.motion
@@ -288,6 +289,7 @@ class VirtualPlant:
                 np.asarray(f.path_y),
             )
             self._chutes.settle(f.rec, crossing, self._now_s)
+            self._scorer.settled(f.rec, self._travel_mm)
         self._live = keep
         mm_per_tick = self.geometry.belt.mm_per_tick
         self._chutes.forget_before((self._travel_mm - WAIT_CAP_MM - 1000.0) / mm_per_tick)

@@ -8,13 +8,16 @@ Definitions (``targets`` maps class -> fraction; other classes -> ``pass``):
 - purity of fraction F: fragments in bin F whose class targets F / all in bin F.
 - recovery of F: fragments targeting F that reached bin F / all targeting F.
 - co-ejected: a fragment in a bin other than ``pass`` and other than its own
-  target whose air was meant for a neighbour: it was not the fragment best
-  covered by any run that hit it. A fragment that a run was meant for but
-  did not belong there is a ``false_eject`` (a vision/decision error).
-- co-ejection rate of F: co-ejected fragments in bin F / all in bin F.
-- a targeted fragment not in its bin is ``missed`` (no air touched it),
-  ``late`` / ``early`` (air covered mostly its trailing / leading part) or
-  ``partial`` (air over the middle but too little of width or length).
+  target whose air was meant for a neighbour: it was not the best match
+  (overlap / union of footprint and air rectangle) of any run that hit it.
+  A fragment that a run was meant for but did not belong there is a
+  ``false_eject`` (a vision or decision error).
+- co-ejection rate of F: co-ejected fragments in bin F / all in bin F; of a
+  class: its co-ejected fragments / all of it that crossed.
+- a fragment targeting F that did not reach bin F is ``missed`` (no air
+  touched it), ``late`` / ``early`` (air covered mostly its trailing /
+  leading part) or ``partial`` (air over the middle but too little of its
+  width or length); per fraction these are counted under its target F.
 - air use: valve-open time summed over valves (valve-ms) of the valve bar,
   per fragment that ended in a non-``pass`` bin.
 The overall ``purity``/``recovery``/``co_ejection_rate`` pool every fraction
@@ -25,16 +28,17 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from core.classes import DEFAULT_CLASSES
 from sim.truth import FragmentRecord, RunRecord
 
-__all__ = ["DEFAULT_TARGETS", "PASS", "Score", "score_fragments"]
+__all__ = ["DEFAULT_TARGETS", "PASS", "GroupScore", "Score", "Scorer", "score_fragments"]
 
 PASS = "pass"
 DEFAULT_TARGETS: Mapping[str, str] = {"copper": "eject", "brass": "eject", "battery": "eject"}
+_FAILURES = ("missed", "late", "early", "partial")
 
 
 def _ratio(num: int, den: int) -> float | None:
@@ -55,7 +59,6 @@ class GroupScore:
     late: int
     early: int
     partial: int
-    valve_ms_per_ejected: float | None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -92,17 +95,8 @@ class Score:
         return d
 
 
-def _intended(records: Sequence[FragmentRecord]) -> set[int]:
-    """Fragment ids that best matched (overlap / union) the air of some run."""
-    best: dict[int, tuple[float, int]] = {}
-    for r in records:
-        for run_id, share in (r.run_match or r.run_hits).items():
-            if run_id not in best or share > best[run_id][0]:
-                best[run_id] = (share, r.fragment_id)
-    return {fid for _, fid in best.values()}
-
-
-def _failure(r: FragmentRecord) -> str:
+def failure(r: FragmentRecord) -> str:
+    """Why a targeted fragment missed its bin (see module docstring)."""
     if not r.run_hits or r.hit_u_centre is None:
         return "missed"
     if r.hit_u_centre > 0.6:
@@ -112,41 +106,109 @@ def _failure(r: FragmentRecord) -> str:
     return "partial"
 
 
-def _group(
-    rows: list[tuple[FragmentRecord, str, str]],
-    is_bin: bool,
-    valve_ms: float,
-) -> GroupScore:
-    """``rows``: (record, target fraction, tag) with tag co/false/ok."""
-    n = len(rows)
-    ejected = [r for r, _, _ in rows if r.bin != PASS]
-    correct = sum(1 for r, tgt, _ in rows if r.bin == tgt)
-    fails = Counter(_failure(r) for r, tgt, _ in rows if tgt != PASS and r.bin != tgt)
-    co = sum(1 for _, _, tag in rows if tag == "co")
-    false = sum(1 for _, _, tag in rows if tag == "false")
-    targeting = [r for r, tgt, _ in rows if tgt != PASS]
-    if is_bin:
-        purity, recovery = _ratio(correct, n), None
-        co_rate = _ratio(co, n)
-    else:
-        purity = None
-        recovery = _ratio(
-            sum(1 for r, tgt, _ in rows if tgt != PASS and r.bin == tgt), len(targeting)
+@dataclasses.dataclass(slots=True)
+class Tally:
+    """Counters over scored fragments; ``add`` one, ``merged`` two, ``score`` at the end."""
+
+    n: Counter[tuple[str, str]] = dataclasses.field(default_factory=Counter)  # (kind, key)
+    correct: Counter[tuple[str, str]] = dataclasses.field(default_factory=Counter)
+    co: Counter[tuple[str, str]] = dataclasses.field(default_factory=Counter)
+    false: Counter[tuple[str, str]] = dataclasses.field(default_factory=Counter)
+    targeting: Counter[tuple[str, str]] = dataclasses.field(default_factory=Counter)
+    fails: Counter[tuple[str, str, str]] = dataclasses.field(default_factory=Counter)
+    confusion: Counter[tuple[str, str]] = dataclasses.field(default_factory=Counter)
+
+    def add(self, r: FragmentRecord, target: str, tag: str) -> None:
+        """``tag``: ``co``, ``false`` or ``ok``."""
+        b, c = str(r.bin), r.class_name
+        keys = [("bin", b), ("class", c)] + ([("out", "*")] if b != PASS else [])
+        for k in keys:
+            self.n[k] += 1
+            self.co[k] += tag == "co"
+            self.false[k] += tag == "false"
+        self.correct[("bin", b)] += b == target
+        self.correct[("out", "*")] += b != PASS and b == target
+        self.confusion[(c, b)] += 1
+        if target != PASS:
+            for k in (("class", c), ("target", target), ("all", "*")):
+                self.targeting[k] += 1
+                self.correct[k] += b == target
+            if b != target:
+                why = failure(r)
+                for k2 in (("class", c), ("target", target), ("all", "*")):
+                    self.fails[(*k2, why)] += 1
+
+    def merged(self, other: Tally) -> Tally:
+        out = Tally()
+        for f in dataclasses.fields(self):
+            getattr(out, f.name).update(getattr(self, f.name))
+            getattr(out, f.name).update(getattr(other, f.name))
+        return out
+
+    def _group(self, kind: str, key: str, target_kind: str) -> GroupScore:
+        k, n = (kind, key), self.n[(kind, key)]
+        tk = (target_kind, key)
+        return GroupScore(
+            n=n,
+            purity=_ratio(self.correct[k], n) if kind == "bin" else None,
+            recovery=_ratio(self.correct[tk], self.targeting[tk]),
+            co_ejection_rate=_ratio(self.co[k], n),
+            co_ejected=self.co[k],
+            false_ejects=self.false[k],
+            **{w: self.fails[(*tk, w)] for w in _FAILURES},
         )
-        co_rate = _ratio(co, n)
-    return GroupScore(
-        n=n,
-        purity=purity,
-        recovery=recovery,
-        co_ejection_rate=co_rate,
-        co_ejected=co,
-        false_ejects=false,
-        missed=fails["missed"],
-        late=fails["late"],
-        early=fails["early"],
-        partial=fails["partial"],
-        valve_ms_per_ejected=valve_ms / len(ejected) if ejected and valve_ms else None,
-    )
+
+    def score(self, targets: dict[str, str], in_flight: int, air_valve_ms: float) -> Score:
+        bins = sorted({PASS, *targets.values(), *(b for kind, b in self.n if kind == "bin")})
+        out = ("out", "*")
+        n_out = self.n[out]
+        return Score(
+            purity=_ratio(self.correct[out], n_out),
+            recovery=_ratio(self.correct[("all", "*")], self.targeting[("all", "*")]),
+            co_ejection_rate=_ratio(self.co[out], n_out),
+            crossed=sum(v for (kind, _), v in self.n.items() if kind == "bin"),
+            in_flight=in_flight,
+            targeted=self.targeting[("all", "*")],
+            ejected=n_out,
+            co_ejected=self.co[out],
+            false_ejects=self.false[out],
+            **{w: self.fails[("all", "*", w)] for w in _FAILURES},
+            air_valve_ms=air_valve_ms,
+            valve_ms_per_ejected=air_valve_ms / n_out if n_out and air_valve_ms else None,
+            fractions={b: self._group("bin", b, "target") for b in bins},
+            classes={c: self._group("class", c, "class") for c in DEFAULT_CLASSES},
+            confusion={
+                c: {b: v for (cc, b), v in sorted(self.confusion.items()) if cc == c}
+                for c in DEFAULT_CLASSES
+            },
+            targets=targets,
+        )
+
+
+def _check_targets(targets: Mapping[str, str] | None) -> dict[str, str]:
+    tg = dict(DEFAULT_TARGETS if targets is None else targets)
+    for cls_name in tg:
+        if cls_name not in DEFAULT_CLASSES:
+            raise ValueError(f"targets: unknown class {cls_name!r}")
+    return tg
+
+
+def _best_matches(records: Iterable[FragmentRecord], best: dict[int, tuple[float, int]]) -> None:
+    """Update run id -> (best overlap / union, fragment id) with ``records``."""
+    for r in records:
+        for run_id, share in (r.run_match or r.run_hits).items():
+            if run_id not in best or share > best[run_id][0]:
+                best[run_id] = (share, r.fragment_id)
+
+
+def _tag(r: FragmentRecord, target: str, intended: set[int]) -> str:
+    if r.bin in (PASS, target):
+        return "ok"
+    return "false" if r.fragment_id in intended else "co"
+
+
+def _air(runs: Sequence[RunRecord]) -> float:
+    return float(sum(run.valve_ms for run in runs if run.actuator == 0))
 
 
 def score_fragments(
@@ -155,52 +217,60 @@ def score_fragments(
     targets: Mapping[str, str] | None = None,
 ) -> Score:
     """Score the crossed fragments of ``records`` (see module docstring)."""
-    tg = dict(DEFAULT_TARGETS if targets is None else targets)
-    for cls_name in tg:
-        if cls_name not in DEFAULT_CLASSES:
-            raise ValueError(f"targets: unknown class {cls_name!r}")
+    tg = _check_targets(targets)
     crossed = [r for r in records if r.bin is not None]
-    intended = _intended(crossed)
-    rows: list[tuple[FragmentRecord, str, str]] = []
+    best: dict[int, tuple[float, int]] = {}
+    _best_matches(crossed, best)
+    intended = {fid for _, fid in best.values()}
+    tally = Tally()
     for r in crossed:
-        tgt = tg.get(r.class_name, PASS)
-        tag = "ok"
-        if r.bin not in (PASS, tgt):
-            tag = "false" if r.fragment_id in intended else "co"
-        rows.append((r, tgt, tag))
-    valve_ms = sum(run.valve_ms for run in runs if run.actuator == 0)
-    bins = sorted({PASS, *tg.values(), *(r.bin for r, _, _ in rows if r.bin)})
-    fractions = {b: _group([x for x in rows if x[0].bin == b], True, 0.0) for b in bins}
-    classes = {
-        c: _group([x for x in rows if x[0].class_name == c], False, 0.0) for c in DEFAULT_CLASSES
-    }
-    confusion = {
-        c: dict(Counter(str(r.bin) for r, _, _ in rows if r.class_name == c))
-        for c in DEFAULT_CLASSES
-    }
-    out_rows = [x for x in rows if x[0].bin != PASS]
-    pooled = _group(out_rows, True, valve_ms)
-    targeted = [x for x in rows if x[1] != PASS]
-    recovered = sum(1 for r, tgt, _ in targeted if r.bin == tgt)
-    fails = Counter(_failure(r) for r, tgt, _ in targeted if r.bin != tgt)
-    return Score(
-        purity=pooled.purity,
-        recovery=_ratio(recovered, len(targeted)),
-        co_ejection_rate=pooled.co_ejection_rate,
-        crossed=len(crossed),
-        in_flight=len(records) - len(crossed),
-        targeted=len(targeted),
-        ejected=len(out_rows),
-        co_ejected=pooled.co_ejected,
-        false_ejects=pooled.false_ejects,
-        missed=fails["missed"],
-        late=fails["late"],
-        early=fails["early"],
-        partial=fails["partial"],
-        air_valve_ms=valve_ms,
-        valve_ms_per_ejected=pooled.valve_ms_per_ejected,
-        fractions=fractions,
-        classes=classes,
-        confusion=confusion,
-        targets=tg,
-    )
+        target = tg.get(r.class_name, PASS)
+        tally.add(r, target, _tag(r, target, intended))
+    return tally.score(tg, len(records) - len(crossed), _air(runs))
+
+
+class Scorer:
+    """``score_fragments`` over a growing run, in time independent of its length.
+
+    ``settled(rec, travel_mm)`` is told each fragment as it is settled. A
+    fragment settled more than ``final_after_mm`` of travel ago can no longer
+    change its tag (no run that hit it can still hit a later fragment), so it
+    is tallied once per recipe and kept; recent ones are re-tallied per call.
+    """
+
+    def __init__(self, final_after_mm: float) -> None:
+        self.final_after_mm = final_after_mm
+        self._settled: list[tuple[float, FragmentRecord]] = []
+        self._best: dict[int, tuple[float, int]] = {}
+        self._air_runs, self._air_ms = 0, 0.0
+        self._final: dict[tuple[tuple[str, str], ...], tuple[int, Tally]] = {}
+
+    def settled(self, rec: FragmentRecord, travel_mm: float) -> None:
+        self._settled.append((travel_mm, rec))
+        _best_matches([rec], self._best)
+
+    def score(
+        self,
+        n_records: int,
+        runs: Sequence[RunRecord],
+        travel_mm: float,
+        targets: Mapping[str, str] | None = None,
+    ) -> Score:
+        tg = _check_targets(targets)
+        key = tuple(sorted(tg.items()))
+        done, tally = self._final.get(key, (0, Tally()))
+        limit = travel_mm - self.final_after_mm
+        intended = {fid for _, fid in self._best.values()}
+        while done < len(self._settled) and self._settled[done][0] < limit:
+            r = self._settled[done][1]
+            target = tg.get(r.class_name, PASS)
+            tally.add(r, target, _tag(r, target, intended))
+            done += 1
+        self._final[key] = (done, tally)
+        recent = Tally()
+        for _, r in self._settled[done:]:
+            target = tg.get(r.class_name, PASS)
+            recent.add(r, target, _tag(r, target, intended))
+        self._air_ms += _air(runs[self._air_runs :])
+        self._air_runs = len(runs)
+        return tally.merged(recent).score(tg, n_records - len(self._settled), self._air_ms)

@@ -14,6 +14,7 @@ from calibration.geometry import LineGeometry
 from plc import regmap as rm
 from sim.plant import VirtualPlant
 from sim.scenario import load_scenario
+from sim.score import score_fragments
 from sim.vplc_core import PlcCore
 
 GEOM = LineGeometry()
@@ -97,6 +98,7 @@ def test_pulses_a_fragment_length_off_miss(shift_mm):
 def test_wide_margins_co_eject_neighbours_on_a_crowded_belt():
     plant, _ = sort_with_oracle("crowded", seconds=2.0, margin_mm=40.0)
     s = plant.score(TARGETS)
+    assert s.to_dict() == score_fragments(plant.fragments, plant.runs, TARGETS).to_dict()
     assert s.co_ejected >= 3
     assert s.co_ejection_rate is not None and s.co_ejection_rate > 0.05
     assert np.isclose(s.co_ejection_rate, s.co_ejected / s.ejected)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sim.score import score_fragments
+from sim.score import Scorer, score_fragments
 from sim.truth import FragmentRecord, RunRecord
 
 
@@ -91,3 +91,15 @@ def test_other_recipe_and_empty_cases():
     assert empty.purity is None and empty.recovery is None and empty.crossed == 0
     with pytest.raises(ValueError, match="unknown class"):
         score_fragments(RECORDS, RUNS, {"gold": "eject"})
+
+
+@pytest.mark.parametrize("final_after_mm", [0.0, 150.0, 1e9])
+def test_incremental_scorer_equals_the_batch_score(final_after_mm):
+    scorer = Scorer(final_after_mm)
+    crossed = [r for r in RECORDS if r.bin is not None]
+    for i, r in enumerate(crossed):
+        scorer.settled(r, travel_mm=100.0 * i)
+        for targets in (None, {"plastic": "eject"}):
+            got = scorer.score(i + 2, RUNS[: i + 1], 100.0 * i, targets).to_dict()
+            want = score_fragments([*crossed[: i + 1], RECORDS[-1]], RUNS[: i + 1], targets)
+            assert got == want.to_dict()
