@@ -37,7 +37,7 @@ class TrainConfig:
     batch_size: int = 128
     lr: float = 4e-3
     weight_decay: float = 5e-4
-    widths: tuple[int, ...] = (16, 32, 48, 64)
+    widths: tuple[int, ...] = (24, 48, 64, 96)
     dropout: float = 0.2
     label_smoothing: float = 0.05
     seed: int = 0
@@ -80,7 +80,7 @@ def _augment(x: Any, gen: Any) -> Any:
     k = int(torch.randint(0, 4, (1,), generator=gen).item())
     x = torch.rot90(x, k, dims=(1, 2))
     xf = x.to(torch.float32)
-    gain = 1.0 + 0.18 * (torch.rand(b, 1, 1, 1, generator=gen) - 0.5) * 2
+    gain = 1.0 + 0.10 * (torch.rand(b, 1, 1, 1, generator=gen) - 0.5) * 2
     cast = 1.0 + 0.03 * (torch.rand(b, 1, 1, 3, generator=gen) - 0.5) * 2
     offset = 8.0 * (torch.rand(b, 1, 1, 1, generator=gen) - 0.5) * 2
     noise = torch.randn((b, xf.shape[1], xf.shape[2], 1), generator=gen) * 2.5

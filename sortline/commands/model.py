@@ -40,6 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 on a shared CPU)")
     t.add_argument("--version", default="dev", help="version string written into the model")
+    t.add_argument("--widths", default="24,48,64,96", help="channels of the four conv blocks")
+    t.add_argument("--lr", type=float, default=4e-3, help="peak learning rate (one-cycle)")
     t.add_argument("--save-data", type=Path, help="also save the rendered crops (.npz)")
     t.set_defaults(func=_train)
 
@@ -100,6 +102,8 @@ def _train(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         seed=args.seed,
         threads=args.threads,
+        widths=tuple(int(w) for w in args.widths.split(",")),
+        lr=args.lr,
         version=args.version,
         reject_class=REJECT_CLASS,
         data="; ".join(described),
