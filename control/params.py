@@ -94,8 +94,11 @@ class ControlParams:
     k_sigma: float = 2.0
     k_sigma_x: float = 1.0
     decide_frames_ahead: float = 2.0
-    cover_x_share: float = 1.0
-    cover_u_share: float = 1.0
+    # coverage rule: air over the central share of the predicted width and
+    # length (each widened by the prediction's uncertainty); a jet centred on
+    # the fragment lifts it without blowing its whole outline (bench/air.py)
+    cover_x_share: float = 0.7
+    cover_u_share: float = 0.7
     mode: Literal["adaptive", "baseline"] = "adaptive"
     baseline_step_mm: float = 4.8
     baseline_pad_mm: float = 3.3
