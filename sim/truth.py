@@ -35,7 +35,8 @@ class FrameTruth:
     class_name:      N class names.
     bbox_px:         (N, 4) float32 x0, y0, x1, y1 clipped to the image.
     truncated:       (N,) bool, the outline is cut by the image border.
-    centroid_mm:     (N, 2) float64 belt x, y at exposure.
+    centroid_mm:     (N, 2) float64 belt x, y at exposure (physical position,
+                     not rounded to the pixel grid the sprite was drawn on).
     centroid_px:     (N, 2) float64 col, row.
     size_mm:         (N,) float32 longest extent.
     visible_frac:    (N,) float32 share of its own pixels not covered by

@@ -50,6 +50,7 @@ def frame_truth(
     sprite's top-left corner went. Fragments with no pixel inside the image
     are left out."""
     w, h = camera.width_px, camera.height_px
+    mm_px = camera.mm_per_px_x  # the virtual camera has square pixels
     keep: list[tuple[Any, int, int]] = []
     parts: list[Placed] = []
     for f, c0, r0 in placed:
@@ -65,10 +66,9 @@ def frame_truth(
         lo, hi = poly.min(axis=0), poly.max(axis=0) + 1.0
         boxes.append([max(lo[0], 0), max(lo[1], 0), min(hi[0], w), min(hi[1], h)])
         trunc.append(bool(lo[0] < 0 or lo[1] < 0 or hi[0] > w or hi[1] > h))
-        cen = np.array([ax, ay]) + sp.centroid_px
-        x_mm, y_mm = camera.px_to_mm(cen[0:1], cen[1:2])
-        cmm.append((float(x_mm[0]), float(y_mm[0])))
-        cpx.append(cen)
+        cpx.append(np.array([ax, ay]) + sp.centroid_px)
+        # physical position (not rounded to the pixel the sprite was drawn at)
+        cmm.append((f.x + sp.centroid_px[0] * mm_px, f.y + sp.centroid_px[1] * mm_px))
         polys.append(poly.astype(np.float32))
     n = len(keep)
     recs = [f.rec for f, _, _ in keep]
