@@ -132,3 +132,46 @@ def test_plc_counters_and_valve_cycles_in_the_snapshot(line: Line) -> None:
     for v in (2, 3, 4, 4, 79):
         want[v] += 1
     assert list(snap.valve_cycles) == want
+
+
+def test_pulses_across_the_encoder_wrap_over_the_bridge() -> None:
+    from sim.vplc import VirtualPlcServer
+    from sim.vplc_core import PlcCore
+
+    from .conftest import make_bridge
+
+    base = (1 << 32) - 40
+    core = PlcCore(80, watchdog_ms=5000, clock=time.monotonic)
+    core.advance(base, 2500.0, 0.0)
+    rows = [(0, 1, 2, base + 10, base + 60), (0, 5, 5, base + 45, base + 50)]
+    wrapped = [(a, f, la, on % (1 << 32), off % (1 << 32)) for a, f, la, on, off in rows]
+    with VirtualPlcServer(core) as server:
+        bridge = make_bridge(server.port)
+        try:
+            assert bridge.wait_connected(5.0)
+            bridge.submit(pulses(wrapped))
+            assert bridge.flush(5.0) and bridge.snapshot().pulses_acked == 2
+        finally:
+            bridge.stop()
+    for tick in range(base, base + 70):
+        core.advance(tick % (1 << 32), 2500.0, 0.0)
+        assert np.array_equal(core.valves_open(), expected_open(rows, tick, 80)), tick
+    assert core.counters["executed"] == 2
+
+
+def test_submit_from_several_threads(line: Line) -> None:
+    import threading
+
+    def producer(k: int) -> None:
+        for i in range(50):
+            line.bridge.submit(pulses([(0, k, k, T + 1000 + i, T + 1100 + i)]))
+
+    threads = [threading.Thread(target=producer, args=(k,)) for k in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert line.bridge.flush(10.0)
+    snap = line.bridge.snapshot()
+    assert snap.pulses_submitted == snap.pulses_acked == 200
+    assert line.core.pending() == 200 and line.core.acked_seq == 200

@@ -7,8 +7,11 @@ import threading
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from core.ticks import wrap_tick
+from core.types import Pulses
 from plc import regmap as rm
 from plc.regmap import ExcCode, FaultBit, PackMLCommand, PackMLState, RejectReason, SlotResult
 from sim.vplc_core import PlcCore
@@ -333,3 +336,46 @@ def test_a_full_table_refuses_more_pulses() -> None:
     assert core.pending() == rm.MAX_PENDING and core.counters["not_ready"] == 2
     assert core.last_reject == (rm.seq_add(seq, 1), RejectReason.TABLE_FULL)
     assert len(core.advance(2000, SPEED, 0.1)) == rm.MAX_PENDING  # and they all run
+
+
+def naive_open(rows: list[tuple[int, int, int, int, int]], tick: int, n: int) -> np.ndarray:
+    """The slow twin: valve v is open iff some run covers v and on <= tick < off."""
+    out = np.zeros(n, dtype=bool)
+    for act, first, last, on, off in rows:
+        for v in range(first, last + 1):
+            if act == 0 and on <= tick < off:
+                out[v] = True
+    return out
+
+
+pulse_rows = st.lists(
+    st.tuples(
+        st.just(0), st.integers(0, 15), st.integers(0, 15), st.integers(1, 200), st.integers(1, 60)
+    ).map(lambda r: (0, min(r[1], r[2]), max(r[1], r[2]), r[3], r[3] + r[4])),
+    max_size=25,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=pulse_rows, steps=st.lists(st.integers(1, 6), min_size=1, max_size=80),
+       base=st.sampled_from([0, (1 << 32) - 100]))  # fmt: skip
+def test_execution_matches_the_naive_twin(
+    rows: list[tuple[int, int, int, int, int]], steps: list[int], base: int
+) -> None:
+    core = PlcCore(16)
+    core.advance(base, SPEED, 0.0)
+    wrapped = [
+        (a, f, la, wrap_tick(base + on), wrap_tick(base + off)) for a, f, la, on, off in rows
+    ]
+    if rows:
+        assert write(core, 1, wrapped) is None
+    tick, done = 0, []
+    for step in steps:
+        tick += step
+        done.append(core.advance(wrap_tick(base + tick), SPEED, tick / TICKS_S))
+        assert np.array_equal(core.valves_open(), naive_open(rows, tick, 16)), tick
+    runs = Pulses.concat(done)
+    want = sorted(w for w, r in zip(wrapped, rows, strict=True) if r[4] <= tick)
+    got = sorted(zip(runs.actuator.tolist(), runs.first_valve.tolist(), runs.last_valve.tolist(),
+                     runs.on_tick.tolist(), runs.off_tick.tolist(), strict=True))  # fmt: skip
+    assert got == want
