@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -24,7 +24,7 @@ from sim.camera import CameraRenderer, blend
 from sim.chutes import WAIT_CAP_MM, Chutes, Crossing
 from sim.feed import Drop, Feeder
 from sim.scenario import Scenario
-from sim.score import Score, Scorer
+from sim.score import Score, Scorer, fragment_outcomes
 from sim.sprites import LocalArt, Sprite, make_art, render_sprite
 from sim.truth import FragmentRecord, FrameTruth, RunRecord
 
@@ -169,6 +169,10 @@ class VirtualPlant:
         belong to ``pass``. Default: copper, brass, battery -> ``eject``.
         """
         return self._scorer.score(len(self._records), self._chutes.runs, self._travel_mm, targets)
+
+    def outcomes(self, targets: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+        """Every fragment fed so far: ground truth, target and what became of it."""
+        return fragment_outcomes(self._records, self._chutes.runs, targets)
 
     def _speed_at(self, t_s: float) -> float:
         m = self.scenario.motion

@@ -34,7 +34,15 @@ from typing import Any
 from core.classes import DEFAULT_CLASSES
 from sim.truth import FragmentRecord, RunRecord
 
-__all__ = ["DEFAULT_TARGETS", "PASS", "GroupScore", "Score", "Scorer", "score_fragments"]
+__all__ = [
+    "DEFAULT_TARGETS",
+    "PASS",
+    "GroupScore",
+    "Score",
+    "Scorer",
+    "fragment_outcomes",
+    "score_fragments",
+]
 
 PASS = "pass"
 DEFAULT_TARGETS: Mapping[str, str] = {"copper": "eject", "brass": "eject", "battery": "eject"}
@@ -274,3 +282,37 @@ class Scorer:
         self._air_ms += _air(runs[self._air_runs :])
         self._air_runs = len(runs)
         return tally.merged(recent).score(tg, n_records - len(self._settled), self._air_ms)
+
+
+def fragment_outcomes(
+    records: Sequence[FragmentRecord],
+    runs: Sequence[RunRecord],
+    targets: Mapping[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """Per fragment: its ground truth plus ``target`` fraction, ``outcome``
+    (``ok``, ``co_ejected``, ``false_eject``, ``missed``, ``late``, ``early``,
+    ``partial`` or ``in_flight``) and ``tracks``: the controller track ids of
+    the runs that hit it."""
+    tg = _check_targets(targets)
+    best: dict[int, tuple[float, int]] = {}
+    _best_matches((r for r in records if r.bin is not None), best)
+    intended = {fid for _, fid in best.values()}
+    out = []
+    for r in records:
+        target = tg.get(r.class_name, PASS)
+        if r.bin is None:
+            outcome = "in_flight"
+        elif r.bin != target and target != PASS:
+            outcome = failure(r) if r.bin == PASS else _tag(r, target, intended)
+        else:
+            outcome = {"co": "co_ejected", "false": "false_eject"}.get(
+                _tag(r, target, intended), "ok"
+            )
+        d = r.to_dict()
+        d.update(
+            target=target,
+            outcome=outcome,
+            tracks=sorted({runs[k].track_id for k in r.run_hits if k < len(runs)}),
+        )
+        out.append(d)
+    return out

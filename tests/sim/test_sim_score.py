@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sim.score import Scorer, score_fragments
+from sim.score import Scorer, fragment_outcomes, score_fragments
 from sim.truth import FragmentRecord, RunRecord
 
 
@@ -103,3 +103,11 @@ def test_incremental_scorer_equals_the_batch_score(final_after_mm):
             got = scorer.score(i + 2, RUNS[: i + 1], 100.0 * i, targets).to_dict()
             want = score_fragments([*crossed[: i + 1], RECORDS[-1]], RUNS[: i + 1], targets)
             assert got == want.to_dict()
+
+
+def test_fragment_outcomes():
+    out = {d["fragment_id"]: d for d in fragment_outcomes(RECORDS, RUNS)}
+    want = {0: "ok", 1: "ok", 2: "late", 3: "early", 4: "missed", 5: "co_ejected",
+            6: "false_eject", 7: "ok", 9: "partial", 10: "in_flight"}  # fmt: skip
+    assert {k: out[k]["outcome"] for k in want} == want
+    assert out[5]["tracks"] == [1] and out[0]["target"] == "eject" and out[7]["target"] == "pass"
