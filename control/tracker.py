@@ -184,8 +184,12 @@ class Tracker:
         nd = len(dets)
         tab.ensure(tab.n + nd)
         box = dets.extent_mm
-        if nd and not np.isfinite(box).all():
-            raise ValueError("Detections.extent_mm holds NaN or infinity")
+        if nd and not (
+            np.isfinite(box).all()
+            and (box[:, 1] >= box[:, 0]).all()
+            and (box[:, 3] >= box[:, 2]).all()
+        ):
+            raise ValueError("Detections.extent_mm needs finite x_min <= x_max, y_min <= y_max")
         logp, has = class_log_probs(dets, tab.n_classes)
         self.prm[prm_idx.T_CELL_MM] = min(
             max(2.0 * math.sqrt(self._view_area_mm2 / max(nd, 1)), 5.0), 200.0

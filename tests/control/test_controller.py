@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -143,3 +145,84 @@ def test_baseline_mode_runs_and_uses_more_air(geometry, recipe, run_stream):
         assert _covered(obj, cam, pulses, geometry)[np.isin(obj.cls, TARGET_IDS)].all()
         air[mode] = ctl.stats()["valve_open_ticks"]
     assert air["adaptive"] < air["baseline"]
+
+
+def _slow_belt(geometry, speed_mm_s):
+    valves = geometry.valves.model_copy(update={"open_delay_ms": 30.0, "close_delay_ms": 20.0})
+    belt = geometry.belt.model_copy(update={"speed_mm_s": speed_mm_s})
+    return geometry.model_copy(update={"valves": valves, "belt": belt})
+
+
+@pytest.mark.parametrize(
+    ("override_mm_s", "all_covered"), [(None, True), (2000.0, True), (2500.0, False)]
+)
+def test_valve_delays_converted_at_the_measured_speed(
+    geometry, recipe, run_stream, override_mm_s, all_covered
+):
+    """The belt runs at 2.0 m/s, the config says 2.5 m/s; 30 ms valve delays are
+    converted at the speed measured from encoder counts between frames (or the
+    PLC's, when set). Converting at the wrong speed misses by ~15 mm."""
+    real = _slow_belt(geometry, 2000.0)
+    nominal = _slow_belt(geometry, 2500.0)
+    obj = random_objects(
+        real, 30, (-1200.0, -250.0), len(DEFAULT_CLASSES), seed=6, size_mm=(20.0, 40.0)
+    )
+    cam = SyntheticCamera(real, obj, len(DEFAULT_CLASSES), seed=1)
+    ctl = Controller(nominal, recipe, DEFAULT_CLASSES)
+    ctl.set_belt_speed(override_mm_s)
+    ctl, pulses = run_stream(ctl, cam, 130)
+    assert ctl.ticks_per_ms() == pytest.approx(20.0, rel=0.02 if override_mm_s != 2500.0 else 1.0)
+    target = np.isin(obj.cls, TARGET_IDS)
+    covered = _covered(obj, cam, pulses, real)
+    assert covered[target].all() == all_covered
+    assert ctl.stats()["deadline_misses"] == 0
+
+
+def test_bad_detections_are_refused(geometry, recipe):
+    from control.synthetic import SyntheticCamera
+
+    obj = random_objects(geometry, 10, (-300.0, 100.0), len(DEFAULT_CLASSES), seed=1)
+    dets, _ = SyntheticCamera(geometry, obj, len(DEFAULT_CLASSES)).frame(0)
+    ctl = Controller(geometry, recipe, DEFAULT_CLASSES)
+    fields = {f.name: getattr(dets, f.name) for f in dataclasses.fields(dets)}
+    bad = type(dets)(**{**fields, "extent_mm": dets.extent_mm[:, [1, 0, 2, 3]]})
+    with pytest.raises(ValueError, match="x_min <= x_max"):
+        ctl.update(bad)
+    wrong_k = type(dets)(**{**fields, "class_prob": dets.class_prob[:, :3]})
+    with pytest.raises(ValueError, match="3 columns"):
+        ctl.update(wrong_k)
+
+
+def test_recipe_switch_from_another_thread(geometry, recipe, tmp_path):
+    import threading
+
+    steel = tmp_path / "steel.toml"
+    steel.write_text(
+        'name = "steel"\nversion = 2\n[fractions]\nferrous = 0\n'
+        '[classes.steel]\nfraction = "ferrous"\n'
+    )
+    other = load_recipe(steel, DEFAULT_CLASSES)
+    obj = random_objects(geometry, 200, (-2500.0, 100.0), len(DEFAULT_CLASSES), seed=2)
+    cam = SyntheticCamera(geometry, obj, len(DEFAULT_CLASSES), seed=1)
+    ctl = Controller(geometry, recipe, DEFAULT_CLASSES)
+    stop = threading.Event()
+
+    def flip() -> None:
+        k = 0
+        while not stop.is_set() and k < 10_000:
+            ctl.set_recipe(other if k % 2 else recipe)
+            ctl.stats()
+            k += 1
+
+    t = threading.Thread(target=flip)
+    t.start()
+    try:
+        for f in range(100):
+            ctl.update(cam.frame(f)[0])
+    finally:
+        stop.set()
+        t.join(timeout=10)
+    assert not t.is_alive()
+    assert ctl.recipe.name in ("default", "steel")
+    st = ctl.stats()
+    assert st["objects_seen"] > 50 and st["deadline_misses"] == 0
