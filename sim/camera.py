@@ -17,6 +17,7 @@ __all__ = ["CameraRenderer"]
 
 _BELT_LOOP_ROWS = 2048  # rows of belt texture before it repeats (~1.6 m at 0.78 mm/px)
 _NOISE_BANK = 3
+_SEAM_ROWS = 96  # cross-fade that closes the belt loop without a visible step
 _LIGHT_MAPS = 16  # lighting states over one drift period
 
 
@@ -24,10 +25,20 @@ def _normal(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
     return rng.standard_normal(shape, dtype=np.float32)
 
 
+def _seamless(tex: np.ndarray, loop_rows: int) -> np.ndarray:
+    """The first ``loop_rows`` rows, cross-faded so that row ``loop_rows - 1``
+    runs on into row 0 (``tex`` has ``_SEAM_ROWS`` rows more)."""
+    out = tex[:loop_rows].copy()
+    ramp = np.linspace(0.0, 1.0, _SEAM_ROWS, dtype=np.float32)[:, None, None]
+    out[:_SEAM_ROWS] = tex[loop_rows:] * (1.0 - ramp) + tex[:_SEAM_ROWS] * ramp
+    return out
+
+
 def _belt_texture(
     rng: np.random.Generator, rows: int, cols: int, wear: float, blur_px: int
 ) -> np.ndarray:
     """(rows, cols, 3) uint8 BGR worn black rubber, seamless along the rows."""
+    rows, loop_rows = rows + _SEAM_ROWS, rows
     grey = np.full((rows, cols), rng.uniform(44.0, 54.0), np.float32)
     lengthwise = cv2.resize(_normal(rng, (1, cols // 12)), (cols, rows))
     grey += (1.0 + 3.0 * wear) * lengthwise  # wear tracks along the belt
@@ -52,9 +63,9 @@ def _belt_texture(
         cx, cy = int(rng.integers(cols)), int(rng.integers(rows))
         g = float(rng.uniform(20, 120))
         cv2.circle(tex, (cx, cy), int(rng.integers(1, 3)), (g, g, g * 1.05), -1)
-    seam = int(rng.integers(rows))
-    tex[seam : seam + 3] *= 0.7
-    out: np.ndarray = np.clip(tex, 0, 255).astype(np.uint8)
+    seam = int(rng.integers(_SEAM_ROWS, loop_rows - 3))
+    tex[seam : seam + 3] *= 0.7  # the belt's splice
+    out: np.ndarray = np.clip(_seamless(tex, loop_rows), 0, 255).astype(np.uint8)
     if blur_px >= 2:
         out = np.asarray(cv2.blur(out, (1, blur_px)), np.uint8)
     return out
