@@ -170,6 +170,14 @@ class VirtualPlant:
         """
         return self._scorer.score(len(self._records), self._chutes.runs, self._travel_mm, targets)
 
+    def bins(self) -> dict[str, list[int]]:
+        """Output bin -> ids of the fragments in it so far (``pass``, ``eject``, ``divertK``)."""
+        out: dict[str, list[int]] = {}
+        for r in self._records:
+            if r.bin is not None:
+                out.setdefault(r.bin, []).append(r.fragment_id)
+        return out
+
     def outcomes(self, targets: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
         """Every fragment fed so far: ground truth, target and what became of it."""
         return fragment_outcomes(self._records, self._chutes.runs, targets)

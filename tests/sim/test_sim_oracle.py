@@ -83,6 +83,11 @@ def test_perfect_pulses_sort_the_default_scene():
     assert s.purity is not None and s.purity >= 0.85
     assert s.valve_ms_per_ejected is not None and s.valve_ms_per_ejected > 0
     assert len(plant.runs) >= s.targeted and plant.runs[0].air_ms > 0
+    bins = plant.bins()
+    assert len(bins["eject"]) == s.ejected and sum(map(len, bins.values())) == s.crossed
+    outcomes = plant.outcomes(TARGETS)
+    assert len(outcomes) == len(plant.fragments)
+    assert sum(o["outcome"] == "co_ejected" for o in outcomes) == s.co_ejected
 
 
 @pytest.mark.parametrize("shift_mm", [-80.0, 80.0])
