@@ -96,7 +96,9 @@ class PlcBridge:
         loop.call_soon_threadsafe(self._enqueue, pulses)
 
     def command(self, cmd: rm.PackMLCommand) -> None:
-        """Queue a PackML command (HR 2) for the next heartbeat; never blocks."""
+        """Queue a PackML command (HR 2) for the next heartbeat; never blocks.
+        Commands still queued when the link goes down are dropped (reported in
+        ``last_error``): an operator's Start must not fire minutes later."""
         loop = self._loop
         if loop is None:
             raise RuntimeError("PlcBridge.command: bridge not running")
@@ -215,6 +217,7 @@ class PlcBridge:
             with self._lock:
                 self._s.connected = False
             self._connected_evt.clear()
+            self._drop_commands()
             self._drop_late()
             await asyncio.sleep(backoff_s)  # new pulses do not cut the backoff short
             backoff_s = min(backoff_s * 2, self.config.reconnect_max_s)
@@ -296,6 +299,13 @@ class PlcBridge:
                 await self._wake.wait()
                 continue
             await self._send_batch()
+
+    def _drop_commands(self) -> None:
+        if self._commands:
+            names = ", ".join(rm.PackMLCommand(c).name for c in self._commands)
+            self._commands.clear()
+            with self._lock:
+                self._s.last_error += f"; PackML command(s) {names} dropped: link down"
 
     def _drop_late(self) -> None:
         """Refuse queued pulses that can no longer make their deadline."""

@@ -312,3 +312,13 @@ def test_refused_pulse_write_is_a_fault_naming_register_and_seq(bridges: list[Pl
         hb = snap.heartbeat
         assert wait_for(lambda: bridge.snapshot().heartbeat > hb + 2)  # link still up
         assert bridge.snapshot().connected
+
+
+def test_commands_queued_while_the_link_is_down_are_dropped(
+    bridges: list[PlcBridge], line: Line
+) -> None:
+    line.server.stop()
+    bridge = make_bridge(line.server.port, reconnect_max_s=0.05)
+    bridges.append(bridge)
+    bridge.command(rm.PackMLCommand.STOP)
+    assert wait_for(lambda: "STOP dropped: link down" in bridge.snapshot().last_error)
