@@ -86,7 +86,19 @@ def _metal(rng: Rng, name: str, h: int, w: int, oxidation: float, dirt: float) -
     tex *= _specular(rng, h, w, spec)[..., None]
     if rng.random() < 0.4:
         _fold(rng, tex)
+    _glints(rng, tex, spec)
     return _dirt(rng, tex, dirt)
+
+
+def _glints(rng: Rng, tex: np.ndarray, spec: float) -> None:
+    """Small blown-out specular spots where a facet mirrors the lamp."""
+    h, w = tex.shape[:2]
+    for _ in range(int(rng.poisson(spec * 4 * max(h * w / 2500, 0.3)))):
+        c = (int(rng.integers(w)), int(rng.integers(h)))
+        r = int(rng.integers(1, 4))
+        spot = np.zeros((h, w), np.float32)
+        cv2.circle(spot, c, r, 1.0, -1)
+        tex += (cv2.GaussianBlur(spot, (0, 0), 1.0) * 160.0)[..., None]
 
 
 def _fold(rng: Rng, tex: np.ndarray) -> None:

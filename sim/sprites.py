@@ -105,7 +105,7 @@ def render_sprite(
     add a shadow and ``blur_px`` of vertical motion blur."""
     tex = art.tex
     if art.round_:
-        tex = np.roll(tex, roll_px, axis=0) * _round_shading(art.mask)[..., None]
+        tex = np.minimum(np.roll(tex, roll_px, axis=0) * _round_shading(art.mask)[..., None], 255)
     h, w = art.mask.shape
     c, s = float(np.cos(angle_rad)), float(np.sin(angle_rad))
     pad = 4 + blur_px
@@ -131,7 +131,7 @@ def render_sprite(
     poly, centroid = _outline(mask, ax, ay)
     fx, fy = _footprint(mask, ax, ay, mm_per_px, grid_mm)
     return Sprite(
-        premult=np.round(premult * 256.0).astype(np.uint16),
+        premult=np.clip(np.round(premult * 256.0), 0, 65280).astype(np.uint16),
         inv_alpha=np.round((1.0 - alpha) * 256.0).astype(np.uint16)[..., None],
         anchor_px=(ax, ay),
         polygon_px=poly,
