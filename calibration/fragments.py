@@ -39,7 +39,8 @@ def detect_fragments(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Bright test fragments on a dark belt -> (x_mm, y_mm), each (N,) float64.
 
-    Centres are brightness-weighted means of the blob pixels mapped to belt mm.
+    Centres are brightness-weighted means of the blob pixels mapped to belt mm;
+    blobs cut by the image border are left out.
     """
     import cv2
 
@@ -57,7 +58,12 @@ def detect_fragments(
     weight = np.clip(gray[rows, cols].astype(np.float64) - background, 0.0, None)
     x, y = model.px_to_mm(cols.astype(np.float64), rows.astype(np.float64))
     w_sum = np.bincount(lab, weight, minlength=n)
-    good = (stats[:, cv2.CC_STAT_AREA] >= min_area_px) & (w_sum > 0)
+    left, top = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_TOP]
+    right = left + stats[:, cv2.CC_STAT_WIDTH]
+    bottom = top + stats[:, cv2.CC_STAT_HEIGHT]
+    h, w = gray.shape
+    inside = (left > 0) & (top > 0) & (right < w) & (bottom < h)  # cut blobs lie
+    good = (stats[:, cv2.CC_STAT_AREA] >= min_area_px) & (w_sum > 0) & inside
     good[0] = False
     with np.errstate(invalid="ignore", divide="ignore"):
         cx = np.bincount(lab, weight * x, minlength=n) / w_sum

@@ -1,8 +1,10 @@
 """Camera intrinsics from ChArUco board images (OpenCV ``calibrateCamera``).
 
-Views with too few corners are dropped; then the worst view is rejected, one
-at a time, while its reprojection RMS exceeds ``max_view_rms_px`` or
-``reject_factor`` times the median of the views, and the camera re-solved.
+Views with too few corners are dropped. Then, one at a time, the worst view is
+judged against the camera solved *without* it (so a bad view cannot hide by
+bending the solution towards itself): it is rejected while its reprojection RMS
+there exceeds ``max_view_rms_px`` or ``reject_factor`` times the median of the
+other views.
 """
 
 from __future__ import annotations
@@ -71,6 +73,18 @@ def _solve(
     return float(rms), np.asarray(k, np.float64), np.asarray(dist, np.float64).ravel()[:5], per_view
 
 
+def _view_rms(view: BoardView, k: np.ndarray, dist: np.ndarray) -> float:
+    """Reprojection RMS (px) of one view with the board pose fitted to fixed intrinsics."""
+    import cv2
+
+    ok, rvec, tvec = cv2.solvePnP(view.board_mm, view.image_px, k, dist)
+    if not ok:
+        return float("inf")
+    proj, _ = cv2.projectPoints(view.board_mm, rvec, tvec, k, dist)
+    err = proj.reshape(-1, 2) - view.image_px
+    return float(np.sqrt(np.mean(np.sum(err**2, axis=1))))
+
+
 def calibrate_intrinsics(
     images: Sequence[np.ndarray], board: BoardSpec, limits: IntrinsicsLimits | None = None
 ) -> IntrinsicsResult:
@@ -99,12 +113,16 @@ def calibrate_intrinsics(
     rms, k, dist, per_view = _solve(views, (w, h))
     while len(views) > lim.min_views:
         worst = int(np.argmax(per_view))
-        cut = min(lim.max_view_rms_px, lim.reject_factor * float(np.median(per_view)))
-        if per_view[worst] <= cut:
+        # judge the worst view against a solution it did not take part in
+        others = views[:worst] + views[worst + 1 :]
+        rms2, k2, dist2, per_view2 = _solve(others, (w, h))
+        alone = _view_rms(views[worst], k2, dist2)
+        cut = min(lim.max_view_rms_px, lim.reject_factor * float(np.median(per_view2)))
+        if alone <= cut:
             break
-        rejected.append((kept[worst], f"reprojection RMS {per_view[worst]:.2f} px > {cut:.2f}"))
+        rejected.append((kept[worst], f"reprojection RMS {alone:.2f} px > {cut:.2f}"))
         del views[worst], kept[worst]
-        rms, k, dist, per_view = _solve(views, (w, h))
+        rms, k, dist, per_view = rms2, k2, dist2, per_view2
     view_rms = [float("nan")] * len(images)
     for idx, r in zip(kept, per_view, strict=True):
         view_rms[idx] = float(r)

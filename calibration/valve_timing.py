@@ -62,7 +62,8 @@ class ValveTimingResult:
     margin_ms: np.ndarray  # half the hit window at check speed, less 3 standard errors
     hit_curves: tuple[dict[str, Any], ...]  # per speed: hit rate vs offset from best (ms)
     check_hit_rate: np.ndarray
-    not_firing: tuple[int, ...]
+    not_firing: tuple[int, ...]  # fired at their best timing, hit less than the limit
+    not_seen: tuple[int, ...]  # lanes whose test fragments the camera never saw: unchecked
     shots: int
     checks: tuple[Check, ...]
 
@@ -90,6 +91,7 @@ class ValveTimingResult:
             "hit_curves": list(self.hit_curves),
             "check_hit_rate": clean(self.check_hit_rate),
             "not_firing": list(self.not_firing),
+            "not_seen": list(self.not_seen),
             "shots": self.shots,
             "checks": [c.to_dict() for c in self.checks],
         }
@@ -109,8 +111,20 @@ class _Context:
     def pulse_mm(self, speed_mm_s: float) -> float:
         return self.pulse_ticks(speed_mm_s) * self.mm_per_tick
 
+    def drop_x_mm(self, valve: np.ndarray) -> np.ndarray:
+        """Where to drop each valve's fragment: the valve centre, moved inwards (by at
+        most 0.3 pitch, still well inside its jet) where the camera's view ends."""
+        m = self.model
+        rows = np.array([0.0, (m.height_px - 1) / 2.0, m.height_px - 1.0])
+        left = float(np.max(m.px_to_mm(np.zeros(3), rows)[0]))
+        right = float(np.min(m.px_to_mm(np.full(3, m.width_px - 1.0), rows)[0]))
+        centre = self.bar.valve_centre_mm(valve)
+        inset = 10.0  # fragment radius and placement scatter
+        shift = 0.3 * self.bar.pitch_mm
+        return np.clip(np.clip(centre, left + inset, right - inset), centre - shift, centre + shift)
+
     def shots(self, valve: np.ndarray, a_mm: np.ndarray, speed_mm_s: float) -> ShotResults:
-        lane_x = self.bar.valve_centre_mm(valve)
+        lane_x = self.drop_x_mm(valve)
         pulse = self.pulse_ticks(speed_mm_s)
         plan = ShotPlan(valve, a_mm, lane_x, speed_mm_s, pulse, 0.8 * self.bar.pitch_mm)
         return run_shots(self.rig, self.model, self.mm_per_tick, plan)
@@ -266,8 +280,10 @@ def _check(
     valves = np.repeat(np.arange(n), ctx.plan.check_shots)
     shots = ctx.shots(valves, best[valves], speed)
     made = np.bincount(shots.valve, minlength=n)
-    rate = np.bincount(shots.valve, shots.hit.astype(float), minlength=n) / np.maximum(made, 1)
-    not_firing = tuple(int(j) for j in np.flatnonzero(rate < lim.min_check_hit_rate))
+    hits = np.bincount(shots.valve, shots.hit.astype(float), minlength=n)
+    rate = np.where(made > 0, hits / np.maximum(made, 1), np.nan)
+    not_firing = tuple(int(j) for j in np.flatnonzero((made > 0) & (rate < lim.min_check_hit_rate)))
+    not_seen = tuple(int(j) for j in np.flatnonzero(made == 0))
     working = measured & (rate >= lim.min_check_hit_rate)
     worst_se = float(np.nanmax(np.r_[fit.d_o_se[working], fit.d_c_se[working]], initial=0.0))
     checks = (
@@ -291,6 +307,7 @@ def _check(
         hit_curves=curves,
         check_hit_rate=rate,
         not_firing=not_firing,
+        not_seen=not_seen,
         shots=n_shots + len(shots.hit),
         checks=checks,
     )

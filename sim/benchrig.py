@@ -65,7 +65,8 @@ class RigTruth:
         """Truth near the nominal line: every number off by a realistic amount."""
         rng = np.random.default_rng(seed)
         cam = nominal.camera
-        mm_per_px = cam.view_width_mm / cam.width_px
+        # the rig's camera sees a little more than the nominal view, so every lane is in it
+        mm_per_px = cam.view_width_mm / cam.width_px * 1.04
         x_centre = cam.x_offset_mm + cam.view_width_mm / 2 + rng.uniform(-3, 3)
         camera = TrueCamera.make(cam.width_px, cam.height_px, mm_per_px, x_centre, rng)
         n = nominal.valves.n_valves
@@ -79,7 +80,7 @@ class RigTruth:
             blast_width_mm=nominal.valves.blast_width_mm,
             open_delay_ms=rng.uniform(2.0, 4.5, n),
             close_delay_ms=rng.uniform(1.2, 2.8, n),
-            dead_valves=(int(rng.integers(1, n - 1)),),
+            dead_valves=(int(rng.integers(1, max(n - 1, 2))),),
             board_angle_deg=rng.uniform(-0.4, 0.4),
             board_x_error_mm=rng.uniform(-0.2, 0.2),
             speed_report_gain=1.0 + rng.uniform(-0.003, 0.003),

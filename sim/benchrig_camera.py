@@ -158,7 +158,7 @@ class TrueCamera:
             ]
         )
         rot = rotation_xyz_deg(
-            rng.uniform(-1.5, 1.5), rng.uniform(-1.5, 1.5), rng.uniform(-0.8, 0.8)
+            rng.uniform(-1.0, 1.0), rng.uniform(-1.0, 1.0), rng.uniform(-0.8, 0.8)
         )
         centre = np.array([x_centre_mm, 0.0, -height_mm])
         cam = cls(width_px, height_px, k, dist, rot, centre)

@@ -10,9 +10,10 @@ from calibration.geometry import LineGeometry
 from sim.benchrig_session import TARGETS, BenchReport, run_bench
 
 
-@pytest.fixture(scope="module")
-def report() -> BenchReport:
-    return run_bench(seed=4, quick=True)
+@pytest.fixture(scope="module", params=[4, 9], ids=["rig4", "rig9"])
+def report(request: pytest.FixtureRequest) -> BenchReport:
+    """A fresh rig with its own hidden truth per seed."""
+    return run_bench(seed=request.param, quick=True)
 
 
 @pytest.mark.parametrize(
