@@ -5,7 +5,10 @@
 
 Identical synthetic detection streams (``control.synthetic``: boxes riding the
 belt, N fragments in the camera view at once, class probabilities per box) are
-fed to three implementations, one frame at a time, on one thread:
+fed to three implementations, one frame at a time, on one thread. The density
+stays that of 1,000 fragments in the default 1000 x 400 mm view (10-16 mm
+boxes about 20 mm apart); belt, camera view and valve bar are widened with N,
+so the figures show how cost grows with N alone:
 
 - ``sortline``: ``control.Controller.update`` (Numba kernels), returning
   ``Tracks`` and ``Pulses`` batches: the whole per-frame cost;
@@ -33,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from calibration.geometry import LineGeometry
 from core.classes import DEFAULT_CLASSES
 from core.types import Detections
 
@@ -61,12 +65,28 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def make_stream(n_in_view: int, n_frames: int, seed: int) -> list[Detections]:
+DENSITY_PER_M2 = 2500.0  # 1,000 fragments in the default 1000 x 400 mm view
+
+
+def scaled_geometry(n_in_view: int) -> LineGeometry:
+    """The default line widened (belt, camera, valve bar) so that ``n_in_view``
+    fragments keep the same density: cost is then measured against N alone."""
+    base = LineGeometry()
+    width = 1e6 * n_in_view / DENSITY_PER_M2 / base.camera.view_length_mm
+    cam = base.camera.model_copy(
+        update={"view_width_mm": width, "width_px": max(round(width / base.camera.mm_per_px_y), 8)}
+    )
+    n_valves = max(round(width / base.valves.pitch_mm), 1)
+    valves = base.valves.model_copy(update={"n_valves": n_valves})
+    belt = base.belt.model_copy(update={"width_mm": width})
+    return LineGeometry(belt=belt, camera=cam, valves=valves)
+
+
+def make_stream(n_in_view: int, n_frames: int, seed: int) -> tuple[LineGeometry, list[Detections]]:
     """Frames of a belt carrying ``n_in_view`` boxes per camera view on average."""
     from control.synthetic import SyntheticCamera, random_objects
-    from sortline.config import load_config
 
-    geo = load_config().geometry
+    geo = scaled_geometry(n_in_view)
     top, bottom = geo.camera.view_y_range_mm
     travel_mm = n_frames * FRAME_TICKS * geo.belt.mm_per_tick
     span = (top - travel_mm - 50.0, bottom)
@@ -75,13 +95,10 @@ def make_stream(n_in_view: int, n_frames: int, seed: int) -> list[Detections]:
     size = (min(10.0, 0.5 * cell), max(min(60.0, 0.8 * cell), 2.0))
     obj = random_objects(geo, n_obj, span, len(DEFAULT_CLASSES), seed, size_mm=size, min_gap_mm=1.0)
     cam = SyntheticCamera(geo, obj, len(DEFAULT_CLASSES), p_true=0.8, noise_mm=0.3, seed=seed)
-    return [cam.frame(f)[0] for f in range(n_frames)]
+    return geo, [cam.frame(f)[0] for f in range(n_frames)]
 
 
-def _make(impl: str) -> Any:
-    from sortline.config import load_config
-
-    geo = load_config().geometry
+def _make(impl: str, geo: LineGeometry) -> Any:
     if impl == "sortline":
         from control.controller import Controller
         from control.recipe import load_recipe
@@ -118,9 +135,11 @@ def _skip_reason(impl: str, n: int) -> str | None:
     return None
 
 
-def run_row(impl: str, frames: list[Detections], n_timed: int, budget_s: float) -> dict[str, Any]:
+def run_row(
+    impl: str, geo: LineGeometry, frames: list[Detections], n_timed: int, budget_s: float
+) -> dict[str, Any]:
     """One repeat: warm up, then time ``update`` per frame."""
-    core = _make(impl)
+    core = _make(impl, geo)
     for dets in frames[:WARMUP_FRAMES]:
         core.update(dets)
     times: list[float] = []
@@ -172,14 +191,14 @@ def main(argv: list[str] | None = None) -> int:
     results: list[dict[str, Any]] = []
     for n in args.size_list:
         n_timed = min(args.frames, max(60, 300_000 // n))  # bounded memory at large N
-        frames = make_stream(n, WARMUP_FRAMES + n_timed, args.seed)
+        geo, frames = make_stream(n, WARMUP_FRAMES + n_timed, args.seed)
         for impl in impls:
             reason = _skip_reason(impl, n)
             if reason:
                 results.append({"impl": impl, "n_tracks": n, "skipped": reason})
                 print(f"{impl:10s} N={n:6d}  skipped: {reason}", flush=True)
                 continue
-            reps = [run_row(impl, frames, n_timed, args.budget_s) for _ in range(args.repeats)]
+            reps = [run_row(impl, geo, frames, n_timed, args.budget_s) for _ in range(args.repeats)]
             row = {
                 "impl": impl,
                 "n_tracks": n,

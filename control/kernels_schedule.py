@@ -24,6 +24,7 @@ from control.params import (
     S_BASE_PAD_MM,
     S_BASE_STEP_MM,
     S_BATTERY,
+    S_BELT_WIDTH_MM,
     S_BLAST_MM,
     S_CLOSE_TICKS,
     S_COVER_U,
@@ -56,6 +57,7 @@ C_DIV_CONFLICTS = 6
 C_VALVE_TICKS = 7
 C_OFF_BAR = 8
 N_COUNTERS = 9
+NEIGHBOUR_BIN_MM = 64.0  # x bins of the neighbour search
 
 
 @njit(cache=True, nogil=True)
@@ -203,27 +205,58 @@ def _class_priority(frac, tcls, cls, prio):
 
 
 @njit(cache=True, nogil=True)
-def _weigh_neighbours(i, nbr, x_lo, x_hi, t_lo, t_hi, CROSS, XC, H, FRAC, TCLS, CLS, prio, sp):
-    """Neighbours of another fraction under the air rectangle -> (n conflicts, max priority)."""
+def _bin_neighbours(nbr, XC, H, bin_mm, n_bins):
+    """Neighbour rows (sorted by crossing tick) regrouped by x bin, order kept.
+
+    Returns (rows (M,), bin_start (n_bins + 1,), widest half width mm)."""
+    m = nbr.shape[0]
+    key = np.empty(m, np.int64)
+    start = np.zeros(n_bins + 1, np.int64)
+    h_max = 0.0
+    for q in range(m):
+        j = nbr[q]
+        key[q] = min(max(math.floor(XC[j, 0] / bin_mm), 0), n_bins - 1)
+        start[key[q] + 1] += 1
+        h_max = max(h_max, H[j, 0])
+    for b in range(n_bins):
+        start[b + 1] += start[b]
+    fill = start[:-1].copy()
+    rows = np.empty(m, np.int64)
+    for q in range(m):
+        rows[fill[key[q]]] = nbr[q]
+        fill[key[q]] += 1
+    return rows, start, h_max
+
+
+@njit(cache=True, nogil=True)
+def _weigh_neighbours(
+    i, rows, start, b0, b1, x_lo, x_hi, t_lo, t_hi, CROSS, XC, H, FRAC, TCLS, CLS, prio, tol
+):
+    """Neighbours of another fraction under the air rectangle -> (n conflicts, max priority).
+
+    rows/start: neighbours by x bin (``_bin_neighbours``), each bin sorted by
+    crossing tick; bins b0..b1 are scanned. A neighbour conflicts when the
+    share of its footprint (time x width) under the air exceeds ``tol``.
+    """
     n_conf = 0
     worst = -1
-    tol = sp[S_TOLERANCE]
-    for q in range(nbr.shape[0]):  # sorted by crossing on tick
-        j = nbr[q]
-        if CROSS[j, 0] >= t_hi:
-            break
-        if j == i or FRAC[j] == FRAC[i]:
-            continue
-        ov_t = min(t_hi, CROSS[j, 1]) - max(t_lo, CROSS[j, 0])
-        if ov_t <= 0.0:
-            continue
-        ov_x = min(x_hi, XC[j, 0] + H[j, 0]) - max(x_lo, XC[j, 0] - H[j, 0])
-        if ov_x <= 0.0:
-            continue
-        share = (ov_t / max(CROSS[j, 1] - CROSS[j, 0], 1.0)) * (ov_x / max(2.0 * H[j, 0], 1e-6))
-        if share > tol:
-            n_conf += 1
-            worst = max(worst, _class_priority(FRAC[j], TCLS[j], CLS[j], prio))
+    for b in range(b0, b1 + 1):
+        for q in range(start[b], start[b + 1]):
+            j = rows[q]
+            if CROSS[j, 0] >= t_hi:
+                break
+            if j == i or FRAC[j] == FRAC[i]:
+                continue
+            ov_t = min(t_hi, CROSS[j, 1]) - max(t_lo, CROSS[j, 0])
+            if ov_t <= 0.0:
+                continue
+            ov_x = min(x_hi, XC[j, 0] + H[j, 0]) - max(x_lo, XC[j, 0] - H[j, 0])
+            if ov_x <= 0.0:
+                continue
+            share = (ov_t / max(CROSS[j, 1] - CROSS[j, 0], 1.0)) * (ov_x / max(2.0 * H[j, 0], 1e-6))
+            if share > tol:
+                n_conf += 1
+                worst = max(worst, _class_priority(FRAC[j], TCLS[j], CLS[j], prio))
     return n_conf, worst
 
 
@@ -338,6 +371,8 @@ def _schedule(
             nbr_on[nn] = CROSS[j, 0]
             nn += 1
     nbr = nbr[:nn][np.argsort(nbr_on[:nn], kind="mergesort")]
+    n_bins = math.floor(max(sp[S_BELT_WIDTH_MM], 1.0) / NEIGHBOUR_BIN_MM) + 1
+    rows, bstart, h_max = _bin_neighbours(nbr, XC, H, NEIGHBOUR_BIN_MM, n_bins)
     _ = horizon
     nv = ivs.shape[0]
     seg = np.empty((ivs.shape[1] + 2, 3), np.int64)
@@ -413,9 +448,15 @@ def _schedule(
             a_hi = t_hi + sp[S_CLOSE_TICKS]
             x_lo = sp[S_X_FIRST_MM] + (v_lo + 0.5) * sp[S_PITCH_MM] - b2
             x_hi = sp[S_X_FIRST_MM] + (v_hi + 0.5) * sp[S_PITCH_MM] + b2
+        if act > 0:
+            b0, b1 = 0, n_bins - 1
+        else:
+            b0 = min(max(math.floor((x_lo - h_max) / NEIGHBOUR_BIN_MM), 0), n_bins - 1)
+            b1 = min(max(math.floor((x_hi + h_max) / NEIGHBOUR_BIN_MM), 0), n_bins - 1)
         n_conf, worst = _weigh_neighbours(
-            i, nbr, x_lo, x_hi, a_lo, a_hi, CROSS, XC, H, FRAC, TCLS, CLS, prio, sp
-        )
+            i, rows, bstart, b0, b1, x_lo, x_hi, a_lo, a_hi, CROSS, XC, H, FRAC, TCLS, CLS, prio,
+            sp[S_TOLERANCE],
+        )  # fmt: skip
         if n_conf > 0:
             if act > 0:
                 counters[C_DIV_CONFLICTS] += 1
