@@ -137,3 +137,18 @@ def test_drive_speed_off_fails_the_encoder_check(truth: RigTruth) -> None:
     assert failed == ["drive_speed_mismatch"]
     assert not result.passed
     assert result.mm_per_tick == pytest.approx(truth.mm_per_tick, rel=0.002)
+
+
+def test_lane_outside_the_view_is_reported_not_seen(truth: RigTruth) -> None:
+    """A camera that misses the first lane: that valve is 'not seen', not 'dead'."""
+    cam = dataclasses.replace(
+        truth.camera, centre_mm=truth.camera.centre_mm + np.array([45.0, 0.0, 0.0])
+    )
+    shifted = dataclasses.replace(truth, camera=cam)
+    rig = BenchRig(shifted, BOARD, seed=4)
+    plan = SweepPlan(speeds_mm_s=(500.0, 3000.0), fine_repeats=1, check_shots=3)
+    result = calibrate_valves(rig, cam.camera_model(), truth.mm_per_tick, GEOM.valves, plan)
+    assert 0 in result.not_seen and 0 not in result.not_firing
+    assert result.not_firing == truth.dead_valves
+    assert np.isnan(result.check_hit_rate[0]) and np.isnan(result.open_delay_ms[0])
+    assert abs(result.y_valve_mm - truth.y_valve_mm) < 1.0
