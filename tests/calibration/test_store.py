@@ -235,3 +235,16 @@ def test_atomic_write_never_clobbers_a_version(tmp_path: Path) -> None:
 def test_bad_line_name(tmp_path: Path) -> None:
     with pytest.raises(InputFileError, match="line name"):
         CalibrationStore(tmp_path, "../escape")
+
+
+def test_concurrent_saves_get_distinct_versions(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def save(i: int) -> int:
+        return CalibrationStore(tmp_path, LINE).save(_cal(0.1 + i * 1e-4, 300.0), f"w{i}").version
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        got = sorted(pool.map(save, range(12)))
+    assert got == list(range(1, 13))
+    store = CalibrationStore(tmp_path, LINE)
+    assert {store.load(v).created_by for v in got} == {f"w{i}" for i in range(12)}
