@@ -27,7 +27,7 @@ from core.types import Pulses
 from plc import regmap as rm
 from plc.bridge_config import BridgeConfig, PlcStatus
 from plc.bridge_state import BridgeCounters, Row, Session, decode_cycles, decode_status
-from plc.link import LinkDownError, LinkError, LinkParams, ModbusLink, PlcRefusedError
+from plc.link import Link, LinkDownError, LinkError, LinkParams, ModbusLink, PlcRefusedError
 
 __all__ = ["BridgeConfig", "PlcBridge", "PlcStatus"]
 
@@ -37,9 +37,11 @@ CYCLES_PERIOD_S = 1.0
 class PlcBridge:
     """Async Modbus client for one PLC; see the module docstring."""
 
-    def __init__(self, config: BridgeConfig) -> None:
+    def __init__(self, config: BridgeConfig, link: Link | None = None) -> None:
+        """``link``: None for Modbus TCP/RTU per ``config``; tests may pass an
+        in-process twin (``sim.vplc_link.CoreLink``)."""
         self.config = config
-        self._link = ModbusLink(
+        self._link: Link = link or ModbusLink(
             LinkParams(
                 config.transport, config.host, config.port, config.device_id,
                 config.serial_port, config.baudrate, config.timeout_s, config.retries,

@@ -15,7 +15,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
@@ -55,7 +55,22 @@ class LinkParams:
     retries: int
 
 
-def _span(table: str, address: int, count: int) -> str:
+class Link(Protocol):
+    """What ``PlcBridge`` needs of a connection (``ModbusLink`` on the wire;
+    ``sim.vplc_link.CoreLink`` is its in-process twin for tests)."""
+
+    async def connect(self) -> None: ...
+    def close(self) -> None: ...
+    async def read_input(self, address: int, count: int) -> list[int]: ...
+    async def read_holding(self, address: int, count: int) -> list[int]: ...
+    async def write_holding(self, address: int, values: Sequence[int]) -> None: ...
+    async def write_read(
+        self, write_address: int, values: Sequence[int], read_address: int, read_count: int
+    ) -> list[int]: ...
+
+
+def span(table: str, address: int, count: int) -> str:
+    """``"IR 0-42"``: how errors name a register range."""
     return f"{table} {address}" if count == 1 else f"{table} {address}-{address + count - 1}"
 
 
@@ -134,7 +149,7 @@ class ModbusLink:
     async def read_input(self, address: int, count: int) -> list[int]:
         c, dev = self._require(), self.params.device_id
         return await self._call(
-            f"read {_span('IR', address, count)}",
+            f"read {span('IR', address, count)}",
             4,
             count,
             lambda: c.read_input_registers(address, count=count, device_id=dev),
@@ -143,7 +158,7 @@ class ModbusLink:
     async def read_holding(self, address: int, count: int) -> list[int]:
         c, dev = self._require(), self.params.device_id
         return await self._call(
-            f"read {_span('HR', address, count)}",
+            f"read {span('HR', address, count)}",
             3,
             count,
             lambda: c.read_holding_registers(address, count=count, device_id=dev),
@@ -151,7 +166,7 @@ class ModbusLink:
 
     async def write_holding(self, address: int, values: Sequence[int]) -> None:
         c, dev = self._require(), self.params.device_id
-        what = f"write {_span('HR', address, len(values))}"
+        what = f"write {span('HR', address, len(values))}"
         words = [int(v) for v in values]
         if len(words) == 1:
             await self._call(
@@ -168,8 +183,8 @@ class ModbusLink:
         """FC 23: write ``values`` then read ``read_count`` words, one transaction."""
         c = self._require()
         what = (
-            f"write {_span('HR', write_address, len(values))} + "
-            f"read {_span('HR', read_address, read_count)}"
+            f"write {span('HR', write_address, len(values))} + "
+            f"read {span('HR', read_address, read_count)}"
         )
         words, dev = [int(v) for v in values], self.params.device_id
         return await self._call(
