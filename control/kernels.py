@@ -544,3 +544,52 @@ def _outlook_finish(E, NEV, DEC, cls_frac, thr, order, CLS, CPROB, FRAC, TCLS):
                 FRAC[i] = cls_frac[c]
                 TCLS[i] = c
                 break
+
+
+@njit(cache=True, nogil=True)
+def _export(X, H, EV, TID, CONF, DEC, MISS, CLS, CPROB, NVIEW, CROSS, FRAC, n):
+    """Rows 0..n-1 as the arrays of a ``core.types.Tracks`` batch, final dtypes.
+
+    State codes: 3 decided, 2 coasting (confirmed, missed last frame), 1
+    confirmed, 0 tentative.
+    """
+    k = EV.shape[1]
+    tid = np.empty(n, np.int64)
+    state = np.empty(n, np.int8)
+    cen = np.empty((n, 2))
+    vel = np.empty((n, 2))
+    ext = np.empty((n, 4))
+    ev = np.empty((n, k), np.float32)
+    cls = np.empty(n, np.int16)
+    cprob = np.empty(n, np.float32)
+    nview = np.empty(n, np.int16)
+    con = np.empty(n, np.int64)
+    coff = np.empty(n, np.int64)
+    sig = np.empty(n, np.float32)
+    frac = np.empty(n, np.int16)
+    for i in range(n):
+        tid[i] = TID[i]
+        if DEC[i]:
+            state[i] = 3
+        elif CONF[i]:
+            state[i] = 2 if MISS[i] > 0 else 1
+        else:
+            state[i] = 0
+        cen[i, 0] = X[i, 0]
+        cen[i, 1] = X[i, 1]
+        vel[i, 0] = X[i, 2]
+        vel[i, 1] = X[i, 3]
+        ext[i, 0] = X[i, 0] - H[i, 0]
+        ext[i, 1] = X[i, 0] + H[i, 0]
+        ext[i, 2] = X[i, 1] - H[i, 1]
+        ext[i, 3] = X[i, 1] + H[i, 1]
+        for c in range(k):
+            ev[i, c] = EV[i, c]
+        cls[i] = CLS[i]
+        cprob[i] = CPROB[i]
+        nview[i] = min(NVIEW[i], 32767)
+        con[i] = round(CROSS[i, 0])
+        coff[i] = round(CROSS[i, 1])
+        sig[i] = CROSS[i, 2]
+        frac[i] = FRAC[i]
+    return tid, state, cen, vel, ext, ev, cls, cprob, nview, con, coff, sig, frac

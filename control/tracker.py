@@ -17,7 +17,7 @@ from control import kernels
 from control import params as prm_idx
 from control.evidence import refresh_outlook
 from control.params import ControlParams
-from core.types import Detections, Tracks, TrackState
+from core.types import Detections, Tracks
 
 __all__ = ["TrackTable", "Tracker", "class_log_probs"]
 
@@ -214,35 +214,15 @@ class Tracker:
         )  # fmt: skip
 
     def tracks(self, tick_u32: int) -> Tracks:
-        """The live tracks as a ``Tracks`` batch (copies)."""
+        """The live tracks as a ``Tracks`` batch (fresh arrays)."""
         tab = self.table
-        n = tab.n
-        state = np.where(
-            tab.DEC[:n] == 1,
-            TrackState.DECIDED,
-            np.where(
-                tab.CONF[:n] == 1,
-                np.where(tab.MISS[:n] > 0, TrackState.COASTING, TrackState.CONFIRMED),
-                TrackState.TENTATIVE,
-            ),
-        )
-        X, H = tab.X[:n], tab.H[:n]
-        extent = np.stack(
-            [X[:, 0] - H[:, 0], X[:, 0] + H[:, 0], X[:, 1] - H[:, 1], X[:, 1] + H[:, 1]], 1
-        )
-        return Tracks(
-            tick=tick_u32,
-            track_id=tab.TID[:n],
-            state=state.astype(np.int8),
-            centroid_mm=X[:, :2],
-            velocity_mm_tick=X[:, 2:],
-            extent_mm=extent,
-            class_evidence=tab.EV[:n].astype(np.float32),
-            class_id=tab.CLS[:n].astype(np.int16),
-            class_prob=tab.CPROB[:n].astype(np.float32),
-            n_views=np.minimum(tab.NVIEW[:n], 32767).astype(np.int16),
-            cross_on_tick=np.rint(tab.CROSS[:n, 0]).astype(np.int64),
-            cross_off_tick=np.rint(tab.CROSS[:n, 1]).astype(np.int64),
-            cross_sigma_tick=tab.CROSS[:n, 2].astype(np.float32),
-            fraction=tab.FRAC[:n].astype(np.int16),
-        )
+        cols = kernels._export(
+            tab.X, tab.H, tab.EV, tab.TID, tab.CONF, tab.DEC, tab.MISS, tab.CLS, tab.CPROB,
+            tab.NVIEW, tab.CROSS, tab.FRAC, tab.n,
+        )  # fmt: skip
+        names = (
+            "track_id", "state", "centroid_mm", "velocity_mm_tick", "extent_mm",
+            "class_evidence", "class_id", "class_prob", "n_views", "cross_on_tick",
+            "cross_off_tick", "cross_sigma_tick", "fraction",
+        )  # fmt: skip
+        return Tracks(tick=tick_u32, **dict(zip(names, cols, strict=True)))
