@@ -163,13 +163,17 @@ class SortingLine:
         return time.monotonic() - self._last_frame_mono < stall_s
 
     def _observe(self, camera_ok: bool) -> PackMLState:
+        """This cycle's conditions. The PLC's latched fault bits are history for
+        maintenance (cleared by a PLC Reset); what decides whether it can take
+        pulses is its state: only Execute (or Suspended, belt stopped) does."""
         plc = self.parts.bridge.snapshot()
         nominal = self.cfg.belt.speed_mm_s
+        plc_ready = plc.state in (int(PackMLState.EXECUTE), int(PackMLState.SUSPENDED))
         return self.state.observe(
             Conditions(
                 estop=bool(plc.estop),
                 plc_linked=bool(plc.connected),
-                plc_fault=bool(plc.faults),
+                plc_fault=bool(plc.connected) and not plc_ready,
                 camera_ok=camera_ok,
                 belt_running=plc.speed_mm_s > 0.02 * nominal or not plc.connected,
             )

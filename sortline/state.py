@@ -72,7 +72,7 @@ class Conditions:
         if not self.plc_linked:
             causes.append("plc link lost")
         if self.plc_fault:
-            causes.append("plc fault")
+            causes.append("plc not executing")
         if not self.camera_ok:
             causes.append("camera stalled")
         return tuple(causes)
