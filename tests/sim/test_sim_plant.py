@@ -116,3 +116,34 @@ def test_label_image_agrees_with_outlines_and_occlusion():
             # its visible pixels lie inside its outline (up to the outline's pixel rounding)
             assert (inside[own] > 0).mean() > 0.9
     assert (truth.visible_frac < 0.99).any(), "crowded belt without any overlap"
+
+
+@pytest.mark.parametrize(
+    "camera",
+    [
+        {"width_px": 640, "height_px": 256, "fps": 50.0},
+        {"width_px": 1024, "height_px": 512, "view_width_mm": 800.0, "view_length_mm": 400.0,
+         "x_offset_mm": 100.0, "reference_row_px": 100.0},
+    ],
+)  # fmt: skip
+def test_other_cameras(camera):
+    from calibration.geometry import CameraGeometry
+
+    geom = LineGeometry(camera=CameraGeometry(**camera))
+    plant = VirtualPlant(geom, load_scenario("default"), IdlePlc(), seed=1)
+    for _ in range(60):
+        frame = plant.step()
+    assert frame.image.shape == (geom.camera.height_px, geom.camera.width_px, 3)
+    truth = plant.visible_truth()
+    assert len(truth) >= 1
+    col, row = geom.camera.mm_to_px(truth.centroid_mm[:, 0], truth.centroid_mm[:, 1])
+    assert np.allclose(col, truth.centroid_px[:, 0], atol=1.0)
+    assert np.allclose(row, truth.centroid_px[:, 1], atol=1.0)
+
+
+def test_non_square_pixels_are_refused():
+    from calibration.geometry import CameraGeometry
+
+    geom = LineGeometry(camera=CameraGeometry(view_length_mm=300.0))
+    with pytest.raises(ValueError, match="square pixels"):
+        VirtualPlant(geom, load_scenario("default"), IdlePlc())
