@@ -1,7 +1,12 @@
-"""Numba kernels of the tracker: predict, gate, group, assign, update.
+"""Numba kernels of the tracker: predict, update, births, deaths, one frame step.
 
-Private: call them through ``control.tracker`` / ``control.assign``, which check
-their input. Arrays are C-contiguous; ticks are float64 unwrapped encoder
+The decision core's kernels live in this module and its siblings:
+``kernels_gate`` (spatial hash, Mahalanobis gate), ``kernels_assign``
+(components, Hungarian, exact per-group assignment), ``kernels_evidence``
+(class outlook, ``Tracks`` export), ``kernels_schedule`` and
+``kernels_intervals`` (decisions, valve and flap windows, per-valve merging).
+All are private: call them through ``control.tracker``, ``control.assign``,
+``control.evidence`` and ``control.scheduler``, which check their input. Arrays are C-contiguous; ticks are float64 unwrapped encoder
 counts; lengths mm. Track state per row: ``X`` (x, u, vx, vu) in mm and
 mm/tick, ``P`` the two per-axis 2x2 covariances packed as
 (xx_pp, xx_pv, xx_vv, uu_pp, uu_pv, uu_vv) (the axes are independent under a
@@ -20,10 +25,11 @@ import numpy as np
 from numba import njit
 
 from control.kernels_assign import _assign_gated
+from control.kernels_evidence import _export, _outlook_finish, _outlook_logits
+from control.kernels_gate import _clip_codes, _gate, _innov_u, _mahal2
 from control.params import (
     T_BIRTH_ENTRY,
     T_BIRTH_MID,
-    T_CELL_MM,
     T_CLIP_TOL_MM,
     T_CONFIRM,
     T_DELETE,
@@ -42,8 +48,6 @@ from control.params import (
     T_V0_VAR,
     T_VIEW_BOTTOM,
     T_VIEW_TOP,
-    T_X_MIN,
-    T_X_SPAN,
     T_Y_VALVE,
 )
 
@@ -78,150 +82,6 @@ def _kf_axis(x, v, pp, pv, vv, innov, r):
     kp = pp / s
     kv = pv / s
     return x + kp * innov, v + kv * innov, pp - kp * pp, pv - kp * pv, vv - kv * pv
-
-
-@njit(cache=True, nogil=True)
-def _innov_u(u, hu, dymin, dymax, clip, travel):
-    """Along-belt innovation of a track (centre ``u``, half length ``hu``) by one box.
-
-    Whole box: centre residual; cut at the top: leading-edge residual; cut at
-    the bottom: trailing-edge residual; cut at both: 0 (no information).
-    """
-    if clip == 0:
-        return 0.5 * (dymin + dymax) - travel - u
-    if clip == 1:
-        return dymax - travel - (u + hu)
-    if clip == 2:
-        return dymin - travel - (u - hu)
-    return 0.0
-
-
-@njit(cache=True, nogil=True)
-def _mahal2(x, u, hu, pxx, puu, dx, dymin, dymax, clip, travel, r, ru):
-    """Squared Mahalanobis distance of a predicted track to one detection box."""
-    ix = dx - x
-    d2 = ix * ix / (pxx + r)
-    if clip == 3:
-        return d2
-    iu = _innov_u(u, hu, dymin, dymax, clip, travel)
-    return d2 + iu * iu / (puu + (r if clip == 0 else ru))
-
-
-@njit(cache=True, nogil=True)
-def _hash_points(px, py, x0, y0, cell, nx, ny):
-    """Counting sort of points into a (ny, nx) grid -> (cell_start (nx*ny+1,), order)."""
-    n = px.shape[0]
-    key = np.empty(n, np.int64)
-    start = np.zeros(nx * ny + 1, np.int64)
-    for j in range(n):
-        cx = min(max(math.floor((px[j] - x0) / cell), 0), nx - 1)
-        cy = min(max(math.floor((py[j] - y0) / cell), 0), ny - 1)
-        key[j] = cy * nx + cx
-        start[key[j] + 1] += 1
-    for c in range(nx * ny):
-        start[c + 1] += start[c]
-    fill = start[:-1].copy()
-    order = np.empty(n, np.int64)
-    for j in range(n):
-        order[fill[key[j]]] = j
-        fill[key[j]] += 1
-    return start, order
-
-
-@njit(cache=True, nogil=True)
-def _gate_boxes(X, P, H, n, observable, travel, prm, x0, y0, cell, nx, ny):
-    """Per track the hash cells its gate can reach -> (n, 4) int64 cx0, cx1, cy0, cy1
-    (cx0 = -1 for tracks out of view)."""
-    gate = prm[T_GATE]
-    r = prm[T_R_MM2]
-    ru = r + prm[T_EXTENT_VAR_MM2]
-    tol = prm[T_CLIP_TOL_MM]
-    box = np.full((n, 4), -1, np.int64)
-    for i in range(n):
-        if not observable[i]:
-            continue
-        rx = math.sqrt(gate * (P[i, 0] + r))
-        ry = math.sqrt(gate * (P[i, 3] + ru))
-        yc = X[i, 1] + travel
-        if yc - H[i, 1] <= prm[T_VIEW_TOP] + tol or yc + H[i, 1] >= prm[T_VIEW_BOTTOM] - tol:
-            ry += H[i, 1]  # a cut box is measured by one edge, up to hu from its centre
-        box[i, 0] = min(max(math.floor((X[i, 0] - rx - x0) / cell), 0), nx - 1)
-        box[i, 1] = min(max(math.floor((X[i, 0] + rx - x0) / cell), 0), nx - 1)
-        box[i, 2] = min(max(math.floor((yc - ry - y0) / cell), 0), ny - 1)
-        box[i, 3] = min(max(math.floor((yc + ry - y0) / cell), 0), ny - 1)
-    return box
-
-
-@njit(cache=True, nogil=True)
-def _gate(X, P, H, n, observable, dbox, clip, travel, prm):
-    """Gated (track, detection, cost) edges found through a spatial hash.
-
-    dbox: (D, 4) x_min, x_max, y_min, y_max (y in view mm). Returns edge arrays
-    (E,) track, det, squared Mahalanobis cost, all < gate. Two passes (bound,
-    then fill) so that no array is reallocated inside the loops.
-    """
-    nd = dbox.shape[0]
-    if nd == 0 or n == 0:
-        return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float64)
-    gate = prm[T_GATE]
-    cell = prm[T_CELL_MM]
-    x0 = prm[T_X_MIN]
-    y0 = prm[T_VIEW_TOP]
-    nx = int(prm[T_X_SPAN] / cell) + 1
-    ny = int((prm[T_VIEW_BOTTOM] - y0) / cell) + 1
-    px = np.empty(nd, np.float64)
-    py = np.empty(nd, np.float64)
-    for j in range(nd):
-        px[j] = 0.5 * (dbox[j, 0] + dbox[j, 1])
-        py[j] = 0.5 * (dbox[j, 2] + dbox[j, 3])
-    start, order = _hash_points(px, py, x0, y0, cell, nx, ny)
-    box = _gate_boxes(X, P, H, n, observable, travel, prm, x0, y0, cell, nx, ny)
-    bound = 0
-    for i in range(n):
-        if box[i, 0] >= 0:
-            for cy in range(box[i, 2], box[i, 3] + 1):
-                bound += start[cy * nx + box[i, 1] + 1] - start[cy * nx + box[i, 0]]
-    et = np.empty(bound, np.int64)
-    ed = np.empty(bound, np.int64)
-    ec = np.empty(bound, np.float64)
-    r = prm[T_R_MM2]
-    ru = r + prm[T_EXTENT_VAR_MM2]
-    ne = 0
-    for i in range(n):
-        if box[i, 0] < 0:
-            continue
-        xi = X[i, 0]
-        ui = X[i, 1]
-        hui = H[i, 1]
-        pxx = P[i, 0]
-        puu = P[i, 3]
-        for cy in range(box[i, 2], box[i, 3] + 1):
-            for k in range(start[cy * nx + box[i, 0]], start[cy * nx + box[i, 1] + 1]):
-                j = order[k]
-                d2 = _mahal2(
-                    xi, ui, hui, pxx, puu, px[j], dbox[j, 2], dbox[j, 3], clip[j], travel, r, ru
-                )
-                if d2 < gate:
-                    et[ne] = i
-                    ed[ne] = j
-                    ec[ne] = d2
-                    ne += 1
-    return et[:ne], ed[:ne], ec[:ne]
-
-
-@njit(cache=True, nogil=True)
-def _clip_codes(dbox, top, bottom, tol):
-    """(D,) int64 clip code per box (see module docstring)."""
-    nd = dbox.shape[0]
-    out = np.zeros(nd, np.int64)
-    for j in range(nd):
-        c = 0
-        if dbox[j, 2] <= top + tol:
-            c |= 1
-        if dbox[j, 3] >= bottom - tol:
-            c |= 2
-        out[j] = c
-    return out
 
 
 @njit(cache=True, nogil=True)
@@ -499,97 +359,22 @@ def _track_step(
     return n_keep
 
 
-@njit(cache=True, nogil=True)
-def _outlook_logits(EV, NEV, n):
-    """(n, K) mean log probability per view minus its row maximum (0 for no evidence)."""
-    k = EV.shape[1]
-    out = np.zeros((n, k))
-    for i in range(n):
-        if NEV[i] == 0:
-            continue
-        inv = 1.0 / NEV[i]
-        m = -BIG
-        for c in range(k):
-            m = max(m, EV[i, c] * inv)
-        for c in range(k):
-            out[i, c] = EV[i, c] * inv - m
-    return out
-
-
-@njit(cache=True, nogil=True)
-def _outlook_finish(E, NEV, DEC, cls_frac, thr, order, CLS, CPROB, FRAC, TCLS):
-    """From exp(logits) (n, K): normalise, argmax, and the recipe's first class by
-    priority meeting its threshold; written to undecided rows only."""
-    n, k = E.shape
-    for i in range(n):
-        if DEC[i]:
-            continue
-        CLS[i] = -1
-        CPROB[i] = 0.0
-        FRAC[i] = -1
-        TCLS[i] = -1
-        if NEV[i] == 0 or k == 0:
-            continue
-        tot = 0.0
-        best = 0
-        for c in range(k):
-            tot += E[i, c]
-            if E[i, c] > E[i, best]:
-                best = c
-        CLS[i] = best
-        CPROB[i] = E[i, best] / tot
-        for o in range(k):
-            c = order[o]
-            if cls_frac[c] >= 0 and E[i, c] >= thr[c] * tot:
-                FRAC[i] = cls_frac[c]
-                TCLS[i] = c
-                break
-
-
-@njit(cache=True, nogil=True)
-def _export(X, H, EV, TID, CONF, DEC, MISS, CLS, CPROB, NVIEW, CROSS, FRAC, n):
-    """Rows 0..n-1 as the arrays of a ``core.types.Tracks`` batch, final dtypes.
-
-    State codes: 3 decided, 2 coasting (confirmed, missed last frame), 1
-    confirmed, 0 tentative.
-    """
-    k = EV.shape[1]
-    tid = np.empty(n, np.int64)
-    state = np.empty(n, np.int8)
-    cen = np.empty((n, 2))
-    vel = np.empty((n, 2))
-    ext = np.empty((n, 4))
-    ev = np.empty((n, k), np.float32)
-    cls = np.empty(n, np.int16)
-    cprob = np.empty(n, np.float32)
-    nview = np.empty(n, np.int16)
-    con = np.empty(n, np.int64)
-    coff = np.empty(n, np.int64)
-    sig = np.empty(n, np.float32)
-    frac = np.empty(n, np.int16)
-    for i in range(n):
-        tid[i] = TID[i]
-        if DEC[i]:
-            state[i] = 3
-        elif CONF[i]:
-            state[i] = 2 if MISS[i] > 0 else 1
-        else:
-            state[i] = 0
-        cen[i, 0] = X[i, 0]
-        cen[i, 1] = X[i, 1]
-        vel[i, 0] = X[i, 2]
-        vel[i, 1] = X[i, 3]
-        ext[i, 0] = X[i, 0] - H[i, 0]
-        ext[i, 1] = X[i, 0] + H[i, 0]
-        ext[i, 2] = X[i, 1] - H[i, 1]
-        ext[i, 3] = X[i, 1] + H[i, 1]
-        for c in range(k):
-            ev[i, c] = EV[i, c]
-        cls[i] = CLS[i]
-        cprob[i] = CPROB[i]
-        nview[i] = min(NVIEW[i], 32767)
-        con[i] = round(CROSS[i, 0])
-        coff[i] = round(CROSS[i, 1])
-        sig[i] = CROSS[i, 2]
-        frac[i] = FRAC[i]
-    return tid, state, cen, vel, ext, ev, cls, cprob, nview, con, coff, sig, frac
+__all__ = [
+    "_assign_gated",
+    "_births",
+    "_clip_codes",
+    "_crossing",
+    "_export",
+    "_gate",
+    "_gather_1d",
+    "_gather_2d",
+    "_innov_u",
+    "_keep",
+    "_kf_axis",
+    "_mahal2",
+    "_outlook_finish",
+    "_outlook_logits",
+    "_predict",
+    "_track_step",
+    "_update_matched",
+]

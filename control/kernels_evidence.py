@@ -1,0 +1,108 @@
+# mypy: disallow-untyped-defs=False
+"""Numba kernels around the class outlook and the ``Tracks`` export.
+
+Private: used by ``control.evidence`` and ``control.tracker``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+BIG = 1e300
+
+
+@njit(cache=True, nogil=True)
+def _outlook_logits(EV, NEV, n):
+    """(n, K) mean log probability per view minus its row maximum (0 for no evidence)."""
+    k = EV.shape[1]
+    out = np.zeros((n, k))
+    for i in range(n):
+        if NEV[i] == 0:
+            continue
+        inv = 1.0 / NEV[i]
+        m = -BIG
+        for c in range(k):
+            m = max(m, EV[i, c] * inv)
+        for c in range(k):
+            out[i, c] = EV[i, c] * inv - m
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _outlook_finish(E, NEV, DEC, cls_frac, thr, order, CLS, CPROB, FRAC, TCLS):
+    """From exp(logits) (n, K): normalise, argmax, and the recipe's first class by
+    priority meeting its threshold; written to undecided rows only."""
+    n, k = E.shape
+    for i in range(n):
+        if DEC[i]:
+            continue
+        CLS[i] = -1
+        CPROB[i] = 0.0
+        FRAC[i] = -1
+        TCLS[i] = -1
+        if NEV[i] == 0 or k == 0:
+            continue
+        tot = 0.0
+        best = 0
+        for c in range(k):
+            tot += E[i, c]
+            if E[i, c] > E[i, best]:
+                best = c
+        CLS[i] = best
+        CPROB[i] = E[i, best] / tot
+        for o in range(k):
+            c = order[o]
+            if cls_frac[c] >= 0 and E[i, c] >= thr[c] * tot:
+                FRAC[i] = cls_frac[c]
+                TCLS[i] = c
+                break
+
+
+@njit(cache=True, nogil=True)
+def _export(X, H, EV, TID, CONF, DEC, MISS, CLS, CPROB, NVIEW, CROSS, FRAC, n):
+    """Rows 0..n-1 as the arrays of a ``core.types.Tracks`` batch, final dtypes.
+
+    State codes: 3 decided, 2 coasting (confirmed, missed last frame), 1
+    confirmed, 0 tentative.
+    """
+    k = EV.shape[1]
+    tid = np.empty(n, np.int64)
+    state = np.empty(n, np.int8)
+    cen = np.empty((n, 2))
+    vel = np.empty((n, 2))
+    ext = np.empty((n, 4))
+    ev = np.empty((n, k), np.float32)
+    cls = np.empty(n, np.int16)
+    cprob = np.empty(n, np.float32)
+    nview = np.empty(n, np.int16)
+    con = np.empty(n, np.int64)
+    coff = np.empty(n, np.int64)
+    sig = np.empty(n, np.float32)
+    frac = np.empty(n, np.int16)
+    for i in range(n):
+        tid[i] = TID[i]
+        if DEC[i]:
+            state[i] = 3
+        elif CONF[i]:
+            state[i] = 2 if MISS[i] > 0 else 1
+        else:
+            state[i] = 0
+        cen[i, 0] = X[i, 0]
+        cen[i, 1] = X[i, 1]
+        vel[i, 0] = X[i, 2]
+        vel[i, 1] = X[i, 3]
+        ext[i, 0] = X[i, 0] - H[i, 0]
+        ext[i, 1] = X[i, 0] + H[i, 0]
+        ext[i, 2] = X[i, 1] - H[i, 1]
+        ext[i, 3] = X[i, 1] + H[i, 1]
+        for c in range(k):
+            ev[i, c] = EV[i, c]
+        cls[i] = CLS[i]
+        cprob[i] = CPROB[i]
+        nview[i] = min(NVIEW[i], 32767)
+        con[i] = round(CROSS[i, 0])
+        coff[i] = round(CROSS[i, 1])
+        sig[i] = CROSS[i, 2]
+        frac[i] = FRAC[i]
+    return tid, state, cen, vel, ext, ev, cls, cprob, nview, con, coff, sig, frac
