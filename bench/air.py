@@ -35,6 +35,7 @@ import numpy as np
 
 from calibration.geometry import LineGeometry
 from core.classes import DEFAULT_CLASSES
+from core.errors import InputFileError
 from core.types import Detections, Pulses
 
 P_TRUE = 0.9
@@ -168,7 +169,12 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     presets: list[dict[str, Any]] = []
     for preset in args.preset_list:
-        ours = run_once(preset, args.seconds, args.seed, ControlParams())
+        try:
+            ours = run_once(preset, args.seconds, args.seed, ControlParams())
+        except InputFileError as exc:  # a preset the plant cannot load: say so, go on
+            presets.append({"preset": preset, "skipped": str(exc)})
+            print(f"{preset:8s} skipped: {exc}", flush=True)
+            continue
         sweep = []
         for m in args.margin_list:
             row = run_once(
@@ -211,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
                 },
             }
             for e in presets
+            if "skipped" not in e
             for impl in ("adaptive", "baseline")
         ],
         "machine": {"cpus": os.cpu_count(), "loadavg_at_end": list(os.getloadavg())},
