@@ -45,9 +45,12 @@ class Crossing:
 
 
 class Chutes:
-    def __init__(self, geometry: LineGeometry, ejection: EjectionSection) -> None:
+    def __init__(
+        self, geometry: LineGeometry, ejection: EjectionSection, rng: np.random.Generator
+    ) -> None:
         self.geometry = geometry
         self.ej = ejection
+        self._rng = rng  # only for tumbling
         self.runs: list[RunRecord] = []  # index = run id
         self._air = AirRuns.empty()
         self._ids = np.zeros(0, np.int64)  # run id of each row of _air
@@ -127,7 +130,8 @@ class Chutes:
         area_mm2 = c.foot_x_mm.size * self.ej.grid_mm**2
         rec.run_match = {k: self._match(k, s, area_mm2) for k, s in rec.run_hits.items()}
         if cov.ejected(self.ej.cover_width_frac, self.ej.cover_length_frac):
-            rec.bin = "eject"
+            rec.tumbled = bool(self._rng.random() < self.ej.tumble_share)
+            rec.bin = "pass" if rec.tumbled else "eject"
         else:
             self._divert(rec, t_mid)
 

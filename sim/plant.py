@@ -89,7 +89,7 @@ class VirtualPlant:
         self.plc = plc
         self.seed = scenario.seed if seed is None else seed
         root = np.random.SeedSequence(self.seed)
-        rng_feed, rng_art, rng_cam, rng_motion, rng_belt = (
+        rng_feed, rng_art, rng_eject, rng_motion, rng_belt = (
             np.random.default_rng(s) for s in root.spawn(5)
         )
         self._rng_art, self._rng_motion = rng_art, rng_motion
@@ -100,10 +100,9 @@ class VirtualPlant:
         self.blur_px = round(exposure_mm / self.mm_per_px)
         self._feeder = Feeder(geometry, scenario, rng_feed)
         self._camera = CameraRenderer(cam, scenario.appearance, self.blur_px, rng_belt)
-        del rng_cam
         self._live: list[_Live] = []
         self._records: list[FragmentRecord] = []
-        self._chutes = Chutes(geometry, scenario.ejection)
+        self._chutes = Chutes(geometry, scenario.ejection, rng_eject)
         self._scorer = Scorer(final_after_mm=WAIT_CAP_MM + 2000.0)
         self._now_s = 0.0
         self._travel_mm = 0.0

@@ -135,6 +135,9 @@ class EjectionSection(BaseModel):
     grid_mm: float = Field(
         default=2.0, gt=0.2, le=20, description="footprint sampling for coverage"
     )
+    tumble_share: float = Field(
+        default=0.01, ge=0, le=1, description="share of covered fragments that fall back"
+    )
     dead_valves: tuple[int, ...] = Field(
         default=(), strict=False, description="valves of the bar that never blow (faults)"
     )

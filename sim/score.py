@@ -16,8 +16,9 @@ Definitions (``targets`` maps class -> fraction; other classes -> ``pass``):
   class: its co-ejected fragments / all of it that crossed.
 - a fragment targeting F that did not reach bin F is ``missed`` (no air
   touched it), ``late`` / ``early`` (air covered mostly its trailing /
-  leading part) or ``partial`` (air over the middle but too little of its
-  width or length); per fraction these are counted under its target F.
+  leading part), ``partial`` (air over the middle but too little of its
+  width or length) or ``tumbled`` (covered enough, fell back anyway); per
+  fraction these are counted under its target F.
 - air use: valve-open time summed over valves (valve-ms) of the valve bar,
   per fragment that ended in a non-``pass`` bin.
 The overall ``purity``/``recovery``/``co_ejection_rate`` pool every fraction
@@ -46,7 +47,7 @@ __all__ = [
 
 PASS = "pass"
 DEFAULT_TARGETS: Mapping[str, str] = {"copper": "eject", "brass": "eject", "battery": "eject"}
-_FAILURES = ("missed", "late", "early", "partial")
+_FAILURES = ("missed", "late", "early", "partial", "tumbled")
 
 
 def _ratio(num: int, den: int) -> float | None:
@@ -67,6 +68,7 @@ class GroupScore:
     late: int
     early: int
     partial: int
+    tumbled: int
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -87,6 +89,7 @@ class Score:
     late: int
     early: int
     partial: int
+    tumbled: int
     air_valve_ms: float
     valve_ms_per_ejected: float | None
     fractions: dict[str, GroupScore]
@@ -105,6 +108,8 @@ class Score:
 
 def failure(r: FragmentRecord) -> str:
     """Why a targeted fragment missed its bin (see module docstring)."""
+    if r.tumbled:
+        return "tumbled"
     if not r.run_hits or r.hit_u_centre is None:
         return "missed"
     if r.hit_u_centre > 0.6:
@@ -291,7 +296,7 @@ def fragment_outcomes(
 ) -> list[dict[str, Any]]:
     """Per fragment: its ground truth plus ``target`` fraction, ``outcome``
     (``ok``, ``co_ejected``, ``false_eject``, ``missed``, ``late``, ``early``,
-    ``partial`` or ``in_flight``) and ``tracks``: the controller track ids of
+    ``partial``, ``tumbled`` or ``in_flight``) and ``tracks``: the controller track ids of
     the runs that hit it."""
     tg = _check_targets(targets)
     best: dict[int, tuple[float, int]] = {}

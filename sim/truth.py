@@ -128,6 +128,7 @@ class FragmentRecord:
     length_share: float = 0.0
     hit_share: float = 0.0
     hit_u_centre: float | None = None
+    tumbled: bool = False  # covered by air but fell back (heavy, tumbling)
     run_hits: dict[int, float] = dataclasses.field(default_factory=dict)
     run_match: dict[int, float] = dataclasses.field(default_factory=dict)
 

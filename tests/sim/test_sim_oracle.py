@@ -64,9 +64,20 @@ class Oracle:
             assert self.plc.write_holding(rm.slot_address(self.seq), words) is None
 
 
-def sort_with_oracle(scenario: str, seconds: float, margin_mm: float, shift_mm: float = 0.0):
+def sort_with_oracle(
+    scenario: str,
+    seconds: float,
+    margin_mm: float,
+    shift_mm: float = 0.0,
+    tumble: float | None = None,
+):
     plc = PlcCore(n_valves=GEOM.valves.n_valves, watchdog_ms=300.0)
-    plant = VirtualPlant(GEOM, load_scenario(scenario), plc, seed=11)
+    scen = load_scenario(scenario)
+    if tumble is not None:
+        scen = scen.model_copy(
+            update={"ejection": scen.ejection.model_copy(update={"tumble_share": tumble})}
+        )
+    plant = VirtualPlant(GEOM, scen, plc, seed=11)
     oracle = Oracle(plc, margin_mm, shift_mm)
     for _ in range(int(seconds * GEOM.camera.fps)):
         plant.step()
@@ -107,3 +118,10 @@ def test_wide_margins_co_eject_neighbours_on_a_crowded_belt():
     assert s.co_ejected >= 3
     assert s.co_ejection_rate is not None and s.co_ejection_rate > 0.05
     assert np.isclose(s.co_ejection_rate, s.co_ejected / s.ejected)
+
+
+def test_covered_fragments_that_tumble_fall_back():
+    plant, _ = sort_with_oracle("easy", seconds=1.5, margin_mm=4.0, tumble=1.0)
+    s = plant.score(TARGETS)
+    assert s.targeted >= 3 and s.ejected == 0
+    assert s.tumbled == s.targeted and s.missed == 0
