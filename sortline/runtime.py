@@ -253,9 +253,7 @@ class SortingLine:
         }
         status = {
             "line": self.cfg.line.name,
-            "state": self.state.state.name,
-            "state_code": int(self.state.state),
-            "causes": list(self.state.causes),
+            **self._state_fields(),
             "uptime_s": round(uptime_s, 3),
             "frames": self.frames,
             "frames_dropped": self.frames_dropped,
@@ -265,7 +263,6 @@ class SortingLine:
             "deadline_misses": int(stats.get("deadline_misses", 0))
             + int(getattr(plc, "pulses_late", 0)),
             "quality": self._quality,
-            "events": [dataclasses.asdict(t) for t in self.state.history()[-30:]],
             "composition": composition,
             "recipe": self.parts.recipe_name(),
             "latency_ms": self.latency_ms.quantiles_ms(),
@@ -280,8 +277,20 @@ class SortingLine:
         return self.mailbox.dropped + self.frame_gaps + self.frames_bad
 
     def status(self) -> dict[str, Any]:
+        """The last published snapshot, with the line state read live (a
+        command from the API shows at once, not at the next frame)."""
         with self._status_lock:
-            return dict(self._status)
+            status = dict(self._status)
+        status.update(self._state_fields())
+        return status
+
+    def _state_fields(self) -> dict[str, Any]:
+        return {
+            "state": self.state.state.name,
+            "state_code": int(self.state.state),
+            "causes": list(self.state.causes),
+            "events": [dataclasses.asdict(t) for t in self.state.history()[-30:]],
+        }
 
     def command(self, cmd: Command, who: str) -> PackMLState:
         return self.state.command(cmd, who=who)
