@@ -6,15 +6,15 @@ The decision core's kernels live in this module and its siblings:
 (class outlook, ``Tracks`` export), ``kernels_schedule`` and
 ``kernels_intervals`` (decisions, valve and flap windows, per-valve merging).
 All are private: call them through ``control.tracker``, ``control.assign``,
-``control.evidence`` and ``control.scheduler``, which check their input. Arrays are C-contiguous; ticks are float64 unwrapped encoder
-counts; lengths mm. Track state per row: ``X`` (x, u, vx, vu) in mm and
-mm/tick, ``P`` the two per-axis 2x2 covariances packed as
-(xx_pp, xx_pv, xx_vv, uu_pp, uu_pv, uu_vv) (the axes are independent under a
-constant-velocity model with diagonal noise, so this is exact), ``H`` half
-sizes (hx, hu) of the box around the centre.
+``control.evidence`` and ``control.scheduler``, which check their input.
 
-Detection clip codes: 0 whole, 1 cut by the top (upstream) edge of the view,
-2 cut by the bottom edge, 3 both. A cut box measures only its valid edge.
+Arrays are C-contiguous; ticks are float64 unwrapped encoder counts; lengths
+mm. Track state per row: ``X`` (x, u, vx, vu) in mm and mm/tick; ``P`` the
+two per-axis 2x2 covariances packed as (xx_pp, xx_pv, xx_vv, uu_pp, uu_pv,
+uu_vv) (the axes are independent under a constant-velocity model with
+diagonal noise, so this is exact); ``H`` half sizes (hx, hu) of the box
+around the centre. Helpers take scalars: passing arrays into a non-inlined
+call costs reference counting on every call.
 """
 
 from __future__ import annotations

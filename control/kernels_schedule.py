@@ -197,7 +197,6 @@ def _schedule(
     XC,
     H,
     now,
-    horizon,
     frac_act,
     prio,
     sp,
@@ -262,7 +261,6 @@ def _schedule(
     nbr = nbr[:nn][np.argsort(nbr_on[:nn], kind="mergesort")]
     n_bins = math.floor(max(sp[S_BELT_WIDTH_MM], 1.0) / NEIGHBOUR_BIN_MM) + 1
     rows, bstart, h_max = _bin_neighbours(nbr, XC, H, NEIGHBOUR_BIN_MM, n_bins)
-    _ = horizon
     nv = ivs.shape[0]
     seg = np.empty((ivs.shape[1] + 2, 3), np.int64)
     v_arr = np.empty(nv * (ivs.shape[1] + 2), np.int64)

@@ -102,14 +102,9 @@ class Scheduler:
         n = table.n
         if n == 0:
             return _EMPTY_PULSES
-        horizon = (
-            sp[ix.S_LEAD_TICKS]
-            + sp[ix.S_GUARD_TICKS]
-            + 2.0 * (self.geometry.camera.view_length_mm / self.geometry.belt.mm_per_tick)
-        )
         rows, n_rows = ks._schedule(
             n, table.TID, table.CONF, table.DEC, table.FRAC, table.TCLS, table.CLS,
-            table.NVIEW, table.CROSS, table.XC, table.H, int(now_tick), float(horizon),
+            table.NVIEW, table.CROSS, table.XC, table.H, int(now_tick),
             recipe.fraction_actuator.astype(np.int64), recipe.priority, tuple(sp.tolist()),
             self.ivs, self.cnt, self.div_ivs, self.div_cnt, self.counters,
         )  # fmt: skip
