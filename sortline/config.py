@@ -61,6 +61,12 @@ class ApiSection(BaseModel):
     port: int = Field(8000, ge=0, le=65535)
 
 
+class CalibrationSection(BaseModel):
+    model_config = _STRICT
+    store: str = Field("", description='calibration store folder; "" = nominal geometry only')
+    poll_s: float = Field(1.0, gt=0, le=3600, description="how often to look for a new activation")
+
+
 class RecordsSection(BaseModel):
     model_config = _STRICT
     dir: str = ""
@@ -86,6 +92,7 @@ class LineConfig(BaseModel):
     control: ControlSection = ControlSection()
     api: ApiSection = ApiSection()
     records: RecordsSection = RecordsSection()
+    calibration: CalibrationSection = CalibrationSection()
     sim: SimSection = SimSection()
     source: str = Field(DEFAULT_CONFIG_NAME, exclude=True)
 

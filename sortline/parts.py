@@ -5,17 +5,25 @@ PLC, then the bridge. Each bad file stops start-up with one clear line."""
 from __future__ import annotations
 
 import dataclasses
+import logging
 import socket
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from calibration.geometry import LineGeometry
+from calibration.record import Calibration
+from calibration.store import Activation, CalibrationStore
 from control.controller import Controller
 from control.recipe import Recipe, load_recipe
+from core.errors import InputFileError
 from core.types import Pulses
 from plc.bridge import BridgeConfig, PlcBridge
 from sortline.config import LineConfig
 from vision.classifier import OnnxClassifier
 from vision.pipeline import VisionPipeline
+
+log = logging.getLogger("sortline.parts")
 
 
 def resolve_model_path(cfg: LineConfig) -> Path:
@@ -57,9 +65,62 @@ class LineParts:
     vision: VisionPipeline
     controller: Controller
     bridge: PlcBridge
+    geometry: LineGeometry  # what vision and control believe (calibrated)
     plant: Any | None = None  # sim.plant.VirtualPlant on the virtual plant
     plc_core: Any | None = None
     plc_server: Any | None = None
+    store: CalibrationStore | None = None
+    calibration: Calibration | None = None
+    activation: Activation | None = None
+    retired_stats: Counter[str] = dataclasses.field(default_factory=Counter)
+
+    def controller_stats(self) -> dict[str, int]:
+        """Counters since start, across controllers replaced by a calibration."""
+        total = Counter(self.retired_stats)
+        total.update(self.controller.stats())
+        if "tracks_live" in total:
+            total["tracks_live"] = self.controller.stats().get("tracks_live", 0)
+        return dict(total)
+
+    def apply_calibration(self, cal: Calibration, activation: Activation | None) -> None:
+        """Use ``cal`` from the next frame on (real-time thread only). Raises
+        ValueError, keeping the current calibration, if it does not fit the line.
+
+        Control is rebuilt on the new geometry: fragments in view at that moment
+        are tracked afresh (a fragment already scheduled may be pulsed again).
+        """
+        geometry = cal.apply(self.cfg.geometry)
+        camera_model = cal.camera_model(fallback=geometry.camera)
+        controller = Controller(
+            geometry, self.recipe, self.class_names, self.cfg.control.deadline_margin_ms
+        )
+        self.retired_stats.update(self.controller.stats())
+        self.retired_stats.pop("tracks_live", None)
+        self.vision.geometry = geometry
+        self.vision.camera_model = camera_model
+        self.controller = controller
+        self.geometry = geometry
+        self.calibration, self.activation = cal, activation
+        log.warning(
+            "calibration v%d of line %s applied (%s by %s)",
+            cal.version,
+            cal.line,
+            activation.action if activation else "start-up",
+            activation.who if activation else "config",
+        )
+
+    def calibration_status(self) -> dict[str, Any]:
+        if self.calibration is None:
+            return {"version": None, "source": "nominal geometry of the line config"}
+        out: dict[str, Any] = {"version": self.calibration.version, "line": self.calibration.line}
+        if self.activation is not None:
+            out.update(
+                who=self.activation.who,
+                when_utc=self.activation.when_utc,
+                action=self.activation.action,
+                note=self.activation.note,
+            )
+        return out
 
     def start_plc(self) -> None:
         if self.plc_server is not None:
@@ -100,7 +161,18 @@ def build_parts(
     class_names = tuple(classifier.class_names)
     recipe = load_recipe(cfg.resolve_path(cfg.control.recipe), class_names)
     geometry = cfg.geometry
-    vision = VisionPipeline(geometry, classifier)
+    store = cal = activation = None
+    if cfg.calibration.store:
+        store = CalibrationStore(Path(cfg.resolve_path(cfg.calibration.store)), cfg.line.name)
+        activation = store.active_record()
+        if activation is not None:
+            cal = store.load(activation.version)
+            try:
+                geometry = cal.apply(geometry)
+            except ValueError as exc:
+                raise InputFileError(store.path_of(cal.version), str(exc)) from None
+    camera_model = cal.camera_model(fallback=geometry.camera) if cal is not None else None
+    vision = VisionPipeline(geometry, classifier, camera_model=camera_model)
     controller = Controller(geometry, recipe, class_names, cfg.control.deadline_margin_ms)
 
     plant = plc_core = plc_server = None
@@ -117,8 +189,8 @@ def build_parts(
             plc_core, host="127.0.0.1", port=port, device_id=cfg.plc.device_id
         )
         scen = load_scenario(scenario or cfg.sim.scenario)
-        plant = VirtualPlant(
-            geometry, scen, _WallClockPlc(plc_core), seed=cfg.sim.seed if seed is None else seed
+        plant = VirtualPlant(  # the plant runs on the config's geometry: its truth
+            cfg.geometry, scen, _WallClockPlc(plc_core), seed=cfg.sim.seed if seed is None else seed
         )
         host = "127.0.0.1"
 
@@ -149,7 +221,11 @@ def build_parts(
         vision=vision,
         controller=controller,
         bridge=bridge,
+        geometry=geometry,
         plant=plant,
         plc_core=plc_core,
         plc_server=plc_server,
+        store=store,
+        calibration=cal,
+        activation=activation,
     )

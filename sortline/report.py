@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 def build_report(line: SortingLine) -> dict[str, Any]:
     parts = line.parts
-    stats = parts.controller.stats()
+    stats = parts.controller_stats()
     plc = parts.bridge.snapshot()
     lat = line.latency_ms.quantiles_ms()
     score: dict[str, Any] | None = None
@@ -39,6 +39,7 @@ def build_report(line: SortingLine) -> dict[str, Any]:
         "latency_ms": {"p50": lat["p50"], "p99": lat["p99"]},
         "state": line.state.state.name,
         "controller": stats,
+        "calibration": parts.calibration_status(),
         "plc": parts.plc_status_dict(plc),
         "score": score,
     }

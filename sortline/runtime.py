@@ -26,6 +26,9 @@ from typing import Any
 
 import numpy as np
 
+from calibration.record import Calibration
+from calibration.store import Activation, ActiveWatcher
+from core.errors import InputFileError
 from core.frame import Frame, FrameError
 from core.types import Tracks
 from sortline.config import LineConfig, records_dir
@@ -71,6 +74,8 @@ class SortingLine:
         self.latency_ms = LatencyWindow()
         self.mailbox: Mailbox[tuple[Frame, float]] = Mailbox()
         self._stop = threading.Event()
+        self._pending_cal: tuple[Calibration, Activation] | None = None
+        self.calibration_error = ""
         self._threads: list[threading.Thread] = []
         self._status: dict[str, Any] = {}
         self._status_lock = threading.Lock()
@@ -94,6 +99,8 @@ class SortingLine:
             log.warning("PLC not reachable yet; the line starts Held and keeps trying")
         self.state.command(Command.RESET, who="start-up")
         self.state.command(Command.START, who="start-up")
+        if self.parts.store is not None:
+            self._spawn("calibration-watch", self._watch_calibration)
         if not self.stepped:
             self._spawn("rt-loop", self._rt_loop)
             if self.parts.plant is not None:
@@ -143,6 +150,45 @@ class SortingLine:
             elif lag_s > 0.5:  # far behind: resynchronise instead of bursting
                 t_next = time.monotonic()
 
+    def _watch_calibration(self) -> None:
+        """Looks for a newly activated (or rolled back) calibration; the
+        real-time loop applies it at the start of its next cycle."""
+        store = self.parts.store
+        assert store is not None
+        watcher = ActiveWatcher(store)
+        watcher.poll()  # the one active at start-up is applied already
+        while not self._stop.wait(self.cfg.calibration.poll_s):
+            try:
+                cal = watcher.poll()
+                record = store.active_record()
+            except (InputFileError, OSError) as exc:
+                self.calibration_error = str(exc)
+                log.error("calibration store: %s", exc)
+                continue
+            if cal is not None and record is not None:
+                self._pending_cal = (cal, record)
+
+    def poll_calibration_now(self) -> None:
+        """Stepped mode and tests: take a pending activation without waiting."""
+        store = self.parts.store
+        if store is None:
+            return
+        record = store.active_record()
+        current = self.parts.activation
+        if record is not None and (current is None or record != current):
+            self._pending_cal = (store.load(record.version), record)
+
+    def _take_calibration(self) -> None:
+        pending, self._pending_cal = self._pending_cal, None
+        if pending is None:
+            return
+        try:
+            self.parts.apply_calibration(*pending)
+            self.calibration_error = ""
+        except ValueError as exc:
+            self.calibration_error = f"calibration v{pending[0].version} not applied: {exc}"
+            log.error("%s", self.calibration_error)
+
     def _rt_loop(self) -> None:
         period_s = 1.0 / self.cfg.camera.fps
         while not self._stop.is_set():
@@ -188,6 +234,7 @@ class SortingLine:
         return (int(frame.tick) + int(ticks)) % (1 << 32)
 
     def _process(self, frame: Frame, t_arrival: float) -> None:
+        self._take_calibration()
         try:
             frame.check_size(self.cfg.camera.width_px, self.cfg.camera.height_px)
         except FrameError as exc:
@@ -246,7 +293,7 @@ class SortingLine:
     # --------------------------------------------------------------- status
     def _publish(self, tracks: Tracks | None) -> None:
         plc = self.parts.bridge.snapshot()
-        stats = self.parts.controller.stats()
+        stats = self.parts.controller_stats()
         uptime_s = time.time() - self.started_unix_s
         composition = {
             name: int(c) for name, c in zip(self.parts.class_names, self._class_counts, strict=True)
@@ -265,6 +312,10 @@ class SortingLine:
             "quality": self._quality,
             "composition": composition,
             "recipe": self.parts.recipe_name(),
+            "calibration": {
+                **self.parts.calibration_status(),
+                "error": self.calibration_error or None,
+            },
             "latency_ms": self.latency_ms.quantiles_ms(),
             "plc": self.parts.plc_status_dict(plc),
             "virtual_plant": self.parts.plant is not None,

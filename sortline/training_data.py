@@ -27,6 +27,7 @@ from models.dataset import CropSet
 from sim.plant import IdlePlc, VirtualPlant
 from sim.scenario import Scenario, load_scenario
 from sim.truth import FrameTruth
+from vision.classifier import Classifier
 from vision.crops import CropParams, extract_crops
 from vision.pipeline import VisionPipeline
 from vision.segment import SegmentParams, Segments
@@ -293,12 +294,14 @@ def score_segmentation(
     scenes: Sequence[SceneSpec],
     geometry: LineGeometry | None = None,
     segment: SegmentParams | None = None,
+    classifier: Classifier | None = None,
 ) -> SegScore:
-    """Segmentation scores of ``scenes`` (all kept frames)."""
+    """Segmentation scores of ``scenes`` (all kept frames). With a classifier,
+    segments it rejects as "not a fragment" are dropped first, as on the line."""
     geometry = geometry or LineGeometry()
     score = SegScore()
     for spec in scenes:
-        pipeline = VisionPipeline(geometry, None, segment_params=segment)
+        pipeline = VisionPipeline(geometry, classifier, segment_params=segment)
         for _, seg, truth, _ in _frames(spec, geometry, pipeline):
             centroid_mm, _, _ = pipeline.measure_mm(seg)
             score_frame(score, seg, truth, centroid_mm)

@@ -23,7 +23,11 @@ def _running() -> LineStateMachine:
         (Conditions(), S.EXECUTE, ()),
         (Conditions(plc_linked=False), S.HELD, ("plc link lost",)),
         (Conditions(camera_ok=False), S.HELD, ("camera stalled",)),
-        (Conditions(plc_fault=True, camera_ok=False), S.HELD, ("plc not executing", "camera stalled")),
+        (
+            Conditions(plc_fault=True, camera_ok=False),
+            S.HELD,
+            ("plc not executing", "camera stalled"),
+        ),
         (Conditions(belt_running=False), S.SUSPENDED, ("belt stopped",)),
         (Conditions(estop=True), S.ABORTED, ("e-stop",)),
         (Conditions(estop=True, plc_linked=False), S.ABORTED, ("e-stop",)),
