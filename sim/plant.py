@@ -23,6 +23,7 @@ from core.types import Pulses
 from sim.camera import CameraRenderer, blend
 from sim.chutes import WAIT_CAP_MM, Chutes, Crossing
 from sim.feed import Drop, Feeder
+from sim.motion import Bodies
 from sim.scenario import Scenario
 from sim.score import Score, Scorer, fragment_outcomes
 from sim.sprites import LocalArt, Sprite, make_art, render_sprite
@@ -50,19 +51,12 @@ class IdlePlc:
 
 @dataclasses.dataclass(slots=True)
 class _Live:
-    """A fragment on the belt (the plant's own mutable state)."""
+    """A fragment on the belt: its drawing and its path across the valve line
+    (its motion state is the same row of ``VirtualPlant._bodies``)."""
 
     rec: FragmentRecord
     art: LocalArt
     sprite: Sprite
-    x: float
-    y: float
-    vx: float
-    vy: float
-    angle: float
-    spin: float
-    roll_px: float
-    kicked: bool = False
     path_t: list[float] = dataclasses.field(default_factory=list)
     path_x: list[float] = dataclasses.field(default_factory=list)
     path_y: list[float] = dataclasses.field(default_factory=list)
@@ -101,6 +95,7 @@ class VirtualPlant:
         self._feeder = Feeder(geometry, scenario, rng_feed)
         self._camera = CameraRenderer(cam, scenario.appearance, self.blur_px, rng_belt)
         self._live: list[_Live] = []
+        self._bodies = Bodies()
         self._records: list[FragmentRecord] = []
         self._chutes = Chutes(geometry, scenario.ejection, rng_eject)
         self._scorer = Scorer(final_after_mm=WAIT_CAP_MM + 2000.0)
@@ -223,19 +218,21 @@ class VirtualPlant:
         )
         self._records.append(rec)
         sprite = self._sprite(art, d.angle_rad, 0)
-        self._live.append(
-            _Live(
-                rec,
-                art,
-                sprite,
-                d.x_mm,
-                d.y_mm,
-                d.vx_mm_s,
-                d.vy_mm_s,
-                d.angle_rad,
-                d.spin_rad_s,
-                0.0,
-            )
+        self._live.append(_Live(rec, art, sprite))
+        self._bodies.add(
+            x=d.x_mm,
+            y=d.y_mm,
+            vx=d.vx_mm_s,
+            vy=d.vy_mm_s,
+            angle=d.angle_rad,
+            spin=d.spin_rad_s,
+            roll_px=0.0,
+            half_w=sprite.half_width_mm,
+            lead=sprite.lead_mm,
+            trail=sprite.trail_mm,
+            rolls=d.rolls,
+            bounces=d.bounces,
+            kicked=False,
         )
 
     def _sprite(self, art: LocalArt, angle: float, roll_px: int) -> Sprite:
@@ -244,54 +241,46 @@ class VirtualPlant:
         return render_sprite(art, angle, roll_px, self.blur_px, look.shadow, self.mm_per_px, grid)
 
     def _move(self, dt: float) -> None:
-        m = self.scenario.motion
-        belt_w = self.geometry.belt.width_mm
+        b = self._bodies
         y_valve = self.geometry.valves.y_valve_mm
-        speed = self._speed_mm_s
-        for f in self._live:
-            tau = m.roll_settle_s if f.rec.rolls else m.settle_s
-            decay = math.exp(-dt / tau)
-            if f.rec.rolls:  # rolling: relative motion across the part's long axis
-                f.roll_px += f.vy * dt / self.mm_per_px
-                c, s = -math.sin(f.angle), math.cos(f.angle)
-                f.x += f.vy * c * dt + f.vx * dt
-                f.y += (speed + max(f.vy * s, -0.7 * speed)) * dt
-            else:
-                f.x += f.vx * dt
-                f.y += (speed + max(f.vy, -0.7 * speed)) * dt
-            f.angle += f.spin * dt
-            f.vx *= decay
-            f.vy *= decay
-            f.spin *= math.exp(-dt / m.settle_s)
-            half = f.sprite.half_width_mm
-            if f.x < half or f.x > belt_w - half:  # belt skirts
-                f.x = min(max(f.x, half), belt_w - half)
-                f.vx = -f.vx
-            lead = f.y + f.sprite.lead_mm
-            if f.rec.bounces and not f.kicked and lead > y_valve - 40.0:
-                f.kicked = True
-                f.vy = float(self._rng_motion.normal(0, m.bounce_mm_s))
-                f.vx += float(self._rng_motion.normal(0, m.bounce_mm_s / 3))
-            if lead > y_valve - _NEAR_VALVE_MM:
-                f.path_t.append(self._travel_mm / self.geometry.belt.mm_per_tick)
-                f.path_x.append(f.x)
-                f.path_y.append(f.y)
+        b.step(
+            dt,
+            self._speed_mm_s,
+            self.scenario.motion,
+            self.geometry.belt.width_mm,
+            y_valve,
+            self.mm_per_px,
+            self._rng_motion,
+        )
+        near = np.nonzero(b.y + b.lead > y_valve - _NEAR_VALVE_MM)[0]
+        t = self._travel_mm / self.geometry.belt.mm_per_tick
+        for i in near.tolist():
+            f = self._live[i]
+            f.path_t.append(t)
+            f.path_x.append(float(b.x[i]))
+            f.path_y.append(float(b.y[i]))
 
     # ---- ejection -----------------------------------------------------------------------
     def _decide(self) -> None:
         """Settle fragments whose trailing edge is far enough past the valve line."""
-        y_valve = self.geometry.valves.y_valve_mm
-        after = self.scenario.ejection.decide_after_mm
-        keep: list[_Live] = []
-        for f in self._live:
-            past = f.y + f.sprite.trail_mm - (y_valve + after)
-            if past <= 0 or len(f.path_t) < 2:
-                keep.append(f)
-                continue
-            half = f.sprite.half_width_mm
-            if past < WAIT_CAP_MM and self._chutes.busy(self.plc, f.x - half, f.x + half):
-                keep.append(f)  # a run over it is still open: wait for it to complete
-                continue
+        b = self._bodies
+        past = (
+            b.y
+            + b.trail
+            - (self.geometry.valves.y_valve_mm + self.scenario.ejection.decide_after_mm)
+        )
+        ready = np.nonzero(past > 0)[0]
+        if ready.size == 0:
+            return
+        keep = np.ones(len(self._live), bool)
+        for i in ready.tolist():
+            f = self._live[i]
+            self._resprite(i)  # the footprint as it lies now, just past the line
+            x, half = float(b.x[i]), float(b.half_w[i])
+            if len(f.path_t) < 2 or (
+                past[i] < WAIT_CAP_MM and self._chutes.busy(self.plc, x - half, x + half)
+            ):
+                continue  # a run over it is still open: wait for it to complete
             crossing = Crossing(
                 f.sprite.foot_x_mm,
                 f.sprite.foot_y_mm,
@@ -301,41 +290,46 @@ class VirtualPlant:
             )
             self._chutes.settle(f.rec, crossing, self._now_s)
             self._scorer.settled(f.rec, self._travel_mm)
-        self._live = keep
+            keep[i] = False
+        if not keep.all():
+            self._live = [f for f, k in zip(self._live, keep, strict=True) if k]
+            b.keep(keep)
         mm_per_tick = self.geometry.belt.mm_per_tick
         self._chutes.forget_before((self._travel_mm - WAIT_CAP_MM - 1000.0) / mm_per_tick)
 
     # ---- rendering ----------------------------------------------------------------------
     def _render(self) -> tuple[np.ndarray, FrameTruth]:
         cam = self.geometry.camera
+        b = self._bodies
         frame = self._camera.belt(self._travel_mm / cam.mm_per_px_y)
         top, bottom = cam.view_y_range_mm
-        rows: list[tuple[_Live, int, int]] = []
-        for f in self._live:
-            f.sprite = self._maybe_resprite(f)
-            reach = f.rec.size_mm
-            if f.y + reach < top or f.y - reach > bottom:
-                continue
-            col, row = cam.mm_to_px(np.array(f.x), np.array(f.y))
-            c0 = round(float(col) - f.sprite.anchor_px[0])
-            r0 = round(float(row) - f.sprite.anchor_px[1])
+        sizes = np.array([f.rec.size_mm for f in self._live])
+        seen = np.nonzero((b.y + sizes >= top) & (b.y - sizes <= bottom))[0]
+        cols, rows_px = cam.mm_to_px(b.x[seen], b.y[seen])
+        placed: list[tuple[_Live, int, int, float, float]] = []
+        for i, col, row in zip(seen.tolist(), cols.tolist(), rows_px.tolist(), strict=True):
+            f = self._live[i]
+            self._resprite(i)
+            c0 = round(col - f.sprite.anchor_px[0])
+            r0 = round(row - f.sprite.anchor_px[1])
             blend(frame, f.sprite.premult, f.sprite.inv_alpha, c0, r0)
             f.rec.frames_seen += 1
-            rows.append((f, c0, r0))
-        truth = self._truth_of(rows)
+            placed.append((f, c0, r0, float(b.x[i]), float(b.y[i])))
+        truth = self._truth_of(placed)
         self._camera.finish(frame, self._now_s)
         return frame, truth
 
-    def _maybe_resprite(self, f: _Live) -> Sprite:
+    def _resprite(self, i: int) -> None:
+        """Re-draw fragment ``i`` if it turned or rolled since it was last drawn."""
+        f, b = self._live[i], self._bodies
         s = f.sprite
-        roll = round(f.roll_px)
-        if abs(f.angle - s.angle_rad) > _RESPRITE_RAD or (
-            f.rec.rolls and abs(roll - s.roll_px) >= 2
-        ):
-            return self._sprite(f.art, f.angle, roll)
-        return s
+        roll = round(float(b.roll_px[i]))
+        angle = float(b.angle[i])
+        if abs(angle - s.angle_rad) > _RESPRITE_RAD or (f.rec.rolls and abs(roll - s.roll_px) >= 2):
+            f.sprite = self._sprite(f.art, angle, roll)
+            b.set_extents(i, f.sprite.half_width_mm, f.sprite.lead_mm, f.sprite.trail_mm)
 
-    def _truth_of(self, rows: list[tuple[_Live, int, int]]) -> FrameTruth:
+    def _truth_of(self, rows: list[tuple[_Live, int, int, float, float]]) -> FrameTruth:
         from sim.visible import frame_truth
 
         return frame_truth(rows, self.geometry.camera, self._frame_id, self.tick, self._travel_mm)

@@ -40,26 +40,27 @@ def _visible_share(placed: list[Placed]) -> np.ndarray:
 
 
 def frame_truth(
-    placed: list[tuple[Any, int, int]],
+    placed: list[tuple[Any, int, int, float, float]],
     camera: CameraGeometry,
     frame_id: int,
     tick: int,
     travel_mm: float,
 ) -> FrameTruth:
-    """``placed``: (live fragment, col0, row0) in drawing order, where the
-    sprite's top-left corner went. Fragments with no pixel inside the image
+    """``placed``: (live fragment, col0, row0, x mm, y mm) in drawing order:
+    where the sprite's top-left corner went and where the fragment's
+    reference point physically is. Fragments with no pixel inside the image
     are left out."""
     w, h = camera.width_px, camera.height_px
     mm_px = camera.mm_per_px_x  # the virtual camera has square pixels
-    keep: list[tuple[Any, int, int]] = []
+    keep: list[tuple[Any, int, int, float, float]] = []
     parts: list[Placed] = []
-    for f, c0, r0 in placed:
+    for f, c0, r0, x, y in placed:
         part = _clip(f.sprite.mask, c0, r0, w, h)
         if part is not None:
-            keep.append((f, c0, r0))
+            keep.append((f, c0, r0, x, y))
             parts.append(Placed(f.rec.fragment_id, part.c0, part.r0, part.c1, part.r1, part.mask))
     boxes, trunc, cmm, cpx, polys = [], [], [], [], []
-    for f, c0, r0 in keep:
+    for f, c0, r0, x, y in keep:
         sp = f.sprite
         ax, ay = c0 + sp.anchor_px[0], r0 + sp.anchor_px[1]
         poly = sp.polygon_px + np.array([ax, ay], np.float32)
@@ -68,10 +69,10 @@ def frame_truth(
         trunc.append(bool(lo[0] < 0 or lo[1] < 0 or hi[0] > w or hi[1] > h))
         cpx.append(np.array([ax, ay]) + sp.centroid_px)
         # physical position (not rounded to the pixel the sprite was drawn at)
-        cmm.append((f.x + sp.centroid_px[0] * mm_px, f.y + sp.centroid_px[1] * mm_px))
+        cmm.append((x + sp.centroid_px[0] * mm_px, y + sp.centroid_px[1] * mm_px))
         polys.append(poly.astype(np.float32))
     n = len(keep)
-    recs = [f.rec for f, _, _ in keep]
+    recs = [f.rec for f, *_ in keep]
     return FrameTruth(
         frame_id=frame_id,
         tick=tick,
