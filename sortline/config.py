@@ -41,6 +41,9 @@ class PlcSection(BaseModel):
     heartbeat_ms: float = Field(50.0, gt=0, le=10000)
     watchdog_ms: float = Field(300.0, gt=0, le=60000)
     reconnect_max_ms: float = Field(2000.0, gt=0, le=600000)
+    rt_priority: int = Field(
+        0, ge=0, le=99, description="SCHED_FIFO priority of the bridge thread; 0 = normal"
+    )
 
 
 class VisionSection(BaseModel):

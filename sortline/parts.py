@@ -209,6 +209,7 @@ def build_parts(
             deadline_lead_ms=cfg.valves.open_delay_ms + cfg.control.deadline_margin_ms,
             mm_per_tick=cfg.belt.mm_per_tick,
             watchdog_ms=cfg.plc.watchdog_ms,
+            rt_priority=cfg.plc.rt_priority or None,
             # a stepped plant's encoder does not follow the wall clock
             extrapolate_encoder=not stepped,
         )
