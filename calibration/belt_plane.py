@@ -30,6 +30,7 @@ class BeltPlaneResult:
     residual_rms_mm: float
     residual_max_mm: float
     mm_per_px: tuple[float, float]  # at the image centre: along a row, down a column
+    board_origin_mm: tuple[float, float]  # the board corner at the fence, in belt mm
     checks: tuple[Check, ...]
 
     @property
@@ -43,6 +44,7 @@ class BeltPlaneResult:
             "residual_rms_mm": self.residual_rms_mm,
             "residual_max_mm": self.residual_max_mm,
             "mm_per_px": list(self.mm_per_px),
+            "board_origin_mm": list(self.board_origin_mm),
             "homography_px_to_mm": self.camera_model.homography.tolist(),
             "checks": [c.to_dict() for c in self.checks],
         }
@@ -55,15 +57,23 @@ def zero_y_at_centre(model: CameraModel) -> CameraModel:
     return dataclasses.replace(model, homography=shift @ model.homography)
 
 
-def align_to_motion(model: CameraModel, direction_rad: float) -> CameraModel:
-    """Turn belt coordinates by ``direction_rad`` about the centre pixel's point so
-    that a displacement seen at angle ``atan2(dx, dy) = direction_rad`` becomes +y."""
-    xc, yc = model.px_to_mm((model.width_px - 1) / 2.0, (model.height_px - 1) / 2.0)
+def align_to_motion(
+    model: CameraModel, direction_rad: float, pivot_mm: tuple[float, float] | None = None
+) -> CameraModel:
+    """Turn belt coordinates by ``direction_rad`` so that a displacement seen at angle
+    ``atan2(dx, dy) = direction_rad`` becomes +y. The turn is about ``pivot_mm`` (the
+    point whose x is known, e.g. the board corner at the fence; default the centre
+    pixel's point); ``y`` is then zeroed at the centre pixel again."""
+    if pivot_mm is None:
+        xc, yc = model.px_to_mm((model.width_px - 1) / 2.0, (model.height_px - 1) / 2.0)
+        pivot_mm = (float(xc), float(yc))
+    px, py = pivot_mm
     c, s = math.cos(direction_rad), math.sin(direction_rad)
-    to_origin = np.array([[1.0, 0.0, -float(xc)], [0.0, 1.0, -float(yc)], [0.0, 0.0, 1.0]])
+    to_origin = np.array([[1.0, 0.0, -px], [0.0, 1.0, -py], [0.0, 0.0, 1.0]])
     turn = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
-    back = np.array([[1.0, 0.0, float(xc)], [0.0, 1.0, float(yc)], [0.0, 0.0, 1.0]])
-    return dataclasses.replace(model, homography=back @ turn @ to_origin @ model.homography)
+    back = np.array([[1.0, 0.0, px], [0.0, 1.0, py], [0.0, 0.0, 1.0]])
+    turned = dataclasses.replace(model, homography=back @ turn @ to_origin @ model.homography)
+    return zero_y_at_centre(turned)
 
 
 def calibrate_belt_plane(
@@ -101,6 +111,13 @@ def calibrate_belt_plane(
         Check("residual_rms_mm", rms, lim.max_residual_mm),
         Check("corners", float(len(view)), float(lim.min_corners), at_least=True),
     )
+    _, y_shift = model.px_to_mm(*fitted.mm_to_px(board_x_mm, 0.0))
     return BeltPlaneResult(
-        model, len(view), rms, float(err.max()), model.centre_scale_mm_per_px(), checks
+        model,
+        len(view),
+        rms,
+        float(err.max()),
+        model.centre_scale_mm_per_px(),
+        (board_x_mm, float(y_shift)),
+        checks,
     )

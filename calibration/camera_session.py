@@ -74,7 +74,15 @@ def calibrate_camera_files(
         before_path, after_path, ticks = jog
         before = Frame(read_gray(before_path), 0, 0, 0.0)
         after = Frame(read_gray(after_path), 1, ticks % (1 << 32), 1.0)
-        enc = calibrate_encoder_scale(before, after, board, model, nominal_mm_per_tick, lim.encoder)
+        enc = calibrate_encoder_scale(
+            before,
+            after,
+            board,
+            model,
+            nominal_mm_per_tick,
+            lim.encoder,
+            pivot_mm=plane.board_origin_mm,
+        )
         quality["encoder_scale"] = enc.to_dict()
         model = enc.camera_model
         belt = BeltSection(mm_per_tick=enc.mm_per_tick)

@@ -104,8 +104,12 @@ def calibrate_encoder_scale(
     limits: EncoderLimits | None = None,
     running: Sequence[Frame] = (),
     reported_speed_mm_s: float | None = None,
+    pivot_mm: tuple[float, float] | None = None,
 ) -> EncoderScaleResult:
-    """mm per tick from ``before``/``after`` (board on the belt, belt jogged between)."""
+    """mm per tick from ``before``/``after`` (board on the belt, belt jogged between).
+
+    ``pivot_mm``: the point whose belt x is known (``BeltPlaneResult.board_origin_mm``),
+    kept in place when the frame is turned to the belt's direction of travel."""
     lim = limits or EncoderLimits()
     ticks = tick_diff(after.tick, before.tick)
     if ticks <= 0:
@@ -127,7 +131,7 @@ def calibrate_encoder_scale(
     mm_per_tick = length / ticks
     direction = math.atan2(float(mean[0]), float(mean[1]))
     linearity = float(np.sqrt(np.mean(np.sum((d - mean) ** 2, axis=1))))
-    aligned = align_to_motion(model, direction)
+    aligned = align_to_motion(model, direction, pivot_mm)
     checks = [
         Check("linearity_mm", linearity, lim.max_linearity_mm),
         Check("direction_deg", abs(math.degrees(direction)), lim.max_direction_deg),

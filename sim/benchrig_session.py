@@ -216,6 +216,7 @@ def run_bench(
         lim.encoder,
         running,
         rig.reported_speed_mm_s(),
+        pivot_mm=plane.board_origin_mm,
     )
     t3 = time.perf_counter()
     seconds["encoder_scale"] = t3 - t2

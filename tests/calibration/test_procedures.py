@@ -58,8 +58,8 @@ def test_camera_model_matches_true_camera_over_the_view(report: BenchReport) -> 
     est = np.stack(report.encoder.camera_model.px_to_mm(cols.ravel(), rows.ravel()), axis=1)
     true = cam.pixel_to_belt(cols.ravel(), rows.ravel())
     err = np.hypot(*(est - true).T)
-    assert err.max() < 2.0, err.max()
-    assert np.median(err) < 0.8
+    assert err.max() < 1.5, err.max()
+    assert np.median(err) < 0.4, np.median(err)
 
 
 def test_calibration_applies_to_the_line(report: BenchReport) -> None:
