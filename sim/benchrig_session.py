@@ -96,6 +96,21 @@ class BenchReport:
         }
         return out
 
+    def position_error_mm(self) -> dict[str, float]:
+        """Belt position error of the calibrated camera over a 25 x 9 pixel grid."""
+        cam = self.truth.camera
+        cols, rows = np.meshgrid(
+            np.linspace(0, cam.width_px - 1, 25), np.linspace(0, cam.height_px - 1, 9)
+        )
+        model = self.encoder.camera_model
+        est = np.stack(model.px_to_mm(cols.ravel(), rows.ravel()), axis=1)
+        err = np.hypot(*(est - cam.pixel_to_belt(cols.ravel(), rows.ravel())).T)
+        return {
+            "median": float(np.median(err)),
+            "p99": float(np.percentile(err, 99)),
+            "max": float(err.max()),
+        }
+
     def passed(self) -> bool:
         return all(item["passed"] for item in self.comparison().values())
 
@@ -107,6 +122,7 @@ class BenchReport:
             "passed": self.passed(),
             "procedures_passed": self.calibration.passed,
             "comparison": self.comparison(),
+            "belt_position_error_mm": self.position_error_mm(),
             "true_delays_ms": {
                 "open": tr.open_delay_ms.tolist(),
                 "close": tr.close_delay_ms.tolist(),
