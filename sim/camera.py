@@ -34,6 +34,18 @@ def _seamless(tex: np.ndarray, loop_rows: int) -> np.ndarray:
     return out
 
 
+def _lens_dirt(rng: np.random.Generator, h: int, w: int, amount: float) -> np.ndarray | None:
+    """(H, W) float32 gain <= 1: blurred smudges on the lens or its window,
+    fixed in the image while the belt moves under them; None when clean."""
+    if amount <= 0:
+        return None
+    dark = np.zeros((h, w), np.float32)
+    for _ in range(round(12 * amount)):
+        c = (int(rng.integers(w)), int(rng.integers(h)))
+        cv2.circle(dark, c, int(rng.integers(10, 60)), float(rng.uniform(0.1, 0.35)), -1)
+    return 1.0 - np.asarray(cv2.GaussianBlur(dark, (0, 0), 18.0), np.float32) * amount
+
+
 def _belt_texture(
     rng: np.random.Generator, rows: int, cols: int, wear: float, blur_px: int
 ) -> np.ndarray:
@@ -86,10 +98,15 @@ class CameraRenderer:
         h, w = camera.height_px, camera.width_px
         self._belt = _belt_texture(rng, _BELT_LOOP_ROWS, w, look.belt_wear, blur_px)
         self._belt = np.concatenate([self._belt, self._belt[:h]])  # wrap without a copy per frame
+        smudge = _lens_dirt(rng, h, w, look.lens_dirt)
         self._lights = [
             self._light_map(h, w, look.light_across_frac, look.light_drift_frac, k / _LIGHT_MAPS)
             for k in range(_LIGHT_MAPS)
         ]
+        if smudge is not None:
+            self._lights = [
+                np.clip(m * smudge[..., None], 0, 255).astype(np.uint8) for m in self._lights
+            ]
         sig = look.noise_sigma
         bank = sig * _normal(rng, (_NOISE_BANK, h + 64, w, 3)) if sig > 0 else None
         self._noise_pos = None if bank is None else np.clip(bank, 0, 255).astype(np.uint8)

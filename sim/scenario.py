@@ -113,6 +113,9 @@ class AppearanceSection(BaseModel):
         default=0.12, ge=0, le=0.6, description="fall-off at belt edges"
     )
     light_drift_frac: float = Field(default=0.04, ge=0, le=0.5, description="slow brightness swing")
+    lens_dirt: float = Field(
+        default=0.0, ge=0, le=1, description="smudges on the lens, fixed in the image"
+    )
     flicker_frac: float = Field(
         default=0.005, ge=0, le=0.2, description="frame-to-frame brightness jitter"
     )
