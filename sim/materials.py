@@ -31,6 +31,14 @@ _OXIDE = {
     "copper": (42.0, 58.0, 96.0),  # dark tarnish
     "brass": (62.0, 104.0, 132.0),  # dull brown
 }
+_NEUTRAL_PLASTICS = (
+    (40.0, 40.0, 42.0),
+    (62.0, 62.0, 64.0),
+    (110.0, 110.0, 112.0),
+    (160.0, 160.0, 158.0),
+    (205.0, 208.0, 208.0),
+    (165.0, 190.0, 205.0),  # beige
+)
 _WRAPS = (
     (160.0, 70.0, 30.0),
     (60.0, 140.0, 40.0),
@@ -172,9 +180,9 @@ def _battery(rng: Rng, shape: Shape, h: int, w: int, cy: float, dirt: float) -> 
 
 
 def _plastic(rng: Rng, h: int, w: int, dirt: float) -> np.ndarray:
-    if rng.random() < 0.2:  # grey, white or dark plastics
-        v = float(rng.choice([45.0, 110.0, 200.0]))
-        colour = np.array([v, v, v * 1.02], np.float32)
+    if rng.random() < 0.55:  # most e-waste housings: black, greys, white, beige
+        colour = np.array(_NEUTRAL_PLASTICS[int(rng.integers(len(_NEUTRAL_PLASTICS)))], np.float32)
+        colour += np.float32(rng.normal(0, 6.0))
     else:
         hsv = np.array(
             [[[rng.integers(0, 180), rng.integers(110, 255), rng.integers(90, 240)]]], np.uint8
