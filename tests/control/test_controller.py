@@ -226,3 +226,34 @@ def test_recipe_switch_from_another_thread(geometry, recipe, tmp_path):
     assert ctl.recipe.name in ("default", "steel")
     st = ctl.stats()
     assert st["objects_seen"] > 50 and st["deadline_misses"] == 0
+
+
+@pytest.mark.parametrize("n_row", [1, 2, 12])
+def test_rows_entering_and_leaving_together(geometry, recipe, run_stream, n_row):
+    """Rows of fragments side by side enter the view in one frame while an earlier
+    row leaves it: one track each, and crossing predictions within their sigma."""
+    xs = 60.0 + 70.0 * np.arange(n_row)
+    rows = []
+    for u0 in (-230.0, -630.0):  # front row half cut at the top edge at frame 0
+        rows += [(x, u0 + 7.0 * (k % 3), 25.0, 30.0) for k, x in enumerate(xs)]
+    a = np.array(rows)
+    z = np.zeros(len(a))
+    obj = BeltObjects(a[:, 0], a[:, 1], a[:, 2], a[:, 3], z, z.copy(), np.full(len(a), 3))
+    cam = SyntheticCamera(geometry, obj, len(DEFAULT_CLASSES), noise_mm=0.3, seed=3)
+    ctl = Controller(geometry, recipe, DEFAULT_CLASSES)
+    t_on, _ = cam.crossing_ticks()
+    err = []
+    for f in range(60):
+        dets, _ = cam.frame(f)
+        tracks, _ = ctl.update(dets)
+        live = tracks[tracks.state != 0]
+        for k in range(len(live)):
+            j = np.argmin(
+                np.abs(obj.x_mm - live.centroid_mm[k, 0]) + np.abs(t_on - live.cross_on_tick[k])
+            )
+            err.append((abs(live.cross_on_tick[k] - t_on[j]), live.cross_sigma_tick[k]))
+    st = ctl.stats()
+    assert st["tracks_born"] == len(obj) and st["tracks_confirmed"] == len(obj)
+    assert st["objects_targeted"] == len(obj) and st["deadline_misses"] == 0
+    e = np.array(err)
+    assert np.all(e[:, 0] <= 3.0 * e[:, 1] + 15.0), e[e[:, 0] > 3.0 * e[:, 1] + 15.0][:5]
