@@ -7,8 +7,6 @@ turns the tracks whose deadline is near into ``Pulses`` (uint32 ticks).
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from calibration.geometry import LineGeometry
@@ -127,7 +125,3 @@ class Scheduler:
 def frame_ticks_nominal(geometry: LineGeometry) -> float:
     """Encoder ticks per camera frame at the nominal belt speed."""
     return geometry.belt.ticks_per_s() / geometry.camera.fps
-
-
-def ms_to_ticks(ms: float, ticks_per_ms: float) -> int:
-    return math.ceil(ms * ticks_per_ms)
