@@ -97,7 +97,11 @@ def detect_board(image: np.ndarray, spec: BoardSpec) -> BoardView:
     if ids is None or corners is None or len(ids) == 0:
         empty = np.zeros((0,), np.int32)
         return BoardView(empty, np.zeros((0, 2)), np.zeros((0, 3)))
+    obj, img = board.matchImagePoints(corners, ids)  # (N, 3) / (N, 2), shapes vary
     ids_arr = np.asarray(ids, dtype=np.int32).reshape(-1)
-    image_px = np.asarray(corners, dtype=np.float64).reshape(-1, 2)
-    board_mm = spec.corner_points_mm()[ids_arr]
+    image_px = np.asarray(img, dtype=np.float64).reshape(-1, 2)
+    board_mm = np.asarray(obj, dtype=np.float64).reshape(-1, 3)
+    if len(board_mm) != len(ids_arr):
+        board_mm = spec.corner_points_mm()[ids_arr]
+        image_px = np.asarray(corners, dtype=np.float64).reshape(-1, 2)
     return BoardView(ids_arr, image_px, board_mm)
