@@ -213,11 +213,22 @@ class CalibrationStore:
         path = self._active_path
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
+            if data.get("schema_version") != SCHEMA_VERSION:
+                raise InputFileError(
+                    path,
+                    f"activation history has schema_version {data.get('schema_version')!r}, "
+                    f"this sortline reads {SCHEMA_VERSION}: move it aside and activate a version",
+                    "schema_version",
+                )
             if data.get("line") != self.line:
                 raise InputFileError(path, f"belongs to line {data.get('line')!r}", "line")
             return [Activation(**entry) for entry in data["history"]]
         except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
-            raise InputFileError(path, f"activation history is damaged: {exc}") from None
+            raise InputFileError(
+                path,
+                f"activation history is damaged ({exc}): move it aside (versions are kept) "
+                "and activate a version again",
+            ) from None
 
     def active_version(self) -> int | None:
         """The active version, or None; one ``stat`` when nothing changed."""

@@ -248,3 +248,21 @@ def test_concurrent_saves_get_distinct_versions(tmp_path: Path) -> None:
     assert got == list(range(1, 13))
     store = CalibrationStore(tmp_path, LINE)
     assert {store.load(v).created_by for v in got} == {f"w{i}" for i in range(12)}
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"schema_version": 0}, "activation history has schema_version 0"),
+        ({"line": "line-b"}, "belongs to line 'line-b'"),
+        ({"history": "nope"}, "activation history is damaged"),
+    ],
+)
+def test_damaged_activation_history(store: CalibrationStore, change: dict, match: str) -> None:
+    store.activate(1, "alice")
+    path = store.folder / "active.json"
+    data = json.loads(path.read_text())
+    data.update(change)
+    path.write_text(json.dumps(data))
+    with pytest.raises(InputFileError, match=match):
+        CalibrationStore(store.root, LINE).active_version()
