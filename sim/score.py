@@ -20,7 +20,8 @@ Definitions (``targets`` maps class -> fraction; other classes -> ``pass``):
   width or length) or ``tumbled`` (covered enough, fell back anyway); per
   fraction these are counted under its target F.
 - air use: valve-open time summed over valves (valve-ms) of the valve bar,
-  per fragment that ended in a non-``pass`` bin.
+  per fragment that ended in a non-``pass`` bin; per fraction and class, the
+  air of the runs meant for (best matching) its fragments, per ejected one.
 The overall ``purity``/``recovery``/``co_ejection_rate`` pool every fraction
 except ``pass``.
 """
@@ -69,6 +70,8 @@ class GroupScore:
     early: int
     partial: int
     tumbled: int
+    air_valve_ms: float  # valve-open time of the runs meant for its fragments
+    valve_ms_per_ejected: float | None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -130,15 +133,20 @@ class Tally:
     targeting: Counter[tuple[str, str]] = dataclasses.field(default_factory=Counter)
     fails: Counter[tuple[str, str, str]] = dataclasses.field(default_factory=Counter)
     confusion: Counter[tuple[str, str]] = dataclasses.field(default_factory=Counter)
+    ejected: Counter[tuple[str, str]] = dataclasses.field(default_factory=Counter)
+    air: dict[tuple[str, str], float] = dataclasses.field(default_factory=dict)
 
-    def add(self, r: FragmentRecord, target: str, tag: str) -> None:
-        """``tag``: ``co``, ``false`` or ``ok``."""
+    def add(self, r: FragmentRecord, target: str, tag: str, air_ms: float) -> None:
+        """``tag``: ``co``, ``false`` or ``ok``; ``air_ms``: valve-ms of the runs
+        meant for ``r`` (it was their best match)."""
         b, c = str(r.bin), r.class_name
         keys = [("bin", b), ("class", c)] + ([("out", "*")] if b != PASS else [])
         for k in keys:
             self.n[k] += 1
             self.co[k] += tag == "co"
             self.false[k] += tag == "false"
+            self.air[k] = self.air.get(k, 0.0) + air_ms
+            self.ejected[k] += b != PASS
         self.correct[("bin", b)] += b == target
         self.correct[("out", "*")] += b != PASS and b == target
         self.confusion[(c, b)] += 1
@@ -154,8 +162,10 @@ class Tally:
     def merged(self, other: Tally) -> Tally:
         out = Tally()
         for f in dataclasses.fields(self):
-            getattr(out, f.name).update(getattr(self, f.name))
-            getattr(out, f.name).update(getattr(other, f.name))
+            total = getattr(out, f.name)
+            for part in (getattr(self, f.name), getattr(other, f.name)):
+                for key, value in part.items():
+                    total[key] = total.get(key, 0) + value
         return out
 
     def _group(self, kind: str, key: str, target_kind: str) -> GroupScore:
@@ -169,6 +179,12 @@ class Tally:
             co_ejected=self.co[k],
             false_ejects=self.false[k],
             **{w: self.fails[(*tk, w)] for w in _FAILURES},
+            air_valve_ms=round(self.air.get(k, 0.0), 3),
+            valve_ms_per_ejected=(
+                round(self.air.get(k, 0.0) / self.ejected[k], 3)
+                if self.ejected[k] and self.air.get(k)
+                else None
+            ),
         )
 
     def score(self, targets: dict[str, str], in_flight: int, air_valve_ms: float) -> Score:
@@ -186,8 +202,8 @@ class Tally:
             co_ejected=self.co[out],
             false_ejects=self.false[out],
             **{w: self.fails[("all", "*", w)] for w in _FAILURES},
-            air_valve_ms=air_valve_ms,
-            valve_ms_per_ejected=air_valve_ms / n_out if n_out and air_valve_ms else None,
+            air_valve_ms=round(air_valve_ms, 3),  # sums of floats: rounded to a microsecond
+            valve_ms_per_ejected=round(air_valve_ms / n_out, 3) if n_out and air_valve_ms else None,
             fractions={b: self._group("bin", b, "target") for b in bins},
             classes={c: self._group("class", c, "class") for c in DEFAULT_CLASSES},
             confusion={
@@ -214,6 +230,21 @@ def _best_matches(records: Iterable[FragmentRecord], best: dict[int, tuple[float
                 best[run_id] = (share, r.fragment_id)
 
 
+def _fragment_air(
+    r: FragmentRecord, best: dict[int, tuple[float, int]], runs: Sequence[RunRecord]
+) -> float:
+    """Valve-ms of the valve-bar runs whose best match ``r`` is."""
+    return float(
+        sum(
+            runs[k].valve_ms
+            for k in (r.run_match or r.run_hits)
+            if k < len(runs)
+            and runs[k].actuator == 0
+            and best.get(k, (0.0, -1))[1] == r.fragment_id
+        )
+    )
+
+
 def _tag(r: FragmentRecord, target: str, intended: set[int]) -> str:
     if r.bin in (PASS, target):
         return "ok"
@@ -238,7 +269,7 @@ def score_fragments(
     tally = Tally()
     for r in crossed:
         target = tg.get(r.class_name, PASS)
-        tally.add(r, target, _tag(r, target, intended))
+        tally.add(r, target, _tag(r, target, intended), _fragment_air(r, best, runs))
     return tally.score(tg, len(records) - len(crossed), _air(runs))
 
 
@@ -277,13 +308,13 @@ class Scorer:
         while done < len(self._settled) and self._settled[done][0] < limit:
             r = self._settled[done][1]
             target = tg.get(r.class_name, PASS)
-            tally.add(r, target, _tag(r, target, intended))
+            tally.add(r, target, _tag(r, target, intended), _fragment_air(r, self._best, runs))
             done += 1
         self._final[key] = (done, tally)
         recent = Tally()
         for _, r in self._settled[done:]:
             target = tg.get(r.class_name, PASS)
-            recent.add(r, target, _tag(r, target, intended))
+            recent.add(r, target, _tag(r, target, intended), _fragment_air(r, self._best, runs))
         self._air_ms += _air(runs[self._air_runs :])
         self._air_runs = len(runs)
         return tally.merged(recent).score(tg, n_records - len(self._settled), self._air_ms)

@@ -111,3 +111,13 @@ def test_fragment_outcomes():
             6: "false_eject", 7: "ok", 9: "partial", 10: "in_flight"}  # fmt: skip
     assert {k: out[k]["outcome"] for k in want} == want
     assert out[5]["tracks"] == [1] and out[0]["target"] == "eject" and out[7]["target"] == "pass"
+
+
+def test_air_per_fraction_and_class():
+    s = score_fragments(RECORDS, RUNS)  # every run: 2 valves x 10 ms = 20 valve-ms
+    ej, ps = s.fractions["eject"], s.fractions["pass"]
+    assert ej.air_valve_ms == pytest.approx(60.0) and ej.valve_ms_per_ejected == pytest.approx(15.0)
+    assert ps.air_valve_ms == pytest.approx(60.0) and ps.valve_ms_per_ejected is None
+    cu = s.classes["copper"]
+    assert cu.air_valve_ms == pytest.approx(40.0) and cu.valve_ms_per_ejected == pytest.approx(40.0)
+    assert s.classes["steel"].air_valve_ms == 0.0  # co-ejected: the air was not meant for it
