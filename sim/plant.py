@@ -116,11 +116,18 @@ class VirtualPlant:
 
     @property
     def tick_unwrapped(self) -> int:
-        return math.floor(self._travel_mm / self.geometry.belt.mm_per_tick)
+        """The encoder count before the 32-bit wrap (starts at ``motion.encoder_start``)."""
+        start = self.scenario.motion.encoder_start
+        return start + math.floor(self._travel_mm / self.geometry.belt.mm_per_tick)
+
+    def _ticks_exact(self) -> float:
+        """Unwrapped encoder position with the fraction of a tick (for crossings)."""
+        start = self.scenario.motion.encoder_start
+        return start + self._travel_mm / self.geometry.belt.mm_per_tick
 
     @property
     def tick(self) -> int:
-        """The encoder count, uint32: floor(travel / mm_per_tick) mod 2**32."""
+        """The encoder count, uint32: (start + floor(travel / mm_per_tick)) mod 2**32."""
         return self.tick_unwrapped % (1 << 32)
 
     @property
@@ -253,7 +260,7 @@ class VirtualPlant:
             self._rng_motion,
         )
         near = np.nonzero(b.y + b.lead > y_valve - _NEAR_VALVE_MM)[0]
-        t = self._travel_mm / self.geometry.belt.mm_per_tick
+        t = self._ticks_exact()
         for i in near.tolist():
             f = self._live[i]
             f.path_t.append(t)
@@ -294,8 +301,8 @@ class VirtualPlant:
         if not keep.all():
             self._live = [f for f, k in zip(self._live, keep, strict=True) if k]
             b.keep(keep)
-        mm_per_tick = self.geometry.belt.mm_per_tick
-        self._chutes.forget_before((self._travel_mm - WAIT_CAP_MM - 1000.0) / mm_per_tick)
+        forget_mm = WAIT_CAP_MM + 1000.0
+        self._chutes.forget_before(self._ticks_exact() - forget_mm / self.geometry.belt.mm_per_tick)
 
     # ---- rendering ----------------------------------------------------------------------
     def _render(self) -> tuple[np.ndarray, FrameTruth]:

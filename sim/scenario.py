@@ -78,6 +78,9 @@ class MotionSection(BaseModel):
     speed_mm_s: float | None = Field(
         default=None, gt=0, le=10000, description="belt speed; None = the line config's"
     )
+    encoder_start: int = Field(
+        default=0, ge=0, lt=2**32, description="encoder count when the plant starts"
+    )
     speed_fluct_frac: float = Field(
         default=0.02, ge=0, le=0.3, description="slow speed swing, +-share"
     )
