@@ -83,17 +83,20 @@ class ShotPlan:
     pulse_ticks: int
     match_radius_mm: float
     row_y_mm: tuple[float, ...] = (-120.0, 0.0, 120.0)
+    row_stride: int = 2
 
 
 @dataclasses.dataclass(frozen=True)
 class ShotResults:
     """Made shots (lost ones, whose fragment was not seen, are left out).
-    a_mm / b_mm: (N,) fragment centre's belt y when the command to open / close was due."""
+    a_mm / b_mm: (N,) fragment centre's belt y when the command to open / close was due.
+    x_mm: (N,) fragment centre's belt x as the camera saw it."""
 
     valve: np.ndarray
     a_mm: np.ndarray
     b_mm: np.ndarray
     hit: np.ndarray
+    x_mm: np.ndarray
     speed_mm_s: float
     planned: int
 
@@ -104,16 +107,17 @@ class ShotResults:
             np.concatenate([p.a_mm for p in parts]),
             np.concatenate([p.b_mm for p in parts]),
             np.concatenate([p.hit for p in parts]),
+            np.concatenate([p.x_mm for p in parts]),
             parts[0].speed_mm_s,
             sum(p.planned for p in parts),
         )
 
 
-def _rows(valve: np.ndarray) -> list[np.ndarray]:
-    """Split shot indices into rows: one shot per valve, no two neighbouring valves."""
+def _rows(valve: np.ndarray, stride: int) -> list[np.ndarray]:
+    """Split shot indices into rows: one shot per valve, valves ``stride`` apart."""
     rows: list[np.ndarray] = []
-    for parity in (0, 1):
-        idx = np.flatnonzero(valve % 2 == parity)
+    for parity in range(stride):
+        idx = np.flatnonzero(valve % stride == parity)
         order = idx[np.argsort(valve[idx], kind="stable")]
         rank = np.zeros(len(order), np.int64)
         if len(order):
@@ -129,7 +133,7 @@ def run_shots(
     rig: TestFragmentRig, model: CameraModel, mm_per_tick: float, plan: ShotPlan
 ) -> ShotResults:
     """Make every planned shot, ``len(plan.row_y_mm)`` rows per fed batch."""
-    rows = _rows(plan.valve)
+    rows = _rows(plan.valve, plan.row_stride)
     per_frame = len(plan.row_y_mm)
     parts: list[ShotResults] = []
     for start in range(0, len(rows), per_frame):
@@ -168,6 +172,7 @@ def _shoot(
         seen = np.zeros(len(idx), bool)
     idx, nearest = idx[seen], nearest[seen]
     y_frag = y_det[nearest] if len(nearest) else np.zeros(0)
+    x_frag = x_det[nearest] if len(nearest) else np.zeros(0)
     ahead = np.rint((plan.a_mm[idx] - y_frag) / mm_per_tick).astype(np.int64)
     on = np.array([wrap_tick(frame.tick + int(t)) for t in ahead], dtype=np.int64)
     off = np.array([wrap_tick(int(t) + plan.pulse_ticks) for t in on], dtype=np.int64)
@@ -178,6 +183,7 @@ def _shoot(
         a,
         a + plan.pulse_ticks * mm_per_tick,
         np.asarray(hit, bool),
+        x_frag,
         plan.speed_mm_s,
         len(seen),
     )

@@ -66,6 +66,10 @@ class ValvesSection(BaseModel):
     open_delay_ms: list[float] = Field(min_length=1)
     close_delay_ms: list[float] = Field(min_length=1)
     disabled_valves: list[int] = Field(default_factory=list)
+    # optional (measured by the valve position sweep)
+    x_first_mm: float | None = None
+    pitch_mm: float | None = Field(default=None, gt=0)
+    blast_width_mm: float | None = Field(default=None, gt=0)
 
     @field_validator("open_delay_ms", "close_delay_ms")
     @classmethod
@@ -128,6 +132,10 @@ class Calibration(BaseModel):
             "open_delay_per_valve_ms": tuple(v.open_delay_ms),
             "close_delay_per_valve_ms": tuple(v.close_delay_ms),
             "disabled_valves": tuple(v.disabled_valves),
+        } | {
+            name: getattr(v, name)
+            for name in ("x_first_mm", "pitch_mm", "blast_width_mm")
+            if getattr(v, name) is not None
         }
 
     def _camera_update(self, camera: CameraGeometry) -> dict[str, Any]:

@@ -21,6 +21,7 @@ __all__ = [
     "EncoderLimits",
     "IntrinsicsLimits",
     "ValveLimits",
+    "ValveXLimits",
     "checks_passed",
 ]
 
@@ -98,6 +99,14 @@ class ValveLimits(BaseModel):
     min_check_hit_rate: float = Field(default=0.9, gt=0, le=1)
 
 
+class ValveXLimits(BaseModel):
+    model_config = _STRICT
+    max_x_first_se_mm: float = Field(default=0.3, gt=0)
+    max_fit_rms_mm: float = Field(default=1.0, gt=0)
+    max_pitch_change: float = Field(default=0.01, gt=0, description="relative to nominal")
+    min_valves: int = Field(default=3, ge=2)
+
+
 class CalibrationLimits(BaseModel):
     """Configured limits of every procedure (defaults are the issue's targets)."""
 
@@ -106,3 +115,4 @@ class CalibrationLimits(BaseModel):
     belt_plane: BeltPlaneLimits = BeltPlaneLimits()
     encoder: EncoderLimits = EncoderLimits()
     valves: ValveLimits = ValveLimits()
+    valve_x: ValveXLimits = ValveXLimits()

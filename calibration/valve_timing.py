@@ -64,6 +64,8 @@ class ValveTimingResult:
     check_hit_rate: np.ndarray
     not_firing: tuple[int, ...]  # fired at their best timing, hit less than the limit
     not_seen: tuple[int, ...]  # lanes whose test fragments the camera never saw: unchecked
+    check_speed_mm_s: float  # belt speed of the check (best_on_mm is for it)
+    check_pulse_ticks: int  # pulse length of the check
     shots: int
     checks: tuple[Check, ...]
 
@@ -151,7 +153,8 @@ def _fine(ctx: _Context, coarse: ShotResults, speed: float) -> ShotResults:
             valve_l.append(np.full(len(offsets), j))
             a_l.append(edge + offsets)
     if not valve_l:
-        return ShotResults(np.zeros(0, np.int64), *(np.zeros(0),) * 2, np.zeros(0, bool), speed, 0)
+        empty = np.zeros(0)
+        return ShotResults(np.zeros(0, np.int64), empty, empty, np.zeros(0, bool), empty, speed, 0)
     return ctx.shots(np.concatenate(valve_l), np.concatenate(a_l), speed)
 
 
@@ -308,6 +311,8 @@ def _check(
         check_hit_rate=rate,
         not_firing=not_firing,
         not_seen=not_seen,
+        check_speed_mm_s=speed,
+        check_pulse_ticks=ctx.pulse_ticks(speed),
         shots=n_shots + len(shots.hit),
         checks=checks,
     )

@@ -76,7 +76,6 @@ class RigTruth:
             y_valve_mm=nominal.valves.y_valve_mm + rng.uniform(-8, 8),
             n_valves=n,
             pitch_mm=nominal.valves.pitch_mm,
-            x_first_mm=nominal.valves.x_first_mm,
             blast_width_mm=nominal.valves.blast_width_mm,
             open_delay_ms=rng.uniform(2.0, 4.5, n),
             close_delay_ms=rng.uniform(1.2, 2.8, n),
@@ -84,6 +83,7 @@ class RigTruth:
             board_angle_deg=rng.uniform(-0.4, 0.4),
             board_x_error_mm=rng.uniform(-0.2, 0.2),
             speed_report_gain=1.0 + rng.uniform(-0.003, 0.003),
+            x_first_mm=nominal.valves.x_first_mm + rng.uniform(-3.0, 3.0),
         )
 
     def valve_centre_mm(self, valve: np.ndarray) -> np.ndarray:

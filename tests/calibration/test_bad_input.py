@@ -152,3 +152,16 @@ def test_lane_outside_the_view_is_reported_not_seen(truth: RigTruth) -> None:
     assert result.not_firing == truth.dead_valves
     assert np.isnan(result.check_hit_rate[0]) and np.isnan(result.open_delay_ms[0])
     assert abs(result.y_valve_mm - truth.y_valve_mm) < 1.0
+
+
+def test_valve_position_needs_timed_valves(truth: RigTruth) -> None:
+    from calibration.valve_position import calibrate_valve_x
+
+    rig = BenchRig(truth, BOARD, seed=6)
+    plan = SweepPlan(speeds_mm_s=(500.0, 3000.0), fine_repeats=1, check_shots=2)
+    timing = calibrate_valves(
+        rig, truth.camera.camera_model(), truth.mm_per_tick, GEOM.valves, plan
+    )
+    blind = dataclasses.replace(timing, best_on_mm=np.full(80, np.nan))
+    with pytest.raises(CalibrationError, match="run the timing sweep first"):
+        calibrate_valve_x(rig, truth.camera.camera_model(), truth.mm_per_tick, GEOM.valves, blind)

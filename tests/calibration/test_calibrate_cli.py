@@ -46,7 +46,13 @@ def test_bench_json_has_estimates_truth_and_targets(bench: tuple[Path, dict]) ->
         assert cmp[name]["error"] <= cmp[name]["target"]
     assert cmp["dead_valves"]["estimated"] == cmp["dead_valves"]["true"]
     assert report["saved_version"] == 1 and report["activated"]
-    assert set(report["seconds"]) == {"intrinsics", "belt_plane", "encoder_scale", "valves"}
+    assert set(report["seconds"]) == {
+        "intrinsics",
+        "belt_plane",
+        "encoder_scale",
+        "valves",
+        "valve_x",
+    }
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -18,7 +18,14 @@ def report(request: pytest.FixtureRequest) -> BenchReport:
 
 @pytest.mark.parametrize(
     "name",
-    ["reprojection_rms_px", "mm_per_px_rel", "mm_per_tick_rel", "y_valve_mm", "delay_ms"],
+    [
+        "reprojection_rms_px",
+        "mm_per_px_rel",
+        "mm_per_tick_rel",
+        "y_valve_mm",
+        "delay_ms",
+        "valve_x_mm",
+    ],
 )
 def test_estimate_within_target(report: BenchReport, name: str) -> None:
     row = report.comparison()[name]
@@ -34,7 +41,8 @@ def test_dead_valve_found_and_bad_view_rejected(report: BenchReport) -> None:
 
 
 def test_procedures_pass_their_own_checks(report: BenchReport) -> None:
-    for part in (report.intrinsics, report.belt_plane, report.encoder, report.valves):
+    parts = (report.intrinsics, report.belt_plane, report.encoder, report.valves, report.valve_x)
+    for part in parts:
         assert part.passed, [c.to_dict() for c in part.checks if not c.passed]
     assert report.calibration.passed
 
@@ -94,3 +102,13 @@ def test_hit_curves_show_the_window(report: BenchReport) -> None:
     v = report.valves
     alive = np.setdiff1d(np.arange(80), report.truth.dead_valves)
     assert np.all(v.margin_ms[alive] > 0) and np.all(v.best_offset_se_ms[alive] < 0.5)
+
+
+def test_valve_bar_position_and_jet_width(report: BenchReport) -> None:
+    tr, vx = report.truth, report.valve_x
+    assert vx.pitch_mm == pytest.approx(tr.pitch_mm, rel=0.002)
+    assert vx.jet_width_mm == pytest.approx(tr.blast_width_mm, abs=0.5)
+    alive = np.setdiff1d(np.arange(tr.n_valves), tr.dead_valves)
+    np.testing.assert_allclose(vx.centre_mm[alive], tr.valve_centre_mm(alive), atol=1.5)
+    geom = report.calibration.apply(LineGeometry())
+    assert geom.valves.x_first_mm == pytest.approx(tr.x_first_mm, abs=1.0)
