@@ -1,9 +1,10 @@
 """Where fragments end up: the air and flap runs the PLC executed, and the
 fate of each fragment once it has crossed the valve line.
 
-``Chutes`` keeps the completed runs (air at the belt in unwrapped ticks, the
-flaps' dead time applied) and settles a fragment from its footprint and the
-path its centre took across the line. A fragment is settled when its trailing
+``Chutes`` keeps the completed runs (air at the belt in unwrapped ticks: the
+valves' delays, the jet's length along the belt and a timing jitter per
+opening applied to valve runs, the dead time to flap runs) and settles a
+fragment from its footprint and the path its centre took across the line. A fragment is settled when its trailing
 edge is ``decide_after_mm`` past the line and, if the PLC reports its
 actuator state (``valves_open()`` / ``diverters_on()``), no valve over it and
 no flap is still on, so that a run still open when it crossed is counted
@@ -50,7 +51,7 @@ class Chutes:
     ) -> None:
         self.geometry = geometry
         self.ej = ejection
-        self._rng = rng  # only for tumbling
+        self._rng = rng  # tumbling and valve jitter
         self.runs: list[RunRecord] = []  # index = run id
         self._air = AirRuns.empty()
         self._ids = np.zeros(0, np.int64)  # run id of each row of _air
@@ -69,6 +70,12 @@ class Chutes:
         flap = air.actuator >= 1  # a flap's own dead time replaces the valves' delays
         on = np.where(flap, air.on_tick - v.open_delay_ms * ticks_per_ms + dead, air.on_tick)
         off = np.where(flap, air.off_tick - v.close_delay_ms * ticks_per_ms + dead, air.off_tick)
+        # a jet has a length along the belt too, and each opening its own timing jitter
+        jet = np.where(flap, 0.0, self.ej.jet_length_mm / 2 / belt.mm_per_tick)
+        jitter = self._rng.normal(0.0, self.ej.valve_jitter_ms, (2, len(air))) * ticks_per_ms
+        jitter[:, flap] = 0.0
+        on, off = on - jet + jitter[0], off + jet + jitter[1]
+        off = np.maximum(off, on)
         air = dataclasses.replace(air, on_tick=on, off_tick=off)
         run_ids = np.arange(len(self.runs), len(self.runs) + len(pulses), dtype=np.int64)
         for i in range(len(pulses)):

@@ -141,6 +141,12 @@ class EjectionSection(BaseModel):
     grid_mm: float = Field(
         default=2.0, gt=0.2, le=20, description="footprint sampling for coverage"
     )
+    jet_length_mm: float = Field(
+        default=8.0, ge=0, le=100, description="length of one jet's footprint along the belt"
+    )
+    valve_jitter_ms: float = Field(
+        default=0.2, ge=0, le=20, description="sigma of each opening's and closing's timing"
+    )
     tumble_share: float = Field(
         default=0.01, ge=0, le=1, description="share of covered fragments that fall back"
     )
