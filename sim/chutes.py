@@ -4,11 +4,12 @@ fate of each fragment once it has crossed the valve line.
 ``Chutes`` keeps the completed runs (air at the belt in unwrapped ticks: the
 valves' delays, the jet's length along the belt and a timing jitter per
 opening applied to valve runs, the dead time to flap runs) and settles a
-fragment from its footprint and the path its centre took across the line. A fragment is settled when its trailing
-edge is ``decide_after_mm`` past the line and, if the PLC reports its
-actuator state (``valves_open()`` / ``diverters_on()``), no valve over it and
-no flap is still on, so that a run still open when it crossed is counted
-once it completes; after ``_WAIT_CAP_MM`` more travel it is settled anyway.
+fragment from its footprint and the path its centre took across the line.
+A fragment is settled when its trailing edge is ``decide_after_mm`` past the
+line and, if the PLC reports its actuator state (``valves_open()`` /
+``diverters_on()``), no valve over it and no flap is still on, so that a run
+still open when it crossed is counted once it completes; after
+``WAIT_CAP_MM`` more travel it is settled anyway.
 """
 
 from __future__ import annotations
