@@ -35,7 +35,10 @@ def record(plant: VirtualPlant, video: Path, n_frames: int) -> dict[str, Any]:
     Returns the truth document (also written to ``video.with_suffix('.json')``).
     """
     cam = plant.geometry.camera
-    video.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        video.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RecordError(f"{video}: cannot create its folder: {exc.strerror}") from None
     writer = cv2.VideoWriter(
         str(video), cv2.VideoWriter.fourcc(*"mp4v"), cam.fps, (cam.width_px, cam.height_px)
     )

@@ -59,3 +59,11 @@ def test_record_bad_input_is_one_line(tmp_path, capsys, args, words):
 def test_record_refuses_other_containers(tmp_path, capsys):
     assert main(["sim", "record", "--out", str(tmp_path / "x.avi")]) == 2
     assert ".mp4" in capsys.readouterr().err
+
+
+def test_record_to_an_impossible_place(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert main(["sim", "record", "--out", str(blocker / "sub" / "x.mp4"), "--seconds", "0.1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "cannot create its folder" in err and "\n" not in err
