@@ -57,8 +57,11 @@ def _time_preset(name: str, args: argparse.Namespace) -> dict[str, Any]:
     cpu_frame: list[float] = []
     fps: list[float] = []
     visible: list[int] = []
+    init_s: list[float] = []
     for r in range(args.repeats):
+        t_init = time.perf_counter()
         plant = VirtualPlant(LineGeometry(), scen, IdlePlc(), seed=args.seed + r)
+        init_s.append(time.perf_counter() - t_init)
         for _ in range(args.warmup):
             plant.step()
         times = np.empty(args.frames)
@@ -86,6 +89,7 @@ def _time_preset(name: str, args: argparse.Namespace) -> dict[str, Any]:
         "fps_median_of_repeats": round(float(np.median(fps)), 1),
         "fps_per_repeat": [round(f, 1) for f in fps],
         "visible_fragments_median": float(np.median(visible)),
+        "plant_start_s_median": round(float(np.median(init_s)), 3),
         # one core's worth of CPU per frame under the 10 ms frame period, 99 % of frames
         "cpu_keeps_up_100fps": bool(np.percentile(cpu_ms, 99) < 10.0),
     }
