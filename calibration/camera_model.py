@@ -82,6 +82,19 @@ def _apply_homography(h: np.ndarray, u: np.ndarray, v: np.ndarray) -> tuple[np.n
     return (h[0, 0] * u + h[0, 1] * v + h[0, 2]) / w, (h[1, 0] * u + h[1, 1] * v + h[1, 2]) / w
 
 
+def _bilinear(table: np.ndarray, c: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bilinear interpolation of a (2, H, W) table at pixel coordinates inside it."""
+    h, w = table.shape[1:]
+    c0 = np.minimum(np.floor(c).astype(np.intp), w - 2)
+    r0 = np.minimum(np.floor(r).astype(np.intp), h - 2)
+    tc = c - c0
+    tr = r - r0
+    top = table[:, r0, c0] * (1.0 - tc) + table[:, r0, c0 + 1] * tc
+    bottom = table[:, r0 + 1, c0] * (1.0 - tc) + table[:, r0 + 1, c0 + 1] * tc
+    out = top * (1.0 - tr) + bottom * tr
+    return out[0], out[1]
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class CameraModel:
     """A calibrated camera looking at the belt plane.
@@ -199,9 +212,41 @@ class CameraModel:
     def px_to_mm(
         self, col_px: npt.ArrayLike, row_px: npt.ArrayLike
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Raw pixel coordinates, any shape -> belt (x_mm, y_mm) float64 of that shape."""
-        u, v = self.undistort_px(col_px, row_px)
-        return _apply_homography(self.homography, u, v)
+        """Raw pixel coordinates, any shape -> belt (x_mm, y_mm) float64 of that shape.
+
+        After ``prepare_lookup()``, points inside the image are interpolated from
+        the table (error below 1e-4 mm) instead of undistorted iteratively.
+        """
+        table = self.__dict__.get("_lookup")
+        if table is None:
+            u, v = self.undistort_px(col_px, row_px)
+            return _apply_homography(self.homography, u, v)
+        c, r = np.broadcast_arrays(
+            np.asarray(col_px, dtype=np.float64), np.asarray(row_px, dtype=np.float64)
+        )
+        shape = c.shape
+        c, r = c.ravel(), r.ravel()
+        inside = (c >= 0) & (c <= self.width_px - 1) & (r >= 0) & (r <= self.height_px - 1)
+        if np.all(inside):
+            x, y = _bilinear(table, c, r)
+        else:
+            u, v = self.undistort_px(c, r)
+            x, y = _apply_homography(self.homography, u, v)
+            x[inside], y[inside] = _bilinear(table, c[inside], r[inside])
+        return x.reshape(shape), y.reshape(shape)
+
+    def prepare_lookup(self) -> None:
+        """Tabulate belt mm at every pixel centre (2 x H x W float64: 10 MB and about
+        0.5 s for 1280 x 512) so ``px_to_mm`` costs tens of microseconds per call.
+        Call once at start-up, outside the frame loop; a no-op without distortion."""
+        if not self.has_distortion or "_lookup" in self.__dict__:
+            return
+        cols, rows = np.meshgrid(
+            np.arange(self.width_px, dtype=np.float64), np.arange(self.height_px, dtype=np.float64)
+        )
+        u, v = self.undistort_px(cols, rows)
+        x, y = _apply_homography(self.homography, u, v)
+        self.__dict__["_lookup"] = np.stack([x, y])
 
     def mm_to_px(self, x_mm: npt.ArrayLike, y_mm: npt.ArrayLike) -> tuple[np.ndarray, np.ndarray]:
         """Belt (x, y) mm, any shape -> raw pixel coordinates (col, row) float64."""

@@ -1,7 +1,8 @@
 """``LiveCalibration``: what the running line holds, swapped without a restart.
 
 The application builds one at start-up from its store and nominal geometry,
-calls ``poll()`` now and then (it costs one ``stat`` while nothing changed)
+calls ``poll()`` now and then (it costs one ``stat`` while nothing changed;
+applying a new calibration tabulates its camera map, about half a second)
 outside the frame loop, and reads ``geometry`` / ``camera_model`` / ``status()``.
 A newly activated (or rolled-back-to) calibration is applied on the next
 ``poll()``; a damaged or unfitting one is refused and the line keeps what it
@@ -69,6 +70,7 @@ class LiveCalibration:
             cal = self.store.load(record.version)
             geometry = cal.apply(self.base)
             model = cal.camera_model(fallback=geometry.camera)
+            model.prepare_lookup()  # ~0.5 s here, so px_to_mm is cheap in the frame loop
         except (InputFileError, ValueError) as exc:
             self.error = f"v{record.version} not applied: {exc}"
             return False

@@ -137,3 +137,26 @@ def test_round_trip_for_any_sane_lens(
     x, y = model.px_to_mm(col, row)
     c2, r2 = model.mm_to_px(x, y)
     assert np.max(np.abs(c2 - col)) < 1e-6 and np.max(np.abs(r2 - row)) < 1e-6
+
+
+@pytest.mark.parametrize("shape", [(), (0,), (9,), (40, 30)])
+def test_lookup_table_matches_iteration(shape: tuple[int, ...]) -> None:
+    model = _distorted_model()
+    rng = np.random.default_rng(3)
+    col = rng.uniform(-20, 1300, shape)  # some outside the image: iterated there
+    row = rng.uniform(-20, 530, shape)
+    want = model.px_to_mm(col, row)
+    model.prepare_lookup()
+    got = model.px_to_mm(col, row)
+    assert got[0].shape == shape and got[1].shape == shape
+    np.testing.assert_allclose(got[0], want[0], atol=1e-4)
+    np.testing.assert_allclose(got[1], want[1], atol=1e-4)
+    edge = model.px_to_mm(np.array([0.0, 1279.0]), np.array([0.0, 511.0]))  # table corners
+    exact = CameraModel.from_dict(model.to_dict()).px_to_mm([0.0, 1279.0], [0.0, 511.0])
+    np.testing.assert_allclose(np.stack(edge), np.stack(exact), atol=1e-9)
+
+
+def test_lookup_is_a_no_op_without_distortion() -> None:
+    model = CameraModel.nominal(CameraGeometry())
+    model.prepare_lookup()
+    assert "_lookup" not in model.__dict__
