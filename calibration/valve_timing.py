@@ -185,6 +185,7 @@ def calibrate_valves(
     limits: ValveLimits | None = None,
 ) -> ValveTimingResult:
     """Run the sweep on ``rig`` with the calibrated camera and encoder scale."""
+    model.prepare_lookup()  # hundreds of frames of fragment pixels go through it
     ctx = _Context(rig, model, mm_per_tick, nominal, plan or SweepPlan())
     lim = limits or ValveLimits()
     rows: list[tuple[int, float, float, bool, float]] = []
