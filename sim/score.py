@@ -99,6 +99,7 @@ class Score:
     classes: dict[str, GroupScore]
     confusion: dict[str, dict[str, int]]  # class -> bin -> count
     targets: dict[str, str]
+    forgotten: int = 0  # fragments dropped from memory before this recipe was scored
 
     def to_dict(self) -> dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -245,10 +246,15 @@ def _fragment_air(
     )
 
 
-def _tag(r: FragmentRecord, target: str, intended: set[int]) -> str:
+def _intended(r: FragmentRecord, best: dict[int, tuple[float, int]]) -> bool:
+    """Was ``r`` the best match of any run that hit it?"""
+    return any(best.get(k, (0.0, -1))[1] == r.fragment_id for k in (r.run_match or r.run_hits))
+
+
+def _tag(r: FragmentRecord, target: str, best: dict[int, tuple[float, int]]) -> str:
     if r.bin in (PASS, target):
         return "ok"
-    return "false" if r.fragment_id in intended else "co"
+    return "false" if _intended(r, best) else "co"
 
 
 def _air(runs: Sequence[RunRecord]) -> float:
@@ -265,11 +271,10 @@ def score_fragments(
     crossed = [r for r in records if r.bin is not None]
     best: dict[int, tuple[float, int]] = {}
     _best_matches(crossed, best)
-    intended = {fid for _, fid in best.values()}
     tally = Tally()
     for r in crossed:
         target = tg.get(r.class_name, PASS)
-        tally.add(r, target, _tag(r, target, intended), _fragment_air(r, best, runs))
+        tally.add(r, target, _tag(r, target, best), _fragment_air(r, best, runs))
     return tally.score(tg, len(records) - len(crossed), _air(runs))
 
 
@@ -280,6 +285,9 @@ class Scorer:
     fragment settled more than ``final_after_mm`` of travel ago can no longer
     change its tag (no run that hit it can still hit a later fragment), so it
     is tallied once per recipe and kept; recent ones are re-tallied per call.
+    ``forget(n, travel_mm)`` drops the oldest final fragments from memory
+    after tallying them for every recipe scored so far; a recipe first scored
+    later does not see them (``Score.forgotten`` counts them).
     """
 
     def __init__(self, final_after_mm: float) -> None:
@@ -287,11 +295,36 @@ class Scorer:
         self._settled: list[tuple[float, FragmentRecord]] = []
         self._best: dict[int, tuple[float, int]] = {}
         self._air_runs, self._air_ms = 0, 0.0
-        self._final: dict[tuple[tuple[str, str], ...], tuple[int, Tally]] = {}
+        self._final: dict[tuple[tuple[str, str], ...], tuple[int, Tally, int]] = {}
+        self._forgotten = 0
 
     def settled(self, rec: FragmentRecord, travel_mm: float) -> None:
         self._settled.append((travel_mm, rec))
         _best_matches([rec], self._best)
+
+    def _finalise(
+        self, key: tuple[tuple[str, str], ...], runs: Sequence[RunRecord], upto: int
+    ) -> tuple[int, Tally, int]:
+        done, tally, missing = self._final.get(key, (0, Tally(), self._forgotten))
+        tg = dict(key)
+        while done < upto:
+            r = self._settled[done][1]
+            target = tg.get(r.class_name, PASS)
+            tally.add(r, target, _tag(r, target, self._best), _fragment_air(r, self._best, runs))
+            done += 1
+        self._final[key] = (done, tally, missing)
+        return done, tally, missing
+
+    def _n_final(self, travel_mm: float) -> int:
+        limit = travel_mm - self.final_after_mm
+        lo, hi = 0, len(self._settled)
+        while lo < hi:  # settled in order of travel: bisect
+            mid = (lo + hi) // 2
+            if self._settled[mid][0] < limit:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
 
     def score(
         self,
@@ -300,24 +333,37 @@ class Scorer:
         travel_mm: float,
         targets: Mapping[str, str] | None = None,
     ) -> Score:
+        """``n_records``: fragments fed and still in memory (settled or not)."""
         tg = _check_targets(targets)
-        key = tuple(sorted(tg.items()))
-        done, tally = self._final.get(key, (0, Tally()))
-        limit = travel_mm - self.final_after_mm
-        intended = {fid for _, fid in self._best.values()}
-        while done < len(self._settled) and self._settled[done][0] < limit:
-            r = self._settled[done][1]
-            target = tg.get(r.class_name, PASS)
-            tally.add(r, target, _tag(r, target, intended), _fragment_air(r, self._best, runs))
-            done += 1
-        self._final[key] = (done, tally)
+        done, tally, missing = self._finalise(
+            tuple(sorted(tg.items())), runs, self._n_final(travel_mm)
+        )
         recent = Tally()
         for _, r in self._settled[done:]:
             target = tg.get(r.class_name, PASS)
-            recent.add(r, target, _tag(r, target, intended), _fragment_air(r, self._best, runs))
+            recent.add(r, target, _tag(r, target, self._best), _fragment_air(r, self._best, runs))
         self._air_ms += _air(runs[self._air_runs :])
         self._air_runs = len(runs)
-        return tally.merged(recent).score(tg, n_records - len(self._settled), self._air_ms)
+        out = tally.merged(recent).score(tg, n_records - len(self._settled), self._air_ms)
+        return dataclasses.replace(out, forgotten=missing)
+
+    def forget(self, n: int, runs: Sequence[RunRecord], travel_mm: float) -> set[int]:
+        """Drop up to ``n`` of the oldest final fragments; returns their ids."""
+        n = min(n, self._n_final(travel_mm))
+        if n <= 0:
+            return set()
+        for key in list(self._final):
+            done, tally, missing = self._finalise(key, runs, max(n, self._final[key][0]))
+            self._final[key] = (done - n, tally, missing)
+        dropped = [r for _, r in self._settled[:n]]
+        ids = {r.fragment_id for r in dropped}
+        for r in dropped:
+            for k in r.run_match or r.run_hits:
+                if self._best.get(k, (0.0, -1))[1] in ids:
+                    del self._best[k]
+        del self._settled[:n]
+        self._forgotten += n
+        return ids
 
 
 def fragment_outcomes(
@@ -332,18 +378,15 @@ def fragment_outcomes(
     tg = _check_targets(targets)
     best: dict[int, tuple[float, int]] = {}
     _best_matches((r for r in records if r.bin is not None), best)
-    intended = {fid for _, fid in best.values()}
     out = []
     for r in records:
         target = tg.get(r.class_name, PASS)
         if r.bin is None:
             outcome = "in_flight"
-        elif r.bin != target and target != PASS:
-            outcome = failure(r) if r.bin == PASS else _tag(r, target, intended)
+        elif r.bin == PASS and target != PASS:
+            outcome = failure(r)
         else:
-            outcome = {"co": "co_ejected", "false": "false_eject"}.get(
-                _tag(r, target, intended), "ok"
-            )
+            outcome = {"co": "co_ejected", "false": "false_eject"}.get(_tag(r, target, best), "ok")
         d = r.to_dict()
         d.update(
             target=target,

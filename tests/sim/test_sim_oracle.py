@@ -144,3 +144,25 @@ def test_sorting_across_the_encoder_wrap():
     s = plant.score(TARGETS)
     assert wrapped and plant.tick_unwrapped > 2**32
     assert s.targeted >= 3 and s.recovery == 1.0 and s.purity == 1.0
+
+
+def test_bounded_memory_keeps_the_score():
+    """With room for only 20 fragments, a recipe scored during the run keeps
+    every fragment in its figures while the plant drops old records (only
+    those settled more than ~7 m of belt ago can go)."""
+
+    def run(keep: int):
+        plc = PlcCore(n_valves=GEOM.valves.n_valves, watchdog_ms=300.0)
+        plant = VirtualPlant(GEOM, load_scenario("default"), plc, seed=5, keep_fragments=keep)
+        oracle = Oracle(plc, margin_mm=2.0)
+        for i in range(500):
+            plant.step()
+            oracle.frame(plant)
+            if i % 20 == 0:
+                plant.score(TARGETS)
+        return plant
+
+    full, small = run(10**6), run(20)
+    assert full.score(TARGETS).to_dict() == small.score(TARGETS).to_dict()
+    assert len(small.fragments) < len(full.fragments) - 30
+    assert small.score({"plastic": "eject"}).forgotten > 0

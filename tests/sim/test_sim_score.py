@@ -121,3 +121,18 @@ def test_air_per_fraction_and_class():
     cu = s.classes["copper"]
     assert cu.air_valve_ms == pytest.approx(40.0) and cu.valve_ms_per_ejected == pytest.approx(40.0)
     assert s.classes["steel"].air_valve_ms == 0.0  # co-ejected: the air was not meant for it
+
+
+def test_scorer_forgets_old_fragments_but_keeps_their_tally():
+    scorer = Scorer(final_after_mm=50.0)
+    crossed = [r for r in RECORDS if r.bin is not None]
+    for i, r in enumerate(crossed):
+        scorer.settled(r, travel_mm=100.0 * i)
+    want = score_fragments(crossed, RUNS).to_dict()
+    before = scorer.score(len(crossed), RUNS, 1000.0).to_dict()  # the default recipe, seen
+    ids = scorer.forget(6, RUNS, 1000.0)
+    assert ids == {r.fragment_id for r in crossed[:6]}
+    after = scorer.score(len(crossed) - 6, RUNS, 1000.0).to_dict()
+    assert before == want and after == want and after["forgotten"] == 0
+    late = scorer.score(len(crossed) - 6, RUNS, 1000.0, {"plastic": "eject"})
+    assert late.forgotten == 6 and late.crossed == len(crossed) - 6
