@@ -22,7 +22,7 @@ import numpy as np
 from calibration.geometry import LineGeometry
 from control.params import ControlParams
 from control.recipe import Recipe
-from control.scheduler import Scheduler, frame_ticks_nominal, schedule_vector
+from control.scheduler import COUNTER_NAMES, Scheduler, frame_ticks_nominal, schedule_vector
 from control.tracker import Tracker
 from core.ticks import TickUnwrapper, tick_diff
 from core.types import Detections, Pulses, Tracks
@@ -71,8 +71,8 @@ class Controller:
         self._sp_key: tuple[float, int] | None = None
         self._sp = np.zeros(0)
         self._order = np.zeros(0, np.int64)
-        self._stats_snapshot: dict[str, int] = {}
         self._bind_recipe(recipe)
+        self._publish_stats()
 
     # -- recipe -------------------------------------------------------------
     def _check_recipe(self, recipe: Recipe) -> None:
@@ -167,15 +167,10 @@ class Controller:
 
     # -- counters -----------------------------------------------------------
     def _publish_stats(self) -> None:
-        c = self._tracker.counters
-        snap = {
-            "tracks_born": int(c[1]),
-            "tracks_confirmed": int(c[2]),
-            "tracks_lost": int(c[3]),
-            "tracks_live": int(self._tracker.table.n),
-        }
-        snap.update(self._sched.stats())
-        self._stats_snapshot = snap
+        # one array copy per frame; the dict is built when someone asks
+        self._counts = np.concatenate(
+            [self._tracker.counters[1:], [self._tracker.table.n], self._sched.counters]
+        )
 
     def stats(self) -> dict[str, int]:
         """Counters since start: tracks_born, tracks_confirmed, tracks_lost,
@@ -183,6 +178,6 @@ class Controller:
         pulses_scheduled, deadline_misses, co_ejections_accepted/avoided,
         diverter_conflicts, valve_open_ticks, targets_off_bar. Safe to call
         from another thread (returns the snapshot of the last update)."""
-        if not self._stats_snapshot:
-            self._publish_stats()
-        return dict(self._stats_snapshot)
+        counts = self._counts
+        names = ("tracks_born", "tracks_confirmed", "tracks_lost", "tracks_live", *COUNTER_NAMES)
+        return {name: int(v) for name, v in zip(names, counts, strict=True)}

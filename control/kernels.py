@@ -285,8 +285,13 @@ def _track_step(
     class outlooks (CLS, CPROB, FRAC, TCLS) are left to ``control.evidence``.
 
     counters: int64 [next_id, born, confirmed, lost]. dbox: (D, 4) view-mm
-    boxes. Integer per-track arrays are int64, float ones float64.
+    boxes; returns -1 (nothing changed) when a box is not finite or inverted.
+    Integer per-track arrays are int64, float ones float64.
     """
+    for j in range(dbox.shape[0]):  # refuse bad boxes before touching any state
+        b0, b1, b2, b3 = dbox[j, 0], dbox[j, 1], dbox[j, 2], dbox[j, 3]
+        if not (b1 >= b0 and b3 >= b2 and math.isfinite(b1 - b0) and math.isfinite(b3 - b2)):
+            return -1
     _predict(X, P, n, dt, prm[T_Q])
     top = prm[T_VIEW_TOP]
     bottom = prm[T_VIEW_BOTTOM]

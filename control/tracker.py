@@ -179,27 +179,24 @@ class Tracker:
         if self._t0 is None:
             self._t0 = t_tick
         dt = 0.0 if self.t_last is None else float(max(t_tick - self.t_last, 0))
-        self.t_last = t_tick
         tab = self.table
         nd = len(dets)
         tab.ensure(tab.n + nd)
         box = dets.extent_mm
-        if nd and not (
-            np.isfinite(box).all()
-            and (box[:, 1] >= box[:, 0]).all()
-            and (box[:, 3] >= box[:, 2]).all()
-        ):
-            raise ValueError("Detections.extent_mm needs finite x_min <= x_max, y_min <= y_max")
         logp, has = class_log_probs(dets, tab.n_classes)
         self.prm[prm_idx.T_CELL_MM] = min(
             max(2.0 * math.sqrt(self._view_area_mm2 / max(nd, 1)), 5.0), 200.0
         )
-        tab.n = kernels._track_step(
+        n_live = kernels._track_step(
             tab.X, tab.P, tab.H, tab.EV, tab.NEV, tab.TID, tab.CONF, tab.DEC, tab.SCORE,
             tab.NVIEW, tab.MISS, tab.CLS, tab.CPROB, tab.FRAC, tab.TCLS, tab.CROSS, tab.XC,
             tab.n, dt, float(t_tick), self.travel_mm(t_tick), box, logp, has, self.prm,
             self.counters,
         )  # fmt: skip
+        if n_live < 0:
+            raise ValueError("Detections.extent_mm needs finite x_min <= x_max, y_min <= y_max")
+        tab.n = n_live
+        self.t_last = t_tick
         self.refresh_outlook(cls_frac, threshold, order)
 
     def refresh_outlook(
