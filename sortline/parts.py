@@ -7,9 +7,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import socket
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from calibration.geometry import LineGeometry
 from calibration.record import Calibration
@@ -50,9 +53,16 @@ class _WallClockPlc:
         self.core = core
 
     def advance(self, tick_u32: int, speed_mm_s: float, now_s: float) -> Pulses:
-        import time
-
         result: Pulses = self.core.advance(tick_u32, speed_mm_s, time.monotonic())
+        return result
+
+    def valves_open(self) -> np.ndarray:
+        """(n_valves,) bool: the plant settles a fragment only once no run is open over it."""
+        result: np.ndarray = self.core.valves_open()
+        return result
+
+    def diverters_on(self) -> np.ndarray:
+        result: np.ndarray = self.core.diverters_on()
         return result
 
 
