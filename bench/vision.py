@@ -118,14 +118,20 @@ def speed(model: str, threads: int, n_frames: int, passes: int, cases: list[int]
     return out
 
 
-def segmentation(scenes_per_preset: int, frames: int) -> dict[str, Any]:
+def segmentation(scenes_per_preset: int, frames: int, model: str) -> dict[str, Any]:
+    """Per preset: segments after the classifier's reject output (what the line
+    sees) and, under ``raw_segmentation``, before it."""
+    from models.registry import resolve_model
     from sortline.training_data import eval_scenes, score_segmentation
+    from vision.classifier import OnnxClassifier
 
+    clf = OnnxClassifier.load(resolve_model(model))
     out = {}
     for name in PRESETS:
-        score = score_segmentation(eval_scenes([name], scenes_per_preset, frames))
-        out[name] = score.to_dict()
-        d = out[name]
+        scenes = eval_scenes([name], scenes_per_preset, frames)
+        d = score_segmentation(scenes, classifier=clf).to_dict()
+        d["raw_segmentation"] = score_segmentation(scenes).to_dict()
+        out[name] = d
         print(
             f"{name:>8}: recall {d['recall']:.3f} count err {d['count_error']:+.3f} "
             f"split {d['split_rate']:.3f} merge {d['merge_rate']:.3f} "
@@ -163,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         "speed": speed(args.model, args.threads, n_frames, passes, cases),
     }
     if not args.skip_segmentation:
-        result["segmentation"] = segmentation(seg_scenes, seg_frames)
+        result["segmentation"] = segmentation(seg_scenes, seg_frames, args.model)
     text = json.dumps(result, indent=1)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
