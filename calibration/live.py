@@ -88,6 +88,7 @@ class LiveCalibration:
             "activated_by": None if rec is None else rec.who,
             "activated_utc": None if rec is None else rec.when_utc,
             "action": None if rec is None else rec.action,
+            "note": None if rec is None else rec.note,
             "source": None if cal is None else cal.source,
             "passed": None if cal is None else cal.passed,
             "mm_per_tick": applied.geometry.belt.mm_per_tick,

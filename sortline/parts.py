@@ -14,9 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from calibration.camera_model import CameraModel
 from calibration.geometry import LineGeometry
-from calibration.record import Calibration
-from calibration.store import Activation, CalibrationStore
+from calibration.live import LiveCalibration
+from calibration.store import CalibrationStore
 from control.controller import Controller
 from control.recipe import Recipe, load_recipe
 from core.errors import InputFileError
@@ -79,58 +80,8 @@ class LineParts:
     plant: Any | None = None  # sim.plant.VirtualPlant on the virtual plant
     plc_core: Any | None = None
     plc_server: Any | None = None
-    store: CalibrationStore | None = None
-    calibration: Calibration | None = None
-    activation: Activation | None = None
+    calibration: LiveCalibration | None = None
     retired_stats: Counter[str] = dataclasses.field(default_factory=Counter)
-
-    def controller_stats(self) -> dict[str, int]:
-        """Counters since start, across controllers replaced by a calibration."""
-        total = Counter(self.retired_stats)
-        total.update(self.controller.stats())
-        if "tracks_live" in total:
-            total["tracks_live"] = self.controller.stats().get("tracks_live", 0)
-        return dict(total)
-
-    def apply_calibration(self, cal: Calibration, activation: Activation | None) -> None:
-        """Use ``cal`` from the next frame on (real-time thread only). Raises
-        ValueError, keeping the current calibration, if it does not fit the line.
-
-        Control is rebuilt on the new geometry: fragments in view at that moment
-        are tracked afresh (a fragment already scheduled may be pulsed again).
-        """
-        geometry = cal.apply(self.cfg.geometry)
-        camera_model = cal.camera_model(fallback=geometry.camera)
-        controller = Controller(
-            geometry, self.recipe, self.class_names, self.cfg.control.deadline_margin_ms
-        )
-        self.retired_stats.update(self.controller.stats())
-        self.retired_stats.pop("tracks_live", None)
-        self.vision.geometry = geometry
-        self.vision.camera_model = camera_model
-        self.controller = controller
-        self.geometry = geometry
-        self.calibration, self.activation = cal, activation
-        log.warning(
-            "calibration v%d of line %s applied (%s by %s)",
-            cal.version,
-            cal.line,
-            activation.action if activation else "start-up",
-            activation.who if activation else "config",
-        )
-
-    def calibration_status(self) -> dict[str, Any]:
-        if self.calibration is None:
-            return {"version": None, "source": "nominal geometry of the line config"}
-        out: dict[str, Any] = {"version": self.calibration.version, "line": self.calibration.line}
-        if self.activation is not None:
-            out.update(
-                who=self.activation.who,
-                when_utc=self.activation.when_utc,
-                action=self.activation.action,
-                note=self.activation.note,
-            )
-        return out
 
     def start_plc(self) -> None:
         if self.plc_server is not None:
@@ -141,12 +92,41 @@ class LineParts:
         if self.plc_server is not None:
             self.plc_server.stop()
 
-    def recipe_name(self) -> str:
-        return str(getattr(self.recipe, "name", "recipe"))
-
     def set_recipe(self, recipe: Recipe) -> None:
+        """Switch recipes while running (the controller applies it at its next update)."""
         self.controller.set_recipe(recipe)
         self.recipe = recipe
+
+    def controller_stats(self) -> dict[str, int]:
+        """Counters since start, across controllers replaced by a calibration."""
+        current = self.controller.stats()
+        total = Counter(self.retired_stats)
+        total.update(current)
+        if "tracks_live" in current:
+            total["tracks_live"] = current["tracks_live"]
+        return dict(total)
+
+    def apply_geometry(self, geometry: LineGeometry, camera_model: CameraModel) -> None:
+        """Use a newly calibrated geometry from the next frame on (real-time
+        thread only; the camera map was tabulated beforehand, off this thread).
+
+        Control is rebuilt on the new geometry: fragments in view at that moment
+        are tracked afresh (a fragment already scheduled may be pulsed again).
+        """
+        controller = Controller(
+            geometry, self.recipe, self.class_names, self.cfg.control.deadline_margin_ms
+        )
+        self.retired_stats.update(self.controller.stats())
+        self.retired_stats.pop("tracks_live", None)
+        self.vision.geometry = geometry
+        self.vision.camera_model = camera_model
+        self.controller = controller
+        self.geometry = geometry
+
+    def calibration_status(self) -> dict[str, Any]:
+        if self.calibration is None:
+            return {"version": None, "source": "nominal geometry of the line config"}
+        return self.calibration.status()
 
     @staticmethod
     def plc_status_dict(plc: Any) -> dict[str, Any]:
@@ -171,17 +151,14 @@ def build_parts(
     class_names = tuple(classifier.class_names)
     recipe = load_recipe(cfg.resolve_path(cfg.control.recipe), class_names)
     geometry = cfg.geometry
-    store = cal = activation = None
+    live = None
+    camera_model: CameraModel | None = None
     if cfg.calibration.store:
         store = CalibrationStore(Path(cfg.resolve_path(cfg.calibration.store)), cfg.line.name)
-        activation = store.active_record()
-        if activation is not None:
-            cal = store.load(activation.version)
-            try:
-                geometry = cal.apply(geometry)
-            except ValueError as exc:
-                raise InputFileError(store.path_of(cal.version), str(exc)) from None
-    camera_model = cal.camera_model(fallback=geometry.camera) if cal is not None else None
+        live = LiveCalibration(store, geometry)
+        if live.error:  # the active calibration is damaged or does not fit: say so, stop
+            raise InputFileError(store.folder, live.error)
+        geometry, camera_model = live.geometry, live.camera_model
     vision = VisionPipeline(geometry, classifier, camera_model=camera_model)
     controller = Controller(geometry, recipe, class_names, cfg.control.deadline_margin_ms)
 
@@ -236,7 +213,5 @@ def build_parts(
         plant=plant,
         plc_core=plc_core,
         plc_server=plc_server,
-        store=store,
-        calibration=cal,
-        activation=activation,
+        calibration=live,
     )

@@ -26,9 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from calibration.record import Calibration
-from calibration.store import Activation, ActiveWatcher
-from core.errors import InputFileError
+from calibration.camera_model import CameraModel
+from calibration.geometry import LineGeometry
 from core.frame import Frame, FrameError
 from core.types import Tracks
 from sortline.config import LineConfig, records_dir
@@ -74,8 +73,7 @@ class SortingLine:
         self.latency_ms = LatencyWindow()
         self.mailbox: Mailbox[tuple[Frame, float]] = Mailbox()
         self._stop = threading.Event()
-        self._pending_cal: tuple[Calibration, Activation] | None = None
-        self.calibration_error = ""
+        self._pending_geometry: tuple[LineGeometry, CameraModel] | None = None
         self._threads: list[threading.Thread] = []
         self._status: dict[str, Any] = {}
         self._status_lock = threading.Lock()
@@ -99,7 +97,7 @@ class SortingLine:
             log.warning("PLC not reachable yet; the line starts Held and keeps trying")
         self.state.command(Command.RESET, who="start-up")
         self.state.command(Command.START, who="start-up")
-        if self.parts.store is not None:
+        if self.parts.calibration is not None:
             self._spawn("calibration-watch", self._watch_calibration)
         if not self.stepped:
             self._spawn("rt-loop", self._rt_loop)
@@ -153,41 +151,22 @@ class SortingLine:
     def _watch_calibration(self) -> None:
         """Looks for a newly activated (or rolled back) calibration; the
         real-time loop applies it at the start of its next cycle."""
-        store = self.parts.store
-        assert store is not None
-        watcher = ActiveWatcher(store)
-        watcher.poll()  # the one active at start-up is applied already
         while not self._stop.wait(self.cfg.calibration.poll_s):
-            try:
-                cal = watcher.poll()
-                record = store.active_record()
-            except (InputFileError, OSError) as exc:
-                self.calibration_error = str(exc)
-                log.error("calibration store: %s", exc)
-                continue
-            if cal is not None and record is not None:
-                self._pending_cal = (cal, record)
+            self.poll_calibration_now()
 
     def poll_calibration_now(self) -> None:
-        """Stepped mode and tests: take a pending activation without waiting."""
-        store = self.parts.store
-        if store is None:
-            return
-        record = store.active_record()
-        current = self.parts.activation
-        if record is not None and (current is None or record != current):
-            self._pending_cal = (store.load(record.version), record)
+        """Take a newly activated calibration (watcher thread; tests call it
+        directly). A damaged or unfitting one is refused and reported in the
+        status, and the line keeps the one it has."""
+        live = self.parts.calibration
+        if live is not None and live.poll():
+            self._pending_geometry = (live.geometry, live.camera_model)
 
     def _take_calibration(self) -> None:
-        pending, self._pending_cal = self._pending_cal, None
-        if pending is None:
-            return
-        try:
-            self.parts.apply_calibration(*pending)
-            self.calibration_error = ""
-        except ValueError as exc:
-            self.calibration_error = f"calibration v{pending[0].version} not applied: {exc}"
-            log.error("%s", self.calibration_error)
+        pending, self._pending_geometry = self._pending_geometry, None
+        if pending is not None:
+            self.parts.apply_geometry(*pending)
+            log.warning("calibration applied: %s", self.parts.calibration_status())
 
     def _rt_loop(self) -> None:
         period_s = 1.0 / self.cfg.camera.fps
@@ -311,11 +290,8 @@ class SortingLine:
             + int(getattr(plc, "pulses_late", 0)),
             "quality": self._quality,
             "composition": composition,
-            "recipe": self.parts.recipe_name(),
-            "calibration": {
-                **self.parts.calibration_status(),
-                "error": self.calibration_error or None,
-            },
+            "recipe": self.parts.recipe.name,
+            "calibration": self.parts.calibration_status(),
             "latency_ms": self.latency_ms.quantiles_ms(),
             "plc": self.parts.plc_status_dict(plc),
             "virtual_plant": self.parts.plant is not None,

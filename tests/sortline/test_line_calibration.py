@@ -42,13 +42,13 @@ def store_config(tmp_path: Path) -> Path:
 
 def test_activation_is_picked_up_and_rollback_restores(store_config: Path) -> None:
     line = SortingLine(load_config(store_config), stepped=True, plc_port=0, records=False)
-    store = line.parts.store
-    assert store is not None
+    assert line.parts.calibration is not None
+    store = line.parts.calibration.store
     line.start()
     try:
         line.run_frames(5)
         cal = line.status()["calibration"]
-        assert (cal["version"], cal["who"], cal["action"]) == (1, "alice", "activate")
+        assert (cal["version"], cal["activated_by"], cal["action"]) == (1, "alice", "activate")
         assert line.parts.geometry.valves.y_valve_mm == 300.0
 
         v2 = store.save(_cal(320.0, 4.0), who="bob")
@@ -56,7 +56,11 @@ def test_activation_is_picked_up_and_rollback_restores(store_config: Path) -> No
         line.poll_calibration_now()
         line.run_frames(5)
         cal = line.status()["calibration"]
-        assert (cal["version"], cal["who"], cal["note"]) == (2, "bob", "valve block swapped")
+        assert (cal["version"], cal["activated_by"], cal["note"]) == (
+            2,
+            "bob",
+            "valve block swapped",
+        )
         assert line.parts.geometry.valves.y_valve_mm == 320.0
         assert line.parts.controller.geometry.valves.open_delay_ms == 4.0
 
@@ -64,7 +68,7 @@ def test_activation_is_picked_up_and_rollback_restores(store_config: Path) -> No
         line.poll_calibration_now()
         line.run_frames(5)
         cal = line.status()["calibration"]
-        assert (cal["version"], cal["who"], cal["action"]) == (1, "carol", "rollback")
+        assert (cal["version"], cal["activated_by"], cal["action"]) == (1, "carol", "rollback")
         assert line.parts.controller.geometry.valves.y_valve_mm == 300.0
         assert line.parts.controller.geometry.valves.open_delay_ms == 3.0
         assert line.status()["frames"] == 15  # the line never stopped
@@ -77,8 +81,8 @@ def test_watcher_thread_picks_up_an_activation(store_config: Path) -> None:
     import time
 
     line = SortingLine(load_config(store_config), stepped=True, plc_port=0, records=False)
-    store = line.parts.store
-    assert store is not None
+    assert line.parts.calibration is not None
+    store = line.parts.calibration.store
     line.start()
     try:
         v2 = store.save(_cal(310.0, 3.5), who="bob")
@@ -95,8 +99,8 @@ def test_watcher_thread_picks_up_an_activation(store_config: Path) -> None:
 
 def test_a_calibration_that_does_not_fit_is_refused_and_reported(store_config: Path) -> None:
     line = SortingLine(load_config(store_config), stepped=True, plc_port=0, records=False)
-    store = line.parts.store
-    assert store is not None
+    assert line.parts.calibration is not None
+    store = line.parts.calibration.store
     line.start()
     try:
         bad = Calibration(
