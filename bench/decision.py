@@ -133,7 +133,7 @@ def _skip_reason(impl: str, n: int) -> str | None:
         except ImportError:
             return "supervision (bench extra) not installed"
         if n > 3000:
-            return "about 2 s per frame at 3,000 boxes; not run at 10,000"
+            return "seconds per frame already at 3,000 boxes; not run at 10,000"
     return None
 
 

@@ -96,6 +96,24 @@ def _commit(ivs, cnt, r, s_all, e_all, lo, hi):
 def _emit(out, n_out, act, v_arr, s_arr, e_arr, nsv, tid, frac):
     """Group per-valve segments (v, s, e) into runs of adjacent valves with equal
     (s, e); append rows (actuator, first, last, on, off, track id, fraction)."""
+    same = nsv > 0
+    for k in range(1, nsv):  # the usual case: one run, valves in order
+        if s_arr[k] != s_arr[0] or e_arr[k] != e_arr[0] or v_arr[k] != v_arr[k - 1] + 1:
+            same = False
+            break
+    if same:
+        if n_out == out.shape[0]:
+            grown = np.empty((2 * out.shape[0], 7), np.int64)
+            grown[:n_out] = out[:n_out]
+            out = grown
+        out[n_out, 0] = act
+        out[n_out, 1] = v_arr[0]
+        out[n_out, 2] = v_arr[nsv - 1]
+        out[n_out, 3] = s_arr[0]
+        out[n_out, 4] = e_arr[0]
+        out[n_out, 5] = tid
+        out[n_out, 6] = frac
+        return out, n_out + 1
     idx = np.argsort(v_arr[:nsv], kind="mergesort")
     idx = idx[np.argsort(e_arr[idx], kind="mergesort")]
     idx = idx[np.argsort(s_arr[idx], kind="mergesort")]
