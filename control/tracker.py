@@ -185,7 +185,7 @@ class Tracker:
         box = dets.extent_mm
         logp, has = class_log_probs(dets, tab.n_classes)
         self.prm[prm_idx.T_CELL_MM] = min(
-            max(2.0 * math.sqrt(self._view_area_mm2 / max(nd, 1)), 5.0), 200.0
+            max(1.0 * math.sqrt(self._view_area_mm2 / max(nd, 1)), 5.0), 200.0
         )
         n_live = kernels._track_step(
             tab.X, tab.P, tab.H, tab.EV, tab.NEV, tab.TID, tab.CONF, tab.DEC, tab.SCORE,
