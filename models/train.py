@@ -24,7 +24,15 @@ import numpy as np
 
 from models.dataset import CropSet
 
-__all__ = ["TrainConfig", "TrainResult", "config_sha256", "export_onnx", "train"]
+__all__ = [
+    "TrainConfig",
+    "TrainResult",
+    "config_sha256",
+    "export_onnx",
+    "load_checkpoint",
+    "save_checkpoint",
+    "train",
+]
 
 Progress = Callable[[str], None]
 
@@ -45,6 +53,7 @@ class TrainConfig:
     version: str = "dev"
     reject_class: str | None = None  # a "not a fragment" output among class_names
     data: str = ""  # description of the training data (scenes, seeds, presets)
+    init_from: str = ""  # fine-tune: sha256 of the checkpoint the weights start from
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True, separators=(",", ":"))
@@ -93,6 +102,7 @@ def train(
     config: TrainConfig,
     val: CropSet | None = None,
     progress: Progress = print,
+    init_state: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Train on ``data``; report loss/accuracy per epoch (and on ``val``) via ``progress``."""
     import torch
@@ -107,6 +117,10 @@ def train(
     gen = torch.Generator().manual_seed(config.seed)
     mean, std = _channel_stats(data.crops)
     model = SortlineCNN(len(config.class_names), mean, std, config.widths, config.dropout)
+    if init_state is not None:  # fine-tune: weights and normalisation from a checkpoint
+        model.load_state_dict(init_state)
+        mean = tuple(model.mean.flatten().tolist())
+        std = tuple(model.std.flatten().tolist())
     x_all = torch.from_numpy(np.ascontiguousarray(data.crops))
     y_all = torch.from_numpy(data.labels.astype(np.int64))
     weights = _class_weights(data.labels, len(config.class_names))
@@ -238,3 +252,23 @@ def export_onnx(
         raise RuntimeError(f"ONNX Runtime differs from torch by {diff:.2e} (limit 1e-4)")
     tmp.replace(out)
     return out
+
+
+def save_checkpoint(result: TrainResult, config: TrainConfig, path: str | Path) -> Path:
+    """Torch weights + config, to fine-tune from later (``load_checkpoint``)."""
+    import torch
+
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"state": result.model.state_dict(), "config": config.to_json()}, p)
+    return p
+
+
+def load_checkpoint(path: str | Path) -> tuple[dict[str, Any], dict[str, Any], str]:
+    """(state dict, config dict, sha256 of the file) of a checkpoint."""
+    import torch
+
+    p = Path(path)
+    raw = p.read_bytes()
+    ckpt = torch.load(p, map_location="cpu", weights_only=True)
+    return ckpt["state"], json.loads(ckpt["config"]), hashlib.sha256(raw).hexdigest()

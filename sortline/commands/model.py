@@ -43,6 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--widths", default="24,48,64,96", help="channels of the four conv blocks")
     t.add_argument("--lr", type=float, default=4e-3, help="peak learning rate (one-cycle)")
     t.add_argument("--save-data", type=Path, help="also save the rendered crops (.npz)")
+    t.add_argument("--checkpoint", type=Path, help="also save the torch weights here")
+    t.add_argument("--init", type=Path, help="fine-tune from this checkpoint (same widths)")
     t.set_defaults(func=_train)
 
     e = msub.add_parser("eval", help="precision, recall and confusion on held-out scenes")
@@ -71,7 +73,7 @@ def _train(args: argparse.Namespace) -> int:
         _say("sortline model train needs the 'train' extra: pip install 'sortline[train]'")
         return 2
     from models.dataset import CropSet, load_training_data
-    from models.train import TrainConfig, export_onnx, train
+    from models.train import TrainConfig, export_onnx, load_checkpoint, save_checkpoint, train
 
     if args.render <= 0 and args.data is None:
         _say("sortline model train: give --render N_SCENES and/or --data DIR")
@@ -96,22 +98,29 @@ def _train(args: argparse.Namespace) -> int:
         )
     data = CropSet.concat(sets)
     _say(f"{len(data)} crops: {data.counts()}")
+    init_state, init_sha, widths = None, "", tuple(int(w) for w in args.widths.split(","))
+    if args.init is not None:
+        init_state, init_cfg, init_sha = load_checkpoint(args.init)
+        widths = tuple(init_cfg["widths"])
+        described.append(f"fine-tuned from {args.init.name} ({init_cfg.get('data', '')})")
     val_mask = (data.group % 10) == 9
     config = TrainConfig(
         class_names=TRAIN_CLASSES,
         epochs=args.epochs,
         seed=args.seed,
         threads=args.threads,
-        widths=tuple(int(w) for w in args.widths.split(",")),
+        widths=widths,
+        init_from=init_sha,
         lr=args.lr,
         version=args.version,
         reject_class=REJECT_CLASS,
         data="; ".join(described),
     )
     train_set = data.subset(~val_mask) if val_mask.any() and (~val_mask).any() else data
-    result = train(
-        train_set, config, val=data.subset(val_mask) if val_mask.any() else None, progress=_say
-    )
+    val = data.subset(val_mask) if val_mask.any() else None
+    result = train(train_set, config, val=val, progress=_say, init_state=init_state)
+    if args.checkpoint is not None:
+        save_checkpoint(result, config, args.checkpoint)
     out = export_onnx(result, config, args.out, data.crops[:256])
     print(
         json.dumps(

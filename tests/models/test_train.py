@@ -129,3 +129,37 @@ def test_bad_training_data(tmp_path: Path, setup: str, words: str) -> None:
         (root / "x.npz").write_bytes(b"zip? no")
     with pytest.raises(InputFileError, match=words):
         load_training_data(root, NAMES, 32)
+
+
+def test_checkpoint_fine_tune_keeps_what_was_learned(tmp_path: Path) -> None:
+    from models.train import load_checkpoint, save_checkpoint
+
+    data = _crops(80, 0)
+    config = TrainConfig(
+        class_names=NAMES,
+        input_size_px=32,
+        epochs=15,
+        batch_size=32,
+        widths=(8, 16),
+        threads=1,
+        reject_class="belt",
+    )
+    first = train(data, config, progress=lambda _: None)
+    ckpt = save_checkpoint(first, config, tmp_path / "m.pt")
+    state, cfg, sha = load_checkpoint(ckpt)
+    assert cfg["widths"] == [8, 16] and len(sha) == 64
+    tuned_cfg = TrainConfig(
+        class_names=NAMES,
+        input_size_px=32,
+        epochs=1,
+        batch_size=32,
+        widths=(8, 16),
+        threads=1,
+        lr=1e-4,
+        reject_class="belt",
+        init_from=sha,
+    )
+    tuned = train(_crops(20, 3), tuned_cfg, progress=lambda _: None, init_state=state)
+    assert tuned.mean_bgr == pytest.approx(first.mean_bgr, rel=1e-6)  # from the checkpoint
+    path = export_onnx(tuned, tuned_cfg, tmp_path / "t.onnx", data.crops)
+    assert evaluate(OnnxClassifier.load(path), _crops(20, 4)).top1() > 0.9
