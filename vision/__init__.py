@@ -1,0 +1,14 @@
+"""Vision: frames in, ``core.types.Detections`` in belt millimetres out.
+
+- ``vision.pipeline.VisionPipeline(geometry, classifier, camera_model=None)``:
+  ``process(frame) -> Detections`` (segmentation against an adaptive belt
+  model, touching fragments split, pixels -> belt mm, crops classified in one
+  batch; segments the model calls "not a fragment" dropped).
+- ``vision.classifier.OnnxClassifier.load(path, expected_classes, intra_op_threads)``:
+  a self-describing ONNX model (metadata validated; ``ModelFileError``).
+- ``vision.sources``: ``OpenCvSource`` (files, V4L2, RTSP), ``GenICamSource``
+  (harvesters), ``EncoderTicks`` / ``SpeedTicks``; ``SourceError`` subclasses.
+- ``vision.labelling.UncertainFolder``: capped folder of uncertain fragments.
+
+Imports only ``core`` and ``calibration`` (DESIGN.md).
+"""
