@@ -76,7 +76,7 @@ def random_training_scenario(rng: np.random.Generator, seed: int) -> Scenario:
     d["name"] = "train-random"
     d["seed"] = seed
     d["feed"].update(
-        rate_obj_s=_u(rng, 40, 110),
+        rate_obj_s=_u(rng, 40, 200),
         size_median_mm=_u(rng, 35, 55),
         density=_u(rng, 0.0, 0.35),
         overlap=_u(rng, 0.0, 0.4),
@@ -92,6 +92,11 @@ def random_training_scenario(rng: np.random.Generator, seed: int) -> Scenario:
         oxidation=_u(rng, 0.1, 0.9),
         shadow=_u(rng, 0.2, 0.6),
     )
+    appearance = d["appearance"]  # fields added to the renderer later are randomised too
+    if "lens_dirt" in appearance:
+        appearance["lens_dirt"] = _u(rng, 0.0, 0.8)
+    if "flicker_frac" in appearance:
+        appearance["flicker_frac"] = _u(rng, 0.0, 0.02)
     return Scenario.model_validate(d)
 
 
