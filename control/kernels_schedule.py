@@ -129,7 +129,7 @@ def _class_priority(frac, tcls, cls, prio):
 
 @njit(cache=True, nogil=True)
 def _bin_neighbours(nbr, XC, H, bin_mm, n_bins):
-    """Neighbour rows (sorted by crossing tick) regrouped by x bin, order kept.
+    """Neighbour rows regrouped by x bin, order kept.
 
     Returns (rows (M,), bin_start (n_bins + 1,), widest half width mm)."""
     m = nbr.shape[0]
@@ -157,8 +157,8 @@ def _weigh_neighbours(
 ):
     """Neighbours of another fraction under the air rectangle -> (n conflicts, max priority).
 
-    rows/start: neighbours by x bin (``_bin_neighbours``), each bin sorted by
-    crossing tick; bins b0..b1 are scanned. A neighbour conflicts when the
+    rows/start: neighbours by x bin (``_bin_neighbours``); bins b0..b1 are
+    scanned. A neighbour conflicts when the
     share of its footprint (time x width) under the air exceeds ``tol``.
     """
     n_conf = 0
@@ -166,8 +166,6 @@ def _weigh_neighbours(
     for b in range(b0, b1 + 1):
         for q in range(start[b], start[b + 1]):
             j = rows[q]
-            if CROSS[j, 0] >= t_hi:
-                break
             if j == i or FRAC[j] == FRAC[i]:
                 continue
             ov_t = min(t_hi, CROSS[j, 1]) - max(t_lo, CROSS[j, 0])
@@ -247,18 +245,16 @@ def _schedule(
     if nc == 0:
         return out[:0], 0
     cand = cand[:nc][np.argsort(con[:nc], kind="mergesort")]
-    # neighbours that can be under any of this call's air, by crossing on tick
+    # neighbours that can be under any of this call's air
     slack = max(sp[S_MIN_OFF_TICKS], sp[S_DIV_DEAD_TICKS]) + sp[S_OPEN_TICKS] + sp[S_CLOSE_TICKS]
     nbr = np.empty(n, np.int64)
-    nbr_on = np.empty(n, np.float64)
     nn = 0
     for j in range(n):
         near = CROSS[j, 1] >= t_min - slack and CROSS[j, 0] <= t_max + slack
         if near and (CONF[j] or NVIEW[j] >= 2):
             nbr[nn] = j
-            nbr_on[nn] = CROSS[j, 0]
             nn += 1
-    nbr = nbr[:nn][np.argsort(nbr_on[:nn], kind="mergesort")]
+    nbr = nbr[:nn]
     n_bins = math.floor(max(sp[S_BELT_WIDTH_MM], 1.0) / NEIGHBOUR_BIN_MM) + 1
     rows, bstart, h_max = _bin_neighbours(nbr, XC, H, NEIGHBOUR_BIN_MM, n_bins)
     nv = ivs.shape[0]

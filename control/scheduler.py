@@ -84,6 +84,10 @@ class Scheduler:
         self.div_ivs = np.zeros((max(n_diverters, 1), m, 2), np.int64)
         self.div_cnt = np.zeros(max(n_diverters, 1), np.int64)
         self.counters = np.zeros(ks.N_COUNTERS, np.int64)
+        self._act_for: Recipe | None = None
+        self._act = np.zeros(0, np.int64)
+        self._sp_for: np.ndarray | None = None
+        self._sp_t: tuple[float, ...] = ()
 
     def ensure_diverters(self, n_diverters: int) -> None:
         """Grow the flap table when a new recipe names more diverters."""
@@ -95,6 +99,18 @@ class Scheduler:
             cnt[:have] = self.div_cnt
             self.div_ivs, self.div_cnt = ivs, cnt
 
+    def _actuators(self, recipe: Recipe) -> np.ndarray:
+        if self._act_for is not recipe:
+            self._act = recipe.fraction_actuator.astype(np.int64)
+            self._act_for = recipe
+        return self._act
+
+    def _sp_tuple(self, sp: np.ndarray) -> tuple[float, ...]:
+        if self._sp_for is not sp:
+            self._sp_t = tuple(sp.tolist())
+            self._sp_for = sp
+        return self._sp_t
+
     def schedule(self, table: TrackTable, now_tick: int, recipe: Recipe, sp: np.ndarray) -> Pulses:
         """Decide due tracks in ``table`` and return their new pulses (uint32 ticks)."""
         n = table.n
@@ -103,7 +119,7 @@ class Scheduler:
         rows, n_rows = ks._schedule(
             n, table.TID, table.CONF, table.DEC, table.FRAC, table.TCLS, table.CLS,
             table.NVIEW, table.CROSS, table.XC, table.H, int(now_tick),
-            recipe.fraction_actuator.astype(np.int64), recipe.priority, tuple(sp.tolist()),
+            self._actuators(recipe), recipe.priority, self._sp_tuple(sp),
             self.ivs, self.cnt, self.div_ivs, self.div_cnt, self.counters,
         )  # fmt: skip
         if n_rows == 0:
