@@ -235,20 +235,40 @@ def _births(
 
 
 @njit(cache=True, nogil=True)
-def _gather_2d(a, src, m):
-    for w in range(m):
-        i = src[w]
-        if i != w:
-            for c in range(a.shape[1]):
-                a[w, c] = a[i, c]
+def _fill_holes(keep, m):
+    """Row moves that close the holes of dropped rows with live rows from the end
+    (O(dropped), row order not kept) -> (dst, src) int64 arrays."""
+    dst = np.empty(m, np.int64)
+    src = np.empty(m, np.int64)
+    k = 0
+    i = 0
+    r = m - 1
+    while True:
+        while i < m and keep[i]:
+            i += 1
+        while r >= 0 and not keep[r]:
+            r -= 1
+        if i >= r:
+            break
+        dst[k] = i
+        src[k] = r
+        k += 1
+        i += 1
+        r -= 1
+    return dst[:k], src[:k]
 
 
 @njit(cache=True, nogil=True)
-def _gather_1d(a, src, m):
-    for w in range(m):
-        i = src[w]
-        if i != w:
-            a[w] = a[i]
+def _move_2d(a, dst, src):
+    for k in range(dst.shape[0]):
+        for c in range(a.shape[1]):
+            a[dst[k], c] = a[src[k], c]
+
+
+@njit(cache=True, nogil=True)
+def _move_1d(a, dst, src):
+    for k in range(dst.shape[0]):
+        a[dst[k]] = a[src[k]]
 
 
 @njit(cache=True, nogil=True)
@@ -281,7 +301,8 @@ def _track_step(
     counters,
 ):
     """One frame: predict, gate, assign, update, birth, confirm, predict
-    crossing, drop dead rows (compacted in place). Returns the live count;
+    crossing, drop dead rows (holes filled from the end; row order is not
+    kept). Returns the live count;
     class outlooks (CLS, CPROB, FRAC, TCLS) are left to ``control.evidence``.
 
     counters: int64 [next_id, born, confirmed, lost]. dbox: (D, 4) view-mm
@@ -354,13 +375,13 @@ def _track_step(
             counters[3] += 1
     if n_keep == m:
         return m
-    src = np.nonzero(keep)[0]
+    dst, src = _fill_holes(keep, m)
     for a2 in (X, P, H, EV, CROSS, XC):
-        _gather_2d(a2, src, n_keep)
+        _move_2d(a2, dst, src)
     for a1 in (SCORE, CPROB):
-        _gather_1d(a1, src, n_keep)
+        _move_1d(a1, dst, src)
     for a3 in (TID, NVIEW, MISS, NEV, CONF, DEC, CLS, FRAC, TCLS):
-        _gather_1d(a3, src, n_keep)
+        _move_1d(a3, dst, src)
     return n_keep
 
 
@@ -370,13 +391,14 @@ __all__ = [
     "_clip_codes",
     "_crossing",
     "_export",
+    "_fill_holes",
     "_gate",
-    "_gather_1d",
-    "_gather_2d",
     "_innov_u",
     "_keep",
     "_kf_axis",
     "_mahal2",
+    "_move_1d",
+    "_move_2d",
     "_outlook_finish",
     "_outlook_logits",
     "_predict",

@@ -303,3 +303,23 @@ def test_interval_merge_equals_naive(min_off, seed):
         assert [bool(c) for c in seg[:nseg, 2]] == flags
         kernels_schedule._commit(ivs, cnt, 0, s_all, e_all, lo, hi)
         assert [tuple(x) for x in ivs[0, : cnt[0]].tolist()] == ref
+
+
+@pytest.mark.parametrize(
+    "keep",
+    [[], [True], [False], [True, False, True, False, False, True], [False] * 5 + [True] * 5,
+     [True] * 5 + [False] * 5],
+)  # fmt: skip
+@pytest.mark.parametrize("seed", SEEDS)
+def test_fill_holes_keeps_exactly_the_live_rows(keep, seed):
+    rng = np.random.default_rng(seed)
+    keep = np.array(keep + list(rng.random(20) < 0.5), bool)
+    rows = np.arange(len(keep)).astype(np.int64)
+    table = np.column_stack([rows, rows * 10]).astype(float)
+    dst, src = kernels._fill_holes(keep, len(keep))
+    kernels._move_1d(rows, dst, src)
+    kernels._move_2d(table, dst, src)
+    n = int(keep.sum())
+    assert sorted(rows[:n].tolist()) == np.nonzero(keep)[0].tolist()
+    np.testing.assert_array_equal(table[:n, 1], rows[:n] * 10)
+    assert len(dst) <= len(keep) - n  # one move per dropped row at most
