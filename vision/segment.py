@@ -100,8 +100,9 @@ class BeltModel:
         assert self.mean is not None and self.spread is not None
         p = self.params
         self._mean_u8 = cv2.convertScaleAbs(self.mean)
-        thresh = np.maximum(self.spread * p.k_sigma, p.min_diff)
-        self._thresh_u8 = cv2.convertScaleAbs(np.minimum(thresh, 255.0))
+        # max(k * spread, min_diff), saturated to uint8, in two OpenCV passes
+        scaled = cv2.convertScaleAbs(self.spread, alpha=p.k_sigma)
+        self._thresh_u8 = np.maximum(scaled, np.uint8(min(round(p.min_diff), 255)))
 
     @property
     def mean_u8(self) -> np.ndarray:
