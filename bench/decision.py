@@ -191,6 +191,9 @@ def _summary(results: list[dict[str, Any]]) -> dict[str, Any]:
         out["sortline_us_per_track_p50"] = {
             str(r["n_tracks"]): 1e3 * r["p50_ms"] / r["live_tracks_mean"] for r in mine
         }
+        out["sortline_cpu_us_per_track_p50"] = {
+            str(r["n_tracks"]): 1e3 * r["cpu_p50_ms"] / r["live_tracks_mean"] for r in mine
+        }
     return out
 
 
