@@ -26,6 +26,7 @@ import dataclasses
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -179,5 +180,15 @@ def load_recipe(path_or_builtin: str | Path, class_names: Sequence[str]) -> Reci
     else:
         source = str(path_or_builtin)
         data = read_toml(path_or_builtin)
+    return _from_data(data, source, class_names)
+
+
+def parse_recipe(text: str, source: str, class_names: Sequence[str]) -> Recipe:
+    """A recipe from TOML text (e.g. sent to the status API); ``source`` names it
+    in errors, which are the same one-line ``InputFileError`` as ``load_recipe``'s."""
+    return _from_data(parse_toml(text, source), source, class_names)
+
+
+def _from_data(data: dict[str, Any], source: str, class_names: Sequence[str]) -> Recipe:
     spec = model_from_data(RecipeFile, data, source)
     return _bind(spec, class_names, source)

@@ -12,10 +12,13 @@ from importlib import resources
 from typing import Any, Literal, Protocol
 
 import uvicorn
-from fastapi import FastAPI, HTTPException
-from fastapi.responses import HTMLResponse
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
+from core.errors import InputFileError
 from sortline.state import Command, PackMLState, TransitionError
 
 
@@ -23,6 +26,10 @@ class LineLike(Protocol):
     def status(self) -> dict[str, Any]: ...
 
     def command(self, cmd: Command, who: str) -> PackMLState: ...
+
+    def recipe_info(self) -> dict[str, Any]: ...
+
+    def switch_recipe(self, text: str, who: str) -> dict[str, Any]: ...
 
 
 class Health(BaseModel):
@@ -40,9 +47,40 @@ class CommandResult(BaseModel):
     state: str
 
 
+class RecipeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    toml: str = Field(min_length=1, max_length=65536, description="the recipe file's text")
+    who: str = Field("engineer", min_length=1, max_length=64)
+
+
+class RecipeInfo(BaseModel):
+    name: str
+    version: int
+    source: str
+    targets: dict[str, str]
+    thresholds: dict[str, float]
+    priorities: dict[str, int]
+    switched_by: str | None
+    switched_unix_s: float | None
+
+
 def create_app(line: LineLike) -> FastAPI:
     app = FastAPI(title="sortline", version="0.1.0", description=__doc__)
     dashboard = resources.files("sortline").joinpath("static/dashboard.html").read_text("utf-8")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        """As FastAPI's, but a 405 lists every method the path has (Starlette
+        names only the first route's)."""
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            methods: set[str] = set()
+            for route in app.router.routes:
+                match, _ = route.matches(request.scope)
+                if match is not Match.NONE:
+                    methods |= set(getattr(route, "methods", None) or ())
+            headers["Allow"] = ", ".join(sorted(methods))
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def index() -> str:
@@ -76,6 +114,24 @@ def create_app(line: LineLike) -> FastAPI:
         except TransitionError as exc:
             raise HTTPException(status_code=409, detail=str(exc)) from None
         return CommandResult(state=new.name)
+
+    @app.get("/recipe", response_model=RecipeInfo)
+    def recipe() -> dict[str, Any]:
+        return line.recipe_info()
+
+    @app.put(
+        "/recipe",
+        response_model=RecipeInfo,
+        responses={
+            400: {"description": "the body is not valid JSON"},
+            422: {"description": "the recipe is malformed or names unknown classes"},
+        },
+    )
+    def switch_recipe(req: RecipeRequest) -> dict[str, Any]:
+        try:
+            return line.switch_recipe(req.toml, who=req.who)
+        except (InputFileError, ValueError) as exc:
+            raise HTTPException(status_code=422, detail=str(exc)) from None
 
     return app
 

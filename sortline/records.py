@@ -58,6 +58,10 @@ class RecordWriter:
         except queue.Full:
             self.dropped += len(pulses)
 
+    def pending(self) -> int:
+        """Batches handed over and not yet written."""
+        return self._queue.unfinished_tasks
+
     def close(self, timeout_s: float = 5.0) -> None:
         self._queue.put(None)
         self._thread.join(timeout_s)
@@ -69,12 +73,14 @@ class RecordWriter:
     def _run(self) -> None:
         while True:
             item = self._queue.get()
-            if item is None:
-                return
             try:
+                if item is None:
+                    return
                 self._append(*item)
             except OSError:
                 log.exception("cannot write sort records to %s", self.directory)
+            finally:
+                self._queue.task_done()
 
     def rows(self, t_unix_s: float, pulses: Pulses, tracks: Tracks) -> list[dict[str, Any]]:
         index = {int(t): i for i, t in enumerate(tracks.track_id.tolist())}

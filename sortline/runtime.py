@@ -28,6 +28,7 @@ import numpy as np
 
 from calibration.camera_model import CameraModel
 from calibration.geometry import LineGeometry
+from control.recipe import parse_recipe
 from core.frame import Frame, FrameError
 from core.types import Tracks
 from sortline.config import LineConfig, records_dir
@@ -74,6 +75,7 @@ class SortingLine:
         self.mailbox: Mailbox[tuple[Frame, float]] = Mailbox()
         self._stop = threading.Event()
         self._pending_geometry: tuple[LineGeometry, CameraModel] | None = None
+        self._recipe_switch: tuple[str | None, float | None] = (None, None)
         self._threads: list[threading.Thread] = []
         self._status: dict[str, Any] = {}
         self._status_lock = threading.Lock()
@@ -279,7 +281,7 @@ class SortingLine:
         }
         status = {
             "line": self.cfg.line.name,
-            **self._state_fields(),
+            **self._live_fields(),
             "uptime_s": round(uptime_s, 3),
             "frames": self.frames,
             "frames_dropped": self.frames_dropped,
@@ -290,8 +292,6 @@ class SortingLine:
             + int(getattr(plc, "pulses_late", 0)),
             "quality": self._quality,
             "composition": composition,
-            "recipe": self.parts.recipe.name,
-            "calibration": self.parts.calibration_status(),
             "latency_ms": self.latency_ms.quantiles_ms(),
             "plc": self.parts.plc_status_dict(plc),
             "virtual_plant": self.parts.plant is not None,
@@ -308,16 +308,43 @@ class SortingLine:
         command from the API shows at once, not at the next frame)."""
         with self._status_lock:
             status = dict(self._status)
-        status.update(self._state_fields())
+        status.update(self._live_fields())
         return status
 
-    def _state_fields(self) -> dict[str, Any]:
+    def _live_fields(self) -> dict[str, Any]:
+        """Fields that operators change (state, recipe, calibration): read at
+        request time, so a change shows at once rather than at the next frame."""
         return {
+            "recipe": self.parts.recipe.name,
+            "calibration": self.parts.calibration_status(),
             "state": self.state.state.name,
             "state_code": int(self.state.state),
             "causes": list(self.state.causes),
             "events": [dataclasses.asdict(t) for t in self.state.history()[-30:]],
         }
+
+    def recipe_info(self) -> dict[str, Any]:
+        r = self.parts.recipe
+        return {
+            "name": r.name,
+            "version": r.version,
+            "source": r.source,
+            "targets": r.targets(),
+            "thresholds": dict(zip(r.class_names, r.threshold.tolist(), strict=True)),
+            "priorities": dict(zip(r.class_names, r.priority.tolist(), strict=True)),
+            "switched_by": self._recipe_switch[0],
+            "switched_unix_s": self._recipe_switch[1],
+        }
+
+    def switch_recipe(self, text: str, who: str) -> dict[str, Any]:
+        """Validate a recipe (TOML text) against the model's classes and switch to
+        it while running; raises ``InputFileError`` (one line) and keeps the
+        current recipe if it is malformed."""
+        recipe = parse_recipe(text, f"recipe sent by {who}", self.parts.class_names)
+        self.parts.set_recipe(recipe)
+        self._recipe_switch = (who, time.time())
+        log.warning("recipe %r v%d switched in by %s", recipe.name, recipe.version, who)
+        return self.recipe_info()
 
     def command(self, cmd: Command, who: str) -> PackMLState:
         return self.state.command(cmd, who=who)

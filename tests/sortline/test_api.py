@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -9,6 +10,7 @@ import pytest
 
 from sortline.api import ApiServer, create_app
 from sortline.config import load_config
+from sortline.records import read_records
 from sortline.runtime import SortingLine
 
 
@@ -74,3 +76,65 @@ def test_dashboard_page_is_served(served: tuple[SortingLine, str]) -> None:
     r = httpx.get(url + "/")
     assert r.status_code == 200 and "text/html" in r.headers["content-type"]
     assert "/status" in r.text and "sortline" in r.text
+
+
+COPPER_ONLY = """
+name = "copper-only"
+version = 3
+pass_fraction = "pass"
+[fractions]
+eject = 0
+[classes.copper]
+fraction = "eject"
+threshold = 0.5
+priority = 10
+"""
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"toml": "name = 3\n"}, "name"),
+        ({"toml": COPPER_ONLY + "[classes.unobtainium]\nfraction = 'eject'\n"}, "unobtainium"),
+        ({"toml": "[classes\n"}, "not valid TOML"),
+        ({"toml": COPPER_ONLY.replace("threshold = 0.5", "threshold = 1.5")}, "threshold"),
+    ],
+)
+def test_bad_recipe_is_refused_and_the_line_keeps_its_own(
+    served: tuple[SortingLine, str], body: dict, message: str
+) -> None:
+    _, url = served
+    before = httpx.get(f"{url}/recipe").json()
+    r = httpx.put(f"{url}/recipe", json={**body, "who": "test"})
+    assert r.status_code == 422 and message in r.json()["detail"], r.text
+    assert httpx.get(f"{url}/recipe").json() == before
+
+
+def test_recipe_switch_while_running_changes_what_is_sorted(
+    served: tuple[SortingLine, str],
+) -> None:
+    line, url = served
+    assert httpx.get(f"{url}/recipe").json()["targets"] == {
+        "copper": "eject",
+        "brass": "eject",
+        "battery": "eject",
+    }
+    r = httpx.put(f"{url}/recipe", json={"toml": COPPER_ONLY, "who": "eng"})
+    assert r.status_code == 200, r.text
+    info = r.json()
+    assert (info["name"], info["version"], info["switched_by"]) == ("copper-only", 3, "eng")
+    assert info["targets"] == {"copper": "eject"}
+    assert httpx.get(f"{url}/status").json()["recipe"] == "copper-only"
+    targeted = line.parts.controller_stats()["objects_targeted"]
+    line.run_frames(150)
+    assert line.parts.controller_stats()["objects_targeted"] > targeted
+    # the sort records show what was pulsed after the switch: copper only
+    assert line.records is not None
+    deadline = time.monotonic() + 10
+    while line.records.pending() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    path = line.records.path_for(info["switched_unix_s"])
+    after = [r for r in read_records(path) if r["t_unix_s"] > info["switched_unix_s"]]
+    assert after, "no pulses recorded after the switch"
+    assert {r["class"] for r in after} <= {"copper", None}
+    assert {r["fraction"] for r in after} == {"eject"}

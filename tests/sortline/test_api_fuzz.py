@@ -31,4 +31,10 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 
 @schema.parametrize()
 def test_api_conforms_to_its_schema(case: schemathesis.Case) -> None:
-    case.call_and_validate()
+    excluded = []
+    if case.operation.method.upper() == "PUT" and case.operation.path == "/recipe":
+        # the schema says "a string"; whether it is a valid recipe (TOML naming
+        # the model's classes) it cannot say, so a schema-valid body may
+        # rightly get 422 with the reason
+        excluded.append(schemathesis.checks.positive_data_acceptance)
+    case.call_and_validate(excluded_checks=excluded)
