@@ -301,7 +301,10 @@ class SortingLine:
 
     @property
     def frames_dropped(self) -> int:
-        return self.mailbox.dropped + self.frame_gaps + self.frames_bad
+        """Frames the loop never processed: gaps in the source's frame ids (which
+        include frames replaced in the mailbox while the loop was busy) and
+        frames rejected as malformed."""
+        return self.frame_gaps + self.frames_bad
 
     def status(self) -> dict[str, Any]:
         """The last published snapshot, with the line state read live (a
