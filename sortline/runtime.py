@@ -81,6 +81,7 @@ class SortingLine:
         self._status_lock = threading.Lock()
         self.frames = 0
         self.frames_bad = 0
+        self._live_tracks = 0
         self.frame_gaps = 0
         self._last_frame_id: int | None = None
         self._last_frame_mono = time.monotonic()
@@ -89,7 +90,7 @@ class SortingLine:
         self.started_unix_s = time.time()
         self._quality: dict[str, Any] = {}
         self._seen_window: deque[tuple[float, int]] = deque(maxlen=600)
-        self._publish(None)
+        self._publish()
 
     # ------------------------------------------------------------------ life
     def start(self, connect_timeout_s: float = 5.0) -> None:
@@ -129,9 +130,14 @@ class SortingLine:
         for _ in range(n_frames):
             frame = plant.step()
             self._score_plant(frame.frame_id)
-            self._process(frame, time.monotonic())
-            if not self.parts.bridge.flush(ack_timeout_s):
-                log.warning("PLC did not acknowledge within %.1f s", ack_timeout_s)
+            self.process(frame, ack_timeout_s)
+
+    def process(self, frame: Frame, ack_timeout_s: float = 2.0) -> None:
+        """Stepped mode: one frame through vision and control, then wait until the
+        PLC has acknowledged its pulses (the plant does not move meanwhile)."""
+        self._process(frame, time.monotonic())
+        if not self.parts.bridge.flush(ack_timeout_s):
+            log.warning("PLC did not acknowledge within %.1f s", ack_timeout_s)
 
     # -------------------------------------------------------------- threads
     def _camera_loop(self) -> None:
@@ -176,7 +182,7 @@ class SortingLine:
             item = self.mailbox.get(timeout_s=period_s * 2)
             if item is None:
                 self._observe(camera_ok=self._camera_ok())
-                self._publish(None)
+                self._publish()
                 continue
             frame, t_arrival = item
             try:
@@ -221,6 +227,7 @@ class SortingLine:
         except FrameError as exc:
             self.frames_bad += 1
             log.error("frame rejected: %s", exc)
+            self._publish()
             return
         if self._last_frame_id is not None and frame.frame_id > self._last_frame_id + 1:
             self.frame_gaps += frame.frame_id - self._last_frame_id - 1
@@ -236,7 +243,8 @@ class SortingLine:
         self.frames += 1
         self.latency_ms.add((time.monotonic() - t_arrival) * 1e3)
         self._count_classes(tracks)
-        self._publish(tracks)
+        self._live_tracks = len(tracks)
+        self._publish()
 
     def _count_classes(self, tracks: Tracks) -> None:
         """Composition: a confirmed track's class is counted once, when it ends."""
@@ -272,7 +280,7 @@ class SortingLine:
         return None if now - t0 < 1.0 else 60.0 * (objects_seen - n0) / (now - t0)
 
     # --------------------------------------------------------------- status
-    def _publish(self, tracks: Tracks | None) -> None:
+    def _publish(self) -> None:
         plc = self.parts.bridge.snapshot()
         stats = self.parts.controller_stats()
         uptime_s = time.time() - self.started_unix_s
@@ -285,7 +293,7 @@ class SortingLine:
             "uptime_s": round(uptime_s, 3),
             "frames": self.frames,
             "frames_dropped": self.frames_dropped,
-            "live_tracks": 0 if tracks is None else len(tracks),
+            "live_tracks": self._live_tracks,
             "controller": stats,
             "throughput_per_min": self._throughput_per_min(int(stats.get("objects_seen", 0))),
             "deadline_misses": int(stats.get("deadline_misses", 0))
