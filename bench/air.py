@@ -24,7 +24,6 @@ scheduling from vision. Scored by the plant's ground truth.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -33,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from bench._common import emit_json
 from calibration.geometry import LineGeometry
 from core.classes import DEFAULT_CLASSES
 from core.errors import InputFileError
@@ -252,12 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         ],
         "machine": {"cpus": os.cpu_count(), "loadavg_at_end": list(os.getloadavg())},
     }
-    text = json.dumps(out, indent=1, default=float)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text + "\n", encoding="utf-8")
-    else:
-        print(text)
+    emit_json(out, args.json)
     return 0
 
 

@@ -28,7 +28,6 @@ waited for a core on a shared machine), medians over ``--repeats``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -38,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from bench._common import emit_json
 from calibration.geometry import LineGeometry
 from core.classes import DEFAULT_CLASSES
 from core.types import Detections
@@ -238,12 +238,7 @@ def main(argv: list[str] | None = None) -> int:
             "note": "one thread; the machine is shared with other jobs while this runs",
         },
     }
-    text = json.dumps(out, indent=1)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text + "\n", encoding="utf-8")
-    else:
-        print(text)
+    emit_json(out, args.json)
     return 0
 
 

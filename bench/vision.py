@@ -13,7 +13,6 @@ segmentation: against the plant's ground truth on every preset (held-out
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -22,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from bench._common import emit_json
 
 # target fragments in view -> feed rate (obj/s) and median size (mm); fragments stay
 # ~0.16 s in the 400 mm view at 2.5 m/s, smaller pieces keep 250 from covering the belt
@@ -170,12 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     if not args.skip_segmentation:
         result["segmentation"] = segmentation(seg_scenes, seg_frames, args.model)
-    text = json.dumps(result, indent=1)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text + "\n", encoding="utf-8")
-    else:
-        print(text)
+    emit_json(result, args.json)
     return 0
 
 

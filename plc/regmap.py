@@ -82,7 +82,8 @@ class Register:
 
 
 class PackMLState(enum.IntEnum):
-    """PackML (ISA-TR88) state codes as the PLC reports them in IR 3."""
+    """PackML (ISA-TR88) state codes as the PLC reports them in IR 3 (and as the
+    controller names its own line state, ``sortline.state``)."""
 
     UNDEFINED = 0
     CLEARING = 1
@@ -100,6 +101,8 @@ class PackMLState(enum.IntEnum):
     SUSPENDING = 13
     UNSUSPENDING = 14
     RESETTING = 15
+    COMPLETING = 16
+    COMPLETE = 17
 
 
 class PackMLCommand(enum.IntEnum):

@@ -25,26 +25,9 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+from plc.regmap import PackMLState
 
-class PackMLState(enum.IntEnum):
-    UNDEFINED = 0
-    CLEARING = 1
-    STOPPED = 2
-    STARTING = 3
-    IDLE = 4
-    SUSPENDED = 5
-    EXECUTE = 6
-    STOPPING = 7
-    ABORTING = 8
-    ABORTED = 9
-    HOLDING = 10
-    HELD = 11
-    UNHOLDING = 12
-    SUSPENDING = 13
-    UNSUSPENDING = 14
-    RESETTING = 15
-    COMPLETING = 16
-    COMPLETE = 17
+__all__ = ["Command", "Conditions", "LineStateMachine", "PackMLState", "TransitionError"]
 
 
 class Command(enum.Enum):
