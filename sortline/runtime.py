@@ -31,6 +31,7 @@ from calibration.geometry import LineGeometry
 from control.recipe import parse_recipe
 from core.frame import Frame, FrameError
 from core.types import Tracks
+from plc.bridge import PlcStatus
 from sortline.config import LineConfig, records_dir
 from sortline.metrics import LatencyWindow, Mailbox
 from sortline.parts import LineParts, build_parts
@@ -90,7 +91,7 @@ class SortingLine:
         self.started_unix_s = time.time()
         self._quality: dict[str, Any] = {}
         self._seen_window: deque[tuple[float, int]] = deque(maxlen=600)
-        self._publish()
+        self._publish(self.parts.bridge.snapshot())
 
     # ------------------------------------------------------------------ life
     def start(self, connect_timeout_s: float = 5.0) -> None:
@@ -181,8 +182,9 @@ class SortingLine:
         while not self._stop.is_set():
             item = self.mailbox.get(timeout_s=period_s * 2)
             if item is None:
-                self._observe(camera_ok=self._camera_ok())
-                self._publish()
+                plc = self.parts.bridge.snapshot()
+                self._observe(plc, camera_ok=self._camera_ok())
+                self._publish(plc)
                 continue
             frame, t_arrival = item
             try:
@@ -195,11 +197,10 @@ class SortingLine:
         stall_s = CAMERA_STALL_PERIODS / self.cfg.camera.fps
         return time.monotonic() - self._last_frame_mono < stall_s
 
-    def _observe(self, camera_ok: bool) -> PackMLState:
+    def _observe(self, plc: PlcStatus, camera_ok: bool) -> PackMLState:
         """This cycle's conditions. The PLC's latched fault bits are history for
         maintenance (cleared by a PLC Reset); what decides whether it can take
         pulses is its state: only Execute (or Suspended, belt stopped) does."""
-        plc = self.parts.bridge.snapshot()
         nominal = self.cfg.belt.speed_mm_s
         plc_ready = plc.state in (int(PackMLState.EXECUTE), int(PackMLState.SUSPENDED))
         return self.state.observe(
@@ -227,13 +228,14 @@ class SortingLine:
         except FrameError as exc:
             self.frames_bad += 1
             log.error("frame rejected: %s", exc)
-            self._publish()
+            self._publish(self.parts.bridge.snapshot())
             return
         if self._last_frame_id is not None and frame.frame_id > self._last_frame_id + 1:
             self.frame_gaps += frame.frame_id - self._last_frame_id - 1
         self._last_frame_id = frame.frame_id
         self._last_frame_mono = time.monotonic()
-        state = self._observe(camera_ok=True)
+        plc = self.parts.bridge.snapshot()  # one PLC view per cycle: conditions and status
+        state = self._observe(plc, camera_ok=True)
         dets = self.parts.vision.process(frame)
         tracks, pulses = self.parts.controller.update(dets, self._now_tick(frame, t_arrival))
         if len(pulses) and state is PackMLState.EXECUTE:
@@ -244,7 +246,7 @@ class SortingLine:
         self.latency_ms.add((time.monotonic() - t_arrival) * 1e3)
         self._count_classes(tracks)
         self._live_tracks = len(tracks)
-        self._publish()
+        self._publish(plc)
 
     def _count_classes(self, tracks: Tracks) -> None:
         """Composition: a confirmed track's class is counted once, when it ends."""
@@ -280,8 +282,7 @@ class SortingLine:
         return None if now - t0 < 1.0 else 60.0 * (objects_seen - n0) / (now - t0)
 
     # --------------------------------------------------------------- status
-    def _publish(self) -> None:
-        plc = self.parts.bridge.snapshot()
+    def _publish(self, plc: PlcStatus) -> None:
         stats = self.parts.controller_stats()
         uptime_s = time.time() - self.started_unix_s
         composition = {
