@@ -4,6 +4,8 @@ behaviour."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -40,82 +42,78 @@ def store_config(tmp_path: Path) -> Path:
     return p
 
 
-def test_activation_is_picked_up_and_rollback_restores(store_config: Path) -> None:
+@pytest.fixture
+def running(store_config: Path) -> Iterator[tuple[SortingLine, CalibrationStore]]:
+    """A stepped line on the store of ``store_config``, started and stopped."""
     line = SortingLine(load_config(store_config), stepped=True, plc_port=0, records=False)
     assert line.parts.calibration is not None
-    store = line.parts.calibration.store
     line.start()
     try:
-        line.run_frames(5)
-        cal = line.status()["calibration"]
-        assert (cal["version"], cal["activated_by"], cal["action"]) == (1, "alice", "activate")
-        assert line.parts.geometry.valves.y_valve_mm == 300.0
-
-        v2 = store.save(_cal(320.0, 4.0), who="bob")
-        store.activate(v2.version, who="bob", note="valve block swapped")
-        line.poll_calibration_now()
-        line.run_frames(5)
-        cal = line.status()["calibration"]
-        assert (cal["version"], cal["activated_by"], cal["note"]) == (
-            2,
-            "bob",
-            "valve block swapped",
-        )
-        assert line.parts.geometry.valves.y_valve_mm == 320.0
-        assert line.parts.controller.geometry.valves.open_delay_ms == 4.0
-
-        store.rollback(who="carol")
-        line.poll_calibration_now()
-        line.run_frames(5)
-        cal = line.status()["calibration"]
-        assert (cal["version"], cal["activated_by"], cal["action"]) == (1, "carol", "rollback")
-        assert line.parts.controller.geometry.valves.y_valve_mm == 300.0
-        assert line.parts.controller.geometry.valves.open_delay_ms == 3.0
-        assert line.status()["frames"] == 15  # the line never stopped
+        yield line, line.parts.calibration.store
     finally:
         line.stop()
 
 
-def test_watcher_thread_picks_up_an_activation(store_config: Path) -> None:
+def test_activation_is_picked_up_and_rollback_restores(
+    running: tuple[SortingLine, CalibrationStore],
+) -> None:
+    line, store = running
+    line.run_frames(5)
+    cal = line.status()["calibration"]
+    assert (cal["version"], cal["activated_by"], cal["action"]) == (1, "alice", "activate")
+    assert line.parts.geometry.valves.y_valve_mm == 300.0
+
+    v2 = store.save(_cal(320.0, 4.0), who="bob")
+    store.activate(v2.version, who="bob", note="valve block swapped")
+    line.poll_calibration_now()
+    line.run_frames(5)
+    cal = line.status()["calibration"]
+    assert (cal["version"], cal["activated_by"], cal["note"]) == (
+        2,
+        "bob",
+        "valve block swapped",
+    )
+    assert line.parts.geometry.valves.y_valve_mm == 320.0
+    assert line.parts.controller.geometry.valves.open_delay_ms == 4.0
+
+    store.rollback(who="carol")
+    line.poll_calibration_now()
+    line.run_frames(5)
+    cal = line.status()["calibration"]
+    assert (cal["version"], cal["activated_by"], cal["action"]) == (1, "carol", "rollback")
+    assert line.parts.controller.geometry.valves.y_valve_mm == 300.0
+    assert line.parts.controller.geometry.valves.open_delay_ms == 3.0
+    assert line.status()["frames"] == 15  # the line never stopped
+
+
+def test_watcher_thread_picks_up_an_activation(
+    running: tuple[SortingLine, CalibrationStore],
+) -> None:
     """Without the test hook: the background watcher sees the activation."""
-    import time
-
-    line = SortingLine(load_config(store_config), stepped=True, plc_port=0, records=False)
-    assert line.parts.calibration is not None
-    store = line.parts.calibration.store
-    line.start()
-    try:
-        v2 = store.save(_cal(310.0, 3.5), who="bob")
-        store.activate(v2.version, who="bob")
-        deadline = time.monotonic() + 10
-        # the watcher thread polls; the real-time loop swaps at its next frame
-        while line.parts.geometry.valves.y_valve_mm != 310.0 and time.monotonic() < deadline:
-            line.run_frames(1)
-            time.sleep(0.02)
-        assert line.parts.geometry.valves.y_valve_mm == 310.0
-        assert line.status()["calibration"]["version"] == 2
-    finally:
-        line.stop()
+    line, store = running
+    v2 = store.save(_cal(310.0, 3.5), who="bob")
+    store.activate(v2.version, who="bob")
+    deadline = time.monotonic() + 10
+    # the watcher thread polls; the real-time loop swaps at its next frame
+    while line.parts.geometry.valves.y_valve_mm != 310.0 and time.monotonic() < deadline:
+        line.run_frames(1)
+        time.sleep(0.02)
+    assert line.parts.geometry.valves.y_valve_mm == 310.0
+    assert line.status()["calibration"]["version"] == 2
 
 
-def test_a_calibration_that_does_not_fit_is_refused_and_reported(store_config: Path) -> None:
-    line = SortingLine(load_config(store_config), stepped=True, plc_port=0, records=False)
-    assert line.parts.calibration is not None
-    store = line.parts.calibration.store
-    line.start()
-    try:
-        bad = Calibration(
-            line="virtual-plant",
-            passed=True,
-            valves=ValvesSection(
-                y_valve_mm=300.0, open_delay_ms=[3.0] * 10, close_delay_ms=[2.0] * 10
-            ),
-        )
-        store.activate(store.save(bad, who="mallory").version, who="mallory")
-        line.poll_calibration_now()
-        line.run_frames(2)
-        status = line.status()["calibration"]
-        assert status["version"] == 1  # still the old one
-        assert "delays for 10 valves, the line has 80" in status["error"]
-    finally:
-        line.stop()
+def test_a_calibration_that_does_not_fit_is_refused_and_reported(
+    running: tuple[SortingLine, CalibrationStore],
+) -> None:
+    line, store = running
+    bad = Calibration(
+        line="virtual-plant",
+        passed=True,
+        valves=ValvesSection(y_valve_mm=300.0, open_delay_ms=[3.0] * 10, close_delay_ms=[2.0] * 10),
+    )
+    store.activate(store.save(bad, who="mallory").version, who="mallory")
+    line.poll_calibration_now()
+    line.run_frames(2)
+    status = line.status()["calibration"]
+    assert status["version"] == 1  # still the old one
+    assert "delays for 10 valves, the line has 80" in status["error"]
