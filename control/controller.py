@@ -88,6 +88,7 @@ class Controller:
         self._cls_frac = recipe.class_fraction.astype(np.int64)
         self._threshold = np.ascontiguousarray(recipe.threshold, np.float64)
         self._sched.ensure_diverters(recipe.n_diverters)
+        self._tracker.invalidate_outlook()
         self._sp_key = None
 
     def set_recipe(self, recipe: Recipe) -> None:
@@ -167,10 +168,13 @@ class Controller:
 
     # -- counters -----------------------------------------------------------
     def _publish_stats(self) -> None:
-        # one array copy per frame; the dict is built when someone asks
-        self._counts = np.concatenate(
-            [self._tracker.counters[1:], [self._tracker.table.n], self._sched.counters]
-        )
+        # one small fresh array per frame; the dict is built when someone asks
+        tc, sc = self._tracker.counters, self._sched.counters
+        counts = np.empty(len(tc) + len(sc), np.int64)
+        counts[: len(tc) - 1] = tc[1:]
+        counts[len(tc) - 1] = self._tracker.table.n
+        counts[len(tc) :] = sc
+        self._counts = counts
 
     def stats(self) -> dict[str, int]:
         """Counters since start: tracks_born, tracks_confirmed, tracks_lost,

@@ -2,8 +2,10 @@
 
 The combined probability is the normalised geometric mean of the per-view
 class probabilities (summed logs divided by the views). Two small kernels
-around one vectorised ``np.exp`` over the (N, K) block: N*K scalar
-exponentials inside a kernel would cost far more.
+around one vectorised ``np.exp`` over the (M, K) block of the rows that need
+it: M*K scalar exponentials inside a kernel would cost far more. Only rows
+whose evidence changed since their last outlook are recomputed (all of them
+after a recipe change).
 """
 
 from __future__ import annotations
@@ -12,7 +14,29 @@ import numpy as np
 
 from control import kernels
 
-__all__ = ["class_outlook", "refresh_outlook"]
+__all__ = ["OutlookCache", "class_outlook", "refresh_outlook"]
+
+
+class OutlookCache:
+    """Per-row stamps (track id, view count) of the last outlook, and the logits
+    buffer; grows with the track table (``ensure``)."""
+
+    def __init__(self, n_classes: int, capacity: int = 256) -> None:
+        self.n_classes = n_classes
+        self.otid = np.full(capacity, -1, np.int64)
+        self.onev = np.full(capacity, -1, np.int64)
+        self.buf = np.empty((capacity, n_classes))
+        self.force = True
+
+    def ensure(self, need: int) -> None:
+        have = self.otid.shape[0]
+        if need > have:
+            cap = max(need, 2 * have)
+            otid = np.full(cap, -1, np.int64)
+            onev = np.full(cap, -1, np.int64)
+            otid[:have], onev[:have] = self.otid, self.onev
+            self.otid, self.onev = otid, onev
+            self.buf = np.empty((cap, self.n_classes))
 
 
 def refresh_outlook(
@@ -23,6 +47,8 @@ def refresh_outlook(
     threshold: np.ndarray,
     order: np.ndarray,
     out: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    track_id: np.ndarray | None = None,
+    cache: OutlookCache | None = None,
 ) -> None:
     """Write (class id, its probability, fraction, target class) of undecided rows.
 
@@ -33,15 +59,26 @@ def refresh_outlook(
     threshold:      (K,) float64 combined probability needed to act.
     order:          (K,) int64 class ids by descending priority.
     out:            (N,) int64 / float64 / int64 / int64 arrays, written in place.
+    track_id, cache: (N,) int64 ids and the stamps of the last outlook; with
+                    them only rows whose evidence changed are recomputed
+                    (``cache.force``: all undecided rows, then cleared).
     The target class is the first class by priority whose probability meets
     its threshold and which has a fraction (-1 when none); rows without
     evidence get -1, 0, -1, -1.
     """
     n = evidence.shape[0]
-    logits = kernels._outlook_logits(evidence, n_evidence, n)
+    if cache is None or track_id is None:
+        cache = OutlookCache(evidence.shape[1], n)
+        track_id = np.arange(n, dtype=np.int64)
+    cache.ensure(n)
+    rows = kernels._outlook_rows(
+        track_id, n_evidence, decided, cache.otid, cache.onev, n, cache.force
+    )  # fmt: skip
+    cache.force = False
+    logits = kernels._outlook_logits(evidence, n_evidence, rows, cache.buf)
     np.exp(logits, out=logits)
     kernels._outlook_finish(
-        logits, n_evidence, decided, class_fraction, threshold, order, *out
+        logits, rows, n_evidence, class_fraction, threshold, order, *out
     )  # fmt: skip
 
 

@@ -25,7 +25,7 @@ import numpy as np
 from numba import njit
 
 from control.kernels_assign import _assign_gated
-from control.kernels_evidence import _export, _outlook_finish, _outlook_logits
+from control.kernels_evidence import _export, _outlook_finish, _outlook_logits, _outlook_rows
 from control.kernels_gate import _clip_codes, _gate, _innov_u, _mahal2
 from control.params import (
     T_BIRTH_ENTRY,
@@ -401,6 +401,7 @@ __all__ = [
     "_move_2d",
     "_outlook_finish",
     "_outlook_logits",
+    "_outlook_rows",
     "_predict",
     "_track_step",
     "_update_matched",

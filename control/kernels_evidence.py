@@ -13,30 +13,56 @@ BIG = 1e300
 
 
 @njit(cache=True, nogil=True)
-def _outlook_logits(EV, NEV, n):
-    """(n, K) mean log probability per view minus its row maximum (0 for no evidence)."""
-    k = EV.shape[1]
-    out = np.zeros((n, k))
-    for i in range(n):
-        if NEV[i] == 0:
-            continue
-        inv = 1.0 / NEV[i]
-        m = -BIG
-        for c in range(k):
-            m = max(m, EV[i, c] * inv)
-        for c in range(k):
-            out[i, c] = EV[i, c] * inv - m
-    return out
+def _outlook_rows(TID, NEV, DEC, OTID, ONEV, n, force):
+    """Undecided rows whose outlook is stale -> (m,) int64 row indices, ascending.
 
-
-@njit(cache=True, nogil=True)
-def _outlook_finish(E, NEV, DEC, cls_frac, thr, order, CLS, CPROB, FRAC, TCLS):
-    """From exp(logits) (n, K): normalise, argmax, and the recipe's first class by
-    priority meeting its threshold; written to undecided rows only."""
-    n, k = E.shape
+    A row's outlook (CLS, CPROB, FRAC, TCLS) is a function of its evidence,
+    which changes only with its view count: it is stale unless it was last
+    computed for this track id at this view count (``OTID``, ``ONEV``, stamped
+    here), or ``force`` (a new recipe). OTID and ONEV stay with the row
+    position when rows move, so a moved track is always refreshed.
+    """
+    rows = np.empty(n, np.int64)
+    m = 0
     for i in range(n):
         if DEC[i]:
             continue
+        if force or OTID[i] != TID[i] or ONEV[i] != NEV[i]:
+            OTID[i] = TID[i]
+            ONEV[i] = NEV[i]
+            rows[m] = i
+            m += 1
+    return rows[:m]
+
+
+@njit(cache=True, nogil=True)
+def _outlook_logits(EV, NEV, rows, out):
+    """out[q] = mean log probability per view of row ``rows[q]`` minus its maximum
+    (0 for no evidence); returns ``out[:m]`` (m, K)."""
+    k = EV.shape[1]
+    m = rows.shape[0]
+    for q in range(m):
+        i = rows[q]
+        if NEV[i] == 0:
+            for c in range(k):
+                out[q, c] = 0.0
+            continue
+        inv = 1.0 / NEV[i]
+        mx = -BIG
+        for c in range(k):
+            mx = max(mx, EV[i, c] * inv)
+        for c in range(k):
+            out[q, c] = EV[i, c] * inv - mx
+    return out[:m]
+
+
+@njit(cache=True, nogil=True)
+def _outlook_finish(E, rows, NEV, cls_frac, thr, order, CLS, CPROB, FRAC, TCLS):
+    """From exp(logits) (m, K) of rows ``rows``: normalise, argmax, and the recipe's
+    first class by priority meeting its threshold, written to those rows."""
+    m, k = E.shape
+    for q in range(m):
+        i = rows[q]
         CLS[i] = -1
         CPROB[i] = 0.0
         FRAC[i] = -1
@@ -46,14 +72,14 @@ def _outlook_finish(E, NEV, DEC, cls_frac, thr, order, CLS, CPROB, FRAC, TCLS):
         tot = 0.0
         best = 0
         for c in range(k):
-            tot += E[i, c]
-            if E[i, c] > E[i, best]:
+            tot += E[q, c]
+            if E[q, c] > E[q, best]:
                 best = c
         CLS[i] = best
-        CPROB[i] = E[i, best] / tot
+        CPROB[i] = E[q, best] / tot
         for o in range(k):
             c = order[o]
-            if cls_frac[c] >= 0 and E[i, c] >= thr[c] * tot:
+            if cls_frac[c] >= 0 and E[q, c] >= thr[c] * tot:
                 FRAC[i] = cls_frac[c]
                 TCLS[i] = c
                 break

@@ -93,6 +93,29 @@ def _commit(ivs, cnt, r, s_all, e_all, lo, hi):
 
 
 @njit(cache=True, nogil=True)
+def _pulse_columns(rows, n, modulus):
+    """Rows (P, 7) int64 of ``_emit`` -> the ``Pulses`` columns in their final dtypes:
+    actuator, first, last int16; on, off uint32 (ticks mod ``modulus``); track id
+    int64; fraction int16 (fresh arrays of the first ``n`` rows)."""
+    act = np.empty(n, np.int16)
+    first = np.empty(n, np.int16)
+    last = np.empty(n, np.int16)
+    on = np.empty(n, np.uint32)
+    off = np.empty(n, np.uint32)
+    tid = np.empty(n, np.int64)
+    frac = np.empty(n, np.int16)
+    for k in range(n):
+        act[k] = rows[k, 0]
+        first[k] = rows[k, 1]
+        last[k] = rows[k, 2]
+        on[k] = rows[k, 3] % modulus
+        off[k] = rows[k, 4] % modulus
+        tid[k] = rows[k, 5]
+        frac[k] = rows[k, 6]
+    return act, first, last, on, off, tid, frac
+
+
+@njit(cache=True, nogil=True)
 def _emit(out, n_out, act, v_arr, s_arr, e_arr, nsv, tid, frac):
     """Group per-valve segments (v, s, e) into runs of adjacent valves with equal
     (s, e); append rows (actuator, first, last, on, off, track id, fraction)."""

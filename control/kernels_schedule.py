@@ -18,7 +18,7 @@ import math
 import numpy as np
 from numba import njit
 
-from control.kernels_intervals import _commit, _emit, _plan, _prune
+from control.kernels_intervals import _commit, _emit, _plan, _prune, _pulse_columns
 from control.params import (
     MODE_BASELINE,
     S_BASE_MARGIN_MM,
@@ -219,24 +219,30 @@ def _schedule(
     cand = np.empty(n, np.int64)
     con = np.empty(n, np.float64)
     nc = 0
+    any_flap = False
     t_min = 1e300
     t_max = -1e300
-    # no request can start earlier than this before its leading edge arrives
-    reach = (
-        lead + guard + sp[S_OPEN_TICKS] + sp[S_DIV_DEAD_TICKS]
+    # no valve (flap) request starts earlier than this before its leading edge
+    # arrives minus k sigma: tracks farther out are skipped without shaping a window
+    reach_valve = (
+        lead + guard + sp[S_OPEN_TICKS]
         + (sp[S_BASE_STEP_MM] + sp[S_BASE_PAD_MM] + sp[S_BASE_MARGIN_MM]) / sp[S_MM_PER_TICK]
     )  # fmt: skip
+    reach_flap = lead + guard + sp[S_DIV_DEAD_TICKS]
     for i in range(n):
         if CONF[i] and not DEC[i]:
+            flap = FRAC[i] >= 0 and frac_act[FRAC[i]] > 0
+            reach = reach_flap if flap else reach_valve
             if CROSS[i, 0] - sp[S_K_SIGMA] * CROSS[i, 2] - reach > now:
                 continue
-            if FRAC[i] >= 0 and frac_act[FRAC[i]] > 0:
+            if flap:
                 on, off = _diverter_request(CROSS[i, 0], CROSS[i, 1], CROSS[i, 2], sp)
             else:
                 _, _, on, off = _valve_request(
                     CROSS[i, 0], CROSS[i, 1], CROSS[i, 2], XC[i, 0], XC[i, 1], H[i, 0], H[i, 1], sp
                 )
             if on - lead - now < guard:
+                any_flap = any_flap or flap
                 cand[nc] = i
                 con[nc] = on
                 nc += 1
@@ -246,7 +252,9 @@ def _schedule(
         return out[:0], 0
     cand = cand[:nc][np.argsort(con[:nc], kind="mergesort")]
     # neighbours that can be under any of this call's air
-    slack = max(sp[S_MIN_OFF_TICKS], sp[S_DIV_DEAD_TICKS]) + sp[S_OPEN_TICKS] + sp[S_CLOSE_TICKS]
+    # (merging bridges gaps shorter than the minimum off time or flap dead time)
+    dead = sp[S_DIV_DEAD_TICKS] if any_flap else 0.0
+    slack = max(sp[S_MIN_OFF_TICKS], dead) + sp[S_OPEN_TICKS] + sp[S_CLOSE_TICKS]
     nbr = np.empty(n, np.int64)
     nn = 0
     for j in range(n):
@@ -371,6 +379,7 @@ __all__ = [
     "_emit",
     "_plan",
     "_prune",
+    "_pulse_columns",
     "_schedule",
     "_valve_request",
     "_weigh_neighbours",

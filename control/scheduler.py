@@ -12,6 +12,7 @@ import numpy as np
 from calibration.geometry import LineGeometry
 from control import kernels_schedule as ks
 from control import params as ix
+from control.fastbatch import trusted_batch
 from control.params import MODE_ADAPTIVE, MODE_BASELINE, ControlParams
 from control.recipe import Recipe
 from control.tracker import TrackTable
@@ -33,6 +34,7 @@ COUNTER_NAMES = (
 )
 _INTERVALS_PER_VALVE = 32
 _EMPTY_PULSES = Pulses.empty()
+_PULSE_FIELDS = tuple(Pulses._SCHEMA)  # the order ``_pulse_columns`` returns
 
 
 def schedule_vector(
@@ -124,15 +126,8 @@ class Scheduler:
         )  # fmt: skip
         if n_rows == 0:
             return _EMPTY_PULSES
-        return Pulses(
-            actuator=rows[:, 0].astype(np.int16),
-            first_valve=rows[:, 1].astype(np.int16),
-            last_valve=rows[:, 2].astype(np.int16),
-            on_tick=(rows[:, 3] % TICK_MODULUS).astype(np.uint32),
-            off_tick=(rows[:, 4] % TICK_MODULUS).astype(np.uint32),
-            track_id=rows[:, 5],
-            fraction=rows[:, 6].astype(np.int16),
-        )
+        cols = ks._pulse_columns(rows, n_rows, TICK_MODULUS)
+        return trusted_batch(Pulses, **dict(zip(_PULSE_FIELDS, cols, strict=True)))
 
     def stats(self) -> dict[str, int]:
         return {name: int(v) for name, v in zip(COUNTER_NAMES, self.counters, strict=True)}

@@ -15,13 +15,16 @@ import numpy as np
 from calibration.geometry import LineGeometry
 from control import kernels
 from control import params as prm_idx
-from control.evidence import refresh_outlook
+from control.evidence import OutlookCache, refresh_outlook
+from control.fastbatch import trusted_batch
 from control.params import ControlParams
 from core.types import Detections, Tracks
 
 __all__ = ["TrackTable", "Tracker", "class_log_probs"]
 
 _PROB_FLOOR = 1e-4
+_CELL_PER_SPACING = 0.7  # hash cell / mean box spacing (bench/decision.py: 0.7 beat 0.5, 1, 1.4)
+_TRACK_FIELDS = tuple(Tracks._SCHEMA)  # the order ``kernels._export`` returns
 _FLOAT2D = {"X": 4, "P": 6, "H": 2, "CROSS": 3, "XC": 2}
 _FLOAT1D = ("SCORE", "CPROB")
 _INT1D = ("TID", "NVIEW", "MISS", "NEV", "CONF", "DEC", "CLS", "FRAC", "TCLS")
@@ -90,10 +93,11 @@ def class_log_probs(dets: Detections, n_classes: int) -> tuple[np.ndarray, np.nd
     nd = len(dets)
     width = dets.class_prob.shape[1]
     if width == n_classes and n_classes > 0:
-        logp = np.log(np.maximum(dets.class_prob, np.float32(_PROB_FLOOR)))
-        finite = np.isfinite(logp)
-        if finite.all():
+        logp = np.maximum(dets.class_prob, np.float32(_PROB_FLOOR))
+        np.log(logp, out=logp)
+        if np.isfinite(logp.sum()):  # one reduction: NaN or inf anywhere shows in the sum
             return logp, np.ones(nd, np.bool_)
+        finite = np.isfinite(logp)
         has = np.asarray(finite.all(axis=1))
         logp[~has] = 0.0
         return logp, has
@@ -155,6 +159,7 @@ class Tracker:
         self.geometry = geometry
         self.params = params or ControlParams()
         self.table = TrackTable(n_classes)
+        self.outlook = OutlookCache(n_classes, self.table.capacity)
         self.prm = tracker_vector(geometry, self.params)
         self.counters = np.zeros(4, np.int64)  # next_id, born, confirmed, lost
         self.counters[0] = 1
@@ -184,8 +189,10 @@ class Tracker:
         tab.ensure(tab.n + nd)
         box = dets.extent_mm
         logp, has = class_log_probs(dets, tab.n_classes)
+        # hash cells a bit finer than the mean spacing of the boxes: fewer distance
+        # evaluations per gate (the edges found do not depend on the cell size)
         self.prm[prm_idx.T_CELL_MM] = min(
-            max(1.0 * math.sqrt(self._view_area_mm2 / max(nd, 1)), 5.0), 200.0
+            max(_CELL_PER_SPACING * math.sqrt(self._view_area_mm2 / max(nd, 1)), 5.0), 200.0
         )
         n_live = kernels._track_step(
             tab.X, tab.P, tab.H, tab.EV, tab.NEV, tab.TID, tab.CONF, tab.DEC, tab.SCORE,
@@ -202,13 +209,18 @@ class Tracker:
     def refresh_outlook(
         self, cls_frac: np.ndarray, threshold: np.ndarray, order: np.ndarray
     ) -> None:
-        """Recompute class and fraction outlook of the undecided tracks."""
+        """Recompute class and fraction outlook of the undecided tracks whose
+        evidence changed (all of them after ``invalidate_outlook``)."""
         tab = self.table
         n = tab.n
         refresh_outlook(
             tab.EV[:n], tab.NEV[:n], tab.DEC[:n], cls_frac, threshold, order,
-            (tab.CLS[:n], tab.CPROB[:n], tab.FRAC[:n], tab.TCLS[:n]),
+            (tab.CLS[:n], tab.CPROB[:n], tab.FRAC[:n], tab.TCLS[:n]), tab.TID[:n], self.outlook,
         )  # fmt: skip
+
+    def invalidate_outlook(self) -> None:
+        """Recompute every undecided row's outlook at the next refresh (new recipe)."""
+        self.outlook.force = True
 
     def tracks(self, tick_u32: int) -> Tracks:
         """The live tracks as a ``Tracks`` batch (fresh arrays)."""
@@ -217,9 +229,4 @@ class Tracker:
             tab.X, tab.H, tab.EV, tab.TID, tab.CONF, tab.DEC, tab.MISS, tab.CLS, tab.CPROB,
             tab.NVIEW, tab.CROSS, tab.FRAC, tab.n,
         )  # fmt: skip
-        names = (
-            "track_id", "state", "centroid_mm", "velocity_mm_tick", "extent_mm",
-            "class_evidence", "class_id", "class_prob", "n_views", "cross_on_tick",
-            "cross_off_tick", "cross_sigma_tick", "fraction",
-        )  # fmt: skip
-        return Tracks(tick=tick_u32, **dict(zip(names, cols, strict=True)))
+        return trusted_batch(Tracks, tick=tick_u32, **dict(zip(_TRACK_FIELDS, cols, strict=True)))
