@@ -22,7 +22,13 @@ import numpy as np
 from calibration.geometry import LineGeometry
 from control.params import ControlParams
 from control.recipe import Recipe
-from control.scheduler import COUNTER_NAMES, Scheduler, frame_ticks_nominal, schedule_vector
+from control.scheduler import (
+    COUNTER_NAMES,
+    Scheduler,
+    frame_ticks_nominal,
+    schedule_vector,
+    valve_vectors,
+)
 from control.tracker import Tracker
 from core.ticks import TickUnwrapper, tick_diff
 from core.types import Detections, Pulses, Tracks
@@ -61,6 +67,7 @@ class Controller:
         self._check_recipe(recipe)
         self._recipe = recipe
         self._pending: Recipe | None = None
+        self._pending_geometry: LineGeometry | None = None
         self._lock = threading.Lock()
         self._tracker = Tracker(geometry, len(self.class_names), self.params)
         self._sched = Scheduler(geometry, recipe.n_diverters)
@@ -70,6 +77,7 @@ class Controller:
         self._last_frame: tuple[int, int] | None = None
         self._sp_key: tuple[float, int] | None = None
         self._sp = np.zeros(0)
+        self._valves: tuple[np.ndarray, np.ndarray, np.ndarray] = valve_vectors(geometry, 1.0)
         self._order = np.zeros(0, np.int64)
         self._bind_recipe(recipe)
         self._publish_stats()
@@ -100,6 +108,29 @@ class Controller:
         self._check_recipe(recipe)
         with self._lock:
             self._pending = recipe
+
+    def apply_geometry(self, geometry: LineGeometry) -> None:
+        """Use a new (calibrated) geometry from the next ``update`` on (thread-safe).
+
+        Nothing is tracked afresh: live tracks (belt mm), their class evidence
+        and decisions, the committed valve intervals of pulses already sent and
+        every counter are kept, so a fragment decided before the swap is never
+        scheduled again. Rebuilt from ``geometry``: the camera's view (births,
+        deaths, clipping), belt travel per tick (continued from the travel at
+        the swap, so belt positions stay put), valve bar, per-valve delays and
+        disabled valves (never commanded by pulses scheduled after the swap),
+        and the scheduler vector. A later call before the next update wins.
+        """
+        if not isinstance(geometry, LineGeometry):
+            raise TypeError(f"apply_geometry needs a LineGeometry, got {type(geometry).__name__}")
+        with self._lock:
+            self._pending_geometry = geometry
+
+    def _bind_geometry(self, geometry: LineGeometry) -> None:
+        self.geometry = geometry
+        self._tracker.rebind(geometry)
+        self._sched.rebind(geometry)
+        self._sp_key = None
 
     @property
     def recipe(self) -> Recipe:
@@ -141,6 +172,7 @@ class Controller:
                 tpm * 1e3 / self.geometry.camera.fps,
                 self.deadline_margin_ms,
             )
+            self._valves = valve_vectors(self.geometry, tpm)
             self._sp_key = (tpm, 0)
         return self._sp
 
@@ -153,15 +185,17 @@ class Controller:
         """
         with self._lock:
             pending, self._pending = self._pending, None
+            geometry, self._pending_geometry = self._pending_geometry, None
+        if geometry is not None:
+            self._bind_geometry(geometry)
         if pending is not None:
             self._bind_recipe(pending)
         t_tick = self._unwrap(int(dets.tick))
         now = t_tick if now_tick_u32 is None else t_tick + tick_diff(int(now_tick_u32), dets.tick)
         self._measure_speed(int(dets.frame_id), t_tick)
         self._tracker.step(dets, t_tick, self._cls_frac, self._threshold, self._order)
-        pulses = self._sched.schedule(
-            self._tracker.table, now, self._recipe, self._schedule_vector()
-        )
+        sp = self._schedule_vector()
+        pulses = self._sched.schedule(self._tracker.table, now, self._recipe, sp, self._valves)
         tracks = self._tracker.tracks(int(dets.tick))
         self._publish_stats()
         return tracks, pulses

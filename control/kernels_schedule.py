@@ -62,13 +62,9 @@ NEIGHBOUR_BIN_MM = 64.0  # x bins of the neighbour search
 
 
 @njit(cache=True, nogil=True)
-def _valve_request(ton, toff, sig, x, sx, hx, hu, sp):
-    """(first valve, last valve, on tick, off tick) of an air-jet pulse for one track.
-
-    ton, toff, sig: crossing ticks of leading and trailing edge and one sigma;
-    x, sx: x at the crossing and its sigma mm; hx, hu: half sizes mm; sp: the
-    schedule vector as a tuple. first > last means the fragment is off the bar.
-    """
+def _valve_air(ton, toff, sig, x, sx, hx, hu, sp):
+    """(first valve, last valve, air on tick, air off tick) wanted AT THE BELT for
+    one track (float ticks, before valve delays); arguments as ``_valve_request``."""
     pitch = sp[S_PITCH_MM]
     x0 = sp[S_X_FIRST_MM]
     nv = int(sp[S_N_VALVES])
@@ -85,27 +81,61 @@ def _valve_request(ton, toff, sig, x, sx, hx, hu, sp):
         length = math.ceil(2.0 * hu / step) * step + sp[S_BASE_PAD_MM] + sp[S_BASE_MARGIN_MM]
         half_ticks = 0.5 * length / sp[S_MM_PER_TICK]
         tc = 0.5 * (ton + toff)
-        air_on = tc - half_ticks
-        air_off = tc + half_ticks
-    else:
-        k = sp[S_K_SIGMA]
-        trim = 0.5 * (1.0 - sp[S_COVER_U]) * (toff - ton)
-        air_on = ton + trim - k * sig
-        air_off = toff - trim + k * sig
-        half_w = sp[S_COVER_X] * hx + sp[S_SIGMA_X_K] * sx
-        b2 = 0.5 * sp[S_BLAST_MM]
-        first = math.floor((x - half_w + b2 - x0) / pitch - 0.5)
-        last = math.ceil((x + half_w - b2 - x0) / pitch - 0.5)
-        if first > last:  # one blast covers it: the valve nearest the centre
-            v = math.floor((x - x0) / pitch)
-            first = min(max(v, last), first)
-            last = first
-        first = max(first, 0)
-        last = min(last, nv - 1)
-    on = math.floor(air_on - sp[S_OPEN_TICKS])
-    off = math.ceil(air_off - sp[S_CLOSE_TICKS])
-    off = max(off, on + max(math.ceil(sp[S_MIN_ON_TICKS]), 1))
+        return first, last, tc - half_ticks, tc + half_ticks
+    k = sp[S_K_SIGMA]
+    trim = 0.5 * (1.0 - sp[S_COVER_U]) * (toff - ton)
+    air_on = ton + trim - k * sig
+    air_off = toff - trim + k * sig
+    half_w = sp[S_COVER_X] * hx + sp[S_SIGMA_X_K] * sx
+    b2 = 0.5 * sp[S_BLAST_MM]
+    first = math.floor((x - half_w + b2 - x0) / pitch - 0.5)
+    last = math.ceil((x + half_w - b2 - x0) / pitch - 0.5)
+    if first > last:  # one blast covers it: the valve nearest the centre
+        v = math.floor((x - x0) / pitch)
+        first = min(max(v, last), first)
+        last = first
+    return max(first, 0), min(last, nv - 1), air_on, air_off
+
+
+@njit(cache=True, nogil=True)
+def _command(air_on, air_off, open_ticks, close_ticks, min_on_ticks):
+    """Command (on, off) ticks of one valve for air at the belt over [air_on, air_off)."""
+    on = math.floor(air_on - open_ticks)
+    off = math.ceil(air_off - close_ticks)
+    return on, max(off, on + max(math.ceil(min_on_ticks), 1))
+
+
+@njit(cache=True, nogil=True)
+def _valve_request(ton, toff, sig, x, sx, hx, hu, sp):
+    """(first valve, last valve, on tick, off tick) of an air-jet pulse for one track.
+
+    ton, toff, sig: crossing ticks of leading and trailing edge and one sigma;
+    x, sx: x at the crossing and its sigma mm; hx, hu: half sizes mm; sp: the
+    schedule vector as a tuple. first > last means the fragment is off the bar.
+    On/off use the bar's scalar delays (``S_OPEN_TICKS``, the longest of the
+    valves' when they differ); ``_schedule`` commands each valve with its own.
+    """
+    first, last, air_on, air_off = _valve_air(ton, toff, sig, x, sx, hx, hu, sp)
+    on, off = _command(air_on, air_off, sp[S_OPEN_TICKS], sp[S_CLOSE_TICKS], sp[S_MIN_ON_TICKS])
     return first, last, on, off
+
+
+@njit(cache=True, nogil=True)
+def _enabled_run(first, last, enabled):
+    """The valves of first..last that may fire -> (lo, hi): the run's bounds when
+    any of them is enabled, else the run widened by one valve on each side
+    (a neighbour's blast reaches into the zone of a dead valve); lo > hi when
+    none may fire."""
+    nv = enabled.shape[0]
+    for v in range(first, last + 1):
+        if enabled[v]:
+            return first, last
+    lo = max(first - 1, 0)
+    hi = min(last + 1, nv - 1)
+    for v in range(lo, hi + 1):
+        if enabled[v]:
+            return lo, hi
+    return 1, 0
 
 
 @njit(cache=True, nogil=True)
@@ -203,11 +233,17 @@ def _schedule(
     div_ivs,
     div_cnt,
     counters,
+    open_v,
+    close_v,
+    enabled,
 ):
     """Decide the tracks whose deadline is near and schedule their actuators.
 
-    Returns (pulses (P, 7) int64 rows: actuator, first, last, on, off, track id,
-    fraction; count). Marks decided rows in DEC; updates counters (C_* slots).
+    open_v, close_v: (V,) float64 each valve's open / close delay in ticks;
+    enabled: (V,) int64, 0 for a valve that must never be commanded (the
+    ``ValveBar.disabled_valves`` of the calibration). Returns (pulses (P, 7)
+    int64 rows: actuator, first, last, on, off, track id, fraction; count).
+    Marks decided rows in DEC; updates counters (C_* slots).
     """
     out = np.empty((16, 7), np.int64)
     n_out = 0
@@ -289,9 +325,11 @@ def _schedule(
             r0 = act - 1
             min_off = math.ceil(sp[S_DIV_DEAD_TICKS])
         else:
-            first, last, on, off = _valve_request(
+            first, last, air_on, air_off = _valve_air(
                 CROSS[i, 0], CROSS[i, 1], CROSS[i, 2], XC[i, 0], XC[i, 1], H[i, 0], H[i, 1], sp
             )
+            if first <= last:
+                first, last = _enabled_run(first, last, enabled)
             res = ivs
             rcnt = cnt
             r0 = 0
@@ -304,10 +342,16 @@ def _schedule(
         t_lo = 1e300
         t_hi = -1e300
         eff_lo = 1e300  # when the new commands start to act (a continuation at once)
-        delay = sp[S_DIV_DEAD_TICKS] if act > 0 else sp[S_OPEN_TICKS]
+        delay = sp[S_DIV_DEAD_TICKS]
         v_lo = last + 1
         v_hi = first - 1
         for v in range(first, last + 1):
+            if act == 0:
+                if not enabled[v]:
+                    plans[v, 0] = -1  # not commanded
+                    continue
+                on, off = _command(air_on, air_off, open_v[v], close_v[v], sp[S_MIN_ON_TICKS])
+                delay = open_v[v]
             r = r0 + v
             s_all, e_all, lo, hi, nseg = _plan(res, rcnt, r, on, off, min_off, seg)
             plans[v, 0] = s_all
@@ -358,7 +402,8 @@ def _schedule(
             if act == 0:
                 counters[C_CO_ACCEPTED] += 1
         for v in range(first, last + 1):
-            _commit(res, rcnt, r0 + v, plans[v, 0], plans[v, 1], plans[v, 2], plans[v, 3])
+            if act > 0 or enabled[v]:
+                _commit(res, rcnt, r0 + v, plans[v, 0], plans[v, 1], plans[v, 2], plans[v, 3])
         if act > 0:
             for k in range(nsv):
                 v_arr[k] = 0
@@ -374,13 +419,16 @@ def _schedule(
 __all__ = [
     "_bin_neighbours",
     "_class_priority",
+    "_command",
     "_commit",
     "_diverter_request",
     "_emit",
+    "_enabled_run",
     "_plan",
     "_prune",
     "_pulse_columns",
     "_schedule",
+    "_valve_air",
     "_valve_request",
     "_weigh_neighbours",
 ]

@@ -19,7 +19,7 @@ from control.tracker import TrackTable
 from core.ticks import TICK_MODULUS
 from core.types import Pulses
 
-__all__ = ["COUNTER_NAMES", "Scheduler", "schedule_vector"]
+__all__ = ["COUNTER_NAMES", "Scheduler", "schedule_vector", "valve_vectors"]
 
 COUNTER_NAMES = (
     "objects_seen",
@@ -47,14 +47,16 @@ def schedule_vector(
 ) -> np.ndarray:
     """The kernel parameter vector; delays converted at ``ticks_per_ms``."""
     v = geometry.valves
+    open_ms, close_ms = _delays_ms(geometry)
     s = np.zeros(ix.N_SCHEDULE)
     s[ix.S_K_SIGMA] = params.k_sigma
     s[ix.S_SIGMA_X_K] = params.k_sigma_x
-    s[ix.S_OPEN_TICKS] = v.open_delay_ms * ticks_per_ms
-    s[ix.S_CLOSE_TICKS] = v.close_delay_ms * ticks_per_ms
+    # per-valve delays: the bar's scalars are the longest (decision timing, bounds)
+    s[ix.S_OPEN_TICKS] = float(open_ms.max()) * ticks_per_ms
+    s[ix.S_CLOSE_TICKS] = float(close_ms.max()) * ticks_per_ms
     s[ix.S_MIN_ON_TICKS] = v.min_on_ms * ticks_per_ms
     s[ix.S_MIN_OFF_TICKS] = v.min_off_ms * ticks_per_ms
-    s[ix.S_LEAD_TICKS] = (v.open_delay_ms + deadline_margin_ms) * ticks_per_ms
+    s[ix.S_LEAD_TICKS] = (float(open_ms.max()) + deadline_margin_ms) * ticks_per_ms
     s[ix.S_GUARD_TICKS] = params.decide_frames_ahead * frame_ticks
     s[ix.S_PITCH_MM] = v.pitch_mm
     s[ix.S_X_FIRST_MM] = v.x_first_mm
@@ -75,6 +77,23 @@ def schedule_vector(
     return s
 
 
+def _delays_ms(geometry: LineGeometry) -> tuple[np.ndarray, np.ndarray]:
+    """(V,) float64 open and close delay of every valve, ms (calibrated or scalar)."""
+    valves = np.arange(geometry.valves.n_valves)
+    return geometry.valves.open_delay_of(valves), geometry.valves.close_delay_of(valves)
+
+
+def valve_vectors(
+    geometry: LineGeometry, ticks_per_ms: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per valve: open and close delay in ticks (float64) at ``ticks_per_ms`` and
+    enabled (int64 0/1; 0 for ``ValveBar.disabled_valves``), each (V,)."""
+    open_ms, close_ms = _delays_ms(geometry)
+    enabled = np.ones(geometry.valves.n_valves, np.int64)
+    enabled[list(geometry.valves.disabled_valves)] = 0
+    return open_ms * ticks_per_ms, close_ms * ticks_per_ms, enabled
+
+
 class Scheduler:
     """Per-valve and per-flap committed intervals plus the decision counters."""
 
@@ -90,6 +109,18 @@ class Scheduler:
         self._act = np.zeros(0, np.int64)
         self._sp_for: np.ndarray | None = None
         self._sp_t: tuple[float, ...] = ()
+
+    def rebind(self, geometry: LineGeometry) -> None:
+        """A new geometry (calibration): the committed intervals of valves that
+        still exist are kept (pulses already sent stay in force), counters too."""
+        nv_old, nv = self.ivs.shape[0], geometry.valves.n_valves
+        if nv != nv_old:
+            keep = min(nv, nv_old)
+            ivs = np.zeros((nv, *self.ivs.shape[1:]), np.int64)
+            cnt = np.zeros(nv, np.int64)
+            ivs[:keep], cnt[:keep] = self.ivs[:keep], self.cnt[:keep]
+            self.ivs, self.cnt = ivs, cnt
+        self.geometry = geometry
 
     def ensure_diverters(self, n_diverters: int) -> None:
         """Grow the flap table when a new recipe names more diverters."""
@@ -113,8 +144,17 @@ class Scheduler:
             self._sp_for = sp
         return self._sp_t
 
-    def schedule(self, table: TrackTable, now_tick: int, recipe: Recipe, sp: np.ndarray) -> Pulses:
-        """Decide due tracks in ``table`` and return their new pulses (uint32 ticks)."""
+    def schedule(
+        self,
+        table: TrackTable,
+        now_tick: int,
+        recipe: Recipe,
+        sp: np.ndarray,
+        valves: tuple[np.ndarray, np.ndarray, np.ndarray],
+    ) -> Pulses:
+        """Decide due tracks in ``table`` and return their new pulses (uint32 ticks).
+
+        sp: ``schedule_vector``; valves: ``valve_vectors`` at the same speed."""
         n = table.n
         if n == 0:
             return _EMPTY_PULSES
@@ -122,7 +162,7 @@ class Scheduler:
             n, table.TID, table.CONF, table.DEC, table.FRAC, table.TCLS, table.CLS,
             table.NVIEW, table.CROSS, table.XC, table.H, int(now_tick),
             self._actuators(recipe), recipe.priority, self._sp_tuple(sp),
-            self.ivs, self.cnt, self.div_ivs, self.div_cnt, self.counters,
+            self.ivs, self.cnt, self.div_ivs, self.div_cnt, self.counters, *valves,
         )  # fmt: skip
         if n_rows == 0:
             return _EMPTY_PULSES

@@ -164,13 +164,27 @@ class Tracker:
         self.counters = np.zeros(4, np.int64)  # next_id, born, confirmed, lost
         self.counters[0] = 1
         self._t0: int | None = None
+        self._travel0_mm = 0.0  # belt travel at tick _t0
         self.t_last: int | None = None
+        self._view_area_mm2 = geometry.camera.view_width_mm * geometry.camera.view_length_mm
+
+    def rebind(self, geometry: LineGeometry) -> None:
+        """Continue on a new geometry: tracks stay where they are on the belt.
+
+        Travel is continued from the last frame's value at the new
+        ``mm_per_tick``; view, valve line and hash extents come from ``geometry``.
+        """
+        if self.t_last is not None:
+            self._travel0_mm = self.travel_mm(self.t_last)
+            self._t0 = self.t_last
+        self.geometry = geometry
+        self.prm = tracker_vector(geometry, self.params)
         self._view_area_mm2 = geometry.camera.view_width_mm * geometry.camera.view_length_mm
 
     def travel_mm(self, t_tick: float) -> float:
         """Belt travel since the first frame, mm, at unwrapped tick ``t_tick``."""
         t0 = self._t0 if self._t0 is not None else 0
-        return (t_tick - t0) * self.geometry.belt.mm_per_tick
+        return self._travel0_mm + (t_tick - t0) * self.geometry.belt.mm_per_tick
 
     def step(
         self,
