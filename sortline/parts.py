@@ -8,7 +8,6 @@ import dataclasses
 import logging
 import socket
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +80,6 @@ class LineParts:
     plc_core: Any | None = None
     plc_server: Any | None = None
     calibration: LiveCalibration | None = None
-    retired_stats: Counter[str] = dataclasses.field(default_factory=Counter)
 
     def start_plc(self) -> None:
         if self.plc_server is not None:
@@ -98,29 +96,20 @@ class LineParts:
         self.recipe = recipe
 
     def controller_stats(self) -> dict[str, int]:
-        """Counters since start, across controllers replaced by a calibration."""
-        current = self.controller.stats()
-        total = Counter(self.retired_stats)
-        total.update(current)
-        if "tracks_live" in current:
-            total["tracks_live"] = current["tracks_live"]
-        return dict(total)
+        """Decision-core counters since start (kept across calibration swaps)."""
+        return self.controller.stats()
 
     def apply_geometry(self, geometry: LineGeometry, camera_model: CameraModel) -> None:
         """Use a newly calibrated geometry from the next frame on (real-time
         thread only; the camera map was tabulated beforehand, off this thread).
 
-        Control is rebuilt on the new geometry: fragments in view at that moment
-        are tracked afresh (a fragment already scheduled may be pulsed again).
+        The controller keeps its live tracks, their evidence and the pulses
+        already sent (``Controller.apply_geometry``): a fragment in view at the
+        swap is neither tracked afresh nor pulsed twice.
         """
-        controller = Controller(
-            geometry, self.recipe, self.class_names, self.cfg.control.deadline_margin_ms
-        )
-        self.retired_stats.update(self.controller.stats())
-        self.retired_stats.pop("tracks_live", None)
+        self.controller.apply_geometry(geometry)
         self.vision.geometry = geometry
         self.vision.camera_model = camera_model
-        self.controller = controller
         self.geometry = geometry
 
     def calibration_status(self) -> dict[str, Any]:
