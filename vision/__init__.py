@@ -4,6 +4,9 @@
   ``process(frame) -> Detections`` (segmentation against an adaptive belt
   model, touching fragments split, pixels -> belt mm, crops classified in one
   batch; segments the model calls "not a fragment" dropped).
+- ``vision.pipelined.PipelinedVision(pipeline)``: ``push(frame) -> Detections | None``
+  (the previous frame's), ``flush()``: segmentation of frame n+1 beside
+  classification of frame n on a worker thread (two cores, one frame of latency).
 - ``vision.classifier.OnnxClassifier.load(path, expected_classes, intra_op_threads)``:
   a self-describing ONNX model (metadata validated; ``ModelFileError``).
 - ``vision.sources``: ``OpenCvSource`` (files, V4L2, RTSP), ``GenICamSource``

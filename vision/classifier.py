@@ -231,8 +231,9 @@ def check_classes(info: ModelInfo, expected: Sequence[str], path: str | Path) ->
 class OnnxClassifier:
     """An ONNX Runtime session tuned for a shared CPU (no spinning threads)."""
 
-    def __init__(self, session: Any, info: ModelInfo, path: Path) -> None:
+    def __init__(self, session: Any, info: ModelInfo, path: Path, max_batch: int = 64) -> None:
         self._session = session
+        self.max_batch = int(max_batch)
         self.info = info
         self.path = path
         self._input_name = session.get_inputs()[0].name
@@ -310,14 +311,25 @@ class OnnxClassifier:
             dtype = getattr(crops, "dtype", None)
             raise ValueError(f"crops must be (N, {s}, {s}, 3) uint8, got {shape} {dtype}")
         k = len(self.info.class_names)
-        if crops.shape[0] == 0:
-            return np.zeros((0, k), np.float32)
-        feed: np.ndarray = np.ascontiguousarray(crops)
+        n = crops.shape[0]
+        out = np.empty((n, k), np.float32)
+        if n == 0:
+            return out
+        feed: np.ndarray = np.ascontiguousarray(crops)  # no copy for a crop buffer view
+        # equal chunks of at most max_batch: a 64-crop batch keeps the activations in
+        # cache (per-crop cost rises ~20 % at 256 on one thread, ~2x on two)
+        chunks = -(-n // self.max_batch)
+        step = -(-n // chunks)
+        for a in range(0, n, step):
+            out[a : a + step] = self._run(feed[a : a + step])
+        return out
+
+    def _run(self, feed: np.ndarray) -> np.ndarray:
         if self.info.input_layout == LAYOUT_NCHW_F32:
             x = feed.transpose(0, 3, 1, 2).astype(np.float32) * (1.0 / 255.0)
             feed = np.ascontiguousarray((x - self._mean) / self._std)
         (prob,) = self._session.run(None, {self._input_name: feed})
-        return np.asarray(prob, dtype=np.float32).reshape(crops.shape[0], k)
+        return np.asarray(prob, dtype=np.float32).reshape(feed.shape[0], -1)
 
 
 def _check_io(session: Any, info: ModelInfo, path: Path) -> None:

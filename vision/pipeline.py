@@ -22,7 +22,7 @@ from vision.classifier import Classifier
 from vision.crops import CropParams, extract_crops
 from vision.segment import Segmenter, SegmentParams, Segments
 
-__all__ = ["PixelToBelt", "StageTimes", "VisionPipeline"]
+__all__ = ["PixelToBelt", "Prepared", "StageTimes", "VisionPipeline"]
 
 
 class PixelToBelt(Protocol):
@@ -39,6 +39,25 @@ class UncertainSink(Protocol):
     ) -> None: ...
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Prepared:
+    """A frame between the two stages of ``VisionPipeline`` (see ``prepare``).
+
+    crops: (N, S, S, 3) uint8 view into a pipeline crop buffer, None without classifier.
+    t0_s, t1_s, t2_s: perf_counter at start, after segmentation, after crops.
+    """
+
+    frame: Frame
+    segments: Segments
+    centroid_mm: np.ndarray
+    extent_mm: np.ndarray
+    area_mm2: np.ndarray
+    crops: np.ndarray | None
+    t0_s: float
+    t1_s: float
+    t2_s: float
+
+
 @dataclasses.dataclass(slots=True)
 class StageTimes:
     """Cumulative seconds per stage and counts, for status and benchmarks."""
@@ -46,9 +65,9 @@ class StageTimes:
     frames: int = 0
     fragments: int = 0
     segment_s: float = 0.0
-    crop_s: float = 0.0
-    classify_s: float = 0.0
-    total_s: float = 0.0
+    crop_s: float = 0.0  # measure_mm and crops
+    classify_s: float = 0.0  # classifier, reject, Detections
+    total_s: float = 0.0  # sum of the stages (CPU-ish time, not latency when pipelined)
     rejected: int = 0  # segments the classifier called "not a fragment"
 
 
@@ -84,7 +103,8 @@ class VisionPipeline:
         self.reject_above = float(reject_above)
         self.times = StageTimes()
         self.last_segments: Segments | None = None
-        self.last_crops: np.ndarray | None = None
+        self.last_crops: np.ndarray | None = None  # a view: valid until the next frame
+        self._crop_bufs: dict[int, np.ndarray] = {}
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -99,39 +119,38 @@ class VisionPipeline:
 
     def process(self, frame: Frame) -> Detections:
         """Detections of one frame: bbox px, centroid/extent in belt mm, classes."""
+        return self.finish(self.prepare(frame))
+
+    def prepare(self, frame: Frame, buffer: int = 0) -> Prepared:
+        """First stage (segment, measure, cut crops into crop buffer ``buffer``).
+
+        ``finish`` completes it; the two may run on different threads, with
+        ``prepare`` of frame n+1 beside ``finish`` of frame n as long as they use
+        different buffers (``PipelinedVision`` alternates 0 and 1).
+        """
         self.check_frame(frame)
         t0 = time.perf_counter()
         seg = self.segmenter.segment(frame.image)
         t1 = time.perf_counter()
         centroid, extent, area = self.measure_mm(seg)
-        dets, crops, t2 = self._classify(frame, seg, centroid, extent, area)
-        t3 = time.perf_counter()
-        self.last_crops = crops
-        self._account(len(seg), t0, t1, t2, t3)
-        if self.uncertain is not None and crops is not None and len(dets):
-            unsure = dets.confidence < self.uncertain_below
-            if unsure.any():
-                self.uncertain.offer(frame, dets[unsure], crops[unsure], self.class_names)
-        return dets
+        crops = None
+        if self.classifier is not None:
+            out = self._crop_buffer(buffer, len(seg))
+            belt = self.segmenter.belt.mean_u8
+            crops = extract_crops(frame.image, seg, belt, self.crop_params, out=out)
+        t2 = time.perf_counter()
+        return Prepared(frame, seg, centroid, extent, area, crops, t0, t1, t2)
 
-    def _classify(
-        self,
-        frame: Frame,
-        seg: Segments,
-        centroid: np.ndarray,
-        extent: np.ndarray,
-        area: np.ndarray,
-    ) -> tuple[Detections, np.ndarray | None, float]:
-        n = len(seg)
-        crops: np.ndarray | None = None
-        t_crop = time.perf_counter()
-        if self.classifier is None:
+    def finish(self, prep: Prepared) -> Detections:
+        """Second stage: classify the crops, drop rejected segments, build ``Detections``."""
+        frame, seg, n = prep.frame, prep.segments, len(prep.segments)
+        centroid, extent, area, crops = prep.centroid_mm, prep.extent_mm, prep.area_mm2, prep.crops
+        t2 = time.perf_counter()
+        if self.classifier is None or crops is None:
             prob = np.zeros((n, 0), np.float32)
             class_id = np.full(n, -1, np.int16)
             conf = np.zeros(n, np.float32)
         else:
-            crops = extract_crops(frame.image, seg, self.segmenter.belt.mean_u8, self.crop_params)
-            t_crop = time.perf_counter()
             prob, reject = self.classifier.classify(crops)
             keep = reject <= self.reject_above
             if not keep.all():  # belt marks, seams, shadows: not fragments
@@ -142,7 +161,6 @@ class VisionPipeline:
                 n = int(keep.sum())
             class_id = prob.argmax(axis=1).astype(np.int16) if n else np.zeros(0, np.int16)
             conf = prob[np.arange(n), class_id] if n else np.zeros(0, np.float32)
-        self.last_segments = seg
         dets = Detections(
             frame_id=frame.frame_id,
             tick=frame.tick,
@@ -154,7 +172,23 @@ class VisionPipeline:
             confidence=conf,
             class_prob=prob,
         )
-        return dets, crops, t_crop
+        self.last_segments, self.last_crops = seg, crops
+        self._account(len(prep.segments), prep.t0_s, prep.t1_s, prep.t2_s, t2, time.perf_counter())
+        if self.uncertain is not None and crops is not None and len(dets):
+            unsure = dets.confidence < self.uncertain_below
+            if unsure.any():
+                self.uncertain.offer(frame, dets[unsure], crops[unsure], self.class_names)
+        return dets
+
+    def _crop_buffer(self, k: int, n: int) -> np.ndarray:
+        """Crop buffer ``k`` with room for ``n`` crops (grows by doubling, never shrinks)."""
+        buf = self._crop_bufs.get(k)
+        if buf is None or buf.shape[0] < n:
+            s = self.crop_params.size_px
+            rows = max(64, 1 << max(n - 1, 1).bit_length())
+            buf = np.empty((rows, s, s, 3), np.uint8)
+            self._crop_bufs[k] = buf
+        return buf
 
     def measure_mm(self, seg: Segments) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Belt-mm centroid (N,2), extent (N,4) and area (N,) of segments."""
@@ -181,14 +215,15 @@ class VisionPipeline:
         area = (seg.area_px * jac).astype(np.float32)
         return np.column_stack([cx, cy]), extent, area
 
-    def _account(self, n: int, t0: float, t1: float, t2: float, t3: float) -> None:
+    def _account(self, n: int, t0: float, t1: float, t2: float, t3: float, t4: float) -> None:
+        """Stage times; t2..t3 is the wait between the stages (a pipelined hand-over)."""
         t = self.times
         t.frames += 1
         t.fragments += n
         t.segment_s += t1 - t0
         t.crop_s += t2 - t1
-        t.classify_s += t3 - t2
-        t.total_s += t3 - t0
+        t.classify_s += t4 - t3
+        t.total_s += (t2 - t0) + (t4 - t3)
 
     def reset(self) -> None:
         """Forget the belt model (e.g. after a camera or lighting change)."""

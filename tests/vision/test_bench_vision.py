@@ -13,9 +13,16 @@ def test_bench_vision_quick(tmp_path: Path) -> None:
     assert main(["--quick", "--json", str(out)]) == 0
     res = json.loads(out.read_text())
     assert res["command"].startswith("sortline bench vision --quick")
-    (row,) = res["speed"]
-    assert row["fragments_target"] == 25 and row["frames_timed"] == 3
-    assert row["fps_median"] > 0 and row["frame_ms_p99"] >= row["frame_ms_median"]
+    rows = res["speed"]
+    assert [r["mode"] for r in rows] == ["sync", "pipelined"]
+    for row in rows:
+        assert row["fragments_target"] == 25 and row["frames_timed"] == 3
+        assert row["fps_median"] > 0 and row["frame_ms_p99"] >= row["frame_ms_p50"]
+        assert row["latency_ms_p99"] >= row["latency_ms_p50"] > 0
+        assert row["detections_per_frame"] > 5  # every detection classified, none skipped
+        assert set(row["stage_ms_mean"]) == {"segment", "crop_and_measure", "classify"}
+    assert rows[1]["threads"]["python_threads"] == 2 and rows[1]["threads"]["ort_intra_op"] == 1
+    assert set(res["targets_met"]) == {"sync", "pipelined"}
     assert set(res["segmentation"]) == {"easy", "default", "crowded", "fast", "dirty"}
     for score in res["segmentation"].values():
         assert 0.0 <= score["recall"] <= 1.0 and score["frames"] == 1

@@ -1,0 +1,62 @@
+"""``PipelinedVision`` gives the same detections as ``VisionPipeline.process``,
+one frame later, and keeps a frame in flight through a bad frame."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import synth
+
+from calibration.geometry import LineGeometry
+from core.frame import Frame, FrameError
+from vision.classifier import OnnxClassifier
+from vision.pipeline import VisionPipeline
+from vision.pipelined import PipelinedVision
+
+GEOMETRY = LineGeometry()
+
+
+def _frames(n: int) -> list[Frame]:
+    return [
+        Frame(synth.render(synth.scatter(6 + 4 * i, 40 + i), 40 + i), i, 1000 + i, i / 100)
+        for i in range(n)
+    ]
+
+
+@pytest.mark.parametrize("n_frames", [1, 5])
+def test_same_detections_as_sync_one_frame_later(
+    make_model: Callable[..., Path], n_frames: int
+) -> None:
+    clf = OnnxClassifier.load(make_model())
+    frames = _frames(n_frames)
+    sync = VisionPipeline(GEOMETRY, clf)
+    want = [sync.process(f) for f in frames]
+    got = []
+    with PipelinedVision(VisionPipeline(GEOMETRY, clf)) as pv:
+        assert pv.push(frames[0]) is None
+        for f in frames[1:]:
+            got.append(pv.push(f))
+        got.append(pv.flush())
+        assert pv.flush() is None
+        assert len(pv.latency_s) == n_frames and pv.latency_ms(99) >= pv.latency_ms(50) > 0
+    for a, b in zip(want, got, strict=True):
+        assert b is not None and b.frame_id == a.frame_id and len(b) == len(a) > 0
+        np.testing.assert_array_equal(a.class_id, b.class_id)
+        np.testing.assert_allclose(a.class_prob, b.class_prob, atol=1e-6)
+        np.testing.assert_allclose(a.centroid_mm, b.centroid_mm)
+
+
+def test_bad_frame_raises_and_frame_in_flight_survives(make_model: Callable[..., Path]) -> None:
+    clf = OnnxClassifier.load(make_model())
+    good = _frames(2)
+    with PipelinedVision(VisionPipeline(GEOMETRY, clf)) as pv:
+        pv.push(good[0])
+        with pytest.raises(FrameError, match="1000x512 px"):
+            pv.push(Frame(np.zeros((512, 1000, 3), np.uint8), 9, 0, 0.0))
+        dets = pv.push(good[1])
+        assert dets is not None and dets.frame_id == 0
+        last = pv.flush()
+        assert last is not None and last.frame_id == 1

@@ -1,0 +1,203 @@
+# mypy: disallow-untyped-defs=False
+"""Numba kernels of the vision hot path: belt difference, belt-model update, crops.
+
+Private: call them through ``vision.segment.BeltModel`` and
+``vision.crops.extract_crops``, which check and prepare their input. Arrays are
+C-contiguous; images uint8 BGR (H, W, 3); all kernels release the GIL so a
+second thread (the classifier) runs beside them.
+
+Each kernel has a slow twin built from OpenCV calls in ``tests/vision/naive.py``;
+the tests assert they agree.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _gain(small, mean_u8, step):
+    """Median ratio of summed BGR, frame / belt model, on a ``step`` px grid."""
+    h, w = small.shape[0], small.shape[1]
+    ratio = np.empty(((h + step - 1) // step) * ((w + step - 1) // step), np.float32)
+    k = 0
+    for r in range(0, h, step):
+        for c in range(0, w, step):
+            f = np.float32(small[r, c, 0]) + np.float32(small[r, c, 1]) + np.float32(small[r, c, 2])
+            m = (
+                np.float32(mean_u8[r, c, 0])
+                + np.float32(mean_u8[r, c, 1])
+                + np.float32(mean_u8[r, c, 2])
+            )
+            ratio[k] = f / max(m, np.float32(1.0))
+            k += 1
+    return np.median(ratio[:k])
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _diff_fg(small, mean_u8, thresh_u8, gain, diff, fg):
+    """diff = min(255, sum_c |small - round(gain * belt)|); fg = 255 where diff > thresh.
+
+    Flat views: small, mean_u8 (3P,) uint8 BGR; thresh_u8, diff, fg (P,) uint8.
+    Branch-free per pixel so the loop vectorises.
+    """
+    g = np.float32(gain)
+    half = np.float32(0.5)
+    for i in range(diff.size):
+        s = np.int32(0)
+        for ch in range(3):
+            b = np.int32(np.float32(mean_u8[3 * i + ch]) * g + half)
+            v = np.int32(small[3 * i + ch]) - (b if b < 255 else np.int32(255))
+            s += v if v >= 0 else -v
+        d = min(s, 255)
+        diff[i] = d
+        fg[i] = 255 if d > thresh_u8[i] else 0
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _update(
+    small, diff, belt_mask, mean, spread, alpha, gain, k_sigma, min_diff, mean_u8, thresh_u8
+):
+    """Running means over belt pixels (``belt_mask`` != 0) after rescaling the whole belt
+    colour by ``gain`` (1 = no change); refreshes mean_u8 = round(mean) and
+    thresh_u8 = max(round(k_sigma * spread), min_diff), both saturated to 255.
+
+    Flat views: small, mean (float32), mean_u8 (3P,); diff, belt_mask, spread
+    (float32), thresh_u8 (P,).
+    """
+    a = np.float32(alpha)
+    g = np.float32(gain)
+    k = np.float32(k_sigma)
+    half = np.float32(0.5)
+    zero = np.float32(0.0)
+    for i in range(diff.size):
+        ai = a if belt_mask[i] != 0 else zero
+        for ch in range(3):
+            m = mean[3 * i + ch] * g
+            m += ai * (np.float32(small[3 * i + ch]) - m)
+            mean[3 * i + ch] = m
+            mean_u8[3 * i + ch] = min(255, np.int32(m + half))  # m >= 0
+        s = spread[i]
+        s += ai * (np.float32(diff[i]) - s)
+        spread[i] = s
+        thresh_u8[i] = max(min(255, np.int32(k * s + half)), min_diff)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _axis_taps(start, step, limit, i0, i1, w1):
+    """Bilinear taps of samples at start + (i + 0.5) * step - 0.5 (pixel centres) in
+    1/32 px fixed point as OpenCV's remap: (i0, i1, w1 in 0..32), replicate border."""
+    for i in range(i0.size):
+        q = np.int64(math.floor((start + (i + 0.5) * step - 0.5) * 32.0 + 0.5))
+        f = q >> 5
+        i0[i] = min(max(f, 0), limit - 1)
+        i1[i] = min(max(f + 1, 0), limit - 1)
+        w1[i] = np.int32(q & 31)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _nearest(start, step, scale, limit, idx):
+    """Nearest low-res index (1/scale resolution) of the same samples, -1 outside."""
+    for i in range(idx.size):
+        q = np.int64(math.floor((start + (i + 0.5) * step) / scale - 0.5 + 0.5))
+        idx[i] = q if 0 <= q < limit else -1
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _soft_mask(labels, own, rows, cols, raw, tmp, mask):
+    """mask = 255 where the nearest low-res label is ``own``, dilated 3x3 then
+    box-blurred 3x3 (reflect-101 border): the fragment's softened alpha, (S, S) int32.
+    raw (S+2, S+2) and tmp (S+2, S) int32 are scratch. Both filters are separable."""
+    size = mask.shape[0]
+    raw[:] = 0  # a 1 px frame of zeros around the crop
+    for i in range(size):
+        r = rows[i]
+        if r < 0:
+            continue
+        for j in range(size):
+            c = cols[j]
+            if c >= 0 and labels[r, c] == own:
+                raw[i + 1, j + 1] = 255
+    for i in range(size + 2):  # dilate along rows
+        for j in range(size):
+            tmp[i, j] = max(raw[i, j], max(raw[i, j + 1], raw[i, j + 2]))
+    for i in range(size):  # ... and columns: the 3x3 dilation, into raw[1:-1, 1:-1]
+        for j in range(size):
+            raw[i + 1, j + 1] = max(tmp[i, j], max(tmp[i + 1, j], tmp[i + 2, j]))
+    last = size - 1
+    for i in range(size):  # box sum along rows, reflect-101
+        for j in range(size):
+            ja = j - 1 if j > 0 else 1
+            jb = j + 1 if j < last else last - 1
+            tmp[i, j] = raw[i + 1, ja + 1] + raw[i + 1, j + 1] + raw[i + 1, jb + 1]
+    for i in range(size):
+        ia = i - 1 if i > 0 else 1
+        ib = i + 1 if i < last else last - 1
+        for j in range(size):
+            mask[i, j] = (tmp[ia, j] + tmp[i, j] + tmp[ib, j] + 4) // 9
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _crops(image, labels, win, own, fill, scale, masked, out):
+    """Square crops: out[n] = bilinear resample of window ``win[n]`` (centre col, centre
+    row, side; full-res px) to (S, S), blended onto ``fill[n]`` outside label ``own[n]``
+    of the 1/scale ``labels`` image (when ``masked``). Unsigned flat offsets spare
+    the inner loop NumPy's negative-index checks."""
+    n, size = out.shape[0], out.shape[1]
+    hh, ww = image.shape[0], image.shape[1]
+    h, w = labels.shape[0], labels.shape[1]
+    flat = image.reshape(-1)
+    c0, c1 = np.empty(size, np.int64), np.empty(size, np.int64)
+    r0, r1 = np.empty(size, np.int64), np.empty(size, np.int64)
+    wc, wr = np.empty(size, np.int32), np.empty(size, np.int32)
+    ca, cb = np.empty(size, np.uint64), np.empty(size, np.uint64)
+    lr, lc = np.empty(size, np.int64), np.empty(size, np.int64)
+    raw = np.empty((size + 2, size + 2), np.int32)
+    tmp = np.empty((size + 2, size), np.int32)
+    mask = np.full((size, size), 255, np.int32)
+    for m in range(n):
+        side = win[m, 2]
+        k = side / size
+        x0 = win[m, 0] - side / 2.0
+        y0 = win[m, 1] - side / 2.0
+        _axis_taps(x0, k, ww, c0, c1, wc)
+        _axis_taps(y0, k, hh, r0, r1, wr)
+        for j in range(size):
+            ca[j] = np.uint64(c0[j] * 3)
+            cb[j] = np.uint64(c1[j] * 3)
+        if masked:
+            _nearest(x0, k, scale, w, lc)
+            _nearest(y0, k, scale, h, lr)
+            _soft_mask(labels, own[m], lr, lc, raw, tmp, mask)
+        o = out[m].reshape(-1)
+        for i in range(size):
+            ra = np.uint64(r0[i] * ww * 3)
+            rb = np.uint64(r1[i] * ww * 3)
+            fy = np.int32(wr[i])
+            for j in range(size):
+                fx = wc[j]
+                w00 = (32 - fx) * (32 - fy)
+                w01 = fx * (32 - fy)
+                w10 = (32 - fx) * fy
+                w11 = fx * fy
+                a = mask[i, j]
+                pa, pb = ra + ca[j], ra + cb[j]
+                pc, pd = rb + ca[j], rb + cb[j]
+                q = np.uint64((i * size + j) * 3)
+                for ch in range(3):
+                    u = np.uint64(ch)
+                    v = (
+                        w00 * np.int32(flat[pa + u])
+                        + w01 * np.int32(flat[pb + u])
+                        + w10 * np.int32(flat[pc + u])
+                        + w11 * np.int32(flat[pd + u])
+                        + 512
+                    ) >> 10
+                    if masked and a != 255:  # round(v a / 255) + round(fill (255 - a) / 255)
+                        x = v * a + 128
+                        y = np.int32(fill[m, ch]) * (255 - a) + 128
+                        v = min(((x + (x >> 8)) >> 8) + ((y + (y >> 8)) >> 8), 255)
+                    o[q + u] = v

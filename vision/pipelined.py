@@ -1,0 +1,85 @@
+"""``PipelinedVision``: the two stages of ``VisionPipeline`` on two cores.
+
+The caller's thread segments frame n+1 and cuts its crops (``prepare``) while a
+worker thread classifies frame n (``finish``). OpenCV, the Numba kernels and
+ONNX Runtime all release the GIL, so the stages overlap on a 2-core machine;
+the price is latency: a frame's detections come back from the next ``push``
+(or from ``flush``). Each frame's latency (start of ``prepare`` to the end of
+``finish``) is kept for status and benchmarks.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from types import TracebackType
+
+import numpy as np
+
+from core.frame import Frame
+from core.types import Detections
+from vision.pipeline import Prepared, VisionPipeline
+
+__all__ = ["PipelinedVision"]
+
+
+class PipelinedVision:
+    """``push(frame)`` returns the previous frame's ``Detections`` (None for the first).
+
+    pipeline:      the ``VisionPipeline`` to run; do not call its ``process`` meanwhile.
+    keep_latency:  how many recent per-frame latencies ``latency_s`` keeps.
+    """
+
+    def __init__(self, pipeline: VisionPipeline, keep_latency: int = 10_000) -> None:
+        self.pipeline = pipeline
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="vision-classify")
+        self._pending: Future[Detections] | None = None
+        self._buffer = 0
+        self.latency_s: collections.deque[float] = collections.deque(maxlen=keep_latency)
+
+    def push(self, frame: Frame) -> Detections | None:
+        """Start ``frame``; return the detections of the frame pushed before it.
+
+        A bad frame raises ``FrameError`` here and leaves the frame in flight alone.
+        """
+        prep = self.pipeline.prepare(frame, self._buffer)  # overlaps the pending finish
+        self._buffer ^= 1
+        done = self._collect()
+        self._pending = self._pool.submit(self._finish, prep)
+        return done
+
+    def flush(self) -> Detections | None:
+        """Detections of the last pushed frame (None if none is in flight)."""
+        return self._collect()
+
+    def close(self) -> None:
+        """Finish the frame in flight (its detections are dropped) and stop the worker."""
+        self._collect()
+        self._pool.shutdown(wait=True)
+
+    def latency_ms(self, q: float) -> float:
+        """The ``q``-th percentile (0..100) of the kept per-frame latencies, ms (nan if none)."""
+        if not self.latency_s:
+            return float("nan")
+        return 1000.0 * float(np.percentile(np.fromiter(self.latency_s, float), q))
+
+    def _finish(self, prep: Prepared) -> Detections:
+        dets = self.pipeline.finish(prep)
+        self.latency_s.append(time.perf_counter() - prep.t0_s)
+        return dets
+
+    def _collect(self) -> Detections | None:
+        pending, self._pending = self._pending, None
+        return pending.result() if pending is not None else None
+
+    def __enter__(self) -> PipelinedVision:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
