@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -20,6 +21,7 @@ from core.errors import InputFileError
 
 __all__ = ["IMAGE_SUFFIXES", "CropSet", "load_crop_folder", "load_training_data"]
 
+EXTRA_PREFIX = "x_"  # .npz keys of the optional per-crop columns
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
@@ -29,12 +31,17 @@ class CropSet:
     labels: (N,) int16 index into ``class_names``.
     group:  (N,) int32 scene (or source folder) id, for splits that keep scenes apart.
     class_names: the label order.
+    extra:  optional per-crop columns, each (N,), e.g. ``fragment`` (int64
+            ground-truth fragment id within its scene, -1 for belt marks),
+            ``purity`` (float32), ``truncated`` (bool, cut by the image
+            border), ``area_px`` (float32 fragment pixels at full resolution).
     """
 
     crops: np.ndarray
     labels: np.ndarray
     group: np.ndarray
     class_names: tuple[str, ...]
+    extra: Mapping[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         n = self.crops.shape[0]
@@ -44,6 +51,9 @@ class CropSet:
             raise ValueError("labels and group need one entry per crop")
         if n and (self.labels.min() < 0 or self.labels.max() >= len(self.class_names)):
             raise ValueError("a label is outside the class list")
+        for key, col in self.extra.items():
+            if col.shape != (n,):
+                raise ValueError(f"extra column {key!r} needs one entry per crop")
 
     def __len__(self) -> int:
         return int(self.crops.shape[0])
@@ -53,7 +63,10 @@ class CropSet:
         return int(self.crops.shape[1])
 
     def subset(self, mask: np.ndarray) -> CropSet:
-        return CropSet(self.crops[mask], self.labels[mask], self.group[mask], self.class_names)
+        extra = {k: v[mask] for k, v in self.extra.items()}
+        return CropSet(
+            self.crops[mask], self.labels[mask], self.group[mask], self.class_names, extra
+        )
 
     def counts(self) -> dict[str, int]:
         c = np.bincount(self.labels, minlength=len(self.class_names))
@@ -76,23 +89,26 @@ class CropSet:
         for s in sets[1:]:
             if s.class_names != names or s.size_px != sets[0].size_px:
                 raise ValueError("crop sets with different classes or crop sizes")
+        keys = set.intersection(*(set(s.extra) for s in sets))  # columns every set has
         return cls(
             np.concatenate([s.crops for s in sets]),
             np.concatenate([s.labels for s in sets]).astype(np.int16),
             np.concatenate([s.group for s in sets]).astype(np.int32),
             names,
+            {k: np.concatenate([s.extra[k] for s in sets]) for k in sorted(keys)},
         )
 
     def save(self, path: str | Path) -> Path:
         p = Path(path)
         p.parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(
-            p,
-            crops=self.crops,
-            labels=self.labels,
-            group=self.group,
-            class_names=json.dumps(list(self.class_names)),
-        )
+        arrays: dict[str, Any] = {
+            "crops": self.crops,
+            "labels": self.labels,
+            "group": self.group,
+            "class_names": json.dumps(list(self.class_names)),
+            **{EXTRA_PREFIX + k: v for k, v in self.extra.items()},
+        }
+        np.savez_compressed(p, **arrays)
         return p
 
     @classmethod
@@ -101,8 +117,14 @@ class CropSet:
         try:
             with np.load(p, allow_pickle=False) as z:
                 names = tuple(json.loads(str(z["class_names"])))
+                keys = [k for k in z.files if k.startswith(EXTRA_PREFIX)]
+                extra = {k.removeprefix(EXTRA_PREFIX): z[k] for k in keys}
                 return cls(
-                    z["crops"], z["labels"].astype(np.int16), z["group"].astype(np.int32), names
+                    z["crops"],
+                    z["labels"].astype(np.int16),
+                    z["group"].astype(np.int32),
+                    names,
+                    extra,
                 )
         except FileNotFoundError:
             raise InputFileError(p, "crop set not found") from None
@@ -121,6 +143,7 @@ class CropSet:
             lut[self.labels] if len(self) else self.labels,
             self.group,
             tuple(class_names),
+            self.extra,
         )
 
 

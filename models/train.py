@@ -45,7 +45,9 @@ class TrainConfig:
     batch_size: int = 128
     lr: float = 4e-3
     weight_decay: float = 5e-4
-    widths: tuple[int, ...] = (24, 48, 64, 96)
+    widths: tuple[int, ...] = (16, 32, 64, 128)  # multiples of 16: ONNX Runtime's fast path
+    extra_conv: int = 0  # channels of an extra stride-1 3x3 block (0: none)
+    augment: str = "camera"  # "camera" (matches sim/camera.py) or "v1" (models <= 0.4)
     dropout: float = 0.2
     label_smoothing: float = 0.05
     seed: int = 0
@@ -77,8 +79,19 @@ def _channel_stats(crops: np.ndarray) -> tuple[tuple[float, ...], tuple[float, .
     return tuple(sample.mean(0).tolist()), tuple(np.maximum(sample.std(0), 1e-3).tolist())
 
 
-def _augment(x: Any, gen: Any) -> Any:
-    """(B, S, S, 3) uint8 tensor -> augmented uint8 tensor (flips, rot90, light, noise)."""
+def _augment(x: Any, gen: Any, mode: str = "camera") -> Any:
+    """(B, S, S, 3) uint8 tensor -> augmented uint8 tensor.
+
+    Orientation (flips, rot90) for the whole batch, then per crop what the
+    camera changes (``sim/camera.py``), applied to fragment and belt alike as
+    the lamp does: "camera" = brightness gain 0.75..1.12 (fall-off towards the
+    belt edges, drift, flicker), a warm/cool cast along blue-red only (B x (1+c),
+    R x (1-c), |c| <= 0.07, the lamps' drift), offset +-4, sensor noise per
+    channel with sigma 0..5, and on a third of the crops a 3-tap blur along one
+    axis (motion blur). "v1": the models <= 0.4 recipe (gain +-10 %, random
+    per-channel cast +-3 %, offset +-8, grey noise sigma 2.5). "orient":
+    orientation only (camera-free data, for the ceiling estimate).
+    """
     import torch
 
     b = x.shape[0]
@@ -88,11 +101,25 @@ def _augment(x: Any, gen: Any) -> Any:
         x = x.flip(2)
     k = int(torch.randint(0, 4, (1,), generator=gen).item())
     x = torch.rot90(x, k, dims=(1, 2))
+    if mode == "orient":
+        return x
     xf = x.to(torch.float32)
-    gain = 1.0 + 0.10 * (torch.rand(b, 1, 1, 1, generator=gen) - 0.5) * 2
-    cast = 1.0 + 0.03 * (torch.rand(b, 1, 1, 3, generator=gen) - 0.5) * 2
-    offset = 8.0 * (torch.rand(b, 1, 1, 1, generator=gen) - 0.5) * 2
-    noise = torch.randn((b, xf.shape[1], xf.shape[2], 1), generator=gen) * 2.5
+    if mode == "v1":
+        gain = 1.0 + 0.10 * (torch.rand(b, 1, 1, 1, generator=gen) - 0.5) * 2
+        cast = 1.0 + 0.03 * (torch.rand(b, 1, 1, 3, generator=gen) - 0.5) * 2
+        offset = 8.0 * (torch.rand(b, 1, 1, 1, generator=gen) - 0.5) * 2
+        noise = torch.randn((b, xf.shape[1], xf.shape[2], 1), generator=gen) * 2.5
+        xf = xf * gain * cast + offset + noise
+        return xf.clamp_(0, 255).round_().to(torch.uint8)
+    if torch.rand(1, generator=gen).item() < 1.0 / 3.0:
+        dim = 1 + int(torch.randint(0, 2, (1,), generator=gen).item())
+        xf = (xf + xf.roll(1, dims=dim) + xf.roll(-1, dims=dim)) * (1.0 / 3.0)
+    gain = 0.75 + 0.37 * torch.rand(b, 1, 1, 1, generator=gen)
+    c = 0.07 * (torch.rand(b, 1, 1, 1, generator=gen) - 0.5) * 2
+    cast = torch.cat([1.0 + c, torch.ones_like(c), 1.0 - c], dim=3)
+    offset = 4.0 * (torch.rand(b, 1, 1, 1, generator=gen) - 0.5) * 2
+    sigma = 5.0 * torch.rand(b, 1, 1, 1, generator=gen)
+    noise = torch.randn(xf.shape, generator=gen) * sigma
     xf = xf * gain * cast + offset + noise
     return xf.clamp_(0, 255).round_().to(torch.uint8)
 
@@ -116,7 +143,9 @@ def train(
     torch.set_num_threads(config.threads)
     gen = torch.Generator().manual_seed(config.seed)
     mean, std = _channel_stats(data.crops)
-    model = SortlineCNN(len(config.class_names), mean, std, config.widths, config.dropout)
+    model = SortlineCNN(
+        len(config.class_names), mean, std, config.widths, config.dropout, config.extra_conv
+    )
     if init_state is not None:  # fine-tune: weights and normalisation from a checkpoint
         model.load_state_dict(init_state)
         mean = tuple(model.mean.flatten().tolist())
@@ -138,7 +167,7 @@ def train(
         loss_sum, correct = 0.0, 0
         for start in range(0, len(data), config.batch_size):
             idx = order[start : start + config.batch_size]
-            xb, yb = _augment(x_all[idx], gen), y_all[idx]
+            xb, yb = _augment(x_all[idx], gen, config.augment), y_all[idx]
             logits = model.logits(xb)
             loss = loss_fn(logits, yb)
             opt.zero_grad(set_to_none=True)
@@ -217,18 +246,21 @@ def export_onnx(
     result: TrainResult, config: TrainConfig, path: str | Path, check_crops: np.ndarray
 ) -> Path:
     """Write the ONNX model with metadata; raise if ONNX Runtime disagrees with torch."""
+    import copy
+
     import onnx
     import torch
 
     from vision.classifier import OnnxClassifier
 
+    model = copy.deepcopy(result.model).eval().fuse_input()
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp.onnx")
     s = config.input_size_px
     example = torch.zeros((2, s, s, 3), dtype=torch.uint8)
     program = torch.onnx.export(
-        result.model.eval(),
+        model,
         (example,),
         dynamo=True,
         external_data=False,

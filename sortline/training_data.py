@@ -36,6 +36,7 @@ __all__ = [
     "EVAL_SEED_BASE",
     "SceneSpec",
     "SegScore",
+    "camera_free",
     "match_segments",
     "random_training_scenario",
     "render_crops",
@@ -100,8 +101,32 @@ def random_training_scenario(rng: np.random.Generator, seed: int) -> Scenario:
     return Scenario.model_validate(d)
 
 
+def camera_free(scenario: Scenario, name: str = "camera-free") -> Scenario:
+    """``scenario`` without camera effects or crowding: no sensor noise, motion
+    blur, uneven or drifting light, flicker, lens dirt, belt wear or shadows, and
+    fragments that neither touch nor overlap. The materials' own appearance
+    (tint, brushing, oxidation, dirt, specular) is unchanged: what a perfect
+    camera and segmentation would see, for the ceiling estimate."""
+    d: dict[str, Any] = scenario.model_dump()
+    d["name"] = name
+    d["feed"].update(density=0.0, overlap=0.0, rate_obj_s=min(d["feed"]["rate_obj_s"], 60.0))
+    d["appearance"].update(
+        exposure_us=1.0,
+        noise_sigma=0.0,
+        light_across_frac=0.0,
+        light_drift_frac=0.0,
+        lens_dirt=0.0,
+        flicker_frac=0.0,
+        belt_wear=0.0,
+        shadow=0.0,
+    )
+    return Scenario.model_validate(d)
+
+
 def training_scenes(n_scenes: int, frames: int = 240, seed: int = 0) -> list[SceneSpec]:
     """``n_scenes`` randomised scenes with seeds below ``EVAL_SEED_BASE``."""
+    if seed < 0 or 1 + seed * 1000 + n_scenes > EVAL_SEED_BASE:
+        raise ValueError(f"training seeds must stay below {EVAL_SEED_BASE} (seed {seed})")
     rng = np.random.default_rng(seed)
     return [
         SceneSpec(random_training_scenario(rng, 1 + seed * 1000 + i), 1 + seed * 1000 + i, frames)
@@ -191,36 +216,56 @@ def render_crops(
         pipeline = VisionPipeline(geometry, None, segment_params=segment, crop_params=crop)
         crops: list[np.ndarray] = []
         labels: list[np.ndarray] = []
-        for image, seg, truth, _ in _frames(spec, geometry, pipeline):
-            rows, lab = _label_rows(seg, truth)
+        extras: list[dict[str, np.ndarray]] = []
+        for image, seg, truth, i in _frames(spec, geometry, pipeline):
+            rows, lab, extra = _label_rows(seg, truth)
             if rows.size:
                 belt = pipeline.segmenter.belt.mean_u8
                 crops.append(extract_crops(image, seg, belt, crop, rows))
                 labels.append(lab)
+                extras.append({**extra, "frame": np.full(rows.size, i, np.int32)})
         if crops:
             c = np.concatenate(crops)
             group = np.full(len(c), group_base + k, np.int32)
-            sets.append(CropSet(c, np.concatenate(labels), group, TRAIN_CLASSES))
+            cols = {key: np.concatenate([e[key] for e in extras]) for key in extras[0]}
+            sets.append(CropSet(c, np.concatenate(labels), group, TRAIN_CLASSES, cols))
         if progress is not None:
             n = sum(len(s) for s in sets)
             progress(f"scene {k + 1}/{len(scenes)} {spec.label}: {n} crops so far")
     return CropSet.concat(sets) if sets else CropSet.empty(TRAIN_CLASSES, crop.size_px)
 
 
-def _label_rows(seg: Segments, truth: FrameTruth) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of ``seg`` worth a training label, and the labels (``TRAIN_CLASSES`` index)."""
+def _label_rows(
+    seg: Segments, truth: FrameTruth
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """Rows of ``seg`` worth a training label, the labels (``TRAIN_CLASSES``
+    index) and per-row ground truth (``CropSet.extra`` columns: fragment id,
+    purity, truncated, visible share, size in mm, segment pixels)."""
     m = match_segments(seg, truth)
     frag = (m.seg_truth >= 0) & (m.seg_purity >= MIN_PURITY)
     frag &= m.seg_fragment_share >= MIN_FRAGMENT_SHARE
     belt = np.flatnonzero(m.seg_fragment_share <= MAX_BELT_SHARE)[:MAX_BELT_PER_FRAME]
-    rows = np.concatenate([np.flatnonzero(frag), belt])
+    f_rows = np.flatnonzero(frag)
+    rows = np.concatenate([f_rows, belt])
+    t = m.seg_truth[f_rows]
     lab = np.concatenate(
         [
-            truth.class_id[m.seg_truth[frag]].astype(np.int16),
+            truth.class_id[t].astype(np.int16),
             np.full(belt.size, TRAIN_CLASSES.index(REJECT_CLASS), np.int16),
         ]
     )
-    return rows, lab
+    nb = belt.size
+    extra = {
+        "fragment": np.concatenate([truth.fragment_id[t], np.full(nb, -1)]).astype(np.int64),
+        "purity": np.concatenate([m.seg_purity[f_rows], np.zeros(nb)]).astype(np.float32),
+        "truncated": np.concatenate(
+            [truth.truncated[t] | _touches_border(seg)[f_rows], np.zeros(nb, bool)]
+        ),
+        "visible": np.concatenate([truth.visible_frac[t], np.zeros(nb)]).astype(np.float32),
+        "size_mm": np.concatenate([truth.size_mm[t], np.zeros(nb)]).astype(np.float32),
+        "seg_px": np.asarray(seg.area_px, np.float32)[rows],
+    }
+    return rows, lab, extra
 
 
 @dataclasses.dataclass

@@ -40,9 +40,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 on a shared CPU)")
     t.add_argument("--version", default="dev", help="version string written into the model")
-    t.add_argument("--widths", default="24,48,64,96", help="channels of the four conv blocks")
+    t.add_argument("--widths", default="16,32,64,128", help="channels of the stride-2 conv blocks")
+    t.add_argument(
+        "--extra-conv", type=int, default=0, help="channels of an extra stride-1 block (0: none)"
+    )
+    t.add_argument(
+        "--augment",
+        default="camera",
+        choices=("camera", "v1", "orient"),
+        help="augmentation recipe (models/train.py)",
+    )
     t.add_argument("--lr", type=float, default=4e-3, help="peak learning rate (one-cycle)")
     t.add_argument("--save-data", type=Path, help="also save the rendered crops (.npz)")
+    t.add_argument(
+        "--val",
+        type=Path,
+        help="validation crop set (.npz) reported each epoch; then all --data is trained on "
+        "(default: hold out every tenth scene of the training data)",
+    )
+    t.add_argument("--note", default="", help="description of the data, kept in the metadata")
     t.add_argument("--checkpoint", type=Path, help="also save the torch weights here")
     t.add_argument("--init", type=Path, help="fine-tune from this checkpoint (same widths)")
     t.set_defaults(func=_train)
@@ -55,7 +71,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--data", type=Path, help="evaluate on this crop set instead of rendering")
     e.add_argument("--json", type=Path, help="write the report as JSON")
     e.add_argument("--markdown", type=Path, help="write the tables as Markdown")
+    e.add_argument("--save-data", type=Path, help="also save the rendered held-out crops (.npz)")
     e.set_defaults(func=_eval)
+
+    sp = msub.add_parser("speed", help="per-crop inference cost (ONNX Runtime, one thread)")
+    sp.add_argument("model", help="model file or builtin:NAME")
+    sp.add_argument("--batch", type=int, default=64)
+    sp.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads")
+    sp.add_argument("--passes", type=int, default=7)
+    sp.add_argument("--quick", action="store_true", help="2 short passes (proves it runs)")
+    sp.add_argument("--json", type=Path, help="write the result as JSON")
+    sp.set_defaults(func=_speed)
 
     i = msub.add_parser("info", help="print a model's metadata")
     i.add_argument("model", help="model file or builtin:NAME")
@@ -72,6 +98,8 @@ def _train(args: argparse.Namespace) -> int:
     except ImportError:
         _say("sortline model train needs the 'train' extra: pip install 'sortline[train]'")
         return 2
+    import numpy as np
+
     from models.dataset import CropSet, load_training_data
     from models.train import TrainConfig, export_onnx, load_checkpoint, save_checkpoint, train
 
@@ -84,7 +112,7 @@ def _train(args: argparse.Namespace) -> int:
     described: list[str] = []
     if args.data is not None:
         sets.append(load_training_data(args.data, TRAIN_CLASSES, 64))
-        described.append(f"crops from {args.data}")
+        described.append(args.note or f"crops from {args.data}")
     if args.render > 0:
         scenes = training_scenes(args.render, frames=args.frames, seed=args.seed)
         _say(f"rendering {len(scenes)} randomised scenes x {args.frames} frames ...")
@@ -99,17 +127,21 @@ def _train(args: argparse.Namespace) -> int:
     data = CropSet.concat(sets)
     _say(f"{len(data)} crops: {data.counts()}")
     init_state, init_sha, widths = None, "", tuple(int(w) for w in args.widths.split(","))
+    extra_conv = args.extra_conv
     if args.init is not None:
         init_state, init_cfg, init_sha = load_checkpoint(args.init)
         widths = tuple(init_cfg["widths"])
+        extra_conv = int(init_cfg.get("extra_conv", 0))
         described.append(f"fine-tuned from {args.init.name} ({init_cfg.get('data', '')})")
-    val_mask = (data.group % 10) == 9
+    val_mask = (data.group % 10) == 9 if args.val is None else np.zeros(len(data), bool)
     config = TrainConfig(
         class_names=TRAIN_CLASSES,
         epochs=args.epochs,
         seed=args.seed,
         threads=args.threads,
         widths=widths,
+        extra_conv=extra_conv,
+        augment=args.augment,
         init_from=init_sha,
         lr=args.lr,
         version=args.version,
@@ -118,6 +150,8 @@ def _train(args: argparse.Namespace) -> int:
     )
     train_set = data.subset(~val_mask) if val_mask.any() and (~val_mask).any() else data
     val = data.subset(val_mask) if val_mask.any() else None
+    if args.val is not None:
+        val = load_training_data(args.val, TRAIN_CLASSES, 64)
     result = train(train_set, config, val=val, progress=_say, init_state=init_state)
     if args.checkpoint is not None:
         save_checkpoint(result, config, args.checkpoint)
@@ -145,9 +179,10 @@ def _load(spec: str) -> Any:
 
 def _eval(args: argparse.Namespace) -> int:
     from models.dataset import CropSet
-    from models.evaluate import evaluate, markdown_tables
+    from models.evaluate import markdown_tables, predict, summary
 
     clf = _load(args.model)
+    groups: dict[str, Any] | None = None
     if args.data is not None:
         data = CropSet.load(args.data)
         source = str(args.data)
@@ -158,19 +193,28 @@ def _eval(args: argparse.Namespace) -> int:
         _say(f"rendering {len(scenes)} held-out scenes ({', '.join(args.presets)}) ...")
         data = render_crops(scenes, progress=_say)
         source = f"presets {args.presets}, {args.scenes} held-out seeds each, {args.frames} frames"
-    report = evaluate(clf, data)
+        if args.save_data:
+            data.save(args.save_data)
+        # scene groups are numbered preset-major in render order
+        groups = {
+            name: (data.group >= i * args.scenes) & (data.group < (i + 1) * args.scenes)
+            for i, name in enumerate(args.presets)
+        }
+    preds = predict(clf, data)
     out = {
         "model": str(clf.path),
         "version": clf.info.version,
         "data": source,
         "command": "sortline " + " ".join(sys.argv[1:]),
-        **report.to_dict(),
+        **summary(preds, groups),
     }
-    if args.data is None:
-        out["per_preset"] = _per_preset(clf, data, args.presets, args.scenes)
-    tables = markdown_tables(report)
+    from models.evaluate import evaluate_predictions
+
+    tables = markdown_tables(evaluate_predictions(preds))
     print(tables)
-    print(f"\ntop-1 on fragments: {100 * report.top1():.2f} %")
+    print(f"\nsingle-crop top-1 on fragments: {100 * out['top1']:.2f} %")
+    if "per_fragment" in out:
+        print(f"per-fragment top-1 (views combined): {100 * out['per_fragment']['top1']:.2f} %")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(out, indent=1), encoding="utf-8")
@@ -179,16 +223,36 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _per_preset(clf: Any, data: Any, presets: list[str], per: int) -> dict[str, float]:
-    """top-1 per preset (scene groups are numbered preset-major in render order)."""
-    from models.evaluate import evaluate
+def _speed(args: argparse.Namespace) -> int:
+    import os
 
-    out = {}
-    for i, name in enumerate(presets):
-        mask = (data.group >= i * per) & (data.group < (i + 1) * per)
-        if mask.any():
-            out[name] = evaluate(clf, data.subset(mask)).top1()
-    return out
+    import numpy as np
+
+    from models.registry import resolve_model
+    from models.speed import crop_cost_us
+    from vision.classifier import OnnxClassifier
+
+    if args.batch < 1 or args.threads < 1 or args.passes < 1:
+        _say("sortline model speed: --batch, --threads and --passes must be >= 1")
+        return 2
+    clf = OnnxClassifier.load(resolve_model(args.model), intra_op_threads=args.threads)
+    s = clf.input_size_px
+    rng = np.random.default_rng(0)  # crop content does not change the cost of a CNN
+    crops = rng.integers(0, 256, (args.batch, s, s, 3), dtype=np.uint8)
+    passes, calls = (2, 3) if args.quick else (args.passes, 40)
+    out = {
+        "command": "sortline " + " ".join(sys.argv[1:]),
+        "model": str(clf.path),
+        "version": clf.info.version,
+        "threads": args.threads,
+        "load_average_1min": os.getloadavg()[0],
+        **crop_cost_us(clf, crops, args.batch, passes, calls),
+    }
+    print(json.dumps(out, indent=1))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(out, indent=1), encoding="utf-8")
+    return 0
 
 
 def _info(args: argparse.Namespace) -> int:
