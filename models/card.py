@@ -56,7 +56,7 @@ def _preset_rows(ev: dict[str, Any]) -> list[str]:
 def _condition_rows(ev: dict[str, Any]) -> list[str]:
     rows = ["| fragment crops | crops | top-1 | share of all errors |", "|---|---:|---:|---:|"]
     what = {
-        "clean": "clean single fragment (none of the below)",
+        "clean": "clean single fragment (none of the above)",
         "truncated": "cut by the image border",
         "merged": "segment < 98 % one fragment",
         "small": "fragment < 25 mm",
@@ -87,12 +87,18 @@ def _class_rows(ev: dict[str, Any]) -> list[str]:
     return rows
 
 
+def _fragment_crops(ev: dict[str, Any]) -> int:
+    """Crops whose truth is a material (the reject class's row left out)."""
+    reject = len(ev["labels"]) - 1 if "belt_marks_rejected" in ev else -1
+    return int(sum(sum(row) for i, row in enumerate(ev["confusion"]) if i != reject))
+
+
 def figures(ev: dict[str, Any], speed: dict[str, Any]) -> dict[str, str]:
     """Placeholders the notes may use."""
     frag = ev.get("per_fragment", {})
     out = {
         "top1": _pct(ev["top1"]),
-        "crops": f"{ev['crops']:,}",
+        "crops": f"{_fragment_crops(ev):,}",
         "frag_top1": _pct(frag["top1"]) if frag else "-",
         "fragments": f"{frag.get('fragments', 0):,}",
         "us_per_crop": f"{speed['us_per_crop_median']:.0f}",
@@ -105,11 +111,17 @@ def figures(ev: dict[str, Any], speed: dict[str, Any]) -> dict[str, str]:
 
 
 def render_card(
-    model: Path, info: dict[str, str], ev: dict[str, Any], speed: dict[str, Any], notes: str
+    model: Path,
+    info: dict[str, str],
+    ev: dict[str, Any],
+    speed: dict[str, Any],
+    notes: str,
+    text: dict[str, str] | None = None,
 ) -> str:
-    """The card's Markdown: header from the file, prose from ``notes``, tables from ``ev``."""
+    """The card's Markdown: header from the file, prose from ``notes`` (its
+    placeholders filled from the figures and ``text``), tables from ``ev``."""
     raw = model.read_bytes()
-    fig = figures(ev, speed)
+    fig = {**figures(ev, speed), **(text or {})}
     head = [
         "# Model card: `sortline-cnn` (builtin:sortline-cnn)",
         "",
@@ -122,7 +134,7 @@ def render_card(
         "## Results on held-out scenes",
         "",
         f"**Single-crop top-1 on fragment crops: {fig['top1']}** ({fig['crops']} crops, "
-        "every crop the labelling keeps, fragments of all kinds; target 97 %). "
+        "every fragment crop the labelling keeps, fragments of all kinds; target 97 %). "
         f"**Per-fragment top-1: {fig['frag_top1']}** ({fig['fragments']} fragments: each "
         "fragment's views combined as `control` combines a track's, summed log "
         "probabilities with a 1e-4 floor over the views the reject output keeps).",
@@ -164,14 +176,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--speed", type=Path, required=True)
     ap.add_argument("--notes", type=Path, required=True)
     ap.add_argument("--out", type=Path)
+    ap.add_argument(
+        "--set", action="append", default=[], metavar="KEY=TEXT", help="fill {KEY} in the notes"
+    )
     a = ap.parse_args(argv)
     from vision.classifier import OnnxClassifier
 
     clf = OnnxClassifier.load(a.model)
     info = {"version": clf.info.version, "train_config_sha256": clf.info.train_config_sha256}
+    cfg = json.loads(clf.info.extra.get("sortline.train_config", "{}"))
+    text = {"widths": "-".join(str(w) for w in cfg.get("widths", []))}
+    for item in a.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            ap.error(f"--set needs KEY=TEXT, got {item!r}")
+        text[key] = value
     ev = json.loads(a.eval.read_text(encoding="utf-8"))
     speed = json.loads(a.speed.read_text(encoding="utf-8"))
-    card = render_card(a.model, info, ev, speed, a.notes.read_text(encoding="utf-8"))
+    notes = a.notes.read_text(encoding="utf-8")
+    card = render_card(a.model, info, ev, speed, notes, text)
     if a.out:
         a.out.write_text(card, encoding="utf-8")
     else:

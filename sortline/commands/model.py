@@ -68,7 +68,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--presets", nargs="+", default=list(PRESETS), choices=PRESETS)
     e.add_argument("--scenes", type=int, default=2, help="held-out scenes per preset")
     e.add_argument("--frames", type=int, default=150, help="frames per scene")
-    e.add_argument("--data", type=Path, help="evaluate on this crop set instead of rendering")
+    e.add_argument(
+        "--data",
+        type=Path,
+        help="evaluate on this crop set instead of rendering (per preset when it was saved "
+        "by --save-data with the same --presets and --scenes)",
+    )
     e.add_argument("--json", type=Path, help="write the report as JSON")
     e.add_argument("--markdown", type=Path, help="write the tables as Markdown")
     e.add_argument("--save-data", type=Path, help="also save the rendered held-out crops (.npz)")
@@ -195,7 +200,9 @@ def _eval(args: argparse.Namespace) -> int:
         source = f"presets {args.presets}, {args.scenes} held-out seeds each, {args.frames} frames"
         if args.save_data:
             data.save(args.save_data)
-        # scene groups are numbered preset-major in render order
+    if args.data is None or data.group.max(initial=0) < len(args.presets) * args.scenes:
+        # scene groups are numbered preset-major in render order (a --data set
+        # saved by --save-data with the same --presets and --scenes)
         groups = {
             name: (data.group >= i * args.scenes) & (data.group < (i + 1) * args.scenes)
             for i, name in enumerate(args.presets)

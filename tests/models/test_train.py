@@ -163,3 +163,17 @@ def test_checkpoint_fine_tune_keeps_what_was_learned(tmp_path: Path) -> None:
     assert tuned.mean_bgr == pytest.approx(first.mean_bgr, rel=1e-6)  # from the checkpoint
     path = export_onnx(tuned, tuned_cfg, tmp_path / "t.onnx", data.crops)
     assert evaluate(OnnxClassifier.load(path), _crops(20, 4)).top1() > 0.9
+
+
+@pytest.mark.parametrize("mode", ["orient", "v1", "camera"])
+def test_augment_modes(mode: str) -> None:
+    from models.train import _augment
+
+    x = torch.from_numpy(_crops(4, 3).crops)
+    gen = torch.Generator().manual_seed(1)
+    y = _augment(x, gen, mode)
+    assert y.dtype == torch.uint8 and y.shape == x.shape
+    if mode == "orient":  # flips and quarter turns only: the same pixels, moved
+        assert int(y.to(torch.int64).sum()) == int(x.to(torch.int64).sum())
+    else:
+        assert (y.to(torch.int16) - x.to(torch.int16)).abs().float().mean() > 1.0
