@@ -7,9 +7,8 @@ wear and stains at each pixel. Pixels far from that model, in units of its
 spread, are foreground. Work happens at ``1/scale`` resolution (``scale`` = 2
 by default: 640x256 for the default camera), which also averages sensor noise.
 
-Touching fragments are split where the mask narrows: markers are the cores of
-the distance transform (above ``split_level`` of the component's maximum) and
-a marker-driven watershed divides the component between them.
+Touching fragments are split where the mask narrows (``vision.split``: grouped
+distance-transform maxima as markers of a watershed on the colour image).
 """
 
 from __future__ import annotations
@@ -20,6 +19,7 @@ import cv2
 import numpy as np
 
 from vision.kernels import _diff_fg, _gain, _update
+from vision.split import split_touching
 
 __all__ = ["BeltModel", "SegmentParams", "Segmenter", "Segments"]
 
@@ -35,11 +35,18 @@ class SegmentParams:
     min_area_px: float = 60.0  # fragments smaller than this (full-res px) are noise
     open_px: int = 3  # opening kernel (low-res px) against speckle
     close_px: int = 3  # closing kernel (low-res px) that fills small gaps
-    split: bool = True
-    split_level: float = 0.7  # marker = distance > split_level * component max
+    split: bool = True  # split touching fragments (``vision.split``)
     split_min_area_px: float = 400.0  # only components this large (full-res px) are split
-    split_min_radius_px: float = 8.0  # ... and this thick (full-res px from the edge)
-    split_min_core_px: float = 12.0  # a core smaller than this (full-res px) is ridge noise
+    split_min_radius_px: float = 8.0  # ... into pieces at least this thick (full-res px)
+    split_compact_ratio: float = 1.5  # ... if area > this x the disc of the largest radius
+    split_neck_ratio: float = 0.65  # a neck narrower than this x the smaller radius divides
+    split_reach: float = 3.0  # distance-transform maxima compared within this x their depth
+    split_notch_px: float = 6.0  # else cut between two notches this deep (full-res px; 0 = off)
+    split_cut_ratio: float = 3.0  # ... no longer than this x the sum of their depths
+    split_min_piece_px: float = 200.0  # ... into pieces of at least this area (full-res px)
+    split_min_contrast: float = 30.0  # ... that differ in mean colour (sum |dBGR|) this much
+    split_max_cuts: int = 2  # pieces are split again, this many levels deep
+    split_min_diff: float = 60.0  # components fainter than this mean belt difference stay whole
     border_px: int = 0  # ignore this many low-res px at the image border
     gain_grid_px: int = 4  # low-res grid step of the global brightness estimate
 
@@ -151,6 +158,7 @@ class Segmenter:
         k_open, k_close = self.params.open_px, self.params.close_px
         self._k_open = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k_open, k_open))
         self._k_close = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k_close, k_close))
+        self.last_diff = np.zeros((0, 0), np.uint8)  # belt difference of the last frame
 
     def downsample(self, image: np.ndarray) -> np.ndarray:
         """(H, W, 3) uint8 -> (H/s, W/s, 3) uint8 by area averaging."""
@@ -166,6 +174,7 @@ class Segmenter:
         """Foreground mask of a low-resolution frame; updates the belt model."""
         diff, fg = self.belt.foreground(small)
         self.belt.update(small, diff, fg)
+        self.last_diff = diff
         if self.params.open_px > 1:
             fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, self._k_open)
         if self.params.close_px > 1:
@@ -190,7 +199,9 @@ class Segmenter:
         stats = stats.astype(np.float64)
         s2 = float(p.scale**2)
         if p.split and n > 1:
-            stats, centroids = _split_touching(fg, labels, stats, centroids, p)
+            stats, centroids = split_touching(
+                small, fg, self.last_diff, labels, stats, centroids, p
+            )
         return _to_segments(labels, stats, centroids, p.scale, p.min_area_px / s2)
 
 
@@ -213,106 +224,3 @@ def _to_segments(
         area_px=area[keep] * scale * scale,
         scale=scale,
     )
-
-
-def _piece_stats(piece: np.ndarray, x0: int, y0: int) -> tuple[list[float], list[float]]:
-    """[left, top, width, height, area] and [cx, cy] of a boolean ROI mask at offset (x0, y0)."""
-    r, c = np.nonzero(piece)
-    left, top = int(c.min()), int(r.min())
-    stat = [x0 + left, y0 + top, int(c.max()) - left + 1, int(r.max()) - top + 1, r.size]
-    return [float(v) for v in stat], [x0 + float(c.mean()), y0 + float(r.mean())]
-
-
-def _split_touching(
-    fg: np.ndarray,
-    labels: np.ndarray,
-    stats: np.ndarray,
-    centroids: np.ndarray,
-    p: SegmentParams,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Split components with several distance-transform cores (in place on ``labels``).
-
-    Each pixel of such a component goes to its nearest core (a Voronoi split,
-    which cuts touching convex-ish fragments at their neck). New pieces get
-    label values from ``len(stats)`` on; returns stats and centroids with a row
-    per label value (the split component's row describes its first piece).
-    """
-    s = float(p.scale)
-    min_core = p.split_min_core_px / (s * s)
-    big = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] >= p.split_min_area_px / (s * s))
-    big = big[big > 0]
-    if big.size == 0:
-        return stats, centroids
-    dist = cv2.distanceTransform(fg, cv2.DIST_L2, 3)
-    big = _with_several_cores(
-        labels, dist, fg, stats.shape[0], p.split_level, big, p.split_min_radius_px / s
-    )
-    new_stats: list[list[float]] = []
-    new_cent: list[list[float]] = []
-    next_label = stats.shape[0]
-    centroids = centroids.copy()
-    for lab in big:
-        x, y, w, h = (int(v) for v in stats[lab, :4])
-        roi = (slice(y, y + h), slice(x, x + w))
-        comp = labels[roi] == lab
-        cores = _cores(np.where(comp, dist[roi], 0.0), p.split_level, min_core)
-        if cores is None:
-            continue
-        _, nearest = cv2.distanceTransformWithLabels(
-            (cores == 0).astype(np.uint8), cv2.DIST_L2, 3, labelType=cv2.DIST_LABEL_CCOMP
-        )
-        sub = labels[roi]
-        ids = np.unique(nearest[comp])
-        for k, core in enumerate(ids):
-            piece = comp & (nearest == core)
-            stat, cent = _piece_stats(piece, x, y)
-            if k == 0:  # the first piece keeps the original label
-                stats[lab], centroids[lab] = stat, cent
-                continue
-            sub[piece] = next_label
-            new_stats.append(stat)
-            new_cent.append(cent)
-            next_label += 1
-    if new_stats:
-        stats = np.vstack([stats, np.asarray(new_stats)])
-        centroids = np.vstack([centroids, np.asarray(new_cent)])
-    return stats, centroids
-
-
-def _cores(d: np.ndarray, level: float, min_core: float) -> np.ndarray | None:
-    """uint8 mask of the component's substantial cores, or None if fewer than two."""
-    cores = (d > level * d.max()).astype(np.uint8)
-    n, lab, st, _ = cv2.connectedComponentsWithStats(cores, connectivity=8)
-    small = np.flatnonzero(st[:, cv2.CC_STAT_AREA] < min_core)
-    small = small[small > 0]
-    if n - 1 - small.size < 2:
-        return None
-    if small.size:
-        cores[np.isin(lab, small)] = 0
-    return cores
-
-
-def _with_several_cores(
-    labels: np.ndarray,
-    dist: np.ndarray,
-    fg: np.ndarray,
-    n: int,
-    level: float,
-    candidates: np.ndarray,
-    min_radius: float,
-) -> np.ndarray:
-    """Candidate labels at least ``min_radius`` thick with two or more separate cores."""
-    on = np.flatnonzero(fg.ravel())
-    lab = labels.ravel()[on]
-    dv = dist.ravel()[on]
-    max_d = np.zeros(n, np.float32)
-    np.maximum.at(max_d, lab, dv)
-    candidates = candidates[max_d[candidates] >= min_radius]
-    core_px = dv > level * max_d[lab]
-    cores = np.zeros(labels.size, np.uint8)
-    cores[on[core_px]] = 1
-    _, core_lab = cv2.connectedComponents(cores.reshape(labels.shape), connectivity=8)
-    core_ids, first = np.unique(core_lab.ravel()[on[core_px]], return_index=True)
-    del core_ids
-    per_comp = np.bincount(lab[core_px][first], minlength=n)
-    return candidates[per_comp[candidates] >= 2]

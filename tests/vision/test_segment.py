@@ -3,6 +3,7 @@ splitting of touching fragments, belt-model adaptation."""
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 import synth
@@ -41,19 +42,20 @@ def test_mono_image_and_bbox_contains_centroid() -> None:
 
 
 @pytest.mark.parametrize(
-    ("overlap_px", "split", "expected"),
+    ("overlap_px", "second", "split", "expected"),
     [
-        (6.0, True, 2),  # two disks pressed together: split at the neck
-        (12.0, True, 2),
-        (6.0, False, 1),  # splitting off: one merged segment
-        (-10.0, True, 2),  # apart anyway
+        (6.0, "copper", True, 2),  # two disks pressed together: split at the neck
+        (12.0, "aluminium", True, 2),  # a wider neck, two materials: cut between the notches
+        (12.0, "copper", True, 1),  # ... one material: a peanut-shaped fragment is kept whole
+        (6.0, "copper", False, 1),  # splitting off: one merged segment
+        (-10.0, "copper", True, 2),  # apart anyway
     ],
 )
-def test_touching_pair_split(overlap_px: float, split: bool, expected: int) -> None:
+def test_touching_pair_split(overlap_px: float, second: str, split: bool, expected: int) -> None:
     r = 30.0
     blobs = [
         synth.Blob("copper", 400.0, 250.0, r, r, 0.0),
-        synth.Blob("copper", 400.0 + 2 * r - overlap_px, 250.0, r, r, 0.0),
+        synth.Blob(second, 400.0 + 2 * r - overlap_px, 250.0, r, r, 0.0),
     ]
     seg = Segmenter(SegmentParams(split=split)).segment(synth.render(blobs, 0))
     assert len(seg) == expected
@@ -84,3 +86,38 @@ def test_empty_belt_after_fragments_leave_has_no_ghosts() -> None:
     for _ in range(5):
         segmenter.segment(synth.render(blobs, 7))
     assert len(segmenter.segment(synth.belt(seed=8))) == 0
+
+
+def _bar(img: np.ndarray, cx: float, cy: float, size: tuple[float, float], angle: float,
+         bgr: tuple[int, int, int]) -> None:  # fmt: skip
+    box = cv2.boxPoints(((cx, cy), size, angle))
+    cv2.fillConvexPoly(img, np.round(box).astype(np.int32), bgr, lineType=cv2.LINE_AA)
+
+
+GREY, BLUE, RED, WHITE = (200, 200, 205), (60, 110, 200), (200, 70, 40), (230, 230, 230)
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("bar across plate", 2),  # notches where the outlines cross, two colours: cut
+        ("bar across plate, one material", 1),  # same colour: a notched sheet, not cut
+        ("striped battery", 1),  # colour bands across one convex fragment: not cut
+        ("notched sheet", 1),
+    ],
+)
+def test_overlap_cut_at_notches_only_between_materials(case: str, expected: int) -> None:
+    img = synth.belt(seed=1)
+    if case.startswith("bar across plate"):
+        _bar(img, 400, 250, (160, 90), 0, GREY if case == "bar across plate" else BLUE)
+        _bar(img, 470, 250, (140, 50), 60, BLUE)
+    elif case == "striped battery":
+        _bar(img, 600, 250, (180, 60), 30, RED)
+        _bar(img, 600, 250, (60, 60), 30, WHITE)
+    else:
+        pts = [[500, 200], [560, 230], [620, 190], [640, 260], [610, 320], [540, 300], [480, 330]]
+        cv2.fillPoly(img, [np.array(pts, np.int32)], BLUE, lineType=cv2.LINE_AA)
+    seg = Segmenter().segment(img)
+    assert len(seg) == expected
+    if case == "bar across plate":  # the bar (on top) keeps its own centroid
+        assert np.min(np.hypot(*(seg.centroid_px - [470.0, 250.0]).T)) < 6.0

@@ -1,0 +1,213 @@
+# mypy: disallow-untyped-defs=False
+"""Numba kernels of the touching-fragment split (``vision.split``).
+
+Private: ``vision.split.split_touching`` prepares their input. Coordinates are
+low-resolution pixels (row, column); ``labels`` int32, ``dist`` float32 distance
+to the nearest background pixel. All release the GIL.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _label_max(labels, dist, diff, n):
+    """Per label value (n,): largest ``dist`` (float32) and mean ``diff`` (float64, the
+    belt difference), 0 where a label has no pixel."""
+    out = np.zeros(n, np.float32)
+    total = np.zeros(n, np.float64)
+    count = np.zeros(n, np.float64)
+    lf = labels.reshape(-1)
+    df = dist.reshape(-1)
+    ff = diff.reshape(-1)
+    for i in range(lf.size):
+        lab = lf[i]
+        if lab > 0:
+            out[lab] = max(out[lab], df[i])
+            total[lab] += ff[i]
+            count[lab] += 1.0
+    return out, total / np.maximum(count, 1.0)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _peaks(labels, dist, lab, r0, c0, r1, c1, min_radius):
+    """(P, 3) float64 row, column, dist of the local maxima (3x3, plateaus kept) of
+    ``dist`` on label ``lab`` inside rows r0..r1, columns c0..c1 (end exclusive),
+    at least ``min_radius`` deep; sorted deepest first."""
+    h, w = labels.shape[0], labels.shape[1]
+    out = np.empty(((r1 - r0) * (c1 - c0), 3), np.float64)
+    k = 0
+    for r in range(r0, r1):
+        for c in range(c0, c1):
+            if labels[r, c] != lab:
+                continue
+            d = dist[r, c]
+            if d < min_radius:
+                continue
+            top = True
+            for dr in range(-1, 2):
+                rr = r + dr
+                if rr < 0 or rr >= h:
+                    continue
+                for dc in range(-1, 2):
+                    cc = c + dc
+                    if 0 <= cc < w and dist[rr, cc] > d:
+                        top = False
+            if top:
+                out[k, 0], out[k, 1], out[k, 2] = r, c, d
+                k += 1
+    order = np.argsort(-out[:k, 2], kind="mergesort")
+    return out[:k][order]
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _line_min(dist, ra, ca, rb, cb):
+    """Smallest ``dist`` on the straight line between two pixels (half-pixel steps)."""
+    steps = int(2.0 * max(abs(rb - ra), abs(cb - ca))) + 1
+    low = np.float32(1e30)
+    for s in range(steps + 1):
+        t = s / steps
+        r = int(ra + t * (rb - ra) + 0.5)
+        c = int(ca + t * (cb - ca) + 0.5)
+        low = min(low, dist[r, c])
+    return low
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _find(parent, i):
+    while parent[i] != i:
+        parent[i] = parent[parent[i]]
+        i = parent[i]
+    return i
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _group_peaks(peaks, dist, neck_ratio, reach):
+    """Group id (0..G-1, deepest group first) of each peak, and G.
+
+    Persistence-style merging: the connection between two peaks is the lowest
+    ``dist`` on the straight line between them (its neck); connections are
+    taken widest neck first, and two groups merge when the neck is at least
+    ``neck_ratio`` times the shallower group's deepest peak. A saddle between
+    two touching fragments joins one of them and no more; a ridge along one
+    long fragment chains into one group. Only pairs closer than ``reach``
+    times the deeper peak's depth are connected.
+    """
+    p = peaks.shape[0]
+    ia = np.empty(p * (p - 1) // 2, np.int64)
+    ib = np.empty_like(ia)
+    neck = np.empty(ia.size, np.float64)
+    e = 0
+    for i in range(p):
+        for j in range(i):
+            ri, ci, di = peaks[i, 0], peaks[i, 1], peaks[i, 2]
+            rj, cj, dj = peaks[j, 0], peaks[j, 1], peaks[j, 2]
+            if math.hypot(ri - rj, ci - cj) > reach * max(di, dj) + 1.5:
+                continue
+            ia[e], ib[e] = i, j
+            neck[e] = _line_min(dist, ri, ci, rj, cj)
+            e += 1
+    parent = np.arange(p)
+    depth = peaks[:, 2].copy()  # deepest peak of each root's group
+    for k in np.argsort(-neck[:e], kind="mergesort"):
+        a, b = _find(parent, ia[k]), _find(parent, ib[k])
+        if a != b and neck[k] >= neck_ratio * min(depth[a], depth[b]):
+            parent[b] = a
+            depth[a] = max(depth[a], depth[b])
+    group = np.full(p, -1, np.int64)
+    root_group = np.full(p, -1, np.int64)
+    g = 0
+    for i in range(p):  # peaks are deepest first, so groups come deepest first
+        root = _find(parent, i)
+        if root_group[root] < 0:
+            root_group[root] = g
+            g += 1
+        group[i] = root_group[root]
+    return group, g
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _fill_ridges(markers):
+    """Pixels the watershed left on a dividing line (-1) inside the fragment take the
+    label of a 4-neighbouring piece (1..); the background marker is the largest label."""
+    h, w = markers.shape[0], markers.shape[1]
+    bg = markers.max()
+    for r in range(1, h - 1):
+        for c in range(1, w - 1):
+            if markers[r, c] != -1:
+                continue
+            best = 0
+            for rr, cc in ((r - 1, c), (r + 1, c), (r, c - 1), (r, c + 1)):
+                v = markers[rr, cc]
+                if 0 < v < bg:
+                    best = v
+                    break
+            markers[r, c] = best
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _write_pieces(labels, markers, comp_lab, r0, c0, new_ids, stats, cents, dist, max_d):
+    """Write watershed pieces (markers 1..G, offset r0, c0 with a 1 px frame) of
+    component ``comp_lab`` into ``labels`` as ``new_ids[g - 1]``; per piece g
+    (row g-1): stats = left, top, width, height, area; cents = col, row (low-res px);
+    max_d = largest ``dist``. Component pixels the pieces did not reach stay ``new_ids[0]``."""
+    g_n = new_ids.size
+    area = np.zeros(g_n, np.float64)
+    sx = np.zeros(g_n, np.float64)
+    sy = np.zeros(g_n, np.float64)
+    x0 = np.full(g_n, 1 << 30, np.int64)
+    y0 = np.full(g_n, 1 << 30, np.int64)
+    x1 = np.full(g_n, -1, np.int64)
+    y1 = np.full(g_n, -1, np.int64)
+    h, w = markers.shape[0] - 2, markers.shape[1] - 2
+    for r in range(h):
+        for c in range(w):
+            if labels[r0 + r, c0 + c] != comp_lab:
+                continue
+            m = markers[r + 1, c + 1]
+            g = m - 1 if 0 < m <= g_n else 0
+            labels[r0 + r, c0 + c] = new_ids[g]
+            max_d[g] = max(max_d[g], dist[r0 + r, c0 + c])
+            area[g] += 1.0
+            sx[g] += c0 + c
+            sy[g] += r0 + r
+            x0[g] = min(x0[g], c0 + c)
+            y0[g] = min(y0[g], r0 + r)
+            x1[g] = max(x1[g], c0 + c)
+            y1[g] = max(y1[g], r0 + r)
+    for g in range(g_n):
+        a = max(area[g], 1.0)
+        stats[g, 0], stats[g, 1] = x0[g], y0[g]
+        stats[g, 2], stats[g, 3] = x1[g] - x0[g] + 1, y1[g] - y0[g] + 1
+        stats[g, 4] = area[g]
+        cents[g, 0], cents[g, 1] = sx[g] / a, sy[g] / a
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _best_cut(mask, far, depth, ratio):
+    """Indices (i, j) of the notch points (far: (K, 2) float64 x, y) with the smallest
+    length / (depth_i + depth_j), below ``ratio``, whose straight line stays on
+    ``mask`` (>= 90 % of its samples); (-1, -1) if none."""
+    best_i, best_j, best_q = -1, -1, ratio
+    for i in range(far.shape[0]):
+        for j in range(i):
+            dx, dy = far[i, 0] - far[j, 0], far[i, 1] - far[j, 1]
+            length = math.hypot(dx, dy)
+            q = length / (depth[i] + depth[j])
+            if q >= best_q or length < 2.0:
+                continue
+            steps = max(int(length), 2)
+            on = 0
+            for s in range(steps):
+                t = s / (steps - 1)
+                x = int(far[j, 0] + t * dx + 0.5)
+                y = int(far[j, 1] + t * dy + 0.5)
+                if mask[y, x] != 0:
+                    on += 1
+            if on >= 0.9 * steps:
+                best_i, best_j, best_q = i, j, q
+    return best_i, best_j

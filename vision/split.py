@@ -1,0 +1,284 @@
+"""Touching and overlapping fragments split, at 1/scale resolution.
+
+Two kinds of markers feed one marker watershed (``cv2.watershed`` on the
+colour image, so a cut follows the colour edge between two fragments where
+there is one and falls midway where there is none):
+
+1. Shape: in a component that is large, thick enough and not compact (area
+   above ``compact_ratio`` times the disc of its largest inscribed radius), the
+   local maxima of the distance transform, grouped persistence-style: two
+   groups stay one fragment when the line between them never narrows below
+   ``neck_ratio`` times the shallower group's depth. Touching fragments meet
+   at a neck; a ridge along one long fragment stays one group.
+2. Notches (when the shape gives one group): where one fragment lies across
+   another, their outlines cross in two concave corners; the straight line
+   between the two deepest-and-closest convexity defects follows the upper
+   fragment's edge. The cut is kept when the two pieces differ in mean colour
+   (one notched sheet of one material is not cut).
+
+Pieces are split again up to ``max_cuts`` levels (three fragments in a heap).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from vision.kernels_split import (
+    _best_cut,
+    _fill_ridges,
+    _group_peaks,
+    _label_max,
+    _peaks,
+    _write_pieces,
+)
+
+__all__ = ["SplitParams", "split_touching"]
+
+_K3 = np.ones((3, 3), np.uint8)
+SEED_DEPTH = 0.9  # watershed seeds: a group's maxima at least this x its deepest
+
+
+class SplitParams(Protocol):
+    """The ``SegmentParams`` fields the split reads (lengths in full-res px)."""
+
+    @property
+    def scale(self) -> int: ...
+
+    @property
+    def split_min_area_px(self) -> float: ...
+
+    @property
+    def split_min_radius_px(self) -> float: ...
+
+    @property
+    def split_compact_ratio(self) -> float: ...
+
+    @property
+    def split_neck_ratio(self) -> float: ...
+
+    @property
+    def split_reach(self) -> float: ...
+
+    @property
+    def split_notch_px(self) -> float: ...
+
+    @property
+    def split_cut_ratio(self) -> float: ...
+
+    @property
+    def split_min_piece_px(self) -> float: ...
+
+    @property
+    def split_min_contrast(self) -> float: ...
+
+    @property
+    def split_max_cuts(self) -> int: ...
+
+    @property
+    def split_min_diff(self) -> float: ...
+
+
+def _worth_splitting(area: np.ndarray, max_d: np.ndarray, p: SplitParams) -> np.ndarray:
+    """Mask: large, thick enough and not compact (area > compact_ratio x the disc of
+    the largest inscribed radius; one round or square fragment stays below)."""
+    s = float(p.scale)
+    ok = (area >= p.split_min_area_px / (s * s)) & (max_d >= p.split_min_radius_px / s)
+    disc = math.pi * max_d.astype(np.float64) ** 2
+    return np.asarray(ok & (area >= p.split_compact_ratio * disc))
+
+
+def candidates(stats: np.ndarray, max_d: np.ndarray, p: SplitParams) -> np.ndarray:
+    """Label values worth trying to split (see the module docstring)."""
+    ok = _worth_splitting(stats[:, cv2.CC_STAT_AREA], max_d, p)
+    ok[0] = False
+    return np.flatnonzero(ok)
+
+
+def split_touching(
+    small: np.ndarray,
+    fg: np.ndarray,
+    diff: np.ndarray,
+    labels: np.ndarray,
+    stats: np.ndarray,
+    centroids: np.ndarray,
+    p: SplitParams,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split candidates in place on ``labels`` ((h, w) int32); new pieces get label
+    values from ``len(stats)`` on. Returns stats (float64, cv2 CC_STAT columns) and
+    centroids (column, row) with a row per label value.
+
+    small: (h, w, 3) uint8 BGR at the labels' resolution; fg: (h, w) uint8 mask;
+    diff: (h, w) uint8 belt difference (sum |BGR - belt|). Components whose mean
+    difference is below ``split_min_diff`` (stains, wear, faint shadows) are left whole.
+    """
+    n = stats.shape[0]
+    dist = cv2.distanceTransform(fg, cv2.DIST_L2, cv2.DIST_MASK_5)
+    max_d, mean_diff = _label_max(labels, dist, diff, n)
+    cand = candidates(stats, max_d, p)
+    cand = cand[mean_diff[cand] >= p.split_min_diff]
+    todo = [(int(lab), True, 0) for lab in cand]
+    rows = [stats]  # stats and centroids of new labels are appended as they appear
+    cents = [np.array(centroids, np.float64)]
+    next_label = n
+    while todo:
+        lab, try_shape, level = todo.pop()
+        stat = rows[0][lab] if lab < n else rows[1 + (lab - n)]
+        pieces = _split_one(small, labels, dist, lab, stat, try_shape, p)
+        if pieces is None:
+            continue
+        markers, n_groups = pieces
+        x, y = int(stat[0]), int(stat[1])
+        ids = np.array([lab, *range(next_label, next_label + n_groups - 1)], np.int32)
+        st = np.zeros((n_groups, 5), np.float64)
+        ce = np.zeros((n_groups, 2), np.float64)
+        piece_d = np.zeros(n_groups, np.float32)
+        _write_pieces(labels, markers, lab, y, x, ids, st, ce, dist, piece_d)
+        if lab < n:
+            rows[0][lab], cents[0][lab] = st[0], ce[0]
+        else:
+            rows[1 + (lab - n)], cents[1 + (lab - n)] = st[0], ce[0]
+        rows.extend(st[1:])
+        cents.extend(ce[1:])
+        next_label += n_groups - 1
+        if level + 1 < p.split_max_cuts:  # a piece may still hold touching fragments
+            again = ids[_worth_splitting(st[:, cv2.CC_STAT_AREA], piece_d, p)]
+            todo.extend((int(i), False, level + 1) for i in again)
+    if len(rows) > 1:
+        stats = np.vstack([rows[0], np.asarray(rows[1:]).reshape(-1, 5)])
+        centroids = np.vstack([cents[0], np.asarray(cents[1:]).reshape(-1, 2)])
+    else:
+        centroids = cents[0]
+    return stats, centroids
+
+
+def _split_one(
+    small: np.ndarray,
+    labels: np.ndarray,
+    dist: np.ndarray,
+    lab: int,
+    stat: np.ndarray,
+    try_shape: bool,
+    p: SplitParams,
+) -> tuple[np.ndarray, int] | None:
+    """Watershed markers (after the watershed) and piece count for one label, or None."""
+    x, y, w, h = (int(v) for v in stat[:4])
+    if w < 2 or h < 2:
+        return None
+    comp = labels[y : y + h, x : x + w] == lab
+    n_groups = 1
+    if try_shape:
+        min_r = p.split_min_radius_px / p.scale
+        markers, n_groups = _shape_markers(labels, dist, lab, comp, x, y, min_r, p)
+    by_notch = n_groups < 2 and p.split_notch_px > 0
+    if by_notch:
+        markers, n_groups = _notch_markers(comp, p)
+    if n_groups < 2:
+        return None
+    roi = cv2.copyMakeBorder(small[y : y + h, x : x + w], 1, 1, 1, 1, cv2.BORDER_REPLICATE)
+    if by_notch and n_groups == 2 and _contrast(roi, markers) < p.split_min_contrast:
+        return None  # a notched outline of one material: a torn sheet, not two fragments
+    cv2.watershed(roi, markers)
+    _fill_ridges(markers)
+    return markers, n_groups
+
+
+def _contrast(roi: np.ndarray, markers: np.ndarray) -> float:
+    """Sum over B, G, R of |mean colour of marker 1 - mean colour of marker 2|."""
+    a = roi[markers == 1].mean(axis=0)
+    b = roi[markers == 2].mean(axis=0)
+    return float(np.abs(a - b).sum())
+
+
+def _shape_markers(
+    labels: np.ndarray,
+    dist: np.ndarray,
+    lab: int,
+    comp: np.ndarray,
+    x: int,
+    y: int,
+    min_r: float,
+    p: SplitParams,
+) -> tuple[np.ndarray, int]:
+    """Watershed markers from grouped distance-transform maxima, and their count."""
+    h, w = comp.shape
+    peaks = _peaks(labels, dist, lab, y, x, y + h, x + w, min_r)
+    if peaks.shape[0] < 2:
+        return np.empty((0, 0), np.int32), 1
+    group, n_groups = _group_peaks(peaks, dist, p.split_neck_ratio, p.split_reach)
+    if n_groups < 2:
+        return np.empty((0, 0), np.int32), 1
+    return _markers(comp, peaks, group, x, y, n_groups), n_groups
+
+
+def _notch_markers(comp: np.ndarray, p: SplitParams) -> tuple[np.ndarray, int]:
+    """Markers from a cut between two notches of the outline (convexity defects at
+    least ``split_notch_px`` deep, full-res px): where one fragment lies across
+    another, or two meet at an angle, their outlines cross in two concave corners
+    and the straight line between them follows the upper fragment's edge. The
+    cut with the smallest length / (depth_a + depth_b), at most
+    ``split_cut_ratio``, running inside the component, is taken; pieces of at
+    least ``split_min_piece_px`` (full-res px) become markers."""
+    none = np.empty((0, 0), np.int32), 1
+    h, w = comp.shape
+    padded = np.zeros((h + 2, w + 2), np.uint8)
+    padded[1:-1, 1:-1] = comp
+    contours, _ = cv2.findContours(padded, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    if not contours:
+        return none
+    c = max(contours, key=len)
+    if len(c) < 8:
+        return none
+    try:
+        defects = cv2.convexityDefects(c, cv2.convexHull(c, returnPoints=False))
+    except cv2.error:  # self-intersecting outlines: no notch split
+        return none
+    if defects is None:
+        return none
+    d = defects.reshape(-1, 4)
+    depth = d[:, 3] / 256.0
+    deep = depth >= p.split_notch_px / p.scale
+    if deep.sum() < 2:
+        return none
+    far = c.reshape(-1, 2)[d[deep, 2]].astype(np.float64)  # (K, 2) x, y in padded coords
+    i, j = _best_cut(padded, far, depth[deep], p.split_cut_ratio)
+    if i < 0:
+        return none
+    cut_mask = padded.copy()
+    a, b = far[i].astype(int), far[j].astype(int)
+    cv2.line(cut_mask, (int(a[0]), int(a[1])), (int(b[0]), int(b[1])), 0, 1, cv2.LINE_8)
+    _, lab, st, _ = cv2.connectedComponentsWithStats(cut_mask, connectivity=4, ltype=cv2.CV_16U)
+    big = np.flatnonzero(st[:, cv2.CC_STAT_AREA] >= p.split_min_piece_px / (p.scale * p.scale))
+    big = big[big > 0]
+    if big.size < 2:
+        return none
+    markers = np.where(padded > 0, 0, big.size + 1).astype(np.int32)
+    for g, k in enumerate(big):
+        markers[lab == k] = g + 1
+    return markers, int(big.size)
+
+
+def _markers(
+    comp: np.ndarray,
+    peaks: np.ndarray,
+    group: np.ndarray,
+    x: int,
+    y: int,
+    n_groups: int,
+) -> np.ndarray:
+    """(h+2, w+2) int32 watershed markers: group g's peaks = g + 1, the component's
+    other pixels 0 (to flood), everything else (and a 1 px frame) the background."""
+    h, w = comp.shape
+    markers = np.full((h + 2, w + 2), n_groups + 1, np.int32)
+    inner = markers[1:-1, 1:-1]
+    inner[comp] = 0
+    top = np.zeros(n_groups)
+    np.maximum.at(top, group, peaks[:, 2])
+    seed = peaks[:, 2] >= SEED_DEPTH * top[group]  # not the saddles a group swallowed
+    rows = peaks[seed, 0].astype(np.int64) - y + 1
+    cols = peaks[seed, 1].astype(np.int64) - x + 1
+    markers[rows, cols] = group[seed].astype(np.int32) + 1
+    return markers
