@@ -9,7 +9,8 @@ speed:        frames/s and classified objects/s on pre-rendered 1280x512
               thread beside classification of frame n on a worker, ONNX Runtime
               on 1 thread). Per row: fps (1000 / median frame interval), frame
               interval p50/p99, latency p50/p99 (frame start to its detections),
-              objects/s (detections / wall time), mean ms per stage.
+              objects/s (detections / wall time), CPU ms per frame (all
+              threads of the process), mean ms per stage.
 segmentation: against the plant's ground truth on every preset (held-out
               seeds): count error, split and merge rates, centroid error (mm).
 
@@ -113,7 +114,9 @@ def _time_case(frames: list[Any], clf: Any, passes: int, mode: str) -> dict[str,
         pipe.process(f)
     pipe.times = type(pipe.times)()
     run = _run_sync if mode == "sync" else _run_pipelined
+    cpu0 = time.process_time()
     ms_list, lat_list, n_dets = run(pipe, frames, passes)
+    cpu_s = time.process_time() - cpu0
     ms, lat = np.asarray(ms_list), np.asarray(lat_list)
     t = pipe.times
     med = float(np.median(ms))
@@ -128,6 +131,9 @@ def _time_case(frames: list[Any], clf: Any, passes: int, mode: str) -> dict[str,
         "latency_ms_p50": float(np.median(lat)),
         "latency_ms_p99": float(np.percentile(lat, 99)),
         "objects_per_s": n_dets / (ms.sum() / 1000.0),
+        # CPU time of this process (all its threads) per frame: less sensitive than
+        # wall time to other jobs on a shared machine
+        "cpu_ms_per_frame": 1000.0 * cpu_s / len(ms),
         "stage_ms_mean": {
             "segment": 1000.0 * t.segment_s / t.frames,
             "crop_and_measure": 1000.0 * t.crop_s / t.frames,

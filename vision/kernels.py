@@ -173,20 +173,26 @@ def _crops(image, labels, win, own, fill, scale, masked, out):
             _nearest(y0, k, scale, h, lr)
             _soft_mask(labels, own[m], lr, lc, raw, tmp, mask)
         o = out[m].reshape(-1)
+        f0, f1, f2 = fill[m, 0], fill[m, 1], fill[m, 2]
         for i in range(size):
             ra = np.uint64(r0[i] * ww * 3)
             rb = np.uint64(r1[i] * ww * 3)
             fy = np.int32(wr[i])
             for j in range(size):
+                a = mask[i, j]
+                q = np.uint64((i * size + j) * 3)
+                if masked and a == 0:  # belt around the fragment: the fill colour only
+                    o[q] = f0
+                    o[q + np.uint64(1)] = f1
+                    o[q + np.uint64(2)] = f2
+                    continue
                 fx = wc[j]
                 w00 = (32 - fx) * (32 - fy)
                 w01 = fx * (32 - fy)
                 w10 = (32 - fx) * fy
                 w11 = fx * fy
-                a = mask[i, j]
                 pa, pb = ra + ca[j], ra + cb[j]
                 pc, pd = rb + ca[j], rb + cb[j]
-                q = np.uint64((i * size + j) * 3)
                 for ch in range(3):
                     u = np.uint64(ch)
                     v = (
