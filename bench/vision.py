@@ -185,8 +185,8 @@ def targets(rows: list[dict]) -> dict[str, Any]:
         at25 = [r["fps_median"] for r in mine if r["fragments_target"] == 25]
         obj = {r["fragments_target"]: r["objects_per_s"] for r in mine}
         res[mode] = {
-            "fps_200_at_25": bool(at25) and min(at25) >= 200.0,
-            "objects_5000_at": {str(k): v >= 5000.0 for k, v in obj.items()},
+            "fps_200_at_25": bool(at25) and bool(min(at25) >= 200.0),
+            "objects_5000_at": {str(k): bool(v >= 5000.0) for k, v in obj.items()},
         }
     return res
 

@@ -2,8 +2,11 @@
 
 - ``vision.pipeline.VisionPipeline(geometry, classifier, camera_model=None)``:
   ``process(frame) -> Detections`` (segmentation against an adaptive belt
-  model, touching fragments split, pixels -> belt mm, crops classified in one
-  batch; segments the model calls "not a fragment" dropped).
+  model, touching and overlapping fragments split (``vision.split``), pixels
+  -> belt mm, crops classified in batches; segments the model calls "not a
+  fragment" dropped); or its two stages ``prepare(frame, buffer)`` and
+  ``finish(prepared)``. Hot loops are Numba kernels (``vision.kernels``,
+  ``vision.kernels_split``) with OpenCV/NumPy twins in ``tests/vision/naive.py``.
 - ``vision.pipelined.PipelinedVision(pipeline)``: ``push(frame) -> Detections | None``
   (the previous frame's), ``flush()``: segmentation of frame n+1 beside
   classification of frame n on a worker thread (two cores, one frame of latency).

@@ -79,3 +79,41 @@ def belt_update(
     mean_u8 = np.minimum(np.floor(m + 0.5), 255).astype(np.uint8)
     thresh = np.maximum(np.minimum(np.floor(k_sigma * s + 0.5), 255), min_diff).astype(np.uint8)
     return m, s, mean_u8, thresh
+
+
+def label_max(labels: np.ndarray, dist: np.ndarray, diff: np.ndarray, n: int) -> tuple:
+    """Largest ``dist`` and mean ``diff`` per label value (0 for label 0 and empty labels)."""
+    max_d = np.zeros(n, np.float32)
+    mean = np.zeros(n)
+    for lab in range(1, n):
+        on = labels == lab
+        if on.any():
+            max_d[lab] = dist[on].max()
+            mean[lab] = diff[on].mean()
+    return max_d, mean
+
+
+def peaks(labels: np.ndarray, dist: np.ndarray, lab: int, min_radius: float) -> set:
+    """(row, col) of the 3x3 local maxima (plateaus kept) of ``dist`` on label ``lab``."""
+    grown = cv2.dilate(dist, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT,
+                       borderValue=0.0)  # fmt: skip
+    rows, cols = np.nonzero((labels == lab) & (dist >= min_radius) & (dist >= grown))
+    return set(zip(rows.tolist(), cols.tolist(), strict=True))
+
+
+def best_cut(mask: np.ndarray, far: np.ndarray, depth: np.ndarray, ratio: float) -> tuple:
+    """The notch pair with the smallest length / depth sum below ``ratio`` whose straight
+    line stays on the mask for >= 90 % of its samples; (-1, -1) if none."""
+    best, best_q = (-1, -1), ratio
+    for i in range(len(far)):
+        for j in range(i):
+            length = float(np.hypot(*(far[i] - far[j])))
+            q = length / (depth[i] + depth[j])
+            if q >= best_q or length < 2.0:
+                continue
+            steps = max(int(length), 2)
+            t = np.arange(steps)[:, None] / (steps - 1)
+            pts = np.floor(far[j] + t * (far[i] - far[j]) + 0.5).astype(np.int64)
+            if (mask[pts[:, 1], pts[:, 0]] != 0).sum() >= 0.9 * steps:
+                best, best_q = (i, j), q
+    return best

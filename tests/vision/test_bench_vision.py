@@ -21,8 +21,12 @@ def test_bench_vision_quick(tmp_path: Path) -> None:
         assert row["latency_ms_p99"] >= row["latency_ms_p50"] > 0
         assert row["detections_per_frame"] > 5  # every detection classified, none skipped
         assert set(row["stage_ms_mean"]) == {"segment", "crop_and_measure", "classify"}
+        assert row["cpu_ms_per_frame"] > 0
     assert rows[1]["threads"]["python_threads"] == 2 and rows[1]["threads"]["ort_intra_op"] == 1
     assert set(res["targets_met"]) == {"sync", "pipelined"}
+    for met in res["targets_met"].values():
+        assert isinstance(met["fps_200_at_25"], bool)
+        assert all(isinstance(v, bool) for v in met["objects_5000_at"].values())
     assert set(res["segmentation"]) == {"easy", "default", "crowded", "fast", "dirty"}
     for score in res["segmentation"].values():
         assert 0.0 <= score["recall"] <= 1.0 and score["frames"] == 1
