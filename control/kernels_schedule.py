@@ -21,6 +21,7 @@ from numba import njit
 from control.kernels_intervals import _commit, _emit, _plan, _prune, _pulse_columns
 from control.params import (
     MODE_BASELINE,
+    RULE_MAX,
     S_BASE_MARGIN_MM,
     S_BASE_PAD_MM,
     S_BASE_STEP_MM,
@@ -32,6 +33,8 @@ from control.params import (
     S_COVER_X,
     S_DIV_DEAD_TICKS,
     S_DIV_DWELL_TICKS,
+    S_FLOOR_U_MM,
+    S_FLOOR_X_MM,
     S_GUARD_TICKS,
     S_K_SIGMA,
     S_LEAD_TICKS,
@@ -44,6 +47,7 @@ from control.params import (
     S_PITCH_MM,
     S_SIGMA_X_K,
     S_TOLERANCE,
+    S_WINDOW_RULE,
     S_X_FIRST_MM,
 )
 
@@ -83,10 +87,19 @@ def _valve_air(ton, toff, sig, x, sx, hx, hu, sp):
         tc = 0.5 * (ton + toff)
         return first, last, tc - half_ticks, tc + half_ticks
     k = sp[S_K_SIGMA]
-    trim = 0.5 * (1.0 - sp[S_COVER_U]) * (toff - ton)
-    air_on = ton + trim - k * sig
-    air_off = toff - trim + k * sig
-    half_w = sp[S_COVER_X] * hx + sp[S_SIGMA_X_K] * sx
+    if sp[S_WINDOW_RULE] == RULE_MAX:  # tolerance = half-length (see ControlParams)
+        tc = 0.5 * (ton + toff)
+        half = max(
+            0.5 * sp[S_COVER_U] * (toff - ton), k * sig + sp[S_FLOOR_U_MM] / sp[S_MM_PER_TICK]
+        )
+        air_on = tc - half
+        air_off = tc + half
+        half_w = max(sp[S_COVER_X] * hx, sp[S_SIGMA_X_K] * sx + sp[S_FLOOR_X_MM])
+    else:
+        trim = 0.5 * (1.0 - sp[S_COVER_U]) * (toff - ton)
+        air_on = ton + trim - k * sig
+        air_off = toff - trim + k * sig
+        half_w = sp[S_COVER_X] * hx + sp[S_SIGMA_X_K] * sx
     b2 = 0.5 * sp[S_BLAST_MM]
     first = math.floor((x - half_w + b2 - x0) / pitch - 0.5)
     last = math.ceil((x + half_w - b2 - x0) / pitch - 0.5)
@@ -262,7 +275,8 @@ def _schedule(
     # arrives minus k sigma: tracks farther out are skipped without shaping a window
     reach_valve = (
         lead + guard + sp[S_OPEN_TICKS]
-        + (sp[S_BASE_STEP_MM] + sp[S_BASE_PAD_MM] + sp[S_BASE_MARGIN_MM]) / sp[S_MM_PER_TICK]
+        + (sp[S_BASE_STEP_MM] + sp[S_BASE_PAD_MM] + sp[S_BASE_MARGIN_MM] + sp[S_FLOOR_U_MM])
+        / sp[S_MM_PER_TICK]
     )  # fmt: skip
     reach_flap = lead + guard + sp[S_DIV_DEAD_TICKS]
     for i in range(n):

@@ -64,7 +64,13 @@ S_DIV_DWELL_TICKS = 20
 S_MM_PER_TICK = 21
 S_SIGMA_X_K = 22  # widening across the belt in x sigmas
 S_BELT_WIDTH_MM = 23
-N_SCHEDULE = 24
+S_WINDOW_RULE = 24  # 0 share + k sigma (sum), 1 max(share, k sigma + floor)
+S_FLOOR_U_MM = 25  # the max rule's positional tolerance floor along the belt
+S_FLOOR_X_MM = 26  # ... and across it
+N_SCHEDULE = 27
+
+RULE_SUM = 0
+RULE_MAX = 1
 
 MODE_ADAPTIVE = 0
 MODE_BASELINE = 1
@@ -99,6 +105,14 @@ class ControlParams:
     # the fragment lifts it without blowing its whole outline (bench/air.py)
     cover_x_share: float = 0.7
     cover_u_share: float = 0.7
+    # how the share and the prediction's uncertainty combine into the air's
+    # half-length (half-width): "max": max(share x half size, k sigma + floor),
+    # the centred air then tolerates a crossing error up to that half-length
+    # (a jet over half a fragment's length lifts it); "sum": share x half size
+    # + k sigma (the earlier rule: the share's slack and sigma both paid)
+    window_rule: Literal["max", "sum"] = "max"
+    tolerance_floor_mm: float = 6.0
+    tolerance_floor_x_mm: float = 4.0
     mode: Literal["adaptive", "baseline"] = "adaptive"
     baseline_step_mm: float = 4.8
     baseline_pad_mm: float = 3.3
@@ -111,6 +125,12 @@ class ControlParams:
             v = getattr(self, f.name)
             if isinstance(v, float) and not np.isfinite(v):
                 raise ValueError(f"ControlParams.{f.name} must be finite, got {v}")
+        if self.window_rule not in ("max", "sum"):
+            raise ValueError(
+                f"ControlParams.window_rule must be max or sum, not {self.window_rule!r}"
+            )
+        if self.tolerance_floor_mm < 0 or self.tolerance_floor_x_mm < 0:
+            raise ValueError("ControlParams tolerance floors must be >= 0")
         if self.mode not in ("adaptive", "baseline"):
             raise ValueError(f"ControlParams.mode must be adaptive or baseline, not {self.mode!r}")
         if not (0 < self.cover_x_share <= 1 and 0 < self.cover_u_share <= 1):

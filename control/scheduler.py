@@ -74,6 +74,9 @@ def schedule_vector(
     s[ix.S_DIV_DWELL_TICKS] = params.diverter_dwell_ms * ticks_per_ms
     s[ix.S_MM_PER_TICK] = geometry.belt.mm_per_tick
     s[ix.S_BELT_WIDTH_MM] = geometry.belt.width_mm
+    s[ix.S_WINDOW_RULE] = ix.RULE_MAX if params.window_rule == "max" else ix.RULE_SUM
+    s[ix.S_FLOOR_U_MM] = params.tolerance_floor_mm
+    s[ix.S_FLOOR_X_MM] = params.tolerance_floor_x_mm
     return s
 
 

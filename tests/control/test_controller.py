@@ -30,20 +30,19 @@ def _air(pulses, geometry, ref_tick):
     return on, off, xl, xr
 
 
-def _covered(obj: BeltObjects, cam: SyntheticCamera, pulses, geometry, share=None) -> np.ndarray:
-    """Per object: is the central ``share`` of its box (the controller's coverage
-    rule, default ``ControlParams().cover_*_share``) under air as it crosses?"""
-    share = ControlParams().cover_x_share if share is None else share
+def _covered(obj: BeltObjects, cam: SyntheticCamera, pulses, geometry, need=0.5) -> np.ndarray:
+    """Per object: does one pulse's air cover at least ``need`` of its box's
+    length (crossing time) and of its width (a jet over half a fragment lifts it:
+    the guarantee of the default window rule while the crossing error stays
+    within the air's half-length)?"""
     t_on, t_off = cam.crossing_ticks()
-    trim = 0.5 * (1.0 - share) * (t_off - t_on)
     on, off, xl, xr = _air(pulses, geometry, cam.start_tick + 20_000)
     ok = np.zeros(len(obj), bool)
     for j in range(len(obj)):
-        hx = share * obj.hx_mm[j]
-        hit = (
-            (on <= t_on[j] + trim[j]) & (off >= t_off[j] - trim[j])
-            & (xl <= obj.x_mm[j] - hx) & (xr >= obj.x_mm[j] + hx)
-        )  # fmt: skip
+        x, hx = obj.x_mm[j], obj.hx_mm[j]
+        ov_t = np.minimum(off, t_off[j]) - np.maximum(on, t_on[j])
+        ov_x = np.minimum(xr, x + hx) - np.maximum(xl, x - hx)
+        hit = (ov_t >= need * (t_off[j] - t_on[j])) & (ov_x >= need * 2 * hx)
         ok[j] = hit.any()
     return ok
 
@@ -69,7 +68,7 @@ def test_targets_are_covered_and_nothing_else(
     target = np.isin(obj.cls, TARGET_IDS)
     covered = _covered(obj, cam, pulses, geometry)
     assert covered[target].all(), np.nonzero(target & ~covered)
-    # no non-target lies centrally under air (it may be brushed by a neighbour's blast)
+    # no non-target lies half under air (it may be brushed by a neighbour's blast)
     assert covered[~target].sum() == 0
     st = ctl.stats()
     assert st["objects_seen"] == len(obj)
@@ -148,33 +147,45 @@ def test_baseline_mode_runs_and_uses_more_air(geometry, recipe, run_stream):
 
 
 def _slow_belt(geometry, speed_mm_s):
-    valves = geometry.valves.model_copy(update={"open_delay_ms": 30.0, "close_delay_ms": 20.0})
+    valves = geometry.valves.model_copy(update={"open_delay_ms": 80.0, "close_delay_ms": 60.0})
     belt = geometry.belt.model_copy(update={"speed_mm_s": speed_mm_s})
     return geometry.model_copy(update={"valves": valves, "belt": belt})
 
 
 @pytest.mark.parametrize(
-    ("override_mm_s", "all_covered"), [(None, True), (2000.0, True), (2500.0, False)]
+    ("override_mm_s", "on_time"), [(None, True), (2000.0, True), (2500.0, False)]
 )
 def test_valve_delays_converted_at_the_measured_speed(
-    geometry, recipe, run_stream, override_mm_s, all_covered
+    geometry, recipe, run_stream, override_mm_s, on_time
 ):
-    """The belt runs at 2.0 m/s, the config says 2.5 m/s; 30 ms valve delays are
-    converted at the speed measured from encoder counts between frames (or the
-    PLC's, when set). Converting at the wrong speed misses by ~15 mm."""
+    """The belt runs at 2.0 m/s, the config says 2.5 m/s; 80 / 60 ms valve delays
+    are converted at the speed measured from encoder counts between frames (or
+    the PLC's, when set). Converting at the wrong speed puts the air about 35 mm
+    early; converted right, its centre lies on the fragment's."""
     real = _slow_belt(geometry, 2000.0)
     nominal = _slow_belt(geometry, 2500.0)
     obj = random_objects(
-        real, 30, (-1200.0, -250.0), len(DEFAULT_CLASSES), seed=6, size_mm=(20.0, 40.0)
+        real, 10, (-1200.0, -250.0), len(DEFAULT_CLASSES), seed=6, size_mm=(20.0, 40.0)
     )
     cam = SyntheticCamera(real, obj, len(DEFAULT_CLASSES), seed=1)
     ctl = Controller(nominal, recipe, DEFAULT_CLASSES)
     ctl.set_belt_speed(override_mm_s)
     ctl, pulses = run_stream(ctl, cam, 130)
     assert ctl.ticks_per_ms() == pytest.approx(20.0, rel=0.02 if override_mm_s != 2500.0 else 1.0)
-    target = np.isin(obj.cls, TARGET_IDS)
-    covered = _covered(obj, cam, pulses, real)
-    assert covered[target].all() == all_covered
+    t_on, t_off = cam.crossing_ticks()
+    on, off, xl, xr = _air(pulses, real, cam.start_tick + 20_000)
+    offsets = []
+    for j in np.nonzero(np.isin(obj.cls, TARGET_IDS))[0]:
+        over_x = (xl < obj.x_mm[j] + obj.hx_mm[j]) & (xr > obj.x_mm[j] - obj.hx_mm[j])
+        delta = 0.5 * (on + off) - 0.5 * (t_on[j] + t_off[j])
+        delta = np.where(over_x, delta, np.inf)
+        offsets.append(delta[np.argmin(np.abs(delta))] * real.belt.mm_per_tick)
+    offsets_mm = np.array(offsets)
+    assert len(offsets_mm) >= 3 and np.isfinite(offsets_mm).all()
+    if on_time:
+        assert np.abs(offsets_mm).max() < 10.0, offsets_mm
+    else:
+        assert offsets_mm.max() < -25.0, offsets_mm
     assert ctl.stats()["deadline_misses"] == 0
 
 

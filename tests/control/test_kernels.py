@@ -13,6 +13,14 @@ import pytest
 from control import kernels, kernels_assign, kernels_schedule
 from control.assign import gated_assignment, min_cost_assignment
 from control.evidence import class_outlook
+from control.params import (
+    N_SCHEDULE,
+    RULE_MAX,
+    RULE_SUM,
+    S_FLOOR_U_MM,
+    S_FLOOR_X_MM,
+    S_WINDOW_RULE,
+)
 
 from . import naive
 
@@ -243,8 +251,10 @@ def test_outlook_equals_loop(seed):
 
 
 # -- valves ----------------------------------------------------------------------
-def _sp(mode=0.0):
-    sp = np.zeros(24)
+def _sp(mode=0.0, rule=RULE_SUM, floors=(0.0, 0.0)):
+    sp = np.zeros(N_SCHEDULE)
+    sp[S_WINDOW_RULE] = rule
+    sp[S_FLOOR_U_MM], sp[S_FLOOR_X_MM] = floors
     sp[0] = 2.0  # k sigma
     sp[1], sp[2], sp[3] = 75.0, 50.0, 50.0  # open, close, min on ticks
     sp[7], sp[8], sp[9], sp[10] = 12.5, 0.0, 16.0, 80  # pitch, x0, blast, n valves
@@ -269,6 +279,32 @@ def test_valve_cover_is_the_fewest_valves(seed):
         assert (first, last) == naive.valve_cover(x - half, x + half, x, 12.5, 0.0, 16.0, 80)
         assert on == np.floor(5000.0 - 2 * 20.0 - 75.0)
         assert off == np.ceil(5600.0 + 2 * 20.0 - 50.0)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_max_rule_window_is_the_larger_of_share_and_tolerance(seed):
+    """Max rule: half-length max(share x half length, k sigma + floor), centred;
+    half-width max(share x hx, k_x sigma_x + floor_x) then the fewest valves."""
+    rng = np.random.default_rng(seed)
+    sp = list(_sp(rule=RULE_MAX, floors=(6.0, 4.0)))
+    sp[11], sp[12] = 0.7, 0.7  # cover x, u shares
+    sp = tuple(sp)
+    for _ in range(60):
+        ton = 5000.0
+        toff = ton + rng.uniform(20, 1500)  # 2..150 mm long
+        sig, x, hx, sx = (
+            rng.uniform(5, 60),
+            rng.uniform(80, 920),
+            rng.uniform(0.5, 70),
+            rng.uniform(0, 3),
+        )
+        first, last, on, off = kernels_schedule._valve_request(ton, toff, sig, x, sx, hx, 30.0, sp)
+        half = max(0.35 * (toff - ton), 2.0 * sig + 6.0 / 0.1)
+        tc = 0.5 * (ton + toff)
+        assert on == np.floor(tc - half - 75.0)
+        assert off == max(np.ceil(tc + half - 50.0), on + 50)
+        half_w = max(0.7 * hx, sx + 4.0)
+        assert (first, last) == naive.valve_cover(x - half_w, x + half_w, x, 12.5, 0.0, 16.0, 80)
 
 
 def test_baseline_window_rule():
