@@ -15,22 +15,29 @@ from numba import njit
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _label_max(labels, dist, diff, n):
-    """Per label value (n,): largest ``dist`` (float32) and mean ``diff`` (float64, the
-    belt difference), 0 where a label has no pixel."""
-    out = np.zeros(n, np.float32)
-    total = np.zeros(n, np.float64)
-    count = np.zeros(n, np.float64)
-    lf = labels.reshape(-1)
-    df = dist.reshape(-1)
-    ff = diff.reshape(-1)
-    for i in range(lf.size):
-        lab = lf[i]
-        if lab > 0:
-            out[lab] = max(out[lab], df[i])
-            total[lab] += ff[i]
-            count[lab] += 1.0
-    return out, total / np.maximum(count, 1.0)
+def _label_max(labels, dist, diff, boxes, which):
+    """For label values ``which`` (K,): largest ``dist`` (float32) and mean ``diff``
+    (float64, the belt difference) over their pixels, read inside their boxes
+    (``boxes``: (n, 4+) left, top, width, height per label value)."""
+    k = which.size
+    out = np.zeros(k, np.float32)
+    mean = np.zeros(k, np.float64)
+    for i in range(k):
+        lab = which[i]
+        x0, y0 = int(boxes[lab, 0]), int(boxes[lab, 1])
+        x1, y1 = x0 + int(boxes[lab, 2]), y0 + int(boxes[lab, 3])
+        total = 0.0
+        count = 0.0
+        top = np.float32(0.0)
+        for r in range(y0, y1):
+            for c in range(x0, x1):
+                if labels[r, c] == lab:
+                    top = max(top, dist[r, c])
+                    total += diff[r, c]
+                    count += 1.0
+        out[i] = top
+        mean[i] = total / max(count, 1.0)
+    return out, mean
 
 
 @njit(cache=True, nogil=True, error_model="numpy")

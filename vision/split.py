@@ -91,11 +91,11 @@ def _worth_splitting(area: np.ndarray, max_d: np.ndarray, p: SplitParams) -> np.
     return np.asarray(ok & (area >= p.split_compact_ratio * disc))
 
 
-def candidates(stats: np.ndarray, max_d: np.ndarray, p: SplitParams) -> np.ndarray:
-    """Label values worth trying to split (see the module docstring)."""
-    ok = _worth_splitting(stats[:, cv2.CC_STAT_AREA], max_d, p)
-    ok[0] = False
-    return np.flatnonzero(ok)
+def _big_enough(stats: np.ndarray, p: SplitParams) -> np.ndarray:
+    """Label values (not 0) of components large enough to hold two fragments."""
+    area = stats[:, cv2.CC_STAT_AREA]
+    big = np.flatnonzero(area >= p.split_min_area_px / float(p.scale * p.scale))
+    return big[big > 0].astype(np.int64)
 
 
 def split_touching(
@@ -117,9 +117,10 @@ def split_touching(
     """
     n = stats.shape[0]
     dist = cv2.distanceTransform(fg, cv2.DIST_L2, cv2.DIST_MASK_5)
-    max_d, mean_diff = _label_max(labels, dist, diff, n)
-    cand = candidates(stats, max_d, p)
-    cand = cand[mean_diff[cand] >= p.split_min_diff]
+    big = _big_enough(stats, p)
+    big_d, big_diff = _label_max(labels, dist, diff, stats, big)
+    keep = _worth_splitting(stats[big, cv2.CC_STAT_AREA], big_d, p)
+    cand = big[keep & (big_diff >= p.split_min_diff)]
     todo = [(int(lab), True, 0) for lab in cand]
     rows = [stats]  # stats and centroids of new labels are appended as they appear
     cents = [np.array(centroids, np.float64)]
@@ -188,9 +189,9 @@ def _split_one(
 
 def _contrast(roi: np.ndarray, markers: np.ndarray) -> float:
     """Sum over B, G, R of |mean colour of marker 1 - mean colour of marker 2|."""
-    a = roi[markers == 1].mean(axis=0)
-    b = roi[markers == 2].mean(axis=0)
-    return float(np.abs(a - b).sum())
+    a = cv2.mean(roi, mask=(markers == 1).view(np.uint8))
+    b = cv2.mean(roi, mask=(markers == 2).view(np.uint8))
+    return float(sum(abs(u - v) for u, v in zip(a[:3], b[:3], strict=True)))
 
 
 def _shape_markers(
@@ -226,11 +227,12 @@ def _notch_markers(comp: np.ndarray, p: SplitParams) -> tuple[np.ndarray, int]:
     h, w = comp.shape
     padded = np.zeros((h + 2, w + 2), np.uint8)
     padded[1:-1, 1:-1] = comp
-    contours, _ = cv2.findContours(padded, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    # the outline's vertices suffice: a defect's deepest point is always a vertex
+    contours, _ = cv2.findContours(padded, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     if not contours:
         return none
     c = max(contours, key=len)
-    if len(c) < 8:
+    if len(c) < 4:
         return none
     try:
         defects = cv2.convexityDefects(c, cv2.convexHull(c, returnPoints=False))

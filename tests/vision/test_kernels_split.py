@@ -26,10 +26,14 @@ def test_label_max_and_peaks_match_twins(seed: int) -> None:
     fg, labels, n = _blobs(seed)
     dist = cv2.distanceTransform(fg, cv2.DIST_L2, cv2.DIST_MASK_5)
     diff = np.random.default_rng(seed).integers(0, 256, fg.shape).astype(np.uint8)
-    max_d, mean = _label_max(labels, dist, diff, n + 1)  # one label more than used: 0
-    want_d, want_mean = naive.label_max(labels, dist, diff, n + 1)
-    np.testing.assert_array_equal(max_d, want_d)
-    np.testing.assert_allclose(mean, want_mean)
+    _, _, boxes, _ = cv2.connectedComponentsWithStats(fg, connectivity=8)
+    which = np.arange(1, n, dtype=np.int64)
+    max_d, mean = _label_max(labels, dist, diff, boxes.astype(np.float64), which)
+    want_d, want_mean = naive.label_max(labels, dist, diff, n)
+    np.testing.assert_array_equal(max_d, want_d[1:])
+    np.testing.assert_allclose(mean, want_mean[1:])
+    empty = _label_max(labels, dist, diff, boxes.astype(np.float64), which[:0])
+    assert empty[0].shape == empty[1].shape == (0,)
     for lab in range(1, n):
         got = _peaks(labels, dist, lab, 0, 0, fg.shape[0], fg.shape[1], 2.0)
         assert np.all(np.diff(got[:, 2]) <= 0)  # deepest first
