@@ -119,6 +119,8 @@ def _time_case(frames: list[Any], clf: Any, passes: int, mode: str) -> dict[str,
     cpu_s = time.process_time() - cpu0
     ms, lat = np.asarray(ms_list), np.asarray(lat_list)
     t = pipe.times
+    prep_ms = 1000.0 * t.prepare_cpu_s / t.frames
+    fin_ms = 1000.0 * t.finish_cpu_s / t.frames
     med = float(np.median(ms))
     per_pass = ms.reshape(passes, -1).sum(axis=1) / 1000.0
     return {
@@ -139,6 +141,13 @@ def _time_case(frames: list[Any], clf: Any, passes: int, mode: str) -> dict[str,
             "crop_and_measure": 1000.0 * t.crop_s / t.frames,
             "classify": 1000.0 * t.classify_s / t.frames,
         },
+        # thread CPU of the two stages (prepare: segment, measure, crops; finish:
+        # classify); with both stages on their own free core, pipelined throughput
+        # is bounded by the larger one: an estimate for a quiet machine, not a measurement
+        "stage_cpu_ms_mean": {"prepare": prep_ms, "finish": fin_ms},
+        "fps_bound_two_free_cores": (
+            1000.0 / max(prep_ms, fin_ms, 1e-9) if mode == "pipelined" else None
+        ),
     }
 
 

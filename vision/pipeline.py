@@ -56,6 +56,7 @@ class Prepared:
     t0_s: float
     t1_s: float
     t2_s: float
+    cpu_s: float = 0.0  # thread CPU time of ``prepare``
 
 
 @dataclasses.dataclass(slots=True)
@@ -69,6 +70,8 @@ class StageTimes:
     classify_s: float = 0.0  # classifier, reject, Detections
     total_s: float = 0.0  # sum of the stages (CPU-ish time, not latency when pipelined)
     rejected: int = 0  # segments the classifier called "not a fragment"
+    prepare_cpu_s: float = 0.0  # thread CPU time of each stage (the calling thread's
+    finish_cpu_s: float = 0.0  # only: OpenCV's or ONNX Runtime's own pools not counted)
 
 
 class VisionPipeline:
@@ -129,6 +132,7 @@ class VisionPipeline:
         different buffers (``PipelinedVision`` alternates 0 and 1).
         """
         self.check_frame(frame)
+        c0 = time.thread_time()
         t0 = time.perf_counter()
         seg = self.segmenter.segment(frame.image)
         t1 = time.perf_counter()
@@ -139,12 +143,14 @@ class VisionPipeline:
             belt = self.segmenter.belt.mean_u8
             crops = extract_crops(frame.image, seg, belt, self.crop_params, out=out)
         t2 = time.perf_counter()
-        return Prepared(frame, seg, centroid, extent, area, crops, t0, t1, t2)
+        cpu = time.thread_time() - c0
+        return Prepared(frame, seg, centroid, extent, area, crops, t0, t1, t2, cpu)
 
     def finish(self, prep: Prepared) -> Detections:
         """Second stage: classify the crops, drop rejected segments, build ``Detections``."""
         frame, seg, n = prep.frame, prep.segments, len(prep.segments)
         centroid, extent, area, crops = prep.centroid_mm, prep.extent_mm, prep.area_mm2, prep.crops
+        c2 = time.thread_time()
         t2 = time.perf_counter()
         if self.classifier is None or crops is None:
             prob = np.zeros((n, 0), np.float32)
@@ -174,6 +180,8 @@ class VisionPipeline:
         )
         self.last_segments, self.last_crops = seg, crops
         self._account(len(prep.segments), prep.t0_s, prep.t1_s, prep.t2_s, t2, time.perf_counter())
+        self.times.prepare_cpu_s += prep.cpu_s
+        self.times.finish_cpu_s += time.thread_time() - c2
         if self.uncertain is not None and crops is not None and len(dets):
             unsure = dets.confidence < self.uncertain_below
             if unsure.any():

@@ -22,7 +22,10 @@ def test_bench_vision_quick(tmp_path: Path) -> None:
         assert row["detections_per_frame"] > 5  # every detection classified, none skipped
         assert set(row["stage_ms_mean"]) == {"segment", "crop_and_measure", "classify"}
         assert row["cpu_ms_per_frame"] > 0
+        assert row["stage_cpu_ms_mean"]["prepare"] > 0 and row["stage_cpu_ms_mean"]["finish"] > 0
     assert rows[1]["threads"]["python_threads"] == 2 and rows[1]["threads"]["ort_intra_op"] == 1
+    assert rows[0]["fps_bound_two_free_cores"] is None
+    assert rows[1]["fps_bound_two_free_cores"] > 0
     assert set(res["targets_met"]) == {"sync", "pipelined"}
     for met in res["targets_met"].values():
         assert isinstance(met["fps_200_at_25"], bool)
