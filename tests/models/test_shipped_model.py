@@ -17,7 +17,7 @@ from sortline.cli import main
 from vision.classifier import OnnxClassifier
 
 # single-crop top-1 the shipped model must keep on held-out default-preset scenes
-MIN_TOP1 = 0.85
+MIN_TOP1 = 0.87
 MIN_TARGET_RECALL = 0.80  # copper, brass, battery: the default recipe's targets
 
 
