@@ -50,7 +50,7 @@ from typing import Any
 
 import numpy as np
 
-from bench._air_stats import paired_difference, wilson
+from bench._air_stats import SAVING_GOAL, best_baseline, compare, pool_runs
 from bench._common import emit_json
 from calibration.geometry import LineGeometry
 from core.classes import DEFAULT_CLASSES
@@ -61,7 +61,6 @@ P_TRUE = 0.9
 MIN_VISIBLE = 0.2  # share of a fragment's pixels that must show for a detection
 TAIL_S = 0.4  # belt runs on without feed-side scoring changes so crossings finish
 MATCH_MM = 15.0  # a detection belongs to the track whose centre is this close
-SAVING_GOAL = 0.30
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
@@ -254,84 +253,6 @@ def _configs(margins: list[float]) -> dict[str, Any]:
     return out
 
 
-def _pool(runs: dict[int, dict[str, Any]]) -> dict[str, Any]:
-    """Figures of one configuration pooled over its seeds."""
-    frags = {(s, f): (o, why) for s, r in runs.items() for f, o, why in r["fragments"]}
-    n = len(frags)
-    caught = sum(1 for o, _ in frags.values() if o == "ok")
-    covered = sum(1 for o, _ in frags.values() if o in ("ok", "tumbled"))
-    ejected = sum(int(r["ejected"] or 0) for r in runs.values())
-    air = sum(float(r["air_valve_ms"] or 0.0) for r in runs.values())
-    counters: Counter[str] = Counter()
-    for r in runs.values():
-        counters.update(
-            {**r["counters"], "plc_late": r["plc_late"], "plc_refused": r["plc_refused"]}
-        )
-    return {
-        "targeted": n,
-        "recovery": caught / n if n else None,
-        "recovery_ci95": wilson(caught, n),
-        "covered": covered / n if n else None,
-        "covered_ci95": wilson(covered, n),
-        "ejected": ejected,
-        "purity": _weighted(runs, "purity", "ejected"),
-        "co_ejection_rate": _weighted(runs, "co_ejection_rate", "ejected"),
-        "air_valve_ms": air,
-        "valve_ms_per_ejected": air / ejected if ejected else None,
-        "not_ejected": dict(Counter(why for o, why in frags.values() if o != "ok")),
-        **dict(counters),
-        "wall_s": sum(r["wall_s"] for r in runs.values()),
-        "_frags": frags,
-    }
-
-
-def _weighted(runs: dict[int, dict[str, Any]], key: str, weight: str) -> float | None:
-    w = sum(int(r[weight] or 0) for r in runs.values())
-    if not w:
-        return None
-    return sum(float(r[key] or 0.0) * int(r[weight] or 0) for r in runs.values()) / w
-
-
-def _compare(ours: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
-    """Paired comparison over the fragments both runs scored, and the losses."""
-    a, b = ours["_frags"], base["_frags"]
-    keys = sorted(a.keys() & b.keys())
-    caught = paired_difference([a[k][0] == "ok" for k in keys], [b[k][0] == "ok" for k in keys])
-    cov = ("ok", "tumbled")
-    covered = paired_difference([a[k][0] in cov for k in keys], [b[k][0] in cov for k in keys])
-    lost = Counter(a[k][1] for k in keys if b[k][0] in cov and a[k][0] not in cov)
-    won = Counter(b[k][1] for k in keys if a[k][0] in cov and b[k][0] not in cov)
-    air_o, air_b = ours["valve_ms_per_ejected"], base["valve_ms_per_ejected"]
-    saving = (1.0 - air_o / air_b) if air_o and air_b else None
-    rec_ok = (ours["recovery"] or 0.0) >= (base["recovery"] or 0.0)
-    cov_ok = covered["only_adaptive"] >= covered["only_baseline"]
-    saving_ok = saving is not None and saving >= SAVING_GOAL
-    return {
-        "air_saving": saving,
-        "recovery_paired": caught,
-        "covered_paired": covered,
-        "adaptive_lost_baseline_covered": dict(lost),
-        "baseline_lost_adaptive_covered": dict(won),
-        "recovery_equal_or_better": rec_ok,
-        "covered_equal_or_better": cov_ok,
-        # the plant's recovery (tumbling lottery unpaired) / what the schedule decides
-        "goal_met": bool(saving_ok and rec_ok),
-        "goal_met_covered": bool(saving_ok and cov_ok),
-    }
-
-
-def _best_baseline(sweep: dict[str, dict[str, Any]]) -> str:
-    """The margin with the best covered recovery, then the least air: the plant's
-    recovery adds the unpaired tumbling lottery, and picking its luckiest draw
-    would flatter the baseline with noise rather than with its margin."""
-
-    def key(name: str) -> tuple[float, float]:
-        r = sweep[name]
-        return (-(r["covered"] or 0.0), r["valve_ms_per_ejected"] or 1e300)
-
-    return min(sweep, key=key)
-
-
 def run_preset(preset: str, args: argparse.Namespace, pool: Any) -> dict[str, Any]:
     """All configurations on the same seeds until each scored ``--min-targeted``."""
     from sim.scenario import load_scenario
@@ -347,18 +268,18 @@ def run_preset(preset: str, args: argparse.Namespace, pool: Any) -> dict[str, An
         n_min = min(sum(len(r["fragments"]) for r in rs.values()) for rs in runs.values())
         if n_min >= args.min_targeted or seed - args.seed0 >= args.max_seeds:
             break
-    pooled = {name: _pool(rs) for name, rs in runs.items()}
+    pooled = {name: pool_runs(rs) for name, rs in runs.items()}
     tumble = load_scenario(preset).ejection.tumble_share
     for row in pooled.values():  # the lottery's expectation given what was covered
         row["expected_recovery"] = None if row["covered"] is None else row["covered"] * (1 - tumble)
     ours = pooled.pop("adaptive")
-    best = _best_baseline(pooled)
+    best = best_baseline(pooled)
     entry = {
         "preset": preset,
         "seeds": list(range(args.seed0, seed)),
         "adaptive": ours,
         "baseline": {"margin_mm": configs[best].baseline_margin_mm, **pooled[best]},
-        **_compare(ours, pooled[best]),
+        **compare(ours, pooled[best]),
         "baseline_sweep": [
             {"margin_mm": configs[k].baseline_margin_mm, **{f: v[f] for f in _SWEEP_KEYS}}
             for k, v in pooled.items()

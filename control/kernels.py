@@ -3,8 +3,9 @@
 The decision core's kernels live in this module and its siblings:
 ``kernels_gate`` (spatial hash, Mahalanobis gate), ``kernels_assign``
 (components, Hungarian, exact per-group assignment), ``kernels_evidence``
-(class outlook, ``Tracks`` export), ``kernels_schedule`` and
-``kernels_intervals`` (decisions, valve and flap windows, per-valve merging).
+(class outlook, ``Tracks`` export), ``kernels_schedule``,
+``kernels_windows`` and ``kernels_intervals`` (decisions, valve and flap
+windows, per-valve merging).
 All are private: call them through ``control.tracker``, ``control.assign``,
 ``control.evidence`` and ``control.scheduler``, which check their input.
 
