@@ -23,7 +23,7 @@ import numpy as np
 from vision.kernels import _crops
 from vision.segment import Segments
 
-__all__ = ["CropParams", "crop_windows", "extract_crops"]
+__all__ = ["CropParams", "crop_fill", "crop_windows", "extract_crops"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -47,6 +47,13 @@ def crop_windows(bbox_px: np.ndarray, params: CropParams) -> np.ndarray:
     return np.stack([cx, cy, side], axis=1)
 
 
+def crop_fill(segments: Segments, belt_bgr: np.ndarray, params: CropParams) -> np.ndarray:
+    """(N, 3) uint8 belt colour at each crop window's centre: what ``extract_crops``
+    fills the non-fragment pixels with."""
+    win = crop_windows(segments.bbox_px, params)
+    return _belt_colour(belt_bgr, win, segments.scale)
+
+
 def _belt_colour(belt_bgr: np.ndarray, win: np.ndarray, scale: int) -> np.ndarray:
     """(N, 3) uint8 belt model colour at each window's centre."""
     h, w = belt_bgr.shape[:2]
@@ -62,6 +69,7 @@ def extract_crops(
     params: CropParams,
     index: np.ndarray | None = None,
     out: np.ndarray | None = None,
+    fill_bgr: np.ndarray | None = None,
 ) -> np.ndarray:
     """Crops of ``segments`` (rows ``index``, default all) from ``image``.
 
@@ -70,6 +78,8 @@ def extract_crops(
               fill non-fragment pixels; None keeps the raw surroundings.
     out:      optional C-contiguous (M >= N, S, S, 3) uint8 buffer to write into
               (the classifier's preallocated input); the result is ``out[:N]``.
+    fill_bgr: optional (N, 3) uint8 fill colours taken earlier (``crop_fill``), used
+              instead of ``belt_bgr`` (which a pipelined caller may be updating).
     Returns (N, S, S, 3) uint8 BGR, S = ``params.size_px``.
     """
     if image.ndim == 2:
@@ -84,9 +94,10 @@ def extract_crops(
     if n == 0:
         return dst
     win = crop_windows(segments.bbox_px[rows], params)
-    masked = params.mask_background and belt_bgr is not None
-    if masked:
-        assert belt_bgr is not None
+    masked = params.mask_background and (belt_bgr is not None or fill_bgr is not None)
+    if fill_bgr is not None:
+        fill = np.ascontiguousarray(fill_bgr, dtype=np.uint8).reshape(n, 3)
+    elif belt_bgr is not None:
         fill = _belt_colour(belt_bgr, win, segments.scale)
     else:
         fill = np.zeros((n, 3), np.uint8)

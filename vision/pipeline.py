@@ -19,7 +19,7 @@ from calibration.geometry import LineGeometry
 from core.frame import Frame, FrameError
 from core.types import Detections
 from vision.classifier import Classifier
-from vision.crops import CropParams, extract_crops
+from vision.crops import CropParams, crop_fill, extract_crops
 from vision.segment import Segmenter, SegmentParams, Segments
 
 __all__ = ["PixelToBelt", "Prepared", "StageTimes", "VisionPipeline"]
@@ -43,8 +43,12 @@ class UncertainSink(Protocol):
 class Prepared:
     """A frame between the two stages of ``VisionPipeline`` (see ``prepare``).
 
-    crops: (N, S, S, 3) uint8 view into a pipeline crop buffer, None without classifier.
-    t0_s, t1_s, t2_s: perf_counter at start, after segmentation, after crops.
+    fill_bgr: (N, 3) uint8 belt colour of each crop's background, None without
+              classifier (taken here: the belt model moves on with the next frame).
+    buffer:   the crop buffer the crops are cut into.
+    crops:    (N, S, S, 3) uint8 view into that buffer when ``prepare`` cut them
+              (``VisionPipeline.crops_in_prepare``), else None (``finish`` cuts them).
+    t0_s, t1_s, t2_s: perf_counter at start, after segmentation, at the end.
     """
 
     frame: Frame
@@ -52,11 +56,14 @@ class Prepared:
     centroid_mm: np.ndarray
     extent_mm: np.ndarray
     area_mm2: np.ndarray
+    fill_bgr: np.ndarray | None
+    buffer: int
     crops: np.ndarray | None
     t0_s: float
     t1_s: float
     t2_s: float
     cpu_s: float = 0.0  # thread CPU time of ``prepare``
+    crop_cpu_s: float = 0.0  # ... of which cutting crops
 
 
 @dataclasses.dataclass(slots=True)
@@ -108,6 +115,10 @@ class VisionPipeline:
         self.last_segments: Segments | None = None
         self.last_crops: np.ndarray | None = None  # a view: valid until the next frame
         self._crop_bufs: dict[int, np.ndarray] = {}
+        # cut crops in ``prepare`` (True) or in ``finish``; ``PipelinedVision`` moves
+        # them to whichever stage is lighter. Same crops either way.
+        self.crops_in_prepare = True
+        self.last_split_cpu_s = (0.0, 0.0, 0.0)  # prepare, finish (both w/o crops), crops
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -125,11 +136,12 @@ class VisionPipeline:
         return self.finish(self.prepare(frame))
 
     def prepare(self, frame: Frame, buffer: int = 0) -> Prepared:
-        """First stage (segment, measure, cut crops into crop buffer ``buffer``).
+        """First stage: segment and measure (and note each crop's fill colour).
 
-        ``finish`` completes it; the two may run on different threads, with
-        ``prepare`` of frame n+1 beside ``finish`` of frame n as long as they use
-        different buffers (``PipelinedVision`` alternates 0 and 1).
+        ``finish`` completes it (crops into crop buffer ``buffer``, classifier);
+        the two may run on different threads, ``prepare`` of frame n+1 beside
+        ``finish`` of frame n, as long as they use different buffers
+        (``PipelinedVision`` alternates 0 and 1).
         """
         self.check_frame(frame)
         c0 = time.thread_time()
@@ -137,21 +149,36 @@ class VisionPipeline:
         seg = self.segmenter.segment(frame.image)
         t1 = time.perf_counter()
         centroid, extent, area = self.measure_mm(seg)
-        crops = None
+        fill = crops = None
+        crop_cpu = 0.0
         if self.classifier is not None:
-            out = self._crop_buffer(buffer, len(seg))
-            belt = self.segmenter.belt.mean_u8
-            crops = extract_crops(frame.image, seg, belt, self.crop_params, out=out)
+            fill = crop_fill(seg, self.segmenter.belt.mean_u8, self.crop_params)
+            if self.crops_in_prepare:
+                c1 = time.thread_time()
+                crops = self._cut(frame, seg, fill, buffer)
+                crop_cpu = time.thread_time() - c1
         t2 = time.perf_counter()
         cpu = time.thread_time() - c0
-        return Prepared(frame, seg, centroid, extent, area, crops, t0, t1, t2, cpu)
+        return Prepared(
+            frame, seg, centroid, extent, area, fill, buffer, crops, t0, t1, t2, cpu, crop_cpu
+        )
+
+    def _cut(self, frame: Frame, seg: Segments, fill: np.ndarray, buffer: int) -> np.ndarray:
+        out = self._crop_buffer(buffer, len(seg))
+        return extract_crops(frame.image, seg, None, self.crop_params, out=out, fill_bgr=fill)
 
     def finish(self, prep: Prepared) -> Detections:
-        """Second stage: classify the crops, drop rejected segments, build ``Detections``."""
+        """Second stage: cut and classify the crops, drop rejected segments, build
+        ``Detections``."""
         frame, seg, n = prep.frame, prep.segments, len(prep.segments)
-        centroid, extent, area, crops = prep.centroid_mm, prep.extent_mm, prep.area_mm2, prep.crops
+        centroid, extent, area = prep.centroid_mm, prep.extent_mm, prep.area_mm2
         c2 = time.thread_time()
         t2 = time.perf_counter()
+        crops = prep.crops
+        if crops is None and self.classifier is not None and prep.fill_bgr is not None:
+            crops = self._cut(frame, seg, prep.fill_bgr, prep.buffer)
+        c3 = time.thread_time()
+        t3 = time.perf_counter()
         if self.classifier is None or crops is None:
             prob = np.zeros((n, 0), np.float32)
             class_id = np.full(n, -1, np.int16)
@@ -179,9 +206,14 @@ class VisionPipeline:
             class_prob=prob,
         )
         self.last_segments, self.last_crops = seg, crops
-        self._account(len(prep.segments), prep.t0_s, prep.t1_s, prep.t2_s, t2, time.perf_counter())
+        self._account(len(prep.segments), prep, t2, t3, time.perf_counter())
         self.times.prepare_cpu_s += prep.cpu_s
         self.times.finish_cpu_s += time.thread_time() - c2
+        self.last_split_cpu_s = (
+            prep.cpu_s - prep.crop_cpu_s,  # prepare without crops
+            time.thread_time() - c3,  # finish without crops
+            prep.crop_cpu_s + (c3 - c2),  # crops, wherever they were cut
+        )
         if self.uncertain is not None and crops is not None and len(dets):
             unsure = dets.confidence < self.uncertain_below
             if unsure.any():
@@ -223,15 +255,16 @@ class VisionPipeline:
         area = (seg.area_px * jac).astype(np.float32)
         return np.column_stack([cx, cy]), extent, area
 
-    def _account(self, n: int, t0: float, t1: float, t2: float, t3: float, t4: float) -> None:
-        """Stage times; t2..t3 is the wait between the stages (a pipelined hand-over)."""
+    def _account(self, n: int, prep: Prepared, t2: float, t3: float, t4: float) -> None:
+        """Stage times: prepare (t0..t1 segment, t1..t2 measure) and finish (t2..t3
+        crops, t3..t4 classify); a pipelined hand-over between them is not counted."""
         t = self.times
         t.frames += 1
         t.fragments += n
-        t.segment_s += t1 - t0
-        t.crop_s += t2 - t1
+        t.segment_s += prep.t1_s - prep.t0_s
+        t.crop_s += (prep.t2_s - prep.t1_s) + (t3 - t2)
         t.classify_s += t4 - t3
-        t.total_s += (t2 - t0) + (t4 - t3)
+        t.total_s += (prep.t2_s - prep.t0_s) + (t4 - t2)
 
     def reset(self) -> None:
         """Forget the belt model (e.g. after a camera or lighting change)."""

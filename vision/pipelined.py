@@ -1,11 +1,13 @@
 """``PipelinedVision``: the two stages of ``VisionPipeline`` on two cores.
 
-The caller's thread segments frame n+1 and cuts its crops (``prepare``) while a
-worker thread classifies frame n (``finish``). OpenCV, the Numba kernels and
+The caller's thread segments frame n+1 (``prepare``) while a worker thread
+classifies frame n (``finish``). OpenCV, the Numba kernels and
 ONNX Runtime all release the GIL, so the stages overlap on a 2-core machine;
 the price is latency: a frame's detections come back from the next ``push``
 (or from ``flush``). Each frame's latency (start of ``prepare`` to the end of
-``finish``) is kept for status and benchmarks.
+``finish``) is kept for status and benchmarks. Cutting the crops goes to the
+stage where the slower of the two ends up fastest (running means of thread
+CPU time).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from vision.pipeline import Prepared, VisionPipeline
 
 __all__ = ["PipelinedVision"]
 
+BALANCE_ALPHA = 0.05
+
 
 class PipelinedVision:
     """``push(frame)`` returns the previous frame's ``Detections`` (None for the first).
@@ -36,6 +40,9 @@ class PipelinedVision:
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="vision-classify")
         self._pending: Future[Detections] | None = None
         self._buffer = 0
+        # running thread CPU s of prepare and finish (crops excluded) and of the crops
+        self._load = (0.0, 0.0, 0.0)
+        pipeline.crops_in_prepare = False
         self.latency_s: collections.deque[float] = collections.deque(maxlen=keep_latency)
 
     def push(self, frame: Frame) -> Detections | None:
@@ -67,7 +74,19 @@ class PipelinedVision:
     def _finish(self, prep: Prepared) -> Detections:
         dets = self.pipeline.finish(prep)
         self.latency_s.append(time.perf_counter() - prep.t0_s)
+        self._balance(*self.pipeline.last_split_cpu_s)
         return dets
+
+    def _balance(self, prepare_s: float, finish_s: float, crops_s: float) -> None:
+        """Cut crops where the slower stage ends up fastest (running means of thread
+        CPU time over ~20 frames): max(A + c, B) against max(A, B + c)."""
+        a = BALANCE_ALPHA
+        prep, fin, crops = (
+            (1 - a) * old + a * new
+            for old, new in zip(self._load, (prepare_s, finish_s, crops_s), strict=True)
+        )
+        self._load = (prep, fin, crops)
+        self.pipeline.crops_in_prepare = max(prep + crops, fin) < max(prep, fin + crops)
 
     def _collect(self) -> Detections | None:
         pending, self._pending = self._pending, None

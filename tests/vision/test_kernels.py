@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import synth
 
-from vision.crops import CropParams, extract_crops
+from vision.crops import CropParams, crop_fill, extract_crops
 from vision.kernels import _diff_fg, _update
 from vision.segment import Segmenter
 
@@ -86,3 +86,14 @@ def test_belt_update_matches_twin(alpha: float, gain: float) -> None:
     assert np.abs(mean_u8.astype(int) - want[2]).max() <= 1
     assert np.abs(thresh.astype(int) - want[3]).max() <= 1
     assert thresh.min() >= 24
+
+
+def test_crops_with_fill_taken_earlier_are_the_same() -> None:
+    img, segmenter = _segments(20, 4)
+    seg = segmenter.segment(img)
+    belt = segmenter.belt.mean_u8
+    params = CropParams()
+    want = extract_crops(img, seg, belt, params)
+    got = extract_crops(img, seg, None, params, fill_bgr=crop_fill(seg, belt, params))
+    assert len(seg) > 10
+    np.testing.assert_array_equal(got, want)

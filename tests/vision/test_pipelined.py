@@ -60,3 +60,20 @@ def test_bad_frame_raises_and_frame_in_flight_survives(make_model: Callable[...,
         assert dets is not None and dets.frame_id == 0
         last = pv.flush()
         assert last is not None and last.frame_id == 1
+
+
+@pytest.mark.parametrize("crops_in_prepare", [True, False])
+def test_crops_cut_in_either_stage_give_the_same_detections(
+    make_model: Callable[..., Path], crops_in_prepare: bool
+) -> None:
+    clf = OnnxClassifier.load(make_model())
+    frame = _frames(1)[0]
+    want = VisionPipeline(GEOMETRY, clf).process(frame)
+    pipe = VisionPipeline(GEOMETRY, clf)
+    pipe.crops_in_prepare = crops_in_prepare
+    prep = pipe.prepare(frame, buffer=1)
+    assert (prep.crops is not None) == crops_in_prepare
+    got = pipe.finish(prep)
+    np.testing.assert_array_equal(got.class_id, want.class_id)
+    np.testing.assert_allclose(got.class_prob, want.class_prob, atol=1e-6)
+    assert min(pipe.last_split_cpu_s) >= 0.0
