@@ -8,11 +8,18 @@ the price is latency: a frame's detections come back from the next ``push``
 ``finish``) is kept for status and benchmarks. Cutting the crops goes to the
 stage where the slower of the two ends up fastest (running means of thread
 CPU time).
+
+Python's GIL switch interval (5 ms by default) decides how long a thread that
+returns from a GIL-free call waits while the other runs Python; with a hand-over
+every frame that wait is the frame time. ``PipelinedVision`` lowers it to
+``switch_interval_s`` (0.5 ms) for the process while it runs and restores it on
+``close``: measured here, 84 -> 145 frames/s with 25 fragments in view.
 """
 
 from __future__ import annotations
 
 import collections
+import sys
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
@@ -31,11 +38,17 @@ BALANCE_ALPHA = 0.05
 class PipelinedVision:
     """``push(frame)`` returns the previous frame's ``Detections`` (None for the first).
 
-    pipeline:      the ``VisionPipeline`` to run; do not call its ``process`` meanwhile.
-    keep_latency:  how many recent per-frame latencies ``latency_s`` keeps.
+    pipeline:          the ``VisionPipeline`` to run; do not call its ``process`` meanwhile.
+    keep_latency:      how many recent per-frame latencies ``latency_s`` keeps.
+    switch_interval_s: GIL switch interval while running (never raised; None: untouched).
     """
 
-    def __init__(self, pipeline: VisionPipeline, keep_latency: int = 10_000) -> None:
+    def __init__(
+        self,
+        pipeline: VisionPipeline,
+        keep_latency: int = 10_000,
+        switch_interval_s: float | None = 0.0005,
+    ) -> None:
         self.pipeline = pipeline
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="vision-classify")
         self._pending: Future[Detections] | None = None
@@ -43,6 +56,9 @@ class PipelinedVision:
         # running thread CPU s of prepare and finish (crops excluded) and of the crops
         self._load = (0.0, 0.0, 0.0)
         pipeline.crops_in_prepare = False
+        self._old_switch_s = sys.getswitchinterval()
+        if switch_interval_s is not None and switch_interval_s < self._old_switch_s:
+            sys.setswitchinterval(switch_interval_s)
         self.latency_s: collections.deque[float] = collections.deque(maxlen=keep_latency)
 
     def push(self, frame: Frame) -> Detections | None:
@@ -61,9 +77,13 @@ class PipelinedVision:
         return self._collect()
 
     def close(self) -> None:
-        """Finish the frame in flight (its detections are dropped) and stop the worker."""
-        self._collect()
-        self._pool.shutdown(wait=True)
+        """Finish the frame in flight (its detections are dropped), stop the worker and
+        restore the GIL switch interval."""
+        try:
+            self._collect()
+        finally:
+            self._pool.shutdown(wait=True)
+            sys.setswitchinterval(self._old_switch_s)
 
     def latency_ms(self, q: float) -> float:
         """The ``q``-th percentile (0..100) of the kept per-frame latencies, ms (nan if none)."""

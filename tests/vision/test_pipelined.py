@@ -3,6 +3,7 @@ one frame later, and keeps a frame in flight through a bad frame."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -35,13 +36,16 @@ def test_same_detections_as_sync_one_frame_later(
     sync = VisionPipeline(GEOMETRY, clf)
     want = [sync.process(f) for f in frames]
     got = []
+    before = sys.getswitchinterval()
     with PipelinedVision(VisionPipeline(GEOMETRY, clf)) as pv:
+        assert sys.getswitchinterval() == min(before, 0.0005)
         assert pv.push(frames[0]) is None
         for f in frames[1:]:
             got.append(pv.push(f))
         got.append(pv.flush())
         assert pv.flush() is None
         assert len(pv.latency_s) == n_frames and pv.latency_ms(99) >= pv.latency_ms(50) > 0
+    assert sys.getswitchinterval() == before
     for a, b in zip(want, got, strict=True):
         assert b is not None and b.frame_id == a.frame_id and len(b) == len(a) > 0
         np.testing.assert_array_equal(a.class_id, b.class_id)
