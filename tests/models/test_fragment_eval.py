@@ -158,3 +158,14 @@ def test_speed_command_quick(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert res["batch"] == 64 and res["us_per_crop_median"] > 0
     assert res["us_per_crop_min"] <= res["us_per_crop_median"] <= res["us_per_crop_max"]
     assert main(["model", "speed", "builtin:sortline-cnn", "--batch", "0"]) == 2
+
+
+def test_model_ceiling_bench_quick(tmp_path: Path) -> None:
+    from bench.model_ceiling import main as ceiling
+
+    out = tmp_path / "ceiling.json"
+    assert ceiling(["--quick", "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    for pair in ("aluminium/stainless", "copper/brass"):
+        assert 0.0 <= res["crops"][pair]["lda_colour"] <= 1.0
+        assert set(res["textures"][pair]) == {"easy", "default", "dirty"}
