@@ -50,6 +50,11 @@ class VisionSection(BaseModel):
     model_config = _STRICT
     model: str = "builtin:sortline-cnn"
     intra_op_threads: int = Field(1, ge=1, le=64)
+    pipelined: bool = Field(
+        True,
+        description="wall-clock runs: segment frame n+1 while classifying frame n "
+        "on a second thread (one frame more latency; stepped runs never pipeline)",
+    )
 
 
 class ControlSection(BaseModel):

@@ -30,13 +30,14 @@ from calibration.camera_model import CameraModel
 from calibration.geometry import LineGeometry
 from control.recipe import parse_recipe
 from core.frame import Frame, FrameError
-from core.types import Tracks
+from core.types import Detections, Tracks
 from plc.bridge import PlcStatus
 from sortline.config import LineConfig, records_dir
 from sortline.metrics import LatencyWindow, Mailbox
 from sortline.parts import LineParts, build_parts
 from sortline.records import RecordWriter
 from sortline.state import Command, Conditions, LineStateMachine, PackMLState
+from vision.pipelined import PipelinedVision
 
 log = logging.getLogger("sortline.runtime")
 
@@ -56,6 +57,7 @@ class SortingLine:
         scenario: str | None = None,
         seed: int | None = None,
         records: bool | None = None,
+        pipelined: bool | None = None,
     ) -> None:
         self.cfg = cfg
         self.stepped = stepped
@@ -91,6 +93,13 @@ class SortingLine:
         self.started_unix_s = time.time()
         self._quality: dict[str, Any] = {}
         self._seen_window: deque[tuple[float, int]] = deque(maxlen=600)
+        # two threads for vision: by default in wall-clock runs, never stepped
+        if pipelined is None:
+            pipelined = cfg.vision.pipelined and not stepped
+        self._pipelined: PipelinedVision | None = None
+        if pipelined:
+            self._pipelined = PipelinedVision(self.parts.vision)
+        self._in_flight_arrival = 0.0
         self._publish(self.parts.bridge.snapshot())
 
     # ------------------------------------------------------------------ life
@@ -113,6 +122,8 @@ class SortingLine:
         self.mailbox.close()
         for t in self._threads:
             t.join(timeout=5.0)
+        if self._pipelined is not None:
+            self._pipelined.close()
         self.parts.close()
         if self.records is not None:
             self.records.close()
@@ -236,17 +247,33 @@ class SortingLine:
         self._last_frame_mono = time.monotonic()
         plc = self.parts.bridge.snapshot()  # one PLC view per cycle: conditions and status
         state = self._observe(plc, camera_ok=True)
-        dets = self.parts.vision.process(frame)
+        detected = self._detect(frame, t_arrival)
+        if detected is None:  # the first pipelined frame: nothing back yet
+            self._publish(plc)
+            return
+        dets, t_detected = detected
         tracks, pulses = self.parts.controller.update(dets, self._now_tick(frame, t_arrival))
         if len(pulses) and state is PackMLState.EXECUTE:
             self.parts.bridge.submit(pulses)
             if self.records is not None:
                 self.records.offer(pulses, tracks)
         self.frames += 1
-        self.latency_ms.add((time.monotonic() - t_arrival) * 1e3)
+        self.latency_ms.add((time.monotonic() - t_detected) * 1e3)
         self._count_classes(tracks)
         self._live_tracks = len(tracks)
         self._publish(plc)
+
+    def _detect(self, frame: Frame, t_arrival: float) -> tuple[Detections, float] | None:
+        """This cycle's detections and the arrival time of the frame they are of.
+
+        Pipelined, they are the previous frame's (its encoder tick travels with
+        them, so control places them correctly); the latency counts from that
+        frame's arrival."""
+        if self._pipelined is None:
+            return self.parts.vision.process(frame), t_arrival
+        dets = self._pipelined.push(frame)
+        t_prev, self._in_flight_arrival = self._in_flight_arrival, t_arrival
+        return None if dets is None else (dets, t_prev)
 
     def _count_classes(self, tracks: Tracks) -> None:
         """Composition: a confirmed track's class is counted once, when it ends."""
