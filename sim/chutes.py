@@ -52,7 +52,10 @@ class Chutes:
     ) -> None:
         self.geometry = geometry
         self.ej = ejection
-        self._rng = rng  # tumbling and valve jitter
+        self._rng = rng  # valve jitter
+        # tumbling is drawn per fragment (keyed by its id), not from the jitter
+        # stream, so two schedules on the same plant seed see the same tumbles
+        self._tumble_key = int(rng.integers(1 << 62))
         self.runs: list[RunRecord] = []  # index = run id
         self._air = AirRuns.empty()
         self._ids = np.zeros(0, np.int64)  # run id of each row of _air
@@ -138,10 +141,15 @@ class Chutes:
         area_mm2 = c.foot_x_mm.size * self.ej.grid_mm**2
         rec.run_match = {k: self._match(k, s, area_mm2) for k, s in rec.run_hits.items()}
         if cov.ejected(self.ej.cover_width_frac, self.ej.cover_length_frac):
-            rec.tumbled = bool(self._rng.random() < self.ej.tumble_share)
+            rec.tumbled = self._tumbles(rec.fragment_id)
             rec.bin = "pass" if rec.tumbled else "eject"
         else:
             self._divert(rec, t_mid)
+
+    def _tumbles(self, fragment_id: int) -> bool:
+        """Whether a covered fragment falls back anyway: a fixed draw per fragment."""
+        draw = np.random.default_rng((self._tumble_key, fragment_id)).random()
+        return bool(draw < self.ej.tumble_share)
 
     def _match(self, run_id: int, share: float, area_mm2: float) -> float:
         """Overlap / union of a footprint and run ``run_id``'s air rectangle."""
