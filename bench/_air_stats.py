@@ -128,16 +128,16 @@ def compare(ours: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
         "baseline_lost_adaptive_covered": dict(won),
         "recovery_equal_or_better": rec_ok,
         "covered_equal_or_better": cov_ok,
-        # the plant's recovery (tumbling lottery unpaired) / what the schedule decides
+        # the plant's recovery (incl. tumbling) / what the schedule decides
         "goal_met": bool(saving_ok and rec_ok),
         "goal_met_covered": bool(saving_ok and cov_ok),
     }
 
 
 def best_baseline(sweep: dict[str, dict[str, Any]]) -> str:
-    """The margin with the best covered recovery, then the least air: the plant's
-    recovery adds the unpaired tumbling lottery, and picking its luckiest draw
-    would flatter the baseline with noise rather than with its margin."""
+    """The margin with the best covered recovery, then the least air: covered is
+    what the margin decides; the plant's recovery adds the tumbling draw, which
+    only moves with it through which fragments are covered."""
 
     def key(name: str) -> tuple[float, float]:
         r = sweep[name]

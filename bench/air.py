@@ -27,9 +27,8 @@ has scored ``--min-targeted`` targeted fragments. Recoveries carry 95 %
 Wilson intervals; adaptive and baseline are compared fragment by fragment
 (paired by seed and fragment id) with Newcombe's paired interval of the
 difference. ``recovery`` is the plant's (a covered fragment still falls back
-with the scenario's ``tumble_share``, drawn from the plant's ejection random
-stream, which the two schedules consume differently: that lottery is NOT
-paired); ``covered`` (air covered the fragment enough, before that lottery)
+with the scenario's ``tumble_share``, a fixed draw per fragment id, so the
+two schedules see the same tumbles); ``covered`` (air covered the fragment enough, before that draw)
 is what the schedule decides (``goal_met_covered``: saving and covered
 recovery paired fragment by fragment; ``expected_recovery`` = covered x
 (1 - tumble_share)). Results do not depend on ``--jobs``. Adaptive misses are

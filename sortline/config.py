@@ -51,9 +51,10 @@ class VisionSection(BaseModel):
     model: str = "builtin:sortline-cnn"
     intra_op_threads: int = Field(1, ge=1, le=64)
     pipelined: bool = Field(
-        True,
+        False,
         description="wall-clock runs: segment frame n+1 while classifying frame n "
-        "on a second thread (one frame more latency; stepped runs never pipeline)",
+        "on a second thread (one frame more latency; stepped runs never pipeline). "
+        "Off in the embedded default: the virtual plant renders on the second core",
     )
 
 
