@@ -27,6 +27,7 @@ from control.params import (
     S_FLOOR_U_MM,
     S_FLOOR_X_MM,
     S_K_SIGMA,
+    S_LONG_MM,
     S_MIN_ON_TICKS,
     S_MM_PER_TICK,
     S_MODE,
@@ -69,6 +70,8 @@ def _valve_air(ton, toff, sig, x, sx, hx, hu, sp):
         air_on = tc - half
         air_off = tc + half
         half_w = max(sp[S_COVER_X] * hx, sp[S_SIGMA_X_K] * sx + sp[S_FLOOR_X_MM])
+        if sp[S_LONG_MM] > 0.0 and 2.0 * max(hx, hu) > sp[S_LONG_MM]:  # long: full width
+            half_w = max(half_w, hx + sp[S_SIGMA_X_K] * sx)
     else:
         trim = 0.5 * (1.0 - sp[S_COVER_U]) * (toff - ton)
         air_on = ton + trim - k * sig

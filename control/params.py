@@ -67,7 +67,8 @@ S_BELT_WIDTH_MM = 23
 S_WINDOW_RULE = 24  # 0 share + k sigma (sum), 1 max(share, k sigma + floor)
 S_FLOOR_U_MM = 25  # the max rule's positional tolerance floor along the belt
 S_FLOOR_X_MM = 26  # ... and across it
-N_SCHEDULE = 27
+S_LONG_MM = 27  # max rule: a longer predicted side over this gets full width (0: off)
+N_SCHEDULE = 28
 
 RULE_SUM = 0
 RULE_MAX = 1
@@ -113,6 +114,11 @@ class ControlParams:
     window_rule: Literal["max", "sum"] = "max"
     tolerance_floor_mm: float = 6.0
     tolerance_floor_x_mm: float = 4.0
+    # long pieces (longer predicted side over this, mm; 0 turns it off) get
+    # their full width plus k_x sigma_x across the belt under the max rule: a
+    # diagonal wire's covered part is where the x and u windows overlap along
+    # it, so cross- and along-belt errors add up (bench air: crowded, dirty)
+    long_full_width_mm: float = 60.0
     mode: Literal["adaptive", "baseline"] = "adaptive"
     baseline_step_mm: float = 4.8
     baseline_pad_mm: float = 3.3
@@ -129,6 +135,8 @@ class ControlParams:
             raise ValueError(
                 f"ControlParams.window_rule must be max or sum, not {self.window_rule!r}"
             )
+        if self.long_full_width_mm < 0:
+            raise ValueError("ControlParams.long_full_width_mm must be >= 0")
         if self.tolerance_floor_mm < 0 or self.tolerance_floor_x_mm < 0:
             raise ValueError("ControlParams tolerance floors must be >= 0")
         if self.mode not in ("adaptive", "baseline"):

@@ -77,6 +77,7 @@ def schedule_vector(
     s[ix.S_WINDOW_RULE] = ix.RULE_MAX if params.window_rule == "max" else ix.RULE_SUM
     s[ix.S_FLOOR_U_MM] = params.tolerance_floor_mm
     s[ix.S_FLOOR_X_MM] = params.tolerance_floor_x_mm
+    s[ix.S_LONG_MM] = params.long_full_width_mm
     return s
 
 

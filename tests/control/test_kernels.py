@@ -19,6 +19,7 @@ from control.params import (
     RULE_SUM,
     S_FLOOR_U_MM,
     S_FLOOR_X_MM,
+    S_LONG_MM,
     S_WINDOW_RULE,
 )
 
@@ -251,8 +252,9 @@ def test_outlook_equals_loop(seed):
 
 
 # -- valves ----------------------------------------------------------------------
-def _sp(mode=0.0, rule=RULE_SUM, floors=(0.0, 0.0)):
+def _sp(mode=0.0, rule=RULE_SUM, floors=(0.0, 0.0), long_mm=0.0):
     sp = np.zeros(N_SCHEDULE)
+    sp[S_LONG_MM] = long_mm
     sp[S_WINDOW_RULE] = rule
     sp[S_FLOOR_U_MM], sp[S_FLOOR_X_MM] = floors
     sp[0] = 2.0  # k sigma
@@ -281,12 +283,14 @@ def test_valve_cover_is_the_fewest_valves(seed):
         assert off == np.ceil(5600.0 + 2 * 20.0 - 50.0)
 
 
+@pytest.mark.parametrize("long_mm", [0.0, 60.0])
 @pytest.mark.parametrize("seed", SEEDS)
-def test_max_rule_window_is_the_larger_of_share_and_tolerance(seed):
+def test_max_rule_window_is_the_larger_of_share_and_tolerance(seed, long_mm):
     """Max rule: half-length max(share x half length, k sigma + floor), centred;
-    half-width max(share x hx, k_x sigma_x + floor_x) then the fewest valves."""
+    half-width max(share x hx, k_x sigma_x + floor_x), or the full width plus
+    k_x sigma_x for a piece longer than ``long_mm`` (0: never), then the fewest valves."""
     rng = np.random.default_rng(seed)
-    sp = list(_sp(rule=RULE_MAX, floors=(6.0, 4.0)))
+    sp = list(_sp(rule=RULE_MAX, floors=(6.0, 4.0), long_mm=long_mm))
     sp[11], sp[12] = 0.7, 0.7  # cover x, u shares
     sp = tuple(sp)
     for _ in range(60):
@@ -298,12 +302,15 @@ def test_max_rule_window_is_the_larger_of_share_and_tolerance(seed):
             rng.uniform(0.5, 70),
             rng.uniform(0, 3),
         )
-        first, last, on, off = kernels_schedule._valve_request(ton, toff, sig, x, sx, hx, 30.0, sp)
+        hu = rng.uniform(2, 60)
+        first, last, on, off = kernels_schedule._valve_request(ton, toff, sig, x, sx, hx, hu, sp)
         half = max(0.35 * (toff - ton), 2.0 * sig + 6.0 / 0.1)
         tc = 0.5 * (ton + toff)
         assert on == np.floor(tc - half - 75.0)
         assert off == max(np.ceil(tc + half - 50.0), on + 50)
         half_w = max(0.7 * hx, sx + 4.0)
+        if long_mm and 2 * max(hx, hu) > long_mm:
+            half_w = max(half_w, hx + sx)
         assert (first, last) == naive.valve_cover(x - half_w, x + half_w, x, 12.5, 0.0, 16.0, 80)
 
 
