@@ -184,7 +184,7 @@ def _load(spec: str) -> Any:
 
 def _eval(args: argparse.Namespace) -> int:
     from models.dataset import CropSet
-    from models.evaluate import markdown_tables, predict, summary
+    from models.evaluate import evaluate_predictions, markdown_tables, predict, summary
 
     clf = _load(args.model)
     groups: dict[str, Any] | None = None
@@ -215,8 +215,6 @@ def _eval(args: argparse.Namespace) -> int:
         "command": "sortline " + " ".join(sys.argv[1:]),
         **summary(preds, groups),
     }
-    from models.evaluate import evaluate_predictions
-
     tables = markdown_tables(evaluate_predictions(preds))
     print(tables)
     print(f"\nsingle-crop top-1 on fragments: {100 * out['top1']:.2f} %")
