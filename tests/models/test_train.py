@@ -46,19 +46,25 @@ def _crops(n_per: int, seed: int, size: int = 32) -> CropSet:
     return CropSet(np.stack(crops), np.asarray(labels, np.int16), np.arange(n) % 3, NAMES)
 
 
+def _tiny_config(**overrides: object) -> TrainConfig:
+    """The small, fast training set-up every test here uses; ``overrides`` change fields."""
+    fields: dict[str, object] = {
+        "class_names": NAMES,
+        "input_size_px": 32,
+        "epochs": 15,
+        "batch_size": 32,
+        "widths": (8, 16),
+        "threads": 1,
+        "reject_class": "belt",
+        **overrides,
+    }
+    return TrainConfig(**fields)  # type: ignore[arg-type]
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, TrainConfig, CropSet]:
     data = _crops(80, 0)
-    config = TrainConfig(
-        class_names=NAMES,
-        input_size_px=32,
-        epochs=15,
-        batch_size=32,
-        widths=(8, 16),
-        threads=1,
-        reject_class="belt",
-        version="t-1",
-    )
+    config = _tiny_config(version="t-1")
     messages: list[str] = []
     result = train(data, config, val=_crops(10, 1), progress=messages.append)
     assert len(messages) == 15 and "epoch 15/15" in messages[-1] and "held-out" in messages[-1]
@@ -135,30 +141,12 @@ def test_checkpoint_fine_tune_keeps_what_was_learned(tmp_path: Path) -> None:
     from models.train import load_checkpoint, save_checkpoint
 
     data = _crops(80, 0)
-    config = TrainConfig(
-        class_names=NAMES,
-        input_size_px=32,
-        epochs=15,
-        batch_size=32,
-        widths=(8, 16),
-        threads=1,
-        reject_class="belt",
-    )
+    config = _tiny_config()
     first = train(data, config, progress=lambda _: None)
     ckpt = save_checkpoint(first, config, tmp_path / "m.pt")
     state, cfg, sha = load_checkpoint(ckpt)
     assert cfg["widths"] == [8, 16] and len(sha) == 64
-    tuned_cfg = TrainConfig(
-        class_names=NAMES,
-        input_size_px=32,
-        epochs=1,
-        batch_size=32,
-        widths=(8, 16),
-        threads=1,
-        lr=1e-4,
-        reject_class="belt",
-        init_from=sha,
-    )
+    tuned_cfg = _tiny_config(epochs=1, lr=1e-4, init_from=sha)
     tuned = train(_crops(20, 3), tuned_cfg, progress=lambda _: None, init_state=state)
     assert tuned.mean_bgr == pytest.approx(first.mean_bgr, rel=1e-6)  # from the checkpoint
     path = export_onnx(tuned, tuned_cfg, tmp_path / "t.onnx", data.crops)
