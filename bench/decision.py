@@ -4,11 +4,15 @@
 [--frames F] [--budget-s S] [--repeats R]``
 
 Identical synthetic detection streams (``control.synthetic``: boxes riding the
-belt, N fragments in the camera view at once, class probabilities per box) are
-fed to three implementations, one frame at a time, on one thread. The density
-stays that of 1,000 fragments in the default 1000 x 400 mm view (10-16 mm
-boxes about 20 mm apart); belt, camera view and valve bar are widened with N,
-so the figures show how cost grows with N alone:
+belt, class probabilities per box) are fed to three implementations, one
+frame at a time, on one thread. N is the number of LIVE tracks (issue 7): a
+track lives from the moment its fragment enters the camera view until its
+trailing edge is ``pass_mm`` past the valve line, so the view holds fewer
+fragments than N (``n_in_view`` = N x view length / live span, about 0.72 N
+on the default line; ``live_span_mm``). The density stays 2,500 fragments
+per square metre (10-16 mm boxes about 20 mm apart); belt, camera view and
+valve bar are widened with N, so the figures show how cost grows with N
+alone. Each row reports the live tracks it measured (``live_tracks_mean``):
 
 - ``sortline``: ``control.Controller.update`` (Numba kernels), returning
   ``Tracks`` and ``Pulses`` batches: the whole per-frame cost;
@@ -50,7 +54,7 @@ DENSE_LIMIT = 30e6  # matrix entries the SciPy row may build (about 240 MB)
 
 def _parse(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="sortline bench decision", description=__doc__.split("\n")[0])
-    p.add_argument("--sizes", default="100,1000,3000,10000", help="fragments in view, comma list")
+    p.add_argument("--sizes", default="100,1000,3000,10000", help="live tracks N, comma list")
     p.add_argument("--frames", type=int, default=200, help="timed frames per row")
     p.add_argument("--budget-s", type=float, default=20.0, help="time limit per slow row")
     p.add_argument("--repeats", type=int, default=3)
@@ -68,6 +72,25 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 
 
 DENSITY_PER_M2 = 2500.0  # 1,000 fragments in the default 1000 x 400 mm view
+MEAN_BOX_MM = 13.0  # mean box side of the stream at this density (10-16 mm)
+
+
+def live_span_mm(geometry: LineGeometry) -> float:
+    """Belt length over which a fragment has a live track, mm: from entering the
+    view (leading edge at its top) until the trailing edge is ``pass_mm`` past
+    the valve line (``ControlParams.pass_mm``; tentative tracks end earlier, at
+    the bottom of the view)."""
+    from control.params import ControlParams
+
+    top, _ = geometry.camera.view_y_range_mm
+    return geometry.valves.y_valve_mm + ControlParams().pass_mm - top + MEAN_BOX_MM
+
+
+def in_view_for(n_live: int) -> int:
+    """Fragments in the camera view that hold ``n_live`` live tracks at the
+    bench's density (the view and the live span scale together with width)."""
+    base = LineGeometry()
+    return max(round(n_live * base.camera.view_length_mm / live_span_mm(base)), 1)
 
 
 def scaled_geometry(n_in_view: int) -> LineGeometry:
@@ -85,7 +108,8 @@ def scaled_geometry(n_in_view: int) -> LineGeometry:
 
 
 def make_stream(n_in_view: int, n_frames: int, seed: int) -> tuple[LineGeometry, list[Detections]]:
-    """Frames of a belt carrying ``n_in_view`` boxes per camera view on average."""
+    """Frames of a belt carrying ``n_in_view`` boxes per camera view on average
+    (``in_view_for(N)`` for N live tracks)."""
     from control.synthetic import SyntheticCamera, random_objects
 
     geo = scaled_geometry(n_in_view)
@@ -204,17 +228,21 @@ def main(argv: list[str] | None = None) -> int:
     results: list[dict[str, Any]] = []
     for n in args.size_list:
         n_timed = min(args.frames, max(60, 300_000 // n))  # bounded memory at large N
-        geo, frames = make_stream(n, WARMUP_FRAMES + n_timed, args.seed)
+        n_view = in_view_for(n)
+        geo, frames = make_stream(n_view, WARMUP_FRAMES + n_timed, args.seed)
         for impl in impls:
             reason = _skip_reason(impl, n)
             if reason:
-                results.append({"impl": impl, "n_tracks": n, "skipped": reason})
+                results.append(
+                    {"impl": impl, "n_tracks": n, "n_in_view": n_view, "skipped": reason}
+                )
                 print(f"{impl:10s} N={n:6d}  skipped: {reason}", flush=True)
                 continue
             reps = [run_row(impl, geo, frames, n_timed, args.budget_s) for _ in range(args.repeats)]
             row = {
                 "impl": impl,
                 "n_tracks": n,
+                "n_in_view": n_view,
                 "p50_ms": float(np.median([r["p50_ms"] for r in reps])),
                 "p99_ms": float(np.median([r["p99_ms"] for r in reps])),
                 "cpu_p50_ms": float(np.median([r["cpu_p50_ms"] for r in reps])),
@@ -226,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
             results.append(row)
             print(f"{impl:10s} N={n:6d}  p50 {row['p50_ms']:9.3f} ms  p99 {row['p99_ms']:9.3f} ms  "
                   f"cpu p50 {row['cpu_p50_ms']:9.3f} p99 {row['cpu_p99_ms']:9.3f}  "
-                  f"live {row['live_tracks_mean']:.0f}", flush=True)  # fmt: skip
+                  f"live {row['live_tracks_mean']:.0f} (in view {n_view})", flush=True)  # fmt: skip
     out = {
         "command": "sortline bench decision " + " ".join(argv),
         "results": results,
