@@ -18,3 +18,10 @@
 
 Imports only ``core`` and ``calibration`` (DESIGN.md).
 """
+
+from pathlib import Path
+
+from core.numba_cache import purge_stale_kernel_caches
+
+# kernels call kernels of sibling files: drop caches an edit may have made stale
+purge_stale_kernel_caches(Path(__file__).parent)
