@@ -37,6 +37,9 @@ __all__ = ["Controller"]
 
 _SPEED_EMA = 0.2
 _SPEED_REFRESH = 0.002  # rebuild the scheduler vector when speed moves by 0.2 %
+# a belt may be jogged backwards, but not faster than this many nominal frame
+# travels per frame: a larger backward step is a reset encoder count
+_MAX_REVERSE_FRAMES = 2.0
 
 
 class Controller:
@@ -75,6 +78,8 @@ class Controller:
         self._frame_ticks = frame_ticks_nominal(geometry)
         self._speed_override_mm_s: float | None = None
         self._last_frame: tuple[int, int] | None = None
+        self._last_seen: tuple[int, int] | None = None  # (frame id, uint32 tick)
+        self.encoder_resets = 0
         self._sp_key: tuple[float, int] | None = None
         self._sp = np.zeros(0)
         self._valves: tuple[np.ndarray, np.ndarray, np.ndarray] = valve_vectors(geometry, 1.0)
@@ -145,6 +150,30 @@ class Controller:
             self._speed_override_mm_s = speed_mm_s
 
     # -- per frame ----------------------------------------------------------
+    def _encoder_reset(self, frame_id: int, tick_u32: int) -> bool:
+        """Did the encoder count jump back further than the belt can run?
+
+        That happens when the PLC restarts or its counter is reset: every
+        track's belt position and every committed valve interval refers to a
+        count that no longer means the same place. A smaller backward step is
+        a belt jogged backwards, which tracking in belt coordinates follows.
+        """
+        last, self._last_seen = self._last_seen, (frame_id, tick_u32)
+        if last is None:
+            return False
+        frames = max(frame_id - last[0], 1)
+        limit = _MAX_REVERSE_FRAMES * frames * frame_ticks_nominal(self.geometry)
+        return tick_diff(tick_u32, last[1]) < -limit
+
+    def _restart_time_base(self) -> None:
+        """Forget the old count space: tracks (undecided confirmed ones count as
+        lost), committed valve and flap intervals, tick unwrapping and speed."""
+        self._tracker.reset()
+        self._sched.forget_commitments()
+        self._unwrap = TickUnwrapper()
+        self._last_frame = None
+        self.encoder_resets += 1
+
     def _measure_speed(self, frame_id: int, t_tick: int) -> None:
         last = self._last_frame
         self._last_frame = (frame_id, t_tick)
@@ -190,6 +219,8 @@ class Controller:
             self._bind_geometry(geometry)
         if pending is not None:
             self._bind_recipe(pending)
+        if self._encoder_reset(int(dets.frame_id), int(dets.tick)):
+            self._restart_time_base()
         t_tick = self._unwrap(int(dets.tick))
         now = t_tick if now_tick_u32 is None else t_tick + tick_diff(int(now_tick_u32), dets.tick)
         self._measure_speed(int(dets.frame_id), t_tick)
@@ -204,18 +235,24 @@ class Controller:
     def _publish_stats(self) -> None:
         # one small fresh array per frame; the dict is built when someone asks
         tc, sc = self._tracker.counters, self._sched.counters
-        counts = np.empty(len(tc) + len(sc), np.int64)
+        counts = np.empty(len(tc) + len(sc) + 1, np.int64)
         counts[: len(tc) - 1] = tc[1:]
         counts[len(tc) - 1] = self._tracker.table.n
-        counts[len(tc) :] = sc
+        counts[len(tc) : -1] = sc
+        counts[-1] = self.encoder_resets
         self._counts = counts
 
     def stats(self) -> dict[str, int]:
         """Counters since start: tracks_born, tracks_confirmed, tracks_lost,
         tracks_live, objects_seen (confirmed tracks decided), objects_targeted,
         pulses_scheduled, deadline_misses, co_ejections_accepted/avoided,
-        diverter_conflicts, valve_open_ticks, targets_off_bar. Safe to call
-        from another thread (returns the snapshot of the last update)."""
+        diverter_conflicts, valve_open_ticks, targets_off_bar, encoder_resets
+        (backward jumps of the encoder count: all tracks and committed valve
+        intervals were dropped). Safe to call from another thread (returns the
+        snapshot of the last update)."""
         counts = self._counts
-        names = ("tracks_born", "tracks_confirmed", "tracks_lost", "tracks_live", *COUNTER_NAMES)
+        names = (
+            "tracks_born", "tracks_confirmed", "tracks_lost", "tracks_live", *COUNTER_NAMES,
+            "encoder_resets",
+        )  # fmt: skip
         return {name: int(v) for name, v in zip(names, counts, strict=True)}

@@ -126,6 +126,12 @@ class Scheduler:
             self.ivs, self.cnt = ivs, cnt
         self.geometry = geometry
 
+    def forget_commitments(self) -> None:
+        """Drop every committed valve and flap interval (a reset encoder count:
+        they were ticks of the old count, and a restarted PLC lost them)."""
+        self.cnt[:] = 0
+        self.div_cnt[:] = 0
+
     def ensure_diverters(self, n_diverters: int) -> None:
         """Grow the flap table when a new recipe names more diverters."""
         have = self.div_ivs.shape[0]

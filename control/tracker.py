@@ -181,6 +181,18 @@ class Tracker:
         self.prm = tracker_vector(geometry, self.params)
         self._view_area_mm2 = geometry.camera.view_width_mm * geometry.camera.view_length_mm
 
+    def reset(self) -> None:
+        """Drop every track and the time base (a reset encoder count); confirmed
+        tracks not yet decided count as lost. Ids and counters continue."""
+        tab = self.table
+        n = tab.n
+        self.counters[3] += int(np.count_nonzero(tab.CONF[:n] & (tab.DEC[:n] == 0)))
+        tab.n = 0
+        self._t0 = None
+        self._travel0_mm = 0.0
+        self.t_last = None
+        self.outlook.force = True
+
     def travel_mm(self, t_tick: float) -> float:
         """Belt travel since the first frame, mm, at unwrapped tick ``t_tick``."""
         t0 = self._t0 if self._t0 is not None else 0

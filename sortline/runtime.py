@@ -85,6 +85,7 @@ class SortingLine:
         self.frames = 0
         self.frames_bad = 0
         self._live_tracks = 0
+        self._encoder_resets = 0
         self.frame_gaps = 0
         self._last_frame_id: int | None = None
         self._last_frame_mono = time.monotonic()
@@ -253,6 +254,7 @@ class SortingLine:
             return
         dets, t_detected = detected
         tracks, pulses = self.parts.controller.update(dets, self._now_tick(frame, t_arrival))
+        self._note_encoder_reset(frame)
         if len(pulses) and state is PackMLState.EXECUTE:
             self.parts.bridge.submit(pulses)
             if self.records is not None:
@@ -262,6 +264,16 @@ class SortingLine:
         self._count_classes(tracks)
         self._live_tracks = len(tracks)
         self._publish(plc)
+
+    def _note_encoder_reset(self, frame: Frame) -> None:
+        resets = self.parts.controller.encoder_resets
+        if resets != self._encoder_resets:
+            self._encoder_resets = resets
+            log.warning(
+                "encoder count jumped back to %d at frame %d (PLC restart or counter reset): "
+                "tracks and committed valve intervals dropped, tracking restarted",
+                int(frame.tick), frame.frame_id,
+            )  # fmt: skip
 
     def _detect(self, frame: Frame, t_arrival: float) -> tuple[Detections, float] | None:
         """This cycle's detections and the arrival time of the frame they are of.
