@@ -209,3 +209,39 @@ def merge_interval(committed: list[tuple[int, int]], a: int, b: int, min_off: in
             k += 1
     flags = [any(e == s for _, e in touching) for s, _ in segs]
     return sorted([*rest, (lo, hi)]), segs, flags
+
+
+def covered_share(box, dbox: np.ndarray, owner: np.ndarray) -> float:
+    """Share of ``box`` (x0, x1, y0, y1) under the rows of ``dbox`` with owner >= 0:
+    summed intersection areas over its area, capped at 1; 0 for no area."""
+    x0, x1, y0, y1 = box
+    area = (x1 - x0) * (y1 - y0)
+    if not area > 0:
+        return 0.0
+    d = dbox[owner >= 0]
+    w = np.clip(np.minimum(x1, d[:, 1]) - np.maximum(x0, d[:, 0]), 0.0, None)
+    h = np.clip(np.minimum(y1, d[:, 3]) - np.maximum(y0, d[:, 2]), 0.0, None)
+    return float(min((w * h).sum() / area, 1.0))
+
+
+def miss_and_birth_scores(
+    track_boxes, unmatched, dbox, owner, occluded, miss_loss, birth_entry, birth_mid, entry_y_mm
+):
+    """Score change of each unmatched wholly-in-view track and initial score of
+    each unowned box (occlusion rule of ``control.kernels``): a track under
+    owned boxes by >= ``occluded`` (> 0) loses nothing; a box that is under
+    them, or starts above ``entry_y_mm``, is born with the entry score."""
+    dscore = [
+        0.0 if occluded > 0 and covered_share(b, dbox, owner) >= occluded else -miss_loss
+        for b, u in zip(track_boxes, unmatched, strict=True)
+        if u
+    ]
+    births = [
+        birth_entry
+        if dbox[j, 2] < entry_y_mm
+        or (occluded > 0 and covered_share(dbox[j], dbox, owner) >= occluded)
+        else birth_mid
+        for j in range(len(dbox))
+        if owner[j] < 0
+    ]
+    return dscore, births
