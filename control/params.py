@@ -100,10 +100,11 @@ class ControlParams:
     extent_sigma_mm: float = 1.5
     pass_mm: float = 30.0
     # occlusion (crowded belts): a track whose predicted box is at least this
-    # share covered by the frame's detection boxes is not expected to be seen
-    # (a miss costs no score), and a box born mid-view that is this share
-    # covered is a fragment coming out from under another one (scored as an
-    # entry birth); 0 turns both off
+    # share covered by the boxes other tracks took this frame is not expected
+    # to be seen (its miss costs no score and does not count towards
+    # max_coast_frames), and a box born mid-view that far under them is a
+    # fragment coming out from under another one (scored as an entry birth);
+    # 0 turns both off
     occluded_share: float = 0.5
     k_sigma: float = 2.0
     k_sigma_x: float = 1.0

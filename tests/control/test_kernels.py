@@ -112,7 +112,7 @@ def test_gate_equals_all_pairs(n_tracks, n_dets, cell, seed):
     et, ed, ec = kernels._gate(X, P, H, n_tracks, observable, dbox, clip, travel, prm)
     got = {(int(i), int(j)): c for i, j, c in zip(et, ed, ec, strict=True)}
     want = naive.gate_all_pairs(
-        X, P, H, observable, dbox, clip, travel, 40.0, prm[1], prm[1] + prm[15]
+        X, P, H, observable, dbox, clip, travel, 40.0, prm[1], prm[1] + prm[15], prm[17], prm[12]
     )
     assert got.keys() == want.keys()
     for key, c in want.items():
@@ -449,10 +449,35 @@ def test_miss_and_birth_scores_equal_naive(geometry, seed, occluded):
     )  # fmt: skip
     got_d = (SCORE[:n] - before)[(t2d < 0) & whole]
     assert np.allclose(got_d, want_d)
-    assert np.array_equal(MISS[:n], ((t2d < 0) & whole).astype(np.int64))
+    missed = (t2d < 0) & whole
+    assert np.array_equal(MISS[:n][missed], (np.asarray(want_d) < 0).astype(np.int64))
+    assert not MISS[:n][~missed].any()
     assert np.allclose(SCORE[n:m], want_b)
     if occluded == 0.0:
         assert np.all(got_d == -params.miss_loss)
     else:  # the case exercises both outcomes
         assert (got_d == 0).any() and (got_d < 0).any()
         assert (SCORE[n:m] == params.birth_entry_score).any()
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_mahal2_of_grown_boxes_equals_naive(seed):
+    """Whole boxes longer than the track near the top edge (the leading-edge
+    rule) and elsewhere, against the written-out twin."""
+    rng = np.random.default_rng(seed)
+    prm = _prm()
+    r, ru, top, band = prm[1], prm[1] + prm[15], prm[17], prm[12]
+    n_lead = 0
+    for _ in range(300):
+        hu = rng.uniform(2, 40)
+        u = rng.uniform(top - 10, top + 80) + hu  # trailing edge near the top, travel 0
+        grow = rng.choice([0.0, 1.0, 5.0, 15.0]) * rng.uniform(0.5, 1.5)
+        lead = u + hu + rng.normal(0, 2)
+        box = np.array([0.0, 10.0, max(lead - 2 * (hu + grow), top + 1.0), lead])
+        puu = rng.uniform(0.5, 20)
+        c = int(kernels._clip_codes(box[None], top, prm[18], prm[13])[0])
+        got = kernels._mahal2(5.0, u, hu, 3.0, puu, 5.0, box[2], box[3], c, 0.0, r, ru, top, band)
+        want = naive.mahal2(5.0, u, hu, 3.0, puu, box, c, 0.0, r, ru, top, band)
+        assert got == pytest.approx(want, rel=1e-12)
+        n_lead += kernels._lead_clip(u, hu, puu, box[2], box[3], c, 0.0, r, ru, top, band) != c
+    assert n_lead >= 5  # the rule was exercised

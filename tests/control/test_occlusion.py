@@ -79,3 +79,25 @@ def test_hidden_wire_is_fired_at(geometry, recipe, case, occluded_share):
         assert len(pulses) == 0
     else:
         assert covered[1]
+
+
+@pytest.mark.parametrize(
+    ("length_mm", "phase_mm"),  # 120/17.5 and 200/12.5 grew twins before the leading-edge rule
+    [(30.0, 0.0), (82.0, 9.0), (120.0, 17.5), (200.0, 12.5), (200.0, 22.5)],
+)
+def test_long_piece_entering_keeps_one_track(geometry, recipe, length_mm, phase_mm):
+    """While the view's top edge cuts a piece its track knows only a lower bound
+    of its length; the frame its whole box shows, the box centre lies up to half
+    a frame's travel upstream of the track's: still the same track (no twin)."""
+    obj = BeltObjects(
+        x_mm=np.array([300.0]), u_mm=np.array([-260.0 - phase_mm - length_mm / 2]),
+        hx_mm=np.array([2.0]), hu_mm=np.array([length_mm / 2]), vx_mm_tick=np.zeros(1),
+        vu_mm_tick=np.zeros(1), cls=np.array([COPPER]),
+    )  # fmt: skip
+    cam = SyntheticCamera(geometry, obj, len(DEFAULT_CLASSES), noise_mm=0.3, seed=2)
+    ctl = Controller(geometry, recipe, DEFAULT_CLASSES)
+    for f in range(40):
+        dets, _ = cam.frame(f)
+        ctl.update(dets, int(dets.tick))
+    st = ctl.stats()
+    assert (st["tracks_born"], st["tracks_lost"], st["objects_targeted"]) == (1, 0, 1)
