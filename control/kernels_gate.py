@@ -68,7 +68,9 @@ def _mahal2(x, u, hu, pxx, puu, dx, dymin, dymax, clip, travel, r, ru, top, band
     d2 = ix * ix / (pxx + r)
     if clip == 3:
         return d2
-    c = _lead_clip(u, hu, puu, dymin, dymax, clip, travel, r, ru, top, band)
+    c = clip
+    if clip == 0 and dymin < top + band:  # only boxes just in may take the leading edge
+        c = _lead_clip(u, hu, puu, dymin, dymax, clip, travel, r, ru, top, band)
     iu = _innov_u(u, hu, dymin, dymax, c, travel)
     return d2 + iu * iu / (puu + (r if c == 0 else ru))
 
@@ -112,8 +114,8 @@ def _gate_boxes(X, P, H, n, observable, travel, prm, x0, y0, cell, nx, ny):
         yc = X[i, 1] + travel
         if yc - H[i, 1] <= prm[T_VIEW_TOP] + tol or yc + H[i, 1] >= prm[T_VIEW_BOTTOM] - tol:
             ry += H[i, 1]  # a cut box is measured by one edge, up to hu from its centre
-        elif yc - H[i, 1] <= prm[T_VIEW_TOP] + 2.0 * band:  # just in: see _lead_clip
-            ry += H[i, 1] + band
+        elif yc - H[i, 1] <= prm[T_VIEW_TOP] + 2.0 * band:  # just in (_lead_clip): a box
+            ry += band  # measured by its leading edge has its centre <= band + ry / 2 off
         box[i, 0] = min(max(math.floor((X[i, 0] - rx - x0) / cell), 0), nx - 1)
         box[i, 1] = min(max(math.floor((X[i, 0] + rx - x0) / cell), 0), nx - 1)
         box[i, 2] = min(max(math.floor((yc - ry - y0) / cell), 0), ny - 1)
