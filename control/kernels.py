@@ -27,7 +27,14 @@ from numba import njit
 
 from control.kernels_assign import _assign_gated
 from control.kernels_evidence import _export, _outlook_finish, _outlook_logits, _outlook_rows
-from control.kernels_gate import _clip_codes, _gate, _innov_u, _mahal2
+from control.kernels_gate import (
+    _clip_codes,
+    _covered_share,
+    _gate,
+    _innov_u,
+    _lead_clip,
+    _mahal2,
+)
 from control.params import (
     T_BIRTH_ENTRY,
     T_BIRTH_MID,
@@ -42,6 +49,7 @@ from control.params import (
     T_MAX_COAST,
     T_MISS,
     T_MM_PER_TICK,
+    T_OCCLUDED,
     T_PASS_MM,
     T_Q,
     T_R_MM2,
@@ -124,8 +132,18 @@ def _keep(trail, dec, conf, score, miss, y_gone, max_coast, delete, bottom):
 def _update_matched(
     X, P, H, EV, NEV, SCORE, NVIEW, MISS, t2d, observable, dbox, clip, logp, has_ev, travel, prm
 ):
-    """Kalman update of associated tracks (clip-aware); score and misses of the rest."""
+    """Kalman update of associated tracks (clip-aware; a whole box of a track
+    that has just come in is measured by its leading edge when that fits better,
+    ``kernels_gate._lead_clip``); score and misses of the rest: a miss of a track
+    wholly in view costs score and counts towards ``T_MAX_COAST`` unless the
+    track is occluded (its predicted box under boxes associated to other tracks
+    by at least ``T_OCCLUDED``)."""
     r = prm[T_R_MM2]
+    occ = prm[T_OCCLUDED]
+    owner = np.full(dbox.shape[0], -1, np.int64)
+    for i in range(t2d.shape[0]):
+        if t2d[i] >= 0:
+            owner[t2d[i]] = i
     ru = r + prm[T_EXTENT_VAR_MM2]
     alpha = prm[T_EXTENT_ALPHA]
     top = prm[T_VIEW_TOP]
@@ -138,17 +156,22 @@ def _update_matched(
             if observable[i]:
                 yc = X[i, 1] + travel
                 if yc - H[i, 1] > top + tol and yc + H[i, 1] < bottom - tol:
-                    SCORE[i] -= prm[T_MISS]
-                    MISS[i] += 1
+                    x0, x1 = X[i, 0] - H[i, 0], X[i, 0] + H[i, 0]
+                    hidden = occ > 0.0 and (
+                        _covered_share(x0, x1, yc - H[i, 1], yc + H[i, 1], dbox, owner) >= occ
+                    )
+                    if not hidden:  # a hidden fragment's miss is no evidence against it
+                        SCORE[i] -= prm[T_MISS]
+                        MISS[i] += 1
             continue
         b0, b1, b2, b3 = dbox[j, 0], dbox[j, 1], dbox[j, 2], dbox[j, 3]
         H[i, 0] += alpha * (0.5 * (b1 - b0) - H[i, 0])
         X[i, 0], X[i, 2], P[i, 0], P[i, 1], P[i, 2] = _kf_axis(
             X[i, 0], X[i, 2], P[i, 0], P[i, 1], P[i, 2], 0.5 * (b0 + b1) - X[i, 0], r
         )
-        c = clip[j]
         u = X[i, 1]
         hu = H[i, 1]
+        c = _lead_clip(u, hu, P[i, 3], b2, b3, clip[j], travel, r, ru, top, prm[T_ENTRY_BAND_MM])
         vis = 0.5 * (b3 - b2)
         rr = ru
         if c == 0:
@@ -198,8 +221,13 @@ def _births(
     prm,
     counters,
 ):
-    """New tentative tracks from unassociated boxes, appended at row ``n``; returns rows."""
+    """New tentative tracks from unassociated boxes, appended at row ``n``; returns rows.
+
+    Entry births (score ``T_BIRTH_ENTRY``): boxes cut by or near the upstream
+    view edge, and boxes covered by boxes associated to tracks by at least
+    ``T_OCCLUDED`` (a fragment coming out from under another one)."""
     r = prm[T_R_MM2]
+    occ = prm[T_OCCLUDED]
     v0 = prm[T_V0_VAR]
     k = EV.shape[1]
     m = n
@@ -220,6 +248,8 @@ def _births(
         H[m, 0] = 0.5 * (b1 - b0)
         H[m, 1] = 0.5 * (b3 - b2)
         entering = (clip[j] & 1) != 0 or b2 < prm[T_VIEW_TOP] + prm[T_ENTRY_BAND_MM]
+        if not entering and occ > 0.0:
+            entering = _covered_share(b0, b1, b2, b3, dbox, d2t) >= occ
         SCORE[m] = prm[T_BIRTH_ENTRY] if entering else prm[T_BIRTH_MID]
         TID[m] = counters[0]
         counters[0] += 1
@@ -390,6 +420,7 @@ __all__ = [
     "_assign_gated",
     "_births",
     "_clip_codes",
+    "_covered_share",
     "_crossing",
     "_export",
     "_fill_holes",
@@ -397,6 +428,7 @@ __all__ = [
     "_innov_u",
     "_keep",
     "_kf_axis",
+    "_lead_clip",
     "_mahal2",
     "_move_1d",
     "_move_2d",

@@ -17,6 +17,7 @@ from numba import njit
 from control.params import (
     T_CELL_MM,
     T_CLIP_TOL_MM,
+    T_ENTRY_BAND_MM,
     T_EXTENT_VAR_MM2,
     T_GATE,
     T_R_MM2,
@@ -44,14 +45,34 @@ def _innov_u(u, hu, dymin, dymax, clip, travel):
 
 
 @njit(cache=True, nogil=True)
-def _mahal2(x, u, hu, pxx, puu, dx, dymin, dymax, clip, travel, r, ru):
+def _lead_clip(u, hu, puu, dymin, dymax, clip, travel, r, ru, top, band):
+    """Clip code to measure a box by: 1 (its leading edge) for a whole box of a
+    track that has just come in (box trailing edge less than ``band`` below the
+    view's top edge, the track's predicted one less than two bands: a frame's
+    travel), longer than the track by over two edge sigmas, whose leading
+    edge fits better than its centre (the track's length is a lower bound while
+    the view's top edge cuts the fragment), else ``clip``."""
+    if clip != 0 or dymin >= top + band or u - hu + travel > top + 2.0 * band:
+        return clip
+    if 0.5 * (dymax - dymin) - hu <= 2.0 * math.sqrt(ru - r):
+        return clip
+    ic = 0.5 * (dymin + dymax) - travel - u
+    il = dymax - travel - (u + hu)
+    return 1 if il * il / (puu + ru) < ic * ic / (puu + r) else clip
+
+
+@njit(cache=True, nogil=True)
+def _mahal2(x, u, hu, pxx, puu, dx, dymin, dymax, clip, travel, r, ru, top, band):
     """Squared Mahalanobis distance of a predicted track to one detection box."""
     ix = dx - x
     d2 = ix * ix / (pxx + r)
     if clip == 3:
         return d2
-    iu = _innov_u(u, hu, dymin, dymax, clip, travel)
-    return d2 + iu * iu / (puu + (r if clip == 0 else ru))
+    c = clip
+    if clip == 0 and dymin < top + band:  # only boxes just in may take the leading edge
+        c = _lead_clip(u, hu, puu, dymin, dymax, clip, travel, r, ru, top, band)
+    iu = _innov_u(u, hu, dymin, dymax, c, travel)
+    return d2 + iu * iu / (puu + (r if c == 0 else ru))
 
 
 @njit(cache=True, nogil=True)
@@ -83,6 +104,7 @@ def _gate_boxes(X, P, H, n, observable, travel, prm, x0, y0, cell, nx, ny):
     r = prm[T_R_MM2]
     ru = r + prm[T_EXTENT_VAR_MM2]
     tol = prm[T_CLIP_TOL_MM]
+    band = prm[T_ENTRY_BAND_MM]
     box = np.full((n, 4), -1, np.int64)
     for i in range(n):
         if not observable[i]:
@@ -92,6 +114,8 @@ def _gate_boxes(X, P, H, n, observable, travel, prm, x0, y0, cell, nx, ny):
         yc = X[i, 1] + travel
         if yc - H[i, 1] <= prm[T_VIEW_TOP] + tol or yc + H[i, 1] >= prm[T_VIEW_BOTTOM] - tol:
             ry += H[i, 1]  # a cut box is measured by one edge, up to hu from its centre
+        elif yc - H[i, 1] <= prm[T_VIEW_TOP] + 2.0 * band:  # just in (_lead_clip): a box
+            ry += band  # measured by its leading edge has its centre <= band + ry / 2 off
         box[i, 0] = min(max(math.floor((X[i, 0] - rx - x0) / cell), 0), nx - 1)
         box[i, 1] = min(max(math.floor((X[i, 0] + rx - x0) / cell), 0), nx - 1)
         box[i, 2] = min(max(math.floor((yc - ry - y0) / cell), 0), ny - 1)
@@ -133,6 +157,8 @@ def _gate(X, P, H, n, observable, dbox, clip, travel, prm):
     ec = np.empty(bound, np.float64)
     r = prm[T_R_MM2]
     ru = r + prm[T_EXTENT_VAR_MM2]
+    top = prm[T_VIEW_TOP]
+    band = prm[T_ENTRY_BAND_MM]
     ne = 0
     for i in range(n):
         if box[i, 0] < 0:
@@ -146,14 +172,38 @@ def _gate(X, P, H, n, observable, dbox, clip, travel, prm):
             for k in range(start[cy * nx + box[i, 0]], start[cy * nx + box[i, 1] + 1]):
                 j = order[k]
                 d2 = _mahal2(
-                    xi, ui, hui, pxx, puu, px[j], dbox[j, 2], dbox[j, 3], clip[j], travel, r, ru
-                )
+                    xi, ui, hui, pxx, puu, px[j], dbox[j, 2], dbox[j, 3], clip[j], travel, r, ru,
+                    top, band,
+                )  # fmt: skip
                 if d2 < gate:
                     et[ne] = i
                     ed[ne] = j
                     ec[ne] = d2
                     ne += 1
     return et[:ne], ed[:ne], ec[:ne]
+
+
+@njit(cache=True, nogil=True)
+def _covered_share(x0, x1, y0, y1, dbox, owner):
+    """Share of the box [x0, x1] x [y0, y1] (view mm) under the boxes of ``dbox``
+    whose ``owner`` (track row associated this frame) is >= 0: summed pairwise
+    intersections over its area, capped at 1 (where two of them overlap it
+    counts twice). 0 for a box of no area. Boxes nobody owns do not count: they
+    may be this very fragment, missed by the association (``control.kernels``)."""
+    area = (x1 - x0) * (y1 - y0)
+    if not area > 0.0:
+        return 0.0
+    cov = 0.0
+    for k in range(dbox.shape[0]):
+        if owner[k] < 0:
+            continue
+        w = min(x1, dbox[k, 1]) - max(x0, dbox[k, 0])
+        if w <= 0.0:
+            continue
+        h = min(y1, dbox[k, 3]) - max(y0, dbox[k, 2])
+        if h > 0.0:
+            cov += w * h
+    return min(cov / area, 1.0)
 
 
 @njit(cache=True, nogil=True)

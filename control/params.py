@@ -37,7 +37,8 @@ T_MM_PER_TICK = 20
 T_CELL_MM = 21  # spatial hash cell size (set per frame)
 T_X_MIN = 22  # grid origin across the belt
 T_X_SPAN = 23
-N_TRACKER = 24
+T_OCCLUDED = 24  # a box this share covered by other boxes is occluded (0: off)
+N_TRACKER = 25
 
 # schedule vector slots
 S_K_SIGMA = 0  # window widening in crossing sigmas
@@ -98,6 +99,13 @@ class ControlParams:
     extent_alpha: float = 0.5
     extent_sigma_mm: float = 1.5
     pass_mm: float = 30.0
+    # occlusion (crowded belts): a track whose predicted box is at least this
+    # share covered by the boxes other tracks took this frame is not expected
+    # to be seen (its miss costs no score and does not count towards
+    # max_coast_frames), and a box born mid-view that far under them is a
+    # fragment coming out from under another one (scored as an entry birth);
+    # 0 turns both off
+    occluded_share: float = 0.5
     k_sigma: float = 2.0
     k_sigma_x: float = 1.0
     decide_frames_ahead: float = 2.0
@@ -135,6 +143,8 @@ class ControlParams:
             raise ValueError(
                 f"ControlParams.window_rule must be max or sum, not {self.window_rule!r}"
             )
+        if not 0 <= self.occluded_share <= 1:
+            raise ValueError("ControlParams.occluded_share must lie in [0, 1]")
         if self.long_full_width_mm < 0:
             raise ValueError("ControlParams.long_full_width_mm must be >= 0")
         if self.tolerance_floor_mm < 0 or self.tolerance_floor_x_mm < 0:

@@ -147,6 +147,7 @@ def tracker_vector(geometry: LineGeometry, params: ControlParams) -> np.ndarray:
     v[prm_idx.T_X_MIN] = cam.x_offset_mm
     v[prm_idx.T_X_SPAN] = cam.view_width_mm
     v[prm_idx.T_CELL_MM] = 50.0
+    v[prm_idx.T_OCCLUDED] = params.occluded_share
     return v
 
 

@@ -61,12 +61,20 @@ def update_axis(
 
 
 # -- gating and assignment -----------------------------------------------------
-def mahal2(x, u, hu, pxx, puu, box, clip, travel, r, ru) -> float:
-    """Squared Mahalanobis distance, written out per clip case."""
+def mahal2(x, u, hu, pxx, puu, box, clip, travel, r, ru, top=-math.inf, band=0.0) -> float:
+    """Squared Mahalanobis distance, written out per clip case. A whole box that
+    has just come in (trailing edge within ``band`` of ``top``, the track's
+    within two bands) and is longer than the track by over two edge sigmas is
+    measured by whichever fits better of its centre and its leading edge."""
     cx = 0.5 * (box[0] + box[1])
     d2 = (cx - x) ** 2 / (pxx + r)
     if clip == 3:
         return d2
+    just_in = box[2] < top + band and u - hu + travel <= top + 2 * band
+    if clip == 0 and just_in and (box[3] - box[2]) / 2 - hu > 2 * math.sqrt(ru - r):
+        centre = (0.5 * (box[2] + box[3]) - travel - u) ** 2 / (puu + r)
+        lead = (box[3] - travel - (u + hu)) ** 2 / (puu + ru)
+        return d2 + min(centre, lead)
     if clip == 0:
         iu = 0.5 * (box[2] + box[3]) - travel - u
         var = puu + r
@@ -79,7 +87,7 @@ def mahal2(x, u, hu, pxx, puu, box, clip, travel, r, ru) -> float:
     return d2 + iu**2 / var
 
 
-def gate_all_pairs(X, P, H, observable, dbox, clip, travel, gate, r, ru) -> dict:
+def gate_all_pairs(X, P, H, observable, dbox, clip, travel, gate, r, ru, top, band) -> dict:
     """{(track, det): cost} for every pair cheaper than ``gate`` (brute force)."""
     out = {}
     for i in range(len(observable)):
@@ -87,8 +95,9 @@ def gate_all_pairs(X, P, H, observable, dbox, clip, travel, gate, r, ru) -> dict
             continue
         for j in range(dbox.shape[0]):
             d2 = mahal2(
-                X[i, 0], X[i, 1], H[i, 1], P[i, 0], P[i, 3], dbox[j], clip[j], travel, r, ru
-            )
+                X[i, 0], X[i, 1], H[i, 1], P[i, 0], P[i, 3], dbox[j], clip[j], travel, r, ru,
+                top, band,
+            )  # fmt: skip
             if d2 < gate:
                 out[(i, j)] = d2
     return out
@@ -209,3 +218,40 @@ def merge_interval(committed: list[tuple[int, int]], a: int, b: int, min_off: in
             k += 1
     flags = [any(e == s for _, e in touching) for s, _ in segs]
     return sorted([*rest, (lo, hi)]), segs, flags
+
+
+def covered_share(box, dbox: np.ndarray, owner: np.ndarray) -> float:
+    """Share of ``box`` (x0, x1, y0, y1) under the rows of ``dbox`` with owner >= 0:
+    summed intersection areas over its area, capped at 1; 0 for no area."""
+    x0, x1, y0, y1 = box
+    area = (x1 - x0) * (y1 - y0)
+    if not area > 0:
+        return 0.0
+    d = dbox[owner >= 0]
+    w = np.clip(np.minimum(x1, d[:, 1]) - np.maximum(x0, d[:, 0]), 0.0, None)
+    h = np.clip(np.minimum(y1, d[:, 3]) - np.maximum(y0, d[:, 2]), 0.0, None)
+    return float(min((w * h).sum() / area, 1.0))
+
+
+def miss_and_birth_scores(
+    track_boxes, unmatched, dbox, owner, occluded, miss_loss, birth_entry, birth_mid, entry_y_mm
+):
+    """Score change of each unmatched wholly-in-view track and initial score of
+    each unowned box (occlusion rule of ``control.kernels``): a track under
+    owned boxes by >= ``occluded`` (> 0) loses nothing (nor does its miss
+    count); a box that is under them, or starts above ``entry_y_mm``, is born
+    with the entry score."""
+    dscore = [
+        0.0 if occluded > 0 and covered_share(b, dbox, owner) >= occluded else -miss_loss
+        for b, u in zip(track_boxes, unmatched, strict=True)
+        if u
+    ]
+    births = [
+        birth_entry
+        if dbox[j, 2] < entry_y_mm
+        or (occluded > 0 and covered_share(dbox[j], dbox, owner) >= occluded)
+        else birth_mid
+        for j in range(len(dbox))
+        if owner[j] < 0
+    ]
+    return dscore, births

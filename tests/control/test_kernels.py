@@ -112,7 +112,7 @@ def test_gate_equals_all_pairs(n_tracks, n_dets, cell, seed):
     et, ed, ec = kernels._gate(X, P, H, n_tracks, observable, dbox, clip, travel, prm)
     got = {(int(i), int(j)): c for i, j, c in zip(et, ed, ec, strict=True)}
     want = naive.gate_all_pairs(
-        X, P, H, observable, dbox, clip, travel, 40.0, prm[1], prm[1] + prm[15]
+        X, P, H, observable, dbox, clip, travel, 40.0, prm[1], prm[1] + prm[15], prm[17], prm[12]
     )
     assert got.keys() == want.keys()
     for key, c in want.items():
@@ -366,3 +366,118 @@ def test_fill_holes_keeps_exactly_the_live_rows(keep, seed):
     assert sorted(rows[:n].tolist()) == np.nonzero(keep)[0].tolist()
     np.testing.assert_array_equal(table[:n, 1], rows[:n] * 10)
     assert len(dst) <= len(keep) - n  # one move per dropped row at most
+
+
+# -- occlusion -----------------------------------------------------------------
+def _random_boxes(rng, n, y_span=(-190.0, 190.0), x_span=400.0):
+    x0 = rng.uniform(0, x_span, n)
+    y0 = rng.uniform(*y_span, n)
+    w = rng.choice([0.0, 1.8, 10.0, 60.0], n) * rng.uniform(0.5, 1.5, n)
+    h = rng.uniform(0.5, 50.0, n)
+    return np.column_stack([x0, x0 + w, y0, np.minimum(y0 + h, y_span[1] + 10)])
+
+
+@pytest.mark.parametrize("seed", [*SEEDS, 3, 4])
+def test_covered_share_equals_naive(seed):
+    rng = np.random.default_rng(seed)
+    dbox = _random_boxes(rng, 40)
+    owner = np.where(rng.random(40) < 0.6, rng.integers(0, 9, 40), -1).astype(np.int64)
+    probes = np.vstack([_random_boxes(rng, 30), dbox[:5], [[5.0, 5.0, 0.0, 9.0]]])
+    for b in probes:
+        got = kernels._covered_share(b[0], b[1], b[2], b[3], dbox, owner)
+        assert got == pytest.approx(naive.covered_share(b, dbox, owner), abs=1e-12)
+    assert kernels._covered_share(0.0, 10.0, 0.0, 10.0, dbox[:0], owner[:0]) == 0.0
+
+
+@pytest.mark.parametrize("occluded", [0.0, 0.5, 0.2])
+@pytest.mark.parametrize("seed", SEEDS)
+def test_miss_and_birth_scores_equal_naive(geometry, seed, occluded):
+    """Unmatched tracks wholly in view lose ``miss_loss`` unless occluded; unowned
+    boxes are born with the entry score near the top edge or when occluded."""
+    import dataclasses
+
+    from control.params import ControlParams
+    from control.tracker import tracker_vector
+
+    params = dataclasses.replace(ControlParams(), occluded_share=occluded)
+    prm = tracker_vector(geometry, params)
+    rng = np.random.default_rng(seed)
+    n, nd, k = 30, 25, 3
+    dbox = _random_boxes(rng, nd, (-150.0, 150.0), 200.0)  # crowded: boxes overlap
+    cap = n + nd
+    X, P, H = (np.zeros((cap, w)) for w in (4, 6, 2))
+    X[:n], P[:n], H[:n] = _random_state(rng, n)
+    X[:n, 0] = rng.uniform(0, 200, n)
+    X[:n, 1] = rng.uniform(-150, 150, n)  # travel 0: u is the view y
+    H[:n] = rng.uniform(1, 40, (n, 2))
+    # half the tracks take a box (a random pairing), the rest missed it
+    t2d = np.full(n, -1, np.int64)
+    d2t = np.full(nd, -1, np.int64)
+    pairs = rng.permutation(nd)[: n // 2]
+    for i, j in enumerate(pairs):
+        t2d[2 * i], d2t[j] = j, 2 * i
+    # three unowned boxes coming out from under owned ones
+    spare = np.nonzero(d2t < 0)[0][:3]
+    big = pairs[np.argsort(-(dbox[pairs, 1] - dbox[pairs, 0]) * (dbox[pairs, 3] - dbox[pairs, 2]))]
+    for j, b in zip(spare, big[:3], strict=True):
+        cx, cy = 0.5 * (dbox[b, 0] + dbox[b, 1]), 0.5 * (dbox[b, 2] + dbox[b, 3])
+        dbox[j] = cx - 1.0, cx + 1.0, cy - 0.2, cy + 0.2
+    EV, NEV = np.zeros((cap, k)), np.zeros(cap, np.int64)
+    SCORE = np.zeros(cap)
+    SCORE[:n] = 3.0
+    TID, CONF, DEC, NVIEW, MISS = (np.zeros(cap, np.int64) for _ in range(5))
+    clip = kernels._clip_codes(dbox, prm[17], prm[18], prm[13])
+    logp, has = np.zeros((nd, k), np.float32), np.ones(nd, np.bool_)
+    observable = np.ones(n, np.bool_)
+    before = SCORE[:n].copy()
+    kernels._update_matched(
+        X, P, H, EV, NEV, SCORE, NVIEW, MISS, t2d, observable, dbox, clip, logp, has, 0.0, prm
+    )
+    counters = np.array([1, 0, 0, 0], np.int64)
+    m = kernels._births(
+        X, P, H, EV, NEV, TID, CONF, DEC, SCORE, NVIEW, MISS, n, d2t, dbox, clip, logp, has,
+        0.0, prm, counters,
+    )  # fmt: skip
+    top, bottom, tol = prm[17], prm[18], prm[13]
+    whole = (X[:n, 1] - H[:n, 1] > top + tol) & (X[:n, 1] + H[:n, 1] < bottom - tol)
+    boxes = np.column_stack(
+        [X[:n, 0] - H[:n, 0], X[:n, 0] + H[:n, 0], X[:n, 1] - H[:n, 1], X[:n, 1] + H[:n, 1]]
+    )
+    want_d, want_b = naive.miss_and_birth_scores(
+        boxes, (t2d < 0) & whole, dbox, d2t, occluded, params.miss_loss,
+        params.birth_entry_score, params.birth_mid_score, top + params.entry_band_mm,
+    )  # fmt: skip
+    got_d = (SCORE[:n] - before)[(t2d < 0) & whole]
+    assert np.allclose(got_d, want_d)
+    missed = (t2d < 0) & whole
+    assert np.array_equal(MISS[:n][missed], (np.asarray(want_d) < 0).astype(np.int64))
+    assert not MISS[:n][~missed].any()
+    assert np.allclose(SCORE[n:m], want_b)
+    if occluded == 0.0:
+        assert np.all(got_d == -params.miss_loss)
+    else:  # the case exercises both outcomes
+        assert (got_d == 0).any() and (got_d < 0).any()
+        assert (SCORE[n:m] == params.birth_entry_score).any()
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_mahal2_of_grown_boxes_equals_naive(seed):
+    """Whole boxes longer than the track near the top edge (the leading-edge
+    rule) and elsewhere, against the written-out twin."""
+    rng = np.random.default_rng(seed)
+    prm = _prm()
+    r, ru, top, band = prm[1], prm[1] + prm[15], prm[17], prm[12]
+    n_lead = 0
+    for _ in range(300):
+        hu = rng.uniform(2, 40)
+        u = rng.uniform(top - 10, top + 80) + hu  # trailing edge near the top, travel 0
+        grow = rng.choice([0.0, 1.0, 5.0, 15.0]) * rng.uniform(0.5, 1.5)
+        lead = u + hu + rng.normal(0, 2)
+        box = np.array([0.0, 10.0, max(lead - 2 * (hu + grow), top + 1.0), lead])
+        puu = rng.uniform(0.5, 20)
+        c = int(kernels._clip_codes(box[None], top, prm[18], prm[13])[0])
+        got = kernels._mahal2(5.0, u, hu, 3.0, puu, 5.0, box[2], box[3], c, 0.0, r, ru, top, band)
+        want = naive.mahal2(5.0, u, hu, 3.0, puu, box, c, 0.0, r, ru, top, band)
+        assert got == pytest.approx(want, rel=1e-12)
+        n_lead += kernels._lead_clip(u, hu, puu, box[2], box[3], c, 0.0, r, ru, top, band) != c
+    assert n_lead >= 5  # the rule was exercised
