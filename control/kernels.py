@@ -26,10 +26,10 @@ import numpy as np
 from numba import njit
 
 from control.kernels_assign import _assign_gated
+from control.kernels_cover import _cover_index, _covered
 from control.kernels_evidence import _export, _outlook_finish, _outlook_logits, _outlook_rows
 from control.kernels_gate import (
     _clip_codes,
-    _covered_share,
     _gate,
     _innov_u,
     _lead_clip,
@@ -130,20 +130,18 @@ def _keep(trail, dec, conf, score, miss, y_gone, max_coast, delete, bottom):
 
 @njit(cache=True, nogil=True)
 def _update_matched(
-    X, P, H, EV, NEV, SCORE, NVIEW, MISS, t2d, observable, dbox, clip, logp, has_ev, travel, prm
-):
+    X, P, H, EV, NEV, SCORE, NVIEW, MISS, t2d, observable, dbox, clip, logp, has_ev, travel, prm,
+    cstart, citems, cstamp, cgeo,
+):  # fmt: skip
     """Kalman update of associated tracks (clip-aware; a whole box of a track
     that has just come in is measured by its leading edge when that fits better,
     ``kernels_gate._lead_clip``); score and misses of the rest: a miss of a track
     wholly in view costs score and counts towards ``T_MAX_COAST`` unless the
     track is occluded (its predicted box under boxes associated to other tracks
-    by at least ``T_OCCLUDED``)."""
+    by at least ``T_OCCLUDED``). cstart, citems, cstamp, cgeo: the frame's
+    ``kernels_cover._cover_index`` of the associated boxes (query ids: rows)."""
     r = prm[T_R_MM2]
     occ = prm[T_OCCLUDED]
-    owner = np.full(dbox.shape[0], -1, np.int64)
-    for i in range(t2d.shape[0]):
-        if t2d[i] >= 0:
-            owner[t2d[i]] = i
     ru = r + prm[T_EXTENT_VAR_MM2]
     alpha = prm[T_EXTENT_ALPHA]
     top = prm[T_VIEW_TOP]
@@ -157,8 +155,10 @@ def _update_matched(
                 yc = X[i, 1] + travel
                 if yc - H[i, 1] > top + tol and yc + H[i, 1] < bottom - tol:
                     x0, x1 = X[i, 0] - H[i, 0], X[i, 0] + H[i, 0]
-                    hidden = occ > 0.0 and (
-                        _covered_share(x0, x1, yc - H[i, 1], yc + H[i, 1], dbox, owner) >= occ
+                    y0, y1 = yc - H[i, 1], yc + H[i, 1]
+                    hidden = (
+                        occ > 0.0
+                        and _covered(x0, x1, y0, y1, dbox, cstart, citems, cstamp, i, cgeo) >= occ
                     )
                     if not hidden:  # a hidden fragment's miss is no evidence against it
                         SCORE[i] -= prm[T_MISS]
@@ -220,12 +220,17 @@ def _births(
     travel,
     prm,
     counters,
+    cstart,
+    citems,
+    cstamp,
+    cgeo,
 ):
     """New tentative tracks from unassociated boxes, appended at row ``n``; returns rows.
 
     Entry births (score ``T_BIRTH_ENTRY``): boxes cut by or near the upstream
     view edge, and boxes covered by boxes associated to tracks by at least
-    ``T_OCCLUDED`` (a fragment coming out from under another one)."""
+    ``T_OCCLUDED`` (a fragment coming out from under another one; the frame's
+    ``kernels_cover._cover_index``, query ids ``n + box``)."""
     r = prm[T_R_MM2]
     occ = prm[T_OCCLUDED]
     v0 = prm[T_V0_VAR]
@@ -249,7 +254,8 @@ def _births(
         H[m, 1] = 0.5 * (b3 - b2)
         entering = (clip[j] & 1) != 0 or b2 < prm[T_VIEW_TOP] + prm[T_ENTRY_BAND_MM]
         if not entering and occ > 0.0:
-            entering = _covered_share(b0, b1, b2, b3, dbox, d2t) >= occ
+            share = _covered(b0, b1, b2, b3, dbox, cstart, citems, cstamp, n + j, cgeo)
+            entering = share >= occ
         SCORE[m] = prm[T_BIRTH_ENTRY] if entering else prm[T_BIRTH_MID]
         TID[m] = counters[0]
         counters[0] += 1
@@ -354,9 +360,15 @@ def _track_step(
     clip = _clip_codes(dbox, top, bottom, prm[T_CLIP_TOL_MM])
     et, ed, ec = _gate(X, P, H, n, observable, dbox, clip, travel, prm)
     t2d, d2t = _assign_gated(n, dbox.shape[0], et, ed, ec, prm[T_GATE])
+    # boxes taken by tracks, indexed for the occlusion rule's coverage queries
+    if prm[T_OCCLUDED] > 0.0:
+        cstart, citems, cstamp, cgeo = _cover_index(dbox, d2t, prm)
+    else:
+        cstart, citems, cstamp, cgeo = _cover_index(dbox[:0], d2t[:0], prm)
     _update_matched(
-        X, P, H, EV, NEV, SCORE, NVIEW, MISS, t2d, observable, dbox, clip, logp, has_ev, travel, prm
-    )
+        X, P, H, EV, NEV, SCORE, NVIEW, MISS, t2d, observable, dbox, clip, logp, has_ev, travel,
+        prm, cstart, citems, cstamp, cgeo,
+    )  # fmt: skip
     m = _births(
         X,
         P,
@@ -378,6 +390,10 @@ def _track_step(
         travel,
         prm,
         counters,
+        cstart,
+        citems,
+        cstamp,
+        cgeo,
     )
     keep = np.empty(m, np.bool_)
     y_valve = prm[T_Y_VALVE]
@@ -420,7 +436,8 @@ __all__ = [
     "_assign_gated",
     "_births",
     "_clip_codes",
-    "_covered_share",
+    "_cover_index",
+    "_covered",
     "_crossing",
     "_export",
     "_fill_holes",

@@ -184,29 +184,6 @@ def _gate(X, P, H, n, observable, dbox, clip, travel, prm):
 
 
 @njit(cache=True, nogil=True)
-def _covered_share(x0, x1, y0, y1, dbox, owner):
-    """Share of the box [x0, x1] x [y0, y1] (view mm) under the boxes of ``dbox``
-    whose ``owner`` (track row associated this frame) is >= 0: summed pairwise
-    intersections over its area, capped at 1 (where two of them overlap it
-    counts twice). 0 for a box of no area. Boxes nobody owns do not count: they
-    may be this very fragment, missed by the association (``control.kernels``)."""
-    area = (x1 - x0) * (y1 - y0)
-    if not area > 0.0:
-        return 0.0
-    cov = 0.0
-    for k in range(dbox.shape[0]):
-        if owner[k] < 0:
-            continue
-        w = min(x1, dbox[k, 1]) - max(x0, dbox[k, 0])
-        if w <= 0.0:
-            continue
-        h = min(y1, dbox[k, 3]) - max(y0, dbox[k, 2])
-        if h > 0.0:
-            cov += w * h
-    return min(cov / area, 1.0)
-
-
-@njit(cache=True, nogil=True)
 def _clip_codes(dbox, top, bottom, tol):
     """(D,) int64 clip code per box (see module docstring)."""
     nd = dbox.shape[0]

@@ -378,15 +378,24 @@ def _random_boxes(rng, n, y_span=(-190.0, 190.0), x_span=400.0):
 
 
 @pytest.mark.parametrize("seed", [*SEEDS, 3, 4])
-def test_covered_share_equals_naive(seed):
+def test_covered_share_equals_naive(geometry, seed):
+    """Coverage through the frame's grid of taken boxes equals the plain sum."""
+    from control.params import T_CELL_MM, ControlParams
+    from control.tracker import tracker_vector
+
     rng = np.random.default_rng(seed)
     dbox = _random_boxes(rng, 40)
     owner = np.where(rng.random(40) < 0.6, rng.integers(0, 9, 40), -1).astype(np.int64)
     probes = np.vstack([_random_boxes(rng, 30), dbox[:5], [[5.0, 5.0, 0.0, 9.0]]])
-    for b in probes:
-        got = kernels._covered_share(b[0], b[1], b[2], b[3], dbox, owner)
-        assert got == pytest.approx(naive.covered_share(b, dbox, owner), abs=1e-12)
-    assert kernels._covered_share(0.0, 10.0, 0.0, 10.0, dbox[:0], owner[:0]) == 0.0
+    prm = tracker_vector(geometry, ControlParams())
+    for cell_mm in (3.0, 14.0, 60.0):
+        prm[T_CELL_MM] = cell_mm
+        index = kernels._cover_index(dbox, owner, prm)
+        for q, b in enumerate(probes):
+            got = kernels._covered(b[0], b[1], b[2], b[3], dbox, *index[:3], q, index[3])
+            assert got == pytest.approx(naive.covered_share(b, dbox, owner), abs=1e-12)
+    empty = kernels._cover_index(dbox[:0], owner[:0], prm)
+    assert kernels._covered(0.0, 10.0, 0.0, 10.0, dbox[:0], *empty[:3], 0, empty[3]) == 0.0
 
 
 @pytest.mark.parametrize("occluded", [0.0, 0.5, 0.2])
@@ -430,13 +439,15 @@ def test_miss_and_birth_scores_equal_naive(geometry, seed, occluded):
     logp, has = np.zeros((nd, k), np.float32), np.ones(nd, np.bool_)
     observable = np.ones(n, np.bool_)
     before = SCORE[:n].copy()
+    index = kernels._cover_index(dbox, d2t, prm)
     kernels._update_matched(
-        X, P, H, EV, NEV, SCORE, NVIEW, MISS, t2d, observable, dbox, clip, logp, has, 0.0, prm
-    )
+        X, P, H, EV, NEV, SCORE, NVIEW, MISS, t2d, observable, dbox, clip, logp, has, 0.0, prm,
+        *index,
+    )  # fmt: skip
     counters = np.array([1, 0, 0, 0], np.int64)
     m = kernels._births(
         X, P, H, EV, NEV, TID, CONF, DEC, SCORE, NVIEW, MISS, n, d2t, dbox, clip, logp, has,
-        0.0, prm, counters,
+        0.0, prm, counters, *index,
     )  # fmt: skip
     top, bottom, tol = prm[17], prm[18], prm[13]
     whole = (X[:n, 1] - H[:n, 1] > top + tol) & (X[:n, 1] + H[:n, 1] < bottom - tol)
