@@ -224,6 +224,7 @@ def _summary(results: list[dict[str, Any]]) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parse(argv)
+    load_at_start = list(os.getloadavg())
     impls = [s.strip() for s in args.impls.split(",") if s.strip()]
     results: list[dict[str, Any]] = []
     for n in args.size_list:
@@ -262,8 +263,9 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {
             "python": platform.python_version(),
             "cpus": os.cpu_count(),
+            "loadavg_at_start": load_at_start,
             "loadavg_at_end": list(os.getloadavg()),
-            "note": "one thread; the machine is shared with other jobs while this runs",
+            "note": "one thread; the load averages say whether other jobs shared the machine",
         },
     }
     emit_json(out, args.json)

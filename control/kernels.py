@@ -1,7 +1,8 @@
 """Numba kernels of the tracker: predict, update, births, deaths, one frame step.
 
 The decision core's kernels live in this module and its siblings:
-``kernels_gate`` (spatial hash, Mahalanobis gate), ``kernels_assign``
+``kernels_gate`` (spatial hash, Mahalanobis gate), ``kernels_cover``
+(box coverage for the occlusion rule), ``kernels_assign``
 (components, Hungarian, exact per-group assignment), ``kernels_evidence``
 (class outlook, ``Tracks`` export), ``kernels_schedule``,
 ``kernels_windows`` and ``kernels_intervals`` (decisions, valve and flap
