@@ -47,7 +47,14 @@ def run(args: argparse.Namespace) -> int:
     api = ApiServer(create_app(line), cfg.api.host, port)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    print(
+        "sortline: preparing the vision and control kernels "
+        "(about 30 s on the first start after an install, then about 1 s)",
+        flush=True,
+    )
     line.start()
+    if line.warm_up_s is not None:
+        print(f"sortline: kernels ready in {line.warm_up_s:.1f} s", flush=True)
     try:
         api.start()
         print(
