@@ -30,32 +30,37 @@ def _cell_range(lo, hi, origin, cell, n):
 
 
 @njit(cache=True, nogil=True)
+def _grid_pass(dbox, owner, x0, y0, cell, nx, ny, at, items):
+    """One pass over the boxes with ``owner >= 0`` and the cells they overlap.
+    With ``items`` empty, counts each into ``at[cell + 1]``; else writes the box
+    index to ``items[at[cell]]`` and advances ``at[cell]``."""
+    filling = items.shape[0] > 0
+    for j in range(dbox.shape[0]):
+        if owner[j] < 0:
+            continue
+        cx0, cx1 = _cell_range(dbox[j, 0], dbox[j, 1], x0, cell, nx)
+        cy0, cy1 = _cell_range(dbox[j, 2], dbox[j, 3], y0, cell, ny)
+        for cy in range(cy0, cy1 + 1):
+            for cx in range(cx0, cx1 + 1):
+                c = cy * nx + cx
+                if filling:
+                    items[at[c]] = j
+                    at[c] += 1
+                else:
+                    at[c + 1] += 1
+
+
+@njit(cache=True, nogil=True)
 def _box_grid(dbox, owner, x0, y0, cell, nx, ny):
     """Cells -> the boxes with ``owner >= 0`` overlapping them, as CSR arrays
     (start (nx*ny + 1,) int64, items (M,) int64 box indices)."""
-    nd = dbox.shape[0]
     start = np.zeros(nx * ny + 1, np.int64)
-    for j in range(nd):
-        if owner[j] < 0:
-            continue
-        cx0, cx1 = _cell_range(dbox[j, 0], dbox[j, 1], x0, cell, nx)
-        cy0, cy1 = _cell_range(dbox[j, 2], dbox[j, 3], y0, cell, ny)
-        for cy in range(cy0, cy1 + 1):
-            for cx in range(cx0, cx1 + 1):
-                start[cy * nx + cx + 1] += 1
+    _grid_pass(dbox, owner, x0, y0, cell, nx, ny, start, np.empty(0, np.int64))
     for c in range(nx * ny):
         start[c + 1] += start[c]
-    fill = start[:-1].copy()
     items = np.empty(start[nx * ny], np.int64)
-    for j in range(nd):
-        if owner[j] < 0:
-            continue
-        cx0, cx1 = _cell_range(dbox[j, 0], dbox[j, 1], x0, cell, nx)
-        cy0, cy1 = _cell_range(dbox[j, 2], dbox[j, 3], y0, cell, ny)
-        for cy in range(cy0, cy1 + 1):
-            for cx in range(cx0, cx1 + 1):
-                items[fill[cy * nx + cx]] = j
-                fill[cy * nx + cx] += 1
+    if items.shape[0] > 0:
+        _grid_pass(dbox, owner, x0, y0, cell, nx, ny, start[:-1].copy(), items)
     return start, items
 
 
