@@ -4,8 +4,8 @@
 [--seed0 N] [--min-targeted 300] [--max-seeds K] [--jobs J] [--json OUT] [--quick]``
 (full run: about 4 minutes with 2 jobs on a quiet 2-core machine)
 
-Each run drives the virtual plant (``sim.plant.VirtualPlant``) with the real
-virtual PLC logic (``sim.vplc_core.PlcCore``, pulses written through its
+Each run drives the virtual plant (``sim.plant.plant.VirtualPlant``) with the real
+virtual PLC logic (``sim.vplc.core.PlcCore``, pulses written through its
 register map, heartbeat every frame). The controller is fed detections built
 from the plant's ground truth of each frame (outline extents clipped to the
 view, the TRUE class with probability 0.9), so that the comparison isolates
@@ -184,9 +184,9 @@ def run_once(preset: str, seconds: float, seed: int, params: Any) -> dict[str, A
     """One plant run under ``params`` -> score, per-fragment outcomes, counters, wall time."""
     from control.controller import Controller
     from control.recipe import load_recipe
-    from sim.plant import VirtualPlant
-    from sim.scenario import load_scenario
-    from sim.vplc_core import PlcCore
+    from sim.plant.plant import VirtualPlant
+    from sim.plant.scenario import load_scenario
+    from sim.vplc.core import PlcCore
 
     geometry = LineGeometry()
     recipe = load_recipe("builtin:default", DEFAULT_CLASSES)
@@ -254,7 +254,7 @@ def _configs(margins: list[float]) -> dict[str, Any]:
 
 def run_preset(preset: str, args: argparse.Namespace, pool: Any) -> dict[str, Any]:
     """All configurations on the same seeds until each scored ``--min-targeted``."""
-    from sim.scenario import load_scenario
+    from sim.plant.scenario import load_scenario
 
     configs = _configs(args.margin_list)
     runs: dict[str, dict[int, dict[str, Any]]] = {name: {} for name in configs}

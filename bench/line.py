@@ -86,9 +86,9 @@ def main(argv: list[str] | None = None) -> int:
         "results": rows,
     }
     if args.json:
-        from sortline.report import write_json_atomic
+        from core.files import atomic_write_json
 
-        write_json_atomic(args.json, out)
+        atomic_write_json(args.json, out)
     return 0
 
 

@@ -9,7 +9,7 @@ from the virtual plant and neither touching the renderer:
   ideal per-fragment features: robust colour-ratio percentiles (B/R, G/R),
   mean colour against the belt, gradient structure tensor of the high-passed
   brightness (brushing). Train seeds < 10,000, test on held-out preset seeds.
-- ``textures``: the material texture function itself (``sim.materials``), in
+- ``textures``: the material texture function itself (``sim.plant.materials``), in
   the fragment's own frame before rotation and blur, at each preset's oxidation
   and dirt: colour-ratio and brushing-streak features, QDA.
 
@@ -115,7 +115,7 @@ def _lda(xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray) -> np.ndarray:
 
 def crops_ceiling(n_train: int, per_preset: int, frames: int) -> dict[str, Any]:
     """Camera-free crops: feature classifiers' accuracy within each hard pair."""
-    from sim.scenario import load_scenario
+    from sim.plant.scenario import load_scenario
     from sortline.training_data import (
         EVAL_SEED_BASE,
         TRAIN_CLASSES,
@@ -156,7 +156,7 @@ def crops_ceiling(n_train: int, per_preset: int, frames: int) -> dict[str, Any]:
 
 def textures_ceiling(n_train: int, n_test: int, seed: int = 5) -> dict[str, Any]:
     """The texture function itself, before the camera: QDA within each pair."""
-    from sim.materials import _metal
+    from sim.plant.materials import _metal
 
     rng = np.random.default_rng(seed)
 

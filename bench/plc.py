@@ -76,8 +76,8 @@ def _virtual_plc(mode: str, rt: int | None = None) -> Iterator[tuple[int, int | 
     """A running virtual PLC with its belt at 2.5 m/s; yields (TCP port, its pid
     or None when it runs in this process)."""
     if mode == "inprocess":
-        from sim.vplc import BeltDriver, VirtualPlcServer
-        from sim.vplc_core import PlcCore
+        from sim.vplc.core import PlcCore
+        from sim.vplc.server import BeltDriver, VirtualPlcServer
 
         core = PlcCore(80, watchdog_ms=1000, clock=time.monotonic)
         belt = BeltDriver(core, 2500.0, 0.1)

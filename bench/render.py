@@ -49,8 +49,8 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 
 def _time_preset(name: str, args: argparse.Namespace) -> dict[str, Any]:
     from calibration.geometry import LineGeometry
-    from sim.plant import IdlePlc, VirtualPlant
-    from sim.scenario import load_scenario
+    from sim.plant.plant import IdlePlc, VirtualPlant
+    from sim.plant.scenario import load_scenario
 
     scen = load_scenario(name)
     per_frame: list[float] = []
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     import cv2
 
     cv2.setNumThreads(args.threads)
-    from sim.scenario import preset_names
+    from sim.plant.scenario import preset_names
 
     presets = [p.strip() for p in args.presets.split(",") if p.strip()]
     unknown = sorted(set(presets) - set(preset_names()))

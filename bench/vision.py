@@ -38,7 +38,7 @@ PRESETS = ("easy", "default", "crowded", "fast", "dirty")
 
 
 def _scenario(rate_obj_s: float, size_mm: float) -> Any:
-    from sim.scenario import Scenario, load_scenario
+    from sim.plant.scenario import Scenario, load_scenario
 
     d = load_scenario("default").model_dump()
     d["name"] = f"bench-{int(rate_obj_s)}"
@@ -56,7 +56,7 @@ def _scenario(rate_obj_s: float, size_mm: float) -> Any:
 def _render(target: int, n_frames: int, seed: int) -> tuple[list[Any], float]:
     """Pre-rendered frames with about ``target`` fragments in view, and the mean truth count."""
     from calibration.geometry import LineGeometry
-    from sim.plant import IdlePlc, VirtualPlant
+    from sim.plant.plant import IdlePlc, VirtualPlant
 
     rate, size = CASES[target]
     plant = VirtualPlant(LineGeometry(), _scenario(rate, size), IdlePlc(), seed=seed)

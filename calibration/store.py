@@ -23,56 +23,18 @@ import json
 import os
 import re
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from calibration.record import SCHEMA_VERSION, Calibration, parse_calibration
 from core.errors import InputFileError
+from core.files import atomic_write_bytes
 
-__all__ = ["Activation", "ActiveWatcher", "CalibrationStore", "DiffEntry", "atomic_write_bytes"]
+__all__ = ["Activation", "CalibrationStore", "DiffEntry", "atomic_write_bytes"]
 
 _VERSION_FILE = re.compile(r"^v(\d{6})\.json$")
 _LINE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_CHUNK = 1 << 16
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(
-    path: Path, data: bytes, *, replace: bool = True, on_chunk: Callable[[int], None] | None = None
-) -> None:
-    """Write ``data`` to ``path`` all-or-nothing (temp + fsync + rename/link + dir fsync).
-
-    replace=False refuses to overwrite (``FileExistsError``). ``on_chunk(bytes_written)``
-    is called after each 64 KiB chunk (tests use it to kill a writer mid-file).
-    """
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    try:
-        for start in range(0, max(len(data), 1), _CHUNK):
-            os.write(fd, data[start : start + _CHUNK])
-            if on_chunk is not None:
-                on_chunk(min(start + _CHUNK, len(data)))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    try:
-        if replace:
-            os.replace(tmp, path)
-        else:
-            os.link(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-    _fsync_dir(path.parent)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -321,20 +283,3 @@ class CalibrationStore:
             for k in keys
             if flat[0].get(k) != flat[1].get(k)
         ]
-
-
-class ActiveWatcher:
-    """Polled by the running line: ``poll()`` returns the newly active calibration
-    once after each activation or rollback, else None. Cheap while nothing changes."""
-
-    def __init__(self, store: CalibrationStore) -> None:
-        self.store = store
-        self._seen: tuple[int, int] | None = None  # (history length, version)
-
-    def poll(self) -> Calibration | None:
-        hist = self.store.history()
-        key = (len(hist), hist[-1].version) if hist else None
-        if key == self._seen or key is None:
-            return None
-        self._seen = key
-        return self.store.load(key[1])

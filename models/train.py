@@ -47,7 +47,7 @@ class TrainConfig:
     weight_decay: float = 5e-4
     widths: tuple[int, ...] = (16, 32, 64, 128)  # multiples of 16: ONNX Runtime's fast path
     extra_conv: int = 0  # channels of an extra stride-1 3x3 block (0: none)
-    augment: str = "camera"  # "camera" (matches sim/camera.py) or "v1" (models <= 0.4)
+    augment: str = "camera"  # "camera" (matches sim/plant/camera.py) or "v1" (models <= 0.4)
     dropout: float = 0.2
     label_smoothing: float = 0.05
     seed: int = 0
@@ -83,7 +83,7 @@ def _augment(x: Any, gen: Any, mode: str = "camera") -> Any:
     """(B, S, S, 3) uint8 tensor -> augmented uint8 tensor.
 
     Orientation (flips, rot90) for the whole batch, then per crop what the
-    camera changes (``sim/camera.py``), applied to fragment and belt alike as
+    camera changes (``sim/plant/camera.py``), applied to fragment and belt alike as
     the lamp does: "camera" = brightness gain 0.75..1.12 (fall-off towards the
     belt edges, drift, flicker), a warm/cool cast along blue-red only (B x (1+c),
     R x (1-c), |c| <= 0.07, the lamps' drift), offset +-4, sensor noise per

@@ -39,7 +39,7 @@ class PlcBridge:
 
     def __init__(self, config: BridgeConfig, link: Link | None = None) -> None:
         """``link``: None for Modbus TCP/RTU per ``config``; tests may pass an
-        in-process twin (``sim.vplc_link.CoreLink``)."""
+        in-process twin (``sim.vplc.link.CoreLink``)."""
         self.config = config
         self._link: Link = link or ModbusLink(
             LinkParams(

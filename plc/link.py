@@ -57,7 +57,7 @@ class LinkParams:
 
 class Link(Protocol):
     """What ``PlcBridge`` needs of a connection (``ModbusLink`` on the wire;
-    ``sim.vplc_link.CoreLink`` is its in-process twin for tests)."""
+    ``sim.vplc.link.CoreLink`` is its in-process twin for tests)."""
 
     async def connect(self) -> None: ...
     def close(self) -> None: ...

@@ -1,3 +1,3 @@
-"""The virtual plant: belt, feeder, fragments, camera, ejection and scoring
-(``plant.VirtualPlant``), the virtual PLC (``vplc*``) and the calibration
-bench rig (``benchrig*``). See ``sim/README.md``."""
+"""The virtual plant: ``sim.plant`` (belt, fragments, camera, ejection, ground
+truth), ``sim.vplc`` (the virtual PLC, a real Modbus server) and
+``sim.benchrig`` (the calibration bench rig)."""

@@ -76,7 +76,7 @@ class LineParts:
     controller: Controller
     bridge: PlcBridge
     geometry: LineGeometry  # what vision and control believe (calibrated)
-    plant: Any | None = None  # sim.plant.VirtualPlant on the virtual plant
+    plant: Any | None = None  # sim.plant.plant.VirtualPlant on the virtual plant
     plc_core: Any | None = None
     plc_server: Any | None = None
     calibration: LiveCalibration | None = None
@@ -154,10 +154,10 @@ def build_parts(
     plant = plc_core = plc_server = None
     host, port = cfg.plc.host, cfg.plc.port
     if cfg.sim.enabled:
-        from sim.plant import VirtualPlant
-        from sim.scenario import load_scenario
-        from sim.vplc import VirtualPlcServer
-        from sim.vplc_core import PlcCore
+        from sim.plant.plant import VirtualPlant
+        from sim.plant.scenario import load_scenario
+        from sim.vplc.core import PlcCore
+        from sim.vplc.server import VirtualPlcServer
 
         plc_core = PlcCore(n_valves=cfg.valves.n_valves, watchdog_ms=cfg.plc.watchdog_ms)
         port = free_port() if plc_port == 0 else (plc_port or port)

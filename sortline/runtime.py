@@ -6,7 +6,7 @@ Threads (STYLE.md point 7):
 - real-time loop: frame -> vision -> control -> pulses handed to the bridge
   without waiting; publishes a read-only status snapshot every frame;
 - PLC bridge: its own asyncio loop (plc/bridge.py);
-- virtual PLC: a real Modbus TCP server on loopback (sim/vplc.py);
+- virtual PLC: a real Modbus TCP server on loopback (sim/vplc/server.py);
 - the status API (uvicorn) reads only published snapshots.
 
 In stepped mode (tests, benchmarks) there is no camera thread: ``run_frames``

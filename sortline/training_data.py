@@ -24,9 +24,9 @@ import numpy as np
 from calibration.geometry import LineGeometry
 from core.classes import DEFAULT_CLASSES
 from models.dataset import CropSet
-from sim.plant import IdlePlc, VirtualPlant
-from sim.scenario import Scenario, load_scenario
-from sim.truth import FrameTruth
+from sim.plant.plant import IdlePlc, VirtualPlant
+from sim.plant.scenario import Scenario, load_scenario
+from sim.plant.truth import FrameTruth
 from vision.classifier import Classifier
 from vision.crops import CropParams, extract_crops
 from vision.pipeline import VisionPipeline

@@ -205,7 +205,7 @@ def _bench(args: argparse.Namespace) -> int:
             "adapter implementing calibration.fragments.TestFragmentRig and board captures)"
         )
     from calibration.results import CalibrationError
-    from sim.benchrig_session import run_bench
+    from sim.benchrig.session import run_bench
     from sortline.config import load_config
 
     config = load_config(args.config)

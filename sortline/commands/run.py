@@ -36,9 +36,9 @@ def run(args: argparse.Namespace) -> int:
     if args.duration is not None and args.duration <= 0:
         print("sortline run: error: --duration must be > 0 seconds", file=sys.stderr)
         return 2
+    from core.files import atomic_write_json
     from sortline.api import ApiServer, create_app
     from sortline.config import load_config
-    from sortline.report import write_json_atomic
     from sortline.runtime import SortingLine
 
     cfg = load_config(args.config)
@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         report = line.report()
         line.stop()
     if args.report:
-        write_json_atomic(args.report, report)
+        atomic_write_json(args.report, report)
         print(f"sortline: report written to {args.report}")
     print(_summary(report))
     return 0

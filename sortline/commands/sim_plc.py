@@ -30,8 +30,8 @@ def _fail(message: str) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from sim.vplc import BeltDriver, VirtualPlcServer
-    from sim.vplc_core import PlcCore
+    from sim.vplc.core import PlcCore
+    from sim.vplc.server import BeltDriver, VirtualPlcServer
     from sortline.config import load_config
 
     logging.getLogger("pymodbus").setLevel(logging.ERROR)  # our own one-line errors

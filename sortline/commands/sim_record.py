@@ -27,10 +27,10 @@ def _fail(message: str) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from core.errors import model_from_data
-    from sim.plant import VirtualPlant
-    from sim.record import RecordError, record
-    from sim.scenario import Scenario, load_scenario
-    from sim.vplc_core import PlcCore
+    from sim.plant.plant import VirtualPlant
+    from sim.plant.record import RecordError, record
+    from sim.plant.scenario import Scenario, load_scenario
+    from sim.vplc.core import PlcCore
     from sortline.config import load_config
 
     if not 0 < args.seconds <= 3600:

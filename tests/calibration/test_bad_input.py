@@ -15,7 +15,7 @@ from calibration.geometry import LineGeometry
 from calibration.intrinsics import calibrate_intrinsics
 from calibration.results import CalibrationError
 from calibration.valve_timing import SweepPlan, calibrate_valves
-from sim.benchrig import BenchRig, RigTruth
+from sim.benchrig.rig import BenchRig, RigTruth
 
 BOARD = BoardSpec()
 GEOM = LineGeometry()

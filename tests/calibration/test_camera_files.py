@@ -12,7 +12,7 @@ import pytest
 from calibration.charuco import BoardSpec
 from calibration.geometry import LineGeometry
 from calibration.store import CalibrationStore
-from sim.benchrig import BenchRig, RigTruth
+from sim.benchrig.rig import BenchRig, RigTruth
 from sortline.cli import main
 
 LINE = "rig-line"

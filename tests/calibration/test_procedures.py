@@ -7,7 +7,7 @@ import pytest
 
 from calibration.charuco import BoardSpec
 from calibration.geometry import LineGeometry
-from sim.benchrig_session import TARGETS, BenchReport, run_bench
+from sim.benchrig.session import TARGETS, BenchReport, run_bench
 
 
 @pytest.fixture(scope="module", params=[4, 9], ids=["rig4", "rig9"])

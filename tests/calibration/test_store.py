@@ -16,7 +16,7 @@ import pytest
 from calibration.camera_model import CameraModel
 from calibration.geometry import CameraGeometry, LineGeometry
 from calibration.record import BeltSection, Calibration, CameraSection, ValvesSection
-from calibration.store import ActiveWatcher, CalibrationStore, atomic_write_bytes
+from calibration.store import CalibrationStore, atomic_write_bytes
 from core.errors import InputFileError
 
 LINE = "line-a"
@@ -114,18 +114,6 @@ def test_diff_lists_changed_values(store: CalibrationStore) -> None:
     assert "camera.homography_px_to_mm[0][0]" in entries
     assert not any(p.startswith(("version", "created", "valves.open")) for p in entries)
     assert store.diff(1, 1) == []
-
-
-def test_watcher_sees_each_activation_once(store: CalibrationStore) -> None:
-    watcher = ActiveWatcher(CalibrationStore(store.root, LINE))  # as another process would
-    assert watcher.poll() is None
-    store.activate(1, "alice")
-    assert watcher.poll().version == 1
-    assert watcher.poll() is None
-    store.activate(2, "bob")
-    assert watcher.poll().version == 2
-    store.rollback("carol")
-    assert watcher.poll().version == 1
 
 
 def test_failed_calibration_is_not_applied_unless_forced(store: CalibrationStore) -> None:

@@ -140,7 +140,7 @@ def test_training_seeds_stay_below_the_held_out_ones() -> None:
 
 
 def test_camera_free_keeps_materials_and_drops_the_camera() -> None:
-    from sim.scenario import load_scenario
+    from sim.plant.scenario import load_scenario
     from sortline.training_data import camera_free
 
     dirty = load_scenario("dirty")

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from plc.bridge import BridgeConfig, PlcBridge
-from sim.vplc import VirtualPlcServer
-from sim.vplc_core import PlcCore
+from sim.vplc.core import PlcCore
+from sim.vplc.server import VirtualPlcServer
 
 START_TICK = 10_000
 

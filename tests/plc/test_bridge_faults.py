@@ -16,8 +16,8 @@ import pytest
 from core.types import Pulses
 from plc import regmap as rm
 from plc.bridge import PlcBridge
-from sim.vplc import VirtualPlcServer
-from sim.vplc_core import PlcCore
+from sim.vplc.core import PlcCore
+from sim.vplc.server import VirtualPlcServer
 
 from .conftest import START_TICK, DelayProxy, Line, make_bridge
 

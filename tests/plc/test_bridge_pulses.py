@@ -135,8 +135,8 @@ def test_plc_counters_and_valve_cycles_in_the_snapshot(line: Line) -> None:
 
 
 def test_pulses_across_the_encoder_wrap_over_the_bridge() -> None:
-    from sim.vplc import VirtualPlcServer
-    from sim.vplc_core import PlcCore
+    from sim.vplc.core import PlcCore
+    from sim.vplc.server import VirtualPlcServer
 
     from .conftest import make_bridge
 

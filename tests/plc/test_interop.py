@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from plc import regmap as rm
-from sim.vplc import VirtualPlcServer
-from sim.vplc_core import PlcCore
+from sim.vplc.core import PlcCore
+from sim.vplc.server import VirtualPlcServer
 
 TICK = 0x12345678
 pytestmark = pytest.mark.debian

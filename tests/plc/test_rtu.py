@@ -20,8 +20,8 @@ from pymodbus.framer import FramerRTU
 from core.types import Pulses
 from plc import regmap as rm
 from plc.bridge import BridgeConfig, PlcBridge
-from sim.vplc import VirtualPlcServer
-from sim.vplc_core import PlcCore
+from sim.vplc.core import PlcCore
+from sim.vplc.server import VirtualPlcServer
 
 from .conftest import START_TICK
 

@@ -9,8 +9,8 @@ from calibration.charuco import BoardSpec, detect_board
 from calibration.fragments import detect_fragments
 from calibration.geometry import LineGeometry
 from core.ticks import TICK_MODULUS, tick_diff, wrap_tick
-from sim.benchrig import BenchRig, RigTruth
-from sim.benchrig_camera import rotation_xyz_deg
+from sim.benchrig.camera import rotation_xyz_deg
+from sim.benchrig.rig import BenchRig, RigTruth
 
 BOARD = BoardSpec()
 

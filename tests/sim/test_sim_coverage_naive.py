@@ -1,4 +1,4 @@
-"""``sim.ejection.coverage`` against an obvious loop version on random cases."""
+"""``sim.plant.ejection.coverage`` against an obvious loop version on random cases."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.ejection import AirRuns, coverage
+from sim.plant.ejection import AirRuns, coverage
 
 
 def naive(xs, dys, ts, runs, keys, grid):

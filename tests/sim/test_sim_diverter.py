@@ -7,9 +7,9 @@ import pytest
 
 from calibration.geometry import LineGeometry
 from plc import regmap as rm
-from sim.plant import VirtualPlant
-from sim.scenario import load_scenario
-from sim.vplc_core import PlcCore
+from sim.plant.plant import VirtualPlant
+from sim.plant.scenario import load_scenario
+from sim.vplc.core import PlcCore
 
 GEOM = LineGeometry()
 

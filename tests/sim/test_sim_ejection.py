@@ -8,11 +8,11 @@ import pytest
 
 from calibration.geometry import LineGeometry, ValveBar
 from core.types import Pulses
-from sim.chutes import Chutes
-from sim.ejection import AirRuns, air_runs, coverage, crossing_ticks
-from sim.scenario import EjectionSection
-from sim.score import score_fragments
-from sim.truth import FragmentRecord, RunRecord
+from sim.plant.chutes import Chutes
+from sim.plant.ejection import AirRuns, air_runs, coverage, crossing_ticks
+from sim.plant.scenario import EjectionSection
+from sim.plant.score import score_fragments
+from sim.plant.truth import FragmentRecord, RunRecord
 
 MM_PER_TICK = 0.1
 SPEED = 2500.0

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from calibration.geometry import LineGeometry
-from sim.plant import IdlePlc, VirtualPlant
-from sim.scenario import load_scenario
+from sim.plant.plant import IdlePlc, VirtualPlant
+from sim.plant.scenario import load_scenario
 
 GEOM = LineGeometry()
 

@@ -1,4 +1,4 @@
-"""The plant with the real virtual PLC (``sim.vplc_core.PlcCore``) driven by an
+"""The plant with the real virtual PLC (``sim.vplc.core.PlcCore``) driven by an
 oracle that knows the truth: pulses written through the PLC's register map
 fire at their ticks and eject what they cover. This bounds what a perfect
 controller can reach on each scene, and pins plant + PLC working together."""
@@ -12,10 +12,10 @@ import pytest
 
 from calibration.geometry import LineGeometry
 from plc import regmap as rm
-from sim.plant import VirtualPlant
-from sim.scenario import load_scenario
-from sim.score import score_fragments
-from sim.vplc_core import PlcCore
+from sim.plant.plant import VirtualPlant
+from sim.plant.scenario import load_scenario
+from sim.plant.score import score_fragments
+from sim.vplc.core import PlcCore
 
 GEOM = LineGeometry()
 TARGETS = {"copper": "eject", "brass": "eject", "battery": "eject"}

@@ -11,8 +11,8 @@ import pytest
 
 from calibration.geometry import LineGeometry
 from core.classes import DEFAULT_CLASSES
-from sim.plant import IdlePlc, VirtualPlant
-from sim.scenario import load_scenario
+from sim.plant.plant import IdlePlc, VirtualPlant
+from sim.plant.scenario import load_scenario
 
 GEOM = LineGeometry()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from core.errors import InputFileError
-from sim.scenario import Scenario, load_scenario, preset_names
+from sim.plant.scenario import Scenario, load_scenario, preset_names
 
 
 @pytest.mark.parametrize("name", ["easy", "default", "crowded", "fast", "dirty"])

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sim.score import Scorer, fragment_outcomes, score_fragments
-from sim.truth import FragmentRecord, RunRecord
+from sim.plant.score import Scorer, fragment_outcomes, score_fragments
+from sim.plant.truth import FragmentRecord, RunRecord
 
 
 def rec(fid, cls, bin_, hits=None, match=None, u=0.5):

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from core.classes import DEFAULT_CLASSES
-from sim.shapes import make_shape
-from sim.sprites import make_art, render_sprite
+from sim.plant.shapes import make_shape
+from sim.plant.sprites import make_art, render_sprite
 
 MM_PX = 0.78125
 

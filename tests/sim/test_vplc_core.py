@@ -14,7 +14,7 @@ from core.ticks import wrap_tick
 from core.types import Pulses
 from plc import regmap as rm
 from plc.regmap import ExcCode, FaultBit, PackMLCommand, PackMLState, RejectReason, SlotResult
-from sim.vplc_core import PlcCore
+from sim.vplc.core import PlcCore
 
 SPEED = 2500.0  # mm/s
 TICKS_S = 25_000.0  # at 0.1 mm/tick

@@ -8,8 +8,8 @@ import numpy as np
 
 from core.types import Pulses
 from plc.bridge import BridgeConfig, PlcBridge
-from sim.vplc_core import PlcCore
-from sim.vplc_link import CoreLink
+from sim.vplc.core import PlcCore
+from sim.vplc.link import CoreLink
 
 T = 50_000
 

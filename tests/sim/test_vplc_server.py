@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from plc import regmap as rm
-from sim.vplc import VirtualPlcServer
-from sim.vplc_core import PlcCore
+from sim.vplc.core import PlcCore
+from sim.vplc.server import VirtualPlcServer
 
 
 @pytest.fixture

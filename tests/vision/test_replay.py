@@ -18,8 +18,8 @@ N_FRAMES = 80
 @pytest.fixture(scope="module")
 def recording(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
     """An MJPG video of the default scene, and how many fragments crossed the whole view."""
-    from sim.plant import IdlePlc, VirtualPlant
-    from sim.scenario import load_scenario
+    from sim.plant.plant import IdlePlc, VirtualPlant
+    from sim.plant.scenario import load_scenario
 
     path = tmp_path_factory.mktemp("replay") / "belt.avi"
     plant = VirtualPlant(LineGeometry(), load_scenario("default"), IdlePlc(), seed=10_900)

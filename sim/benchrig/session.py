@@ -23,7 +23,7 @@ from calibration.results import CalibrationLimits
 from calibration.valve_position import ValveXResult, calibrate_valve_x
 from calibration.valve_timing import SweepPlan, ValveTimingResult, calibrate_valves
 from core.frame import Frame
-from sim.benchrig import BenchRig, RigTruth
+from sim.benchrig.rig import BenchRig, RigTruth
 
 __all__ = ["TARGETS", "BenchReport", "run_bench"]
 

@@ -15,7 +15,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from sim.plant import VirtualPlant
+from sim.plant.plant import VirtualPlant
 
 __all__ = ["RecordError", "record"]
 

@@ -34,7 +34,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from core.classes import DEFAULT_CLASSES
-from sim.truth import FragmentRecord, RunRecord
+from sim.plant.truth import FragmentRecord, RunRecord
 
 __all__ = [
     "DEFAULT_TARGETS",

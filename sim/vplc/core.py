@@ -26,9 +26,9 @@ from core.ticks import tick_diff
 from core.types import Pulses
 from plc import regmap as rm
 from plc.regmap import ExcCode, FaultBit, InputBit, PackMLCommand, PackMLState, SlotResult
-from sim.vplc_io import HoldingImage, input_image
-from sim.vplc_pulses import PulseTable, count_cycles, diverter_state, valve_state
-from sim.vplc_records import RecordError, check_ring_write
+from sim.vplc.pulses import PulseTable, count_cycles, diverter_state, valve_state
+from sim.vplc.records import RecordError, check_ring_write
+from sim.vplc.regio import HoldingImage, input_image
 
 _TAKES_RECORDS = (PackMLState.EXECUTE, PackMLState.SUSPENDED)
 _NO_RUNS = Pulses.empty()  # immutable: shared by every call with nothing completed

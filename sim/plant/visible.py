@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from calibration.geometry import CameraGeometry
-from sim.truth import FrameTruth, Placed
+from sim.plant.truth import FrameTruth, Placed
 
 __all__ = ["frame_truth"]
 

@@ -12,7 +12,7 @@ import dataclasses
 
 import numpy as np
 
-from sim.scenario import MotionSection
+from sim.plant.scenario import MotionSection
 
 __all__ = ["Bodies"]
 

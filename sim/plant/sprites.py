@@ -12,8 +12,8 @@ import dataclasses
 import cv2
 import numpy as np
 
-from sim.materials import texture
-from sim.shapes import Shape, rasterise
+from sim.plant.materials import texture
+from sim.plant.shapes import Shape, rasterise
 
 __all__ = ["LocalArt", "Sprite", "make_art", "render_sprite"]
 

@@ -25,7 +25,7 @@ from calibration.charuco import BoardSpec
 from calibration.geometry import LineGeometry
 from core.frame import Frame
 from core.ticks import TICK_MODULUS, tick_diff
-from sim.benchrig_camera import TrueCamera, rotation_xyz_deg
+from sim.benchrig.camera import TrueCamera, rotation_xyz_deg
 
 __all__ = ["BenchRig", "RigTruth"]
 

@@ -22,9 +22,9 @@ import numpy as np
 
 from calibration.geometry import LineGeometry
 from core.types import Pulses
-from sim.ejection import AirRuns, air_runs, coverage, crossing_ticks
-from sim.scenario import EjectionSection
-from sim.truth import FragmentRecord, RunRecord
+from sim.plant.ejection import AirRuns, air_runs, coverage, crossing_ticks
+from sim.plant.scenario import EjectionSection
+from sim.plant.truth import FragmentRecord, RunRecord
 
 __all__ = ["Chutes", "Crossing"]
 

@@ -20,14 +20,14 @@ from calibration.geometry import LineGeometry
 from core.classes import DEFAULT_CLASSES
 from core.frame import Frame
 from core.types import Pulses
-from sim.camera import CameraRenderer, blend
-from sim.chutes import WAIT_CAP_MM, Chutes, Crossing
-from sim.feed import Drop, Feeder
-from sim.motion import Bodies
-from sim.scenario import Scenario
-from sim.score import Score, Scorer, fragment_outcomes
-from sim.sprites import LocalArt, Sprite, make_art, render_sprite
-from sim.truth import FragmentRecord, FrameTruth, RunRecord
+from sim.plant.camera import CameraRenderer, blend
+from sim.plant.chutes import WAIT_CAP_MM, Chutes, Crossing
+from sim.plant.feed import Drop, Feeder
+from sim.plant.motion import Bodies
+from sim.plant.scenario import Scenario
+from sim.plant.score import Score, Scorer, fragment_outcomes
+from sim.plant.sprites import LocalArt, Sprite, make_art, render_sprite
+from sim.plant.truth import FragmentRecord, FrameTruth, RunRecord
 
 __all__ = ["IdlePlc", "PlcLike", "VirtualPlant"]
 
@@ -360,6 +360,6 @@ class VirtualPlant:
             b.set_extents(i, f.sprite.half_width_mm, f.sprite.lead_mm, f.sprite.trail_mm)
 
     def _truth_of(self, rows: list[tuple[_Live, int, int, float, float]]) -> FrameTruth:
-        from sim.visible import frame_truth
+        from sim.plant.visible import frame_truth
 
         return frame_truth(rows, self.geometry.camera, self._frame_id, self.tick, self._travel_mm)

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from calibration.geometry import CameraGeometry
-from sim.scenario import AppearanceSection
+from sim.plant.scenario import AppearanceSection
 
 __all__ = ["CameraRenderer"]
 

@@ -23,8 +23,8 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 
 from core.ticks import wrap_tick
 from plc import regmap as rm
-from sim.vplc_core import PlcCore
-from sim.vplc_fix import ExceptionPatcher
+from sim.vplc.core import PlcCore
+from sim.vplc.fix import ExceptionPatcher
 
 _BIT_FCS = (1, 2, 5, 15)
 _WRITE_FCS = (6, 16, 23)

@@ -14,8 +14,8 @@ import numpy as np
 
 from calibration.geometry import LineGeometry
 from core.classes import DEFAULT_CLASSES
-from sim.scenario import Scenario
-from sim.shapes import Shape, make_shape
+from sim.plant.scenario import Scenario
+from sim.plant.shapes import Shape, make_shape
 
 __all__ = ["Drop", "Feeder"]
 

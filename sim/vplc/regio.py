@@ -14,7 +14,7 @@ from plc import regmap as rm
 from plc.regmap import ExcCode, PackMLState, SlotResult
 
 if TYPE_CHECKING:
-    from sim.vplc_core import PlcCore
+    from sim.vplc.core import PlcCore
 
 Region = Literal["control", "ring"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from sim.shapes import Shape
+from sim.plant.shapes import Shape
 
 __all__ = ["texture"]
 

@@ -1,5 +1,5 @@
 """Preview images of the virtual plant: frames of each preset and a gallery
-of fragments per class (``python -m sim.preview OUT_DIR``).
+of fragments per class (``python -m sim.plant.preview OUT_DIR``).
 
 Frames are saved at half size (640x256) to keep the committed PNGs small;
 the gallery shows fragments at full camera resolution.
@@ -15,11 +15,11 @@ import numpy as np
 
 from calibration.geometry import LineGeometry
 from core.classes import DEFAULT_CLASSES
-from sim.camera import blend
-from sim.plant import IdlePlc, VirtualPlant
-from sim.scenario import load_scenario, preset_names
-from sim.shapes import make_shape
-from sim.sprites import make_art, render_sprite
+from sim.plant.camera import blend
+from sim.plant.plant import IdlePlc, VirtualPlant
+from sim.plant.scenario import load_scenario, preset_names
+from sim.plant.shapes import make_shape
+from sim.plant.sprites import make_art, render_sprite
 
 __all__ = ["class_gallery", "preset_frames"]
 
@@ -59,7 +59,7 @@ def class_gallery(per_class: int = 6, seed: int = 3, cell_px: int = 150) -> np.n
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    out = Path(args[0] if args else "sim/previews")
+    out = Path(args[0] if args else "sim/plant/previews")
     out.mkdir(parents=True, exist_ok=True)
     for name in preset_names():
         (img,) = preset_frames(name, seed=7, at_frames=(120,))

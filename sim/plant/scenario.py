@@ -2,7 +2,7 @@
 
 A scenario is data (TOML, validated strictly). Belt, camera and valve geometry
 come from the line config (``LineGeometry``); a scenario only overrides the
-belt speed. Named presets live in ``sim/scenarios/NAME.toml``.
+belt speed. Named presets live in ``sim/plant/scenarios/NAME.toml``.
 """
 
 from __future__ import annotations
@@ -177,7 +177,7 @@ class Scenario(BaseModel):
 
 
 def preset_names() -> list[str]:
-    folder = resources.files("sim").joinpath("scenarios")
+    folder = resources.files("sim.plant").joinpath("scenarios")
     return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml"))
 
 
@@ -192,7 +192,7 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
             raise InputFileError(
                 f"scenario {text!r}", f"no such preset; have {', '.join(preset_names())}"
             )
-        res = resources.files("sim").joinpath("scenarios", text + ".toml")
+        res = resources.files("sim.plant").joinpath("scenarios", text + ".toml")
         label = f"<preset scenario {text}>"
         return model_from_data(Scenario, parse_toml(res.read_text("utf-8"), label), label)
     return load_toml_model(Scenario, Path(text))

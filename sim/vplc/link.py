@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from plc.link import LinkDownError, PlcRefusedError, span
 from plc.regmap import ExcCode
-from sim.vplc_core import PlcCore
+from sim.vplc.core import PlcCore
 
 
 class CoreLink:

@@ -1,0 +1,2 @@
+"""The calibration bench rig: a virtual camera and valve bar for the bench-rig
+procedures of ``calibration/``."""
