@@ -22,6 +22,48 @@ _STRICT = ConfigDict(extra="forbid", strict=True, frozen=True)
 DEFAULT_CONFIG_NAME = "<embedded default line config>"
 
 
+class GenICamSettings(BaseModel):
+    """``[camera.genicam]``: features written to a GenICam camera when it opens
+    ("" or 0 = leave the camera's own setting)."""
+
+    model_config = _STRICT
+    serial: str = Field("", description="device serial number; \"\" = the device index in source")
+    pixel_format: str = Field("", description='e.g. "Mono8", "BayerRG8", "RGB8"')
+    exposure_us: float = Field(0.0, ge=0, le=1e6)
+    trigger_mode: Literal["", "On", "Off"] = Field("", description='"On": hardware trigger')
+    trigger_source: str = Field("", description='e.g. "Line1" (the PLC\'s trigger output)')
+
+
+class CameraSection(CameraGeometry):
+    """``[camera]``: the camera's geometry (``CameraGeometry``) and where its
+    frames come from."""
+
+    source: str = Field(
+        "plant",
+        min_length=1,
+        description='"plant" (the embedded virtual plant), a video file, "v4l2:N", '
+        '"rtsp://...", "genicam:PRODUCER.cti[#DEVICE]" or "shm:NAME" (a frame ring '
+        "served by `sortline sim plant`)",
+    )
+    timebase: Literal["trigger", "free"] = Field(
+        "trigger",
+        description='"trigger": the PLC triggers the camera every trigger_every_ticks and '
+        'latches each trigger\'s count; "free": a free-running camera, the count is '
+        "interpolated from the PLC's timestamped encoder samples",
+    )
+    trigger_every_ticks: int = Field(250, ge=1, le=65535)
+    stall_ms: float = Field(200.0, gt=0, le=60000, description="no frame this long: stalled")
+    latency_ms: float = Field(
+        0.0, ge=0, le=1000, description="exposure to arrival, for cameras without timestamps"
+    )
+    genicam: GenICamSettings = GenICamSettings()
+
+    @property
+    def geometry(self) -> CameraGeometry:
+        fields = CameraGeometry.model_fields
+        return CameraGeometry(**{k: getattr(self, k) for k in fields})
+
+
 class LineSection(BaseModel):
     model_config = _STRICT
     name: str = Field("virtual-plant", min_length=1, max_length=64)
@@ -94,7 +136,7 @@ class LineConfig(BaseModel):
 
     line: LineSection = LineSection()
     belt: BeltGeometry = BeltGeometry()
-    camera: CameraGeometry = CameraGeometry()
+    camera: CameraSection = CameraSection()
     valves: ValveBar = ValveBar()
     plc: PlcSection = PlcSection()
     vision: VisionSection = VisionSection()
@@ -108,11 +150,22 @@ class LineConfig(BaseModel):
     @model_validator(mode="after")
     def _geometry_consistent(self) -> LineConfig:
         _ = self.geometry  # belt, camera and valve bar must fit together
+        if self.camera.source == "plant" and not self.sim.enabled:
+            raise ValueError(
+                'camera.source is "plant" (the embedded virtual plant) but sim.enabled = false: '
+                'name the line\'s camera in [camera] source (a video file, "v4l2:N", '
+                '"rtsp://...", "genicam:PRODUCER.cti", "shm:NAME")'
+            )
+        if self.sim.enabled and self.camera.source != "plant":
+            raise ValueError(
+                f'sim.enabled = true runs the embedded virtual plant, but camera.source is '
+                f'"{self.camera.source}": set sim.enabled = false to use that camera'
+            )
         return self
 
     @property
     def geometry(self) -> LineGeometry:
-        return LineGeometry(belt=self.belt, camera=self.camera, valves=self.valves)
+        return LineGeometry(belt=self.belt, camera=self.camera.geometry, valves=self.valves)
 
     def resolve_path(self, value: str) -> Path | str:
         """A file named in the config: ``builtin:NAME`` stays as is, other paths
