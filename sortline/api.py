@@ -20,10 +20,11 @@ from starlette.routing import Match
 
 from core.errors import InputFileError
 from sortline.state import Command, PackMLState, TransitionError
+from sortline.status import StatusSnapshot
 
 
 class LineLike(Protocol):
-    def status(self) -> dict[str, Any]: ...
+    def snapshot(self) -> StatusSnapshot: ...
 
     def command(self, cmd: Command, who: str) -> PackMLState: ...
 
@@ -88,24 +89,20 @@ def create_app(line: LineLike) -> FastAPI:
 
     @app.get("/health", response_model=Health)
     def health() -> Health:
-        st = line.status()
-        ok = st.get("state") == PackMLState.EXECUTE.name
-        return Health(
-            status="ok" if ok else "degraded",
-            state=str(st.get("state")),
-            causes=list(st.get("causes", [])),
-        )
+        st = line.snapshot()
+        ok = st.state == PackMLState.EXECUTE.name
+        return Health(status="ok" if ok else "degraded", state=st.state, causes=list(st.causes))
 
-    @app.get("/status")
-    def status() -> dict[str, Any]:
-        return line.status()
+    @app.get("/status", response_model=StatusSnapshot)
+    def status() -> StatusSnapshot:
+        return line.snapshot()
 
     @app.post(
         "/commands/{command}",
         response_model=CommandResult,
         responses={
             400: {"description": "the body is not valid JSON"},
-            409: {"description": "not allowed in the current state"},
+            409: {"description": "not allowed in the current state, or refused by the PLC"},
         },
     )
     def command(command: Literal["start", "stop", "reset"], req: CommandRequest) -> CommandResult:

@@ -27,7 +27,7 @@ class GenICamSettings(BaseModel):
     ("" or 0 = leave the camera's own setting)."""
 
     model_config = _STRICT
-    serial: str = Field("", description="device serial number; \"\" = the device index in source")
+    serial: str = Field("", description='device serial number; "" = the device index in source')
     pixel_format: str = Field("", description='e.g. "Mono8", "BayerRG8", "RGB8"')
     exposure_us: float = Field(0.0, ge=0, le=1e6)
     trigger_mode: Literal["", "On", "Off"] = Field("", description='"On": hardware trigger')
@@ -98,6 +98,10 @@ class VisionSection(BaseModel):
         "on a second thread (one frame more latency; stepped runs never pipeline). "
         "Off in the embedded default: the virtual plant renders on the second core",
     )
+    uncertain_dir: str = Field(
+        "", description='labelling folder for fragments the classifier was unsure of; "" = off'
+    )
+    uncertain_below: float = Field(0.6, gt=0, le=1)
 
 
 class ControlSection(BaseModel):
@@ -129,6 +133,11 @@ class SimSection(BaseModel):
     enabled: bool = True
     scenario: str = "default"
     seed: int = Field(1, ge=0)
+    score_url: str = Field(
+        "",
+        description="score endpoint of a virtual plant in its own process "
+        '(`sortline sim plant --score-port N`: http://127.0.0.1:N); "" = none',
+    )
 
 
 class LineConfig(BaseModel):
@@ -158,7 +167,7 @@ class LineConfig(BaseModel):
             )
         if self.sim.enabled and self.camera.source != "plant":
             raise ValueError(
-                f'sim.enabled = true runs the embedded virtual plant, but camera.source is '
+                f"sim.enabled = true runs the embedded virtual plant, but camera.source is "
                 f'"{self.camera.source}": set sim.enabled = false to use that camera'
             )
         return self

@@ -1,30 +1,38 @@
 """Building a line's parts from its config, in the order that fails fastest:
-model, then recipe (it names the model's classes), then the virtual plant and
-PLC, then the bridge. Each bad file stops start-up with one clear line."""
+model, then recipe (it names the model's classes), then calibration, then
+the plant (when the line is the embedded virtual plant), camera and PLC
+bridge. Each bad file stops start-up with one clear line.
+
+The embedded virtual plant is decided here, once, and only here: it is
+started as a ``PlantRunner`` in this process, and the line then reads its
+frame ring as a camera (``shm:...``) and talks Modbus to its PLC like any
+other. Nothing downstream knows it is a simulation.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import socket
-import time
+import uuid
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from calibration.camera_model import CameraModel
-from calibration.geometry import LineGeometry
 from calibration.live import LiveCalibration
 from calibration.store import CalibrationStore
 from control.controller import Controller
 from control.recipe import Recipe, load_recipe
 from core.errors import InputFileError
-from core.types import Pulses
 from plc.bridge import BridgeConfig, PlcBridge
 from sortline.config import LineConfig
+from sortline.lineparams import LineParams, derive
+from sortline.listeners import HttpScore, ScoreSource
+from sortline.timebase import FreeTimeBase, TimeBase, TriggerTimeBase
+from vision.camera import Camera
 from vision.classifier import OnnxClassifier
 from vision.pipeline import VisionPipeline
+from vision.sources import open_camera
 
 log = logging.getLogger("sortline.parts")
 
@@ -44,28 +52,6 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class _WallClockPlc:
-    """The plant calls ``advance`` with its own (possibly stepped) clock; the
-    PLC's watchdog must run on real time, because the heartbeat arrives over a
-    real socket from a real thread."""
-
-    def __init__(self, core: Any) -> None:
-        self.core = core
-
-    def advance(self, tick_u32: int, speed_mm_s: float, now_s: float) -> Pulses:
-        result: Pulses = self.core.advance(tick_u32, speed_mm_s, time.monotonic())
-        return result
-
-    def valves_open(self) -> np.ndarray:
-        """(n_valves,) bool: the plant settles a fragment only once no run is open over it."""
-        result: np.ndarray = self.core.valves_open()
-        return result
-
-    def diverters_on(self) -> np.ndarray:
-        result: np.ndarray = self.core.diverters_on()
-        return result
-
-
 @dataclasses.dataclass
 class LineParts:
     cfg: LineConfig
@@ -75,20 +61,26 @@ class LineParts:
     vision: VisionPipeline
     controller: Controller
     bridge: PlcBridge
-    geometry: LineGeometry  # what vision and control believe (calibrated)
-    plant: Any | None = None  # sim.plant.plant.VirtualPlant on the virtual plant
-    plc_core: Any | None = None
-    plc_server: Any | None = None
+    camera: Camera
+    camera_source: str
+    timebase: TimeBase
+    params: LineParams
     calibration: LiveCalibration | None = None
+    plant: Any | None = None  # sim.plant.runner.PlantRunner: the embedded virtual plant
+    score_source: ScoreSource | None = None
 
-    def start_plc(self) -> None:
-        if self.plc_server is not None:
-            self.plc_server.start()
+    @property
+    def geometry(self) -> Any:
+        return self.params.geometry
+
+    def start_plant(self) -> None:
+        if self.plant is not None:
+            self.plant.start()
 
     def close(self) -> None:
         self.bridge.stop()
-        if self.plc_server is not None:
-            self.plc_server.stop()
+        if self.plant is not None:
+            self.plant.stop()
 
     def set_recipe(self, recipe: Recipe) -> None:
         """Switch recipes while running (the controller applies it at its next update)."""
@@ -99,29 +91,91 @@ class LineParts:
         """Decision-core counters since start (kept across calibration swaps)."""
         return self.controller.stats()
 
-    def apply_geometry(self, geometry: LineGeometry, camera_model: CameraModel) -> None:
-        """Use a newly calibrated geometry from the next frame on (real-time
-        thread only; the camera map was tabulated beforehand, off this thread).
-
-        The controller keeps its live tracks, their evidence and the pulses
-        already sent (``Controller.apply_geometry``): a fragment in view at the
-        swap is neither tracked afresh nor pulsed twice.
-        """
-        self.controller.apply_geometry(geometry)
-        self.vision.geometry = geometry
-        self.vision.camera_model = camera_model
-        self.geometry = geometry
-
     def calibration_status(self) -> dict[str, Any]:
         if self.calibration is None:
             return {"version": None, "source": "nominal geometry of the line config"}
         return self.calibration.status()
 
-    @staticmethod
-    def plc_status_dict(plc: Any) -> dict[str, Any]:
-        if dataclasses.is_dataclass(plc) and not isinstance(plc, type):
-            return dataclasses.asdict(plc)
-        return dict(vars(plc))
+
+def _calibration(cfg: LineConfig) -> tuple[LiveCalibration | None, LineParams]:
+    if not cfg.calibration.store:
+        return None, derive(cfg.geometry, None, cfg.control.deadline_margin_ms)
+    store = CalibrationStore(Path(cfg.resolve_path(cfg.calibration.store)), cfg.line.name)
+    live = LiveCalibration(store, cfg.geometry)
+    if live.error:  # the active calibration is damaged or does not fit: say so, stop
+        raise InputFileError(store.folder, live.error)
+    version = live.status().get("version")
+    params = derive(live.geometry, live.camera_model, cfg.control.deadline_margin_ms, version)
+    return live, params
+
+
+def _embedded_plant(
+    cfg: LineConfig, plc_port: int | None, scenario: str | None, seed: int | None, stepped: bool
+) -> Any:
+    from sim.plant.runner import PlantRunner
+    from sim.plant.scenario import load_scenario
+
+    port = free_port() if plc_port == 0 else (plc_port or cfg.plc.port)
+    ring = f"sortline-{cfg.line.name}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    return PlantRunner(  # the plant runs on the config's geometry: its truth
+        cfg.geometry,
+        load_scenario(scenario or cfg.sim.scenario),
+        seed=cfg.sim.seed if seed is None else seed,
+        n_valves=cfg.valves.n_valves,
+        watchdog_ms=cfg.plc.watchdog_ms,
+        ring_name=ring,
+        timebase=cfg.camera.timebase,
+        fps=cfg.camera.fps,
+        plc_host="127.0.0.1",
+        plc_port=port,
+        device_id=cfg.plc.device_id,
+        stepped=stepped,
+    )
+
+
+def bridge_config(
+    cfg: LineConfig, params: LineParams, host: str, port: int, stepped: bool
+) -> BridgeConfig:
+    p = cfg.plc
+    trigger = cfg.camera.trigger_every_ticks if cfg.camera.timebase == "trigger" else 0
+    return BridgeConfig(
+        transport=p.transport,
+        host=host,
+        port=port,
+        device_id=p.device_id,
+        serial_port=p.serial_port,
+        baudrate=p.baudrate,
+        timeout_s=p.timeout_ms / 1e3,
+        retries=p.retries,
+        heartbeat_s=p.heartbeat_ms / 1e3,
+        reconnect_max_s=p.reconnect_max_ms / 1e3,
+        deadline_lead_ms=params.deadline_lead_ms,
+        mm_per_tick=params.mm_per_tick,
+        watchdog_ms=p.watchdog_ms,
+        rt_priority=p.rt_priority or None,
+        extrapolate_encoder=not stepped,  # a stepped plant's encoder ignores the wall clock
+        trigger_every_ticks=trigger,
+    )
+
+
+def _timebase(cfg: LineConfig, bridge: PlcBridge, stepped: bool) -> TimeBase:
+    if cfg.camera.timebase == "free":
+        return FreeTimeBase(bridge.encoder_samples)
+    return TriggerTimeBase(
+        bridge.trigger_latches,
+        bridge.encoder_samples,
+        cfg.camera.trigger_every_ticks,
+        check_timing=not stepped,
+        refresh=(lambda: bridge.poll_now(2.0)) if stepped else None,
+    )
+
+
+def camera_source(cfg: LineConfig) -> str:
+    """``[camera] source`` with a relative video path taken from the config's folder."""
+    src = cfg.camera.source
+    if ":" in src.split("/")[0] or src.startswith("/dev/"):
+        return src  # v4l2:N, rtsp://, genicam:, shm:, a device
+    return str(cfg.resolve_path(src))
 
 
 def build_parts(
@@ -139,57 +193,29 @@ def build_parts(
     )
     class_names = tuple(classifier.class_names)
     recipe = load_recipe(cfg.resolve_path(cfg.control.recipe), class_names)
-    geometry = cfg.geometry
-    live = None
-    camera_model: CameraModel | None = None
-    if cfg.calibration.store:
-        store = CalibrationStore(Path(cfg.resolve_path(cfg.calibration.store)), cfg.line.name)
-        live = LiveCalibration(store, geometry)
-        if live.error:  # the active calibration is damaged or does not fit: say so, stop
-            raise InputFileError(store.folder, live.error)
-        geometry, camera_model = live.geometry, live.camera_model
-    vision = VisionPipeline(geometry, classifier, camera_model=camera_model)
-    controller = Controller(geometry, recipe, class_names, cfg.control.deadline_margin_ms)
+    live, params = _calibration(cfg)
+    vision = VisionPipeline(params.geometry, classifier, camera_model=params.camera_model)
+    controller = Controller(params.geometry, recipe, class_names, cfg.control.deadline_margin_ms)
 
-    plant = plc_core = plc_server = None
-    host, port = cfg.plc.host, cfg.plc.port
-    if cfg.sim.enabled:
-        from sim.plant.plant import VirtualPlant
-        from sim.plant.scenario import load_scenario
-        from sim.vplc.core import PlcCore
-        from sim.vplc.server import VirtualPlcServer
-
-        plc_core = PlcCore(n_valves=cfg.valves.n_valves, watchdog_ms=cfg.plc.watchdog_ms)
-        port = free_port() if plc_port == 0 else (plc_port or port)
-        plc_server = VirtualPlcServer(
-            plc_core, host="127.0.0.1", port=port, device_id=cfg.plc.device_id
-        )
-        scen = load_scenario(scenario or cfg.sim.scenario)
-        plant = VirtualPlant(  # the plant runs on the config's geometry: its truth
-            cfg.geometry, scen, _WallClockPlc(plc_core), seed=cfg.sim.seed if seed is None else seed
-        )
-        host = "127.0.0.1"
-
-    bridge = PlcBridge(
-        BridgeConfig(
-            transport=cfg.plc.transport,
-            host=host,
-            port=port,
-            device_id=cfg.plc.device_id,
-            serial_port=cfg.plc.serial_port,
-            baudrate=cfg.plc.baudrate,
-            timeout_s=cfg.plc.timeout_ms / 1e3,
-            retries=cfg.plc.retries,
-            heartbeat_s=cfg.plc.heartbeat_ms / 1e3,
-            reconnect_max_s=cfg.plc.reconnect_max_ms / 1e3,
-            deadline_lead_ms=cfg.valves.open_delay_ms + cfg.control.deadline_margin_ms,
-            mm_per_tick=cfg.belt.mm_per_tick,
-            watchdog_ms=cfg.plc.watchdog_ms,
-            rt_priority=cfg.plc.rt_priority or None,
-            # a stepped plant's encoder does not follow the wall clock
-            extrapolate_encoder=not stepped,
-        )
+    plant = None
+    score: ScoreSource | None = None
+    host, port = cfg.plc.host, cfg.plc.port if plc_port is None else plc_port
+    source = camera_source(cfg)
+    if cfg.sim.enabled:  # the embedded virtual plant: a camera and a PLC like any other
+        plant = _embedded_plant(cfg, plc_port, scenario, seed, stepped)
+        host, port, source, score = "127.0.0.1", plant.plc_port, f"shm:{plant.ring_name}", plant
+    elif cfg.sim.score_url:
+        score = HttpScore(cfg.sim.score_url)
+    cam = cfg.camera
+    camera = open_camera(
+        source,
+        size=(cam.width_px, cam.height_px),
+        fps=cam.fps,
+        latency_s=cam.latency_ms / 1e3,
+        genicam=cam.genicam,
+        stepped=stepped,
     )
+    bridge = PlcBridge(bridge_config(cfg, params, host, port, stepped))
     return LineParts(
         cfg=cfg,
         classifier=classifier,
@@ -198,9 +224,11 @@ def build_parts(
         vision=vision,
         controller=controller,
         bridge=bridge,
-        geometry=geometry,
-        plant=plant,
-        plc_core=plc_core,
-        plc_server=plc_server,
+        camera=camera,
+        camera_source=cfg.camera.source if plant is None else f"plant ({source})",
+        timebase=_timebase(cfg, bridge, stepped),
+        params=params,
         calibration=live,
+        plant=plant,
+        score_source=score,
     )

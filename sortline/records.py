@@ -15,8 +15,6 @@ import datetime as dt
 import json
 import logging
 import os
-import queue
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -25,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from core.types import Pulses, Tracks
+from core.writer import BoundedWriter
 
 log = logging.getLogger("sortline.records")
 
@@ -43,44 +42,41 @@ class RecordWriter:
         self.line_name = line_name
         self.class_names = tuple(class_names)
         self.fraction_names = tuple(fraction_names)
-        self._queue: queue.Queue[tuple[float, Pulses, Tracks] | None] = queue.Queue(max_pending)
         self.dropped = 0
         self.written = 0
-        self._thread = threading.Thread(target=self._run, name="records", daemon=True)
-        self._thread.start()
+        self._writer: BoundedWriter[tuple[float, Pulses, Tracks]] = BoundedWriter(
+            "records", self._write, max_pending
+        )
 
     def offer(self, pulses: Pulses, tracks: Tracks) -> None:
         """Hand over a cycle's pulses (non-blocking; from the real-time loop)."""
-        if not len(pulses):
-            return
-        try:
-            self._queue.put_nowait((time.time(), pulses, tracks))
-        except queue.Full:
+        if len(pulses) and not self._writer.offer((time.time(), pulses, tracks)):
             self.dropped += len(pulses)
 
     def pending(self) -> int:
         """Batches handed over and not yet written."""
-        return self._queue.unfinished_tasks
+        return self._writer.pending()
+
+    def flush(self, timeout_s: float | None = None) -> bool:
+        return self._writer.flush(timeout_s)
+
+    @property
+    def last_error(self) -> str:
+        return self._writer.last_error
 
     def close(self, timeout_s: float = 5.0) -> None:
-        self._queue.put(None)
-        self._thread.join(timeout_s)
+        self._writer.close(timeout_s)
 
     def path_for(self, t_unix_s: float) -> Path:
         day = dt.datetime.fromtimestamp(t_unix_s, tz=dt.UTC).strftime("%Y-%m-%d")
         return self.directory / f"{self.line_name}-{day}.jsonl"
 
-    def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            try:
-                if item is None:
-                    return
-                self._append(*item)
-            except OSError:
-                log.exception("cannot write sort records to %s", self.directory)
-            finally:
-                self._queue.task_done()
+    def _write(self, item: tuple[float, Pulses, Tracks]) -> None:
+        try:
+            self._append(*item)
+        except OSError:
+            log.exception("cannot write sort records to %s", self.directory)
+            raise
 
     def rows(self, t_unix_s: float, pulses: Pulses, tracks: Tracks) -> list[dict[str, Any]]:
         index = {int(t): i for i, t in enumerate(tracks.track_id.tolist())}

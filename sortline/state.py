@@ -1,18 +1,22 @@
-"""The line's PackML (ISA-TR88) state machine, as the controller sees it.
+"""The line's PackML (ISA-TR88) state, as the controller sees it.
 
-The controller never drives the belt; it decides whether it may actuate.
-Conditions observed every cycle move the line between states:
+The PLC runs the machine: its state (IR 3) is the line's state, and operator
+commands go to it (HR 2, ``plc.regmap.PackMLCommand``). The controller adds
+only what the PLC cannot know:
 
-- E-stop (hardwired, observed via the PLC) -> Aborted, latched until ``reset``
-  with the E-stop released.
-- Internal causes (camera stalled, PLC link lost, PLC fault) -> Held; back to
-  Execute by itself when every cause has cleared.
-- External causes (belt stopped, no feed) -> Suspended; back when they clear.
-- Operator commands: ``start`` (Idle -> Execute), ``stop`` (-> Stopped),
-  ``reset`` (Stopped/Aborted -> Idle).
+- the PLC link lost -> Held ("plc link lost"), back by itself when it returns;
+- internal causes of its own (camera stalled or delivering wrong frames, no
+  encoder count for the frames) -> Held while the PLC executes, back by
+  itself when they clear;
+- the E-stop (hardwired, observed through the PLC's inputs) -> Aborted,
+  latched in the PLC until Reset with the E-stop released, then Start.
+- a stopped belt (PLC Suspended) -> Suspended.
 
-Only Execute lets pulses through; every other state keeps valves de-energised.
-Acting states (Starting, Holding, ...) are passed through within one cycle and
+``command`` checks an operator command against the current state (a clear
+refusal for what PackML does not allow from there) and returns the PLC
+command to send; the state then follows the PLC. Only Execute lets pulses
+through; in every other state the PLC keeps valves de-energised.
+Acting states (Holding, Suspending, ...) passed within one observation are
 recorded in the history so the sequence is visible to operators.
 """
 
@@ -25,9 +29,11 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from plc.regmap import PackMLState
+from plc.regmap import PackMLCommand, PackMLState
 
 __all__ = ["Command", "Conditions", "LineStateMachine", "PackMLState", "TransitionError"]
+
+S = PackMLState
 
 
 class Command(enum.Enum):
@@ -35,33 +41,28 @@ class Command(enum.Enum):
     STOP = "stop"
     RESET = "reset"
 
+    @property
+    def plc(self) -> PackMLCommand:
+        return PackMLCommand[self.name]
+
 
 class TransitionError(RuntimeError):
-    """An operator command that the current state does not accept."""
+    """An operator command that the current state does not accept, or that the
+    PLC refused."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Conditions:
-    """What the controller observed this cycle."""
+    """What the controller observed this cycle.
 
-    estop: bool = False
+    plc_state: the PLC's PackML state (None before the first read);
+    holds: the controller's own reasons to hold (camera, time base)."""
+
     plc_linked: bool = True
-    plc_fault: bool = False
-    camera_ok: bool = True
+    plc_state: PackMLState | None = PackMLState.EXECUTE
+    estop: bool = False
     belt_running: bool = True
-
-    def hold_causes(self) -> tuple[str, ...]:
-        causes = []
-        if not self.plc_linked:
-            causes.append("plc link lost")
-        if self.plc_fault:
-            causes.append("plc not executing")
-        if not self.camera_ok:
-            causes.append("camera stalled")
-        return tuple(causes)
-
-    def suspend_causes(self) -> tuple[str, ...]:
-        return () if self.belt_running else ("belt stopped",)
+    holds: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -72,32 +73,24 @@ class Transition:
     cause: str
 
 
-# Which stable state each operator command leads to, from which states; the
-# acting state passed through on the way.
-_COMMANDS: dict[Command, tuple[frozenset[PackMLState], PackMLState, PackMLState]] = {
-    Command.START: (frozenset({PackMLState.IDLE}), PackMLState.STARTING, PackMLState.EXECUTE),
-    Command.STOP: (
-        frozenset(
-            {
-                PackMLState.IDLE,
-                PackMLState.EXECUTE,
-                PackMLState.HELD,
-                PackMLState.SUSPENDED,
-            }
-        ),
-        PackMLState.STOPPING,
-        PackMLState.STOPPED,
-    ),
-    Command.RESET: (
-        frozenset({PackMLState.STOPPED, PackMLState.ABORTED}),
-        PackMLState.RESETTING,
-        PackMLState.IDLE,
-    ),
+_ALLOWED: dict[Command, frozenset[PackMLState]] = {
+    Command.START: frozenset({S.IDLE}),
+    Command.STOP: frozenset({S.IDLE, S.EXECUTE, S.HELD, S.SUSPENDED, S.STARTING}),
+    Command.RESET: frozenset({S.STOPPED, S.ABORTED, S.COMPLETE}),
 }
+_ACTING = {  # stable state -> the acting state passed on the way in
+    S.HELD: S.HOLDING,
+    S.SUSPENDED: S.SUSPENDING,
+    S.ABORTED: S.ABORTING,
+    S.STOPPED: S.STOPPING,
+    S.IDLE: S.RESETTING,
+}
+_LEAVING = {S.HELD: S.UNHOLDING, S.SUSPENDED: S.UNSUSPENDING}
+_EXECUTING = (S.EXECUTE, S.UNHOLDING, S.UNSUSPENDING, S.STARTING)
 
 
 class LineStateMachine:
-    """Thread-safe: the real-time loop calls ``observe``; the API calls ``command``."""
+    """Thread-safe: the real-time loop calls ``observe``; the API ``command``."""
 
     def __init__(
         self,
@@ -109,7 +102,7 @@ class LineStateMachine:
         self._lock = threading.Lock()
         self._clock = clock
         self._history: deque[Transition] = deque(maxlen=history_len)
-        self._estop_latched = False
+        self._estop = False
         self._causes: tuple[str, ...] = ()
 
     @property
@@ -118,7 +111,7 @@ class LineStateMachine:
 
     @property
     def causes(self) -> tuple[str, ...]:
-        """Why the line is Held, Suspended or Aborted (empty otherwise)."""
+        """Why the line is Held, Suspended, Stopped or Aborted (empty in Execute)."""
         return self._causes
 
     @property
@@ -129,57 +122,67 @@ class LineStateMachine:
         with self._lock:
             return list(self._history)
 
+    def note(self, cause: str) -> None:
+        """Record an event that is not a state change (a command sent or refused)."""
+        with self._lock:
+            name = self._state.name
+            self._history.append(Transition(self._clock(), name, name, cause))
+
     def _go(self, to: PackMLState, cause: str) -> None:
         if to is self._state:
             return
+        leaving = _LEAVING.get(self._state)
+        if leaving is not None and to is S.EXECUTE:
+            self._history.append(Transition(self._clock(), self._state.name, leaving.name, cause))
+            self._state = leaving
+        acting = _ACTING.get(to)
+        if acting is not None and self._state is not acting:
+            self._history.append(Transition(self._clock(), self._state.name, acting.name, cause))
+            self._state = acting
         self._history.append(Transition(self._clock(), self._state.name, to.name, cause))
         self._state = to
 
-    def command(self, cmd: Command, who: str = "operator") -> PackMLState:
+    def command(self, cmd: Command) -> PackMLCommand:
+        """The PLC command for operator command ``cmd``, or ``TransitionError``
+        when the line's state does not allow it."""
         with self._lock:
-            allowed, acting, target = _COMMANDS[cmd]
+            allowed = _ALLOWED[cmd]
             if self._state not in allowed:
                 names = ", ".join(sorted(s.name for s in allowed))
                 raise TransitionError(
                     f"cannot {cmd.value} while {self._state.name}; allowed from {names}"
                 )
-            if cmd is Command.RESET and self._estop_latched:
+            if cmd is Command.RESET and self._estop:
                 raise TransitionError("cannot reset while the E-stop is still pressed")
-            self._go(acting, f"{cmd.value} by {who}")
-            self._go(target, f"{cmd.value} by {who}")
-            self._causes = ()
-            return self._state
+            return cmd.plc
 
     def observe(self, cond: Conditions) -> PackMLState:
-        """Apply this cycle's conditions; returns the state after them."""
+        """Apply this cycle's observation; returns the line's state after it."""
         with self._lock:
-            self._estop_latched = cond.estop
-            if cond.estop:
-                if self._state is not PackMLState.ABORTED:
-                    self._go(PackMLState.ABORTING, "e-stop")
-                    self._go(PackMLState.ABORTED, "e-stop")
-                self._causes = ("e-stop",)
-                return self._state
-            if self._state is PackMLState.ABORTED:
-                self._causes = ("e-stop released: reset required",)
-                return self._state
-            hold, suspend = cond.hold_causes(), cond.suspend_causes()
-            if self._state in (PackMLState.EXECUTE, PackMLState.SUSPENDED) and hold:
-                self._go(PackMLState.HOLDING, ", ".join(hold))
-                self._go(PackMLState.HELD, ", ".join(hold))
-            elif self._state is PackMLState.HELD and not hold:
-                self._go(PackMLState.UNHOLDING, "causes cleared")
-                self._go(PackMLState.EXECUTE, "causes cleared")
-            if self._state is PackMLState.EXECUTE and suspend:
-                self._go(PackMLState.SUSPENDING, ", ".join(suspend))
-                self._go(PackMLState.SUSPENDED, ", ".join(suspend))
-            elif self._state is PackMLState.SUSPENDED and not suspend:
-                self._go(PackMLState.UNSUSPENDING, "belt running")
-                self._go(PackMLState.EXECUTE, "belt running")
-            if self._state is PackMLState.HELD:
-                self._causes = hold
-            elif self._state is PackMLState.SUSPENDED:
-                self._causes = suspend
-            else:
-                self._causes = ()
+            self._estop = cond.estop
+            target, causes = self._target(cond)
+            self._go(target, ", ".join(causes) or "plc " + target.name.lower())
+            self._causes = causes
             return self._state
+
+    def _target(self, cond: Conditions) -> tuple[PackMLState, tuple[str, ...]]:
+        if cond.estop:
+            return S.ABORTED, ("e-stop",)
+        if not cond.plc_linked or cond.plc_state is None:
+            return S.HELD, ("plc link lost", *cond.holds)
+        plc = cond.plc_state
+        if plc in (S.ABORTED, S.ABORTING, S.CLEARING):
+            return S.ABORTED, ("aborted: reset required",)
+        if plc in (S.STOPPED, S.STOPPING):
+            return S.STOPPED, ("stopped",)
+        if plc in (S.IDLE, S.RESETTING):
+            return S.IDLE, ("idle: start required",)
+        if plc in (S.HELD, S.HOLDING):
+            return S.HELD, ("plc held (heartbeat watchdog or operator hold)", *cond.holds)
+        if cond.holds:
+            return S.HELD, cond.holds
+        if plc in (S.SUSPENDED, S.SUSPENDING) or (plc in _EXECUTING and not cond.belt_running):
+            return S.SUSPENDED, ("belt stopped" if not cond.belt_running else "plc suspended",)
+        if plc in _EXECUTING:
+            return S.EXECUTE, ()
+        return plc, (f"plc {plc.name.lower()}",)

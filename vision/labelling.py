@@ -17,16 +17,16 @@ from __future__ import annotations
 
 import collections
 import json
-import queue
-import threading
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
+from core.files import atomic_write_text
 from core.frame import Frame
 from core.types import Detections
+from core.writer import BoundedWriter
 
 __all__ = ["UncertainFolder"]
 
@@ -56,24 +56,33 @@ class UncertainFolder:
         self._stems: collections.deque[str] = collections.deque(
             sorted(p.name[: -len(".json")] for p in self.folder.glob("*.json"))
         )
-        self._q: queue.Queue[dict[str, Any] | None] = queue.Queue(queue_size)
-        self._thread = threading.Thread(target=self._run, daemon=True, name="uncertain-writer")
-        self._thread.start()
+        self._writer: BoundedWriter[dict[str, Any]] = BoundedWriter(
+            "uncertain-writer", self._write, queue_size
+        )
 
     def offer(
-        self, frame: Frame, dets: Detections, crops: np.ndarray, class_names: tuple[str, ...]
+        self,
+        frame: Frame,
+        dets: Detections,
+        crops: np.ndarray | None,
+        class_names: tuple[str, ...],
     ) -> None:
-        """Queue up to ``max_per_frame`` of the least confident rows (never blocks)."""
+        """Queue up to ``max_per_frame`` of the least confident rows (never blocks).
+        ``crops``: the classifier's crops of ``dets``, or None to keep the
+        bounding box cut from the frame instead."""
         order = np.argsort(dets.confidence)[: self.max_per_frame]
         for row in order:
             item = self._item(frame, dets, crops, class_names, int(row))
-            try:
-                self._q.put_nowait(item)
-            except queue.Full:
+            if not self._writer.offer(item):
                 self.dropped += 1
 
     def _item(
-        self, frame: Frame, dets: Detections, crops: np.ndarray, names: tuple[str, ...], row: int
+        self,
+        frame: Frame,
+        dets: Detections,
+        crops: np.ndarray | None,
+        names: tuple[str, ...],
+        row: int,
     ) -> dict[str, Any]:
         x0, y0, x1, y1 = (float(v) for v in dets.bbox_px[row])
         cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
@@ -94,29 +103,18 @@ class UncertainFolder:
         }
         return {
             "stem": f"f{frame.frame_id:09d}_t{frame.tick:010d}_{row:03d}",
-            "crop": crops[row].copy(),
+            "crop": crops[row].copy()
+            if crops is not None
+            else frame.image[int(y0) : int(y1) + 1, int(x0) : int(x1) + 1].copy(),
             "context": frame.image[r0:r1, c0:c1].copy(),
             "meta": meta,
         }
-
-    def _run(self) -> None:
-        while True:
-            item = self._q.get()
-            if item is None:
-                self._q.task_done()
-                return
-            try:
-                self._write(item)
-            finally:
-                self._q.task_done()
 
     def _write(self, item: dict[str, Any]) -> None:
         stem = item["stem"]
         cv2.imwrite(str(self.folder / f"{stem}.crop.png"), item["crop"])
         cv2.imwrite(str(self.folder / f"{stem}.ctx.png"), item["context"])
-        tmp = self.folder / f"{stem}.json.tmp"
-        tmp.write_text(json.dumps(item["meta"], indent=1), encoding="utf-8")
-        tmp.replace(self.folder / f"{stem}.json")
+        atomic_write_text(self.folder / f"{stem}.json", json.dumps(item["meta"], indent=1))
         self._stems.append(stem)
         self.saved += 1
         while len(self._stems) > self.max_items:
@@ -126,12 +124,10 @@ class UncertainFolder:
 
     def flush(self) -> None:
         """Wait until every queued fragment is on disk."""
-        self._q.join()
+        self._writer.flush()
 
     def close(self) -> None:
-        self.flush()
-        self._q.put(None)
-        self._thread.join(timeout=5.0)
+        self._writer.close()
 
     @property
     def count(self) -> int:

@@ -58,7 +58,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         api.start()
         print(
-            f"sortline: line {cfg.line.name!r} running; status on "
+            f"sortline: line {cfg.line.name!r} running: camera {line.parts.camera_source}, "
+            f"time base {cfg.camera.timebase}, PLC {line.parts.bridge.config.host}:"
+            f"{line.parts.bridge.config.port}; status on "
             f"http://{cfg.api.host}:{api.port}/status  (Ctrl-C stops)",
             flush=True,
         )
@@ -89,5 +91,8 @@ def _summary(r: dict) -> str:
         f"{r['objects_seen']}, targeted {r['objects_targeted']}, ejected "
         f"{f(r['objects_ejected'])}, purity {f(r['purity'])}, recovery {f(r['recovery'])}, "
         f"deadline misses {r['deadline_misses']}, latency p50/p99 "
-        f"{f(r['latency_ms']['p50'])}/{f(r['latency_ms']['p99'])} ms"
+        f"{f(r['latency_ms']['p50'])}/{f(r['latency_ms']['p99'])} ms; "
+        f"pulses acknowledged by the PLC {r['plc']['pulses_acked']}; time base "
+        f"{r['timebase']['mode']} (error p99 {f(r['timebase']['error_ticks_p99'])} ticks, "
+        f"mismatches {r['timebase']['mismatches']})"
     )

@@ -1,0 +1,149 @@
+"""The line's status snapshot: typed, frozen, published by the real-time thread.
+
+``/status`` declares ``StatusSnapshot`` as its response model; ``--report``
+(``report_from``) and the dashboard are projections of it. The real-time
+thread builds it with ``model_construct`` (no validation on the hot path: its
+fields come from our own counters); the API serialises it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from plc.bridge import PlcStatus
+
+__all__ = [
+    "CameraView",
+    "Event",
+    "LatencyMs",
+    "Quality",
+    "StatusSnapshot",
+    "TimeBaseView",
+    "report_from",
+]
+
+_FROZEN = ConfigDict(frozen=True)
+
+
+class LatencyMs(BaseModel):
+    """Frame latency (arrival to pulses handed to the bridge), ms, last 4096 frames."""
+
+    model_config = _FROZEN
+    p50: float | None = None
+    p99: float | None = None
+    max: float | None = None
+
+
+class Quality(BaseModel):
+    """From the virtual plant's ground truth (None on a real line)."""
+
+    model_config = _FROZEN
+    purity: float | None = None
+    recovery: float | None = None
+    co_ejection_rate: float | None = None
+    objects_ejected: int | None = None
+    source: str = "none"
+    error: str = ""
+
+
+class CameraView(BaseModel):
+    model_config = _FROZEN
+    source: str
+    name: str
+    connected: bool
+    frames_read: int
+    frames_lost: int  # gaps in the camera's frame counter
+    frames_bad: int  # wrong size or type
+    reconnects: int
+    last_error: str
+    seconds_since_frame: float | None
+
+
+class TimeBaseView(BaseModel):
+    model_config = _FROZEN
+    mode: Literal["trigger", "free"]
+    trigger_every_ticks: int | None
+    frames_stamped: int
+    frames_unstamped: int
+    mismatches: int
+    error_source: str
+    error_ticks_p50: float | None
+    error_ticks_p99: float | None
+    error_ticks_max: float | None
+    error_mm_p99: float | None
+    last_problem: str
+
+
+class Event(BaseModel):
+    model_config = _FROZEN
+    t_unix_s: float
+    from_state: str
+    to_state: str
+    cause: str
+
+
+class StatusSnapshot(BaseModel):
+    """What the line is doing. Counters run since start; ``frames_dropped`` =
+    frames the loop never processed: lost between camera and loop (counter
+    gaps), malformed, or without an encoder count."""
+
+    model_config = _FROZEN
+    line: str
+    state: str
+    state_code: int
+    causes: list[str]
+    events: list[Event]
+    recipe: str
+    calibration: dict[str, Any]
+    line_params: dict[str, float | int | None]
+    uptime_s: float
+    frames: int
+    frames_dropped: int
+    frames_untimed: int
+    live_tracks: int
+    controller: dict[str, int]
+    throughput_per_min: float | None
+    deadline_misses: int
+    quality: Quality
+    composition: dict[str, int]
+    latency_ms: LatencyMs
+    camera: CameraView
+    timebase: TimeBaseView
+    plc: PlcStatus
+    virtual_plant: bool
+    warm_up_s: float | None
+
+
+def report_from(
+    snap: StatusSnapshot, score: dict[str, Any] | None, extra: dict[str, Any]
+) -> dict[str, Any]:
+    """The JSON summary of DESIGN.md (``sortline run --report``): a projection
+    of the snapshot, with the plant's full score when there is one."""
+    c = snap.controller
+    q = snap.quality
+    return {
+        "line": snap.line,
+        **extra,
+        "virtual_plant": snap.virtual_plant,
+        "duration_s": snap.uptime_s,
+        "frames": snap.frames,
+        "frames_dropped": snap.frames_dropped,
+        "objects_seen": int(c.get("objects_seen", 0)),
+        "objects_targeted": int(c.get("objects_targeted", 0)),
+        "objects_ejected": q.objects_ejected,
+        "purity": q.purity,
+        "recovery": q.recovery,
+        "co_ejection_rate": q.co_ejection_rate,
+        "deadline_misses": snap.deadline_misses,
+        "latency_ms": {"p50": snap.latency_ms.p50, "p99": snap.latency_ms.p99},
+        "state": snap.state,
+        "controller": dict(c),
+        "camera": snap.camera.model_dump(mode="json"),
+        "timebase": snap.timebase.model_dump(mode="json"),
+        "calibration": snap.calibration,
+        "line_params": snap.line_params,
+        "plc": snap.model_dump(mode="json")["plc"],
+        "score": score,
+    }

@@ -1,0 +1,303 @@
+"""Each frame's encoder count: the line's time base (DESIGN.md, "One path").
+
+Two documented modes, chosen by ``[camera] timebase``:
+
+**trigger** (``TriggerTimeBase``): the PLC triggers the camera every N
+encoder ticks and latches the count of each trigger in its register map
+(``trigger_seq``, ``trigger_latch``; plc/REGISTERS.md). Frames are matched to
+triggers by the camera's frame counter: ``seq = counter + offset`` (16-bit).
+The offset is found on the first frame and then checked on every frame
+against the count interpolated from the PLC's timestamped encoder samples at
+the frame's exposure time: a frame that lands more than N/2 ticks away from
+its matched trigger means the camera lost a trigger or made an extra
+exposure. That is counted (``mismatches``), the offset is re-found, and the
+frame is placed by the trigger it does fit (or dropped if none does). A
+frame newer than the last latch read is placed at the last latch plus N
+ticks per trigger (the PLC's counter-compare fires exactly every N ticks) and
+checked again when its latch arrives. Stepped simulation has no wall-clock
+timing: there the latch of every frame is read before it is placed.
+
+**free** (``FreeTimeBase``): a free-running camera. The count is interpolated
+between the bridge's encoder samples (each stamped at the midpoint of its
+Modbus round trip) at the frame's exposure time, or extrapolated from the
+last two at the measured speed when the frame is newer than the last
+sample. Never from the nominal belt speed.
+
+Both measure their error: against the count the camera itself reports when
+it does (``RawFrame.exposure_tick``: GenICam chunk data, the virtual plant),
+else (trigger mode) the gap between the latched and the interpolated count.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+from collections.abc import Callable
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from core.ticks import wrap_tick
+from vision.camera import RawFrame
+
+__all__ = ["FreeTimeBase", "Stamp", "TimeBase", "TimeBaseStatus", "TriggerTimeBase"]
+
+_U32 = 1 << 32
+_SEQ = 1 << 16
+_MAX_EXTRAPOLATE_S = 0.5  # beyond this past the last encoder sample, a count is a guess
+
+
+def _diff32(a: np.ndarray | int, b: np.ndarray | int) -> Any:
+    """Signed a - b over the uint32 wrap."""
+    return ((np.asarray(a, dtype=np.int64) - b + (_U32 >> 1)) % _U32) - (_U32 >> 1)
+
+
+class _Samples(Protocol):
+    t_s: np.ndarray
+    tick: np.ndarray
+
+
+class _Latches(Protocol):
+    seq: np.ndarray
+    tick: np.ndarray
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Stamp:
+    """tick: the frame's encoder count (uint32), None when it has none (the
+    frame is dropped and counted); why: the reason, for the log."""
+
+    tick: int | None
+    why: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class TimeBaseStatus:
+    mode: Literal["trigger", "free"]
+    frames_stamped: int
+    frames_unstamped: int
+    mismatches: int
+    error_source: str  # "camera" (its own count), "encoder" (interpolation) or "none"
+    error_ticks_p50: float | None
+    error_ticks_p99: float | None
+    error_ticks_max: float | None
+    last_problem: str
+
+
+def interpolate(
+    samples: _Samples, t_s: float, max_extrapolate_s: float = _MAX_EXTRAPOLATE_S
+) -> float | None:
+    """The encoder count (unwrapped near the last sample, float) at ``t_s`` from
+    timestamped samples, or None when there are too few or ``t_s`` is too far
+    outside them."""
+    t = np.asarray(samples.t_s, dtype=np.float64)
+    n = t.shape[0]
+    if n == 0:
+        return None
+    ref = int(samples.tick[-1])
+    rel = _diff32(samples.tick, ref).astype(np.float64)
+    if n == 1:
+        return float(ref) if abs(t_s - t[0]) < 1e-3 else None
+    i = int(np.searchsorted(t, t_s))
+    if i == 0:
+        if t[0] - t_s > max_extrapolate_s:
+            return None
+        i = 1
+    elif i >= n:
+        if t_s - t[-1] > max_extrapolate_s:
+            return None
+        i = n - 1
+        # the measured speed over the last ~50 ms or more, not one noisy pair
+        j = int(np.searchsorted(t, t[-1] - 0.05, side="right")) - 1
+        j = min(max(j, 0), n - 2)
+        dt = t[-1] - t[j]
+        if dt <= 0:
+            return None
+        return float(ref + rel[-1] + (rel[-1] - rel[j]) / dt * (t_s - t[-1]))
+    t0, t1 = t[i - 1], t[i]
+    if t1 <= t0:
+        return float(ref + rel[i])
+    w = (t_s - t0) / (t1 - t0)
+    return float(ref + rel[i - 1] + w * (rel[i] - rel[i - 1]))
+
+
+class _ErrorWindow:
+    def __init__(self, size: int = 2048) -> None:
+        self._v: collections.deque[float] = collections.deque(maxlen=size)
+        self.source = "none"
+
+    def add(self, err_ticks: float, source: str) -> None:
+        self._v.append(abs(float(err_ticks)))
+        self.source = source
+
+    def quantiles(self) -> tuple[float | None, float | None, float | None]:
+        if not self._v:
+            return None, None, None
+        a = np.fromiter(self._v, dtype=np.float64)
+        p50, p99 = np.percentile(a, [50, 99])
+        return round(float(p50), 2), round(float(p99), 2), round(float(a.max()), 2)
+
+
+class TimeBase(Protocol):
+    mode: Literal["trigger", "free"]
+
+    def stamp(self, raw: RawFrame) -> Stamp: ...
+
+    def reset(self) -> None: ...
+
+    def status(self) -> TimeBaseStatus: ...
+
+
+class _Base:
+    mode: Literal["trigger", "free"]
+
+    def __init__(self) -> None:
+        self.stamped = 0
+        self.unstamped = 0
+        self.mismatches = 0
+        self.last_problem = ""
+        self._err = _ErrorWindow()
+
+    def _ok(self, tick: int, raw: RawFrame) -> Stamp:
+        self.stamped += 1
+        if raw.exposure_tick is not None:
+            self._err.add(float(_diff32(tick, int(raw.exposure_tick))), "camera")
+        return Stamp(wrap_tick(tick))
+
+    def _none(self, why: str) -> Stamp:
+        self.unstamped += 1
+        self.last_problem = why
+        return Stamp(None, why)
+
+    def status(self) -> TimeBaseStatus:
+        p50, p99, mx = self._err.quantiles()
+        return TimeBaseStatus(
+            self.mode, self.stamped, self.unstamped, self.mismatches, self._err.source,
+            p50, p99, mx, self.last_problem,
+        )  # fmt: skip
+
+
+class FreeTimeBase(_Base):
+    """Free-running camera: interpolate the bridge's encoder samples."""
+
+    mode: Literal["trigger", "free"] = "free"
+
+    def __init__(self, samples: Callable[[], _Samples]) -> None:
+        super().__init__()
+        self._samples = samples
+
+    def reset(self) -> None:
+        pass
+
+    def stamp(self, raw: RawFrame) -> Stamp:
+        est = interpolate(self._samples(), raw.t_s)
+        if est is None:
+            return self._none("no recent encoder samples from the PLC")
+        return self._ok(round(est), raw)
+
+
+class TriggerTimeBase(_Base):
+    """Hardware-triggered camera: match frames to the PLC's trigger latches.
+
+    every_ticks: N, the trigger period; check_timing: compare each frame with
+    the interpolated encoder (False for stepped simulation, whose encoder does
+    not follow the wall clock); refresh: called (stepped only) when the
+    frame's latch has not been read yet, to read it now.
+    """
+
+    mode: Literal["trigger", "free"] = "trigger"
+
+    def __init__(
+        self,
+        latches: Callable[[], _Latches],
+        samples: Callable[[], _Samples],
+        every_ticks: int,
+        *,
+        check_timing: bool = True,
+        refresh: Callable[[], object] | None = None,
+    ) -> None:
+        super().__init__()
+        if every_ticks < 1:
+            raise ValueError(f"every_ticks {every_ticks} must be >= 1")
+        self.n = int(every_ticks)
+        self._latches = latches
+        self._samples = samples
+        self.check_timing = check_timing
+        self._refresh = refresh
+        self._offset: int | None = None  # seq - camera counter, mod 2**16
+        self._predicted: dict[int, int] = {}  # seq -> count placed by extrapolation
+
+    def reset(self) -> None:
+        """Forget the frame/trigger match (camera reopened, PLC restarted)."""
+        self._offset = None
+        self._predicted.clear()
+
+    def _table(self) -> tuple[dict[int, int], int | None]:
+        lat = self._latches()
+        if len(lat.seq) == 0:
+            return {}, None
+        pairs = zip(lat.seq.tolist(), lat.tick.tolist(), strict=True)
+        table = {int(s) % _SEQ: int(k) for s, k in pairs}
+        return table, int(lat.seq[-1]) % _SEQ
+
+    def _count_of(self, seq: int, table: dict[int, int], last: int) -> int | None:
+        if seq in table:
+            return table[seq]
+        ahead = ((seq - last + (_SEQ >> 1)) % _SEQ) - (_SEQ >> 1)
+        if not 0 < ahead <= 64:
+            return None
+        return table[last] + ahead * self.n
+
+    def _check_predictions(self, table: dict[int, int]) -> None:
+        for seq in [s for s in self._predicted if s in table]:
+            placed = self._predicted.pop(seq)
+            err = float(_diff32(placed, table[seq]))
+            if abs(err) > self.n / 2:
+                self.mismatches += 1
+                self.last_problem = (
+                    f"trigger {seq}: frame placed at {placed}, PLC latched {table[seq]}"
+                )
+        if len(self._predicted) > 256:
+            self._predicted.clear()
+
+    def stamp(self, raw: RawFrame) -> Stamp:
+        table, last = self._table()
+        stepped = not self.check_timing
+        if self._refresh is not None and (last is None or stepped):
+            self._refresh()  # stepped: read this frame's latch before placing it
+            table, last = self._table()
+        if last is None:
+            return self._none("no camera trigger latched by the PLC yet")
+        self._check_predictions(table)
+        est = interpolate(self._samples(), raw.t_s) if self.check_timing else None
+        if self._offset is None:
+            if self.check_timing:
+                if est is None:
+                    return self._none("no recent encoder samples to match the first frame")
+                steps = round(float(_diff32(round(est), table[last])) / self.n)
+                seq = (last + steps) % _SEQ
+            else:
+                seq = last  # stepped: the newest latch is this frame's trigger
+            self._offset = (seq - raw.counter) % _SEQ
+        seq = (raw.counter + self._offset) % _SEQ
+        count = self._count_of(seq, table, last)
+        if count is not None and est is not None:
+            err = float(_diff32(count, round(est)))
+            if abs(err) > self.n / 2:  # lost trigger or extra exposure: re-match
+                self.mismatches += 1
+                self.last_problem = (
+                    f"frame {raw.counter} does not fit trigger {seq} "
+                    f"({err:+.0f} ticks off): camera and triggers re-matched"
+                )
+                seq = (seq - round(err / self.n)) % _SEQ
+                self._offset = (seq - raw.counter) % _SEQ
+                count = self._count_of(seq, table, last)
+                if count is not None and abs(float(_diff32(count, round(est)))) > self.n / 2:
+                    count = None
+        if count is None:
+            return self._none(f"frame {raw.counter}: no trigger latch matches (trigger {seq})")
+        if seq not in table:
+            self._predicted[seq] = count
+        if raw.exposure_tick is None and est is not None:
+            self._err.add(float(_diff32(count, round(est))), "encoder")
+        return self._ok(count, raw)

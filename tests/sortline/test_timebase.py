@@ -1,0 +1,112 @@
+"""The frame time base: hardware-trigger matching and encoder interpolation."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from sortline.timebase import FreeTimeBase, TriggerTimeBase, interpolate
+from vision.camera import RawFrame
+
+TICKS_PER_S = 25_000.0  # 2.5 m/s at 0.1 mm/tick
+N = 250  # a trigger every 10 ms
+IMG = np.zeros((4, 4), np.uint8)
+
+
+def _samples(t0: float, t1: float, tick0: int = 0, every_s: float = 0.05) -> SimpleNamespace:
+    t = np.arange(t0, t1 + 1e-9, every_s)
+    return SimpleNamespace(t_s=t, tick=(tick0 + np.round((t - t0) * TICKS_PER_S)) % (1 << 32))
+
+
+def _latches(seqs: list[int], tick0: int = 0) -> SimpleNamespace:
+    s = np.asarray(seqs, dtype=np.int64)
+    return SimpleNamespace(seq=s % (1 << 16), tick=(tick0 + s * N) % (1 << 32))
+
+
+@pytest.mark.parametrize(
+    ("t_s", "tick0", "want"),
+    [
+        (0.025, 0, 625.0),
+        (0.1, 0, 2500.0),
+        (0.12, 0, 3000.0),  # past the last sample: measured speed
+        (-0.01, 0, -250.0),  # before the first: extrapolated back
+        (0.9, 0, None),  # too far past the last sample
+        (0.025, (1 << 32) - 1000, float((1 << 32) - 1000 + 625)),  # across the wrap
+    ],
+)
+def test_interpolate(t_s: float, tick0: int, want: float | None) -> None:
+    got = interpolate(_samples(0.0, 0.1, tick0), t_s)
+    if want is None:
+        assert got is None
+    else:
+        assert got is not None and got % (1 << 32) == pytest.approx(want % (1 << 32))
+
+
+def test_free_timebase_measures_its_error_against_the_camera() -> None:
+    tb = FreeTimeBase(lambda: _samples(0.0, 1.0))
+    s = tb.stamp(RawFrame(IMG, 7, 0.503, exposure_tick=12_575 + 3))
+    assert s.tick == 12_575
+    st = tb.status()
+    assert (st.mode, st.frames_stamped, st.error_source, st.error_ticks_max) == (
+        "free", 1, "camera", 3.0,
+    )  # fmt: skip
+    assert tb.stamp(RawFrame(IMG, 8, 5.0)).tick is None  # no encoder samples that recent
+    assert tb.status().frames_unstamped == 1
+
+
+def _trigger_tb(latched: list[int]) -> TriggerTimeBase:
+    return TriggerTimeBase(lambda: _latches(latched), lambda: _samples(0.0, 1.0), N)
+
+
+def test_trigger_matches_frames_by_counter_and_extrapolates_past_the_last_latch() -> None:
+    latched = list(range(1, 41))  # triggers 1..40 read (t = 0.01 .. 0.40 s)
+    tb = _trigger_tb(latched)
+    # camera counter 100 is trigger 11 (exposed at 0.11 s): the offset is found
+    assert tb.stamp(RawFrame(IMG, 100, 0.1102)).tick == 11 * N
+    assert tb.stamp(RawFrame(IMG, 101, 0.1201)).tick == 12 * N
+    # trigger 45 is not read yet: placed N ticks per trigger after the last latch
+    assert tb.stamp(RawFrame(IMG, 134, 0.4501)).tick == 45 * N
+    latched += list(range(41, 50))
+    tb.stamp(RawFrame(IMG, 135, 0.4601))
+    st = tb.status()
+    assert st.mismatches == 0 and st.frames_stamped == 4 and st.error_source == "encoder"
+
+
+@pytest.mark.parametrize(("kind", "counter_shift"), [("lost trigger", -1), ("extra frame", +1)])
+def test_trigger_mismatch_is_detected_and_rematched(kind: str, counter_shift: int) -> None:
+    tb = _trigger_tb(list(range(1, 100)))
+    assert tb.stamp(RawFrame(IMG, 0, 0.0101)).tick == 1 * N
+    assert tb.stamp(RawFrame(IMG, 1, 0.0201)).tick == 2 * N
+    # from trigger 3 on, the camera's counter is off by one against the triggers
+    for k in range(3, 8):
+        s = tb.stamp(RawFrame(IMG, k - 1 + counter_shift, k * 0.01 + 0.0001))
+        assert s.tick == k * N, (kind, k)
+    st = tb.status()
+    assert st.mismatches == 1 and "re-matched" in st.last_problem
+
+
+def test_stepped_trigger_reads_each_latch_before_placing_the_frame() -> None:
+    latched: list[int] = []
+    calls = []
+
+    def refresh() -> None:  # the bridge reads the PLC now: this frame's trigger is latched
+        calls.append(1)
+        latched.append(len(latched) + 1)
+
+    tb = TriggerTimeBase(
+        lambda: _latches(latched), lambda: _samples(0.0, 0.1), N,
+        check_timing=False, refresh=refresh,
+    )  # fmt: skip
+    ticks = [tb.stamp(RawFrame(IMG, c, 99.0, exposure_tick=(c + 1) * N)).tick for c in range(5)]
+    assert ticks == [N, 2 * N, 3 * N, 4 * N, 5 * N]
+    assert len(calls) == 5
+    st = tb.status()
+    assert st.error_source == "camera" and st.error_ticks_max == 0.0 and st.mismatches == 0
+
+
+def test_trigger_without_latches_drops_the_frame_with_a_reason() -> None:
+    tb = _trigger_tb([])
+    s = tb.stamp(RawFrame(IMG, 0, 0.01))
+    assert s.tick is None and "no camera trigger latched" in s.why
