@@ -76,7 +76,7 @@ class PlcSection(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(5020, ge=1, le=65535)
     device_id: int = Field(1, ge=1, le=247)
-    serial_port: str | None = None
+    serial_port: str = Field("", description="RTU: the serial device, e.g. /dev/ttyUSB0")
     baudrate: int = Field(115200, gt=0)
     timeout_ms: float = Field(40.0, gt=0, le=10000)
     retries: int = Field(1, ge=0, le=10)
@@ -86,6 +86,12 @@ class PlcSection(BaseModel):
     rt_priority: int = Field(
         0, ge=0, le=99, description="SCHED_FIFO priority of the bridge thread; 0 = normal"
     )
+
+    @model_validator(mode="after")
+    def _rtu_needs_a_port(self) -> PlcSection:
+        if self.transport == "rtu" and not self.serial_port:
+            raise ValueError('transport "rtu" needs serial_port (e.g. "/dev/ttyUSB0")')
+        return self
 
 
 class VisionSection(BaseModel):
