@@ -62,14 +62,28 @@ class LoopThread:
         try:
             loop.run_forever()
         finally:
-            tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
-            for t in tasks:
-                t.cancel()
-            if tasks:
-                loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+            self._cancel_all(loop)
             with contextlib.suppress(RuntimeError):
                 loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
+
+    @staticmethod
+    def _cancel_all(loop: asyncio.AbstractEventLoop, rounds: int = 50) -> None:
+        """Cancel what is left and let it finish, cancelling again what runs on:
+        on Python 3.11 ``asyncio.wait_for`` drops a cancel that lands as its
+        awaitable completes (CPython gh-86296), and a single cancel + gather
+        could then wait forever. A task still running after ``rounds`` x 0.1 s
+        is abandoned with the loop."""
+        for _ in range(rounds):
+            tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
+            if not tasks:
+                return
+            for t in tasks:
+                t.cancel()
+            loop.run_until_complete(asyncio.wait(tasks, timeout=0.1))
+            for t in tasks:  # retrieved, as gather(return_exceptions=True) did
+                if t.done() and not t.cancelled():
+                    t.exception()
 
     def call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
         """Run ``fn(*args)`` on the loop; never blocks. RuntimeError if stopped."""

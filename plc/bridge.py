@@ -1,37 +1,64 @@
 """``PlcBridge``: sortline's only way to move a valve (plc/REGISTERS.md).
 
-The bridge runs its own asyncio loop in a daemon thread. The real-time loop
-hands it ``Pulses`` with ``submit`` (``loop.call_soon_threadsafe``; it never
-waits) and reads ``snapshot()``. On the loop:
-- a heartbeat write and a status read every ``heartbeat_s``;
-- a sender that writes queued pulses into the PLC's ring, up to 15 records
-  per FC 23 request that also reads back the acknowledgement block;
+The bridge runs on its own asyncio loop in a daemon thread
+(``core.aio.LoopThread``). The real-time loop hands it ``Pulses`` with
+``submit`` (``loop.call_soon_threadsafe``; it never waits) and reads
+``snapshot()``, ``encoder_samples()`` and ``trigger_latches()``. On the loop:
+- a heartbeat write every ``heartbeat_s`` and a status read (IR 0..94) at
+  least as often, at once on ``request_poll``;
+- PackML commands written as soon as they are given, one at a time: each is
+  followed by status reads until the PLC reports it evaluated (IR 92-94),
+  and its outcome is logged (``command_log``);
+- a sender (``bridge_pulses.PulseSender``) that writes queued pulses into
+  the PLC's ring, up to 15 records per FC 23 request that also reads back
+  the acknowledgement block;
 - a pulse whose ``on_tick`` minus the lead (``deadline_lead_ms`` at the
   current belt speed) is not ahead of the PLC's encoder as estimated now
   (last reading + speed x elapsed) is refused and counted (``pulses_late``);
 - on a lost link: bounded exponential reconnect; records whose fate is
   unknown are resolved from the PLC's acknowledgement after reconnecting
   (same ``boot_id``) or sent again (the PLC restarted).
+Every reply that carries the encoder count adds a timestamped sample; every
+status read adds the trigger latches not seen before.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import threading
 import time
 from collections import deque
+from collections.abc import Awaitable
 
+import numpy as np
+
+from core.aio import LoopThread
 from core.types import Pulses
 from plc import regmap as rm
 from plc.bridge_config import BridgeConfig, PlcStatus
-from plc.bridge_state import BridgeCounters, Row, Session, decode_cycles, decode_status
-from plc.link import Link, LinkDownError, LinkError, LinkParams, ModbusLink, PlcRefusedError
+from plc.bridge_history import (
+    COMMANDS_KEPT,
+    SAMPLES_KEPT,
+    CommandOutcome,
+    EncoderSamples,
+    LatchTracker,
+    RingColumns,
+    TriggerLatches,
+    command_result_text,
+)
+from plc.bridge_pulses import PulseSender
+from plc.bridge_state import BridgeCounters, Session, decode_cycles, decode_status
+from plc.link import Link, LinkError, LinkParams, ModbusLink, PlcRefusedError
 
-__all__ = ["BridgeConfig", "PlcBridge", "PlcStatus"]
+__all__ = [
+    "BridgeConfig", "CommandOutcome", "EncoderSamples", "PlcBridge", "PlcStatus",
+    "TriggerLatches",
+]  # fmt: skip
 
 CYCLES_PERIOD_S = 1.0
+COMMAND_WAIT_S = 0.25  # how long a command's evaluation (IR 94 moving) is awaited
+_LATCH = rm.reg("trigger_latch")
 
 
 class PlcBridge:
@@ -47,16 +74,26 @@ class PlcBridge:
                 config.serial_port, config.baudrate, config.timeout_s, config.retries,
             )
         )  # fmt: skip
+        self._lt = LoopThread("plc-bridge", rt_priority=config.rt_priority)
         self._lock = threading.Lock()
         self._resolved_cv = threading.Condition(self._lock)
+        self._polled_cv = threading.Condition(self._lock)
         self._c = BridgeCounters()
-        self._s = Session()
-        self._queue: deque[Row] = deque()
-        self._inflight: list[Row] = []
+        self._s = Session(config.mm_per_tick, config.deadline_lead_ms)
+        self._samples = RingColumns(SAMPLES_KEPT, (np.float64, np.int64, np.float64))
+        self._latches = LatchTracker()
+        self._outcomes: deque[CommandOutcome] = deque(maxlen=COMMANDS_KEPT)
+        self._polls_started = self._polls_done = 0
+        self._pulses = PulseSender(
+            config, self._link, self._s, self._c, self._resolved_cv,
+            report=lambda err: self._error(err, read=False),
+            read_status=self._read_status, on_encoder=self._add_sample,
+        )  # fmt: skip
         self._commands: deque[int] = deque()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._wake: asyncio.Event | None = None
+        self._cmd_reports: bool | None = None  # does this PLC fill IR 92-94?
+        self._drop_note = ""  # commands dropped while down: kept in last_error until up
+        self._poll_wake = asyncio.Event()  # command or poll requested (binds to the loop)
+        self._next_beat_s = 0.0
         self._main_task: asyncio.Task[None] | None = None
         self._stopping = False
         self._connected_evt = threading.Event()
@@ -64,24 +101,22 @@ class PlcBridge:
     # ---- public, any thread ----------------------------------------------
     def start(self) -> None:
         """Start the loop thread; returns immediately (see ``wait_connected``)."""
-        if self._thread is not None:
+        if self._main_task is not None:
             raise RuntimeError("PlcBridge already started")
-        started = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, args=(started,), name="plc-bridge", daemon=True
-        )
-        self._thread.start()
-        started.wait(5.0)
+        self._lt.start()
+        if self._lt.priority_error:
+            with self._lock:
+                self._s.last_error = self._lt.priority_error
+        self._main_task = self._lt.run(self._spawn(), 5.0)
 
     def stop(self, timeout_s: float = 5.0) -> None:
         """Stop heartbeats and close the link (the PLC's watchdog then trips)."""
-        loop, thread = self._loop, self._thread
         self._stopping = True
-        if loop is not None and thread is not None:
-            with contextlib.suppress(RuntimeError):  # loop already closed
-                loop.call_soon_threadsafe(self._cancel_main)
-            thread.join(timeout_s)
-        self._thread = None
+        task = self._main_task
+        if task is not None and self._lt.running:
+            with contextlib.suppress(RuntimeError, TimeoutError):
+                self._lt.run(self._cancel(task, timeout_s), timeout_s + 1.0)
+        self._lt.stop(timeout_s)
 
     def wait_connected(self, timeout_s: float) -> bool:
         return self._connected_evt.wait(timeout_s)
@@ -90,21 +125,33 @@ class PlcBridge:
         """Queue ``pulses`` for the PLC; never blocks."""
         if not len(pulses):
             return
-        loop = self._loop
-        if loop is None or self._stopping:
-            raise RuntimeError("PlcBridge.submit: bridge not running")
+        self._require_running("submit")
         with self._lock:
             self._c.submitted += len(pulses)
-        loop.call_soon_threadsafe(self._enqueue, pulses)
+        self._lt.call_soon(self._pulses.enqueue, pulses)
 
     def command(self, cmd: rm.PackMLCommand) -> None:
-        """Queue a PackML command (HR 2) for the next heartbeat; never blocks.
-        Commands still queued when the link goes down are dropped (reported in
-        ``last_error``): an operator's Start must not fire minutes later."""
-        loop = self._loop
-        if loop is None:
-            raise RuntimeError("PlcBridge.command: bridge not running")
-        loop.call_soon_threadsafe(self._commands.append, int(cmd))
+        """Write a PackML command (HR 2) as soon as the loop can; never blocks.
+        Its fate goes to ``command_log``. A command given while the link is down
+        is dropped ("dropped: link down", also in ``last_error``): an operator's
+        Start must not fire minutes later."""
+        self._require_running("command")
+        self._lt.call_soon(self._enqueue_command, int(cmd))
+
+    def request_poll(self) -> None:
+        """Ask for a status read now (encoder sample, trigger latches); never blocks."""
+        self._require_running("request_poll")
+        self._lt.call_soon(self._poll_wake.set)
+
+    def poll_now(self, timeout_s: float) -> bool:
+        """Block until a status read that started after this call has completed;
+        False on timeout (link down). For stepped simulation and tests; never
+        from the bridge's own loop."""
+        with self._lock:
+            target = self._polls_started + 1
+        self.request_poll()
+        with self._polled_cv:
+            return self._polled_cv.wait_for(lambda: self._polls_done >= target, timeout_s)
 
     def flush(self, timeout_s: float) -> bool:
         """Block until every pulse submitted so far was acknowledged or refused.
@@ -113,11 +160,34 @@ class PlcBridge:
             target = self._c.submitted
             return self._resolved_cv.wait_for(lambda: self._c.resolved >= target, timeout_s)
 
+    def set_line_params(self, *, mm_per_tick: float, deadline_lead_ms: float) -> None:
+        """Replace what the deadline check uses (encoder scale, valve delay +
+        margin), e.g. when a calibration is activated; thread-safe. ValueError
+        unless mm_per_tick > 0 and deadline_lead_ms >= 0."""
+        with self._lock:
+            self._s.set_params(mm_per_tick, deadline_lead_ms)
+
     def estimate_tick(self, now_s: float | None = None) -> int | None:
         """The PLC's encoder count now (uint32), extrapolated from the last read."""
         with self._lock:
-            now = time.monotonic() if now_s is None else now_s
-            return self._s.estimate_tick(now, self.config.mm_per_tick)
+            return self._s.estimate_tick(time.monotonic() if now_s is None else now_s)
+
+    def encoder_samples(self) -> EncoderSamples:
+        """The last ~256 encoder readings with their times (a copy)."""
+        with self._lock:
+            t_s, tick, rtt_s = self._samples.columns()
+        return EncoderSamples(t_s=t_s, tick=tick, rtt_s=rtt_s)
+
+    def trigger_latches(self) -> TriggerLatches:
+        """The last ~512 camera-trigger latches of this PLC boot (a copy)."""
+        with self._lock:
+            seq, tick, t_read_s = self._latches.ring.columns()
+        return TriggerLatches(seq=seq, tick=tick, t_read_s=t_read_s)
+
+    def command_log(self) -> tuple[CommandOutcome, ...]:
+        """The last ~32 command outcomes, oldest first."""
+        with self._lock:
+            return tuple(self._outcomes)
 
     def snapshot(self) -> PlcStatus:
         with self._lock:
@@ -133,70 +203,39 @@ class PlcBridge:
                 pulses_overflow=c.overflow,
                 reconnects=c.reconnects, read_errors=c.read_errors,
                 plc_counters=dict(s.plc_counters), valve_cycles=s.valve_cycles,
-                t_s=time.monotonic(),
+                t_s=time.monotonic(), trigger_seq=s.trigger_seq,
+                trigger_latches_missed=self._latches.missed, mm_per_tick=s.mm_per_tick,
+                deadline_lead_ms=s.deadline_lead_ms, params_version=s.params_version,
+                last_command=str(self._outcomes[-1]) if self._outcomes else "",
             )  # fmt: skip
 
-    # ---- loop side ----------------------------------------------------------
-    def _set_rt_priority(self) -> None:
-        prio = self.config.rt_priority
-        if prio is None:
-            return
-        try:
-            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(prio))  # this thread
-        except (OSError, AttributeError) as exc:
-            self._s.last_error = f"rt_priority {prio}: {exc}"
+    def _require_running(self, what: str) -> None:
+        if self._stopping or not self._lt.running:
+            raise RuntimeError(f"PlcBridge.{what}: bridge not running")
 
-    def _run(self, started: threading.Event) -> None:
-        self._set_rt_priority()
-        loop = asyncio.new_event_loop()
-        self._wake = asyncio.Event()
-        self._main_task = loop.create_task(self._main())
-        self._loop = loop
-        started.set()
+    # ---- loop side: life cycle -------------------------------------------
+    async def _spawn(self) -> asyncio.Task[None]:
+        return asyncio.get_running_loop().create_task(self._run_main(), name="plc-bridge")
+
+    async def _cancel(self, task: asyncio.Task[None], timeout_s: float) -> None:
+        """Cancel ``task`` and wait for it; cancel again while it runs on: on
+        Python 3.11, ``asyncio.wait_for`` (pymodbus awaits every reply with it)
+        drops a cancel that lands with the reply (CPython gh-86296)."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout_s
+        while not task.done() and loop.time() < end:
+            task.cancel()
+            await asyncio.wait([task], timeout=0.05)
+        await asyncio.sleep(0)  # let closed transports finish
+
+    async def _run_main(self) -> None:
         try:
-            with contextlib.suppress(asyncio.CancelledError):
-                loop.run_until_complete(self._main_task)
+            await self._main()
         finally:
             self._link.close()
-            loop.run_until_complete(asyncio.sleep(0))
-            loop.close()
-
-    def _kick(self) -> None:
-        if self._wake is not None:
-            self._wake.set()
-
-    def _cancel_main(self) -> None:
-        if self._main_task is not None:
-            self._main_task.cancel()
-
-    def _enqueue(self, pulses: Pulses) -> None:
-        rows = zip(
-            pulses.actuator.tolist(), pulses.first_valve.tolist(), pulses.last_valve.tolist(),
-            pulses.on_tick.tolist(), pulses.off_tick.tolist(), strict=True,
-        )  # fmt: skip
-        self._queue.extend(rows)
-        overflow = len(self._queue) - self.config.max_queue
-        if overflow > 0:  # oldest first: they are the nearest to their deadline
-            for _ in range(overflow):
-                self._queue.popleft()
-            self._resolve(overflow=overflow)
-        self._kick()
-
-    def _resolve(self, **counts: int) -> None:
-        """Add to the pulse counters; wake ``flush`` when a pulse met its fate."""
-        with self._resolved_cv:
-            fates = 0
-            for name, n in counts.items():
-                setattr(self._c, name, getattr(self._c, name) + n)
-                fates += n if name != "sent" else 0
-            if fates:
-                self._c.resolved += fates
-                self._resolved_cv.notify_all()
-
-    def _error(self, err: LinkError, *, read: bool) -> None:
-        with self._lock:
-            self._s.last_error = str(err)
-            self._c.read_errors += int(read)
+            with self._lock:
+                self._s.connected = False
+            self._connected_evt.clear()
 
     async def _main(self) -> None:
         backoff_s = min(0.02, self.config.reconnect_max_s)
@@ -220,17 +259,99 @@ class PlcBridge:
                 self._s.connected = False
             self._connected_evt.clear()
             self._drop_commands()
-            self._drop_late()
+            self._pulses.drop_late()
             await asyncio.sleep(backoff_s)  # new pulses do not cut the backoff short
             backoff_s = min(backoff_s * 2, self.config.reconnect_max_s)
 
+    async def _on_connect(self) -> None:
+        boot_before = self._s.boot_id
+        await self._read_status()
+        if self.config.watchdog_ms is not None:
+            await self._link.write_holding(rm.HR_WATCHDOG_MS, [int(self.config.watchdog_ms)])
+        if self.config.trigger_every_ticks is not None:
+            await self._link.write_holding(rm.HR_TRIGGER_EVERY, [self.config.trigger_every_ticks])
+        await self._pulses.on_connect(same_boot=self._s.boot_id == boot_before)
+        with self._lock:
+            self._s.next_seq = rm.seq_add(self._s.acked_seq, 1)
+            self._s.connected = True
+            self._drop_note = ""
+        self._connected_evt.set()
+
+    async def _session(self) -> None:
+        tasks = [asyncio.ensure_future(c) for c in (self._poll_loop(), self._pulses.run())]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for t in done:
+                t.result()
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _error(self, err: LinkError, *, read: bool) -> None:
+        with self._lock:
+            self._s.last_error = str(err) + self._drop_note
+            self._c.read_errors += int(read)
+
+    # ---- loop side: heartbeat, status, commands ----------------------------
+    async def _poll_loop(self) -> None:
+        self._next_beat_s = next_cycles_t = time.monotonic()
+        while not self._stopping:
+            self._poll_wake.clear()  # a request from now on gets a read of its own
+            await self._beat_if_due()
+            while self._commands:
+                await self._send_command()
+            await self._guarded(self._read_status())
+            if time.monotonic() >= next_cycles_t:  # valve wear: once per CYCLES_PERIOD_S
+                next_cycles_t = time.monotonic() + CYCLES_PERIOD_S
+                await self._guarded(self._read_cycles())
+            wait_s = self._next_beat_s - time.monotonic()
+            if wait_s > 0 and not self._poll_wake.is_set() and not self._stopping:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._poll_wake.wait(), wait_s)
+
+    async def _beat_if_due(self) -> None:
+        now = time.monotonic()
+        if now < self._next_beat_s:
+            return
+        self._next_beat_s = max(self._next_beat_s + self.config.heartbeat_s, now)
+        with self._lock:
+            self._s.heartbeat = (self._s.heartbeat + 1) & 0xFFFF
+            hb = self._s.heartbeat
+        await self._link.write_holding(rm.HR_HEARTBEAT, [hb])
+
+    async def _guarded(self, coro: Awaitable[None]) -> None:
+        """Run a request; an exception reply is reported, a lost link raised."""
+        try:
+            await coro
+        except PlcRefusedError as err:
+            self._error(err, read=True)
+
     async def _read_status(self) -> None:
+        with self._lock:
+            self._polls_started += 1
+            poll_id = self._polls_started
         # the count was sampled no earlier than the request left: stamping it with
         # the send time keeps the estimate ahead of the encoder, never behind
         t_sent = time.monotonic()
         words = await self._link.read_input(0, rm.IR_STATUS_WORDS)
-        with self._lock:
+        t_recv = time.monotonic()
+        with self._polled_cv:
+            boot_before = self._s.boot_id
             decode_status(self._s, words, t_sent)
+            if self._s.boot_id != boot_before:  # a PLC (re)start: its history is gone
+                self._samples.clear()
+                self._latches.reset()
+                self._cmd_reports = None
+            self._add_sample(t_sent, t_recv)
+            self._latches.update(self._s.trigger_seq, words[_LATCH.address : _LATCH.end], t_recv)
+            self._polls_done = max(self._polls_done, poll_id)
+            self._polled_cv.notify_all()
+
+    def _add_sample(self, t_sent: float, t_recv: float) -> None:
+        """The count just read (lock held): valid at the midpoint of the round trip."""
+        if self._s.tick is not None:
+            self._samples.append((t_sent + t_recv) / 2, self._s.tick, t_recv - t_sent)
 
     async def _read_cycles(self) -> None:
         words: list[int] = []
@@ -241,156 +362,68 @@ class PlcBridge:
         with self._lock:
             self._s.valve_cycles = decode_cycles(words)
 
-    async def _on_connect(self) -> None:
-        boot_before = self._s.boot_id
-        await self._read_status()
-        if self.config.watchdog_ms is not None:
-            await self._link.write_holding(rm.HR_WATCHDOG_MS, [int(self.config.watchdog_ms)])
-        if self._inflight and self._s.boot_id == boot_before:
-            t_sent = time.monotonic()
-            ack = await self._link.read_holding(rm.HR_ACK_BASE, rm.HR_ACK_WORDS)
-            self._settle_acked(ack, t_sent)
-        self._queue.extendleft(reversed(self._inflight))  # fate unknown: send again
-        self._inflight = []
-        with self._lock:
-            self._s.next_seq = rm.seq_add(self._s.acked_seq, 1)
-            self._s.connected = True
-        self._connected_evt.set()
-
-    async def _session(self) -> None:
-        tasks = [asyncio.ensure_future(self._poll_loop()), asyncio.ensure_future(self._send_loop())]
-        try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-            for t in done:
-                t.result()
-        finally:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-    async def _poll_loop(self) -> None:
-        period = self.config.heartbeat_s
-        next_t = next_cycles_t = time.monotonic()
-        while not self._stopping:
-            with self._lock:
-                self._s.heartbeat = (self._s.heartbeat + 1) & 0xFFFF
-                hb = self._s.heartbeat
-            await self._link.write_holding(rm.HR_HEARTBEAT, [hb])
-            while self._commands:
-                await self._guarded(self._link.write_holding(rm.HR_COMMAND, [self._commands[0]]))
-                self._commands.popleft()
-            await self._guarded(self._read_status())
-            if time.monotonic() >= next_cycles_t:  # valve wear: once per CYCLES_PERIOD_S
-                next_cycles_t = time.monotonic() + CYCLES_PERIOD_S
-                await self._guarded(self._read_cycles())
-            next_t = max(next_t + period, time.monotonic())
-            await asyncio.sleep(next_t - time.monotonic())
-
-    async def _guarded(self, coro: object) -> None:
-        """Run a request; an exception reply is reported, a lost link raised."""
-        try:
-            await coro  # type: ignore[misc]
-        except PlcRefusedError as err:
-            self._error(err, read=True)
-
-    async def _send_loop(self) -> None:
-        assert self._wake is not None
-        while not self._stopping:
-            if not self._queue:
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            await self._send_batch()
+    def _enqueue_command(self, code: int) -> None:
+        self._commands.append(code)
+        if self._s.connected:
+            self._poll_wake.set()
+        else:
+            self._drop_commands()
 
     def _drop_commands(self) -> None:
-        if self._commands:
-            names = ", ".join(rm.PackMLCommand(c).name for c in self._commands)
-            self._commands.clear()
-            with self._lock:
-                self._s.last_error += f"; PackML command(s) {names} dropped: link down"
-
-    def _drop_late(self) -> None:
-        """Refuse queued pulses that can no longer make their deadline."""
-        if not self._queue:
+        if not self._commands:
             return
+        names = [rm.PackMLCommand(c).name for c in self._commands]
+        self._commands.clear()
         with self._lock:
-            keep = self._s.deadline_mask([r[3] for r in self._queue], time.monotonic(), self.config)
-        kept = [r for r, ok in zip(self._queue, keep, strict=True) if ok]
-        dropped = len(self._queue) - len(kept)
-        self._queue = deque(kept)
-        if dropped:
-            self._resolve(late=dropped)
+            self._drop_note = f"; PackML command(s) {', '.join(names)} dropped: link down"
+            self._s.last_error += self._drop_note
+        for name in names:
+            self._log_outcome(name, "dropped: link down")
 
-    def _take_batch(self) -> list[Row]:
-        self._drop_late()
-        s = self._s
-        room = rm.RING_SLOTS - s.next_seq % rm.RING_SLOTS  # stay contiguous in the ring
-        batch: list[Row] = []
-        while self._queue and len(batch) < min(rm.RECORDS_PER_WRITE, room):
-            row = self._queue.popleft()
-            if not s.fits(row):
-                self._resolve(invalid=1)
-                continue
-            batch.append(row)
-        return batch
+    def _log_outcome(self, name: str, result: str) -> None:
+        with self._lock:
+            self._outcomes.append(CommandOutcome(name, time.time(), result))
 
-    async def _send_batch(self) -> None:
-        batch = self._take_batch()
-        if not batch:
-            return
-        seq0 = self._s.next_seq
-        words = rm.pack_records(
-            [rm.seq_add(seq0, i) for i in range(len(batch))],
-            *zip(*batch, strict=True),
-        )
-        self._inflight = batch
-        self._resolve(sent=len(batch))
-        t_sent = time.monotonic()
+    async def _send_command(self) -> None:
+        """Write the first queued command and learn what the PLC made of it."""
+        code = self._commands[0]
+        name = rm.PackMLCommand(code).name
+        with self._lock:
+            count0 = self._s.command_count
         try:
-            ack = await self._link.write_read(
-                rm.slot_address(seq0), words, rm.HR_ACK_BASE, rm.HR_ACK_WORDS
-            )
+            await self._link.write_holding(rm.HR_COMMAND, [code])
         except PlcRefusedError as err:
-            await self._refused(err, seq0, len(batch))
+            self._commands.popleft()
+            self._error(err, read=False)
+            self._log_outcome(name, f"error: {err}")
             return
-        deadline = time.monotonic() + 5 * self.config.timeout_s
-        while not self._settle_acked(ack, t_sent):
-            if time.monotonic() > deadline:  # a real PLC takes them on a later scan
-                raise LinkDownError(f"PLC did not take ring records from seq {seq0} in time")
-            await asyncio.sleep(0.001)
-            t_sent = time.monotonic()
-            ack = await self._link.read_holding(rm.HR_ACK_BASE, rm.HR_ACK_WORDS)
+        self._commands.popleft()  # delivered: no longer "dropped" if the link fails now
+        result = "sent"
+        try:
+            result = await self._evaluation(code, count0)
+        finally:
+            self._log_outcome(name, result)
 
-    def _settle_acked(self, ack: list[int], t_s: float) -> bool:
-        """Resolve the in-flight records the PLC has taken (per the HR 100..
-        block ``ack``); True when none is left."""
-        rows = self._inflight
-        with self._lock:
-            seq0 = self._s.next_seq
-            taken, results = self._s.apply_ack(ack, seq0, len(rows), t_s)
-            self._s.next_seq = rm.seq_add(seq0, taken)
-        bad = (rm.SlotResult.LATE, rm.SlotResult.NOT_READY, rm.SlotResult.EMPTY)
-        ok = sum(1 for r in results if r not in bad)
-        self._resolve(acked=ok, rejected_by_plc=len(results) - ok)
-        self._inflight = rows[taken:]
-        return not self._inflight
-
-    async def _refused(self, err: PlcRefusedError, seq0: int, n: int) -> None:
-        why = ""
-        with contextlib.suppress(PlcRefusedError):
-            words = await self._link.read_input(rm.reg("last_reject_seq").address, 2)
-            reason = (
-                rm.RejectReason(words[1])
-                if words[1] in rm.RejectReason._value2member_map_
-                else words[1]
-            )
-            why = f"; PLC: seq {words[0]} {getattr(reason, 'name', reason)}"
-        self._error(
-            PlcRefusedError(f"{err} (ring seq {seq0}..{rm.seq_add(seq0, n - 1)}){why}", err.code),
-            read=False,
-        )
-        self._inflight = []
-        self._resolve(rejected_by_plc=n)
-        await self._read_status()
-        with self._lock:
-            self._s.next_seq = rm.seq_add(self._s.acked_seq, 1)
+    async def _evaluation(self, code: int, count0: int) -> str:
+        """Status reads until IR 94 moves past ``count0``; the outcome text."""
+        deadline = time.monotonic() + COMMAND_WAIT_S
+        while True:
+            try:
+                await self._read_status()
+            except PlcRefusedError as err:
+                self._error(err, read=True)
+                return "sent"
+            with self._lock:
+                s = self._s
+                count, last, state = s.command_count, s.last_command, s.state
+                result = s.command_result
+            if count != count0:
+                self._cmd_reports = True
+                # another client's command evaluated after ours: ours is unknown
+                return command_result_text(result, state) if last == code else "sent"
+            if self._cmd_reports is False or time.monotonic() >= deadline:
+                if self._cmd_reports is None:
+                    self._cmd_reports = False  # this PLC does not fill IR 92-94
+                return "sent"
+            await self._beat_if_due()
+            await asyncio.sleep(0.002)

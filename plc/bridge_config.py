@@ -26,6 +26,10 @@ class BridgeConfig:
     then judged against the last count read). rt_priority: Linux SCHED_FIFO
     priority (1..99) for the bridge thread, for a line computer shared with
     other work (needs CAP_SYS_NICE; a failure is reported in ``last_error``).
+    trigger_every_ticks: the camera trigger period written to HR 3 on every
+    connect when set (0 turns the PLC's trigger off; None leaves it alone).
+    ``mm_per_tick`` and ``deadline_lead_ms`` are the starting values;
+    ``PlcBridge.set_line_params`` replaces them while running.
     """
 
     transport: Literal["tcp", "rtu"] = "tcp"
@@ -44,6 +48,7 @@ class BridgeConfig:
     max_queue: int = 4096
     extrapolate_encoder: bool = True
     rt_priority: int | None = None
+    trigger_every_ticks: int | None = None
 
     def __post_init__(self) -> None:
         checks = (
@@ -61,7 +66,14 @@ class BridgeConfig:
                 or rm.WATCHDOG_MS_RANGE[0] <= self.watchdog_ms <= rm.WATCHDOG_MS_RANGE[1],
                 f"watchdog_ms outside {rm.WATCHDOG_MS_RANGE[0]}..{rm.WATCHDOG_MS_RANGE[1]}",
             ),
-        )
+            (
+                self.trigger_every_ticks is None
+                or rm.TRIGGER_EVERY_RANGE[0] <= self.trigger_every_ticks
+                <= rm.TRIGGER_EVERY_RANGE[1],
+                f"trigger_every_ticks outside {rm.TRIGGER_EVERY_RANGE[0]}.."
+                f"{rm.TRIGGER_EVERY_RANGE[1]}",
+            ),
+        )  # fmt: skip
         for ok, msg in checks:
             if not ok:
                 raise ValueError(f"BridgeConfig: {msg}")
@@ -73,10 +85,12 @@ class BridgeConfig:
         mm_per_tick: float,
         lead_ms: float,
         port: int | None = None,
+        trigger_every_ticks: int | None = None,
     ) -> BridgeConfig:
         """From a ``[plc]`` config section (any object with its attribute names:
         transport, host, port, device_id, serial_port, baudrate, timeout_ms,
-        retries, heartbeat_ms, reconnect_max_ms, watchdog_ms)."""
+        retries, heartbeat_ms, reconnect_max_ms, watchdog_ms);
+        ``trigger_every_ticks`` from ``[camera]`` when the PLC triggers it."""
 
         def get(name: str) -> object:
             return getattr(plc, name)
@@ -95,6 +109,7 @@ class BridgeConfig:
             deadline_lead_ms=float(lead_ms),
             mm_per_tick=float(mm_per_tick),
             watchdog_ms=float(get("watchdog_ms")),  # type: ignore[arg-type]
+            trigger_every_ticks=trigger_every_ticks,
         )
 
 
@@ -114,6 +129,12 @@ class PlcStatus:
     after a lost link included). plc_counters: the PLC's own counters (IR 14-23,
     41-42) by register name; valve_cycles: per-valve run counts (IR 100..),
     refreshed about once a second.
+    trigger_seq: IR 43, the PLC's last camera-trigger seq (0: none since its
+    boot); trigger_latches_missed: triggers the PLC's 16-slot latch ring
+    overwrote before a status read saw them (poll faster: ``request_poll``).
+    mm_per_tick, deadline_lead_ms: what the deadline check uses now, set by
+    ``set_line_params`` (``params_version`` calls; 0: from the config).
+    last_command: the last ``CommandOutcome`` as "NAME: result" ("" before any).
     """
 
     connected: bool
@@ -140,3 +161,9 @@ class PlcStatus:
     plc_counters: dict[str, int]
     valve_cycles: tuple[int, ...]
     t_s: float
+    trigger_seq: int = 0
+    trigger_latches_missed: int = 0
+    mm_per_tick: float = 0.0
+    deadline_lead_ms: float = 0.0
+    params_version: int = 0
+    last_command: str = ""

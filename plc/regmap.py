@@ -21,6 +21,27 @@ holds a malformed record is refused as a whole (exception 03) and counted.
 Actuator 0 is the air-jet valve bar (valves ``first..last``); actuator k >= 1
 is diverter flap k, with ``first = last = 0``, diverting from on to off tick.
 
+Camera trigger (HR 3, IR 43-91): with ``trigger_every_ticks`` = N > 0 the PLC
+pulses its camera-trigger output each time the encoder count reaches the next
+trigger point: a counter-compare on the unsigned 32-bit count. When N is
+written with a new value, the first point is the next multiple of N after the
+current count; each later point is the previous one + N (mod 2**32), so the
+period holds across the wrap. 0 turns the trigger off (the power-on default);
+writing the value already set changes nothing. Each trigger adds 1 to
+``trigger_seq`` (1, 2, ... 65535, then 1 again: 0 means no trigger since boot)
+and latches ``[seq, count_hi, count_lo]`` in slot ``seq % TRIGGER_SLOTS`` of
+``trigger_latch``; the count is the trigger point itself (k*N), not the count
+at the scan. The trigger runs in every state (it is not a valve output).
+
+PackML commands (HR 2): every non-zero code written is evaluated at once:
+``last_command`` takes its code, ``command_result`` a ``CommandResult`` and
+``command_count`` (u16, wraps) goes up by one. A command the state does not
+allow is refused (still a normal write reply, not an exception): Start only
+from Idle; Stop from Idle or running; Clear only from Aborted; Hold, Unhold,
+Suspend, Unsuspend only while running (Execute, Suspended, Held); Reset
+(clears latched faults; Stopped/Aborted -> Idle) and Clear need the E-stop
+released (``REFUSED_ESTOP``); Abort always.
+
 What the PLC does (the virtual PLC in ``sim/`` implements exactly this):
 - executes a record's valves exactly while ``on_tick <= encoder < off_tick``
   (signed 32-bit differences across the wrap); a record whose on tick has
@@ -59,6 +80,9 @@ MAX_READ_WORDS = 125
 RECORDS_PER_WRITE = MAX_WRITE_WORDS // RECORD_WORDS  # 15
 MAX_PENDING = 4096  # pulses a PLC holds between acceptance and completion
 SEQ_MODULUS = 1 << 16
+TRIGGER_SLOTS = 16  # trigger latch ring
+TRIGGER_WORDS = 3  # [seq, count_hi, count_lo]
+TRIGGER_SEQ_PERIOD = SEQ_MODULUS - 1  # trigger seq runs 1..65535 (0: none since boot)
 DEFAULT_DEVICE_ID = 1
 
 
@@ -149,6 +173,15 @@ class SlotResult(enum.IntEnum):
     CANCELLED = 6  # dropped before its on tick (same causes)
 
 
+class CommandResult(enum.IntEnum):
+    """IR 93: what the PLC did with the last PackML command (IR 92)."""
+
+    NONE = 0  # no command since boot
+    TAKEN = 1
+    REFUSED_STATE = 2  # not allowed in the PLC's current state
+    REFUSED_ESTOP = 3  # the E-stop is still open
+
+
 class ExcCode(enum.IntEnum):
     """Modbus exception codes the PLC replies with."""
 
@@ -176,6 +209,7 @@ class RejectReason(enum.IntEnum):
 
 HR_RING_BASE = 200
 IR_VALVE_CYCLES_BASE = 100
+IR_TRIGGER_LATCH_BASE = 44
 
 REGISTERS: tuple[Register, ...] = (
     Register("encoder_count", "ir", 0, 2, "u32", "tick", "PLC->ctrl",
@@ -215,6 +249,17 @@ REGISTERS: tuple[Register, ...] = (
              "diverter flap k in diverting position = bit k-1"),
     Register("rejected_not_ready", "ir", 41, 2, "u32", "records", "PLC->ctrl",
              "records not executed: not in Execute/Suspended, or table full"),
+    Register("trigger_seq", "ir", 43, 1, "u16", "seq", "PLC->ctrl",
+             "sequence number of the last camera trigger (1..65535, then 1; 0: none yet)"),
+    Register("trigger_latch", "ir", IR_TRIGGER_LATCH_BASE, TRIGGER_SLOTS * TRIGGER_WORDS,
+             "latch[16]", "-", "PLC->ctrl",
+             "trigger seq s latched at IR 44+3*(s%16): [seq, count_hi, count_lo] (tick)"),
+    Register("last_command", "ir", 92, 1, "u16", "code", "PLC->ctrl",
+             "PackMLCommand last written to HR 2"),
+    Register("command_result", "ir", 93, 1, "u16", "code", "PLC->ctrl",
+             "what the PLC did with it (CommandResult)"),
+    Register("command_count", "ir", 94, 1, "u16", "count", "PLC->ctrl",
+             "+1 per command evaluated (wraps): the controller's command was seen"),
     Register("valve_cycles", "ir", IR_VALVE_CYCLES_BASE, 2 * MAX_VALVES, "u32[256]", "cycles",
              "PLC->ctrl", "per-valve run count, valve v at IR 100+2v (only n_valves mapped)"),
     Register("heartbeat", "hr", 0, 1, "u16", "count", "ctrl->PLC",
@@ -223,6 +268,8 @@ REGISTERS: tuple[Register, ...] = (
              "heartbeat age that de-energises all valves (10..60000)"),
     Register("packml_command", "hr", 2, 1, "u16", "code", "ctrl->PLC",
              "PackMLCommand; reads back 0 once taken"),
+    Register("trigger_every_ticks", "hr", 3, 1, "u16", "tick", "both",
+             "camera trigger period (0 = off, the power-on default); written on connect"),
     Register("ack_seq", "hr", 100, 1, "u16", "seq", "PLC->ctrl",
              "read-only copy of IR 6 (for FC 23 write-then-read)"),
     Register("ack_encoder", "hr", 101, 2, "u32", "tick", "PLC->ctrl",
@@ -251,14 +298,20 @@ IR_N_VALVES = reg("n_valves").address
 IR_BOOT_ID = reg("boot_id").address
 IR_VALVES_OPEN = reg("valves_open").address
 IR_DIVERTERS_ON = reg("diverters_on").address
-IR_STATUS_WORDS = reg("rejected_not_ready").end  # IR 0..42: all but the cycle counts
+IR_TRIGGER_SEQ = reg("trigger_seq").address
+IR_LAST_COMMAND = reg("last_command").address
+IR_COMMAND_RESULT = reg("command_result").address
+IR_COMMAND_COUNT = reg("command_count").address
+IR_STATUS_WORDS = reg("command_count").end  # IR 0..94: all but the cycle counts
 HR_HEARTBEAT = reg("heartbeat").address
 HR_WATCHDOG_MS = reg("watchdog_ms").address
 HR_COMMAND = reg("packml_command").address
+HR_TRIGGER_EVERY = reg("trigger_every_ticks").address
 HR_ACK_BASE = reg("ack_seq").address
 HR_ACK_WORDS = reg("slot_result").end - HR_ACK_BASE
-HR_CONTROL_WORDS = reg("packml_command").end
+HR_CONTROL_WORDS = reg("trigger_every_ticks").end
 WATCHDOG_MS_RANGE = (10, 60000)
+TRIGGER_EVERY_RANGE = (0, 0xFFFF)
 
 
 def pack_u32(value: int) -> tuple[int, int]:
@@ -279,6 +332,52 @@ def seq_add(seq: int, n: int) -> int:
 def seq_diff(a: int, b: int) -> int:
     """Signed ``a - b`` over the 16-bit wrap."""
     return ((a - b + SEQ_MODULUS // 2) % SEQ_MODULUS) - SEQ_MODULUS // 2
+
+
+def trigger_seq_add(seq: int, n: int) -> int:
+    """The trigger seq ``n >= 0`` triggers after ``seq`` (1..65535, then 1: 0,
+    "no trigger since boot", is never reused)."""
+    if n <= 0:
+        return seq
+    return ((seq or TRIGGER_SEQ_PERIOD) - 1 + n) % TRIGGER_SEQ_PERIOD + 1
+
+
+def trigger_seq_diff(a: int, b: int) -> int:
+    """Signed ``a - b`` in triggers between two non-zero trigger seqs (period 65535)."""
+    half = TRIGGER_SEQ_PERIOD // 2
+    return ((a - b + half) % TRIGGER_SEQ_PERIOD) - half
+
+
+def trigger_latch_address(seq: int) -> int:
+    """First input register of the latch slot that carries trigger ``seq``."""
+    return IR_TRIGGER_LATCH_BASE + (seq % TRIGGER_SLOTS) * TRIGGER_WORDS
+
+
+def pack_trigger_latch(latched: Sequence[tuple[int, int]]) -> list[int]:
+    """(seq, tick) per slot (``TRIGGER_SLOTS`` rows, slot order) -> IR 44..91 words."""
+    if len(latched) != TRIGGER_SLOTS:
+        raise ValueError(f"pack_trigger_latch: {len(latched)} slots, want {TRIGGER_SLOTS}")
+    words: list[int] = []
+    for seq, tick in latched:
+        words += [seq & 0xFFFF, *pack_u32(tick)]
+    return words
+
+
+def unpack_trigger_latch(trigger_seq: int, words: Sequence[int]) -> list[tuple[int, int]]:
+    """IR 43 and IR 44..91 -> the valid latches ``(seq, tick)``, oldest first: those
+    in their own slot and among the last ``TRIGGER_SLOTS`` up to ``trigger_seq``."""
+    if len(words) != TRIGGER_SLOTS * TRIGGER_WORDS:
+        raise ValueError(f"unpack_trigger_latch: {len(words)} words")
+    if trigger_seq == 0:
+        return []
+    out = []
+    for slot in range(TRIGGER_SLOTS):
+        seq, hi, lo = (int(w) & 0xFFFF for w in words[3 * slot : 3 * slot + 3])
+        if seq and seq % TRIGGER_SLOTS == slot:
+            age = trigger_seq_diff(trigger_seq, seq)
+            if 0 <= age < TRIGGER_SLOTS:
+                out.append((age, seq, unpack_u32(hi, lo)))
+    return [(seq, tick) for _age, seq, tick in sorted(out, reverse=True)]
 
 
 def slot_address(seq: int) -> int:
@@ -392,7 +491,9 @@ def render_markdown() -> str:
             f"| `{r.name}` | {r.meaning} |"
         )
     lines += ["", "## Notes", "", doc, ""]
-    for enum_cls in (PackMLState, PackMLCommand, InputBit, FaultBit, SlotResult, RejectReason):
+    enums = (PackMLState, PackMLCommand, CommandResult, InputBit, FaultBit, SlotResult,
+             RejectReason)  # fmt: skip
+    for enum_cls in enums:
         items = ", ".join(f"{m.name} = {int(m.value)}" for m in enum_cls)
         lines.append(f"- `{enum_cls.__name__}`: {items}")
     return "\n".join(lines) + "\n"

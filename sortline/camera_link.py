@@ -47,6 +47,7 @@ class CameraLink:
         self.reconnects = 0
         self.last_error = ""
         self._opened_once = False
+        self._logged = False
         self._bad_in_row = 0
         self._stalls_in_row = 0
         self._last_counter: int | None = None
@@ -64,6 +65,7 @@ class CameraLink:
     def _fail(self, why: str) -> None:
         if why != self.problem:
             log.warning("%s", why)
+            self._logged = True
         self.problem = why
         self.last_error = why
 
@@ -136,8 +138,9 @@ class CameraLink:
         self.frames_read += 1
         self._bad_in_row = 0
         self._stalls_in_row = 0
-        if self.problem:
+        if self.problem and self._logged:
             log.warning("camera %s: frames flow again", self.name)
+        self._logged = False
         self.problem = ""
 
     def view(self) -> CameraView:

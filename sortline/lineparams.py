@@ -11,7 +11,7 @@ PLC that long before its on tick).
 from __future__ import annotations
 
 import dataclasses
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -77,7 +77,7 @@ class _Controller(Protocol):
 
 class _Vision(Protocol):
     geometry: LineGeometry
-    camera_model: object
+    camera_model: Any
 
 
 class _Bridge(Protocol):

@@ -89,6 +89,7 @@ class FrameLoop:
         self._untimed_why = ""
         self._encoder_resets = 0
         self._in_flight_arrival = 0.0
+        self._timebase_key: tuple[int, int] | None = None
 
     # ------------------------------------------------------------------ loop
     def attach(self, listener: Listener) -> None:
@@ -144,6 +145,7 @@ class FrameLoop:
         if raw is None:
             self._idle()
             return False
+        self._restart_timebase_if_needed()
         stamp = self.timebase.stamp(raw)
         if stamp.tick is None:
             self.frames_untimed += 1
@@ -183,6 +185,15 @@ class FrameLoop:
         return True
 
     # --------------------------------------------------------------- helpers
+    def _restart_timebase_if_needed(self) -> None:
+        """A reopened camera restarts its frame counter; a restarted PLC its
+        trigger numbers: either way the frame/trigger match is found afresh."""
+        key = (self.camera.reconnects, self.bridge.snapshot().boot_id)
+        if key != self._timebase_key:
+            if self._timebase_key is not None:
+                self.timebase.reset()
+            self._timebase_key = key
+
     def _idle(self) -> None:
         plc = self.bridge.snapshot()
         self.observe(plc)

@@ -223,6 +223,7 @@ class SortingLine:
         return TimeBaseView.model_construct(
             mode=tb.mode, trigger_every_ticks=trig, frames_stamped=tb.frames_stamped,
             frames_unstamped=tb.frames_unstamped, mismatches=tb.mismatches,
+            timing_outliers=tb.timing_outliers,
             error_source=tb.error_source, error_ticks_p50=tb.error_ticks_p50,
             error_ticks_p99=tb.error_ticks_p99, error_ticks_max=tb.error_ticks_max,
             error_mm_p99=None if tb.error_ticks_p99 is None else round(tb.error_ticks_p99 * mm, 3),
@@ -250,7 +251,7 @@ class SortingLine:
             deadline_misses=int(stats.get("deadline_misses", 0)) + int(plc.pulses_late),
             quality=self.score.latest if self.score is not None else Quality(),
             composition=composition,
-            latency_ms=LatencyMs.model_construct(**lat),
+            latency_ms=LatencyMs.model_construct(p50=lat["p50"], p99=lat["p99"], max=lat["max"]),
             camera=self.camera.view(),
             timebase=self._timebase_view(),
             plc=plc,

@@ -67,8 +67,9 @@ class TimeBaseView(BaseModel):
     trigger_every_ticks: int | None
     frames_stamped: int
     frames_unstamped: int
-    mismatches: int
-    error_source: str
+    mismatches: int  # trigger mode: camera and triggers re-matched (lost or extra frame)
+    timing_outliers: int  # trigger mode: a frame off its trigger once (a late encoder sample)
+    error_source: str  # "camera": against its own count; "encoder": against interpolation
     error_ticks_p50: float | None
     error_ticks_p99: float | None
     error_ticks_max: float | None

@@ -5,13 +5,17 @@ Two documented modes, chosen by ``[camera] timebase``:
 **trigger** (``TriggerTimeBase``): the PLC triggers the camera every N
 encoder ticks and latches the count of each trigger in its register map
 (``trigger_seq``, ``trigger_latch``; plc/REGISTERS.md). Frames are matched to
-triggers by the camera's frame counter: ``seq = counter + offset`` (16-bit).
-The offset is found on the first frame and then checked on every frame
+triggers by the camera's frame counter: ``seq = counter + offset`` .
+Trigger numbers are the bridge's, unwrapped (they only grow while the PLC
+runs); camera counters are the camera's (they restart when it reopens, and
+the match is found afresh). The offset is found on the first frame and then checked on every frame
 against the count interpolated from the PLC's timestamped encoder samples at
-the frame's exposure time: a frame that lands more than N/2 ticks away from
-its matched trigger means the camera lost a trigger or made an extra
-exposure. That is counted (``mismatches``), the offset is re-found, and the
-frame is placed by the trigger it does fit (or dropped if none does). A
+the frame's exposure time: frames that land a whole number of triggers
+away from their matched trigger, ``REMATCH_AFTER`` frames in a row, mean the
+camera lost a trigger or made an extra exposure. That is counted
+(``mismatches``), the offset is re-found, and the frame is placed by the
+trigger it does fit. A single frame off (a late encoder sample) is counted
+as a timing outlier and placed by its match. A
 frame newer than the last latch read is placed at the last latch plus N
 ticks per trigger (the PLC's counter-compare fires exactly every N ticks) and
 checked again when its latch arrives. Stepped simulation has no wall-clock
@@ -43,8 +47,8 @@ from vision.camera import RawFrame
 __all__ = ["FreeTimeBase", "Stamp", "TimeBase", "TimeBaseStatus", "TriggerTimeBase"]
 
 _U32 = 1 << 32
-_SEQ = 1 << 16
 _MAX_EXTRAPOLATE_S = 0.5  # beyond this past the last encoder sample, a count is a guess
+REMATCH_AFTER = 3  # frames in a row off by the same whole number of triggers
 
 
 def _diff32(a: np.ndarray | int, b: np.ndarray | int) -> Any:
@@ -53,13 +57,17 @@ def _diff32(a: np.ndarray | int, b: np.ndarray | int) -> Any:
 
 
 class _Samples(Protocol):
-    t_s: np.ndarray
-    tick: np.ndarray
+    @property
+    def t_s(self) -> np.ndarray: ...
+    @property
+    def tick(self) -> np.ndarray: ...
 
 
 class _Latches(Protocol):
-    seq: np.ndarray
-    tick: np.ndarray
+    @property
+    def seq(self) -> np.ndarray: ...
+    @property
+    def tick(self) -> np.ndarray: ...
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -77,6 +85,7 @@ class TimeBaseStatus:
     frames_stamped: int
     frames_unstamped: int
     mismatches: int
+    timing_outliers: int
     error_source: str  # "camera" (its own count), "encoder" (interpolation) or "none"
     error_ticks_p50: float | None
     error_ticks_p99: float | None
@@ -172,7 +181,8 @@ class _Base:
     def status(self) -> TimeBaseStatus:
         p50, p99, mx = self._err.quantiles()
         return TimeBaseStatus(
-            self.mode, self.stamped, self.unstamped, self.mismatches, self._err.source,
+            self.mode, self.stamped, self.unstamped, self.mismatches,
+            getattr(self, "timing_outliers", 0), self._err.source,
             p50, p99, mx, self.last_problem,
         )  # fmt: skip
 
@@ -224,8 +234,10 @@ class TriggerTimeBase(_Base):
         self._samples = samples
         self.check_timing = check_timing
         self._refresh = refresh
-        self._offset: int | None = None  # seq - camera counter, mod 2**16
+        self._offset: int | None = None  # trigger number - camera counter
         self._predicted: dict[int, int] = {}  # seq -> count placed by extrapolation
+        self._suggested: collections.deque[int] = collections.deque(maxlen=REMATCH_AFTER)
+        self.timing_outliers = 0  # frames off their trigger once, not (yet) a mismatch
 
     def reset(self) -> None:
         """Forget the frame/trigger match (camera reopened, PLC restarted)."""
@@ -237,13 +249,13 @@ class TriggerTimeBase(_Base):
         if len(lat.seq) == 0:
             return {}, None
         pairs = zip(lat.seq.tolist(), lat.tick.tolist(), strict=True)
-        table = {int(s) % _SEQ: int(k) for s, k in pairs}
-        return table, int(lat.seq[-1]) % _SEQ
+        table = {int(s): int(k) for s, k in pairs}
+        return table, int(lat.seq[-1])
 
     def _count_of(self, seq: int, table: dict[int, int], last: int) -> int | None:
         if seq in table:
             return table[seq]
-        ahead = ((seq - last + (_SEQ >> 1)) % _SEQ) - (_SEQ >> 1)
+        ahead = seq - last
         if not 0 < ahead <= 64:
             return None
         return table[last] + ahead * self.n
@@ -260,6 +272,35 @@ class TriggerTimeBase(_Base):
         if len(self._predicted) > 256:
             self._predicted.clear()
 
+    def _check(
+        self, raw: RawFrame, seq: int, count: int, est: float, table: dict[int, int], last: int
+    ) -> tuple[int, int | None]:
+        """Compare the matched trigger's count with the encoder at the frame's
+        time. One frame off proves nothing (a late encoder sample, a scheduling
+        hiccup): the match changes only when ``REMATCH_AFTER`` frames in a row
+        say the same whole number of triggers off, each within N/4 of it. The
+        frames on the way are placed by the match they were made with."""
+        err = float(_diff32(count, round(est)))
+        shift = round(err / self.n)
+        if shift == 0 or abs(err - shift * self.n) > self.n / 4:
+            self._suggested.clear()
+            if shift != 0:
+                self.timing_outliers += 1
+            return seq, count
+        self._suggested.append(shift)
+        if len(self._suggested) < REMATCH_AFTER or len(set(self._suggested)) > 1:
+            self.timing_outliers += 1
+            return seq, count
+        self._suggested.clear()
+        self.mismatches += 1
+        self.last_problem = (
+            f"frame {raw.counter} is {shift:+d} trigger(s) off trigger {seq} for "
+            f"{REMATCH_AFTER} frames: camera and triggers re-matched"
+        )
+        seq -= shift
+        self._offset = seq - raw.counter
+        return seq, self._count_of(seq, table, last)
+
     def stamp(self, raw: RawFrame) -> Stamp:
         table, last = self._table()
         stepped = not self.check_timing
@@ -275,25 +316,14 @@ class TriggerTimeBase(_Base):
                 if est is None:
                     return self._none("no recent encoder samples to match the first frame")
                 steps = round(float(_diff32(round(est), table[last])) / self.n)
-                seq = (last + steps) % _SEQ
+                seq = last + steps
             else:
                 seq = last  # stepped: the newest latch is this frame's trigger
-            self._offset = (seq - raw.counter) % _SEQ
-        seq = (raw.counter + self._offset) % _SEQ
+            self._offset = seq - raw.counter
+        seq = raw.counter + self._offset
         count = self._count_of(seq, table, last)
         if count is not None and est is not None:
-            err = float(_diff32(count, round(est)))
-            if abs(err) > self.n / 2:  # lost trigger or extra exposure: re-match
-                self.mismatches += 1
-                self.last_problem = (
-                    f"frame {raw.counter} does not fit trigger {seq} "
-                    f"({err:+.0f} ticks off): camera and triggers re-matched"
-                )
-                seq = (seq - round(err / self.n)) % _SEQ
-                self._offset = (seq - raw.counter) % _SEQ
-                count = self._count_of(seq, table, last)
-                if count is not None and abs(float(_diff32(count, round(est)))) > self.n / 2:
-                    count = None
+            seq, count = self._check(raw, seq, count, est, table, last)
         if count is None:
             return self._none(f"frame {raw.counter}: no trigger latch matches (trigger {seq})")
         if seq not in table:

@@ -12,8 +12,13 @@
   classification of frame n on a worker thread (two cores, one frame of latency).
 - ``vision.classifier.OnnxClassifier.load(path, expected_classes, intra_op_threads)``:
   a self-describing ONNX model (metadata validated; ``ModelFileError``).
-- ``vision.sources``: ``OpenCvSource`` (files, V4L2, RTSP), ``GenICamSource``
-  (harvesters), ``EncoderTicks`` / ``SpeedTicks``; ``SourceError`` subclasses.
+- ``vision.camera``: the frame loop's camera contract (``Camera``, ``RawFrame``,
+  ``SourceError`` and subclasses, ``check_image``).
+- ``vision.sources.open_camera(source, size=, fps=, latency_s=, genicam=, stepped=)``:
+  the camera ``[camera] source`` names, unopened: ``VideoCamera`` (a video
+  played at its recorded rate), ``OpenCvCamera`` (``v4l2:N``, ``rtsp://``),
+  ``vision.sources_genicam.GenICamCamera`` (harvesters, extra ``genicam``),
+  ``vision.sources_shm.ShmRingCamera`` (``shm:NAME``).
 - ``vision.labelling.UncertainFolder``: capped folder of uncertain fragments.
 
 Imports only ``core`` and ``calibration`` (DESIGN.md).

@@ -1,366 +1,409 @@
-"""Frame sources: OpenCV ``VideoCapture`` (files, V4L2, RTSP via FFmpeg) and
-GenICam cameras through ``harvesters`` (optional extra ``genicam``).
+"""The cameras behind ``vision.camera.Camera``, chosen by ``[camera] source``.
 
-Every source yields ``core.frame.Frame`` with the encoder count at exposure,
-either read from the encoder when the frame arrives (``EncoderTicks``) or
-estimated from belt speed and the frame's timestamp (``SpeedTicks``, frames
-flagged ``tick_estimated=True``). What a source cannot deliver is raised, never
-passed on: ``SourceOpenError`` (cannot open / not a video), ``CorruptSourceError``
-(decoding stops early), ``SourceStalledError`` (no frame within ``stall_timeout_s``),
-``core.frame.FrameError`` (wrong size or type).
+``open_camera(source, ...)`` maps a source string to an unopened camera:
+
+| source                              | camera                                        |
+|-------------------------------------|-----------------------------------------------|
+| a video file path                   | ``VideoCamera`` (plays at its recorded rate)  |
+| ``v4l2:N``, ``/dev/videoN``         | ``OpenCvCamera`` (OpenCV V4L2 backend)        |
+| ``rtsp://...``, ``rtsps://...``     | ``OpenCvCamera`` (OpenCV FFmpeg backend)      |
+| ``genicam:PRODUCER.cti[#DEVICE]``   | ``vision.sources_genicam.GenICamCamera``      |
+| ``shm:NAME``                        | ``vision.sources_shm.ShmRingCamera``          |
+
+Errors are those of ``vision.camera``; every message starts with the camera's
+``name`` (``video:/path/belt.mp4``, ``v4l2:0``, ``rtsp://host/x``, ...).
 """
 
 from __future__ import annotations
 
-import queue
+import re
 import threading
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit, urlunsplit
 
 import cv2
 import numpy as np
 
-from core.errors import InputFileError
-from core.frame import Frame, FrameError
+from vision.camera import (
+    Camera,
+    RawFrame,
+    SourceError,
+    SourceOpenError,
+    SourceStalledError,
+    check_image,
+)
+
+if TYPE_CHECKING:
+    from vision.sources_genicam import GenICamFeatures
 
 __all__ = [
-    "CorruptSourceError",
-    "EncoderTicks",
-    "FrameSource",
-    "GenICamSource",
-    "OpenCvSource",
-    "SourceError",
-    "SourceOpenError",
-    "SourceStalledError",
-    "SpeedTicks",
-    "TickSource",
-    "open_source",
+    "SOURCE_FORMS",
+    "OpenCvCamera",
+    "VideoCamera",
+    "VideoEndedError",
+    "open_camera",
 ]
 
-
-class SourceError(RuntimeError):
-    """A camera or video source failed."""
-
-
-class SourceOpenError(InputFileError, SourceError):
-    """The source cannot be opened (missing file, not a video, no device)."""
+SOURCE_FORMS = (
+    "a video file, v4l2:N, /dev/videoN, rtsp://..., genicam:PRODUCER.cti[#DEVICE] or shm:NAME"
+)
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 
 
-class CorruptSourceError(SourceError):
-    """A video stops decoding before its announced end."""
+class VideoEndedError(SourceStalledError):
+    """A video file has no more frames (a camera that stopped delivering)."""
 
 
-class SourceStalledError(SourceError):
-    """No frame arrived within the stall timeout."""
+def open_camera(
+    source: str,
+    *,
+    size: tuple[int, int] | None,
+    fps: float,
+    latency_s: float = 0.0,
+    genicam: GenICamFeatures | None = None,
+    stepped: bool = False,
+) -> Camera:
+    """The camera ``source`` names, not yet opened (the caller opens it, and
+    opens it again to reconnect after a failure).
 
+    size:      (width, height) px every frame must have, or None.
+    fps:       the line's frame rate: plays a video that states none, and is
+               requested from a V4L2 camera.
+    latency_s: exposure to arrival (s), subtracted from the arrival time of
+               cameras without timestamps of their own (V4L2, RTSP, GenICam).
+    genicam:   features written to a GenICam camera (``[camera.genicam]``).
+    stepped:   every frame in order, as fast as read (a video is not paced on
+               the clock; a shared-memory ring waits for its writer).
+    Raises ``SourceOpenError`` (one line, listing the accepted forms) for a
+    source of none of these forms.
+    """
+    if source.startswith("shm:"):
+        from vision.sources_shm import ShmRingCamera
 
-class TickSource(Protocol):
-    """Encoder count (uint32) for a frame exposed at ``t_s`` (source clock, s)."""
+        return ShmRingCamera(source.removeprefix("shm:"), size=size, stepped=stepped)
+    if source.startswith("genicam:"):
+        from vision.sources_genicam import GenICamCamera
 
-    estimated: bool
-
-    def __call__(self, t_s: float) -> int: ...
-
-
-class EncoderTicks:
-    """Reads the encoder (e.g. the PLC bridge's latest count) when a frame arrives."""
-
-    estimated = False
-
-    def __init__(self, read_tick: Callable[[], int]) -> None:
-        self._read = read_tick
-
-    def __call__(self, t_s: float) -> int:
-        return int(self._read()) % (1 << 32)
-
-
-class SpeedTicks:
-    """No encoder wired: tick = start + (t - t0) * speed / mm_per_tick (flagged estimated)."""
-
-    estimated = True
-
-    def __init__(self, speed_mm_s: float, mm_per_tick: float, start_tick: int = 0) -> None:
-        if speed_mm_s < 0 or mm_per_tick <= 0:
-            raise ValueError("need speed_mm_s >= 0 and mm_per_tick > 0")
-        self.ticks_per_s = speed_mm_s / mm_per_tick
-        self.start_tick = int(start_tick)
-        self._t0: float | None = None
-
-    def __call__(self, t_s: float) -> int:
-        if self._t0 is None:
-            self._t0 = t_s
-        return (self.start_tick + round((t_s - self._t0) * self.ticks_per_s)) % (1 << 32)
-
-
-class FrameSource(Protocol):
-    def __iter__(self) -> Iterator[Frame]: ...
-
-    def close(self) -> None: ...
-
-
-def _check_image(img: Any, frame_id: int, size: tuple[int, int] | None) -> np.ndarray:
-    if not isinstance(img, np.ndarray) or img.dtype != np.uint8:
-        raise FrameError(f"frame {frame_id}: not an 8-bit image ({getattr(img, 'dtype', img)})")
-    if not (img.ndim == 2 or (img.ndim == 3 and img.shape[2] in (1, 3))):
-        raise FrameError(f"frame {frame_id}: image shape {img.shape}, expected HxW or HxWx3")
-    if img.ndim == 3 and img.shape[2] == 1:
-        img = img[:, :, 0]
-    if size is not None and (img.shape[1], img.shape[0]) != size:
-        raise FrameError(
-            f"frame {frame_id}: {img.shape[1]}x{img.shape[0]} px, expected {size[0]}x{size[1]}"
+        cti, _, device = source.removeprefix("genicam:").partition("#")
+        return GenICamCamera(
+            cti,
+            device=_index(source, device or "0"),
+            size=size,
+            settings=genicam,
+            latency_s=latency_s,
         )
-    return img
+    if source.startswith("v4l2:"):
+        index = _index(source, source.removeprefix("v4l2:"))
+        return OpenCvCamera(index, size=size, latency_s=latency_s, fps=fps)
+    if source.startswith("/dev/"):
+        return OpenCvCamera(source, size=size, latency_s=latency_s, fps=fps)
+    if source.lower().startswith(("rtsp://", "rtsps://")):
+        return OpenCvCamera(source, size=size, latency_s=latency_s)
+    if _SCHEME.match(source):
+        raise SourceOpenError(source, f"unknown camera source; expected {SOURCE_FORMS}")
+    return VideoCamera(Path(source), size=size, fps=fps, paced=not stepped)
 
 
-class _Reader(threading.Thread):
-    """Grabs from a blocking ``grab()`` into a 2-slot queue; newest wins."""
-
-    def __init__(self, grab: Callable[[], tuple[np.ndarray, float] | None]) -> None:
-        super().__init__(daemon=True, name="frame-reader")
-        self._grab = grab
-        self.q: queue.Queue[tuple[np.ndarray, float] | BaseException | None] = queue.Queue(2)
-        self.stop_event = threading.Event()
-        self.dropped = 0
-
-    def run(self) -> None:
-        while not self.stop_event.is_set():
-            try:
-                item: tuple[np.ndarray, float] | BaseException | None = self._grab()
-            except BaseException as exc:  # handed to the consumer, which raises it
-                item = exc
-            self._put(item)
-            if item is None or isinstance(item, BaseException):
-                return
-
-    def _put(self, item: tuple[np.ndarray, float] | BaseException | None) -> None:
-        while not self.stop_event.is_set():
-            try:
-                self.q.put_nowait(item)
-                return
-            except queue.Full:
-                try:
-                    self.q.get_nowait()
-                    self.dropped += 1
-                except queue.Empty:
-                    pass
-
-    def next(self, timeout_s: float) -> tuple[np.ndarray, float] | BaseException | None:
-        try:
-            return self.q.get(timeout=timeout_s)
-        except queue.Empty:
-            raise SourceStalledError(f"no frame for {timeout_s:.2f} s") from None
+def _index(source: str, text: str) -> int:
+    if not text.isdigit():
+        raise SourceOpenError(source, f"{text!r} is not a device index; expected {SOURCE_FORMS}")
+    return int(text)
 
 
-class OpenCvSource:
-    """Video file, V4L2 device (int index or ``/dev/videoN``) or ``rtsp://`` URL.
+class VideoCamera:
+    """A recorded video played as a camera would deliver it.
 
-    Files are read in order, every frame, with ``t_s`` from the video's frame
-    index and ``fps`` (given, or the file's); a file that stops decoding before
-    its frame count raises ``CorruptSourceError``. Live sources are read by a
-    thread (newest frame wins, drops counted) with ``t_s`` = monotonic clock; no
-    frame within ``stall_timeout_s`` raises ``SourceStalledError``.
+    Paced (the default): frame ``i`` is due at ``t_open + i / fps`` on
+    ``time.monotonic`` (``fps`` = the file's rate, else the ``fps`` given) and
+    is delivered no earlier; ``t_s`` = its due time; ``counter`` = its index.
+    ``read`` returns the newest frame already due: frames a slow reader let
+    pass are skipped (gaps in ``counter``), as a camera's driver overwrites
+    its buffers. Unpaced (``paced=False``, for ``sortline replay``): every
+    frame in order, as fast as read, ``t_s`` still ``t_open + i / fps``.
+
+    The end of the file raises ``VideoEndedError`` (a ``SourceStalledError``);
+    decoding that stops before the frame count the file states raises
+    ``SourceError``. ``open`` again plays the video from its start.
     """
 
     def __init__(
         self,
-        uri: str | int | Path,
-        ticks: TickSource,
-        size: tuple[int, int] | None = None,
+        path: str | Path,
+        *,
+        size: tuple[int, int] | None,
         fps: float | None = None,
-        stall_timeout_s: float = 1.0,
+        paced: bool = True,
     ) -> None:
-        self.uri = uri
-        self.ticks = ticks
+        self.path = Path(path)
         self.size = size
-        self.stall_timeout_s = stall_timeout_s
-        self.is_file = isinstance(uri, Path) or (
-            isinstance(uri, str) and "://" not in uri and not uri.startswith("/dev/")
-        )
-        if self.is_file and not Path(str(uri)).is_file():
-            raise SourceOpenError(str(uri), "video file not found")
-        self._cap = cv2.VideoCapture(uri if isinstance(uri, int) else str(uri), cv2.CAP_ANY)
-        if not self._cap.isOpened():
-            self._cap.release()
-            raise SourceOpenError(str(uri), "cannot open as a video source")
-        file_fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
-        self.fps = float(fps) if fps else (file_fps if file_fps > 0 else 0.0)
-        self.frame_count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-        self.frames_read = 0
-        self._reader: _Reader | None = None
+        self.paced = paced
+        self._fps_fallback = fps
+        self._cap: cv2.VideoCapture | None = None
+        self._fps = 0.0
+        self._frame_count = 0  # as the file states it; 0 = unknown
+        self._t0 = 0.0
+        self._next = 0  # index of the next frame the decoder returns
+        self._pending: tuple[int, np.ndarray] | None = None
+        self._ended: SourceError | None = None
 
     @property
-    def dropped(self) -> int:
-        return self._reader.dropped if self._reader is not None else 0
+    def name(self) -> str:
+        return f"video:{self.path}"
 
-    def __iter__(self) -> Iterator[Frame]:
-        return self._iter_file() if self.is_file else self._iter_live()
+    @property
+    def fps(self) -> float:
+        """Frames per second played (known once open)."""
+        return self._fps
 
-    def _iter_file(self) -> Iterator[Frame]:
-        if self.fps <= 0:
-            raise SourceOpenError(str(self.uri), "video has no frame rate; pass fps")
-        while True:
-            ok, img = self._cap.read()
-            if not ok:
-                break
-            yield self._frame(img, self.frames_read / self.fps)
-        if self.frames_read == 0:
-            raise SourceOpenError(str(self.uri), "no frame could be decoded")
-        if self.frame_count > 0 and self.frames_read < self.frame_count - 1:
-            raise CorruptSourceError(
-                f"{self.uri}: decoding stopped after {self.frames_read} of "
-                f"{self.frame_count} frames"
-            )
+    def open(self) -> None:
+        self.close()
+        if not self.path.is_file():
+            hint = "" if self.path.suffix else f" (a camera source is {SOURCE_FORMS})"
+            raise SourceOpenError(self.name, "video file not found" + hint)
+        cap = cv2.VideoCapture(str(self.path))
+        if not cap.isOpened():
+            cap.release()
+            raise SourceOpenError(self.name, "cannot open as a video")
+        rate = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        fps = rate if 0.0 < rate < 1e5 else float(self._fps_fallback or 0.0)
+        ok, img = cap.read()
+        if fps <= 0.0 or not ok:
+            cap.release()
+            why = "no frame could be decoded" if not ok else "the video states no frame rate"
+            raise SourceOpenError(self.name, why)
+        self._cap, self._fps = cap, fps
+        self._frame_count = max(int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0), 0)
+        self._pending, self._next, self._ended = (0, img), 1, None
+        self._t0 = time.monotonic()
 
-    def _grab(self) -> tuple[np.ndarray, float] | None:
+    def read(self, timeout_s: float) -> RawFrame:
+        if self._cap is None:
+            raise SourceError(f"{self.name}: not open")
+        if self.paced:
+            self._wait_for_frame(timeout_s)
+        elif self._pending is None:
+            self._decode(self._next)
+        assert self._pending is not None
+        index, img = self._pending
+        self._pending = None
+        img = check_image(self.name, img, index, self.size)
+        return RawFrame(img, index, self._due_s(index))
+
+    def _due_s(self, index: int) -> float:
+        return self._t0 + index / self._fps
+
+    def _wait_for_frame(self, timeout_s: float) -> None:
+        """Decode the newest frame already due (or the next one), then wait
+        until it is due: at most ``timeout_s``."""
+        newest_due = int((time.monotonic() - self._t0) * self._fps)
+        if self._pending is None or self._pending[0] < newest_due:
+            self._decode(max(newest_due, self._next))
+        assert self._pending is not None
+        wait_s = self._due_s(self._pending[0]) - time.monotonic()
+        if wait_s > timeout_s:
+            time.sleep(max(timeout_s, 0.0))
+            raise SourceStalledError(f"{self.name}: no frame for {timeout_s:.2f} s")
+        if wait_s > 0.0:
+            time.sleep(wait_s)
+
+    def _decode(self, index: int) -> None:
+        """Make frame ``index`` (>= the decoder's position) the pending one,
+        skipping the frames before it."""
+        assert self._cap is not None
+        self._pending = None
+        if self._ended is not None:
+            raise self._ended
+        while self._next < index:
+            if not self._cap.grab():
+                raise self._end()
+            self._next += 1
         ok, img = self._cap.read()
-        return (img, time.monotonic()) if ok else None
+        if not ok:
+            raise self._end()
+        self._pending = (index, img)
+        self._next = index + 1
 
-    def _iter_live(self) -> Iterator[Frame]:
-        self._reader = _Reader(self._grab)
-        self._reader.start()
-        while True:
-            item = self._reader.next(self.stall_timeout_s)
-            if item is None:
-                raise SourceStalledError(f"{self.uri}: stream ended")
-            if isinstance(item, BaseException):
-                raise SourceError(f"{self.uri}: {item}") from item
-            yield self._frame(*item)
+    def _end(self) -> SourceError:
+        n, stated = self._next, self._frame_count
+        if stated and n < stated - 1:  # containers may count one frame more
+            self._ended = SourceError(f"{self.name}: decoding stopped after {n} of {stated} frames")
+        else:
+            self._ended = VideoEndedError(f"{self.name}: video ended after {n} frames")
+        return self._ended
 
-    def _frame(self, img: np.ndarray, t_s: float) -> Frame:
-        frame_id = self.frames_read
-        img = _check_image(img, frame_id, self.size)
-        self.frames_read += 1
-        return Frame(img, frame_id, self.ticks(t_s), t_s, tick_estimated=self.ticks.estimated)
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+        self._pending = None
+
+
+class OpenCvCamera:
+    """A live camera through OpenCV: a V4L2 device (index, or a path such as
+    ``/dev/videoN`` or ``/dev/v4l/by-id/...``) or a stream URL (FFmpeg backend).
+
+    A reader thread owns the capture: it opens it, reads frames as they come
+    and keeps only the newest; ``read`` returns the newest frame not yet read.
+    ``counter`` counts the frames the thread received (0, 1, ...), so frames
+    overwritten before ``read`` show as gaps; frames lost before the host
+    (driver, network) do not. ``t_s`` = arrival on ``time.monotonic`` minus
+    ``latency_s``.
+
+    ``open`` gives up after ``open_timeout_s`` (FFmpeg open and read timeouts
+    are set to it too); no frame within ``read``'s timeout raises
+    ``SourceStalledError``; a stream that ends or fails raises ``SourceError``.
+    For V4L2, ``size`` and ``fps`` are requested from the device.
+    """
+
+    def __init__(
+        self,
+        uri: str | int,
+        *,
+        size: tuple[int, int] | None,
+        latency_s: float = 0.0,
+        fps: float | None = None,
+        open_timeout_s: float = 5.0,
+    ) -> None:
+        self.uri = uri
+        self.size = size
+        self.latency_s = float(latency_s)
+        self.fps = fps
+        self.open_timeout_s = float(open_timeout_s)
+        self.v4l2 = isinstance(uri, int) or uri.startswith("/dev/")
+        self._reader: _CaptureThread | None = None
+        self._last = -1
+
+    @property
+    def name(self) -> str:
+        if self.v4l2:
+            return f"v4l2:{self.uri}"
+        return _without_password(str(self.uri))
+
+    def open(self) -> None:
+        self.close()
+        device = f"/dev/video{self.uri}" if isinstance(self.uri, int) else str(self.uri)
+        if self.v4l2 and not Path(device).exists():
+            raise SourceOpenError(self.name, f"no such device {device}")
+        reader = _CaptureThread(self.name, self.uri, self._params())
+        reader.start()
+        if not reader.opened.wait(self.open_timeout_s + 1.0):
+            reader.stop()
+            raise SourceOpenError(self.name, f"no answer within {self.open_timeout_s:.1f} s")
+        if reader.open_error is not None:
+            reader.stop()
+            raise SourceOpenError(self.name, reader.open_error)
+        self._reader, self._last = reader, -1
+
+    def _params(self) -> tuple[int, list[int], list[tuple[int, float]]]:
+        """(backend, open parameters, properties set once open)."""
+        if not self.v4l2:
+            ms = round(self.open_timeout_s * 1000)
+            params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
+            return cv2.CAP_FFMPEG, params, []
+        props: list[tuple[int, float]] = []
+        if self.size is not None:
+            props += [(cv2.CAP_PROP_FRAME_WIDTH, self.size[0])]
+            props += [(cv2.CAP_PROP_FRAME_HEIGHT, self.size[1])]
+        if self.fps:
+            props.append((cv2.CAP_PROP_FPS, self.fps))
+        return cv2.CAP_V4L2, [], props
+
+    def read(self, timeout_s: float) -> RawFrame:
+        if self._reader is None:
+            raise SourceError(f"{self.name}: not open")
+        img, counter, t_arrival = self._reader.newest_after(self._last, timeout_s)
+        self._last = counter
+        img = check_image(self.name, img, counter, self.size)
+        return RawFrame(img, counter, t_arrival - self.latency_s)
 
     def close(self) -> None:
         if self._reader is not None:
-            self._reader.stop_event.set()
-        self._cap.release()
-
-    def __enter__(self) -> OpenCvSource:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+            self._reader.stop()
+            self._reader = None
 
 
-class GenICamSource:
-    """A GenICam (GenTL) camera through ``harvesters``: Mono8 or RGB/BGR(a)8 pixels.
+def _without_password(url: str) -> str:
+    """``url`` without the password of its user part (names end up in alarms and logs)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username}@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
 
-    ``cti``: the GenTL producer file; ``device``: index in the device list.
-    ``pixel_format`` and ``settings`` (feature name -> value) are written to the
-    camera when given. ``fetch`` times out after ``stall_timeout_s`` ->
-    ``SourceStalledError``.
-    """
 
-    _CHANNELS: ClassVar[dict[str, int]] = {"Mono8": 1, "RGB8": 3, "BGR8": 3, "RGBa8": 4, "BGRa8": 4}
+class _CaptureThread(threading.Thread):
+    """Opens, reads and releases one ``cv2.VideoCapture`` (all in this thread:
+    a capture must not be released while another thread reads it)."""
 
     def __init__(
-        self,
-        cti: str | Path,
-        ticks: TickSource,
-        device: int = 0,
-        size: tuple[int, int] | None = None,
-        pixel_format: str | None = None,
-        stall_timeout_s: float = 1.0,
-        settings: dict[str, Any] | None = None,
+        self, name: str, uri: str | int, params: tuple[int, list[int], list[tuple[int, float]]]
     ) -> None:
+        super().__init__(daemon=True, name=f"camera {name}")
+        self.camera = name
+        self._uri, (self._api, self._open_params, self._props) = uri, params
+        self.opened = threading.Event()  # open finished, well or not
+        self.open_error: str | None = None
+        self.error: str | None = None  # the stream failed after opening
+        self.count = 0
+        self._cond = threading.Condition()
+        self._newest: tuple[np.ndarray, int, float] | None = None
+        self._stopping = threading.Event()
+
+    def run(self) -> None:
+        cap: cv2.VideoCapture | None = None
         try:
-            from harvesters.core import Harvester
-        except ImportError:
-            raise SourceOpenError(
-                str(cti), "harvesters is not installed (extra 'genicam')"
-            ) from None
-        if not Path(cti).is_file():
-            raise SourceOpenError(str(cti), "GenTL producer (.cti) not found")
-        self.ticks, self.size, self.stall_timeout_s = ticks, size, stall_timeout_s
-        self._h = Harvester()
-        self._h.add_file(str(cti))
-        self._h.update()
-        if device >= len(self._h.device_info_list):
-            n = len(self._h.device_info_list)
-            self._h.reset()
-            raise SourceOpenError(str(cti), f"device {device} not found ({n} devices)")
-        self._ia = self._h.create(device)
-        nodes = self._ia.remote_device.node_map
-        if pixel_format is not None:
-            nodes.PixelFormat.value = pixel_format
-        for name, value in (settings or {}).items():
-            self._set_node(nodes, name, value, cti)
-        self.pixel_format = str(nodes.PixelFormat.value)
-        if self.pixel_format not in self._CHANNELS:
-            self.close()
-            raise SourceOpenError(str(cti), f"pixel format {self.pixel_format} not supported")
-        self.frames_read = 0
-        self._t0 = time.monotonic()
+            cap = cv2.VideoCapture(self._uri, self._api, self._open_params)
+            if not cap.isOpened():
+                self.open_error = "cannot open (no such camera or stream)"
+                return
+            for prop, value in self._props:
+                cap.set(prop, value)
+            self.opened.set()
+            self._read_until_stopped(cap)
+        except Exception as exc:  # cv2.error and the like: open() or read() reports it
+            lines = str(exc).strip().splitlines() or [type(exc).__name__]
+            if self.opened.is_set():
+                self._fail(lines[-1][:160])
+            else:
+                self.open_error = lines[-1][:160]
+        finally:
+            if cap is not None:
+                cap.release()
+            self.opened.set()
 
-    def _set_node(self, nodes: Any, name: str, value: Any, cti: str | Path) -> None:
-        """Write one GenICam feature (e.g. Width, AcquisitionFrameRate, ExposureTime)."""
-        try:
-            getattr(nodes, name).value = value
-        except Exception as exc:  # genapi raises its own types (AccessException, ...)
-            self.close()
-            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise SourceOpenError(
-                str(cti), f"cannot set {name} = {value!r}: {first[:120]}"
-            ) from None
+    def _read_until_stopped(self, cap: cv2.VideoCapture) -> None:
+        while not self._stopping.is_set():
+            ok, img = cap.read()
+            if not ok:
+                self._fail(f"stream lost after {self.count} frames")
+                return
+            with self._cond:
+                self._newest = (img, self.count, time.monotonic())
+                self.count += 1
+                self._cond.notify_all()
 
-    def __iter__(self) -> Iterator[Frame]:
-        from genicam.gentl import TimeoutException
+    def _fail(self, message: str) -> None:
+        with self._cond:
+            self.error = message
+            self._cond.notify_all()
 
-        self._ia.start()
-        while True:
-            try:
-                with self._ia.fetch(timeout=self.stall_timeout_s) as buf:
-                    comp = buf.payload.components[0]
-                    img = self._to_bgr(comp.data, int(comp.height), int(comp.width))
-            except TimeoutException:
-                raise SourceStalledError(
-                    f"GenICam: no frame for {self.stall_timeout_s:.2f} s"
-                ) from None
-            t_s = time.monotonic()
-            frame_id = self.frames_read
-            img = _check_image(img, frame_id, self.size)
-            self.frames_read += 1
-            yield Frame(img, frame_id, self.ticks(t_s), t_s, tick_estimated=self.ticks.estimated)
+    def newest_after(self, last: int, timeout_s: float) -> tuple[np.ndarray, int, float]:
+        """The newest frame with a counter above ``last``, waiting up to ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            while self._newest is None or self._newest[1] <= last:
+                if self.error is not None:
+                    raise SourceError(f"{self.camera}: {self.error}")
+                remaining = deadline - time.monotonic()
+                if remaining <= 0.0:
+                    raise SourceStalledError(f"{self.camera}: no frame for {timeout_s:.2f} s")
+                self._cond.wait(remaining)
+            return self._newest
 
-    def _to_bgr(self, data: np.ndarray, h: int, w: int) -> np.ndarray:
-        """Copy a flat buffer out before it is requeued, as (H, W) or (H, W, 3) BGR."""
-        c = self._CHANNELS[self.pixel_format]
-        if data.size != h * w * c:
-            raise FrameError(
-                f"frame {self.frames_read}: buffer of {data.size} bytes for {w}x{h}x{c}"
-            )
-        arr = np.asarray(data, dtype=np.uint8).reshape(h, w, c) if c > 1 else data.reshape(h, w)
-        if c == 1:
-            return arr.copy()
-        if self.pixel_format.startswith("RGB"):
-            return cv2.cvtColor(arr[:, :, :3], cv2.COLOR_RGB2BGR)
-        return np.ascontiguousarray(arr[:, :, :3])
-
-    def close(self) -> None:
-        ia = getattr(self, "_ia", None)
-        if ia is not None:
-            ia.stop()
-            ia.destroy()
-            self._ia = None
-        self._h.reset()
-
-    def __enter__(self) -> GenICamSource:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def open_source(
-    uri: str | int | Path, ticks: TickSource, size: tuple[int, int] | None = None, **kw: Any
-) -> OpenCvSource | GenICamSource:
-    """``genicam:PATH.cti[#DEVICE]`` opens a GenICam camera, anything else OpenCV."""
-    s = str(uri)
-    if s.startswith("genicam:"):
-        path, _, dev = s.removeprefix("genicam:").partition("#")
-        return GenICamSource(path, ticks, device=int(dev or 0), size=size, **kw)
-    return OpenCvSource(uri, ticks, size=size, **kw)
+    def stop(self) -> None:
+        """Ask the thread to end; it releases the capture once its read returns."""
+        self._stopping.set()
+        self.join(timeout=1.0)

@@ -1,7 +1,10 @@
 """``VirtualPlant``: belt, feeder, fragments, camera and ejection, in stepped time.
 
-The plant advances only when ``step()`` is called: one camera frame period of
-sim time in physics sub-steps of at most ``_SUBSTEP_MM`` of belt travel. At
+The plant advances only when called: ``step()`` runs one camera frame period
+of sim time and renders (a free-running camera); ``run_to_tick()`` runs the
+belt to an exact encoder count and ``render()`` exposes a frame there (a
+camera the PLC triggers); ``run_for()`` runs the belt with no exposure. Physics
+goes in sub-steps of at most ``_SUBSTEP_MM`` of belt travel. At
 every sub-step it tells the PLC the true encoder count and collects the valve
 runs that completed; a fragment's fate is decided from the air that actually
 covered it once it is ``decide_after_mm`` past the valve line.
@@ -34,6 +37,17 @@ __all__ = ["IdlePlc", "PlcLike", "VirtualPlant"]
 _SUBSTEP_MM = 2.5
 _RESPRITE_RAD = math.radians(5.0)
 _NEAR_VALVE_MM = 250.0
+
+
+def _travel_of_count(count: int, mm_per_tick: float) -> float:
+    """The smallest travel (mm) with ``floor(travel / mm_per_tick) == count``
+    (``count * mm_per_tick`` may round to just below the count)."""
+    x = count * mm_per_tick
+    while math.floor(x / mm_per_tick) < count:
+        x = math.nextafter(x, math.inf)
+    while x > 0 and math.floor(math.nextafter(x, -math.inf) / mm_per_tick) >= count:
+        x = math.nextafter(x, -math.inf)
+    return x
 
 
 class PlcLike(Protocol):
@@ -126,6 +140,11 @@ class VirtualPlant:
         return self._travel_mm
 
     @property
+    def frame_id(self) -> int:
+        """Id of the last frame rendered (-1 before the first); the next is this + 1."""
+        return self._frame_id
+
+    @property
     def tick_unwrapped(self) -> int:
         """The encoder count before the 32-bit wrap (starts at ``motion.encoder_start``)."""
         start = self.scenario.motion.encoder_start
@@ -159,11 +178,44 @@ class VirtualPlant:
     # ---- stepping -----------------------------------------------------------------------
     def step(self) -> Frame:
         """Advance one frame period of sim time and render the frame at exposure."""
-        period = self.geometry.camera.frame_period_s
-        n_sub = max(1, math.ceil(self._speed_mm_s * period / _SUBSTEP_MM))
-        dt = period / n_sub
+        self.run_for(self.geometry.camera.frame_period_s)
+        return self.render()
+
+    def run_for(self, dt_s: float) -> None:
+        """Advance ``dt_s`` of sim time (s) without exposing a frame."""
+        if dt_s <= 0:
+            return
+        n_sub = max(1, math.ceil(self._speed_mm_s * dt_s / _SUBSTEP_MM))
+        dt = dt_s / n_sub
         for _ in range(n_sub):
             self._substep(dt)
+
+    def run_to_tick(self, tick_unwrapped: int) -> None:
+        """Advance the belt until the encoder reads exactly ``tick_unwrapped``
+        (unwrapped count, >= ``tick_unwrapped`` now) without exposing a frame.
+
+        The last sub-step lands on the first travel (mm) whose count is that
+        tick, and the PLC is told that count; sim time advances by each
+        sub-step's distance over the belt speed of the moment.
+        """
+        start = self.scenario.motion.encoder_start
+        k = int(tick_unwrapped) - start
+        here = self.tick_unwrapped - start
+        if k < here:
+            raise ValueError(
+                f"the belt does not run backwards: at tick {start + here}, "
+                f"asked for {tick_unwrapped}"
+            )
+        if k == here:
+            return
+        goal = _travel_of_count(k, self.geometry.belt.mm_per_tick)
+        n_sub = max(1, math.ceil((goal - self._travel_mm) / _SUBSTEP_MM))
+        for left in range(n_sub, 1, -1):
+            self._substep_mm(self._travel_mm + (goal - self._travel_mm) / left)
+        self._substep_mm(goal)
+
+    def render(self) -> Frame:
+        """Expose a frame at the present instant (``frame_id`` +1)."""
         self._frame_id += 1
         self._forget_old()
         image, truth = self._render()
@@ -216,6 +268,20 @@ class VirtualPlant:
         self._now_s += dt
         self._speed_mm_s = self._speed_at(self._now_s)
         self._travel_mm += self._speed_mm_s * dt
+        self._after_move(dt)
+
+    def _substep_mm(self, travel_mm: float) -> None:
+        """A sub-step ending at belt travel ``travel_mm``; it lasts the distance
+        over the belt speed at its start."""
+        if self._speed_mm_s <= 0:
+            raise RuntimeError("the belt stands: it cannot be run to a tick")
+        dt = (travel_mm - self._travel_mm) / self._speed_mm_s
+        self._now_s += dt
+        self._speed_mm_s = self._speed_at(self._now_s)
+        self._travel_mm = travel_mm
+        self._after_move(dt)
+
+    def _after_move(self, dt: float) -> None:
         for _ in range(self._feeder.arrivals(dt)):
             self._spawn(self._feeder.drop(self._travel_mm))
         self._move(dt)

@@ -11,13 +11,17 @@ Suspend is on), else Execute. Records are taken in Execute and Suspended only.
 Leaving those states cancels every pulse (running ones are cut at the current
 tick); Execute -> Suspended cuts running pulses and keeps the queued ones.
 E-stop -> Aborted, latched until Clear/Reset with the E-stop released.
+Every PackML command written is evaluated at once and reported in IR 92-94;
+one the state does not allow is refused (``sim.vplc.machine``), still with a
+normal write reply. The camera trigger (HR 3) latches the exact trigger
+counts the belt passes in ``advance`` (``sim.vplc.trigger``).
 """
 
 from __future__ import annotations
 
-import enum
 import random
 import threading
+import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -25,20 +29,24 @@ import numpy as np
 from core.ticks import tick_diff
 from core.types import Pulses
 from plc import regmap as rm
-from plc.regmap import ExcCode, FaultBit, InputBit, PackMLCommand, PackMLState, SlotResult
+from plc.regmap import (
+    CommandResult,
+    ExcCode,
+    FaultBit,
+    InputBit,
+    PackMLCommand,
+    PackMLState,
+    SlotResult,
+)
+from sim.vplc.machine import Machine, check_command
 from sim.vplc.pulses import PulseTable, count_cycles, diverter_state, valve_state
 from sim.vplc.records import RecordError, check_ring_write
 from sim.vplc.regio import HoldingImage, input_image
+from sim.vplc.trigger import CameraTrigger
 
+_FOLLOW_MAX_S = 0.05  # a caller stalled longer than this: the reported belt waits for it
 _TAKES_RECORDS = (PackMLState.EXECUTE, PackMLState.SUSPENDED)
 _NO_RUNS = Pulses.empty()  # immutable: shared by every call with nothing completed
-
-
-class Machine(enum.Enum):
-    STOPPED = "stopped"
-    IDLE = "idle"
-    RUNNING = "running"
-    ABORTED = "aborted"
 
 
 class PlcCore:
@@ -77,6 +85,8 @@ class PlcCore:
         self.boot_id = boot_id if boot_id is not None else random.randrange(1, 1 << 16)
         self._machine = Machine.RUNNING if auto_start else Machine.STOPPED
         self._tick = 0
+        self._advanced_wall_s: float | None = None
+        self._follow_mm_per_tick: float | None = None
         self._speed_mm_s = 0.0
         self._now_s = 0.0
         self._estop = False
@@ -95,6 +105,9 @@ class PlcCore:
         )
         self.cycles = np.zeros(n_valves, dtype=np.int64)
         self.last_reject = (0, rm.RejectReason.NONE)
+        self._trigger = CameraTrigger()
+        self.last_command = (PackMLCommand.NONE, CommandResult.NONE)
+        self.command_count = 0  # commands evaluated since boot (IR 94 is this mod 2**16)
 
     # ---- plant side -------------------------------------------------------
     def advance(self, tick_u32: int, speed_mm_s: float, now_s: float) -> Pulses:
@@ -108,6 +121,8 @@ class PlcCore:
             raise ValueError(f"encoder count {tick_u32} is not an unsigned 32-bit value")
         with self._lock:
             self._tick, self._speed_mm_s, self._now_s = int(tick_u32), float(speed_mm_s), now_s
+            self._advanced_wall_s = time.monotonic()
+            self._trigger.advance(self._tick)
             self._settle()
             if len(self._table):
                 fin = self._table.finished(self._tick)
@@ -130,6 +145,23 @@ class PlcCore:
                 self._machine = Machine.ABORTED
                 self._faults |= FaultBit.ESTOP
             self._settle()
+
+    def next_trigger_tick(self) -> int | None:
+        """The uint32 encoder count of the next camera trigger; None when off. A
+        plant steps its physics exactly to it, so image and latch agree."""
+        with self._lock:
+            return self._trigger.next_tick
+
+    @property
+    def trigger_seq(self) -> int:
+        """Sequence number of the last trigger (IR 43; 0 before the first)."""
+        with self._lock:
+            return self._trigger.seq
+
+    @property
+    def trigger_every_ticks(self) -> int:
+        with self._lock:
+            return self._trigger.every_ticks
 
     def valves_open(self) -> np.ndarray:
         """(n_valves,) bool: valves commanded open at the current tick."""
@@ -179,7 +211,7 @@ class PlcCore:
         """FC 3 (and the read half of FC 23)."""
         with self._lock:
             self._settle()
-            self.holding.refresh(self._tick, self._state)
+            self.holding.refresh(self._read_tick(), self._state)
             return self.holding.read(address, count)
 
     def write_holding(self, address: int, values: Sequence[int]) -> ExcCode | None:
@@ -211,11 +243,30 @@ class PlcCore:
                 bits |= InputBit.HEARTBEAT_OK
         return int(bits)
 
+    def follow_wall_clock(self, mm_per_tick: float | None) -> None:
+        """Reads of the encoder (IR 0-1, HR 101-102) move with the wall clock
+        between ``advance`` calls, at the last speed, as a real encoder does
+        while the PLC's caller is busy (the plant rendering a frame): at most
+        ``_FOLLOW_MAX_S`` ahead. None: reads show the last advanced count
+        (stepped simulation, where the belt stands still between frames).
+        Pulses and triggers still run on the advanced count."""
+        if mm_per_tick is not None and not mm_per_tick > 0:
+            raise ValueError(f"mm_per_tick {mm_per_tick} must be > 0")
+        with self._lock:
+            self._follow_mm_per_tick = mm_per_tick
+
+    def _read_tick(self) -> int:
+        mm = self._follow_mm_per_tick
+        if mm is None or self._advanced_wall_s is None:
+            return self._tick
+        ahead_s = min(max(time.monotonic() - self._advanced_wall_s, 0.0), _FOLLOW_MAX_S)
+        return (self._tick + int(self._speed_mm_s * ahead_s / mm)) % (1 << 32)
+
     def status_words(self) -> dict[str, int]:
         """Scalar IR values by register name (for ``input_image``)."""
         c = self.counters
         return {
-            "encoder_count": self._tick,
+            "encoder_count": self._read_tick(),
             "belt_speed": min(round(max(self._speed_mm_s, 0.0)), 0xFFFF),
             "packml_state": int(self._state),
             "inputs": self.input_bits(),
@@ -234,7 +285,15 @@ class PlcCore:
             "pulses_cut": c["cut"],
             "watchdog_trips": c["watchdog_trips"],
             "rejected_not_ready": c["not_ready"],
+            "trigger_seq": self._trigger.seq,
+            "last_command": int(self.last_command[0]),
+            "command_result": int(self.last_command[1]),
+            "command_count": self.command_count,
         }
+
+    def trigger_latch_words(self) -> list[int]:
+        """IR 44..91 (for ``input_image``)."""
+        return self._trigger.words()
 
     def _effective_state(self) -> PackMLState:
         if self._machine is Machine.STOPPED:
@@ -303,9 +362,14 @@ class PlcCore:
         lo, hi = rm.WATCHDOG_MS_RANGE
         wd = words.get(rm.HR_WATCHDOG_MS)
         cmd = words.get(rm.HR_COMMAND)
-        if wd is not None and not lo <= wd <= hi:
-            return self._refuse(0, rm.RejectReason.BAD_VALUE, ExcCode.ILLEGAL_VALUE)
-        if cmd is not None and cmd not in PackMLCommand._value2member_map_:
+        every = words.get(rm.HR_TRIGGER_EVERY)
+        bad = (
+            (wd is not None and not lo <= wd <= hi)
+            or (cmd is not None and cmd not in PackMLCommand._value2member_map_)
+            or (every is not None and not rm.TRIGGER_EVERY_RANGE[0] <= every
+                <= rm.TRIGGER_EVERY_RANGE[1])
+        )  # fmt: skip
+        if bad:
             return self._refuse(0, rm.RejectReason.BAD_VALUE, ExcCode.ILLEGAL_VALUE)
         hb = words.get(rm.HR_HEARTBEAT)
         if hb is not None and (self._hb_stamp_s is None or hb != self._hb_value):
@@ -314,23 +378,30 @@ class PlcCore:
         if wd is not None:
             self._watchdog_ms = int(wd)
             self.holding.watchdog_ms = int(wd)
+        if every is not None:
+            self._trigger.set_every(int(every), self._tick)
+            self.holding.trigger_every_ticks = int(every)
         if cmd:
-            self._command(PackMLCommand(cmd))
+            code = PackMLCommand(cmd)
+            self.last_command = (code, self._command(code))
+            self.command_count += 1
         self._settle()
         return None
 
-    def _command(self, cmd: PackMLCommand) -> None:
+    def _command(self, cmd: PackMLCommand) -> CommandResult:
         m = self._machine
-        released = not self._estop
+        verdict = check_command(cmd, m, self._estop)
+        if verdict is not CommandResult.TAKEN:
+            return verdict
         if cmd is PackMLCommand.RESET:
-            self._faults = FaultBit.ESTOP if self._estop else 0
-            if m in (Machine.STOPPED, Machine.ABORTED) and released:
+            self._faults = 0
+            if m in (Machine.STOPPED, Machine.ABORTED):
                 self._machine = Machine.IDLE
-        elif cmd is PackMLCommand.CLEAR and m is Machine.ABORTED and released:
+        elif cmd is PackMLCommand.CLEAR:
             self._machine, self._faults = Machine.STOPPED, 0
-        elif cmd is PackMLCommand.START and m is Machine.IDLE:
+        elif cmd is PackMLCommand.START:
             self._machine, self._hold_manual, self._suspend_manual = Machine.RUNNING, False, False
-        elif cmd is PackMLCommand.STOP and m in (Machine.RUNNING, Machine.IDLE):
+        elif cmd is PackMLCommand.STOP:
             self._machine = Machine.STOPPED
         elif cmd is PackMLCommand.ABORT:
             self._machine = Machine.ABORTED
@@ -338,6 +409,7 @@ class PlcCore:
             self._hold_manual = cmd is PackMLCommand.HOLD
         elif cmd in (PackMLCommand.SUSPEND, PackMLCommand.UNSUSPEND):
             self._suspend_manual = cmd is PackMLCommand.SUSPEND
+        return CommandResult.TAKEN
 
     def _write_ring(self, address: int, values: Sequence[int]) -> ExcCode | None:
         try:

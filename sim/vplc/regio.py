@@ -22,6 +22,7 @@ _ACK = rm.reg("ack_seq")
 _RESULTS = rm.reg("slot_result")
 _RING = rm.reg("pulse_ring")
 _CYCLES = rm.reg("valve_cycles")
+_LATCH = rm.reg("trigger_latch")
 
 
 def _within(address: int, count: int, start: int, end: int) -> bool:
@@ -29,11 +30,12 @@ def _within(address: int, count: int, start: int, end: int) -> bool:
 
 
 class HoldingImage:
-    """The holding registers: HR 0-2, 100-135 (read-only), 200-455."""
+    """The holding registers: HR 0-3, 100-135 (read-only), 200-455."""
 
     def __init__(self, watchdog_ms: int) -> None:
         self.heartbeat = 0
         self.watchdog_ms = watchdog_ms
+        self.trigger_every_ticks = 0
         self.acked_seq = 0
         self.results = [int(SlotResult.EMPTY)] * rm.RING_SLOTS
         self.ring = [0] * _RING.words
@@ -63,7 +65,7 @@ class HoldingImage:
 
     def read(self, address: int, count: int) -> list[int] | ExcCode:
         if _within(address, count, 0, rm.HR_CONTROL_WORDS):
-            words = [self.heartbeat, self.watchdog_ms, 0]
+            words = [self.heartbeat, self.watchdog_ms, 0, self.trigger_every_ticks]
             return words[address : address + count]
         if _within(address, count, _ACK.address, _RESULTS.end):
             words = [self.acked_seq, *self._ack_tail, *self.results]
@@ -83,7 +85,7 @@ def _scalar_words(values: dict[str, int]) -> list[int]:
         if r.words == 2:
             out[r.address], out[r.address + 1] = rm.pack_u32(value % (1 << 32))
         else:
-            out[r.address] = value & 0xFFFF
+            out[r.address] = value & 0xFFFF  # u16 counters wrap
     return out
 
 
@@ -94,6 +96,7 @@ def input_image(core: PlcCore, address: int, count: int) -> list[int] | ExcCode:
         valves = rm.reg("valves_open")
         words[valves.address : valves.end] = rm.pack_bits(core.valves_open(), valves.words)
         words[rm.IR_DIVERTERS_ON] = rm.pack_bits(core.diverters_on(), 1)[0]
+        words[_LATCH.address : _LATCH.end] = core.trigger_latch_words()
         return words[address : address + count]
     cycles_end = _CYCLES.address + 2 * core.n_valves
     if _within(address, count, _CYCLES.address, cycles_end):

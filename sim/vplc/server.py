@@ -1,8 +1,9 @@
 """The virtual PLC on the wire: a pymodbus server in front of a ``PlcCore``.
 
-``VirtualPlcServer`` runs its own asyncio loop in a daemon thread. Its Modbus
-blocks come from ``plc.regmap.REGISTERS`` (unmapped addresses and writes to
-read-only registers get exception 02 from pymodbus), and a device ``action``
+``VirtualPlcServer`` runs on its own asyncio loop in a daemon thread
+(``core.aio.LoopThread``). Its Modbus blocks come from
+``plc.regmap.REGISTERS`` (unmapped addresses and writes to read-only
+registers get exception 02 from pymodbus), and a device ``action``
 hook routes every read and write through ``PlcCore``, which validates writes
 and renders reads. ``BeltDriver`` advances the encoder by wall clock for
 ``sortline sim plc``.
@@ -21,6 +22,7 @@ from pymodbus.framer import FramerType
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
+from core.aio import LoopThread
 from core.ticks import wrap_tick
 from plc import regmap as rm
 from sim.vplc.core import PlcCore
@@ -89,36 +91,30 @@ class VirtualPlcServer:
         self.device_id = device_id
         self.serial_port = serial_port
         self.baudrate = baudrate
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self._loop_thread: LoopThread | None = None
         self._server: ModbusTcpServer | ModbusSerialServer | None = None
 
     def start(self, timeout_s: float = 5.0) -> None:
         """Returns once the server listens (``.port`` is then the real port)."""
-        if self._thread is not None:
+        if self._loop_thread is not None:
             raise RuntimeError("VirtualPlcServer already started")
-        ready = threading.Event()
-        errors: list[BaseException] = []
-        self._thread = threading.Thread(
-            target=self._run, args=(ready, errors), name="vplc-modbus", daemon=True
-        )
-        self._thread.start()
-        if not ready.wait(timeout_s):
-            raise TimeoutError("virtual PLC did not start listening")
-        if errors:
-            self._thread.join(timeout_s)
-            self._thread = None
-            raise errors[0]
+        lt = LoopThread("vplc-modbus")
+        lt.start(timeout_s)
+        try:
+            lt.run(self._listen(), timeout_s)
+        except BaseException:
+            lt.stop(timeout_s)
+            raise
+        self._loop_thread = lt
 
     def stop(self, timeout_s: float = 5.0) -> None:
         """Close the listener and every client connection; join the thread."""
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
+        lt, self._loop_thread = self._loop_thread, None
+        if lt is None:
             return
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout_s)
-        self._thread = self._loop = None
+        with contextlib.suppress(RuntimeError, TimeoutError):  # loop gone or stuck
+            lt.run(self._close_server(), timeout_s)
+        lt.stop(timeout_s)
 
     def __enter__(self) -> VirtualPlcServer:
         self.start()
@@ -126,24 +122,6 @@ class VirtualPlcServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-    def _run(self, ready: threading.Event, errors: list[BaseException]) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        try:
-            loop.run_until_complete(self._listen())
-        except BaseException as exc:  # reported to start()
-            errors.append(exc)
-            ready.set()
-            loop.close()
-            return
-        ready.set()
-        try:
-            loop.run_forever()
-        finally:
-            self._close_server()
-            loop.run_until_complete(asyncio.sleep(0))
-            loop.close()
 
     async def _listen(self) -> None:
         device = build_device(self.core, self.device_id)
@@ -169,14 +147,14 @@ class VirtualPlcServer:
             if sockets:
                 self.port = int(sockets[0].getsockname()[1])
 
-    def _close_server(self) -> None:
-        server = self._server
+    async def _close_server(self) -> None:
+        server, self._server = self._server, None
         if server is None:
             return
         for conn in list(server.active_connections.values()):
             conn.close()
-        server.close()
-        self._server = None
+        await server.shutdown()
+        await asyncio.sleep(0)  # let the transports finish closing
 
 
 class BeltDriver:

@@ -1,8 +1,9 @@
 """``sortline replay VIDEO``: vision and tracking on a recorded video, no PLC.
 
-Frames are read in order (every frame, no drops); with no encoder recorded,
-each frame's tick is estimated from the belt speed and the frame's time in the
-video (``tick_estimated``). Detections go through the same controller as on
+Frames are read in order, every frame, as fast as vision takes them (the
+camera is opened ``stepped``: a video is not paced on the clock). With no PLC,
+each frame's tick is estimated from the belt speed and the frame's time,
+counter / fps (``tick_estimated``). Detections go through the same controller as on
 the line (tracking, class evidence over views); its pulses are counted, not
 sent. Prints a JSON summary: frames, ``objects`` (distinct confirmed tracks),
 per-class counts, throughput.
@@ -20,7 +21,7 @@ from typing import Any
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("replay", help="vision + tracking on a recorded video (no PLC)")
-    p.add_argument("video", help="video file (or a camera URI: /dev/videoN, rtsp://...)")
+    p.add_argument("video", help="video file (or a camera source: v4l2:N, rtsp://..., genicam:...)")
     p.add_argument("--fps", type=float, help="frame rate (default: the file's, else the config's)")
     p.add_argument("--speed", type=float, metavar="M_S", help="belt speed (default: the config's)")
     p.add_argument("--calibration", type=Path, help="calibration JSON (camera model, geometry)")
@@ -66,47 +67,54 @@ def _setup(args: argparse.Namespace) -> tuple[Any, Any, Any, Any]:
 def _replay(args: argparse.Namespace) -> int:
     from control.controller import Controller
     from control.recipe import load_recipe
-    from core.frame import FrameError
+    from core.frame import Frame, FrameError
     from vision.pipeline import VisionPipeline
-    from vision.sources import OpenCvSource, SourceError, SpeedTicks
+    from vision.sources import SourceError, VideoCamera, VideoEndedError, open_camera
 
     config, geometry, camera_model, clf = _setup(args)
     speed_mm_s = args.speed * 1000.0 if args.speed else geometry.belt.speed_mm_s
     cam = geometry.camera
-    fps = args.fps
-    source = OpenCvSource(
+    camera = open_camera(
         args.video,
-        SpeedTicks(speed_mm_s, geometry.belt.mm_per_tick),
         size=(cam.width_px, cam.height_px),
-        fps=fps,
+        fps=args.fps or cam.fps,
+        latency_s=config.camera.latency_ms / 1000.0,
+        genicam=config.camera.genicam,
+        stepped=True,
     )
-    if source.fps <= 0:
-        source.fps = cam.fps
+    camera.open()  # SourceOpenError: one line, exit 2
+    fps = args.fps or (camera.fps if isinstance(camera, VideoCamera) else cam.fps)
+    ticks_per_frame = speed_mm_s / geometry.belt.mm_per_tick / fps
     recipe = load_recipe(config.resolve_path(config.control.recipe), clf.class_names)
     ctl = Controller(geometry, recipe, clf.class_names, config.control.deadline_margin_ms)
     ctl.set_belt_speed(speed_mm_s)
     pipe = VisionPipeline(geometry, clf, camera_model=camera_model)
     counter = TrackCounter()
     error: str | None = None
+    first: int | None = None
     t0 = time.perf_counter()
     try:
-        for frame in source:
+        while not (args.max_frames and pipe.times.frames >= args.max_frames):
+            raw = camera.read(config.camera.stall_ms / 1000.0)
+            first = raw.counter if first is None else first
+            tick = round((raw.counter - first) * ticks_per_frame) % (1 << 32)
+            frame = Frame(raw.image, raw.counter, tick, raw.t_s, tick_estimated=True)
             dets = pipe.process(frame)
             tracks, pulses = ctl.update(dets, frame.tick)
             counter.update(tracks, len(pulses))
-            if args.max_frames and source.frames_read >= args.max_frames:
-                break
+    except VideoEndedError:
+        pass
     except (SourceError, FrameError) as exc:
         error = str(exc)
     finally:
-        source.close()
+        camera.close()
     wall_s = time.perf_counter() - t0
     summary = counter.summary(clf.class_names)
     times = pipe.times
     out = {
         "video": str(args.video),
         "frames": times.frames,
-        "fps_video": source.fps,
+        "fps_video": fps,
         "speed_mm_s": speed_mm_s,
         "tick_estimated": True,
         **summary,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-SIM_COMMAND_MODULES = ("sim_plc", "sim_record")
+SIM_COMMAND_MODULES = ("sim_plc", "sim_plant", "sim_record")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

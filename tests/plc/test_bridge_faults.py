@@ -4,6 +4,8 @@ exception and malformed replies named by register."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import socket
 import struct
 import threading
@@ -15,8 +17,9 @@ import pytest
 
 from core.types import Pulses
 from plc import regmap as rm
-from plc.bridge import PlcBridge
+from plc.bridge import BridgeConfig, PlcBridge
 from sim.vplc.core import PlcCore
+from sim.vplc.link import CoreLink
 from sim.vplc.server import VirtualPlcServer
 
 from .conftest import START_TICK, DelayProxy, Line, make_bridge
@@ -218,7 +221,10 @@ def _wrong_function_reply(request: bytes) -> bytes:
 
 @pytest.mark.parametrize(
     ("reply", "cause"),
-    [(_short_read_reply, "1 words, want 43"), (_wrong_function_reply, "function 3, want 4")],
+    [
+        (_short_read_reply, f"1 words, want {rm.IR_STATUS_WORDS}"),
+        (_wrong_function_reply, "function 3, want 4"),
+    ],
 )
 def test_malformed_reply_is_a_fault_naming_the_register(
     bridges: list[PlcBridge], reply: Callable[[bytes], bytes], cause: str
@@ -322,3 +328,52 @@ def test_commands_queued_while_the_link_is_down_are_dropped(
     bridges.append(bridge)
     bridge.command(rm.PackMLCommand.STOP)
     assert wait_for(lambda: "STOP dropped: link down" in bridge.snapshot().last_error)
+
+
+class CancelSwallowingLink(CoreLink):
+    """The in-process link, with one request that swallows a cancellation, as
+    ``asyncio.wait_for`` does on Python 3.11 when the reply lands with the
+    cancel (CPython gh-86296; pymodbus awaits every reply with it)."""
+
+    def __init__(self, core: PlcCore) -> None:
+        super().__init__(core)
+        self.hang_next = ""  # "read" (status) or "write_read" (pulses)
+        self.entered = threading.Event()
+
+    async def _maybe_hang(self, what: str) -> None:
+        if self.hang_next == what:
+            self.hang_next = ""
+            self.entered.set()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(30)
+
+    async def read_input(self, address: int, count: int) -> list[int]:
+        await self._maybe_hang("read")
+        return await super().read_input(address, count)
+
+    async def write_read(
+        self, write_address: int, values: Sequence[int], read_address: int, read_count: int
+    ) -> list[int]:
+        await self._maybe_hang("write_read")
+        return await super().write_read(write_address, values, read_address, read_count)
+
+
+@pytest.mark.parametrize("where", ["read", "write_read"])
+def test_stop_is_prompt_even_when_a_request_swallows_the_cancel(where: str) -> None:
+    core = PlcCore(8, watchdog_ms=5000, clock=time.monotonic)
+    core.advance(START_TICK, 2500.0, 0.0)
+    link = CancelSwallowingLink(core)
+    bridge = PlcBridge(BridgeConfig(heartbeat_s=30.0), link=link)
+    bridge.start()
+    try:
+        assert bridge.wait_connected(5.0)
+        link.hang_next = where
+        if where == "read":
+            bridge.request_poll()
+        else:
+            bridge.submit(pulse(1, 1, START_TICK + 1000, START_TICK + 1100))
+        assert link.entered.wait(5.0)
+    finally:
+        t0 = time.monotonic()
+        bridge.stop()
+    assert time.monotonic() - t0 < 1.0

@@ -71,10 +71,50 @@ def test_mbpoll_writes_heartbeat_and_a_pulse(plc: tuple[PlcCore, int]) -> None:
 
 
 @needs_mbpoll
+def test_mbpoll_sets_the_trigger_and_reads_its_latches(plc: tuple[PlcCore, int]) -> None:
+    core, port = plc
+    hr3 = str(rm.HR_TRIGGER_EVERY)
+    assert mbpoll(port, "-t", "4", "-r", hr3, values=("1000",)).returncode == 0
+    assert polled(mbpoll(port, "-t", "4", "-r", hr3).stdout) == [1000]
+    first = core.next_trigger_tick()
+    assert first == (TICK // 1000 + 1) * 1000
+    core.advance(first + 2000, 2500.0, 0.0)  # three triggers
+    n = 1 + rm.TRIGGER_SLOTS * rm.TRIGGER_WORDS
+    r = mbpoll(port, "-t", "3", "-r", str(rm.IR_TRIGGER_SEQ), "-c", str(n))
+    assert r.returncode == 0, r.stderr
+    words = polled(r.stdout)
+    assert len(words) == n and words[0] == 3
+    assert rm.unpack_trigger_latch(words[0], words[1:]) == [
+        (1, first), (2, first + 1000), (3, first + 2000)
+    ]  # fmt: skip
+    slot1 = rm.trigger_latch_address(1)  # [seq, hi, lo] at IR 47-49
+    assert polled(mbpoll(port, "-t", "3", "-r", str(slot1), "-c", "1").stdout) == [1]
+    r32 = mbpoll(port, "-t", "3:int", "-B", "-r", str(slot1 + 1), "-c", "1")
+    assert polled(r32.stdout) == [first]  # high word first
+
+
+@needs_mbpoll
+@pytest.mark.parametrize(
+    ("cmd", "result"),
+    [(rm.PackMLCommand.START, rm.CommandResult.REFUSED_STATE),  # already in Execute
+     (rm.PackMLCommand.HOLD, rm.CommandResult.TAKEN)],
+)  # fmt: skip
+def test_mbpoll_command_and_its_result(
+    plc: tuple[PlcCore, int], cmd: rm.PackMLCommand, result: rm.CommandResult
+) -> None:
+    core, port = plc
+    r = mbpoll(port, "-t", "4", "-r", str(rm.HR_COMMAND), values=(str(int(cmd)),))
+    assert r.returncode == 0, r.stderr  # a refusal is a normal reply, not an exception
+    r = mbpoll(port, "-t", "3", "-r", str(rm.IR_LAST_COMMAND), "-c", "3")
+    assert polled(r.stdout) == [int(cmd), int(result), 1]
+    assert core.command_count == 1
+
+
+@needs_mbpoll
 @pytest.mark.parametrize(
     ("args", "values", "message"),
     [
-        (("-t", "4", "-r", "3"), ("1",), "Illegal data address"),
+        (("-t", "4", "-r", str(rm.HR_CONTROL_WORDS)), ("1",), "Illegal data address"),
         (("-t", "4", "-r", str(rm.HR_ACK_BASE)), ("1",), "Illegal data address"),
         (("-t", "4", "-r", str(rm.HR_COMMAND)), ("99",), "Illegal data value"),
         (("-t", "4", "-r", str(rm.HR_RING_BASE)), ("1",) * 8, "Illegal data value"),  # wrong slot
@@ -116,7 +156,7 @@ def test_libmodbus_client(plc: tuple[PlcCore, int], libmodbus_client: Path) -> N
     assert int(out["STATE"]) == rm.PackMLState.EXECUTE
     assert int(out["HEARTBEAT"]) == 4242
     assert int(out["ACKED_SEQ"]) == 1 and int(out["SLOT1_RESULT"]) == rm.SlotResult.ACCEPTED
-    assert (out["IR50_ERRNO"], out["HR101_ERRNO"], out["CMD99_ERRNO"]) == ("2", "2", "3")
+    assert (out["IR95_ERRNO"], out["HR101_ERRNO"], out["CMD99_ERRNO"]) == ("2", "2", "3")
     assert out["OVERSIZE_REPLY"] == "84 03"
     assert core.pending() == 1 and core.acked_seq == 1
     core.advance(TICK + 1000, 2500.0, 0.0)

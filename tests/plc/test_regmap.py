@@ -16,7 +16,14 @@ FIXED = [
     ("encoder_count", "ir", 0, 2, "u32"),
     ("belt_speed", "ir", 2, 1, "u16"),
     ("packml_state", "ir", 3, 1, "u16"),
+    ("rejected_not_ready", "ir", 41, 2, "u32"),
+    ("trigger_seq", "ir", 43, 1, "u16"),
+    ("trigger_latch", "ir", 44, 48, "latch[16]"),
+    ("last_command", "ir", 92, 1, "u16"),
+    ("command_result", "ir", 93, 1, "u16"),
+    ("command_count", "ir", 94, 1, "u16"),
     ("heartbeat", "hr", 0, 1, "u16"),
+    ("trigger_every_ticks", "hr", 3, 1, "u16"),
 ]
 
 
@@ -48,7 +55,10 @@ def test_no_two_registers_overlap(table: str) -> None:
         (rm.IR_BOOT_ID, "boot_id"), (rm.HR_HEARTBEAT, "heartbeat"),
         (rm.HR_WATCHDOG_MS, "watchdog_ms"), (rm.HR_COMMAND, "packml_command"),
         (rm.HR_ACK_BASE, "ack_seq"), (rm.HR_RING_BASE, "pulse_ring"),
-        (rm.IR_VALVE_CYCLES_BASE, "valve_cycles"),
+        (rm.IR_VALVE_CYCLES_BASE, "valve_cycles"), (rm.IR_TRIGGER_SEQ, "trigger_seq"),
+        (rm.IR_TRIGGER_LATCH_BASE, "trigger_latch"), (rm.IR_LAST_COMMAND, "last_command"),
+        (rm.IR_COMMAND_RESULT, "command_result"), (rm.IR_COMMAND_COUNT, "command_count"),
+        (rm.HR_TRIGGER_EVERY, "trigger_every_ticks"),
     ],
 )  # fmt: skip
 def test_constants_come_from_the_table(constant: int, name: str) -> None:
@@ -59,7 +69,8 @@ def test_ring_and_ack_block_sizes() -> None:
     assert rm.reg("pulse_ring").words == rm.RING_SLOTS * rm.RECORD_WORDS
     assert rm.HR_ACK_WORDS == 4 + rm.RING_SLOTS <= rm.MAX_READ_WORDS
     assert rm.RECORDS_PER_WRITE * rm.RECORD_WORDS <= rm.MAX_WRITE_WORDS
-    assert rm.IR_STATUS_WORDS <= rm.MAX_READ_WORDS
+    assert rm.IR_STATUS_WORDS == 95 <= rm.MAX_READ_WORDS  # IR 0..94 in one FC 4 read
+    assert rm.HR_CONTROL_WORDS == 4
 
 
 @pytest.mark.parametrize(
@@ -153,3 +164,42 @@ def test_seq_wrap(a: int, b: int, diff: int) -> None:
 def test_slot_address() -> None:
     assert rm.slot_address(0) == rm.HR_RING_BASE
     assert rm.slot_address(rm.RING_SLOTS + 3) == rm.HR_RING_BASE + 3 * rm.RECORD_WORDS
+
+
+@pytest.mark.parametrize(
+    ("seq", "n", "after"),
+    [(0, 0, 0), (0, 1, 1), (1, 1, 2), (65534, 1, 65535), (65535, 1, 1), (65535, 2, 2),
+     (0, 65535, 65535), (0, 65536, 1), (7, 65535, 7)],
+)  # fmt: skip
+def test_trigger_seq_skips_zero(seq: int, n: int, after: int) -> None:
+    assert rm.trigger_seq_add(seq, n) == after
+    if seq and n < rm.TRIGGER_SEQ_PERIOD // 2:
+        assert rm.trigger_seq_diff(after, seq) == n
+
+
+def test_trigger_latch_address() -> None:
+    assert rm.trigger_latch_address(1) == 47
+    assert rm.trigger_latch_address(16) == rm.trigger_latch_address(32) == 44
+
+
+LATCH_CASES = {
+    # name: (trigger_seq, {slot: (seq, tick)}, valid latches oldest first)
+    "none since boot": (0, {}, []),
+    "first two": (2, {1: (1, 100), 2: (2, 200)}, [(1, 100), (2, 200)]),
+    "seq in the wrong slot": (3, {3: (3, 300), 4: (3, 300)}, [(3, 300)]),
+    "older than the ring": (40, {8: (40, 4000), 7: (23, 2300)}, [(40, 4000)]),
+    "newer than trigger_seq": (5, {5: (5, 500), 6: (6, 600)}, [(5, 500)]),
+    "across the seq wrap": (2, {15: (65535, 9), 1: (1, 10), 2: (2, 11), 14: (65534, 8)},
+                            [(65534, 8), (65535, 9), (1, 10), (2, 11)]),
+    "count across 2**32": (2, {1: (1, (1 << 32) - 1), 2: (2, 5)}, [(1, (1 << 32) - 1), (2, 5)]),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(LATCH_CASES))
+def test_unpack_trigger_latch(name: str) -> None:
+    trigger_seq, slots, want = LATCH_CASES[name]
+    rows = [slots.get(i, (0, 0)) for i in range(rm.TRIGGER_SLOTS)]
+    words = rm.pack_trigger_latch(rows)
+    assert len(words) == rm.reg("trigger_latch").words
+    assert words[3 * 1 : 3 * 1 + 3] == [rows[1][0], *rm.pack_u32(rows[1][1])]
+    assert rm.unpack_trigger_latch(trigger_seq, words) == want

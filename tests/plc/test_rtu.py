@@ -121,7 +121,7 @@ def rtu_request(port: str, pdu: bytes, unit: int = 1) -> bytes:
     ("pdu", "reply_fc", "code"),
     [
         (struct.pack(">BHH", 4, 0, 126), 0x84, 3),  # oversize
-        (struct.pack(">BHH", 4, 50, 1), 0x84, 2),  # unmapped
+        (struct.pack(">BHH", 4, rm.IR_STATUS_WORDS, 1), 0x84, 2),  # unmapped
         (struct.pack(">BHH", 6, 2, 99), 0x86, 3),  # unknown PackML command
         # (an unknown function code cannot be framed on RTU by pymodbus: no reply)
     ],

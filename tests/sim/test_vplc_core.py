@@ -120,7 +120,7 @@ def test_malformed_records_refuse_the_whole_write(
         (rm.slot_address(1), 7, ExcCode.ILLEGAL_VALUE),  # not whole records
         (rm.HR_ACK_BASE, 1, ExcCode.ILLEGAL_ADDRESS),  # read-only
         (rm.HR_RING_BASE + 250, 8, ExcCode.ILLEGAL_ADDRESS),  # runs off the ring
-        (3, 1, ExcCode.ILLEGAL_ADDRESS),  # unmapped
+        (rm.HR_CONTROL_WORDS, 1, ExcCode.ILLEGAL_ADDRESS),  # unmapped
     ],
 )
 def test_bad_write_addresses(address: int, n_words: int, code: ExcCode) -> None:

@@ -55,3 +55,31 @@ def test_bridge_over_core_link() -> None:
         assert "link is down" in snap.last_error
     finally:
         bridge.stop()
+
+
+def test_stepped_trigger_and_commands_over_core_link() -> None:
+    """A stepped plant's loop: step to the next trigger, poll, read the latch."""
+    from plc.regmap import PackMLCommand, PackMLState
+
+    core = PlcCore(16, watchdog_ms=5000, clock=time.monotonic)
+    core.advance(T, 2500.0, 0.0)
+    cfg = BridgeConfig(heartbeat_s=1.0, deadline_lead_ms=0.0, extrapolate_encoder=False,
+                       trigger_every_ticks=250)  # fmt: skip
+    bridge = PlcBridge(cfg, link=CoreLink(core))
+    bridge.start()
+    try:
+        assert bridge.wait_connected(5.0)
+        for k in range(1, 4):
+            tick = core.next_trigger_tick()
+            assert tick == T + 250 * k
+            core.advance(tick, 2500.0, 0.0)
+            assert bridge.poll_now(2.0)
+            lat = bridge.trigger_latches()
+            assert (len(lat), lat.seq[-1], lat.tick[-1]) == (k, k, tick)
+            assert bridge.encoder_samples().tick[-1] == tick
+        bridge.command(PackMLCommand.STOP)
+        assert wait_for(lambda: len(bridge.command_log()) == 1)
+        assert str(bridge.command_log()[0]) == "STOP: taken"
+        assert core.state is PackMLState.STOPPED
+    finally:
+        bridge.stop()

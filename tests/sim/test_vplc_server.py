@@ -81,7 +81,7 @@ BAD_CASES = {
     "read IR 0 registers": (read_regs(4, 0, 0), 3),
     "read HR unmapped": (read_regs(3, 50, 1), 2),
     "write read-only ack block": (struct.pack(">BHH", 6, rm.HR_ACK_BASE, 1), 2),
-    "write unmapped HR": (struct.pack(">BHH", 6, 3, 1), 2),
+    "write unmapped HR": (struct.pack(">BHH", 6, rm.HR_CONTROL_WORDS, 1), 2),
     "write ring off a record boundary": (write_regs(rm.HR_RING_BASE + 1, GOOD_RECORD), 2),
     "write part of a record": (write_regs(rm.slot_address(1), GOOD_RECORD[:5]), 3),
     "write byte count mismatch": (write_regs(rm.slot_address(1), GOOD_RECORD, 10), 3),

@@ -42,9 +42,9 @@ int main(int argc, char **argv) {
         return fail("FC23 HR 208-215 / HR 100-135");
     printf("ACKED_SEQ=%u\nSLOT1_RESULT=%u\n", ack[0], ack[4 + 1]);
 
-    /* exception replies: unmapped input register, read-only holding register */
-    if (modbus_read_input_registers(ctx, 50, 1, ir) != -1) return fail("IR 50 should fail");
-    printf("IR50_ERRNO=%d\n", errno == EMBXILADD ? 2 : errno);
+    /* exception replies: unmapped input register (past the status block), read-only holding register */
+    if (modbus_read_input_registers(ctx, 95, 1, ir) != -1) return fail("IR 95 should fail");
+    printf("IR95_ERRNO=%d\n", errno == EMBXILADD ? 2 : errno);
     if (modbus_write_register(ctx, 101, 1) != -1) return fail("HR 101 should fail");
     printf("HR101_ERRNO=%d\n", errno == EMBXILADD ? 2 : errno);
     if (modbus_write_register(ctx, 2, 99) != -1) return fail("command 99 should fail");

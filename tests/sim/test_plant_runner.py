@@ -1,0 +1,191 @@
+"""``PlantRunner`` in this process: frames through the shared-memory ring, the
+PLC's camera trigger, free-running frames at fps, stepped runs repeatable,
+the score from any thread."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import struct
+import time
+import uuid
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from calibration.geometry import LineGeometry
+from core.frame_ring import FrameRingError, ring_path
+from plc import regmap as rm
+from sim.plant.runner import PlantRunner, Timebase
+from sim.plant.scenario import load_scenario
+from vision.camera import RawFrame, SourceOpenError, SourceStalledError
+from vision.sources_shm import ShmRingCamera
+
+pytestmark = pytest.mark.timeout(120)
+
+GEOM = LineGeometry()
+SIZE = (GEOM.camera.width_px, GEOM.camera.height_px)
+EVERY = 250  # ticks between triggers: 25 mm, 10 ms at 2.5 m/s
+
+
+@pytest.fixture
+def ring() -> Iterator[str]:
+    name = f"sortline-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    yield name
+    ring_path(name).unlink(missing_ok=True)
+
+
+def make_runner(ring: str, timebase: Timebase, *, stepped: bool, seed: int = 1) -> PlantRunner:
+    return PlantRunner(
+        GEOM, load_scenario("default"), seed=seed, n_valves=GEOM.valves.n_valves,
+        watchdog_ms=300, ring_name=ring, timebase=timebase, fps=GEOM.camera.fps,
+        stepped=stepped,
+    )  # fmt: skip
+
+
+def read_frames(cam: ShmRingCamera, n: int, timeout_s: float = 5.0) -> list[RawFrame]:
+    return [cam.read(timeout_s) for _ in range(n)]
+
+
+def latched(runner: PlantRunner, seq: int) -> int:
+    """The count the PLC latched for trigger ``seq`` (its input registers)."""
+    words = runner.plc.read_input(rm.trigger_latch_address(seq), 3)
+    assert isinstance(words, list) and words[0] == seq
+    return rm.unpack_u32(words[1], words[2])
+
+
+def write_hr_over_modbus(port: int, address: int, value: int) -> None:
+    """FC 6 on a raw socket: what the controller's bridge does on connect."""
+    pdu = struct.pack(">BHH", 6, address, value)
+    with socket.create_connection(("127.0.0.1", port), timeout=2.0) as s:
+        s.sendall(struct.pack(">HHHB", 1, 0, len(pdu) + 1, 1) + pdu)
+        reply = s.recv(64)
+    assert reply[7:] == pdu, reply
+
+
+@pytest.mark.parametrize("over_modbus", [False, True])
+def test_stepped_trigger_frames_are_exposed_at_the_latched_counts(
+    ring: str, over_modbus: bool
+) -> None:
+    with make_runner(ring, "trigger", stepped=True) as runner:
+        cam = ShmRingCamera(ring, size=SIZE, stepped=True)
+        cam.open()
+        with pytest.raises(SourceStalledError, match=f"shm:{ring}: no frame"):
+            cam.read(0.3)  # trigger off (power-on default): the belt stands, no frame
+        assert runner.frames == 0 and runner.health()["trigger"]["on"] is False
+        if over_modbus:
+            write_hr_over_modbus(runner.plc_port, rm.HR_TRIGGER_EVERY, EVERY)
+        else:
+            assert runner.plc.write_holding(rm.HR_TRIGGER_EVERY, [EVERY]) is None
+        frames = read_frames(cam, 12)
+        for i, f in enumerate(frames):
+            assert f.counter == i
+            assert f.exposure_tick is not None and f.exposure_tick % EVERY == 0
+            assert f.exposure_tick == latched(runner, i + 1)  # trigger seq 1, 2, ...
+            assert f.image.shape == (SIZE[1], SIZE[0], 3)
+        ticks = [int(f.exposure_tick or 0) for f in frames]
+        assert np.all(np.diff(ticks) == EVERY)
+        time.sleep(0.05)
+        assert runner.plc.trigger_seq == 12  # the plant does not move between requests
+        assert runner.plant.tick == ticks[-1]
+        h = runner.health()
+        assert h["frames"] == 12 and h["trigger"] == {
+            "on": True, "every_ticks": EVERY, "next_tick": ticks[-1] + EVERY, "seq": 12,
+        }  # fmt: skip
+        cam.close()
+    assert not ring_path(ring).exists()
+
+
+def frame_digest(frames: list[RawFrame]) -> str:
+    h = hashlib.sha256()
+    for f in frames:
+        h.update(f.image.tobytes())
+        h.update(str((f.counter, f.exposure_tick)).encode())
+    return h.hexdigest()
+
+
+@pytest.mark.parametrize("timebase", ["trigger", "free"])
+def test_stepped_runs_repeat_for_a_seed(ring: str, timebase: Timebase) -> None:
+    digests = []
+    for _ in range(2):
+        with make_runner(ring, timebase, stepped=True, seed=5) as runner:
+            runner.plc.write_holding(rm.HR_TRIGGER_EVERY, [EVERY])
+            cam = ShmRingCamera(ring, size=SIZE, stepped=True)
+            cam.open()
+            frames = read_frames(cam, 8)
+            cam.close()
+            digests.append((frame_digest(frames), runner.score()["crossed"]))
+    assert digests[0] == digests[1]
+
+
+def test_paced_trigger_frames_follow_the_belt(ring: str) -> None:
+    with make_runner(ring, "trigger", stepped=False) as runner:
+        runner.plc.write_holding(rm.HR_TRIGGER_EVERY, [EVERY])
+        cam = ShmRingCamera(ring, size=SIZE)
+        cam.open()
+        frames = read_frames(cam, 40)
+        cam.close()
+        ticks = np.array([f.exposure_tick for f in frames], dtype=np.int64)
+        counters = np.array([f.counter for f in frames])
+        assert np.all(ticks % EVERY == 0)
+        assert np.all((ticks - ticks[0]) // EVERY == counters - counters[0])  # gaps included
+        assert all(
+            latched(runner, int(c) + 1) == t for c, t in zip(counters[-5:], ticks[-5:], strict=True)
+        )
+        t = np.array([f.t_s for f in frames])
+        period_s = EVERY * GEOM.belt.mm_per_tick / GEOM.belt.speed_mm_s
+        per_frame = np.diff(t) / np.diff(counters)
+        assert np.median(per_frame) == pytest.approx(period_s, rel=0.1)
+        assert time.monotonic() - t[-1] < 1.0  # exposure times on this host's clock
+
+
+def test_paced_free_frames_come_at_fps(ring: str) -> None:
+    with make_runner(ring, "free", stepped=False) as runner:
+        cam = ShmRingCamera(ring, size=SIZE)
+        cam.open()
+        t0 = time.monotonic()
+        frames = read_frames(cam, 50)
+        elapsed = time.monotonic() - t0
+        cam.close()
+        counters = np.array([f.counter for f in frames])
+        t = np.array([f.t_s for f in frames])
+        per_frame = np.diff(t) / np.diff(counters)
+        assert np.median(per_frame) == pytest.approx(GEOM.camera.frame_period_s, rel=0.05)
+        n = counters[-1] - counters[0]
+        assert elapsed == pytest.approx(n * GEOM.camera.frame_period_s, abs=0.25 + 0.2 * elapsed)
+        assert runner.plc.trigger_seq == 0  # the free-running camera needs no trigger
+        ticks = np.array([f.exposure_tick for f in frames], dtype=np.int64)
+        assert np.all(np.diff(ticks) > 0)
+
+
+def test_score_from_another_thread_while_running(ring: str) -> None:
+    with make_runner(ring, "free", stepped=False) as runner:
+        deadline = time.monotonic() + 10
+        while runner.frames < 20 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        score = runner.score({"copper": "eject", "battery": "eject"})
+        assert score["targets"] == {"copper": "eject", "battery": "eject"}
+        assert {"purity", "recovery", "co_ejection_rate", "objects_targeted"} <= set(score)
+        assert score["in_flight"] + score["crossed"] >= 1
+        assert runner.health()["frames"] >= 20 and runner.health()["error"] is None
+
+
+def test_ring_in_use_and_camera_errors(ring: str) -> None:
+    cam = ShmRingCamera(ring, size=SIZE)
+    with pytest.raises(SourceOpenError, match=f"shm:{ring}: .*does not exist"):
+        cam.open()  # not there yet: the line retries
+    with make_runner(ring, "free", stepped=True) as runner:
+        with pytest.raises(FrameRingError, match="in use by running process"):
+            make_runner(ring, "free", stepped=True).start()
+        small = ShmRingCamera(ring, size=(640, 480))
+        with pytest.raises(SourceOpenError, match=r"1280x512 px frames, the camera is .*640x480"):
+            small.open()
+        cam.open()
+        assert cam.name == f"shm:{ring}"
+        runner.stop()
+        with pytest.raises(SourceStalledError, match="writer is gone"):
+            cam.read(0.5)
+        cam.close()
+        cam.close()  # twice is fine

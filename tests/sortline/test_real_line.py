@@ -1,0 +1,239 @@
+"""The production path with real process boundaries on loopback: a PLC
+process (`sortline sim plc`, `sortline sim plant`) and a line reading a
+camera that is not the embedded plant (a recorded video, the GenICam
+simulated producer, the plant's shared-memory frame ring)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sortline.config import load_config
+from sortline.runtime import SortingLine
+
+SORTLINE = [sys.executable, "-m", "sortline.cli"]
+
+
+def _start(args: list[str]) -> tuple[subprocess.Popen[str], str]:
+    """Start a sortline process and wait for its first line (it is serving)."""
+    proc = subprocess.Popen(
+        [*SORTLINE, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line:
+        proc.kill()
+        err = proc.stderr.read() if proc.stderr else ""
+        raise AssertionError(f"{args[:2]} did not start: {err}")
+    return proc, line
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+@pytest.fixture
+def sim_plc(free_port: int) -> Iterator[int]:
+    proc, _ = _start(["sim", "plc", "--port", str(free_port)])
+    try:
+        yield free_port
+    finally:
+        _stop(proc)
+
+
+@pytest.fixture(scope="module")
+def belt_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("video") / "belt.mp4"
+    r = subprocess.run(
+        [*SORTLINE, "sim", "record", "--out", str(out), "--seconds", "3", "--seed", "4"],
+        capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+def _run_line(cfg: Path, report: Path, duration_s: float) -> dict:
+    r = subprocess.run(
+        [*SORTLINE, "run", "--config", str(cfg), "--duration", str(duration_s),
+         "--report", str(report)],
+        capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    data: dict = json.loads(report.read_text())
+    return data
+
+
+@pytest.mark.slow
+def test_recorded_video_with_the_plc_in_another_process(
+    sim_plc: int, belt_video: Path, tmp_path: Path, free_port: int
+) -> None:
+    cfg = tmp_path / "line.toml"
+    cfg.write_text(
+        f'[camera]\nsource = "{belt_video}"\ntimebase = "free"\n'
+        f"[plc]\nport = {sim_plc}\n[api]\nport = {free_port}\n[sim]\nenabled = false\n"
+    )
+    r = _run_line(cfg, tmp_path / "report.json", duration_s=5.0)
+    n_video = 300  # 3 s at 100 fps
+    assert r["virtual_plant"] is False and r["purity"] is None  # a real line: no ground truth
+    assert r["frames"] > 200, r
+    # every video frame is processed or counted as dropped: none silently lost
+    assert r["frames"] + r["frames_dropped"] == n_video, r["camera"]
+    assert r["camera"]["frames_read"] + r["camera"]["frames_lost"] == n_video
+    assert r["timebase"]["mode"] == "free"
+    assert r["objects_targeted"] > 0 and r["plc"]["pulses_acked"] > 0, r["plc"]
+    assert r["plc"]["pulses_acked"] == r["plc"]["pulses_submitted"] - r["plc"]["pulses_late"]
+    assert r["plc"]["plc_counters"]["pulses_executed"] > 0  # the PLC's own counters kept
+    assert r["state"] == "HELD" and "video ended" in json.dumps(r["camera"])
+
+
+def _viky() -> Path:
+    genicam = pytest.importorskip("genicam")
+    pytest.importorskip("harvesters")
+    cti = Path(genicam.__file__).parent / "viky.cti"
+    if not cti.is_file():
+        pytest.skip("the genicam wheel has no simulated producer here")
+    return cti
+
+
+@pytest.mark.slow
+def test_genicam_camera_free_running(sim_plc: int, tmp_path: Path, free_port: int) -> None:
+    cti = _viky()
+    cfg = tmp_path / "line.toml"
+    cfg.write_text(
+        f'[camera]\nsource = "genicam:{cti}#0"\ntimebase = "free"\nwidth_px = 400\n'
+        f"height_px = 400\nview_width_mm = 1000.0\nview_length_mm = 1000.0\nstall_ms = 1000.0\n"
+        f'[camera.genicam]\npixel_format = "RGBa8"\n'
+        f"[valves]\ny_valve_mm = 700.0\n"
+        f"[plc]\nport = {sim_plc}\n[api]\nport = {free_port}\n[sim]\nenabled = false\n"
+    )
+    r = _run_line(cfg, tmp_path / "report.json", duration_s=3.0)
+    assert r["frames"] >= 10, r["camera"]
+    assert r["timebase"]["mode"] == "free" and r["timebase"]["frames_stamped"] == r["frames"]
+    assert r["camera"]["name"].startswith("genicam:")
+    assert r["state"] == "EXECUTE", r
+
+
+FRAMES = 400
+SEED = 11
+
+
+def _stepped_report(line: SortingLine) -> dict:
+    line.start()
+    try:
+        line.run_frames(FRAMES)
+        return line.report()
+    finally:
+        line.stop()
+
+
+@pytest.fixture(scope="module")
+def in_process_report() -> dict:
+    return _stepped_report(SortingLine(load_config(), stepped=True, plc_port=0, seed=SEED))
+
+
+@pytest.mark.slow
+def test_plant_in_its_own_process_matches_the_in_process_plant(
+    in_process_report: dict, tmp_path: Path, free_port: int
+) -> None:
+    ring = f"sortline-test-{free_port}"
+    plant, started = _start(
+        ["sim", "plant", "--stepped", "--seed", str(SEED), "--ring", ring,
+         "--plc-port", "0", "--score-port", "0"]
+    )  # fmt: skip
+    try:
+        plc_port = int(started.split("127.0.0.1:")[1].split()[0].rstrip(",;"))
+        score_url = "http://" + started.split("http://")[1].split()[0].rstrip(",;")
+        cfg = tmp_path / "line.toml"
+        cfg.write_text(
+            f'[camera]\nsource = "shm:{ring}"\n[plc]\nport = {plc_port}\n'
+            f'[sim]\nenabled = false\nscore_url = "{score_url}"\n[records]\nenabled = false\n'
+        )
+        sep = _stepped_report(SortingLine(load_config(cfg), stepped=True))
+    finally:
+        _stop(plant)
+    inp = in_process_report
+    assert sep["frames"] == inp["frames"] == FRAMES and sep["frames_dropped"] == 0
+    assert sep["objects_targeted"] >= 20
+    assert abs(sep["purity"] - inp["purity"]) <= 0.02, (sep["score"], inp["score"])
+    assert abs(sep["recovery"] - inp["recovery"]) <= 0.02
+    tb = sep["timebase"]
+    # hardware trigger: every frame matched to its trigger, at exactly its exposure count
+    assert tb["mode"] == "trigger" and tb["frames_stamped"] == FRAMES
+    assert tb["mismatches"] == 0 and tb["frames_unstamped"] == 0
+    assert tb["error_source"] == "camera" and tb["error_ticks_max"] == 0.0
+
+
+def test_in_process_trigger_mode_places_every_frame_exactly(in_process_report: dict) -> None:
+    tb = in_process_report["timebase"]
+    assert tb["mode"] == "trigger" and tb["frames_stamped"] == FRAMES
+    assert tb["error_ticks_max"] == 0.0 and tb["mismatches"] == 0
+
+
+@pytest.mark.slow
+def test_estop_cycle_over_modbus_returns_to_execute() -> None:
+    from sortline.state import Command, TransitionError
+
+    line = SortingLine(load_config(), stepped=True, plc_port=0, seed=3, records=False)
+    line.start()
+    try:
+        line.run_frames(50)
+        assert line.state.state.name == "EXECUTE"
+        core = line.parts.plant.plc
+        core.set_estop(True)
+        line.run_frames(2)
+        assert line.state.state.name == "ABORTED" and line.state.causes == ("e-stop",)
+        with pytest.raises(TransitionError, match="E-stop"):
+            line.command(Command.RESET, who="test")
+        core.set_estop(False)
+        line.run_frames(2)
+        assert line.state.state.name == "ABORTED"  # latched until Reset
+        assert line.command(Command.RESET, who="test").name == "IDLE"
+        assert line.command(Command.START, who="test").name == "EXECUTE"
+        acked = line.parts.bridge.snapshot().pulses_acked
+        line.run_frames(150)
+        assert line.state.state.name == "EXECUTE"
+        assert line.parts.bridge.snapshot().pulses_acked > acked  # pulses flow again
+        causes = [e.cause for e in line.snapshot().events]
+        assert any("reset by test: PLC taken" in c for c in causes), causes
+    finally:
+        line.stop()
+
+
+def test_plc_refusing_a_command_is_reported() -> None:
+    from sortline.state import Command, TransitionError
+
+    line = SortingLine(load_config(), stepped=True, plc_port=0, records=False)
+    line.start()
+    try:
+        line.run_frames(3)
+        assert line.command(Command.STOP, who="test").name == "STOPPED"
+        line.parts.plant.plc.set_estop(True)
+        line.parts.plant.plc.set_estop(False)  # the PLC latched Aborted
+        line.run_frames(1)
+        assert line.state.state.name == "ABORTED"
+        with pytest.raises(TransitionError, match="cannot start while ABORTED"):
+            line.command(Command.START, who="test")
+    finally:
+        line.stop()
+
+
+def test_config_without_a_camera_is_refused_at_start_up(tmp_path: Path) -> None:
+    cfg = tmp_path / "line.toml"
+    cfg.write_text("[sim]\nenabled = false\n")
+    r = subprocess.run([*SORTLINE, "run", "--config", str(cfg)], capture_output=True,
+                       text=True, timeout=60)  # fmt: skip
+    assert r.returncode == 2
+    lines = [s for s in r.stderr.splitlines() if s.strip()]
+    assert len(lines) == 1 and "camera.source" in lines[0] and "line.toml" in lines[0], r.stderr
