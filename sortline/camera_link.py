@@ -9,7 +9,8 @@ frames come back. What counts:
 - ``frames_bad``: frames of the wrong size or type (dropped; three in a row
   hold the line);
 - a stall: no frame for ``stall_s``; after ``reopen_after_stalls`` stalls in a
-  row the camera is closed and reopened (a camera that went away);
+  row the camera is closed and reopened (a camera that went away), except
+  a video that ended (it is not replayed: the line stays Held);
 - a lost source (``SourceError``) or one that cannot open: reopened with a
   backoff of 0.1 s doubling to 2 s.
 """
@@ -22,6 +23,7 @@ import time
 from core.frame import FrameError
 from sortline.status import CameraView
 from vision.camera import Camera, RawFrame, SourceError, SourceOpenError, SourceStalledError
+from vision.sources import VideoEndedError
 
 __all__ = ["CameraLink"]
 
@@ -49,6 +51,7 @@ class CameraLink:
         self._opened_once = False
         self._logged = False
         self._bad_in_row = 0
+        self._bad_since_good = 0
         self._stalls_in_row = 0
         self._last_counter: int | None = None
         self._last_frame_mono: float | None = None
@@ -108,6 +111,7 @@ class CameraLink:
             raw = self.camera.read(timeout_s)
         except FrameError as exc:
             self.frames_bad += 1
+            self._bad_since_good += 1  # its counter shows up as a gap: not lost twice
             self._bad_in_row += 1
             if self._bad_in_row >= _BAD_IN_A_ROW:
                 self._fail(f"camera delivers unusable frames: {exc}")
@@ -127,12 +131,15 @@ class CameraLink:
         if last is None or time.monotonic() - last >= self.stall_s:
             self._fail(f"camera stalled: {exc}")
         self._stalls_in_row += 1
-        if self._stalls_in_row >= self.reopen_after_stalls:
+        ended = isinstance(exc, VideoEndedError)  # a recording is over: not replayed
+        if self._stalls_in_row >= self.reopen_after_stalls and not ended:
             self.close()  # reopened on the next read
 
     def _good(self, raw: RawFrame) -> None:
         if self._last_counter is not None and raw.counter > self._last_counter + 1:
-            self.frames_lost += raw.counter - self._last_counter - 1
+            gap = raw.counter - self._last_counter - 1
+            self.frames_lost += max(gap - self._bad_since_good, 0)
+        self._bad_since_good = 0
         self._last_counter = raw.counter
         self._last_frame_mono = time.monotonic()
         self.frames_read += 1

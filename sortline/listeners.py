@@ -80,10 +80,11 @@ class ScoreSource(Protocol):
 
 
 class HttpScore:
-    """The score endpoint of ``sortline sim plant`` (``POST /score``)."""
+    """The score endpoint of ``sortline sim plant`` (``POST <url>/score``; the
+    URL it prints, ending in ``/score``, is taken as well)."""
 
     def __init__(self, url: str, timeout_s: float = 5.0) -> None:
-        self.url = url.rstrip("/")
+        self.url = url.rstrip("/").removesuffix("/score")
         self.timeout_s = timeout_s
 
     def score(self, targets: Mapping[str, str]) -> dict[str, Any]:

@@ -56,7 +56,11 @@ def run(args: argparse.Namespace) -> int:
     if line.warm_up_s is not None:
         print(f"sortline: kernels ready in {line.warm_up_s:.1f} s", flush=True)
     try:
-        api.start()
+        try:
+            api.start()
+        except RuntimeError as exc:
+            print(f"sortline run: error: {exc} ({cfg.api.host}:{port})", file=sys.stderr)
+            return 2
         print(
             f"sortline: line {cfg.line.name!r} running: camera {line.parts.camera_source}, "
             f"time base {cfg.camera.timebase}, PLC {line.parts.bridge.config.host}:"

@@ -82,7 +82,7 @@ def test_recorded_video_with_the_plc_in_another_process(
     cfg = tmp_path / "line.toml"
     cfg.write_text(
         f'[camera]\nsource = "{belt_video}"\ntimebase = "free"\n'
-        f"[plc]\nport = {sim_plc}\n[api]\nport = {free_port}\n[sim]\nenabled = false\n"
+        f"[plc]\nport = {sim_plc}\n[api]\nport = 0\n[sim]\nenabled = false\n"
     )
     r = _run_line(cfg, tmp_path / "report.json", duration_s=5.0)
     n_video = 300  # 3 s at 100 fps
@@ -116,7 +116,7 @@ def test_genicam_camera_free_running(sim_plc: int, tmp_path: Path, free_port: in
         f"height_px = 400\nview_width_mm = 1000.0\nview_length_mm = 1000.0\nstall_ms = 1000.0\n"
         f'[camera.genicam]\npixel_format = "RGBa8"\n'
         f"[valves]\ny_valve_mm = 700.0\n"
-        f"[plc]\nport = {sim_plc}\n[api]\nport = {free_port}\n[sim]\nenabled = false\n"
+        f"[plc]\nport = {sim_plc}\n[api]\nport = 0\n[sim]\nenabled = false\n"
     )
     r = _run_line(cfg, tmp_path / "report.json", duration_s=3.0)
     assert r["frames"] >= 10, r["camera"]
