@@ -9,11 +9,11 @@ acknowledgement every frame), over real Modbus TCP on loopback.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import sys
 import time
+from pathlib import Path
 from typing import Any
+
+from bench._common import write_result
 
 PRESETS = ("easy", "default", "crowded", "fast", "dirty")
 KEYS = (
@@ -74,21 +74,8 @@ def main(argv: list[str] | None = None) -> int:
             f"latency p50/p99 {row['latency_ms']['p50']}/{row['latency_ms']['p99']} ms",
             flush=True,
         )
-    out = {
-        "benchmark": "line",
-        "command": "sortline bench line " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "note": "virtual plant, shipped model, default recipe; stepped; synthetic scenes",
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "loadavg_1m_at_end": os.getloadavg()[0],
-        },
-        "results": rows,
-    }
-    if args.json:
-        from core.files import atomic_write_json
-
-        atomic_write_json(args.json, out)
+    note = "virtual plant, shipped model, default recipe; stepped; synthetic scenes"
+    write_result("line", argv, note, rows, Path(args.json) if args.json else None)
     return 0
 
 

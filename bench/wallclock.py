@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import signal
 import socket
 import subprocess
@@ -32,6 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from bench._common import write_result
 
 PRESETS = ("default", "crowded")
 
@@ -158,23 +159,11 @@ def main(argv: list[str] | None = None) -> int:
                     f"{row['recovery']} cpu {row['cpu_s']}",
                     flush=True,
                 )
-    out = {
-        "benchmark": "wallclock",
-        "command": "sortline bench wallclock "
-        + " ".join(argv if argv is not None else sys.argv[1:]),
-        "note": "virtual plant (synthetic scenes), shipped model, default recipe; wall clock; "
-        "CPU = user + system seconds of each process over the run (incl. warm-up)",
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "loadavg_1m_at_end": os.getloadavg()[0],
-        },
-        "results": rows,
-    }
-    if args.json:
-        from core.files import atomic_write_json
-
-        atomic_write_json(args.json, out)
+    note = (
+        "virtual plant (synthetic scenes), shipped model, default recipe; wall clock; "
+        "CPU = user + system seconds of each process over the run (incl. warm-up)"
+    )
+    write_result("wallclock", argv, note, rows, Path(args.json) if args.json else None)
     return 0
 
 

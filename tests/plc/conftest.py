@@ -27,6 +27,15 @@ class Line:
     bridge: PlcBridge
 
 
+@pytest.fixture
+def bridges() -> Iterator[list[PlcBridge]]:
+    """Bridges a test made; stopped after it."""
+    made: list[PlcBridge] = []
+    yield made
+    for b in made:
+        b.stop()
+
+
 def make_bridge(port: int, **kw: object) -> PlcBridge:
     cfg = dict(
         port=port,

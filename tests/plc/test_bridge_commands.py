@@ -4,10 +4,9 @@ once, evaluated by the PLC (IR 92-94), each with a logged outcome."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import numpy as np
-import pytest
 
 from core.types import Pulses
 from plc import regmap as rm
@@ -32,14 +31,6 @@ def outcome(bridge: PlcBridge, n: int, timeout_s: float = 2.0) -> CommandOutcome
 def state_after_poll(bridge: PlcBridge) -> S:
     assert bridge.poll_now(2.0)
     return S(bridge.snapshot().state)
-
-
-@pytest.fixture
-def bridges() -> Iterator[list[PlcBridge]]:
-    made: list[PlcBridge] = []
-    yield made
-    for b in made:
-        b.stop()
 
 
 def serve(

@@ -10,7 +10,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pytest
@@ -39,14 +39,6 @@ def wait_for(cond: Callable[[], bool], timeout_s: float = 5.0, step_s: float = 0
             return True
         time.sleep(step_s)
     return cond()
-
-
-@pytest.fixture
-def bridges() -> Iterator[list[PlcBridge]]:
-    made: list[PlcBridge] = []
-    yield made
-    for b in made:
-        b.stop()
 
 
 def test_stopped_heartbeat_de_energises_within_the_watchdog_time(bridges: list[PlcBridge]) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -24,14 +23,6 @@ SPEED = 2500.0
 def pulse(on: int, off: int) -> Pulses:
     return Pulses(actuator=[0], first_valve=[3], last_valve=[3], on_tick=[on], off_tick=[off],
                   track_id=[0], fraction=np.zeros(1, dtype=np.int16))  # fmt: skip
-
-
-@pytest.fixture
-def bridges() -> Iterator[list[PlcBridge]]:
-    made: list[PlcBridge] = []
-    yield made
-    for b in made:
-        b.stop()
 
 
 def connected(bridges: list[PlcBridge], port: int, **kw: object) -> PlcBridge:

@@ -62,6 +62,9 @@ def test_activation_is_picked_up_and_rollback_restores(
     cal = line.status()["calibration"]
     assert (cal["version"], cal["activated_by"], cal["action"]) == (1, "alice", "activate")
     assert line.parts.geometry.valves.y_valve_mm == 300.0
+    plc = line.parts.bridge.snapshot()
+    assert (plc.deadline_lead_ms, plc.mm_per_tick) == (3.0 + 5.0, 0.1)  # delay + margin
+    version = plc.params_version
 
     v2 = store.save(_cal(320.0, 4.0), who="bob")
     store.activate(v2.version, who="bob", note="valve block swapped")
@@ -75,6 +78,10 @@ def test_activation_is_picked_up_and_rollback_restores(
     )
     assert line.parts.geometry.valves.y_valve_mm == 320.0
     assert line.parts.controller.geometry.valves.open_delay_ms == 4.0
+    # the bridge's deadline check took the same parameters, in the same cycle
+    plc = line.parts.bridge.snapshot()
+    assert plc.deadline_lead_ms == 4.0 + 5.0 and plc.params_version == version + 1
+    assert line.status()["line_params"]["deadline_lead_ms"] == 9.0
 
     store.rollback(who="carol")
     line.poll_calibration_now()
