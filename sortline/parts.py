@@ -167,6 +167,7 @@ def _timebase(cfg: LineConfig, bridge: PlcBridge, stepped: bool) -> TimeBase:
         cfg.camera.trigger_every_ticks,
         check_timing=not stepped,
         refresh=(lambda: bridge.poll_now(2.0)) if stepped else None,
+        hurry=None if stepped else bridge.request_poll,
     )
 
 

@@ -211,8 +211,9 @@ class TriggerTimeBase(_Base):
 
     every_ticks: N, the trigger period; check_timing: compare each frame with
     the interpolated encoder (False for stepped simulation, whose encoder does
-    not follow the wall clock); refresh: called (stepped only) when the
-    frame's latch has not been read yet, to read it now.
+    not follow the wall clock); refresh: called (stepped only) to read the
+    frame's latch before placing it (blocking); hurry: called (never blocks)
+    when no latch has been read at all yet, for a status read now.
     """
 
     mode: Literal["trigger", "free"] = "trigger"
@@ -225,6 +226,7 @@ class TriggerTimeBase(_Base):
         *,
         check_timing: bool = True,
         refresh: Callable[[], object] | None = None,
+        hurry: Callable[[], object] | None = None,
     ) -> None:
         super().__init__()
         if every_ticks < 1:
@@ -234,6 +236,7 @@ class TriggerTimeBase(_Base):
         self._samples = samples
         self.check_timing = check_timing
         self._refresh = refresh
+        self._hurry = hurry
         self._offset: int | None = None  # trigger number - camera counter
         self._predicted: dict[int, int] = {}  # seq -> count placed by extrapolation
         self._suggested: collections.deque[int] = collections.deque(maxlen=REMATCH_AFTER)
@@ -308,6 +311,8 @@ class TriggerTimeBase(_Base):
             self._refresh()  # stepped: read this frame's latch before placing it
             table, last = self._table()
         if last is None:
+            if self._hurry is not None:
+                self._hurry()  # ask the PLC now, not at the next poll
             return self._none("no camera trigger latched by the PLC yet")
         self._check_predictions(table)
         est = interpolate(self._samples(), raw.t_s) if self.check_timing else None

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import numpy as np
@@ -92,6 +92,7 @@ class VirtualPlant:
         seed: int | None = None,
         *,
         keep_fragments: int = 200_000,
+        feed_gate: Callable[[], bool] | None = None,
     ) -> None:
         cam = geometry.camera
         if abs(cam.mm_per_px_x - cam.mm_per_px_y) > 0.02 * cam.mm_per_px_x:
@@ -102,6 +103,7 @@ class VirtualPlant:
         self.geometry = geometry
         self.scenario = scenario
         self.plc = plc
+        self.feed_gate = feed_gate
         self.seed = scenario.seed if seed is None else seed
         root = np.random.SeedSequence(self.seed)
         rng_feed, rng_art, rng_eject, rng_motion, rng_belt = (
@@ -282,8 +284,9 @@ class VirtualPlant:
         self._after_move(dt)
 
     def _after_move(self, dt: float) -> None:
-        for _ in range(self._feeder.arrivals(dt)):
-            self._spawn(self._feeder.drop(self._travel_mm))
+        if self.feed_gate is None or self.feed_gate():  # the feeder's interlock
+            for _ in range(self._feeder.arrivals(dt)):
+                self._spawn(self._feeder.drop(self._travel_mm))
         self._move(dt)
         pulses = self.plc.advance(self.tick, self._speed_mm_s, self._now_s)
         if len(pulses):

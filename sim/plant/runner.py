@@ -42,6 +42,7 @@ from core.frame_ring import FrameRingWriter
 from core.ticks import tick_diff
 from core.types import Pulses
 from plc import regmap as rm
+from plc.regmap import PackMLState
 from sim.plant.plant import VirtualPlant
 from sim.plant.scenario import Scenario
 from sim.vplc.core import PlcCore
@@ -116,7 +117,9 @@ class PlantRunner:
         self.plc = PlcCore(
             n_valves, n_diverters=n_diverters, watchdog_ms=watchdog_ms, clock=time.monotonic
         )
-        self.plant = VirtualPlant(geometry, scenario, _WallClockPlc(self.plc), seed=seed)
+        self.plant = VirtualPlant(
+            geometry, scenario, _WallClockPlc(self.plc), seed=seed, feed_gate=self._feeding
+        )
         if not stepped:  # paced: the encoder reads move while the plant renders
             self.plc.follow_wall_clock(geometry.belt.mm_per_tick)
         self.plc.advance(self.plant.tick, self.plant.speed_mm_s, time.monotonic())
@@ -182,6 +185,12 @@ class PlantRunner:
     def frames(self) -> int:
         """Frames written to the ring so far."""
         return self._frames
+
+    def _feeding(self) -> bool:
+        """The feeder's interlock: it feeds only while the PLC executes, as a
+        plant interlocks its feeder with the sorter (material fed while the
+        sorter cannot sort passes unsorted)."""
+        return self.plc.state is PackMLState.EXECUTE
 
     def score(self, targets: Mapping[str, str] | None = None) -> dict[str, Any]:
         """``VirtualPlant.score(targets).to_dict()``, from any thread."""
