@@ -43,6 +43,11 @@ from vision.pipelined import PipelinedVision
 
 log = logging.getLogger("sortline.runtime")
 
+_PLC_ARRIVES = {  # the PLC states an operator command leads to
+    Command.START: {int(PackMLState.EXECUTE), int(PackMLState.SUSPENDED), int(PackMLState.HELD)},
+    Command.STOP: {int(PackMLState.STOPPED)},
+    Command.RESET: {int(PackMLState.IDLE)},
+}
 PUBLISH_S = 0.05  # wall-clock runs publish a snapshot at most this often
 COMMAND_TIMEOUT_S = 3.0
 
@@ -300,9 +305,13 @@ class SortingLine:
         to follow. ``TransitionError`` when the state does not allow it, the
         PLC refused it, or the PLC did not get there in time."""
         bridge = self.parts.bridge
-        plc_cmd = self.state.command(cmd)
-        if not bridge.snapshot().connected:
-            raise TransitionError(f"cannot {cmd.value}: PLC link lost")
+        try:
+            plc_cmd = self.state.command(cmd)
+            if not bridge.snapshot().connected:
+                raise TransitionError(f"cannot {cmd.value}: PLC link lost")
+        except TransitionError as exc:
+            self.state.note(f"{cmd.value} by {who}: refused: {exc}")
+            raise
         seen = bridge.command_log()
         last = seen[-1] if seen else None
         bridge.command(plc_cmd)
@@ -319,12 +328,12 @@ class SortingLine:
         self.state.note(f"{cmd.value} by {who}: PLC {outcome.result}")
         if outcome.result.startswith(("refused", "dropped", "error")):
             raise TransitionError(f"{cmd.value}: PLC {outcome.result}")
-        target = {Command.START: PackMLState.EXECUTE, Command.STOP: PackMLState.STOPPED,
-                  Command.RESET: PackMLState.IDLE}[cmd]  # fmt: skip
-        while time.monotonic() < deadline:
+        arrived = _PLC_ARRIVES[cmd]
+        while time.monotonic() < deadline:  # the PLC took it: wait until it gets there
             bridge.poll_now(0.5)
-            if self.loop.observe(bridge.snapshot()) is target:
+            if bridge.snapshot().state in arrived:
                 break
+        self.loop.observe(bridge.snapshot())
         self._publish(bridge.snapshot())
         return self.state.state
 

@@ -49,6 +49,7 @@ __all__ = ["FreeTimeBase", "Stamp", "TimeBase", "TimeBaseStatus", "TriggerTimeBa
 _U32 = 1 << 32
 _MAX_EXTRAPOLATE_S = 0.5  # beyond this past the last encoder sample, a count is a guess
 REMATCH_AFTER = 3  # frames in a row off by the same whole number of triggers
+MAX_SHIFT = 2  # a camera loses or adds a trigger or two; more is the encoder timing
 
 
 def _diff32(a: np.ndarray | int, b: np.ndarray | int) -> Any:
@@ -281,11 +282,12 @@ class TriggerTimeBase(_Base):
         """Compare the matched trigger's count with the encoder at the frame's
         time. One frame off proves nothing (a late encoder sample, a scheduling
         hiccup): the match changes only when ``REMATCH_AFTER`` frames in a row
-        say the same whole number of triggers off, each within N/4 of it. The
+        say the same whole number of triggers off (at most ``MAX_SHIFT``:
+        further is the encoder's timing, not the camera), each within N/4 of it. The
         frames on the way are placed by the match they were made with."""
         err = float(_diff32(count, round(est)))
         shift = round(err / self.n)
-        if shift == 0 or abs(err - shift * self.n) > self.n / 4:
+        if shift == 0 or abs(shift) > MAX_SHIFT or abs(err - shift * self.n) > self.n / 4:
             self._suggested.clear()
             if shift != 0:
                 self.timing_outliers += 1

@@ -234,11 +234,15 @@ class PlantRunner:
             log.exception("virtual plant stopped")
             self.error = f"{type(exc).__name__}: {exc}"
 
-    def _expose(self, t_s: float | None) -> None:
-        """Render at the present instant and publish; ``t_s`` None: now (monotonic)."""
+    def _expose(self) -> None:
+        """Expose now and publish: the frame's time is the wall-clock moment the
+        belt reached it (before rendering), the moment the PLC's encoder, as
+        read over Modbus, showed the same count. A plant running behind the
+        wall clock is then a belt that ran slower, never a frame stamped with
+        a time its encoder reads contradict."""
         assert self._writer is not None
+        when = time.monotonic()
         frame = self.plant.render()
-        when = time.monotonic() if t_s is None else t_s
         self._writer.write(frame.image, frame.frame_id, when, frame.tick)
         self._frames += 1
 
@@ -268,7 +272,7 @@ class PlantRunner:
         with self._lock:
             if self.timebase == "free":
                 self.plant.run_for(self.period_s)
-                self._expose(None)
+                self._expose()
                 return True
             target = self._trigger_target()
             if target is None:
@@ -277,7 +281,7 @@ class PlantRunner:
                 self.plant.run_to_tick(self.plant.tick_unwrapped + 1)
                 return False
             self.plant.run_to_tick(target)
-            self._expose(None)
+            self._expose()
             return True
 
     def _run_paced(self) -> None:
@@ -309,7 +313,7 @@ class PlantRunner:
         if sim_target >= self._next_exposure_s:
             p.run_for(self._next_exposure_s - p.now_s)
             self._next_exposure_s += self.period_s
-            self._expose(self._offset_s + p.now_s)
+            self._expose()
             return True
         if sim_target - p.now_s >= _PHYSICS_S / 2:
             p.run_for(sim_target - p.now_s)
@@ -322,7 +326,7 @@ class PlantRunner:
         target = self._trigger_target()
         if target is not None and p.tick_unwrapped < target <= reach:
             p.run_to_tick(target)
-            self._expose(self._offset_s + p.now_s)
+            self._expose()
             return True
         if reach > p.tick_unwrapped:
             p.run_to_tick(reach)

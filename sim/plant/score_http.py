@@ -1,9 +1,11 @@
-"""The plant's score endpoint: stdlib HTTP on loopback, in a thread.
+"""The virtual plant's endpoint: stdlib HTTP on loopback, in a thread.
 
 ``POST /score`` with ``{"targets": {"copper": "eject", ...}}`` (class ->
 fraction; omitted: the plant's default recipe) answers the plant's score
 (``Score.to_dict()``); ``GET /health`` answers ``PlantRunner.health()``.
-Errors are JSON ``{"error": "..."}`` with 400 or 404.
+``POST /estop`` with ``{"pressed": true|false}`` opens or closes the virtual
+PLC's hardwired E-stop circuit (what a person at the line does), then answers
+the health. Errors are JSON ``{"error": "..."}`` with 400 or 404.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ _MAX_BODY = 1 << 20
 
 ScoreFn = Callable[[Mapping[str, str] | None], dict[str, Any]]
 HealthFn = Callable[[], dict[str, Any]]
+EstopFn = Callable[[bool], None]
 
 
 def _targets(body: bytes) -> Mapping[str, str] | None:
@@ -42,13 +45,29 @@ def _targets(body: bytes) -> Mapping[str, str] | None:
     return targets
 
 
+def _pressed(body: bytes) -> bool:
+    try:
+        data = json.loads(body or b"null")
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"body is not JSON: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("pressed"), bool):
+        raise ValueError('body must be {"pressed": true} or {"pressed": false}')
+    return bool(data["pressed"])
+
+
 class ScoreServer:
-    """``score(targets)`` and ``health()`` served on ``host:port`` (0: a free port)."""
+    """``score(targets)``, ``health()`` and ``estop(pressed)`` served on
+    ``host:port`` (0: a free port); ``score`` None: no ``/score`` (a PLC alone)."""
 
     def __init__(
-        self, score: ScoreFn, health: HealthFn, host: str = "127.0.0.1", port: int = 0
+        self,
+        score: ScoreFn | None,
+        health: HealthFn,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        estop: EstopFn | None = None,
     ) -> None:
-        self._score, self._health, self._host = score, health, host
+        self._score, self._health, self._host, self._estop = score, health, host, estop
         self._httpd = ThreadingHTTPServer((host, port), self._handler())
         self._httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -86,19 +105,27 @@ class ScoreServer:
                     self._reply(404, {"error": f"no such resource {self.path}"})
 
             def do_POST(self) -> None:
-                if self.path.split("?")[0] != "/score":
+                path = self.path.split("?")[0]
+                score, estop = server._score, server._estop
+                if not ((path == "/score" and score) or (path == "/estop" and estop)):
                     self._reply(404, {"error": f"no such resource {self.path}"})
                     return
-                length = int(self.headers.get("Content-Length") or 0)
-                if not 0 <= length <= _MAX_BODY:
-                    self._reply(400, {"error": f"body of {length} bytes"})
-                    return
                 try:
-                    targets = _targets(self.rfile.read(length))
+                    length = int(self.headers.get("Content-Length") or 0)
+                except ValueError:
+                    length = -1
+                if not 0 <= length <= _MAX_BODY:
+                    self._reply(400, {"error": f"bad body length {self.headers['Content-Length']}"})
+                    return
+                body = self.rfile.read(length)
+                try:
+                    if path == "/score" and score is not None:
+                        self._reply(200, score(_targets(body)))
+                    elif estop is not None:
+                        estop(_pressed(body))
+                        self._reply(200, server._health())
                 except ValueError as exc:
                     self._reply(400, {"error": str(exc)})
-                    return
-                self._reply(200, server._score(targets))
 
             def _reply(self, status: int, data: dict[str, Any]) -> None:
                 body = json.dumps(data).encode("utf-8")

@@ -44,7 +44,7 @@ from sim.vplc.records import RecordError, check_ring_write
 from sim.vplc.regio import HoldingImage, input_image
 from sim.vplc.trigger import CameraTrigger
 
-_FOLLOW_MAX_S = 0.05  # a caller stalled longer than this: the reported belt waits for it
+_FOLLOW_MAX_S = 0.02  # a caller stalled longer than this: the reported belt waits for it
 _TAKES_RECORDS = (PackMLState.EXECUTE, PackMLState.SUSPENDED)
 _NO_RUNS = Pulses.empty()  # immutable: shared by every call with nothing completed
 
@@ -87,6 +87,7 @@ class PlcCore:
         self._tick = 0
         self._advanced_wall_s: float | None = None
         self._follow_mm_per_tick: float | None = None
+        self._last_read_tick: int | None = None
         self._speed_mm_s = 0.0
         self._now_s = 0.0
         self._estop = False
@@ -247,7 +248,8 @@ class PlcCore:
         """Reads of the encoder (IR 0-1, HR 101-102) move with the wall clock
         between ``advance`` calls, at the last speed, as a real encoder does
         while the PLC's caller is busy (the plant rendering a frame): at most
-        ``_FOLLOW_MAX_S`` ahead. None: reads show the last advanced count
+        ``_FOLLOW_MAX_S`` ahead, and never backwards (a caller slower than the
+        wall clock is a belt that ran slower). None: reads show the last advanced count
         (stepped simulation, where the belt stands still between frames).
         Pulses and triggers still run on the advanced count."""
         if mm_per_tick is not None and not mm_per_tick > 0:
@@ -260,7 +262,13 @@ class PlcCore:
         if mm is None or self._advanced_wall_s is None:
             return self._tick
         ahead_s = min(max(time.monotonic() - self._advanced_wall_s, 0.0), _FOLLOW_MAX_S)
-        return (self._tick + int(self._speed_mm_s * ahead_s / mm)) % (1 << 32)
+        tick = (self._tick + int(self._speed_mm_s * ahead_s / mm)) % (1 << 32)
+        last = self._last_read_tick
+        back = tick_diff(last, tick) if last is not None else 0
+        if 0 < back <= self._speed_mm_s * _FOLLOW_MAX_S / mm + 1:
+            tick = last  # the caller ran slower than the wall clock: never read backwards
+        self._last_read_tick = tick
+        return tick
 
     def status_words(self) -> dict[str, int]:
         """Scalar IR values by register name (for ``input_image``)."""

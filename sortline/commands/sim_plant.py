@@ -98,7 +98,9 @@ def _run(args: argparse.Namespace) -> int:
     except (FrameRingError, ValueError, OSError) as exc:
         return _fail(str(exc))
     try:
-        score = ScoreServer(runner.score, runner.health, "127.0.0.1", args.score_port)
+        score = ScoreServer(
+            runner.score, runner.health, "127.0.0.1", args.score_port, estop=runner.plc.set_estop
+        )
     except OSError as exc:
         runner.stop()
         return _fail(f"score endpoint on 127.0.0.1:{args.score_port}: {exc.strerror or exc}")

@@ -21,6 +21,9 @@ def register(sim_sub: argparse._SubParsersAction) -> None:
     p.add_argument("--duration", type=float, default=None, metavar="S",
                    help="stop after S seconds (default: until Ctrl-C)")  # fmt: skip
     p.add_argument("--config", default=None, help="line config TOML (default: embedded)")
+    p.add_argument("--panel-port", type=int, default=None, metavar="N",
+                   help="serve GET /health and POST /estop {\"pressed\": bool} (the hardwired "
+                   "E-stop) on 127.0.0.1:N (0 = a free port; default: no panel)")  # fmt: skip
     p.set_defaults(func=_run)
 
 
@@ -52,10 +55,34 @@ def _run(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     belt = BeltDriver(core, speed_mm_s, cfg.belt.mm_per_tick)
     belt.start()
+    panel = None
+    if args.panel_port is not None:
+        from plc import regmap as rm
+        from sim.plant.score_http import ScoreServer
+
+        def health() -> dict[str, object]:
+            w = core.read_input(0, rm.IR_STATUS_WORDS)
+            assert isinstance(w, list)
+            return {
+                "state": rm.PackMLState(w[rm.IR_STATE]).name,
+                "estop": bool(w[rm.IR_INPUTS] & rm.InputBit.ESTOP),
+                "encoder_count": rm.unpack_u32(w[rm.IR_ENCODER], w[rm.IR_ENCODER + 1]),
+                "faults": w[rm.IR_FAULTS],
+            }
+
+        try:
+            panel = ScoreServer(None, health, "127.0.0.1", args.panel_port, estop=core.set_estop)
+        except OSError as exc:
+            belt.stop()
+            server.stop()
+            return _fail(f"--panel-port {args.panel_port}: {exc}")
+        panel.start()
     print(
         f"virtual PLC: Modbus TCP {args.host}:{server.port} device {cfg.plc.device_id}, "
         f"{cfg.valves.n_valves} valves, belt {speed_mm_s / 1000.0:g} m/s "
-        f"({cfg.belt.mm_per_tick:g} mm/tick); Ctrl-C stops",
+        f"({cfg.belt.mm_per_tick:g} mm/tick)"
+        + (f", panel {panel.url}" if panel is not None else "")
+        + "; Ctrl-C stops",
         flush=True,
     )
     try:
@@ -63,6 +90,8 @@ def _run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        if panel is not None:
+            panel.stop()
         belt.stop()
         server.stop()
     c = core.counters

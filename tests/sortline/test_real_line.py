@@ -225,6 +225,14 @@ def test_plc_refusing_a_command_is_reported() -> None:
         assert line.state.state.name == "ABORTED"
         with pytest.raises(TransitionError, match="cannot start while ABORTED"):
             line.command(Command.START, who="test")
+        # pressed again before the line saw it: the controller lets RESET through,
+        # the PLC refuses it, and the refusal is reported with the PLC's reason
+        line.parts.plant.plc.set_estop(True)
+        with pytest.raises(TransitionError, match="reset: PLC refused: E-stop open"):
+            line.command(Command.RESET, who="test")
+        assert line.parts.bridge.snapshot().last_command == "RESET: refused: E-stop open"
+        causes = [e.cause for e in line.snapshot().events]
+        assert "reset by test: PLC refused: E-stop open" in causes
     finally:
         line.stop()
 
@@ -237,3 +245,61 @@ def test_config_without_a_camera_is_refused_at_start_up(tmp_path: Path) -> None:
     assert r.returncode == 2
     lines = [s for s in r.stderr.splitlines() if s.strip()]
     assert len(lines) == 1 and "camera.source" in lines[0] and "line.toml" in lines[0], r.stderr
+
+
+@pytest.mark.slow
+def test_estop_cycle_with_the_plant_in_its_own_process(free_port: int, tmp_path: Path) -> None:
+    """E-stop pressed at the plant (its panel), Reset and Start over the status
+    API: the PLC and the line return to Execute and pulses flow again."""
+    import httpx
+
+    from sortline.api import ApiServer, create_app
+
+    ring = f"sortline-estop-{free_port}"
+    plant, started = _start(
+        ["sim", "plant", "--stepped", "--seed", "5", "--ring", ring, "--plc-port", "0",
+         "--score-port", "0"]
+    )  # fmt: skip
+    try:
+        plc_port = int(started.split("127.0.0.1:")[1].split()[0].rstrip(",;"))
+        panel = "http://" + started.split("http://")[1].split()[0].rstrip(",;").removesuffix(
+            "/score"
+        )
+        cfg = tmp_path / "line.toml"
+        cfg.write_text(
+            f'[camera]\nsource = "shm:{ring}"\n[plc]\nport = {plc_port}\n'
+            f"[sim]\nenabled = false\n[records]\nenabled = false\n"
+        )
+        line = SortingLine(load_config(cfg), stepped=True)
+        api = ApiServer(create_app(line), "127.0.0.1", 0)
+        line.start()
+        api.start()
+        url = f"http://127.0.0.1:{api.port}"
+        try:
+            line.run_frames(40)
+            assert httpx.get(f"{url}/health").json()["state"] == "EXECUTE"
+            pressed = httpx.post(f"{panel}/estop", json={"pressed": True}).json()
+            assert pressed["plc_state"] == "ABORTED"
+            line.run_frames(2)
+            assert httpx.get(f"{url}/health").json()["state"] == "ABORTED"
+            r = httpx.post(f"{url}/commands/reset", json={"who": "op"})
+            assert r.status_code == 409 and "E-stop" in r.json()["detail"], r.text
+            httpx.post(f"{panel}/estop", json={"pressed": False})
+            line.run_frames(2)
+            r = httpx.post(f"{url}/commands/reset", json={"who": "op"})
+            assert r.json() == {"state": "IDLE"}, r.text
+            assert httpx.post(f"{url}/commands/start", json={"who": "op"}).json() == {
+                "state": "EXECUTE"
+            }
+            acked = line.parts.bridge.snapshot().pulses_acked
+            line.run_frames(150)
+            status = httpx.get(f"{url}/status").json()
+            assert status["state"] == "EXECUTE" and status["plc"]["pulses_acked"] > acked
+            assert status["plc"]["last_command"] == "START: taken"
+            causes = [e["cause"] for e in status["events"]]
+            assert any(c.startswith("reset by op: refused: ") for c in causes), causes
+        finally:
+            api.stop()
+            line.stop()
+    finally:
+        _stop(plant)
