@@ -11,8 +11,6 @@ Coordinates: ``x`` across the belt from its left edge looking downstream,
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -172,7 +170,3 @@ class LineGeometry(BaseModel):
         if self.valves.y_valve_mm <= view_bottom - self.camera.view_length_mm:
             raise ValueError("valves.y_valve_mm lies upstream of the camera's view")
         return self
-
-    def ms_to_ticks(self, ms: float, speed_mm_s: float | None = None) -> int:
-        """Belt travel in ticks during ``ms`` at ``speed_mm_s`` (default nominal), rounded up."""
-        return math.ceil(ms * 1e-3 * self.belt.ticks_per_s(speed_mm_s))

@@ -180,10 +180,6 @@ class FrameRingWriter:
     def shape(self) -> tuple[int, ...]:
         return self._m.shape
 
-    @property
-    def frames_written(self) -> int:
-        return self._seq
-
     @classmethod
     def create(
         cls, name: str, width: int, height: int, channels: int, slots: int = 8
@@ -359,16 +355,21 @@ class FrameRingReader:
             raise FrameRingError(f"{where}: {problem}")
         return cls(_Mapped(name, path, mm))
 
-    def read(self, timeout_s: float) -> RingFrame:
-        """The newest frame not yet read; ``TimeoutError`` after ``timeout_s``."""
+    def read(self, timeout_s: float, max_lag: int = 0) -> RingFrame:
+        """The oldest frame not yet read, unless the writer is more than
+        ``max_lag`` frames ahead of it: then the one ``max_lag`` behind the
+        newest (0: always the newest). Frames skipped are gaps in the camera
+        counter. ``TimeoutError`` after ``timeout_s``."""
         deadline = time.monotonic() + timeout_s
         m = self._m
+        lag = min(max(int(max_lag), 0), m.slots - 2)  # the writer may be filling one more
         while True:
             written = int(m.get(_U64, _WRITE_SEQ))
             if written > self._next:
-                got = self._copy(written - 1)
+                k = max(self._next, written - 1 - lag)
+                got = self._copy(k)
                 if got is not None:
-                    self._next = written
+                    self._next = k + 1
                     return got
                 self.retries += 1
                 continue

@@ -1,8 +1,11 @@
 """``ShmRingCamera``: a camera whose frames arrive in a shared-memory frame ring
 (``core.frame_ring``), e.g. the virtual plant of ``sortline sim plant``.
 
-Newest wins: ``read`` returns the newest frame not yet read; frames the
-reader was too slow for are skipped and show up as gaps in ``counter``.
+Oldest first, within a bound: ``read`` returns the oldest frame not yet
+read unless the writer is more than ``max_lag`` frames ahead, as a camera
+driver's small buffer would (a loop held up by one slow cycle catches up and
+loses nothing; one that stays behind gets recent frames, not a backlog).
+Frames skipped show up as gaps in ``counter``.
 ``exposure_tick`` is the encoder count the writer stamped on the frame.
 ``stepped=True`` makes each ``read`` a software trigger: it asks the writer
 for the frame after the last one read, then waits for it.
@@ -23,12 +26,21 @@ _WRITER_STALE_S = 2.0
 
 class ShmRingCamera:
     """name: the ring (``/dev/shm/NAME``, or a path); size: (width, height) px
-    the line expects, None to take the ring's; stepped: see the module doc."""
+    the line expects, None to take the ring's; stepped, max_lag: see the
+    module doc."""
 
-    def __init__(self, name: str, *, size: tuple[int, int] | None, stepped: bool = False) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        size: tuple[int, int] | None,
+        stepped: bool = False,
+        max_lag: int = 2,
+    ) -> None:
         self.ring = name
         self.size = size
         self.stepped = stepped
+        self.max_lag = max_lag
         self._reader: FrameRingReader | None = None
         self._last_counter: int | None = None
 
@@ -56,7 +68,7 @@ class ShmRingCamera:
         self._last_counter = None
 
     def read(self, timeout_s: float) -> RawFrame:
-        """The newest frame not yet read (stepped: the next one, requested first)."""
+        """The next frame (see the module doc; stepped: requested first)."""
         reader = self._reader
         if reader is None:
             raise SourceStalledError(f"{self.name}: read before open")
@@ -65,7 +77,7 @@ class ShmRingCamera:
         while True:
             left = deadline - time.monotonic()
             try:
-                got = reader.read(max(min(left, _WAIT_SLICE_S), 0.0))
+                got = reader.read(max(min(left, _WAIT_SLICE_S), 0.0), self.max_lag)
             except TimeoutError:
                 if not reader.writer_alive(_WRITER_STALE_S):
                     raise SourceStalledError(f"{self.name}: the ring's writer is gone") from None

@@ -187,10 +187,10 @@ class PlantRunner:
         return self._frames
 
     def _feeding(self) -> bool:
-        """The feeder's interlock: it feeds only while the PLC executes, as a
-        plant interlocks its feeder with the sorter (material fed while the
-        sorter cannot sort passes unsorted)."""
-        return self.plc.state is PackMLState.EXECUTE
+        """The feeder's interlock: it feeds only while the PLC executes with a
+        live controller heartbeat, as a plant interlocks its feeder with the
+        sorter (material fed while the sorter cannot sort passes unsorted)."""
+        return self.plc.state is PackMLState.EXECUTE and self.plc.heartbeat_ok()
 
     def score(self, targets: Mapping[str, str] | None = None) -> dict[str, Any]:
         """``VirtualPlant.score(targets).to_dict()``, from any thread."""

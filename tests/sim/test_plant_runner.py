@@ -163,13 +163,25 @@ def test_paced_free_frames_come_at_fps(ring: str) -> None:
 def test_score_from_another_thread_while_running(ring: str) -> None:
     with make_runner(ring, "free", stepped=False) as runner:
         deadline = time.monotonic() + 10
-        while runner.frames < 20 and time.monotonic() < deadline:
+        beat = 0
+        while runner.frames < 40 and time.monotonic() < deadline:
+            beat += 1  # a live controller: the feeder's interlock lets it feed
+            assert runner.plc.write_holding(rm.HR_HEARTBEAT, [beat]) is None
             time.sleep(0.01)
         score = runner.score({"copper": "eject", "battery": "eject"})
         assert score["targets"] == {"copper": "eject", "battery": "eject"}
         assert {"purity", "recovery", "co_ejection_rate", "objects_targeted"} <= set(score)
         assert score["in_flight"] + score["crossed"] >= 1
-        assert runner.health()["frames"] >= 20 and runner.health()["error"] is None
+        assert runner.health()["frames"] >= 40 and runner.health()["error"] is None
+
+
+def test_feeder_waits_for_a_live_controller(ring: str) -> None:
+    with make_runner(ring, "free", stepped=False) as runner:
+        deadline = time.monotonic() + 10
+        while runner.frames < 30 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        score = runner.score()  # no heartbeat yet: the feeder's interlock holds it
+        assert score["in_flight"] + score["crossed"] == 0
 
 
 def test_ring_in_use_and_camera_errors(ring: str) -> None:
