@@ -29,6 +29,7 @@ from typing import Any
 
 from control.recipe import parse_recipe
 from plc.bridge import PlcStatus
+from plc.regmap import InputBit
 from sortline.camera_link import CameraLink
 from sortline.config import LineConfig, records_dir
 from sortline.lineparams import LineParams, apply, derive
@@ -128,12 +129,26 @@ class SortingLine:
         self.parts.bridge.start()
         if not self.parts.bridge.wait_connected(connect_timeout_s):
             log.warning("PLC not reachable yet; the line starts Held and keeps trying")
+        else:
+            self._wait_heartbeat_seen(connect_timeout_s)
         self.loop.observe(self.parts.bridge.snapshot())
         if self.parts.calibration is not None:
             self._spawn("calibration-watch", self._watch_calibration)
         if not self.stepped:
             period_s = 1.0 / self.cfg.camera.fps
             self._spawn("rt-loop", lambda: self.loop.run(self._stop, period_s))
+
+    def _wait_heartbeat_seen(self, timeout_s: float) -> None:
+        """Until the PLC reports our heartbeat (its watchdog armed and fresh):
+        the line is then really in its hands (a plant's feeder interlock, a
+        PLC that holds until it sees the controller)."""
+        bridge = self.parts.bridge
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if bridge.snapshot().inputs & InputBit.HEARTBEAT_OK:
+                return
+            bridge.poll_now(0.2)
+        log.warning("the PLC does not report the controller's heartbeat (IR 4 bit 2)")
 
     def _warm_up(self) -> None:
         parts = self.parts
@@ -325,9 +340,10 @@ class SortingLine:
                 time.sleep(0.005)
         if outcome is None:
             raise TransitionError(f"{cmd.value}: the PLC did not answer in time")
-        self.state.note(f"{cmd.value} by {who}: PLC {outcome.result}")
         if outcome.result.startswith(("refused", "dropped", "error")):
+            self.state.note(f"{cmd.value} by {who}: PLC {outcome.result}")
             raise TransitionError(f"{cmd.value}: PLC {outcome.result}")
+        self.state.expect(f"{cmd.value} by {who}")  # the cause of the transitions it makes
         arrived = _PLC_ARRIVES[cmd]
         while time.monotonic() < deadline:  # the PLC took it: wait until it gets there
             bridge.poll_now(0.5)

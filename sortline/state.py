@@ -104,6 +104,7 @@ class LineStateMachine:
         self._history: deque[Transition] = deque(maxlen=history_len)
         self._estop = False
         self._causes: tuple[str, ...] = ()
+        self._expected: tuple[str, float] | None = None
 
     @property
     def state(self) -> PackMLState:
@@ -121,6 +122,12 @@ class LineStateMachine:
     def history(self) -> list[Transition]:
         with self._lock:
             return list(self._history)
+
+    def expect(self, cause: str, within_s: float = 5.0) -> None:
+        """An operator command the PLC took: the transitions it makes (within
+        ``within_s``) are recorded with ``cause`` rather than the PLC's state."""
+        with self._lock:
+            self._expected = (cause, self._clock() + within_s)
 
     def note(self, cause: str) -> None:
         """Record an event that is not a state change (a command sent or refused)."""
@@ -161,7 +168,13 @@ class LineStateMachine:
         with self._lock:
             self._estop = cond.estop
             target, causes = self._target(cond)
-            self._go(target, ", ".join(causes) or "plc " + target.name.lower())
+            cause = ", ".join(causes) or "plc " + target.name.lower()
+            expected = self._expected
+            if expected is not None and target is not self._state:
+                if self._clock() <= expected[1]:
+                    cause = expected[0]
+                self._expected = None
+            self._go(target, cause)
             self._causes = causes
             return self._state
 

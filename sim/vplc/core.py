@@ -264,8 +264,10 @@ class PlcCore:
         ahead_s = min(max(time.monotonic() - self._advanced_wall_s, 0.0), _FOLLOW_MAX_S)
         tick = (self._tick + int(self._speed_mm_s * ahead_s / mm)) % (1 << 32)
         last = self._last_read_tick
-        back = tick_diff(last, tick) if last is not None else 0
-        if 0 < back <= self._speed_mm_s * _FOLLOW_MAX_S / mm + 1:
+        if (
+            last is not None
+            and 0 < tick_diff(last, tick) <= self._speed_mm_s * _FOLLOW_MAX_S / mm + 1
+        ):
             tick = last  # the caller ran slower than the wall clock: never read backwards
         self._last_read_tick = tick
         return tick

@@ -120,7 +120,10 @@ def test_genicam_camera_free_running(sim_plc: int, tmp_path: Path, free_port: in
     )
     r = _run_line(cfg, tmp_path / "report.json", duration_s=3.0)
     assert r["frames"] >= 10, r["camera"]
-    assert r["timebase"]["mode"] == "free" and r["timebase"]["frames_stamped"] == r["frames"]
+    assert r["timebase"]["mode"] == "free"
+    # every frame processed had its count (the report is taken while the loop
+    # runs: one frame may be stamped and not yet counted as processed)
+    assert 0 <= r["timebase"]["frames_stamped"] - r["frames"] <= 1
     assert r["camera"]["name"].startswith("genicam:")
     assert r["state"] == "EXECUTE", r
 
@@ -206,7 +209,7 @@ def test_estop_cycle_over_modbus_returns_to_execute() -> None:
         assert line.state.state.name == "EXECUTE"
         assert line.parts.bridge.snapshot().pulses_acked > acked  # pulses flow again
         causes = [e.cause for e in line.snapshot().events]
-        assert any("reset by test: PLC taken" in c for c in causes), causes
+        assert "reset by test" in causes and "start by test" in causes, causes
     finally:
         line.stop()
 
