@@ -294,11 +294,17 @@ def _owner_pid(path: Path) -> int | None:
 
 
 class FrameRingReader:
-    """A reader of a ring: ``attach``, then ``read`` the newest unread frames."""
+    """A reader of a ring: ``attach``, then ``read`` frames written since.
+
+    Frames already in the ring when it attaches are never offered: a camera
+    reopened after a stall must not deliver, again, frames the line has
+    already processed (their fragments would be tracked and fired at twice).
+    """
 
     def __init__(self, mapped: _Mapped) -> None:
         self._m = mapped
-        self._next = 0  # ring index of the oldest frame not yet offered
+        # ring index of the oldest frame not yet offered: the next one written
+        self._next = int(mapped.get(_U64, _WRITE_SEQ))
         self.retries = 0  # copies redone because the writer overtook them
 
     @property

@@ -201,6 +201,7 @@ class PlcBridge:
                 pulses_acked=c.acked, pulses_late=c.late,
                 pulses_rejected_by_plc=c.rejected_by_plc, pulses_invalid=c.invalid,
                 pulses_overflow=c.overflow,
+                pulses_stale=c.stale,
                 reconnects=c.reconnects, read_errors=c.read_errors,
                 plc_counters=dict(s.plc_counters), valve_cycles=s.valve_cycles,
                 t_s=time.monotonic(), trigger_seq=s.trigger_seq,
@@ -270,7 +271,8 @@ class PlcBridge:
             await self._link.write_holding(rm.HR_WATCHDOG_MS, [int(self.config.watchdog_ms)])
         if self.config.trigger_every_ticks is not None:
             await self._link.write_holding(rm.HR_TRIGGER_EVERY, [self.config.trigger_every_ticks])
-        await self._pulses.on_connect(same_boot=self._s.boot_id == boot_before)
+        same = self._s.boot_id == boot_before
+        await self._pulses.on_connect(same_boot=same, restarted=boot_before != -1 and not same)
         with self._lock:
             self._s.next_seq = rm.seq_add(self._s.acked_seq, 1)
             self._s.connected = True

@@ -124,7 +124,8 @@ class PlcStatus:
     Pulse counters: every submitted pulse ends as exactly one of acked (taken
     by the PLC for execution), late (refused by the bridge: could not meet its
     deadline), rejected_by_plc (the PLC took it late / not ready, or refused
-    the write), invalid (valves or flap the PLC does not have), overflow (the
+    the write), invalid (valves or flap the PLC does not have), stale (queued
+    when the PLC restarted: their ticks belong to its old count), overflow (the
     bridge's queue was full). ``pulses_sent`` counts records written (resends
     after a lost link included). plc_counters: the PLC's own counters (IR 14-23,
     41-42) by register name; valve_cycles: per-valve run counts (IR 100..),
@@ -161,6 +162,7 @@ class PlcStatus:
     plc_counters: dict[str, int]
     valve_cycles: tuple[int, ...]
     t_s: float
+    pulses_stale: int = 0
     trigger_seq: int = 0
     trigger_latches_missed: int = 0
     mm_per_tick: float = 0.0

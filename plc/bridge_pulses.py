@@ -79,9 +79,19 @@ class PulseSender:
                 self._c.resolved += fates
                 self._cv.notify_all()
 
-    async def on_connect(self, same_boot: bool) -> None:
+    async def on_connect(self, same_boot: bool, restarted: bool = False) -> None:
         """After a reconnect: settle what the PLC took of the records in flight
-        when the link failed (same PLC boot), queue the rest to be sent again."""
+        when the link failed (same PLC boot), queue the rest to be sent again.
+        ``restarted`` (a new boot of a PLC seen before): every queued and
+        in-flight pulse is dropped and counted ``stale``: its ticks belong to
+        the old boot's encoder count (a restarted counter would fire it far
+        from its fragment)."""
+        if restarted:
+            stale = len(self.inflight) + len(self.queue)
+            self.inflight, self.queue = [], type(self.queue)()
+            if stale:
+                self.resolve(stale=stale)
+            return
         if self.inflight and same_boot:
             t_sent = time.monotonic()
             ack = await self._link.read_holding(rm.HR_ACK_BASE, rm.HR_ACK_WORDS)

@@ -29,9 +29,10 @@ class BridgeCounters:
     rejected_by_plc: int = 0
     invalid: int = 0
     overflow: int = 0
+    stale: int = 0
     reconnects: int = 0
     read_errors: int = 0
-    resolved: int = 0  # acked + late + rejected_by_plc + invalid + overflow
+    resolved: int = 0  # acked + late + rejected_by_plc + invalid + overflow + stale
 
 
 @dataclasses.dataclass

@@ -8,6 +8,7 @@ frames come back. What counts:
   loop, or replaced while the loop was busy);
 - ``frames_bad``: frames of the wrong size or type (dropped; three in a row
   hold the line);
+- ``reconnects``: times frames flowed again after the camera was reopened;
 - a stall: no frame for ``stall_s``; after ``reopen_after_stalls`` stalls in a
   row the camera is closed and reopened (a camera that went away), except
   a video that ended (it is not replayed: the line stays Held);
@@ -49,6 +50,7 @@ class CameraLink:
         self.reconnects = 0
         self.last_error = ""
         self._opened_once = False
+        self._reopened = False
         self._logged = False
         self._bad_in_row = 0
         self._bad_since_good = 0
@@ -85,7 +87,7 @@ class CameraLink:
             self._backoff_s = min(self._backoff_s * 2, _BACKOFF_MAX_S)
             return False
         self.is_open = True
-        self.reconnects += int(self._opened_once)
+        self._reopened = self._opened_once  # counted once frames flow again
         self._opened_once = True
         self._backoff_s = _BACKOFF_MIN_S
         self._last_counter = None
@@ -143,6 +145,8 @@ class CameraLink:
         self._last_counter = raw.counter
         self._last_frame_mono = time.monotonic()
         self.frames_read += 1
+        self.reconnects += int(self._reopened)
+        self._reopened = False
         self._bad_in_row = 0
         self._stalls_in_row = 0
         if self.problem and self._logged:

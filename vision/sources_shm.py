@@ -56,6 +56,9 @@ class ShmRingCamera:
             reader = FrameRingReader.attach(self.ring)
         except FrameRingError as exc:
             raise SourceOpenError(self.name, str(exc)) from None
+        if not reader.writer_alive(_WRITER_STALE_S):  # a crashed writer's ring
+            reader.close()
+            raise SourceOpenError(self.name, "the ring's writer is gone")
         w, h = reader.width, reader.height
         if self.size is not None and (w, h) != tuple(self.size):
             reader.close()
