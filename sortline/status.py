@@ -140,6 +140,7 @@ def report_from(
         "deadline_misses": snap.deadline_misses,
         "latency_ms": {"p50": snap.latency_ms.p50, "p99": snap.latency_ms.p99},
         "state": snap.state,
+        "causes": list(snap.causes),
         "controller": dict(c),
         "camera": snap.camera.model_dump(mode="json"),
         "timebase": snap.timebase.model_dump(mode="json"),

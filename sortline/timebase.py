@@ -29,7 +29,9 @@ sample. Never from the nominal belt speed.
 
 Both measure their error: against the count the camera itself reports when
 it does (``RawFrame.exposure_tick``: GenICam chunk data, the virtual plant),
-else (trigger mode) the gap between the latched and the interpolated count.
+else in trigger mode the gap between the latched and the interpolated count,
+in free mode how far each new encoder sample lands from the count
+extrapolated for its time from the samples before it.
 """
 
 from __future__ import annotations
@@ -148,6 +150,12 @@ class _ErrorWindow:
         return round(float(p50), 2), round(float(p99), 2), round(float(a.max()), 2)
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Head:
+    t_s: np.ndarray
+    tick: np.ndarray
+
+
 class TimeBase(Protocol):
     mode: Literal["trigger", "free"]
 
@@ -196,15 +204,33 @@ class FreeTimeBase(_Base):
     def __init__(self, samples: Callable[[], _Samples]) -> None:
         super().__init__()
         self._samples = samples
+        self._seen_t_s = -np.inf
 
     def reset(self) -> None:
         pass
 
     def stamp(self, raw: RawFrame) -> Stamp:
-        est = interpolate(self._samples(), raw.t_s)
+        samples = self._samples()
+        est = interpolate(samples, raw.t_s)
         if est is None:
             return self._none("no recent encoder samples from the PLC")
+        if raw.exposure_tick is None:
+            self._residuals(samples)
         return self._ok(round(est), raw)
+
+    def _residuals(self, samples: _Samples) -> None:
+        """Without a count from the camera, the error measured is how far each
+        new encoder sample lands from the count extrapolated for its time from
+        the samples before it: what a frame between samples risks, at most."""
+        t = np.asarray(samples.t_s, dtype=np.float64)
+        for i in np.flatnonzero(t > self._seen_t_s).tolist():
+            if i >= 2:
+                head = _Head(t[:i], np.asarray(samples.tick)[:i])
+                est = interpolate(head, float(t[i]))
+                if est is not None:
+                    self._err.add(float(_diff32(int(samples.tick[i]), round(est))), "encoder")
+        if len(t):
+            self._seen_t_s = float(t[-1])
 
 
 class TriggerTimeBase(_Base):

@@ -90,7 +90,9 @@ def _summary(r: dict) -> str:
     def f(v: object) -> str:
         return "n/a" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
 
+    state = r["state"] + (f" ({'; '.join(r['causes'])})" if r["causes"] else "")
     return (
+        f"state at the end: {state}\n"
         f"frames {r['frames']} (dropped {r['frames_dropped']}), objects seen "
         f"{r['objects_seen']}, targeted {r['objects_targeted']}, ejected "
         f"{f(r['objects_ejected'])}, purity {f(r['purity'])}, recovery {f(r['recovery'])}, "

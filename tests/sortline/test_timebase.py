@@ -56,6 +56,16 @@ def test_free_timebase_measures_its_error_against_the_camera() -> None:
     assert tb.status().frames_unstamped == 1
 
 
+def test_free_timebase_without_camera_counts_measures_the_encoder_residual() -> None:
+    samples = _samples(0.0, 1.0)
+    jitter = samples.tick.copy()
+    jitter[-1] += 40  # the last sample lands 40 ticks off the belt's steady run
+    tb = FreeTimeBase(lambda: SimpleNamespace(t_s=samples.t_s, tick=jitter))
+    assert tb.stamp(RawFrame(IMG, 1, 0.5)).tick == 12_500
+    st = tb.status()
+    assert st.error_source == "encoder" and st.error_ticks_max == 40.0 and st.error_ticks_p50 == 0
+
+
 def _trigger_tb(latched: list[int]) -> TriggerTimeBase:
     return TriggerTimeBase(lambda: _latches(latched), lambda: _samples(0.0, 1.0), N)
 
