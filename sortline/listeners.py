@@ -44,7 +44,8 @@ __all__ = [
 @dataclasses.dataclass(frozen=True, slots=True)
 class Cycle:
     """One processed frame: its detections, the tracks after it, the pulses
-    handed to the bridge (empty unless the line executes) and the state."""
+    handed to the bridge (empty unless the line executes), the state, and the
+    frame's latency (arrival to pulses handed over, ms)."""
 
     frame: Frame
     detections: Detections
@@ -52,6 +53,7 @@ class Cycle:
     pulses: Pulses
     state: PackMLState
     t_unix_s: float
+    latency_ms: float
 
 
 class Listener(Protocol):

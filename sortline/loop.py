@@ -39,6 +39,7 @@ __all__ = ["FrameLoop"]
 log = logging.getLogger("sortline.loop")
 
 UNTIMED_IN_A_ROW = 20  # frames without an encoder count before the line holds on it
+FAILED_IN_A_ROW = 3  # cycles failing in a row (a bug, a broken model) before it holds
 
 
 class FrameLoop:
@@ -87,6 +88,9 @@ class FrameLoop:
         self._live_class: dict[int, int] = {}
         self._untimed_in_row = 0
         self._untimed_why = ""
+        self.cycle_errors = 0
+        self._failed_in_row = 0
+        self._failure = ""
         self._encoder_resets = 0
         self._in_flight_arrival = 0.0
         self._timebase_key: tuple[int, int] | None = None
@@ -100,20 +104,23 @@ class FrameLoop:
         while not stop.is_set():
             try:
                 self.cycle(timeout_s=max(2 * period_s, 0.05))
-            except Exception:  # the loop must outlive one bad cycle
-                log.exception("real-time cycle failed")
+                self._failed_in_row = 0
+            except Exception as exc:  # the loop outlives a bad cycle, and says so
+                self.cycle_errors += 1
+                self._failed_in_row += 1
+                self._failure = f"{type(exc).__name__}: {exc}"
+                if self._failed_in_row in (1, 10, 100) or self._failed_in_row % 1000 == 0:
+                    log.exception("frame loop cycle failed (%d in a row)", self._failed_in_row)
 
     @property
     def frames_dropped(self) -> int:
-        return (
-            self.camera.frames_lost
-            + self.camera.frames_bad
-            + self.frames_untimed
-            + (self.frames_bad)
-        )
+        cam = self.camera
+        return cam.frames_lost + cam.frames_bad + self.frames_untimed + self.frames_bad
 
     def holds(self) -> tuple[str, ...]:
         causes = []
+        if self._failed_in_row >= FAILED_IN_A_ROW:
+            causes.append(f"frame loop failing: {self._failure}")
         if self.camera.problem:
             causes.append(self.camera.problem)
         if self._untimed_in_row >= UNTIMED_IN_A_ROW:
@@ -175,10 +182,11 @@ class FrameLoop:
             self.bridge.submit(sent)
             self.pulses_handed += len(sent)
         self.frames += 1
-        self.latency_ms.add((time.monotonic() - t_detected) * 1e3)
+        latency_ms = (time.monotonic() - t_detected) * 1e3
+        self.latency_ms.add(latency_ms)
         self._count_classes(tracks)
         self.live_tracks = len(tracks)
-        cycle = Cycle(frame, dets, tracks, sent, state, time.time())
+        cycle = Cycle(frame, dets, tracks, sent, state, time.time(), latency_ms)
         for listener in self.listeners:
             listener.on_cycle(cycle)
         self._publish(plc)

@@ -100,7 +100,9 @@ class SortingLine:
         self.score: ScoreListener | None = None
         if parts.score_source is not None:
             name = "embedded virtual plant" if parts.plant is not None else cfg.sim.score_url
-            self.score = ScoreListener(parts.score_source, self.parts.recipe.targets, name)
+            self.score = ScoreListener(
+                parts.score_source, lambda: self.parts.recipe.targets(), name
+            )  # the recipe in use, after a switch too
             self.loop.attach(self.score)
         if cfg.vision.uncertain_dir:
             from vision.labelling import UncertainFolder

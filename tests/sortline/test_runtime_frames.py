@@ -66,3 +66,56 @@ def test_gaps_bad_frames_and_stalls_are_counted_and_held_on() -> None:
         assert report["frames_dropped"] == 3 and report["camera"]["frames_bad"] == 1
     finally:
         line.stop()
+
+
+def test_a_failing_cycle_holds_the_line_until_cycles_succeed_again() -> None:
+    """Wall clock: the real-time thread outlives cycles that raise (here the
+    vision stage), holds the line after three in a row, says why, and goes
+    back to Execute when cycles succeed again."""
+    line = SortingLine(load_config(), plc_port=0, records=False)
+    vision = line.parts.vision
+    real = vision.process
+    broken = {"on": False}
+
+    def process(frame):  # type: ignore[no-untyped-def]
+        if broken["on"]:
+            raise RuntimeError("model output has the wrong shape")
+        return real(frame)
+
+    vision.process = process  # type: ignore[method-assign]
+    line.start()
+    try:
+        assert _until(lambda: line.frames > 20 and line.state.state.name == "EXECUTE", 20)
+        broken["on"] = True
+        assert _until(lambda: line.state.state.name == "HELD", 5)
+        assert any("frame loop failing: RuntimeError" in c for c in line.state.causes)
+        assert line.loop.cycle_errors >= 3
+        broken["on"] = False
+        assert _until(lambda: line.state.state.name == "EXECUTE", 5), line.state.causes
+    finally:
+        line.stop()
+
+
+def _until(cond, timeout_s: float) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_labelling_folder_is_a_listener(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    cfg = tmp_path / "line.toml"
+    cfg.write_text('[vision]\nuncertain_dir = "unsure"\nuncertain_below = 0.999\n')
+    line = SortingLine(load_config(cfg), stepped=True, plc_port=0, records=False)
+    line.start()
+    try:
+        line.run_frames(60)
+    finally:
+        line.stop()  # closing the listener writes what it queued
+    saved = sorted((tmp_path / "unsure").glob("*.json"))
+    assert saved, "no uncertain fragment kept"
+    stem = saved[0].name.removesuffix(".json")
+    assert (tmp_path / "unsure" / f"{stem}.crop.png").is_file()
+    assert (tmp_path / "unsure" / f"{stem}.ctx.png").is_file()
