@@ -47,6 +47,7 @@ from plc.bridge_history import (
     TriggerLatches,
     command_result_text,
 )
+from plc.bridge_latency import ACK_BUCKETS_S, LatencyHistogram
 from plc.bridge_pulses import PulseSender
 from plc.bridge_state import BridgeCounters, Session, decode_cycles, decode_status
 from plc.link import Link, LinkError, LinkParams, ModbusLink, PlcRefusedError
@@ -84,10 +85,13 @@ class PlcBridge:
         self._latches = LatchTracker()
         self._outcomes: deque[CommandOutcome] = deque(maxlen=COMMANDS_KEPT)
         self._polls_started = self._polls_done = 0
+        self.ack_latency = LatencyHistogram(ACK_BUCKETS_S)
+        """Per batch of ring records, write request -> settling acknowledgement (s)."""
         self._pulses = PulseSender(
             config, self._link, self._s, self._c, self._resolved_cv,
             report=lambda err: self._error(err, read=False),
             read_status=self._read_status, on_encoder=self._add_sample,
+            ack_latency=self.ack_latency,
         )  # fmt: skip
         self._commands: deque[int] = deque()
         self._cmd_reports: bool | None = None  # does this PLC fill IR 92-94?

@@ -3,7 +3,9 @@
 ``PulseSender`` runs on the bridge's event loop (every method but
 ``resolve`` is loop-only) and shares the bridge's ``Session`` and counters
 under the bridge's lock (``cv``). Up to 15 records go out per FC 23 request
-that also reads back the acknowledgement block (HR 100..).
+that also reads back the acknowledgement block (HR 100..); each batch's time
+from its write request to the acknowledgement that settles it goes to the
+``ack_latency`` histogram.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from core.types import Pulses
 from plc import regmap as rm
 from plc.bridge_config import BridgeConfig
+from plc.bridge_latency import LatencyHistogram
 from plc.bridge_state import BridgeCounters, Row, Session
 from plc.link import Link, LinkDownError, LinkError, PlcRefusedError
 
@@ -29,7 +32,9 @@ class PulseSender:
     report: records a failed request (``PlcBridge._error``);
     read_status: one status read (refreshes ``session``);
     on_encoder: called with (t_sent, t_recv), lock held, after an ack block
-    updated ``session.tick``.
+    updated ``session.tick``;
+    ack_latency: per batch settled by its acknowledgements, the seconds from
+    its write request to the last of them.
     """
 
     def __init__(
@@ -42,6 +47,7 @@ class PulseSender:
         report: Callable[[LinkError], None],
         read_status: Callable[[], Awaitable[None]],
         on_encoder: Callable[[float, float], None],
+        ack_latency: LatencyHistogram | None = None,
     ) -> None:
         self.config = config
         self._link = link
@@ -51,6 +57,7 @@ class PulseSender:
         self._report = report
         self._read_status = read_status
         self._on_encoder = on_encoder
+        self._ack_latency = ack_latency
         self.queue: deque[Row] = deque()
         self.inflight: list[Row] = []
         self._wake = asyncio.Event()  # binds to the loop on first use
@@ -146,7 +153,7 @@ class PulseSender:
         )
         self.inflight = batch
         self.resolve(sent=len(batch))
-        t_sent = time.monotonic()
+        t_write = t_sent = time.monotonic()
         try:
             ack = await self._link.write_read(
                 rm.slot_address(seq0), words, rm.HR_ACK_BASE, rm.HR_ACK_WORDS
@@ -161,6 +168,8 @@ class PulseSender:
             await asyncio.sleep(0.001)
             t_sent = time.monotonic()
             ack = await self._link.read_holding(rm.HR_ACK_BASE, rm.HR_ACK_WORDS)
+        if self._ack_latency is not None:
+            self._ack_latency.observe(time.monotonic() - t_write)
 
     def _settle_acked(self, ack: list[int], t_sent: float, t_recv: float) -> bool:
         """Resolve the in-flight records the PLC has taken (per the HR 100..

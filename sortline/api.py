@@ -19,6 +19,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from core.errors import InputFileError
+from sortline.api_alarms import alarms_router
+from sortline.api_metrics import metrics_router
 from sortline.state import Command, PackMLState, TransitionError
 from sortline.status import StatusSnapshot
 
@@ -130,6 +132,8 @@ def create_app(line: LineLike) -> FastAPI:
         except (InputFileError, ValueError) as exc:
             raise HTTPException(status_code=422, detail=str(exc)) from None
 
+    app.include_router(metrics_router(line))
+    app.include_router(alarms_router(line))
     return app
 
 

@@ -120,6 +120,9 @@ class ApiSection(BaseModel):
     model_config = _STRICT
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
+    open_metrics: bool = Field(
+        True, description="GET /metrics answers without an API key; false: 404"
+    )
 
 
 class CalibrationSection(BaseModel):
@@ -146,6 +149,40 @@ class SimSection(BaseModel):
     )
 
 
+class AlarmsSection(BaseModel):
+    """``[alarms]``: when the alarm book (``sortline.alarms``) raises what."""
+
+    model_config = _STRICT
+    period_s: float = Field(0.2, gt=0, le=10, description="conditions evaluated this often")
+    history: int = Field(1000, ge=10, le=1_000_000, description="journal entries kept")
+    deadline_misses_max: int = Field(
+        5, ge=0, description="more deadline misses than this within deadline_window_s: warning"
+    )
+    deadline_window_s: float = Field(60.0, gt=0, le=86400)
+    counter_window_s: float = Field(
+        60.0,
+        gt=0,
+        le=86400,
+        description="PLC watchdog trips, malformed writes, time-base slips, dropped records: "
+        "the alarm stays active until its counter has not moved for this long",
+    )
+    uncertain_below: float = Field(
+        0.6, gt=0, le=1, description="a detection below this confidence counts as uncertain"
+    )
+    uncertainty_window_frames: int = Field(300, ge=1, le=1_000_000)
+    uncertainty_min_detections: int = Field(50, ge=1, description="per window, to judge it")
+    uncertainty_rise: float = Field(
+        0.15, gt=0, le=1, description="share of uncertain detections above its baseline: warning"
+    )
+    valve_window_s: float = Field(120.0, gt=0, le=86400)
+    valve_min_cycles: int = Field(
+        5, ge=1, description="a valve is judged when both neighbours ran this often in the window"
+    )
+    valve_weak_share: float = Field(
+        0.2, ge=0, lt=1, description="fewer cycles than this share of the lesser neighbour's: weak"
+    )
+
+
 class LineConfig(BaseModel):
     model_config = _STRICT
 
@@ -160,6 +197,7 @@ class LineConfig(BaseModel):
     records: RecordsSection = RecordsSection()
     calibration: CalibrationSection = CalibrationSection()
     sim: SimSection = SimSection()
+    alarms: AlarmsSection = AlarmsSection()
     source: str = Field(DEFAULT_CONFIG_NAME, exclude=True)
 
     @model_validator(mode="after")

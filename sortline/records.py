@@ -64,6 +64,11 @@ class RecordWriter:
     def last_error(self) -> str:
         return self._writer.last_error
 
+    @property
+    def failed(self) -> int:
+        """Batches whose write failed (disk full, folder gone, read-only)."""
+        return self._writer.failed
+
     def close(self, timeout_s: float = 5.0) -> None:
         self._writer.close(timeout_s)
 

@@ -30,11 +30,13 @@ from typing import Any
 from control.recipe import parse_recipe
 from plc.bridge import PlcStatus
 from plc.regmap import InputBit
+from sortline.alarms import AlarmBook, attach_alarms
 from sortline.camera_link import CameraLink
 from sortline.config import LineConfig, records_dir
 from sortline.lineparams import LineParams, apply, derive
 from sortline.listeners import LabellingListener, RecordsListener, ScoreListener
 from sortline.loop import FrameLoop
+from sortline.metrics_prom import attach_metrics
 from sortline.parts import LineParts, build_parts
 from sortline.records import RecordWriter
 from sortline.state import Command, LineStateMachine, PackMLState, TransitionError
@@ -111,6 +113,8 @@ class SortingLine:
             self.loop.attach(
                 LabellingListener(folder, parts.class_names, cfg.vision.uncertain_below)
             )
+        self.alarms: AlarmBook = attach_alarms(self)  # GET /alarms (sortline.api_alarms)
+        self.metrics = attach_metrics(self)  # GET /metrics (sortline.api_metrics)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._pending_params: LineParams | None = None
@@ -166,6 +170,7 @@ class SortingLine:
 
     def stop(self) -> None:
         self._stop.set()
+        self.alarms.close()
         for t in self._threads:
             t.join(timeout=5.0)
         if self.loop.pipelined is not None:
