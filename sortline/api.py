@@ -2,6 +2,12 @@
 
 Reads only the snapshots the real-time loop publishes; commands go through the
 line's state machine, which refuses what the current state does not allow.
+
+Every route but ``/``, ``/health`` and ``/metrics`` needs an API key
+(``sortline.auth``): ``maintenance`` reads, ``operator`` commands the line and
+acknowledges alarms, ``engineer`` uploads recipes and reads ``/audit``. A
+change is made in the key's name; a ``who`` in the body is kept only as a note
+in the audit log.
 """
 
 from __future__ import annotations
@@ -9,10 +15,10 @@ from __future__ import annotations
 import threading
 import time
 from importlib import resources
-from typing import Any, Literal, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
 import uvicorn
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -21,6 +27,15 @@ from starlette.routing import Match
 from core.errors import InputFileError
 from sortline.api_alarms import alarms_router
 from sortline.api_metrics import metrics_router
+from sortline.auth import (
+    AUTH_RESPONSES,
+    AuditLog,
+    KeyBook,
+    Principal,
+    audit_router,
+    record,
+    require,
+)
 from sortline.state import Command, PackMLState, TransitionError
 from sortline.status import StatusSnapshot
 
@@ -43,7 +58,9 @@ class Health(BaseModel):
 
 class CommandRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
-    who: str = Field("operator", min_length=1, max_length=64)
+    who: str | None = Field(
+        None, min_length=1, max_length=64, description="a note for the audit log; the key is who"
+    )
 
 
 class CommandResult(BaseModel):
@@ -53,7 +70,9 @@ class CommandResult(BaseModel):
 class RecipeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     toml: str = Field(min_length=1, max_length=65536, description="the recipe file's text")
-    who: str = Field("engineer", min_length=1, max_length=64)
+    who: str | None = Field(
+        None, min_length=1, max_length=64, description="a note for the audit log; the key is who"
+    )
 
 
 class RecipeInfo(BaseModel):
@@ -67,8 +86,16 @@ class RecipeInfo(BaseModel):
     switched_unix_s: float | None
 
 
-def create_app(line: LineLike) -> FastAPI:
+def _note(who: str | None) -> str:
+    return "" if who is None else f" (body who: {who!r})"
+
+
+def create_app(line: LineLike, keys: KeyBook, audit: AuditLog) -> FastAPI:
+    """The app over ``line``; ``keys`` decide who may call what, ``audit``
+    records every change and every refused key."""
     app = FastAPI(title="sortline", version="0.1.0", description=__doc__)
+    app.state.keys = keys
+    app.state.audit = audit
     dashboard = resources.files("sortline").joinpath("static/dashboard.html").read_text("utf-8")
 
     @app.exception_handler(StarletteHTTPException)
@@ -95,7 +122,12 @@ def create_app(line: LineLike) -> FastAPI:
         ok = st.state == PackMLState.EXECUTE.name
         return Health(status="ok" if ok else "degraded", state=st.state, causes=list(st.causes))
 
-    @app.get("/status", response_model=StatusSnapshot)
+    @app.get(
+        "/status",
+        response_model=StatusSnapshot,
+        responses=AUTH_RESPONSES,
+        dependencies=[Depends(require("maintenance"))],
+    )
     def status() -> StatusSnapshot:
         return line.snapshot()
 
@@ -103,18 +135,31 @@ def create_app(line: LineLike) -> FastAPI:
         "/commands/{command}",
         response_model=CommandResult,
         responses={
+            **AUTH_RESPONSES,
             400: {"description": "the body is not valid JSON"},
             409: {"description": "not allowed in the current state, or refused by the PLC"},
         },
     )
-    def command(command: Literal["start", "stop", "reset"], req: CommandRequest) -> CommandResult:
+    def command(
+        request: Request,
+        command: Literal["start", "stop", "reset"],
+        req: CommandRequest,
+        who: Annotated[Principal, Depends(require("operator"))],
+    ) -> CommandResult:
         try:
-            new = line.command(Command(command), who=req.who)
+            new = line.command(Command(command), who=who.name)
         except TransitionError as exc:
+            record(request, who, 409, str(exc) + _note(req.who))
             raise HTTPException(status_code=409, detail=str(exc)) from None
+        record(request, who, 200, f"now {new.name}" + _note(req.who))
         return CommandResult(state=new.name)
 
-    @app.get("/recipe", response_model=RecipeInfo)
+    @app.get(
+        "/recipe",
+        response_model=RecipeInfo,
+        responses=AUTH_RESPONSES,
+        dependencies=[Depends(require("maintenance"))],
+    )
     def recipe() -> dict[str, Any]:
         return line.recipe_info()
 
@@ -122,18 +167,27 @@ def create_app(line: LineLike) -> FastAPI:
         "/recipe",
         response_model=RecipeInfo,
         responses={
+            **AUTH_RESPONSES,
             400: {"description": "the body is not valid JSON"},
             422: {"description": "the recipe is malformed or names unknown classes"},
         },
     )
-    def switch_recipe(req: RecipeRequest) -> dict[str, Any]:
+    def switch_recipe(
+        request: Request,
+        req: RecipeRequest,
+        who: Annotated[Principal, Depends(require("engineer"))],
+    ) -> dict[str, Any]:
         try:
-            return line.switch_recipe(req.toml, who=req.who)
+            info = line.switch_recipe(req.toml, who=who.name)
         except (InputFileError, ValueError) as exc:
+            record(request, who, 422, f"recipe refused: {exc}" + _note(req.who))
             raise HTTPException(status_code=422, detail=str(exc)) from None
+        record(request, who, 200, f"recipe {info['name']} v{info['version']}" + _note(req.who))
+        return info
 
     app.include_router(metrics_router(line))
     app.include_router(alarms_router(line))
+    app.include_router(audit_router())
     return app
 
 

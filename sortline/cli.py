@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "calibrate",
     "model",
     "bench",
+    "keys",
 )
 
 

@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from calibration.geometry import BeltGeometry, CameraGeometry, LineGeometry, ValveBar
 from core.classes import DEFAULT_CLASSES
@@ -116,6 +116,23 @@ class ControlSection(BaseModel):
     deadline_margin_ms: float = Field(5.0, ge=0, le=1000)
 
 
+class ApiKeyEntry(BaseModel):
+    """One ``[[api.keys]]`` entry: the key's owner, role and scrypt hash
+    (``sortline keys new`` makes one; ``sortline.auth`` checks them)."""
+
+    model_config = _STRICT
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")
+    role: Literal["maintenance", "operator", "engineer"]
+    hash: str = Field(max_length=200)
+
+    @field_validator("hash")
+    @classmethod
+    def _well_formed(cls, value: str) -> str:
+        from sortline.auth import check_hash  # fastapi only when keys are configured
+
+        return check_hash(value)
+
+
 class ApiSection(BaseModel):
     model_config = _STRICT
     host: str = "127.0.0.1"
@@ -123,6 +140,22 @@ class ApiSection(BaseModel):
     open_metrics: bool = Field(
         True, description="GET /metrics answers without an API key; false: 404"
     )
+    keys: tuple[ApiKeyEntry, ...] = Field(
+        (), strict=False, description="API keys ([[api.keys]] name, role, hash)"
+    )
+
+    @model_validator(mode="after")
+    def _names_unique(self) -> ApiSection:
+        names = [k.name for k in self.keys]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"api.keys: name {dup[0]!r} used twice")
+        return self
+
+    @property
+    def loopback_only(self) -> bool:
+        """The API listens on this machine only."""
+        return self.host in ("127.0.0.1", "::1", "localhost") or self.host.startswith("127.")
 
 
 class CalibrationSection(BaseModel):

@@ -8,6 +8,11 @@ import signal
 import sys
 import threading
 import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sortline.auth import KeyBook
+    from sortline.config import LineConfig
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -38,13 +43,24 @@ def run(args: argparse.Namespace) -> int:
         return 2
     from core.files import atomic_write_json
     from sortline.api import ApiServer, create_app
-    from sortline.config import load_config
+    from sortline.auth import AuditLog
+    from sortline.config import load_config, records_dir
     from sortline.runtime import SortingLine
 
     cfg = load_config(args.config)
+    if not cfg.api.keys and not cfg.api.loopback_only:
+        print(
+            f"sortline run: error: api.keys: no API keys configured and the API listens on "
+            f"{cfg.api.host} (beyond 127.0.0.1): an open control API is not allowed; add keys "
+            f"with `sortline keys new --name NAME --role ROLE`",
+            file=sys.stderr,
+        )
+        return 2
     line = SortingLine(cfg, scenario=args.scenario, seed=args.seed)
+    keys = _key_book(cfg, demo=args.config is None)
+    audit = AuditLog.for_line(records_dir(cfg), cfg.line.name)
     port = cfg.api.port if args.port is None else args.port
-    api = ApiServer(create_app(line), cfg.api.host, port)
+    api = ApiServer(create_app(line, keys, audit), cfg.api.host, port)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     print(
@@ -84,6 +100,25 @@ def run(args: argparse.Namespace) -> int:
         print(f"sortline: report written to {args.report}")
     print(_summary(report))
     return 0
+
+
+def _key_book(cfg: LineConfig, demo: bool) -> KeyBook:
+    """The config's keys; none configured (the API on loopback, checked before):
+    generated operator and engineer keys for this run, printed once."""
+    from sortline.auth import KeyBook
+
+    if cfg.api.keys:
+        return KeyBook(cfg.api.keys)
+    if not demo:
+        print(
+            "sortline run: warning: api.keys: no API keys configured; generated keys for this "
+            "run only (API on loopback)",
+            file=sys.stderr,
+        )
+    book, generated = KeyBook.generated(("operator", "engineer"))
+    for role, key in generated.items():
+        print(f"sortline: {role} API key for this run (named {role!r}): {key}", flush=True)
+    return book
 
 
 def _summary(r: dict) -> str:

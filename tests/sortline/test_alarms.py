@@ -26,10 +26,12 @@ from sortline.alarm_rules import (
     valve_verdicts,
 )
 from sortline.alarms import AlarmBook, NothingToAcknowledgeError, UnknownAlarmError
-from sortline.api import ApiServer, create_app
+from sortline.api import ApiServer
 from sortline.config import AlarmsSection, load_config
 from sortline.runtime import SortingLine
 from vision.camera import Camera, RawFrame, SourceStalledError
+
+from .conftest import ApiKeys
 
 CFG = AlarmsSection()
 
@@ -245,7 +247,11 @@ class Stall:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SortingLine, str, Path]]:
+def served(
+    tmp_path_factory: pytest.TempPathFactory, api_keys: ApiKeys
+) -> Iterator[tuple[SortingLine, str, Path]]:
+    global http
+    http = api_keys.client("operator")
     tmp = tmp_path_factory.mktemp("alarms")
     records = tmp / "records"
     cfg = tmp / "line.toml"
@@ -253,7 +259,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SortingLi
     line = SortingLine(load_config(cfg), stepped=True, plc_port=0)
     line.camera.camera = Stall(line.camera.camera)
     line.start()
-    api = ApiServer(create_app(line), "127.0.0.1", 0)
+    api = ApiServer(api_keys.app(line), "127.0.0.1", 0)
     api.start()
     try:
         line.run_frames(20)
@@ -261,6 +267,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SortingLi
     finally:
         api.stop()
         line.stop()
+
+
+http: httpx.Client  # the operator's key (op-ann), set by ``served``
 
 
 def until(cond: Callable[[], bool], line: SortingLine, step: bool, timeout_s: float = 30) -> bool:
@@ -276,7 +285,7 @@ def until(cond: Callable[[], bool], line: SortingLine, step: bool, timeout_s: fl
 
 
 def alarm(url: str, key: str) -> dict[str, Any] | None:
-    body = httpx.get(f"{url}/alarms").json()
+    body = http.get(f"{url}/alarms").json()
     return next((a for a in body["active"] + body["cleared"] if a["key"] == key), None)
 
 
@@ -297,8 +306,8 @@ def estop(line: SortingLine, url: str, pressed: bool) -> None:
     if not pressed:  # latched Aborted: asks for a Reset, then Start, as an operator would
         assert until(lambda: is_active(url, "estop.reset"), line, False), alarm(url, "estop.reset")
         line.run_frames(2)
-        assert httpx.post(f"{url}/commands/reset", json={"who": "t"}).json()["state"] == "IDLE"
-        assert httpx.post(f"{url}/commands/start", json={"who": "t"}).json()["state"] == "EXECUTE"
+        assert http.post(f"{url}/commands/reset", json={"who": "t"}).json()["state"] == "IDLE"
+        assert http.post(f"{url}/commands/start", json={"who": "t"}).json()["state"] == "EXECUTE"
 
 
 def stall(line: SortingLine, _: str, on: bool) -> None:
@@ -342,21 +351,22 @@ def test_injected_cause_raises_clears_acks_and_reraises(
         assert a["acknowledged"] is False
         if name == "records":
             assert str(records) in a["message"]
-        r = httpx.post(f"{url}/alarms/{key}/ack", json={"who": "op-ann"})
+        r = http.post(f"{url}/alarms/{key}/ack", json={"who": "op-ann"})
         assert r.status_code == 200, r.text
         assert r.json()["acked_by"] == "op-ann" and r.json()["acked_unix_s"] > a["raised_unix_s"]
-        r = httpx.post(f"{url}/alarms/{key}/ack", json={"who": "op-bob"})
+        r = http.post(f"{url}/alarms/{key}/ack", json={"who": "op-bob"})  # a note only
         assert r.status_code == 409 and "already by op-ann" in r.json()["detail"]
         cause(line, url, False)
         assert until(lambda: is_cleared(url, key), line, True), alarm(url, key)
-        r = httpx.post(f"{url}/alarms/{key}/ack", json={"who": "op-ann"})
+        r = http.post(f"{url}/alarms/{key}/ack", json={"who": "op-ann"})
         assert r.status_code == 409 and "not active" in r.json()["detail"]
-    events = [(e["event"], e["count"]) for e in httpx.get(f"{url}/alarms").json()["history"]
+    events = [(e["event"], e["count"]) for e in http.get(f"{url}/alarms").json()["history"]
               if e["key"] == key]  # fmt: skip
     assert events == [("raised", 1), ("acknowledged", 1), ("cleared", 1),
                       ("raised", 2), ("acknowledged", 2), ("cleared", 2)]  # fmt: skip
     assert line.state.state.name == "EXECUTE"
     if name == "estop":  # released, the line asked for a Reset each time
+        assert until(lambda: is_cleared(url, "estop.reset"), line, False)  # next evaluation
         a = alarm(url, "estop.reset")
         assert a is not None and (a["severity"], a["state"], a["count"]) == (
             "warning",
@@ -375,21 +385,21 @@ def test_injected_cause_raises_clears_acks_and_reraises(
         ("camera", {"who": ""}, 422),
         ("camera", {"who": 5}, 422),
         ("camera", {"who": "x", "extra": 1}, 422),
-        ("camera", {}, 422),
+        ("camera", {"who": None, "x": 1}, 422),
     ],
 )
 def test_ack_refusals(
     served: tuple[SortingLine, str, Path], key: str, body: object, status: int
 ) -> None:
     _, url, _ = served
-    r = httpx.post(f"{url}/alarms/{key}/ack", json=body)
+    r = http.post(f"{url}/alarms/{key}/ack", json=body)
     assert r.status_code == status, r.text
 
 
 def test_alarms_route_schema(served: tuple[SortingLine, str, Path]) -> None:
     _, url, _ = served
-    body = httpx.get(f"{url}/alarms").json()
+    body = http.get(f"{url}/alarms").json()
     assert set(body) == {"active", "cleared", "history"}
-    schema = httpx.get(f"{url}/openapi.json").json()
+    schema = http.get(f"{url}/openapi.json").json()
     ack = schema["paths"]["/alarms/{key}/ack"]["post"]["responses"]
     assert {"200", "404", "409", "422"} <= set(ack)

@@ -8,17 +8,19 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from sortline.api import ApiServer, create_app
+from sortline.api import ApiServer
 from sortline.config import load_config
 from sortline.records import read_records
 from sortline.runtime import SortingLine
 
+from .conftest import ApiKeys
+
 
 @pytest.fixture(scope="module")
-def served() -> Iterator[tuple[SortingLine, str]]:
+def served(api_keys: ApiKeys) -> Iterator[tuple[SortingLine, str]]:
     line = SortingLine(load_config(), stepped=True, plc_port=0)
     line.start()
-    api = ApiServer(create_app(line), "127.0.0.1", 0)
+    api = ApiServer(api_keys.app(line), "127.0.0.1", 0)
     api.start()
     try:
         line.run_frames(60)
@@ -28,27 +30,36 @@ def served() -> Iterator[tuple[SortingLine, str]]:
         line.stop()
 
 
-def test_health_and_status(served: tuple[SortingLine, str]) -> None:
+def test_health_and_status(served: tuple[SortingLine, str], http: httpx.Client) -> None:
     _, url = served
-    h = httpx.get(f"{url}/health").json()
+    h = http.get(f"{url}/health").json()
     assert h == {"status": "ok", "state": "EXECUTE", "causes": []}
-    s = httpx.get(f"{url}/status").json()
+    s = http.get(f"{url}/status").json()
     assert s["frames"] == 60 and s["state"] == "EXECUTE" and s["virtual_plant"] is True
     assert set(s["composition"]) == set(load_config().line.classes)
     assert s["plc"]["connected"] is True
 
 
-def test_commands_follow_the_state_machine(served: tuple[SortingLine, str]) -> None:
+def test_commands_follow_the_state_machine(
+    served: tuple[SortingLine, str], api_keys: ApiKeys
+) -> None:
     line, url = served
-    r = httpx.post(f"{url}/commands/start", json={"who": "test"})
+    http = api_keys.client("operator")
+    r = http.post(f"{url}/commands/start", json={"who": "test"})
     assert r.status_code == 409 and "cannot start while EXECUTE" in r.json()["detail"]
-    assert httpx.post(f"{url}/commands/stop", json={"who": "test"}).json() == {"state": "STOPPED"}
+    assert http.post(f"{url}/commands/stop", json={"who": "test"}).json() == {"state": "STOPPED"}
     line.run_frames(2)  # a stopped line sends nothing and stays stopped
-    assert httpx.get(f"{url}/health").json()["status"] == "degraded"
-    assert httpx.post(f"{url}/commands/reset", json={}).json() == {"state": "IDLE"}
-    assert httpx.post(f"{url}/commands/start", json={}).json() == {"state": "EXECUTE"}
-    who = [e["cause"] for e in httpx.get(f"{url}/status").json()["events"]]
-    assert "stop by test" in who and "reset by operator" in who
+    assert http.get(f"{url}/health").json()["status"] == "degraded"
+    assert http.post(f"{url}/commands/reset", json={}).json() == {"state": "IDLE"}
+    assert http.post(f"{url}/commands/start", json={}).json() == {"state": "EXECUTE"}
+    who = [e["cause"] for e in http.get(f"{url}/status").json()["events"]]
+    assert "stop by op-ann" in who and "reset by op-ann" in who  # the key, not the body
+
+
+@pytest.fixture
+def http(api_keys: ApiKeys) -> httpx.Client:
+    """An engineer's key: every route (roles: test_auth.py)."""
+    return api_keys.client("engineer")
 
 
 @pytest.mark.parametrize(
@@ -62,18 +73,18 @@ def test_commands_follow_the_state_machine(served: tuple[SortingLine, str]) -> N
     ],
 )
 def test_bad_payloads_are_refused(
-    served: tuple[SortingLine, str], path: str, body: object, status: int
+    served: tuple[SortingLine, str], http: httpx.Client, path: str, body: object, status: int
 ) -> None:
     _, url = served
-    before = httpx.get(f"{url}/health").json()["state"]
-    r = httpx.post(f"{url}{path}", json=body)
+    before = http.get(f"{url}/health").json()["state"]
+    r = http.post(f"{url}{path}", json=body)
     assert r.status_code == status, r.text
-    assert httpx.get(f"{url}/health").json()["state"] == before
+    assert http.get(f"{url}/health").json()["state"] == before
 
 
 def test_dashboard_page_is_served(served: tuple[SortingLine, str]) -> None:
     _, url = served
-    r = httpx.get(url + "/")
+    r = httpx.get(url + "/")  # the page itself needs no key; its data does
     assert r.status_code == 200 and "text/html" in r.headers["content-type"]
     assert "/status" in r.text and "sortline" in r.text
 
@@ -101,30 +112,30 @@ priority = 10
     ],
 )
 def test_bad_recipe_is_refused_and_the_line_keeps_its_own(
-    served: tuple[SortingLine, str], body: dict, message: str
+    served: tuple[SortingLine, str], http: httpx.Client, body: dict, message: str
 ) -> None:
     _, url = served
-    before = httpx.get(f"{url}/recipe").json()
-    r = httpx.put(f"{url}/recipe", json={**body, "who": "test"})
+    before = http.get(f"{url}/recipe").json()
+    r = http.put(f"{url}/recipe", json={**body, "who": "test"})
     assert r.status_code == 422 and message in r.json()["detail"], r.text
-    assert httpx.get(f"{url}/recipe").json() == before
+    assert http.get(f"{url}/recipe").json() == before
 
 
 def test_recipe_switch_while_running_changes_what_is_sorted(
-    served: tuple[SortingLine, str],
+    served: tuple[SortingLine, str], http: httpx.Client
 ) -> None:
     line, url = served
-    assert httpx.get(f"{url}/recipe").json()["targets"] == {
+    assert http.get(f"{url}/recipe").json()["targets"] == {
         "copper": "eject",
         "brass": "eject",
         "battery": "eject",
     }
-    r = httpx.put(f"{url}/recipe", json={"toml": COPPER_ONLY, "who": "eng"})
+    r = http.put(f"{url}/recipe", json={"toml": COPPER_ONLY, "who": "eng"})
     assert r.status_code == 200, r.text
     info = r.json()
-    assert (info["name"], info["version"], info["switched_by"]) == ("copper-only", 3, "eng")
+    assert (info["name"], info["version"], info["switched_by"]) == ("copper-only", 3, "eng-eve")
     assert info["targets"] == {"copper": "eject"}
-    assert httpx.get(f"{url}/status").json()["recipe"] == "copper-only"
+    assert http.get(f"{url}/status").json()["recipe"] == "copper-only"
     targeted = line.parts.controller_stats()["objects_targeted"]
     line.run_frames(150)
     assert line.parts.controller_stats()["objects_targeted"] > targeted

@@ -21,8 +21,14 @@ def _run(args: list[str], timeout_s: float = 60.0) -> subprocess.CompletedProces
 
 @pytest.mark.slow
 def test_run_serves_status_and_writes_report(line_config_file: Path, tmp_path: Path) -> None:
+    from sortline.auth import hash_key, new_key
+
     report = tmp_path / "out" / "report.json"
     api_port = int(line_config_file.read_text().split("[api]\nport = ")[1].split()[0])
+    key = new_key()
+    with line_config_file.open("a") as f:  # a configured key: none is generated
+        f.write(f'[[api.keys]]\nname = "mona"\nrole = "maintenance"\nhash = "{hash_key(key)}"\n')
+    auth = {"Authorization": f"Bearer {key}"}
     proc = subprocess.Popen(
         [
             *SORTLINE,
@@ -44,7 +50,9 @@ def test_run_serves_status_and_writes_report(line_config_file: Path, tmp_path: P
         while time.monotonic() < deadline and proc.poll() is None:
             try:
                 health = httpx.get(f"http://127.0.0.1:{api_port}/health", timeout=1.0).json()
-                status = httpx.get(f"http://127.0.0.1:{api_port}/status", timeout=1.0).json()
+                status = httpx.get(
+                    f"http://127.0.0.1:{api_port}/status", headers=auth, timeout=1.0
+                ).json()
                 if status["frames"] > 20:
                     break
             except httpx.HTTPError:
@@ -62,6 +70,7 @@ def test_run_serves_status_and_writes_report(line_config_file: Path, tmp_path: P
     for key in ("purity", "recovery", "co_ejection_rate", "deadline_misses", "latency_ms"):
         assert key in data
     assert "report written" in out
+    assert "API key" not in out and "warning" not in err
 
 
 @pytest.mark.parametrize(

@@ -19,19 +19,21 @@ from prometheus_client.samples import Sample
 
 from core.types import Pulses
 from plc.regmap import PackMLState
-from sortline.api import ApiServer, create_app
+from sortline.api import ApiServer
 from sortline.config import load_config
 from sortline.metrics_prom import UNKNOWN_FRACTION, MetricsListener
 from sortline.runtime import SortingLine
+
+from .conftest import ApiKeys
 
 N_FRAMES = 60
 
 
 @pytest.fixture(scope="module")
-def served() -> Iterator[tuple[SortingLine, str]]:
+def served(api_keys: ApiKeys) -> Iterator[tuple[SortingLine, str]]:
     line = SortingLine(load_config(), stepped=True, plc_port=0)
     line.start()
-    api = ApiServer(create_app(line), "127.0.0.1", 0)
+    api = ApiServer(api_keys.app(line), "127.0.0.1", 0)
     api.start()
     try:
         line.run_frames(N_FRAMES)
@@ -165,11 +167,11 @@ def test_metrics_route_is_documented(served: tuple[SortingLine, str]) -> None:
     assert "text/plain" in op["responses"]["200"]["content"]
 
 
-def test_closed_metrics_answer_404(tmp_path: Path) -> None:
+def test_closed_metrics_answer_404(tmp_path: Path, api_keys: ApiKeys) -> None:
     cfg_path = tmp_path / "line.toml"
     cfg_path.write_text("[api]\nopen_metrics = false\n")
     line = SortingLine(load_config(cfg_path), stepped=True, plc_port=0, records=False)
-    api = ApiServer(create_app(line), "127.0.0.1", 0)
+    api = ApiServer(api_keys.app(line), "127.0.0.1", 0)
     api.start()
     try:
         url = f"http://127.0.0.1:{api.port}"
@@ -197,7 +199,7 @@ def test_listener_counts_pulses_by_fraction_name() -> None:
     assert h.count == 1 and h.sum_s == pytest.approx(0.004)
 
 
-def test_state_gauges_follow_a_stop(served: tuple[SortingLine, str]) -> None:
+def test_state_gauges_follow_a_stop(served: tuple[SortingLine, str], api_keys: ApiKeys) -> None:
     """Last in this module: it leaves the line stopped."""
     _, url = served
     _, samples, _ = scrape(url)
@@ -205,7 +207,7 @@ def test_state_gauges_follow_a_stop(served: tuple[SortingLine, str]) -> None:
     current = by_label(samples["sortline_line_state"], "state")
     assert current["EXECUTE"] == 1 and sum(current.values()) == 1
     assert set(current) == {s.name for s in PackMLState}
-    r = httpx.post(f"{url}/commands/stop", json={"who": "test"})
+    r = api_keys.client("operator").post(f"{url}/commands/stop", json={})
     assert r.json() == {"state": "STOPPED"}
     _, samples, _ = scrape(url)
     assert value(samples, "sortline_line_state_code") == int(PackMLState.STOPPED) == 2

@@ -18,6 +18,8 @@ import pytest
 from sortline.config import load_config
 from sortline.runtime import SortingLine
 
+from .conftest import ApiKeys
+
 SORTLINE = [sys.executable, "-m", "sortline.cli"]
 
 
@@ -252,12 +254,14 @@ def test_config_without_a_camera_is_refused_at_start_up(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_estop_cycle_with_the_plant_in_its_own_process(free_port: int, tmp_path: Path) -> None:
+def test_estop_cycle_with_the_plant_in_its_own_process(
+    free_port: int, tmp_path: Path, api_keys: ApiKeys
+) -> None:
     """E-stop pressed at the plant (its panel), Reset and Start over the status
     API: the PLC and the line return to Execute and pulses flow again."""
     import httpx
 
-    from sortline.api import ApiServer, create_app
+    from sortline.api import ApiServer
 
     ring = f"sortline-estop-{free_port}"
     plant, started = _start(
@@ -275,33 +279,34 @@ def test_estop_cycle_with_the_plant_in_its_own_process(free_port: int, tmp_path:
             f"[sim]\nenabled = false\n[records]\nenabled = false\n"
         )
         line = SortingLine(load_config(cfg), stepped=True)
-        api = ApiServer(create_app(line), "127.0.0.1", 0)
+        api = ApiServer(api_keys.app(line), "127.0.0.1", 0)
+        http = api_keys.client("operator")
         line.start()
         api.start()
         url = f"http://127.0.0.1:{api.port}"
         try:
             line.run_frames(40)
-            assert httpx.get(f"{url}/health").json()["state"] == "EXECUTE"
+            assert http.get(f"{url}/health").json()["state"] == "EXECUTE"
             pressed = httpx.post(f"{panel}/estop", json={"pressed": True}).json()
             assert pressed["plc_state"] == "ABORTED"
             line.run_frames(2)
-            assert httpx.get(f"{url}/health").json()["state"] == "ABORTED"
-            r = httpx.post(f"{url}/commands/reset", json={"who": "op"})
+            assert http.get(f"{url}/health").json()["state"] == "ABORTED"
+            r = http.post(f"{url}/commands/reset", json={"who": "op"})
             assert r.status_code == 409 and "E-stop" in r.json()["detail"], r.text
             httpx.post(f"{panel}/estop", json={"pressed": False})
             line.run_frames(2)
-            r = httpx.post(f"{url}/commands/reset", json={"who": "op"})
+            r = http.post(f"{url}/commands/reset", json={"who": "op"})
             assert r.json() == {"state": "IDLE"}, r.text
-            assert httpx.post(f"{url}/commands/start", json={"who": "op"}).json() == {
+            assert http.post(f"{url}/commands/start", json={"who": "op"}).json() == {
                 "state": "EXECUTE"
             }
             acked = line.parts.bridge.snapshot().pulses_acked
             line.run_frames(150)
-            status = httpx.get(f"{url}/status").json()
+            status = http.get(f"{url}/status").json()
             assert status["state"] == "EXECUTE" and status["plc"]["pulses_acked"] > acked
             assert status["plc"]["last_command"] == "START: taken"
             causes = [e["cause"] for e in status["events"]]
-            assert any(c.startswith("reset by op: refused: ") for c in causes), causes
+            assert any(c.startswith("reset by op-ann: refused: ") for c in causes), causes
         finally:
             api.stop()
             line.stop()

@@ -1,0 +1,62 @@
+"""API keys for tests of the status API: one key per role, and HTTP clients
+that send them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from sortline.api import LineLike, create_app
+from sortline.auth import ROLES, AuditLog, KeyBook, Role, hash_key, new_key
+from sortline.config import ApiKeyEntry
+
+KEY_NAMES: dict[Role, str] = {
+    "maintenance": "maint-max",
+    "operator": "op-ann",
+    "engineer": "eng-eve",
+}
+
+
+@dataclass
+class ApiKeys:
+    """A maintenance, an operator and an engineer key, and their key book."""
+
+    key: dict[Role, str]
+    book: KeyBook
+    clients: dict[Role | None, httpx.Client] = field(default_factory=dict)
+
+    def headers(self, role: Role | None) -> dict[str, str]:
+        return {} if role is None else {"Authorization": f"Bearer {self.key[role]}"}
+
+    def client(self, role: Role | None) -> httpx.Client:
+        """An HTTP client sending ``role``'s key (None: no key)."""
+        if role not in self.clients:
+            self.clients[role] = httpx.Client(headers=self.headers(role), timeout=30.0)
+        return self.clients[role]
+
+    def app(self, line: LineLike, audit: Path | None = None) -> FastAPI:
+        """The status API over ``line`` with these keys (audit log at ``audit``)."""
+        return create_app(line, self.book, AuditLog(audit))
+
+
+@pytest.fixture(scope="session")
+def api_keys() -> Iterator[ApiKeys]:
+    key = {role: new_key() for role in ROLES}
+    # the cheapest scrypt the config accepts (2^10): the fuzzer sends many wrong keys
+    entries = [
+        ApiKeyEntry(name=KEY_NAMES[r], role=r, hash=hash_key(k, n=2**10)) for r, k in key.items()
+    ]
+    keys = ApiKeys(key, KeyBook(entries))
+    yield keys
+    for c in keys.clients.values():
+        c.close()
+
+
+@pytest.fixture(scope="session")
+def as_role(api_keys: ApiKeys) -> Callable[[Role | None], httpx.Client]:
+    return api_keys.client
