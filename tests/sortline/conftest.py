@@ -3,6 +3,7 @@ that send them."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,9 +12,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from sortline.api import LineLike, create_app
+from sortline.api import ApiServer, LineLike, create_app
 from sortline.auth import ROLES, AuditLog, KeyBook, Role, hash_key, new_key
-from sortline.config import ApiKeyEntry
+from sortline.config import ApiKeyEntry, LineConfig, load_config
+from sortline.runtime import SortingLine
 
 KEY_NAMES: dict[Role, str] = {
     "maintenance": "maint-max",
@@ -60,3 +62,30 @@ def api_keys() -> Iterator[ApiKeys]:
 @pytest.fixture(scope="session")
 def as_role(api_keys: ApiKeys) -> Callable[[Role | None], httpx.Client]:
     return api_keys.client
+
+
+@contextlib.contextmanager
+def served_line(
+    keys: ApiKeys,
+    frames: int,
+    cfg: LineConfig | None = None,
+    audit: Path | None = None,
+    prepare: Callable[[SortingLine], None] | None = None,
+    **line_kw: object,
+) -> Iterator[tuple[SortingLine, str]]:
+    """A stepped line on the virtual plant (real Modbus on loopback), its
+    status API served over HTTP on a free port with ``keys``, after
+    ``frames`` frames; ``prepare`` runs before the line starts (swap a
+    camera, say). Yields the line and the API's base URL."""
+    line = SortingLine(cfg or load_config(), stepped=True, plc_port=0, **line_kw)  # type: ignore[arg-type]
+    if prepare is not None:
+        prepare(line)
+    line.start()
+    api = ApiServer(keys.app(line, audit), "127.0.0.1", 0)
+    api.start()
+    try:
+        line.run_frames(frames)
+        yield line, f"http://127.0.0.1:{api.port}"
+    finally:
+        api.stop()
+        line.stop()

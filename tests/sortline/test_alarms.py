@@ -26,12 +26,11 @@ from sortline.alarm_rules import (
     valve_verdicts,
 )
 from sortline.alarms import AlarmBook, NothingToAcknowledgeError, UnknownAlarmError
-from sortline.api import ApiServer
 from sortline.config import AlarmsSection, load_config
 from sortline.runtime import SortingLine
 from vision.camera import Camera, RawFrame, SourceStalledError
 
-from .conftest import ApiKeys
+from .conftest import ApiKeys, served_line
 
 CFG = AlarmsSection()
 
@@ -256,17 +255,12 @@ def served(
     records = tmp / "records"
     cfg = tmp / "line.toml"
     cfg.write_text(f'[records]\ndir = "{records}"\n[alarms]\nperiod_s = 0.05\n')
-    line = SortingLine(load_config(cfg), stepped=True, plc_port=0)
-    line.camera.camera = Stall(line.camera.camera)
-    line.start()
-    api = ApiServer(api_keys.app(line), "127.0.0.1", 0)
-    api.start()
-    try:
-        line.run_frames(20)
-        yield line, f"http://127.0.0.1:{api.port}", records
-    finally:
-        api.stop()
-        line.stop()
+
+    def stall(line: SortingLine) -> None:
+        line.camera.camera = Stall(line.camera.camera)
+
+    with served_line(api_keys, 20, load_config(cfg), prepare=stall) as (line, url):
+        yield line, url, records
 
 
 http: httpx.Client  # the operator's key (op-ann), set by ``served``

@@ -8,26 +8,17 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from sortline.api import ApiServer
 from sortline.config import load_config
 from sortline.records import read_records
 from sortline.runtime import SortingLine
 
-from .conftest import ApiKeys
+from .conftest import ApiKeys, served_line
 
 
 @pytest.fixture(scope="module")
 def served(api_keys: ApiKeys) -> Iterator[tuple[SortingLine, str]]:
-    line = SortingLine(load_config(), stepped=True, plc_port=0)
-    line.start()
-    api = ApiServer(api_keys.app(line), "127.0.0.1", 0)
-    api.start()
-    try:
-        line.run_frames(60)
-        yield line, f"http://127.0.0.1:{api.port}"
-    finally:
-        api.stop()
-        line.stop()
+    with served_line(api_keys, 60) as served:
+        yield served
 
 
 def test_health_and_status(served: tuple[SortingLine, str], http: httpx.Client) -> None:

@@ -22,13 +22,12 @@ from fastapi.routing import APIRoute
 
 import sortline.auth as auth
 from core.errors import InputFileError
-from sortline.api import ApiServer
 from sortline.auth import KeyBook, Principal, Role, RoleGuard
 from sortline.commands.run import _key_book
 from sortline.config import load_config
 from sortline.runtime import SortingLine
 
-from .conftest import KEY_NAMES, ApiKeys
+from .conftest import KEY_NAMES, ApiKeys, served_line
 
 SORTLINE = [sys.executable, "-m", "sortline.cli"]
 OPEN = {"/", "/health", "/metrics", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc"}
@@ -57,16 +56,8 @@ def served(
     api_keys: ApiKeys, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[SortingLine, str, Path]]:
     audit = tmp_path_factory.mktemp("audit") / "virtual-plant-audit.jsonl"
-    line = SortingLine(load_config(), stepped=True, plc_port=0, records=False)
-    line.start()
-    api = ApiServer(api_keys.app(line, audit), "127.0.0.1", 0)
-    api.start()
-    try:
-        line.run_frames(20)
-        yield line, f"http://127.0.0.1:{api.port}", audit
-    finally:
-        api.stop()
-        line.stop()
+    with served_line(api_keys, 20, audit=audit, records=False) as (line, url):
+        yield line, url, audit
 
 
 def call(url: str, method: str, path: str, body: Any, headers: dict[str, str]) -> httpx.Response:

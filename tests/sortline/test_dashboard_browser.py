@@ -10,11 +10,8 @@ import pytest
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
-from sortline.api import ApiServer  # noqa: E402
-from sortline.config import load_config  # noqa: E402
-from sortline.runtime import SortingLine  # noqa: E402
 
-from .conftest import ApiKeys  # noqa: E402
+from .conftest import ApiKeys, served_line  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = [
@@ -36,16 +33,8 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def url(api_keys: ApiKeys) -> Iterator[str]:
-    line = SortingLine(load_config(), stepped=True, plc_port=0)
-    line.start()
-    api = ApiServer(api_keys.app(line), "127.0.0.1", 0)
-    api.start()
-    try:
-        line.run_frames(150)
-        yield f"http://127.0.0.1:{api.port}/"
-    finally:
-        api.stop()
-        line.stop()
+    with served_line(api_keys, 150) as (_, url):
+        yield url + "/"
 
 
 def test_without_a_key_the_data_is_refused(url: str, tmp_path: Path) -> None:

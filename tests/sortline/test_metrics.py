@@ -24,23 +24,15 @@ from sortline.config import load_config
 from sortline.metrics_prom import UNKNOWN_FRACTION, MetricsListener
 from sortline.runtime import SortingLine
 
-from .conftest import ApiKeys
+from .conftest import ApiKeys, served_line
 
 N_FRAMES = 60
 
 
 @pytest.fixture(scope="module")
 def served(api_keys: ApiKeys) -> Iterator[tuple[SortingLine, str]]:
-    line = SortingLine(load_config(), stepped=True, plc_port=0)
-    line.start()
-    api = ApiServer(api_keys.app(line), "127.0.0.1", 0)
-    api.start()
-    try:
-        line.run_frames(N_FRAMES)
-        yield line, f"http://127.0.0.1:{api.port}"
-    finally:
-        api.stop()
-        line.stop()
+    with served_line(api_keys, N_FRAMES) as served:
+        yield served
 
 
 def scrape(url: str) -> tuple[str, dict[str, list[Sample]], dict[str, str]]:
