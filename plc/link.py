@@ -122,8 +122,14 @@ class ModbusLink:
             self._client = None
 
     async def _call(
-        self, what: str, fc: int, want_words: int | None, request: Callable[[], Awaitable[Any]]
+        self,
+        what: str,
+        fc: int,
+        want_words: int | None,
+        request: Callable[[], Awaitable[Any]],
+        echo: tuple[int, int] | None = None,
     ) -> list[int]:
+        """``echo``: (address, count) a write reply must repeat."""
         try:
             reply = await request()
         except (ModbusException, OSError, TimeoutError) as exc:
@@ -135,6 +141,11 @@ class ModbusLink:
             raise LinkDownError(f"{what}: malformed reply (function {got_fc}, want {fc})")
         if reply.isError():
             raise PlcRefusedError(what, int(getattr(reply, "exception_code", 0)))
+        if echo is not None:  # FC 6 value not checked: pymodbus servers reply the read-back
+            got = (getattr(reply, "address", -1), getattr(reply, "count", 1) if fc == 16 else 1)
+            if got != echo:
+                self.close()
+                raise LinkDownError(f"{what}: malformed reply (echo {got}, want {echo})")
         words = list(getattr(reply, "registers", []) or [])
         if want_words is not None and len(words) != want_words:
             self.close()
@@ -170,12 +181,14 @@ class ModbusLink:
         words = [int(v) for v in values]
         if len(words) == 1:
             await self._call(
-                what, 6, None, lambda: c.write_register(address, words[0], device_id=dev)
-            )
+                what, 6, None, lambda: c.write_register(address, words[0], device_id=dev),
+                echo=(address, 1),
+            )  # fmt: skip
         else:
             await self._call(
-                what, 16, None, lambda: c.write_registers(address, words, device_id=dev)
-            )
+                what, 16, None, lambda: c.write_registers(address, words, device_id=dev),
+                echo=(address, len(words)),
+            )  # fmt: skip
 
     async def write_read(
         self, write_address: int, values: Sequence[int], read_address: int, read_count: int

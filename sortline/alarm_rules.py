@@ -87,6 +87,7 @@ class Observation:
     watchdog_trips: int = 0
     rejected_malformed: int = 0
     valve_cycles: tuple[int, ...] = ()
+    valves_disabled: tuple[int, ...] = ()  # on purpose: not judged
     camera_problem: str = ""
     loop_failure: str = ""
     frames_stamped: int = 1
@@ -142,18 +143,34 @@ class _ValveWindow:
         return now - s[0][1]
 
 
+def neighbour_floor(ran: np.ndarray) -> np.ndarray:
+    """(n,) int64: per valve, the lesser of its neighbours' cycles (its one
+    neighbour's at the bar's ends): what a valve is judged against."""
+    n = len(ran)
+    lesser = np.zeros(n, dtype=np.int64)
+    if n >= 2:
+        lesser[1:-1] = np.minimum(ran[:-2], ran[2:])
+        lesser[0], lesser[-1] = ran[1], ran[-2]
+    return lesser
+
+
 def valve_verdicts(
-    ran: np.ndarray, min_cycles: int, weak_share: float, window_s: float
+    ran: np.ndarray,
+    min_cycles: int,
+    weak_share: float,
+    window_s: float,
+    disabled: frozenset[int] = frozenset(),
 ) -> dict[str, Raised]:
     """``ran``: (n_valves,) int64 cycles over the window. A valve is judged only
-    against neighbours that both (one at the bar's ends) ran >= ``min_cycles``."""
+    against neighbours that both (one at the bar's ends) ran >= ``min_cycles``;
+    a valve disabled on purpose (calibration or engineer) is not judged."""
     n = len(ran)
     if n < 2:
         return {}
-    lesser = np.empty(n, dtype=np.int64)
-    lesser[1:-1] = np.minimum(ran[:-2], ran[2:])
-    lesser[0], lesser[-1] = ran[1], ran[-2]
+    lesser = neighbour_floor(ran)
     judged = lesser >= min_cycles
+    if disabled:
+        judged[[v for v in disabled if 0 <= v < n]] = False
     bad = judged & ((ran == 0) | (ran < weak_share * lesser))
     out = {}
     for v in np.flatnonzero(bad).tolist():
@@ -254,8 +271,9 @@ class AlarmEvaluator:
             if ran is not None:
                 c = self.cfg
                 self._valves_held = valve_verdicts(
-                    ran, c.valve_min_cycles, c.valve_weak_share, c.valve_window_s
-                )
+                    ran, c.valve_min_cycles, c.valve_weak_share, c.valve_window_s,
+                    frozenset(o.valves_disabled),
+                )  # fmt: skip
         out.update(self._valves_held)
 
     def _timebase(self, o: Observation, out: dict[str, Raised]) -> None:
@@ -306,6 +324,7 @@ def observe(line: SortingLine, uncertainty: UncertaintyListener) -> Observation:
         watchdog_trips=plc.plc_counters.get("watchdog_trips", 0),
         rejected_malformed=plc.plc_counters.get("rejected_malformed", 0),
         valve_cycles=plc.valve_cycles,
+        valves_disabled=tuple(line.parts.params.geometry.valves.disabled_valves),
         camera_problem=cam.problem if cam.last_error else "",
         loop_failure=failing[0] if failing else "",
         frames_stamped=snap.timebase.frames_stamped, frames_untimed=snap.frames_untimed,

@@ -27,6 +27,7 @@ from starlette.routing import Match
 from core.errors import InputFileError
 from sortline.api_alarms import alarms_router
 from sortline.api_metrics import metrics_router
+from sortline.api_valves import valves_router
 from sortline.auth import (
     AUTH_RESPONSES,
     AuditLog,
@@ -187,6 +188,7 @@ def create_app(line: LineLike, keys: KeyBook, audit: AuditLog) -> FastAPI:
 
     app.include_router(metrics_router(line))
     app.include_router(alarms_router(line))
+    app.include_router(valves_router(line))
     app.include_router(audit_router())
     return app
 

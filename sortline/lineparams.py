@@ -11,6 +11,7 @@ PLC that long before its on tick).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 import numpy as np
@@ -18,7 +19,7 @@ import numpy as np
 from calibration.camera_model import CameraModel
 from calibration.geometry import LineGeometry
 
-__all__ = ["LineParams", "derive"]
+__all__ = ["LineParams", "derive", "with_disabled"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +69,23 @@ def derive(
         deadline_margin_ms=float(deadline_margin_ms),
         deadline_lead_ms=open_max + float(deadline_margin_ms),
         calibration_version=calibration_version,
+    )
+
+
+def with_disabled(params: LineParams, valves: Iterable[int]) -> LineParams:
+    """``params`` with ``valves`` disabled as well as the calibration's (indices
+    the bar does not have are ignored: a later calibration's shorter bar),
+    re-derived (the slowest enabled valve may change)."""
+    bar = params.geometry.valves
+    extra = {int(v) for v in valves if 0 <= v < bar.n_valves}
+    off = tuple(sorted(set(bar.disabled_valves) | extra))
+    if off == tuple(bar.disabled_valves):
+        return params
+    geometry = params.geometry.model_copy(
+        update={"valves": bar.model_copy(update={"disabled_valves": off})}
+    )
+    return derive(
+        geometry, params.camera_model, params.deadline_margin_ms, params.calibration_version
     )
 
 

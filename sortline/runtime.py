@@ -33,7 +33,7 @@ from plc.regmap import InputBit
 from sortline.alarms import AlarmBook, attach_alarms
 from sortline.camera_link import CameraLink
 from sortline.config import LineConfig, records_dir
-from sortline.lineparams import LineParams, apply, derive
+from sortline.lineparams import LineParams, apply, derive, with_disabled
 from sortline.listeners import LabellingListener, RecordsListener, ScoreListener
 from sortline.loop import FrameLoop
 from sortline.metrics_prom import attach_metrics
@@ -41,6 +41,7 @@ from sortline.parts import LineParts, build_parts
 from sortline.records import RecordWriter
 from sortline.state import Command, LineStateMachine, PackMLState, TransitionError
 from sortline.status import Event, LatencyMs, Quality, StatusSnapshot, TimeBaseView, report_from
+from sortline.valves import OperatorDisable, UnknownValveError, ValveRefusedError, ValveUsage
 from sortline.warmup import warm_up
 from vision.pipelined import PipelinedVision
 
@@ -118,6 +119,10 @@ class SortingLine:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._pending_params: LineParams | None = None
+        self._params_lock = threading.Lock()  # _pending_params, _base_params, valves_off
+        self._base_params = parts.params  # the calibration's, before operator disables
+        self.valves_off: dict[int, OperatorDisable] = {}  # by an operator, kept across calibrations
+        self.valve_usage = ValveUsage(cfg.alarms.valve_window_s)  # GET /valves
         self._recipe_switch: tuple[str | None, float | None] = (None, None)
         self._status: StatusSnapshot | None = None
         self._status_lock = threading.Lock()
@@ -216,17 +221,58 @@ class SortingLine:
         live = self.parts.calibration
         if live is not None and live.poll():
             version = live.status().get("version")
-            self._pending_params = derive(
+            base = derive(
                 live.geometry, live.camera_model, self.cfg.control.deadline_margin_ms, version
             )
+            with self._params_lock:
+                self._base_params = base
+                self._pending_params = with_disabled(base, self.valves_off)
 
     def _take_params(self) -> None:
-        params, self._pending_params = self._pending_params, None
+        if self._pending_params is None:
+            return
+        with self._params_lock:
+            params, self._pending_params = self._pending_params, None
         if params is not None:
             parts = self.parts
             apply(params, parts.controller, parts.vision, parts.bridge)
             parts.params = params
-            log.warning("calibration applied: %s", params.summary())
+            off = params.geometry.valves.disabled_valves
+            log.warning("line params applied: %s, valves disabled %s", params.summary(), off)
+
+    # --------------------------------------------------------------- valves
+    def set_valve_enabled(
+        self, n: int, enabled: bool, who: str, reason: str = ""
+    ) -> OperatorDisable | None:
+        """Take valve ``n`` out of service (or back): the real-time loop applies
+        it at the start of its next cycle, like a new calibration, and keeps it
+        across later calibrations. Returns the valve's operator record (None:
+        not disabled by an operator). ``UnknownValveError``: no such valve;
+        ``ValveRefusedError``: the last enabled valve, or disabled by the
+        calibration (enabling it needs a new calibration)."""
+        with self._params_lock:
+            base = self._base_params.geometry.valves
+            if not 0 <= n < base.n_valves:
+                raise UnknownValveError(f"no valve {n}: the bar has valves 0..{base.n_valves - 1}")
+            off = dict(self.valves_off)
+            if enabled:
+                if n in base.disabled_valves:
+                    raise ValveRefusedError(f"valve {n} is disabled by the calibration")
+                off.pop(n, None)
+            elif n not in off:
+                if len(set(base.disabled_valves) | set(off) | {n}) >= base.n_valves:
+                    raise ValveRefusedError(f"valve {n} is the last enabled valve")
+                off[n] = OperatorDisable(who, time.time(), reason)
+            if off != self.valves_off:
+                self.valves_off = off
+                self._pending_params = with_disabled(self._base_params, off)
+                log.warning("valve %d %s by %s: %s", n, "enabled" if enabled else "disabled",
+                            who, reason or "no reason given")  # fmt: skip
+            return off.get(n)
+
+    def calibration_disabled_valves(self) -> tuple[int, ...]:
+        """The valves the active (or pending) calibration disabled."""
+        return tuple(self._base_params.geometry.valves.disabled_valves)
 
     # --------------------------------------------------------------- status
     def _maybe_publish(self, plc: PlcStatus) -> None:
@@ -259,6 +305,7 @@ class SortingLine:
 
     def _publish(self, plc: PlcStatus) -> None:
         parts, loop = self.parts, self.loop
+        self.valve_usage.add(time.time(), plc.valve_cycles)
         stats = parts.controller_stats()
         composition = {
             n: int(c) for n, c in zip(parts.class_names, loop.class_counts.tolist(), strict=True)
@@ -295,6 +342,7 @@ class SortingLine:
             "recipe": self.parts.recipe.name,
             "calibration": self.parts.calibration_status(),
             "state": self.state.state.name,
+            "valves_disabled": sorted(self.valves_off),
             "state_code": int(self.state.state),
             "causes": list(self.state.causes),
             "events": [

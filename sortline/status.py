@@ -115,6 +115,7 @@ class StatusSnapshot(BaseModel):
     plc: PlcStatus
     virtual_plant: bool
     warm_up_s: float | None
+    valves_disabled: list[int] = []  # by an operator (POST /valves/{n}/disable)
 
 
 def report_from(

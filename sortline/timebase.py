@@ -346,6 +346,13 @@ class TriggerTimeBase(_Base):
         est = interpolate(self._samples(), raw.t_s) if self.check_timing else None
         if self._offset is None:
             if self.check_timing:
+                samples = self._samples()
+                if len(samples.t_s) < 2 or raw.t_s > float(samples.t_s[-1]):
+                    # match the first frame by interpolation, never extrapolation:
+                    # wait for an encoder sample read after it (asked for now)
+                    if self._hurry is not None:
+                        self._hurry()
+                    return self._none("waiting for an encoder sample to match the first frame")
                 if est is None:
                     return self._none("no recent encoder samples to match the first frame")
                 steps = round(float(_diff32(round(est), table[last])) / self.n)

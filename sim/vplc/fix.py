@@ -5,7 +5,13 @@ pymodbus 3.16 answers a request it cannot decode (a register count outside
 which a strict client reads as a broken frame. ``ExceptionPatcher`` is a
 ``trace_packet`` hook: it remembers each request's function code and rewrites
 those replies to ``fc | 0x80`` with exception 03 (a function we serve, bad
-value) or 01 (a function we do not serve), as the Modbus spec asks.
+value) or 01 (a function we do not serve), as the Modbus spec asks; the
+bit functions (no coils) get 01 also where pymodbus found the address bad.
+
+``WriteReadRequest`` replaces pymodbus's FC 23 request: pymodbus writes, then
+finds the read range unmapped and replies exception 02 with the write already
+applied (ring records taken and run behind a refusal). The spec checks both
+ranges first; so does this class, so a refused FC 23 changes nothing.
 """
 
 from __future__ import annotations
@@ -13,10 +19,15 @@ from __future__ import annotations
 import struct
 import threading
 
+from pymodbus.constants import ExcCodes
+from pymodbus.datastore import ModbusServerContext
 from pymodbus.framer import FramerRTU
+from pymodbus.pdu import ExceptionResponse, ModbusPDU
+from pymodbus.pdu.register_message import ReadWriteMultipleRegistersRequest
 
 SERVED_FCS = frozenset((3, 4, 6, 16, 23))
 _BAD_FC = 0x80
+_BIT_EXC = frozenset(fc | 0x80 for fc in (1, 2, 5, 15))  # no coils: always exception 01
 
 
 class ExceptionPatcher:
@@ -53,6 +64,8 @@ class ExceptionPatcher:
         return 3 if fc in SERVED_FCS else 1
 
     def _patch_tcp(self, data: bytes) -> bytes:
+        if len(data) == 9 and data[7] in _BIT_EXC:
+            return data[:8] + b"\x01"
         if len(data) != 9 or data[7] != _BAD_FC:
             return data
         tid = struct.unpack_from(">H", data, 0)[0]
@@ -63,11 +76,36 @@ class ExceptionPatcher:
         return data[:7] + bytes([fc | 0x80, self._code(fc)])
 
     def _patch_rtu(self, data: bytes) -> bytes:
-        if len(data) != 5 or data[1] != _BAD_FC:
+        if len(data) == 5 and data[1] in _BIT_EXC:
+            fc = data[1] & 0x7F  # a bit function: exception 01 (below)
+        elif len(data) != 5 or data[1] != _BAD_FC:
             return data
-        with self._lock:
-            fc = self._last_fc
+        else:
+            with self._lock:
+                fc = self._last_fc
         if not 0 < fc < 0x80:
             return data
         body = bytes([data[0], fc | 0x80, self._code(fc)])
         return body + struct.pack(">H", FramerRTU.compute_CRC(body))
+
+
+class WriteReadRequest(ReadWriteMultipleRegistersRequest):
+    """FC 23 that refuses an unmapped read range before writing anything."""
+
+    def _counts_ok(self) -> bool:
+        n = self.write_count
+        payload = self._payload_byte_count
+        return (
+            1 <= self.read_count <= self.MAX_READ_COUNT
+            and 1 <= n <= self.MAX_WRITE_COUNT
+            and self.write_byte_count == 2 * n
+            and (payload is None or payload == self.write_byte_count)
+        )
+
+    async def datastore_update(self, context: ModbusServerContext, device_id: int) -> ModbusPDU:
+        if self._counts_ok():  # else pymodbus answers exception 03 as the spec asks
+            fc, address, count = self.function_code, self.read_address, self.read_count
+            probe = await context.async_getValues(device_id, fc, address, count)
+            if isinstance(probe, ExcCodes):
+                return ExceptionResponse(fc, probe)
+        return await super().datastore_update(context, device_id)

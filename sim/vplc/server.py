@@ -26,7 +26,7 @@ from core.aio import LoopThread
 from core.ticks import wrap_tick
 from plc import regmap as rm
 from sim.vplc.core import PlcCore
-from sim.vplc.fix import ExceptionPatcher
+from sim.vplc.fix import ExceptionPatcher, WriteReadRequest
 
 _BIT_FCS = (1, 2, 5, 15)
 _WRITE_FCS = (6, 16, 23)
@@ -132,10 +132,14 @@ class VirtualPlcServer:
                 port=self.serial_port,
                 baudrate=self.baudrate,
                 trace_packet=ExceptionPatcher(rtu=True),
+                custom_pdu=[WriteReadRequest],
             )
         else:
             self._server = ModbusTcpServer(
-                device, address=(self.host, self.port), trace_packet=ExceptionPatcher(rtu=False)
+                device,
+                address=(self.host, self.port),
+                trace_packet=ExceptionPatcher(rtu=False),
+                custom_pdu=[WriteReadRequest],
             )
         try:
             await self._server.serve_forever(background=True)

@@ -397,3 +397,9 @@ def test_alarms_route_schema(served: tuple[SortingLine, str, Path]) -> None:
     schema = http.get(f"{url}/openapi.json").json()
     ack = schema["paths"]["/alarms/{key}/ack"]["post"]["responses"]
     assert {"200", "404", "409", "422"} <= set(ack)
+
+
+def test_a_valve_disabled_on_purpose_is_not_judged() -> None:
+    ran = np.array([50, 0, 50, 40], dtype=np.int64)
+    assert set(valve_verdicts(ran, 5, 0.2, 120.0)) == {"valve.1"}
+    assert valve_verdicts(ran, 5, 0.2, 120.0, disabled=frozenset({1})) == {}

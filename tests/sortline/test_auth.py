@@ -42,12 +42,20 @@ ROUTES: list[tuple[str, str, Any, Role | None, int]] = [
     ("GET", "/recipe", None, "maintenance", 200),
     ("GET", "/alarms", None, "maintenance", 200),
     ("GET", "/whoami", None, "maintenance", 200),
+    ("GET", "/valves", None, "maintenance", 200),
     ("POST", "/commands/{command}", {}, "operator", 409),  # start while executing
     ("POST", "/alarms/{key}/ack", {}, "operator", 404),  # no such alarm
     ("PUT", "/recipe", {"toml": "name = 3\n"}, "engineer", 422),  # malformed recipe
+    ("POST", "/valves/{n}/disable", {}, "engineer", 404),  # no such valve
+    ("POST", "/valves/{n}/enable", {}, "engineer", 404),
     ("GET", "/audit", None, "engineer", 200),
 ]
-CONCRETE = {"/commands/{command}": "/commands/start", "/alarms/{key}/ack": "/alarms/nope/ack"}
+CONCRETE = {
+    "/commands/{command}": "/commands/start",
+    "/alarms/{key}/ack": "/alarms/nope/ack",
+    "/valves/{n}/disable": "/valves/999/disable",
+    "/valves/{n}/enable": "/valves/999/enable",
+}
 WHO = [None, "wrong", "maintenance", "operator", "engineer"]
 
 
