@@ -4,6 +4,7 @@ that send them."""
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,3 +90,13 @@ def served_line(
     finally:
         api.stop()
         line.stop()
+
+
+def until(cond: Callable[[], bool], timeout_s: float = 30.0) -> bool:
+    """Poll ``cond`` every 20 ms until it holds (True) or ``timeout_s`` passes (False)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.02)
+    return False

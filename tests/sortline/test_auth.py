@@ -11,7 +11,7 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from sortline.commands.run import _key_book
 from sortline.config import load_config
 from sortline.runtime import SortingLine
 
-from .conftest import KEY_NAMES, ApiKeys, served_line
+from .conftest import KEY_NAMES, ApiKeys, served_line, until
 
 SORTLINE = [sys.executable, "-m", "sortline.cli"]
 OPEN = {"/", "/health", "/metrics", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc"}
@@ -184,15 +184,6 @@ def test_compare_is_constant_time_and_verified_keys_are_cached(
     assert book.verify("") is None and book.verify("k" * 1000) is None and len(hashed) == 4
 
 
-def _until(cond: Callable[[], bool], timeout_s: float = 30) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return False
-
-
 def _active(url: str, key: str, eng: httpx.Client) -> bool:
     return any(a["key"] == key for a in eng.get(f"{url}/alarms").json()["active"])
 
@@ -212,11 +203,11 @@ def test_audit_records_commands_acks_and_refused_keys(
     plant = line.parts.plant
     assert plant is not None
     plant.plc.set_estop(True)
-    assert _until(lambda: _active(url, "estop", eng))
+    assert until(lambda: _active(url, "estop", eng))
     r = op.post(f"{url}/alarms/estop/ack", json={})
     assert r.status_code == 200 and r.json()["acked_by"] == "op-ann", r.text
     plant.plc.set_estop(False)
-    assert _until(lambda: _active(url, "estop.reset", eng))
+    assert until(lambda: _active(url, "estop.reset", eng))
     line.run_frames(2)
     assert op.post(f"{url}/commands/reset", json={}).json() == {"state": "IDLE"}
     assert op.post(f"{url}/commands/start", json={}).json() == {"state": "EXECUTE"}

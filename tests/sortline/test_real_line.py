@@ -9,8 +9,7 @@ import json
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ import pytest
 from sortline.config import load_config
 from sortline.runtime import SortingLine
 
-from .conftest import ApiKeys
+from .conftest import ApiKeys, until
 
 SORTLINE = [sys.executable, "-m", "sortline.cli"]
 
@@ -314,15 +313,6 @@ def test_estop_cycle_with_the_plant_in_its_own_process(
         _stop(plant)
 
 
-def _until(cond: Callable[[], bool], timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 @pytest.mark.slow
 def test_plant_process_killed_and_restarted_the_line_recovers(
     free_port: int, tmp_path: Path
@@ -344,24 +334,24 @@ def test_plant_process_killed_and_restarted_the_line_recovers(
     line = SortingLine(load_config(cfg))
     line.start()
     try:
-        assert _until(lambda: line.snapshot().frames > 100, 20), line.snapshot().causes
+        assert until(lambda: line.snapshot().frames > 100, 20), line.snapshot().causes
         assert line.state.state.name == "EXECUTE"
         os.kill(plant.pid, signal.SIGSTOP)  # the plant hangs: camera and PLC silent
-        assert _until(lambda: line.state.state.name == "HELD", 3), line.state.causes
+        assert until(lambda: line.state.state.name == "HELD", 3), line.state.causes
         assert "plc link lost" in line.state.causes
         os.kill(plant.pid, signal.SIGCONT)
-        assert _until(lambda: line.state.state.name == "EXECUTE", 10), line.state.causes
+        assert until(lambda: line.state.state.name == "EXECUTE", 10), line.state.causes
         plant.kill()
         plant.wait(10)
-        assert _until(lambda: line.state.state.name == "HELD", 3)
-        assert _until(lambda: any("camera" in c for c in line.state.causes), 5)
+        assert until(lambda: line.state.state.name == "HELD", 3)
+        assert until(lambda: any("camera" in c for c in line.state.causes), 5)
         frames, acked = line.frames, line.parts.bridge.snapshot().pulses_acked
         plant, _ = _start(args)  # a new process: new PLC boot, new ring, counts from 0
-        assert _until(lambda: line.state.state.name == "EXECUTE", 15), line.state.causes
-        assert _until(lambda: line.parts.bridge.snapshot().pulses_acked > acked, 15)
+        assert until(lambda: line.state.state.name == "EXECUTE", 15), line.state.causes
+        assert until(lambda: line.parts.bridge.snapshot().pulses_acked > acked, 15)
         assert line.frames > frames
         # the new PLC counts from 0 again: tracking restarted, not confused
-        assert _until(lambda: line.snapshot().controller["encoder_resets"] >= 1, 5)
+        assert until(lambda: line.snapshot().controller["encoder_resets"] >= 1, 5)
         snap = line.snapshot()
         assert snap.camera.reconnects >= 1 and snap.timebase.mismatches <= 2
     finally:

@@ -12,6 +12,8 @@ from sortline.config import load_config
 from sortline.runtime import SortingLine
 from vision.camera import Camera, RawFrame, SourceStalledError
 
+from .conftest import until
+
 
 class Tamper:
     """Wraps the plant's camera: on chosen reads it skips frames (the loop
@@ -85,24 +87,15 @@ def test_a_failing_cycle_holds_the_line_until_cycles_succeed_again() -> None:
     vision.process = process  # type: ignore[method-assign]
     line.start()
     try:
-        assert _until(lambda: line.frames > 20 and line.state.state.name == "EXECUTE", 20)
+        assert until(lambda: line.frames > 20 and line.state.state.name == "EXECUTE", 20)
         broken["on"] = True
-        assert _until(lambda: line.state.state.name == "HELD", 5)
+        assert until(lambda: line.state.state.name == "HELD", 5)
         assert any("frame loop failing: RuntimeError" in c for c in line.state.causes)
         assert line.loop.cycle_errors >= 3
         broken["on"] = False
-        assert _until(lambda: line.state.state.name == "EXECUTE", 5), line.state.causes
+        assert until(lambda: line.state.state.name == "EXECUTE", 5), line.state.causes
     finally:
         line.stop()
-
-
-def _until(cond, timeout_s: float) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def test_labelling_folder_is_a_listener(tmp_path) -> None:  # type: ignore[no-untyped-def]
