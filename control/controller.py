@@ -79,6 +79,7 @@ class Controller:
         self._speed_override_mm_s: float | None = None
         self._last_frame: tuple[int, int] | None = None
         self._last_seen: tuple[int, int] | None = None  # (frame id, uint32 tick)
+        self._count_space_changed = False
         self.encoder_resets = 0
         self._sp_key: tuple[float, int] | None = None
         self._sp = np.zeros(0)
@@ -165,6 +166,14 @@ class Controller:
         limit = _MAX_REVERSE_FRAMES * frames * frame_ticks_nominal(self.geometry)
         return tick_diff(tick_u32, last[1]) < -limit
 
+    def new_count_space(self) -> None:
+        """The encoder counts from here on belong to a new count space (the PLC
+        restarted: its boot id changed). Said by whoever knows, before the next
+        frame's update; unlike the backward-jump check it does not depend on
+        how far the new counter has run by the time frames flow again."""
+        with self._lock:
+            self._count_space_changed = True
+
     def _restart_time_base(self) -> None:
         """Forget the old count space: tracks (undecided confirmed ones count as
         lost), committed valve and flap intervals, tick unwrapping and speed."""
@@ -215,12 +224,14 @@ class Controller:
         with self._lock:
             pending, self._pending = self._pending, None
             geometry, self._pending_geometry = self._pending_geometry, None
+            changed, self._count_space_changed = self._count_space_changed, False
         if geometry is not None:
             self._bind_geometry(geometry)
         if pending is not None:
             self._bind_recipe(pending)
-        if self._encoder_reset(int(dets.frame_id), int(dets.tick)):
+        if changed or self._encoder_reset(int(dets.frame_id), int(dets.tick)):
             self._restart_time_base()
+            self._last_seen = (int(dets.frame_id), int(dets.tick))
         t_tick = self._unwrap(int(dets.tick))
         now = t_tick if now_tick_u32 is None else t_tick + tick_diff(int(now_tick_u32), dets.tick)
         self._measure_speed(int(dets.frame_id), t_tick)

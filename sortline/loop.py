@@ -195,12 +195,15 @@ class FrameLoop:
     # --------------------------------------------------------------- helpers
     def _restart_timebase_if_needed(self) -> None:
         """A reopened camera restarts its frame counter; a restarted PLC its
-        trigger numbers: either way the frame/trigger match is found afresh."""
+        trigger numbers and its encoder count: either way the frame/trigger
+        match is found afresh, and after a PLC restart tracking too."""
         key = (self.camera.reconnects, self.bridge.snapshot().boot_id)
-        if key != self._timebase_key:
-            if self._timebase_key is not None:
-                self.timebase.reset()
-            self._timebase_key = key
+        last, self._timebase_key = self._timebase_key, key
+        if last is None or key == last:
+            return
+        self.timebase.reset()
+        if key[1] != last[1] and last[1] != -1:  # a PLC restart: a new count space
+            self.controller.new_count_space()
 
     def _idle(self) -> None:
         plc = self.bridge.snapshot()

@@ -101,3 +101,25 @@ def test_belt_jogged_back_is_followed(geometry, recipe, back_frames):
     covered = _covered(obj, cam, Pulses.concat(out), geometry)
     assert covered[target].all(), np.nonzero(target & ~covered)
     assert st["tracks_confirmed"] == len(obj)
+
+
+@pytest.mark.parametrize("start_b", [2_000_000, 210_000])
+def test_announced_count_space_starts_afresh_even_when_the_count_runs_on(geometry, recipe, start_b):
+    """A restarted PLC whose new count is already ahead of the old one (it ran
+    longer before frames flowed again) is no backward jump; the line knows of
+    the restart from the PLC's boot id and says so, and tracking starts afresh
+    exactly once."""
+    ctl = Controller(geometry, recipe, DEFAULT_CLASSES)
+    _, cam_a = _camera(geometry, seed=3, start_tick=200_000 - N_BEFORE * 1000)
+    _, ids_a = _feed(ctl, cam_a, N_BEFORE)
+    ctl.new_count_space()
+    obj_b, cam_b = _camera(geometry, seed=4, start_tick=start_b)
+    pulses_b, ids_b = _feed(ctl, cam_b, N_FRAMES)
+    st = ctl.stats()
+    assert st["encoder_resets"] == 1
+    assert not ids_b & ids_a, "a track of the old count space lived on"
+    target = np.isin(obj_b.cls, TARGET_IDS)
+    covered = _covered(obj_b, cam_b, pulses_b, geometry)
+    assert covered[target].all(), np.nonzero(target & ~covered)
+    assert covered[~target].sum() == 0
+    assert st["deadline_misses"] == 0
