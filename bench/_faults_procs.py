@@ -54,8 +54,8 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def sortline(*args: str) -> list[str]:
-    return [sys.executable, "-m", "sortline.cli", *args]
+def sortline(*args: str, module: str = "sortline.cli") -> list[str]:
+    return [sys.executable, "-m", module, *args]
 
 
 def http_json(
@@ -97,14 +97,21 @@ def until(
 
 
 class Proc:
-    """A sortline subprocess whose first stdout line says it is serving."""
+    """A sortline subprocess whose first stdout line says it is serving
+    (``module``: run through another entry point, e.g. a clock wrapper)."""
 
-    def __init__(self, args: list[str], log: Path, wait_line: str | None = None) -> None:
+    def __init__(
+        self,
+        args: list[str],
+        log: Path,
+        wait_line: str | None = None,
+        module: str = "sortline.cli",
+    ) -> None:
         self.args = args
         self.log = log
         self._err = open(log.with_suffix(".err"), "w")  # noqa: SIM115 (closed in stop)
         self.proc = subprocess.Popen(
-            sortline(*args), stdout=subprocess.PIPE, stderr=self._err, text=True
+            sortline(*args, module=module), stdout=subprocess.PIPE, stderr=self._err, text=True
         )
         self.lines: list[str] = []
         assert self.proc.stdout is not None
@@ -116,8 +123,9 @@ class Proc:
             self.lines.append(line)
             if wait_line is None or wait_line in line:
                 return
-        self.stop()
-        raise RuntimeError(f"{' '.join(args[:2])} did not start: {self.stderr()[-800:]}")
+        self.stop()  # the error text is read after the process ended (stop closes only ours)
+        err = self.log.with_suffix(".err").read_text(errors="replace")
+        raise RuntimeError(f"{' '.join(args[:2])} did not start: {err[-800:]}")
 
     @property
     def pid(self) -> int:
@@ -159,11 +167,13 @@ class Plant:
     tmp: Path
     seed: int = 9
     proc: Proc | None = None
+    extra: tuple[str, ...] = ()  # more `sim plant` arguments (e.g. --scenario crowded)
 
     def start(self) -> Plant:
         self.proc = Proc(
             ["sim", "plant", "--seed", str(self.seed), "--ring", self.ring,
-             "--plc-port", str(self.plc_port), "--score-port", str(self.score_port)],
+             "--plc-port", str(self.plc_port), "--score-port", str(self.score_port),
+             *self.extra],
             self.tmp / "plant.log",
         )  # fmt: skip
         return self
@@ -196,13 +206,13 @@ def _printed_key(lines: list[str], role: str) -> str | None:
 class Line:
     """``sortline run --config`` with its status API on a free port."""
 
-    def __init__(self, cfg_text: str, tmp: Path) -> None:
+    def __init__(self, cfg_text: str, tmp: Path, module: str = "sortline.cli") -> None:
         self.api_port = free_port()
         cfg = tmp / "line.toml"
         cfg.write_text(cfg_text + f'[api]\nport = {self.api_port}\nhost = "127.0.0.1"\n')
         self.cfg = cfg
         self.url = f"http://127.0.0.1:{self.api_port}"
-        self.proc = Proc(["run", "--config", str(cfg)], tmp / "line.log", "status on http")
+        self.proc = Proc(["run", "--config", str(cfg)], tmp / "line.log", "status on http", module)
         self.t_serving = time.monotonic()
         self.headers: dict[str, str] = {}
         key = _printed_key(self.proc.lines, "operator")

@@ -35,6 +35,19 @@ from typing import Any
 
 from bench._common import write_result
 from bench._faults_camera import belt_stopped, camera_missing, camera_video_ended
+from bench._faults_encoder import (
+    belt_stop_restart,
+    encoder_frozen,
+    encoder_jump_back,
+    encoder_jump_forward,
+)
+from bench._faults_frames import (
+    camera_black,
+    camera_out_of_order,
+    camera_wrong_size,
+    model_replaced,
+)
+from bench._faults_host import cpu_starvation, wall_clock_step
 from bench._faults_procs import (
     DETECT_MAX_S,
     EXECUTE,
@@ -283,6 +296,16 @@ SCENARIOS: dict[str, Callable[[Path], dict[str, Any]]] = {
     "camera-video-ended": camera_video_ended,
     "camera-missing": camera_missing,
     "belt-stopped": belt_stopped,
+    "encoder-frozen": encoder_frozen,
+    "encoder-jump-forward": encoder_jump_forward,
+    "encoder-jump-back": encoder_jump_back,
+    "belt-stop-restart": belt_stop_restart,
+    "camera-black": camera_black,
+    "camera-wrong-size": camera_wrong_size,
+    "camera-out-of-order": camera_out_of_order,
+    "model-replaced": model_replaced,
+    "cpu-starvation": cpu_starvation,
+    "wall-clock-step": wall_clock_step,
 }
 QUICK = ("plc-link-cut", "controller-paused", "estop")
 

@@ -125,6 +125,8 @@ class CalibrationStore:
             raise InputFileError(
                 path, f"no calibration version {version} for line {self.line!r} (have: {have})"
             ) from None
+        except (OSError, UnicodeDecodeError) as exc:  # unreadable or binary: was a traceback
+            raise InputFileError(path, f"cannot read: {exc}") from None
         cal = parse_calibration(text, path, line=self.line)
         if cal.version != version:
             raise InputFileError(path, f"holds version {cal.version}, not {version}", "version")
@@ -156,6 +158,8 @@ class CalibrationStore:
             text = p.read_text(encoding="utf-8")
         except OSError as exc:
             raise InputFileError(p, f"cannot read: {exc.strerror or exc}") from None
+        except UnicodeDecodeError as exc:  # a binary file: was a traceback
+            raise InputFileError(p, f"not UTF-8 text (byte {exc.start})") from None
         return self.save(parse_calibration(text, p, line=self.line), who)
 
     # ---------------------------------------------------------- activation
@@ -185,7 +189,13 @@ class CalibrationStore:
             if data.get("line") != self.line:
                 raise InputFileError(path, f"belongs to line {data.get('line')!r}", "line")
             return [Activation(**entry) for entry in data["history"]]
-        except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+        except (
+            json.JSONDecodeError,
+            UnicodeDecodeError,
+            KeyError,
+            TypeError,
+            AttributeError,
+        ) as exc:
             raise InputFileError(
                 path,
                 f"activation history is damaged ({exc}): move it aside (versions are kept) "

@@ -257,7 +257,8 @@ class Controller:
         """Counters since start: tracks_born, tracks_confirmed, tracks_lost,
         tracks_live, objects_seen (confirmed tracks decided), objects_targeted,
         pulses_scheduled, deadline_misses, co_ejections_accepted/avoided,
-        diverter_conflicts, valve_open_ticks, targets_off_bar, encoder_resets
+        diverter_conflicts, valve_open_ticks, targets_off_bar, targets_aimed (air cut
+        clear of a neighbour: recipe ``prefer``), encoder_resets
         (backward jumps of the encoder count: all tracks and committed valve
         intervals were dropped). Safe to call from another thread (returns the
         snapshot of the last update)."""

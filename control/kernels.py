@@ -15,8 +15,11 @@ mm. Track state per row: ``X`` (x, u, vx, vu) in mm and mm/tick; ``P`` the
 two per-axis 2x2 covariances packed as (xx_pp, xx_pv, xx_vv, uu_pp, uu_pv,
 uu_vv) (the axes are independent under a constant-velocity model with
 diagonal noise, so this is exact); ``H`` half sizes (hx, hu) of the box
-around the centre. Helpers take scalars: passing arrays into a non-inlined
-call costs reference counting on every call.
+around the centre; ``G`` per axis the track's NIS average, which sets its
+process noise, and the rest model's ``XS``, ``PS``, ``MU``
+(``kernels_motion``: the motion model and the crossing). Helpers take
+scalars: passing arrays into a non-inlined call costs reference counting on
+every call.
 """
 
 from __future__ import annotations
@@ -36,6 +39,19 @@ from control.kernels_gate import (
     _lead_clip,
     _mahal2,
 )
+from control.kernels_motion import (
+    HUBER_K,
+    _axis_q,
+    _crossing,
+    _crossing_imm,
+    _huber,
+    _mode_update,
+    _nis,
+    _nis_capped,
+    _noise_estimate,
+    _predict,
+    _still_update,
+)
 from control.params import (
     T_BIRTH_ENTRY,
     T_BIRTH_MID,
@@ -50,9 +66,21 @@ from control.params import (
     T_MAX_COAST,
     T_MISS,
     T_MM_PER_TICK,
+    T_MU0,
+    T_MU_MIN,
+    T_NIS_ALPHA,
+    T_NIS_G0,
     T_OCCLUDED,
+    T_P_MOVE,
+    T_P_STILL,
     T_PASS_MM,
     T_Q,
+    T_Q_MAN,
+    T_Q_STILL,
+    T_R_ADAPT,
+    T_R_GATE_MM2,
+    T_R_MAX_MM2,
+    T_R_MIN_MM2,
     T_R_MM2,
     T_SCORE_MAX,
     T_V0_VAR,
@@ -62,23 +90,6 @@ from control.params import (
 )
 
 BIG = 1e300
-
-
-@njit(cache=True, nogil=True)
-def _predict(X, P, n, dt, q):
-    """Constant-velocity prediction of rows 0..n-1 by ``dt`` ticks, in place."""
-    q3 = q * dt * dt * dt / 3.0
-    q2 = q * dt * dt / 2.0
-    q1 = q * dt
-    for i in range(n):
-        for a in range(2):
-            X[i, a] += X[i, a + 2] * dt
-            pp = P[i, 3 * a]
-            pv = P[i, 3 * a + 1]
-            vv = P[i, 3 * a + 2]
-            P[i, 3 * a] = pp + 2.0 * dt * pv + dt * dt * vv + q3
-            P[i, 3 * a + 1] = pv + dt * vv + q2
-            P[i, 3 * a + 2] = vv + q1
 
 
 # Helpers below take and return scalars only: passing arrays into a
@@ -92,25 +103,6 @@ def _kf_axis(x, v, pp, pv, vv, innov, r):
     kp = pp / s
     kv = pv / s
     return x + kp * innov, v + kv * innov, pp - kp * pp, pv - kp * pv, vv - kv * pv
-
-
-@njit(cache=True, nogil=True)
-def _crossing(x, u, vx, vu, hu, pxx, pxv, pvvx, puu, puv, pvvu, t, travel, y_valve, mpt, q, ev):
-    """Predicted valve-line crossing of one track.
-
-    Returns (on tick, off tick, sigma ticks, x at crossing mm, sigma x mm):
-    leading edge reaches / trailing edge leaves ``y_valve``; sigmas from the
-    covariance propagated to the crossing plus the edge variance ``ev``.
-    """
-    vel = max(mpt + vu, 0.25 * mpt)
-    yc = u + travel
-    ton = t + (y_valve - yc - hu) / vel
-    toff = t + (y_valve - yc + hu) / vel
-    d = max(0.5 * (ton + toff) - t, 0.0)
-    qd = q * d * d * d / 3.0
-    var_u = puu + 2.0 * d * puv + d * d * pvvu + qd + ev
-    var_x = pxx + 2.0 * d * pxv + d * d * pvvx + qd + ev
-    return ton, toff, math.sqrt(max(var_u, 0.0)) / vel, x + vx * d, math.sqrt(max(var_x, 0.0))
 
 
 @njit(cache=True, nogil=True)
@@ -131,8 +123,8 @@ def _keep(trail, dec, conf, score, miss, y_gone, max_coast, delete, bottom):
 
 @njit(cache=True, nogil=True)
 def _update_matched(
-    X, P, H, EV, NEV, SCORE, NVIEW, MISS, t2d, observable, dbox, clip, logp, has_ev, travel, prm,
-    cstart, citems, cstamp, cgeo,
+    X, P, H, G, XS, PS, MU, EV, NEV, SCORE, NVIEW, MISS, t2d, observable, dbox, clip, logp,
+    has_ev, travel, prm, cstart, citems, cstamp, cgeo,
 ):  # fmt: skip
     """Kalman update of associated tracks (clip-aware; a whole box of a track
     that has just come in is measured by its leading edge when that fits better,
@@ -140,10 +132,27 @@ def _update_matched(
     wholly in view costs score and counts towards ``T_MAX_COAST`` unless the
     track is occluded (its predicted box under boxes associated to other tracks
     by at least ``T_OCCLUDED``). cstart, citems, cstamp, cgeo: the frame's
-    ``kernels_cover._cover_index`` of the associated boxes (query ids: rows)."""
+    ``kernels_cover._cover_index`` of the associated boxes (query ids: rows).
+
+    The filter measures with ``T_R_MM2`` (the clip decision keeps the gate's
+    ``T_R_GATE_MM2``) and updates each track's NIS averages ``G`` (across
+    the belt always, along it for whole boxes only). Returns (sum of squared
+    x innovations, sum of predicted x variances, count) of the still model
+    over whole boxes of tracks seen at least 4 times and most likely at rest:
+    the frame's sample of the measurement noise
+    (``kernels_motion._noise_estimate``). The still model (``XS``,
+    ``PS``) takes the same measurements; ``MU`` its probability from the
+    two models' likelihoods."""
+    mu_min = prm[T_MU_MIN]
+    rg = prm[T_R_GATE_MM2]
+    rug = rg + prm[T_EXTENT_VAR_MM2]
     r = prm[T_R_MM2]
     occ = prm[T_OCCLUDED]
     ru = r + prm[T_EXTENT_VAR_MM2]
+    alpha_g = prm[T_NIS_ALPHA]
+    s_i2 = 0.0
+    s_pp = 0.0
+    cnt = 0
     alpha = prm[T_EXTENT_ALPHA]
     top = prm[T_VIEW_TOP]
     bottom = prm[T_VIEW_BOTTOM]
@@ -167,15 +176,39 @@ def _update_matched(
             continue
         b0, b1, b2, b3 = dbox[j, 0], dbox[j, 1], dbox[j, 2], dbox[j, 3]
         H[i, 0] += alpha * (0.5 * (b1 - b0) - H[i, 0])
+        ix = 0.5 * (b0 + b1) - X[i, 0]
+        isx = 0.5 * (b0 + b1) - XS[i, 0]
+        # a box cut by the view's edge shows part of the piece: its x centre
+        # is off by up to the half width (a diagonal wire), as uncertain as
+        # a uniform spread over it
+        rx = r if clip[j] == 0 else r + H[i, 0] * H[i, 0] / 3.0
+        if clip[j] == 0 and NVIEW[i] >= 4 and MU[i] > 0.9:  # at rest: its model is exact
+            s_i2 += min(isx * isx, 9.0 * (PS[i, 0] + r))
+            s_pp += PS[i, 0]
+            cnt += 1
+        nis_m = _nis_capped(ix, P[i, 0] + rx)
+        nis_s = _nis_capped(isx, PS[i, 0] + rx)
+        ratio = (P[i, 0] + rx) / (PS[i, 0] + rx)
+        XS[i, 0], PS[i, 0] = _still_update(
+            XS[i, 0], PS[i, 0], _huber(isx, PS[i, 0] + rx, HUBER_K), rx
+        )
+        G[i, 0] = _nis(G[i, 0], ix, P[i, 0], rx, alpha_g)
         X[i, 0], X[i, 2], P[i, 0], P[i, 1], P[i, 2] = _kf_axis(
-            X[i, 0], X[i, 2], P[i, 0], P[i, 1], P[i, 2], 0.5 * (b0 + b1) - X[i, 0], r
+            X[i, 0], X[i, 2], P[i, 0], P[i, 1], P[i, 2], _huber(ix, P[i, 0] + rx, HUBER_K), rx
         )
         u = X[i, 1]
         hu = H[i, 1]
-        c = _lead_clip(u, hu, P[i, 3], b2, b3, clip[j], travel, r, ru, top, prm[T_ENTRY_BAND_MM])
+        c = _lead_clip(u, hu, P[i, 3], b2, b3, clip[j], travel, rg, rug, top, prm[T_ENTRY_BAND_MM])
         vis = 0.5 * (b3 - b2)
         rr = ru
-        if c == 0:
+        if c == 0 and vis > hu and b2 < top + prm[T_ENTRY_BAND_MM]:
+            # the first whole box of a piece that has just come in shows its
+            # whole length: the leading edge the track followed stays, its
+            # centre moves upstream (a change of size, not of motion)
+            u -= vis - hu
+            hu = vis
+            rr = r
+        elif c == 0:
             hu += alpha * (vis - hu)
             rr = r
         elif c == 1 and vis > hu:  # longer visible part: the centre moves upstream
@@ -184,12 +217,23 @@ def _update_matched(
         elif c == 2 and vis > hu:
             u += vis - hu
             hu = vis
+        us = XS[i, 1] + (u - X[i, 1])  # the same change of size moves both centres
         X[i, 1] = u
         H[i, 1] = hu
         if c != 3:
+            iu = _innov_u(u, hu, b2, b3, c, travel)
+            ius = _innov_u(us, hu, b2, b3, c, travel)
+            nis_m += _nis_capped(iu, P[i, 3] + rr)
+            nis_s += _nis_capped(ius, PS[i, 1] + rr)
+            ratio *= (P[i, 3] + rr) / (PS[i, 1] + rr)
+            us, PS[i, 1] = _still_update(us, PS[i, 1], _huber(ius, PS[i, 1] + rr, HUBER_K), rr)
+            if c == 0 and clip[j] == 0:
+                G[i, 1] = _nis(G[i, 1], iu, P[i, 3], r, alpha_g)
             X[i, 1], X[i, 3], P[i, 3], P[i, 4], P[i, 5] = _kf_axis(
-                u, X[i, 3], P[i, 3], P[i, 4], P[i, 5], _innov_u(u, hu, b2, b3, c, travel), rr
+                u, X[i, 3], P[i, 3], P[i, 4], P[i, 5], _huber(iu, P[i, 3] + rr, HUBER_K), rr
             )
+        XS[i, 1] = us
+        MU[i] = _mode_update(MU[i], nis_s, nis_m, ratio, mu_min)
         if has_ev[j]:
             for m in range(k):
                 EV[i, m] += logp[j, m]
@@ -197,6 +241,7 @@ def _update_matched(
         SCORE[i] = min(SCORE[i] + prm[T_HIT], prm[T_SCORE_MAX])
         NVIEW[i] += 1
         MISS[i] = 0
+    return s_i2, s_pp, cnt
 
 
 @njit(cache=True, nogil=True)
@@ -204,6 +249,10 @@ def _births(
     X,
     P,
     H,
+    G,
+    XS,
+    PS,
+    MU,
     EV,
     NEV,
     TID,
@@ -253,6 +302,13 @@ def _births(
         P[m, 5] = v0
         H[m, 0] = 0.5 * (b1 - b0)
         H[m, 1] = 0.5 * (b3 - b2)
+        G[m, 0] = 1.0
+        G[m, 1] = 1.0
+        XS[m, 0] = X[m, 0]
+        XS[m, 1] = X[m, 1]
+        PS[m, 0] = P[m, 0]
+        PS[m, 1] = P[m, 3]
+        MU[m] = prm[T_MU0]
         entering = (clip[j] & 1) != 0 or b2 < prm[T_VIEW_TOP] + prm[T_ENTRY_BAND_MM]
         if not entering and occ > 0.0:
             share = _covered(b0, b1, b2, b3, dbox, cstart, citems, cstamp, n + j, cgeo)
@@ -314,6 +370,10 @@ def _track_step(
     X,
     P,
     H,
+    G,
+    XS,
+    PS,
+    MU,
     EV,
     NEV,
     TID,
@@ -351,7 +411,10 @@ def _track_step(
         b0, b1, b2, b3 = dbox[j, 0], dbox[j, 1], dbox[j, 2], dbox[j, 3]
         if not (b1 >= b0 and b3 >= b2 and math.isfinite(b1 - b0) and math.isfinite(b3 - b2)):
             return -1
-    _predict(X, P, n, dt, prm[T_Q])
+    _predict(
+        X, P, G, XS, PS, MU, n, dt, prm[T_Q], prm[T_Q_MAN], prm[T_NIS_G0], prm[T_Q_STILL],
+        prm[T_P_STILL], prm[T_P_MOVE], prm[T_V0_VAR],
+    )  # fmt: skip
     top = prm[T_VIEW_TOP]
     bottom = prm[T_VIEW_BOTTOM]
     observable = np.empty(n, np.bool_)
@@ -366,14 +429,21 @@ def _track_step(
         cstart, citems, cstamp, cgeo = _cover_index(dbox, d2t, prm)
     else:
         cstart, citems, cstamp, cgeo = _cover_index(dbox[:0], d2t[:0], prm)
-    _update_matched(
-        X, P, H, EV, NEV, SCORE, NVIEW, MISS, t2d, observable, dbox, clip, logp, has_ev, travel,
-        prm, cstart, citems, cstamp, cgeo,
+    s_i2, s_pp, cnt = _update_matched(
+        X, P, H, G, XS, PS, MU, EV, NEV, SCORE, NVIEW, MISS, t2d, observable, dbox, clip, logp,
+        has_ev, travel, prm, cstart, citems, cstamp, cgeo,
     )  # fmt: skip
+    prm[T_R_MM2] = _noise_estimate(
+        prm[T_R_MM2], s_i2, s_pp, cnt, prm[T_R_MIN_MM2], prm[T_R_MAX_MM2], prm[T_R_ADAPT]
+    )
     m = _births(
         X,
         P,
         H,
+        G,
+        XS,
+        PS,
+        MU,
         EV,
         NEV,
         TID,
@@ -401,6 +471,9 @@ def _track_step(
     y_gone = y_valve + prm[T_PASS_MM]
     mpt = prm[T_MM_PER_TICK]
     q = prm[T_Q]
+    q_man = prm[T_Q_MAN]
+    g0 = prm[T_NIS_G0]
+    q_still = prm[T_Q_STILL]
     ev = prm[T_EXTENT_VAR_MM2]
     max_coast = prm[T_MAX_COAST]
     delete = prm[T_DELETE]
@@ -410,9 +483,14 @@ def _track_step(
         if not CONF[i] and SCORE[i] >= confirm:
             CONF[i] = 1
             counters[2] += 1
-        CROSS[i, 0], CROSS[i, 1], CROSS[i, 2], XC[i, 0], XC[i, 1] = _crossing(
-            X[i, 0], X[i, 1], X[i, 2], X[i, 3], H[i, 1], P[i, 0], P[i, 1], P[i, 2], P[i, 3],
-            P[i, 4], P[i, 5], t, travel, y_valve, mpt, q, ev,
+        qx = _axis_q(G[i, 0], q, q_man, g0)
+        qu = _axis_q(G[i, 1], q, q_man, g0)
+        CROSS[i, 0], CROSS[i, 1], CROSS[i, 2], CROSS[i, 3], XC[i, 0], XC[i, 1], XC[i, 2] = (
+            _crossing_imm(
+                X[i, 0], X[i, 1], X[i, 2], X[i, 3], H[i, 1], P[i, 0], P[i, 1], P[i, 2], P[i, 3],
+                P[i, 4], P[i, 5], qx, qu, XS[i, 0], XS[i, 1], PS[i, 0], PS[i, 1], MU[i], q_still,
+                t, travel, y_valve, mpt, ev,
+            )
         )  # fmt: skip
         trail = X[i, 1] + travel - H[i, 1]
         keep[i], lost = _keep(
@@ -424,9 +502,9 @@ def _track_step(
     if n_keep == m:
         return m
     dst, src = _fill_holes(keep, m)
-    for a2 in (X, P, H, EV, CROSS, XC):
+    for a2 in (X, P, H, G, XS, PS, EV, CROSS, XC):
         _move_2d(a2, dst, src)
-    for a1 in (SCORE, CPROB):
+    for a1 in (SCORE, CPROB, MU):
         _move_1d(a1, dst, src)
     for a3 in (TID, NVIEW, MISS, NEV, CONF, DEC, CLS, FRAC, TCLS):
         _move_1d(a3, dst, src)
@@ -435,25 +513,33 @@ def _track_step(
 
 __all__ = [
     "_assign_gated",
+    "_axis_q",
     "_births",
     "_clip_codes",
     "_cover_index",
     "_covered",
     "_crossing",
+    "_crossing_imm",
     "_export",
     "_fill_holes",
     "_gate",
+    "_huber",
     "_innov_u",
     "_keep",
     "_kf_axis",
     "_lead_clip",
     "_mahal2",
+    "_mode_update",
     "_move_1d",
     "_move_2d",
+    "_nis",
+    "_nis_capped",
+    "_noise_estimate",
     "_outlook_finish",
     "_outlook_logits",
     "_outlook_rows",
     "_predict",
+    "_still_update",
     "_track_step",
     "_update_matched",
 ]

@@ -20,7 +20,7 @@ from control.params import (
     T_ENTRY_BAND_MM,
     T_EXTENT_VAR_MM2,
     T_GATE,
-    T_R_MM2,
+    T_R_GATE_MM2,
     T_VIEW_BOTTOM,
     T_VIEW_TOP,
     T_X_MIN,
@@ -101,7 +101,7 @@ def _gate_boxes(X, P, H, n, observable, travel, prm, x0, y0, cell, nx, ny):
     """Per track the hash cells its gate can reach -> (n, 4) int64 cx0, cx1, cy0, cy1
     (cx0 = -1 for tracks out of view)."""
     gate = prm[T_GATE]
-    r = prm[T_R_MM2]
+    r = prm[T_R_GATE_MM2]
     ru = r + prm[T_EXTENT_VAR_MM2]
     tol = prm[T_CLIP_TOL_MM]
     band = prm[T_ENTRY_BAND_MM]
@@ -155,7 +155,7 @@ def _gate(X, P, H, n, observable, dbox, clip, travel, prm):
     et = np.empty(bound, np.int64)
     ed = np.empty(bound, np.int64)
     ec = np.empty(bound, np.float64)
-    r = prm[T_R_MM2]
+    r = prm[T_R_GATE_MM2]
     ru = r + prm[T_EXTENT_VAR_MM2]
     top = prm[T_VIEW_TOP]
     band = prm[T_ENTRY_BAND_MM]

@@ -18,6 +18,7 @@ import math
 import numpy as np
 from numba import njit
 
+from control.kernels_aim import AIM_CUT, AIM_FAILED, _aim
 from control.kernels_intervals import _commit, _emit, _plan, _prune, _pulse_columns
 from control.kernels_windows import (
     _command,
@@ -27,6 +28,9 @@ from control.kernels_windows import (
     _valve_request,
 )
 from control.params import (
+    MODE_BASELINE,
+    PREFER_PURITY,
+    PREFER_RECOVERY,
     S_BASE_MARGIN_MM,
     S_BASE_PAD_MM,
     S_BASE_STEP_MM,
@@ -42,8 +46,10 @@ from control.params import (
     S_MIN_OFF_TICKS,
     S_MIN_ON_TICKS,
     S_MM_PER_TICK,
+    S_MODE,
     S_OPEN_TICKS,
     S_PITCH_MM,
+    S_PREFER,
     S_TOLERANCE,
     S_X_FIRST_MM,
 )
@@ -58,7 +64,8 @@ C_CO_AVOIDED = 5
 C_DIV_CONFLICTS = 6
 C_VALVE_TICKS = 7
 C_OFF_BAR = 8
-N_COUNTERS = 9
+C_AIMED = 9  # targets whose air was cut clear of a neighbour (recipe ``prefer``)
+N_COUNTERS = 10
 NEIGHBOUR_BIN_MM = 64.0  # x bins of the neighbour search
 
 
@@ -223,6 +230,8 @@ def _schedule(
     e_arr = np.empty_like(v_arr)
     plans = np.empty((nv, 4), np.int64)
     b2 = 0.5 * sp[S_BLAST_MM]
+    aiming = sp[S_PREFER] != PREFER_RECOVERY and sp[S_MODE] != MODE_BASELINE
+    purity = sp[S_PREFER] == PREFER_PURITY
     for q in range(nc):
         i = cand[q]
         DEC[i] = 1
@@ -243,6 +252,19 @@ def _schedule(
             first, last, air_on, air_off = _valve_air(
                 CROSS[i, 0], CROSS[i, 1], CROSS[i, 2], XC[i, 0], XC[i, 1], H[i, 0], H[i, 1], sp
             )
+            if first <= last and aiming:
+                x_lo = sp[S_X_FIRST_MM] + (first + 0.5) * sp[S_PITCH_MM] - b2
+                x_hi = sp[S_X_FIRST_MM] + (last + 0.5) * sp[S_PITCH_MM] + b2
+                b0 = min(max(math.floor((x_lo - h_max) / NEIGHBOUR_BIN_MM), 0), n_bins - 1)
+                b1 = min(max(math.floor((x_hi + h_max) / NEIGHBOUR_BIN_MM), 0), n_bins - 1)
+                first, last, air_on, air_off, aim = _aim(
+                    i, first, last, air_on, air_off, rows, bstart, b0, b1, CROSS, XC, H, FRAC, sp
+                )
+                if aim == AIM_CUT:
+                    counters[C_AIMED] += 1
+                elif aim == AIM_FAILED and purity and TCLS[i] != int(sp[S_BATTERY]):
+                    counters[C_CO_AVOIDED] += 1
+                    continue
             if first <= last:
                 first, last = _enabled_run(first, last, enabled)
             res = ivs
@@ -310,7 +332,8 @@ def _schedule(
         if n_conf > 0:
             if act > 0:
                 counters[C_DIV_CONFLICTS] += 1
-            if TCLS[i] != int(sp[S_BATTERY]) and worst > prio[TCLS[i]]:
+            battery = TCLS[i] == int(sp[S_BATTERY])
+            if not battery and (worst > prio[TCLS[i]] or (purity and act == 0)):
                 if act == 0:
                     counters[C_CO_AVOIDED] += 1
                 continue

@@ -14,9 +14,9 @@ import numpy as np
 
 # tracker vector slots
 T_GATE = 0  # squared Mahalanobis gate (chi-square, 2 dof)
-T_R_MM2 = 1  # measurement noise variance of a box centre, mm^2
-T_Q = 2  # white-acceleration spectral density, mm^2 / tick^3
-T_V0_VAR = 3  # initial velocity variance, (mm/tick)^2
+T_R_MM2 = 1  # measurement noise variance of a box centre, mm^2 (filter; adapted per frame)
+T_Q = 2  # base white-acceleration density of a track, mm^2 / tick^3
+T_V0_VAR = 3  # initial velocity variance relative to the belt, (mm/tick)^2
 T_HIT = 4  # score gained per associated detection
 T_MISS = 5  # score lost per miss while fully in view
 T_BIRTH_ENTRY = 6  # initial score of a track born where fragments enter
@@ -38,7 +38,19 @@ T_CELL_MM = 21  # spatial hash cell size (set per frame)
 T_X_MIN = 22  # grid origin across the belt
 T_X_SPAN = 23
 T_OCCLUDED = 24  # a box this share covered by other boxes is occluded (0: off)
-N_TRACKER = 25
+T_R_GATE_MM2 = 25  # association noise variance of a box centre (gate), mm^2
+T_Q_MAN = 26  # process noise added per unit of NIS average above T_NIS_G0, mm^2 / tick^3
+T_NIS_G0 = 27  # NIS average a track may show before its process noise grows
+T_NIS_ALPHA = 28  # weight of one innovation in a track's NIS average
+T_R_ADAPT = 29  # weight of one frame's measurement-noise estimate (0: fixed)
+T_R_MIN_MM2 = 30  # bounds of the estimated measurement variance
+T_R_MAX_MM2 = 31
+T_Q_STILL = 32  # diffusion of a piece at rest on the belt, mm^2 / tick
+T_P_STILL = 33  # probability that a piece at rest stays at rest over a frame
+T_P_MOVE = 34  # probability that a moving piece keeps moving over a frame
+T_MU_MIN = 35  # floor of either model's probability
+T_MU0 = 36  # probability of rest of a new track
+N_TRACKER = 37
 
 # schedule vector slots
 S_K_SIGMA = 0  # window widening in crossing sigmas
@@ -69,7 +81,15 @@ S_WINDOW_RULE = 24  # 0 share + k sigma (sum), 1 max(share, k sigma + floor)
 S_FLOOR_U_MM = 25  # the max rule's positional tolerance floor along the belt
 S_FLOOR_X_MM = 26  # ... and across it
 S_LONG_MM = 27  # max rule: a longer predicted side over this gets full width (0: off)
-N_SCHEDULE = 28
+S_PREFER = 28  # the recipe's purity/recovery trade-off (PREFER_*)
+S_AIM_COVER = 29  # aiming around neighbours keeps at least this share of the target under air
+N_SCHEDULE = 30
+
+# recipe ``prefer``: what a target whose air would touch a neighbour of another
+# fraction gets (``control.kernels_aim``)
+PREFER_RECOVERY = 0  # the full window; the higher priority decides (the earlier rule)
+PREFER_BALANCED = 1  # aim around the neighbour; when that cannot work, priority decides
+PREFER_PURITY = 2  # aim around the neighbour; when that cannot work, leave the target
 
 RULE_SUM = 0
 RULE_MAX = 1
@@ -83,9 +103,26 @@ class ControlParams:
     """Tracker and scheduler settings; defaults suit the embedded virtual plant."""
 
     gate_chi2: float = 13.8  # 99.9 % for 2 dof
-    meas_sigma_mm: float = 2.0
-    accel_q_mm2_tick3: float = 2e-10
-    init_speed_sigma_mm_tick: float = 0.004  # 100 mm/s drift at 0.1 mm/tick, 2.5 m/s
+    # motion model (control/kernels_motion.py): the gate keeps a robust
+    # association noise; the filter starts from a centroid's error and then
+    # estimates it from the innovations; a wide velocity prior the data
+    # override within a few frames; per-track process noise from the NIS
+    gate_sigma_mm: float = 2.0
+    meas_sigma_mm: float = 0.3
+    meas_sigma_min_mm: float = 0.1
+    meas_adapt: float = 0.05
+    accel_q_mm2_tick3: float = 2e-11
+    maneuver_q_mm2_tick3: float = 2e-9
+    nis_g0: float = 1.5
+    nis_alpha: float = 0.3
+    init_speed_sigma_frac: float = 0.06  # of the belt speed; 2-3 frames of data override it
+    # interacting multiple models: at rest on the belt vs moving (constant
+    # velocity); the data decide within a frame or two (kernels_motion)
+    still_q_mm2_tick: float = 1e-6
+    still_stay: float = 0.999  # a piece at rest does not start to move by itself
+    move_stay: float = 0.97
+    mode_floor: float = 1e-3
+    still_prior: float = 0.5
     hit_gain: float = 1.0
     miss_loss: float = 1.5
     birth_entry_score: float = 1.0
@@ -133,6 +170,12 @@ class ControlParams:
     baseline_margin_mm: float = 10.0
     diverter_dead_ms: float = 30.0
     diverter_dwell_ms: float = 40.0
+    # aiming around neighbours (recipe ``prefer`` balanced or purity): the air
+    # may be trimmed away from a neighbour of another fraction as long as this
+    # share of the target's length and of its width stays under it for any
+    # crossing error within k sigma (the plant lifts a piece with half of it
+    # under air: ``sim`` ejection ``cover_*_frac``; the rest is margin)
+    aim_min_cover: float = 0.6
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -151,7 +194,21 @@ class ControlParams:
             raise ValueError("ControlParams tolerance floors must be >= 0")
         if self.mode not in ("adaptive", "baseline"):
             raise ValueError(f"ControlParams.mode must be adaptive or baseline, not {self.mode!r}")
+        if not 0 < self.aim_min_cover <= 1:
+            raise ValueError("ControlParams.aim_min_cover must lie in (0, 1]")
         if not (0 < self.cover_x_share <= 1 and 0 < self.cover_u_share <= 1):
             raise ValueError("ControlParams cover shares must lie in (0, 1]")
+        if not (0 < self.still_stay < 1 and 0 < self.move_stay < 1):
+            raise ValueError("ControlParams still_stay and move_stay must lie in (0, 1)")
+        if not (0 < self.mode_floor < 0.5 and 0 < self.still_prior < 1):
+            raise ValueError("ControlParams mode_floor in (0, 0.5), still_prior in (0, 1)")
+        if not (0 < self.nis_alpha <= 1 and 0 <= self.meas_adapt <= 1):
+            raise ValueError("ControlParams nis_alpha must lie in (0, 1], meas_adapt in [0, 1]")
+        if min(self.accel_q_mm2_tick3, self.maneuver_q_mm2_tick3, self.init_speed_sigma_frac) < 0:
+            raise ValueError("ControlParams process noises and the speed prior must be >= 0")
+        if not 0 < self.meas_sigma_min_mm <= self.meas_sigma_mm <= self.gate_sigma_mm:
+            raise ValueError(
+                "ControlParams needs 0 < meas_sigma_min_mm <= meas_sigma_mm <= gate_sigma_mm"
+            )
         if self.gate_chi2 <= 0 or self.meas_sigma_mm <= 0:
             raise ValueError("ControlParams gate_chi2 and meas_sigma_mm must be positive")

@@ -6,6 +6,7 @@ A recipe is TOML data, validated strictly (unknown keys refused)::
     version = 1
     pass_fraction = "pass"          # where everything not targeted goes
     co_ejection_tolerance = 0.15    # share of a neighbour's footprint the air may touch
+    prefer = "balanced"             # "purity" | "balanced" | "recovery": see below
 
     [fractions]                     # fraction -> actuator: 0 = valve bar, 1.. diverter flaps
     eject = 0
@@ -18,6 +19,15 @@ A recipe is TOML data, validated strictly (unknown keys refused)::
 ``load_recipe("builtin:default", class_names)`` reads ``control/recipes/default.toml``.
 Classes are named, never indexed; a recipe naming a class the model does not
 know is refused.
+
+``prefer`` is the purity-versus-recovery trade-off, one setting as on
+commercial sorters, for a target whose air would touch a neighbour of another
+fraction beyond ``co_ejection_tolerance``: ``"balanced"`` aims the air at the
+part of the target clear of the neighbour (fewer valves, a shorter window)
+when enough of the target stays under air, else the higher priority decides;
+``"purity"`` aims the same way but leaves the target when aiming cannot work;
+``"recovery"`` keeps the full window and lets the priority decide (the rule
+before aiming existed). A battery is always ejected.
 """
 
 from __future__ import annotations
@@ -26,7 +36,7 @@ import dataclasses
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -58,6 +68,7 @@ class RecipeFile(BaseModel):
     description: str = ""
     pass_fraction: str = Field("pass", pattern=_NAME)
     co_ejection_tolerance: float = Field(0.15, ge=0.0, le=1.0, strict=False)
+    prefer: Literal["purity", "balanced", "recovery"] = "balanced"
     fractions: dict[str, int] = Field(min_length=1)
     classes: dict[str, ClassRule] = Field(default_factory=dict)
 
@@ -100,6 +111,7 @@ class Recipe:
     priority: np.ndarray
     fraction_actuator: np.ndarray
     co_ejection_tolerance: float
+    prefer: Literal["purity", "balanced", "recovery"] = "balanced"
 
     def targets(self) -> dict[str, str]:
         """Class name -> fraction name, targeted classes only."""
@@ -157,6 +169,7 @@ def _bind(spec: RecipeFile, class_names: Sequence[str], source: str) -> Recipe:
         priority=priority,
         fraction_actuator=actuators,
         co_ejection_tolerance=spec.co_ejection_tolerance,
+        prefer=spec.prefer,
     )
 
 

@@ -31,8 +31,14 @@ COUNTER_NAMES = (
     "diverter_conflicts",
     "valve_open_ticks",
     "targets_off_bar",
+    "targets_aimed",
 )
 _INTERVALS_PER_VALVE = 32
+_PREFER = {
+    "recovery": ix.PREFER_RECOVERY,
+    "balanced": ix.PREFER_BALANCED,
+    "purity": ix.PREFER_PURITY,
+}
 _EMPTY_PULSES = Pulses.empty()
 _PULSE_FIELDS = tuple(Pulses._SCHEMA)  # the order ``_pulse_columns`` returns
 
@@ -78,6 +84,8 @@ def schedule_vector(
     s[ix.S_FLOOR_U_MM] = params.tolerance_floor_mm
     s[ix.S_FLOOR_X_MM] = params.tolerance_floor_x_mm
     s[ix.S_LONG_MM] = params.long_full_width_mm
+    s[ix.S_PREFER] = _PREFER[recipe.prefer]
+    s[ix.S_AIM_COVER] = params.aim_min_cover
     return s
 
 

@@ -25,8 +25,8 @@ __all__ = ["TrackTable", "Tracker", "class_log_probs"]
 _PROB_FLOOR = 1e-4
 _CELL_PER_SPACING = 0.7  # hash cell / mean box spacing (bench/decision.py: 0.7 beat 0.5, 1, 1.4)
 _TRACK_FIELDS = tuple(Tracks._SCHEMA)  # the order ``kernels._export`` returns
-_FLOAT2D = {"X": 4, "P": 6, "H": 2, "CROSS": 3, "XC": 2}
-_FLOAT1D = ("SCORE", "CPROB")
+_FLOAT2D = {"X": 4, "P": 6, "H": 2, "G": 2, "XS": 2, "PS": 2, "CROSS": 4, "XC": 3}
+_FLOAT1D = ("SCORE", "CPROB", "MU")
 _INT1D = ("TID", "NVIEW", "MISS", "NEV", "CONF", "DEC", "CLS", "FRAC", "TCLS")
 
 
@@ -34,15 +34,22 @@ class TrackTable:
     """Per-track arrays (rows 0..n-1 live), capacity grown on demand.
 
     X (C, 4) x, u mm and vx, vu mm/tick; P (C, 6) packed per-axis covariance;
-    H (C, 2) half sizes mm; EV (C, K) summed log class probabilities; CROSS
-    (C, 3) crossing on/off tick and sigma ticks; XC (C, 2) x at crossing and
-    its sigma mm; SCORE, CPROB float64; TID, NVIEW, MISS, NEV, CONF, DEC, CLS,
-    FRAC, TCLS int64.
+    H (C, 2) half sizes mm; G (C, 2) NIS average per axis (sets the track's
+    process noise); XS, PS (C, 2) the still model's x, u and their variances,
+    MU (C,) its probability (``kernels_motion``); EV (C, K) summed log class
+    probabilities; CROSS (C, 4) crossing on/off tick, sigma of those edge
+    ticks and of the centre's tick; XC (C, 3) x at crossing, its sigma with
+    the edges' and without (mm); SCORE, CPROB float64; TID, NVIEW, MISS, NEV,
+    CONF, DEC, CLS, FRAC, TCLS int64.
     """
 
     X: np.ndarray
     P: np.ndarray
     H: np.ndarray
+    G: np.ndarray
+    XS: np.ndarray
+    PS: np.ndarray
+    MU: np.ndarray
     EV: np.ndarray
     CROSS: np.ndarray
     XC: np.ndarray
@@ -126,7 +133,19 @@ def tracker_vector(geometry: LineGeometry, params: ControlParams) -> np.ndarray:
     v[prm_idx.T_GATE] = params.gate_chi2
     v[prm_idx.T_R_MM2] = params.meas_sigma_mm**2
     v[prm_idx.T_Q] = params.accel_q_mm2_tick3
-    v[prm_idx.T_V0_VAR] = params.init_speed_sigma_mm_tick**2
+    v[prm_idx.T_V0_VAR] = (params.init_speed_sigma_frac * geometry.belt.mm_per_tick) ** 2
+    v[prm_idx.T_R_GATE_MM2] = params.gate_sigma_mm**2
+    v[prm_idx.T_Q_MAN] = params.maneuver_q_mm2_tick3
+    v[prm_idx.T_NIS_G0] = params.nis_g0
+    v[prm_idx.T_NIS_ALPHA] = params.nis_alpha
+    v[prm_idx.T_R_ADAPT] = params.meas_adapt
+    v[prm_idx.T_R_MIN_MM2] = params.meas_sigma_min_mm**2
+    v[prm_idx.T_R_MAX_MM2] = params.gate_sigma_mm**2
+    v[prm_idx.T_Q_STILL] = params.still_q_mm2_tick
+    v[prm_idx.T_P_STILL] = params.still_stay
+    v[prm_idx.T_P_MOVE] = params.move_stay
+    v[prm_idx.T_MU_MIN] = params.mode_floor
+    v[prm_idx.T_MU0] = params.still_prior
     v[prm_idx.T_HIT] = params.hit_gain
     v[prm_idx.T_MISS] = params.miss_loss
     v[prm_idx.T_BIRTH_ENTRY] = params.birth_entry_score
@@ -179,7 +198,9 @@ class Tracker:
             self._travel0_mm = self.travel_mm(self.t_last)
             self._t0 = self.t_last
         self.geometry = geometry
+        r_mm2 = self.prm[prm_idx.T_R_MM2]  # the measurement noise learnt so far stays
         self.prm = tracker_vector(geometry, self.params)
+        self.prm[prm_idx.T_R_MM2] = r_mm2
         self._view_area_mm2 = geometry.camera.view_width_mm * geometry.camera.view_length_mm
 
     def reset(self) -> None:
@@ -222,8 +243,9 @@ class Tracker:
             max(_CELL_PER_SPACING * math.sqrt(self._view_area_mm2 / max(nd, 1)), 5.0), 200.0
         )
         n_live = kernels._track_step(
-            tab.X, tab.P, tab.H, tab.EV, tab.NEV, tab.TID, tab.CONF, tab.DEC, tab.SCORE,
-            tab.NVIEW, tab.MISS, tab.CLS, tab.CPROB, tab.FRAC, tab.TCLS, tab.CROSS, tab.XC,
+            tab.X, tab.P, tab.H, tab.G, tab.XS, tab.PS, tab.MU, tab.EV, tab.NEV, tab.TID,
+            tab.CONF, tab.DEC, tab.SCORE, tab.NVIEW, tab.MISS, tab.CLS, tab.CPROB, tab.FRAC,
+            tab.TCLS, tab.CROSS, tab.XC,
             tab.n, dt, float(t_tick), self.travel_mm(t_tick), box, logp, has, self.prm,
             self.counters,
         )  # fmt: skip

@@ -73,6 +73,7 @@ class PlcBridge:
             LinkParams(
                 config.transport, config.host, config.port, config.device_id,
                 config.serial_port, config.baudrate, config.timeout_s, config.retries,
+                config.tls,
             )
         )  # fmt: skip
         self._lt = LoopThread("plc-bridge", rt_priority=config.rt_priority)

@@ -7,11 +7,31 @@ a ``BridgeConfig`` from its ``[plc]`` section with ``from_line_config``.
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+import os
+from typing import Any, Literal
 
 from plc import regmap as rm
 
 __all__ = ["BridgeConfig", "PlcStatus"]
+
+
+@dataclasses.dataclass(frozen=True)
+class TlsFiles:
+    """Modbus/TCP Security (TLS, mutual certificates; port 802 by convention):
+    ``ca`` the PEM file of the CA that signs the peers' certificates, ``cert``
+    and ``key`` this end's certificate and private key. Paths only: the key
+    is read by ``ssl`` and never by us, so it cannot end up in a log."""
+
+    ca: str
+    cert: str
+    key: str
+
+    def check(self) -> None:
+        """ValueError naming the first file that is not there."""
+        for name in ("ca", "cert", "key"):
+            path = getattr(self, name)
+            if not os.path.isfile(os.path.expanduser(path)):
+                raise ValueError(f"tls {name} file {path} not found")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,11 +69,13 @@ class BridgeConfig:
     extrapolate_encoder: bool = True
     rt_priority: int | None = None
     trigger_every_ticks: int | None = None
+    tls: TlsFiles | None = None
 
     def __post_init__(self) -> None:
         checks = (
             (self.transport in ("tcp", "rtu"), "transport must be 'tcp' or 'rtu'"),
             (self.transport != "rtu" or bool(self.serial_port), "rtu needs serial_port"),
+            (self.transport == "tcp" or self.tls is None, "tls needs transport 'tcp'"),
             (0 <= self.port <= 65535, "port outside 0..65535"),
             (1 <= self.device_id <= 247, "device_id outside 1..247"),
             (self.timeout_s > 0 and self.heartbeat_s > 0, "timeout_s and heartbeat_s > 0"),
@@ -89,11 +111,16 @@ class BridgeConfig:
     ) -> BridgeConfig:
         """From a ``[plc]`` config section (any object with its attribute names:
         transport, host, port, device_id, serial_port, baudrate, timeout_ms,
-        retries, heartbeat_ms, reconnect_max_ms, watchdog_ms);
+        retries, heartbeat_ms, reconnect_max_ms, watchdog_ms; optionally tls
+        with ca, cert, key);
         ``trigger_every_ticks`` from ``[camera]`` when the PLC triggers it."""
 
         def get(name: str) -> object:
             return getattr(plc, name)
+
+        tls: Any = getattr(plc, "tls", None)
+        parts = [str(getattr(tls, k, "") or "") for k in ("ca", "cert", "key")]
+        files = TlsFiles(*parts) if any(parts) else None
 
         return cls(
             transport=get("transport"),  # type: ignore[arg-type]
@@ -110,6 +137,7 @@ class BridgeConfig:
             mm_per_tick=float(mm_per_tick),
             watchdog_ms=float(get("watchdog_ms")),  # type: ignore[arg-type]
             trigger_every_ticks=trigger_every_ticks,
+            tls=files,
         )
 
 

@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
+from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient, AsyncModbusTlsClient
 from pymodbus.exceptions import ModbusException
 from pymodbus.framer import FramerType
 
+from plc.bridge_config import TlsFiles
 from plc.regmap import ExcCode
 
 Transport = Literal["tcp", "rtu"]
@@ -53,6 +55,7 @@ class LinkParams:
     baudrate: int
     timeout_s: float
     retries: int
+    tls: TlsFiles | None = None
 
 
 class Link(Protocol):
@@ -67,6 +70,21 @@ class Link(Protocol):
     async def write_read(
         self, write_address: int, values: Sequence[int], read_address: int, read_count: int
     ) -> list[int]: ...
+
+
+def client_context(tls: TlsFiles) -> ssl.SSLContext:
+    """TLS 1.2+ client context: the PLC's certificate must chain to ``tls.ca``
+    and name the host connected to; ours (``tls.cert``/``tls.key``) is offered
+    for the PLC to check (mutual authentication, Modbus/TCP Security).
+    ``LinkDownError`` naming the file when one cannot be loaded."""
+    try:
+        tls.check()
+        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=tls.ca)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.load_cert_chain(tls.cert, tls.key)
+    except (ValueError, OSError) as exc:  # ssl.SSLError is an OSError
+        raise LinkDownError(f"tls: {exc}") from None
+    return ctx
 
 
 def span(table: str, address: int, count: int) -> str:
@@ -97,6 +115,11 @@ class ModbusLink:
                 p.serial_port, framer=FramerType.RTU, baudrate=p.baudrate,
                 timeout=p.timeout_s, retries=p.retries, reconnect_delay=0,
             )  # fmt: skip
+        elif p.tls is not None:
+            client = AsyncModbusTlsClient(
+                p.host, port=p.port, sslctx=client_context(p.tls), timeout=p.timeout_s,
+                retries=p.retries, reconnect_delay=0,
+            )  # fmt: skip
         else:
             client = AsyncModbusTcpClient(
                 p.host, port=p.port, timeout=p.timeout_s, retries=p.retries, reconnect_delay=0
@@ -112,7 +135,8 @@ class ModbusLink:
         if not ok:
             self.close()
             where = p.serial_port if p.transport == "rtu" else f"{p.host}:{p.port}"
-            raise LinkDownError(f"connect {p.transport} {where}: {why}")
+            kind = "tls" if p.tls is not None else p.transport
+            raise LinkDownError(f"connect {kind} {where}: {why}")
         if p.transport == "rtu":
             await asyncio.sleep(2 * p.timeout_s)  # late replies drain, unanswered
 

@@ -330,7 +330,7 @@ def observe(line: SortingLine, uncertainty: UncertaintyListener) -> Observation:
         frames_stamped=snap.timebase.frames_stamped, frames_untimed=snap.frames_untimed,
         timebase_mismatches=snap.timebase.mismatches,
         timebase_problem=snap.timebase.last_problem, deadline_misses=snap.deadline_misses,
-        records_where="" if rec is None else str(rec.directory),
+        records_where="" if rec is None else rec.where,
         records_failed=0 if rec is None else rec.failed,
         records_written=0 if rec is None else rec.written,
         records_dropped=0 if rec is None else rec.dropped,

@@ -24,6 +24,8 @@ deadline_misses     warning  more than ``deadline_misses_max`` in ``deadline_win
 records             warning  the sort-record writer fails, or drops (window)
 model_uncertainty   warning  share of detections below ``uncertain_below`` well
                              above its running baseline
+mqtt.link           warning  the MQTT broker of the Sparkplug B node is unreachable
+                             (``sortline.sparkplug``; data held back, bounded)
 valve.<v>           warning  valve v (PLC numbering, IR 100+2v) ran no (dead) or
                              few (weak) cycles over ``valve_window_s`` while
                              its neighbours kept running
@@ -171,6 +173,8 @@ class AlarmBook:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # more conditions, merged into each evaluation (plant links: mqtt.link)
+        self.sources: list[Callable[[], Mapping[str, Raised]]] = []
 
     def update(self, conditions: Mapping[str, Raised], now: float | None = None) -> None:
         """The conditions that hold now: raise or refresh them, clear the rest."""
@@ -251,7 +255,10 @@ class AlarmBook:
             failures = 0
             while not self._stop.wait(period_s):
                 try:
-                    self.update(evaluate())
+                    conditions = dict(evaluate())
+                    for source in self.sources:
+                        conditions.update(source())
+                    self.update(conditions)
                     failures = 0
                 except Exception:  # the evaluator outlives a bad reading, and says so
                     failures += 1

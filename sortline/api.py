@@ -26,7 +26,13 @@ from starlette.routing import Match
 
 from core.errors import InputFileError
 from sortline.api_alarms import alarms_router
+from sortline.api_calibration import calibration_router
+from sortline.api_limits import BodyLimit, body_limit_of
 from sortline.api_metrics import metrics_router
+from sortline.api_model import model_router
+from sortline.api_recipes import recipes_router
+from sortline.api_records import records_router
+from sortline.api_stream import stream_router
 from sortline.api_valves import valves_router
 from sortline.auth import (
     AUTH_RESPONSES,
@@ -70,7 +76,9 @@ class CommandResult(BaseModel):
 
 class RecipeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
-    toml: str = Field(min_length=1, max_length=65536, description="the recipe file's text")
+    toml: str = Field(  # 5,000 characters fit the 64 KiB body limit, however JSON escapes them
+        min_length=1, max_length=5_000, description="the recipe file's text"
+    )
     who: str | None = Field(
         None, min_length=1, max_length=64, description="a note for the audit log; the key is who"
     )
@@ -97,6 +105,7 @@ def create_app(line: LineLike, keys: KeyBook, audit: AuditLog) -> FastAPI:
     app = FastAPI(title="sortline", version="0.1.0", description=__doc__)
     app.state.keys = keys
     app.state.audit = audit
+    app.add_middleware(BodyLimit, max_bytes=body_limit_of(line))
     dashboard = resources.files("sortline").joinpath("static/dashboard.html").read_text("utf-8")
 
     @app.exception_handler(StarletteHTTPException)
@@ -170,6 +179,7 @@ def create_app(line: LineLike, keys: KeyBook, audit: AuditLog) -> FastAPI:
         responses={
             **AUTH_RESPONSES,
             400: {"description": "the body is not valid JSON"},
+            413: {"description": "the body is larger than [api] max_body_bytes"},
             422: {"description": "the recipe is malformed or names unknown classes"},
         },
     )
@@ -189,6 +199,11 @@ def create_app(line: LineLike, keys: KeyBook, audit: AuditLog) -> FastAPI:
     app.include_router(metrics_router(line))
     app.include_router(alarms_router(line))
     app.include_router(valves_router(line))
+    app.include_router(recipes_router(line))
+    app.include_router(model_router(line))
+    app.include_router(calibration_router(line))
+    app.include_router(stream_router(line))
+    app.include_router(records_router(line))
     app.include_router(audit_router())
     return app
 

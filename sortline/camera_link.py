@@ -6,8 +6,13 @@ frames flow): the loop holds the line on it, and the line recovers when
 frames come back. What counts:
 - ``frames_lost``: gaps in the camera's frame counter (lost between sensor and
   loop, or replaced while the loop was busy);
-- ``frames_bad``: frames of the wrong size or type (dropped; three in a row
-  hold the line);
+- ``frames_bad``: frames of the wrong size or type, or of one uniform value
+  (all black: a covered lens, a lamp off; all saturated: a sensor fault),
+  sampled every 8th pixel (dropped; three in a row hold the line);
+- ``frames_out_of_order``: frames whose counter is not newer than the last
+  one used (a frame delivered late or twice): dropped, never processed after
+  a newer one; a counter more than ``_RESTART_GAP`` back is a camera that
+  restarted its counter, taken as the new sequence;
 - ``reconnects``: times frames flowed again after the camera was reopened;
 - a stall: no frame for ``stall_s``; after ``reopen_after_stalls`` stalls in a
   row the camera is closed and reopened (a camera that went away), except
@@ -21,6 +26,8 @@ from __future__ import annotations
 import logging
 import time
 
+import numpy as np
+
 from core.frame import FrameError
 from sortline.status import CameraView
 from vision.camera import Camera, RawFrame, SourceError, SourceOpenError, SourceStalledError
@@ -31,6 +38,7 @@ __all__ = ["CameraLink"]
 log = logging.getLogger("sortline.camera")
 
 _BAD_IN_A_ROW = 3
+_RESTART_GAP = 8  # frames: a counter further back than this restarted (not a late frame)
 _BACKOFF_MIN_S, _BACKOFF_MAX_S = 0.1, 2.0
 
 
@@ -47,6 +55,7 @@ class CameraLink:
         self.frames_read = 0
         self.frames_lost = 0
         self.frames_bad = 0
+        self.frames_out_of_order = 0
         self.reconnects = 0
         self.last_error = ""
         self._opened_once = False
@@ -56,6 +65,7 @@ class CameraLink:
         self._bad_since_good = 0
         self._stalls_in_row = 0
         self._last_counter: int | None = None
+        self._gap = (0, -1)  # counters last counted lost (a late one is not lost)
         self._last_frame_mono: float | None = None
         self._next_open_s = 0.0
         self._backoff_s = _BACKOFF_MIN_S
@@ -112,11 +122,7 @@ class CameraLink:
         try:
             raw = self.camera.read(timeout_s)
         except FrameError as exc:
-            self.frames_bad += 1
-            self._bad_since_good += 1  # its counter shows up as a gap: not lost twice
-            self._bad_in_row += 1
-            if self._bad_in_row >= _BAD_IN_A_ROW:
-                self._fail(f"camera delivers unusable frames: {exc}")
+            self._bad(str(exc))
             return None
         except SourceStalledError as exc:
             self._stalled(exc)
@@ -125,8 +131,30 @@ class CameraLink:
             self._fail(f"camera lost: {exc}")
             self.close()
             return None
+        uniform = _uniform_value(raw.image)
+        if uniform is not None:
+            self._bad(f"{self.name}: frame {raw.counter}: every pixel {uniform} (blank)")
+            return None
+        last = self._last_counter
+        if last is not None and last - _RESTART_GAP <= raw.counter <= last:
+            self.frames_out_of_order += 1
+            if self._gap[0] <= raw.counter <= self._gap[1] and self.frames_lost > 0:
+                self.frames_lost -= 1  # counted lost when the newer one came: it is late
+            if self.frames_out_of_order in (1, 10, 100) or self.frames_out_of_order % 1000 == 0:
+                log.warning(
+                    "%s: frame %d after frame %d, out of order: dropped (%d so far)",
+                    self.name, raw.counter, last, self.frames_out_of_order,
+                )  # fmt: skip
+            return None
         self._good(raw)
         return raw
+
+    def _bad(self, why: str) -> None:
+        self.frames_bad += 1
+        self._bad_since_good += 1  # its counter shows up as a gap: not lost twice
+        self._bad_in_row += 1
+        if self._bad_in_row >= _BAD_IN_A_ROW:
+            self._fail(f"camera delivers unusable frames: {why}")
 
     def _stalled(self, exc: Exception) -> None:
         last = self._last_frame_mono
@@ -141,6 +169,7 @@ class CameraLink:
         if self._last_counter is not None and raw.counter > self._last_counter + 1:
             gap = raw.counter - self._last_counter - 1
             self.frames_lost += max(gap - self._bad_since_good, 0)
+            self._gap = (self._last_counter + 1, raw.counter - 1)
         self._bad_since_good = 0
         self._last_counter = raw.counter
         self._last_frame_mono = time.monotonic()
@@ -167,3 +196,12 @@ class CameraLink:
             last_error=self.last_error,
             seconds_since_frame=None if last is None else round(time.monotonic() - last, 3),
         )
+
+
+def _uniform_value(image: object) -> int | None:
+    """The one value of a frame whose every 8th pixel is the same, else None."""
+    if not isinstance(image, np.ndarray) or image.size == 0:
+        return None
+    sub = image[::8, ::8]
+    lo = int(sub.min())
+    return lo if lo == int(sub.max()) else None

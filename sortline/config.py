@@ -70,6 +70,32 @@ class LineSection(BaseModel):
     classes: tuple[str, ...] = Field(DEFAULT_CLASSES, min_length=1, strict=False)
 
 
+class PlcTls(BaseModel):
+    """``[plc] tls = {ca, cert, key}``: Modbus/TCP Security (TLS, mutual
+    certificates): the CA that signed the PLC's certificate, and this
+    controller's certificate and private key (PEM files, absolute paths);
+    all three "" (the default): plain Modbus TCP."""
+
+    model_config = _STRICT
+    ca: str = ""
+    cert: str = ""
+    key: str = ""
+
+    @model_validator(mode="after")
+    def _absolute(self) -> PlcTls:
+        if not self.on:
+            return self
+        for name in ("ca", "cert", "key"):
+            value = getattr(self, name)
+            if not value or not Path(value).expanduser().is_absolute():
+                raise ValueError(f"plc.tls.{name} must be an absolute path (got {value!r})")
+        return self
+
+    @property
+    def on(self) -> bool:
+        return bool(self.ca or self.cert or self.key)
+
+
 class PlcSection(BaseModel):
     model_config = _STRICT
     transport: Literal["tcp", "rtu"] = "tcp"
@@ -86,6 +112,7 @@ class PlcSection(BaseModel):
     rt_priority: int = Field(
         0, ge=0, le=99, description="SCHED_FIFO priority of the bridge thread; 0 = normal"
     )
+    tls: PlcTls = Field(PlcTls(), description="Modbus/TCP Security: {ca, cert, key}")
 
     @model_validator(mode="after")
     def _rtu_needs_a_port(self) -> PlcSection:
@@ -140,6 +167,9 @@ class ApiSection(BaseModel):
     open_metrics: bool = Field(
         True, description="GET /metrics answers without an API key; false: 404"
     )
+    max_body_bytes: int = Field(
+        65536, ge=1024, le=1 << 26, description="larger request bodies get 413"
+    )
     keys: tuple[ApiKeyEntry, ...] = Field(
         (), strict=False, description="API keys ([[api.keys]] name, role, hash)"
     )
@@ -164,10 +194,65 @@ class CalibrationSection(BaseModel):
     poll_s: float = Field(1.0, gt=0, le=3600, description="how often to look for a new activation")
 
 
+class ShiftEntry(BaseModel):
+    """One shift of ``[records] shifts``: it runs from ``start`` until the next one starts."""
+
+    model_config = _STRICT
+    name: str = Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_. -]+$")
+    start: str = Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", description="HH:MM local time")
+
+
 class RecordsSection(BaseModel):
+    """``[records]``: the production records store (``sortline.records``)."""
+
     model_config = _STRICT
     dir: str = ""
     enabled: bool = True
+    url: str = Field(
+        "",
+        pattern=r"^$|^sqlite:///.+|^postgres(ql)?://.+",
+        description='"" = sqlite:///<dir>/<line>.sqlite; or sqlite:///PATH, postgresql://...',
+    )
+    shifts: list[ShiftEntry] = Field(default_factory=list)
+    timezone: str = Field("UTC", min_length=1, description="IANA zone of the shift times")
+    retention_days: float = Field(365.0, gt=0, le=36500, description="older decisions pruned")
+    batch_ms: float = Field(200.0, ge=10, le=1000, description="a commit at least this often")
+    batch_rows: int = Field(500, ge=1, le=100_000, description="... or once this many rows wait")
+    queue_cycles: int = Field(4096, ge=16, le=1_000_000, description="cycles waiting, then drop")
+    memory_rows: int = Field(
+        200_000, ge=100, le=10_000_000, description="rows kept while the store fails"
+    )
+    spool_rows: int = Field(
+        1_000_000, ge=100, le=100_000_000, description="server outage: rows spooled on disk"
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        import zoneinfo
+
+        try:
+            zoneinfo.ZoneInfo(v)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r}") from None
+        return v
+
+    @model_validator(mode="after")
+    def _distinct_shifts(self) -> RecordsSection:
+        starts = [s.start for s in self.shifts]
+        names = [s.name for s in self.shifts]
+        if len(set(starts)) != len(starts) or len(set(names)) != len(names):
+            raise ValueError("records.shifts: each shift needs its own name and start")
+        return self
+
+
+class RecipesSection(BaseModel):
+    """``[recipes]``: the recipe library of the status API (``sortline.recipe_library``)."""
+
+    model_config = _STRICT
+    dir: str = Field(
+        "", description='uploaded recipes and their activation history; "" = <records dir>/recipes'
+    )
 
 
 class SimSection(BaseModel):
@@ -216,6 +301,111 @@ class AlarmsSection(BaseModel):
     )
 
 
+class MqttDeadbands(BaseModel):
+    """``[mqtt.deadband]``: report by exception; a value goes out when it moved
+    more than this since it was last reported (states and text: any change)."""
+
+    model_config = _STRICT
+    count: float = Field(0.0, ge=0, description="counters (frames, objects, pulses)")
+    ratio: float = Field(0.001, ge=0, le=1, description="purity, recovery (0..1)")
+    rate: float = Field(0.5, ge=0, description="fragments per second")
+    seconds: float = Field(0.0005, ge=0, description="latencies, s")
+    speed: float = Field(0.005, ge=0, description="belt speed, m/s")
+
+
+class MqttSection(BaseModel):
+    """``[mqtt]``: the line as a Sparkplug B edge node (``sortline.sparkplug``)."""
+
+    model_config = _STRICT
+    url: str = Field(
+        "",
+        pattern=r"^$|^mqtts?://[A-Za-z0-9.\-\[\]:]+(:[0-9]{1,5})?/?$",
+        description='"" = off; "mqtt://host:1883" or "mqtts://host:8883" (TLS: ca, cert, key)',
+    )
+    group: str = Field("sortline", min_length=1, max_length=64, pattern=r"^[^/#+]+$")
+    node: str = Field("", max_length=64, pattern=r"^[^/#+]*$", description='"" = [line] name')
+    client_id: str = Field("", max_length=128, description='"" = sortline-<group>-<node>')
+    username: str = ""
+    password: str = Field("", description="broker password (plain text: MQTT sends it)")
+    ca: str = Field("", description="mqtts: CA certificate file (PEM)")
+    cert: str = Field("", description="mqtts: client certificate (PEM), for brokers that ask")
+    key: str = Field("", description="mqtts: the client certificate's private key (PEM)")
+    keepalive_s: int = Field(10, ge=2, le=3600)
+    reconnect_max_s: float = Field(5.0, ge=1, le=600)
+    publish_s: float = Field(0.5, ge=0.005, le=3600, description="snapshot read this often")
+    backlog: int = Field(1000, ge=10, le=1_000_000, description="messages waiting, then dropped")
+    command_role: Literal["", "operator", "engineer"] = Field(
+        "",
+        description='NCMD commands allowed: "" none; operator: start, stop, reset; '
+        "engineer: also the recipe",
+    )
+    command_name: str = Field(
+        "mqtt", min_length=1, max_length=64, description="who NCMD commands are audited as"
+    )
+    deadband: MqttDeadbands = MqttDeadbands()
+
+    @model_validator(mode="after")
+    def _tls_files(self) -> MqttSection:
+        if (self.ca or self.cert or self.key) and not self.url.startswith("mqtts://"):
+            raise ValueError("ca, cert and key need an mqtts:// url")
+        if bool(self.cert) != bool(self.key):
+            raise ValueError("cert and key go together")
+        return self
+
+
+class OpcuaUser(BaseModel):
+    """One ``[[opcua.users]]`` entry: an OPC UA user name, its role and the
+    scrypt hash of its password (``sortline.auth.hash_key(password)``)."""
+
+    model_config = _STRICT
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")
+    role: Literal["operator", "engineer"]
+    hash: str = Field(max_length=200)
+
+    @field_validator("hash")
+    @classmethod
+    def _well_formed(cls, value: str) -> str:
+        from sortline.auth import check_hash
+
+        return check_hash(value)
+
+
+class OpcuaSection(BaseModel):
+    """``[opcua]``: an OPC UA server exposing the line as PackML (``sortline.opcua_server``)."""
+
+    model_config = _STRICT
+    endpoint: str = Field(
+        "",
+        pattern=r"^$|^opc\.tcp://[A-Za-z0-9.\-\[\]:]+:[0-9]{1,5}(/.*)?$",
+        description='"" = off; e.g. "opc.tcp://0.0.0.0:4840/sortline"',
+    )
+    publish_s: float = Field(0.5, ge=0.05, le=3600, description="nodes updated this often")
+    writable: bool = Field(
+        False, description="Start/Stop/Reset methods; needs certificate, private_key and users"
+    )
+    certificate: str = Field("", description="server certificate (DER or PEM)")
+    private_key: str = Field("", description="its private key (PEM)")
+    trusted_clients: str = Field(
+        "", description="folder of client certificates allowed to log in with the certificate"
+    )
+    users: tuple[OpcuaUser, ...] = Field((), strict=False)
+    max_sessions: int = Field(10, ge=1, le=1000)
+    max_subscriptions_per_session: int = Field(8, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _secure_when_writable(self) -> OpcuaSection:
+        if self.writable and not (self.certificate and self.private_key):
+            raise ValueError(
+                "writable = true needs certificate and private_key (Basic256Sha256 SignAndEncrypt)"
+            )
+        if self.writable and not (self.users or self.trusted_clients):
+            raise ValueError("writable = true needs [[opcua.users]] or trusted_clients")
+        names = [u.name for u in self.users]
+        if len(set(names)) != len(names):
+            raise ValueError("opcua.users: a name used twice")
+        return self
+
+
 class LineConfig(BaseModel):
     model_config = _STRICT
 
@@ -229,8 +419,11 @@ class LineConfig(BaseModel):
     api: ApiSection = ApiSection()
     records: RecordsSection = RecordsSection()
     calibration: CalibrationSection = CalibrationSection()
+    recipes: RecipesSection = RecipesSection()
     sim: SimSection = SimSection()
     alarms: AlarmsSection = AlarmsSection()
+    mqtt: MqttSection = MqttSection()
+    opcua: OpcuaSection = OpcuaSection()
     source: str = Field(DEFAULT_CONFIG_NAME, exclude=True)
 
     @model_validator(mode="after")

@@ -23,11 +23,12 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+from control.recipe import Recipe
 from core.frame import Frame
-from core.types import Detections, Pulses, Tracks
+from core.types import Detections, Pulses, Tracks, TrackState
 from core.writer import BoundedWriter
 from plc.regmap import PackMLState
-from sortline.records import RecordWriter
+from sortline.records import Context, Offer, Records
 from sortline.status import Quality
 
 __all__ = [
@@ -63,15 +64,26 @@ class Listener(Protocol):
 
 
 class RecordsListener:
-    def __init__(self, writer: RecordWriter) -> None:
-        self.writer = writer
+    """Hands each cycle with a decided track or a pulse to the records writer
+    (one ``put_nowait``, no copy); ``context`` names the recipe, model and
+    calibration deciding now (a few attribute reads)."""
+
+    def __init__(self, records: Records, context: Callable[[], tuple[Recipe, Context]]) -> None:
+        self.records = records
+        self.context = context
 
     def on_cycle(self, cycle: Cycle) -> None:
-        if len(cycle.pulses):
-            self.writer.offer(cycle.pulses, cycle.tracks)
+        tr = cycle.tracks
+        if not len(cycle.pulses) and not (tr.state == TrackState.DECIDED).any():
+            return
+        recipe, ctx = self.context()
+        f = cycle.frame
+        self.records.writer.offer(
+            Offer(cycle.t_unix_s, f.frame_id, f.tick, tr, cycle.pulses, recipe, ctx)
+        )
 
     def close(self) -> None:
-        self.writer.close()
+        self.records.close()
 
 
 class ScoreSource(Protocol):

@@ -30,7 +30,7 @@ from sortline.camera_link import CameraLink
 from sortline.listeners import Cycle, Listener
 from sortline.metrics import LatencyWindow
 from sortline.state import Conditions, LineStateMachine
-from sortline.timebase import TimeBase
+from sortline.timebase import EncoderWatch, TimeBase
 from vision.pipeline import VisionPipeline
 from vision.pipelined import PipelinedVision
 
@@ -94,6 +94,7 @@ class FrameLoop:
         self._encoder_resets = 0
         self._in_flight_arrival = 0.0
         self._timebase_key: tuple[int, int] | None = None
+        self.encoder = EncoderWatch()
 
     # ------------------------------------------------------------------ loop
     def attach(self, listener: Listener) -> None:
@@ -115,7 +116,8 @@ class FrameLoop:
     @property
     def frames_dropped(self) -> int:
         cam = self.camera
-        return cam.frames_lost + cam.frames_bad + self.frames_untimed + self.frames_bad
+        bad = cam.frames_bad + cam.frames_out_of_order
+        return cam.frames_lost + bad + self.frames_untimed + self.frames_bad
 
     def holds(self) -> tuple[str, ...]:
         causes = []
@@ -125,6 +127,8 @@ class FrameLoop:
             causes.append(self.camera.problem)
         if self._untimed_in_row >= UNTIMED_IN_A_ROW:
             causes.append(f"no encoder count for the frames: {self._untimed_why}")
+        if self.encoder.stuck:
+            causes.append(self.encoder.stuck)
         return tuple(causes)
 
     def observe(self, plc: PlcStatus) -> PackMLState:
@@ -133,6 +137,7 @@ class FrameLoop:
         except ValueError:
             plc_state = None
         nominal = self.nominal_speed_mm_s
+        self._watch_encoder(plc)
         return self.state.observe(
             Conditions(
                 plc_linked=bool(plc.connected),
@@ -204,6 +209,24 @@ class FrameLoop:
         self.timebase.reset()
         if key[1] != last[1] and last[1] != -1:  # a PLC restart: a new count space
             self.controller.new_count_space()
+
+    def _watch_encoder(self, plc: PlcStatus) -> None:
+        """A count standing while the belt runs holds the line (``holds``); one
+        that jumped further than the belt can run starts a new count space:
+        tracks and committed intervals refer to places it no longer names.
+        Not in stepped simulation: there the count moves with the frames, not
+        with the clock (it stands while nobody steps the plant)."""
+        if self.stepped:
+            return
+        tick = plc.encoder_tick if plc.connected else None
+        mm = plc.mm_per_tick
+        if self.encoder.observe(tick, plc.encoder_t_s, plc.speed_mm_s, mm, plc.boot_id):
+            self.controller.new_count_space()
+            self.timebase.reset()
+            log.warning(
+                "encoder count jumped by %d ticks (at %d): tracking restarted on the new count",
+                self.encoder.last_jump_ticks, tick,
+            )  # fmt: skip
 
     def _idle(self) -> None:
         plc = self.bridge.snapshot()

@@ -27,7 +27,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from control.recipe import parse_recipe
+from control.recipe import Recipe, parse_recipe
 from plc.bridge import PlcStatus
 from plc.regmap import InputBit
 from sortline.alarms import AlarmBook, attach_alarms
@@ -38,7 +38,9 @@ from sortline.listeners import LabellingListener, RecordsListener, ScoreListener
 from sortline.loop import FrameLoop
 from sortline.metrics_prom import attach_metrics
 from sortline.parts import LineParts, build_parts
-from sortline.records import RecordWriter
+from sortline.preview import PreviewGeometry, PreviewTap
+from sortline.recipe_library import RecipeLibrary, recipe_text, recipes_dir
+from sortline.records import Context, Records, records_from_config
 from sortline.state import Command, LineStateMachine, PackMLState, TransitionError
 from sortline.status import Event, LatencyMs, Quality, StatusSnapshot, TimeBaseView, report_from
 from sortline.valves import OperatorDisable, UnknownValveError, ValveRefusedError, ValveUsage
@@ -94,12 +96,11 @@ class SortingLine:
             publish=self._maybe_publish,
         )
         self.loop.set_classes(parts.class_names)
-        self.records: RecordWriter | None = None
+        self.records: Records | None = None  # GET /records (sortline.api_records)
+        self._records_ctx: tuple[object, object, Context] | None = None
         if cfg.records.enabled if records is None else records:
-            self.records = RecordWriter(
-                records_dir(cfg), cfg.line.name, parts.class_names, parts.recipe.fraction_names
-            )
-            self.loop.attach(RecordsListener(self.records))
+            self.records = records_from_config(cfg, parts.class_names, self._pulse_counts)
+            self.loop.attach(RecordsListener(self.records, self._records_context))
         self.score: ScoreListener | None = None
         if parts.score_source is not None:
             name = "embedded virtual plant" if parts.plant is not None else cfg.sim.score_url
@@ -116,6 +117,13 @@ class SortingLine:
             )
         self.alarms: AlarmBook = attach_alarms(self)  # GET /alarms (sortline.api_alarms)
         self.metrics = attach_metrics(self)  # GET /metrics (sortline.api_metrics)
+        self.preview = PreviewTap()  # GET /preview.jpg (sortline.api_stream): references only
+        self.loop.attach(self.preview)
+        self.recipe_library = RecipeLibrary(recipes_dir(cfg), cfg.line.name, parts.class_names)
+        self.recipe_library.note_activation(
+            parts.recipe, recipe_text(parts.recipe.source), "config", "start-up"
+        )  # /recipes/history
+        self._cal_poll_lock = threading.Lock()  # the watcher and POST /calibration/...
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._pending_params: LineParams | None = None
@@ -128,9 +136,23 @@ class SortingLine:
         self._status_lock = threading.Lock()
         self._last_publish = 0.0
         self._seen_window: deque[tuple[float, int]] = deque(maxlen=600)
-        self.started_unix_s = time.time()
+        self.started_unix_s = time.time()  # for display and the start-time metric
+        self._started_mono_s = time.monotonic()  # uptime: immune to wall-clock steps
         self.warm_up_s: float | None = None
         self._publish(parts.bridge.snapshot())
+        # one audit log per line: the API, MQTT and OPC UA commands all append to it
+        from sortline.auth import AuditLog  # fastapi: not for the real-time path's imports
+
+        self.audit = AuditLog.for_line(records_dir(cfg), cfg.line.name)
+        self.links: list[Any] = []  # plant links, started and stopped with the line
+        if cfg.mqtt.url:  # Sparkplug B edge node (docs/plant.md)
+            from sortline.sparkplug import attach_sparkplug
+
+            self.links.append(attach_sparkplug(self))
+        if cfg.opcua.endpoint:  # OPC UA server, PackML
+            from sortline.opcua_server import attach_opcua
+
+            self.links.append(attach_opcua(self))
 
     # ------------------------------------------------------------------ life
     def start(self, connect_timeout_s: float = 5.0) -> None:
@@ -148,6 +170,8 @@ class SortingLine:
         if not self.stepped:
             period_s = 1.0 / self.cfg.camera.fps
             self._spawn("rt-loop", lambda: self.loop.run(self._stop, period_s))
+        for link in self.links:
+            link.start()
 
     def _wait_heartbeat_seen(self, timeout_s: float) -> None:
         """Until the PLC reports our heartbeat (its watchdog armed and fresh):
@@ -175,6 +199,8 @@ class SortingLine:
 
     def stop(self) -> None:
         self._stop.set()
+        for link in self.links:  # first: the NDEATH goes out while the line still runs
+            link.stop()
         self.alarms.close()
         for t in self._threads:
             t.join(timeout=5.0)
@@ -219,7 +245,9 @@ class SortingLine:
         directly). A damaged or unfitting one is refused and reported in the
         status, and the line keeps the one it has."""
         live = self.parts.calibration
-        if live is not None and live.poll():
+        with self._cal_poll_lock:
+            changed = live is not None and live.poll()
+        if live is not None and changed:
             version = live.status().get("version")
             base = derive(
                 live.geometry, live.camera_model, self.cfg.control.deadline_margin_ms, version
@@ -239,6 +267,27 @@ class SortingLine:
             parts.params = params
             off = params.geometry.valves.disabled_valves
             log.warning("line params applied: %s, valves disabled %s", params.summary(), off)
+
+    def _pulse_counts(self) -> tuple[int, int, int]:
+        """The bridge's pulses: submitted, resolved, failed (records writer thread)."""
+        p = self.parts.bridge.snapshot()
+        failed = (
+            p.pulses_late + p.pulses_rejected_by_plc + p.pulses_invalid + p.pulses_overflow
+            + p.pulses_stale
+        )  # fmt: skip
+        return p.pulses_submitted, p.pulses_acked + failed, failed
+
+    def _records_context(self) -> tuple[Recipe, Context]:
+        """The recipe deciding now and the versions behind it (real-time thread:
+        a new ``Context`` only when the recipe or calibration changed)."""
+        recipe, params = self.parts.recipe, self.parts.params
+        got = self._records_ctx
+        if got is None or got[0] is not recipe or got[1] is not params:
+            info = self.parts.classifier.info
+            ctx = Context(recipe.name, recipe.version, self.cfg.vision.model, info.version,
+                          params.calibration_version)  # fmt: skip
+            got = self._records_ctx = (recipe, params, ctx)
+        return recipe, got[2]
 
     # --------------------------------------------------------------- valves
     def set_valve_enabled(
@@ -315,7 +364,7 @@ class SortingLine:
             line=self.cfg.line.name,
             **self._live_fields(),
             line_params=parts.params.summary(),
-            uptime_s=round(time.time() - self.started_unix_s, 3),
+            uptime_s=round(time.monotonic() - self._started_mono_s, 3),
             frames=loop.frames,
             frames_dropped=loop.frames_dropped,
             frames_untimed=loop.frames_untimed,
@@ -422,15 +471,24 @@ class SortingLine:
             "switched_unix_s": self._recipe_switch[1],
         }
 
-    def switch_recipe(self, text: str, who: str) -> dict[str, Any]:
+    def switch_recipe(
+        self, text: str, who: str, via: str = "PUT /recipe", note: str = ""
+    ) -> dict[str, Any]:
         """Validate a recipe (TOML text) against the model's classes and switch to
         it while running; raises ``InputFileError`` (one line) and keeps the
         current recipe if it is malformed."""
         recipe = parse_recipe(text, f"recipe sent by {who}", self.parts.class_names)
         self.parts.set_recipe(recipe)
         self._recipe_switch = (who, time.time())
+        self.recipe_library.note_activation(recipe, text, who, via, note)  # /recipes/history
         log.warning("recipe %r v%d switched in by %s", recipe.name, recipe.version, who)
         return self.recipe_info()
+
+    def preview_geometry(self) -> PreviewGeometry:
+        """What the camera preview draws with: the parameters in use now."""
+        p = self.parts.params
+        camera = p.camera_model or p.geometry.camera
+        return PreviewGeometry(camera, p.geometry.valves, p.mm_per_tick, self.parts.class_names)
 
     # --------------------------------------------------------------- report
     def report(self) -> dict[str, Any]:

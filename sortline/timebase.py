@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import threading
 from collections.abc import Callable
 from typing import Any, Literal, Protocol
 
@@ -46,7 +47,7 @@ import numpy as np
 from core.ticks import wrap_tick
 from vision.camera import RawFrame
 
-__all__ = ["FreeTimeBase", "Stamp", "TimeBase", "TimeBaseStatus", "TriggerTimeBase"]
+__all__ = ["EncoderWatch", "FreeTimeBase", "Stamp", "TimeBase", "TimeBaseStatus", "TriggerTimeBase"]
 
 _U32 = 1 << 32
 _MAX_EXTRAPOLATE_S = 0.5  # beyond this past the last encoder sample, a count is a guess
@@ -205,12 +206,25 @@ class FreeTimeBase(_Base):
         super().__init__()
         self._samples = samples
         self._seen_t_s = -np.inf
+        self._since_t_s = -np.inf
 
     def reset(self) -> None:
-        pass
+        """A new count space (a PLC restart, an encoder jump): the samples so
+        far belong to the old one; only the newest, and later ones, are used."""
+        t = np.asarray(self._samples().t_s, dtype=np.float64)
+        if len(t):
+            self._since_t_s = float(t[-1])
+
+    def _current(self) -> _Samples:
+        samples = self._samples()
+        t = np.asarray(samples.t_s, dtype=np.float64)
+        if not len(t) or t[0] >= self._since_t_s:
+            return samples
+        keep = t >= self._since_t_s
+        return _Head(t[keep], np.asarray(samples.tick)[keep])
 
     def stamp(self, raw: RawFrame) -> Stamp:
-        samples = self._samples()
+        samples = self._current()
         est = interpolate(samples, raw.t_s)
         if est is None:
             return self._none("no recent encoder samples from the PLC")
@@ -371,3 +385,73 @@ class TriggerTimeBase(_Base):
         if raw.exposure_tick is None and est is not None:
             self._err.add(float(_diff32(count, round(est))), "encoder")
         return self._ok(count, raw)
+
+
+class EncoderWatch:
+    """The PLC's encoder as the loop sees it, sample by sample: a count that
+    stands while the belt's speed input says it runs (``stuck``: a hold
+    cause), or one that moves further than the belt can between two samples
+    (``jumps``: the count space broke; the loop restarts tracking on it).
+
+    stuck_s: how long a standing count is tolerated while the speed says the
+    belt runs (also at least 20 ticks of travel at that speed; a PLC or plant
+    process that stalls briefly is not a stuck encoder); jump_s: the travel,
+    in seconds at the measured speed, allowed beyond the expected step (plus
+    ``JUMP_MIN_MM``) before a step forward is a jump; a step back further than
+    that allowance is one too. Less travel than expected is a belt that
+    slowed, not a jump. A new PLC boot starts over.
+    """
+
+    JUMP_MIN_MM = 100.0
+
+    def __init__(self, stuck_s: float = 0.25, jump_s: float = 0.2) -> None:
+        self.stuck_s = stuck_s
+        self.jump_s = jump_s
+        self.jumps = 0
+        self.last_jump_ticks = 0
+        self.stuck = ""
+        self._last: tuple[int, float, int] | None = None  # tick, t_s, boot id
+        self._moved_t_s = 0.0
+        self._lock = threading.Lock()
+
+    def observe(
+        self, tick: int | None, t_s: float, speed_mm_s: float, mm_per_tick: float, boot_id: int
+    ) -> bool:
+        """One PLC snapshot; True when the count jumped since the last one
+        (thread-safe: the loop and an operator command both observe)."""
+        with self._lock:
+            return self._observe(tick, t_s, speed_mm_s, mm_per_tick, boot_id)
+
+    def _observe(
+        self, tick: int | None, t_s: float, speed_mm_s: float, mm_per_tick: float, boot_id: int
+    ) -> bool:
+        if tick is None or not mm_per_tick > 0:
+            self._last, self.stuck = None, ""
+            return False
+        last, self._last = self._last, (int(tick), float(t_s), boot_id)
+        if last is None or last[2] != boot_id:
+            self._moved_t_s, self.stuck = t_s, ""
+            return False
+        if t_s <= last[1]:
+            self._last = last  # the same sample again
+            return False
+        step = int(_diff32(int(tick), last[0]))
+        ticks_per_s = max(speed_mm_s, 0.0) / mm_per_tick
+        if step != 0:
+            self._moved_t_s, self.stuck = t_s, ""
+        elif ticks_per_s > 0:
+            limit = max(self.stuck_s, 20.0 / ticks_per_s)
+            if t_s - self._moved_t_s > limit:
+                self.stuck = (
+                    f"encoder count stuck at {int(tick)} for {t_s - self._moved_t_s:.2f} s "
+                    f"while the belt runs at {speed_mm_s:.0f} mm/s"
+                )
+        else:
+            self._moved_t_s = t_s
+        expected = ticks_per_s * (t_s - last[1])
+        slack = ticks_per_s * self.jump_s + self.JUMP_MIN_MM / mm_per_tick
+        if -slack <= step <= expected + slack:  # less than expected: the belt slowed
+            return False
+        self.jumps += 1
+        self.last_jump_ticks = step
+        return True

@@ -35,6 +35,15 @@ def test_every_example_is_listed_and_tested() -> None:
     assert files and all(f"`{f}`" in readme for f in files)
     tested = {
         "real-line-genicam.toml", "rtu-plc.toml", "recorded-video.toml",
-        "virtual-plant-process.toml",
+        "virtual-plant-process.toml", "fine-bar.toml",
     }  # fmt: skip
     assert set(files) == tested
+
+
+def test_fine_bar_spans_the_same_belt_with_twice_the_valves() -> None:
+    base, fine = load_config(), load_config(EXAMPLES / "fine-bar.toml")
+    assert fine.sim.enabled is True and fine.camera.source == "plant"
+    assert fine.valves.n_valves == 2 * base.valves.n_valves
+    assert fine.valves.pitch_mm == base.valves.pitch_mm / 2
+    span = fine.valves.n_valves * fine.valves.pitch_mm
+    assert span == base.valves.n_valves * base.valves.pitch_mm <= fine.belt.width_mm

@@ -2,8 +2,25 @@
 
 Arrivals are a Poisson process at ``feed.rate_obj_s``; a ``density`` share
 of fragments lands touching (or, an ``overlap`` share of those, partly on top
-of) a recently fed neighbour. Fragments land upstream of the camera's view
-with a sideways drift, a slip along the belt and a spin that settle.
+of) a recently fed neighbour. Fragments land upstream of the camera's view.
+
+How each moves relative to the belt (its motion kind, ``MOTION_KINDS``):
+
+- ``rolling``: a ``roll_share`` of round parts (cells, wires and cable pieces,
+  pebbles) land with a mismatch of ``roll_speed_min_frac..max_frac`` of the
+  belt speed along it; of that only the component along the part's rolling
+  direction (perpendicular to its axis) survives, so it rolls at up to +20 %
+  along the belt with a steady sideways speed (axis oblique), slowing by its
+  rolling resistance (``materials.rolling_resistance``) and curving
+  (``shapes.curvature_sigma_per_mm``: sideways speed drifts, may reverse);
+- ``sliding``: a ``slide_share`` of the other parts (not rubber) land slower
+  than the belt and slide, decelerating at their kinetic friction
+  (``materials.sliding_friction`` x g), coming to rest up to
+  ``slide_time_max_s`` after landing, in or past the view;
+- ``lying``: the rest land with a small drift and slip that friction stops
+  within a few hundredths of a second, before the view;
+- ``bouncing``: a ``bounce_share`` of any kind get kicked 40 mm before the
+  valve line (``motion.Bodies.step``).
 """
 
 from __future__ import annotations
@@ -14,17 +31,26 @@ import numpy as np
 
 from calibration.geometry import LineGeometry
 from core.classes import DEFAULT_CLASSES
+from sim.plant.materials import G_MM_S2, rolling_resistance, sliding_friction
 from sim.plant.scenario import Scenario
-from sim.plant.shapes import Shape, make_shape
+from sim.plant.shapes import Shape, curvature_sigma_per_mm, make_shape
 
-__all__ = ["Drop", "Feeder"]
+__all__ = ["MOTION_KINDS", "Drop", "Feeder"]
+
+MOTION_KINDS = ("lying", "rolling", "sliding", "bouncing")
 
 _LAND_MM = 200.0  # fragments land this far upstream of the camera's view
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Drop:
-    """One fragment as it lands: class, shape and initial motion (belt mm, s)."""
+    """One fragment as it lands: class, shape and initial motion (belt mm, s).
+
+    vx_mm_s, vy_mm_s: velocity relative to the belt surface; decel_mm_s2: the
+    friction or rolling resistance that slows it (along its velocity);
+    curvature_per_mm: a roller's path curvature (signed); motion: one of
+    ``MOTION_KINDS``.
+    """
 
     class_id: int
     shape: Shape
@@ -37,6 +63,9 @@ class Drop:
     spin_rad_s: float
     rolls: bool
     bounces: bool
+    decel_mm_s2: float = 0.0
+    curvature_per_mm: float = 0.0
+    motion: str = "lying"
 
 
 class Feeder:
@@ -47,6 +76,7 @@ class Feeder:
         self.rng = rng
         weights = np.array([self.feed.class_mix.get(c, 0.0) for c in DEFAULT_CLASSES], float)
         self._p_class = weights / weights.sum()
+        self._speed_mm_s = scenario.motion.speed_mm_s or geometry.belt.speed_mm_s
         top, _ = geometry.camera.view_y_range_mm
         self._y_entry = top
         self._recent: list[tuple[float, float, float]] = []  # x, y, radius of recent drops
@@ -71,20 +101,41 @@ class Feeder:
         radius = max(shape.length_mm, shape.width_mm) / 2
         x, y = self._place(radius, travel_mm)
         m = self.motion
+        angle = float(rng.uniform(0, 2 * np.pi))
+        bounces = bool(rng.random() < m.bounce_share)
         rolls = shape.rolls and rng.random() < m.roll_share
-        slide = m.slide_mm_s * (2.0 if rolls else 1.0)
+        spin = float(np.deg2rad(rng.normal(0, m.spin_deg_s)))
+        curvature = 0.0
+        if rolls:  # the mismatch's component along the rolling direction survives
+            mismatch = self._speed_mm_s * rng.uniform(m.roll_speed_min_frac, m.roll_speed_max_frac)
+            roll = mismatch * np.cos(angle)
+            vx, vy = -roll * np.sin(angle), roll * np.cos(angle)
+            decel = rolling_resistance(name, shape.kind) * G_MM_S2
+            curvature = float(rng.normal(0, curvature_sigma_per_mm(shape)))
+            spin, motion = 0.0, "rolling"
+        elif name != "rubber" and rng.random() < m.slide_share:
+            decel = sliding_friction(name) * G_MM_S2  # lands slower than the belt
+            speed = decel * rng.uniform(0.25, 1.0) * m.slide_time_max_s
+            heading = rng.normal(0, np.deg2rad(20.0))
+            vx, vy, motion = speed * np.sin(heading), -speed * np.cos(heading), "sliding"
+        else:
+            decel = sliding_friction(name) * G_MM_S2
+            vx, vy, motion = rng.normal(0, m.drift_mm_s), rng.normal(0, m.slide_mm_s), "lying"
         return Drop(
             class_id=cid,
             shape=shape,
             size_mm=max(shape.length_mm, shape.width_mm),
             x_mm=x,
             y_mm=y,
-            vx_mm_s=float(rng.normal(0, m.drift_mm_s)),
-            vy_mm_s=float(rng.normal(0, slide)),
-            angle_rad=float(rng.uniform(0, 2 * np.pi)),
-            spin_rad_s=float(np.deg2rad(rng.normal(0, m.spin_deg_s))),
+            vx_mm_s=float(vx),
+            vy_mm_s=float(vy),
+            angle_rad=angle,
+            spin_rad_s=spin,
             rolls=rolls,
-            bounces=bool(rng.random() < m.bounce_share),
+            bounces=bounces,
+            decel_mm_s2=float(decel),
+            curvature_per_mm=curvature,
+            motion="bouncing" if bounces else motion,
         )
 
     def _place(self, radius: float, travel_mm: float) -> tuple[float, float]:

@@ -12,9 +12,44 @@ import numpy as np
 
 from sim.plant.shapes import Shape
 
-__all__ = ["texture"]
+__all__ = ["G_MM_S2", "rolling_resistance", "sliding_friction", "texture"]
 
 Rng = np.random.Generator
+
+G_MM_S2 = 9810.0  # gravity
+
+# kinetic friction coefficient of a flat piece sliding on a rubber conveyor belt
+_SLIDE_MU = {
+    "steel": 0.35,
+    "stainless": 0.3,
+    "aluminium": 0.3,
+    "copper": 0.35,
+    "brass": 0.35,
+    "pcb": 0.3,
+    "battery": 0.35,
+    "plastic": 0.3,
+    "rubber": 0.8,
+    "residue": 0.45,
+}
+# rolling resistance coefficient of a round piece on a rubber belt: the belt's
+# cover deforms under it (several times steel on steel's 0.001-0.002); a
+# soft cable jacket deforms too; an irregular stone bumps along
+_ROLL_CRR = {"cylinder": 0.008, "pebble": 0.04}
+_ROLL_CRR_WIRE = {"copper": 0.015, "rubber": 0.03, "plastic": 0.025}
+
+
+def sliding_friction(class_name: str) -> float:
+    """Kinetic friction coefficient of ``class_name`` sliding on the belt."""
+    return _SLIDE_MU.get(class_name, 0.4)
+
+
+def rolling_resistance(class_name: str, kind: str) -> float:
+    """Rolling resistance coefficient of a round ``kind`` of ``class_name``
+    (deceleration = coefficient x g); 0 for shapes that do not roll."""
+    if kind == "wire":
+        return _ROLL_CRR_WIRE.get(class_name, 0.06)
+    return _ROLL_CRR.get(kind, 0.0)
+
 
 # base BGR colours and specular strength per metal
 _METALS: dict[str, tuple[tuple[float, float, float], float]] = {
@@ -204,8 +239,8 @@ def _rubber(rng: Rng, h: int, w: int, dirt: float) -> np.ndarray:
     return tex
 
 
-def _residue(rng: Rng, h: int, w: int, dirt: float) -> np.ndarray:
-    kind = rng.random()
+def _residue(rng: Rng, h: int, w: int, dirt: float, stone: bool = False) -> np.ndarray:
+    kind = 0.0 if stone else rng.random()
     tex = np.empty((h, w, 3), np.float32)
     if kind < 0.35:  # stone / concrete
         tex[:] = rng.uniform(95, 150)
@@ -245,7 +280,7 @@ def texture(
     elif class_name == "rubber":
         tex = _rubber(rng, h, w, dirt)
     elif class_name == "residue":
-        tex = _residue(rng, h, w, dirt)
+        tex = _residue(rng, h, w, dirt, stone=shape.kind == "pebble")
     else:
         raise ValueError(f"no appearance for class {class_name!r}")
     return np.clip(tex, 0, 255)

@@ -4,6 +4,12 @@
 its fragment list in the same order). Positions are belt mm (``x`` across,
 ``y`` downstream of the camera's reference line), velocities relative to the
 belt surface in mm/s, angles in radians.
+
+Relative motion slows at a constant deceleration along its own direction
+(Coulomb friction for sliding parts, rolling resistance for rollers), so a
+part comes to rest on the belt in finite time; a roller's path curves (its
+velocity and axis turn at speed x curvature). Kinds and their numbers:
+``feed.py`` and ``sim/README.md``.
 """
 
 from __future__ import annotations
@@ -16,7 +22,9 @@ from sim.plant.scenario import MotionSection
 
 __all__ = ["Bodies"]
 
-_FLOATS = ("x", "y", "vx", "vy", "angle", "spin", "roll_px", "half_w", "lead", "trail")
+_FLOATS = (
+    "x", "y", "vx", "vy", "angle", "spin", "roll_px", "half_w", "lead", "trail", "decel", "kappa",
+)  # fmt: skip
 _BOOLS = ("rolls", "bounces", "kicked")
 
 
@@ -24,8 +32,9 @@ _BOOLS = ("rolls", "bounces", "kicked")
 class Bodies:
     """x, y: (N,) mm; vx, vy: (N,) mm/s relative to the belt; angle (rad),
     spin (rad/s); roll_px: texture roll of round parts; half_w, lead, trail:
-    footprint extents from the reference point (mm); rolls, bounces, kicked:
-    (N,) bool."""
+    footprint extents from the reference point (mm); decel: (N,) mm/s^2 that
+    slows the relative motion; kappa: (N,) 1/mm path curvature of rollers;
+    rolls, bounces, kicked: (N,) bool."""
 
     x: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
     y: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
@@ -37,6 +46,8 @@ class Bodies:
     half_w: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
     lead: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
     trail: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
+    decel: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
+    kappa: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
     rolls: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, bool))
     bounces: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, bool))
     kicked: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, bool))
@@ -71,16 +82,24 @@ class Bodies:
         if len(self) == 0:
             return
         r = self.rolls
-        # round parts roll across their long axis; others slip along the belt
-        along = np.where(r, self.vy * np.cos(self.angle), self.vy)
-        across = np.where(r, -self.vy * np.sin(self.angle), 0.0) + self.vx
-        self.roll_px += np.where(r, self.vy * dt / mm_per_px, 0.0)
-        self.x += across * dt
-        self.y += (speed_mm_s + np.maximum(along, -0.7 * speed_mm_s)) * dt
+        speed = np.hypot(self.vx, self.vy)
+        turn = self.kappa * speed * dt  # rollers curve: velocity and axis turn together
+        if r.any():
+            c, s = np.cos(turn), np.sin(turn)
+            self.vx, self.vy = c * self.vx - s * self.vy, s * self.vx + c * self.vy
+            self.angle += turn
+            self.roll_px += np.where(r, speed * dt / mm_per_px, 0.0)
+        self.x += self.vx * dt
+        self.y += (speed_mm_s + np.maximum(self.vy, -0.7 * speed_mm_s)) * dt
         self.angle += self.spin * dt
-        decay = np.exp(-dt / np.where(r, m.roll_settle_s, m.settle_s))
-        self.vx *= decay
-        self.vy *= decay
+        slower = np.maximum(speed - self.decel * dt, 0.0)
+        scale = np.divide(slower, speed, out=np.zeros_like(speed), where=speed > 0)
+        self.vx *= scale
+        self.vy *= scale
+        # friction brakes the spin too (about the piece's radius of gyration)
+        gyration = np.maximum(0.3 * np.maximum(self.half_w, self.lead - self.trail), 5.0)
+        brake = self.decel / gyration * dt
+        self.spin = np.sign(self.spin) * np.maximum(np.abs(self.spin) - brake, 0.0)
         self.spin *= np.exp(-dt / m.settle_s)
         lo, hi = self.half_w, belt_width_mm - self.half_w
         out = (self.x < lo) | (self.x > hi)  # belt skirts: bounce back

@@ -30,7 +30,7 @@ from sim.plant.motion import Bodies
 from sim.plant.scenario import Scenario
 from sim.plant.score import Score, Scorer, fragment_outcomes
 from sim.plant.sprites import LocalArt, Sprite, make_art, render_sprite
-from sim.plant.truth import FragmentRecord, FrameTruth, RunRecord
+from sim.plant.truth import FragmentRecord, FrameTruth, RunRecord, centre_crossing
 
 __all__ = ["IdlePlc", "PlcLike", "VirtualPlant"]
 
@@ -313,6 +313,7 @@ class VirtualPlant:
             x_feed_mm=d.x_mm,
             rolls=d.rolls,
             bounces=d.bounces,
+            motion=d.motion,
         )
         self._records.append(rec)
         self._next_id += 1
@@ -332,6 +333,8 @@ class VirtualPlant:
             rolls=d.rolls,
             bounces=d.bounces,
             kicked=False,
+            decel=d.decel_mm_s2,
+            kappa=d.curvature_per_mm,
         )
 
     def _sprite(self, art: LocalArt, angle: float, roll_px: int) -> Sprite:
@@ -388,6 +391,13 @@ class VirtualPlant:
                 np.asarray(f.path_y),
             )
             self._chutes.settle(f.rec, crossing, self._now_s)
+            ox, oy = f.sprite.centroid_px * self.mm_per_px  # the centroid's own crossing
+            f.rec.cross_tick, f.rec.x_cross_mm = centre_crossing(
+                crossing.path_tick,
+                crossing.path_y_mm + oy,
+                crossing.path_x_mm + ox,
+                self.geometry.valves.y_valve_mm,
+            )
             self._scorer.settled(f.rec, self._travel_mm)
             keep[i] = False
         if not keep.all():

@@ -89,18 +89,33 @@ class MotionSection(BaseModel):
         default=60.0, ge=0, le=2000, description="sigma of sideways drift at feed"
     )
     slide_mm_s: float = Field(
-        default=80.0, ge=0, le=2000, description="sigma of slip along the belt"
+        default=80.0, ge=0, le=2000, description="sigma of slip along the belt at feed"
     )
-    settle_s: float = Field(
-        default=0.12, gt=0, le=10, description="time constant of drift and slip"
-    )
+    settle_s: float = Field(default=0.12, gt=0, le=10, description="time constant of spin")
     spin_deg_s: float = Field(default=60.0, ge=0, le=3600, description="sigma of spin at feed")
     roll_share: float = Field(default=0.5, ge=0, le=1, description="share of round parts that roll")
-    roll_settle_s: float = Field(default=0.35, gt=0, le=10, description="time constant of rolling")
+    roll_speed_min_frac: float = Field(
+        default=0.05, ge=0, le=1, description="least mismatch of a roller, share of belt speed"
+    )
+    roll_speed_max_frac: float = Field(
+        default=0.20, ge=0, le=1, description="largest mismatch of a roller, share of belt speed"
+    )
+    slide_share: float = Field(
+        default=0.08, ge=0, le=1, description="share of flat parts still sliding into the view"
+    )
+    slide_time_max_s: float = Field(
+        default=0.4, gt=0, le=10, description="a slider comes to rest at most this long after feed"
+    )
     bounce_share: float = Field(
         default=0.02, ge=0, le=1, description="share that bounce at the valves"
     )
     bounce_mm_s: float = Field(default=400.0, ge=0, le=5000, description="sigma of a bounce's kick")
+
+    @model_validator(mode="after")
+    def _roll_speeds(self) -> MotionSection:
+        if self.roll_speed_min_frac > self.roll_speed_max_frac:
+            raise ValueError("need roll_speed_min_frac <= roll_speed_max_frac")
+        return self
 
 
 class AppearanceSection(BaseModel):

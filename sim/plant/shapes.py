@@ -12,14 +12,14 @@ import dataclasses
 import cv2
 import numpy as np
 
-__all__ = ["Shape", "make_shape", "rasterise"]
+__all__ = ["Shape", "curvature_sigma_per_mm", "make_shape", "rasterise"]
 
-ROUND_KINDS = ("cylinder", "wire")
+ROUND_KINDS = ("cylinder", "wire", "pebble")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Shape:
-    """kind:     plate, wire, cylinder, pouch, board or chunk.
+    """kind:     plate, wire, cylinder, pouch, board, chunk or pebble.
     polygons:  filled outlines, each (M, 2) float64 local mm.
     lines:     (polyline (K, 2) float64 local mm, thickness mm) pairs.
     length_mm: extent along local x; width_mm: extent along local y.
@@ -33,6 +33,9 @@ class Shape:
 
     @property
     def rolls(self) -> bool:
+        """Round and straight enough to roll (a bent wire rocks to rest)."""
+        if self.kind == "wire":
+            return all(len(line) == 2 for line, _ in self.lines)
         return self.kind in ROUND_KINDS
 
 
@@ -89,6 +92,31 @@ def _wire(rng: np.random.Generator, length: float, thick: float) -> tuple[np.nda
     return arr, thick
 
 
+def curvature_sigma_per_mm(shape: Shape) -> float:
+    """Sigma of the path curvature (1/mm) of ``shape`` rolling on a flat belt.
+
+    A body of revolution rolls on a circle whose radius is its length x
+    radius / the difference of its end radii (a cone): a cell with a dented
+    can or a cap rolls on metres, a straight cable piece or a pebble on about
+    half a metre to a metre.
+    Non-round shapes: 0.
+    """
+    if shape.kind == "cylinder":
+        return 0.4e-3
+    if shape.kind == "pebble":
+        return 2.0e-3
+    if shape.kind == "wire":
+        return 1.5e-3
+    return 0.0
+
+
+def _pebble(rng: np.random.Generator, length: float, width: float) -> np.ndarray:
+    """A smooth, nearly round outline (a rounded stone)."""
+    ang = np.linspace(0, 2 * np.pi, 20, endpoint=False)
+    rad = 1.0 + 0.03 * rng.standard_normal(ang.size)
+    return np.stack([np.cos(ang) * rad * length / 2, np.sin(ang) * rad * width / 2], axis=1)
+
+
 def make_shape(rng: np.random.Generator, class_name: str, size_mm: float) -> Shape:
     """A random shape of ``class_name`` whose longest extent is about ``size_mm``."""
     s = float(size_mm)
@@ -108,6 +136,9 @@ def make_shape(rng: np.random.Generator, class_name: str, size_mm: float) -> Sha
         width = s * rng.uniform(0.5, 0.9)
         return Shape("board", (_broken_rect(rng, s, width),), (), s, width)
     if class_name == "residue":
+        if rng.random() < 0.25:  # rounded stones: they roll
+            width = s * rng.uniform(0.8, 1.0)
+            return Shape("pebble", (_pebble(rng, s, width),), (), s, width)
         width = s * rng.uniform(0.55, 1.0)
         return Shape(
             "chunk", (_jagged(rng, s, width, int(rng.integers(6, 10)), 0.25),), (), s, width

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["FragmentRecord", "FrameTruth", "Placed", "RunRecord"]
+__all__ = ["FragmentRecord", "FrameTruth", "Placed", "RunRecord", "centre_crossing"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -104,6 +104,11 @@ class FragmentRecord:
     run was meant for (the best match). Ticks are unwrapped encoder counts;
     ``bin`` is None while in flight (not yet fully past the valve line), else
     ``pass``, ``eject`` (valve bar) or ``divertK`` (diverter flap K).
+    ``motion``: ``lying``, ``rolling``, ``sliding`` or ``bouncing``
+    (``feed.MOTION_KINDS``); ``cross_tick`` and ``x_cross_mm``: when the
+    fragment's reference point (``FrameTruth.centroid_mm``) crossed the valve
+    line and its x there; ``cross_lead_tick`` / ``cross_trail_tick``: its
+    leading edge reached and its trailing edge left the line.
     """
 
     fragment_id: int
@@ -118,7 +123,9 @@ class FragmentRecord:
     x_feed_mm: float
     rolls: bool
     bounces: bool
+    motion: str = "lying"
     frames_seen: int = 0
+    cross_tick: float | None = None
     cross_lead_tick: float | None = None
     cross_trail_tick: float | None = None
     x_cross_mm: float | None = None
@@ -141,3 +148,12 @@ class FragmentRecord:
         d["run_hits"] = {str(k): round(v, 4) for k, v in self.run_hits.items()}
         d["run_match"] = {str(k): round(v, 4) for k, v in self.run_match.items()}
         return d
+
+
+def centre_crossing(
+    path_tick: np.ndarray, path_y_mm: np.ndarray, path_x_mm: np.ndarray, y_line_mm: float
+) -> tuple[float, float]:
+    """(tick, x mm) at which a path (unwrapped ticks, belt y and x, y rising)
+    crosses ``y_line_mm``, linearly interpolated between its samples."""
+    tick = float(np.interp(y_line_mm, path_y_mm, path_tick))
+    return tick, float(np.interp(tick, path_tick, path_x_mm))

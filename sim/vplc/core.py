@@ -58,6 +58,13 @@ class PlcCore:
     clock:       time source (s) for the watchdog; None = the ``now_s`` the plant
                  passes to ``advance`` (stepped simulation).
     auto_start:  power on running (True) or Stopped (False).
+    encoder_stall_s: encoder supervision (with ``clock`` only): while the belt
+                 speed input says the belt runs, a count that has not moved
+                 for this long is a stalled encoder (slipping wheel, cut
+                 cable): the PLC goes Suspended, which cuts running pulses
+                 (valves de-energised) and keeps queued ones until the count
+                 moves again (``encoder_stalls`` counts them). None: off (the
+                 plant's stepped simulation, where the count stands between frames).
     """
 
     def __init__(
@@ -69,6 +76,7 @@ class PlcCore:
         clock: Callable[[], float] | None = None,
         auto_start: bool = True,
         boot_id: int | None = None,
+        encoder_stall_s: float | None = None,
     ) -> None:
         if not 1 <= n_valves <= rm.MAX_VALVES:
             raise ValueError(f"n_valves {n_valves} outside 1..{rm.MAX_VALVES}")
@@ -85,6 +93,9 @@ class PlcCore:
         self.boot_id = boot_id if boot_id is not None else random.randrange(1, 1 << 16)
         self._machine = Machine.RUNNING if auto_start else Machine.STOPPED
         self._tick = 0
+        self._encoder_stall_s = encoder_stall_s
+        self._tick_moved_s: float | None = None
+        self._encoder_stalled = False
         self._advanced_wall_s: float | None = None
         self._follow_mm_per_tick: float | None = None
         self._last_read_tick: int | None = None
@@ -104,6 +115,7 @@ class PlcCore:
         self.counters = dict.fromkeys(
             ("executed", "late", "malformed", "cut", "watchdog_trips", "not_ready"), 0
         )
+        self.counters["encoder_stalls"] = 0
         self.cycles = np.zeros(n_valves, dtype=np.int64)
         self.last_reject = (0, rm.RejectReason.NONE)
         self._trigger = CameraTrigger()
@@ -121,6 +133,8 @@ class PlcCore:
         if not 0 <= tick_u32 < 1 << 32:
             raise ValueError(f"encoder count {tick_u32} is not an unsigned 32-bit value")
         with self._lock:
+            if int(tick_u32) != self._tick or self._tick_moved_s is None:
+                self._tick_moved_s = self._watchdog_now_s()
             self._tick, self._speed_mm_s, self._now_s = int(tick_u32), float(speed_mm_s), now_s
             self._advanced_wall_s = time.monotonic()
             self._trigger.advance(self._tick)
@@ -314,7 +328,7 @@ class PlcCore:
             return PackMLState.ABORTED
         if self._hold_manual or self._wd_tripped:
             return PackMLState.HELD
-        if self._suspend_manual or self._speed_mm_s <= 0:
+        if self._suspend_manual or self._speed_mm_s <= 0 or self._encoder_stalled:
             return PackMLState.SUSPENDED
         return PackMLState.EXECUTE
 
@@ -327,12 +341,22 @@ class PlcCore:
             self.counters["watchdog_trips"] += 1
         elif self._wd_tripped and self.heartbeat_ok():
             self._wd_tripped = False
+        self._supervise_encoder()
         new = self._effective_state()
         if new not in _TAKES_RECORDS:
             self._cancel_all()
         elif new is PackMLState.SUSPENDED and self._state is PackMLState.EXECUTE:
             self._cut(self._table.started(self._tick))
         self._state = new
+
+    def _supervise_encoder(self) -> None:
+        limit, moved = self._encoder_stall_s, self._tick_moved_s
+        if limit is None or moved is None or self._clock is None:
+            return
+        stalled = self._speed_mm_s > 0 and self._clock() - moved > limit
+        if stalled and not self._encoder_stalled:
+            self.counters["encoder_stalls"] += 1
+        self._encoder_stalled = stalled
 
     def _cancel_all(self) -> None:
         self._cut(np.ones(len(self._table), dtype=bool))

@@ -43,8 +43,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     from core.files import atomic_write_json
     from sortline.api import ApiServer, create_app
-    from sortline.auth import AuditLog
-    from sortline.config import load_config, records_dir
+    from sortline.config import load_config
     from sortline.runtime import SortingLine
 
     cfg = load_config(args.config)
@@ -58,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     line = SortingLine(cfg, scenario=args.scenario, seed=args.seed)
     keys = _key_book(cfg, demo=args.config is None)
-    audit = AuditLog.for_line(records_dir(cfg), cfg.line.name)
+    audit = line.audit  # shared with the MQTT and OPC UA command paths
     port = cfg.api.port if args.port is None else args.port
     api = ApiServer(create_app(line, keys, audit), cfg.api.host, port)
     stop = threading.Event()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import sys
 import threading
@@ -24,7 +25,24 @@ def register(sim_sub: argparse._SubParsersAction) -> None:
     p.add_argument("--panel-port", type=int, default=None, metavar="N",
                    help="serve GET /health and POST /estop {\"pressed\": bool} (the hardwired "
                    "E-stop) on 127.0.0.1:N (0 = a free port; default: no panel)")  # fmt: skip
+    p.add_argument("--allow", default=None, metavar="ADDR,...",
+                   help="client addresses admitted (e.g. 127.0.0.1,10.0.0.5); others are "
+                   "closed at once and counted (default: any)")  # fmt: skip
+    p.add_argument("--tls-ca", default=None, metavar="PEM",
+                   help="Modbus/TCP Security: serve TLS and demand a client certificate "
+                   "signed by this CA (with --tls-cert, --tls-key; port 802 by "
+                   "convention)")  # fmt: skip
+    p.add_argument("--tls-cert", default=None, metavar="PEM", help="the PLC's certificate")
+    p.add_argument("--tls-key", default=None, metavar="PEM", help="the PLC's private key")
+    p.add_argument("--inject-port", type=int, default=None, metavar="N",
+                   help="fault injection for tests on 127.0.0.1:N (0 = a free port): POST "
+                   "/encoder {\"freeze\": bool} or {\"jump_ticks\": N}, POST /belt "
+                   "{\"speed_m_s\": S} (sim/vplc/inject.py; default: none)")  # fmt: skip
     p.set_defaults(func=_run)
+
+
+# the PLC's encoder supervision: a belt slower than 1 tick per 0.1 s reads as stalled
+ENCODER_STALL_S = 0.1
 
 
 def _fail(message: str) -> int:
@@ -33,6 +51,7 @@ def _fail(message: str) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from plc.bridge_config import TlsFiles
     from sim.vplc.core import PlcCore
     from sim.vplc.server import BeltDriver, VirtualPlcServer
     from sortline.config import load_config
@@ -47,8 +66,28 @@ def _run(args: argparse.Namespace) -> int:
         return _fail(f"--speed {speed_mm_s / 1000.0} m/s outside 0..65.5")
     if args.duration is not None and args.duration < 0:
         return _fail(f"--duration {args.duration} is negative")
-    core = PlcCore(cfg.valves.n_valves, watchdog_ms=cfg.plc.watchdog_ms, clock=time.monotonic)
-    server = VirtualPlcServer(core, host=args.host, port=port, device_id=cfg.plc.device_id)
+    core = PlcCore(
+        cfg.valves.n_valves, watchdog_ms=cfg.plc.watchdog_ms, clock=time.monotonic,
+        encoder_stall_s=ENCODER_STALL_S,
+    )  # fmt: skip
+    tls_args = (args.tls_ca, args.tls_cert, args.tls_key)
+    if any(tls_args) and not all(tls_args):
+        return _fail("TLS needs all of --tls-ca, --tls-cert and --tls-key")
+    allow = None
+    if args.allow is not None:
+        allow = [a.strip() for a in args.allow.split(",") if a.strip()]
+        try:
+            for a in allow:
+                ipaddress.ip_address(a)
+        except ValueError as exc:
+            return _fail(f"--allow: {exc}")
+    try:
+        tls = TlsFiles(*tls_args) if all(tls_args) else None
+        server = VirtualPlcServer(
+            core, host=args.host, port=port, device_id=cfg.plc.device_id, allow=allow, tls=tls
+        )
+    except ValueError as exc:
+        return _fail(str(exc))
     try:
         server.start()
     except OSError as exc:
@@ -77,11 +116,36 @@ def _run(args: argparse.Namespace) -> int:
             server.stop()
             return _fail(f"--panel-port {args.panel_port}: {exc}")
         panel.start()
+    inject = None
+    if args.inject_port is not None:
+        from plc import regmap as rmi
+        from sim.vplc.inject import InjectServer
+
+        def plc_view() -> dict[str, object]:
+            w = core.read_input(0, rmi.IR_STATUS_WORDS)
+            assert isinstance(w, list)
+            return {
+                "state": rmi.PackMLState(w[rmi.IR_STATE]).name,
+                "encoder_count": rmi.unpack_u32(w[rmi.IR_ENCODER], w[rmi.IR_ENCODER + 1]),
+                "encoder_stalls": core.counters["encoder_stalls"],
+            }
+
+        try:
+            inject = InjectServer(belt, plc_view, "127.0.0.1", args.inject_port)
+        except OSError as exc:
+            if panel is not None:
+                panel.stop()
+            belt.stop()
+            server.stop()
+            return _fail(f"--inject-port {args.inject_port}: {exc}")
+        inject.start()
     print(
-        f"virtual PLC: Modbus TCP {args.host}:{server.port} device {cfg.plc.device_id}, "
+        f"virtual PLC: Modbus {'TLS' if tls else 'TCP'} {args.host}:{server.port} "
+        f"device {cfg.plc.device_id}, "
         f"{cfg.valves.n_valves} valves, belt {speed_mm_s / 1000.0:g} m/s "
         f"({cfg.belt.mm_per_tick:g} mm/tick)"
         + (f", panel {panel.url}" if panel is not None else "")
+        + (f", inject {inject.url}" if inject is not None else "")
         + "; Ctrl-C stops",
         flush=True,
     )
@@ -90,6 +154,8 @@ def _run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        if inject is not None:
+            inject.stop()
         if panel is not None:
             panel.stop()
         belt.stop()

@@ -255,3 +255,82 @@ def miss_and_birth_scores(
         if owner[j] < 0
     ]
     return dscore, births
+
+
+# -- aiming around neighbours (kernels_aim) ----------------------------------------
+def worst_cover(lo: float, hi: float, a: float, b: float, s: float) -> float:
+    """Worst share of [a, b] under [lo, hi] over shifts sampled densely in [-s, s]."""
+    shifts = np.linspace(-s, s, 201) if s > 0 else np.zeros(1)
+    ov = np.minimum(hi, b + shifts) - np.maximum(lo, a + shifts)
+    return float(np.clip(ov, 0.0, None).min() / max(b - a, 1e-9))
+
+
+def aim(i, first, last, on, off, CROSS, XC, H, FRAC, k, kx, tol, need, pitch, x_first, blast):
+    """Cut target i's air rectangle clear of neighbours of another fraction, one
+    conflict at a time (worst share first, at most 4 cuts); each cut is the
+    better of: the valves short of the neighbour, or the air after (before)
+    it; allowed while ``need`` of the target's length and width stay covered
+    for any error within k (kx) sigma. -> (first, last, on, off, 0 clear / 1 cut / 2 failed)."""
+
+    def span(f, lst):
+        return x_first + (f + 0.5) * pitch - blast / 2, x_first + (lst + 0.5) * pitch + blast / 2
+
+    def foot(j):
+        st, sx = CROSS[j, 2], XC[j, 1]
+        return (CROSS[j, 0] - st, CROSS[j, 1] + st, XC[j, 0] - H[j, 0] - sx,
+                XC[j, 0] + H[j, 0] + sx, max(CROSS[j, 1] - CROSS[j, 0], 1.0),
+                max(2 * H[j, 0], 1e-6))  # fmt: skip
+
+    def cover(f, lst, a_on, a_off):
+        if f > lst or a_off <= a_on:
+            return 0.0, 0.0
+        xl, xh = span(f, lst)
+        cu = worst_cover(a_on, a_off, CROSS[i, 0], CROSS[i, 1], k * CROSS[i, 2])
+        cx = worst_cover(xl, xh, XC[i, 0] - H[i, 0], XC[i, 0] + H[i, 0], kx * XC[i, 1])
+        return cu, cx
+
+    def worst(f, lst, a_on, a_off):
+        xl, xh = span(f, lst)
+        best, best_share = -1, tol
+        for j in range(len(FRAC)):
+            if j == i or FRAC[j] == FRAC[i]:
+                continue
+            t0, t1, x0, x1, dur, wid = foot(j)
+            ov_t, ov_x = min(a_off, t1) - max(a_on, t0), min(xh, x1) - max(xl, x0)
+            if ov_t > 0 and ov_x > 0:
+                share = min(ov_t / dur, 1.0) * min(ov_x / wid, 1.0)
+                if share > best_share:
+                    best, best_share = j, share
+        return best
+
+    f, lst, a_on, a_off = first, last, on, off
+    for n_cut in range(5):
+        j = worst(f, lst, a_on, a_off)
+        if j < 0:
+            return f, lst, a_on, a_off, 0 if n_cut == 0 else 1
+        if n_cut == 4:
+            break
+        t0, t1, x0, x1, dur, wid = foot(j)
+        fx, lx = f, lst
+        if XC[j, 0] >= XC[i, 0]:  # keep the valves whose blast ends before j (+ tolerance)
+            while lx >= fx and span(fx, lx)[1] > x0 + tol * wid + 1e-9:
+                lx -= 1
+        else:
+            while fx <= lx and span(fx, lx)[0] < x1 - tol * wid - 1e-9:
+                fx += 1
+        ton, toff = a_on, a_off
+        if CROSS[j, 0] + CROSS[j, 1] <= CROSS[i, 0] + CROSS[i, 1]:
+            ton = max(a_on, t1 - tol * dur)
+        else:
+            toff = min(a_off, t0 + tol * dur)
+        cx_ = cover(fx, lx, a_on, a_off)
+        ct_ = cover(f, lst, ton, toff)
+        ok_x = min(cx_) >= need
+        ok_t = min(ct_) >= need and toff > ton
+        if ok_x and (not ok_t or cx_[0] * cx_[1] >= ct_[0] * ct_[1]):
+            f, lst = fx, lx
+        elif ok_t:
+            a_on, a_off = ton, toff
+        else:
+            break
+    return first, last, on, off, 2

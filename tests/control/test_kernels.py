@@ -21,6 +21,7 @@ from control.params import (
     S_FLOOR_X_MM,
     S_LONG_MM,
     S_WINDOW_RULE,
+    T_R_GATE_MM2,
 )
 
 from . import naive
@@ -48,7 +49,10 @@ def _random_state(rng, n):
 def test_predict_equals_full_matrices(dt, q):
     X, P, _ = _random_state(np.random.default_rng(3), 7)
     X2, P2 = X.copy(), P.copy()
-    kernels._predict(X2, P2, 7, dt, q)
+    G = np.ones((7, 2))  # NIS averages at the threshold: every row has the base noise q
+    MU = np.zeros(7)  # the moving model alone: plain constant-velocity prediction
+    XS, PS = X2[:, :2].copy(), P2[:, [0, 3]].copy()
+    kernels._predict(X2, P2, G, XS, PS, MU, 7, dt, q, 1e-6, 1.0, 1e-6, 0.97, 0.97, 1e-4)
     for i in range(7):
         x_ref, p_ref = naive.predict(X[i], P[i], dt, q)
         np.testing.assert_allclose(X2[i], x_ref, rtol=1e-12, atol=1e-12)
@@ -112,8 +116,9 @@ def test_gate_equals_all_pairs(n_tracks, n_dets, cell, seed):
     et, ed, ec = kernels._gate(X, P, H, n_tracks, observable, dbox, clip, travel, prm)
     got = {(int(i), int(j)): c for i, j, c in zip(et, ed, ec, strict=True)}
     want = naive.gate_all_pairs(
-        X, P, H, observable, dbox, clip, travel, 40.0, prm[1], prm[1] + prm[15], prm[17], prm[12]
-    )
+        X, P, H, observable, dbox, clip, travel, 40.0, prm[T_R_GATE_MM2],
+        prm[T_R_GATE_MM2] + prm[15], prm[17], prm[12],
+    )  # fmt: skip
     assert got.keys() == want.keys()
     for key, c in want.items():
         assert got[key] == pytest.approx(c, rel=1e-12)
@@ -213,20 +218,11 @@ def test_gated_assignment_rejects_bad_edges(args, words):
 def test_crossing_equals_full_matrices(seed):
     X, P, H = _random_state(np.random.default_rng(seed), 6)
     for i in range(6):
-        got = kernels._crossing(
-            X[i, 0],
-            X[i, 1],
-            X[i, 2],
-            X[i, 3],
-            H[i, 1],
-            *P[i],
-            1000.0,
-            40.0,
-            300.0,
-            0.1,
-            2e-10,
-            2.25,
-        )
+        on, off, sig, _sig_c, x, sx, _sx_c = kernels._crossing(
+            X[i, 0], X[i, 1], X[i, 2], X[i, 3], H[i, 1], *P[i], 2e-10, 2e-10, 1000.0, 40.0,
+            300.0, 0.1, 2.25,
+        )  # fmt: skip
+        got = (on, off, sig, x, sx)
         want = naive.crossing(*X[i], H[i, 1], P[i], 1000.0, 40.0, 300.0, 0.1, 2e-10, 2.25)
         np.testing.assert_allclose(got, want, rtol=1e-9)
 
@@ -440,14 +436,15 @@ def test_miss_and_birth_scores_equal_naive(geometry, seed, occluded):
     observable = np.ones(n, np.bool_)
     before = SCORE[:n].copy()
     index = kernels._cover_index(dbox, d2t, prm)
+    G, XS, PS, MU = np.ones((cap, 2)), X[:, :2].copy(), P[:, [0, 3]].copy(), np.full(cap, 0.5)
     kernels._update_matched(
-        X, P, H, EV, NEV, SCORE, NVIEW, MISS, t2d, observable, dbox, clip, logp, has, 0.0, prm,
-        *index,
+        X, P, H, G, XS, PS, MU, EV, NEV, SCORE, NVIEW, MISS, t2d, observable, dbox, clip, logp,
+        has, 0.0, prm, *index,
     )  # fmt: skip
     counters = np.array([1, 0, 0, 0], np.int64)
     m = kernels._births(
-        X, P, H, EV, NEV, TID, CONF, DEC, SCORE, NVIEW, MISS, n, d2t, dbox, clip, logp, has,
-        0.0, prm, counters, *index,
+        X, P, H, G, XS, PS, MU, EV, NEV, TID, CONF, DEC, SCORE, NVIEW, MISS, n, d2t, dbox, clip,
+        logp, has, 0.0, prm, counters, *index,
     )  # fmt: skip
     top, bottom, tol = prm[17], prm[18], prm[13]
     whole = (X[:n, 1] - H[:n, 1] > top + tol) & (X[:n, 1] + H[:n, 1] < bottom - tol)

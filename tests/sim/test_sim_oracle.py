@@ -23,13 +23,15 @@ TARGETS = {"copper": "eject", "brass": "eject", "battery": "eject"}
 
 class Oracle:
     """Commands each targeted fragment once, from its true outline, when it
-    is low in the view; writes the heartbeat every frame."""
+    is low in the view, at its true speed over the last frame (fragments roll
+    and slide: ``sim.plant.feed``); writes the heartbeat every frame."""
 
     def __init__(self, plc: PlcCore, margin_mm: float, shift_mm: float = 0.0) -> None:
         self.plc = plc
         self.margin_mm = margin_mm
         self.shift_mm = shift_mm  # deliberate timing error (mm of belt travel)
         self.done: set[int] = set()
+        self.last: dict[int, tuple[int, float, float]] = {}  # id -> tick, x, y of the last frame
         self.seq = plc.acked_seq
         self.beat = 0
 
@@ -39,21 +41,32 @@ class Oracle:
         truth = plant.visible_truth()
         cam, valves, belt = GEOM.camera, GEOM.valves, GEOM.belt
         ticks_per_mm = 1.0 / belt.mm_per_tick
+        now = plant.tick_unwrapped
         for i in range(len(truth)):
             fid = int(truth.fragment_id[i])
             if fid in self.done or truth.class_name[i] not in TARGETS:
                 continue
             x, y = cam.px_to_mm(truth.polygons_px[i][:, 0], truth.polygons_px[i][:, 1])
-            if y.min() < 0.0 or truth.truncated[i]:
-                continue  # wait until it is whole and low in the view
+            cx, cy = truth.centroid_mm[i]
+            before = self.last.get(fid)
+            self.last[fid] = (now, float(cx), float(cy))
+            if y.min() < 0.0 or y.max() > cam.view_y_range_mm[1]:
+                continue  # wait until it is low in the view (outlines are unclipped:
+                # one that rolled past the image's side is still known)
             self.done.add(fid)
+            # travel per tick of this fragment (the belt's plus its own) and drift
+            speed_mm_tick, drift_mm_tick = belt.mm_per_tick, 0.0
+            if before is not None:
+                dt = max(now - before[0], 1)
+                speed_mm_tick = max((cy - before[2]) / dt, 0.25 * belt.mm_per_tick)
+                drift_mm_tick = (cx - before[1]) / dt
+            x = x + drift_mm_tick * (valves.y_valve_mm - cy) / speed_mm_tick
             m = self.margin_mm
             first = int(valves.valve_at_mm(x.min() - m))
             last = int(valves.valve_at_mm(x.max() + m))
-            now = plant.tick_unwrapped
             speed = plant.speed_mm_s
-            d_on = (valves.y_valve_mm - y.max() - m + self.shift_mm) * ticks_per_mm
-            d_off = (valves.y_valve_mm - y.min() + m + self.shift_mm) * ticks_per_mm
+            d_on = (valves.y_valve_mm - y.max() - m + self.shift_mm) / speed_mm_tick
+            d_off = (valves.y_valve_mm - y.min() + m + self.shift_mm) / speed_mm_tick
             on = now + d_on - valves.open_delay_ms * 1e-3 * speed * ticks_per_mm
             off = now + d_off - valves.close_delay_ms * 1e-3 * speed * ticks_per_mm
             self.seq = rm.seq_add(self.seq, 1)

@@ -6,7 +6,7 @@ stalled camera, a records folder that became unwritable)."""
 from __future__ import annotations
 
 import functools
-import shutil
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -309,15 +309,19 @@ def stall(line: SortingLine, _: str, on: bool) -> None:
 
 
 def records_broken(records: Path) -> Callable[[SortingLine, str, bool], None]:
-    """The records folder replaced by a file (unwritable even for root), and back."""
+    """The records database locked by another process's write transaction, and freed."""
+    held: list[sqlite3.Connection] = []
 
     def cause(line: SortingLine, _: str, on: bool) -> None:
         if on:
-            shutil.rmtree(records)
-            records.write_text("not a folder")
+            assert line.records is not None
+            other = sqlite3.connect(line.records.path, isolation_level=None)
+            other.execute("BEGIN EXCLUSIVE")
+            held.append(other)
         else:
-            records.unlink()
-            records.mkdir()
+            other = held.pop()
+            other.execute("ROLLBACK")
+            other.close()
 
     return cause
 
@@ -327,7 +331,7 @@ def records_broken(records: Path) -> Callable[[SortingLine, str, bool], None]:
     [
         ("estop", "estop", "critical", "E-stop pressed", False),
         ("stall", "camera", "critical", "camera stalled: stallcam:", True),
-        ("records", "records", "warning", "cannot write (NotADirectoryError", True),
+        ("records", "records", "warning", "cannot write (OperationalError: database is lock", True),
     ],
 )
 def test_injected_cause_raises_clears_acks_and_reraises(

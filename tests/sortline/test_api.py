@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from sortline.config import load_config
-from sortline.records import read_records
 from sortline.runtime import SortingLine
 
 from .conftest import ApiKeys, served_line
@@ -130,13 +128,13 @@ def test_recipe_switch_while_running_changes_what_is_sorted(
     targeted = line.parts.controller_stats()["objects_targeted"]
     line.run_frames(150)
     assert line.parts.controller_stats()["objects_targeted"] > targeted
-    # the sort records show what was pulsed after the switch: copper only
+    # the production records show what was decided after the switch, under which
+    # recipe: only copper ejected, every decision stamped with the new recipe
     assert line.records is not None
-    deadline = time.monotonic() + 10
-    while line.records.pending() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    path = line.records.path_for(info["switched_unix_s"])
-    after = [r for r in read_records(path) if r["t_unix_s"] > info["switched_unix_s"]]
-    assert after, "no pulses recorded after the switch"
-    assert {r["class"] for r in after} <= {"copper", None}
-    assert {r["fraction"] for r in after} == {"eject"}
+    assert line.records.writer.flush(10.0)
+    after = line.records.reader.decisions(since_unix_s=info["switched_unix_s"], limit=None)
+    ejected = [d for d in after if d["ejected"]]
+    assert ejected, "no ejection recorded after the switch"
+    assert {d["cls"] for d in ejected} == {"copper"}
+    assert {d["fraction"] for d in ejected} == {"eject"}
+    assert {(d["recipe"], d["recipe_version"]) for d in after} == {("copper-only", 3)}

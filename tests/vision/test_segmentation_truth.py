@@ -18,11 +18,16 @@ LIMITS = {
     "dirty": (0.85, 0.08, 0.15),
 }
 
+# scenes per preset: one `dirty` scene swings the split and merge rates by
+# several points from scene to scene (split 0.021 to 0.076 on the plant of
+# issue 16), so it is judged over three
+SCENES = {"dirty": 3}
+
 
 @pytest.mark.parametrize("preset", list(LIMITS))
 def test_segmentation_vs_ground_truth(preset: str) -> None:
     recall, split, merge = LIMITS[preset]
-    score = score_segmentation(eval_scenes([preset], 1, 90)).to_dict()
+    score = score_segmentation(eval_scenes([preset], SCENES.get(preset, 1), 90)).to_dict()
     assert score["fragments"] > 40
     assert score["recall"] >= recall
     assert score["split_rate"] <= split

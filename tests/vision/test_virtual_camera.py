@@ -18,11 +18,17 @@ LIMITS = {
     "dirty": (0.85, 0.50, 0.05, 0.20, 1.5, 0.35),
 }
 
+# scenes per preset: one `dirty` scene swings the split and merge rates by
+# several points from scene to scene (split 0.021 to 0.076 on the plant of
+# issue 16), so it is judged over three
+SCENES = {"dirty": 3}
+
 
 @pytest.mark.parametrize("preset", sorted(LIMITS))
 def test_segmentation_against_ground_truth(preset: str) -> None:
     clf = OnnxClassifier.load(builtin_model_path("sortline-cnn"))
-    score = score_segmentation(eval_scenes([preset], 1, 90), classifier=clf).to_dict()
+    scenes = SCENES.get(preset, 1)
+    score = score_segmentation(eval_scenes([preset], scenes, 90), classifier=clf).to_dict()
     recall, count_err, split, merge, centroid, spurious = LIMITS[preset]
     assert score["fragments"] >= 30, score
     assert score["recall"] >= recall, score

@@ -1,0 +1,299 @@
+"""The real-time loop's frame latency with and without people watching:
+three dashboard clients (each the status stream at 4 Hz, the camera preview
+polled at 4 Hz, ``/valves`` and ``/alarms`` every 2 s) and a Prometheus-style
+scrape of ``/metrics`` every second, side by side in one run:
+
+    sortline bench api_load --phase-s 20 --json bench/results/api_load.json
+
+The line runs on the wall clock (the embedded virtual plant, as ``sortline
+run`` does) with its status API on a free loopback port. Phases alternate
+idle / loaded / idle / loaded ..., so drift in the shared machine's load hits
+both alike; the clients run in a child process (as browsers would, outside
+the controller's process and GIL), started at the beginning of each loaded
+phase and stopped at its end. Every frame's latency (arrival to pulses handed
+to the bridge, ``Cycle.latency_ms``) is kept with its phase by a listener;
+the controller process's CPU time per phase (every thread: loop, plant,
+PLC bridge, API) shows what serving costs whatever else the machine runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench._common import write_result
+
+CLIENTS = 3
+_LOADS = {
+    "all": f"{CLIENTS} dashboards (stream, preview, valves, alarms) + /metrics scrape 1/s",
+    "stream": f"{CLIENTS} status streams at 4 Hz",
+    "preview": f"{CLIENTS} preview pollers at 4 Hz (+ valves, alarms every 2 s)",
+    "scrape": "/metrics scrape 1/s",
+}
+
+
+# ------------------------------------------------------------------ the clients
+def _dashboard(url: str, key: str, stop: threading.Event, out: dict[str, int], mix: str) -> None:
+    import httpx
+
+    h = {"Authorization": f"Bearer {key}"}
+
+    def stream() -> None:
+        with httpx.Client(headers=h, timeout=10) as c:
+            while not stop.is_set():
+                try:
+                    with c.stream("GET", f"{url}/stream", params={"rate_hz": 4}) as r:
+                        for line in r.iter_lines():
+                            if line.startswith("data: "):
+                                out["events"] += 1
+                            if stop.is_set():
+                                return
+                except httpx.HTTPError:
+                    out["errors"] += 1
+                    time.sleep(0.5)
+
+    if mix in ("all", "stream"):
+        threading.Thread(target=stream, daemon=True).start()
+    if mix not in ("all", "preview"):
+        stop.wait()
+        return
+    with httpx.Client(headers=h, timeout=10) as c:
+        n = 0
+        while not stop.wait(0.25):
+            try:
+                r = c.get(f"{url}/preview.jpg")
+                out["previews"] += r.status_code == 200
+                out["preview_bytes"] += len(r.content)
+                if n % 8 == 0:
+                    out["polls"] += c.get(f"{url}/valves").is_success
+                    out["polls"] += c.get(f"{url}/alarms").is_success
+            except httpx.HTTPError:
+                out["errors"] += 1
+            n += 1
+
+
+def _scraper(url: str, stop: threading.Event, out: dict[str, int]) -> None:
+    import httpx
+
+    with httpx.Client(timeout=10) as c:
+        while not stop.wait(1.0):
+            try:
+                out["scrapes"] += c.get(f"{url}/metrics").is_success
+            except httpx.HTTPError:
+                out["errors"] += 1
+
+
+def run_clients(url: str, key: str, seconds: float, mix: str = "all") -> dict[str, int]:
+    """Child process: three dashboards and a scraper for ``seconds`` (``mix``:
+    all of it, or only the stream, the preview polling or the scrape)."""
+    keys = ("events", "previews", "preview_bytes", "polls", "scrapes", "errors")
+    out = dict.fromkeys(keys, 0)
+    stop = threading.Event()
+    threads = [
+        threading.Thread(target=_dashboard, args=(url, key, stop, out, mix), daemon=True)
+        for _ in range(CLIENTS)
+    ]
+    if mix in ("all", "scrape"):
+        threads.append(threading.Thread(target=_scraper, args=(url, stop, out), daemon=True))
+    for t in threads:
+        t.start()
+    time.sleep(seconds)
+    stop.set()
+    for t in threads:
+        t.join(timeout=5)
+    out["cpu_ms"] = round(1e3 * time.process_time())  # the clients' own CPU: on this machine
+    return out
+
+
+# --------------------------------------------------------------------- the line
+class _PhaseLatency:
+    """A listener: each frame's latency, kept under the current phase."""
+
+    def __init__(self) -> None:
+        self.phase = "warm-up"
+        self.by_phase: dict[str, list[float]] = {}
+
+    def on_cycle(self, cycle: Any) -> None:
+        self.by_phase.setdefault(self.phase, []).append(cycle.latency_ms)
+
+    def close(self) -> None:
+        pass
+
+
+def _stats(values: list[float]) -> dict[str, Any]:
+    a = np.asarray(values, np.float64)
+    if not a.size:
+        return {"frames": 0}
+    q = np.percentile(a, [50, 99])
+    return {
+        "frames": int(a.size),
+        "p50_ms": round(float(q[0]), 3),
+        "p99_ms": round(float(q[1]), 3),
+        "max_ms": round(float(a.max()), 3),
+    }
+
+
+def _begin(lat: _PhaseLatency, name: str, line: Any, mark: dict[str, Any]) -> None:
+    mark["snap"], mark["t0"], mark["cpu"] = line.snapshot(), time.monotonic(), time.process_time()
+    lat.phase = name
+
+
+def _load_phase(url: str, key: str, seconds: float, begin: Any, mix: str) -> dict[str, int]:
+    """Start the client process, wait until it has imported what it needs (its
+    start-up is not the API's cost), then start the phase and the clients."""
+    child = subprocess.Popen(
+        [sys.executable, "-m", "bench.api_load", "--clients", url, key, str(seconds), mix],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert child.stdin is not None and child.stdout is not None
+    if child.stdout.readline().strip() != "ready":
+        raise RuntimeError("the client process did not start")
+    begin()
+    child.stdin.write("go\n")
+    child.stdin.flush()
+    out, _ = child.communicate(timeout=seconds + 60)
+    return dict(json.loads(out))
+
+
+def measure(
+    phase_s: float, pairs: int, warm_s: float, tmp: Path, mix: str = "all"
+) -> list[dict[str, Any]]:
+    from sortline.api import ApiServer, create_app
+    from sortline.auth import AuditLog, KeyBook
+    from sortline.config import load_config
+    from sortline.runtime import SortingLine
+
+    cfg_path = tmp / "line.toml"
+    cfg_path.write_text(f'[recipes]\ndir = "{tmp / "recipes"}"\n[records]\nenabled = false\n')
+    line = SortingLine(load_config(cfg_path), plc_port=0, records=False)
+    lat = _PhaseLatency()
+    line.loop.attach(lat)
+    book, keys = KeyBook.generated(("maintenance",))
+    api = ApiServer(create_app(line, book, AuditLog(None)), "127.0.0.1", 0)
+    rows: list[dict[str, Any]] = []
+    line.start()
+    api.start()
+    url = f"http://127.0.0.1:{api.port}"
+    try:
+        time.sleep(warm_s)
+        for i in range(2 * pairs):
+            loaded = i % 2 == 1
+            name = f"{'loaded' if loaded else 'idle'}-{i // 2 + 1}"
+            mark: dict[str, Any] = {}
+            begin = functools.partial(_begin, lat, name, line, mark)
+            if loaded:
+                clients = _load_phase(url, keys["maintenance"], phase_s, begin, mix)
+            else:
+                begin()
+                time.sleep(phase_s)
+                clients = None
+            lat.phase = "between"
+            snap0, t0, snap1 = mark["snap"], mark["t0"], line.snapshot()
+            row: dict[str, Any] = {
+                "phase": name,
+                "load": _LOADS[mix] if loaded else "none",
+                "seconds": round(time.monotonic() - t0, 2),
+                **_stats(lat.by_phase.get(name, [])),
+                "frames_dropped": snap1.frames_dropped - snap0.frames_dropped,
+                "deadline_misses": snap1.deadline_misses - snap0.deadline_misses,
+                "process_cpu_s": round(time.process_time() - mark["cpu"], 2),
+                "clients": clients,
+            }
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    finally:
+        api.stop()
+        line.stop()
+    return rows
+
+
+def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Idle against loaded: the phases' medians of p50 and p99."""
+    out: dict[str, Any] = {}
+    for kind in ("idle", "loaded"):
+        mine = [r for r in rows if r["phase"].startswith(kind) and r.get("frames")]
+        out[kind] = {
+            "phases": len(mine),
+            "frames": sum(r["frames"] for r in mine),
+            "p50_ms_median": float(np.median([r["p50_ms"] for r in mine])) if mine else None,
+            "p99_ms_median": float(np.median([r["p99_ms"] for r in mine])) if mine else None,
+            "frames_dropped": sum(r["frames_dropped"] for r in mine),
+            "process_cpu_s_per_s": round(
+                sum(r["process_cpu_s"] for r in mine) / max(sum(r["seconds"] for r in mine), 1e-9),
+                3,
+            ),
+        }
+    idle, busy = out["idle"], out["loaded"]
+    if idle["p99_ms_median"] is not None and busy["p99_ms_median"] is not None:
+        out["p99_change_ms"] = round(busy["p99_ms_median"] - idle["p99_ms_median"], 3)
+        out["p50_change_ms"] = round(busy["p50_ms_median"] - idle["p50_ms_median"], 3)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="sortline bench api_load", description=__doc__)
+    ap.add_argument("--phase-s", type=float, default=20.0, help="seconds per phase")
+    ap.add_argument("--pairs", type=int, default=2, help="idle/loaded pairs")
+    ap.add_argument("--warm-s", type=float, default=5.0, help="seconds before the first phase")
+    ap.add_argument("--json", help="write the results here")
+    ap.add_argument("--quick", action="store_true", help="one pair of 4 s phases (smoke test)")
+    ap.add_argument(
+        "--switch-interval-ms",
+        type=float,
+        help="sys.setswitchinterval for the controller process (Python's default: 5 ms)",
+    )
+    ap.add_argument(
+        "--mix",
+        choices=("all", "stream", "preview", "scrape"),
+        default="all",
+        help="the load: everything, or one part of it (to see what costs)",
+    )
+    ap.add_argument(
+        "--clients", nargs=4, metavar=("URL", "KEY", "S", "MIX"), help=argparse.SUPPRESS
+    )
+    args = ap.parse_args(argv)
+    if args.clients:
+        url, key, seconds, mix = args.clients
+        import httpx  # noqa: F401  (imported before "ready": not part of the phase)
+
+        print("ready", flush=True)
+        sys.stdin.readline()
+        print(json.dumps(run_clients(url, key, float(seconds), mix)), flush=True)
+        return 0
+    phase_s, pairs, warm_s = (
+        (4.0, 1, 2.0) if args.quick else (args.phase_s, args.pairs, args.warm_s)
+    )
+    load0 = os.getloadavg()[0]
+    if args.switch_interval_ms is not None:
+        sys.setswitchinterval(args.switch_interval_ms / 1e3)
+    with tempfile.TemporaryDirectory(prefix="sortline-api-load-") as tmp:
+        rows = measure(phase_s, pairs, warm_s, Path(tmp), args.mix)
+    note = (
+        "wall clock, embedded virtual plant (synthetic scenes), default recipe; frame latency "
+        "= arrival to pulses handed to the bridge, every frame of each phase; clients in a "
+        f"child process; GIL switch interval {sys.getswitchinterval() * 1e3:g} ms; load "
+        f"average at start {load0:.2f}"
+    )
+    result = write_result("api_load", argv, note, rows, Path(args.json) if args.json else None)
+    result["summary"] = summary(rows)
+    if args.json:
+        from core.files import atomic_write_json
+
+        atomic_write_json(Path(args.json), result)
+    print(json.dumps(result["summary"]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,233 @@
+"""One connection interface over SQLite and PostgreSQL (``open_db(url)``).
+
+The store's SQL is written once, with ``?`` placeholders and types spelt
+through ``Db.types``; ``PgDb`` turns ``?`` into ``%s``. Every driver error
+becomes ``StoreError`` (``transient``: the database is locked or busy, the
+connection may be kept). The schema version lives in ``PRAGMA user_version``
+(SQLite) or in the one-row table ``sortline_schema`` (PostgreSQL, migrated
+under an advisory lock: many lines may start at once).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+__all__ = ["Db", "PgDb", "SqliteDb", "StoreError", "open_db", "redact", "sqlite_path"]
+
+
+class StoreError(RuntimeError):
+    """A database operation failed; ``transient``: locked or busy, try again."""
+
+    def __init__(self, message: str, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+class Cursor(Protocol):
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+def sqlite_path(url: str) -> Path:
+    """``sqlite:///PATH`` -> PATH."""
+    if not url.startswith("sqlite:///"):
+        raise ValueError(f"records url {url!r}: not sqlite:///PATH")
+    return Path(url.removeprefix("sqlite:///"))
+
+
+class Db:
+    """What the store needs of a connection."""
+
+    dialect: ClassVar[str]
+    types: ClassVar[dict[str, str]]
+    where: str
+
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> Cursor:
+        raise NotImplementedError
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        raise NotImplementedError
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """BEGIN (SQLite: IMMEDIATE, the write lock at once) .. COMMIT, or ROLLBACK."""
+        raise NotImplementedError
+        yield
+
+    def get_version(self) -> int:
+        raise NotImplementedError
+
+    def set_version(self, version: int) -> None:
+        raise NotImplementedError
+
+    def lock_schema(self) -> None:
+        """Inside the migration transaction: keep other processes out."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class SqliteDb(Db):
+    """SQLite in WAL mode (``synchronous=NORMAL``: a commit survives a process
+    kill; a power cut may lose the last commits, never corrupts)."""
+
+    dialect: ClassVar[str] = "sqlite"
+    types: ClassVar[dict[str, str]] = {
+        "id": "INTEGER PRIMARY KEY",
+        "big": "INTEGER",
+        "real": "REAL",
+    }
+
+    def __init__(self, path: Path, busy_timeout_ms: int = 100) -> None:
+        self.path = path
+        self.where = f"sqlite:///{path}"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            c = sqlite3.connect(path, timeout=busy_timeout_ms / 1e3, check_same_thread=False)
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"{type(exc).__name__}: {exc}") from None
+        c.isolation_level = None  # explicit transactions
+        self._c = c
+        try:
+            for pragma in (f"busy_timeout = {int(busy_timeout_ms)}", "journal_mode = WAL",
+                           "synchronous = NORMAL", "foreign_keys = ON"):  # fmt: skip
+                self.execute(f"PRAGMA {pragma}")
+        except StoreError:
+            c.close()
+            raise
+
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> Cursor:
+        try:
+            return self._c.execute(sql, tuple(args))
+        except sqlite3.Error as exc:
+            raise _sqlite_error(exc) from None
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        try:
+            self._c.executemany(sql, rows)
+        except sqlite3.Error as exc:
+            raise _sqlite_error(exc) from None
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        self.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            self.execute("COMMIT")
+        except BaseException:
+            if self._c.in_transaction:
+                self._c.execute("ROLLBACK")
+            raise
+
+    def get_version(self) -> int:
+        return int(self.execute("PRAGMA user_version").fetchone()[0])
+
+    def set_version(self, version: int) -> None:
+        self.execute(f"PRAGMA user_version = {int(version)}")
+
+    def close(self) -> None:
+        self._c.close()
+
+
+def _sqlite_error(exc: sqlite3.Error) -> StoreError:
+    text = str(exc)
+    transient = isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
+    return StoreError(f"{type(exc).__name__}: {text}", transient)
+
+
+class PgDb(Db):
+    """PostgreSQL through psycopg 3 (autocommit; explicit transactions)."""
+
+    dialect: ClassVar[str] = "postgresql"
+    types: ClassVar[dict[str, str]] = {
+        "id": "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY",
+        "big": "BIGINT",
+        "real": "DOUBLE PRECISION",
+    }
+    _LOCK_KEY = 0x50F7_11E5  # pg_advisory_xact_lock key of the schema migration
+
+    def __init__(self, url: str, connect_timeout_s: float = 2.0) -> None:
+        import psycopg
+
+        self._psycopg = psycopg
+        self.where = redact(url)
+        try:
+            self._c = psycopg.connect(
+                url, autocommit=True, connect_timeout=max(int(connect_timeout_s), 1)
+            )
+        except psycopg.Error as exc:
+            raise StoreError(_one_line(exc)) from None
+
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> Cursor:
+        try:
+            return self._c.execute(sql.replace("?", "%s"), tuple(args))
+        except self._psycopg.Error as exc:
+            raise self._error(exc) from None
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        try:
+            with self._c.cursor() as cur:
+                cur.executemany(sql.replace("?", "%s"), rows)
+        except self._psycopg.Error as exc:
+            raise self._error(exc) from None
+
+    def _error(self, exc: Exception) -> StoreError:
+        e = self._psycopg.errors
+        transient = isinstance(exc, e.LockNotAvailable | e.SerializationFailure)
+        return StoreError(_one_line(exc), transient)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        try:
+            with self._c.transaction():
+                yield
+        except self._psycopg.Error as exc:
+            raise self._error(exc) from None
+
+    def lock_schema(self) -> None:
+        self.execute("SELECT pg_advisory_xact_lock(?)", (self._LOCK_KEY,))
+
+    def get_version(self) -> int:
+        self.execute("CREATE TABLE IF NOT EXISTS sortline_schema (version INTEGER NOT NULL)")
+        row = self.execute("SELECT MAX(version) FROM sortline_schema").fetchone()
+        return 0 if row is None or row[0] is None else int(row[0])
+
+    def set_version(self, version: int) -> None:
+        self.execute("DELETE FROM sortline_schema")
+        self.execute("INSERT INTO sortline_schema (version) VALUES (?)", (version,))
+
+    def close(self) -> None:
+        self._c.close()
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(f"{type(exc).__name__}: {exc}".split())
+
+
+def redact(url: str) -> str:
+    """The URL without its password (for logs, alarms, certificates)."""
+    head, sep, tail = url.partition("@")
+    if not sep or "://" not in head:
+        return url
+    scheme, _, cred = head.partition("://")
+    user = cred.split(":", 1)[0]
+    return f"{scheme}://{user}@{tail}"
+
+
+def open_db(url: str, busy_timeout_ms: int = 100) -> Db:
+    """A connection to ``sqlite:///PATH`` or ``postgresql://...``; ``StoreError``."""
+    if url.startswith("sqlite:///"):
+        return SqliteDb(sqlite_path(url), busy_timeout_ms)
+    if url.startswith(("postgresql://", "postgres://")):
+        return PgDb(url)
+    raise ValueError(f"records url {url!r}: not sqlite:///PATH or postgresql://...")
