@@ -133,8 +133,16 @@ class Rig:
         self.plc.stop()
 
 
-def start_rig(tmp: Path, line_extra: str = "", module: str = "sortline.cli") -> Rig:
-    """PLC (with injection), camera and line, in Execute with a pulse acknowledged."""
+def start_rig(
+    tmp: Path, line_extra: str = "", module: str = "sortline.cli", records: Path | None = None
+) -> Rig:
+    """PLC (with injection), camera and line, in Execute with a pulse acknowledged;
+    production records in ``records`` when given (else off)."""
+    rec = (
+        "[records]\nenabled = false\n"
+        if records is None
+        else f'[records]\nenabled = true\ndir = "{records}"\n'
+    )
     frames = load_frames(_video(tmp))
     port = free_port()
     plc = Proc(["sim", "plc", "--port", str(port), "--inject-port", "0"], tmp / "plc.log")
@@ -144,8 +152,7 @@ def start_rig(tmp: Path, line_extra: str = "", module: str = "sortline.cli") -> 
     try:
         line = Line(
             f'[camera]\nsource = "shm:{ring}"\ntimebase = "free"\n[plc]\nport = {port}\n'
-            f"reconnect_max_ms = 500\n[sim]\nenabled = false\n[records]\nenabled = false\n"
-            + line_extra,
+            f"reconnect_max_ms = 500\n[sim]\nenabled = false\n" + rec + line_extra,
             tmp,
             module,
         )

@@ -35,6 +35,7 @@ from typing import Any
 
 from bench._common import write_result
 from bench._faults_camera import belt_stopped, camera_missing, camera_video_ended
+from bench._faults_disk import records_disk_full
 from bench._faults_encoder import (
     belt_stop_restart,
     encoder_frozen,
@@ -306,6 +307,7 @@ SCENARIOS: dict[str, Callable[[Path], dict[str, Any]]] = {
     "model-replaced": model_replaced,
     "cpu-starvation": cpu_starvation,
     "wall-clock-step": wall_clock_step,
+    "records-disk-full": records_disk_full,
 }
 QUICK = ("plc-link-cut", "controller-paused", "estop")
 

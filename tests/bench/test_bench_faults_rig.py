@@ -1,4 +1,4 @@
-"""The encoder, belt, frame and clock scenarios of ``sortline bench faults``
+"""The encoder, belt, frame, clock and records-disk scenarios of ``sortline bench faults``
 (real processes on loopback: ``sortline sim plc --inject-port``, a camera
 played by the bench into a frame ring, ``sortline run``), bounded in time."""
 
@@ -18,6 +18,7 @@ CI = (
     "camera-black",
     "camera-out-of-order",
     "wall-clock-step",
+    "records-disk-full",
 )
 
 
@@ -37,6 +38,9 @@ def test_rig_scenarios_pass_with_valves_off_where_demanded(tmp_path: Path) -> No
     assert any("encoder count stuck" in c for c in frozen["details"]["causes"])
     black = rows["camera delivers black frames"]
     assert black["details"]["frames_bad"] > 0 and black["recover_s"] is not None
+    disk = rows["records disk full"]
+    assert "cannot write" in disk["details"]["alarm"][0]
+    assert disk["details"]["pulses_acked_while_full"] > 0  # sorting went on
     assert code == 0
 
 
