@@ -102,13 +102,21 @@ def truth_detections(
         x, y = cam.px_to_mm(poly[:, 0], poly[:, 1])
         ext[row] = x.min(), x.max(), max(y.min(), top), min(y.max(), bottom)
     ok = ext[:, 3] > ext[:, 2] + 0.5
-    ext = ext[ok]
     idx = np.asarray(keep, dtype=np.int64)[ok]
+    return extents_detections(truth, idx, ext[ok], n_classes), truth.fragment_id[idx].astype(
+        np.int64
+    )
+
+
+def extents_detections(truth: Any, idx: np.ndarray, ext: np.ndarray, n_classes: int) -> Detections:
+    """The Detections batch of ``truth``'s fragments ``idx`` (D,) with belt-mm
+    extents ``ext`` (D, 4): centroid the extents' centre, the true class at
+    probability ``P_TRUE`` and the rest spread evenly over the other classes."""
     n = len(idx)
     cls = truth.class_id[idx].astype(np.int64)
     prob = np.full((n, n_classes), (1.0 - P_TRUE) / (n_classes - 1), np.float32)
     prob[np.arange(n), cls] = P_TRUE
-    dets = Detections(
+    return Detections(
         frame_id=int(truth.frame_id),
         tick=int(truth.tick),
         bbox_px=truth.bbox_px[idx].astype(np.float32),
@@ -119,7 +127,6 @@ def truth_detections(
         confidence=np.full(n, P_TRUE, np.float32),
         class_prob=prob,
     )
-    return dets, truth.fragment_id[idx].astype(np.int64)
 
 
 class PlcWriter:

@@ -52,7 +52,6 @@ HIT_X_MM = 0.85
 HIT_T_FRAMES = 0.5
 MIN_VISIBLE = 0.2
 MATCH_MM = 15.0
-P_TRUE = 0.9
 TAIL_S = 0.5
 # the motion model's defaults before issue 16: 2 mm measurement noise for both
 # the gate and the filter, a 4 % velocity prior, fixed process noise
@@ -79,7 +78,7 @@ def prev_params() -> Any:
 
 def detections(truth: Any, geometry: Any, n_classes: int, sigma_mm: float, rng: Any) -> Any:
     """(Detections, fragment ids (D,), measured centres (D, 2) view mm) of one frame."""
-    from core.types import Detections
+    from bench.air import extents_detections
 
     cam = geometry.camera
     top, bottom = cam.view_y_range_mm
@@ -98,21 +97,7 @@ def detections(truth: Any, geometry: Any, n_classes: int, sigma_mm: float, rng: 
             centre.append(c)
     idx = np.asarray(rows, np.int64)
     e = np.asarray(ext, np.float64).reshape(-1, 4)
-    n = len(idx)
-    cls = truth.class_id[idx].astype(np.int64)
-    prob = np.full((n, n_classes), (1.0 - P_TRUE) / (n_classes - 1), np.float32)
-    prob[np.arange(n), cls] = P_TRUE
-    dets = Detections(
-        frame_id=int(truth.frame_id),
-        tick=int(truth.tick),
-        bbox_px=truth.bbox_px[idx].astype(np.float32),
-        centroid_mm=np.column_stack([e[:, :2].mean(1), e[:, 2:].mean(1)]),
-        extent_mm=e,
-        area_mm2=((e[:, 1] - e[:, 0]) * (e[:, 3] - e[:, 2])).astype(np.float32),
-        class_id=cls.astype(np.int16),
-        confidence=np.full(n, P_TRUE, np.float32),
-        class_prob=prob,
-    )
+    dets = extents_detections(truth, idx, e, n_classes)
     return dets, truth.fragment_id[idx].astype(np.int64), np.asarray(centre).reshape(-1, 2)
 
 

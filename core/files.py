@@ -86,3 +86,17 @@ def atomic_write_json(path: str | Path, data: Any, *, indent: int | None = 2) ->
     """``data`` as JSON (NumPy scalars and arrays, pydantic models allowed)."""
     text = json.dumps(data, indent=indent, default=_json_default) + "\n"
     atomic_write_text(path, text)
+
+
+def append_fsync(path: Path, data: bytes) -> None:
+    """Append ``data`` to ``path`` with one ``write`` on an ``O_APPEND``
+    descriptor and fsync it (an append-only journal: a crash can at most cut
+    the last line). Creates the folder. Raises ``OSError`` (a short write too)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+    try:
+        if os.write(fd, data) != len(data):
+            raise OSError(f"{path}: short write")
+        os.fsync(fd)
+    finally:
+        os.close(fd)

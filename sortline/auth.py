@@ -36,7 +36,6 @@ import hashlib
 import hmac
 import json
 import logging
-import os
 import re
 import secrets
 import threading
@@ -50,6 +49,8 @@ from typing import Annotated, Any, Literal, Protocol
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
+
+from core.files import append_fsync
 
 __all__ = [
     "AUTH_RESPONSES",
@@ -250,14 +251,7 @@ class AuditLog:
         assert self.path is not None
         data = (json.dumps(entry.model_dump(), separators=(",", ":")) + "\n").encode("utf-8")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
-            try:
-                if os.write(fd, data) != len(data):
-                    raise OSError("short write")
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            append_fsync(self.path, data)
         except OSError as exc:
             self.write_failures += 1
             log.warning("audit log %s: cannot write (%s); entry kept in memory", self.path, exc)

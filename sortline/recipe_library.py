@@ -25,7 +25,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import os
 import re
 import threading
 import time
@@ -37,7 +36,7 @@ from typing import Any
 
 from control.recipe import Recipe, RecipeFile, parse_recipe
 from core.errors import InputFileError, model_from_data, parse_toml
-from core.files import atomic_write_bytes
+from core.files import append_fsync, atomic_write_bytes
 from sortline.config import LineConfig, records_dir
 
 __all__ = [
@@ -264,14 +263,7 @@ class RecipeLibrary:
     def _append(self, entry: Activation) -> None:
         data = (json.dumps(dataclasses.asdict(entry), separators=(",", ":")) + "\n").encode()
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.history_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
-            try:
-                if os.write(fd, data) != len(data):
-                    raise OSError("short write")
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            append_fsync(self.history_path, data)
         except OSError as exc:
             self.write_failures += 1
             log.warning("recipe history %s: cannot write (%s); kept in memory", self.folder, exc)
