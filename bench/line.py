@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from bench._common import write_result
 
@@ -55,8 +55,16 @@ def _config(prefer: str | None, workdir: Path, line_config: str | None = None) -
 
 
 def run_preset(
-    preset: str, frames: int, seed: int, prefer: str | None = None, line_config: str | None = None
+    preset: str,
+    frames: int,
+    seed: int,
+    prefer: str | None = None,
+    line_config: str | None = None,
+    vision: str = "model",
 ) -> dict[str, Any]:
+    """One stepped run. ``vision``: "model" (the line as it is), or ground truth
+    in place of a stage (``bench._line_truth``): "truth-classes" (the line's
+    segmentation, true classes), "truth-segments" (true segments and classes)."""
     import tempfile
 
     from sortline.runtime import SortingLine
@@ -66,7 +74,20 @@ def run_preset(
             _config(prefer, Path(tmp), line_config),
             stepped=True, plc_port=0, scenario=preset, seed=seed, records=False,
         )  # fmt: skip
+        tap = None
+        if vision != "model":
+            from bench._line_truth import TruthTap
+
+            assert line.parts.plant is not None, "ground truth needs the embedded plant"
+            tap = TruthTap(line.parts.plant.plant)
         line.start()
+        if tap is not None:
+            from bench._line_truth import Mode, TruthVision
+
+            mode: Mode = "classes" if vision == "truth-classes" else "segments"
+            n_classes = len(line.parts.class_names)
+            stage = TruthVision(line.loop.vision, tap, line.parts.geometry, n_classes, mode)
+            line.loop.vision = cast(Any, stage)  # the vision stage only: same process() call
         t0 = time.perf_counter()
         try:
             line.run_frames(frames)
@@ -74,7 +95,7 @@ def run_preset(
         finally:
             line.stop()
     row: dict[str, Any] = {
-        "preset": preset, "seed": seed, "prefer": prefer or "recipe",
+        "preset": preset, "seed": seed, "prefer": prefer or "recipe", "vision": vision,
         "line_config": line_config or "default",
         "valve_pitch_mm": line.parts.geometry.valves.pitch_mm,
     }  # fmt: skip
@@ -101,6 +122,12 @@ def main(argv: list[str] | None = None) -> int:
         help="comma list of recipe 'prefer' values to compare (default: the recipe's own)",
     )
     ap.add_argument("--line-config", help="a line config overlay (e.g. examples/fine-bar.toml)")
+    ap.add_argument(
+        "--decompose",
+        action="store_true",
+        help="per preset also run with true segments and classes, and with the line's "
+        "segmentation and true classes: how much purity each stage loses",
+    )
     args = ap.parse_args(argv)
     prefers: list[str | None] = [p for p in args.prefer.split(",") if p] or [None]
     for p in prefers:
@@ -109,17 +136,19 @@ def main(argv: list[str] | None = None) -> int:
     presets = ["default"] if args.quick else [p for p in args.presets.split(",") if p]
     frames = 60 if args.quick else args.frames
     rows = []
+    visions = ["truth-segments", "truth-classes", "model"] if args.decompose else ["model"]
     for preset in presets:
         for prefer in prefers:
-            row = run_preset(preset, frames, args.seed, prefer, args.line_config)
-            rows.append(row)
-            print(
-                f"{preset:8s} {row['prefer']:9s} purity {row['purity']}  "
-                f"recovery {row['recovery']}  "
-                f"co-ejection {row['co_ejection_rate']}  misses {row['deadline_misses']}  "
-                f"latency p50/p99 {row['latency_ms']['p50']}/{row['latency_ms']['p99']} ms",
-                flush=True,
-            )
+            for vision in visions:
+                row = run_preset(preset, frames, args.seed, prefer, args.line_config, vision)
+                rows.append(row)
+                print(
+                    f"{preset:8s} {row['prefer']:9s} {vision:14s} purity {row['purity']}  "
+                    f"recovery {row['recovery']}  "
+                    f"co-ejection {row['co_ejection_rate']}  misses {row['deadline_misses']}  "
+                    f"latency p50/p99 {row['latency_ms']['p50']}/{row['latency_ms']['p99']} ms",
+                    flush=True,
+                )
     note = "virtual plant, shipped model, default recipe; stepped; synthetic scenes"
     write_result("line", argv, note, rows, Path(args.json) if args.json else None)
     return 0
