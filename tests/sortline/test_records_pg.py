@@ -31,7 +31,17 @@ from sortline.records.db import PgDb, StoreError
 from .conftest import ApiKeys, served_line
 from .test_records import COPPER, STEEL, offer, pulses, tracks
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+def _pg_bin() -> Path:
+    """The newest Debian PostgreSQL server binaries (15 on bookworm, 17 on trixie)."""
+    found = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+        key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0,
+    )
+    return found[-1].parent if found else Path("/usr/lib/postgresql/15/bin")
+
+
+PG_BIN = _pg_bin()
 D = int(TrackState.DECIDED)
 
 
@@ -77,7 +87,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def pg() -> Iterator[PgServer]:
     if not (PG_BIN / "initdb").exists():
-        pytest.skip(f"PostgreSQL 15 binaries missing ({PG_BIN}: apt-get install postgresql)")
+        pytest.skip(f"PostgreSQL server binaries missing ({PG_BIN}: apt-get install postgresql)")
     folder = Path(tempfile.mkdtemp(prefix="sortline-pg-"))
     if os.geteuid() == 0:
         pw = pwd.getpwnam("postgres")
