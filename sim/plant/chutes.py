@@ -24,7 +24,7 @@ from calibration.geometry import LineGeometry
 from core.types import Pulses
 from sim.plant.ejection import AirRuns, air_runs, coverage, crossing_ticks
 from sim.plant.scenario import EjectionSection
-from sim.plant.truth import FragmentRecord, RunRecord
+from sim.plant.truth import FragmentRecord, RunLog, RunRecord
 
 __all__ = ["Chutes", "Crossing"]
 
@@ -56,9 +56,10 @@ class Chutes:
         # tumbling is drawn per fragment (keyed by its id), not from the jitter
         # stream, so two schedules on the same plant seed see the same tumbles
         self._tumble_key = int(rng.integers(1 << 62))
-        self.runs: list[RunRecord] = []  # index = run id
+        self.runs = RunLog()  # index = run id
         self._air = AirRuns.empty()
         self._ids = np.zeros(0, np.int64)  # run id of each row of _air
+        self._forget_tick = -math.inf  # air that stopped before this reaches nothing
         bad = [v for v in ejection.dead_valves if not 0 <= v < geometry.valves.n_valves]
         if bad:
             raise ValueError(f"ejection.dead_valves {bad} outside the valve bar")
@@ -101,8 +102,15 @@ class Chutes:
         self._air = self._air.concat(air)
         self._ids = np.concatenate([self._ids, run_ids[air.run_row]])
 
+    def oldest_air_run(self) -> int:
+        """Id of the oldest run whose air can still reach a fragment
+        (``len(runs)`` if none)."""
+        live = self._air.off_tick >= self._forget_tick
+        return int(self._ids[live].min()) if live.any() else len(self.runs)
+
     def forget_before(self, tick: float) -> None:
         """Drop air that stopped before ``tick`` (nothing can still use it)."""
+        self._forget_tick = max(self._forget_tick, tick)
         if len(self._air) > 256:
             keep = self._air.off_tick >= tick
             self._air, self._ids = self._air.rows(keep), self._ids[keep]

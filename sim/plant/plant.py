@@ -30,7 +30,7 @@ from sim.plant.motion import Bodies
 from sim.plant.scenario import Scenario
 from sim.plant.score import Score, Scorer, fragment_outcomes
 from sim.plant.sprites import LocalArt, Sprite, make_art, render_sprite
-from sim.plant.truth import FragmentRecord, FrameTruth, RunRecord, centre_crossing
+from sim.plant.truth import FragmentRecord, FrameTruth, RunLog, centre_crossing
 
 __all__ = ["IdlePlc", "PlcLike", "VirtualPlant"]
 
@@ -131,6 +131,9 @@ class VirtualPlant:
         self._speed_mm_s = self.nominal_speed_mm_s
         self._frame_id = -1
         self._truth: FrameTruth | None = None
+        # sensors beside the camera (e.g. ``sim.plant.induction.InductionSensor``):
+        # each gets ``after_move(self)`` once per physics sub-step
+        self.sensors: list[Any] = []
 
     # ---- public state -------------------------------------------------------------------
     @property
@@ -173,8 +176,9 @@ class VirtualPlant:
         return self._records
 
     @property
-    def runs(self) -> list[RunRecord]:
-        """Every completed actuator run, in completion order."""
+    def runs(self) -> RunLog:
+        """Completed actuator runs by run id, in completion order (the oldest
+        dropped with the fragments they hit, beyond ``keep_fragments``)."""
         return self._chutes.runs
 
     # ---- stepping -----------------------------------------------------------------------
@@ -238,6 +242,24 @@ class VirtualPlant:
         """
         return self._scorer.score(len(self._records), self._chutes.runs, self._travel_mm, targets)
 
+    def footprints_near(
+        self, y_lo_mm: float, y_hi_mm: float
+    ) -> list[tuple[int, str, str, float, float, float, float, np.ndarray, np.ndarray, float]]:
+        """Live fragments reaching into belt y ``y_lo_mm..y_hi_mm`` now: (id, class,
+        kind, length mm, width mm, x, y of the reference point, footprint samples
+        x, y relative to it (P,) mm, angle drawn at, rad), for sensors."""
+        b = self._bodies
+        near = np.nonzero((b.y + b.lead >= y_lo_mm) & (b.y + b.trail <= y_hi_mm))[0]
+        out = []
+        for i in near.tolist():
+            f = self._live[i]
+            r, s = f.rec, f.sprite
+            out.append(
+                (r.fragment_id, r.class_name, r.kind, r.length_mm, r.width_mm, float(b.x[i]),
+                 float(b.y[i]), s.foot_x_mm, s.foot_y_mm, s.angle_rad)
+            )  # fmt: skip
+        return out
+
     def _forget_old(self) -> None:
         """Drop the oldest settled fragments once memory holds too many."""
         excess = len(self._records) - self._keep_fragments
@@ -246,6 +268,18 @@ class VirtualPlant:
         ids = self._scorer.forget(excess, self._chutes.runs, self._travel_mm)
         if ids:
             self._records = [r for r in self._records if r.fragment_id not in ids]
+            self._forget_runs()
+
+    def _forget_runs(self) -> None:
+        """Drop the runs that no fragment in memory refers to and whose air can
+        reach no fragment any more (their air use is counted first)."""
+        runs = self._chutes.runs
+        oldest = self._chutes.oldest_air_run()
+        for r in self._records:
+            for k in r.run_match or r.run_hits:
+                oldest = min(oldest, k)
+        self._scorer.count_air(runs)
+        runs.drop_before(oldest)
 
     def bins(self) -> dict[str, list[int]]:
         """Output bin -> ids of the fragments in it so far (``pass``, ``eject``, ``divertK``)."""
@@ -288,6 +322,8 @@ class VirtualPlant:
             for _ in range(self._feeder.arrivals(dt)):
                 self._spawn(self._feeder.drop(self._travel_mm))
         self._move(dt)
+        for sensor in self.sensors:
+            sensor.after_move(self)
         pulses = self.plc.advance(self.tick, self._speed_mm_s, self._now_s)
         if len(pulses):
             self._chutes.add(pulses, self.tick_unwrapped, self._speed_mm_s)

@@ -342,10 +342,15 @@ class Scorer:
         for _, r in self._settled[done:]:
             target = tg.get(r.class_name, PASS)
             recent.add(r, target, _tag(r, target, self._best), _fragment_air(r, self._best, runs))
-        self._air_ms += _air(runs[self._air_runs :])
-        self._air_runs = len(runs)
+        self.count_air(runs)
         out = tally.merged(recent).score(tg, n_records - len(self._settled), self._air_ms)
         return dataclasses.replace(out, forgotten=missing)
+
+    def count_air(self, runs: Sequence[RunRecord]) -> None:
+        """Add the air of the runs completed since the last count (before they
+        may be forgotten)."""
+        self._air_ms += _air(runs[self._air_runs :])
+        self._air_runs = len(runs)
 
     def forget(self, n: int, runs: Sequence[RunRecord], travel_mm: float) -> set[int]:
         """Drop up to ``n`` of the oldest final fragments; returns their ids."""

@@ -4,11 +4,12 @@ fragment it ever fed."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import Any, overload
 
 import numpy as np
 
-__all__ = ["FragmentRecord", "FrameTruth", "Placed", "RunRecord", "centre_crossing"]
+__all__ = ["FragmentRecord", "FrameTruth", "Placed", "RunLog", "RunRecord", "centre_crossing"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -92,6 +93,61 @@ class RunRecord:
     def valve_ms(self) -> float:
         """Valve-open time summed over the valves of the run, ms (air use)."""
         return self.air_ms * (self.last_valve - self.first_valve + 1)
+
+
+class RunLog(Sequence[RunRecord]):
+    """Completed runs indexed by run id, the oldest droppable.
+
+    Behaves as the list of every run since the start (``len`` counts them
+    all, ``log[run_id]`` and ``log[a:]`` index by run id), but a plant that
+    runs for hours keeps only the runs at or after ``base``: ``drop_before``
+    forgets older ones once no fragment in memory refers to them. Asking for
+    a forgotten run raises ``IndexError`` naming it; iterating yields the
+    kept runs only.
+    """
+
+    def __init__(self) -> None:
+        self._base = 0
+        self._kept: list[RunRecord] = []
+
+    @property
+    def base(self) -> int:
+        """Id of the oldest run still kept."""
+        return self._base
+
+    def __len__(self) -> int:
+        return self._base + len(self._kept)
+
+    @overload
+    def __getitem__(self, i: int) -> RunRecord: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[RunRecord]: ...
+    def __getitem__(self, i: int | slice) -> RunRecord | list[RunRecord]:
+        if isinstance(i, slice):
+            start, stop, step = i.indices(len(self))
+            if start < self._base and start < stop:
+                raise IndexError(f"runs {start}..{self._base - 1} were forgotten")
+            return self._kept[start - self._base : stop - self._base : step]
+        k = i + len(self) if i < 0 else i
+        if not self._base <= k < len(self):
+            raise IndexError(f"run {i} is not kept (kept: {self._base}..{len(self) - 1})")
+        return self._kept[k - self._base]
+
+    def __iter__(self) -> Iterator[RunRecord]:
+        return iter(self._kept)
+
+    def append(self, run: RunRecord) -> None:
+        if run.run_id != len(self):
+            raise ValueError(f"run id {run.run_id} out of order (next is {len(self)})")
+        self._kept.append(run)
+
+    def drop_before(self, run_id: int) -> int:
+        """Forget runs with id < ``run_id``; returns how many were dropped."""
+        n = min(max(run_id, self._base), len(self)) - self._base
+        if n > 0:
+            del self._kept[:n]
+            self._base += n
+        return n
 
 
 @dataclasses.dataclass(slots=True)

@@ -164,14 +164,14 @@ def test_bounded_memory_keeps_the_score():
     every fragment in its figures while the plant drops old records (only
     those settled more than ~7 m of belt ago can go)."""
 
-    def run(keep: int):
+    def run(keep: int, score_every: int = 20):
         plc = PlcCore(n_valves=GEOM.valves.n_valves, watchdog_ms=300.0)
         plant = VirtualPlant(GEOM, load_scenario("default"), plc, seed=5, keep_fragments=keep)
         oracle = Oracle(plc, margin_mm=2.0)
         for i in range(500):
             plant.step()
             oracle.frame(plant)
-            if i % 20 == 0:
+            if i % score_every == 0:
                 plant.score(TARGETS)
         return plant
 
@@ -179,3 +179,10 @@ def test_bounded_memory_keeps_the_score():
     assert full.score(TARGETS).to_dict() == small.score(TARGETS).to_dict()
     assert len(small.fragments) < len(full.fragments) - 30
     assert small.score({"plastic": "eject"}).forgotten > 0
+    # the runs go with the fragments they hit; the air they used stays counted
+    assert len(small.runs) == len(full.runs) and small.runs.base > 0
+    with pytest.raises(IndexError, match="not kept"):
+        small.runs[0]
+    unscored = run(20, score_every=10**6)  # scored once at frame 0, then only at the end
+    assert unscored.runs.base > 0
+    assert unscored.score(TARGETS).air_valve_ms == full.score(TARGETS).air_valve_ms
