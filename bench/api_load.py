@@ -5,15 +5,21 @@ scrape of ``/metrics`` every second, side by side in one run:
 
     sortline bench api_load --phase-s 20 --json bench/results/api_load.json
 
-The line runs on the wall clock (the embedded virtual plant, as ``sortline
-run`` does) with its status API on a free loopback port. Phases alternate
+The line runs on the wall clock with its status API on a free loopback
+port, its camera and PLC the virtual plant in its own process (``sortline
+sim plant``, as a real camera and PLC are outside the controller;
+``--plant embedded`` puts the plant in the controller's process, as
+``sortline run`` with no arguments does). Phases alternate
 idle / loaded / idle / loaded ..., so drift in the shared machine's load hits
 both alike; the clients run in a child process (as browsers would, outside
 the controller's process and GIL), started at the beginning of each loaded
 phase and stopped at its end. Every frame's latency (arrival to pulses handed
 to the bridge, ``Cycle.latency_ms``) is kept with its phase by a listener;
-the controller process's CPU time per phase (every thread: loop, plant,
-PLC bridge, API) shows what serving costs whatever else the machine runs.
+the controller process's CPU time per phase (every thread: loop, PLC
+bridge, API; and the plant when embedded) shows what serving costs whatever
+else the machine runs. The summary compares each loaded phase with the idle
+phases beside it and gives the mean change of p50 and p99 with a 95 %
+interval over the pairs: "measurable" when the interval excludes 0.
 """
 
 from __future__ import annotations
@@ -166,17 +172,50 @@ def _load_phase(url: str, key: str, seconds: float, begin: Any, mix: str) -> dic
     return dict(json.loads(out))
 
 
+def _line_config(tmp: Path, plant: Any) -> str:
+    """The line's config: the embedded plant, or the camera ring and PLC of
+    ``sortline sim plant`` in its own process (``plant``)."""
+    text = f'[recipes]\ndir = "{tmp / "recipes"}"\n[records]\nenabled = false\n'
+    if plant is not None:
+        text += (
+            f'[camera]\nsource = "shm:{plant.ring}"\n[plc]\nport = {plant.plc_port}\n'
+            f'[sim]\nenabled = false\nscore_url = "{plant.panel}"\n'
+        )
+    return text
+
+
 def measure(
-    phase_s: float, pairs: int, warm_s: float, tmp: Path, mix: str = "all"
+    phase_s: float,
+    pairs: int,
+    warm_s: float,
+    tmp: Path,
+    mix: str = "all",
+    plant_where: str = "separate",
+    scenario: str = "default",
 ) -> list[dict[str, Any]]:
+    from bench._faults_procs import Plant, free_port
     from sortline.api import ApiServer, create_app
     from sortline.auth import AuditLog, KeyBook
     from sortline.config import load_config
     from sortline.runtime import SortingLine
 
+    plant = None
+    if plant_where == "separate":
+        plant = Plant(f"sortline-api-load-{os.getpid()}", free_port(), free_port(), tmp,
+                      extra=("--scenario", scenario)).start()  # fmt: skip
     cfg_path = tmp / "line.toml"
-    cfg_path.write_text(f'[recipes]\ndir = "{tmp / "recipes"}"\n[records]\nenabled = false\n')
-    line = SortingLine(load_config(cfg_path), plc_port=0, records=False)
+    cfg_path.write_text(_line_config(tmp, plant))
+    try:
+        line = SortingLine(
+            load_config(cfg_path),
+            plc_port=None if plant else 0,
+            scenario=None if plant else scenario,
+            records=False,
+        )
+    except Exception:
+        if plant is not None and plant.proc is not None:
+            plant.proc.stop()
+        raise
     lat = _PhaseLatency()
     line.loop.attach(lat)
     book, keys = KeyBook.generated(("maintenance",))
@@ -215,7 +254,37 @@ def measure(
     finally:
         api.stop()
         line.stop()
+        if plant is not None and plant.proc is not None:
+            plant.proc.stop()
     return rows
+
+
+def paired_change(rows: list[dict[str, Any]], key: str) -> dict[str, Any] | None:
+    """Each loaded phase's ``key`` minus the mean of the idle phases on either
+    side of it (drift in the machine's load cancels), with a 95 % interval
+    from Student's t over the pairs: a change is "measurable" when the
+    interval excludes 0."""
+    from scipy import stats
+
+    d = []
+    for i, r in enumerate(rows):
+        if not r["phase"].startswith("loaded") or not r.get("frames"):
+            continue
+        nb = [rows[j][key] for j in (i - 1, i + 1) if 0 <= j < len(rows) and rows[j].get("frames")]
+        if nb:
+            d.append(r[key] - float(np.mean(nb)))
+    if len(d) < 2:
+        return None
+    a = np.asarray(d, np.float64)
+    half = float(stats.t.ppf(0.975, a.size - 1) * a.std(ddof=1) / np.sqrt(a.size))
+    lo, hi = float(a.mean()) - half, float(a.mean()) + half
+    return {
+        "pairs": int(a.size),
+        "mean_ms": round(float(a.mean()), 3),
+        "ci95_ms": [round(lo, 3), round(hi, 3)],
+        "each_ms": [round(x, 3) for x in d],
+        "measurable": bool(lo > 0 or hi < 0),
+    }
 
 
 def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -238,6 +307,8 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     if idle["p99_ms_median"] is not None and busy["p99_ms_median"] is not None:
         out["p99_change_ms"] = round(busy["p99_ms_median"] - idle["p99_ms_median"], 3)
         out["p50_change_ms"] = round(busy["p50_ms_median"] - idle["p50_ms_median"], 3)
+    out["p99_paired"] = paired_change(rows, "p99_ms")
+    out["p50_paired"] = paired_change(rows, "p50_ms")
     return out
 
 
@@ -260,6 +331,14 @@ def main(argv: list[str] | None = None) -> int:
         help="the load: everything, or one part of it (to see what costs)",
     )
     ap.add_argument(
+        "--plant",
+        choices=("separate", "embedded"),
+        default="separate",
+        help="the virtual plant in its own process (as a camera and PLC are; default) "
+        "or embedded in the controller's process (as `sortline run` with no arguments)",
+    )
+    ap.add_argument("--scenario", default="default", help="plant preset (default: default)")
+    ap.add_argument(
         "--clients", nargs=4, metavar=("URL", "KEY", "S", "MIX"), help=argparse.SUPPRESS
     )
     args = ap.parse_args(argv)
@@ -278,9 +357,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.switch_interval_ms is not None:
         sys.setswitchinterval(args.switch_interval_ms / 1e3)
     with tempfile.TemporaryDirectory(prefix="sortline-api-load-") as tmp:
-        rows = measure(phase_s, pairs, warm_s, Path(tmp), args.mix)
+        rows = measure(phase_s, pairs, warm_s, Path(tmp), args.mix, args.plant, args.scenario)
+    where = "in its own process" if args.plant == "separate" else "embedded in the controller"
     note = (
-        "wall clock, embedded virtual plant (synthetic scenes), default recipe; frame latency "
+        f"wall clock, virtual plant {where} (synthetic scenes, preset {args.scenario}), "
+        "default recipe; frame latency "
         "= arrival to pulses handed to the bridge, every frame of each phase; clients in a "
         f"child process; GIL switch interval {sys.getswitchinterval() * 1e3:g} ms; load "
         f"average at start {load0:.2f}"
