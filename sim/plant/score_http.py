@@ -10,29 +10,22 @@ the health. Errors are JSON ``{"error": "..."}`` with 400 or 404.
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Callable, Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["ScoreServer"]
+from core.jsonhttp import JsonEndpoint, PostFn
 
-_MAX_BODY = 1 << 20
+__all__ = ["ScoreServer"]
 
 ScoreFn = Callable[[Mapping[str, str] | None], dict[str, Any]]
 HealthFn = Callable[[], dict[str, Any]]
 EstopFn = Callable[[bool], None]
 
 
-def _targets(body: bytes) -> Mapping[str, str] | None:
-    """The ``targets`` of a request body; ValueError with a one-line reason."""
-    if not body.strip():
+def _targets(data: Any) -> Mapping[str, str] | None:
+    """The ``targets`` of a decoded request body; ValueError with a one-line reason."""
+    if data is None:
         return None
-    try:
-        data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"body is not JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ValueError('body must be a JSON object {"targets": {...}}')
     targets = data.get("targets")
@@ -45,17 +38,13 @@ def _targets(body: bytes) -> Mapping[str, str] | None:
     return targets
 
 
-def _pressed(body: bytes) -> bool:
-    try:
-        data = json.loads(body or b"null")
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"body is not JSON: {exc}") from None
+def _pressed(data: Any) -> bool:
     if not isinstance(data, dict) or not isinstance(data.get("pressed"), bool):
         raise ValueError('body must be {"pressed": true} or {"pressed": false}')
     return bool(data["pressed"])
 
 
-class ScoreServer:
+class ScoreServer(JsonEndpoint):
     """``score(targets)``, ``health()`` and ``estop(pressed)`` served on
     ``host:port`` (0: a free port); ``score`` None: no ``/score`` (a PLC alone)."""
 
@@ -67,75 +56,14 @@ class ScoreServer:
         port: int = 0,
         estop: EstopFn | None = None,
     ) -> None:
-        self._score, self._health, self._host, self._estop = score, health, host, estop
-        self._httpd = ThreadingHTTPServer((host, port), self._handler())
-        self._httpd.daemon_threads = True
-        self._thread: threading.Thread | None = None
+        post: dict[str, PostFn] = {}
+        if score is not None:
+            post["/score"] = lambda data: score(_targets(data))
+        if estop is not None:
 
-    @property
-    def port(self) -> int:
-        return int(self._httpd.server_address[1])
+            def press(data: Any) -> dict[str, Any]:
+                estop(_pressed(data))
+                return health()
 
-    @property
-    def url(self) -> str:
-        return f"http://{self._host}:{self.port}"
-
-    def start(self) -> None:
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True,
-            name="plant-score-http",
-        )  # fmt: skip
-        self._thread.start()
-
-    def stop(self) -> None:
-        if self._thread is not None:
-            self._httpd.shutdown()
-            self._thread.join(5.0)
-            self._thread = None
-        self._httpd.server_close()
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                if self.path.split("?")[0] == "/health":
-                    self._reply(200, server._health())
-                else:
-                    self._reply(404, {"error": f"no such resource {self.path}"})
-
-            def do_POST(self) -> None:
-                path = self.path.split("?")[0]
-                score, estop = server._score, server._estop
-                if not ((path == "/score" and score) or (path == "/estop" and estop)):
-                    self._reply(404, {"error": f"no such resource {self.path}"})
-                    return
-                try:
-                    length = int(self.headers.get("Content-Length") or 0)
-                except ValueError:
-                    length = -1
-                if not 0 <= length <= _MAX_BODY:
-                    self._reply(400, {"error": f"bad body length {self.headers['Content-Length']}"})
-                    return
-                body = self.rfile.read(length)
-                try:
-                    if path == "/score" and score is not None:
-                        self._reply(200, score(_targets(body)))
-                    elif estop is not None:
-                        estop(_pressed(body))
-                        self._reply(200, server._health())
-                except ValueError as exc:
-                    self._reply(400, {"error": str(exc)})
-
-            def _reply(self, status: int, data: dict[str, Any]) -> None:
-                body = json.dumps(data).encode("utf-8")
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass  # no access log on stderr
-
-        return Handler
+            post["/estop"] = press
+        super().__init__({"/health": health}, post, host, port, name="plant-score-http")

@@ -15,28 +15,16 @@ the field. Served only when ``sortline sim plc --inject-port`` asks for it.
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from core.jsonhttp import JsonEndpoint
 from sim.vplc.server import BeltDriver
 
 __all__ = ["InjectServer", "apply"]
 
 _MAX_BODY = 4096
 _MAX_SPEED_M_S = 65.0
-
-
-def _body(raw: bytes) -> dict[str, Any]:
-    try:
-        data = json.loads(raw or b"null")
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"body is not JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise ValueError("body must be a JSON object")
-    return data
 
 
 def apply(belt: BeltDriver, path: str, data: dict[str, Any]) -> None:
@@ -65,7 +53,7 @@ def apply(belt: BeltDriver, path: str, data: dict[str, Any]) -> None:
     raise KeyError(path)
 
 
-class InjectServer:
+class InjectServer(JsonEndpoint):
     """``apply`` and ``health()`` served on ``host:port`` (0: a free port)."""
 
     def __init__(
@@ -75,70 +63,23 @@ class InjectServer:
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
-        self._belt, self._health, self._host = belt, health, host
-        self._httpd = ThreadingHTTPServer((host, port), self._handler())
-        self._httpd.daemon_threads = True
-        self._thread: threading.Thread | None = None
+        self._belt, self._health = belt, health
 
-    @property
-    def url(self) -> str:
-        return f"http://{self._host}:{self._httpd.server_address[1]}"
+        def route(path: str) -> Callable[[Any], dict[str, Any]]:
+            def post(data: Any) -> dict[str, Any]:
+                if not isinstance(data, dict):
+                    raise ValueError("body must be a JSON object")
+                apply(belt, path, data)
+                return self._state()
 
-    def start(self) -> None:
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1},
-            daemon=True, name="vplc-inject",
-        )  # fmt: skip
-        self._thread.start()
+            return post
 
-    def stop(self) -> None:
-        if self._thread is not None:
-            self._httpd.shutdown()
-            self._thread.join(5.0)
-            self._thread = None
-        self._httpd.server_close()
+        posts = {p: route(p) for p in ("/encoder", "/belt")}
+        super().__init__(
+            {"/health": self._state}, posts, host, port, max_body=_MAX_BODY, name="vplc-inject"
+        )
 
     def _state(self) -> dict[str, Any]:
         out = dict(self._health())
         out.update(speed_m_s=self._belt.speed_mm_s / 1000.0, frozen=self._belt.frozen)
         return out
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                if self.path.split("?")[0] == "/health":
-                    self._reply(200, server._state())
-                else:
-                    self._reply(404, {"error": f"no such resource {self.path}"})
-
-            def do_POST(self) -> None:
-                try:
-                    length = int(self.headers.get("Content-Length") or 0)
-                except ValueError:
-                    length = -1
-                if not 0 <= length <= _MAX_BODY:
-                    self._reply(400, {"error": f"body length outside 0..{_MAX_BODY} bytes"})
-                    return
-                try:
-                    apply(server._belt, self.path.split("?")[0], _body(self.rfile.read(length)))
-                except KeyError:
-                    self._reply(404, {"error": f"no such resource {self.path}"})
-                except ValueError as exc:
-                    self._reply(400, {"error": str(exc)})
-                else:
-                    self._reply(200, server._state())
-
-            def _reply(self, status: int, data: dict[str, Any]) -> None:
-                body = json.dumps(data).encode("utf-8")
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        return Handler
