@@ -33,7 +33,11 @@ UNKNOWN = "unknown"  # some pulse of its window was refused or dropped (counters
 NOT_SENT = "not_sent"  # decided for an ejection fraction, no pulse (deadline, off the bar)
 NONE = "none"  # the pass fraction: no pulse needed
 
-_SEEN_KEPT = 100_000  # decided track ids remembered (ids only grow)
+# decided track ids remembered (ids only grow): a decided track stays in the
+# loop's tracks until it has crossed the valve line (under a second at belt
+# speed), so 20,000 ids cover 10 s at 2,000 decisions/s; 100,000 cost the
+# soak's line ~16 MB of RSS that looked like a leak while it filled
+_SEEN_KEPT = 20_000
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,6 +42,20 @@ def test_verdicts(minutes: float, rss_per_min: float, fds_per_min: float, word: 
         assert v["rss_mb_per_h"] == pytest.approx(60 * rss_per_min, abs=0.01)
 
 
+def test_a_store_that_fills_then_stays_is_bounded_a_leak_is_not() -> None:
+    """Judged over the second half: RSS that rises 3 MB/min for 10 minutes and
+    then stays is bounded (the whole window's slope says growing); RSS that
+    rises 1 MB/min throughout is growing either way."""
+    s = _samples(30, 300.0, 0.0, 0.0)
+    t = [x["t_s"] for x in s]
+    filled = [300.0 + 3.0 * min(x, 600.0) / 60 for x in t]
+    v = soak.judged(t, filled, [15] * len(t))
+    assert v["verdict"] == "bounded" and v["whole_window"]["verdict"] == "growing", v
+    leak = [300.0 + x / 60 for x in t]
+    v = soak.judged(t, leak, [15] * len(t))
+    assert v["verdict"] == "growing" and v["rss_mb_per_h"] == pytest.approx(60.0), v
+
+
 def test_per_minute_rows_are_rates_and_deltas() -> None:
     rows = soak.per_minute(_samples(3, 300.0, 0.0, 0.0))
     assert [r["minute"] for r in rows] == [1, 2, 3]
