@@ -106,13 +106,16 @@ class Proc:
         log: Path,
         wait_line: str | None = None,
         module: str = "sortline.cli",
+        env: dict[str, str] | None = None,
     ) -> None:
+        """``env``: variables added to this process's environment (e.g. LD_PRELOAD)."""
         self.args = args
         self.log = log
         self._err = open(log.with_suffix(".err"), "w")  # noqa: SIM115 (closed in stop)
         self.proc = subprocess.Popen(
-            sortline(*args, module=module), stdout=subprocess.PIPE, stderr=self._err, text=True
-        )
+            sortline(*args, module=module), stdout=subprocess.PIPE, stderr=self._err, text=True,
+            env=None if env is None else {**os.environ, **env},
+        )  # fmt: skip
         self.lines: list[str] = []
         assert self.proc.stdout is not None
         deadline = time.monotonic() + 120
@@ -206,13 +209,21 @@ def _printed_key(lines: list[str], role: str) -> str | None:
 class Line:
     """``sortline run --config`` with its status API on a free port."""
 
-    def __init__(self, cfg_text: str, tmp: Path, module: str = "sortline.cli") -> None:
+    def __init__(
+        self,
+        cfg_text: str,
+        tmp: Path,
+        module: str = "sortline.cli",
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.api_port = free_port()
         cfg = tmp / "line.toml"
         cfg.write_text(cfg_text + f'[api]\nport = {self.api_port}\nhost = "127.0.0.1"\n')
         self.cfg = cfg
         self.url = f"http://127.0.0.1:{self.api_port}"
-        self.proc = Proc(["run", "--config", str(cfg)], tmp / "line.log", "status on http", module)
+        self.proc = Proc(
+            ["run", "--config", str(cfg)], tmp / "line.log", "status on http", module, env
+        )
         self.t_serving = time.monotonic()
         self.headers: dict[str, str] = {}
         key = _printed_key(self.proc.lines, "operator")

@@ -134,10 +134,15 @@ class Rig:
 
 
 def start_rig(
-    tmp: Path, line_extra: str = "", module: str = "sortline.cli", records: Path | None = None
+    tmp: Path,
+    line_extra: str = "",
+    module: str = "sortline.cli",
+    records: Path | None = None,
+    line_env: dict[str, str] | None = None,
 ) -> Rig:
     """PLC (with injection), camera and line, in Execute with a pulse acknowledged;
-    production records in ``records`` when given (else off)."""
+    production records in ``records`` when given (else off); ``line_env``: added
+    to the line process's environment."""
     rec = (
         "[records]\nenabled = false\n"
         if records is None
@@ -155,6 +160,7 @@ def start_rig(
             f"reconnect_max_ms = 500\n[sim]\nenabled = false\n" + rec + line_extra,
             tmp,
             module,
+            line_env,
         )
     except Exception:
         camera.stop()

@@ -35,7 +35,7 @@ from typing import Any
 
 from bench._common import write_result
 from bench._faults_camera import belt_stopped, camera_missing, camera_video_ended
-from bench._faults_disk import records_disk_full
+from bench._faults_disk import records_disk_full, records_disk_read_only
 from bench._faults_encoder import (
     belt_stop_restart,
     encoder_frozen,
@@ -308,6 +308,7 @@ SCENARIOS: dict[str, Callable[[Path], dict[str, Any]]] = {
     "cpu-starvation": cpu_starvation,
     "wall-clock-step": wall_clock_step,
     "records-disk-full": records_disk_full,
+    "records-disk-read-only": records_disk_read_only,
 }
 QUICK = ("plc-link-cut", "controller-paused", "estop")
 
