@@ -1,10 +1,22 @@
-"""The whole line on the virtual plant, per scenario preset: purity, recovery,
-co-ejection, deadline misses and per-frame latency, from the plant's ground
-truth. Stepped (the plant waits for the controller and the PLC's
-acknowledgement every frame), over real Modbus TCP on loopback.
+"""The whole line on the virtual plant: purity, recovery, co-ejection,
+deadline misses and per-frame latency, from the plant's ground truth.
+Stepped (the plant waits for the controller and the PLC's acknowledgement
+every frame), over real Modbus TCP on loopback.
 
-    sortline bench line --json bench/results/line.json
+    sortline bench line [--quick] --json bench/results/line_grid.json \
+                        --png bench/results/line_grid.png
+    sortline bench line --presets easy,default,crowded,fast,dirty --json bench/results/line.json
     sortline bench line --presets default,crowded --prefer recovery,balanced,purity
+
+Without ``--presets`` (``--prefer``, ``--decompose``, ``--line-config``) it is
+the line's report card: a grid of belt speeds (1.5, 2.5, 3.5 m/s), feeds
+(``default``, ``crowded``, ``dirty`` at their own; the 25 mm ``shred`` at
+250 to 2,000 fragments/s) and valve pitches (12.5 mm; 6.25 mm, the fine bar),
+each cell with fragments/s seen, frames a camera at the line's rate would
+have lost, frame latency and the PLC's acknowledgement latency, CPU per
+stage, deadline misses, purity, recovery, co-ejection and air per ejected
+fragment (``bench/_line_grid.py``); ``--quick``: ``default`` at its own feed
+and ``shred`` at 500/s, both at 2.5 m/s. The JSON holds ``cells``.
 
 ``--prefer`` runs every preset once per value of the default recipe's
 ``prefer`` (the purity/recovery trade-off), side by side on the same scenes;
@@ -19,6 +31,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from bench._common import write_result
+from bench._line_grid import Cell, Probe, cell_scenario, full_cells, quick_cells
 
 PRESETS = ("easy", "default", "crowded", "fast", "dirty")
 KEYS = (
@@ -61,19 +74,25 @@ def run_preset(
     prefer: str | None = None,
     line_config: str | None = None,
     vision: str = "model",
+    cell: Cell | None = None,
 ) -> dict[str, Any]:
     """One stepped run. ``vision``: "model" (the line as it is), or ground truth
     in place of a stage (``bench._line_truth``): "truth-classes" (the line's
-    segmentation, true classes), "truth-segments" (true segments and classes)."""
+    segmentation, true classes), "truth-segments" (true segments and classes).
+    ``cell``: the preset at the cell's speed and feed, with a ``Probe``."""
     import tempfile
 
     from sortline.runtime import SortingLine
 
+    probe = None if cell is None else Probe()
     with tempfile.TemporaryDirectory() as tmp:
+        scenario = preset if cell is None else cell_scenario(cell, Path(tmp))
         line = SortingLine(
             _config(prefer, Path(tmp), line_config),
-            stepped=True, plc_port=0, scenario=preset, seed=seed, records=False,
+            stepped=True, plc_port=0, scenario=scenario, seed=seed, records=False,
         )  # fmt: skip
+        if probe is not None:
+            probe.attach(line)
         tap = None
         if vision != "model":
             from bench._line_truth import TruthTap
@@ -92,6 +111,8 @@ def run_preset(
         try:
             line.run_frames(frames)
             report = line.report()
+            fps = line.parts.geometry.camera.fps
+            probed = None if probe is None else probe.figures(line, fps)
         finally:
             line.stop()
     row: dict[str, Any] = {
@@ -106,16 +127,128 @@ def run_preset(
     row["valve_ms_per_ejected"] = score.get("valve_ms_per_ejected")
     row["targets_aimed"] = report["controller"].get("targets_aimed")
     row["wall_s"] = round(time.perf_counter() - t0, 2)
+    if cell is not None and probed is not None:
+        sim_s = report["frames"] / fps
+        row.update(
+            preset=Path(cell.preset).stem,
+            speed_m_s=cell.speed_m_s,
+            feed_obj_s=cell.feed_obj_s if cell.feed_obj_s is not None else _own_feed(cell.preset),
+            fragments_per_s=round(report["objects_seen"] / sim_s, 1) if sim_s else None,
+            **probed,
+        )
     return row
 
 
+def _own_feed(preset: str) -> float:
+    from sim.plant.scenario import load_scenario
+
+    return float(load_scenario(preset).feed.rate_obj_s)
+
+
+def _grid(args: argparse.Namespace, argv: list[str] | None) -> int:
+    cells = quick_cells() if args.quick else full_cells()
+    frames = args.frames if args.frames is not None else (200 if args.quick else 500)
+    rows = []
+    t0 = time.perf_counter()
+    for i, cell in enumerate(cells, 1):
+        row = run_preset(cell.preset, frames, args.seed, line_config=cell.line_config, cell=cell)
+        rows.append(row)
+        print(
+            f"[{i}/{len(cells)} {time.perf_counter() - t0:5.0f} s] {cell.label():42s} "
+            f"{row['fragments_per_s']:7.1f} frag/s  purity {row['purity']}  recovery "
+            f"{row['recovery']}  co-ej {row['co_ejection_rate']}  frame p99 "
+            f"{row['frame_ms']['p99']} ms  lost at rate {row['frames_lost_at_camera_rate']}  "
+            f"misses {row['deadline_misses']}",
+            flush=True,
+        )
+    note = (
+        "report card: virtual plant (synthetic scenes), shipped model, default recipe; stepped "
+        "over real Modbus; each cell a preset at a belt speed, feed and valve pitch "
+        "(bench/_line_grid.py); frame times on this machine, rendering excluded"
+    )
+    out = write_result("line", argv, note, rows, None)
+    out["cells"] = rows
+    if args.json:
+        from core.files import atomic_write_json
+
+        atomic_write_json(Path(args.json), out)
+    if args.png:
+        plot(rows, Path(args.png))
+    print(markdown(rows))
+    return 0
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    """The report card as a Markdown table."""
+    head = (
+        "| preset | m/s | feed /s | pitch mm | seen /s | purity | recovery | co-ej. | "
+        "frame p50/p99 ms | lost at rate | misses | air ms/ejected |\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    )
+    out = [head]
+    for r in rows:
+        out.append(
+            f"| {r['preset']} | {r['speed_m_s']:g} | {r['feed_obj_s']:g} | "
+            f"{r['valve_pitch_mm']:g} | {r['fragments_per_s']} | {r['purity']} | "
+            f"{r['recovery']} | {r['co_ejection_rate']} | {r['frame_ms']['p50']}/"
+            f"{r['frame_ms']['p99']} | {r['frames_lost_at_camera_rate']} | "
+            f"{r['deadline_misses']} | {r['valve_ms_per_ejected']} |"
+        )
+    return "\n".join(out)
+
+
+def plot(rows: list[dict[str, Any]], png: Path) -> None:
+    """Purity, recovery and frame p99 against feed, one line per preset,
+    speed and pitch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(1, 3, figsize=(15, 4.5))
+    series: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        key = f"{r['preset']} {r['speed_m_s']:g} m/s {r['valve_pitch_mm']:g} mm"
+        series.setdefault(key, []).append(r)
+    for key, rs in sorted(series.items()):
+        rs = sorted(rs, key=lambda r: r["feed_obj_s"])
+        x = [r["feed_obj_s"] for r in rs]
+        style = "o-" if len(rs) > 1 else "s"
+        ax[0].plot(x, [r["purity"] for r in rs], style, label=key)
+        ax[1].plot(x, [r["recovery"] for r in rs], style, label=key)
+        ax[2].plot(x, [r["frame_ms"]["p99"] for r in rs], style, label=key)
+    for a, name in zip(ax, ("purity", "recovery", "frame p99 (ms)"), strict=True):
+        a.set_xscale("log")
+        a.set_xlabel("feed (fragments/s)")
+        a.set_ylabel(name)
+        a.grid(alpha=0.3)
+    ax[2].axhline(10.0, color="k", lw=0.8, ls="--")  # one frame at 100 fps
+    ax[0].legend(fontsize=6, loc="lower left")
+    fig.suptitle("sortline bench line: the report card (virtual plant, stepped)")
+    fig.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=90)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="sortline bench line", description=__doc__)
-    ap.add_argument("--presets", default=",".join(PRESETS))
-    ap.add_argument("--frames", type=int, default=1000, help="frames per preset (100 per s)")
+    ap = argparse.ArgumentParser(prog="sortline bench line", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    ap.add_argument(
+        "--presets",
+        help="comma list of presets or scenario files, each at its own feed and speed "
+        "(the per-preset table) instead of the report card's grid",
+    )
+    ap.add_argument("--frames", type=int, help="frames per run (100 per s; default 1000 per "
+                    "preset, 500 per grid cell, 200 with --quick)")  # fmt: skip
     ap.add_argument("--seed", type=int, default=101, help="plant seed (not a training seed)")
     ap.add_argument("--json", help="write the results here")
-    ap.add_argument("--quick", action="store_true", help="one preset, 60 frames (a smoke test)")
+    ap.add_argument("--png", help="the grid's plot (purity, recovery, frame p99 against feed)")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="a small grid: default at its own feed and shred at 500/s, 2.5 m/s (under 2 min)",
+    )
     ap.add_argument(
         "--prefer",
         default="",
@@ -133,8 +266,12 @@ def main(argv: list[str] | None = None) -> int:
     for p in prefers:
         if p is not None and p not in ("purity", "balanced", "recovery"):
             ap.error(f"--prefer: {p!r} is not purity, balanced or recovery")
-    presets = ["default"] if args.quick else [p for p in args.presets.split(",") if p]
-    frames = 60 if args.quick else args.frames
+    if args.frames is not None and args.frames < 1:
+        ap.error(f"--frames {args.frames} must be >= 1")
+    if args.presets is None and not (args.prefer or args.decompose or args.line_config):
+        return _grid(args, argv)
+    presets = [p for p in (args.presets or ",".join(PRESETS)).split(",") if p]
+    frames = args.frames or 1000
     rows = []
     visions = ["truth-segments", "truth-classes", "model"] if args.decompose else ["model"]
     for preset in presets:
