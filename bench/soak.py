@@ -181,10 +181,18 @@ def plot(samples: list[dict[str, Any]], rows: list[dict[str, Any]], png: Path) -
     plt.close(fig)
 
 
-def run(minutes: float, sample_s: float, warmup_s: float, scenario: str, records: bool,
-        tmp: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:  # fmt: skip
+def run(
+    minutes: float,
+    sample_s: float,
+    warmup_s: float,
+    scenario: str,
+    records: bool,
+    tmp: Path,
+    plant_keep: int | None = None,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    keep = () if plant_keep is None else ("--keep-fragments", str(plant_keep))
     plant = Plant(f"sortline-soak-{os.getpid()}", free_port(), free_port(), tmp,
-                  extra=("--scenario", scenario))  # fmt: skip
+                  extra=("--scenario", scenario, *keep))  # fmt: skip
     plant.start()
     assert plant.proc is not None
     rec = f'[records]\nenabled = true\ndir = "{tmp / "records"}"\n' if records else (
@@ -229,6 +237,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup-s", type=float, default=60.0, help="left out of the slopes (s)")
     ap.add_argument("--scenario", default="crowded", help="plant preset (default: crowded)")
     ap.add_argument("--records", action="store_true", help="keep production records (sqlite)")
+    ap.add_argument(
+        "--plant-keep-fragments",
+        type=int,
+        default=None,
+        metavar="N",
+        help="the plant's scoring history (default 200,000 fragments: full after 16 min at "
+        "crowded); smaller, its memory reaches its bound within the run",
+    )
     ap.add_argument("--json", type=Path, default=None, help="write the results here")
     ap.add_argument("--png", type=Path, default=None, help="the plot (default: beside --json)")
     args = ap.parse_args(argv)
@@ -237,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"--{name.replace('_', '-')} must be > 0")
     with tempfile.TemporaryDirectory(prefix="sortline-soak-") as d:
         samples, summary = run(args.minutes, args.sample_s, args.warmup_s, args.scenario,
-                               args.records, Path(d))  # fmt: skip
+                               args.records, Path(d), args.plant_keep_fragments)  # fmt: skip
     rows = per_minute(samples)
     png = args.png or (args.json.with_suffix(".png") if args.json else None)
     if png is not None:
@@ -249,7 +265,8 @@ def main(argv: list[str] | None = None) -> int:
         f"sortline sim plant --scenario {args.scenario} (paced) + sortline run on its frame ring, "
         f"records {'on' if args.records else 'off'}; /status and /proc sampled every "
         f"{args.sample_s:g} s; slopes by least squares over the second half of the run after "
-        f"{args.warmup_s:g} s of warm-up (the whole window's beside)"
+        f"{args.warmup_s:g} s of warm-up (the whole window's beside); plant history "
+        f"{args.plant_keep_fragments or 200_000} fragments"
     )
     out = write_result("soak", argv, note, rows, args.json)
     if args.json is not None:

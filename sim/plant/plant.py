@@ -176,6 +176,17 @@ class VirtualPlant:
         return self._records
 
     @property
+    def keep_fragments(self) -> int:
+        """Fragments whose ground truth is kept (the oldest settled ones dropped beyond)."""
+        return self._keep_fragments
+
+    @keep_fragments.setter
+    def keep_fragments(self, n: int) -> None:
+        if n < 1:
+            raise ValueError(f"keep_fragments {n} must be >= 1")
+        self._keep_fragments = int(n)
+
+    @property
     def runs(self) -> RunLog:
         """Completed actuator runs by run id, in completion order (the oldest
         dropped with the fragments they hit, beyond ``keep_fragments``)."""

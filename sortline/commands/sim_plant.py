@@ -43,6 +43,9 @@ def register(sim_sub: argparse._SubParsersAction) -> None:
                    help="score endpoint port on 127.0.0.1 (default 0: a free port)")  # fmt: skip
     p.add_argument("--stepped", action="store_true",
                    help="one frame per request of the ring reader (repeatable runs)")  # fmt: skip
+    p.add_argument("--keep-fragments", type=int, default=None, metavar="N",
+                   help="fragments whose ground truth the plant keeps for scoring (default "
+                        "200,000; memory grows with it, then stays)")  # fmt: skip
     p.add_argument("--duration", type=float, default=None, metavar="S",
                    help="stop after S seconds (default: until Ctrl-C or SIGTERM)")  # fmt: skip
     p.set_defaults(func=_run)
@@ -83,6 +86,8 @@ def _run(args: argparse.Namespace) -> int:
         return _fail(f"--seed {args.seed} is negative")
     if args.duration is not None and args.duration < 0:
         return _fail(f"--duration {args.duration} is negative")
+    if args.keep_fragments is not None and args.keep_fragments < 1:
+        return _fail(f"--keep-fragments {args.keep_fragments} must be >= 1")
     ring = args.ring or default_ring(cfg.camera.source, cfg.line.name)
     try:
         ring_path(ring)
@@ -94,6 +99,8 @@ def _run(args: argparse.Namespace) -> int:
             plc_host=args.plc_host, plc_port=plc_port, device_id=cfg.plc.device_id,
             stepped=args.stepped,
         )  # fmt: skip
+        if args.keep_fragments is not None:
+            runner.plant.keep_fragments = args.keep_fragments
         runner.start()
     except (FrameRingError, ValueError, OSError) as exc:
         return _fail(str(exc))

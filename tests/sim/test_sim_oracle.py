@@ -183,6 +183,8 @@ def test_bounded_memory_keeps_the_score():
     assert len(small.runs) == len(full.runs) and small.runs.base > 0
     with pytest.raises(IndexError, match="not kept"):
         small.runs[0]
+    with pytest.raises(ValueError, match="keep_fragments 0"):
+        small.keep_fragments = 0
     unscored = run(20, score_every=10**6)  # scored once at frame 0, then only at the end
     assert unscored.runs.base > 0
     assert unscored.score(TARGETS).air_valve_ms == full.score(TARGETS).air_valve_ms

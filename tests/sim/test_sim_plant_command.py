@@ -125,6 +125,7 @@ def test_ring_in_use_is_a_one_line_error(ring: str) -> None:
         (["--plc-port", "70000"], "--plc-port 70000 outside"),
         (["--scenario", "nosuch"], "no such preset"),
         (["--duration", "-1"], "--duration -1"),
+        (["--keep-fragments", "0"], "--keep-fragments 0 must be >= 1"),
     ],
 )
 def test_bad_arguments(args: list[str], message: str) -> None:
