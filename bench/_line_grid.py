@@ -11,7 +11,9 @@ frame's latency (arrival to pulses handed to the bridge; in a stepped run
 the frame arrives at its exposure) and the thread CPU time of the vision
 stage and of the decision core. From those:
 frames that a camera at the line's frame rate would have lost (a one-frame
-buffer in front of a loop that takes each frame's measured time), and CPU
+buffer in front of a loop that takes each frame's measured time; the rate is
+the PLC's trigger distance, 25 mm, at the cell's belt speed: 60, 100 and 140
+frames/s at 1.5, 2.5 and 3.5 m/s), and CPU
 per stage. The PLC's acknowledgement latency (write request to settling
 acknowledgement) comes from the bridge's histogram; exposure to acknowledged
 pulse is bounded above by the frame's p99 plus the acknowledgement's p99.
