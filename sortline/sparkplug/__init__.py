@@ -38,6 +38,7 @@ def attach_sparkplug(line: SortingLine) -> SparkplugNode:
     from pathlib import Path
 
     from core.errors import InputFileError
+    from sortline.config import records_dir
 
     cfg = line.cfg
 
@@ -47,10 +48,13 @@ def attach_sparkplug(line: SortingLine) -> SparkplugNode:
     def resolve(value: str) -> Path:
         return Path(cfg.resolve_path(value))
 
+    name = cfg.mqtt.node or cfg.line.name
     try:
+        state = records_dir(cfg)
+        state.mkdir(parents=True, exist_ok=True)
         node = SparkplugNode(
-            cfg.mqtt, cfg.mqtt.node or cfg.line.name, read, line,
-            line.audit, resolve,
+            cfg.mqtt, name, read, line, line.audit, resolve,
+            bd_seq_file=state / f"{name}.sparkplug-bdseq",
         )  # fmt: skip
     except (ValueError, OSError) as exc:
         raise InputFileError(Path(cfg.source), str(exc), field="mqtt") from None

@@ -10,7 +10,11 @@ NCMD for the node; DBIRTH and DDATA for its devices ``camera``, ``plc`` and
 - **Death.** The NDEATH (``bdSeq`` only, QoS 1) is the MQTT will registered
   with each CONNECT, so the broker publishes it when the line dies; a clean
   ``stop()`` publishes it itself. ``bdSeq`` (0..255) goes up by one for every
-  new CONNECT, and the NBIRTH after it carries the same value.
+  new CONNECT, and the NBIRTH after it carries the same value. It is kept in
+  a file (``<records dir>/<node>.sparkplug-bdseq``), so a restarted line
+  connects with the next value: a will published late by the broker (a
+  power cut is seen only after 1.5 keep-alives) cannot be taken for the
+  death of the new session.
 - **Data.** Every ``publish_s`` the publisher thread reads the line's
   snapshot; values that moved past their kind's deadband (``[mqtt.deadband]``)
   go out in one NDATA / DDATA per device, by alias. ``seq`` runs 0..255 over
@@ -44,6 +48,7 @@ from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
 
+from core.files import atomic_write_text
 from sortline.alarm_rules import Raised
 from sortline.auth import AuditLog
 from sortline.config import MqttSection
@@ -117,6 +122,7 @@ class SparkplugNode:
         target: CommandTarget | None = None,
         audit: AuditLog | None = None,
         resolve: Callable[[str], Path] = Path,
+        bd_seq_file: Path | None = None,
     ) -> None:
         if not node or any(c in node for c in "/#+"):
             raise ValueError(f"mqtt.node: {node!r} is not a Sparkplug node id (no / # +)")
@@ -128,7 +134,8 @@ class SparkplugNode:
         self.node_defs, self.device_defs = _aliased(node_metrics(), device_metrics())
         self._by_name = {d.name: d for d in self.node_defs}
         self._by_alias = {d.alias: d for d in self.node_defs}
-        self._bd_seq = 0
+        self._bd_seq_file = bd_seq_file
+        self._bd_seq = 0 if bd_seq_file is None else (_last_bd_seq(bd_seq_file) + 1) % 256
         self._seq = 0
         self._last: dict[int, Value] = {}
         self._backlog: deque[_Pending] = deque()
@@ -227,8 +234,19 @@ class SparkplugNode:
             self._outstanding = 0
             self._need_birth = True
             self.counters["connects"] += 1
+        self._keep_bd_seq()  # the value this session uses: a restart takes the next
         log.info("MQTT connected to %s (bdSeq %d)", self.broker, self._bd_seq)
         self._wake.set()
+
+    def _keep_bd_seq(self) -> None:
+        """Write the bdSeq of the session just connected to its file (atomically;
+        a failure is logged: the node goes on, a restart would reuse a value)."""
+        if self._bd_seq_file is None:
+            return
+        try:
+            atomic_write_text(self._bd_seq_file, f"{self._bd_seq}\n")
+        except OSError as exc:
+            log.warning("Sparkplug bdSeq not kept in %s: %s", self._bd_seq_file, exc)
 
     def _on_connect_fail(self, _c: mqtt.Client, _u: Any) -> None:
         self._link_error = "cannot connect"
@@ -438,3 +456,19 @@ def _aliased(
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def _last_bd_seq(path: Path) -> int:
+    """The bdSeq kept in ``path``; -1 when there is none (the next is 0). A
+    file that does not hold 0..255 is named in a warning and ignored."""
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return -1
+    except OSError as exc:
+        log.warning("Sparkplug bdSeq file %s unreadable (%s): starting from 0", path, exc)
+        return -1
+    if text.isdigit() and 0 <= int(text) <= 255:
+        return int(text)
+    log.warning("Sparkplug bdSeq file %s holds %r, not 0..255: starting from 0", path, text[:20])
+    return -1

@@ -346,6 +346,34 @@ def test_clean_stop_publishes_ndeath(broker: Broker, sub: Subscriber, tmp_path: 
     assert by_name(sub.of("NDEATH")[0][1])["bdSeq"]["value"] == 0
 
 
+def test_a_restarted_line_connects_with_the_next_bdseq(
+    broker: Broker, sub: Subscriber, tmp_path: Path
+) -> None:
+    """bdSeq is kept in the records folder: a line started again connects with
+    the next value (a late will of the old session cannot kill the new one);
+    a file that does not hold 0..255 is ignored (back to 0)."""
+    cfg = mqtt_config(tmp_path, broker.port)
+    kept = tmp_path / "virtual-plant.sparkplug-bdseq"
+
+    def one_session(births: int) -> None:
+        line = SortingLine(cfg, stepped=True, plc_port=0, records=False)
+        line.start()
+        try:
+            sub.wait(lambda: len(sub.of("NBIRTH")) == births)
+        finally:
+            line.stop()
+        sub.wait(lambda: len(sub.of("NDEATH")) == births, 10.0)
+
+    one_session(1)
+    one_session(2)
+    assert kept.read_text() == "1\n"
+    kept.write_text("banana\n")
+    one_session(3)
+    births = [by_name(m)["bdSeq"]["value"] for _, m in sub.of("NBIRTH")]
+    deaths = [by_name(m)["bdSeq"]["value"] for _, m in sub.of("NDEATH")]
+    assert births == deaths == [0, 1, 0]
+
+
 @pytest.mark.parametrize(
     ("toml", "field"),
     [
