@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from core.tomlw import dumps
+
 __all__ = [
     "FINE_BAR",
     "Cell",
@@ -86,34 +88,6 @@ def full_cells(presets: Iterable[str] | None = None) -> list[Cell]:
     return [c for c in out if keep is None or c.preset in keep]
 
 
-def _toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int | float):
-        if isinstance(v, float) and not math.isfinite(v):
-            raise ValueError(f"cannot write {v} to TOML")
-        return repr(v)
-    if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(v, list | tuple):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    raise TypeError(f"no TOML for {type(v).__name__}")
-
-
-def _toml(data: dict[str, Any], prefix: str = "") -> list[str]:
-    """Scalars and lists first, then sub-tables (None values left out)."""
-    lines = [
-        f"{k} = {_toml_value(v)}"
-        for k, v in data.items()
-        if v is not None and not isinstance(v, dict)
-    ]
-    for k, v in data.items():
-        if isinstance(v, dict):
-            name = f"{prefix}{k}"
-            lines += ["", f"[{name}]", *_toml(v, name + ".")]
-    return lines
-
-
 def cell_scenario(cell: Cell, workdir: Path) -> str:
     """A scenario file for ``cell``: its preset with speed and feed set."""
     from sim.plant.scenario import load_scenario
@@ -124,7 +98,7 @@ def cell_scenario(cell: Cell, workdir: Path) -> str:
         data["feed"]["rate_obj_s"] = cell.feed_obj_s
     tag = f"{Path(cell.preset).stem}-{cell.speed_m_s:g}-{cell.feed_obj_s or 'own'}"
     path = workdir / f"cell-{tag}.toml"
-    path.write_text("\n".join(_toml(data)) + "\n")
+    path.write_text(dumps(data, f"sortline bench line: {cell.label()}"))
     load_scenario(path)  # what was written reads back (a bad override fails here, named)
     return str(path)
 

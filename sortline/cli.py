@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "model",
     "bench",
     "keys",
+    "plant",
 )
 
 

@@ -231,6 +231,56 @@ class Reader:
             "contexts": [dict(zip(keys, r, strict=True)) for r in ctx],
         }  # fmt: skip
 
+    def plant_certificate_data(self, name: str) -> dict[str, Any] | None:
+        """A plant lot: every lot called ``name`` on any line of this database,
+        as one certificate (None when there is none): the lots, per fraction the
+        counts per class over all lines, per line its counts per fraction, and
+        per line every recipe/model/calibration combination that decided."""
+        with self.conn() as c:
+            lots = st.lots_named(c, name)
+            if not lots:
+                return None
+            ids = [lot.id for lot in lots]
+            marks = ",".join("?" * len(ids))
+            counts = c.execute(
+                "SELECT line, fraction, cls, COUNT(*), SUM(ejected), "
+                "COALESCE(SUM(p_fraction), 0), COUNT(p_fraction) FROM decisions "
+                f"WHERE lot_id IN ({marks}) GROUP BY line, fraction, cls",
+                ids,
+            ).fetchall()
+            span = c.execute(
+                "SELECT MIN(t_unix_s), MAX(t_unix_s), COUNT(*) FROM decisions "
+                f"WHERE lot_id IN ({marks})",
+                ids,
+            ).fetchone()
+            ctx = c.execute(
+                "SELECT d.line, c.recipe, c.recipe_version, c.model, c.model_version, "
+                "c.calibration_version, COUNT(*), MIN(d.t_unix_s), MAX(d.t_unix_s) "
+                "FROM decisions d JOIN contexts c ON c.id = d.context_id "
+                f"WHERE d.lot_id IN ({marks}) GROUP BY d.line, c.id "
+                "ORDER BY d.line, MIN(d.t_unix_s)",
+                ids,
+            ).fetchall()
+        plant: dict[str, _Tally] = {}
+        per_line: dict[str, dict[str, _Tally]] = {lot.line: {} for lot in lots}
+        for ln, frac, cls, n, ej, ps, pn in counts:
+            plant.setdefault(frac, _Tally()).add(cls, frac, n, ej, ps, pn)
+            per_line.setdefault(ln, {}).setdefault(frac, _Tally()).add(cls, frac, n, ej, ps, pn)
+        keys = ("line", "recipe", "recipe_version", "model", "model_version",
+                "calibration_version", "decisions", "first_unix_s", "last_unix_s")  # fmt: skip
+        return {
+            "name": name, "lots": [asdict(lot) for lot in lots],
+            "lines": sorted(per_line), "fractions": _fraction_views(plant),
+            "per_line": {
+                ln: {"decisions": sum(t.fragments for t in per.values()),
+                     "fractions": _fraction_views(per)}
+                for ln, per in sorted(per_line.items())
+            },
+            "decisions": int(span[2]), "first_decision_unix_s": span[0],
+            "last_decision_unix_s": span[1],
+            "contexts": [dict(zip(keys, r, strict=True)) for r in ctx],
+        }  # fmt: skip
+
     # ------------------------------------------------------------- shifts
     def shift_spans(self, day: dt.date) -> list[tuple[str, float, float]]:
         """The shifts starting on ``day`` (local to ``timezone``): (name, start, end)
@@ -265,3 +315,13 @@ class Reader:
                      "fractions": k.fractions(), "classes": dict(sorted(k.classes.items()))}
                 )  # fmt: skip
         return out
+
+
+def _fraction_views(per: dict[str, _Tally]) -> dict[str, dict[str, Any]]:
+    """fraction -> its count, ejected, estimated purity and counts per class."""
+    return {
+        name: {"count": t.fragments, "ejected": t.ejected,
+               "purity_est": t.fractions()[name]["purity_est"],
+               "classes": dict(sorted(t.classes.items()))}
+        for name, t in sorted(per.items())
+    }  # fmt: skip

@@ -328,6 +328,14 @@ def list_lots(db: Db, line: str | None = None, limit: int = 1000) -> list[Lot]:
     return [_lot(r) for r in rows]
 
 
+def lots_named(db: Db, name: str) -> list[Lot]:
+    """Every lot called ``name``, on any line (a plant lot), oldest first."""
+    rows = db.execute(
+        f"SELECT {_LOT_COLS} FROM lots WHERE name = ? ORDER BY opened_unix_s, id", (name,)
+    ).fetchall()
+    return [_lot(r) for r in rows]
+
+
 def _in_tx(db: Db, work: Callable[[], Lot]) -> Lot:
     with db.transaction():
         return work()

@@ -5,17 +5,12 @@ outage spooled on disk and replayed without loss or duplicates."""
 from __future__ import annotations
 
 import contextlib
-import os
-import pwd
 import shutil
 import socket
 import sqlite3
-import subprocess
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -24,6 +19,7 @@ from control.recipe import Recipe, load_recipe
 from core.classes import DEFAULT_CLASSES
 from core.types import TrackState
 from sortline.config import load_config
+from sortline.plantctl.postgres import PG_PACKAGE, PgServer, PgStartError, pg_bin
 from sortline.records import Records
 from sortline.records import store as st
 from sortline.records.db import PgDb, StoreError
@@ -31,51 +27,8 @@ from sortline.records.db import PgDb, StoreError
 from .conftest import ApiKeys, served_line
 from .test_records import COPPER, STEEL, offer, pulses, tracks
 
-
-def _pg_bin() -> Path:
-    """The newest Debian PostgreSQL server binaries (15 on bookworm, 17 on trixie)."""
-    found = sorted(
-        Path("/usr/lib/postgresql").glob("*/bin/initdb"),
-        key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0,
-    )
-    return found[-1].parent if found else Path("/usr/lib/postgresql/15/bin")
-
-
-PG_BIN = _pg_bin()
+PG_BIN = pg_bin()
 D = int(TrackState.DECIDED)
-
-
-@dataclass
-class PgServer:
-    folder: Path
-    port: int
-
-    @property
-    def admin_url(self) -> str:
-        return f"postgresql://sortline@127.0.0.1:{self.port}/postgres"
-
-    def ctl(self, *args: str) -> None:
-        _as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(self.folder / "data"), *args])
-
-    def start(self) -> None:
-        opts = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1"
-        self.ctl("-o", opts, "-l", str(self.folder / "log"), "-w", "start")
-
-    def stop(self) -> None:
-        self.ctl("-m", "fast", "-w", "stop")
-
-    def new_database(self) -> str:
-        name = "t_" + uuid.uuid4().hex[:10]
-        db = PgDb(self.admin_url)
-        db.execute(f"CREATE DATABASE {name}")
-        db.close()
-        return f"postgresql://sortline@127.0.0.1:{self.port}/{name}"
-
-
-def _as_postgres(cmd: list[str]) -> None:
-    if os.geteuid() == 0:  # initdb refuses root
-        cmd = ["runuser", "-u", "postgres", "--", *cmd]
-    subprocess.run(cmd, check=True, capture_output=True, timeout=120)
 
 
 def _free_port() -> int:
@@ -86,20 +39,15 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def pg() -> Iterator[PgServer]:
-    if not (PG_BIN / "initdb").exists():
-        pytest.skip(f"PostgreSQL server binaries missing ({PG_BIN}: apt-get install postgresql)")
+    if PG_BIN is None:
+        pytest.skip(f"PostgreSQL server binaries missing (apt-get install {PG_PACKAGE})")
     folder = Path(tempfile.mkdtemp(prefix="sortline-pg-"))
-    if os.geteuid() == 0:
-        pw = pwd.getpwnam("postgres")
-        os.chown(folder, pw.pw_uid, pw.pw_gid)
-    server = PgServer(folder, _free_port())
+    server = PgServer(folder, _free_port(), PG_BIN)
     try:
-        _as_postgres([str(PG_BIN / "initdb"), "-D", str(folder / "data"), "-A", "trust",
-                      "-U", "sortline"])  # fmt: skip
-        server.start()
+        server.init().start()
         yield server
     finally:
-        with contextlib.suppress(subprocess.SubprocessError):
+        with contextlib.suppress(PgStartError):
             server.stop()
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -118,7 +66,7 @@ def _count(url: str, sql: str, args: tuple[object, ...] = ()) -> list[tuple[obje
 
 
 def test_two_lines_share_one_database(pg: PgServer, recipe: Recipe, tmp_path: Path) -> None:
-    url = pg.new_database()
+    url = pg.create_database()
     lines = {
         name: Records(url, name, DEFAULT_CLASSES, batch_s=0.02, spool=tmp_path / f"{name}.spool")
         for name in ("line-a", "line-b")
@@ -153,7 +101,7 @@ def test_two_lines_share_one_database(pg: PgServer, recipe: Recipe, tmp_path: Pa
 
 
 def test_a_replayed_batch_is_ignored_not_doubled(pg: PgServer, recipe: Recipe) -> None:
-    url = pg.new_database()
+    url = pg.create_database()
     db = PgDb(url)
     st.migrate(db)
     st.migrate(db)  # a second line starting: nothing to do
@@ -179,7 +127,7 @@ def test_a_replayed_batch_is_ignored_not_doubled(pg: PgServer, recipe: Recipe) -
 def test_a_line_configured_with_a_postgresql_url_serves_its_records(
     pg: PgServer, api_keys: ApiKeys, tmp_path: Path
 ) -> None:
-    url = pg.new_database()
+    url = pg.create_database()
     cfg = load_config()
     rec = cfg.records.model_copy(update={"url": url, "dir": str(tmp_path)})
     with served_line(api_keys, 5, cfg=cfg.model_copy(update={"records": rec})) as (line, api):
@@ -203,7 +151,7 @@ def test_an_outage_is_spooled_on_disk_and_replayed(
     pg: PgServer, recipe: Recipe, tmp_path: Path
 ) -> None:
     """Last in the module: it stops the server (and starts it again)."""
-    url = pg.new_database()
+    url = pg.create_database()
     spool = tmp_path / "line-a-spool.sqlite"
     kw = {"batch_s": 0.02, "retry_s": 0.1, "spool": spool, "boot": "boot1"}
     recs = Records(url, "line-a", DEFAULT_CLASSES, **kw)  # type: ignore[arg-type]
