@@ -1,7 +1,8 @@
 """Crossing prediction per motion kind: the decision core against a 5-point line fit.
 
 ``sortline bench predict [--presets default,rolling] [--seconds S] [--seed N]
-[--meas-sigma-mm 0.25] [--line-frames N] [--json OUT] [--quick]``
+[--meas-sigma-mm 0.25] [--line-frames N] [--line-seed N] [--bounce-share X]
+[--json OUT] [--quick]``
 (``--quick``: under a minute; full run: a few minutes on a quiet 2-core machine)
 
 The virtual plant (``sim.plant``, an idle PLC) runs each preset; every frame,
@@ -9,9 +10,11 @@ each fragment at least ``MIN_VISIBLE`` visible becomes a detection whose
 centre is its true centroid (``FrameTruth.centroid_mm``) plus Gaussian noise
 of ``--meas-sigma-mm`` per axis (a segmented centroid's error; 0.25 mm is
 0.3 px of the default camera) and whose box has the outline's extents
-around that centre, clipped to the view. Two controllers take the same
-detections: ``sortline`` (``ControlParams()``) and ``sortline_prev`` (the
-motion model's earlier defaults, ``PREV_PARAMS``). ``cv_fit5``: a
+around that centre, clipped to the view. Three controllers take the same
+detections: ``sortline`` (``ControlParams()``: rest, constant velocity and
+constant acceleration), ``sortline_2m`` (the two models of before the
+acceleration model, ``TWO_MODEL_PARAMS``) and ``sortline_prev`` (the motion
+model's defaults before issue 16, ``PREV_PARAMS``). ``cv_fit5``: a
 least-squares constant-velocity line through the fragment's last 5 measured
 centres, extrapolated to the valve line.
 
@@ -28,8 +31,9 @@ ours). For the decision core, the share of true crossings within +-1 and
 
 The line part runs ``bench/line.py``'s whole line (rendered camera, vision,
 the shipped model, virtual PLC over Modbus) on ``default`` and ``rolling``
-with the decision core's defaults and with ``PREV_PARAMS``: recovery,
-purity and valve-ms per ejected fragment.
+with the decision core's defaults and with ``TWO_MODEL_PARAMS`` (before):
+recovery, purity and valve-ms per ejected fragment; the closed loop
+(``bench/air.py``: true outlines as detections) the same on its own seeds.
 """
 
 from __future__ import annotations
@@ -66,6 +70,19 @@ PREV_PARAMS: dict[str, Any] = {
 }
 
 
+# the two-model filter (rest, constant velocity) of before the acceleration model
+TWO_MODEL_PARAMS: dict[str, Any] = {"accel_model": False, "move_stay": 0.97}
+
+
+def two_model_params() -> Any:
+    """``ControlParams`` with ``TWO_MODEL_PARAMS``."""
+    import dataclasses
+
+    from control.params import ControlParams
+
+    return dataclasses.replace(ControlParams(), **TWO_MODEL_PARAMS)
+
+
 def prev_params() -> Any:
     """``ControlParams`` with ``PREV_PARAMS`` (the rest model stays, but with
     the old noises it cannot tell rest from motion any better than before)."""
@@ -73,7 +90,7 @@ def prev_params() -> Any:
 
     from control.params import ControlParams
 
-    return dataclasses.replace(ControlParams(), **PREV_PARAMS)
+    return dataclasses.replace(ControlParams(), **PREV_PARAMS, accel_model=False)
 
 
 def detections(truth: Any, geometry: Any, n_classes: int, sigma_mm: float, rng: Any) -> Any:
@@ -141,9 +158,16 @@ def fit5(ticks: np.ndarray, xy: np.ndarray, y_line_mm: float) -> tuple[float, fl
 
 
 def run_preset(
-    preset: str, seconds: float, seed: int, sigma_mm: float, models: dict[str, Any]
+    preset: str,
+    seconds: float,
+    seed: int,
+    sigma_mm: float,
+    models: dict[str, Any],
+    bounce_share: float | None = None,
 ) -> list[dict[str, Any]]:
-    """One plant run -> per fragment, horizon and model: errors, sigmas."""
+    """One plant run -> per fragment, horizon and model: errors, sigmas.
+    ``bounce_share``: the preset with this share of bouncers instead of its
+    own (a bench-only variant that puts bouncing pieces in numbers)."""
     from control.controller import Controller
     from control.recipe import load_recipe
     from core.classes import DEFAULT_CLASSES
@@ -153,7 +177,11 @@ def run_preset(
 
     geometry = load_config().geometry
     recipe = load_recipe("builtin:default", DEFAULT_CLASSES)
-    plant = VirtualPlant(geometry, load_scenario(preset), IdlePlc(), seed=seed)
+    scenario = load_scenario(preset)
+    if bounce_share is not None:
+        motion = scenario.motion.model_copy(update={"bounce_share": bounce_share})
+        scenario = scenario.model_copy(update={"motion": motion})
+    plant = VirtualPlant(geometry, scenario, IdlePlc(), seed=seed)
     ctls = {
         name: Controller(geometry, recipe, DEFAULT_CLASSES, params=p) for name, p in models.items()
     }
@@ -276,7 +304,7 @@ def line_rows(frames: int, seed: int) -> list[dict[str, Any]]:
 
     out = []
     for preset in ("default", "rolling"):
-        for model, make in (("sortline", None), ("sortline_prev", prev_params)):
+        for model, make in (("sortline", None), ("sortline_2m", two_model_params)):
             with _defaults(make):
                 row = line_preset(preset, frames, seed)
             keep = ("frames", "objects_targeted", "objects_ejected", "recovery", "purity",
@@ -297,7 +325,7 @@ def closed_loop_rows(seconds: float, seeds: list[int]) -> list[dict[str, Any]]:
 
     out = []
     for preset in ("default", "rolling"):
-        for model, make in (("sortline", None), ("sortline_prev", prev_params)):
+        for model, make in (("sortline", None), ("sortline_2m", two_model_params)):
             from control.params import ControlParams
 
             params = ControlParams() if make is None else make()
@@ -328,22 +356,38 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=21, help="plant seed")
     ap.add_argument("--meas-sigma-mm", type=float, default=0.25, help="centroid error per axis")
     ap.add_argument("--line-frames", type=int, default=1000, help="frames per line run (0: none)")
+    ap.add_argument("--line-seed", type=int, default=None, help="line runs' seed (--seed)")
     ap.add_argument("--loop-seconds", type=float, default=6.0, help="closed loop, per seed")
     ap.add_argument("--loop-seeds", default="7,8", help="closed-loop plant seeds")
+    ap.add_argument(
+        "--bounce-share",
+        type=float,
+        default=None,
+        help="run the presets with this share of bouncing fragments (a bench-only variant)",
+    )
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--quick", action="store_true", help="4 s per preset, 300 line frames")
     args = ap.parse_args(argv)
+    if args.bounce_share is not None and not 0 <= args.bounce_share <= 1:
+        ap.error(f"--bounce-share {args.bounce_share} must lie in [0, 1]")
     if args.quick:
         args.seconds, args.line_frames = 4.0, min(args.line_frames, 300)
         args.loop_seconds, args.loop_seeds = 1.5, "7"
     t0 = time.perf_counter()
-    models = {"sortline": ControlParams(), "sortline_prev": prev_params()}
+    models = {
+        "sortline": ControlParams(),
+        "sortline_2m": two_model_params(),
+        "sortline_prev": prev_params(),
+    }
     samples: list[dict[str, Any]] = []
     for preset in [p for p in args.presets.split(",") if p]:
-        samples += run_preset(preset, args.seconds, args.seed, args.meas_sigma_mm, models)
+        samples += run_preset(
+            preset, args.seconds, args.seed, args.meas_sigma_mm, models, args.bounce_share
+        )
     rows = table(samples, ("sortline", "cv_fit5"))
     prev = table(samples, ("sortline_prev",))
-    for r in rows:
+    two = table(samples, ("sortline_2m",))
+    for r in rows + two:
         if r:
             extra = (f"  within 1/2 sigma t {r['t_within_1sigma']:.2f}/{r['t_within_2sigma']:.2f}"
                      f" x {r['x_within_1sigma']:.2f}/{r['x_within_2sigma']:.2f}"
@@ -354,18 +398,24 @@ def main(argv: list[str] | None = None) -> int:
                   flush=True)  # fmt: skip
     seeds = [int(x) for x in args.loop_seeds.split(",") if x]
     loop = closed_loop_rows(args.loop_seconds, seeds) if args.loop_seconds > 0 else []
-    line = line_rows(args.line_frames, args.seed) if args.line_frames > 0 else []
+    line_seed = args.seed if args.line_seed is None else args.line_seed
+    line = line_rows(args.line_frames, line_seed) if args.line_frames > 0 else []
     note = (
-        f"virtual plant {args.presets}, {args.seconds:g} s each, seed {args.seed}; detections "
+        f"virtual plant {args.presets}, {args.seconds:g} s each, seed {args.seed}"
+        + ("" if args.bounce_share is None else f", bounce share {args.bounce_share:g}")
+        + "; detections "
         f"from the true centroid + N(0, {args.meas_sigma_mm} mm) per axis, boxes of the true "
         f"extents; hit = |t err| <= {HIT_T_FRAMES} frame and |x err| <= {HIT_X_MM} mm at the "
-        "valve line, read the last frame >= h frames before the true crossing; rows_prev: the "
-        "motion model's earlier defaults (PREV_PARAMS) on the same detections; closed_loop: "
-        "bench/air.py's loop (true outlines as detections); line: bench/line.py with the "
-        "shipped model (vision), both parameter sets"
+        "valve line, read the last frame >= h frames before the true crossing; "
+        "rows_two_models: the two-model filter of before the acceleration model "
+        "(TWO_MODEL_PARAMS), rows_prev: the motion model's defaults before issue 16 "
+        "(PREV_PARAMS), both on the same detections; closed_loop: bench/air.py's loop (true "
+        "outlines as detections); line: bench/line.py with the shipped model (vision), "
+        f"sortline and sortline_2m, {args.line_frames} frames, seed {line_seed}"
     )
     out = write_result("predict", argv, note, rows, None)
     out["rows"] = rows
+    out["rows_two_models"] = two
     out["rows_prev"] = prev
     out["closed_loop"] = loop
     out["line"] = line

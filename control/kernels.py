@@ -16,8 +16,9 @@ two per-axis 2x2 covariances packed as (xx_pp, xx_pv, xx_vv, uu_pp, uu_pv,
 uu_vv) (the axes are independent under a constant-velocity model with
 diagonal noise, so this is exact); ``H`` half sizes (hx, hu) of the box
 around the centre; ``G`` per axis the track's NIS average, which sets its
-process noise, and the rest model's ``XS``, ``PS``, ``MU``
-(``kernels_motion``: the motion model and the crossing). Helpers take
+process noise, the rest model's ``XS``, ``PS``, ``MU`` and the
+constant-acceleration model's ``XA``, ``PA``, ``MA`` (``kernels_motion``,
+``kernels_motion_ca``: the motion model and the crossing). Helpers take
 scalars: passing arrays into a non-inlined call costs reference counting on
 every call.
 """
@@ -52,7 +53,10 @@ from control.kernels_motion import (
     _predict,
     _still_update,
 )
+from control.kernels_motion_ca import _ca_update
 from control.params import (
+    T_A0_VAR,
+    T_ACCEL_ON,
     T_BIRTH_ENTRY,
     T_BIRTH_MID,
     T_CLIP_TOL_MM,
@@ -63,18 +67,22 @@ from control.params import (
     T_EXTENT_VAR_MM2,
     T_GATE,
     T_HIT,
+    T_MA0,
     T_MAX_COAST,
     T_MISS,
     T_MM_PER_TICK,
+    T_MODE_CUT,
     T_MU0,
     T_MU_MIN,
     T_NIS_ALPHA,
     T_NIS_G0,
     T_OCCLUDED,
+    T_P_ACCEL,
     T_P_MOVE,
     T_P_STILL,
     T_PASS_MM,
     T_Q,
+    T_Q_JERK,
     T_Q_MAN,
     T_Q_STILL,
     T_R_ADAPT,
@@ -123,8 +131,8 @@ def _keep(trail, dec, conf, score, miss, y_gone, max_coast, delete, bottom):
 
 @njit(cache=True, nogil=True)
 def _update_matched(
-    X, P, H, G, XS, PS, MU, EV, NEV, SCORE, NVIEW, MISS, t2d, observable, dbox, clip, logp,
-    has_ev, travel, prm, cstart, citems, cstamp, cgeo,
+    X, P, H, G, XS, PS, MU, XA, PA, MA, EV, NEV, SCORE, NVIEW, MISS, t2d, observable, dbox, clip,
+    logp, has_ev, travel, prm, cstart, citems, cstamp, cgeo,
 ):  # fmt: skip
     """Kalman update of associated tracks (clip-aware; a whole box of a track
     that has just come in is measured by its leading edge when that fits better,
@@ -141,9 +149,11 @@ def _update_matched(
     over whole boxes of tracks seen at least 4 times and most likely at rest:
     the frame's sample of the measurement noise
     (``kernels_motion._noise_estimate``). The still model (``XS``,
-    ``PS``) takes the same measurements; ``MU`` its probability from the
-    two models' likelihoods."""
+    ``PS``) and the constant-acceleration model (``XA``, ``PA``) take the
+    same measurements; ``MU`` and ``MA`` their probabilities from the three
+    models' likelihoods (``kernels_motion._mode_update``)."""
     mu_min = prm[T_MU_MIN]
+    accel_on = prm[T_ACCEL_ON] > 0.0
     rg = prm[T_R_GATE_MM2]
     rug = rg + prm[T_EXTENT_VAR_MM2]
     r = prm[T_R_MM2]
@@ -189,6 +199,15 @@ def _update_matched(
         nis_m = _nis_capped(ix, P[i, 0] + rx)
         nis_s = _nis_capped(isx, PS[i, 0] + rx)
         ratio = (P[i, 0] + rx) / (PS[i, 0] + rx)
+        iax = 0.5 * (b0 + b1) - XA[i, 0]
+        nis_a = _nis_capped(iax, PA[i, 0] + rx)
+        ratio_a = (PA[i, 0] + rx) / (PS[i, 0] + rx)
+        XA[i, 0], XA[i, 2], XA[i, 4], PA[i, 0], PA[i, 1], PA[i, 2], PA[i, 3], PA[i, 4], PA[i, 5] = (
+            _ca_update(
+                XA[i, 0], XA[i, 2], XA[i, 4], PA[i, 0], PA[i, 1], PA[i, 2], PA[i, 3], PA[i, 4],
+                PA[i, 5], _huber(iax, PA[i, 0] + rx, HUBER_K), rx,
+            )
+        )  # fmt: skip
         XS[i, 0], PS[i, 0] = _still_update(
             XS[i, 0], PS[i, 0], _huber(isx, PS[i, 0] + rx, HUBER_K), rx
         )
@@ -217,7 +236,8 @@ def _update_matched(
         elif c == 2 and vis > hu:
             u += vis - hu
             hu = vis
-        us = XS[i, 1] + (u - X[i, 1])  # the same change of size moves both centres
+        us = XS[i, 1] + (u - X[i, 1])  # the same change of size moves every centre
+        ua = XA[i, 1] + (u - X[i, 1])
         X[i, 1] = u
         H[i, 1] = hu
         if c != 3:
@@ -227,13 +247,25 @@ def _update_matched(
             nis_s += _nis_capped(ius, PS[i, 1] + rr)
             ratio *= (P[i, 3] + rr) / (PS[i, 1] + rr)
             us, PS[i, 1] = _still_update(us, PS[i, 1], _huber(ius, PS[i, 1] + rr, HUBER_K), rr)
+            iua = _innov_u(ua, hu, b2, b3, c, travel)
+            nis_a += _nis_capped(iua, PA[i, 6] + rr)
+            ratio_a *= (PA[i, 6] + rr) / (PS[i, 1] + rr)
+            ua, XA[i, 3], XA[i, 5], PA[i, 6], PA[i, 7], PA[i, 8], PA[i, 9], PA[i, 10], PA[i, 11] = (
+                _ca_update(
+                    ua, XA[i, 3], XA[i, 5], PA[i, 6], PA[i, 7], PA[i, 8], PA[i, 9], PA[i, 10],
+                    PA[i, 11], _huber(iua, PA[i, 6] + rr, HUBER_K), rr,
+                )
+            )  # fmt: skip
             if c == 0 and clip[j] == 0:
                 G[i, 1] = _nis(G[i, 1], iu, P[i, 3], r, alpha_g)
             X[i, 1], X[i, 3], P[i, 3], P[i, 4], P[i, 5] = _kf_axis(
                 u, X[i, 3], P[i, 3], P[i, 4], P[i, 5], _huber(iu, P[i, 3] + rr, HUBER_K), rr
             )
         XS[i, 1] = us
-        MU[i] = _mode_update(MU[i], nis_s, nis_m, ratio, mu_min)
+        XA[i, 1] = ua
+        MU[i], MA[i] = _mode_update(
+            MU[i], MA[i], nis_s, nis_m, nis_a, ratio, ratio_a, mu_min, accel_on
+        )
         if has_ev[j]:
             for m in range(k):
                 EV[i, m] += logp[j, m]
@@ -253,6 +285,9 @@ def _births(
     XS,
     PS,
     MU,
+    XA,
+    PA,
+    MA,
     EV,
     NEV,
     TID,
@@ -309,6 +344,17 @@ def _births(
         PS[m, 0] = P[m, 0]
         PS[m, 1] = P[m, 3]
         MU[m] = prm[T_MU0]
+        MA[m] = prm[T_MA0]
+        for a in range(2):
+            XA[m, a] = X[m, a]
+            XA[m, a + 2] = 0.0
+            XA[m, a + 4] = 0.0
+            PA[m, 6 * a] = P[m, 3 * a]
+            PA[m, 6 * a + 1] = 0.0
+            PA[m, 6 * a + 2] = 0.0
+            PA[m, 6 * a + 3] = v0
+            PA[m, 6 * a + 4] = 0.0
+            PA[m, 6 * a + 5] = prm[T_A0_VAR]
         entering = (clip[j] & 1) != 0 or b2 < prm[T_VIEW_TOP] + prm[T_ENTRY_BAND_MM]
         if not entering and occ > 0.0:
             share = _covered(b0, b1, b2, b3, dbox, cstart, citems, cstamp, n + j, cgeo)
@@ -374,6 +420,9 @@ def _track_step(
     XS,
     PS,
     MU,
+    XA,
+    PA,
+    MA,
     EV,
     NEV,
     TID,
@@ -412,8 +461,9 @@ def _track_step(
         if not (b1 >= b0 and b3 >= b2 and math.isfinite(b1 - b0) and math.isfinite(b3 - b2)):
             return -1
     _predict(
-        X, P, G, XS, PS, MU, n, dt, prm[T_Q], prm[T_Q_MAN], prm[T_NIS_G0], prm[T_Q_STILL],
-        prm[T_P_STILL], prm[T_P_MOVE], prm[T_V0_VAR],
+        X, P, G, XS, PS, MU, XA, PA, MA, n, dt, prm[T_Q], prm[T_Q_MAN], prm[T_NIS_G0],
+        prm[T_Q_STILL], prm[T_P_STILL], prm[T_P_MOVE], prm[T_V0_VAR], prm[T_A0_VAR],
+        prm[T_Q_JERK], prm[T_P_ACCEL], prm[T_ACCEL_ON] > 0.0,
     )  # fmt: skip
     top = prm[T_VIEW_TOP]
     bottom = prm[T_VIEW_BOTTOM]
@@ -430,8 +480,8 @@ def _track_step(
     else:
         cstart, citems, cstamp, cgeo = _cover_index(dbox[:0], d2t[:0], prm)
     s_i2, s_pp, cnt = _update_matched(
-        X, P, H, G, XS, PS, MU, EV, NEV, SCORE, NVIEW, MISS, t2d, observable, dbox, clip, logp,
-        has_ev, travel, prm, cstart, citems, cstamp, cgeo,
+        X, P, H, G, XS, PS, MU, XA, PA, MA, EV, NEV, SCORE, NVIEW, MISS, t2d, observable, dbox,
+        clip, logp, has_ev, travel, prm, cstart, citems, cstamp, cgeo,
     )  # fmt: skip
     prm[T_R_MM2] = _noise_estimate(
         prm[T_R_MM2], s_i2, s_pp, cnt, prm[T_R_MIN_MM2], prm[T_R_MAX_MM2], prm[T_R_ADAPT]
@@ -444,6 +494,9 @@ def _track_step(
         XS,
         PS,
         MU,
+        XA,
+        PA,
+        MA,
         EV,
         NEV,
         TID,
@@ -474,6 +527,8 @@ def _track_step(
     q_man = prm[T_Q_MAN]
     g0 = prm[T_NIS_G0]
     q_still = prm[T_Q_STILL]
+    q_jerk = prm[T_Q_JERK]
+    mode_cut = prm[T_MODE_CUT]
     ev = prm[T_EXTENT_VAR_MM2]
     max_coast = prm[T_MAX_COAST]
     delete = prm[T_DELETE]
@@ -489,7 +544,9 @@ def _track_step(
             _crossing_imm(
                 X[i, 0], X[i, 1], X[i, 2], X[i, 3], H[i, 1], P[i, 0], P[i, 1], P[i, 2], P[i, 3],
                 P[i, 4], P[i, 5], qx, qu, XS[i, 0], XS[i, 1], PS[i, 0], PS[i, 1], MU[i], q_still,
-                t, travel, y_valve, mpt, ev,
+                t, travel, y_valve, mpt, ev, XA[i, 0], XA[i, 1], XA[i, 2], XA[i, 3], XA[i, 4],
+                XA[i, 5], PA[i, 0], PA[i, 1], PA[i, 2], PA[i, 3], PA[i, 4], PA[i, 5], PA[i, 6],
+                PA[i, 7], PA[i, 8], PA[i, 9], PA[i, 10], PA[i, 11], MA[i], q_jerk, mode_cut,
             )
         )  # fmt: skip
         trail = X[i, 1] + travel - H[i, 1]
@@ -502,9 +559,9 @@ def _track_step(
     if n_keep == m:
         return m
     dst, src = _fill_holes(keep, m)
-    for a2 in (X, P, H, G, XS, PS, EV, CROSS, XC):
+    for a2 in (X, P, H, G, XS, PS, XA, PA, EV, CROSS, XC):
         _move_2d(a2, dst, src)
-    for a1 in (SCORE, CPROB, MU):
+    for a1 in (SCORE, CPROB, MU, MA):
         _move_1d(a1, dst, src)
     for a3 in (TID, NVIEW, MISS, NEV, CONF, DEC, CLS, FRAC, TCLS):
         _move_1d(a3, dst, src)

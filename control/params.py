@@ -50,7 +50,13 @@ T_P_STILL = 33  # probability that a piece at rest stays at rest over a frame
 T_P_MOVE = 34  # probability that a moving piece keeps moving over a frame
 T_MU_MIN = 35  # floor of either model's probability
 T_MU0 = 36  # probability of rest of a new track
-N_TRACKER = 37
+T_A0_VAR = 37  # acceleration prior of the constant-acceleration model, (mm/tick^2)^2
+T_Q_JERK = 38  # its white-jerk density, mm^2 / tick^5
+T_P_ACCEL = 39  # probability that an accelerating piece keeps its model over a frame
+T_MA0 = 40  # probability of acceleration of a new track
+T_ACCEL_ON = 41  # 1: three models; 0: rest and constant velocity only
+T_MODE_CUT = 42  # a model below this probability is left out of the crossing
+N_TRACKER = 43
 
 # schedule vector slots
 S_K_SIGMA = 0  # window widening in crossing sigmas
@@ -120,9 +126,24 @@ class ControlParams:
     # velocity); the data decide within a frame or two (kernels_motion)
     still_q_mm2_tick: float = 1e-6
     still_stay: float = 0.999  # a piece at rest does not start to move by itself
-    move_stay: float = 0.97
+    move_stay: float = 0.995  # bench predict (issue 16): 0.97 widened rollers' sigmas
     mode_floor: float = 1e-3
     still_prior: float = 0.5
+    # the third model: constant acceleration relative to the belt (a slider
+    # braking at 0.3-0.45 g, a roller's curving path); prior sigma of the
+    # acceleration (mm/s^2, converted at the belt's nominal speed), white
+    # jerk (mm^2/tick^5), staying probability, prior at birth (about the
+    # share of braking pieces: a larger one widened young tracks' air on the
+    # line with vision); off: two models. Chosen on bench predict's rolling
+    # preset (seeds 5, 21) and bench line's default (seeds 7, 21, 101), issue 16
+    accel_model: bool = True
+    accel_prior_mm_s2: float = 2000.0
+    jerk_q_mm2_tick5: float = 4e-16
+    accel_stay: float = 0.98
+    accel_prior: float = 0.05
+    # the crossing combines the models whose probability exceeds this (the
+    # floor only lets a model come back; it is not evidence)
+    mode_cut: float = 0.002
     hit_gain: float = 1.0
     miss_loss: float = 1.5
     birth_entry_score: float = 1.0
@@ -198,10 +219,20 @@ class ControlParams:
             raise ValueError("ControlParams.aim_min_cover must lie in (0, 1]")
         if not (0 < self.cover_x_share <= 1 and 0 < self.cover_u_share <= 1):
             raise ValueError("ControlParams cover shares must lie in (0, 1]")
-        if not (0 < self.still_stay < 1 and 0 < self.move_stay < 1):
-            raise ValueError("ControlParams still_stay and move_stay must lie in (0, 1)")
-        if not (0 < self.mode_floor < 0.5 and 0 < self.still_prior < 1):
-            raise ValueError("ControlParams mode_floor in (0, 0.5), still_prior in (0, 1)")
+        if not (0 < self.still_stay < 1 and 0 < self.move_stay < 1 and 0 < self.accel_stay < 1):
+            raise ValueError(
+                "ControlParams still_stay, move_stay and accel_stay must lie in (0, 1)"
+            )
+        if not (0 < self.mode_floor < 0.3 and 0 < self.still_prior < 1):
+            raise ValueError("ControlParams mode_floor in (0, 0.3), still_prior in (0, 1)")
+        if not 0 <= self.mode_cut < 0.3:
+            raise ValueError("ControlParams.mode_cut must lie in [0, 0.3)")
+        if not 0 < self.accel_prior < 1 - self.still_prior:
+            raise ValueError("ControlParams accel_prior must lie in (0, 1 - still_prior)")
+        if self.accel_prior_mm_s2 <= 0 or self.jerk_q_mm2_tick5 < 0:
+            raise ValueError(
+                "ControlParams accel_prior_mm_s2 must be > 0 and jerk_q_mm2_tick5 >= 0"
+            )
         if not (0 < self.nis_alpha <= 1 and 0 <= self.meas_adapt <= 1):
             raise ValueError("ControlParams nis_alpha must lie in (0, 1], meas_adapt in [0, 1]")
         if min(self.accel_q_mm2_tick3, self.maneuver_q_mm2_tick3, self.init_speed_sigma_frac) < 0:

@@ -25,8 +25,10 @@ __all__ = ["TrackTable", "Tracker", "class_log_probs"]
 _PROB_FLOOR = 1e-4
 _CELL_PER_SPACING = 0.7  # hash cell / mean box spacing (bench/decision.py: 0.7 beat 0.5, 1, 1.4)
 _TRACK_FIELDS = tuple(Tracks._SCHEMA)  # the order ``kernels._export`` returns
-_FLOAT2D = {"X": 4, "P": 6, "H": 2, "G": 2, "XS": 2, "PS": 2, "CROSS": 4, "XC": 3}
-_FLOAT1D = ("SCORE", "CPROB", "MU")
+_FLOAT2D = {
+    "X": 4, "P": 6, "H": 2, "G": 2, "XS": 2, "PS": 2, "XA": 6, "PA": 12, "CROSS": 4, "XC": 3,
+}  # fmt: skip
+_FLOAT1D = ("SCORE", "CPROB", "MU", "MA")
 _INT1D = ("TID", "NVIEW", "MISS", "NEV", "CONF", "DEC", "CLS", "FRAC", "TCLS")
 
 
@@ -36,7 +38,9 @@ class TrackTable:
     X (C, 4) x, u mm and vx, vu mm/tick; P (C, 6) packed per-axis covariance;
     H (C, 2) half sizes mm; G (C, 2) NIS average per axis (sets the track's
     process noise); XS, PS (C, 2) the still model's x, u and their variances,
-    MU (C,) its probability (``kernels_motion``); EV (C, K) summed log class
+    MU (C,) its probability; XA (C, 6), PA (C, 12), MA (C,) the
+    constant-acceleration model's state, covariances and probability
+    (``kernels_motion``, ``kernels_motion_ca``); EV (C, K) summed log class
     probabilities; CROSS (C, 4) crossing on/off tick, sigma of those edge
     ticks and of the centre's tick; XC (C, 3) x at crossing, its sigma with
     the edges' and without (mm); SCORE, CPROB float64; TID, NVIEW, MISS, NEV,
@@ -50,6 +54,9 @@ class TrackTable:
     XS: np.ndarray
     PS: np.ndarray
     MU: np.ndarray
+    XA: np.ndarray
+    PA: np.ndarray
+    MA: np.ndarray
     EV: np.ndarray
     CROSS: np.ndarray
     XC: np.ndarray
@@ -146,6 +153,13 @@ def tracker_vector(geometry: LineGeometry, params: ControlParams) -> np.ndarray:
     v[prm_idx.T_P_MOVE] = params.move_stay
     v[prm_idx.T_MU_MIN] = params.mode_floor
     v[prm_idx.T_MU0] = params.still_prior
+    tick_s = geometry.belt.mm_per_tick / geometry.belt.speed_mm_s  # s per tick at nominal speed
+    v[prm_idx.T_A0_VAR] = (params.accel_prior_mm_s2 * tick_s * tick_s) ** 2
+    v[prm_idx.T_Q_JERK] = params.jerk_q_mm2_tick5
+    v[prm_idx.T_P_ACCEL] = params.accel_stay
+    v[prm_idx.T_MA0] = params.accel_prior if params.accel_model else 0.0
+    v[prm_idx.T_ACCEL_ON] = 1.0 if params.accel_model else 0.0
+    v[prm_idx.T_MODE_CUT] = params.mode_cut
     v[prm_idx.T_HIT] = params.hit_gain
     v[prm_idx.T_MISS] = params.miss_loss
     v[prm_idx.T_BIRTH_ENTRY] = params.birth_entry_score
@@ -243,7 +257,8 @@ class Tracker:
             max(_CELL_PER_SPACING * math.sqrt(self._view_area_mm2 / max(nd, 1)), 5.0), 200.0
         )
         n_live = kernels._track_step(
-            tab.X, tab.P, tab.H, tab.G, tab.XS, tab.PS, tab.MU, tab.EV, tab.NEV, tab.TID,
+            tab.X, tab.P, tab.H, tab.G, tab.XS, tab.PS, tab.MU, tab.XA, tab.PA, tab.MA, tab.EV,
+            tab.NEV, tab.TID,
             tab.CONF, tab.DEC, tab.SCORE, tab.NVIEW, tab.MISS, tab.CLS, tab.CPROB, tab.FRAC,
             tab.TCLS, tab.CROSS, tab.XC,
             tab.n, dt, float(t_tick), self.travel_mm(t_tick), box, logp, has, self.prm,

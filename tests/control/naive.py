@@ -334,3 +334,161 @@ def aim(i, first, last, on, off, CROSS, XC, H, FRAC, k, kx, tol, need, pitch, x_
         else:
             break
     return first, last, on, off, 2
+
+
+# -- motion model: three-model IMM (kernels_motion, kernels_motion_ca) -----------------
+def ca_matrices(dt: float, q_jerk: float) -> tuple[np.ndarray, np.ndarray]:
+    """One axis (position, velocity, acceleration): transition F, white-jerk noise Q."""
+    F = np.array([[1.0, dt, dt * dt / 2], [0.0, 1.0, dt], [0.0, 0.0, 1.0]])
+    Q = q_jerk * np.array(
+        [
+            [dt**5 / 20, dt**4 / 8, dt**3 / 6],
+            [dt**4 / 8, dt**3 / 3, dt**2 / 2],
+            [dt**3 / 6, dt**2 / 2, dt],
+        ]
+    )
+    return F, Q
+
+
+def sym3(p: np.ndarray) -> np.ndarray:
+    """Packed (pp, pv, pa, vv, va, aa) -> 3x3 covariance."""
+    pp, pv, pa, vv, va, aa = p
+    return np.array([[pp, pv, pa], [pv, vv, va], [pa, va, aa]])
+
+
+def pack3(c: np.ndarray) -> np.ndarray:
+    return np.array([c[0, 0], c[0, 1], c[0, 2], c[1, 1], c[1, 2], c[2, 2]])
+
+
+def imm3_transitions(p_still: float, p_move: float, p_accel: float, on: bool) -> np.ndarray:
+    """T[i, j]: probability of going from model i to j over a frame (rest,
+    constant velocity, constant acceleration); off: rest and velocity only."""
+    if not on:
+        return np.array(
+            [[p_still, 1 - p_still, 0.0], [1 - p_move, p_move, 0.0],
+             [(1 - p_accel) / 2, (1 - p_accel) / 2, p_accel]]
+        )  # fmt: skip
+    off = np.array([1 - p_still, 1 - p_move, 1 - p_accel]) / 2
+    return np.array(
+        [[p_still, off[0], off[0]], [off[1], p_move, off[1]], [off[2], off[2], p_accel]]
+    )
+
+
+def imm3_predict(x, p6, g, xs, ps, mu, xa, pa12, ma, dt, prm):
+    """Textbook IMM prediction of one row: every model as a 3-state (position,
+    velocity, acceleration) Gaussian per axis (rest: velocity and acceleration
+    0 with the priors ``v0``, ``a0``; constant velocity: acceleration 0 with
+    ``a0``), mixed with w[i, j] = T[i, j] mu_i / c_j, then each model's own
+    prediction (a braking piece of the acceleration model rests where its
+    relative speed reaches 0). ``prm``: dict of q_base, q_man, g0, q_still,
+    p_still, p_move, v0, a0, q_jerk, p_accel, on. Returns (x, p6, xs, ps, mu,
+    xa, pa12, ma)."""
+    T = imm3_transitions(prm["p_still"], prm["p_move"], prm["p_accel"], prm["on"])
+    prior = np.array([mu, 1 - mu - ma, ma])
+    c = prior @ T
+    x, p6, xs, ps, xa, pa12 = (np.array(a, float) for a in (x, p6, xs, ps, xa, pa12))
+    v0, a0 = prm["v0"], prm["a0"]
+    mixed_a = []
+    for a in range(2):
+        means = [
+            np.array([xs[a], 0.0, 0.0]),
+            np.array([x[a], x[a + 2], 0.0]),
+            np.array([xa[a], xa[a + 2], xa[a + 4]]),
+        ]
+        pp, pv, vv = p6[3 * a : 3 * a + 3]
+        covs = [
+            np.diag([ps[a], v0, a0]),
+            np.array([[pp, pv, 0.0], [pv, vv, 0.0], [0.0, 0.0, a0]]),
+            sym3(pa12[6 * a : 6 * a + 6]),
+        ]
+        mixed = []
+        for j in range(3):
+            # an unreachable model (the acceleration one when off) follows velocity
+            w = T[:, j] * prior / c[j] if c[j] > 1e-12 else np.array([0.0, 1.0, 0.0])
+            m0 = sum(wi * mi for wi, mi in zip(w, means, strict=True))
+            c0 = sum(
+                wi * (ci + np.outer(mi - m0, mi - m0))
+                for wi, mi, ci in zip(w, means, covs, strict=True)
+            )
+            mixed.append((m0, c0))
+        (ms0, cs0), (mv0, cv0), (ma0, ca0) = mixed
+        xs[a], ps[a] = ms0[0], cs0[0, 0] + prm["q_still"] * dt
+        q = prm["q_base"] + prm["q_man"] * max(g[a] - prm["g0"], 0.0)
+        f2 = np.array([[1.0, dt], [0.0, 1.0]])
+        q2 = q * np.array([[dt**3 / 3, dt**2 / 2], [dt**2 / 2, dt]])
+        m2, c2 = f2 @ mv0[:2], f2 @ cv0[:2, :2] @ f2.T + q2
+        x[a], x[a + 2] = m2
+        p6[3 * a : 3 * a + 3] = c2[0, 0], c2[0, 1], c2[1, 1]
+        mixed_a.append((ma0, ca0))
+    # the acceleration model: a braking piece (acceleration against its
+    # velocity) rests where its relative speed reaches 0
+    (mx, _), (mu_, _) = mixed_a
+    speed = math.hypot(mx[1], mu_[1])
+    brake = -(mx[1] * mx[2] + mu_[1] * mu_[2]) / speed if speed > 0 else 0.0
+    t_stop = speed / brake if brake > 0 else (0.0 if speed == 0 else math.inf)
+    for a, (ma0, ca0) in enumerate(mixed_a):
+        F, Q = ca_matrices(dt, prm["q_jerk"])
+        m3, c3 = F @ ma0, F @ ca0 @ F.T + Q
+        if t_stop < dt:
+            ts = t_stop
+            m3 = np.array([ma0[0] + ma0[1] * ts + ma0[2] * ts * ts / 2, 0.0, 0.0])
+        xa[a], xa[a + 2], xa[a + 4] = m3
+        pa12[6 * a : 6 * a + 6] = pack3(c3)
+    return x, p6, xs, ps, c[0], xa, pa12, c[2] if prm["on"] else 0.0
+
+
+def mode_posterior(ms, ma, nis, log_det, floor, on):
+    """Bayes' rule over (rest, velocity, acceleration): prior (ms, 1 - ms - ma,
+    ma) times exp(-nis/2) / sqrt(det) per model (``log_det`` the log of the
+    product of its innovation variances), each probability floored (the
+    acceleration model's 0 when off) -> (ms, ma)."""
+    prior = np.array([ms, 1 - ms - ma, ma if on else 0.0])
+    log_like = -0.5 * np.asarray(nis) - 0.5 * np.asarray(log_det)
+    log_like[1:] = log_like[0] + np.clip(log_like[1:] - log_like[0], -50, 50)
+    post = prior * np.exp(log_like - log_like.max())
+    post /= post.sum()
+    if not on:
+        return float(np.clip(post[0], floor, 1 - floor)), 0.0
+    ps = float(np.clip(post[0], floor, 1 - 2 * floor))
+    return ps, float(np.clip(post[2], floor, 1 - ps - floor))
+
+
+def ca_crossing(state, cov_x, cov_u, q_jerk, t, travel, y_valve, mpt, step=0.01):
+    """The constant-acceleration crossing by stepping time: the piece moves
+    with x'' = ax, u'' = au relative to the belt (less any part along its
+    velocity that would speed it up) until its relative speed would grow
+    again after braking (friction stops it there), the belt adds
+    ``mpt`` per tick; the centre's crossing tick is found by bisection on
+    the stepped path. -> (tick, sigma ticks, speed mm/tick, x mm, sigma mm)."""
+    x, u, vx, vu, ax, au = state
+    v = np.array([vx, vu])
+    acc = np.array([ax, au])
+    if v @ acc > 0:  # nothing speeds a piece up relative to the belt: keep the turning part
+        acc = acc - (v @ acc) / (v @ v) * v
+    ax, au = acc
+
+    def pos(tau):
+        s0 = math.hypot(vx, vu)
+        brake = -(ax * vx + au * vu) / s0 if s0 > 0 else 0.0
+        t_stop = s0 / brake if brake > 0 else math.inf
+        te = min(tau, t_stop) if s0 > 0 else 0.0
+        return (x + vx * te + ax * te * te / 2, u + vu * te + au * te * te / 2 + mpt * tau, te)
+
+    dist = y_valve - travel
+    if pos(0.0)[1] >= dist:  # already past the line: no motion of its own counted
+        vel = max(mpt + vu, 0.25 * mpt)
+        var = [sym3(c)[0, 0] for c in (cov_x, cov_u)]
+        return t + (dist - u) / vel, math.sqrt(var[1]) / vel, vel, x, math.sqrt(var[0])
+    else:
+        lo, hi = 0.0, 1.0
+        while pos(hi)[1] < dist:
+            hi *= 2
+        for _ in range(200):
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if pos(mid)[1] < dist else (lo, mid)
+        tau = 0.5 * (lo + hi)
+        te = pos(tau)[2]
+        vel = max((pos(tau + step)[1] - pos(tau - step)[1]) / (2 * step), 0.25 * mpt)
+    F, Q = ca_matrices(te, q_jerk)
+    var = [(F @ sym3(c) @ F.T + Q)[0, 0] for c in (cov_x, cov_u)]
+    return t + tau, math.sqrt(var[1]) / vel, vel, pos(tau)[0], math.sqrt(var[0])

@@ -52,7 +52,11 @@ def test_predict_equals_full_matrices(dt, q):
     G = np.ones((7, 2))  # NIS averages at the threshold: every row has the base noise q
     MU = np.zeros(7)  # the moving model alone: plain constant-velocity prediction
     XS, PS = X2[:, :2].copy(), P2[:, [0, 3]].copy()
-    kernels._predict(X2, P2, G, XS, PS, MU, 7, dt, q, 1e-6, 1.0, 1e-6, 0.97, 0.97, 1e-4)
+    XA, PA, MA = np.zeros((7, 6)), np.zeros((7, 12)), np.zeros(7)
+    kernels._predict(
+        X2, P2, G, XS, PS, MU, XA, PA, MA, 7, dt, q, 1e-6, 1.0, 1e-6, 0.97, 0.97, 1e-4, 1e-11,
+        0.0, 0.97, True,
+    )  # fmt: skip
     for i in range(7):
         x_ref, p_ref = naive.predict(X[i], P[i], dt, q)
         np.testing.assert_allclose(X2[i], x_ref, rtol=1e-12, atol=1e-12)
@@ -437,14 +441,19 @@ def test_miss_and_birth_scores_equal_naive(geometry, seed, occluded):
     before = SCORE[:n].copy()
     index = kernels._cover_index(dbox, d2t, prm)
     G, XS, PS, MU = np.ones((cap, 2)), X[:, :2].copy(), P[:, [0, 3]].copy(), np.full(cap, 0.5)
+    XA, MA = np.zeros((cap, 6)), np.full(cap, 0.1)
+    XA[:, :4] = X
+    PA = np.zeros((cap, 12))
+    PA[:, [0, 1, 3, 6, 7, 9]] = P
+    PA[:, [5, 11]] = 1e-11
     kernels._update_matched(
-        X, P, H, G, XS, PS, MU, EV, NEV, SCORE, NVIEW, MISS, t2d, observable, dbox, clip, logp,
-        has, 0.0, prm, *index,
+        X, P, H, G, XS, PS, MU, XA, PA, MA, EV, NEV, SCORE, NVIEW, MISS, t2d, observable, dbox,
+        clip, logp, has, 0.0, prm, *index,
     )  # fmt: skip
     counters = np.array([1, 0, 0, 0], np.int64)
     m = kernels._births(
-        X, P, H, G, XS, PS, MU, EV, NEV, TID, CONF, DEC, SCORE, NVIEW, MISS, n, d2t, dbox, clip,
-        logp, has, 0.0, prm, counters, *index,
+        X, P, H, G, XS, PS, MU, XA, PA, MA, EV, NEV, TID, CONF, DEC, SCORE, NVIEW, MISS, n, d2t,
+        dbox, clip, logp, has, 0.0, prm, counters, *index,
     )  # fmt: skip
     top, bottom, tol = prm[17], prm[18], prm[13]
     whole = (X[:n, 1] - H[:n, 1] > top + tol) & (X[:n, 1] + H[:n, 1] < bottom - tol)

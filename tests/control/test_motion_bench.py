@@ -39,3 +39,18 @@ def test_bench_predict_writes_its_rows(tmp_path):
     assert lying["sortline"]["hit_rate"] >= max(0.95, lying["cv_fit5"]["hit_rate"])
     assert 0.5 <= lying["sortline"]["x_within_2sigma"] <= 1.0
     assert data["hit_definition"] == {"t_frames": 0.5, "x_mm": 0.85}
+    # the two-model filter of before rides along on the same fragments
+    two = {(r["motion"], r["horizon_frames"]): r["n"] for r in data["rows_two_models"]}
+    ours = {(r["motion"], r["horizon_frames"]): r["n"] for r in rows if r["model"] == "sortline"}
+    assert two == ours and {r["model"] for r in data["rows_two_models"]} == {"sortline_2m"}
+
+
+def test_bounce_share_variant_puts_bouncers_in_numbers():
+    """``--bounce-share 1``: every fragment of the preset bounces; a share
+    outside [0, 1] is refused."""
+    from control.params import ControlParams
+
+    samples = predict.run_preset("default", 1.5, 3, 0.25, {"sortline": ControlParams()}, 1.0)
+    assert samples and {s["motion"] for s in samples} == {"bouncing"}
+    with pytest.raises(SystemExit):
+        predict.main(["--bounce-share", "1.5", "--seconds", "0.1"])
