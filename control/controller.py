@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from calibration.geometry import LineGeometry
+from control.evidence import EvidenceHook
 from control.params import ControlParams
 from control.recipe import Recipe
 from control.scheduler import (
@@ -85,6 +86,7 @@ class Controller:
         self._sp = np.zeros(0)
         self._valves: tuple[np.ndarray, np.ndarray, np.ndarray] = valve_vectors(geometry, 1.0)
         self._order = np.zeros(0, np.int64)
+        self._evidence_hook: EvidenceHook | None = None
         self._bind_recipe(recipe)
         self._publish_stats()
 
@@ -137,6 +139,12 @@ class Controller:
         self._tracker.rebind(geometry)
         self._sched.rebind(geometry)
         self._sp_key = None
+
+    def set_evidence_hook(self, hook: EvidenceHook | None) -> None:
+        """A second sensor's evidence (``control.evidence.EvidenceHook``), applied
+        after the tracker's step in every ``update``; None removes it."""
+        with self._lock:
+            self._evidence_hook = hook
 
     @property
     def recipe(self) -> Recipe:
@@ -236,6 +244,11 @@ class Controller:
         now = t_tick if now_tick_u32 is None else t_tick + tick_diff(int(now_tick_u32), dets.tick)
         self._measure_speed(int(dets.frame_id), t_tick)
         self._tracker.step(dets, t_tick, self._cls_frac, self._threshold, self._order)
+        hook = self._evidence_hook
+        if hook is not None:
+            travel = self._tracker.travel_mm(t_tick)
+            hook.apply(self._tracker.table, int(dets.tick), travel, self._cls_frac,
+                       self._threshold, self._order)  # fmt: skip
         sp = self._schedule_vector()
         pulses = self._sched.schedule(self._tracker.table, now, self._recipe, sp, self._valves)
         tracks = self._tracker.tracks(int(dets.tick))

@@ -10,11 +10,30 @@ after a recipe change).
 
 from __future__ import annotations
 
+from typing import Any, Protocol
+
 import numpy as np
 
 from control import kernels
 
-__all__ = ["OutlookCache", "class_outlook", "refresh_outlook"]
+__all__ = ["EvidenceHook", "OutlookCache", "class_outlook", "refresh_outlook"]
+
+
+class EvidenceHook(Protocol):
+    """Evidence from a second sensor (``Controller.set_evidence_hook``): called once
+    per frame after the tracker's step with the track table (rows 0..n-1; u at
+    belt travel ``travel_mm``), the frame's encoder count and the recipe's
+    vectors; it may rewrite the outlook (CLS, CPROB, FRAC, TCLS) of undecided rows."""
+
+    def apply(
+        self,
+        table: Any,
+        tick_u32: int,
+        travel_mm: float,
+        cls_frac: np.ndarray,
+        threshold: np.ndarray,
+        order: np.ndarray,
+    ) -> None: ...
 
 
 class OutlookCache:

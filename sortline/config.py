@@ -267,6 +267,32 @@ class SimSection(BaseModel):
     )
 
 
+class SensorSection(BaseModel):
+    """``[sensor]``: a second sensor beside the camera, the induction bar
+    (``sortline/sensor/README.md``: its UDP stream and geometry)."""
+
+    model_config = _STRICT
+    enabled: bool = False
+    host: str = Field("127.0.0.1", description="where the controller listens for the bar's rows")
+    port: int = Field(5030, ge=0, le=65535, description="UDP port; 0 = a free one")
+    channels: int = Field(32, ge=1, le=256, description="coils across the belt")
+    pitch_mm: float = Field(31.25, gt=0, le=500, strict=False)
+    x_first_mm: float = Field(0.0, ge=-500, le=5000, strict=False, description="coil 0's edge")
+    y_bar_mm: float = Field(
+        -300.0, ge=-5000, le=5000, strict=False,
+        description="the bar line in the camera's belt y (negative: upstream); a calibration "
+        "of the bar offset replaces it",
+    )  # fmt: skip
+    every_ticks: int = Field(50, ge=1, le=100000, description="encoder counts between rows")
+    stall_ms: float = Field(200.0, gt=0, le=60000, strict=False)
+    model: str = Field("builtin:induction-v1", description="the induction model (JSON)")
+    weight: float = Field(1.0, ge=0, le=10, strict=False, description="weight of its evidence")
+    needs_sensor: list[str] = Field(
+        default_factory=list,
+        description="classes not ejected on the camera alone while the sensor is stalled",
+    )
+
+
 class AlarmsSection(BaseModel):
     """``[alarms]``: when the alarm book (``sortline.alarms``) raises what."""
 
@@ -421,6 +447,7 @@ class LineConfig(BaseModel):
     calibration: CalibrationSection = CalibrationSection()
     recipes: RecipesSection = RecipesSection()
     sim: SimSection = SimSection()
+    sensor: SensorSection = SensorSection()
     alarms: AlarmsSection = AlarmsSection()
     mqtt: MqttSection = MqttSection()
     opcua: OpcuaSection = OpcuaSection()

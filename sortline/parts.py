@@ -68,6 +68,7 @@ class LineParts:
     calibration: LiveCalibration | None = None
     plant: Any | None = None  # sim.plant.runner.PlantRunner: the embedded virtual plant
     score_source: ScoreSource | None = None
+    sensor: Any | None = None  # sortline.sensor.wiring.SensorLink: the second sensor ([sensor])
 
     @property
     def geometry(self) -> Any:
@@ -78,6 +79,8 @@ class LineParts:
             self.plant.start()
 
     def close(self) -> None:
+        if self.sensor is not None:
+            self.sensor.stop()
         self.bridge.stop()
         if self.plant is not None:
             self.plant.stop()
@@ -216,6 +219,16 @@ def build_parts(
         genicam=cam.genicam,
         stepped=stepped,
     )
+    sensor = None
+    if cfg.sensor.enabled:  # the induction bar: its reader, fusion (and the plant's bar)
+        from sortline.sensor.wiring import attach
+
+        try:
+            sensor = attach(cfg, controller, class_names, plant)
+        except (OSError, ValueError) as exc:
+            if plant is not None:
+                plant.stop()
+            raise InputFileError(Path(cfg.source), str(exc), field="sensor") from None
     bridge = PlcBridge(bridge_config(cfg, params, host, port, stepped))
     return LineParts(
         cfg=cfg,
@@ -232,4 +245,5 @@ def build_parts(
         calibration=live,
         plant=plant,
         score_source=score,
+        sensor=sensor,
     )

@@ -145,6 +145,9 @@ class SortingLine:
 
         self.audit = AuditLog.for_line(records_dir(cfg), cfg.line.name)
         self.links: list[Any] = []  # plant links, started and stopped with the line
+        if parts.sensor is not None:  # the second sensor's reader ([sensor], sortline/sensor)
+            self.links.append(parts.sensor)
+            self.alarms.sources.append(parts.sensor.conditions)
         if cfg.mqtt.url:  # Sparkplug B edge node (docs/plant.md)
             from sortline.sparkplug import attach_sparkplug
 

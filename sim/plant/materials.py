@@ -7,12 +7,21 @@ stainless are deliberately close: hue jitter, oxidation and dirt overlap them.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import cv2
 import numpy as np
 
 from sim.plant.shapes import Shape
 
-__all__ = ["G_MM_S2", "rolling_resistance", "sliding_friction", "texture"]
+__all__ = [
+    "ELECTRICAL",
+    "G_MM_S2",
+    "Electrical",
+    "rolling_resistance",
+    "sliding_friction",
+    "texture",
+]
 
 Rng = np.random.Generator
 
@@ -36,6 +45,50 @@ _SLIDE_MU = {
 # soft cable jacket deforms too; an irregular stone bumps along
 _ROLL_CRR = {"cylinder": 0.008, "pebble": 0.04}
 _ROLL_CRR_WIRE = {"copper": 0.015, "rubber": 0.03, "plastic": 0.025}
+
+
+class Electrical(NamedTuple):
+    """What an eddy-current coil sees of a class (``sim/plant/induction.py``):
+    ranges (lo, hi) drawn once per fragment. sigma_s_m: electrical
+    conductivity, S/m; mu_r: relative permeability at low field; thick_mm:
+    conducting thickness of a shredded piece, mm; fill: share of the footprint
+    that conducts (a PCB's copper is traces and pads, patchy)."""
+
+    sigma_s_m: tuple[float, float]
+    mu_r: tuple[float, float]
+    thick_mm: tuple[float, float]
+    fill: tuple[float, float] = (1.0, 1.0)
+
+
+# Conductivity and permeability at room temperature (IACS: 100 % = 5.80e7 S/m):
+# copper 5.96e7 (annealed), aluminium alloys 2.0-3.7e7 (5052 35 % IACS ... 1100
+# 59 % IACS, pure 3.77e7), brass 1.4-1.7e7 (C36000 26 %, C26000 28 % IACS),
+# austenitic stainless 304/316 1.33-1.45e6 (72-75 uOhm cm) with mu_r 1.0-1.1
+# (1.0 annealed, a little more cold-worked), low-carbon steel 5-7e6 (14-20 uOhm
+# cm) with an effective mu_r of 80-250 at the low fields of a sensor coil.
+# Sources: NDT Resource Center (Iowa State CNDE) "Conductivity and resistivity
+# values for ferrous and non-ferrous alloys"; Kaye & Laby, Tables of Physical
+# and Chemical Constants, 2.6.1; ASM Handbook vol. 2 (IACS ratings).
+# Battery: a cylindrical cell's can is nickel-plated low-carbon steel, 0.2-0.3 mm;
+# a pouch cell conducts through its aluminium laminate and current-collector
+# foils (Al ~15 um, Cu ~8 um, tens of layers), taken as 0.1-0.3 mm of aluminium.
+# PCB: 1-oz copper (35 um) on 2-4 layers, cut into traces that break the eddy
+# loops: an effective 10-40 um of copper over 20-70 % of the board.
+# Plastic, rubber, residue (glass, stone, wood, dust): below 1e-2 S/m, mu_r 1:
+# nothing at a coil's frequency.
+ELECTRICAL: dict[str, Electrical] = {
+    "steel": Electrical((5.0e6, 7.0e6), (80.0, 250.0), (0.5, 2.0)),
+    "stainless": Electrical((1.33e6, 1.45e6), (1.0, 1.1), (0.5, 2.5)),
+    "aluminium": Electrical((2.0e7, 3.7e7), (1.0, 1.0), (0.3, 3.0)),
+    "copper": Electrical((5.5e7, 5.96e7), (1.0, 1.0), (0.5, 2.0)),
+    "brass": Electrical((1.4e7, 1.7e7), (1.0, 1.0), (0.5, 3.0)),
+    "pcb": Electrical((5.8e7, 5.8e7), (1.0, 1.0), (0.01, 0.04), (0.2, 0.7)),
+    "battery": Electrical((6.0e6, 8.0e6), (100.0, 200.0), (0.2, 0.3)),
+    "battery_pouch": Electrical((3.0e7, 3.5e7), (1.0, 1.0), (0.1, 0.3)),
+    "plastic": Electrical((0.0, 0.0), (1.0, 1.0), (1.0, 1.0)),
+    "rubber": Electrical((0.0, 0.0), (1.0, 1.0), (1.0, 1.0)),
+    "residue": Electrical((0.0, 0.0), (1.0, 1.0), (1.0, 1.0)),
+}
 
 
 def sliding_friction(class_name: str) -> float:

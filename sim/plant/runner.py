@@ -43,6 +43,8 @@ from core.ticks import tick_diff
 from core.types import Pulses
 from plc import regmap as rm
 from plc.regmap import PackMLState
+from sim.plant.induction import InductionSensor
+from sim.plant.induction_udp import RowSender
 from sim.plant.plant import VirtualPlant
 from sim.plant.scenario import Scenario
 from sim.vplc.core import PlcCore
@@ -104,6 +106,8 @@ class PlantRunner:
         stepped: bool = False,
         n_diverters: int = 0,
         ring_slots: int = 8,
+        sensor: InductionSensor | None = None,
+        sensor_to: tuple[str, int] | None = None,
     ) -> None:
         if timebase not in ("trigger", "free"):
             raise ValueError(f'timebase {timebase!r}: expected "trigger" or "free"')
@@ -124,6 +128,12 @@ class PlantRunner:
             self.plc.follow_wall_clock(geometry.belt.mm_per_tick)
         self.plc.advance(self.plant.tick, self.plant.speed_mm_s, time.monotonic())
         self._server = VirtualPlcServer(self.plc, host=plc_host, port=plc_port, device_id=device_id)
+        # the induction bar (sim.plant.induction) and its UDP stream to sensor_to
+        self.sensor: InductionSensor | None = None
+        self.sensor_sender: RowSender | None = None
+        self.sensor_mute = False  # True: rows are sampled but not sent (a stalled sensor)
+        if sensor is not None:
+            self.add_sensor(sensor, sensor_to)
         self._cam = geometry.camera
         self._lock = threading.Lock()  # the plant: stepping thread vs score()
         self._stop = threading.Event()
@@ -154,6 +164,16 @@ class PlantRunner:
         self._thread = threading.Thread(target=self._run, name="plant-runner", daemon=True)
         self._thread.start()
 
+    def add_sensor(self, sensor: InductionSensor, to: tuple[str, int] | None) -> None:
+        """Put the bar on the belt (before ``start``); ``to``: (host, port) its
+        rows are streamed to over UDP (None: sampled, not sent)."""
+        if self.sensor is not None:
+            raise RuntimeError("the plant has a sensor bar already")
+        self.sensor = sensor
+        self.plant.sensors.append(sensor)
+        if to is not None:
+            self.sensor_sender = RowSender(*to, sensor.bar.channels)
+
     def stop(self) -> None:
         """Stop stepping, close the PLC server and remove the ring; safe twice."""
         self._stop.set()
@@ -161,6 +181,8 @@ class PlantRunner:
             self._thread.join(5.0)
             self._thread = None
         self._server.stop()
+        if self.sensor_sender is not None:
+            self.sensor_sender.close()
         if self._writer is not None:
             self._writer.close(unlink=True)
             self._writer = None
@@ -263,9 +285,20 @@ class PlantRunner:
                 continue
             self.requests += 1
             while self.plant.frame_id < want and not self._stop.is_set():
-                if not self._step_once():
+                stepped = self._step_once()
+                self._send_rows()
+                if not stepped:
                     writer.beat()
                     self._stop.wait(_PHYSICS_S)  # trigger off: the plant stands
+
+    def _send_rows(self) -> None:
+        """The bar's rows sampled since the last call, as UDP datagrams (never blocks)."""
+        if self.sensor is None:
+            return
+        with self._lock:
+            rows = self.sensor.drain()
+        if self.sensor_sender is not None and len(rows) and not self.sensor_mute:
+            self.sensor_sender.send(rows)
 
     def _step_once(self) -> bool:
         """Stepped: expose the next frame; False while the trigger is off."""
@@ -295,6 +328,7 @@ class PlantRunner:
                     exposed = self._paced_free(sim_target)
                 else:
                     exposed = self._paced_trigger(sim_target)
+            self._send_rows()
             if not exposed:
                 self._stop.wait(_PHYSICS_S)
 

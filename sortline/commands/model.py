@@ -64,10 +64,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.set_defaults(func=_train)
 
     e = msub.add_parser("eval", help="precision, recall and confusion on held-out scenes")
-    e.add_argument("model", help="model file or builtin:NAME")
+    e.add_argument(
+        "model", nargs="?", default="builtin:sortline-cnn", help="model file or builtin:NAME"
+    )
     e.add_argument("--presets", nargs="+", default=list(PRESETS), choices=PRESETS)
-    e.add_argument("--scenes", type=int, default=2, help="held-out scenes per preset")
-    e.add_argument("--frames", type=int, default=150, help="frames per scene")
+    e.add_argument("--scenes", type=int, help="held-out scenes per preset (2; --held-out: 4)")
+    e.add_argument("--frames", type=int, help="frames per scene (150; --held-out: 300)")
+    e.add_argument(
+        "--held-out",
+        action="store_true",
+        help="camera alone against camera + induction bar, per fragment (sortline/sensor)",
+    )
+    e.add_argument("--sensor-model", default="builtin:induction-v1", help="induction model file")
+    e.add_argument("--sensor-weight", type=float, default=1.0, help="weight of the sensor term")
     e.add_argument(
         "--data",
         type=Path,
@@ -78,6 +87,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--markdown", type=Path, help="write the tables as Markdown")
     e.add_argument("--save-data", type=Path, help="also save the rendered held-out crops (.npz)")
     e.set_defaults(func=_eval)
+
+    ts = msub.add_parser("train-sensor", help="train the induction bar's model (plant truth)")
+    ts.add_argument("--scenes", type=int, default=48, help="randomised training scenes")
+    ts.add_argument("--frames", type=int, default=240, help="frames per scene")
+    ts.add_argument("--seed", type=int, default=1, help="scene seeds 1 + 1000 x SEED + k")
+    ts.add_argument("--out", type=Path, default=Path("induction.json"))
+    ts.add_argument("--version", default="dev", help="version string written into the model")
+    ts.add_argument("--max-iter", type=int, default=2000, help="L-BFGS iterations at most")
+    ts.set_defaults(func=_train_sensor)
 
     sp = msub.add_parser("speed", help="per-crop inference cost (ONNX Runtime, one thread)")
     sp.add_argument("model", help="model file or builtin:NAME")
@@ -183,6 +201,12 @@ def _load(spec: str) -> Any:
 
 
 def _eval(args: argparse.Namespace) -> int:
+    if args.held_out:
+        from sortline.sensor.cli import eval_held_out
+
+        return eval_held_out(args, _load(args.model), _say)
+    args.scenes = 2 if args.scenes is None else args.scenes
+    args.frames = 150 if args.frames is None else args.frames
     from models.dataset import CropSet
     from models.evaluate import evaluate_predictions, markdown_tables, predict, summary
 
@@ -226,6 +250,12 @@ def _eval(args: argparse.Namespace) -> int:
     if args.markdown:
         args.markdown.write_text(tables + "\n", encoding="utf-8")
     return 0
+
+
+def _train_sensor(args: argparse.Namespace) -> int:
+    from sortline.sensor.cli import train_sensor
+
+    return train_sensor(args, _say)
 
 
 def _speed(args: argparse.Namespace) -> int:

@@ -1,0 +1,168 @@
+"""``SensorFusion``: the induction bar's evidence added to the tracks' camera evidence.
+
+Hooked into ``control.controller.Controller`` (``set_evidence_hook``): after
+the tracker's step, each confirmed, undecided track's footprint (its x and u
+extent, at the frame's encoder count) is integrated over the rows and
+channels it crossed (``control.kernels_fusion``; the bar line from config or
+calibration), the induction model turns the integrals into per-class log
+probabilities, and the track's outlook (class, probability, fraction, target)
+is recomputed from
+
+    mean camera log-probability per view + weight x (1 - shared) x max(log p_sensor, log floor)
+
+Touching fragments share the cells both footprints cover: each gets 1/k of
+such a cell (k footprints over it), and its sensor term is scaled by the share
+of its cells that were not shared, because the split is a guess (the metal
+may lie all on one side). A track whose rows are not all in the ring yet,
+or any track while the sensor is stalled, keeps the camera's outlook alone;
+while stalled, a track whose target class is one of ``needs_sensor`` (classes
+the camera alone must not eject, e.g. aluminium where stainless looks the
+same) is sent to the pass fraction instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+from control.kernels_evidence import _outlook_finish
+from control.kernels_fusion import (
+    F_COMPLETE,
+    F_SHARED,
+    N_INTEGRALS,
+    FusionParams,
+    _footprint_integrals,
+    _fused_logits,
+)
+from models.induction import NOISE_UNITS, InductionModel
+from sortline.sensor.ring import RowRing
+
+__all__ = ["SensorFusion", "sensor_term"]
+
+LOG_FLOOR = float(np.log(1e-3))  # the sensor never says less than 1e-3 of any class
+
+
+class _Health(Protocol):
+    def stalled(self, now_s: float | None = None) -> bool: ...
+
+
+def sensor_term(
+    model: InductionModel, class_names: Sequence[str], integrals: np.ndarray, weight: float
+) -> np.ndarray:
+    """(n, K) evidence to add, in ``class_names`` order (classes the model does
+    not know get 0) from integrals (n, N_INTEGRALS)."""
+    n = integrals.shape[0]
+    out = np.zeros((n, len(class_names)))
+    if n == 0:
+        return out
+    logp = np.maximum(model.log_probs(integrals), LOG_FLOOR)
+    scale = weight * (1.0 - integrals[:, F_SHARED])
+    for j, name in enumerate(class_names):
+        if name in model.class_names:
+            out[:, j] = scale * logp[:, model.class_names.index(name)]
+    return out
+
+
+class SensorFusion:
+    """ring: the reader's rows; health: the reader (``stalled``), None = always healthy;
+    params: bar geometry; model, weight: the sensor's evidence (see module doc)."""
+
+    def __init__(
+        self,
+        ring: RowRing,
+        params: FusionParams,
+        model: InductionModel,
+        class_names: Sequence[str],
+        weight: float = 1.0,
+        health: _Health | None = None,
+        needs_sensor: Sequence[str] = (),
+    ) -> None:
+        unknown = sorted(set(needs_sensor) - set(class_names))
+        if unknown:
+            raise ValueError(f"sensor.needs_sensor names unknown classes {unknown}")
+        self.ring = ring
+        self.params = params
+        self.model = model
+        self.class_names = tuple(class_names)
+        self.weight = float(weight)
+        self.health = health
+        self.fused_rows = 0  # track updates that used the sensor (a counter)
+        self.skipped_stalled = 0  # frames the sensor was stalled
+        self.held_back = 0  # track updates whose target the stall sent to pass
+        self._needs = np.array([c in set(needs_sensor) for c in self.class_names], np.bool_)
+        self._cmap = np.array(
+            [model.class_names.index(c) if c in model.class_names else -1 for c in class_names],
+            np.int64,
+        )
+        self._logits = np.zeros((256, len(self.class_names)))
+        self._buf = np.zeros((256, N_INTEGRALS))
+        self.last_integrals = np.zeros((0, N_INTEGRALS))
+
+    def _hold_back(self, table: Any, n: int) -> None:
+        """Camera alone: undecided tracks aimed at a class that needs the sensor pass."""
+        if not self._needs.any():
+            return
+        tcls = table.TCLS[:n]
+        hold = (table.DEC[:n] == 0) & (tcls >= 0)
+        hold[hold] = self._needs[tcls[hold]]
+        table.FRAC[:n][hold] = -1
+        table.TCLS[:n][hold] = -1
+        self.held_back += int(hold.sum())
+
+    def needs_sensor_names(self) -> list[str]:
+        """The classes held back while the sensor is stalled."""
+        return [c for c, need in zip(self.class_names, self._needs.tolist(), strict=True) if need]
+
+    def set_params(self, params: FusionParams) -> None:
+        """A new bar geometry (a calibration of its offset), from the next frame."""
+        self.params = params
+
+    def apply(
+        self,
+        table: Any,
+        tick_u32: int,
+        travel_mm: float,
+        cls_frac: np.ndarray,
+        threshold: np.ndarray,
+        order: np.ndarray,
+    ) -> None:
+        """Recompute the outlook of the tracks the sensor has seen (``TrackTable``
+        rows 0..n-1, u extents at belt travel ``travel_mm``, frame count ``tick_u32``)."""
+        n = int(table.n)
+        if n == 0 or self.ring.count == 0:
+            return
+        if self.health is not None and self.health.stalled():
+            self.skipped_stalled += 1
+            self._hold_back(table, n)
+            return
+        if self._buf.shape[0] < n:
+            self._buf = np.zeros((max(n, 2 * self._buf.shape[0]), N_INTEGRALS))
+        out = self._buf[:n]
+        x, h = table.X[:n], table.H[:n]
+        want = (table.CONF[:n] != 0) & (table.DEC[:n] == 0) & (table.NEV[:n] > 0)
+        first, end = self.ring.window()
+        _footprint_integrals(
+            self.ring.tick, self.ring.in_phase, self.ring.quadrature, first, end,
+            x[:, 0] - h[:, 0], x[:, 0] + h[:, 0],
+            x[:, 1] - h[:, 1] + travel_mm, x[:, 1] + h[:, 1] + travel_mm,
+            want, float(self.ring.unwrap(tick_u32)), self.params, out,
+        )  # fmt: skip
+        rows = np.flatnonzero(want & (out[:, F_COMPLETE] > 0))
+        self.last_integrals = out
+        if rows.size == 0:
+            return
+        if self._logits.shape[0] < rows.size:
+            self._logits = np.zeros((max(rows.size, 2 * self._logits.shape[0]), self._cmap.size))
+        m = self.model
+        logits = _fused_logits(
+            out, rows, table.EV, table.NEV, m.mean, m.scale, m.weights, self._cmap,
+            self.weight, LOG_FLOOR, NOISE_UNITS, self._logits,
+        )  # fmt: skip
+        np.exp(logits, out=logits)
+        _outlook_finish(
+            logits, rows.astype(np.int64), table.NEV, cls_frac, threshold, order,
+            table.CLS, table.CPROB, table.FRAC, table.TCLS,
+        )  # fmt: skip
+        self.fused_rows += int(rows.size)

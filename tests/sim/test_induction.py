@@ -1,0 +1,197 @@
+"""The induction bar's physics on hand-built cases (``sim/plant/induction.py``)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+
+from calibration.geometry import LineGeometry
+from core.sensor_rows import SensorRows
+from sim.plant.induction import (
+    InductionBar,
+    InductionSensor,
+    channel_weights,
+    layer_response,
+    material_em,
+)
+from sim.plant.materials import ELECTRICAL
+from sim.plant.plant import IdlePlc, VirtualPlant
+from sim.plant.scenario import load_scenario
+
+BAR = InductionBar()
+LAM = math.hypot(1e3 / BAR.coil_radius_mm, 3.8317e3 / 20.0)  # a 40 mm piece
+
+
+def _resp(name: str, thick_mm: float = 1.0) -> complex:
+    el = ELECTRICAL[name]
+    sigma = sum(el.sigma_s_m) / 2
+    mu_r = sum(el.mu_r) / 2
+    return layer_response(sigma, mu_r, thick_mm, LAM, BAR.frequency_hz)
+
+
+def _phase_deg(z: complex) -> float:
+    """Angle of (in-phase, quadrature) = (Re R, -Im R), degrees."""
+    return math.degrees(math.atan2(-z.imag, z.real))
+
+
+def test_response_ordering_by_material() -> None:
+    mag = {n: abs(_resp(n)) for n in ("steel", "copper", "aluminium", "brass", "stainless")}
+    assert mag["copper"] > mag["brass"] > mag["stainless"]
+    assert mag["aluminium"] > mag["brass"]
+    assert min(mag["steel"], mag["copper"], mag["aluminium"]) > 3 * mag["stainless"]
+    for name in ("plastic", "rubber", "residue"):
+        assert _resp(name) == 0j
+
+
+def test_copper_and_aluminium_differ_in_phase() -> None:
+    cu, al = _phase_deg(_resp("copper")), _phase_deg(_resp("aluminium"))
+    brass, ss = _phase_deg(_resp("brass")), _phase_deg(_resp("stainless"))
+    assert cu > al + 5.0  # both resistive-dominated below 180 deg, copper nearer
+    assert al > brass > ss
+    assert 85.0 < ss < 110.0  # stainless: weak, mostly resistive
+
+
+def test_steel_is_reactive_and_non_ferrous_opposes() -> None:
+    steel = _resp("steel")
+    assert steel.real > 0.5 and steel.real > -steel.imag
+    for name in ("copper", "aluminium", "brass"):
+        assert _resp(name).real < 0 < -_resp(name).imag
+
+
+@pytest.mark.parametrize("name", ["copper", "aluminium", "brass"])
+def test_thickness_against_skin_depth(name: str) -> None:
+    thin, mid, thick, thicker = (_resp(name, t) for t in (0.02, 0.5, 5.0, 20.0))
+    assert abs(thin) < abs(mid)  # far below the skin depth: weak, resistive
+    assert _phase_deg(thin) < _phase_deg(mid) < _phase_deg(thick)
+    assert abs(thick - thicker) < 0.02  # far above it: a half-space
+
+
+def test_pcb_weak_and_battery_strong() -> None:
+    rng = np.random.default_rng(0)
+    cu = abs(material_em(BAR, "copper", "plate", 40, 40, rng).response)
+    pcb = [material_em(BAR, "pcb", "board", 40, 30, rng) for _ in range(20)]
+    cell = [material_em(BAR, "battery", "cylinder", 65, 18, rng) for _ in range(20)]
+    assert max(abs(e.response) * e.fill for e in pcb) < 0.5 * cu
+    assert all(e.fill < 1 for e in pcb)
+    assert all(e.response.real > 0.3 for e in cell)  # the steel can
+
+
+def _square(
+    x0: float, x1: float, y0: float, y1: float, step: float = 0.5
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    xs, ys = np.meshgrid(np.arange(x0, x1, step) + step / 2, np.arange(y0, y1, step) + step / 2)
+    return xs.ravel(), ys.ravel(), np.full(xs.size, step * step)
+
+
+def test_overlap_scaling() -> None:
+    c = 10
+    xc, yb, r = float(BAR.coil_x_mm[c]), BAR.y_bar_mm, BAR.coil_radius_mm
+    full = channel_weights(BAR, *_square(xc - 6 * r, xc + 6 * r, yb - 6 * r, yb + 6 * r))
+    half = channel_weights(BAR, *_square(xc, xc + 6 * r, yb - 6 * r, yb + 6 * r))
+    small = channel_weights(BAR, *_square(xc - 5, xc + 5, yb - 5, yb + 5))
+    smaller = channel_weights(BAR, *_square(xc - 2.5, xc + 2.5, yb - 5, yb + 5))
+    assert full[c] == pytest.approx(1.0, abs=0.01)
+    assert half[c] == pytest.approx(0.5, abs=0.01)
+    assert smaller[c] == pytest.approx(0.5 * small[c], rel=0.02)
+    assert small.argmax() == c and small[c - 2] < 0.1 * small[c]
+    far = channel_weights(BAR, *_square(xc - 5, xc + 5, yb + 200, yb + 210))
+    assert not far.any()
+
+
+class _Belt:
+    """A hand-built plant: one piece lying on the belt, the belt at 0.1 mm/tick."""
+
+    def __init__(self, pieces: list[tuple[int, str, float, float, float]]) -> None:
+        self.pieces = pieces  # (id, class, x, u, size mm); y = u + travel
+        self.travel_mm = 0.0
+        self.now_s = 0.0
+        self.tick_unwrapped = 0
+
+    def move(self, ticks: int) -> None:
+        self.tick_unwrapped += ticks
+        self.travel_mm = self.tick_unwrapped * 0.1
+        self.now_s = self.travel_mm / 2500.0
+
+    def footprints_near(self, lo: float, hi: float) -> list[Any]:
+        out = []
+        for fid, name, x, u, size in self.pieces:
+            y = u + self.travel_mm
+            if y + size / 2 >= lo and y - size / 2 <= hi:
+                fx, fy, _ = _square(-size / 2, size / 2, -size / 2, size / 2, 2.0)
+                out.append((fid, name, "plate", size, size, x, y, fx, fy, 0.0))
+        return out
+
+
+def _run(belt: _Belt, bar: InductionBar, mm: float, seed: int = 1) -> SensorRows:
+    sensor = InductionSensor(bar, 0.1, 0, 4.0, seed)
+    for _ in range(int(mm / 2.5)):
+        belt.move(25)
+        sensor.after_move(belt)
+    return sensor.drain()
+
+
+QUIET = InductionBar(noise=0.0, drift_amp=0.0, drift_walk=0.0)
+
+
+def test_a_piece_passing_the_bar() -> None:
+    x = float(QUIET.coil_x_mm[7])
+    rows = _run(_Belt([(1, "steel", x, QUIET.y_bar_mm - 100, 40.0)]), QUIET, 300.0)
+    assert np.all(rows.tick % QUIET.every_ticks == 0) and np.all(np.diff(rows.tick) == 50)
+    base = rows.in_phase[0]
+    peak = int(np.argmax(rows.in_phase[:, 7] - base[7]))
+    # centre at the bar line after 100 mm = 1000 ticks of travel
+    assert abs(int(rows.tick[peak]) - 1000) <= 50
+    assert int(np.argmax(rows.in_phase[peak] - base)) == 7
+    assert rows.in_phase[peak, 7] - base[7] > 300  # strong, reactive
+    # crosstalk: a neighbour picks up more than the Gaussian alone gives it
+    no_xt = _run(
+        _Belt([(1, "steel", x, QUIET.y_bar_mm - 100, 40.0)]),
+        InductionBar(noise=0.0, drift_amp=0.0, drift_walk=0.0, crosstalk=0.0),
+        300.0,
+    )
+    assert rows.in_phase[peak, 6] - base[6] > no_xt.in_phase[peak, 6] - no_xt.in_phase[0, 6]
+
+
+def test_nothing_from_plastic() -> None:
+    x = float(QUIET.coil_x_mm[3])
+    pieces = [(k, n, x, QUIET.y_bar_mm - 100, 40.0) for k, n in enumerate(("plastic", "rubber"))]
+    rows = _run(_Belt(pieces), QUIET, 300.0)
+    assert np.ptp(rows.in_phase, axis=0).max() == 0.0
+    assert np.ptp(rows.quadrature, axis=0).max() == 0.0
+
+
+def test_baseline_drifts() -> None:
+    bar = InductionBar(noise=0.0, drift_walk=0.0, drift_amp=15.0, drift_period_s=2.0)
+    belt = _Belt([])
+    rows = _run(belt, bar, 2500.0)  # one second of belt
+    swing = np.ptp(rows.in_phase, axis=0)
+    assert swing.min() > 10.0  # every channel's baseline moved, nothing on the belt
+
+
+def test_stuck_piece_passes_once_per_loop() -> None:
+    bar = InductionBar(
+        noise=0.0, drift_amp=0.0, drift_walk=0.0, stuck_x_mm=500.0, belt_loop_mm=1000.0
+    )
+    rows = _run(_Belt([]), bar, 3000.0)
+    c = int(np.argmin(np.abs(bar.coil_x_mm - 500.0)))
+    hot = rows.in_phase[:, c] - np.median(rows.in_phase[:, c]) > 10.0
+    starts = np.flatnonzero(hot[1:] & ~hot[:-1])
+    assert len(starts) == 3 and np.all(np.abs(np.diff(rows.tick[starts]) - 10_000) <= 50)
+
+
+def test_in_the_virtual_plant() -> None:
+    """The plant drives the bar: rows on every K-th count, and a pass of the
+    default feed shows metal on the channels metal crossed."""
+    g = LineGeometry()
+    scenario = load_scenario("default")
+    plant = VirtualPlant(g, scenario, IdlePlc(), seed=5)
+    sensor = InductionSensor(QUIET, g.belt.mm_per_tick, scenario.motion.encoder_start, 4.0, 5)
+    plant.sensors.append(sensor)
+    plant.run_for(1.0)
+    rows = sensor.drain()
+    assert len(rows) > 400 and np.all(rows.tick % QUIET.every_ticks == 0)
+    assert np.abs(rows.in_phase).max() > 100.0
+    assert len(sensor.drain()) == 0
