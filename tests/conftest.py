@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import socket
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from sortline.plantctl.postgres import PG_PACKAGE, PgServer, PgStartError, pg_bin
 
 
 def _free_port() -> int:
@@ -28,6 +33,25 @@ def _state_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         os.environ.pop("XDG_STATE_HOME", None)
     else:
         os.environ["XDG_STATE_HOME"] = old
+
+
+@pytest.fixture(scope="module")
+def pg() -> Iterator[PgServer]:
+    """A PostgreSQL server from the Debian binaries on a free loopback port,
+    for a module's tests (``sortline.plantctl.postgres``, as ``sortline plant
+    up`` runs it); skipped when the binaries are missing."""
+    bin_ = pg_bin()
+    if bin_ is None:
+        pytest.skip(f"PostgreSQL server binaries missing (apt-get install {PG_PACKAGE})")
+    folder = Path(tempfile.mkdtemp(prefix="sortline-pg-"))
+    server = PgServer(folder, _free_port(), bin_)
+    try:
+        server.init().start()
+        yield server
+    finally:
+        with contextlib.suppress(PgStartError):
+            server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture

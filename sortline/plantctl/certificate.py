@@ -7,11 +7,12 @@ decisions table."""
 from __future__ import annotations
 
 import datetime as dt
-import html
 from pathlib import Path
 from typing import Any
 
 from core.files import atomic_write_text
+from sortline.records.certificate import html_text as _e
+from sortline.records.certificate import utc_text as _utc
 from sortline.records.db import redact
 from sortline.records.query import Reader
 
@@ -26,16 +27,6 @@ _STYLE = """
   .note { font-size: 9pt; color: #444; }
   @media print { body { margin: 1cm; } }
 """
-
-
-def _utc(t: float | None) -> str:
-    if t is None:
-        return "-"
-    return dt.datetime.fromtimestamp(t, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def _e(v: Any) -> str:
-    return html.escape("-" if v is None else str(v))
 
 
 def _purity(f: dict[str, Any]) -> str:

@@ -12,17 +12,22 @@ from importlib import resources
 from string import Template
 from typing import Any
 
-__all__ = ["render_certificate"]
+__all__ = ["html_text", "render_certificate", "utc_text"]
 
 
-def _utc(t: float | None) -> str:
+def utc_text(t: float | None) -> str:
+    """A Unix time as a UTC date and time for a certificate ("-": none)."""
     if t is None:
         return "-"
     return dt.datetime.fromtimestamp(t, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _e(v: Any) -> str:
+def html_text(v: Any) -> str:
+    """A value as escaped HTML text ("-": none)."""
     return html.escape("-" if v is None else str(v))
+
+
+_utc, _e = utc_text, html_text  # short names for the templates below
 
 
 def _fraction_table(name: str, f: dict[str, Any]) -> str:

@@ -4,13 +4,9 @@ outage spooled on disk and replayed without loss or duplicates."""
 
 from __future__ import annotations
 
-import contextlib
-import shutil
 import socket
 import sqlite3
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,7 +15,7 @@ from control.recipe import Recipe, load_recipe
 from core.classes import DEFAULT_CLASSES
 from core.types import TrackState
 from sortline.config import load_config
-from sortline.plantctl.postgres import PG_PACKAGE, PgServer, PgStartError, pg_bin
+from sortline.plantctl.postgres import PgServer
 from sortline.records import Records
 from sortline.records import store as st
 from sortline.records.db import PgDb, StoreError
@@ -27,7 +23,6 @@ from sortline.records.db import PgDb, StoreError
 from .conftest import ApiKeys, served_line
 from .test_records import COPPER, STEEL, offer, pulses, tracks
 
-PG_BIN = pg_bin()
 D = int(TrackState.DECIDED)
 
 
@@ -35,21 +30,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def pg() -> Iterator[PgServer]:
-    if PG_BIN is None:
-        pytest.skip(f"PostgreSQL server binaries missing (apt-get install {PG_PACKAGE})")
-    folder = Path(tempfile.mkdtemp(prefix="sortline-pg-"))
-    server = PgServer(folder, _free_port(), PG_BIN)
-    try:
-        server.init().start()
-        yield server
-    finally:
-        with contextlib.suppress(PgStartError):
-            server.stop()
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
