@@ -33,7 +33,7 @@ from core.errors import InputFileError
 from models.registry import builtin_model_path
 from sim.plant.scenario import load_scenario
 from sortline.config import load_config
-from vision.classifier import OnnxClassifier
+from vision.classifier import ModelFileError, OnnxClassifier
 
 ROOT = Path(__file__).resolve().parents[1]
 TOML_FILES = {
@@ -189,6 +189,16 @@ def test_truncated_and_corrupt_models(cut: float, flip: int, byte: int) -> None:
             path = Path(d) / "model.onnx"
             path.write_bytes(data)
             _loads_or_one_line("model", path)
+
+
+def test_model_metadata_that_is_not_utf8_is_refused(tmp_path: Path) -> None:
+    """Found by the fuzz test above: a flipped byte inside a metadata key
+    still parses as ONNX, and reading the metadata raised UnicodeDecodeError."""
+    at = MODEL.index(b"sortline.format")
+    path = tmp_path / "model.onnx"
+    path.write_bytes(MODEL[:at] + b"\x80" + MODEL[at + 1 :])
+    with pytest.raises(ModelFileError, match="model metadata is not valid UTF-8"):
+        OnnxClassifier.load(path)
 
 
 @pytest.mark.parametrize("name", ["v000001.json", "active.json"])

@@ -279,7 +279,11 @@ class OnnxClassifier:
         except Exception as exc:  # ORT raises several unrelated types for bad files
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelFileError(p, f"not a loadable ONNX model ({first[:160]})") from None
-        info = parse_metadata(session.get_modelmeta().custom_metadata_map, p)
+        try:
+            meta = session.get_modelmeta().custom_metadata_map
+        except UnicodeDecodeError as exc:  # a corrupt file can still parse as ONNX
+            raise ModelFileError(p, f"model metadata is not valid UTF-8 ({exc.reason})") from None
+        info = parse_metadata(meta, p)
         _check_io(session, info, p)
         if expected_classes is not None:
             check_classes(info, expected_classes, p)
