@@ -14,7 +14,6 @@ from bench._faults_procs import (
     RECOVER_MAX_S,
     WATCHDOG_MS,
     Line,
-    PlcProbe,
     lost,
     row,
     until,
@@ -31,16 +30,6 @@ def recover(line: Line, t0: float, timeout_s: float = 30.0) -> float | None:
     return until(lambda: line.state() == "EXECUTE" and line.acked() > acked, timeout_s, 0.02, t0)
 
 
-def wait_valve_open(probe: PlcProbe, timeout_s: float = 5.0) -> int:
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout_s:
-        r = probe.read()
-        if r is not None and r[1] > 0:
-            return r[1]
-        time.sleep(0.002)
-    return 0
-
-
 def resets(line: Line) -> int:
     return int(line.status()["controller"]["encoder_resets"])
 
@@ -54,7 +43,7 @@ def encoder_frozen(tmp: Path) -> dict[str, Any]:
     line = rig.line
     try:
         before = line.status()
-        valves = wait_valve_open(rig.probe)
+        valves = rig.probe.wait_valve_open()
         t0 = time.monotonic()
         rig.inject_post("/encoder", {"freeze": True})
         safe = until(rig.probe.safe, 2, 0.005, t0)
@@ -144,7 +133,7 @@ def belt_stop_restart(tmp: Path) -> dict[str, Any]:
     line = rig.line
     try:
         before = line.status()
-        valves = wait_valve_open(rig.probe)
+        valves = rig.probe.wait_valve_open()
         t0 = time.monotonic()
         rig.inject_post("/belt", {"speed_m_s": 0.0})
         safe = until(rig.probe.safe, 2, 0.005, t0)

@@ -12,7 +12,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from core.net import free_port
 
 EXECUTE = 6
 WATCHDOG_MS = 300  # the embedded default [plc] watchdog_ms, which these configs keep
@@ -46,12 +47,6 @@ def row(name: str, criteria: dict[str, bool], **kw: Any) -> dict[str, Any]:
 
 IR_STATE = 3
 IR_VALVES = range(24, 40)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def sortline(*args: str, module: str = "sortline.cli") -> list[str]:
@@ -283,6 +278,16 @@ class PlcProbe:
             return None
         words = rr.registers
         return words[IR_STATE], sum(bin(words[a]).count("1") for a in IR_VALVES)
+
+    def wait_valve_open(self, timeout_s: float = 5.0) -> int:
+        """Valves open (waits up to ``timeout_s`` for one; 0 if none opened)."""
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout_s:
+            r = self.read()
+            if r is not None and r[1] > 0:
+                return r[1]
+            time.sleep(0.002)
+        return 0
 
     def plc_counters(self) -> dict[str, int] | None:
         """The PLC's own pulses_cut (IR 20-21) and watchdog_trips (IR 22-23)."""

@@ -184,17 +184,6 @@ def _watch_plc(probe: PlcProbe, timeout_s: float) -> tuple[float | None, float |
     return left, safe
 
 
-def _wait_valve_open(probe: PlcProbe, timeout_s: float = 5.0) -> int:
-    """Valves open when the fault goes in (waits up to ``timeout_s`` for one)."""
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout_s:
-        r = probe.read()
-        if r is not None and r[1] > 0:
-            return r[1]
-        time.sleep(0.002)
-    return 0
-
-
 PROBE_ALLOWANCE_S = 0.05
 
 
@@ -205,7 +194,7 @@ def controller_paused(tmp: Path) -> dict[str, Any]:
     try:
         before = line.status()
         plc0 = probe.plc_counters() or {}
-        valves_at_stop = _wait_valve_open(probe)
+        valves_at_stop = probe.wait_valve_open()
         t0 = time.monotonic()
         line.proc.signal(signal.SIGSTOP)
         detect, safe = _watch_plc(probe, 0.95)
@@ -250,7 +239,7 @@ def estop(tmp: Path) -> dict[str, Any]:
     probe = PlcProbe(plant.plc_port)
     try:
         before = line.status()
-        valves_at_press = _wait_valve_open(probe)
+        valves_at_press = probe.wait_valve_open()
         t0 = time.monotonic()
         http_json(f"{plant.panel}/estop", {"pressed": True})
         safe = until(probe.safe, 3, 0.005, t0=t0)

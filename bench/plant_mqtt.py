@@ -27,7 +27,6 @@ import argparse
 import dataclasses
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -39,18 +38,13 @@ from typing import Any
 import numpy as np
 
 from bench._common import write_result
+from core.net import free_port as _free_port
 from plc.bridge import PlcStatus
 from sortline.config import MqttSection
 from sortline.sparkplug import LineReading, Payload, SparkplugNode
 from sortline.status import CameraView, LatencyMs, Quality, StatusSnapshot, TimeBaseView
 
 GROUP = "bench"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _plc_status() -> PlcStatus:

@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,14 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from bench._common import write_result
+from core.net import free_port as _free_port
 
 PRESETS = ("default", "crowded")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _sortline() -> list[str]:

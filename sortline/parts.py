@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import socket
 import uuid
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from calibration.store import CalibrationStore
 from control.controller import Controller
 from control.recipe import Recipe, load_recipe
 from core.errors import InputFileError
+from core.net import free_port
 from plc.bridge import BridgeConfig, PlcBridge
 from sortline.config import LineConfig
 from sortline.lineparams import LineParams, derive
@@ -44,12 +44,6 @@ def resolve_model_path(cfg: LineConfig) -> Path:
 
         return builtin_model_path(value.removeprefix("builtin:"))
     return value
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclasses.dataclass

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from core.files import atomic_write_json
+from core.net import free_port
 from sortline.plantctl.broker import MOSQUITTO_PACKAGE, Broker
 from sortline.plantctl.lines import LineProcess, LineSpec
 from sortline.plantctl.postgres import PG_PACKAGE, PgServer, PgStartError, pg_bin
@@ -49,14 +50,6 @@ def missing_tools() -> str | None:
     if os.geteuid() == 0 and shutil.which("runuser") is None:
         return "runuser not found (PostgreSQL cannot run as root): apt-get install util-linux"
     return None
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass(frozen=True)

@@ -39,11 +39,16 @@ def plant_bar(s: SensorSection, **physics: float) -> InductionBar:
     )  # fmt: skip
 
 
-def plant_sensor(cfg: LineConfig, seed: int, foot_area_mm2: float = 4.0) -> InductionSensor:
-    """The embedded plant's bar sampler (``sim.plant.induction.InductionSensor``)."""
+def plant_sensor(
+    cfg: LineConfig, seed: int, foot_area_mm2: float = 4.0, encoder_start: int | None = None
+) -> InductionSensor:
+    """The embedded plant's bar sampler (``sim.plant.induction.InductionSensor``);
+    ``encoder_start``: the plant's first count (default: ``[sim] scenario``'s)."""
     from sim.plant.scenario import load_scenario
 
-    start = load_scenario(cfg.sim.scenario).motion.encoder_start
+    start = encoder_start
+    if start is None:
+        start = load_scenario(cfg.sim.scenario).motion.encoder_start
     return InductionSensor(
         plant_bar(cfg.sensor), cfg.belt.mm_per_tick, start, foot_area_mm2, seed
     )  # fmt: skip
@@ -103,10 +108,8 @@ def attach(
     if plant is not None:
         p = plant.plant
         grid = max(1, round(p.scenario.ejection.grid_mm / p.mm_per_px)) * p.mm_per_px
-        seed = int(p.seed)  # the plant's own: the bar draws its noise from it
-        sensor = InductionSensor(
-            plant_bar(s), cfg.belt.mm_per_tick, p.scenario.motion.encoder_start, grid * grid, seed
-        )  # fmt: skip
+        # the plant's own seed and first count: the bar draws its noise from the seed
+        sensor = plant_sensor(cfg, int(p.seed), grid * grid, p.scenario.motion.encoder_start)
         plant.add_sensor(
             sensor, ("127.0.0.1" if s.host in ("", "0.0.0.0") else s.host, reader.port)
         )

@@ -4,7 +4,6 @@ outage spooled on disk and replayed without loss or duplicates."""
 
 from __future__ import annotations
 
-import socket
 import sqlite3
 import time
 from pathlib import Path
@@ -13,6 +12,7 @@ import pytest
 
 from control.recipe import Recipe, load_recipe
 from core.classes import DEFAULT_CLASSES
+from core.net import free_port as _free_port
 from core.types import TrackState
 from sortline.config import load_config
 from sortline.plantctl.postgres import PgServer
@@ -24,12 +24,6 @@ from .conftest import ApiKeys, served_line
 from .test_records import COPPER, STEEL, offer, pulses, tracks
 
 D = int(TrackState.DECIDED)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

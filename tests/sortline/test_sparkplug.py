@@ -485,10 +485,8 @@ def _tls_files(folder: Path) -> dict[str, Path]:
     return files
 
 
-def test_mqtts_with_the_plant_ca(
-    tmp_path: Path, run_line: Callable[[LineConfig], SortingLine]
-) -> None:
-    tls = _tls_files(tmp_path)
+def _tls_broker(tmp_path: Path, tls: dict[str, Path]) -> tuple[subprocess.Popen[bytes], int]:
+    """mosquitto serving mqtts on a free loopback port with ``tls``'s certificate."""
     port = free_port()
     conf = tmp_path / "mosquitto.conf"
     conf.write_text(
@@ -498,6 +496,14 @@ def test_mqtts_with_the_plant_ca(
     broker = subprocess.Popen(
         ["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
+    return broker, port
+
+
+def test_mqtts_with_the_plant_ca(
+    tmp_path: Path, run_line: Callable[[LineConfig], SortingLine]
+) -> None:
+    tls = _tls_files(tmp_path)
+    broker, port = _tls_broker(tmp_path, tls)
     try:
         time.sleep(0.5)
         sub = subprocess.Popen(
@@ -527,15 +533,7 @@ def test_mqtts_refuses_a_broker_it_cannot_verify(
     other = tmp_path / "other"
     other.mkdir()
     wrong_ca = _tls_files(other)["ca"]
-    port = free_port()
-    conf = tmp_path / "mosquitto.conf"
-    conf.write_text(
-        f"user root\nlistener {port} 127.0.0.1\nallow_anonymous true\n"
-        f"cafile {tls['ca']}\ncertfile {tls['cert']}\nkeyfile {tls['key']}\n"
-    )
-    broker = subprocess.Popen(
-        ["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    broker, port = _tls_broker(tmp_path, tls)
     try:
         time.sleep(0.5)
         data = load_config().model_dump()
