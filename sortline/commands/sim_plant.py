@@ -46,6 +46,9 @@ def register(sim_sub: argparse._SubParsersAction) -> None:
     p.add_argument("--keep-fragments", type=int, default=None, metavar="N",
                    help="fragments whose ground truth the plant keeps for scoring (default "
                         "200,000; memory grows with it, then stays)")  # fmt: skip
+    p.add_argument("--sensor-to", default=None, metavar="HOST:PORT",
+                   help="put the induction bar of [sensor] on the belt and stream its rows "
+                        "over UDP to HOST:PORT (the line's [sensor] host and port)")  # fmt: skip
     p.add_argument("--duration", type=float, default=None, metavar="S",
                    help="stop after S seconds (default: until Ctrl-C or SIGTERM)")  # fmt: skip
     p.set_defaults(func=_run)
@@ -88,6 +91,12 @@ def _run(args: argparse.Namespace) -> int:
         return _fail(f"--duration {args.duration} is negative")
     if args.keep_fragments is not None and args.keep_fragments < 1:
         return _fail(f"--keep-fragments {args.keep_fragments} must be >= 1")
+    sensor_to = None
+    if args.sensor_to is not None:
+        host, _, port_text = args.sensor_to.rpartition(":")
+        if not host or not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+            return _fail(f"--sensor-to {args.sensor_to!r}: expected HOST:PORT, port 1..65535")
+        sensor_to = (host, int(port_text))
     ring = args.ring or default_ring(cfg.camera.source, cfg.line.name)
     try:
         ring_path(ring)
@@ -101,6 +110,10 @@ def _run(args: argparse.Namespace) -> int:
         )  # fmt: skip
         if args.keep_fragments is not None:
             runner.plant.keep_fragments = args.keep_fragments
+        if sensor_to is not None:
+            from sortline.sensor.wiring import add_plant_bar
+
+            add_plant_bar(cfg, runner, sensor_to)
         runner.start()
     except (FrameRingError, ValueError, OSError) as exc:
         return _fail(str(exc))

@@ -25,7 +25,7 @@ from sortline.sensor.reader import SensorReader
 from sortline.sensor.ring import RowRing
 from sortline.sensor.scene import fusion_params
 
-__all__ = ["SensorLink", "attach", "plant_bar", "plant_sensor"]
+__all__ = ["SensorLink", "add_plant_bar", "attach", "plant_bar", "plant_sensor"]
 
 GRACE_S = 5.0  # no alarm for a bar that has not sent yet within this of the start
 
@@ -52,6 +52,17 @@ def plant_sensor(
     return InductionSensor(
         plant_bar(cfg.sensor), cfg.belt.mm_per_tick, start, foot_area_mm2, seed
     )  # fmt: skip
+
+
+def add_plant_bar(cfg: LineConfig, runner: Any, to: tuple[str, int]) -> None:
+    """Put ``[sensor]``'s bar on a ``PlantRunner``'s belt (before it starts),
+    streaming its rows to ``to`` (host, port): the embedded plant, or
+    ``sortline sim plant --sensor-to`` in its own process."""
+    p = runner.plant
+    grid = max(1, round(p.scenario.ejection.grid_mm / p.mm_per_px)) * p.mm_per_px
+    # the plant's own seed and first count: the bar draws its noise from the seed
+    sensor = plant_sensor(cfg, int(p.seed), grid * grid, p.scenario.motion.encoder_start)
+    runner.add_sensor(sensor, to)
 
 
 class SensorLink:
@@ -106,11 +117,6 @@ def attach(
     )  # fmt: skip
     controller.set_evidence_hook(fusion)
     if plant is not None:
-        p = plant.plant
-        grid = max(1, round(p.scenario.ejection.grid_mm / p.mm_per_px)) * p.mm_per_px
-        # the plant's own seed and first count: the bar draws its noise from the seed
-        sensor = plant_sensor(cfg, int(p.seed), grid * grid, p.scenario.motion.encoder_start)
-        plant.add_sensor(
-            sensor, ("127.0.0.1" if s.host in ("", "0.0.0.0") else s.host, reader.port)
-        )
+        host = "127.0.0.1" if s.host in ("", "0.0.0.0") else s.host
+        add_plant_bar(cfg, plant, (host, reader.port))
     return SensorLink(reader, fusion)
