@@ -16,8 +16,9 @@ the controller's process and GIL), started at the beginning of each loaded
 phase and stopped at its end. Every frame's latency (arrival to pulses handed
 to the bridge, ``Cycle.latency_ms``) is kept with its phase by a listener;
 the controller process's CPU time per phase (every thread: loop, PLC
-bridge, API; and the plant when embedded) shows what serving costs whatever
-else the machine runs. The summary compares each loaded phase with the idle
+bridge, API; and the plant when embedded) and its other children's (the
+preview's renderer, ``sortline.preview_proc``) show what serving costs
+whatever else the machine runs. The summary compares each loaded phase with the idle
 phases beside it and gives the mean change of p50 and p99 with a 95 %
 interval over the pairs: "measurable" when the interval excludes 0.
 """
@@ -150,18 +151,39 @@ def _stats(values: list[float]) -> dict[str, Any]:
     }
 
 
-def _begin(lat: _PhaseLatency, name: str, line: Any, mark: dict[str, Any]) -> None:
+def _children_cpu_s(exclude: set[int]) -> float:
+    """CPU seconds (user + system) so far of this process's children but
+    ``exclude`` (the plant and the clients): the preview's renderer."""
+    me, tick_s, total = os.getpid(), 1.0 / os.sysconf("SC_CLK_TCK"), 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        pid = int(stat.parent.name)
+        if int(fields[1]) == me and pid not in exclude:
+            total += (int(fields[11]) + int(fields[12])) * tick_s
+    return total
+
+
+def _begin(
+    lat: _PhaseLatency, name: str, line: Any, exclude: set[int], mark: dict[str, Any]
+) -> None:
     mark["snap"], mark["t0"], mark["cpu"] = line.snapshot(), time.monotonic(), time.process_time()
+    mark["children_cpu"] = _children_cpu_s(exclude)
     lat.phase = name
 
 
-def _load_phase(url: str, key: str, seconds: float, begin: Any, mix: str) -> dict[str, int]:
+def _load_phase(
+    url: str, key: str, seconds: float, begin: Any, mix: str, exclude: set[int]
+) -> dict[str, int]:
     """Start the client process, wait until it has imported what it needs (its
     start-up is not the API's cost), then start the phase and the clients."""
     child = subprocess.Popen(
         [sys.executable, "-m", "bench.api_load", "--clients", url, key, str(seconds), mix],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
+    exclude.add(child.pid)
     assert child.stdin is not None and child.stdout is not None
     if child.stdout.readline().strip() != "ready":
         raise RuntimeError("the client process did not start")
@@ -221,6 +243,7 @@ def measure(
     book, keys = KeyBook.generated(("maintenance",))
     api = ApiServer(create_app(line, book, AuditLog(None)), "127.0.0.1", 0)
     rows: list[dict[str, Any]] = []
+    exclude = {plant.proc.pid} if plant is not None and plant.proc is not None else set()
     line.start()
     api.start()
     url = f"http://127.0.0.1:{api.port}"
@@ -230,9 +253,9 @@ def measure(
             loaded = i % 2 == 1
             name = f"{'loaded' if loaded else 'idle'}-{i // 2 + 1}"
             mark: dict[str, Any] = {}
-            begin = functools.partial(_begin, lat, name, line, mark)
+            begin = functools.partial(_begin, lat, name, line, exclude, mark)
             if loaded:
-                clients = _load_phase(url, keys["maintenance"], phase_s, begin, mix)
+                clients = _load_phase(url, keys["maintenance"], phase_s, begin, mix, exclude)
             else:
                 begin()
                 time.sleep(phase_s)
@@ -247,6 +270,7 @@ def measure(
                 "frames_dropped": snap1.frames_dropped - snap0.frames_dropped,
                 "deadline_misses": snap1.deadline_misses - snap0.deadline_misses,
                 "process_cpu_s": round(time.process_time() - mark["cpu"], 2),
+                "children_cpu_s": round(_children_cpu_s(exclude) - mark["children_cpu"], 2),
                 "clients": clients,
             }
             rows.append(row)
@@ -298,11 +322,10 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "p50_ms_median": float(np.median([r["p50_ms"] for r in mine])) if mine else None,
             "p99_ms_median": float(np.median([r["p99_ms"] for r in mine])) if mine else None,
             "frames_dropped": sum(r["frames_dropped"] for r in mine),
-            "process_cpu_s_per_s": round(
-                sum(r["process_cpu_s"] for r in mine) / max(sum(r["seconds"] for r in mine), 1e-9),
-                3,
-            ),
         }
+        seconds = max(sum(r["seconds"] for r in mine), 1e-9)
+        for key in ("process_cpu_s", "children_cpu_s"):
+            out[kind][f"{key}_per_s"] = round(sum(r.get(key, 0.0) for r in mine) / seconds, 3)
     idle, busy = out["idle"], out["loaded"]
     if idle["p99_ms_median"] is not None and busy["p99_ms_median"] is not None:
         out["p99_change_ms"] = round(busy["p99_ms_median"] - idle["p99_ms_median"], 3)

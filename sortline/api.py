@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from importlib import resources
 from typing import Annotated, Any, Literal, Protocol
 
@@ -202,7 +203,9 @@ def create_app(line: LineLike, keys: KeyBook, audit: AuditLog) -> FastAPI:
     app.include_router(recipes_router(line))
     app.include_router(model_router(line))
     app.include_router(calibration_router(line))
-    app.include_router(stream_router(line))
+    closers: list[Callable[[], None]] = []  # run by ApiServer.stop
+    app.state.on_close = closers
+    app.include_router(stream_router(line, closers))
     app.include_router(records_router(line))
     app.include_router(audit_router())
     return app
@@ -214,6 +217,7 @@ class ApiServer:
     def __init__(self, app: FastAPI, host: str, port: int) -> None:
         config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
         self.server = uvicorn.Server(config)
+        self._on_close: list[Callable[[], None]] = getattr(app.state, "on_close", [])
         self._thread = threading.Thread(target=self.server.run, name="api", daemon=True)
 
     def start(self, timeout_s: float = 10.0) -> None:
@@ -237,3 +241,5 @@ class ApiServer:
     def stop(self) -> None:
         self.server.should_exit = True
         self._thread.join(timeout=5.0)
+        for close in self._on_close:
+            close()

@@ -20,7 +20,8 @@ role like every route (``tests/sortline/test_auth.py`` walks them).
 clients, ``retry: 2000`` so a dropped browser reconnects; at most
 ``MAX_STREAMS`` streams at once (503 beyond). ``/preview.jpg`` encodes at
 most ``PreviewEncoder.max_fps`` images a second per server, whatever the
-number of viewers; the frame loop pays one reference store per frame.
+number of viewers, drawn in a child process (``sortline.preview_proc``);
+the frame loop pays one reference store per frame.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel
 
 from sortline.auth import AUTH_RESPONSES, Principal, RoleGuard, _api_key, _bearer
-from sortline.preview import PreviewEncoder, legend
+from sortline.preview import legend
+from sortline.preview_proc import PreviewEncoder, PreviewUnavailableError
 
 __all__ = ["MAX_STREAMS", "UrlKeyGuard", "stream_router"]
 
@@ -86,7 +88,7 @@ class Legend(BaseModel):
 _PREVIEW_RESPONSES: dict[int | str, dict[str, Any]] = {
     **AUTH_RESPONSES,
     200: {"content": {"image/jpeg": {}}, "description": "the newest annotated frame"},
-    503: {"description": "no frame yet (the camera has not delivered one)"},
+    503: {"description": "no frame yet, or the preview renderer is restarting"},
 }
 _STREAM_RESPONSES: dict[int | str, dict[str, Any]] = {
     **AUTH_RESPONSES,
@@ -110,14 +112,18 @@ _STREAM_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def stream_router(line: Any) -> APIRouter:
+def stream_router(line: Any, on_close: list[Callable[[], None]] | None = None) -> APIRouter:
     """Routes over a line with ``snapshot()``; the preview needs a
-    ``SortingLine`` (its ``preview`` tap and ``preview_geometry()``)."""
+    ``SortingLine`` (its ``preview`` tap and ``preview_geometry()``).
+    ``on_close`` gets what must be stopped with the server (the preview's
+    child process)."""
     router = APIRouter(tags=["live"])
     shared = _SharedSnapshot(lambda: line.snapshot().model_dump_json())
     open_streams: weakref.WeakSet[AsyncIterator[str]] = weakref.WeakSet()  # gone with them
     tap = getattr(line, "preview", None)
     encoder = None if tap is None else PreviewEncoder(tap, line.preview_geometry)
+    if encoder is not None and on_close is not None:
+        on_close.append(encoder.close)
 
     async def events(request: Request, period_s: float, limit: int | None) -> AsyncIterator[str]:
         n = 0
@@ -167,7 +173,10 @@ def stream_router(line: Any) -> APIRouter:
         """The newest frame with fragments outlined by class and the planned
         air-jet windows (at most 10 new images a second per server). The key
         may also come as ``?key=`` (for an ``<img>``)."""
-        img = None if encoder is None else encoder.image()
+        try:
+            img = None if encoder is None else encoder.image()
+        except PreviewUnavailableError as exc:
+            raise HTTPException(503, detail=str(exc)) from None
         if img is None:
             raise HTTPException(503, detail="no camera frame yet")
         return Response(

@@ -17,39 +17,40 @@ edge.
 
 **Cost to the frame loop** (``PreviewTap``): ``on_cycle`` stores a reference
 to the cycle and, when it sent pulses, appends a reference to them to a
-bounded deque: no copy, no drawing, no encoding. Everything else runs on the
-request side, throttled by ``PreviewEncoder`` to at most ``max_fps`` encodes
-per server, whatever the number of viewers: concurrent requests within one
-period share one JPEG.
+bounded deque: no copy, no drawing, no encoding. Drawing and encoding run in
+a child process (``sortline.preview_proc``), throttled to at most ``max_fps``
+images per server, whatever the number of viewers. This module is what that
+child imports: drawing only, no line.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import threading
-import time
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import cv2
 import numpy as np
 
 from calibration.geometry import ValveBar
 from core.types import Pulses
-from sortline.listeners import Cycle
+
+if TYPE_CHECKING:  # the preview's child process imports this module: keep it light
+    from sortline.listeners import Cycle
 
 __all__ = [
     "CLASS_COLOURS_BGR",
-    "PreviewEncoder",
     "PreviewGeometry",
     "PreviewTap",
     "Window",
     "class_colour_bgr",
     "draw_preview",
+    "draw_preview_arrays",
     "encode_jpeg",
     "hex_colour",
     "pulse_windows",
+    "shrink",
 ]
 
 # the default taxonomy's colours (BGR); other classes take the fallback palette in order
@@ -145,15 +146,22 @@ def pulse_windows(
     return out
 
 
-def _bgr(image: np.ndarray, width_px: int) -> tuple[np.ndarray, float]:
-    """A writable BGR copy scaled to at most ``width_px`` wide, and the scale."""
+def shrink(image: np.ndarray, width_px: int) -> tuple[np.ndarray, float]:
+    """``image`` scaled to at most ``width_px`` wide (a view of it when it is
+    no wider), and the scale (preview px per camera px)."""
     h, w = image.shape[:2]
     scale = min(1.0, width_px / w)
+    if scale == 1.0:
+        return image, 1.0
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    small = image if scale == 1.0 else cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA), scale
+
+
+def _bgr(small: np.ndarray) -> np.ndarray:
+    """A writable BGR copy of a (scaled) grey or colour image."""
     if small.ndim == 2:
-        return cv2.cvtColor(small, cv2.COLOR_GRAY2BGR), scale
-    return np.array(small, copy=True), scale
+        return cv2.cvtColor(small, cv2.COLOR_GRAY2BGR)
+    return np.array(small, copy=True)
 
 
 def _draw_windows(
@@ -189,13 +197,19 @@ def _draw_windows(
                 cv2.rectangle(img, (c0, h - STRIP_PX), (max(c0, c1 - 1), h - 1), WINDOW_BGR, -1)
 
 
-def _draw_detections(img: np.ndarray, cycle: Cycle, names: tuple[str, ...], scale: float) -> None:
-    dets = cycle.detections
-    if not len(dets):
+def _draw_detections(
+    img: np.ndarray,
+    bbox_px: np.ndarray,
+    class_id: np.ndarray,
+    confidence: np.ndarray,
+    names: tuple[str, ...],
+    scale: float,
+) -> None:
+    if not len(bbox_px):
         return
-    boxes = np.round(np.asarray(dets.bbox_px, np.float64) * scale).astype(np.int64)
+    boxes = np.round(np.asarray(bbox_px, np.float64) * scale).astype(np.int64)
     for (x0, y0, x1, y1), cid, conf in zip(
-        boxes.tolist(), dets.class_id.tolist(), dets.confidence.tolist(), strict=True
+        boxes.tolist(), np.asarray(class_id).tolist(), np.asarray(confidence).tolist(), strict=True
     ):
         known = 0 <= cid < len(names)
         colour = class_colour_bgr(names[cid], cid) if known else UNCLASSIFIED_BGR
@@ -206,16 +220,35 @@ def _draw_detections(img: np.ndarray, cycle: Cycle, names: tuple[str, ...], scal
                         colour, 1, cv2.LINE_AA)  # fmt: skip
 
 
+def draw_preview_arrays(
+    small: np.ndarray,
+    scale: float,
+    tick: int,
+    bbox_px: np.ndarray,
+    class_id: np.ndarray,
+    confidence: np.ndarray,
+    pulses: Iterable[Pulses],
+    geo: PreviewGeometry,
+) -> tuple[np.ndarray, list[Window]]:
+    """``draw_preview`` on a frame already ``shrink``-ed (``scale``) and its
+    detections' columns: what the preview's child process draws."""
+    img = _bgr(small)
+    windows = pulse_windows(pulses, tick, geo.valves, geo.mm_per_tick)
+    _draw_windows(img, windows, geo, scale)
+    _draw_detections(img, bbox_px, class_id, confidence, geo.class_names, scale)
+    return img, windows
+
+
 def draw_preview(
     cycle: Cycle, pulses: Iterable[Pulses], geo: PreviewGeometry, width_px: int = 640
 ) -> tuple[np.ndarray, list[Window]]:
     """The annotated BGR image (H', W', 3) uint8, at most ``width_px`` wide,
     and the windows drawn (belt mm at the frame's count)."""
-    img, scale = _bgr(cycle.frame.image, width_px)
-    windows = pulse_windows(pulses, cycle.frame.tick, geo.valves, geo.mm_per_tick)
-    _draw_windows(img, windows, geo, scale)
-    _draw_detections(img, cycle, geo.class_names, scale)
-    return img, windows
+    small, scale = shrink(cycle.frame.image, width_px)
+    d = cycle.detections
+    return draw_preview_arrays(
+        small, scale, cycle.frame.tick, d.bbox_px, d.class_id, d.confidence, pulses, geo
+    )
 
 
 def encode_jpeg(img: np.ndarray, quality: int = 75) -> bytes:
@@ -244,59 +277,6 @@ class PreviewTap:
     def close(self) -> None:
         self.latest = None
         self._pulses.clear()
-
-
-@dataclasses.dataclass(frozen=True)
-class PreviewImage:
-    jpeg: bytes
-    frame_id: int
-    tick: int
-    t_unix_s: float
-    detections: int
-    windows: int
-
-
-class PreviewEncoder:
-    """Draws and encodes the tap's latest cycle at most ``max_fps`` times a
-    second; callers within one period get the same image."""
-
-    def __init__(
-        self,
-        tap: PreviewTap,
-        geometry: Any,
-        max_fps: float = 10.0,
-        width_px: int = 640,
-        quality: int = 75,
-    ) -> None:
-        self.tap = tap
-        self.geometry = geometry  # () -> PreviewGeometry: the line's current parameters
-        self.period_s = 1.0 / max_fps
-        self.width_px = width_px
-        self.quality = quality
-        self._lock = threading.Lock()
-        self._cached: PreviewImage | None = None
-        self._made_at = -1e9
-        self.encoded = 0
-
-    def image(self) -> PreviewImage | None:
-        """The newest preview, or None before the first frame."""
-        with self._lock:
-            now = time.monotonic()
-            if self._cached is not None and now - self._made_at < self.period_s:
-                return self._cached
-            cycle = self.tap.latest
-            if cycle is None:
-                return None
-            if self._cached is not None and self._cached.frame_id == cycle.frame.frame_id:
-                return self._cached
-            img, windows = draw_preview(cycle, self.tap.pulses(), self.geometry(), self.width_px)
-            self._cached = PreviewImage(
-                encode_jpeg(img, self.quality), cycle.frame.frame_id, cycle.frame.tick,
-                cycle.t_unix_s, len(cycle.detections), len(windows),
-            )  # fmt: skip
-            self._made_at = now
-            self.encoded += 1
-            return self._cached
 
 
 def legend(class_names: Sequence[str]) -> Mapping[str, str]:

@@ -1,11 +1,10 @@
 """The camera preview drawn from a hand-built cycle: class outlines, the
 planned air-jet windows projected into the image (and on the valve-line
 strip when still downstream of the view), wrap-safe tick arithmetic, the
-tap keeping references only, and the encoder's per-server throttle."""
+tap keeping references only (the child process that draws for the API:
+``test_preview_proc.py``)."""
 
 from __future__ import annotations
-
-import time
 
 import cv2
 import numpy as np
@@ -20,7 +19,6 @@ from sortline.preview import (
     CLASS_COLOURS_BGR,
     UNCLASSIFIED_BGR,
     WINDOW_BGR,
-    PreviewEncoder,
     PreviewGeometry,
     PreviewTap,
     draw_preview,
@@ -141,22 +139,6 @@ def test_tap_keeps_references_only() -> None:
         tap.on_cycle(c)
     assert tap.latest is cycles[-1] and tap.latest.frame.image is cycles[-1].frame.image
     assert [p is PLANNED for p in tap.pulses()] == [True, True]  # bounded, references
-
-
-def test_encoder_throttles_to_max_fps() -> None:
-    tap = PreviewTap()
-    enc = PreviewEncoder(tap, _geo, max_fps=10.0)
-    assert enc.image() is None  # no frame yet
-    t0 = time.monotonic()
-    frame_ids = set()
-    for i in range(300):  # a new frame before every request: still at most 10 encodes a second
-        tap.on_cycle(_cycle(T + i, i))
-        got = enc.image()
-        assert got is not None
-        frame_ids.add(got.frame_id)
-    elapsed = time.monotonic() - t0
-    assert 1 <= enc.encoded <= 1 + int(elapsed * 10) + 1
-    assert len(frame_ids) == enc.encoded
 
 
 def test_legend_matches_the_outline_colours() -> None:
