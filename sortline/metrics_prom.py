@@ -100,6 +100,7 @@ class LineCollector:
         yield from self._pulses(snap, lab)
         yield from self._state(snap, lab)
         yield from self._links(snap, lab)
+        yield from self._sensor(snap, lab)
         yield from self._plant(snap, lab)
 
     # ----------------------------------------------------------- families
@@ -238,6 +239,28 @@ class LineCollector:
                 "p99 of the frames' encoder-count error, as belt travel.",
                 lab, err_mm * 1e-3,
             )  # fmt: skip
+
+    def _sensor(self, snap: StatusSnapshot, lab: list[str]) -> Iterator[Metric]:
+        """The induction bar's reader, when ``[sensor]`` is enabled."""
+        b = snap.sensor
+        if b is None:
+            return
+        yield _gauge("sensor_receiving", "1 while the induction bar's packets arrive.", lab,
+                     b.receiving)  # fmt: skip
+        yield _gauge("sensor_fault", "1 while the induction bar reports a fault.", lab, b.fault)
+        yield _counter("sensor_packets", "Induction bar packets accepted.", lab, b.packets_ok)
+        yield _counter("sensor_packets_lost", "Induction bar packets lost (sequence gaps).", lab,
+                       b.packets_lost)  # fmt: skip
+        yield _counter("sensor_rows_missing", "Induction bar rows missing by encoder count.",
+                       lab, b.rows_missing)  # fmt: skip
+        refused = CounterMetricFamily(
+            "sortline_sensor_packets_refused",
+            "Induction bar packets refused, by reason.",
+            labels=["line", "reason"],
+        )
+        for reason, n in sorted(b.packets_refused.items()):
+            refused.add_metric([*lab, reason], float(n))
+        yield refused
 
     def _plant(self, snap: StatusSnapshot, lab: list[str]) -> Iterator[Metric]:
         """Virtual plant's ground truth, scored for the recipe in force (a

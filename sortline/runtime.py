@@ -42,7 +42,15 @@ from sortline.preview import PreviewGeometry, PreviewTap
 from sortline.recipe_library import RecipeLibrary, recipe_text, recipes_dir
 from sortline.records import Context, Records, records_from_config
 from sortline.state import Command, LineStateMachine, PackMLState, TransitionError
-from sortline.status import Event, LatencyMs, Quality, StatusSnapshot, TimeBaseView, report_from
+from sortline.status import (
+    Event,
+    LatencyMs,
+    Quality,
+    SensorView,
+    StatusSnapshot,
+    TimeBaseView,
+    report_from,
+)
 from sortline.valves import OperatorDisable, UnknownValveError, ValveRefusedError, ValveUsage
 from sortline.warmup import warm_up
 from vision.pipelined import PipelinedVision
@@ -355,6 +363,19 @@ class SortingLine:
             last_problem=tb.last_problem,
         )  # fmt: skip
 
+    def _sensor_view(self) -> SensorView | None:
+        link = self.parts.sensor
+        if link is None:
+            return None
+        st = link.status()
+        return SensorView.model_construct(
+            receiving=not st["stalled"] and not st["fault"], stalled=bool(st["stalled"]),
+            fault=bool(st["fault"]), packets_ok=int(st["packets_ok"]),
+            packets_lost=int(st["packets_lost"]), packets_refused=dict(st["refused"]),
+            last_refusal=str(st["last_refusal"]), rows_missing=int(st["rows_missing"]),
+            rows_kept=int(st["rows"]),
+        )  # fmt: skip
+
     def _publish(self, plc: PlcStatus) -> None:
         parts, loop = self.parts, self.loop
         self.valve_usage.add(time.time(), plc.valve_cycles)
@@ -383,6 +404,7 @@ class SortingLine:
             plc=plc,
             virtual_plant=self.score is not None,
             warm_up_s=self.warm_up_s,
+            sensor=self._sensor_view(),
         )
         with self._status_lock:
             self._status = snap

@@ -19,6 +19,7 @@ __all__ = [
     "Event",
     "LatencyMs",
     "Quality",
+    "SensorView",
     "StatusSnapshot",
     "TimeBaseView",
     "report_from",
@@ -77,6 +78,22 @@ class TimeBaseView(BaseModel):
     last_problem: str
 
 
+class SensorView(BaseModel):
+    """The second sensor (the induction bar, ``[sensor]``): what its reader
+    received (``sortline.sensor.reader``)."""
+
+    model_config = _FROZEN
+    receiving: bool  # a valid packet within the stall limit and no fault reported
+    stalled: bool  # no valid packet for the stall limit (or none yet)
+    fault: bool  # the sensor reports a fault in its packets
+    packets_ok: int
+    packets_lost: int  # gaps in the packets' sequence numbers
+    packets_refused: dict[str, int]  # reason -> count (short, magic, version, ...)
+    last_refusal: str
+    rows_missing: int  # sample rows missing against their encoder counts
+    rows_kept: int  # rows in the reader's ring
+
+
 class Event(BaseModel):
     model_config = _FROZEN
     t_unix_s: float
@@ -116,6 +133,7 @@ class StatusSnapshot(BaseModel):
     virtual_plant: bool
     warm_up_s: float | None
     valves_disabled: list[int] = []  # by an operator (POST /valves/{n}/disable)
+    sensor: SensorView | None = None  # the induction bar, when [sensor] is enabled
 
 
 def report_from(
