@@ -18,6 +18,17 @@ model's defaults before issue 16, ``PREV_PARAMS``). ``cv_fit5``: a
 least-squares constant-velocity line through the fragment's last 5 measured
 centres, extrapolated to the valve line.
 
+``oracle``: the ceiling (``bench/_predict_oracle.py``): the plant's own path
+form per motion kind (rest; a straight slide braking to rest; for rollers a
+circular arc run at a constant deceleration), fitted to the same detections
+over the track's whole history, as the maximum a posteriori path under the
+plant's spread of curvature and deceleration (``oracle_lsq``: by plain least
+squares); it knows each fragment's family, not its parameters. A bouncer is
+kicked after the view: the oracle predicts its path before the kick.
+``noise_ceiling``: rollers' and sliders' true centres re-measured many times
+at several noise levels, the oracle refitted: what share noise alone puts
+out of reach, and what tolerance or noise a 0.97 hit rate would take.
+
 For each fragment that crossed the valve line (its true centroid crossing,
 ``FragmentRecord.cross_tick`` and ``x_cross_mm``) and each horizon h (5 and
 10 frames), the prediction is read at the last frame at least h frames
@@ -48,6 +59,7 @@ from typing import Any
 
 import numpy as np
 
+from bench import _predict_oracle as oracle
 from bench._common import write_result
 
 HORIZONS = (5, 10)
@@ -164,10 +176,13 @@ def run_preset(
     sigma_mm: float,
     models: dict[str, Any],
     bounce_share: float | None = None,
+    paths: list[dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
     """One plant run -> per fragment, horizon and model: errors, sigmas.
     ``bounce_share``: the preset with this share of bouncers instead of its
-    own (a bench-only variant that puts bouncing pieces in numbers)."""
+    own (a bench-only variant that puts bouncing pieces in numbers);
+    ``paths``: gets per fragment and horizon its true centres, frame times
+    and ticks up to the prediction (``noise_ceiling``)."""
     from control.controller import Controller
     from control.recipe import load_recipe
     from core.classes import DEFAULT_CLASSES
@@ -187,6 +202,7 @@ def run_preset(
     }
     rng = np.random.default_rng((seed, 16))
     seen: dict[int, list[tuple[float, float, float]]] = {}  # fid -> (tick, x, y) measured
+    truth_of: dict[int, list[tuple[float, float, float]]] = {}  # fid -> (time s, true x, y)
     pred: dict[str, dict[int, list[tuple]]] = {name: {} for name in models}
     travel0: float | None = None
     frame_ticks: list[int] = []
@@ -197,8 +213,10 @@ def run_preset(
         frame_ticks.append(tick)
         travel0 = truth.travel_mm if travel0 is None else travel0
         dets, fids, centres = detections(truth, geometry, len(DEFAULT_CLASSES), sigma_mm, rng)
+        true_c = dict(zip(truth.fragment_id.tolist(), truth.centroid_mm.tolist(), strict=True))
         for fid, c in zip(fids.tolist(), centres, strict=True):
             seen.setdefault(fid, []).append((float(tick), float(c[0]), float(c[1])))
+            truth_of.setdefault(fid, []).append((plant.now_s, *true_c[fid]))
         for name, ctl in ctls.items():
             tracks, _ = ctl.update(dets, plant.tick)
             matched = _match(centres, fids, tracks, truth.travel_mm - travel0)
@@ -208,11 +226,15 @@ def run_preset(
                 pred[name].setdefault(fid, []).append((float(tick), *p))
     per_frame = float(np.median(np.diff(frame_ticks)))
     y_line = geometry.valves.y_valve_mm
+    mpt = geometry.belt.mm_per_tick
     out: list[dict[str, Any]] = []
     for rec in plant.fragments:
         if rec.cross_tick is None or rec.x_cross_mm is None or rec.fragment_id not in seen:
             continue
         meas = np.asarray(seen[rec.fragment_id])
+        true_path = np.asarray(truth_of[rec.fragment_id])
+        family = oracle.family_of(rec.motion, rec.rolls)
+        prior = oracle.priors(rec.motion, rec.rolls, rec.kind)
         for h in HORIZONS:
             t_k = rec.cross_tick - h * per_frame
             k = int(np.searchsorted(meas[:, 0], t_k, side="right")) - 1
@@ -229,6 +251,17 @@ def run_preset(
             t_err = (tf - rec.cross_tick) / per_frame
             out.append({**base, "model": "cv_fit5", "t_err_frames": t_err,
                         "x_err_mm": xf - rec.x_cross_mm})  # fmt: skip
+            times = true_path[: k + 1, 0]
+            for name, pr in (("oracle_lsq", None), ("oracle", prior)):
+                to, xo = oracle.predict(meas[: k + 1, 0], times, meas[: k + 1, 1:3], family,
+                                        y_line, mpt, sigma_mm, pr)  # fmt: skip
+                out.append({**base, "model": name, "t_err_frames": (to - rec.cross_tick)
+                            / per_frame, "x_err_mm": xo - rec.x_cross_mm})  # fmt: skip
+            if paths is not None:
+                paths.append({**base, "family": family, "prior": prior, "cross_tick":
+                              rec.cross_tick, "x_cross_mm": rec.x_cross_mm, "ticks":
+                              meas[: k + 1, 0], "times": times, "true_xy":
+                              true_path[: k + 1, 1:3]})  # fmt: skip
             for name in models:
                 _, tp, xp, st, sx = rows[name][0]
                 t_err = (tp - rec.cross_tick) / per_frame
@@ -346,6 +379,24 @@ def closed_loop_rows(seconds: float, seeds: list[int]) -> list[dict[str, Any]]:
     return out
 
 
+def _noise_ceiling(paths: list[dict[str, Any]], quick: bool) -> list[dict[str, Any]]:
+    """``_predict_oracle.noise_ceiling`` on rollers and sliders 10 frames ahead."""
+    from sortline.config import load_config
+
+    geometry = load_config().geometry
+    sel = [p for p in paths if p["motion"] in ("rolling", "sliding") and p["horizon_frames"] == 10]
+    sigmas = (0.25,) if quick else (0.0, 0.02, 0.05, 0.1, 0.25)
+    per_frame = geometry.belt.speed_mm_s / geometry.camera.fps / geometry.belt.mm_per_tick
+    rows = oracle.noise_ceiling(sel, sigmas, 3 if quick else 20, geometry.valves.y_valve_mm,
+                                geometry.belt.mm_per_tick, per_frame, HIT_T_FRAMES,
+                                HIT_X_MM)  # fmt: skip
+    for r in rows:
+        print(f"ceiling {r['motion']:8s} sigma {r['sigma_mm']:.2f} mm n={r['n']:4d} hit "
+              f"{r['hit_rate']:.3f} unreachable {r['unreachable_share']:.3f} x for 0.97 "
+              f"{r['x_mm_for_0_97']} mm", flush=True)  # fmt: skip
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     from control.params import ControlParams
 
@@ -380,11 +431,12 @@ def main(argv: list[str] | None = None) -> int:
         "sortline_prev": prev_params(),
     }
     samples: list[dict[str, Any]] = []
+    paths: list[dict[str, Any]] = []
     for preset in [p for p in args.presets.split(",") if p]:
         samples += run_preset(
-            preset, args.seconds, args.seed, args.meas_sigma_mm, models, args.bounce_share
+            preset, args.seconds, args.seed, args.meas_sigma_mm, models, args.bounce_share, paths
         )
-    rows = table(samples, ("sortline", "cv_fit5"))
+    rows = table(samples, ("sortline", "cv_fit5", "oracle", "oracle_lsq"))
     prev = table(samples, ("sortline_prev",))
     two = table(samples, ("sortline_2m",))
     for r in rows + two:
@@ -396,6 +448,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"hit {r['hit_rate']:.3f}  t p95 {r['t_err_p95_frames']:.3f} fr  "
                   f"x p50/p95 {r['x_err_median_mm']:.2f}/{r['x_err_p95_mm']:.2f} mm{extra}",
                   flush=True)  # fmt: skip
+    ceiling = _noise_ceiling(paths, args.quick)
     seeds = [int(x) for x in args.loop_seeds.split(",") if x]
     loop = closed_loop_rows(args.loop_seconds, seeds) if args.loop_seconds > 0 else []
     line_seed = args.seed if args.line_seed is None else args.line_seed
@@ -409,7 +462,15 @@ def main(argv: list[str] | None = None) -> int:
         "valve line, read the last frame >= h frames before the true crossing; "
         "rows_two_models: the two-model filter of before the acceleration model "
         "(TWO_MODEL_PARAMS), rows_prev: the motion model's defaults before issue 16 "
-        "(PREV_PARAMS), both on the same detections; closed_loop: bench/air.py's loop (true "
+        "(PREV_PARAMS), both on the same detections; oracle: the ceiling, the plant's own path "
+        "form per motion kind (rest; straight braking slide; circular arc at constant "
+        "deceleration for rollers; a bouncer's path before its kick, which comes after the "
+        "view) fitted to the same detections over the track's whole history as the maximum a "
+        "posteriori path under the plant's spread of curvature and deceleration, oracle_lsq "
+        "the same by plain least squares (bench/_predict_oracle.py); noise_ceiling: rollers' "
+        "and sliders' true centres re-measured with N(0, sigma) and the oracle refitted "
+        "(expected hit rate, share hit in under half the draws = unreachable from noise "
+        "alone, x tolerance a 0.97 hit rate would need); closed_loop: bench/air.py's loop (true "
         "outlines as detections); line: bench/line.py with the shipped model (vision), "
         f"sortline and sortline_2m, {args.line_frames} frames, seed {line_seed}"
     )
@@ -417,6 +478,7 @@ def main(argv: list[str] | None = None) -> int:
     out["rows"] = rows
     out["rows_two_models"] = two
     out["rows_prev"] = prev
+    out["noise_ceiling"] = ceiling
     out["closed_loop"] = loop
     out["line"] = line
     out["hit_definition"] = {"t_frames": HIT_T_FRAMES, "x_mm": HIT_X_MM}

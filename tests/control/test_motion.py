@@ -46,6 +46,31 @@ def crossing_twin(x, p6, hu, q, t, travel, y_valve, mpt, ev):
         math.sqrt(vx + ev), math.sqrt(vx)  # fmt: skip
 
 
+def shrink_turn_twin(state, cx, cu, curv=kca.CURV_SIGMA_PER_MM):
+    """Bayes' rule on the acceleration across the velocity alone: the
+    estimate ``n.a`` (variance ``n' diag(aa_x, aa_u) n``) times the prior
+    N(0, (curv x speed^2)^2) -> the state with that part replaced by the
+    posterior mean (the part along the velocity kept), covariances as given."""
+    x, u, vx, vu, ax, au = state
+    v = np.array([vx, vu])
+    s2 = float(v @ v)
+    if s2 == 0.0:
+        return tuple(state), cx, cu
+    n = np.array([-vu, vx]) / math.sqrt(s2)
+    a = np.array([ax, au])
+    est, var = float(n @ a), float(n**2 @ np.array([cx[5], cu[5]]))
+    prior = (curv * s2) ** 2
+    post = est * prior / (prior + var)  # the product of the two Gaussians' mean
+    a = a + (post - est) * n
+    return (x, u, vx, vu, a[0], a[1]), cx, cu
+
+
+def ca_crossing_twin(state, cx, cu, q_jerk, t, travel):
+    """The acceleration model's crossing: the turn prior, then the stepped twin."""
+    return naive.ca_crossing(*shrink_turn_twin(state, cx, cu), q_jerk, t, travel, Y_VALVE,
+                             MM_PER_TICK)  # fmt: skip
+
+
 def _cov3(rng):
     m = rng.normal(size=(3, 3)) * np.array([1.0, 3e-3, 2e-5])[:, None]
     return naive.pack3(m @ m.T + np.diag([0.01, 1e-8, 1e-13]))
@@ -166,7 +191,7 @@ def test_crossing_ca_equals_stepped_twin(state, seed):
     rng = np.random.default_rng(seed)
     cx, cu = _cov3(rng), _cov3(rng)
     got = kca._crossing_ca(*state, 12.0, *cx, *cu, 4e-16, 1000.0, 40.0, Y_VALVE, MM_PER_TICK)
-    want = naive.ca_crossing(state, cx, cu, 4e-16, 1000.0, 40.0, Y_VALVE, MM_PER_TICK)
+    want = ca_crossing_twin(state, cx, cu, 4e-16, 1000.0, 40.0)
     assert got[0] == pytest.approx(want[0], abs=1e-5)  # ticks
     assert got[2] == pytest.approx(want[2], rel=1e-4)
     assert got[3] == pytest.approx(want[3], abs=1e-6)  # mm
@@ -204,8 +229,7 @@ def test_crossing_of_three_models_is_their_moment_match(seed, mu, ma):
     on_m, off_m, _, st_m, x_m, _, sx_m = crossing_twin(
         x, p6, 12.0, q, t, travel, Y_VALVE, MM_PER_TICK, 0.0
     )
-    ta, sta, vel_a, x_a, sx_a = naive.ca_crossing(xa, pa[:6], pa[6:], q_jerk, t, travel, Y_VALVE,
-                                                  MM_PER_TICK)  # fmt: skip
+    ta, sta, vel_a, x_a, sx_a = ca_crossing_twin(xa, pa[:6], pa[6:], q_jerk, t, travel)
     t_s = t + (Y_VALVE - xs[1] - travel) / MM_PER_TICK
     d = t_s - t
     w = np.array([mu, 1 - mu - ma, ma])
