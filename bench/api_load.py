@@ -47,6 +47,8 @@ _LOADS = {
     "stream": f"{CLIENTS} status streams at 4 Hz",
     "preview": f"{CLIENTS} preview pollers at 4 Hz (+ valves, alarms every 2 s)",
     "scrape": "/metrics scrape 1/s",
+    "jpeg": f"{CLIENTS} preview pollers at 4 Hz",
+    "polls": f"{CLIENTS} clients polling /valves and /alarms every 2 s",
 }
 
 
@@ -72,17 +74,18 @@ def _dashboard(url: str, key: str, stop: threading.Event, out: dict[str, int], m
 
     if mix in ("all", "stream"):
         threading.Thread(target=stream, daemon=True).start()
-    if mix not in ("all", "preview"):
+    if mix not in ("all", "preview", "jpeg", "polls"):
         stop.wait()
         return
     with httpx.Client(headers=h, timeout=10) as c:
         n = 0
         while not stop.wait(0.25):
             try:
-                r = c.get(f"{url}/preview.jpg")
-                out["previews"] += r.status_code == 200
-                out["preview_bytes"] += len(r.content)
-                if n % 8 == 0:
+                if mix != "polls":
+                    r = c.get(f"{url}/preview.jpg")
+                    out["previews"] += r.status_code == 200
+                    out["preview_bytes"] += len(r.content)
+                if n % 8 == 0 and mix != "jpeg":
                     out["polls"] += c.get(f"{url}/valves").is_success
                     out["polls"] += c.get(f"{url}/alarms").is_success
             except httpx.HTTPError:
@@ -194,10 +197,11 @@ def _load_phase(
     return dict(json.loads(out))
 
 
-def _line_config(tmp: Path, plant: Any) -> str:
+def _line_config(tmp: Path, plant: Any, rt_priority: int = 0) -> str:
     """The line's config: the embedded plant, or the camera ring and PLC of
     ``sortline sim plant`` in its own process (``plant``)."""
     text = f'[recipes]\ndir = "{tmp / "recipes"}"\n[records]\nenabled = false\n'
+    text += f"[control]\nrt_priority = {int(rt_priority)}\n"
     if plant is not None:
         text += (
             f'[camera]\nsource = "shm:{plant.ring}"\n[plc]\nport = {plant.plc_port}\n'
@@ -214,6 +218,7 @@ def measure(
     mix: str = "all",
     plant_where: str = "separate",
     scenario: str = "default",
+    rt_priority: int = 0,
 ) -> list[dict[str, Any]]:
     from bench._faults_procs import Plant, free_port
     from sortline.api import ApiServer, create_app
@@ -226,7 +231,7 @@ def measure(
         plant = Plant(f"sortline-api-load-{os.getpid()}", free_port(), free_port(), tmp,
                       extra=("--scenario", scenario)).start()  # fmt: skip
     cfg_path = tmp / "line.toml"
-    cfg_path.write_text(_line_config(tmp, plant))
+    cfg_path.write_text(_line_config(tmp, plant, rt_priority))
     try:
         line = SortingLine(
             load_config(cfg_path),
@@ -271,6 +276,7 @@ def measure(
                 "deadline_misses": snap1.deadline_misses - snap0.deadline_misses,
                 "process_cpu_s": round(time.process_time() - mark["cpu"], 2),
                 "children_cpu_s": round(_children_cpu_s(exclude) - mark["children_cpu"], 2),
+                "switch_interval_ms": sys.getswitchinterval() * 1e3,
                 "clients": clients,
             }
             rows.append(row)
@@ -349,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument(
         "--mix",
-        choices=("all", "stream", "preview", "scrape"),
+        choices=tuple(_LOADS),
         default="all",
         help="the load: everything, or one part of it (to see what costs)",
     )
@@ -361,6 +367,12 @@ def main(argv: list[str] | None = None) -> int:
         "or embedded in the controller's process (as `sortline run` with no arguments)",
     )
     ap.add_argument("--scenario", default="default", help="plant preset (default: default)")
+    ap.add_argument(
+        "--rt-priority",
+        type=int,
+        default=0,
+        help="[control] rt_priority of the line: SCHED_FIFO for the frame loop (0: normal)",
+    )
     ap.add_argument(
         "--clients", nargs=4, metavar=("URL", "KEY", "S", "MIX"), help=argparse.SUPPRESS
     )
@@ -380,13 +392,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.switch_interval_ms is not None:
         sys.setswitchinterval(args.switch_interval_ms / 1e3)
     with tempfile.TemporaryDirectory(prefix="sortline-api-load-") as tmp:
-        rows = measure(phase_s, pairs, warm_s, Path(tmp), args.mix, args.plant, args.scenario)
+        rows = measure(
+            phase_s, pairs, warm_s, Path(tmp), args.mix, args.plant, args.scenario,
+            args.rt_priority,
+        )  # fmt: skip
     where = "in its own process" if args.plant == "separate" else "embedded in the controller"
     note = (
         f"wall clock, virtual plant {where} (synthetic scenes, preset {args.scenario}), "
         "default recipe; frame latency "
         "= arrival to pulses handed to the bridge, every frame of each phase; clients in a "
-        f"child process; GIL switch interval {sys.getswitchinterval() * 1e3:g} ms; load "
+        f"child process; frame loop rt_priority {args.rt_priority} (0: normal scheduling); "
+        "GIL switch interval: each row's; load "
         f"average at start {load0:.2f}"
     )
     result = write_result("api_load", argv, note, rows, Path(args.json) if args.json else None)

@@ -141,6 +141,10 @@ class ControlSection(BaseModel):
     model_config = _STRICT
     recipe: str = "builtin:default"
     deadline_margin_ms: float = Field(5.0, ge=0, le=1000)
+    rt_priority: int = Field(
+        0, ge=0, le=99,
+        description="SCHED_FIFO priority of the frame loop and its vision worker; 0 = normal",
+    )  # fmt: skip
 
 
 class ApiKeyEntry(BaseModel):
@@ -285,8 +289,11 @@ class SensorSection(BaseModel):
     )  # fmt: skip
     every_ticks: int = Field(50, ge=1, le=100000, description="encoder counts between rows")
     stall_ms: float = Field(200.0, gt=0, le=60000, strict=False)
-    model: str = Field("builtin:induction-v1", description="the induction model (JSON)")
-    weight: float = Field(1.0, ge=0, le=10, strict=False, description="weight of its evidence")
+    model: str = Field("builtin:induction-v2", description="the induction model (JSON)")
+    weight: float = Field(
+        1.0, ge=0, le=10, strict=False,
+        description="times the model's fitted weight of its evidence (1: as fitted)",
+    )  # fmt: skip
     needs_sensor: list[str] = Field(
         default_factory=list,
         description="classes not ejected on the camera alone while the sensor is stalled",

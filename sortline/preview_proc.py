@@ -1,14 +1,16 @@
 """The camera preview drawn and encoded in a child process, so people
 watching cost the controller's process no Python time.
 
-Why a process: the frame loop's thread releases the GIL around every
-OpenCV, ONNX and Numba call and must take it back after each. While another
-thread of the same process runs Python (drawing, projecting windows,
-encoding), it gets it back only at that thread's next switch (every 5 ms by
-default): measured with three dashboards polling the preview, the loop's
-frame p99 rose by 3.7 ms (``bench/results/api_load_mix.json``) although the
-drawing's CPU was small. In a child process that Python runs under its own
-GIL, on whichever core is free.
+Why a process: drawing is Python that grows with what is on the belt (a
+box per fragment, a projected polygon per planned air window): 24 ms of CPU
+per image with 35 fragments and 1,024 planned windows, 39 ms with 300
+fragments (measured with ``draw_preview_arrays`` on a 1280 x 512 frame), up to ten
+images a second. In the controller's process that CPU and its hold on the
+GIL would be the frame loop's competition; here it runs under its own GIL,
+on whichever core is free. On ``default`` the child used under 1 % of a core
+(``bench api_load``'s ``children_cpu_s``). It did not by itself remove the
+loop's p99 rise while dashboards are served: most of that was the loop
+waiting for a core (``[control] rt_priority``, ``core.rt``).
 
 What stays in the controller's process, per new preview (at most
 ``max_fps`` a second whatever the number of viewers, ``PreviewEncoder``):
@@ -18,7 +20,10 @@ message on a pipe (the image as raw bytes, written with the GIL released).
 No child runs until someone asks for a preview; it is started then, kept
 while the API lives, restarted on the next request if it died, and stopped
 with the API (or when the controller's process exits: its end of the pipe
-closes and the child leaves its loop).
+closes and the child leaves its loop). The child is spawned, not forked (the
+controller has threads), so the parent's main module must be safe to import
+(an ``if __name__ == "__main__":`` guard), as with any ``multiprocessing``
+use; the ``sortline`` command's is.
 
 Protocol on the ``multiprocessing`` pipe, parent to child: ``("geometry",
 PreviewGeometry)`` when the line's parameters changed, then ``("draw",

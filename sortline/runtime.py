@@ -28,6 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 from control.recipe import Recipe, parse_recipe
+from core.rt import check_fifo, set_fifo
 from plc.bridge import PlcStatus
 from plc.regmap import InputBit
 from sortline.alarms import AlarmBook, attach_alarms
@@ -99,7 +100,11 @@ class SortingLine:
             self.state,
             stepped=stepped,
             nominal_speed_mm_s=cfg.belt.speed_mm_s,
-            pipelined=PipelinedVision(parts.vision) if pipelined else None,
+            pipelined=(
+                PipelinedVision(parts.vision, rt_priority=cfg.control.rt_priority)
+                if pipelined
+                else None
+            ),
             before_cycle=self._take_params,
             publish=self._maybe_publish,
         )
@@ -167,6 +172,9 @@ class SortingLine:
 
     # ------------------------------------------------------------------ life
     def start(self, connect_timeout_s: float = 5.0) -> None:
+        rt = self.cfg.control.rt_priority
+        if rt and not self.stepped:  # refused in one line before anything starts
+            check_fifo(rt, "control.rt_priority")
         if not self.stepped:  # compile before the first frame, not during the run
             self._warm_up()
         self.parts.start_plant()
@@ -180,7 +188,7 @@ class SortingLine:
             self._spawn("calibration-watch", self._watch_calibration)
         if not self.stepped:
             period_s = 1.0 / self.cfg.camera.fps
-            self._spawn("rt-loop", lambda: self.loop.run(self._stop, period_s))
+            self._spawn("rt-loop", lambda: self._run_loop(rt, period_s))
         for link in self.links:
             link.start()
 
@@ -221,6 +229,11 @@ class SortingLine:
         for listener in self.loop.listeners:
             listener.close()
         self.parts.close()
+
+    def _run_loop(self, rt_priority: int, period_s: float) -> None:
+        if rt_priority:  # checked in start(): the frame loop's own thread, first thing
+            set_fifo(rt_priority, "control.rt_priority")
+        self.loop.run(self._stop, period_s)
 
     def _spawn(self, name: str, target: Callable[[], None]) -> None:
         t = threading.Thread(target=target, name=name, daemon=True)

@@ -27,6 +27,7 @@ from types import TracebackType
 import numpy as np
 
 from core.frame import Frame
+from core.rt import set_fifo
 from core.types import Detections
 from vision.pipeline import Prepared, VisionPipeline
 
@@ -41,6 +42,7 @@ class PipelinedVision:
     pipeline:          the ``VisionPipeline`` to run; do not call its ``process`` meanwhile.
     keep_latency:      how many recent per-frame latencies ``latency_s`` keeps.
     switch_interval_s: GIL switch interval while running (never raised; None: untouched).
+    rt_priority:       SCHED_FIFO priority of the worker thread (0: normal; ``core.rt``).
     """
 
     def __init__(
@@ -48,9 +50,11 @@ class PipelinedVision:
         pipeline: VisionPipeline,
         keep_latency: int = 10_000,
         switch_interval_s: float | None = 0.0005,
+        rt_priority: int = 0,
     ) -> None:
         self.pipeline = pipeline
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="vision-classify")
+        init = (lambda: set_fifo(rt_priority, "control.rt_priority")) if rt_priority else None
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="vision-classify", initializer=init)
         self._pending: Future[Detections] | None = None
         self._buffer = 0
         # running thread CPU s of prepare and finish (crops excluded) and of the crops
