@@ -111,3 +111,82 @@ def owner_classes(bbox_px: np.ndarray, truth: Any) -> np.ndarray:
             vals, counts = np.unique(ids, return_counts=True)
             out[k] = cls_of.get(int(vals[np.argmax(counts)]), -1)
     return out
+
+
+def _downsampled_truth(truth: Any, shape: tuple[int, int], scale: int) -> np.ndarray:
+    """The truth's label image sampled at the centres of ``scale`` x ``scale`` blocks,
+    cut to ``shape`` (the segmentation's low-resolution grid)."""
+    lab = truth.label_image()
+    off = scale // 2
+    return lab[off::scale, off::scale][: shape[0], : shape[1]]
+
+
+def segment_truth(
+    labels: np.ndarray, label_id: np.ndarray, scale: int, truth: Any
+) -> dict[str, Any]:
+    """Segments against the truth at the segmentation's resolution.
+
+    Returns per segment (rows as ``label_id``): ``owner`` (fragment id with most
+    pixels in it, -1 none), ``n_held`` (fragments with at least half of their
+    visible pixels in it); per visible fragment (rows as ``truth.fragment_id``):
+    ``touching`` (adjacent, diagonals included, to another fragment's pixels),
+    ``merged`` (its main segment holds at least half of another fragment too),
+    ``mixed`` (... of a fragment of another class), ``split`` (a second segment
+    holds at least a quarter of it) and ``area`` (low-res px).
+    """
+    lab = _downsampled_truth(truth, labels.shape, scale)
+    fids = np.asarray(truth.fragment_id, np.int64)
+    n_f = len(fids)
+    f_index = {int(f): i for i, f in enumerate(fids.tolist())}
+    fidx = np.full(lab.shape, -1, np.int64)
+    for f, i in f_index.items():
+        fidx[lab == f] = i
+    touching = np.zeros(n_f, bool)
+    for a, b in (
+        (fidx[:, :-1], fidx[:, 1:]), (fidx[:-1, :], fidx[1:, :]),
+        (fidx[:-1, :-1], fidx[1:, 1:]), (fidx[:-1, 1:], fidx[1:, :-1]),
+    ):  # fmt: skip
+        m = (a >= 0) & (b >= 0) & (a != b)
+        touching[a[m]] = True
+        touching[b[m]] = True
+    seg_of = {int(s): k for k, s in enumerate(np.asarray(label_id).tolist())}
+    n_s = len(seg_of)
+    sidx = np.full(labels.shape, -1, np.int64)
+    if n_s:
+        lut = np.full(int(labels.max()) + 1, -1, np.int64)
+        for s, k in seg_of.items():
+            if s < lut.size:
+                lut[s] = k
+        sidx = lut[labels]
+    area = np.bincount(fidx[fidx >= 0], minlength=n_f)
+    both = (fidx >= 0) & (sidx >= 0)
+    table = np.zeros((max(n_f, 1), max(n_s, 1)), np.int64)
+    np.add.at(table, (fidx[both], sidx[both]), 1)
+    table = table[:n_f, :n_s]
+    held = table >= 0.5 * np.maximum(area, 1)[:, None]  # (F, S)
+    n_held = held.sum(axis=0) if n_f else np.zeros(n_s, np.int64)
+    owner = np.full(n_s, -1, np.int64)
+    if n_f and n_s:
+        top = table.argmax(axis=0)
+        has = table.max(axis=0) > 0
+        owner[has] = fids[top[has]]
+    merged = np.zeros(n_f, bool)
+    mixed = np.zeros(n_f, bool)
+    split = np.zeros(n_f, bool)
+    if n_f and n_s > 1:
+        second = np.sort(table, axis=1)[:, -2]
+        split = second >= 0.25 * np.maximum(area, 1)
+    cls = np.asarray(truth.class_id, np.int64)
+    if n_f and n_s:
+        main = table.argmax(axis=1)
+        for i in range(n_f):
+            if table[i, main[i]] == 0:
+                continue
+            others = np.flatnonzero(held[:, main[i]])
+            others = others[others != i]
+            merged[i] = others.size > 0
+            mixed[i] = bool(np.any(cls[others] != cls[i]))
+    return {
+        "owner": owner, "n_held": n_held, "touching": touching, "merged": merged,
+        "mixed": mixed, "split": split, "area": area,
+    }  # fmt: skip

@@ -75,11 +75,14 @@ def run_preset(
     line_config: str | None = None,
     vision: str = "model",
     cell: Cell | None = None,
+    baseline: bool = False,
 ) -> dict[str, Any]:
     """One stepped run. ``vision``: "model" (the line as it is), or ground truth
     in place of a stage (``bench._line_truth``): "truth-classes" (the line's
     segmentation, true classes), "truth-segments" (true segments and classes).
-    ``cell``: the preset at the cell's speed and feed, with a ``Probe``."""
+    ``cell``: the preset at the cell's speed and feed, with a ``Probe``.
+    ``baseline``: the line's vision as before issue 15's second round (every
+    view classified, no merge flags), for side-by-side runs."""
     import tempfile
 
     from sortline.runtime import SortingLine
@@ -93,6 +96,8 @@ def run_preset(
         )  # fmt: skip
         if probe is not None:
             probe.attach(line)
+        if baseline:
+            _baseline_vision(line.loop.vision)
         tap = None
         if vision != "model":
             from bench._line_truth import TruthTap
@@ -117,6 +122,7 @@ def run_preset(
             line.stop()
     row: dict[str, Any] = {
         "preset": preset, "seed": seed, "prefer": prefer or "recipe", "vision": vision,
+        "vision_version": "every view, no merge flags" if baseline else "tracks, merge flags",
         "line_config": line_config or "default",
         "valve_pitch_mm": line.parts.geometry.valves.pitch_mm,
     }  # fmt: skip
@@ -126,6 +132,11 @@ def run_preset(
     row["late"] = score.get("late")
     row["valve_ms_per_ejected"] = score.get("valve_ms_per_ejected")
     row["targets_aimed"] = report["controller"].get("targets_aimed")
+    vision_stage: Any = line.loop.vision
+    times = getattr(vision_stage, "inner", vision_stage).times  # under truth: the line's own
+    row["crops_per_frame"] = round(times.crops / max(times.frames, 1), 1)
+    row["segments_per_frame"] = round(times.fragments / max(times.frames, 1), 1)
+    row["merged_per_frame"] = round(times.merged / max(times.frames, 1), 2)
     row["wall_s"] = round(time.perf_counter() - t0, 2)
     if cell is not None and probed is not None:
         sim_s = report["frames"] * period_s
@@ -137,6 +148,19 @@ def run_preset(
             **probed,
         )
     return row
+
+
+def _baseline_vision(pipeline: Any) -> None:
+    """Every view classified, no merge flags (and no colour split, off by default
+    too): the line's vision before issue 15's track classification and merge work."""
+    import dataclasses
+
+    from vision.track_crops import CropPolicy
+
+    pipeline.set_crop_policy(CropPolicy(mode="every"))
+    pipeline.set_merge_params(None)  # a method: the bench's timing wrapper passes it on
+    seg = pipeline.segmenter
+    seg.params = dataclasses.replace(seg.params, split_colour_diff=0.0)
 
 
 def _frame_period_s(line: Any, cell: Cell | None) -> float:
@@ -155,19 +179,29 @@ def _own_feed(preset: str) -> float:
 
 
 def _grid(args: argparse.Namespace, argv: list[str] | None) -> int:
-    cells = quick_cells() if args.quick else full_cells()
+    cells = (
+        quick_cells() if args.quick else full_cells(args.cells.split(",") if args.cells else None)
+    )
+    if args.speeds:
+        cells = [c for c in cells if c.speed_m_s in _floats(args.speeds)]
+    if args.feeds:
+        cells = [c for c in cells if c.feed_obj_s is None or c.feed_obj_s in _floats(args.feeds)]
     frames = args.frames if args.frames is not None else (200 if args.quick else 500)
     rows = []
     t0 = time.perf_counter()
-    for i, cell in enumerate(cells, 1):
-        row = run_preset(cell.preset, frames, args.seed, line_config=cell.line_config, cell=cell)
+    runs = [(c, b) for c in cells for b in ((True, False) if args.compare else (False,))]
+    for i, (cell, base) in enumerate(runs, 1):
+        row = run_preset(
+            cell.preset, frames, args.seed, line_config=cell.line_config, cell=cell, baseline=base
+        )
         rows.append(row)
+        tag = " (baseline)" if base else ""
         print(
-            f"[{i}/{len(cells)} {time.perf_counter() - t0:5.0f} s] {cell.label():42s} "
+            f"[{i}/{len(runs)} {time.perf_counter() - t0:5.0f} s] {cell.label() + tag:53s} "
             f"{row['fragments_per_s']:7.1f} frag/s  purity {row['purity']}  recovery "
             f"{row['recovery']}  co-ej {row['co_ejection_rate']}  frame p99 "
             f"{row['frame_ms']['p99']} ms  lost at rate {row['frames_lost_at_camera_rate']}  "
-            f"misses {row['deadline_misses']}",
+            f"misses {row['deadline_misses']}  crops/frame {row['crops_per_frame']}",
             flush=True,
         )
     note = (
@@ -185,6 +219,13 @@ def _grid(args: argparse.Namespace, argv: list[str] | None) -> int:
         plot(rows, Path(args.png))
     print(markdown(rows))
     return 0
+
+
+def _floats(text: str) -> set[float]:
+    try:
+        return {float(v) for v in text.split(",") if v}
+    except ValueError:
+        raise SystemExit(f"sortline bench line: {text!r} is not a comma list of numbers") from None
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
@@ -217,17 +258,19 @@ def plot(rows: list[dict[str, Any]], png: Path) -> None:
     colours = {1.5: "tab:blue", 2.5: "tab:green", 3.5: "tab:red"}
     markers = {"shred": "o", "default": "s", "crowded": "^", "dirty": "D"}
     fig, ax = plt.subplots(1, 3, figsize=(15, 4.8))
-    series: dict[tuple[str, float, float], list[dict[str, Any]]] = {}
-    for r in rows:
-        series.setdefault((r["preset"], r["speed_m_s"], r["valve_pitch_mm"]), []).append(r)
-    for (preset, speed, pitch), rs in sorted(series.items()):
+    series: dict[tuple[str, float, float, bool], list[dict[str, Any]]] = {}
+    for r in rows:  # --compare: the baseline rows are their own series, dotted
+        base = r.get("vision_version", "").startswith("every view")
+        key = (r["preset"], r["speed_m_s"], r["valve_pitch_mm"], base)
+        series.setdefault(key, []).append(r)
+    for (preset, speed, pitch, base), rs in sorted(series.items()):
         rs = sorted(rs, key=lambda r: r["feed_obj_s"])
         x = [r["feed_obj_s"] for r in rs]
         kw = {
             "color": colours.get(speed, "k"),
             "marker": markers.get(preset, "x"),
-            "ls": "-" if pitch == 12.5 else "--",
-            "label": f"{preset} {speed:g} m/s {pitch:g} mm",
+            "ls": ":" if base else "-" if pitch == 12.5 else "--",
+            "label": f"{preset} {speed:g} m/s {pitch:g} mm" + (" before" if base else ""),
             "fillstyle": "full" if pitch == 12.5 else "none",
         }
         ax[0].plot(x, [r["purity"] for r in rs], **kw)
@@ -275,6 +318,15 @@ def main(argv: list[str] | None = None) -> int:
         help="comma list of recipe 'prefer' values to compare (default: the recipe's own)",
     )
     ap.add_argument("--line-config", help="a line config overlay (e.g. examples/fine-bar.toml)")
+    ap.add_argument(
+        "--compare",
+        action="store_true",
+        help="grid: run every cell twice, first as the baseline (every view classified, no "
+        "merge flags), then as the line is",
+    )
+    ap.add_argument("--cells", help="grid: only these presets (comma list, e.g. shred,crowded)")
+    ap.add_argument("--speeds", help="grid: only these belt speeds, m/s (comma list)")
+    ap.add_argument("--feeds", help="grid: only these shred feeds, fragments/s (comma list)")
     ap.add_argument(
         "--decompose",
         action="store_true",

@@ -13,8 +13,19 @@ speed:        frames/s and classified objects/s on pre-rendered 1280x512
               threads of the process), mean ms per stage.
 segmentation: against the plant's ground truth on every preset (held-out
               seeds): count error, split and merge rates, centroid error (mm).
+--study:      issue 15 at 2.5 m/s, per ``PRESET:FEED`` (feed 0: the preset's
+              own), three pipelines on the same frames ("every": every view
+              classified; "tracks": the line as it is; "tracks_colour": with
+              the colour split on): how often touching fragments merge
+              into one segment (``bench._line_truth.segment_truth``) and are
+              cut in two, how well the merge flag finds the merged segments,
+              crops per frame,
+              vision CPU per frame p50/p99 and per-fragment accuracy (each
+              fragment's classified views, owned by pixel majority, combined
+              as the tracker does; a fragment without one counts as wrong).
 
     sortline bench vision [--json OUT] [--quick] [--threads N] [--mode M] [--model M]
+    sortline bench vision --study crowded:0,shred:500,shred:1000 [--frames N] [--json OUT]
 """
 
 from __future__ import annotations
@@ -108,8 +119,11 @@ def _run_pipelined(
 def _time_case(frames: list[Any], clf: Any, passes: int, mode: str) -> dict[str, Any]:
     from calibration.geometry import LineGeometry
     from vision.pipeline import VisionPipeline
+    from vision.track_crops import CropPolicy
 
-    pipe = VisionPipeline(LineGeometry(), clf)
+    # every detection classified every frame: the classifier's throughput (the line
+    # itself classifies tracks: ``--study``)
+    pipe = VisionPipeline(LineGeometry(), clf, crop_policy=CropPolicy(mode="every"))
     for f in frames[: min(10, len(frames))]:  # belt model settles, caches warm
         pipe.process(f)
     pipe.times = type(pipe.times)()
@@ -223,6 +237,156 @@ def segmentation(scenes_per_preset: int, frames: int, model: str) -> dict[str, A
     return out
 
 
+def _study_scenario(preset: str, feed: float) -> Any:
+    from sim.plant.scenario import Scenario, load_scenario
+
+    d = load_scenario(preset).model_dump()
+    d["motion"]["speed_mm_s"] = 2500.0
+    if feed > 0:
+        d["feed"]["rate_obj_s"] = feed
+    return Scenario.model_validate(d)
+
+
+def _variants() -> dict[str, tuple[Any, Any]]:
+    """The study's pipelines: name -> (CropPolicy, SegmentParams)."""
+    from vision.segment import SegmentParams
+    from vision.track_crops import CropPolicy
+
+    return {
+        "every": (CropPolicy(mode="every"), SegmentParams()),
+        "tracks": (CropPolicy(), SegmentParams()),
+        "tracks_colour": (CropPolicy(), SegmentParams(split_colour_diff=60.0)),
+    }
+
+
+_MERGE_KEYS = ("fragments", "touching", "touching_merged", "merged", "mixed", "split",
+               "segments", "multi", "flagged", "flagged_multi")  # fmt: skip
+
+
+def _count_merges(m: dict[str, int], st: dict[str, Any], dets: Any, scale: int) -> None:
+    """Add one frame's ``segment_truth`` to the merge counters ``m``."""
+    big = st["area"] * scale**2 >= 60  # the segmentation's own minimum
+    touching = st["touching"] & big
+    m["fragments"] += int(big.sum())
+    m["touching"] += int(touching.sum())
+    m["touching_merged"] += int((touching & st["merged"]).sum())
+    m["merged"] += int((st["merged"] & big).sum())
+    m["mixed"] += int((st["mixed"] & big).sum())
+    m["split"] += int((st["split"] & big).sum())
+    multi = st["n_held"] >= 2
+    m["segments"] += len(multi)
+    m["multi"] += int(multi.sum())
+    m["flagged"] += int(dets.merged.sum())
+    m["flagged_multi"] += int((dets.merged & multi).sum())
+
+
+def _merge_figures(m: dict[str, int]) -> dict[str, Any]:
+    return dict(
+        m,
+        touching_merged_share=round(m["touching_merged"] / max(m["touching"], 1), 3),
+        fragments_cut_share=round(m["split"] / max(m["fragments"], 1), 3),
+        segments_multi_share=round(m["multi"] / max(m["segments"], 1), 3),
+        flag_precision=round(m["flagged_multi"] / max(m["flagged"], 1), 3),
+        flag_recall=round(m["flagged_multi"] / max(m["multi"], 1), 3),
+    )
+
+
+def study(
+    preset: str,
+    feed: float,
+    n_frames: int,
+    model: str,
+    seed: int = 101,
+    variants: dict[str, tuple[Any, Any]] | None = None,
+) -> dict[str, Any]:
+    """One ``--study`` cell (see the module docstring); ``variants``: name ->
+    (``CropPolicy``, ``SegmentParams``) run side by side on the same frames
+    (default ``_variants()``)."""
+    from bench._line_truth import segment_truth
+    from calibration.geometry import LineGeometry
+    from models.registry import resolve_model
+    from sim.plant.plant import IdlePlc, VirtualPlant
+    from vision.classifier import OnnxClassifier
+    from vision.pipeline import VisionPipeline
+
+    geo = LineGeometry()
+    plant = VirtualPlant(geo, _study_scenario(preset, feed), IdlePlc(), seed=seed)
+    clf = OnnxClassifier.load(resolve_model(model), intra_op_threads=1)
+    pipes = {
+        k: VisionPipeline(geo, clf, crop_policy=pol, segment_params=sp)
+        for k, (pol, sp) in (variants or _variants()).items()
+    }
+    for _ in range(30):  # fill the view and the belt model
+        f = plant.step()
+        for pipe in pipes.values():
+            pipe.process(f)
+    k_cls = len(clf.class_names)
+    # per variant: fragment id -> its classified views' summed log probabilities
+    evid: dict[str, dict[int, np.ndarray]] = {k: {} for k in pipes}
+    true_cls: dict[int, int] = {}
+    first_seen: dict[int, int] = {}
+    last_seen: dict[int, int] = {}
+    cpu: dict[str, list[float]] = {k: [] for k in pipes}
+    crops = {k: 0 for k in pipes}
+    merges = {k: dict.fromkeys(_MERGE_KEYS, 0) for k in pipes}
+    for i_frame in range(n_frames):
+        f = plant.step()
+        truth = plant.visible_truth()
+        true_cls.update(zip(truth.fragment_id.tolist(), truth.class_id.tolist(), strict=True))
+        for fid in truth.fragment_id.tolist():
+            first_seen.setdefault(fid, i_frame)
+            last_seen[fid] = i_frame
+        for k, pipe in pipes.items():
+            c0 = time.thread_time()
+            dets = pipe.process(f)
+            cpu[k].append(1e3 * (time.thread_time() - c0))
+            seg = pipe.last_segments
+            assert seg is not None
+            st = segment_truth(seg.labels, seg.label_id, seg.scale, truth)
+            _count_merges(merges[k], st, dets, seg.scale)
+            seen = dets.class_id >= 0
+            crops[k] += int(seen.sum())
+            logp = np.log(np.maximum(dets.class_prob[seen].astype(np.float64), 1e-4))
+            for fid, lp in zip(st["owner"][seen].tolist(), logp, strict=True):
+                if fid >= 0:
+                    acc = evid[k].setdefault(fid, np.zeros(k_cls))
+                    acc += lp
+    # whole passages only: fragments that entered the view and left it within the run
+    frags = [f for f in sorted(true_cls) if first_seen[f] > 0 and last_seen[f] < n_frames - 1]
+    out: dict[str, Any] = {"preset": preset, "feed_obj_s": feed or None, "frames": n_frames}
+    for k in pipes:
+        right = sum(
+            1 for fid in frags if fid in evid[k] and int(evid[k][fid].argmax()) == true_cls[fid]
+        )
+        ms = np.asarray(cpu[k])
+        out[k] = {
+            "crops_per_frame": round(crops[k] / n_frames, 1),
+            "vision_cpu_ms": {
+                "p50": round(float(np.percentile(ms, 50)), 2),
+                "p99": round(float(np.percentile(ms, 99)), 2),
+            },
+            "fragments": len(frags),
+            "fragments_classified": sum(1 for fid in frags if fid in evid[k]),
+            "per_fragment_accuracy": round(right / max(len(frags), 1), 4),
+            "merges": _merge_figures(merges[k]),
+        }
+    print(
+        f"{preset}:{feed:g} "
+        + "; ".join(
+            f"{k}: touching merged {out[k]['merges']['touching_merged_share']}, cut "
+            f"{out[k]['merges']['fragments_cut_share']}, flag precision/recall "
+            f"{out[k]['merges']['flag_precision']}/{out[k]['merges']['flag_recall']}, "
+            f"{out[k]['crops_per_frame']} crops/frame, cpu p50/p99 "
+            f"{out[k]['vision_cpu_ms']['p50']}/{out[k]['vision_cpu_ms']['p99']} ms, accuracy "
+            f"{out[k]['per_fragment_accuracy']}"
+            for k in pipes
+        ),
+        file=sys.stderr,
+        flush=True,
+    )
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="sortline bench vision",
@@ -239,7 +403,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--frames", type=int, default=60, help="pre-rendered frames per case")
     p.add_argument("--passes", type=int, default=5, help="timed passes over the frames")
     p.add_argument("--skip-segmentation", action="store_true")
+    p.add_argument("--study", help="comma list of PRESET:FEED (0 = own feed): merges and "
+                   "track classification at 2.5 m/s (issue 15), --frames frames each")  # fmt: skip
     args = p.parse_args(argv)
+    if args.study:
+        cells = []
+        for item in args.study.split(","):
+            name, _, feed = item.partition(":")
+            try:
+                cells.append((name, float(feed or 0)))
+            except ValueError:
+                p.error(f"--study: {item!r} is not PRESET:FEED")
+        frames = 5 if args.quick else args.frames
+        rows = [study(name, feed, frames, args.model) for name, feed in cells]
+        emit_json({"command": "sortline bench vision " + " ".join(argv or sys.argv[1:]),
+                   "note": "virtual plant, seed 101, 2.5 m/s; vision CPU = thread time of "
+                   "process() on one thread, ONNX Runtime 1 thread", "study": rows},
+                  args.json)  # fmt: skip
+        return 0
     n_frames, passes, cases = args.frames, args.passes, list(CASES)
     seg_scenes, seg_frames = 2, 150
     if args.quick:

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from calibration.geometry import LineGeometry
-from control.evidence import EvidenceHook
+from control.evidence import EvidenceHook, merged_evidence
 from control.params import ControlParams
 from control.recipe import Recipe
 from control.scheduler import (
@@ -243,6 +243,7 @@ class Controller:
         t_tick = self._unwrap(int(dets.tick))
         now = t_tick if now_tick_u32 is None else t_tick + tick_diff(int(now_tick_u32), dets.tick)
         self._measure_speed(int(dets.frame_id), t_tick)
+        dets = merged_evidence(dets, self._recipe.prefer)  # probable merges, as preferred
         self._tracker.step(dets, t_tick, self._cls_frac, self._threshold, self._order)
         hook = self._evidence_hook
         if hook is not None:

@@ -10,13 +10,27 @@ after a recipe change).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Protocol
 
 import numpy as np
 
 from control import kernels
+from core.types import Detections
 
-__all__ = ["EvidenceHook", "OutlookCache", "class_outlook", "refresh_outlook"]
+__all__ = [
+    "MERGED_TEMPER",
+    "EvidenceHook",
+    "OutlookCache",
+    "class_outlook",
+    "merged_evidence",
+    "refresh_outlook",
+]
+
+# ``prefer = "balanced"``: a probable merge's probabilities are raised to this
+# power and renormalised (flatter: a track seen only as a merge rarely reaches
+# its class threshold; one clean view outweighs it)
+MERGED_TEMPER = 0.5
 
 
 class EvidenceHook(Protocol):
@@ -118,3 +132,38 @@ def class_outlook(
         np.asarray(threshold, np.float64), np.asarray(order, np.int64), out,
     )  # fmt: skip
     return out
+
+
+def merged_evidence(dets: Detections, prefer: str) -> Detections:
+    """The class evidence of the views vision flagged as probable merges
+    (``Detections.merged``), as the recipe's ``prefer`` wants it:
+
+    - ``"recovery"``: unchanged (a merge is fired at like any fragment);
+    - ``"balanced"``: probabilities raised to ``MERGED_TEMPER`` and renormalised
+      (less sure: the track needs clean views, or a clear merge, to act);
+    - ``"purity"``: no evidence (class_prob NaN, class_id -1): a fragment seen
+      only inside merges is never fired at, so its neighbour is not ejected with it.
+    Returns ``dets`` itself when nothing changes.
+    """
+    if prefer not in ("purity", "balanced", "recovery"):
+        raise ValueError(f"prefer must be purity, balanced or recovery, got {prefer!r}")
+    m = dets.merged
+    if prefer == "recovery" or not len(dets) or not m.any():
+        return dets
+    prob = dets.class_prob.copy()
+    cid = dets.class_id.copy()
+    conf = dets.confidence.copy()
+    if prefer == "purity":
+        prob[m] = np.nan
+        cid[m] = -1
+        conf[m] = np.nan
+    elif prob.shape[1]:
+        p = np.power(np.maximum(prob[m], 0.0), MERGED_TEMPER)
+        p /= np.maximum(p.sum(axis=1, keepdims=True), 1e-12)
+        prob[m] = p
+        has = cid[m] >= 0
+        rows = np.flatnonzero(m)[has]
+        conf[rows] = prob[rows, cid[rows]]
+    else:  # class id and confidence only
+        conf[m] = np.power(np.maximum(conf[m], 0.0), MERGED_TEMPER)
+    return dataclasses.replace(dets, class_prob=prob, class_id=cid, confidence=conf)

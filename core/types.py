@@ -19,6 +19,8 @@ from core.batch import Batch, Schema
 
 __all__ = ["Detections", "Pulses", "TrackState", "Tracks"]
 
+_NO_MERGE = np.zeros(0, np.bool_)  # Detections.merged not given: all False
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Detections(Batch):
@@ -32,7 +34,11 @@ class Detections(Batch):
     area_mm2:     (N,) float32.
     class_id:     (N,) int16 index into the model's class list, -1 unclassified.
     confidence:   (N,) float32 probability of ``class_id``.
-    class_prob:   (N, K) float32 class probabilities (K = 0 when not kept).
+    class_prob:   (N, K) float32 class probabilities (K = 0 when not kept); a
+                  row of NaN (class_id -1) is a view that was not classified
+                  and carries no class evidence.
+    merged:       (N,) bool the segment probably holds more than one fragment
+                  (vision's merge cues); default all False.
     """
 
     frame_id: int
@@ -44,6 +50,7 @@ class Detections(Batch):
     class_id: np.ndarray
     confidence: np.ndarray
     class_prob: np.ndarray
+    merged: np.ndarray = dataclasses.field(default_factory=lambda: _NO_MERGE)
 
     _SCHEMA: ClassVar[Schema] = {
         "bbox_px": (np.float32, (4,)),
@@ -53,9 +60,12 @@ class Detections(Batch):
         "class_id": (np.int16, ()),
         "confidence": (np.float32, ()),
         "class_prob": (np.float32, (-1,)),
+        "merged": (np.bool_, ()),
     }
 
     def __post_init__(self) -> None:
+        if self.merged is _NO_MERGE:
+            object.__setattr__(self, "merged", np.zeros(np.shape(self.area_mm2)[:1], np.bool_))
         Batch.__post_init__(self)
         if not 0 <= int(self.tick) < 1 << 32:
             raise ValueError(f"Detections.tick {self.tick} is not an unsigned 32-bit count")

@@ -5,8 +5,12 @@
   model, touching and overlapping fragments split (``vision.split``), pixels
   -> belt mm, crops classified in batches; segments the model calls "not a
   fragment" dropped); or its two stages ``prepare(frame, buffer)`` and
-  ``finish(prepared)``. Hot loops are Numba kernels (``vision.kernels``,
-  ``vision.kernels_split``) with OpenCV/NumPy twins in ``tests/vision/naive.py``.
+  ``finish(prepared)``. Only the views worth a crop are classified
+  (``vision.track_crops.CropPolicy``: new, uncertain and fully visible
+  fragments; ``mode="every"`` for all), the others carry no class evidence;
+  probable merges are flagged in ``Detections.merged`` (``vision.merge``).
+  Hot loops are Numba kernels (``vision.kernels``, ``vision.kernels_split``)
+  with OpenCV/NumPy twins in ``tests/vision/naive.py``.
 - ``vision.pipelined.PipelinedVision(pipeline)``: ``push(frame) -> Detections | None``
   (the previous frame's), ``flush()``: segmentation of frame n+1 beside
   classification of frame n on a worker thread (two cores, one frame of latency).

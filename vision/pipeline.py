@@ -2,9 +2,11 @@
 
 Steps: check the frame; segment against the adaptive belt model (splitting
 touching fragments); map pixels to belt mm (nominal scale, or a calibrated
-``CameraModel`` with undistortion and homography); cut one crop per fragment
-and classify them in one batch; optionally hand uncertain fragments to a
-labelling folder.
+``CameraModel`` with undistortion and homography); flag probable merges
+(``vision.merge``); choose the views worth a crop (``vision.track_crops``:
+new, uncertain and fully visible fragments, a per-frame budget; or every
+view), cut them and classify them in one batch; optionally hand uncertain
+fragments to a labelling folder. Views not chosen carry no class evidence.
 """
 
 from __future__ import annotations
@@ -20,9 +22,13 @@ from core.frame import Frame, FrameError
 from core.types import Detections
 from vision.classifier import Classifier
 from vision.crops import CropParams, crop_fill, extract_crops
+from vision.merge import MergeFlagger, MergeParams
 from vision.segment import Segmenter, SegmentParams, Segments
+from vision.track_crops import CropPlanner, CropPolicy
 
 __all__ = ["PixelToBelt", "Prepared", "StageTimes", "VisionPipeline"]
+
+DEFAULT_MERGE = MergeParams()  # the merge cues the line runs with
 
 
 class PixelToBelt(Protocol):
@@ -57,6 +63,7 @@ class Prepared:
     extent_mm: np.ndarray
     area_mm2: np.ndarray
     fill_bgr: np.ndarray | None
+    merged: np.ndarray
     buffer: int
     crops: np.ndarray | None
     t0_s: float
@@ -77,6 +84,8 @@ class StageTimes:
     classify_s: float = 0.0  # classifier, reject, Detections
     total_s: float = 0.0  # sum of the stages (CPU-ish time, not latency when pipelined)
     rejected: int = 0  # segments the classifier called "not a fragment"
+    crops: int = 0  # views classified (``fragments`` - crops went without a crop)
+    merged: int = 0  # segments flagged as probable merges
     prepare_cpu_s: float = 0.0  # thread CPU time of each stage (the calling thread's
     finish_cpu_s: float = 0.0  # only: OpenCV's or ONNX Runtime's own pools not counted)
 
@@ -89,6 +98,9 @@ class VisionPipeline:
     camera_model: calibrated pixel -> belt mm map; default the nominal scale.
     uncertain:    optional sink for fragments whose confidence is below
                   ``uncertain_below``.
+    crop_policy:  which views get a crop (default: new, uncertain and fully
+                  visible fragments; ``CropPolicy(mode="every")``: all).
+    merge_params: the probable-merge cues; None: no segment is flagged.
     """
 
     def __init__(
@@ -101,6 +113,8 @@ class VisionPipeline:
         uncertain: UncertainSink | None = None,
         uncertain_below: float = 0.6,
         reject_above: float = 0.5,
+        crop_policy: CropPolicy | None = None,
+        merge_params: MergeParams | None = DEFAULT_MERGE,
     ) -> None:
         self.geometry = geometry
         self.classifier = classifier
@@ -113,12 +127,26 @@ class VisionPipeline:
         self.reject_above = float(reject_above)
         self.times = StageTimes()
         self.last_segments: Segments | None = None
-        self.last_crops: np.ndarray | None = None  # a view: valid until the next frame
+        # crops of the classified views (``Detections`` rows with class_id >= 0, in
+        # order); a view: valid until the next frame
+        self.last_crops: np.ndarray | None = None
         self._crop_bufs: dict[int, np.ndarray] = {}
         # cut crops in ``prepare`` (True) or in ``finish``; ``PipelinedVision`` moves
         # them to whichever stage is lighter. Same crops either way.
         self.crops_in_prepare = True
         self.last_split_cpu_s = (0.0, 0.0, 0.0)  # prepare, finish (both w/o crops), crops
+        self.merges = MergeFlagger(merge_params) if merge_params is not None else None
+        self.set_crop_policy(crop_policy or CropPolicy())
+
+    def set_merge_params(self, params: MergeParams | None) -> None:
+        """Flag probable merges with ``params`` from the next frame on (None: never)."""
+        self.merges = MergeFlagger(params) if params is not None else None
+
+    def set_crop_policy(self, policy: CropPolicy) -> None:
+        """Use ``policy`` from the next frame on (forgets the followed segments)."""
+        cam = self.geometry.camera
+        n = len(self.class_names)
+        self.planner = CropPlanner(policy, self.geometry.belt.mm_per_tick, cam.height_px, n)
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -149,51 +177,89 @@ class VisionPipeline:
         seg = self.segmenter.segment(frame.image)
         t1 = time.perf_counter()
         centroid, extent, area = self.measure_mm(seg)
+        merged = self.merges.flag(seg) if self.merges is not None else np.zeros(len(seg), bool)
         fill = crops = None
         crop_cpu = 0.0
         if self.classifier is not None:
             fill = crop_fill(seg, self.segmenter.belt.mean_u8, self.crop_params)
-            if self.crops_in_prepare:
+            if self.crops_in_prepare and self.planner.policy.mode == "every":
                 c1 = time.thread_time()
                 crops = self._cut(frame, seg, fill, buffer)
                 crop_cpu = time.thread_time() - c1
         t2 = time.perf_counter()
         cpu = time.thread_time() - c0
         return Prepared(
-            frame, seg, centroid, extent, area, fill, buffer, crops, t0, t1, t2, cpu, crop_cpu
-        )
+            frame, seg, centroid, extent, area, fill, merged, buffer, crops, t0, t1, t2, cpu,
+            crop_cpu,
+        )  # fmt: skip
 
-    def _cut(self, frame: Frame, seg: Segments, fill: np.ndarray, buffer: int) -> np.ndarray:
-        out = self._crop_buffer(buffer, len(seg))
-        return extract_crops(frame.image, seg, None, self.crop_params, out=out, fill_bgr=fill)
+    def _cut(
+        self,
+        frame: Frame,
+        seg: Segments,
+        fill: np.ndarray,
+        buffer: int,
+        rows: np.ndarray | None = None,
+    ) -> np.ndarray:
+        n = len(seg) if rows is None else int(rows.size)
+        out = self._crop_buffer(buffer, n)
+        if rows is not None:
+            fill = fill[rows]
+        return extract_crops(
+            frame.image, seg, None, self.crop_params, index=rows, out=out, fill_bgr=fill
+        )
 
     def finish(self, prep: Prepared) -> Detections:
         """Second stage: cut and classify the crops, drop rejected segments, build
         ``Detections``."""
         frame, seg, n = prep.frame, prep.segments, len(prep.segments)
         centroid, extent, area = prep.centroid_mm, prep.extent_mm, prep.area_mm2
+        merged = prep.merged
         c2 = time.thread_time()
         t2 = time.perf_counter()
+        plan = self.planner.plan(frame.tick, centroid, extent, area, seg.bbox_px, merged)
+        rows = plan.classify
         crops = prep.crops
         if crops is None and self.classifier is not None and prep.fill_bgr is not None:
-            crops = self._cut(frame, seg, prep.fill_bgr, prep.buffer)
+            every = rows.size == n
+            crops = self._cut(frame, seg, prep.fill_bgr, prep.buffer, None if every else rows)
         c3 = time.thread_time()
         t3 = time.perf_counter()
         if self.classifier is None or crops is None:
             prob = np.zeros((n, 0), np.float32)
             class_id = np.full(n, -1, np.int16)
             conf = np.zeros(n, np.float32)
+            row_crop = np.full(n, -1, np.int64)
         else:
-            prob, reject = self.classifier.classify(crops)
-            keep = reject <= self.reject_above
+            k = len(self.class_names)
+            if rows.size:
+                got, reject = self.classifier.classify(crops)
+            else:
+                got, reject = np.zeros((0, k), np.float32), np.zeros(0, np.float32)
+            rejected = reject > self.reject_above
+            self.planner.update(plan, centroid, extent, area, got, rejected)
+            prob = np.full((n, k), np.nan, np.float32)
+            prob[rows] = got
+            row_crop = np.full(n, -1, np.int64)
+            row_crop[rows] = np.arange(rows.size)
+            drop = plan.rejected.copy()
+            drop[rows] |= rejected
+            keep = ~drop
+            self.times.crops += int(rows.size)
             if not keep.all():  # belt marks, seams, shadows: not fragments
-                self.times.rejected += int((~keep).sum())
+                self.times.rejected += int(drop.sum())
                 seg = _select(seg, keep)
                 centroid, extent, area = centroid[keep], extent[keep], area[keep]
-                crops, prob = crops[keep], prob[keep]
+                merged, prob, row_crop = merged[keep], prob[keep], row_crop[keep]
                 n = int(keep.sum())
-            class_id = prob.argmax(axis=1).astype(np.int16) if n else np.zeros(0, np.int16)
-            conf = prob[np.arange(n), class_id] if n else np.zeros(0, np.float32)
+            seen = row_crop >= 0
+            class_id = np.full(n, -1, np.int16)
+            conf = np.full(n, np.nan, np.float32)
+            if seen.any():
+                top = prob[seen].argmax(axis=1)
+                class_id[seen] = top
+                conf[seen] = prob[seen][np.arange(top.size), top]
+        self.times.merged += int(np.count_nonzero(merged))
         dets = Detections(
             frame_id=frame.frame_id,
             tick=frame.tick,
@@ -204,6 +270,7 @@ class VisionPipeline:
             class_id=class_id,
             confidence=conf,
             class_prob=prob,
+            merged=merged,
         )
         self.last_segments, self.last_crops = seg, crops
         self._account(len(prep.segments), prep, t2, t3, time.perf_counter())
@@ -215,9 +282,10 @@ class VisionPipeline:
             prep.crop_cpu_s + (c3 - c2),  # crops, wherever they were cut
         )
         if self.uncertain is not None and crops is not None and len(dets):
-            unsure = dets.confidence < self.uncertain_below
+            unsure = dets.confidence < self.uncertain_below  # NaN (not classified): False
             if unsure.any():
-                self.uncertain.offer(frame, dets[unsure], crops[unsure], self.class_names)
+                own = crops[row_crop[unsure]]
+                self.uncertain.offer(frame, dets[unsure], own, self.class_names)
         return dets
 
     def _crop_buffer(self, k: int, n: int) -> np.ndarray:
@@ -267,8 +335,10 @@ class VisionPipeline:
         t.total_s += (prep.t2_s - prep.t0_s) + (t4 - t2)
 
     def reset(self) -> None:
-        """Forget the belt model (e.g. after a camera or lighting change)."""
+        """Forget the belt model (e.g. after a camera or lighting change) and the
+        followed segments."""
         self.segmenter.belt.reset()
+        self.planner.reset()
 
 
 def _select(seg: Segments, keep: np.ndarray) -> Segments:

@@ -8,7 +8,8 @@ spread, are foreground. Work happens at ``1/scale`` resolution (``scale`` = 2
 by default: 640x256 for the default camera), which also averages sensor noise.
 
 Touching fragments are split where the mask narrows (``vision.split``: grouped
-distance-transform maxima as markers of a watershed on the colour image).
+distance-transform maxima as markers of a watershed on the colour image),
+between two notches of the outline, or between two colour clusters.
 """
 
 from __future__ import annotations
@@ -47,6 +48,11 @@ class SegmentParams:
     split_min_contrast: float = 30.0  # ... that differ in mean colour (sum |dBGR|) this much
     split_max_cuts: int = 2  # pieces are split again, this many levels deep
     split_min_diff: float = 60.0  # components fainter than this mean belt difference stay whole
+    # else split two colour clusters this far apart (sum |dBGR|; 0 = off: measured on
+    # the line it did not pay for its ~1 ms a frame, bench/README.md) ...
+    split_colour_diff: float = 0.0
+    split_colour_coherence: float = 0.7  # ... each mostly one connected region (this share)
+    split_colour_separation: float = 16.0  # ... and well apart (centre gap^2 / spread^2)
     border_px: int = 0  # ignore this many low-res px at the image border
     gain_grid_px: int = 4  # low-res grid step of the global brightness estimate
 

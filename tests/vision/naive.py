@@ -117,3 +117,24 @@ def best_cut(mask: np.ndarray, far: np.ndarray, depth: np.ndarray, ratio: float)
             if (mask[pts[:, 1], pts[:, 0]] != 0).sum() >= 0.9 * steps:
                 best, best_q = (i, j), q
     return best
+
+
+def two_means(
+    small: np.ndarray, labels: np.ndarray, lab: int, iters: int, step: int
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Lloyd's 2-means of every ``step``-th pixel of label ``lab`` (row-major order),
+    from its darkest and brightest sampled pixels: centres (2, 3), counts (2,) of
+    the sample times ``step``, separation (squared centre gap / mean squared spread)."""
+    px = small[labels == lab].astype(np.float64)[::step]
+    s = px.sum(axis=1)
+    a, b = px[np.argmin(s)].copy(), px[np.argmax(s)].copy()
+    near_a = np.ones(len(px), bool)
+    for _ in range(iters):
+        near_a = ((px - a) ** 2).sum(axis=1) <= ((px - b) ** 2).sum(axis=1)
+        if near_a.any():
+            a = px[near_a].mean(axis=0)
+        if (~near_a).any():
+            b = px[~near_a].mean(axis=0)
+    d2 = np.minimum(((px - a) ** 2).sum(axis=1), ((px - b) ** 2).sum(axis=1))
+    counts = np.array([near_a.sum(), (~near_a).sum()], float) * step
+    return np.stack([a, b]), counts, float(((a - b) ** 2).sum() / max(d2.mean(), 1e-9))

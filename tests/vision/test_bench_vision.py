@@ -33,3 +33,24 @@ def test_bench_vision_quick(tmp_path: Path) -> None:
     assert set(res["segmentation"]) == {"easy", "default", "crowded", "fast", "dirty"}
     for score in res["segmentation"].values():
         assert 0.0 <= score["recall"] <= 1.0 and score["frames"] == 1
+
+
+def test_bench_vision_study_quick(tmp_path: Path) -> None:
+    out = tmp_path / "study.json"
+    assert main(["--study", "crowded:0", "--quick", "--json", str(out)]) == 0
+    (row,) = json.loads(out.read_text())["study"]
+    assert row["preset"] == "crowded" and row["frames"] == 5
+    assert set(row) >= {"every", "tracks", "tracks_colour"}
+    for k in ("every", "tracks", "tracks_colour"):
+        m = row[k]["merges"]
+        assert m["segments"] > 0 and 0.0 <= m["touching_merged_share"] <= 1.0
+        assert row[k]["crops_per_frame"] > 0
+    # the same segmentation: every view has at least as many crops as tracks
+    assert row["every"]["crops_per_frame"] >= row["tracks"]["crops_per_frame"]
+
+
+def test_bench_vision_study_refuses_a_bad_cell() -> None:
+    import pytest
+
+    with pytest.raises(SystemExit):
+        main(["--study", "crowded:lots"])

@@ -8,7 +8,7 @@ import naive
 import numpy as np
 import pytest
 
-from vision.kernels_split import _best_cut, _group_peaks, _label_max, _peaks
+from vision.kernels_split import _best_cut, _group_peaks, _label_max, _peaks, _two_means
 
 
 def _blobs(seed: int) -> tuple[np.ndarray, np.ndarray, int]:
@@ -67,3 +67,34 @@ def test_best_cut_matches_twin(seed: int) -> None:
     far = rng.uniform(5, 45, (int(rng.integers(0, 7)), 2))
     depth = rng.uniform(1, 10, far.shape[0])
     assert tuple(_best_cut(mask, far, depth, 3.0)) == naive.best_cut(mask, far, depth, 3.0)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("max_px", [10_000, 16])
+def test_two_means_matches_twin(seed: int, max_px: int) -> None:
+    fg, labels, n = _blobs(seed)
+    small = np.random.default_rng(seed).integers(0, 256, (*fg.shape, 3)).astype(np.uint8)
+    _, _, boxes, _ = cv2.connectedComponentsWithStats(fg, connectivity=8)
+    which = np.arange(1, n, dtype=np.int64)
+    cen, cnt, sep = _two_means(small, labels, boxes.astype(np.float64), which, 5, max_px)
+    for i, lab in enumerate(which.tolist()):
+        step = max(1, int(boxes[lab, 4]) // max_px)
+        want_c, want_n, want_s = naive.two_means(small, labels, lab, 5, step)
+        np.testing.assert_allclose(cen[i], want_c, rtol=1e-9)
+        np.testing.assert_allclose(cnt[i], want_n)
+        assert sep[i] == pytest.approx(want_s, rel=1e-9)
+    assert _two_means(small, labels, boxes.astype(np.float64), which[:0], 5, 16)[0].shape == (
+        0, 2, 3,
+    )  # fmt: skip
+
+
+def test_two_colours_are_far_apart_and_one_colour_is_not() -> None:
+    labels = np.zeros((20, 40), np.int32)
+    labels[2:18, 2:18] = 1  # one grey square with noise
+    labels[2:18, 22:38] = 2  # copper half and grey half
+    rng = np.random.default_rng(3)
+    small = np.clip(rng.normal(128, 6, (20, 40, 3)), 0, 255).astype(np.uint8)
+    small[2:18, 22:30] = (40, 110, 200)
+    boxes = np.array([[0, 0, 0, 0, 0], [2, 2, 16, 16, 256], [22, 2, 16, 16, 256]], np.float64)
+    _, _, sep = _two_means(small, labels, boxes, np.array([1, 2], np.int64), 5, 256)
+    assert sep[0] < 5.0 < 16.0 < sep[1]

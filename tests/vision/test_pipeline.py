@@ -137,3 +137,30 @@ def test_uncertain_fragments_saved_and_capped(
     meta = json.loads(metas[-1].read_text())
     assert meta["frame_id"] == 3 and meta["predicted"] in NAMES
     assert abs(sum(meta["class_prob"].values()) - 1.0) < 1e-3
+
+
+def test_tracks_mode_classifies_a_fragment_a_few_times_and_leaves_other_views_empty(
+    make_model: Callable[..., Path],
+) -> None:
+    """The same scene held still for six frames: each fragment is classified in its
+    first ``views_per_track`` frames, then its views carry no evidence (NaN, -1)."""
+    from vision.track_crops import CropPolicy
+
+    clf = OnnxClassifier.load(make_model(), expected_classes=NAMES)
+    policy = CropPolicy(views_per_track=2, max_views=2)
+    pipe = VisionPipeline(GEOMETRY, clf, crop_policy=policy)
+    every = VisionPipeline(GEOMETRY, clf, crop_policy=CropPolicy(mode="every"))
+    blobs = synth.scatter(12, 5)
+    seen = []
+    for i in range(6):  # tick stands still: the belt did not move, nor did the blobs
+        f = Frame(synth.render(blobs, 5), i, 1000, i / 100)
+        dets, ref = pipe.process(f), every.process(f)
+        assert len(dets) == len(ref) == 12
+        classified = dets.class_id >= 0
+        seen.append(int(classified.sum()))
+        assert np.isnan(dets.class_prob[~classified]).all()
+        assert np.isnan(dets.confidence[~classified]).all()
+        got, want = dets.class_prob[classified], ref.class_prob[classified]
+        np.testing.assert_allclose(got, want, atol=1e-6)
+    assert seen == [12, 12, 0, 0, 0, 0]
+    assert pipe.times.crops == 24 and every.times.crops == 72

@@ -16,6 +16,7 @@ from core.frame import Frame, FrameError
 from vision.classifier import OnnxClassifier
 from vision.pipeline import VisionPipeline
 from vision.pipelined import PipelinedVision
+from vision.track_crops import CropPolicy
 
 GEOMETRY = LineGeometry()
 
@@ -72,8 +73,9 @@ def test_crops_cut_in_either_stage_give_the_same_detections(
 ) -> None:
     clf = OnnxClassifier.load(make_model())
     frame = _frames(1)[0]
-    want = VisionPipeline(GEOMETRY, clf).process(frame)
-    pipe = VisionPipeline(GEOMETRY, clf)
+    every = CropPolicy(mode="every")  # crops are cut in prepare only for every view
+    want = VisionPipeline(GEOMETRY, clf, crop_policy=every).process(frame)
+    pipe = VisionPipeline(GEOMETRY, clf, crop_policy=every)
     pipe.crops_in_prepare = crops_in_prepare
     prep = pipe.prepare(frame, buffer=1)
     assert (prep.crops is not None) == crops_in_prepare
