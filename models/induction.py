@@ -8,13 +8,27 @@ working unchanged when the bar stalls (the term is simply left out), and each
 model is trained, versioned and checked on its own data (the camera's on
 crops, this one on the plant's footprints) and can be swapped alone.
 
-The model: multinomial logistic regression on a quadratic expansion of seven
-features of the footprint integrals (``control.kernels_fusion``): signed
-log-magnitudes of summed in-phase and quadrature, the phase as a unit vector
-(regularised by the noise of the sum), the peak cell, the share of cells with
-signal and the response per cell. Trained class-balanced, so its
-probabilities are likelihoods up to a constant. Stored as JSON (version,
-classes, standardisation, weights), loaded without torch or scipy.
+The model (format ``sortline-induction-mlp``, from ``induction-v2``): a small
+multilayer perceptron (two rectified linear layers) on fifteen features of the footprint
+integrals (``control.kernels_fusion``): the seven of v1 (summed in-phase and
+quadrature as signed log-magnitudes, their phase as a unit vector regularised
+by the noise of the sum, the peak cell, the share of cells with signal, the
+response per cell), the jointly fitted amplitude per unit coil overlap (its
+in-phase and quadrature parts and its phase, regularised by its own noise:
+the material's response x coupling, independent of how much of a coil the
+piece covers), the coil overlap itself (how much the amplitude can be
+trusted), the footprint's smaller and larger extent (a piece's size caps its
+eddy loops, so phase depends on size as well as on conductivity x
+thickness) and the share of cells other footprints cover. Trained
+class-balanced, so its probabilities are likelihoods up to a constant.
+
+How it is combined is part of the model: ``camera_temperature`` T and
+``sensor_weight`` w (fitted on validation scenes, never the held-out ones):
+
+    camera mean log-probability per view / T + w x max(log p_sensor, log floor)
+
+Stored as JSON (version, classes, standardisation, layers, combination),
+loaded without torch.
 """
 
 from __future__ import annotations
@@ -34,14 +48,17 @@ __all__ = [
     "NOISE_UNITS",
     "InductionModel",
     "features",
-    "fit",
     "resolve",
 ]
 
-BUILTIN = "builtin:induction-v1"  # the shipped model: models/induction-v1.json
+BUILTIN = "builtin:induction-v2"  # the shipped model: models/induction-v2.json
 
-FEATURE_NAMES = ("asinh_i", "asinh_q", "cos_phase", "sin_phase", "asinh_peak", "signal", "per_cell")
-FORMAT = "sortline-induction-logreg"
+FEATURE_NAMES = (
+    "asinh_i", "asinh_q", "cos_phase", "sin_phase", "asinh_peak", "signal", "per_cell",
+    "asinh_amp_i", "asinh_amp_q", "cos_amp", "sin_amp", "log_cover", "log_small_mm",
+    "log_large_mm", "shared",
+)  # fmt: skip
+FORMAT = "sortline-induction-mlp"
 NOISE_UNITS = 3.0  # per cell; regularises the phase of weak sums
 
 
@@ -59,47 +76,65 @@ def resolve(spec: str | Path) -> Path:
 
 
 def features(integrals: np.ndarray) -> np.ndarray:
-    """(n, 7) float64 model features from (n, >= 6) integrals (``kernels_fusion`` columns)."""
-    si, sq, peak = integrals[:, 0], integrals[:, 1], integrals[:, 2]
-    cells, sig = integrals[:, 3], integrals[:, 5]
+    """(n, 15) float64 model features from (n, N_INTEGRALS) integrals
+    (``control.kernels_fusion`` columns; the kernel computes the same)."""
+    i = integrals
+    si, sq, peak, cells, shared, sig = i[:, 0], i[:, 1], i[:, 2], i[:, 3], i[:, 4], i[:, 5]
+    ai, aq, cover, wide, long = i[:, 7], i[:, 8], i[:, 9], i[:, 10], i[:, 11]
+    cells1 = np.maximum(cells, 1.0)
     mag = np.hypot(si, sq)
-    eps = 3.0 * NOISE_UNITS * np.sqrt(np.maximum(cells, 1.0))
-    out = np.empty((integrals.shape[0], len(FEATURE_NAMES)))
-    out[:, 0] = np.arcsinh(si / 100.0)
-    out[:, 1] = np.arcsinh(sq / 100.0)
-    out[:, 2] = si / (mag + eps)
-    out[:, 3] = sq / (mag + eps)
-    out[:, 4] = np.arcsinh(peak / 30.0)
-    out[:, 5] = sig
-    out[:, 6] = np.arcsinh(mag / np.maximum(cells, 1.0) / 5.0)
-    return out
-
-
-def _expand(z: np.ndarray) -> np.ndarray:
-    """[1, z, upper triangle of z z^T] per row."""
-    n, d = z.shape
-    iu, ju = np.triu_indices(d)
-    return np.concatenate([np.ones((n, 1)), z, z[:, iu] * z[:, ju]], axis=1)
+    eps = 3.0 * NOISE_UNITS * np.sqrt(cells1)
+    amp = np.hypot(ai, aq)
+    aeps = 3.0 * NOISE_UNITS / np.sqrt(np.maximum(cover, 1e-3))
+    cols = (
+        np.arcsinh(si / 100.0), np.arcsinh(sq / 100.0), si / (mag + eps), sq / (mag + eps),
+        np.arcsinh(peak / 30.0), sig, np.arcsinh(mag / cells1 / 5.0),
+        np.arcsinh(ai / 20.0), np.arcsinh(aq / 20.0), ai / (amp + aeps), aq / (amp + aeps),
+        np.log(cover + 1e-3), np.log(np.maximum(np.minimum(wide, long), 0.0) + 1.0),
+        np.log(np.maximum(np.maximum(wide, long), 0.0) + 1.0), shared,
+    )  # fmt: skip
+    return np.stack(cols, axis=1)
 
 
 @dataclasses.dataclass(frozen=True)
 class InductionModel:
-    """version: of the weights; class_names: output order; mean, scale: (7,)
-    feature standardisation; weights: (K, D) over the expansion; note: training data."""
+    """version: of the weights; class_names: output order; mean, scale: (15,)
+    feature standardisation; layers: ((W1, b1), (W2, b2), (W3, b3)), W (out, in),
+    rectified after the first two; camera_temperature, sensor_weight: the
+    combination (module doc); note: training data and fit."""
 
     version: str
     class_names: tuple[str, ...]
     mean: np.ndarray
     scale: np.ndarray
-    weights: np.ndarray
+    layers: tuple[tuple[np.ndarray, np.ndarray], ...]
+    camera_temperature: float = 1.0
+    sensor_weight: float = 1.0
     note: str = ""
 
+    def __post_init__(self) -> None:
+        d = len(FEATURE_NAMES)
+        if self.mean.shape != (d,) or self.scale.shape != (d,) or len(self.layers) != 3:
+            raise ValueError(f"InductionModel: mean/scale ({d},) and 3 layers needed")
+        width = d
+        for k, (w, b) in enumerate(self.layers):
+            if w.ndim != 2 or w.shape[1] != width or b.shape != (w.shape[0],):
+                raise ValueError(f"InductionModel: layer {k} shape {w.shape}/{b.shape}")
+            width = w.shape[0]
+        if width != len(self.class_names):
+            raise ValueError(f"InductionModel: {width} outputs for {len(self.class_names)} classes")
+        if not (self.camera_temperature > 0 and self.sensor_weight >= 0):
+            raise ValueError("InductionModel: camera_temperature > 0, sensor_weight >= 0 needed")
+
     def log_probs(self, integrals: np.ndarray) -> np.ndarray:
-        """(n, K) float64 log class probabilities of footprint integrals (n, >= 6)."""
-        z = (features(integrals) - self.mean) / self.scale
-        logits = _expand(z) @ self.weights.T
-        logits -= logits.max(axis=1, keepdims=True)
-        return logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+        """(n, K) float64 log class probabilities of footprint integrals (n, N_INTEGRALS)."""
+        h = (features(integrals) - self.mean) / self.scale
+        (w1, b1), (w2, b2), (w3, b3) = self.layers
+        h = np.maximum(h @ w1.T + b1, 0.0)
+        h = np.maximum(h @ w2.T + b2, 0.0)
+        z = h @ w3.T + b3
+        z -= z.max(axis=1, keepdims=True)
+        return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -109,12 +144,19 @@ class InductionModel:
             "features": list(FEATURE_NAMES),
             "mean": self.mean.tolist(),
             "scale": self.scale.tolist(),
-            "weights": self.weights.tolist(),
+            "layers": [{"weight": w.tolist(), "bias": b.tolist()} for w, b in self.layers],
+            "camera_temperature": self.camera_temperature,
+            "sensor_weight": self.sensor_weight,
             "note": self.note,
         }
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps(self.to_dict(), indent=1) + "\n", encoding="utf-8")
+        Path(path).write_text(json.dumps(self.to_dict(), indent=1) + "\n", encoding="utf-8")
+
+    def with_combination(self, camera_temperature: float, sensor_weight: float) -> InductionModel:
+        return dataclasses.replace(
+            self, camera_temperature=camera_temperature, sensor_weight=sensor_weight
+        )
 
     @classmethod
     def load(cls, path: Path) -> InductionModel:
@@ -123,55 +165,24 @@ class InductionModel:
         except (OSError, ValueError) as exc:
             raise InputFileError(path, f"cannot read the induction model: {exc}") from exc
         if not isinstance(d, dict) or d.get("format") != FORMAT:
-            raise InputFileError(path, f"not a {FORMAT} file", "format")
+            got = d.get("format") if isinstance(d, dict) else None
+            raise InputFileError(path, f"format {got!r} is not {FORMAT} (v1 models: retrain)")
         if tuple(d.get("features", ())) != FEATURE_NAMES:
             raise InputFileError(path, f"{d.get('features')} are not {FEATURE_NAMES}", "features")
-        k, dim = len(d["class_names"]), _expand(np.zeros((1, len(FEATURE_NAMES)))).shape[1]
-        w = np.asarray(d["weights"], np.float64)
-        if w.shape != (k, dim):
-            raise InputFileError(path, f"shape {w.shape}, expected {(k, dim)}", "weights")
-        return cls(
-            str(d["version"]),
-            tuple(d["class_names"]),
-            np.asarray(d["mean"], np.float64),
-            np.asarray(d["scale"], np.float64),
-            w,
-            str(d.get("note", "")),
-        )
-
-
-def fit(
-    integrals: np.ndarray,
-    labels: np.ndarray,
-    class_names: tuple[str, ...],
-    version: str,
-    l2: float = 1e-3,
-    note: str = "",
-    max_iter: int = 2000,
-) -> InductionModel:
-    """Class-balanced multinomial logistic regression (L-BFGS) on the expansion."""
-    from scipy.optimize import minimize
-
-    x = features(integrals)
-    mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-6
-    phi = _expand((x - mean) / scale)
-    k, dim = len(class_names), phi.shape[1]
-    counts = np.bincount(labels, minlength=k).astype(np.float64)
-    w_row = (counts.sum() / np.maximum(counts, 1) / k)[labels]
-    onehot = np.eye(k)[labels]
-
-    def loss(flat: np.ndarray) -> tuple[float, np.ndarray]:
-        w = flat.reshape(k, dim)
-        z = phi @ w.T
-        z -= z.max(axis=1, keepdims=True)
-        lse = np.log(np.exp(z).sum(axis=1, keepdims=True))
-        logp = z - lse
-        nll = -(w_row * (onehot * logp).sum(axis=1)).sum() / w_row.sum()
-        grad = ((np.exp(logp) - onehot) * w_row[:, None]).T @ phi / w_row.sum()
-        return float(nll + l2 * (w[:, 1:] ** 2).sum()), (
-            grad + 2 * l2 * np.c_[np.zeros(k), w[:, 1:]]
-        ).ravel()
-
-    opts = {"maxiter": max_iter}
-    res = minimize(loss, np.zeros(k * dim), jac=True, method="L-BFGS-B", options=opts)
-    return InductionModel(version, class_names, mean, scale, res.x.reshape(k, dim), note)
+        try:
+            layers = tuple(
+                (np.asarray(x["weight"], np.float64), np.asarray(x["bias"], np.float64))
+                for x in d["layers"]
+            )
+            return cls(
+                str(d["version"]),
+                tuple(d["class_names"]),
+                np.asarray(d["mean"], np.float64),
+                np.asarray(d["scale"], np.float64),
+                layers,
+                float(d.get("camera_temperature", 1.0)),
+                float(d.get("sensor_weight", 1.0)),
+                str(d.get("note", "")),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputFileError(path, f"malformed induction model: {exc}", "layers") from exc

@@ -1,6 +1,7 @@
 """``sortline calibrate bench|store ...``: bench-rig procedures and the calibration store.
 
 sortline calibrate bench --virtual [--json OUT] [--seed N] [--quick] [--save [--activate]]
+sortline calibrate bar-offset --virtual [--seed N] [--json OUT]   # the induction bar's line
 sortline calibrate store list|show [V]|diff A B|activate V|rollback|import FILE
                          [--store DIR] [--line NAME] [--who NAME]
 """
@@ -44,6 +45,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--save", action="store_true", help="save the result as a new version")
     b.add_argument("--activate", action="store_true", help="with --save: activate it")
     b.set_defaults(func=_bench)
+    bo = csub.add_parser(
+        "bar-offset", parents=[common], help="the induction bar's line from steel test pieces"
+    )
+    bo.add_argument("--virtual", action="store_true", help="use the virtual bench rig")
+    bo.add_argument("--seed", type=int, default=1, help="virtual rig seed (its hidden truth)")
+    bo.add_argument("--json", dest="json_out", default=None, help="write the report here")
+    bo.set_defaults(func=_bar_offset)
     _register_camera(csub, common)
     s = csub.add_parser("store", help="list, show, diff, activate, roll back calibrations")
     ssub = s.add_subparsers(dest="store_command", required=True, metavar="STORE_COMMAND")
@@ -196,6 +204,26 @@ def _who(args: argparse.Namespace) -> str:
 def _fail(message: str) -> int:
     print(f"sortline calibrate: error: {message}", file=sys.stderr)
     return 2
+
+
+def _bar_offset(args: argparse.Namespace) -> int:
+    """The bar line on the virtual rig (``sortline.sensor.rig``); exit 1 outside 2 mm."""
+    if not args.virtual:
+        return _fail(
+            "only the virtual bench rig is built in: pass --virtual (on a line, "
+            "sortline.sensor.calibrate.bar_offset takes the bar's rows and camera sightings)"
+        )
+    from sortline.config import load_config
+    from sortline.sensor.rig import run_bar_rig
+    from sortline.sensor.wiring import plant_bar
+
+    config = load_config(args.config)
+    report = run_bar_rig(plant_bar(config.sensor), config.belt.mm_per_tick, args.seed)
+    text = json.dumps(report, indent=1)
+    if args.json_out:
+        Path(args.json_out).write_text(text + "\n", encoding="utf-8")
+    print(text)
+    return 0 if report["passed"] else 1
 
 
 def _bench(args: argparse.Namespace) -> int:

@@ -75,8 +75,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="camera alone against camera + induction bar, per fragment (sortline/sensor)",
     )
-    e.add_argument("--sensor-model", default="builtin:induction-v1", help="induction model file")
-    e.add_argument("--sensor-weight", type=float, default=1.0, help="weight of the sensor term")
+    e.add_argument("--sensor-model", default="builtin:induction-v2", help="induction model file")
+    e.add_argument(
+        "--sensor-weight", type=float, default=1.0, help="times the model's fitted sensor weight"
+    )
     e.add_argument(
         "--data",
         type=Path,
@@ -94,8 +96,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     ts.add_argument("--seed", type=int, default=1, help="scene seeds 1 + 1000 x SEED + k")
     ts.add_argument("--out", type=Path, default=Path("induction.json"))
     ts.add_argument("--version", default="dev", help="version string written into the model")
-    ts.add_argument("--max-iter", type=int, default=2000, help="L-BFGS iterations at most")
+    ts.add_argument("--epochs", type=int, default=60, help="passes over the samples")
+    ts.add_argument("--hidden", type=int, default=16, help="units in each of the two layers")
+    ts.add_argument(
+        "--camera-model", default="builtin:sortline-cnn",
+        help="the camera model the combination is fitted with",
+    )  # fmt: skip
+    ts.add_argument(
+        "--val-scenes", type=int, default=4,
+        help="validation scenes per preset (seeds 10,500 + 100 x preset + k, never held out)",
+    )  # fmt: skip
+    ts.add_argument("--val-frames", type=int, default=300, help="frames per validation scene")
     ts.set_defaults(func=_train_sensor)
+
+    ds = msub.add_parser(
+        "diagnose-sensor", help="the fused errors by cause, on validation scenes (sortline/sensor)"
+    )
+    ds.add_argument("model", nargs="?", default="builtin:sortline-cnn", help="camera model")
+    ds.add_argument("--sensor-model", default="builtin:induction-v2", help="induction model file")
+    ds.add_argument("--val-scenes", type=int, default=4, help="validation scenes per preset")
+    ds.add_argument("--val-frames", type=int, default=300, help="frames per validation scene")
+    ds.add_argument("--json", type=Path, help="also write the report as JSON")
+    ds.set_defaults(func=_diagnose_sensor)
 
     sp = msub.add_parser("speed", help="per-crop inference cost (ONNX Runtime, one thread)")
     sp.add_argument("model", help="model file or builtin:NAME")
@@ -256,6 +278,12 @@ def _train_sensor(args: argparse.Namespace) -> int:
     from sortline.sensor.cli import train_sensor
 
     return train_sensor(args, _say)
+
+
+def _diagnose_sensor(args: argparse.Namespace) -> int:
+    from sortline.sensor.cli import diagnose_sensor
+
+    return diagnose_sensor(args, _load(args.model), _say)
 
 
 def _speed(args: argparse.Namespace) -> int:

@@ -6,12 +6,17 @@ plant's truth exactly as ``sortline.training_data`` labels training crops
 (>= 70 % one fragment). The CNN classifies the crops (a view whose reject
 probability exceeds 0.5 is dropped, as on the line); the segment's belt
 extent at the frame's encoder count is integrated over the bar's rows by the
-controller's fusion kernel, every segment of the frame sharing cells.
+controller's fusion kernel, every segment of the frame sharing cells, after
+moving it back by the fragment's velocity relative to the belt (fitted to its
+segment centroids so far, as the tracker does; the fragment's identity is the
+plant's, as a tracker's would be).
 
 Per fragment: camera = argmax of the summed log view probabilities
 (``models.evaluate.per_fragment``); fused = argmax of the mean log view
-probability plus the sensor term (``sortline.sensor.fusion.sensor_term``)
-averaged over the views. A fragment without a kept view counts as wrong.
+probability over the camera temperature plus the sensor term
+(``sortline.sensor.fusion.sensor_term``) averaged over the views whose
+velocity had at least 3 centres behind it (all views when none had). A
+fragment without a kept view counts as wrong.
 """
 
 from __future__ import annotations
@@ -26,14 +31,15 @@ from calibration.geometry import LineGeometry
 from core.classes import DEFAULT_CLASSES
 from models.evaluate import HARD_PAIRS, PROB_FLOOR
 from models.induction import InductionModel
+from sim.plant.feed import MOTION_KINDS
 from sortline.sensor.fusion import sensor_term
-from sortline.sensor.scene import SensorScene
+from sortline.sensor.scene import SensorScene, VelocityBook
 from sortline.training_data import SceneSpec, _label_rows
 from vision.classifier import OnnxClassifier
 from vision.crops import CropParams, extract_crops
 from vision.pipeline import VisionPipeline
 
-__all__ = ["Views", "collect_views", "fragment_report", "held_out_report"]
+__all__ = ["Views", "collect_views", "fit_combination", "fragment_report", "held_out_report"]
 
 Progress = Callable[[str], None]
 
@@ -41,9 +47,12 @@ Progress = Callable[[str], None]
 @dataclasses.dataclass(frozen=True)
 class Views:
     """Per kept view: scene (group), fragment id, true class, camera log
-    probabilities (n, K), seen (reject <= 0.5), sensor integrals (n, 7),
-    whether the fragment crossed the bar whole on the belt, and whether the
-    segment is cut by the image border (its extent is not the fragment's)."""
+    probabilities (n, K), seen (reject <= 0.5), sensor integrals (n, N_INTEGRALS),
+    whether the fragment crossed the bar whole on the belt, whether the
+    segment is cut by the image border (its extent is not the fragment's),
+    how many centres its velocity was fitted to, and how the fragment moved on
+    the belt (index into ``sim.plant.feed.MOTION_KINDS``: lying, rolling,
+    sliding, bouncing; for diagnosis only, a line does not know it)."""
 
     group: np.ndarray
     fragment: np.ndarray
@@ -53,13 +62,16 @@ class Views:
     integrals: np.ndarray
     whole: np.ndarray
     truncated: np.ndarray
+    history: np.ndarray
+    motion: np.ndarray
 
 
 def _scene_views(
-    spec: SceneSpec, k: int, clf: OnnxClassifier, geometry: LineGeometry, crop: CropParams
+    spec: SceneSpec, k: int, clf: OnnxClassifier | None, geometry: LineGeometry, crop: CropParams
 ) -> list[tuple[np.ndarray, ...]]:
     scene = SensorScene.build(geometry, spec.scenario, spec.seed)
     pipeline = VisionPipeline(geometry, None, crop_params=crop)
+    book = VelocityBook(keep=4)
     out: list[tuple[np.ndarray, ...]] = []
     for i in range(spec.warmup + spec.frames):
         frame = scene.step()
@@ -74,36 +86,47 @@ def _scene_views(
         cut = extra["truncated"][frag].astype(bool)
         if rows.size == 0:
             continue
-        crops = extract_crops(frame.image, seg, pipeline.segmenter.belt.mean_u8, crop, rows)
-        prob, reject = clf.classify(crops)
-        _, extent, _ = pipeline.measure_mm(seg)
+        if clf is None:  # sensor training: no camera evidence wanted
+            prob = np.full((rows.size, len(DEFAULT_CLASSES)), 1.0 / len(DEFAULT_CLASSES))
+            reject = np.zeros(rows.size)
+        else:
+            crops = extract_crops(frame.image, seg, pipeline.segmenter.belt.mean_u8, crop, rows)
+            prob, reject = clf.classify(crops)
+        centre, extent, _ = pipeline.measure_mm(seg)
+        whole_seg = ~cut  # a cut segment's centroid is not the fragment's
+        book.add(fid[whole_seg], scene.plant.travel_mm, *centre[rows[whole_seg]].T)
+        vel = np.zeros((len(seg), 2))
+        vel[rows] = book.velocity(fid)
+        hist = book.count(fid)
         active = np.zeros(len(seg), bool)
         active[rows] = True
-        integ = scene.integrals(extent, active)[rows]
+        integ = scene.integrals(extent, active, vel)[rows]
         whole = np.array([scene.sensor.crossed_whole.get(int(f), False) for f in fid], bool)
         logp = np.log(np.maximum(prob, PROB_FLOOR))
         out.append(
-            (np.full(rows.size, k), fid, lab, logp, reject <= 0.5, integ, whole, cut)
+            (np.full(rows.size, k), fid, lab, logp, reject <= 0.5, integ, whole, cut, hist)
         )  # fmt: skip
-    return out
+    kind = {r.fragment_id: MOTION_KINDS.index(r.motion) for r in scene.plant.fragments}
+    return [(*p, np.array([kind.get(int(f), -1) for f in p[1]], np.int8)) for p in out]
 
 
 def collect_views(
     scenes: Sequence[SceneSpec],
-    clf: OnnxClassifier,
+    clf: OnnxClassifier | None,
     geometry: LineGeometry | None = None,
     progress: Progress | None = None,
 ) -> Views:
-    """Views of every scene (see module doc)."""
+    """Views of every scene (see module doc); ``clf`` None: no camera evidence
+    (uniform probabilities: the views of the sensor model's training)."""
     geometry = geometry or LineGeometry()
-    if tuple(clf.info.material_names) != DEFAULT_CLASSES:
+    if clf is not None and tuple(clf.info.material_names) != DEFAULT_CLASSES:
         raise ValueError(f"the model's classes {clf.info.material_names} are not the default ones")
     parts: list[tuple[np.ndarray, ...]] = []
     for k, spec in enumerate(scenes):
         parts += _scene_views(spec, k, clf, geometry, CropParams())
         if progress is not None:
             progress(f"scene {k + 1}/{len(scenes)} {spec.label}: {len(parts)} frames of views")
-    cols = [np.concatenate([p[j] for p in parts]) for j in range(8)]
+    cols = [np.concatenate([p[j] for p in parts]) for j in range(10)]
     return Views(*cols)
 
 
@@ -125,15 +148,36 @@ def _report(truth: np.ndarray, pred: np.ndarray) -> dict[str, Any]:
     }
 
 
-def fragment_report(
+@dataclasses.dataclass(frozen=True)
+class FragmentScores:
+    """Per fragment: truth (m,) class index; cam (m, K) summed camera log
+    probabilities over n_seen (m,) kept views; fused (m, K) the fused score
+    (camera mean / T + sensor term); key (m,) group << 32 | fragment id."""
+
+    truth: np.ndarray
+    cam: np.ndarray
+    n_seen: np.ndarray
+    fused: np.ndarray
+    key: np.ndarray
+
+    def predictions(self) -> tuple[np.ndarray, np.ndarray]:
+        """Camera and fused class per fragment (K = "none": no view kept)."""
+        none = np.full(self.truth.size, self.cam.shape[1])
+        ok = self.n_seen > 0
+        return np.where(ok, self.cam.argmax(axis=1), none), np.where(
+            ok, self.fused.argmax(axis=1), none
+        )
+
+
+def fragment_scores(
     v: Views,
     model: InductionModel,
     weight: float,
     mask: np.ndarray | None = None,
     only_whole: bool = True,
-) -> dict[str, dict[str, Any]]:
-    """{"camera": ..., "fused": ...} per-fragment figures of the views in ``mask``;
-    ``only_whole``: leave out fragments fed with part of them past the bar."""
+) -> FragmentScores:
+    """Per-fragment scores of the views in ``mask``; ``only_whole``: leave out
+    fragments fed with part of them past the bar."""
     keep = np.ones(v.group.size, bool) if mask is None else mask.copy()
     if only_whole:
         keep &= v.whole
@@ -146,21 +190,34 @@ def fragment_report(
     np.add.at(cam, inv[seen], v.cam_logp[rows][seen])
     n_seen = np.bincount(inv[seen], minlength=uniq.size)
     # the sensor term from views whose extent is the whole fragment (a track's
-    # extent grows to it); from all of a fragment's views when every one is cut
+    # extent grows to it) and whose velocity had 3 centres (a track's settles);
+    # the best of those a fragment has when none qualifies
     term = sensor_term(model, DEFAULT_CLASSES, v.integrals[rows], weight)
-    full = ~v.truncated[rows]
-    n_full = np.bincount(inv[full], minlength=uniq.size)
-    use = full | (n_full[inv] == 0)
+    grade = (~v.truncated[rows]).astype(np.int64) * 2 + (v.history[rows] >= 3)
+    best = np.zeros(uniq.size, np.int64)
+    np.maximum.at(best, inv, grade)
+    use = grade == best[inv]
     sens = np.zeros((uniq.size, k))
     np.add.at(sens, inv[use], term[use])
     n_all = np.bincount(inv[use], minlength=uniq.size)
     truth = np.zeros(uniq.size, np.int64)
     truth[inv] = v.label[rows]
-    none = np.full(uniq.size, k)
-    cam_pred = np.where(n_seen > 0, cam.argmax(axis=1), none)
-    fused = cam / np.maximum(n_seen, 1)[:, None] + sens / np.maximum(n_all, 1)[:, None]
-    fused_pred = np.where(n_seen > 0, fused.argmax(axis=1), none)
-    return {"camera": _report(truth, cam_pred), "fused": _report(truth, fused_pred)}
+    cam_mean = cam / np.maximum(n_seen, 1)[:, None] / model.camera_temperature
+    fused = cam_mean + sens / np.maximum(n_all, 1)[:, None]
+    return FragmentScores(truth, cam, n_seen, fused, uniq)
+
+
+def fragment_report(
+    v: Views,
+    model: InductionModel,
+    weight: float,
+    mask: np.ndarray | None = None,
+    only_whole: bool = True,
+) -> dict[str, dict[str, Any]]:
+    """{"camera": ..., "fused": ...} per-fragment figures (``fragment_scores``)."""
+    sc = fragment_scores(v, model, weight, mask, only_whole)
+    cam_pred, fused_pred = sc.predictions()
+    return {"camera": _report(sc.truth, cam_pred), "fused": _report(sc.truth, fused_pred)}
 
 
 def held_out_report(
@@ -190,3 +247,40 @@ def held_out_report(
         out[side] = r
     out["fragments_fed_past_bar"] = every["camera"]["fragments"] - whole["camera"]["fragments"]
     return out
+
+
+TEMPERATURES = (0.25, 0.35, 0.5, 0.7, 1.0, 1.4, 2.0)
+SENSOR_RATIOS = (0.25, 0.375, 0.5, 0.625, 0.75, 1.0, 1.25, 1.5, 2.0)
+
+
+def fit_combination(
+    v: Views, model: InductionModel
+) -> tuple[InductionModel, list[dict[str, float]]]:
+    """The combination fitted on ``v`` (validation views, never held-out ones).
+
+    Only the ratio of sensor to camera weight moves the argmax: it is chosen by
+    per-fragment top-1 (ties: the pair aluminium/stainless, then the smaller
+    ratio). The temperature T then scales both (camera mean / T + w x sensor,
+    w = ratio / T) to the smallest negative log-likelihood of the true class,
+    so the probabilities a recipe's threshold reads are calibrated. Returns
+    the model and the grid's figures."""
+    grid, ratio, key = [], SENSOR_RATIOS[0], (-1.0, -1.0)
+    for r in SENSOR_RATIOS:
+        rep = fragment_report(v, model.with_combination(1.0, r), 1.0)["fused"]
+        pair = rep["pairs"]["aluminium/stainless"]
+        grid.append({"sensor_ratio": r, "top1": rep["per_fragment_top1"],
+                     "aluminium/stainless": pair})  # fmt: skip
+        if (rep["per_fragment_top1"], pair) > key:
+            key, ratio = (rep["per_fragment_top1"], pair), r
+    sc = fragment_scores(v, model.with_combination(1.0, ratio), 1.0)
+    ok = sc.n_seen > 0
+    best_t, best_nll = 1.0, np.inf
+    for t in TEMPERATURES:
+        z = sc.fused[ok] / t
+        z = z - z.max(axis=1, keepdims=True)
+        logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        nll = float(-logp[np.arange(z.shape[0]), sc.truth[ok]].mean())
+        grid.append({"sensor_ratio": ratio, "camera_temperature": t, "nll": nll})
+        if nll < best_nll:
+            best_t, best_nll = t, nll
+    return model.with_combination(best_t, ratio / best_t), grid

@@ -2,22 +2,24 @@
 
 Hooked into ``control.controller.Controller`` (``set_evidence_hook``): after
 the tracker's step, each confirmed, undecided track's footprint (its x and u
-extent, at the frame's encoder count) is integrated over the rows and
-channels it crossed (``control.kernels_fusion``; the bar line from config or
-calibration), the induction model turns the integrals into per-class log
-probabilities, and the track's outlook (class, probability, fraction, target)
-is recomputed from
+extent, at the frame's encoder count) is moved back to where it crossed the
+bar by the track's own velocity relative to the belt (a rolling or sliding
+piece is not where the belt alone would have carried it), integrated over the
+rows and channels it crossed (``control.kernels_fusion``; the bar line from
+config or calibration), the induction model turns the integrals into
+per-class log probabilities, and the track's outlook (class, probability,
+fraction, target) is recomputed from
 
-    mean camera log-probability per view + weight x (1 - shared) x max(log p_sensor, log floor)
+    mean camera log-probability per view / T + w x weight x max(log p_sensor, log floor)
 
-Touching fragments share the cells both footprints cover: each gets 1/k of
-such a cell (k footprints over it), and its sensor term is scaled by the share
-of its cells that were not shared, because the split is a guess (the metal
-may lie all on one side). A track whose rows are not all in the ring yet,
-or any track while the sensor is stalled, keeps the camera's outlook alone;
-while stalled, a track whose target class is one of ``needs_sensor`` (classes
-the camera alone must not eject, e.g. aluminium where stainless looks the
-same) is sent to the pass fraction instead.
+(T, w: the model's fitted combination; ``weight``: ``[sensor] weight``, 1 =
+as fitted). Touching fragments share cells: the kernel solves every
+footprint's amplitude jointly (least squares over the cells they cover), and
+the model sees the share of shared cells among its features. A track whose
+rows are not all in the ring yet, or any track while the sensor is stalled,
+keeps the camera's outlook alone; while stalled, a track whose target class is
+one of ``needs_sensor`` (classes the camera alone must not eject, e.g.
+aluminium where stainless looks the same) is sent to the pass fraction instead.
 """
 
 from __future__ import annotations
@@ -30,18 +32,19 @@ import numpy as np
 from control.kernels_evidence import _outlook_finish
 from control.kernels_fusion import (
     F_COMPLETE,
-    F_SHARED,
     N_INTEGRALS,
     FusionParams,
+    _back_project,
     _footprint_integrals,
     _fused_logits,
 )
 from models.induction import NOISE_UNITS, InductionModel
 from sortline.sensor.ring import RowRing
 
-__all__ = ["SensorFusion", "sensor_term"]
+__all__ = ["MAX_REL_SPEED", "SensorFusion", "sensor_term"]
 
 LOG_FLOOR = float(np.log(1e-3))  # the sensor never says less than 1e-3 of any class
+MAX_REL_SPEED = 0.5  # |velocity relative to the belt| / belt speed trusted for back-projection
 
 
 class _Health(Protocol):
@@ -51,14 +54,16 @@ class _Health(Protocol):
 def sensor_term(
     model: InductionModel, class_names: Sequence[str], integrals: np.ndarray, weight: float
 ) -> np.ndarray:
-    """(n, K) evidence to add, in ``class_names`` order (classes the model does
-    not know get 0) from integrals (n, N_INTEGRALS)."""
+    """(n, K) evidence to add to the camera's mean log-probabilities divided by
+    ``model.camera_temperature``, in ``class_names`` order (classes the model does
+    not know get 0) from integrals (n, N_INTEGRALS); ``weight`` multiplies the
+    model's fitted ``sensor_weight``."""
     n = integrals.shape[0]
     out = np.zeros((n, len(class_names)))
     if n == 0:
         return out
     logp = np.maximum(model.log_probs(integrals), LOG_FLOOR)
-    scale = weight * (1.0 - integrals[:, F_SHARED])
+    scale = weight * model.sensor_weight
     for j, name in enumerate(class_names):
         if name in model.class_names:
             out[:, j] = scale * logp[:, model.class_names.index(name)]
@@ -98,7 +103,11 @@ class SensorFusion:
         )
         self._logits = np.zeros((256, len(self.class_names)))
         self._buf = np.zeros((256, N_INTEGRALS))
+        self._ext = np.zeros((4, 256))
         self.last_integrals = np.zeros((0, N_INTEGRALS))
+        (w1, b1), (w2, b2), (w3, b3) = model.layers
+        self._layers = (w1, b1, w2, b2, w3, b3)
+        self._comb = (1.0 / model.camera_temperature, self.weight * model.sensor_weight, LOG_FLOOR)
 
     def _hold_back(self, table: Any, n: int) -> None:
         """Camera alone: undecided tracks aimed at a class that needs the sensor pass."""
@@ -139,15 +148,23 @@ class SensorFusion:
             return
         if self._buf.shape[0] < n:
             self._buf = np.zeros((max(n, 2 * self._buf.shape[0]), N_INTEGRALS))
+            self._ext = np.zeros((4, self._buf.shape[0]))
         out = self._buf[:n]
         x, h = table.X[:n], table.H[:n]
         want = (table.CONF[:n] != 0) & (table.DEC[:n] == 0) & (table.NEV[:n] > 0)
         first, end = self.ring.window()
+        x0, x1, y0, y1 = self._ext[0, :n], self._ext[1, :n], self._ext[2, :n], self._ext[3, :n]
+        np.subtract(x[:, 0], h[:, 0], out=x0)
+        np.add(x[:, 0], h[:, 0], out=x1)
+        np.subtract(x[:, 1], h[:, 1] - travel_mm, out=y0)
+        np.add(x[:, 1], h[:, 1] + travel_mm, out=y1)
+        per_mm = 1.0 / self.params.mm_per_tick  # velocities mm/tick -> mm per mm of travel
+        _back_project(
+            x0, x1, y0, y1, x[:, 2] * per_mm, x[:, 3] * per_mm, self.params.y_bar_mm, MAX_REL_SPEED
+        )  # fmt: skip
         _footprint_integrals(
             self.ring.tick, self.ring.in_phase, self.ring.quadrature, first, end,
-            x[:, 0] - h[:, 0], x[:, 0] + h[:, 0],
-            x[:, 1] - h[:, 1] + travel_mm, x[:, 1] + h[:, 1] + travel_mm,
-            want, float(self.ring.unwrap(tick_u32)), self.params, out,
+            x0, x1, y0, y1, want, float(self.ring.unwrap(tick_u32)), self.params, out,
         )  # fmt: skip
         rows = np.flatnonzero(want & (out[:, F_COMPLETE] > 0))
         self.last_integrals = out
@@ -157,8 +174,8 @@ class SensorFusion:
             self._logits = np.zeros((max(rows.size, 2 * self._logits.shape[0]), self._cmap.size))
         m = self.model
         logits = _fused_logits(
-            out, rows, table.EV, table.NEV, m.mean, m.scale, m.weights, self._cmap,
-            self.weight, LOG_FLOOR, NOISE_UNITS, self._logits,
+            out, rows, table.EV, table.NEV, m.mean, m.scale, self._layers, self._cmap,
+            self._comb, NOISE_UNITS, self._logits,
         )  # fmt: skip
         np.exp(logits, out=logits)
         _outlook_finish(

@@ -13,14 +13,15 @@ import dataclasses
 import numpy as np
 
 from calibration.geometry import LineGeometry
-from control.kernels_fusion import N_INTEGRALS, FusionParams, _footprint_integrals
+from control.kernels_fusion import N_INTEGRALS, FusionParams, _back_project, _footprint_integrals
 from core.frame import Frame
 from sim.plant.induction import InductionBar, InductionSensor
 from sim.plant.plant import IdlePlc, VirtualPlant
 from sim.plant.scenario import Scenario
+from sortline.sensor.fusion import MAX_REL_SPEED
 from sortline.sensor.ring import RowRing
 
-__all__ = ["SensorScene", "fusion_params", "integrate"]
+__all__ = ["SensorScene", "VelocityBook", "fusion_params", "integrate"]
 
 MARGIN_MM = 10.0  # around a footprint: the coil's reach beyond the piece's edge
 SIGNAL_UNITS = 12.0  # a cell above this |I + jQ| is signal (4 noise sigmas)
@@ -39,18 +40,35 @@ def fusion_params(
         margin_y_mm=MARGIN_MM,
         signal_units=SIGNAL_UNITS,
         row_ticks=float(bar.every_ticks),
+        coil_sigma_mm=bar.coil_radius_mm,
+        crosstalk=bar.crosstalk,
     )
 
 
 def integrate(
-    ring: RowRing, params: FusionParams, extent_mm: np.ndarray, active: np.ndarray, t_now: int
+    ring: RowRing,
+    params: FusionParams,
+    extent_mm: np.ndarray,
+    active: np.ndarray,
+    t_now: int,
+    rel_velocity: np.ndarray | None = None,
 ) -> np.ndarray:
     """(n, N_INTEGRALS) footprint integrals of ``extent_mm`` (n, 4) x0, x1, y0, y1 belt
-    mm at unwrapped count ``t_now`` (the ring's count space); ``active`` (n,) bool."""
+    mm at unwrapped count ``t_now`` (the ring's count space); ``active`` (n,) bool;
+    ``rel_velocity`` (n, 2): vx, vu relative to the belt in mm per mm of travel (the
+    footprints are moved back to where they crossed the bar, as ``SensorFusion`` does)."""
     n = extent_mm.shape[0]
     out = np.zeros((n, N_INTEGRALS))
     first, end = ring.window()
-    e = np.ascontiguousarray(extent_mm, np.float64)
+    e = np.array(extent_mm, np.float64, order="F").reshape(n, 4)
+    if rel_velocity is not None:
+        v = np.asarray(rel_velocity, np.float64).reshape(n, 2)
+        x0, x1, y0, y1 = (np.ascontiguousarray(e[:, k]) for k in range(4))
+        _back_project(
+            x0, x1, y0, y1, np.ascontiguousarray(v[:, 0]), np.ascontiguousarray(v[:, 1]),
+            params.y_bar_mm, MAX_REL_SPEED,
+        )  # fmt: skip
+        e = np.stack([x0, x1, y0, y1], axis=1)
     _footprint_integrals(
         ring.tick, ring.in_phase, ring.quadrature, first, end,
         np.ascontiguousarray(e[:, 0]), np.ascontiguousarray(e[:, 1]),
@@ -103,6 +121,48 @@ class SensorScene:
         self.plant.run_for(dt_s)
         self._take_rows()
 
-    def integrals(self, extent_mm: np.ndarray, active: np.ndarray) -> np.ndarray:
+    def integrals(
+        self, extent_mm: np.ndarray, active: np.ndarray, rel_velocity: np.ndarray | None = None
+    ) -> np.ndarray:
         """``integrate`` at the plant's present encoder count."""
-        return integrate(self.ring, self.params, extent_mm, active, self.plant.tick_unwrapped)
+        return integrate(
+            self.ring, self.params, extent_mm, active, self.plant.tick_unwrapped, rel_velocity
+        )
+
+
+class VelocityBook:
+    """A fragment's velocity relative to the belt from its last ``keep`` centres, as
+    a tracker estimates it (training and evaluation have no tracker): a
+    least-squares line through (travel, x) and (travel, u) per id."""
+
+    def __init__(self, keep: int = 8) -> None:
+        self.keep = keep
+        self._seen: dict[int, list[tuple[float, float, float]]] = {}
+
+    def add(self, ids: np.ndarray, travel_mm: float, x_mm: np.ndarray, y_mm: np.ndarray) -> None:
+        """Centres (belt x, camera-frame y) of ``ids`` at belt travel ``travel_mm``."""
+        for i, x, y in zip(ids.tolist(), x_mm.tolist(), y_mm.tolist(), strict=True):
+            h = self._seen.setdefault(int(i), [])
+            h.append((travel_mm, x, y - travel_mm))
+            del h[: -self.keep]
+
+    def velocity(self, ids: np.ndarray) -> np.ndarray:
+        """(n, 2) vx, vu in mm per mm of travel (0 with fewer than 3 centres)."""
+        out = np.zeros((ids.shape[0], 2))
+        for k, i in enumerate(ids.tolist()):
+            h = self._seen.get(int(i), [])
+            if len(h) < 3:
+                continue
+            a = np.asarray(h)
+            t = a[:, 0] - a[:, 0].mean()
+            den = float((t * t).sum())
+            if den > 0:
+                out[k] = (t @ (a[:, 1:] - a[:, 1:].mean(axis=0))) / den
+        return out
+
+    def count(self, ids: np.ndarray) -> np.ndarray:
+        """(n,) int64 centres kept per id."""
+        return np.array([len(self._seen.get(int(i), ())) for i in ids.tolist()], np.int64)
+
+    def forget(self, keep_ids: set[int]) -> None:
+        self._seen = {k: v for k, v in self._seen.items() if k in keep_ids}

@@ -4,9 +4,11 @@ Randomised training scenes (``sortline.training_data.training_scenes``, seeds
 below ``EVAL_SEED_BASE``, none of the named presets) run without rendering;
 every ``every`` frames each fragment wholly in the camera's view gives one
 sample: its true footprint's bounding box in belt mm, each edge moved by
-``edge_sigma_mm`` of noise (what segmentation and tracking give), integrated
-over the bar's rows by the controller's own kernel, with every other fragment
-in view sharing cells as tracks do. Fragments fed with part of their
+``edge_sigma_mm`` of noise (what segmentation and tracking give), moved back
+by its velocity relative to the belt (fitted to the centres of its last 8
+noisy boxes in view, as the tracker's) and integrated over the bar's rows by the
+controller's own kernel, with every other fragment in view sharing cells as
+tracks do. Fragments fed with part of their
 footprint already past the bar are left out (a real line feeds upstream of
 both sensors; the plant's feeder drops them close to the camera's view).
 """
@@ -21,7 +23,7 @@ import numpy as np
 from calibration.geometry import LineGeometry
 from core.classes import DEFAULT_CLASSES
 from sim.plant.induction import InductionBar
-from sortline.sensor.scene import SensorScene
+from sortline.sensor.scene import SensorScene, VelocityBook
 from sortline.training_data import SceneSpec
 
 __all__ = ["SensorSamples", "sensor_samples", "truth_extents"]
@@ -83,12 +85,17 @@ def sensor_samples(
         scene = SensorScene.build(geometry, spec.scenario, spec.seed, bar)
         rng = np.random.default_rng([spec.seed, 23])
         period = geometry.camera.frame_period_s
+        book = VelocityBook()
         for i in range(spec.warmup + spec.frames):
             scene.run_for(period)
+            ids, cls, ext, whole = truth_extents(scene, rng, edge_sigma_mm)
+            centre = 0.5 * (ext[:, 0::2] + ext[:, 1::2])  # the noisy edges' centre
+            book.add(ids, scene.plant.travel_mm, centre[:, 0], centre[:, 1])
+            if i % 100 == 0:
+                book.forget(set(ids.tolist()))
             if i < spec.warmup or (i - spec.warmup) % every:
                 continue
-            ids, cls, ext, whole = truth_extents(scene, rng, edge_sigma_mm)
-            out = scene.integrals(ext, whole)
+            out = scene.integrals(ext, whole, book.velocity(ids))
             keep = whole & (out[:, 6] > 0)
             n = int(keep.sum())
             parts.append(SensorSamples(out[keep], cls[keep], np.full(n, k), ids[keep]))

@@ -74,3 +74,27 @@ def test_no_signal_is_refused() -> None:
         bar_offset(rows, [], 0.1, 0.0, 31.25)
     got = bar_offset(rows, [Sighting(2500, 0.0, 500.0)], 0.1, 0.0, 31.25)
     assert np.isfinite(got.y_bar_mm)  # noise only: a number, but see the spread of several
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_calibrate_bar_offset_on_the_virtual_rig(
+    seed: int, tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``sortline calibrate bar-offset --virtual``: the hidden line (nominal +- 25 mm)
+    is recovered within 2 mm from the config's bar geometry; without --virtual,
+    one line and exit 2."""
+    import json
+
+    from sortline.cli import main
+
+    out = tmp_path / "bar.json"
+    argv = ["calibrate", "bar-offset", "--virtual", "--seed", str(seed), "--json", str(out)]
+    assert main(argv) == 0
+    rep = json.loads(out.read_text())
+    assert rep["pieces"] == 5 and rep["passed"]
+    assert abs(rep["y_bar_mm"] - rep["truth_y_bar_mm"]) <= 2.0
+    assert rep["truth_y_bar_mm"] != rep["nominal_y_bar_mm"]  # the rig hides a real shift
+    capsys.readouterr()
+    assert main(["calibrate", "bar-offset"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--virtual" in err[0]

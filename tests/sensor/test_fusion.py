@@ -9,18 +9,23 @@ import pytest
 from calibration.geometry import LineGeometry
 from control.controller import Controller
 from control.kernels_fusion import (
+    F_AMP_I,
+    F_AMP_Q,
     F_CELLS,
     F_COMPLETE,
+    F_COVER,
+    F_LENGTH,
     F_SHARED,
     F_SUM_I,
     F_SUM_Q,
+    F_WIDTH,
     N_INTEGRALS,
     FusionParams,
 )
 from control.recipe import parse_recipe
 from core.classes import DEFAULT_CLASSES
 from core.types import Detections
-from models.induction import InductionModel
+from models.induction import FEATURE_NAMES, InductionModel
 from sortline.sensor.fusion import SensorFusion
 from sortline.sensor.ring import RowRing
 from sortline.sensor.scene import integrate
@@ -134,12 +139,14 @@ def test_kernel_equals_its_slow_twin(seed: int) -> None:
 
 def _steel_model() -> InductionModel:
     """A hand-set model: strong positive in-phase says steel, else aluminium."""
-    k = len(DEFAULT_CLASSES)
-    dim = 1 + 7 + 28
-    w = np.zeros((k, dim))
-    w[DEFAULT_CLASSES.index("steel"), 1] = 10.0  # asinh of summed in-phase
-    w[DEFAULT_CLASSES.index("aluminium"), 1] = -10.0
-    return InductionModel("test", DEFAULT_CLASSES, np.zeros(7), np.ones(7), w)
+    k, d = len(DEFAULT_CLASSES), len(FEATURE_NAMES)
+    w1, w2, w3 = np.zeros((4, d)), np.zeros((4, 4)), np.zeros((k, 4))
+    w1[0, 0], w1[1, 0] = 1.0, -1.0  # asinh of summed in-phase, rectified either side
+    w2[0, 0], w2[1, 1] = 1.0, 1.0
+    w3[DEFAULT_CLASSES.index("steel"), 0] = 10.0
+    w3[DEFAULT_CLASSES.index("aluminium"), 1] = 10.0
+    layers = ((w1, np.zeros(4)), (w2, np.zeros(4)), (w3, np.zeros(k)))
+    return InductionModel("test", DEFAULT_CLASSES, np.zeros(d), np.ones(d), layers)
 
 
 def _dets(frame: int, tick: int, y_mm: float, cls: str) -> Detections:
@@ -187,7 +194,7 @@ def test_fused_logits_equal_the_slow_path() -> None:
     from models.induction import BUILTIN, NOISE_UNITS, resolve
     from sortline.sensor.fusion import LOG_FLOOR, sensor_term
 
-    model = InductionModel.load(resolve(BUILTIN))
+    model = InductionModel.load(resolve(BUILTIN)).with_combination(0.8, 0.6)
     rng = np.random.default_rng(3)
     n, names = 40, (*DEFAULT_CLASSES, "unknown")
     integ = np.zeros((n, N_INTEGRALS))
@@ -195,15 +202,20 @@ def test_fused_logits_equal_the_slow_path() -> None:
     integ[:, 2] = np.abs(integ[:, 2])
     integ[:, 3] = rng.integers(0, 60, n)
     integ[:, 4:6] = rng.random((n, 2))
+    integ[:, F_AMP_I : F_AMP_Q + 1] = rng.normal(0, 300, (n, 2))
+    integ[:, F_COVER] = rng.exponential(1.0, n) * (rng.random(n) < 0.9)
+    integ[:, F_WIDTH : F_LENGTH + 1] = rng.uniform(0, 120, (n, 2))
     ev = rng.normal(-3, 2, (n, len(names)))
     nev = rng.integers(1, 9, n).astype(np.int64)
     rows = np.flatnonzero(rng.random(n) < 0.8).astype(np.int64)
     cmap = np.array([model.class_names.index(c) if c in model.class_names else -1 for c in names])
+    (w1, b1), (w2, b2), (w3, b3) = model.layers
+    comb = (1.0 / model.camera_temperature, 0.7 * model.sensor_weight, LOG_FLOOR)
     got = _fused_logits(
-        integ, rows, ev, nev, model.mean, model.scale, model.weights, cmap.astype(np.int64),
-        0.7, LOG_FLOOR, NOISE_UNITS, np.zeros((n, len(names))),
+        integ, rows, ev, nev, model.mean, model.scale, (w1, b1, w2, b2, w3, b3),
+        cmap.astype(np.int64), comb, NOISE_UNITS, np.zeros((n, len(names))),
     )  # fmt: skip
-    want = ev[rows] / nev[rows, None] + sensor_term(model, names, integ[rows], 0.7)
+    want = ev[rows] / nev[rows, None] / 0.8 + sensor_term(model, names, integ[rows], 0.7)
     want -= want.max(axis=1, keepdims=True)
     assert np.allclose(got, want, atol=1e-9)
 

@@ -35,19 +35,41 @@ def test_eval_held_out_json(tmp_path: Path) -> None:
 def test_train_sensor_small(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "ind.json"
     argv = ["model", "train-sensor", "--scenes", "1", "--frames", "60", "--seed", "9"]
-    assert main([*argv, "--out", str(out), "--version", "t", "--max-iter", "50"]) == 0
+    small = ["--epochs", "3", "--val-scenes", "1", "--val-frames", "45"]
+    assert main([*argv, *small, "--out", str(out), "--version", "t"]) == 0
     model = InductionModel.load(out)
     assert model.version == "t" and model.class_names == DEFAULT_CLASSES
-    assert json.loads(capsys.readouterr().out)["samples"] > 20
+    report = json.loads(capsys.readouterr().out)
+    assert report["samples"] > 20
+    grid = report["validation_grid"]
+    ratios = [g for g in grid if "top1" in g]
+    temps = [g for g in grid if "nll" in g]
+    ratio = model.camera_temperature * model.sensor_weight
+    # the ratio kept is the grid's best top-1, the temperature its least NLL
+    assert max(g["top1"] for g in ratios) == next(
+        g["top1"] for g in ratios if g["sensor_ratio"] == pytest.approx(ratio)
+    )
+    best = min(temps, key=lambda g: g["nll"])
+    assert best["camera_temperature"] == pytest.approx(model.camera_temperature)
 
 
 def test_malformed_model_refused(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     d = InductionModel.load(resolve(BUILTIN)).to_dict()
-    d["weights"] = d["weights"][:3]
+    d["layers"][1]["weight"] = d["layers"][1]["weight"][:3]
     bad.write_text(json.dumps(d))
-    with pytest.raises(InputFileError, match="weights"):
+    with pytest.raises(InputFileError, match="layer 1"):
         InductionModel.load(bad)
     with pytest.raises(InputFileError, match="format"):
         bad.write_text("{}")
         InductionModel.load(bad)
+
+
+def test_diagnose_sensor_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "causes.json"
+    argv = ["model", "diagnose-sensor", "--val-scenes", "1", "--val-frames", "30"]
+    assert main([*argv, "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert data["fragments"] > 5
+    assert sum(data["causes"].values()) == data["fused_errors"]
+    assert "| cause | fused errors |" in capsys.readouterr().out
