@@ -177,46 +177,76 @@ class PreviewProcess:
 
     def render(self, job: PreviewJob, image: np.ndarray, geo: PreviewGeometry) -> tuple[bytes, int]:
         """The JPEG of ``job`` (``image``: the scaled frame) and the number
-        of air-jet windows drawn."""
+        of air-jet windows drawn. A child found dead on the way (its pipe
+        broken) is replaced and the job sent once more; a child that does not
+        answer in time is not tried again in this call."""
         with self._lock:
-            conn, timeout_s = self._conn, self.timeout_s
-            if conn is None or self._proc is None or not self._proc.is_alive():
-                if self._proc is not None:
-                    log.warning("preview renderer had stopped (exit %s); starting it again",
-                                self._proc.exitcode)  # fmt: skip
+            for attempt in (1, 2):
+                fresh = False
+                conn, timeout_s = self._conn, self.timeout_s
+                if conn is None or self._proc is None or not self._proc.is_alive():
+                    if self._proc is not None:
+                        log.warning("preview renderer had stopped (exit %s); starting it again",
+                                    self._proc.exitcode)  # fmt: skip
+                        self._drop()
+                    conn, timeout_s = self._start(), max(self.timeout_s, self.start_timeout_s)
+                    fresh = True
+                try:
+                    reply = self._exchange(conn, job, image, geo, timeout_s)
+                    break
+                except TimeoutError:
                     self._drop()
-                conn, timeout_s = self._start(), max(self.timeout_s, self.start_timeout_s)
-            # a watchdog bounds the whole exchange: a child that stops reading
-            # would otherwise block the image's write once the pipe is full
-            fired = threading.Event()
-            proc = self._proc
-
-            def kill() -> None:
-                fired.set()
-                proc.kill()
-
-            watchdog = threading.Timer(timeout_s, kill)
-            watchdog.daemon = True
-            watchdog.start()
-            try:
-                key = (id(geo.camera), geo.valves, geo.mm_per_tick, geo.class_names)
-                if key != self._geo_key:
-                    conn.send(("geometry", geo))
-                    self._geo_key, self._geo_ref = key, geo
-                conn.send(("draw", job))
-                conn.send_bytes(np.ascontiguousarray(image).data.cast("B"))
-                reply = conn.recv()
-            except (OSError, EOFError) as exc:
-                self._drop()
-                why = f"no answer in {timeout_s:g} s" if fired.is_set() else repr(exc)
-                raise PreviewUnavailableError(
-                    f"preview renderer failed ({why}); it starts again on the next request"
-                ) from None
-            finally:
-                watchdog.cancel()
+                    raise PreviewUnavailableError(
+                        f"preview renderer failed (no answer in {timeout_s:g} s); "
+                        "it starts again on the next request"
+                    ) from None
+                except (OSError, EOFError) as exc:
+                    self._drop()  # died since it was last seen alive (or was reaped by another)
+                    if fresh or attempt == 2:
+                        raise PreviewUnavailableError(
+                            f"preview renderer failed ({exc!r}); it starts again on the next "
+                            "request"
+                        ) from None
         if reply[0] != "ok":
             raise PreviewUnavailableError(f"preview renderer refused the frame: {reply[1]}")
         return bytes(reply[1]), int(reply[2])
+
+    def _exchange(
+        self,
+        conn: Connection,
+        job: PreviewJob,
+        image: np.ndarray,
+        geo: PreviewGeometry,
+        timeout_s: float,
+    ) -> tuple[Any, ...]:
+        """One job out, one reply back, under a watchdog (``TimeoutError``
+        when it fired): a child that stops reading would otherwise block the
+        image's write once the pipe is full."""
+        fired = threading.Event()
+        proc = self._proc
+
+        def kill() -> None:
+            fired.set()
+            proc.kill()
+
+        watchdog = threading.Timer(timeout_s, kill)
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            key = (id(geo.camera), geo.valves, geo.mm_per_tick, geo.class_names)
+            if key != self._geo_key:
+                conn.send(("geometry", geo))
+                self._geo_key, self._geo_ref = key, geo
+            conn.send(("draw", job))
+            conn.send_bytes(np.ascontiguousarray(image).data.cast("B"))
+            reply: tuple[Any, ...] = conn.recv()
+        except (OSError, EOFError):
+            if fired.is_set():
+                raise TimeoutError from None
+            raise
+        finally:
+            watchdog.cancel()
+        return reply
 
     def close(self) -> None:
         with self._lock:

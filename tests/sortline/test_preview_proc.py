@@ -136,3 +136,21 @@ def test_pulses_to_come_keeps_the_bar_pulses_not_over(now: int) -> None:
     assert got.first_valve.tolist() == [1, 3]
     assert len(pulses_to_come([], now)) == 0
     assert np.all(got.actuator == 0)
+
+
+def test_a_renderer_reaped_elsewhere_is_replaced_within_the_request(
+    encoder: PreviewEncoder,
+) -> None:
+    """Another part of the process reaped the dead child first (a waitpid of
+    its own): multiprocessing still thinks it alive, its pipe is broken; the
+    request starts a new renderer and is answered."""
+    encoder.tap.on_cycle(_cycle(T, 1))
+    assert encoder.image() is not None
+    pid = encoder.renderer.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)  # reaped here, not by multiprocessing
+    encoder.tap.on_cycle(_cycle(T + 1, 2))
+    got = encoder.image()
+    assert got is not None and got.frame_id == 2
+    assert encoder.renderer.starts == 2 and encoder.renderer.pid != pid
