@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -20,6 +20,11 @@ from core.errors import InputFileError, model_from_data, parse_toml, read_toml
 
 _STRICT = ConfigDict(extra="forbid", strict=True, frozen=True)
 DEFAULT_CONFIG_NAME = "<embedded default line config>"
+
+
+if TYPE_CHECKING:
+    from vision.merge import MergeParams
+    from vision.track_crops import CropPolicy
 
 
 class GenICamSettings(BaseModel):
@@ -135,6 +140,25 @@ class VisionSection(BaseModel):
         "", description='labelling folder for fragments the classifier was unsure of; "" = off'
     )
     uncertain_below: float = Field(0.6, gt=0, le=1)
+    classify: Literal["tracks", "every"] = Field(
+        "tracks",
+        description="tracks: crop a fragment's first, fully visible and uncertain views "
+        "(classification follows fragments/s); every: every view of every frame",
+    )
+    crop_budget: int = Field(48, ge=1, le=10000, description="crops per frame at most (tracks)")
+    merge_flag: bool = Field(
+        True, description="flag probable merges of touching fragments ([control] recipe's prefer)"
+    )
+
+    def crop_policy(self) -> CropPolicy:
+        from vision.track_crops import CropPolicy
+
+        return CropPolicy(mode=self.classify, budget=self.crop_budget)
+
+    def merge_params(self) -> MergeParams | None:
+        from vision.merge import MergeParams
+
+        return MergeParams() if self.merge_flag else None
 
 
 class ControlSection(BaseModel):

@@ -192,7 +192,10 @@ def build_parts(
     class_names = tuple(classifier.class_names)
     recipe = load_recipe(cfg.resolve_path(cfg.control.recipe), class_names)
     live, params = _calibration(cfg)
-    vision = VisionPipeline(params.geometry, classifier, camera_model=params.camera_model)
+    vision = VisionPipeline(
+        params.geometry, classifier, camera_model=params.camera_model,
+        crop_policy=cfg.vision.crop_policy(), merge_params=cfg.vision.merge_params(),
+    )  # fmt: skip
     controller = Controller(params.geometry, recipe, class_names, cfg.control.deadline_margin_ms)
 
     plant = None

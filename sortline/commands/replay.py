@@ -88,7 +88,10 @@ def _replay(args: argparse.Namespace) -> int:
     recipe = load_recipe(config.resolve_path(config.control.recipe), clf.class_names)
     ctl = Controller(geometry, recipe, clf.class_names, config.control.deadline_margin_ms)
     ctl.set_belt_speed(speed_mm_s)
-    pipe = VisionPipeline(geometry, clf, camera_model=camera_model)
+    pipe = VisionPipeline(
+        geometry, clf, camera_model=camera_model, crop_policy=config.vision.crop_policy(),
+        merge_params=config.vision.merge_params(),
+    )  # fmt: skip
     counter = TrackCounter()
     error: str | None = None
     first: int | None = None

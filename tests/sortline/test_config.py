@@ -64,3 +64,24 @@ def test_unreadable_config(tmp_path: Path, content: str | bytes | None, reason: 
         p.write_text(content)
     with pytest.raises(InputFileError, match=reason):
         load_config(p)
+
+
+def test_vision_classify_and_merge_flag_reach_the_line(tmp_path: Path) -> None:
+    from sortline.runtime import SortingLine
+
+    assert load_config().vision.crop_policy().mode == "tracks"  # the default
+    p = tmp_path / "line.toml"
+    p.write_text(
+        '[vision]\nclassify = "every"\ncrop_budget = 7\nmerge_flag = false\n'
+        f'[records]\nenabled = false\n[recipes]\ndir = "{tmp_path / "r"}"\n'
+    )
+    line = SortingLine(load_config(p), stepped=True, plc_port=0, seed=3, records=False)
+    try:
+        vision = line.parts.vision
+        assert vision.planner.policy.mode == "every" and vision.planner.policy.budget == 7
+        assert vision.merges is None
+    finally:
+        line.stop()
+    p.write_text('[vision]\nclassify = "all"\n')
+    with pytest.raises(InputFileError, match=r"vision\.classify.*'tracks' or 'every'"):
+        load_config(p)
