@@ -1,4 +1,11 @@
-"""Request body size limit for the status API: a pure ASGI middleware.
+"""Request limits for the status API: a pure ASGI middleware.
+
+A query string that gives one parameter more than once is answered ``422``
+in the shape of FastAPI's own validation errors, ``{"detail": [{"type":
+"multiple_values", "loc": ["query", NAME], "msg": "query parameter 'NAME'
+given N times; give it once (METHOD PATH)"}]}``: every query parameter of
+the API is a single value, and a web framework would otherwise quietly take
+the last.
 
 A request whose ``Content-Length`` exceeds ``max_bytes``, or whose streamed
 (chunked) body grows past it, is answered ``413`` with
@@ -10,8 +17,10 @@ is ``[api] max_body_bytes`` (every route of the API takes small JSON).
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+from urllib.parse import parse_qsl
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "BodyLimit", "body_limit_of"]
 
@@ -36,15 +45,27 @@ def body_limit_of(line: object) -> int:
     return int(value) if isinstance(value, int) else DEFAULT_MAX_BODY_BYTES
 
 
-async def _reply(send: Send, status: int, detail: str) -> None:
+async def _reply(send: Send, status: int, detail: str | list[dict[str, Any]]) -> None:
     body = json.dumps({"detail": detail}).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
+def _repeated_parameter(query: bytes) -> tuple[str, int] | None:
+    """The first query parameter given more than once, and how often."""
+    if not query:
+        return None
+    names = Counter(n for n, _ in parse_qsl(query.decode("latin-1"), keep_blank_values=True))
+    for name, n in names.items():
+        if n > 1:
+            return name[:60], n
+    return None
+
+
 class BodyLimit:
-    """``app`` with request bodies limited to ``max_bytes``."""
+    """``app`` with request bodies limited to ``max_bytes`` and each query
+    parameter given at most once."""
 
     def __init__(self, app: ASGIApp, max_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
         if max_bytes < 1:
@@ -57,6 +78,14 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         where = f"{scope.get('method', '?')} {scope.get('path', '?')}"
+        repeated = _repeated_parameter(scope.get("query_string", b""))
+        if repeated is not None:
+            name, n = repeated
+            msg = f"query parameter {name!r} given {n} times; give it once ({where})"
+            # the shape of FastAPI's own 422 (HTTPValidationError), as the schema declares
+            error = {"type": "multiple_values", "loc": ["query", name], "msg": msg}
+            await _reply(send, 422, [error])
+            return
         too_large = f"request body over {self.max_bytes} bytes ({where})"
         for name, value in scope.get("headers", ()):
             if name.lower() == b"content-length":

@@ -232,7 +232,10 @@ class SortingLine:
 
     def _run_loop(self, rt_priority: int, period_s: float) -> None:
         if rt_priority:  # checked in start(): the frame loop's own thread, first thing
-            set_fifo(rt_priority, "control.rt_priority")
+            try:
+                set_fifo(rt_priority, "control.rt_priority")
+            except OSError as exc:  # granted a moment ago: sort on, at normal priority
+                log.error("%s; the frame loop runs at normal priority", exc)
         self.loop.run(self._stop, period_s)
 
     def _spawn(self, name: str, target: Callable[[], None]) -> None:

@@ -19,6 +19,8 @@ every frame that wait is the frame time. ``PipelinedVision`` lowers it to
 from __future__ import annotations
 
 import collections
+import functools
+import logging
 import sys
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -34,6 +36,18 @@ from vision.pipeline import Prepared, VisionPipeline
 __all__ = ["PipelinedVision"]
 
 BALANCE_ALPHA = 0.05
+
+
+log = logging.getLogger(__name__)
+
+
+def _worker_priority(rt_priority: int) -> None:
+    """The worker thread's SCHED_FIFO; a refusal is logged, never the end of the
+    pool (an initializer that raises breaks it)."""
+    try:
+        set_fifo(rt_priority, "control.rt_priority")
+    except OSError as exc:
+        log.error("%s; the vision worker runs at normal priority", exc)
 
 
 class PipelinedVision:
@@ -53,7 +67,7 @@ class PipelinedVision:
         rt_priority: int = 0,
     ) -> None:
         self.pipeline = pipeline
-        init = (lambda: set_fifo(rt_priority, "control.rt_priority")) if rt_priority else None
+        init = functools.partial(_worker_priority, rt_priority) if rt_priority else None
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="vision-classify", initializer=init)
         self._pending: Future[Detections] | None = None
         self._buffer = 0

@@ -1,6 +1,8 @@
 """The request body limit (``sortline.api_limits.BodyLimit``) over real HTTP
 on loopback: by Content-Length, by a chunked body that grows past it, a bad
-Content-Length, and the status API carrying it with ``[api] max_body_bytes``."""
+Content-Length, and the status API carrying it with ``[api] max_body_bytes``;
+a query parameter given more than once is refused (a framework would take
+the last quietly)."""
 
 from __future__ import annotations
 
@@ -34,6 +36,10 @@ def url() -> Iterator[str]:
     @app.post("/echo")
     async def echo(request: Request) -> dict[str, int]:
         return {"bytes": len(await request.body())}
+
+    @app.get("/since")
+    async def since(t: float = 0.0) -> dict[str, float]:
+        return {"t": t}
 
     api = ApiServer(app, "127.0.0.1", 0)
     api.start()
@@ -128,3 +134,22 @@ def test_the_audit_file_is_only_ever_appended_to(tmp_path: Path) -> None:
     paths = app.openapi()["paths"]
     audit_routes = {(m.upper(), p) for p, ops in paths.items() if "audit" in p for m in ops}
     assert audit_routes == {("GET", "/audit")}  # no route rewrites or deletes entries
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "detail"),
+    [
+        ("t=1.5", 200, None),
+        ("t=1&t=2", 422, "query parameter 't' given 2 times; give it once (GET /since)"),
+        ("t=1&x=&t=&t=3", 422, "query parameter 't' given 3 times"),
+        ("t%3D=1&t=2", 200, None),  # "t=" and "t" are two names
+    ],
+)
+def test_a_repeated_query_parameter_is_422(
+    url: str, query: str, status: int, detail: str | None
+) -> None:
+    r = httpx.get(f"{url}/since?{query}", timeout=10)
+    assert r.status_code == status, r.text
+    if detail is not None:
+        (error,) = r.json()["detail"]
+        assert detail in error["msg"] and error["loc"] == ["query", "t"]
