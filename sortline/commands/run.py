@@ -67,7 +67,12 @@ def run(args: argparse.Namespace) -> int:
         "(about 30 s on the first start after an install, then about 1 s)",
         flush=True,
     )
-    line.start()
+    try:
+        line.start()
+    except PermissionError as exc:  # [control] rt_priority the machine does not grant
+        line.stop()
+        print(f"sortline run: error: {exc}", file=sys.stderr)
+        return 2
     if line.warm_up_s is not None:
         print(f"sortline: kernels ready in {line.warm_up_s:.1f} s", flush=True)
     try:
