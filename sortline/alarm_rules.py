@@ -35,6 +35,14 @@ class UncertaintyReading(NamedTuple):
     frames: int
 
 
+def classified_below(confidence: np.ndarray, below: float) -> tuple[int, int]:
+    """(views classified, of them below ``below``): a view vision chose not to
+    classify carries NaN (``vision.track_crops``) and counts in neither."""
+    classified = np.isfinite(confidence)
+    n = int(np.count_nonzero(classified))
+    return n, int(np.count_nonzero(classified & (confidence < below))) if n else 0
+
+
 class UncertaintyListener:
     """Share of detections below ``below`` confidence, per block of at least
     ``window_frames`` frames and ``min_detections`` detections; the baseline is
@@ -51,8 +59,7 @@ class UncertaintyListener:
         self._frames = self._n = self._low = 0
 
     def on_cycle(self, cycle: Cycle) -> None:
-        conf = cycle.detections.confidence
-        self.add(len(conf), int(np.count_nonzero(conf < self.below)) if len(conf) else 0)
+        self.add(*classified_below(cycle.detections.confidence, self.below))
 
     def add(self, detections: int, below: int) -> None:
         self._frames += 1

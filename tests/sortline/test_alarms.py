@@ -23,6 +23,7 @@ from sortline.alarm_rules import (
     Observation,
     Raised,
     UncertaintyListener,
+    classified_below,
     valve_verdicts,
 )
 from sortline.alarms import AlarmBook, NothingToAcknowledgeError, UnknownAlarmError
@@ -179,6 +180,13 @@ def test_conditions(seq: list[Observation], key: str, severity: str, text: str) 
 )  # fmt: skip
 def test_conditions_that_do_not_hold(seq: list[Observation], absent: str) -> None:
     assert absent not in run(seq)[-1]
+
+
+def test_uncertainty_counts_classified_views_only() -> None:
+    conf = np.array([0.9, 0.3, np.nan, np.nan, 0.55, 0.0], np.float32)  # NaN: not classified
+    assert classified_below(conf, 0.6) == (4, 3)
+    assert classified_below(np.full(3, np.nan, np.float32), 0.6) == (0, 0)
+    assert classified_below(np.zeros(0, np.float32), 0.6) == (0, 0)
 
 
 def test_model_uncertainty_rising_over_its_baseline() -> None:
