@@ -4,7 +4,6 @@ an induction sensor, real UDP on 127.0.0.1, a muted sensor is a stall."""
 from __future__ import annotations
 
 import os
-import time
 import uuid
 
 import numpy as np
@@ -18,17 +17,9 @@ from sortline.config import load_config
 from sortline.sensor.reader import SensorReader
 from sortline.sensor.ring import RowRing
 from sortline.sensor.wiring import plant_sensor
+from tests.sortline.conftest import until
 
 pytestmark = pytest.mark.timeout(60)
-
-
-def _wait(cond, timeout_s: float = 5.0) -> bool:  # type: ignore[no-untyped-def]
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.01)
-    return False
 
 
 def test_plant_bar_to_reader() -> None:
@@ -44,15 +35,15 @@ def test_plant_bar_to_reader() -> None:
         )  # fmt: skip
         try:
             runner.start()
-            assert _wait(lambda: ring.count >= 200)
+            assert until(lambda: ring.count >= 200, 5.0)
             rows = ring.rows()
             assert np.all(np.diff(rows.tick) == cfg.sensor.every_ticks)
             assert sum(reader.refused.values()) == 0 and not reader.stalled()
             runner.sensor_mute = True  # the bar goes silent: a stall, said by the reader
-            assert _wait(lambda: reader.stalled(), 3.0)
+            assert until(lambda: reader.stalled(), 3.0)
             assert "no valid packet" in reader.problem()
             runner.sensor_mute = False
-            assert _wait(lambda: not reader.stalled(), 3.0)
+            assert until(lambda: not reader.stalled(), 3.0)
             assert reader.rows_missing > 0  # the rows sampled while muted never came
         finally:
             runner.stop()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import socket
 import struct
-import time
 import zlib
 
 import numpy as np
@@ -22,6 +21,7 @@ from sortline.sensor.packet import (
 )
 from sortline.sensor.reader import SensorReader
 from sortline.sensor.ring import RowRing
+from tests.sortline.conftest import until
 
 C = 8
 
@@ -30,15 +30,6 @@ def _rows(n: int, t0: int = 1000, step: int = 50, seed: int = 0) -> SensorRows:
     rng = np.random.default_rng(seed)
     ticks = t0 + step * np.arange(n, dtype=np.int64)
     return SensorRows(ticks, rng.normal(0, 5, (n, C)), rng.normal(0, 5, (n, C)))
-
-
-def _wait(cond, timeout_s: float = 3.0) -> bool:  # type: ignore[no-untyped-def]
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.005)
-    return False
 
 
 def test_sender_and_parser_agree() -> None:
@@ -102,20 +93,20 @@ def test_reader_over_udp() -> None:
         sender = RowSender("127.0.0.1", reader.port, C, rows_per_packet=4)
         rows = _rows(40)
         sender.send(rows[:20])
-        assert _wait(lambda: ring.count == 20)
+        assert until(lambda: ring.count == 20, 3.0)
         sender.sequence += 2  # two datagrams lost on the way
         sender.send(rows[28:])  # ... carrying rows 20-27
         raw = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         for _, data in _bad_cases():
             raw.sendto(data, ("127.0.0.1", reader.port))
         raw.sendto(sender.packets(rows[:4])[0][:-1], ("127.0.0.1", reader.port))
-        assert _wait(lambda: ring.count == 32 and sum(reader.refused.values()) == 9)
+        assert until(lambda: ring.count == 32 and sum(reader.refused.values()) == 9, 3.0)
         assert reader.packets_lost == 2 and reader.rows_missing == 8
         assert reader.refused["length"] == 2 and reader.last_refusal
         got = ring.rows()
         assert np.array_equal(got.tick, np.concatenate([rows.tick[:20], rows.tick[28:]]))
         assert not reader.stalled() and reader.problem() == ""
-        assert _wait(lambda: reader.stalled(), 2.0)
+        assert until(lambda: reader.stalled(), 2.0)
         assert "no valid packet" in reader.problem()
         raw.close()
         sender.close()
