@@ -34,6 +34,7 @@ import cv2
 import numpy as np
 
 from calibration.geometry import ValveBar
+from core.ticks import tick_diff_array
 from core.types import Pulses
 
 if TYPE_CHECKING:  # the preview's child process imports this module: keep it light
@@ -111,12 +112,6 @@ class Window:
     fraction: int
 
 
-def _ticks_after(t_tick: np.ndarray, now_tick: int) -> np.ndarray:
-    """Signed ticks from ``now_tick`` to each uint32 count (wrap-safe), int64."""
-    d = (np.asarray(t_tick, np.int64) - int(now_tick)) & 0xFFFFFFFF
-    return np.where(d >= 2**31, d - 2**32, d)
-
-
 def pulse_windows(
     pulses: Iterable[Pulses], tick: int, valves: ValveBar, mm_per_tick: float
 ) -> list[Window]:
@@ -127,8 +122,8 @@ def pulse_windows(
         if not len(p):
             continue
         bar = p.actuator == 0
-        on = _ticks_after(p.on_tick, tick)
-        off = _ticks_after(p.off_tick, tick)
+        on = tick_diff_array(p.on_tick, tick)
+        off = tick_diff_array(p.off_tick, tick)
         keep = bar & (off > 0)
         for i in np.flatnonzero(keep).tolist():
             a, b = int(p.first_valve[i]), int(p.last_valve[i])

@@ -45,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from core.ticks import tick_diff_array
 from core.types import Pulses
 from sortline.preview import (
     PreviewGeometry,
@@ -269,8 +270,7 @@ def pulses_to_come(batches: list[Pulses], tick: int) -> Pulses:
     if not batches:
         return Pulses.empty()
     p = Pulses.concat(batches)
-    ticks_to_off = (p.off_tick.astype(np.int64) - int(tick)) & 0xFFFFFFFF
-    return p[(p.actuator == 0) & (ticks_to_off > 0) & (ticks_to_off < 2**31)]
+    return p[(p.actuator == 0) & (tick_diff_array(p.off_tick, tick) > 0)]
 
 
 class PreviewEncoder:
