@@ -219,9 +219,12 @@ def measure(
     plant_where: str = "separate",
     scenario: str = "default",
     rt_priority: int = 0,
+    api_where: str = "process",
+    nice: int = 10,
 ) -> list[dict[str, Any]]:
     from bench._faults_procs import Plant, free_port
     from sortline.api import ApiServer, create_app
+    from sortline.api_proc import ApiProcess
     from sortline.auth import AuditLog, KeyBook
     from sortline.config import load_config
     from sortline.runtime import SortingLine
@@ -246,7 +249,11 @@ def measure(
     lat = _PhaseLatency()
     line.loop.attach(lat)
     book, keys = KeyBook.generated(("maintenance",))
-    api = ApiServer(create_app(line, book, AuditLog(None)), "127.0.0.1", 0)
+    api: ApiServer | ApiProcess
+    if api_where == "process":  # as `sortline run` serves it
+        api = ApiProcess(line, book, AuditLog(None), "127.0.0.1", 0, nice=nice)
+    else:  # the API in a thread of the controller's process (before session 8)
+        api = ApiServer(create_app(line, book, AuditLog(None)), "127.0.0.1", 0)
     rows: list[dict[str, Any]] = []
     exclude = {plant.proc.pid} if plant is not None and plant.proc is not None else set()
     line.start()
@@ -268,6 +275,7 @@ def measure(
             lat.phase = "between"
             snap0, t0, snap1 = mark["snap"], mark["t0"], line.snapshot()
             row: dict[str, Any] = {
+                "api": api_where,
                 "phase": name,
                 "load": _LOADS[mix] if loaded else "none",
                 "seconds": round(time.monotonic() - t0, 2),
@@ -374,6 +382,13 @@ def main(argv: list[str] | None = None) -> int:
         help="[control] rt_priority of the line: SCHED_FIFO for the frame loop (0: normal)",
     )
     ap.add_argument(
+        "--api",
+        default="process",
+        help="where the API runs, comma-separated to compare in one run: process (its own, "
+        "as `sortline run` serves it; default) or thread (in the controller's process)",
+    )
+    ap.add_argument("--nice", type=int, default=10, help="[api] nice of the API's process")
+    ap.add_argument(
         "--clients", nargs=4, metavar=("URL", "KEY", "S", "MIX"), help=argparse.SUPPRESS
     )
     args = ap.parse_args(argv)
@@ -391,22 +406,30 @@ def main(argv: list[str] | None = None) -> int:
     load0 = os.getloadavg()[0]
     if args.switch_interval_ms is not None:
         sys.setswitchinterval(args.switch_interval_ms / 1e3)
-    with tempfile.TemporaryDirectory(prefix="sortline-api-load-") as tmp:
-        rows = measure(
-            phase_s, pairs, warm_s, Path(tmp), args.mix, args.plant, args.scenario,
-            args.rt_priority,
-        )  # fmt: skip
+    wheres = [w.strip() for w in args.api.split(",") if w.strip()]
+    if not wheres or any(w not in ("process", "thread") for w in wheres):
+        ap.error(f"--api: {args.api!r}: a comma-separated list of process, thread")
+    rows = []
+    for where_api in wheres:
+        with tempfile.TemporaryDirectory(prefix="sortline-api-load-") as tmp:
+            rows += measure(
+                phase_s, pairs, warm_s, Path(tmp), args.mix, args.plant, args.scenario,
+                args.rt_priority, where_api, args.nice,
+            )  # fmt: skip
     where = "in its own process" if args.plant == "separate" else "embedded in the controller"
     note = (
         f"wall clock, virtual plant {where} (synthetic scenes, preset {args.scenario}), "
         "default recipe; frame latency "
         "= arrival to pulses handed to the bridge, every frame of each phase; clients in a "
-        f"child process; frame loop rt_priority {args.rt_priority} (0: normal scheduling); "
+        f"child process; API: {', '.join(wheres)} (process: its own, nice {args.nice}, as "
+        "`sortline run` serves it; thread: in the controller's process); frame loop "
+        f"rt_priority {args.rt_priority} (0: normal scheduling); "
         "GIL switch interval: each row's; load "
         f"average at start {load0:.2f}"
     )
     result = write_result("api_load", argv, note, rows, Path(args.json) if args.json else None)
-    result["summary"] = summary(rows)
+    by_api = {w: summary([r for r in rows if r["api"] == w]) for w in wheres}
+    result["summary"] = by_api[wheres[0]] if len(wheres) == 1 else by_api
     if args.json:
         from core.files import atomic_write_json
 

@@ -100,9 +100,12 @@ def _note(who: str | None) -> str:
     return "" if who is None else f" (body who: {who!r})"
 
 
-def create_app(line: LineLike, keys: KeyBook, audit: AuditLog) -> FastAPI:
+def create_app(
+    line: LineLike, keys: KeyBook, audit: AuditLog, preview_inline: bool = False
+) -> FastAPI:
     """The app over ``line``; ``keys`` decide who may call what, ``audit``
-    records every change and every refused key."""
+    records every change and every refused key. ``preview_inline``: draw the
+    camera preview in this process (the API's own: ``sortline.api_proc``)."""
     app = FastAPI(title="sortline", version="0.1.0", description=__doc__)
     app.state.keys = keys
     app.state.audit = audit
@@ -205,14 +208,18 @@ def create_app(line: LineLike, keys: KeyBook, audit: AuditLog) -> FastAPI:
     app.include_router(calibration_router(line))
     closers: list[Callable[[], None]] = []  # run by ApiServer.stop
     app.state.on_close = closers
-    app.include_router(stream_router(line, closers))
+    app.include_router(stream_router(line, closers, preview_inline))
     app.include_router(records_router(line))
     app.include_router(audit_router())
     return app
 
 
 class ApiServer:
-    """uvicorn in a daemon thread; ``start`` returns once it is listening."""
+    """uvicorn in a daemon thread of this process; ``start`` returns once it
+    is listening. For an app over objects of this process that need not be
+    a line's (tests of the app itself); ``sortline run`` serves the line's API
+    from a process of its own (``sortline.api_proc.ApiProcess``, the same
+    app), so that HTTP never holds the frame loop's GIL."""
 
     def __init__(self, app: FastAPI, host: str, port: int) -> None:
         config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")

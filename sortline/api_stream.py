@@ -20,8 +20,11 @@ role like every route (``tests/sortline/test_auth.py`` walks them).
 clients, ``retry: 2000`` so a dropped browser reconnects; at most
 ``MAX_STREAMS`` streams at once (503 beyond). ``/preview.jpg`` encodes at
 most ``PreviewEncoder.max_fps`` images a second per server, whatever the
-number of viewers, drawn in a child process (``sortline.preview_proc``);
-the frame loop pays one reference store per frame.
+number of viewers, drawn in the API's own process when it has one
+(``sortline.api_proc``, as ``sortline run`` serves it) or in a child
+process (``sortline.preview_proc``) when the API runs in the controller's;
+the frame loop pays one reference store per frame, and the controller's
+process one scaled copy of the newest frame per image (``PreviewTap.take``).
 """
 
 from __future__ import annotations
@@ -112,16 +115,21 @@ _STREAM_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def stream_router(line: Any, on_close: list[Callable[[], None]] | None = None) -> APIRouter:
+def stream_router(
+    line: Any, on_close: list[Callable[[], None]] | None = None, preview_inline: bool = False
+) -> APIRouter:
     """Routes over a line with ``snapshot()``; the preview needs a
     ``SortingLine`` (its ``preview`` tap and ``preview_geometry()``).
     ``on_close`` gets what must be stopped with the server (the preview's
-    child process)."""
+    child process); ``preview_inline`` draws in this process instead (an API
+    process of its own, ``sortline.api_proc``)."""
     router = APIRouter(tags=["live"])
     shared = _SharedSnapshot(lambda: line.snapshot().model_dump_json())
     open_streams: weakref.WeakSet[AsyncIterator[str]] = weakref.WeakSet()  # gone with them
     tap = getattr(line, "preview", None)
-    encoder = None if tap is None else PreviewEncoder(tap, line.preview_geometry)
+    encoder = (
+        None if tap is None else PreviewEncoder(tap, line.preview_geometry, inline=preview_inline)
+    )
     if encoder is not None and on_close is not None:
         on_close.append(encoder.close)
 

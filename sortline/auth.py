@@ -180,6 +180,16 @@ class KeyBook:
     def __len__(self) -> int:
         return len(self._stored)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (for the API's process, ``sortline.api_proc``): the stored
+        hashes only, never the cache of keys already verified."""
+        return {"stored": self._stored}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._stored = list(state["stored"])
+        self._verified = {}
+        self._slow = threading.Lock()
+
     def verify(self, presented: str) -> Principal | None:
         """The owner of ``presented``, or None."""
         if not presented or len(presented) > 256:

@@ -198,6 +198,9 @@ class ApiSection(BaseModel):
     max_body_bytes: int = Field(
         65536, ge=1024, le=1 << 26, description="larger request bodies get 413"
     )
+    nice: int = Field(
+        10, ge=0, le=19, description="the API's process runs this much nicer than the loop's"
+    )
     keys: tuple[ApiKeyEntry, ...] = Field(
         (), strict=False, description="API keys ([[api.keys]] name, role, hash)"
     )

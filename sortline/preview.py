@@ -43,6 +43,8 @@ if TYPE_CHECKING:  # the preview's child process imports this module: keep it li
 __all__ = [
     "CLASS_COLOURS_BGR",
     "PreviewGeometry",
+    "PreviewJob",
+    "PreviewShot",
     "PreviewTap",
     "Window",
     "class_colour_bgr",
@@ -51,6 +53,7 @@ __all__ = [
     "encode_jpeg",
     "hex_colour",
     "pulse_windows",
+    "pulses_to_come",
     "shrink",
 ]
 
@@ -253,6 +256,44 @@ def encode_jpeg(img: np.ndarray, quality: int = 75) -> bytes:
     return bytes(buf.tobytes())
 
 
+@dataclasses.dataclass(frozen=True)
+class PreviewJob:
+    """One preview to draw: the frame already scaled to the preview's width
+    (``scale``: preview px per camera px; the pixels travel beside it), its
+    encoder count, its detections' boxes (camera px), classes and
+    confidences, and the pulses still to come."""
+
+    shape: tuple[int, ...]
+    dtype: str
+    scale: float
+    tick: int
+    bbox_px: np.ndarray
+    class_id: np.ndarray
+    confidence: np.ndarray
+    pulses: Pulses
+
+
+@dataclasses.dataclass(frozen=True)
+class PreviewShot:
+    """What ``PreviewTap.take`` hands out: the job, the scaled frame, and
+    the frame's id, time and number of detections."""
+
+    job: PreviewJob
+    image: np.ndarray
+    frame_id: int
+    t_unix_s: float
+    detections: int
+
+
+def pulses_to_come(batches: list[Pulses], tick: int) -> Pulses:
+    """The valve-bar pulses of ``batches`` not over at encoder count ``tick``
+    (wrap-safe), as one batch."""
+    if not batches:
+        return Pulses.empty()
+    p = Pulses.concat(batches)
+    return p[(p.actuator == 0) & (tick_diff_array(p.off_tick, tick) > 0)]
+
+
 class PreviewTap:
     """The frame loop's listener: keeps references, nothing else (module doc)."""
 
@@ -268,6 +309,24 @@ class PreviewTap:
     def pulses(self) -> list[Pulses]:
         """The pulse batches kept (a copy of the deque's references)."""
         return list(self._pulses)
+
+    def take(self, width_px: int, after_frame_id: int | None = None) -> PreviewShot | None:
+        """The newest frame scaled to at most ``width_px`` wide, with what the
+        preview draws over it; None before the first frame or when the newest
+        is still ``after_frame_id``. Called by the preview's encoder, from the
+        API's process through ``sortline.remote`` (one call, about 0.4 MB back
+        at 640 px), never by the frame loop."""
+        cycle = self.latest
+        if cycle is None or cycle.frame.frame_id == after_frame_id:
+            return None
+        frame, d = cycle.frame, cycle.detections
+        small, scale = shrink(frame.image, width_px)
+        small = np.ascontiguousarray(small)
+        job = PreviewJob(
+            small.shape, small.dtype.str, scale, int(frame.tick), d.bbox_px, d.class_id,
+            d.confidence, pulses_to_come(self.pulses(), int(frame.tick)),
+        )  # fmt: skip
+        return PreviewShot(job, small, int(frame.frame_id), float(cycle.t_unix_s), len(d))
 
     def close(self) -> None:
         self.latest = None

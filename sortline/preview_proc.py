@@ -45,17 +45,17 @@ from typing import Any
 
 import numpy as np
 
-from core.ticks import tick_diff_array
-from core.types import Pulses
 from sortline.preview import (
     PreviewGeometry,
+    PreviewJob,
     PreviewTap,
     draw_preview_arrays,
     encode_jpeg,
-    shrink,
+    pulses_to_come,
 )
 
 __all__ = [
+    "InlineRenderer",
     "PreviewEncoder",
     "PreviewImage",
     "PreviewJob",
@@ -69,23 +69,6 @@ log = logging.getLogger(__name__)
 
 class PreviewUnavailableError(RuntimeError):
     """The preview renderer could not answer (one line: why)."""
-
-
-@dataclasses.dataclass(frozen=True)
-class PreviewJob:
-    """One preview to draw: the frame already scaled to the preview's width
-    (``scale``: preview px per camera px; the pixels follow as bytes), its
-    encoder count, its detections' boxes (camera px), classes and
-    confidences, and the pulses still to come."""
-
-    shape: tuple[int, ...]
-    dtype: str
-    scale: float
-    tick: int
-    bbox_px: np.ndarray
-    class_id: np.ndarray
-    confidence: np.ndarray
-    pulses: Pulses
 
 
 def _serve(conn: Connection, quality: int) -> None:
@@ -264,19 +247,30 @@ class PreviewImage:
     windows: int
 
 
-def pulses_to_come(batches: list[Pulses], tick: int) -> Pulses:
-    """The valve-bar pulses of ``batches`` not over at encoder count ``tick``
-    (wrap-safe), as one batch."""
-    if not batches:
-        return Pulses.empty()
-    p = Pulses.concat(batches)
-    return p[(p.actuator == 0) & (tick_diff_array(p.off_tick, tick) > 0)]
+class InlineRenderer:
+    """Draws and encodes in the calling thread: for a status API that
+    already runs in its own process (``sortline.api_proc``), where a further
+    child would only add a hop (and a daemonic process may not have one)."""
+
+    def __init__(self, quality: int = 75) -> None:
+        self.quality = quality
+
+    def render(self, job: PreviewJob, image: np.ndarray, geo: PreviewGeometry) -> tuple[bytes, int]:
+        img, windows = draw_preview_arrays(
+            image, job.scale, job.tick, job.bbox_px, job.class_id, job.confidence,
+            [job.pulses], geo,
+        )  # fmt: skip
+        return encode_jpeg(img, self.quality), len(windows)
+
+    def close(self) -> None:
+        pass
 
 
 class PreviewEncoder:
-    """The newest cycle of ``tap``, drawn and encoded by a ``PreviewProcess``
-    at most ``max_fps`` times a second; callers within one period (or while
-    no new frame came) get the same image."""
+    """The newest cycle of ``tap``, drawn and encoded at most ``max_fps``
+    times a second, by a ``PreviewProcess`` (or, ``inline``, in the calling
+    thread: ``InlineRenderer``); callers within one period (or while no new
+    frame came) get the same image."""
 
     def __init__(
         self,
@@ -285,12 +279,15 @@ class PreviewEncoder:
         max_fps: float = 10.0,
         width_px: int = 640,
         quality: int = 75,
+        inline: bool = False,
     ) -> None:
         self.tap = tap
         self.geometry = geometry  # the line's current parameters
         self.period_s = 1.0 / max_fps
         self.width_px = width_px
-        self.renderer = PreviewProcess(quality)
+        self.renderer: PreviewProcess | InlineRenderer = (
+            InlineRenderer(quality) if inline else PreviewProcess(quality)
+        )
         self._lock = threading.Lock()
         self._cached: PreviewImage | None = None
         self._made_at = -1e9
@@ -303,21 +300,13 @@ class PreviewEncoder:
             now = time.monotonic()
             if self._cached is not None and now - self._made_at < self.period_s:
                 return self._cached
-            cycle = self.tap.latest
-            if cycle is None:
-                return None
-            frame = cycle.frame
-            if self._cached is not None and self._cached.frame_id == frame.frame_id:
-                return self._cached
-            small, scale = shrink(frame.image, self.width_px)
-            d = cycle.detections
-            job = PreviewJob(
-                small.shape, small.dtype.str, scale, int(frame.tick), d.bbox_px, d.class_id,
-                d.confidence, pulses_to_come(self.tap.pulses(), int(frame.tick)),
-            )  # fmt: skip
-            jpeg, windows = self.renderer.render(job, small, self.geometry())
+            last = None if self._cached is None else self._cached.frame_id
+            shot = self.tap.take(self.width_px, last)
+            if shot is None:
+                return self._cached  # no frame yet (None), or still the same frame
+            jpeg, windows = self.renderer.render(shot.job, shot.image, self.geometry())
             self._cached = PreviewImage(
-                jpeg, frame.frame_id, int(frame.tick), cycle.t_unix_s, len(d), windows
+                jpeg, shot.frame_id, shot.job.tick, shot.t_unix_s, shot.detections, windows
             )
             self._made_at = now
             self.encoded += 1

@@ -128,14 +128,7 @@ class SortingLine:
             self.loop.attach(
                 LabellingListener(folder, parts.class_names, cfg.vision.uncertain_below)
             )
-        self.alarms: AlarmBook = attach_alarms(self)  # GET /alarms (sortline.api_alarms)
-        self.metrics = attach_metrics(self)  # GET /metrics (sortline.api_metrics)
-        self.preview = PreviewTap()  # GET /preview.jpg (sortline.api_stream): references only
-        self.loop.attach(self.preview)
-        self.recipe_library = RecipeLibrary(recipes_dir(cfg), cfg.line.name, parts.class_names)
-        self.recipe_library.note_activation(
-            parts.recipe, recipe_text(parts.recipe.source), "config", "start-up"
-        )  # /recipes/history
+        # the line's own state first: the alarm thread below reads it from its start
         self._cal_poll_lock = threading.Lock()  # the watcher and POST /calibration/...
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -153,6 +146,14 @@ class SortingLine:
         self._started_mono_s = time.monotonic()  # uptime: immune to wall-clock steps
         self.warm_up_s: float | None = None
         self._publish(parts.bridge.snapshot())
+        self.alarms: AlarmBook = attach_alarms(self)  # GET /alarms (sortline.api_alarms)
+        self.metrics = attach_metrics(self)  # GET /metrics (sortline.api_metrics)
+        self.preview = PreviewTap()  # GET /preview.jpg (sortline.api_stream): references only
+        self.loop.attach(self.preview)
+        self.recipe_library = RecipeLibrary(recipes_dir(cfg), cfg.line.name, parts.class_names)
+        self.recipe_library.note_activation(
+            parts.recipe, recipe_text(parts.recipe.source), "config", "start-up"
+        )  # /recipes/history
         # one audit log per line: the API, MQTT and OPC UA commands all append to it
         from sortline.auth import AuditLog  # fastapi: not for the real-time path's imports
 

@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
         print("sortline run: error: --duration must be > 0 seconds", file=sys.stderr)
         return 2
     from core.files import atomic_write_json
-    from sortline.api import ApiServer, create_app
+    from sortline.api_proc import ApiProcess
     from sortline.config import load_config
     from sortline.runtime import SortingLine
 
@@ -59,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
     keys = _key_book(cfg, demo=args.config is None)
     audit = line.audit  # shared with the MQTT and OPC UA command paths
     port = cfg.api.port if args.port is None else args.port
-    api = ApiServer(create_app(line, keys, audit), cfg.api.host, port)
+    api = ApiProcess(line, keys, audit, cfg.api.host, port, nice=cfg.api.nice)
+    line.alarms.sources.append(api.conditions)  # api.process: the API's process restarted
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     print(

@@ -13,7 +13,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from sortline.api import ApiServer, LineLike, create_app
+from sortline.api import LineLike, create_app
+from sortline.api_proc import ApiProcess
 from sortline.auth import ROLES, AuditLog, KeyBook, Role, hash_key, new_key
 from sortline.config import ApiKeyEntry, LineConfig, load_config
 from sortline.runtime import SortingLine
@@ -82,7 +83,7 @@ def served_line(
     if prepare is not None:
         prepare(line)
     line.start()
-    api = ApiServer(keys.app(line, audit), "127.0.0.1", 0)
+    api = ApiProcess(line, keys.book, AuditLog(audit), "127.0.0.1", 0)  # as `sortline run` serves
     api.start()
     try:
         line.run_frames(frames)
