@@ -178,13 +178,20 @@ def _begin(
 
 
 def _load_phase(
-    url: str, key: str, seconds: float, begin: Any, mix: str, exclude: set[int]
+    url: str,
+    key: str,
+    seconds: float,
+    begin: Any,
+    mix: str,
+    exclude: set[int],
+    client_nice: int = 0,
 ) -> dict[str, int]:
     """Start the client process, wait until it has imported what it needs (its
     start-up is not the API's cost), then start the phase and the clients."""
     child = subprocess.Popen(
         [sys.executable, "-m", "bench.api_load", "--clients", url, key, str(seconds), mix],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "SORTLINE_BENCH_CLIENT_NICE": str(client_nice)},
     )  # fmt: skip
     exclude.add(child.pid)
     assert child.stdin is not None and child.stdout is not None
@@ -221,6 +228,7 @@ def measure(
     rt_priority: int = 0,
     api_where: str = "process",
     nice: int = 10,
+    client_nice: int = 0,
 ) -> list[dict[str, Any]]:
     from bench._faults_procs import Plant, free_port
     from sortline.api import ApiServer, create_app
@@ -267,7 +275,9 @@ def measure(
             mark: dict[str, Any] = {}
             begin = functools.partial(_begin, lat, name, line, exclude, mark)
             if loaded:
-                clients = _load_phase(url, keys["maintenance"], phase_s, begin, mix, exclude)
+                clients = _load_phase(
+                    url, keys["maintenance"], phase_s, begin, mix, exclude, client_nice
+                )
             else:
                 begin()
                 time.sleep(phase_s)
@@ -389,12 +399,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--nice", type=int, default=10, help="[api] nice of the API's process")
     ap.add_argument(
+        "--client-nice",
+        type=int,
+        default=0,
+        help="nice of the clients' process: browsers and Prometheus run on other machines "
+        "in a plant; 19 keeps the load generator's own CPU off this machine's two cores "
+        "(the API's cost stays counted)",
+    )
+    ap.add_argument(
         "--clients", nargs=4, metavar=("URL", "KEY", "S", "MIX"), help=argparse.SUPPRESS
     )
     args = ap.parse_args(argv)
     if args.clients:
         url, key, seconds, mix = args.clients
         import httpx  # noqa: F401  (imported before "ready": not part of the phase)
+
+        os.nice(int(os.environ.get("SORTLINE_BENCH_CLIENT_NICE", "0")))
 
         print("ready", flush=True)
         sys.stdin.readline()
@@ -414,14 +434,15 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="sortline-api-load-") as tmp:
             rows += measure(
                 phase_s, pairs, warm_s, Path(tmp), args.mix, args.plant, args.scenario,
-                args.rt_priority, where_api, args.nice,
+                args.rt_priority, where_api, args.nice, args.client_nice,
             )  # fmt: skip
     where = "in its own process" if args.plant == "separate" else "embedded in the controller"
     note = (
         f"wall clock, virtual plant {where} (synthetic scenes, preset {args.scenario}), "
         "default recipe; frame latency "
         "= arrival to pulses handed to the bridge, every frame of each phase; clients in a "
-        f"child process; API: {', '.join(wheres)} (process: its own, nice {args.nice}, as "
+        f"child process at nice {args.client_nice}; API: {', '.join(wheres)} (process: its "
+        f"own, nice {args.nice}, as "
         "`sortline run` serves it; thread: in the controller's process); frame loop "
         f"rt_priority {args.rt_priority} (0: normal scheduling); "
         "GIL switch interval: each row's; load "

@@ -16,6 +16,8 @@ alone. Each row reports the live tracks it measured (``live_tracks_mean``):
 
 - ``sortline``: ``control.Controller.update`` (Numba kernels), returning
   ``Tracks`` and ``Pulses`` batches: the whole per-frame cost;
+- ``sortline_cut`` (on request, ``--impls``): the same with the earlier rule
+  of aiming around neighbours (``ControlParams(aim_rule="cut")``);
 - ``scipy_lsa``: the same pipeline with dense global
   ``scipy.optimize.linear_sum_assignment`` (``bench/_decision_ref.py``);
 - ``bytetrack``: supervision 0.30.9 ``ByteTrack`` on the same boxes
@@ -125,11 +127,14 @@ def make_stream(n_in_view: int, n_frames: int, seed: int) -> tuple[LineGeometry,
 
 
 def _make(impl: str, geo: LineGeometry) -> Any:
-    if impl == "sortline":
+    if impl in ("sortline", "sortline_cut"):
         from control.controller import Controller
+        from control.params import ControlParams
         from control.recipe import load_recipe
 
-        ctl = Controller(geo, load_recipe("builtin:default", DEFAULT_CLASSES), DEFAULT_CLASSES)
+        params = ControlParams(aim_rule="cut") if impl == "sortline_cut" else None
+        recipe = load_recipe("builtin:default", DEFAULT_CLASSES)
+        ctl = Controller(geo, recipe, DEFAULT_CLASSES, params=params)
 
         class _Core:
             def update(self, dets: Detections) -> int:

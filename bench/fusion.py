@@ -1,10 +1,11 @@
 """Cost of the sensor fusion in the frame loop (``sortline.sensor.fusion``).
 
-``sortline bench fusion [--tracks 50,250,1000] [--calls N] [--json OUT] [--quick]``
+``sortline bench fusion [--tracks 50,250,1000] [--calls N] [--model M] [--json OUT] [--quick]``
 
 A track table with N confirmed, undecided tracks spread over the camera's
 view (40-80 mm boxes, random class evidence), and a ring of 4,096 rows of a
-32-coil bar (noise, with metal under a third of the footprints); each call is
+32-coil bar at the model's frequencies (one or two; noise, with metal under
+a third of the footprints); each call is
 one frame's ``SensorFusion.apply`` (integrate every footprint, the shipped
 induction model, the fused outlook), the belt moving 25 mm per frame. Times
 per call with ``time.perf_counter`` (p50, p99, max) and the thread's own CPU
@@ -30,12 +31,13 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="sortline bench fusion", description=__doc__.split("\n")[0])
     p.add_argument("--tracks", default="50,250,1000", help="tracks in view, comma-separated")
     p.add_argument("--calls", type=int, default=3000, help="timed frames per size")
+    p.add_argument("--model", default="", help="induction model (default: the line's default)")
     p.add_argument("--json", type=Path)
     p.add_argument("--quick", action="store_true", help="a short run that proves it works")
     return p.parse_args(argv)
 
 
-def _case(n: int, seed: int):  # type: ignore[no-untyped-def]
+def _case(n: int, seed: int, spec: str = ""):  # type: ignore[no-untyped-def]
     from control.tracker import TrackTable
     from core.classes import DEFAULT_CLASSES
     from models.induction import BUILTIN, InductionModel, resolve
@@ -53,14 +55,15 @@ def _case(n: int, seed: int):  # type: ignore[no-untyped-def]
     tab.H[:n] = rng.uniform(20, 40, (n, 2))
     tab.CONF[:n], tab.DEC[:n], tab.NEV[:n] = 1, 0, rng.integers(1, 16, n)
     tab.EV[:n] = np.log(rng.dirichlet(np.ones(k), n)) * tab.NEV[:n, None]
-    ring = RowRing(N_CH, capacity=4096, guard=256)
+    model = InductionModel.load(resolve(spec or BUILTIN))
+    bar = InductionBar(frequencies_hz=model.frequencies_hz)
+    width = bar.values_per_row
+    ring = RowRing(width, capacity=4096, guard=256)
     rows = 4000
     ticks = (EVERY * np.arange(rows)).astype(np.uint32)
-    vals = rng.normal(0, 3, (rows, N_CH)).astype(np.float32)
-    vals[rng.random((rows, N_CH)) < 0.1] += 300.0
+    vals = rng.normal(0, 3, (rows, width)).astype(np.float32)
+    vals[rng.random((rows, width)) < 0.1] += 300.0
     ring.append(ticks, vals, vals)
-    bar = InductionBar()
-    model = InductionModel.load(resolve(BUILTIN))
     fusion = SensorFusion(ring, fusion_params(bar, 0.1), model, DEFAULT_CLASSES)
     vecs = (
         np.full(k, -1, np.int64),
@@ -70,8 +73,8 @@ def _case(n: int, seed: int):  # type: ignore[no-untyped-def]
     return tab, ring, fusion, vecs
 
 
-def _time(n: int, calls: int, seed: int) -> dict[str, float]:
-    tab, ring, fusion, (frac, thr, order) = _case(n, seed)
+def _time(n: int, calls: int, seed: int, spec: str = "") -> dict[str, float | str]:
+    tab, ring, fusion, (frac, thr, order) = _case(n, seed, spec)
     t_now = int(ring.last_tick) - 4000  # every footprint's rows are in the ring
     out = np.empty(calls)
     cpu = np.empty(calls)
@@ -86,6 +89,8 @@ def _time(n: int, calls: int, seed: int) -> dict[str, float]:
     ms, cpu_ms = out * 1e3, cpu * 1e3
     return {
         "tracks": n,
+        "model": fusion.model.version,
+        "frequencies": len(fusion.model.frequencies_hz),
         "calls": calls,
         "p50_ms": round(float(np.percentile(ms, 50)), 4),
         "p99_ms": round(float(np.percentile(ms, 99)), 4),
@@ -102,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     calls = 200 if args.quick else args.calls
     if args.quick:
         sizes = sizes[:2]
-    rows = [_time(n, calls, seed=n) for n in sizes]
+    rows = [_time(n, calls, seed=n, spec=args.model) for n in sizes]
     for r in rows:
         print(r)
     note = (

@@ -7,6 +7,7 @@ every frame), over real Modbus TCP on loopback.
                         --png bench/results/line_grid.png
     sortline bench line --presets easy,default,crowded,fast,dirty --json bench/results/line.json
     sortline bench line --presets default,crowded --prefer recovery,balanced,purity
+    sortline bench line --presets crowded,shred --segmenter classic,learned --decompose
 
 Without ``--presets`` (``--prefer``, ``--decompose``, ``--line-config``) it is
 the line's report card: a grid of belt speeds (1.5, 2.5, 3.5 m/s), feeds
@@ -48,14 +49,19 @@ KEYS = (
 )
 
 
-def _config(prefer: str | None, workdir: Path, line_config: str | None = None) -> Any:
+def _config(
+    prefer: str | None, workdir: Path, line_config: str | None = None, segmenter: str | None = None
+) -> Any:
     """The default line config (overlaid with ``line_config``), its recipe's
-    ``prefer`` set when given."""
+    ``prefer`` and its ``[vision] segmenter`` set when given."""
     from importlib import resources
 
     from sortline.config import load_config
 
     cfg = load_config(line_config)
+    if segmenter is not None:
+        vision = cfg.vision.model_copy(update={"segmenter": segmenter})
+        cfg = cfg.model_copy(update={"vision": vision})
     if prefer is None:
         return cfg
     text = resources.files("control.recipes").joinpath("default.toml").read_text("utf-8")
@@ -76,13 +82,18 @@ def run_preset(
     vision: str = "model",
     cell: Cell | None = None,
     baseline: bool = False,
+    segmenter: str | None = None,
+    aim_rule: str | None = None,
 ) -> dict[str, Any]:
     """One stepped run. ``vision``: "model" (the line as it is), or ground truth
     in place of a stage (``bench._line_truth``): "truth-classes" (the line's
     segmentation, true classes), "truth-segments" (true segments and classes).
     ``cell``: the preset at the cell's speed and feed, with a ``Probe``.
     ``baseline``: the line's vision as before issue 15's second round (every
-    view classified, no merge flags), for side-by-side runs."""
+    view classified, no merge flags), for side-by-side runs. ``segmenter``: the
+    ``[vision] segmenter`` ("classic", "learned"; None: the config's).
+    ``aim_rule``: the decision core's rule for aiming around neighbours
+    ("search", "cut"; None: its default)."""
     import tempfile
 
     from sortline.runtime import SortingLine
@@ -91,11 +102,13 @@ def run_preset(
     with tempfile.TemporaryDirectory() as tmp:
         scenario = preset if cell is None else cell_scenario(cell, Path(tmp))
         line = SortingLine(
-            _config(prefer, Path(tmp), line_config),
+            _config(prefer, Path(tmp), line_config, segmenter),
             stepped=True, plc_port=0, scenario=scenario, seed=seed, records=False,
         )  # fmt: skip
         if probe is not None:
             probe.attach(line)
+        if aim_rule is not None:
+            line.parts.controller.set_aim_rule(aim_rule)
         if baseline:
             _baseline_vision(line.loop.vision)
         tap = None
@@ -124,6 +137,8 @@ def run_preset(
         "preset": preset, "seed": seed, "prefer": prefer or "recipe", "vision": vision,
         "vision_version": "every view, no merge flags" if baseline else "tracks, merge flags",
         "line_config": line_config or "default",
+        "aim_rule": aim_rule or line.parts.controller.params.aim_rule,
+        "segmenter": line.cfg.vision.segmenter,
         "valve_pitch_mm": line.parts.geometry.valves.pitch_mm,
     }  # fmt: skip
     row.update({k: report[k] for k in KEYS})
@@ -161,6 +176,16 @@ def _baseline_vision(pipeline: Any) -> None:
     pipeline.set_merge_params(None)  # a method: the bench's timing wrapper passes it on
     seg = pipeline.segmenter
     seg.params = dataclasses.replace(seg.params, split_colour_diff=0.0)
+
+
+def _runs(visions: list[str], segmenters: list[str | None]) -> list[tuple[str, str | None]]:
+    """(vision, segmenter) pairs; true segments do not depend on the segmenter: once."""
+    out: list[tuple[str, str | None]] = []
+    for vision in visions:
+        for k, seg in enumerate(segmenters):
+            if vision != "truth-segments" or k == 0:
+                out.append((vision, seg))
+    return out
 
 
 def _frame_period_s(line: Any, cell: Cell | None) -> float:
@@ -324,6 +349,12 @@ def main(argv: list[str] | None = None) -> int:
         help="grid: run every cell twice, first as the baseline (every view classified, no "
         "merge flags), then as the line is",
     )
+    ap.add_argument(
+        "--segmenter",
+        default="",
+        help="comma list of [vision] segmenter values to compare (classic, learned; default: "
+        "the config's), side by side on the same scenes",
+    )
     ap.add_argument("--cells", help="grid: only these presets (comma list, e.g. shred,crowded)")
     ap.add_argument("--speeds", help="grid: only these belt speeds, m/s (comma list)")
     ap.add_argument("--feeds", help="grid: only these shred feeds, fragments/s (comma list)")
@@ -333,26 +364,64 @@ def main(argv: list[str] | None = None) -> int:
         help="per preset also run with true segments and classes, and with the line's "
         "segmentation and true classes: how much purity each stage loses",
     )
+    ap.add_argument(
+        "--aim-rule",
+        default="",
+        help="comma list of the decision core's aiming rules to compare (search, cut; "
+        "default: its own), each run on the same scenes",
+    )
+    ap.add_argument(
+        "--visions",
+        help="comma list of the vision stages to run (model, truth-classes, truth-segments; "
+        "default: model, or all three with --decompose)",
+    )
     args = ap.parse_args(argv)
+    aim_rules: list[str | None] = [a for a in args.aim_rule.split(",") if a] or [None]
+    for a in aim_rules:
+        if a not in (None, "search", "cut"):
+            ap.error(f"--aim-rule: {a!r} is not search or cut")
     prefers: list[str | None] = [p for p in args.prefer.split(",") if p] or [None]
     for p in prefers:
         if p is not None and p not in ("purity", "balanced", "recovery"):
             ap.error(f"--prefer: {p!r} is not purity, balanced or recovery")
     if args.frames is not None and args.frames < 1:
         ap.error(f"--frames {args.frames} must be >= 1")
-    if args.presets is None and not (args.prefer or args.decompose or args.line_config):
+    segmenters: list[str | None] = [v for v in args.segmenter.split(",") if v] or [None]
+    for v in segmenters:
+        if v is not None and v not in ("classic", "learned"):
+            ap.error(f"--segmenter: {v!r} is not classic or learned")
+    if args.presets is None and not (
+        args.prefer
+        or args.decompose
+        or args.line_config
+        or args.segmenter
+        or args.aim_rule
+        or args.visions
+    ):
         return _grid(args, argv)
     presets = [p for p in (args.presets or ",".join(PRESETS)).split(",") if p]
     frames = args.frames or 1000
     rows = []
     visions = ["truth-segments", "truth-classes", "model"] if args.decompose else ["model"]
+    if args.visions:
+        visions = [v for v in args.visions.split(",") if v]
+        for v in visions:
+            if v not in ("model", "truth-classes", "truth-segments"):
+                ap.error(f"--visions: {v!r} is not model, truth-classes or truth-segments")
     for preset in presets:
         for prefer in prefers:
-            for vision in visions:
-                row = run_preset(preset, frames, args.seed, prefer, args.line_config, vision)
+            for (vision, segmenter), aim in (
+                (vs, a) for vs in _runs(visions, segmenters) for a in aim_rules
+            ):
+                row = run_preset(
+                    preset, frames, args.seed, prefer, args.line_config, vision,
+                    segmenter=segmenter, aim_rule=aim,
+                )  # fmt: skip
                 rows.append(row)
                 print(
-                    f"{preset:8s} {row['prefer']:9s} {vision:14s} purity {row['purity']}  "
+                    f"{preset:8s} {row['prefer']:9s} {vision:14s} {row['segmenter']:8s} "
+                    f"{row['aim_rule']:6s} "
+                    f"purity {row['purity']}  "
                     f"recovery {row['recovery']}  "
                     f"co-ejection {row['co_ejection_rate']}  misses {row['deadline_misses']}  "
                     f"latency p50/p99 {row['latency_ms']['p50']}/{row['latency_ms']['p99']} ms",

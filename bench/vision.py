@@ -14,18 +14,20 @@ speed:        frames/s and classified objects/s on pre-rendered 1280x512
 segmentation: against the plant's ground truth on every preset (held-out
               seeds): count error, split and merge rates, centroid error (mm).
 --study:      issue 15 at 2.5 m/s, per ``PRESET:FEED`` (feed 0: the preset's
-              own), three pipelines on the same frames ("every": every view
-              classified; "tracks": the line as it is; "tracks_colour": with
-              the colour split on): how often touching fragments merge
-              into one segment (``bench._line_truth.segment_truth``) and are
-              cut in two, how well the merge flag finds the merged segments,
-              crops per frame,
+              own), pipelines on the same frames (``--variants``; "every":
+              every view classified; "tracks": the line as it is;
+              "tracks_colour": with the colour split on; "tracks_learned":
+              the learned instance cue in place of the classic split): how
+              often touching fragments merge into one segment
+              (``bench._line_truth.segment_truth``) and are cut in two, how
+              well the merge flag finds the merged segments, crops per frame,
               vision CPU per frame p50/p99 and per-fragment accuracy (each
               fragment's classified views, owned by pixel majority, combined
               as the tracker does; a fragment without one counts as wrong).
 
     sortline bench vision [--json OUT] [--quick] [--threads N] [--mode M] [--model M]
     sortline bench vision --study crowded:0,shred:500,shred:1000 [--frames N] [--json OUT]
+                          [--variants tracks,tracks_learned] [--seed N] [--seg-model M]
 """
 
 from __future__ import annotations
@@ -247,16 +249,26 @@ def _study_scenario(preset: str, feed: float) -> Any:
     return Scenario.model_validate(d)
 
 
-def _variants() -> dict[str, tuple[Any, Any]]:
-    """The study's pipelines: name -> (CropPolicy, SegmentParams)."""
+VARIANTS = ("every", "tracks", "tracks_colour", "tracks_learned")
+
+
+def _variants(
+    names: tuple[str, ...] = VARIANTS, seg_model: str = "builtin:seg-v1"
+) -> dict[str, tuple[Any, Any]]:
+    """The study's pipelines: name -> (CropPolicy, SegmentParams); ``tracks_learned``:
+    the line with the learned instance cue ``seg_model`` in place of the classic split."""
+    from models.seg_models import resolve_seg_model
     from vision.segment import SegmentParams
     from vision.track_crops import CropPolicy
 
-    return {
+    learned = SegmentParams(segmenter="learned", learned_model=str(resolve_seg_model(seg_model)))
+    every = {
         "every": (CropPolicy(mode="every"), SegmentParams()),
         "tracks": (CropPolicy(), SegmentParams()),
         "tracks_colour": (CropPolicy(), SegmentParams(split_colour_diff=60.0)),
+        "tracks_learned": (CropPolicy(), learned),
     }
+    return {k: every[k] for k in names}
 
 
 _MERGE_KEYS = ("fragments", "touching", "touching_merged", "merged", "mixed", "split",
@@ -405,6 +417,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip-segmentation", action="store_true")
     p.add_argument("--study", help="comma list of PRESET:FEED (0 = own feed): merges and "
                    "track classification at 2.5 m/s (issue 15), --frames frames each")  # fmt: skip
+    p.add_argument(
+        "--variants",
+        default=",".join(VARIANTS),
+        help=f"--study: pipelines side by side (comma list of {', '.join(VARIANTS)})",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=101,
+        help="--study: plant seed (not a training seed: the instance cue trains on 1001-1099)",
+    )
+    p.add_argument("--seg-model", default="builtin:seg-v1",
+                   help="--study: the instance cue of tracks_learned")  # fmt: skip
     args = p.parse_args(argv)
     if args.study:
         cells = []
@@ -415,9 +440,15 @@ def main(argv: list[str] | None = None) -> int:
             except ValueError:
                 p.error(f"--study: {item!r} is not PRESET:FEED")
         frames = 5 if args.quick else args.frames
-        rows = [study(name, feed, frames, args.model) for name, feed in cells]
+        names = tuple(v for v in args.variants.split(",") if v)
+        unknown = [v for v in names if v not in VARIANTS]
+        if unknown or not names:
+            p.error(f"--variants: {unknown or names} not among {', '.join(VARIANTS)}")
+        variants = _variants(names, args.seg_model)
+        rows = [study(name, feed, frames, args.model, args.seed, variants) for name, feed in cells]
         emit_json({"command": "sortline bench vision " + " ".join(argv or sys.argv[1:]),
-                   "note": "virtual plant, seed 101, 2.5 m/s; vision CPU = thread time of "
+                   "load_avg_1m": os.getloadavg()[0],
+                   "note": f"virtual plant, seed {args.seed}, 2.5 m/s; vision CPU = thread time of "
                    "process() on one thread, ONNX Runtime 1 thread", "study": rows},
                   args.json)  # fmt: skip
         return 0

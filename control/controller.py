@@ -14,6 +14,7 @@ inside, counts are unwrapped to int64 (``core.ticks.TickUnwrapper``).
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Sequence
 
@@ -149,6 +150,15 @@ class Controller:
     @property
     def recipe(self) -> Recipe:
         return self._recipe
+
+    def set_aim_rule(self, aim_rule: str) -> None:
+        """Aim around neighbours by ``"search"`` or ``"cut"`` (``ControlParams.aim_rule``)
+        from the next ``update`` on; for side-by-side comparisons."""
+        if aim_rule not in ("search", "cut"):
+            raise ValueError(f"aim_rule must be search or cut, not {aim_rule!r}")
+        with self._lock:
+            self.params = dataclasses.replace(self.params, aim_rule=aim_rule)  # type: ignore[arg-type]
+            self._sp_key = None
 
     def set_belt_speed(self, speed_mm_s: float | None) -> None:
         """Belt speed measured by the PLC (mm/s) for delay conversion; ``None``

@@ -5,6 +5,11 @@ Private: the public shell is ``sortline.sensor.fusion`` (and the training and
 evaluation code there). A footprint is a rectangle in belt coordinates at a
 known encoder count; the rows it crossed are found by encoder count (the bar
 line ``y_bar_mm`` meets the rectangle), the channels by their coil centres.
+
+A bar of ``n_freq`` frequencies fills its rows frequency-major (value index
+f x coils + c); the integrals of frequency 0 are those of a single-frequency
+bar, frequency 1 adds its sums and its jointly fitted amplitude (the same
+overlaps, one solve).
 """
 
 from __future__ import annotations
@@ -31,7 +36,13 @@ F_AMP_Q = 8  # quadrature amplitude per unit coil overlap
 F_COVER = 9  # sum of squared coil overlaps of its cells (the amplitudes' noise is noise / sqrt)
 F_WIDTH = 10  # the footprint's extent across the belt, mm
 F_LENGTH = 11  # its extent along the belt, mm
-N_INTEGRALS = 12
+F_SUM_I2 = 12  # frequency 1 (0 on a single-frequency bar): summed in-phase, as F_SUM_I
+F_SUM_Q2 = 13  # frequency 1: summed quadrature
+F_AMP_I2 = 14  # frequency 1: in-phase amplitude per unit coil overlap
+F_AMP_Q2 = 15  # frequency 1: quadrature amplitude per unit coil overlap
+N_INTEGRALS = 16
+N_FEATURES_V2 = 15  # features of a single-frequency model (``models.induction``)
+N_FEATURES_V3 = 24  # ... and of a two-frequency one
 
 
 class FusionParams(NamedTuple):
@@ -44,7 +55,8 @@ class FusionParams(NamedTuple):
     a coil's sensitivity, crosstalk: the share of each neighbour a channel picks up
     (the overlap model of ``_decompose``); ls_reach: coil sigmas around a
     footprint whose cells its amplitude is fitted to; ls_sweeps: Gauss-Seidel
-    sweeps at most."""
+    sweeps at most; n_freq: frequencies per row (1 or 2; rows hold n_freq x
+    coils values, frequency-major)."""
 
     y_bar_mm: float
     mm_per_tick: float
@@ -58,6 +70,7 @@ class FusionParams(NamedTuple):
     crosstalk: float = 0.06
     ls_reach: float = 1.5
     ls_sweeps: int = 2
+    n_freq: int = 1
 
 
 @njit(cache=True, nogil=True)
@@ -153,7 +166,8 @@ def _ls_ranges(TICK, first, end, cap, X0, X1, Y0, Y1, t_now, p, n_ch, R):
 
 @njit(cache=True, nogil=True)
 def _decompose(TICK, RI, RQ, first, end, X0, X1, Y0, Y1, t_now, p, OUT):
-    """Each footprint's amplitude per unit coil overlap -> OUT[:, F_AMP_I, F_AMP_Q, F_COVER].
+    """Each footprint's amplitude per unit coil overlap -> OUT[:, F_AMP_I, F_AMP_Q, F_COVER]
+    (and F_AMP_I2, F_AMP_Q2 at frequency 1 of a two-frequency bar).
 
     A cell (row r, coil c) reads sum_j a_j g_j(r, c): g_j is the share of coil
     c's Gaussian sensitivity (sigma ``coil_sigma_mm``, neighbours' crosstalk
@@ -162,15 +176,19 @@ def _decompose(TICK, RI, RQ, first, end, X0, X1, Y0, Y1, t_now, p, OUT):
     piece's response x coupling x conducting share. The a_j of all footprints
     are solved jointly by least squares (Gauss-Seidel sweeps over the residual,
     a small relative ridge, at most ``ls_sweeps``): touching footprints share
-    the cells by how much each explains them, not by an even split.
+    the cells by how much each explains them, not by an even split. Every
+    frequency is solved with the same overlaps in the same sweeps.
     """
     n = X0.shape[0]
     cap = TICK.shape[0]
-    n_ch = RI.shape[1]
+    nf = min(max(p.n_freq, 1), 2)
+    n_ch = RI.shape[1] // max(p.n_freq, 1)
     for j in range(n):
         OUT[j, F_AMP_I] = 0.0
         OUT[j, F_AMP_Q] = 0.0
         OUT[j, F_COVER] = 0.0
+        OUT[j, F_AMP_I2] = 0.0
+        OUT[j, F_AMP_Q2] = 0.0
     if n == 0 or end <= first:
         return
     R = np.empty((n, 4), np.int64)
@@ -223,56 +241,77 @@ def _decompose(TICK, RI, RQ, first, end, X0, X1, Y0, Y1, t_now, p, OUT):
             GX[offx[j] + q] = g
             sx += g * g
         G[j] = sy * sx
-    res_i = np.empty((hi - lo, n_ch))
-    res_q = np.empty((hi - lo, n_ch))
+    # residuals per frequency: columns f x n_ch + c of the ring
+    res_i = np.empty((hi - lo, nf * n_ch))
+    res_q = np.empty((hi - lo, nf * n_ch))
     for r in range(lo, hi):
-        for c in range(n_ch):
+        for c in range(nf * n_ch):
             res_i[r - lo, c] = RI[r % cap, c]
             res_q[r - lo, c] = RQ[r % cap, c]
-    amp_i = np.zeros(n)
-    amp_q = np.zeros(n)
+    amp_i = np.zeros((n, nf))
+    amp_q = np.zeros((n, nf))
+    ni = np.empty(nf)
+    nq = np.empty(nf)
+    live = np.ones(nf, np.bool_)  # a frequency whose amplitudes settled is left alone, so
+    moved = np.zeros(nf, np.bool_)  # each frequency's fit is what it would be on its own
     for _ in range(p.ls_sweeps):
-        moved = False
+        moved[:] = False
         for j in range(n):
             if G[j] <= 1e-12:
                 continue
-            ni = 0.0
-            nq = 0.0
+            ni[:] = 0.0
+            nq[:] = 0.0
             for a in range(offy[j + 1] - offy[j]):
                 gy = GY[offy[j] + a]
                 rr = R[j, 0] + a - lo
                 for b in range(offx[j + 1] - offx[j]):
                     g = gy * GX[offx[j] + b]
-                    ni += g * res_i[rr, R[j, 2] + b]
-                    nq += g * res_q[rr, R[j, 2] + b]
-            new_i = (ni + amp_i[j] * G[j]) / (G[j] * (1.0 + _RIDGE))
-            new_q = (nq + amp_q[j] * G[j]) / (G[j] * (1.0 + _RIDGE))
-            di = new_i - amp_i[j]
-            dq = new_q - amp_q[j]
+                    for f in range(nf):
+                        col = f * n_ch + R[j, 2] + b
+                        ni[f] += g * res_i[rr, col]
+                        nq[f] += g * res_q[rr, col]
+            for f in range(nf):
+                if not live[f]:
+                    ni[f] = 0.0
+                    nq[f] = 0.0
+                    continue
+                new_i = (ni[f] + amp_i[j, f] * G[j]) / (G[j] * (1.0 + _RIDGE))
+                new_q = (nq[f] + amp_q[j, f] * G[j]) / (G[j] * (1.0 + _RIDGE))
+                di = new_i - amp_i[j, f]
+                dq = new_q - amp_q[j, f]
+                ni[f] = di  # the step, applied to the residual below
+                nq[f] = dq
+                amp_i[j, f] = new_i
+                amp_q[j, f] = new_q
+                if di * di + dq * dq > _SETTLED * _SETTLED * (new_i * new_i + new_q * new_q) + 1e-8:
+                    moved[f] = True
             for a in range(offy[j + 1] - offy[j]):
                 gy = GY[offy[j] + a]
                 rr = R[j, 0] + a - lo
                 for b in range(offx[j + 1] - offx[j]):
                     g = gy * GX[offx[j] + b]
-                    res_i[rr, R[j, 2] + b] -= di * g
-                    res_q[rr, R[j, 2] + b] -= dq * g
-            amp_i[j] = new_i
-            amp_q[j] = new_q
-            if di * di + dq * dq > _SETTLED * _SETTLED * (new_i * new_i + new_q * new_q) + 1e-8:
-                moved = True
-        if not moved:  # every amplitude settled: a sweep more would change nothing
+                    for f in range(nf):
+                        col = f * n_ch + R[j, 2] + b
+                        res_i[rr, col] -= ni[f] * g
+                        res_q[rr, col] -= nq[f] * g
+        live[:] = moved
+        if not moved.any():  # every amplitude settled: a sweep more would change nothing
             break
     for j in range(n):
-        OUT[j, F_AMP_I] = amp_i[j]
-        OUT[j, F_AMP_Q] = amp_q[j]
+        OUT[j, F_AMP_I] = amp_i[j, 0]
+        OUT[j, F_AMP_Q] = amp_q[j, 0]
         OUT[j, F_COVER] = G[j]
+        if nf > 1:
+            OUT[j, F_AMP_I2] = amp_i[j, 1]
+            OUT[j, F_AMP_Q2] = amp_q[j, 1]
 
 
 @njit(cache=True, nogil=True)
 def _footprint_integrals(TICK, RI, RQ, first, end, X0, X1, Y0, Y1, ACTIVE, t_now, p, OUT):
     """Integrate rows x channels under each footprint (module doc) -> OUT (n, N_INTEGRALS).
 
-    TICK (cap,) int64, RI, RQ (cap, C) float32: the ring (in-phase, quadrature); rows first..end-1
+    TICK (cap,) int64, RI, RQ (cap, F x C) float32: the ring (in-phase, quadrature,
+    frequency-major, F = ``p.n_freq``); rows first..end-1
     (logical, slot = index % cap) are readable. X0, X1, Y0, Y1 (n,) float64:
     footprints in belt mm at encoder count ``t_now`` (the ring's count space).
     ACTIVE (n,) bool: rows to integrate (all n share cells). A cell covered by
@@ -280,7 +319,8 @@ def _footprint_integrals(TICK, RI, RQ, first, end, X0, X1, Y0, Y1, ACTIVE, t_now
     """
     n = X0.shape[0]
     cap = TICK.shape[0]
-    n_ch = RI.shape[1]
+    n_ch = RI.shape[1] // max(p.n_freq, 1)
+    two = p.n_freq > 1
     for j in range(n):
         for f in range(OUT.shape[1]):
             OUT[j, f] = 0.0
@@ -311,6 +351,8 @@ def _footprint_integrals(TICK, RI, RQ, first, end, X0, X1, Y0, Y1, ACTIVE, t_now
             continue
         si = 0.0
         sq = 0.0
+        si2 = 0.0
+        sq2 = 0.0
         peak = 0.0
         cells = 0
         shared = 0
@@ -324,6 +366,9 @@ def _footprint_integrals(TICK, RI, RQ, first, end, X0, X1, Y0, Y1, ACTIVE, t_now
                 vq = RQ[slot, c]
                 si += w * vi
                 sq += w * vq
+                if two:
+                    si2 += w * RI[slot, n_ch + c]
+                    sq2 += w * RQ[slot, n_ch + c]
                 m2 = vi * vi + vq * vq
                 peak = max(peak, w * np.sqrt(m2))
                 cells += 1
@@ -331,6 +376,8 @@ def _footprint_integrals(TICK, RI, RQ, first, end, X0, X1, Y0, Y1, ACTIVE, t_now
                 sig += 1 if m2 > thr2 else 0
         OUT[j, F_SUM_I] = si
         OUT[j, F_SUM_Q] = sq
+        OUT[j, F_SUM_I2] = si2
+        OUT[j, F_SUM_Q2] = sq2
         OUT[j, F_PEAK] = peak
         OUT[j, F_CELLS] = cells
         if cells:
@@ -340,7 +387,8 @@ def _footprint_integrals(TICK, RI, RQ, first, end, X0, X1, Y0, Y1, ACTIVE, t_now
 
 @njit(cache=True, nogil=True)
 def _features(INT, i, noise, f):
-    """The 15 features of footprint i (``models.induction.features``) -> f."""
+    """The features of footprint i (``models.induction.features``) -> f: 15
+    (single frequency) or 24 (two frequencies) by f's length."""
     si = INT[i, F_SUM_I]
     sq = INT[i, F_SUM_Q]
     cells = max(INT[i, F_CELLS], 1.0)
@@ -367,6 +415,23 @@ def _features(INT, i, noise, f):
     f[12] = np.log(max(min(wide, long), 0.0) + 1.0)
     f[13] = np.log(max(max(wide, long), 0.0) + 1.0)
     f[14] = INT[i, F_SHARED]
+    if f.shape[0] > N_FEATURES_V2:  # frequency 1: its sums and fitted amplitude
+        si2 = INT[i, F_SUM_I2]
+        sq2 = INT[i, F_SUM_Q2]
+        ai2 = INT[i, F_AMP_I2]
+        aq2 = INT[i, F_AMP_Q2]
+        amp2 = np.sqrt(ai2 * ai2 + aq2 * aq2)
+        f[15] = np.arcsinh(si2 / 100.0)
+        f[16] = np.arcsinh(sq2 / 100.0)
+        f[17] = np.arcsinh(ai2 / 20.0)
+        f[18] = np.arcsinh(aq2 / 20.0)
+        f[19] = ai2 / (amp2 + aeps)
+        f[20] = aq2 / (amp2 + aeps)
+        # the ratio of the two amplitudes: coupling and coil overlap cancel
+        f[21] = np.log((amp2 + aeps) / (amp + aeps))
+        den = amp2 * amp + aeps * aeps
+        f[22] = (ai2 * ai + aq2 * aq) / den
+        f[23] = (aq2 * ai - ai2 * aq) / den
 
 
 @njit(cache=True, nogil=True)
@@ -384,15 +449,17 @@ def _fused_logits(INT, rows, EV, NEV, mean, scale, L, cmap, comb, noise, out):
     """Camera mean log-probabilities / T plus the sensor term, minus each row's max.
 
     INT (n, N_INTEGRALS) integrals; rows (m,) int64 rows to fuse; EV (n, K),
-    NEV (n,) the tracker's evidence; mean, scale (15,), L = (W1, B1, W2, B2, W3,
+    NEV (n,) the tracker's evidence; mean, scale (d,), L = (W1, B1, W2, B2, W3,
     B3): the induction model (``models.induction``: the same features and
     layers); cmap (K,) int64 model class of each controller class (-1: none,
-    term 0); comb = (1 / T, weight, log_floor) as
-    ``sortline.sensor.fusion.sensor_term``; noise: units per cell. Writes
-    out[:m] (m, K).
+    term 0); comb = (1 / T, weight, log_floor, damping) as
+    ``sortline.sensor.fusion.sensor_term``, each row's logits then multiplied
+    by 1 / (1 + damping x its footprint's shared share) (flattened: a mostly
+    shared footprint is less sure; ``fusion.flatten_shared``); noise: units
+    per cell. Writes out[:m] (m, K).
     """
     W1, B1, W2, B2, W3, B3 = L
-    inv_t, weight, log_floor = comb
+    inv_t, weight, log_floor, damping = comb
     m = rows.shape[0]
     km = W3.shape[0]
     k = EV.shape[1]
@@ -423,6 +490,7 @@ def _fused_logits(INT, rows, EV, NEV, mean, scale, L, cmap, comb, noise, out):
                 v += weight * max(lg[cmap[c]] - lse, log_floor)
             out[q, c] = v
             best = max(best, v)
+        flat = 1.0 / (1.0 + damping * INT[i, F_SHARED])
         for c in range(k):
-            out[q, c] -= best
+            out[q, c] = (out[q, c] - best) * flat
     return out[:m]

@@ -19,6 +19,7 @@ import numpy as np
 from numba import njit
 
 from control.kernels_aim import AIM_CUT, AIM_FAILED, _aim
+from control.kernels_aim_search import _aim_search, aim_work
 from control.kernels_intervals import _commit, _emit, _plan, _prune, _pulse_columns
 from control.kernels_windows import (
     _command,
@@ -28,9 +29,12 @@ from control.kernels_windows import (
     _valve_request,
 )
 from control.params import (
+    AIM_RULE_SEARCH,
     MODE_BASELINE,
     PREFER_PURITY,
     PREFER_RECOVERY,
+    S_AIM_MARGIN,
+    S_AIM_RULE,
     S_BASE_MARGIN_MM,
     S_BASE_PAD_MM,
     S_BASE_STEP_MM,
@@ -41,8 +45,10 @@ from control.params import (
     S_DIV_DEAD_TICKS,
     S_FLOOR_U_MM,
     S_GUARD_TICKS,
+    S_JET_MM,
     S_K_SIGMA,
     S_LEAD_TICKS,
+    S_LIFT,
     S_MIN_OFF_TICKS,
     S_MIN_ON_TICKS,
     S_MM_PER_TICK,
@@ -104,13 +110,16 @@ def _bin_neighbours(nbr, XC, H, bin_mm, n_bins):
 
 @njit(cache=True, nogil=True)
 def _weigh_neighbours(
-    i, rows, start, b0, b1, x_lo, x_hi, t_lo, t_hi, CROSS, XC, H, FRAC, TCLS, CLS, prio, tol
-):
+    i, rows, start, b0, b1, x_lo, x_hi, t_lo, t_hi, CROSS, XC, H, FRAC, TCLS, CLS, prio, tol,
+    spare, jh,
+):  # fmt: skip
     """Neighbours of another fraction under the air rectangle -> (n conflicts, max priority).
 
     rows/start: neighbours by x bin (``_bin_neighbours``); bins b0..b1 are
-    scanned. A neighbour conflicts when the
-    share of its footprint (time x width) under the air exceeds ``tol``.
+    scanned. A neighbour conflicts when the share of its footprint (time x
+    width) under the air exceeds ``tol`` and both its length and its width
+    share exceed ``spare`` (the search rule's lift - margin; < 0: off), the
+    air reaching ``jh`` ticks (half a jet's length) beyond [t_lo, t_hi].
     """
     n_conf = 0
     worst = -1
@@ -119,14 +128,15 @@ def _weigh_neighbours(
             j = rows[q]
             if j == i or FRAC[j] == FRAC[i]:
                 continue
-            ov_t = min(t_hi, CROSS[j, 1]) - max(t_lo, CROSS[j, 0])
+            ov_t = min(t_hi + jh, CROSS[j, 1]) - max(t_lo - jh, CROSS[j, 0])
             if ov_t <= 0.0:
                 continue
             ov_x = min(x_hi, XC[j, 0] + H[j, 0]) - max(x_lo, XC[j, 0] - H[j, 0])
             if ov_x <= 0.0:
                 continue
-            share = (ov_t / max(CROSS[j, 1] - CROSS[j, 0], 1.0)) * (ov_x / max(2.0 * H[j, 0], 1e-6))
-            if share > tol:
+            s_t = ov_t / max(CROSS[j, 1] - CROSS[j, 0], 1.0)
+            s_x = ov_x / max(2.0 * H[j, 0], 1e-6)
+            if s_t * s_x > tol and min(s_t, s_x) > spare:
                 n_conf += 1
                 worst = max(worst, _class_priority(FRAC[j], TCLS[j], CLS[j], prio))
     return n_conf, worst
@@ -232,6 +242,10 @@ def _schedule(
     b2 = 0.5 * sp[S_BLAST_MM]
     aiming = sp[S_PREFER] != PREFER_RECOVERY and sp[S_MODE] != MODE_BASELINE
     purity = sp[S_PREFER] == PREFER_PURITY
+    search = sp[S_AIM_RULE] == AIM_RULE_SEARCH
+    spare = sp[S_LIFT] - sp[S_AIM_MARGIN] if search and aiming else -1.0
+    jh = 0.5 * sp[S_JET_MM] / sp[S_MM_PER_TICK] if search and aiming else 0.0
+    iwork, awork = aim_work()
     for q in range(nc):
         i = cand[q]
         DEC[i] = 1
@@ -257,9 +271,16 @@ def _schedule(
                 x_hi = sp[S_X_FIRST_MM] + (last + 0.5) * sp[S_PITCH_MM] + b2
                 b0 = min(max(math.floor((x_lo - h_max) / NEIGHBOUR_BIN_MM), 0), n_bins - 1)
                 b1 = min(max(math.floor((x_hi + h_max) / NEIGHBOUR_BIN_MM), 0), n_bins - 1)
-                first, last, air_on, air_off, aim = _aim(
-                    i, first, last, air_on, air_off, rows, bstart, b0, b1, CROSS, XC, H, FRAC, sp
-                )
+                if search:
+                    first, last, air_on, air_off, aim = _aim_search(
+                        i, first, last, air_on, air_off, rows, bstart, b0, b1, CROSS, XC, H,
+                        FRAC, sp, ivs, cnt, open_v, close_v, iwork, awork,
+                    )  # fmt: skip
+                else:
+                    first, last, air_on, air_off, aim = _aim(
+                        i, first, last, air_on, air_off, rows, bstart, b0, b1, CROSS, XC, H,
+                        FRAC, sp,
+                    )  # fmt: skip
                 if aim == AIM_CUT:
                     counters[C_AIMED] += 1
                 elif aim == AIM_FAILED and purity and TCLS[i] != int(sp[S_BATTERY]):
@@ -327,7 +348,7 @@ def _schedule(
             b1 = min(max(math.floor((x_hi + h_max) / NEIGHBOUR_BIN_MM), 0), n_bins - 1)
         n_conf, worst = _weigh_neighbours(
             i, rows, bstart, b0, b1, x_lo, x_hi, a_lo, a_hi, CROSS, XC, H, FRAC, TCLS, CLS, prio,
-            sp[S_TOLERANCE],
+            sp[S_TOLERANCE], spare, jh,
         )  # fmt: skip
         if n_conf > 0:
             if act > 0:

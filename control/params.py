@@ -89,7 +89,16 @@ S_FLOOR_X_MM = 26  # ... and across it
 S_LONG_MM = 27  # max rule: a longer predicted side over this gets full width (0: off)
 S_PREFER = 28  # the recipe's purity/recovery trade-off (PREFER_*)
 S_AIM_COVER = 29  # aiming around neighbours keeps at least this share of the target under air
-N_SCHEDULE = 30
+S_AIM_RULE = 30  # how aiming chooses the air (AIM_RULE_*)
+S_LIFT = 31  # share of a piece's length and of its width under air that lifts it (valve bar)
+S_AIM_MARGIN = 32  # search rule: target >= lift + margin, neighbours <= lift - margin
+S_JET_MM = 33  # length of one jet's footprint along the belt (search rule: neighbours)
+N_SCHEDULE = 34
+
+# how aiming around neighbours chooses the target's air (``control.kernels_aim``,
+# ``control.kernels_aim_search``)
+AIM_RULE_CUT = 0  # cut the window clear of one neighbour at a time (product share <= tolerance)
+AIM_RULE_SEARCH = 1  # search the sub-windows against every neighbour's lift rule
 
 # recipe ``prefer``: what a target whose air would touch a neighbour of another
 # fraction gets (``control.kernels_aim``)
@@ -197,6 +206,27 @@ class ControlParams:
     # crossing error within k sigma (the plant lifts a piece with half of it
     # under air: ``sim`` ejection ``cover_*_frac``; the rest is margin)
     aim_min_cover: float = 0.6
+    # "search" (default): per target, the sub-window (valve run x air on/off
+    # cut at the neighbours' edges) that lifts it while no neighbour of another
+    # fraction is lifted, judged by the air's lift rule below; "cut": the
+    # earlier rule (one cut per conflict, a neighbour clear at
+    # ``co_ejection_tolerance`` of its footprint; kept for comparison)
+    aim_rule: Literal["cut", "search"] = "search"
+    # the valve bar's air lifts a piece when at least this share of its length
+    # and of its width lie under the air (a property of the nozzles and air
+    # pressure, measured on the bench rig: ``bench/air.py``; the controller's
+    # own setting, not read from the plant). Searching, a target keeps
+    # lift + margin of both under air for any crossing error within k sigma,
+    # and a neighbour keeps one of them at most lift - margin for an error
+    # within one sigma of its own prediction
+    lift_share: float = 0.5
+    aim_margin: float = 0.1
+    # a jet's footprint has a length along the belt: air reaches a piece from
+    # half of it before the window to half of it after (a property of the
+    # nozzles like the blast width; the default is the virtual plant's jet, to
+    # be measured on a real bar). The search rule keeps neighbours that much
+    # further from the window (the target's cover does not count on it)
+    jet_length_mm: float = 8.0
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -217,6 +247,12 @@ class ControlParams:
             raise ValueError(f"ControlParams.mode must be adaptive or baseline, not {self.mode!r}")
         if not 0 < self.aim_min_cover <= 1:
             raise ValueError("ControlParams.aim_min_cover must lie in (0, 1]")
+        if not 0 <= self.jet_length_mm <= 100:
+            raise ValueError("ControlParams.jet_length_mm must lie in [0, 100]")
+        if self.aim_rule not in ("cut", "search"):
+            raise ValueError(f"ControlParams.aim_rule must be cut or search, not {self.aim_rule!r}")
+        if not 0 <= self.aim_margin < self.lift_share <= 1 - self.aim_margin:
+            raise ValueError("ControlParams needs 0 <= aim_margin < lift_share <= 1 - aim_margin")
         if not (0 < self.cover_x_share <= 1 and 0 < self.cover_u_share <= 1):
             raise ValueError("ControlParams cover shares must lie in (0, 1]")
         if not (0 < self.still_stay < 1 and 0 < self.move_stay < 1 and 0 < self.accel_stay < 1):

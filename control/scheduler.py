@@ -86,6 +86,10 @@ def schedule_vector(
     s[ix.S_LONG_MM] = params.long_full_width_mm
     s[ix.S_PREFER] = _PREFER[recipe.prefer]
     s[ix.S_AIM_COVER] = params.aim_min_cover
+    s[ix.S_AIM_RULE] = ix.AIM_RULE_SEARCH if params.aim_rule == "search" else ix.AIM_RULE_CUT
+    s[ix.S_LIFT] = params.lift_share
+    s[ix.S_AIM_MARGIN] = params.aim_margin
+    s[ix.S_JET_MM] = params.jet_length_mm
     return s
 
 

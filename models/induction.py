@@ -22,6 +22,18 @@ eddy loops, so phase depends on size as well as on conductivity x
 thickness) and the share of cells other footprints cover. Trained
 class-balanced, so its probabilities are likelihoods up to a constant.
 
+From ``induction-v3`` a model may read a two-frequency bar (its
+``frequencies_hz``, e.g. 5 and 50 kHz): nine more features, six of the second
+frequency (its summed in-phase and quadrature as signed log-magnitudes, its
+fitted amplitude's in-phase and quadrature parts and phase) and three of the
+ratio of the two fitted amplitudes (log magnitude ratio, cosine and sine of
+the phase difference), in which the coupling of the piece's height and the
+share of a coil it covers cancel. Where the first frequency reads mostly
+conductivity x thickness of a thin piece, the second, several skin depths into
+it, reads conductivity. A single-frequency model runs on a two-frequency bar
+whose first frequency is its own (it reads frequency 0 alone); a two-frequency
+model needs its two.
+
 How it is combined is part of the model: ``camera_temperature`` T and
 ``sensor_weight`` w (fitted on validation scenes, never the held-out ones):
 
@@ -45,18 +57,23 @@ from core.errors import InputFileError
 __all__ = [
     "BUILTIN",
     "FEATURE_NAMES",
+    "FEATURE_NAMES_V3",
     "NOISE_UNITS",
     "InductionModel",
     "features",
     "resolve",
 ]
 
-BUILTIN = "builtin:induction-v2"  # the shipped model: models/induction-v2.json
+BUILTIN = "builtin:induction-v3"  # the line's default: models/induction-v3.json (two frequencies)
 
 FEATURE_NAMES = (
     "asinh_i", "asinh_q", "cos_phase", "sin_phase", "asinh_peak", "signal", "per_cell",
     "asinh_amp_i", "asinh_amp_q", "cos_amp", "sin_amp", "log_cover", "log_small_mm",
     "log_large_mm", "shared",
+)  # fmt: skip
+FEATURE_NAMES_V3 = (
+    *FEATURE_NAMES, "asinh_i2", "asinh_q2", "asinh_amp_i2", "asinh_amp_q2", "cos_amp2", "sin_amp2",
+    "log_amp_ratio", "cos_amp_diff", "sin_amp_diff",
 )  # fmt: skip
 FORMAT = "sortline-induction-mlp"
 NOISE_UNITS = 3.0  # per cell; regularises the phase of weak sums
@@ -75,9 +92,10 @@ def resolve(spec: str | Path) -> Path:
     return path
 
 
-def features(integrals: np.ndarray) -> np.ndarray:
-    """(n, 15) float64 model features from (n, N_INTEGRALS) integrals
-    (``control.kernels_fusion`` columns; the kernel computes the same)."""
+def features(integrals: np.ndarray, count: int = len(FEATURE_NAMES)) -> np.ndarray:
+    """(n, count) float64 model features (15: ``FEATURE_NAMES``, 24:
+    ``FEATURE_NAMES_V3``) from (n, N_INTEGRALS) integrals (``control.kernels_fusion``
+    columns; the kernel computes the same)."""
     i = integrals
     si, sq, peak, cells, shared, sig = i[:, 0], i[:, 1], i[:, 2], i[:, 3], i[:, 4], i[:, 5]
     ai, aq, cover, wide, long = i[:, 7], i[:, 8], i[:, 9], i[:, 10], i[:, 11]
@@ -86,22 +104,34 @@ def features(integrals: np.ndarray) -> np.ndarray:
     eps = 3.0 * NOISE_UNITS * np.sqrt(cells1)
     amp = np.hypot(ai, aq)
     aeps = 3.0 * NOISE_UNITS / np.sqrt(np.maximum(cover, 1e-3))
-    cols = (
+    cols: tuple[np.ndarray, ...] = (
         np.arcsinh(si / 100.0), np.arcsinh(sq / 100.0), si / (mag + eps), sq / (mag + eps),
         np.arcsinh(peak / 30.0), sig, np.arcsinh(mag / cells1 / 5.0),
         np.arcsinh(ai / 20.0), np.arcsinh(aq / 20.0), ai / (amp + aeps), aq / (amp + aeps),
         np.log(cover + 1e-3), np.log(np.maximum(np.minimum(wide, long), 0.0) + 1.0),
         np.log(np.maximum(np.maximum(wide, long), 0.0) + 1.0), shared,
     )  # fmt: skip
+    if count > len(FEATURE_NAMES):
+        si2, sq2, ai2, aq2 = i[:, 12], i[:, 13], i[:, 14], i[:, 15]
+        amp2 = np.hypot(ai2, aq2)
+        cols += (
+            np.arcsinh(si2 / 100.0), np.arcsinh(sq2 / 100.0), np.arcsinh(ai2 / 20.0),
+            np.arcsinh(aq2 / 20.0), ai2 / (amp2 + aeps), aq2 / (amp2 + aeps),
+            np.log((amp2 + aeps) / (amp + aeps)),
+            (ai2 * ai + aq2 * aq) / (amp2 * amp + aeps**2),
+            (aq2 * ai - ai2 * aq) / (amp2 * amp + aeps**2),
+        )  # fmt: skip
     return np.stack(cols, axis=1)
 
 
 @dataclasses.dataclass(frozen=True)
 class InductionModel:
-    """version: of the weights; class_names: output order; mean, scale: (15,)
+    """version: of the weights; class_names: output order; mean, scale: (d,)
     feature standardisation; layers: ((W1, b1), (W2, b2), (W3, b3)), W (out, in),
     rectified after the first two; camera_temperature, sensor_weight: the
-    combination (module doc); note: training data and fit."""
+    combination (module doc); note: training data and fit; feature_names:
+    ``FEATURE_NAMES`` (d = 15) or ``FEATURE_NAMES_V3`` (d = 24, two frequencies);
+    frequencies_hz: the bar's frequencies it was trained on."""
 
     version: str
     class_names: tuple[str, ...]
@@ -111,9 +141,20 @@ class InductionModel:
     camera_temperature: float = 1.0
     sensor_weight: float = 1.0
     note: str = ""
+    feature_names: tuple[str, ...] = FEATURE_NAMES
+    frequencies_hz: tuple[float, ...] = (5000.0,)
 
     def __post_init__(self) -> None:
-        d = len(FEATURE_NAMES)
+        if self.feature_names not in (FEATURE_NAMES, FEATURE_NAMES_V3):
+            raise ValueError(f"InductionModel: features {self.feature_names} are not known")
+        if not 1 <= len(self.frequencies_hz) <= 2 or (
+            self.feature_names == FEATURE_NAMES_V3 and len(self.frequencies_hz) != 2
+        ):
+            raise ValueError(
+                f"InductionModel: {len(self.feature_names)} features on frequencies "
+                f"{self.frequencies_hz} Hz"
+            )
+        d = len(self.feature_names)
         if self.mean.shape != (d,) or self.scale.shape != (d,) or len(self.layers) != 3:
             raise ValueError(f"InductionModel: mean/scale ({d},) and 3 layers needed")
         width = d
@@ -126,9 +167,28 @@ class InductionModel:
         if not (self.camera_temperature > 0 and self.sensor_weight >= 0):
             raise ValueError("InductionModel: camera_temperature > 0, sensor_weight >= 0 needed")
 
+    @property
+    def frequencies_read(self) -> int:
+        """Frequencies of the bar the model reads (1: frequency 0 alone)."""
+        return 2 if self.feature_names == FEATURE_NAMES_V3 else 1
+
+    def check_bar(self, frequencies_hz: tuple[float, ...]) -> str:
+        """'' when a bar of ``frequencies_hz`` gives what the model reads, else
+        one line saying what does not match."""
+        need = self.frequencies_hz[: self.frequencies_read]
+        have = tuple(frequencies_hz[: len(need)])
+        if len(have) < len(need) or any(
+            abs(a - b) > 1e-6 * b for a, b in zip(have, need, strict=True)
+        ):
+            return (
+                f"the induction model {self.version} reads {list(need)} Hz, the bar runs "
+                f"{list(frequencies_hz)} Hz"
+            )
+        return ""
+
     def log_probs(self, integrals: np.ndarray) -> np.ndarray:
         """(n, K) float64 log class probabilities of footprint integrals (n, N_INTEGRALS)."""
-        h = (features(integrals) - self.mean) / self.scale
+        h = (features(integrals, len(self.feature_names)) - self.mean) / self.scale
         (w1, b1), (w2, b2), (w3, b3) = self.layers
         h = np.maximum(h @ w1.T + b1, 0.0)
         h = np.maximum(h @ w2.T + b2, 0.0)
@@ -141,7 +201,8 @@ class InductionModel:
             "format": FORMAT,
             "version": self.version,
             "class_names": list(self.class_names),
-            "features": list(FEATURE_NAMES),
+            "features": list(self.feature_names),
+            "frequencies_hz": list(self.frequencies_hz),
             "mean": self.mean.tolist(),
             "scale": self.scale.tolist(),
             "layers": [{"weight": w.tolist(), "bias": b.tolist()} for w, b in self.layers],
@@ -167,7 +228,8 @@ class InductionModel:
         if not isinstance(d, dict) or d.get("format") != FORMAT:
             got = d.get("format") if isinstance(d, dict) else None
             raise InputFileError(path, f"format {got!r} is not {FORMAT} (v1 models: retrain)")
-        if tuple(d.get("features", ())) != FEATURE_NAMES:
+        names = tuple(d.get("features", ()))
+        if names not in (FEATURE_NAMES, FEATURE_NAMES_V3):
             raise InputFileError(path, f"{d.get('features')} are not {FEATURE_NAMES}", "features")
         try:
             layers = tuple(
@@ -183,6 +245,8 @@ class InductionModel:
                 float(d.get("camera_temperature", 1.0)),
                 float(d.get("sensor_weight", 1.0)),
                 str(d.get("note", "")),
+                names,
+                tuple(float(x) for x in d.get("frequencies_hz", (5000.0,))),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InputFileError(path, f"malformed induction model: {exc}", "layers") from exc

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.induction import FEATURE_NAMES, InductionModel, features
+from models.induction import FEATURE_NAMES, FEATURE_NAMES_V3, InductionModel, features
 
 __all__ = ["fit"]
 
@@ -23,9 +23,12 @@ def fit(
     epochs: int = 60,
     seed: int = 0,
     note: str = "",
+    frequencies_hz: tuple[float, ...] = (5000.0,),
 ) -> InductionModel:
     """The model of ``integrals`` (n, N_INTEGRALS) labelled ``labels`` (n,) int
-    indices into ``class_names``; the combination is left at T = 1, w = 1."""
+    indices into ``class_names``, sampled on a bar of ``frequencies_hz`` (two:
+    the two-frequency features, ``FEATURE_NAMES_V3``); the combination is left
+    at T = 1, w = 1."""
     import torch
 
     if integrals.shape[0] != labels.shape[0] or integrals.shape[0] == 0:
@@ -33,12 +36,13 @@ def fit(
     torch.manual_seed(seed)
     torch.set_num_threads(1)
     k = len(class_names)
-    x = features(integrals)
+    names = FEATURE_NAMES_V3 if len(frequencies_hz) > 1 else FEATURE_NAMES
+    x = features(integrals, len(names))
     mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-6
     xt = torch.tensor((x - mean) / scale, dtype=torch.float32)
     yt = torch.tensor(labels, dtype=torch.int64)
     net = torch.nn.Sequential(
-        torch.nn.Linear(len(FEATURE_NAMES), hidden), torch.nn.ReLU(),
+        torch.nn.Linear(len(names), hidden), torch.nn.ReLU(),
         torch.nn.Linear(hidden, hidden), torch.nn.ReLU(),
         torch.nn.Linear(hidden, k),
     )  # fmt: skip
@@ -63,4 +67,7 @@ def fit(
         (m.weight.detach().numpy().astype(np.float64), m.bias.detach().numpy().astype(np.float64))
         for m in lin
     )
-    return InductionModel(version, tuple(class_names), mean, scale, layers, note=note)
+    return InductionModel(
+        version, tuple(class_names), mean, scale, layers, note=note,
+        feature_names=names, frequencies_hz=tuple(frequencies_hz),
+    )  # fmt: skip

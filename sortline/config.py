@@ -23,7 +23,10 @@ DEFAULT_CONFIG_NAME = "<embedded default line config>"
 
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from vision.merge import MergeParams
+    from vision.segment import SegmentParams
     from vision.track_crops import CropPolicy
 
 
@@ -149,6 +152,14 @@ class VisionSection(BaseModel):
     merge_flag: bool = Field(
         True, description="flag probable merges of touching fragments ([control] recipe's prefer)"
     )
+    segmenter: Literal["classic", "learned"] = Field(
+        "classic",
+        description="touching fragments: classic (shape, notch and colour split) or learned "
+        "(pieces seeded by the instance-cue model, vision/learned.py)",
+    )
+    segmenter_model: str = Field(
+        "builtin:seg-v1", description='instance-cue ONNX file (segmenter = "learned")'
+    )
 
     def crop_policy(self) -> CropPolicy:
         from vision.track_crops import CropPolicy
@@ -159,6 +170,18 @@ class VisionSection(BaseModel):
         from vision.merge import MergeParams
 
         return MergeParams() if self.merge_flag else None
+
+    def segment_params(self, resolve: Callable[[str], Path | str] = str) -> SegmentParams:
+        """The segmentation's parameters; ``resolve`` maps a file named in the config
+        to its path (``LineConfig.resolve_path``)."""
+        from models.seg_models import resolve_seg_model
+        from vision.segment import SegmentParams
+
+        if self.segmenter == "classic":
+            return SegmentParams()
+        path = resolve_seg_model(resolve(self.segmenter_model))
+        threads = self.intra_op_threads
+        return SegmentParams(segmenter="learned", learned_model=str(path), learned_threads=threads)
 
 
 class ControlSection(BaseModel):
@@ -315,8 +338,16 @@ class SensorSection(BaseModel):
         "of the bar offset replaces it",
     )  # fmt: skip
     every_ticks: int = Field(50, ge=1, le=100000, description="encoder counts between rows")
+    frequencies_hz: list[float] = Field(
+        default_factory=lambda: [5000.0, 50000.0], min_length=1, max_length=2,
+        description="the coils' drive frequencies, Hz (two: a multi-frequency bar, "
+        "sortline/sensor/README.md); the model must read them",
+    )  # fmt: skip
     stall_ms: float = Field(200.0, gt=0, le=60000, strict=False)
-    model: str = Field("builtin:induction-v2", description="the induction model (JSON)")
+    model: str = Field(
+        "builtin:induction-v3",
+        description="the induction model (JSON); it must read the bar's frequencies_hz",
+    )
     weight: float = Field(
         1.0, ge=0, le=10, strict=False,
         description="times the model's fitted weight of its evidence (1: as fitted)",
@@ -325,6 +356,18 @@ class SensorSection(BaseModel):
         default_factory=list,
         description="classes not ejected on the camera alone while the sensor is stalled",
     )
+    shared_damping: float = Field(
+        1.5, ge=0, le=10, strict=False,
+        description="a track's fused outlook divided by 1 + this x the share of its sensor "
+        "footprint other footprints cover (0: off): touching pieces held back",
+    )  # fmt: skip
+
+    @field_validator("frequencies_hz")
+    @classmethod
+    def _distinct_positive(cls, v: list[float]) -> list[float]:
+        if any(not f > 0 for f in v) or len(set(v)) != len(v):
+            raise ValueError(f"frequencies must be distinct and > 0, got {v}")
+        return v
 
 
 class AlarmsSection(BaseModel):

@@ -195,6 +195,7 @@ def build_parts(
     vision = VisionPipeline(
         params.geometry, classifier, camera_model=params.camera_model,
         crop_policy=cfg.vision.crop_policy(), merge_params=cfg.vision.merge_params(),
+        segment_params=cfg.vision.segment_params(cfg.resolve_path),
     )  # fmt: skip
     controller = Controller(params.geometry, recipe, class_names, cfg.control.deadline_margin_ms)
 

@@ -310,6 +310,16 @@ class PreviewTap:
         """The pulse batches kept (a copy of the deque's references)."""
         return list(self._pulses)
 
+    def _drop_spent(self, tick: int) -> None:
+        """Forget the oldest batches whose every pulse is over at ``tick``
+        (wrap-safe), so a preview concatenates only what is still to come.
+        The loop appends on the right meanwhile; only this thread pops."""
+        while self._pulses:
+            oldest = self._pulses[0]
+            if len(oldest) and (tick_diff_array(oldest.off_tick, tick) > 0).any():
+                return
+            self._pulses.popleft()
+
     def take(self, width_px: int, after_frame_id: int | None = None) -> PreviewShot | None:
         """The newest frame scaled to at most ``width_px`` wide, with what the
         preview draws over it; None before the first frame or when the newest
@@ -320,6 +330,7 @@ class PreviewTap:
         if cycle is None or cycle.frame.frame_id == after_frame_id:
             return None
         frame, d = cycle.frame, cycle.detections
+        self._drop_spent(int(frame.tick))
         small, scale = shrink(frame.image, width_px)
         small = np.ascontiguousarray(small)
         job = PreviewJob(

@@ -9,7 +9,9 @@ by default: 640x256 for the default camera), which also averages sensor noise.
 
 Touching fragments are split where the mask narrows (``vision.split``: grouped
 distance-transform maxima as markers of a watershed on the colour image),
-between two notches of the outline, or between two colour clusters.
+between two notches of the outline, or between two colour clusters; or
+(``segmenter = "learned"``) from the cores a learned instance cue finds
+(``vision.learned``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import cv2
 import numpy as np
 
 from vision.kernels import _diff_fg, _gain, _update
+from vision.learned import InstanceCue, core_map, split_learned
 from vision.split import split_touching
 
 __all__ = ["BeltModel", "SegmentParams", "Segmenter", "Segments"]
@@ -53,6 +56,13 @@ class SegmentParams:
     split_colour_diff: float = 0.0
     split_colour_coherence: float = 0.7  # ... each mostly one connected region (this share)
     split_colour_separation: float = 16.0  # ... and well apart (centre gap^2 / spread^2)
+    # "classic": the shape, notch and colour split above; "learned": pieces seeded by
+    # a learned instance cue (``vision.learned``, an ONNX model) instead
+    segmenter: str = "classic"
+    learned_model: str = ""  # the instance cue's ONNX file ("learned")
+    learned_core: float = 0.45  # core probability that seeds a piece (tuned on seed 4001)
+    learned_min_seed_px: float = 40.0  # ... in regions of at least this area (full-res px)
+    learned_threads: int = 1  # ONNX Runtime intra-op threads of the instance cue
     border_px: int = 0  # ignore this many low-res px at the image border
     gain_grid_px: int = 4  # low-res grid step of the global brightness estimate
 
@@ -165,6 +175,14 @@ class Segmenter:
         self._k_open = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k_open, k_open))
         self._k_close = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k_close, k_close))
         self.last_diff = np.zeros((0, 0), np.uint8)  # belt difference of the last frame
+        self.cue: InstanceCue | None = None
+        p = self.params
+        if p.segmenter == "learned":
+            self.cue = InstanceCue.load(p.learned_model, p.learned_threads)
+        elif p.segmenter != "classic":
+            raise ValueError(f'SegmentParams.segmenter must be "classic" or "learned", '
+                             f"got {p.segmenter!r}")  # fmt: skip
+        self.last_core = np.zeros((0, 0), np.float32)  # the cue's core map of the last frame
 
     def downsample(self, image: np.ndarray) -> np.ndarray:
         """(H, W, 3) uint8 -> (H/s, W/s, 3) uint8 by area averaging."""
@@ -204,7 +222,10 @@ class Segmenter:
         labels = labels16.astype(np.int32)
         stats = stats.astype(np.float64)
         s2 = float(p.scale**2)
-        if p.split and n > 1:
+        if self.cue is not None and p.split and n > 1:
+            self.last_core = core_map(self.cue, small, self.belt.mean_u8, fg, stats, p)
+            stats, centroids = split_learned(small, labels, stats, centroids, self.last_core, p)
+        elif p.split and n > 1:
             stats, centroids = split_touching(
                 small, fg, self.last_diff, labels, stats, centroids, p
             )

@@ -1,7 +1,8 @@
 """The induction bar: a row of eddy-current coils across the belt, in the plant.
 
-Physics (one coil, one fragment). A coil driven at ``frequency_hz`` sees a
-conducting, permeable piece below it as a change of its impedance. For a flat
+Physics (one coil, one fragment). A coil driven at a frequency f (each of
+``frequencies_hz``) sees a conducting, permeable piece below it as a change of
+its impedance. For a flat
 layer of conductivity sigma, relative permeability mu_r and thickness t the
 change is proportional to the layer's reflection coefficient at the field's
 transverse wavenumber lambda (Dodd & Deeds, J. Appl. Phys. 39, 1968):
@@ -23,6 +24,20 @@ field) with a phase set by sigma t: copper about 169 deg, aluminium 159 deg,
 brass 144 deg, stainless (weak) 93 deg at 5 kHz and 1 mm; ferrous steel reads
 strongly positive in-phase (reactive, magnetisation). Materials and sources:
 ``sim/plant/materials.py`` (``ELECTRICAL``).
+
+Several frequencies. A multi-frequency bar drives every coil at each of
+``frequencies_hz`` at once (as multi-frequency eddy-current instruments do) and
+reports in-phase and quadrature per coil and frequency, from the same R with
+omega = 2 pi f: the materials do not change, only what is read of them. For a
+sheet thinner than the skin depth delta = 1 / sqrt(pi f mu0 mu_r sigma) the
+phase follows beta = omega mu0 sigma t / 2 lambda alone (sigma x t: a thick
+brass piece and a thin copper one read alike); at a frequency where the piece
+is several skin depths thick it reads as a half-space, R = (mu_r lambda - a1) /
+(mu_r lambda + a1), whose phase depends on sigma alone (copper delta 0.30 mm,
+brass 0.56 mm, aluminium 0.41 mm, stainless 1.9 mm at 50 kHz). Row layout:
+value index f x channels + c (frequency-major); every frequency has its own
+noise and baseline streams, so frequency 0 of a multi-frequency bar reads
+exactly what a single-frequency bar of the same seed reads.
 
 Geometry. Coil c sits at x = x_first_mm + (c + 0.5) pitch_mm on the bar line
 y = y_bar_mm (belt y of the camera's frame: negative is upstream). Its
@@ -58,6 +73,7 @@ __all__ = [
 ]
 
 MU0 = 4e-7 * math.pi
+MAX_FREQUENCIES = 2  # what the packet and the fusion features carry
 _BESSEL_J1_ZERO = 3.8317
 _NEAR_SIGMAS = 3.5
 
@@ -77,7 +93,7 @@ class InductionBar:
     x_first_mm: float = 0.0
     y_bar_mm: float = -300.0
     every_ticks: int = 50
-    frequency_hz: float = 5000.0
+    frequencies_hz: tuple[float, ...] = (5000.0,)
     coil_radius_mm: float = 15.0
     lift_off_mm: float = 10.0
     gain: float = 1000.0
@@ -96,12 +112,27 @@ class InductionBar:
                 f"InductionBar: channels {self.channels} and every_ticks {self.every_ticks} "
                 "must be >= 1"
             )
-        for name in ("pitch_mm", "frequency_hz", "coil_radius_mm", "gain", "belt_loop_mm"):
+        f = self.frequencies_hz
+        if not 1 <= len(f) <= MAX_FREQUENCIES or not all(x > 0 for x in f) or len(set(f)) < len(f):
+            raise ValueError(
+                f"InductionBar.frequencies_hz {f}: 1..{MAX_FREQUENCIES} distinct values > 0 needed"
+            )
+        for name in ("pitch_mm", "coil_radius_mm", "gain", "belt_loop_mm"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"InductionBar.{name} must be > 0, got {getattr(self, name)}")
         for name in ("lift_off_mm", "crosstalk", "noise", "drift_amp", "drift_walk"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"InductionBar.{name} must be >= 0, got {getattr(self, name)}")
+
+    @property
+    def frequency_hz(self) -> float:
+        """The first (lowest-index) frequency: a single-frequency bar's only one."""
+        return self.frequencies_hz[0]
+
+    @property
+    def values_per_row(self) -> int:
+        """Values per row and component: channels x frequencies (frequency-major)."""
+        return self.channels * len(self.frequencies_hz)
 
     @property
     def coil_x_mm(self) -> np.ndarray:
@@ -124,19 +155,25 @@ def layer_response(
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class FragmentEM:
-    """What the bar sees of one fragment: response (complex, before coupling),
-    coupling factor of its height, and a PCB's patch pattern (``fill`` < 1:
-    the share of the footprint that conducts, in stripes of ``patch_mm``)."""
+    """What the bar sees of one fragment: responses (complex, before coupling,
+    one per bar frequency), coupling factor of its height, and a PCB's patch
+    pattern (``fill`` < 1: the share of the footprint that conducts, in stripes
+    of ``patch_mm``)."""
 
-    response: complex
+    responses: tuple[complex, ...]
     coupling: float
     fill: float = 1.0
     patch_mm: float = 8.0
     patch_phase: tuple[float, float] = (0.0, 0.0)
 
     @property
+    def response(self) -> complex:
+        """The response at the bar's first frequency."""
+        return self.responses[0]
+
+    @property
     def silent(self) -> bool:
-        return self.response == 0j
+        return all(r == 0j for r in self.responses)
 
 
 def _draw(rng: np.random.Generator, lo_hi: tuple[float, float]) -> float:
@@ -164,7 +201,7 @@ def material_em(
     a_mm = max(min(length_mm, width_mm) / 2.0, 0.5)
     lam_coil = 1e3 / bar.coil_radius_mm
     lam = math.hypot(lam_coil, _BESSEL_J1_ZERO * 1e3 / a_mm)
-    resp = layer_response(sigma, mu_r, thick, lam, bar.frequency_hz)
+    resp = tuple(layer_response(sigma, mu_r, thick, lam, f) for f in bar.frequencies_hz)
     height = bar.lift_off_mm + float(rng.uniform(0.0, 4.0))  # bent pieces stand proud
     coupling = math.exp(-2 * lam_coil * (height - bar.lift_off_mm) * 1e-3)
     fill = _draw(rng, el.fill)
@@ -248,13 +285,21 @@ class InductionSensor:
         self.encoder_start = encoder_start
         self.foot_area_mm2 = foot_area_mm2
         self.seed = seed
-        ss = np.random.SeedSequence([seed, 17])
-        rng_noise, rng_base = (np.random.default_rng(s) for s in ss.spawn(2))
-        self._rng = rng_noise
-        c = bar.channels
-        self._offset = rng_base.normal(0, 20.0, (2, c))
-        self._phase = rng_base.uniform(0, 2 * np.pi, (2, c))
-        self._walk = np.zeros((2, c))
+        # one noise and one baseline stream per frequency (frequency 0's are a
+        # single-frequency bar's: its rows do not change when a frequency is added)
+        self._rngs: list[np.random.Generator] = []
+        offset, phase = [], []
+        for f in range(len(bar.frequencies_hz)):
+            key = [seed, 17] if f == 0 else [seed, 17, 1000 + f]
+            rng_noise, rng_base = (
+                np.random.default_rng(s) for s in np.random.SeedSequence(key).spawn(2)
+            )
+            self._rngs.append(rng_noise)
+            offset.append(rng_base.normal(0, 20.0, (2, bar.channels)))
+            phase.append(rng_base.uniform(0, 2 * np.pi, (2, bar.channels)))
+        self._offset = np.concatenate(offset, axis=1)  # (2, F x C)
+        self._phase = np.concatenate(phase, axis=1)
+        self._walk = np.zeros_like(self._offset)
         self._last_s: float | None = None
         self._em: dict[int, FragmentEM] = {}
         # fragment id -> its whole footprint crossed the bar on the belt (False: it
@@ -297,10 +342,10 @@ class InductionSensor:
         self._forget(plant)
 
     def _row(self, plant: PlantView, back_mm: float, travel_mm: float, t_s: float) -> np.ndarray:
-        """(2, C) in-phase and quadrature of one row."""
+        """(2, F x C) in-phase and quadrature of one row (frequency-major)."""
         bar = self.bar
         reach = _NEAR_SIGMAS * bar.coil_radius_mm
-        z = np.zeros(bar.channels, np.complex128)
+        z = np.zeros((len(bar.frequencies_hz), bar.channels), np.complex128)
         lo, hi = bar.y_bar_mm - reach + back_mm, bar.y_bar_mm + reach + back_mm
         for fid, name, kind, length, width, x, y, fx, fy, ang in plant.footprints_near(lo, hi):
             em = self.em_of(fid, name, kind, length, width)
@@ -310,7 +355,7 @@ class InductionSensor:
                 continue
             area = self.foot_area_mm2 * _patch(em, fx, fy, ang)
             w = channel_weights(bar, x + fx, y - back_mm + fy, area)
-            z += em.response * em.coupling * w
+            z += np.asarray(em.responses)[:, None] * (em.coupling * w)[None, :]
         if self._stuck is not None and bar.stuck_x_mm is not None:
             rel = (bar.stuck_u_mm + travel_mm - bar.y_bar_mm) % bar.belt_loop_mm
             rel = rel - bar.belt_loop_mm if rel > bar.belt_loop_mm / 2 else rel
@@ -321,15 +366,18 @@ class InductionSensor:
                     np.array([bar.y_bar_mm + rel]),
                     np.array([50.0]),
                 )
-                z += self._stuck.response * w
+                z += np.asarray(self._stuck.responses)[:, None] * w[None, :]
         z_x = z.copy()
-        z_x[:-1] += bar.crosstalk * z[1:]
-        z_x[1:] += bar.crosstalk * z[:-1]
-        out = np.empty((2, bar.channels))
-        out[0] = bar.gain * z_x.real
-        out[1] = -bar.gain * z_x.imag
+        z_x[:, :-1] += bar.crosstalk * z[:, 1:]
+        z_x[:, 1:] += bar.crosstalk * z[:, :-1]
+        out = np.empty((2, bar.values_per_row))
+        out[0] = bar.gain * z_x.real.ravel()
+        out[1] = -bar.gain * z_x.imag.ravel()
         out += self._baseline(t_s)
-        out += self._rng.normal(0.0, bar.noise, out.shape) if bar.noise > 0 else 0.0
+        if bar.noise > 0:
+            c = bar.channels
+            for f, rng in enumerate(self._rngs):
+                out[:, f * c : (f + 1) * c] += rng.normal(0.0, bar.noise, (2, c))
         return out
 
     def _baseline(self, t_s: float) -> np.ndarray:
@@ -337,7 +385,10 @@ class InductionSensor:
         dt = 0.0 if self._last_s is None else max(t_s - self._last_s, 0.0)
         self._last_s = t_s
         if dt > 0 and bar.drift_walk > 0:
-            self._walk += self._rng.normal(0.0, bar.drift_walk * math.sqrt(dt), self._walk.shape)
+            c = bar.channels
+            for f, rng in enumerate(self._rngs):
+                step = rng.normal(0.0, bar.drift_walk * math.sqrt(dt), (2, c))
+                self._walk[:, f * c : (f + 1) * c] += step
         swing = bar.drift_amp * np.sin(2 * math.pi * t_s / bar.drift_period_s + self._phase)
         return self._offset + swing + self._walk
 
@@ -349,8 +400,8 @@ class InductionSensor:
             self.crossed_whole = {k: v for k, v in self.crossed_whole.items() if k in keep}
 
     def drain(self) -> SensorRows:
-        """The rows sampled since the last call (oldest first)."""
-        c = self.bar.channels
+        """The rows sampled since the last call (oldest first), (N, F x C) per component."""
+        c = self.bar.values_per_row
         if not self._rows:
             return SensorRows.empty(in_phase_width=c, quadrature_width=c)
         rows = np.stack(self._rows)

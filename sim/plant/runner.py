@@ -172,7 +172,8 @@ class PlantRunner:
         self.sensor = sensor
         self.plant.sensors.append(sensor)
         if to is not None:
-            self.sensor_sender = RowSender(*to, sensor.bar.channels)
+            hz = sensor.bar.frequencies_hz
+            self.sensor_sender = RowSender(*to, sensor.bar.channels, frequencies_hz=hz)
 
     def stop(self) -> None:
         """Stop stepping, close the PLC server and remove the ring; safe twice."""

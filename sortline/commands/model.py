@@ -75,10 +75,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="camera alone against camera + induction bar, per fragment (sortline/sensor)",
     )
-    e.add_argument("--sensor-model", default="builtin:induction-v2", help="induction model file")
+    e.add_argument("--sensor-model", default="builtin:induction-v3", help="induction model file")
     e.add_argument(
         "--sensor-weight", type=float, default=1.0, help="times the model's fitted sensor weight"
     )
+    e.add_argument(
+        "--shared-damping", type=float, default=None,
+        help="also the figures at a 0.5 threshold with shared footprints flattened by this "
+        "(default: the line's [sensor] shared_damping)",
+    )  # fmt: skip
     e.add_argument(
         "--data",
         type=Path,
@@ -107,16 +112,28 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="validation scenes per preset (seeds 10,500 + 100 x preset + k, never held out)",
     )  # fmt: skip
     ts.add_argument("--val-frames", type=int, default=300, help="frames per validation scene")
+    ts.add_argument(
+        "--frequencies-hz", type=float, nargs="+", default=[5000.0],
+        help="the bar's drive frequencies (two: a multi-frequency bar, induction-v3)",
+    )  # fmt: skip
+    ts.add_argument(
+        "--cache", type=Path,
+        help="a folder keeping the sampled footprints and validation views (.npz, named by "
+        "scenes, frames and frequencies): a refit with other --hidden/--epochs reuses them",
+    )  # fmt: skip
     ts.set_defaults(func=_train_sensor)
 
     ds = msub.add_parser(
         "diagnose-sensor", help="the fused errors by cause, on validation scenes (sortline/sensor)"
     )
     ds.add_argument("model", nargs="?", default="builtin:sortline-cnn", help="camera model")
-    ds.add_argument("--sensor-model", default="builtin:induction-v2", help="induction model file")
+    ds.add_argument("--sensor-model", default="builtin:induction-v3", help="induction model file")
     ds.add_argument("--val-scenes", type=int, default=4, help="validation scenes per preset")
     ds.add_argument("--val-frames", type=int, default=300, help="frames per validation scene")
     ds.add_argument("--json", type=Path, help="also write the report as JSON")
+    ds.add_argument(
+        "--cache", type=Path, help="a folder keeping the validation views (as train-sensor's)"
+    )
     ds.set_defaults(func=_diagnose_sensor)
 
     sp = msub.add_parser("speed", help="per-crop inference cost (ONNX Runtime, one thread)")
@@ -127,6 +144,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     sp.add_argument("--quick", action="store_true", help="2 short passes (proves it runs)")
     sp.add_argument("--json", type=Path, help="write the result as JSON")
     sp.set_defaults(func=_speed)
+
+    sg = msub.add_parser("train-seg", help="train the instance cue (segmenter = learned)")
+    sg.add_argument("--out", type=Path, default=Path("seg-dev.onnx"))
+    sg.add_argument("--steps", type=int, default=6000, help="training steps (batches)")
+    sg.add_argument("--width", type=int, default=12, help="channels of every layer")
+    sg.add_argument("--batch", type=int, default=24, help="128x128 patches per step")
+    sg.add_argument("--samples", type=int, default=20, help="frames per rendered training run")
+    sg.add_argument("--seed", type=int, default=0, help="torch and patch sampling seed")
+    sg.add_argument("--version", default="dev", help="version string written into the model")
+    sg.set_defaults(func=_train_seg)
 
     i = msub.add_parser("info", help="print a model's metadata")
     i.add_argument("model", help="model file or builtin:NAME")
@@ -278,6 +305,13 @@ def _train_sensor(args: argparse.Namespace) -> int:
     from sortline.sensor.cli import train_sensor
 
     return train_sensor(args, _say)
+
+
+def _train_seg(args: argparse.Namespace) -> int:
+    from models.seg_train import train_seg_cli
+    from sortline.seg_render import render_set
+
+    return train_seg_cli(args, _say, render_set)
 
 
 def _diagnose_sensor(args: argparse.Namespace) -> int:

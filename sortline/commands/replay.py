@@ -91,6 +91,7 @@ def _replay(args: argparse.Namespace) -> int:
     pipe = VisionPipeline(
         geometry, clf, camera_model=camera_model, crop_policy=config.vision.crop_policy(),
         merge_params=config.vision.merge_params(),
+        segment_params=config.vision.segment_params(config.resolve_path),
     )  # fmt: skip
     counter = TrackCounter()
     error: str | None = None

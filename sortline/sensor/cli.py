@@ -35,13 +35,39 @@ def validation_scenes(per_preset: int, frames: int) -> list[Any]:
     ]
 
 
+def _cached(folder: Any, name: str, kind: Any, make: Callable[[], Any]) -> Any:
+    """``make()`` (a dataclass of arrays), kept as ``folder/name`` (.npz) and read
+    back from there when present; no folder: made every time."""
+    import dataclasses
+
+    import numpy as np
+
+    if folder is None:
+        return make()
+    path = folder / name
+    if path.is_file():
+        with np.load(path) as z:
+            return kind(*(z[f.name] for f in dataclasses.fields(kind)))
+    out = make()
+    folder.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **{f.name: getattr(out, f.name) for f in dataclasses.fields(kind)})
+    return out
+
+
+def model_bar(frequencies_hz: tuple[float, ...]) -> Any:
+    """The plant's default bar driven at ``frequencies_hz``."""
+    from sim.plant.induction import InductionBar
+
+    return InductionBar(frequencies_hz=tuple(float(f) for f in frequencies_hz))
+
+
 def train_sensor(args: argparse.Namespace, say: Say) -> int:
     """Fit the induction model on randomised training scenes (plant truth), then
     its combination with the camera on validation scenes."""
     from models.induction_train import fit
     from models.registry import resolve_model
-    from sortline.sensor.evaluate import collect_views, fit_combination
-    from sortline.sensor.training import sensor_samples
+    from sortline.sensor.evaluate import Views, collect_views, fit_combination
+    from sortline.sensor.training import SensorSamples, sensor_samples
     from sortline.training_data import training_scenes
     from vision.classifier import OnnxClassifier
 
@@ -49,29 +75,47 @@ def train_sensor(args: argparse.Namespace, say: Say) -> int:
         say("sortline model train-sensor: --scenes, --frames, --val-scenes, --val-frames "
             "and --epochs must be >= 1")  # fmt: skip
         return 2
+    try:
+        bar = model_bar(tuple(getattr(args, "frequencies_hz", (5000.0,))))
+    except ValueError as exc:
+        say(f"sortline model train-sensor: --frequencies-hz: {exc}")
+        return 2
     t0 = time.perf_counter()
     scenes = training_scenes(args.scenes, frames=args.frames, seed=args.seed)
-    samples = sensor_samples(scenes, progress=say)
+    cache = getattr(args, "cache", None)
+    hz = "-".join(f"{f:g}" for f in bar.frequencies_hz)
+    samples = _cached(
+        cache, f"samples-{args.scenes}x{args.frames}-s{args.seed}-{hz}.npz", SensorSamples,
+        lambda: sensor_samples(scenes, bar=bar, progress=say),
+    )  # fmt: skip
     seeds = f"{scenes[0].seed}-{scenes[-1].seed}"
     note = (
         f"{len(samples.labels)} footprints of {args.scenes} randomised training scenes "
         f"(seeds {seeds}, {args.frames} frames each), plant truth, edges +-2 mm noise; "
         f"combination fitted on {args.val_scenes} validation scenes per preset "
-        f"(seeds {VALIDATION_SEED_BASE} + 100 x preset + k, {args.val_frames} frames)"
+        f"(seeds {VALIDATION_SEED_BASE} + 100 x preset + k, {args.val_frames} frames); "
+        f"bar at {list(bar.frequencies_hz)} Hz"
     )
     model = fit(
         samples.integrals, samples.labels, DEFAULT_CLASSES, args.version,
-        hidden=args.hidden, epochs=args.epochs, note=note,
+        hidden=args.hidden, epochs=args.epochs, note=note, frequencies_hz=bar.frequencies_hz,
     )  # fmt: skip
     train_s = time.perf_counter() - t0
     clf = OnnxClassifier.load(resolve_model(args.camera_model))
-    val = collect_views(validation_scenes(args.val_scenes, args.val_frames), clf, progress=say)
+    cam = args.camera_model.split(":")[-1]
+    val = _cached(
+        cache, f"views-{args.val_scenes}x{args.val_frames}-{hz}-{cam}.npz",
+        Views, lambda: collect_views(
+            validation_scenes(args.val_scenes, args.val_frames), clf, progress=say, bar=bar
+        ),
+    )  # fmt: skip
     model, grid = fit_combination(val, model)
     model.save(args.out)
     lp = model.log_probs(samples.integrals)
     out = {
         "model": str(args.out),
         "version": args.version,
+        "frequencies_hz": list(bar.frequencies_hz),
         "samples": int(samples.labels.size),
         "train_top1_sensor_alone": float((lp.argmax(axis=1) == samples.labels).mean()),
         "camera_temperature": model.camera_temperature,
@@ -89,7 +133,8 @@ def train_sensor(args: argparse.Namespace, say: Say) -> int:
 def eval_held_out(args: argparse.Namespace, clf: Any, say: Say) -> int:
     """Camera alone and fused, per fragment, on held-out preset scenes."""
     from models.induction import InductionModel, resolve
-    from sortline.sensor.evaluate import collect_views, held_out_report
+    from sortline.config import load_config
+    from sortline.sensor.evaluate import collect_views, fragment_report, held_out_report
     from sortline.training_data import eval_scenes
 
     scenes_n = 4 if args.scenes is None else args.scenes
@@ -98,10 +143,12 @@ def eval_held_out(args: argparse.Namespace, clf: Any, say: Say) -> int:
         say("sortline model eval --held-out: --scenes and --frames must be >= 1")
         return 2
     model = InductionModel.load(resolve(args.sensor_model))
+    damping = getattr(args, "shared_damping", None)
+    damping = load_config().sensor.shared_damping if damping is None else float(damping)
     t0 = time.perf_counter()
     scenes = eval_scenes(args.presets, scenes_n, frames)
     say(f"rendering {len(scenes)} held-out scenes with the induction bar ...")
-    views = collect_views(scenes, clf, progress=say)
+    views = collect_views(scenes, clf, progress=say, bar=model_bar(model.frequencies_hz))
     out = {
         "command": "sortline " + " ".join(sys.argv[1:]),
         "camera_model": str(clf.path),
@@ -111,7 +158,15 @@ def eval_held_out(args: argparse.Namespace, clf: Any, say: Say) -> int:
         "sensor_weight": args.sensor_weight,
         "data": f"presets {args.presets}, {scenes_n} held-out seeds each (from 10,000), "
         f"{frames} frames, views every 3rd frame",
+        "sensor_frequencies_hz": list(model.frequencies_hz),
         **held_out_report(views, args.presets, scenes_n, model, args.sensor_weight),
+        **_single_frequency(views, args, scenes_n, model),
+        "fused_shared_damping": {
+            "shared_damping": damping,
+            "at_threshold_0.5": fragment_report(
+                views, model, args.sensor_weight, shared_damping=damping
+            )["fused"]["at_threshold_0.5"],
+        },
         "seconds": round(time.perf_counter() - t0, 1),
         "load_average_1min": os.getloadavg()[0],
     }
@@ -127,17 +182,44 @@ def eval_held_out(args: argparse.Namespace, clf: Any, say: Say) -> int:
     return 0
 
 
+SINGLE_FREQUENCY_MODEL = "builtin:induction-v2"
+
+
+def _single_frequency(views: Any, args: argparse.Namespace, scenes_n: int, model: Any) -> Any:
+    """With a two-frequency model: the single-frequency model on the same views
+    (frequency 0 of the bar is exactly a single-frequency bar's rows), as
+    ``{"fused_single_frequency": ...}``; {} otherwise."""
+    from models.induction import InductionModel, resolve
+    from sortline.sensor.evaluate import held_out_report
+
+    if model.frequencies_read < 2:
+        return {}
+    single = InductionModel.load(resolve(SINGLE_FREQUENCY_MODEL))
+    if single.check_bar(model.frequencies_hz):
+        return {}
+    rep = held_out_report(views, args.presets, scenes_n, single, args.sensor_weight)
+    return {"fused_single_frequency": {"sensor_model": SINGLE_FREQUENCY_MODEL, **rep["fused"]}}
+
+
 def diagnose_sensor(args: argparse.Namespace, clf: Any, say: Say) -> int:
     """The fused errors by cause (``sortline.sensor.diagnose``) on validation scenes."""
     from models.induction import InductionModel, resolve
     from sortline.sensor.diagnose import error_causes, markdown
-    from sortline.sensor.evaluate import collect_views
+    from sortline.sensor.evaluate import Views, collect_views
 
     if args.val_scenes < 1 or args.val_frames < 1:
         say("sortline model diagnose-sensor: --val-scenes and --val-frames must be >= 1")
         return 2
     model = InductionModel.load(resolve(args.sensor_model))
-    views = collect_views(validation_scenes(args.val_scenes, args.val_frames), clf, progress=say)
+    bar = model_bar(model.frequencies_hz)
+    hz = "-".join(f"{f:g}" for f in bar.frequencies_hz)
+    cam = str(args.model).split(":")[-1]
+    views = _cached(
+        getattr(args, "cache", None), f"views-{args.val_scenes}x{args.val_frames}-{hz}-{cam}.npz",
+        Views, lambda: collect_views(
+            validation_scenes(args.val_scenes, args.val_frames), clf, progress=say, bar=bar
+        ),
+    )  # fmt: skip
     report = error_causes(views, model)
     report["sensor_model"] = str(args.sensor_model)
     report["data"] = (

@@ -28,11 +28,13 @@ from typing import Any
 import numpy as np
 
 from calibration.geometry import LineGeometry
+from control.kernels_fusion import F_SHARED
 from core.classes import DEFAULT_CLASSES
 from models.evaluate import HARD_PAIRS, PROB_FLOOR
 from models.induction import InductionModel
 from sim.plant.feed import MOTION_KINDS
-from sortline.sensor.fusion import sensor_term
+from sim.plant.induction import InductionBar
+from sortline.sensor.fusion import flatten_shared, sensor_term
 from sortline.sensor.scene import SensorScene, VelocityBook
 from sortline.training_data import SceneSpec, _label_rows
 from vision.classifier import OnnxClassifier
@@ -67,9 +69,14 @@ class Views:
 
 
 def _scene_views(
-    spec: SceneSpec, k: int, clf: OnnxClassifier | None, geometry: LineGeometry, crop: CropParams
+    spec: SceneSpec,
+    k: int,
+    clf: OnnxClassifier | None,
+    geometry: LineGeometry,
+    crop: CropParams,
+    bar: InductionBar | None,
 ) -> list[tuple[np.ndarray, ...]]:
-    scene = SensorScene.build(geometry, spec.scenario, spec.seed)
+    scene = SensorScene.build(geometry, spec.scenario, spec.seed, bar)
     pipeline = VisionPipeline(geometry, None, crop_params=crop)
     book = VelocityBook(keep=4)
     out: list[tuple[np.ndarray, ...]] = []
@@ -115,15 +122,17 @@ def collect_views(
     clf: OnnxClassifier | None,
     geometry: LineGeometry | None = None,
     progress: Progress | None = None,
+    bar: InductionBar | None = None,
 ) -> Views:
     """Views of every scene (see module doc); ``clf`` None: no camera evidence
-    (uniform probabilities: the views of the sensor model's training)."""
+    (uniform probabilities: the views of the sensor model's training); ``bar``:
+    the plant's bar (default ``InductionBar()``: one frequency, 5 kHz)."""
     geometry = geometry or LineGeometry()
     if clf is not None and tuple(clf.info.material_names) != DEFAULT_CLASSES:
         raise ValueError(f"the model's classes {clf.info.material_names} are not the default ones")
     parts: list[tuple[np.ndarray, ...]] = []
     for k, spec in enumerate(scenes):
-        parts += _scene_views(spec, k, clf, geometry, CropParams())
+        parts += _scene_views(spec, k, clf, geometry, CropParams(), bar)
         if progress is not None:
             progress(f"scene {k + 1}/{len(scenes)} {spec.label}: {len(parts)} frames of views")
     cols = [np.concatenate([p[j] for p in parts]) for j in range(10)]
@@ -152,13 +161,16 @@ def _report(truth: np.ndarray, pred: np.ndarray) -> dict[str, Any]:
 class FragmentScores:
     """Per fragment: truth (m,) class index; cam (m, K) summed camera log
     probabilities over n_seen (m,) kept views; fused (m, K) the fused score
-    (camera mean / T + sensor term); key (m,) group << 32 | fragment id."""
+    (camera mean / T + sensor term, flattened by the shared share when asked);
+    key (m,) group << 32 | fragment id; shared (m,) mean shared share of the
+    views the sensor term came from."""
 
     truth: np.ndarray
     cam: np.ndarray
     n_seen: np.ndarray
     fused: np.ndarray
     key: np.ndarray
+    shared: np.ndarray
 
     def predictions(self) -> tuple[np.ndarray, np.ndarray]:
         """Camera and fused class per fragment (K = "none": no view kept)."""
@@ -175,9 +187,11 @@ def fragment_scores(
     weight: float,
     mask: np.ndarray | None = None,
     only_whole: bool = True,
+    shared_damping: float = 0.0,
 ) -> FragmentScores:
     """Per-fragment scores of the views in ``mask``; ``only_whole``: leave out
-    fragments fed with part of them past the bar."""
+    fragments fed with part of them past the bar; ``shared_damping``: the
+    fused scores flattened as the line does (``fusion.flatten_shared``)."""
     keep = np.ones(v.group.size, bool) if mask is None else mask.copy()
     if only_whole:
         keep &= v.whole
@@ -204,7 +218,35 @@ def fragment_scores(
     truth[inv] = v.label[rows]
     cam_mean = cam / np.maximum(n_seen, 1)[:, None] / model.camera_temperature
     fused = cam_mean + sens / np.maximum(n_all, 1)[:, None]
-    return FragmentScores(truth, cam, n_seen, fused, uniq)
+    shared = np.zeros(uniq.size)
+    np.add.at(shared, inv[use], v.integrals[rows][use, F_SHARED])
+    shared /= np.maximum(n_all, 1)
+    if shared_damping > 0:
+        fused = flatten_shared(fused - fused.max(axis=1, keepdims=True), shared, shared_damping)
+    return FragmentScores(truth, cam, n_seen, fused, uniq, shared)
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def at_threshold(
+    truth: np.ndarray, scores: np.ndarray, ok: np.ndarray, threshold: float = 0.5
+) -> dict[str, dict[str, float | int]]:
+    """Per class, as a recipe "class -> eject at ``threshold``" would target it:
+    fragments targeted (probability of the class >= threshold), precision and
+    recall. ``scores`` (m, K) log-probabilities up to a constant; ``ok`` (m,):
+    fragments with a view kept (the others are never targeted)."""
+    prob = _softmax(scores)
+    out: dict[str, dict[str, float | int]] = {}
+    for c, name in enumerate(DEFAULT_CLASSES):
+        tgt = ok & (prob[:, c] >= threshold)
+        tp = int((tgt & (truth == c)).sum())
+        n = int((truth == c).sum())
+        out[name] = {"targeted": int(tgt.sum()), "precision": tp / max(int(tgt.sum()), 1),
+                     "recall": tp / max(n, 1)}  # fmt: skip
+    return out
 
 
 def fragment_report(
@@ -213,22 +255,35 @@ def fragment_report(
     weight: float,
     mask: np.ndarray | None = None,
     only_whole: bool = True,
+    shared_damping: float = 0.0,
 ) -> dict[str, dict[str, Any]]:
-    """{"camera": ..., "fused": ...} per-fragment figures (``fragment_scores``)."""
-    sc = fragment_scores(v, model, weight, mask, only_whole)
+    """{"camera": ..., "fused": ...} per-fragment figures (``fragment_scores``),
+    each with ``at_threshold_0.5`` (``at_threshold``: the camera's mean view
+    log-probability, the fused score as the line forms it)."""
+    sc = fragment_scores(v, model, weight, mask, only_whole, shared_damping)
     cam_pred, fused_pred = sc.predictions()
-    return {"camera": _report(sc.truth, cam_pred), "fused": _report(sc.truth, fused_pred)}
+    ok = sc.n_seen > 0
+    cam_mean = sc.cam / np.maximum(sc.n_seen, 1)[:, None]
+    cam, fused = _report(sc.truth, cam_pred), _report(sc.truth, fused_pred)
+    cam["at_threshold_0.5"] = at_threshold(sc.truth, cam_mean, ok)
+    fused["at_threshold_0.5"] = at_threshold(sc.truth, sc.fused, ok)
+    return {"camera": cam, "fused": fused}
 
 
 def held_out_report(
-    v: Views, presets: Sequence[str], per_preset: int, model: InductionModel, weight: float
+    v: Views,
+    presets: Sequence[str],
+    per_preset: int,
+    model: InductionModel,
+    weight: float,
+    shared_damping: float = 0.0,
 ) -> dict[str, Any]:
     """``{"camera": ..., "fused": ...}``: per-fragment top-1, ``dirty_top1``, the
     pairs, the confusion table, per preset, and the same over every fragment
     (``with_fed_past_bar``: fragments fed with part of their footprint already
     past the bar included)."""
     out: dict[str, Any] = {}
-    whole = fragment_report(v, model, weight)
+    whole = fragment_report(v, model, weight, shared_damping=shared_damping)
     every = fragment_report(v, model, weight, only_whole=False)
     per = {
         name: fragment_report(v, model, weight, (v.group // per_preset) == i)

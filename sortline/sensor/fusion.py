@@ -10,10 +10,14 @@ config or calibration), the induction model turns the integrals into
 per-class log probabilities, and the track's outlook (class, probability,
 fraction, target) is recomputed from
 
-    mean camera log-probability per view / T + w x weight x max(log p_sensor, log floor)
+    (mean camera log-probability per view / T + w x weight x max(log p_sensor, log floor))
+    / (1 + damping x shared)
 
 (T, w: the model's fitted combination; ``weight``: ``[sensor] weight``, 1 =
-as fitted). Touching fragments share cells: the kernel solves every
+as fitted; ``damping``: ``[sensor] shared_damping``, shared: the share of the
+footprint's cells other footprints cover too: a mostly shared footprint's
+outlook is flattened, less sure, so a recipe's threshold holds it back; the
+class it points to does not change). Touching fragments share cells: the kernel solves every
 footprint's amplitude jointly (least squares over the cells they cover), and
 the model sees the share of shared cells among its features. A track whose
 rows are not all in the ring yet, or any track while the sensor is stalled,
@@ -41,7 +45,7 @@ from control.kernels_fusion import (
 from models.induction import NOISE_UNITS, InductionModel
 from sortline.sensor.ring import RowRing
 
-__all__ = ["MAX_REL_SPEED", "SensorFusion", "sensor_term"]
+__all__ = ["MAX_REL_SPEED", "SensorFusion", "flatten_shared", "sensor_term"]
 
 LOG_FLOOR = float(np.log(1e-3))  # the sensor never says less than 1e-3 of any class
 MAX_REL_SPEED = 0.5  # |velocity relative to the belt| / belt speed trusted for back-projection
@@ -70,9 +74,16 @@ def sensor_term(
     return out
 
 
+def flatten_shared(scores: np.ndarray, shared: np.ndarray, damping: float) -> np.ndarray:
+    """(n, K) fused scores divided by 1 + ``damping`` x ``shared`` (n,) per row
+    (the kernel's flattening of mostly shared footprints)."""
+    return scores / (1.0 + damping * np.asarray(shared, np.float64))[:, None]
+
+
 class SensorFusion:
     """ring: the reader's rows; health: the reader (``stalled``), None = always healthy;
-    params: bar geometry; model, weight: the sensor's evidence (see module doc)."""
+    params: bar geometry; model, weight: the sensor's evidence; shared_damping:
+    the flattening of shared footprints (see module doc)."""
 
     def __init__(
         self,
@@ -83,10 +94,18 @@ class SensorFusion:
         weight: float = 1.0,
         health: _Health | None = None,
         needs_sensor: Sequence[str] = (),
+        shared_damping: float = 0.0,
     ) -> None:
+        if not shared_damping >= 0:
+            raise ValueError(f"sensor.shared_damping must be >= 0, got {shared_damping}")
         unknown = sorted(set(needs_sensor) - set(class_names))
         if unknown:
             raise ValueError(f"sensor.needs_sensor names unknown classes {unknown}")
+        if model.frequencies_read > params.n_freq or ring.channels % params.n_freq:
+            raise ValueError(
+                f"sensor: the model reads {model.frequencies_read} frequencies, the bar gives "
+                f"{params.n_freq} (ring of {ring.channels} values per row)"
+            )
         self.ring = ring
         self.params = params
         self.model = model
@@ -107,7 +126,13 @@ class SensorFusion:
         self.last_integrals = np.zeros((0, N_INTEGRALS))
         (w1, b1), (w2, b2), (w3, b3) = model.layers
         self._layers = (w1, b1, w2, b2, w3, b3)
-        self._comb = (1.0 / model.camera_temperature, self.weight * model.sensor_weight, LOG_FLOOR)
+        self.shared_damping = float(shared_damping)
+        self._comb = (
+            1.0 / model.camera_temperature,
+            self.weight * model.sensor_weight,
+            LOG_FLOOR,
+            self.shared_damping,
+        )
 
     def _hold_back(self, table: Any, n: int) -> None:
         """Camera alone: undecided tracks aimed at a class that needs the sensor pass."""

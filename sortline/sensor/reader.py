@@ -30,8 +30,10 @@ _RESTART_SEQ = 1024  # a sequence this far back is a restarted sender, not a lat
 
 class SensorReader:
     """host, port: where to listen (port 0: a free one, ``port`` after ``start``);
-    channels, every_ticks: the bar's, rows of another width are refused;
-    stall_ms: no valid packet this long is a stall; ring: where rows go."""
+    every_ticks: the bar's; frequencies_hz: the bar's configured frequencies
+    (None: one, unchecked); the ring holds coils x frequencies values per row,
+    packets of another coil count or other frequencies are refused; stall_ms:
+    no valid packet this long is a stall; ring: where rows go."""
 
     def __init__(
         self,
@@ -41,9 +43,18 @@ class SensorReader:
         port: int = 0,
         every_ticks: int = 50,
         stall_ms: float = 200.0,
+        frequencies_hz: tuple[float, ...] | None = None,
     ) -> None:
         if not stall_ms > 0 or every_ticks < 1:
             raise ValueError(f"SensorReader: stall_ms {stall_ms} > 0, every_ticks >= 1 needed")
+        nf = 1 if frequencies_hz is None else len(frequencies_hz)
+        if nf < 1 or ring.channels % nf:
+            raise ValueError(
+                f"SensorReader: a ring of {ring.channels} values per row cannot hold "
+                f"{nf} frequencies"
+            )
+        self.frequencies_hz = None if frequencies_hz is None else tuple(frequencies_hz)
+        self.coils = ring.channels // nf
         self.ring = ring
         self.host = host
         self._want_port = port
@@ -155,7 +166,13 @@ class SensorReader:
     def take(self, data: bytes, now_s: float) -> bool:
         """Check one datagram and keep its rows; False when refused."""
         try:
-            pkt = parse_packet(data, self.ring.channels)
+            pkt = parse_packet(data, self.coils, self.frequencies_hz)
+            if pkt.in_phase.shape[1] != self.ring.channels:  # unchecked: one frequency only
+                raise PacketError(
+                    "frequencies",
+                    f"packet {pkt.sequence} carries {pkt.frequencies} frequencies, the reader "
+                    f"is configured for {self.ring.channels // self.coils}",
+                )
         except PacketError as exc:
             self.refused[exc.reason] += 1
             self.last_refusal = str(exc)

@@ -42,6 +42,7 @@ def fusion_params(
         row_ticks=float(bar.every_ticks),
         coil_sigma_mm=bar.coil_radius_mm,
         crosstalk=bar.crosstalk,
+        n_freq=len(bar.frequencies_hz),
     )
 
 
@@ -100,7 +101,7 @@ class SensorScene:
         mpt = geometry.belt.mm_per_tick
         sensor = InductionSensor(bar, mpt, scenario.motion.encoder_start, step * step, seed)
         plant.sensors.append(sensor)
-        ring = RowRing(bar.channels, capacity=ring_rows, guard=1)
+        ring = RowRing(bar.values_per_row, capacity=ring_rows, guard=1)
         return cls(plant, sensor, ring, fusion_params(bar, mpt))
 
     def _take_rows(self) -> None:

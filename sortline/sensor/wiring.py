@@ -35,7 +35,8 @@ def plant_bar(s: SensorSection, **physics: float) -> InductionBar:
     the bar's other fields, e.g. ``noise``, ``stuck_x_mm``)."""
     return InductionBar(
         channels=s.channels, pitch_mm=s.pitch_mm, x_first_mm=s.x_first_mm,
-        y_bar_mm=s.y_bar_mm, every_ticks=s.every_ticks, **physics,
+        y_bar_mm=s.y_bar_mm, every_ticks=s.every_ticks,
+        frequencies_hz=tuple(s.frequencies_hz), **physics,
     )  # fmt: skip
 
 
@@ -106,14 +107,20 @@ def attach(
     reader; ``y_bar_mm``: a calibrated bar line (default: the config's)."""
     s = cfg.sensor
     model = InductionModel.load(resolve(cfg.resolve_path(s.model)))
-    ring = RowRing(s.channels)
+    hz = tuple(s.frequencies_hz)
+    mismatch = model.check_bar(hz)
+    if mismatch:
+        raise ValueError(f"sensor.model / sensor.frequencies_hz: {mismatch}")
+    ring = RowRing(s.channels * len(hz))
     reader = SensorReader(
-        ring, host=s.host, port=s.port, every_ticks=s.every_ticks, stall_ms=s.stall_ms
+        ring, host=s.host, port=s.port, every_ticks=s.every_ticks, stall_ms=s.stall_ms,
+        frequencies_hz=hz,
     )  # fmt: skip
     reader.bind()
     params = fusion_params(plant_bar(s), cfg.belt.mm_per_tick, y_bar_mm)
     fusion = SensorFusion(
-        ring, params, model, class_names, s.weight, health=reader, needs_sensor=s.needs_sensor
+        ring, params, model, class_names, s.weight, health=reader, needs_sensor=s.needs_sensor,
+        shared_damping=s.shared_damping,
     )  # fmt: skip
     controller.set_evidence_hook(fusion)
     if plant is not None:

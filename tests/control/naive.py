@@ -492,3 +492,61 @@ def ca_crossing(state, cov_x, cov_u, q_jerk, t, travel, y_valve, mpt, step=0.01)
     F, Q = ca_matrices(te, q_jerk)
     var = [(F @ sym3(c) @ F.T + Q)[0, 0] for c in (cov_x, cov_u)]
     return t + tau, math.sqrt(var[1]) / vel, vel, pos(tau)[0], math.sqrt(var[0])
+
+
+def aim_search(
+    i, first, last, on, off, CROSS, XC, H, FRAC, k, kx, tol, lift, margin, pitch, x_first, blast,
+    n_grid=200,
+):  # fmt: skip
+    """Brute force of ``kernels_aim_search._aim_search``: every valve run inside
+    first..last x air on/off on a grid of ``n_grid`` steps over [on, off]; a
+    neighbour of another fraction is spared when its length or width share
+    under the air widened by one sigma of its own prediction is at most
+    lift - margin, or the product at most ``tol``; the target's worst
+    shares (k, kx sigmas) must reach min(lift + margin, the full window's).
+    -> (n lifted by the full window, n lifted by the best, best cover
+    product, best (first, last, on, off))."""
+
+    def span(f, lst):
+        return x_first + (f + 0.5) * pitch - blast / 2, x_first + (lst + 0.5) * pitch + blast / 2
+
+    def most(lo, hi, a, b, s):  # the air widened by s each side over [a, b]
+        return max(min(hi + s, b) - max(lo - s, a), 0.0) / max(b - a, 1e-9)
+
+    def cover(f, lst, a_on, a_off):
+        xl, xh = span(f, lst)
+        cu = worst_cover(a_on, a_off, CROSS[i, 0], CROSS[i, 1], k * CROSS[i, 2])
+        cx = worst_cover(xl, xh, XC[i, 0] - H[i, 0], XC[i, 0] + H[i, 0], kx * XC[i, 1])
+        return cu, cx
+
+    def lifted(f, lst, a_on, a_off):
+        xl, xh = span(f, lst)
+        n = 0
+        for j in range(len(FRAC)):
+            if j == i or FRAC[j] == FRAC[i]:
+                continue
+            t0, t1 = CROSS[j, 0], max(CROSS[j, 1], CROSS[j, 0] + 1.0)
+            su = min(most(a_on, a_off, t0, t1, CROSS[j, 2]), 1.0)
+            sx = min(most(xl, xh, XC[j, 0] - H[j, 0], XC[j, 0] + H[j, 0], XC[j, 1]), 1.0)
+            if not (su * sx <= tol or min(su, sx) <= lift - margin + 1e-9):
+                n += 1
+        return n
+
+    cu0, cx0 = cover(first, last, on, off)
+    need_u, need_x = min(lift + margin, cu0), min(lift + margin, cx0)
+    n_full = lifted(first, last, on, off)
+    best = (n_full, cu0 * cx0, (first, last, on, off))
+    if n_full == 0:
+        return 0, 0, cu0 * cx0, (first, last, on, off)
+    grid = np.linspace(on, off, n_grid + 1)
+    for f in range(first, last + 1):
+        for lst in range(f, last + 1):
+            for a, a_on in enumerate(grid):
+                for a_off in grid[a + 1 :]:
+                    cu, cx = cover(f, lst, a_on, a_off)
+                    if cu < need_u - 1e-12 or cx < need_x - 1e-12:
+                        continue
+                    n = lifted(f, lst, a_on, a_off)
+                    if n < best[0] or (n == best[0] and cu * cx > best[1]):
+                        best = (n, cu * cx, (f, lst, a_on, a_off))
+    return n_full, best[0], best[1], best[2]

@@ -19,6 +19,7 @@ from control.params import (
     S_SIGMA_X_K,
     S_TOLERANCE,
     S_X_FIRST_MM,
+    ControlParams,
 )
 from control.synthetic import SyntheticCamera
 from core.classes import DEFAULT_CLASSES
@@ -28,6 +29,7 @@ from .test_controller import _air, _covered
 from .test_schedule import _objects, _recipe
 
 PITCH, X_FIRST, BLAST, TOL, NEED, K, KX = 6.25, 0.0, 8.0, 0.15, 0.6, 2.0, 1.0
+CUT = ControlParams(aim_rule="cut")  # the streams below pin the cut rule (search: test_aim_search)
 
 
 def _sp(pitch=PITCH, tol=TOL, need=NEED):
@@ -200,7 +202,8 @@ def test_stream_prefer_on_a_touching_pair(
     recipe = _recipe(tmp_path, RECIPE.format(prefer=prefer, pcb=pcb))
     obj = _objects(TOUCHING)
     cam = SyntheticCamera(geometry, obj, len(DEFAULT_CLASSES), seed=1)
-    ctl, pulses = run_stream(Controller(geometry, recipe, DEFAULT_CLASSES), cam, 80)
+    ctl = Controller(geometry, recipe, DEFAULT_CLASSES, params=CUT)
+    ctl, pulses = run_stream(ctl, cam, 80)
     st = ctl.stats()
     assert (len(pulses) > 0) == fires
     assert st["targets_aimed"] == aimed
@@ -219,7 +222,8 @@ def test_stream_purity_leaves_a_target_it_cannot_aim_around(geometry, run_stream
     for prefer, fires in (("purity", False), ("balanced", True)):
         recipe = _recipe(tmp_path, RECIPE.format(prefer=prefer, pcb=5))
         cam = SyntheticCamera(geometry, _objects(rows), len(DEFAULT_CLASSES), seed=1)
-        ctl, pulses = run_stream(Controller(geometry, recipe, DEFAULT_CLASSES), cam, 80)
+        ctl = Controller(geometry, recipe, DEFAULT_CLASSES, params=CUT)
+        ctl, pulses = run_stream(ctl, cam, 80)
         assert (len(pulses) > 0) == fires, prefer
         counter = "co_ejections_avoided" if prefer == "purity" else "co_ejections_accepted"
         assert ctl.stats()[counter] == 1

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from control.controller import Controller
+from control.params import ControlParams
 from control.recipe import load_recipe
 from control.synthetic import BeltObjects, SyntheticCamera, random_objects
 from core.classes import DEFAULT_CLASSES
@@ -25,10 +26,10 @@ def _objects(rows):
     return BeltObjects(a[:, 0], a[:, 1], a[:, 2], a[:, 3], z, z.copy(), cls)
 
 
-def _run(geometry, recipe, rows, run_stream, frames=80):
+def _run(geometry, recipe, rows, run_stream, frames=80, params=None):
     obj = _objects(rows)
     cam = SyntheticCamera(geometry, obj, len(DEFAULT_CLASSES), seed=1)
-    ctl = Controller(geometry, recipe, DEFAULT_CLASSES)
+    ctl = Controller(geometry, recipe, DEFAULT_CLASSES, params=params)
     ctl, pulses = run_stream(ctl, cam, frames)
     return ctl, pulses, cam
 
@@ -111,7 +112,9 @@ def test_neighbour_weighed_by_priority(
         f"[classes.pcb]\npriority = {pcb_priority}\n",
     )
     rows = [(*NEIGHBOUR_ROWS[0][:4], target), NEIGHBOUR_ROWS[1]]
-    ctl, pulses, _ = _run(geometry, recipe, rows, run_stream)
+    # the cut rule: any touch beyond the tolerance is a conflict
+    # (the search rule's lift criterion: tests/control/test_aim_search.py)
+    ctl, pulses, _ = _run(geometry, recipe, rows, run_stream, params=ControlParams(aim_rule="cut"))
     st = ctl.stats()
     assert (len(pulses) > 0) == fires
     for name in ("co_ejections_accepted", "co_ejections_avoided"):

@@ -18,3 +18,11 @@ def test_fusion_bench_quick(tmp_path: Path) -> None:
     for r in rows:
         assert r["fused_per_call"] == r["tracks"]  # every footprint was fused
         assert 0 < r["p50_ms"] <= r["p99_ms"] <= r["max_ms"]
+
+
+def test_fusion_bench_single_frequency_model(tmp_path: Path) -> None:
+    out = tmp_path / "f.json"
+    argv = ["--quick", "--tracks", "10", "--model", "builtin:induction-v2", "--json", str(out)]
+    assert fusion.main(argv) == 0
+    row = json.loads(out.read_text())["results"][0]
+    assert row["frequencies"] == 1 and row["model"] == "2.0" and row["fused_per_call"] == 10

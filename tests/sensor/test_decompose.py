@@ -13,9 +13,14 @@ from control.kernels_fusion import (
     _RIDGE,
     _SETTLED,
     F_AMP_I,
+    F_AMP_I2,
     F_AMP_Q,
+    F_AMP_Q2,
     F_COVER,
     F_SUM_I,
+    F_SUM_I2,
+    F_SUM_Q,
+    F_SUM_Q2,
     FusionParams,
 )
 from sim.plant.induction import InductionBar, channel_weights
@@ -173,3 +178,34 @@ def test_a_sliding_piece_is_found_where_it_crossed() -> None:
     moved = integrate(ring, P, np.array([now]), np.array([True]), T_NOW, vel)
     assert abs(still[0, F_AMP_I]) < 0.2 * moved[0, F_AMP_I]
     assert moved[0, F_AMP_I] > 0.8 * BAR.gain * 0.35 / (1 + _RIDGE)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_two_frequencies_fit_each_as_alone(seed: int) -> None:
+    """A two-frequency ring (values frequency-major): frequency 0's integrals are
+    a single-frequency bar's exactly; frequency 1's amplitudes and sums are what
+    the same fit gives on its columns alone."""
+    rng = np.random.default_rng(100 + seed)
+    c = BAR.channels
+    k = int(rng.integers(50, 200))
+    ticks = (T_NOW - 8000 + 50 * np.arange(k)).astype(np.uint32)
+    two = RowRing(2 * c, capacity=512, guard=8, gate=1e9, alpha=0.0)
+    two.append(ticks, np.zeros((k, 2 * c)), np.zeros((k, 2 * c)))
+    two.in_phase[:k] = rng.normal(0, 20, (k, 2 * c))
+    two.quadrature[:k] = rng.normal(0, 20, (k, 2 * c))
+    one = [RowRing(c, capacity=512, guard=8, gate=1e9, alpha=0.0) for _ in range(2)]
+    for f, ring in enumerate(one):
+        ring.append(ticks, np.zeros((k, c)), np.zeros((k, c)))
+        ring.in_phase[:k] = two.in_phase[:k, f * c : (f + 1) * c]
+        ring.quadrature[:k] = two.quadrature[:k, f * c : (f + 1) * c]
+    n = int(rng.integers(1, 8))
+    x0, y0 = rng.uniform(-50, 1000, n), rng.uniform(-200, 200, n)
+    ext = np.stack([x0, x0 + rng.uniform(5, 120, n), y0, y0 + rng.uniform(5, 120, n)], axis=1)
+    p2 = P._replace(n_freq=2)
+    got = integrate(two, p2, ext, np.ones(n, bool), T_NOW)
+    f0 = integrate(one[0], P, ext, np.ones(n, bool), T_NOW)
+    f1 = integrate(one[1], P, ext, np.ones(n, bool), T_NOW)
+    assert np.array_equal(got[:, :F_SUM_I2], f0[:, :F_SUM_I2])
+    assert np.array_equal(got[:, [F_AMP_I2, F_AMP_Q2]], f1[:, [F_AMP_I, F_AMP_Q]])
+    assert np.allclose(got[:, [F_SUM_I2, F_SUM_Q2]], f1[:, [F_SUM_I, F_SUM_Q]])
+    assert np.all(f0[:, F_SUM_I2:] == 0)  # a single-frequency bar leaves them 0

@@ -187,14 +187,37 @@ def test_hook_in_the_controller(signal: float, want: str) -> None:
     assert fusion.fused_rows > 0
 
 
-def test_fused_logits_equal_the_slow_path() -> None:
-    """The kernel's features, model and sum against ``models.induction`` and
-    ``sensor_term`` (the shipped model, random integrals, a class it lacks)."""
-    from control.kernels_fusion import _fused_logits
-    from models.induction import BUILTIN, NOISE_UNITS, resolve
-    from sortline.sensor.fusion import LOG_FLOOR, sensor_term
+def _random_v3() -> InductionModel:
+    """A two-frequency model (24 features) with random weights."""
+    from models.induction import FEATURE_NAMES_V3
 
-    model = InductionModel.load(resolve(BUILTIN)).with_combination(0.8, 0.6)
+    rng = np.random.default_rng(5)
+    k, d, h = len(DEFAULT_CLASSES), len(FEATURE_NAMES_V3), 16
+    layers = (
+        (rng.normal(0, 0.5, (h, d)), rng.normal(0, 0.1, h)),
+        (rng.normal(0, 0.5, (h, h)), rng.normal(0, 0.1, h)),
+        (rng.normal(0, 0.5, (k, h)), rng.normal(0, 0.1, k)),
+    )
+    return InductionModel(
+        "v3-test", DEFAULT_CLASSES, rng.normal(0, 1, d), rng.uniform(0.5, 2, d), layers,
+        feature_names=FEATURE_NAMES_V3, frequencies_hz=(5000.0, 50000.0),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("which", "damping"), [("shipped", 0.0), ("two-frequency", 0.0), ("two-frequency", 1.5)]
+)
+def test_fused_logits_equal_the_slow_path(which: str, damping: float) -> None:
+    """The kernel's features, model and sum against ``models.induction`` and
+    ``sensor_term`` (the shipped model or a two-frequency one, random integrals,
+    a class it lacks)."""
+    from control.kernels_fusion import F_AMP_I2, F_SUM_I2, _fused_logits
+    from models.induction import BUILTIN, NOISE_UNITS, resolve
+    from sortline.sensor.fusion import LOG_FLOOR, flatten_shared, sensor_term
+
+    model = (
+        InductionModel.load(resolve(BUILTIN)) if which == "shipped" else _random_v3()
+    ).with_combination(0.8, 0.6)
     rng = np.random.default_rng(3)
     n, names = 40, (*DEFAULT_CLASSES, "unknown")
     integ = np.zeros((n, N_INTEGRALS))
@@ -205,19 +228,29 @@ def test_fused_logits_equal_the_slow_path() -> None:
     integ[:, F_AMP_I : F_AMP_Q + 1] = rng.normal(0, 300, (n, 2))
     integ[:, F_COVER] = rng.exponential(1.0, n) * (rng.random(n) < 0.9)
     integ[:, F_WIDTH : F_LENGTH + 1] = rng.uniform(0, 120, (n, 2))
+    integ[:, F_SUM_I2:F_AMP_I2] = rng.normal(0, 2000, (n, 2))
+    integ[:, F_AMP_I2:] = rng.normal(0, 300, (n, 2)) * (rng.random((n, 1)) < 0.8)
     ev = rng.normal(-3, 2, (n, len(names)))
     nev = rng.integers(1, 9, n).astype(np.int64)
     rows = np.flatnonzero(rng.random(n) < 0.8).astype(np.int64)
     cmap = np.array([model.class_names.index(c) if c in model.class_names else -1 for c in names])
     (w1, b1), (w2, b2), (w3, b3) = model.layers
-    comb = (1.0 / model.camera_temperature, 0.7 * model.sensor_weight, LOG_FLOOR)
+    comb = (1.0 / model.camera_temperature, 0.7 * model.sensor_weight, LOG_FLOOR, damping)
     got = _fused_logits(
         integ, rows, ev, nev, model.mean, model.scale, (w1, b1, w2, b2, w3, b3),
         cmap.astype(np.int64), comb, NOISE_UNITS, np.zeros((n, len(names))),
     )  # fmt: skip
     want = ev[rows] / nev[rows, None] / 0.8 + sensor_term(model, names, integ[rows], 0.7)
-    want -= want.max(axis=1, keepdims=True)
+    want = flatten_shared(want - want.max(axis=1, keepdims=True), integ[rows, F_SHARED], damping)
     assert np.allclose(got, want, atol=1e-9)
+    if damping > 0:  # flattened: the class each row points to is the same, less sure
+        plain = _fused_logits(
+            integ, rows, ev, nev, model.mean, model.scale, (w1, b1, w2, b2, w3, b3),
+            cmap.astype(np.int64), (*comb[:3], 0.0), NOISE_UNITS, np.zeros((n, len(names))),
+        ).copy()  # fmt: skip
+        assert np.array_equal(got.argmax(axis=1), plain.argmax(axis=1))
+        shared = integ[rows, F_SHARED] > 0.05
+        assert np.all(got[shared].min(axis=1) > plain[shared].min(axis=1))
 
 
 class _Stalled:
@@ -247,3 +280,18 @@ def test_stalled_sensor_camera_alone(needs: tuple[str, ...], target: str | None)
 def test_unknown_needs_sensor_refused() -> None:
     with pytest.raises(ValueError, match="needs_sensor"):
         SensorFusion(_ring(), P, _steel_model(), DEFAULT_CLASSES, needs_sensor=("alu",))
+
+
+def test_a_two_frequency_model_needs_two_frequencies() -> None:
+    """Refused in one line on a single-frequency bar; a single-frequency model
+    runs on a two-frequency bar whose first frequency is its own."""
+    v3 = _random_v3()
+    with pytest.raises(ValueError, match="reads 2 frequencies"):
+        SensorFusion(_ring(), P, v3, DEFAULT_CLASSES)
+    two = RowRing(2 * C, capacity=1024, guard=8)
+    SensorFusion(two, P._replace(n_freq=2), v3, DEFAULT_CLASSES)
+    SensorFusion(two, P._replace(n_freq=2), _steel_model(), DEFAULT_CLASSES)
+    assert v3.check_bar((5000.0,)) and "reads [5000.0, 50000.0] Hz" in v3.check_bar((5000.0,))
+    assert not v3.check_bar((5000.0, 50000.0)) and v3.check_bar((5000.0, 40000.0))
+    assert not _steel_model().check_bar((5000.0, 50000.0))
+    assert _steel_model().check_bar((10000.0,))

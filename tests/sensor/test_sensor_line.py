@@ -61,3 +61,42 @@ def test_a_port_in_use_is_one_line_naming_the_section(tmp_path: Path) -> None:
             _line(tmp_path, port=port)
     finally:
         first.stop()
+
+
+def _v3_file(tmp_path: Path) -> Path:
+    from tests.sensor.test_fusion import _random_v3
+
+    path = tmp_path / "v3.json"
+    _random_v3().save(path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("model", "hz"),
+    [("builtin:induction-v2", [5000.0]), ("v3-file", [5000.0, 50000.0])],
+)
+def test_one_and_two_frequency_bars_on_the_line(
+    tmp_path: Path, model: str, hz: list[float]
+) -> None:
+    """``[sensor] frequencies_hz``: one (the single-frequency model) or two (a
+    two-frequency model): the plant's bar sends version-2 packets of its
+    frequencies, the reader takes them, fusion reads them."""
+    spec = str(_v3_file(tmp_path)) if model == "v3-file" else model
+    line = _line(tmp_path, model=spec, frequencies_hz=hz)
+    link = line.parts.sensor
+    assert link is not None
+    line.start()
+    try:
+        line.run_frames(120)
+        status = link.status()
+        assert status["packets_ok"] > 50 and not status["refused"]
+        assert link.reader.ring.channels == 32 * len(hz) and link.fusion.fused_rows > 0
+    finally:
+        line.stop()
+
+
+def test_a_model_for_other_frequencies_is_refused(tmp_path: Path) -> None:
+    from core.errors import InputFileError
+
+    with pytest.raises(InputFileError, match=r"sensor.*reads \[5000.0, 50000.0\] Hz.*\[5000.0\]"):
+        _line(tmp_path, model=str(_v3_file(tmp_path)), frequencies_hz=[5000.0])

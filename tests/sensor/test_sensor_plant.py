@@ -25,9 +25,12 @@ pytestmark = pytest.mark.timeout(60)
 def test_plant_bar_to_reader() -> None:
     cfg = load_config()
     geometry = LineGeometry()
-    ring = RowRing(cfg.sensor.channels)
+    hz = tuple(cfg.sensor.frequencies_hz)
+    ring = RowRing(cfg.sensor.channels * len(hz))
     name = f"sortline-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    with SensorReader(ring, every_ticks=cfg.sensor.every_ticks, stall_ms=150.0) as reader:
+    with SensorReader(
+        ring, every_ticks=cfg.sensor.every_ticks, stall_ms=150.0, frequencies_hz=hz
+    ) as reader:
         runner = PlantRunner(
             geometry, load_scenario("default"), seed=3, n_valves=geometry.valves.n_valves,
             watchdog_ms=300, ring_name=name, timebase="free", fps=geometry.camera.fps,

@@ -68,7 +68,7 @@ def _bad_cases() -> list[tuple[str, bytes]]:
     return [
         ("short", good[:10]),
         ("magic", b"XXXX" + good[4:]),
-        ("version", _recrc(good[:4] + struct.pack("<H", 2) + good[6:])),
+        ("version", _recrc(good[:4] + struct.pack("<H", 3) + good[6:])),
         ("length", good[:-5] + good[-4:]),
         ("crc", good[:30] + bytes([good[30] ^ 0xFF]) + good[31:]),
         ("channels", pack_rows(1, np.array([5]), np.zeros((1, C + 1)), np.zeros((1, C + 1)))),
@@ -137,3 +137,86 @@ def test_ring_unwraps_the_encoder_count() -> None:
     got = ring.rows()
     assert np.all(np.diff(got.tick) == 50) and got.tick[-1] > 1 << 32
     assert ring.unwrap(100) == (1 << 32) + 100
+
+
+HZ2 = (5000.0, 50000.0)
+
+
+def _rows2(n: int) -> SensorRows:
+    """Rows of a two-frequency bar: (n, 2 x C) frequency-major."""
+    rng = np.random.default_rng(7)
+    ticks = 1000 + 50 * np.arange(n, dtype=np.int64)
+    return SensorRows(ticks, rng.normal(0, 5, (n, 2 * C)), rng.normal(0, 5, (n, 2 * C)))
+
+
+def test_version_2_sender_and_parser_agree() -> None:
+    """The plant's sender (written from the table) and the reader's parser agree on
+    version 2: frequencies stated in the header, per row each frequency's I then Q."""
+    rows = _rows2(5)
+    sender = RowSender("127.0.0.1", 9, C, rows_per_packet=2, frequencies_hz=HZ2)
+    pkts = sender.packets(rows)
+    sender.close()
+    assert [len(p) for p in pkts] == [HEADER.size + 4 + 8 + n * (4 + 16 * C) + 4 for n in (2, 2, 1)]
+    got = [parse_packet(p, C, HZ2) for p in pkts]
+    assert all(g.version == 2 and g.frequencies_hz == HZ2 and g.channels == C for g in got)
+    assert np.array_equal(np.concatenate([g.in_phase for g in got]), rows.in_phase)
+    assert np.array_equal(np.concatenate([g.quadrature for g in got]), rows.quadrature)
+    assert pkts[0] == pack_rows(0, rows.tick[:2], rows.in_phase[:2], rows.quadrature[:2],
+                                frequencies_hz=HZ2)  # fmt: skip
+    # the row layout on the wire: tick, f0 in-phase, f0 quadrature, f1 in-phase, ...
+    off = HEADER.size + 4 + 8 + 4
+    f1_i = np.frombuffer(pkts[0], "<f4", C, off + 8 * C)
+    assert np.array_equal(f1_i, rows.in_phase[0, C:].astype(np.float32))
+    assert max_rows_per_datagram(32, 2) == 2
+
+
+@pytest.mark.parametrize(
+    ("data_hz", "line_hz", "reason"),
+    [
+        (None, (5000.0,), None),  # an old single-frequency sensor on a single-frequency line
+        (None, None, None),
+        ((5000.0,), (5000.0,), None),
+        (None, HZ2, "frequencies"),  # an old sensor on a two-frequency line: refused
+        ((5000.0,), HZ2, "frequencies"),
+        ((5000.0, 40000.0), HZ2, "frequencies"),
+        (HZ2, (5000.0,), "frequencies"),
+        (HZ2, HZ2, None),
+    ],
+)
+def test_frequencies_checked(
+    data_hz: tuple[float, ...] | None, line_hz: tuple[float, ...] | None, reason: str | None
+) -> None:
+    width = C * (1 if data_hz is None else len(data_hz))
+    r = SensorRows(np.array([5, 55]), np.zeros((2, width)), np.ones((2, width)))
+    data = pack_rows(3, r.tick, r.in_phase, r.quadrature, frequencies_hz=data_hz)
+    if reason is None:
+        pkt = parse_packet(data, C, line_hz)
+        assert pkt.in_phase.shape == (2, width) and pkt.channels == C
+        return
+    with pytest.raises(PacketError) as exc:
+        parse_packet(data, C, line_hz)
+    assert exc.value.reason == reason and "\n" not in str(exc.value) and "Hz" in str(exc.value)
+
+
+def test_reader_refuses_an_old_sensor_on_a_two_frequency_line() -> None:
+    ring = RowRing(2 * C, capacity=1024, guard=64)
+    reader = SensorReader(ring, every_ticks=50, frequencies_hz=HZ2)
+    old = _rows(3)
+    assert not reader.take(pack_rows(0, old.tick, old.in_phase, old.quadrature), 0.0)
+    assert reader.refused["frequencies"] == 1 and "version 1" in reader.last_refusal
+    new = _rows2(3)
+    data = pack_rows(1, new.tick, new.in_phase, new.quadrature, frequencies_hz=HZ2)
+    assert reader.take(data, 0.0) and ring.count == 3
+    with pytest.raises(ValueError, match="frequencies"):
+        SensorReader(RowRing(2 * C + 1), frequencies_hz=HZ2)
+
+
+def test_an_unchecked_reader_takes_one_frequency_only() -> None:
+    """A reader without configured frequencies holds C values per row: a
+    two-frequency packet is refused, not written past its rows."""
+    ring = RowRing(C, capacity=1024, guard=64)
+    reader = SensorReader(ring, every_ticks=50)
+    new = _rows2(3)
+    data = pack_rows(1, new.tick, new.in_phase, new.quadrature, frequencies_hz=HZ2)
+    assert not reader.take(data, 0.0) and reader.refused["frequencies"] == 1
+    assert ring.count == 0

@@ -195,3 +195,52 @@ def test_in_the_virtual_plant() -> None:
     assert len(rows) > 400 and np.all(rows.tick % QUIET.every_ticks == 0)
     assert np.abs(rows.in_phase).max() > 100.0
     assert len(sensor.drain()) == 0
+
+
+def _phase_at(sigma: float, thick_mm: float, f_hz: float) -> float:
+    return _phase_deg(layer_response(sigma, 1.0, thick_mm, LAM, f_hz))
+
+
+def test_a_second_frequency_reads_conductivity() -> None:
+    """Thin copper and thick brass of the same conductivity x thickness: at 5 kHz
+    their phases nearly agree (a thin sheet's phase follows sigma x t); the ratio
+    of the responses at 50 and 5 kHz, in which the piece's coupling and coil
+    overlap cancel, tells them apart: copper, several skin depths thick at 50
+    kHz, has already reached most of its response at 5 kHz, brass has not."""
+    cu, brass = 5.8e7, 1.45e7  # S/m (materials.ELECTRICAL's ranges)
+    cu_t, brass_t = 0.5, 2.0  # mm: sigma x t equal
+    assert abs(_phase_at(cu, cu_t, 5e3) - _phase_at(brass, brass_t, 5e3)) < 4.0
+
+    def ratio(sigma: float, t: float) -> float:
+        high = layer_response(sigma, 1.0, t, LAM, 5e4)
+        return abs(high / layer_response(sigma, 1.0, t, LAM, 5e3))
+
+    assert ratio(brass, brass_t) > ratio(cu, cu_t) + 0.1
+    # skin depth delta = 1 / sqrt(pi f mu0 sigma): copper 0.30 mm at 50 kHz
+    delta_mm = 1e3 / math.sqrt(math.pi * 5e4 * 4e-7 * math.pi * cu)
+    assert delta_mm == pytest.approx(0.296, abs=0.005)
+
+
+def test_two_frequency_bar_keeps_the_first_frequencys_rows() -> None:
+    """Rows frequency-major; frequency 0 of a two-frequency bar is exactly what a
+    single-frequency bar of the same seed reads (its own noise streams), and
+    copper reads differently at the second frequency."""
+    x = float(BAR.coil_x_mm[7])
+    two = InductionBar(frequencies_hz=(5000.0, 50000.0))
+    piece = [(1, "copper", x, BAR.y_bar_mm - 100, 40.0)]
+    one_rows = _run(_Belt(piece), BAR, 300.0, seed=3)
+    two_rows = _run(_Belt(piece), two, 300.0, seed=3)
+    c = BAR.channels
+    assert two_rows.in_phase.shape == (len(one_rows), 2 * c) and two.values_per_row == 2 * c
+    assert np.array_equal(two_rows.in_phase[:, :c], one_rows.in_phase)
+    assert np.array_equal(two_rows.quadrature[:, :c], one_rows.quadrature)
+    peak = int(np.argmax(np.abs(two_rows.in_phase[:, 7] - two_rows.in_phase[0, 7])))
+    z0 = complex(two_rows.in_phase[peak, 7], two_rows.quadrature[peak, 7])
+    z1 = complex(two_rows.in_phase[peak, c + 7], two_rows.quadrature[peak, c + 7])
+    assert z0.real < -200 and z1.real < -200 and abs(z1 - z0) > 20.0
+
+
+@pytest.mark.parametrize("hz", [(), (5000.0, 5000.0), (5000.0, -1.0), (1e3, 5e3, 5e4)])
+def test_bar_frequencies_refused(hz: tuple[float, ...]) -> None:
+    with pytest.raises(ValueError, match="frequencies_hz"):
+        InductionBar(frequencies_hz=hz)

@@ -145,3 +145,20 @@ def test_legend_matches_the_outline_colours() -> None:
     colours = legend(NAMES)
     assert colours["copper"] == "#c87333" and colours["battery"] == "#ff0000"
     assert list(colours) == list(NAMES)
+
+
+@pytest.mark.parametrize("t0", [T, 2**32 - 1500])  # across the counter's wrap too
+def test_take_scales_the_newest_frame_and_forgets_spent_pulses(t0: int) -> None:
+    tap = PreviewTap()
+    spent = _pulses([(0, 1, 2, t0 - 900, t0 - 100)])
+    live = _pulses([(0, 10, 13, t0 + 3000, t0 + 3500), (0, 5, 5, t0 - 900, t0 - 100)])
+    later = _pulses([(0, 20, 21, t0 + 100, t0 + 500), (1, 0, 0, t0 + 100, t0 + 500)])
+    for i, p in enumerate((spent, live, later)):
+        tap.on_cycle(_cycle(t0 - 2 + i, i, p))
+    tap.on_cycle(_cycle(t0, 7))
+    shot = tap.take(640)
+    assert shot is not None and shot.frame_id == 7 and shot.image.shape == (256, 640, 3)
+    assert shot.job.scale == 0.5 and shot.job.tick == t0 and shot.detections == 2
+    assert [p is q for p, q in zip(tap.pulses(), (live, later), strict=True)] == [True, True]
+    assert sorted(shot.job.pulses.first_valve.tolist()) == [10, 20]  # to come, on the bar
+    assert tap.take(640, after_frame_id=7) is None  # nothing newer

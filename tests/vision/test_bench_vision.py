@@ -40,8 +40,8 @@ def test_bench_vision_study_quick(tmp_path: Path) -> None:
     assert main(["--study", "crowded:0", "--quick", "--json", str(out)]) == 0
     (row,) = json.loads(out.read_text())["study"]
     assert row["preset"] == "crowded" and row["frames"] == 5
-    assert set(row) >= {"every", "tracks", "tracks_colour"}
-    for k in ("every", "tracks", "tracks_colour"):
+    assert set(row) >= {"every", "tracks", "tracks_colour", "tracks_learned"}
+    for k in ("every", "tracks", "tracks_colour", "tracks_learned"):
         m = row[k]["merges"]
         assert m["segments"] > 0 and 0.0 <= m["touching_merged_share"] <= 1.0
         assert row[k]["crops_per_frame"] > 0
@@ -54,3 +54,5 @@ def test_bench_vision_study_refuses_a_bad_cell() -> None:
 
     with pytest.raises(SystemExit):
         main(["--study", "crowded:lots"])
+    with pytest.raises(SystemExit):
+        main(["--study", "crowded:0", "--variants", "tracks,magic"])

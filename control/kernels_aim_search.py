@@ -1,0 +1,501 @@
+# mypy: disallow-untyped-defs=False
+"""Numba kernels that search a target's air for the sub-window clear of its
+neighbours (``ControlParams.aim_rule = "search"``, recipe ``prefer``).
+
+Private: used by ``control.kernels_schedule``. The air is a rectangle on the
+belt: valves ``first..last`` (their blasts span x) and the ticks
+``[air_on, air_off)`` at which it reaches the belt. The valve bar lifts a piece
+when at least ``S_LIFT`` of its length and of its width lie under air (the
+controller's own setting of its air, ``ControlParams.lift_share``).
+
+- A neighbour of another fraction is *spared* when the air, widened by one
+  sigma of the neighbour's own prediction on each side (a bound of the most
+  it can cover for a crossing error within that sigma) and along the belt by
+  half a jet's length (``S_JET_MM``: the jet's own footprint), covers at most
+  ``S_LIFT - S_AIM_MARGIN`` of its length or of its width (or at most the
+  recipe's ``S_TOLERANCE`` of its footprint, length share x width share).
+- The target stays *lifted* when, for a crossing error within k sigma
+  (``S_K_SIGMA``, ``S_SIGMA_X_K``), at least ``S_LIFT + S_AIM_MARGIN`` of its
+  length and of its width stay under air (or as much as the full window
+  gives, when that is less).
+
+Sparing a neighbour means starting the air after it has passed, stopping it
+before it comes, or dropping the valves on its side: each conflicting
+neighbour adds one candidate for each edge of the rectangle (the edge at
+which it is just spared). The target's cover only grows with the window, so
+the best sub-window has its edges among those candidates; all their
+combinations are tried (at most ``_MAX_CONF`` neighbours, the worst), and the
+one sparing the most neighbours, then covering the most of the target, wins.
+
+Ticks are float64 unwrapped encoder counts; lengths mm.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from control.kernels_aim import (
+    AIM_CLEAR,
+    AIM_CUT,
+    AIM_FAILED,
+    _blast_span,
+    _target_cover,
+    _worst_cover,
+)
+from control.params import (
+    S_AIM_MARGIN,
+    S_BLAST_MM,
+    S_JET_MM,
+    S_K_SIGMA,
+    S_LIFT,
+    S_MM_PER_TICK,
+    S_PITCH_MM,
+    S_SIGMA_X_K,
+    S_TOLERANCE,
+    S_X_FIRST_MM,
+)
+
+_MAX_CONF = 6  # conflicting neighbours whose edges are tried (the worst ones)
+_EPS = 1e-9
+
+
+@njit(cache=True, nogil=True)
+def _neighbour_shares(j, x_lo, x_hi, air_on, air_off, CROSS, XC, H, jh):
+    """Shares of neighbour j's length and width under the air [x_lo, x_hi] x
+    [air_on, air_off) widened by one sigma of j's prediction on each side (a
+    bound of the most it can cover for a crossing error within one sigma)."""
+    s_t = CROSS[j, 2] + jh
+    s_x = XC[j, 1]
+    dur = max(CROSS[j, 1] - CROSS[j, 0], 1.0)
+    wid = max(2.0 * H[j, 0], 1e-6)
+    ov_t = min(air_off + s_t, CROSS[j, 1]) - max(air_on - s_t, CROSS[j, 0])
+    ov_x = min(x_hi + s_x, XC[j, 0] + H[j, 0]) - max(x_lo - s_x, XC[j, 0] - H[j, 0])
+    return min(max(ov_t, 0.0) / dur, 1.0), min(max(ov_x, 0.0) / wid, 1.0)
+
+
+@njit(cache=True, nogil=True)
+def _bar(sp):
+    """The scalars the per-neighbour kernels need, out of the schedule vector
+    (a tuple of 34 is dear to pass per neighbour): (spare share (lift - margin),
+    lift share, tolerance, half blast mm, pitch mm, first valve's x mm, half the
+    jet's length along the belt in ticks)."""
+    mpt = sp[S_MM_PER_TICK]
+    jh = 0.5 * sp[S_JET_MM] / mpt if mpt > 0.0 else 0.0
+    return (
+        sp[S_LIFT] - sp[S_AIM_MARGIN], sp[S_LIFT], sp[S_TOLERANCE], 0.5 * sp[S_BLAST_MM],
+        sp[S_PITCH_MM], sp[S_X_FIRST_MM], jh,
+    )  # fmt: skip
+
+
+@njit(cache=True, nogil=True)
+def _committed(j, ivs, cnt, open_v, close_v, CROSS, XC, H, g):
+    """Hull (t_lo, t_hi, x_lo, x_hi) of the air already committed over neighbour
+    j's footprint (the air widened by one sigma of j's prediction, as in
+    ``_neighbour_shares``); t_lo > t_hi when none. ``ivs``/``cnt``: the valves'
+    committed command intervals, ``open_v``/``close_v`` their delays (ticks);
+    ``g``: ``_bar``."""
+    s_t = CROSS[j, 2] + g[6]
+    s_x = XC[j, 1]
+    x0 = XC[j, 0] - H[j, 0]
+    x1 = XC[j, 0] + H[j, 0]
+    b2, pitch, xf = g[3], g[4], g[5]
+    v0 = max(math.ceil((x0 - s_x - b2 - xf) / pitch - 0.5), 0)
+    v1 = min(math.floor((x1 + s_x + b2 - xf) / pitch - 0.5), ivs.shape[0] - 1)
+    ta = xa = 1e300
+    tb = xb = -1e300
+    for v in range(v0, v1 + 1):
+        for k in range(cnt[v]):
+            lo = max(ivs[v, k, 0] + open_v[v] - s_t, CROSS[j, 0])
+            hi = min(ivs[v, k, 1] + close_v[v] + s_t, CROSS[j, 1])
+            if hi <= lo:
+                continue
+            ta = min(ta, lo)
+            tb = max(tb, hi)
+            c = xf + (v + 0.5) * pitch
+            xa = min(xa, max(c - b2 - s_x, x0))
+            xb = max(xb, min(c + b2 + s_x, x1))
+    return ta, tb, xa, xb
+
+
+@njit(cache=True, nogil=True)
+def _union_len(a0, a1, b0, b1):
+    """Length of [a0, a1] u [b0, b1] (an interval with a1 <= a0 is empty)."""
+    la = max(a1 - a0, 0.0)
+    lb = max(b1 - b0, 0.0)
+    if la == 0.0 or lb == 0.0:
+        return la + lb
+    return la + lb - max(min(a1, b1) - max(a0, b0), 0.0)
+
+
+@njit(cache=True, nogil=True)
+def _shares_with(j, x_lo, x_hi, air_on, air_off, box, CROSS, XC, H, jh):
+    """``_neighbour_shares`` of the new air together with the committed air
+    ``box`` (``_committed``) over j: shares of the union of their projections
+    on its length and on its width (the new air touching j at all)."""
+    s_t = CROSS[j, 2] + jh
+    s_x = XC[j, 1]
+    lo = max(air_on - s_t, CROSS[j, 0])
+    hi = min(air_off + s_t, CROSS[j, 1])
+    xl = max(x_lo - s_x, XC[j, 0] - H[j, 0])
+    xr = min(x_hi + s_x, XC[j, 0] + H[j, 0])
+    if hi <= lo or xr <= xl:
+        return 0.0, 0.0
+    dur = max(CROSS[j, 1] - CROSS[j, 0], 1.0)
+    wid = max(2.0 * H[j, 0], 1e-6)
+    return (
+        min(_union_len(lo, hi, box[0], box[1]) / dur, 1.0),
+        min(_union_len(xl, xr, box[2], box[3]) / wid, 1.0),
+    )
+
+
+@njit(cache=True, nogil=True)
+def _lifted_before(box, j, CROSS, XC, H, g):
+    """Whether the committed air ``box`` alone covers the lift share of
+    neighbour j's length and width (then no window of this target spares it)."""
+    if box[1] <= box[0]:
+        return False
+    cu = (box[1] - box[0]) / max(CROSS[j, 1] - CROSS[j, 0], 1.0)
+    cx = (box[3] - box[2]) / max(2.0 * H[j, 0], 1e-6)
+    return min(cu, cx) >= g[1]
+
+
+@njit(cache=True, nogil=True)
+def _spared(cu, cx, g):
+    """Whether a neighbour with shares (length cu, width cx) under air stays on
+    the belt; ``g``: ``_bar``."""
+    # (the candidate edges put a share exactly at the bound: rounding must not undo it)
+    return cu * cx <= g[2] or min(cu, cx) <= g[0] + _EPS
+
+
+@njit(cache=True, nogil=True)
+def _judge(j, cu, cx, x_lo, x_hi, air_on, air_off, ivs, cnt, open_v, close_v, CROSS, XC, H, g, box):
+    """Whether the air lifts neighbour j (of another fraction than the
+    target's; cu, cx: its ``_neighbour_shares``, both > 0) together with the
+    air already committed over it (written to ``box`` (4,)); one the
+    committed air lifts anyway is no conflict. ``g``: ``_bar``."""
+    box[0], box[1], box[2], box[3] = _committed(j, ivs, cnt, open_v, close_v, CROSS, XC, H, g)
+    if box[1] > box[0]:
+        if _lifted_before(box, j, CROSS, XC, H, g):
+            return False
+        cu, cx = _shares_with(j, x_lo, x_hi, air_on, air_off, box, CROSS, XC, H, g[6])
+    return not _spared(cu, cx, g)
+
+
+@njit(cache=True, nogil=True)
+def _n_lifted(
+    i, first, last, air_on, air_off, rows, start, b0, b1, CROSS, XC, H, FRAC, sp,
+    ivs, cnt, open_v, close_v, box,
+):  # fmt: skip
+    """Neighbours (bins b0..b1) the air would lift (``_judge``); ``box`` (4,) scratch."""
+    x_lo, x_hi = _blast_span(first, last, sp)
+    g = _bar(sp)
+    n = 0
+    for b in range(b0, b1 + 1):
+        for q in range(start[b], start[b + 1]):
+            j = rows[q]
+            if j == i or FRAC[j] == FRAC[i]:
+                continue
+            cu, cx = _neighbour_shares(j, x_lo, x_hi, air_on, air_off, CROSS, XC, H, g[6])
+            if cu == 0.0 or cx == 0.0:  # not touched
+                continue
+            if _judge(
+                j, cu, cx, x_lo, x_hi, air_on, air_off, ivs, cnt, open_v, close_v, CROSS, XC,
+                H, g, box,
+            ):  # fmt: skip
+                n += 1
+    return n
+
+
+@njit(cache=True, nogil=True)
+def _conflicts(
+    i, first, last, air_on, air_off, rows, start, b0, b1, CROSS, XC, H, FRAC, sp,
+    ivs, cnt, open_v, close_v, conf, work,
+):  # fmt: skip
+    """The (at most ``_MAX_CONF``) neighbours the full air would lift, worst
+    (largest length share x width share) kept, written to ``conf``
+    (_MAX_CONF,) int64 with their committed-air hulls in ``work[:, :4]``
+    (``aim_work``) -> count."""
+    x_lo, x_hi = _blast_span(first, last, sp)
+    g = _bar(sp)
+    boxes = work[:_MAX_CONF, :4]
+    sev = work[:_MAX_CONF, 4]
+    box = work[_MAX_CONF, :4]
+    nc = 0
+    for b in range(b0, b1 + 1):
+        for q in range(start[b], start[b + 1]):
+            j = rows[q]
+            if j == i or FRAC[j] == FRAC[i]:
+                continue
+            cu, cx = _neighbour_shares(j, x_lo, x_hi, air_on, air_off, CROSS, XC, H, g[6])
+            if cu == 0.0 or cx == 0.0:  # not touched
+                continue
+            if not _judge(
+                j, cu, cx, x_lo, x_hi, air_on, air_off, ivs, cnt, open_v, close_v, CROSS, XC,
+                H, g, box,
+            ):  # fmt: skip
+                continue
+            k = nc
+            if nc == _MAX_CONF:
+                k = int(np.argmin(sev[:nc]))
+                if cu * cx <= sev[k]:
+                    continue
+            else:
+                nc += 1
+            conf[k] = j
+            sev[k] = cu * cx
+            boxes[k] = box
+    return nc
+
+
+@njit(cache=True, nogil=True)
+def _edges(i, conf, boxes, nc, first, last, air_on, air_off, CROSS, XC, H, sp):
+    """Candidate edges of target i's air: (on (3 nc + 1,), count, off, count,
+    first valve, count, last valve, count); index 0 of each is the full
+    window's own edge. Per neighbour: the edge past which it is spared on
+    each side (also with what the air already committed over it, ``boxes``,
+    leaves of its spare share), and for one longer (wider) than the air, the
+    window (valve run) short enough to spare it, centred on the target."""
+    spare = sp[S_LIFT] - sp[S_AIM_MARGIN]
+    pitch = sp[S_PITCH_MM]
+    b2 = 0.5 * sp[S_BLAST_MM]
+    xf = sp[S_X_FIRST_MM]
+    ons = np.empty(3 * nc + 1, np.float64)
+    offs = np.empty(3 * nc + 1, np.float64)
+    fs = np.empty(3 * nc + 1, np.int64)
+    ls = np.empty(3 * nc + 1, np.int64)
+    tc = 0.5 * (CROSS[i, 0] + CROSS[i, 1])
+    vc = (XC[i, 0] - xf) / pitch - 0.5
+    jh = _bar(sp)[6]  # the target's centre in valve units
+    ons[0], offs[0], fs[0], ls[0] = air_on, air_off, first, last
+    n_on = n_off = n_f = n_l = 1
+    for k in range(nc):
+        j = conf[k]
+        s_t = CROSS[j, 2] + jh
+        s_x = XC[j, 1]
+        dur = max(CROSS[j, 1] - CROSS[j, 0], 1.0)
+        wid = max(2.0 * H[j, 0], 1e-6)
+        x0 = XC[j, 0] - H[j, 0]
+        x1 = XC[j, 0] + H[j, 0]
+        sent = boxes[k, 1] > boxes[k, 0]
+        for rep in range(2 if sent else 1):
+            # the share of its length (width) the new air may take: all of the
+            # spare share, or what the committed air leaves of it
+            rt = spare * dur if rep == 0 else max(spare * dur - (boxes[k, 1] - boxes[k, 0]), 0.0)
+            rx = spare * wid if rep == 0 else max(spare * wid - (boxes[k, 3] - boxes[k, 2]), 0.0)
+            on = CROSS[j, 1] + s_t - rt  # after it
+            if air_on < on < air_off:
+                ons[n_on] = on
+                n_on += 1
+            off = CROSS[j, 0] - s_t + rt  # before it
+            if air_on < off < air_off:
+                offs[n_off] = off
+                n_off += 1
+            lv = math.floor((x0 + rx - s_x - b2 - xf) / pitch - 0.5)  # blasts end before it
+            if first <= lv < last:
+                ls[n_l] = lv
+                n_l += 1
+            fv = math.ceil((x1 - rx + s_x + b2 - xf) / pitch - 0.5)  # ... start after it
+            if first < fv <= last:
+                fs[n_f] = fv
+                n_f += 1
+        t_max = spare * dur - 2.0 * s_t  # the longest air that spares it from inside
+        if 0.0 < t_max < air_off - air_on:
+            on = min(max(tc - 0.5 * t_max, air_on), air_off - t_max)
+            ons[n_on] = on
+            offs[n_off] = on + t_max
+            n_on += 1
+            n_off += 1
+        m = math.floor((spare * wid - 2.0 * s_x - 2.0 * b2) / pitch) + 1  # valves, ditto
+        if 1 <= m < last - first + 1:
+            fv = min(max(round(vc - 0.5 * (m - 1)), first), last - m + 1)
+            fs[n_f] = fv
+            ls[n_l] = fv + m - 1
+            n_f += 1
+            n_l += 1
+    return ons, n_on, offs, n_off, fs, n_f, ls, n_l
+
+
+@njit(cache=True, nogil=True)
+def _slot(mask, cov, n, bits, cover):
+    """Where a candidate with spare mask ``bits`` and ``cover`` goes among the
+    first ``n``: the row of the same mask when it covers more (-1 when that
+    row covers as much: only the best of each mask is kept), else row n."""
+    for k in range(n):
+        if mask[k] == bits:
+            return k if cover > cov[k] else -1
+    return n
+
+
+@njit(cache=True, nogil=True)
+def _axis_t(i, conf, boxes, nc, ons, n_on, offs, n_off, need_u, CROSS, XC, H, sp):
+    """Windows (on, off) from the candidate edges that keep ``need_u`` of target
+    i's length under air (k sigma), with their cover and the bit mask of the
+    conflicts they spare along the belt, the best of each mask only -> (on,
+    off, cover, mask, count)."""
+    m = n_on * n_off
+    w_on = np.empty(m, np.float64)
+    w_off = np.empty(m, np.float64)
+    cov = np.empty(m, np.float64)
+    mask = np.empty(m, np.int64)
+    spare = sp[S_LIFT] - sp[S_AIM_MARGIN] + _EPS
+    jh = _bar(sp)[6]
+    n = 0
+    for c in range(n_on):
+        for d in range(n_off):
+            on, off = ons[c], offs[d]
+            if off <= on:
+                continue
+            cu = _worst_cover(on, off, CROSS[i, 0], CROSS[i, 1], sp[S_K_SIGMA] * CROSS[i, 2])
+            if cu < need_u - 1e-12:
+                continue
+            bits = 0
+            for k in range(nc):
+                j = conf[k]
+                lo = max(on - CROSS[j, 2] - jh, CROSS[j, 0])
+                hi = min(off + CROSS[j, 2] + jh, CROSS[j, 1])
+                if hi <= lo:  # the new air does not reach it
+                    bits |= 1 << k
+                    continue
+                dur = max(CROSS[j, 1] - CROSS[j, 0], 1.0)
+                if _union_len(lo, hi, boxes[k, 0], boxes[k, 1]) / dur <= spare:
+                    bits |= 1 << k
+            at = _slot(mask, cov, n, bits, cu)
+            if at >= 0:
+                w_on[at], w_off[at], cov[at], mask[at] = on, off, cu, bits
+                n = max(n, at + 1)
+    return w_on, w_off, cov, mask, n
+
+
+@njit(cache=True, nogil=True)
+def _axis_x(i, conf, boxes, nc, fs, n_f, ls, n_l, need_x, CROSS, XC, H, sp):
+    """Valve runs from the candidate edges that keep ``need_x`` of target i's
+    width under air (k sigma), with their cover and the bit mask of the
+    conflicts they spare across the belt, the best of each mask only ->
+    (first, last, cover, mask, count)."""
+    m = n_f * n_l
+    w_f = np.empty(m, np.int64)
+    w_l = np.empty(m, np.int64)
+    cov = np.empty(m, np.float64)
+    mask = np.empty(m, np.int64)
+    spare = sp[S_LIFT] - sp[S_AIM_MARGIN] + _EPS
+    x = XC[i, 0]
+    n = 0
+    for a in range(n_f):
+        for b in range(n_l):
+            f, lst = fs[a], ls[b]
+            if f > lst:
+                continue
+            x_lo, x_hi = _blast_span(f, lst, sp)
+            cx = _worst_cover(x_lo, x_hi, x - H[i, 0], x + H[i, 0], sp[S_SIGMA_X_K] * XC[i, 1])
+            if cx < need_x - 1e-12:
+                continue
+            bits = 0
+            for k in range(nc):
+                j = conf[k]
+                xl = max(x_lo - XC[j, 1], XC[j, 0] - H[j, 0])
+                xr = min(x_hi + XC[j, 1], XC[j, 0] + H[j, 0])
+                if xr <= xl:
+                    bits |= 1 << k
+                    continue
+                wid = max(2.0 * H[j, 0], 1e-6)
+                if _union_len(xl, xr, boxes[k, 2], boxes[k, 3]) / wid <= spare:
+                    bits |= 1 << k
+            at = _slot(mask, cov, n, bits, cx)
+            if at >= 0:
+                w_f[at], w_l[at], cov[at], mask[at] = f, lst, cx, bits
+                n = max(n, at + 1)
+    return w_f, w_l, cov, mask, n
+
+
+@njit(cache=True, nogil=True)
+def aim_work():
+    """Scratch arrays of ``_aim_search`` (allocate once per schedule call):
+    (iwork (_MAX_CONF,) int64, work (_MAX_CONF + 1, 5) float64)."""
+    return np.empty(_MAX_CONF, np.int64), np.empty((_MAX_CONF + 1, 5), np.float64)
+
+
+@njit(cache=True, nogil=True)
+def _aim_search(
+    i, first, last, air_on, air_off, rows, start, b0, b1, CROSS, XC, H, FRAC, sp,
+    ivs, cnt, open_v, close_v, iwork, work,
+):  # fmt: skip
+    """Target i's air as the sub-window that spares the most neighbours, then
+    covers the most of it (module docstring).
+
+    rows/start: neighbour rows by x bin (``kernels_schedule._bin_neighbours``),
+    bins b0..b1 scanned; ivs/cnt: the valves' committed command intervals,
+    open_v/close_v: their delays in ticks (air already sent over a neighbour
+    counts with the new air); iwork, work: scratch from ``aim_work``.
+    Returns (first, last, air_on, air_off, AIM_*): AIM_CLEAR (the air as
+    given spares every neighbour), AIM_CUT (a sub-window does), AIM_FAILED
+    (none does: the sub-window that lifts the fewest, the full window when
+    no sub-window lifts fewer).
+    """
+    conf = iwork
+    nc = _conflicts(
+        i, first, last, air_on, air_off, rows, start, b0, b1, CROSS, XC, H, FRAC, sp,
+        ivs, cnt, open_v, close_v, conf, work,
+    )  # fmt: skip
+    boxes = work[:_MAX_CONF, :4]
+    if nc == 0:
+        return first, last, air_on, air_off, AIM_CLEAR
+    need = sp[S_LIFT] + sp[S_AIM_MARGIN]
+    cu0, cx0 = _target_cover(i, first, last, air_on, air_off, CROSS, XC, H, sp)
+    ons, n_on, offs, n_off, fs, n_f, ls, n_l = _edges(
+        i, conf, boxes, nc, first, last, air_on, air_off, CROSS, XC, H, sp
+    )
+    # a neighbour is spared by the window's length OR by its valves: per axis,
+    # each candidate's target cover and a bit per neighbour it spares
+    tw_on, tw_off, t_cov, t_mask, n_t = _axis_t(
+        i, conf, boxes, nc, ons, n_on, offs, n_off, min(need, cu0), CROSS, XC, H, sp
+    )
+    xw_f, xw_l, x_cov, x_mask, n_x = _axis_x(
+        i, conf, boxes, nc, fs, n_f, ls, n_l, min(need, cx0), CROSS, XC, H, sp
+    )
+    full = (1 << nc) - 1
+    best = (first, last, air_on, air_off)
+    best_bad = nc
+    best_cover = cu0 * cx0
+    for a in range(n_x):
+        for c in range(n_t):
+            left = full & ~(x_mask[a] | t_mask[c])
+            bad = 0
+            while left:
+                left &= left - 1
+                bad += 1
+            cover = x_cov[a] * t_cov[c]
+            if bad < best_bad or (bad == best_bad and cover > best_cover):
+                best = (xw_f[a], xw_l[a], tw_on[c], tw_off[c])
+                best_bad = bad
+                best_cover = cover
+    f, lst, on, off = best
+    if best_bad == 0:
+        left = _n_lifted(
+            i, f, lst, on, off, rows, start, b0, b1, CROSS, XC, H, FRAC, sp,
+            ivs, cnt, open_v, close_v, work[_MAX_CONF, :4],
+        )  # fmt: skip
+        if left == 0:  # the neighbours beyond the worst _MAX_CONF too
+            return f, lst, on, off, AIM_CUT
+    return f, lst, on, off, AIM_FAILED
+
+
+__all__ = [
+    "_aim_search",
+    "_axis_t",
+    "_axis_x",
+    "_bar",
+    "_committed",
+    "_conflicts",
+    "_edges",
+    "_judge",
+    "_n_lifted",
+    "_neighbour_shares",
+    "_shares_with",
+    "_slot",
+    "_spared",
+    "_union_len",
+    "aim_work",
+]

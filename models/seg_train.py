@@ -1,0 +1,287 @@
+"""Train the learned instance cue (``vision.learned``) and export it to ONNX.
+
+The net (``SegNet``) is small and fully convolutional: input at the
+segmentation's working resolution, 4 channels (the frame minus the line's
+belt model, BGR / 64, and the foreground mask 0/1); one stride-2 convolution
+to half that resolution, five residual 3x3 convolutions with dilations 1, 2,
+4, 8, 1 (a receptive field of about 130 full-resolution px, several
+fragments), a 1x1 head and a bilinear x2 upsampling back. Two outputs (logits):
+``core`` (a fragment's distance to its own edge over its largest, the
+regression target of ``models.seg_dataset``) and ``contact`` (pixels next to
+another fragment). ``vision.learned`` seeds one piece per core region.
+
+Trained with PyTorch on the CPU (extra ``train``) on random 128x128 patches
+with foreground, augmented with brightness, colour casts, sensor noise, blur,
+flips and transposition, and a jittered foreground mask, so that it learns
+the shape of touching fragments rather than one renderer's exact look.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from models.seg_dataset import SegRun, SegSet
+from vision.learned import DIFF_SCALE, KIND, net_input
+
+__all__ = ["SegTrainConfig", "export_seg_onnx", "make_net", "train_and_export", "train_seg"]
+
+Progress = Callable[[str], None]
+
+
+@dataclasses.dataclass(frozen=True)
+class SegTrainConfig:
+    width: int = 12  # channels of every layer
+    patch_px: int = 128  # square training patches, segmentation-resolution px
+    batch: int = 16
+    steps: int = 3000
+    lr: float = 3e-3
+    seed: int = 0
+    threads: int = 1
+    contact_weight: float = 0.5  # loss weight of the contact output
+    belt_weight: float = 0.1  # loss weight of pixels outside the foreground mask
+    version: str = "dev"
+    data: str = ""
+
+
+def make_net(width: int) -> Any:
+    """The ``SegNet`` torch module (torch imported here: the line needs only ONNX Runtime)."""
+    import torch
+    from torch import nn
+
+    class SegNet(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.down = nn.Conv2d(4, width, 4, stride=2, padding=1)
+            self.body = nn.ModuleList(
+                [nn.Conv2d(width, width, 3, padding=d, dilation=d) for d in (1, 2, 4, 8, 1)]
+            )
+            self.head = nn.Conv2d(width, 2, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = torch.relu(self.down(x))
+            for conv in self.body:
+                y = y + torch.relu(conv(y))
+            y = self.head(y)
+            return nn.functional.interpolate(y, scale_factor=2.0, mode="bilinear")
+
+    return SegNet()
+
+
+class _Sampler:
+    """Random augmented patches of a ``SegSet``."""
+
+    def __init__(self, data: SegSet, cfg: SegTrainConfig, rng: np.random.Generator) -> None:
+        self.d, self.cfg, self.rng = data, cfg, rng
+        # patch origins centred on foreground pixels, drawn per sample
+        self._fg = [np.argwhere(f > 0) for f in data.fg]
+
+    def patch(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        d, rng, s = self.d, self.rng, self.cfg.patch_px
+        i = int(rng.integers(len(d)))
+        h, w = d.fg.shape[1:]
+        pts = self._fg[i]
+        if len(pts) and rng.random() < 0.9:
+            r, c = pts[int(rng.integers(len(pts)))]
+        else:
+            r, c = int(rng.integers(h)), int(rng.integers(w))
+        r0 = int(np.clip(r - s // 2, 0, h - s))
+        c0 = int(np.clip(c - s // 2, 0, w - s))
+        sl = (i, slice(r0, r0 + s), slice(c0, c0 + s))
+        small = d.small[sl].astype(np.float32)
+        belt = d.belt[sl].astype(np.float32)
+        fg, core, contact = d.fg[sl].copy(), d.core[sl], d.contact[sl]
+        gain = rng.uniform(0.7, 1.3) * rng.uniform(0.9, 1.1, 3).astype(np.float32)
+        small, belt = small * gain, belt * gain
+        if rng.random() < 0.3:
+            small = np.asarray(
+                cv2.GaussianBlur(small, (0, 0), float(rng.uniform(0.5, 1.2))), np.float32
+            )
+        small += rng.normal(0.0, rng.uniform(0.0, 6.0), small.shape).astype(np.float32)
+        if rng.random() < 0.2:
+            op = cv2.dilate if rng.random() < 0.5 else cv2.erode
+            fg = op(fg, np.ones((3, 3), np.uint8))
+        x = net_input(np.clip(small, 0, 255), np.clip(belt, 0, 255), fg)
+        y = np.stack([core, contact]).astype(np.float32) / 255.0
+        m = np.where(fg > 0, 1.0, self.cfg.belt_weight).astype(np.float32)[None]
+        if rng.random() < 0.5:
+            x, y, m = x[..., ::-1], y[..., ::-1], m[..., ::-1]
+        if rng.random() < 0.5:
+            x, y, m = x[..., ::-1, :], y[..., ::-1, :], m[..., ::-1, :]
+        if rng.random() < 0.5:
+            x, y, m = x.swapaxes(-1, -2), y.swapaxes(-1, -2), m.swapaxes(-1, -2)
+        return np.ascontiguousarray(x), np.ascontiguousarray(y), np.ascontiguousarray(m)
+
+    def batch(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        parts = [self.patch() for _ in range(self.cfg.batch)]
+        return tuple(np.stack([p[k] for p in parts]) for k in range(3))  # type: ignore[return-value]
+
+
+def _loss(net: Any, x: Any, y: Any, m: Any, cfg: SegTrainConfig) -> Any:
+    import torch
+
+    out = net(x)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(out, y, reduction="none")
+    per = (bce[:, 0:1] + cfg.contact_weight * bce[:, 1:2]) * m
+    return per.sum() / m.sum()
+
+
+def _val_loss(net: Any, val: SegSet, cfg: SegTrainConfig) -> float:
+    """Mean loss over the validation frames, whole frames, no augmentation."""
+    import torch
+
+    tot = 0.0
+    with torch.no_grad():
+        for k in range(len(val)):
+            x = torch.from_numpy(net_input(val.small[k], val.belt[k], val.fg[k])[None])
+            y = torch.from_numpy(np.stack([val.core[k], val.contact[k]])[None] / np.float32(255))
+            m = torch.from_numpy(np.where(val.fg[k] > 0, 1.0, cfg.belt_weight)[None, None])
+            tot += float(_loss(net, x, y.float(), m.float(), cfg))
+    return tot / max(len(val), 1)
+
+
+def train_seg(
+    train: SegSet, val: SegSet, cfg: SegTrainConfig, progress: Progress | None = None
+) -> tuple[Any, dict[str, Any]]:
+    """Adam with a cosine learning rate; the weights with the lowest validation loss
+    (checked every tenth of the run) are kept. Returns the net and a history."""
+    import torch
+
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(cfg.threads)
+    rng = np.random.default_rng(cfg.seed)
+    net = make_net(cfg.width)
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps)
+    sampler = _Sampler(train, cfg, rng)
+    best, best_state, hist = float("inf"), None, []
+    t0, run = time.perf_counter(), 0.0
+    check = max(cfg.steps // 10, 1)
+    for step in range(1, cfg.steps + 1):
+        x, y, m = (torch.from_numpy(a) for a in sampler.batch())
+        loss = _loss(net, x, y, m, cfg)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        lv = float(loss.detach())
+        run = 0.98 * run + 0.02 * lv if step > 1 else lv
+        if step % check == 0 or step == cfg.steps:
+            net.eval()
+            v = _val_loss(net, val, cfg)
+            net.train()
+            hist.append({"step": step, "train_loss": round(run, 4), "val_loss": round(v, 4),
+                         "wall_s": round(time.perf_counter() - t0, 1)})  # fmt: skip
+            if v < best:
+                best = v
+                best_state = {k: t.detach().clone() for k, t in net.state_dict().items()}
+            if progress is not None:
+                progress(json.dumps(hist[-1]))
+    assert best_state is not None
+    net.load_state_dict(best_state)
+    net.eval()
+    return net, {"history": hist, "best_val_loss": round(best, 4),
+                 "wall_s": round(time.perf_counter() - t0, 1)}  # fmt: skip
+
+
+def export_seg_onnx(net: Any, path: Path, meta: dict[str, str], check: SegSet) -> float:
+    """Write ``net`` as ONNX (one file, dynamic height and width, metadata ``meta``)
+    and return the largest |ONNX Runtime - torch| on ``check``'s first frame."""
+    import onnx
+    import onnxruntime as ort
+    import torch
+
+    x = torch.from_numpy(net_input(check.small[0], check.belt[0], check.fg[0])[None])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.onnx")
+    torch.onnx.export(
+        net, (x,), str(tmp), input_names=["x"], output_names=["y"], opset_version=17,
+        dynamic_axes={"x": {2: "h", 3: "w"}, "y": {2: "h", 3: "w"}}, dynamo=False,
+    )  # fmt: skip
+    model = onnx.load(str(tmp))
+    onnx.helper.set_model_props(model, meta)
+    onnx.save(model, str(path))
+    tmp.unlink()
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        want = net(x).numpy()
+    got = sess.run(None, {"x": x.numpy()})[0]
+    return float(np.abs(got - want).max())
+
+
+# training, validation and benchmark seeds stay apart: training 1001-1099,
+# validation 3001-3099; the line's benchmarks run on 101 and 202
+TRAIN_RUNS = (
+    ("default", 0.0, 2.5, 1001), ("default", 0.0, 1.5, 1002),
+    ("crowded", 0.0, 2.5, 1003), ("crowded", 0.0, 2.5, 1004), ("crowded", 0.0, 1.5, 1005),
+    ("dirty", 0.0, 2.5, 1006), ("shred", 250.0, 2.5, 1007), ("shred", 500.0, 2.5, 1008),
+    ("shred", 500.0, 2.5, 1009), ("shred", 1000.0, 2.5, 1010), ("shred", 1000.0, 2.5, 1011),
+    ("shred", 500.0, 1.5, 1012), ("shred", 1000.0, 3.5, 1013), ("shred", 2000.0, 2.5, 1014),
+)  # fmt: skip
+VAL_RUNS = (
+    ("crowded", 0.0, 2.5, 3001), ("shred", 500.0, 2.5, 3002),
+    ("shred", 1000.0, 2.5, 3003), ("default", 0.0, 2.5, 3004),
+)  # fmt: skip
+
+
+RenderSet = Callable[[list[SegRun], int, Any], SegSet]
+
+
+def train_and_export(
+    out: Path,
+    cfg: SegTrainConfig,
+    render_set: RenderSet,
+    samples: int = 20,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Render ``TRAIN_RUNS`` and ``VAL_RUNS`` with ``render_set`` (the plant's:
+    ``sortline.seg_render``), train, export to ``out`` (with a ``.json`` of
+    the history beside it). Returns the summary written there."""
+
+    say = progress or (lambda s: None)
+    train_runs = [SegRun(*r) for r in TRAIN_RUNS]
+    val_runs = [SegRun(*r) for r in VAL_RUNS]
+    train = render_set(train_runs, samples, say)
+    val = render_set(val_runs, max(samples // 4, 2), say)
+    data = (
+        f"virtual plant (synthetic): {len(train)} frames of {len(train_runs)} runs "
+        f"(seeds {train_runs[0].seed}-{train_runs[-1].seed}: "
+        + ", ".join(r.label() for r in train_runs)
+        + f"); validation {len(val)} frames, seeds {val_runs[0].seed}-{val_runs[-1].seed}"
+    )
+    cfg = dataclasses.replace(cfg, data=data)
+    net, summary = train_seg(train, val, cfg, say)
+    meta = {
+        "sortline.kind": KIND,
+        "sortline.version": cfg.version,
+        "sortline.inputs": "x: (1, 4, h, w) float32, (frame - belt) BGR / 64 and mask 0/1",
+        "sortline.outputs": "y: (1, 2, h, w) logits: core, contact",
+        "sortline.diff_scale": str(DIFF_SCALE),
+        "sortline.train_config": json.dumps(dataclasses.asdict(cfg)),
+    }
+    err = export_seg_onnx(net, out, meta, val)
+    summary.update(config=dataclasses.asdict(cfg), onnx_vs_torch_max_abs=err)
+    from core.files import atomic_write_json
+
+    atomic_write_json(out.with_suffix(".json"), summary)
+    return summary
+
+
+def train_seg_cli(args: Any, say: Progress, render_set: RenderSet) -> int:
+    """``sortline model train-seg``: render, train, export; prints the summary."""
+    cfg = SegTrainConfig(
+        width=args.width, batch=args.batch, steps=args.steps, seed=args.seed, version=args.version
+    )
+    summary = train_and_export(args.out, cfg, render_set, samples=args.samples, progress=say)
+    say(
+        f"wrote {args.out} (best validation loss {summary['best_val_loss']}, "
+        f"ONNX vs torch {summary['onnx_vs_torch_max_abs']:.1e}, {summary['wall_s']} s)"
+    )
+    return 0
