@@ -21,6 +21,13 @@ preview's renderer, ``sortline.preview_proc``) show what serving costs
 whatever else the machine runs. The summary compares each loaded phase with the idle
 phases beside it and gives the mean change of p50 and p99 with a 95 %
 interval over the pairs: "measurable" when the interval excludes 0.
+
+``--api process,thread`` measures the API in its own process (as ``sortline
+run`` serves it, ``sortline.api_proc``) and in a thread of the controller's
+process, one after the other in one run; ``--client-nice 19`` runs the
+clients (browsers and Prometheus, on other machines in a plant) at the
+lowest priority, so the load generator's own CPU on the two shared cores is
+not what is measured.
 """
 
 from __future__ import annotations

@@ -46,6 +46,7 @@ import logging
 import os
 import pickle
 import secrets
+import socket
 import tempfile
 import threading
 import time
@@ -150,6 +151,7 @@ class ObjectServer:
         self._closed = False
         self.requests = 0  # answered so far
         self.cpu_s = 0.0  # this process's CPU time spent answering them (unpickling excluded)
+        self.cpu_by_request: dict[str, float] = {}  # ... by operation and name ("call snapshot")
         self._thread = threading.Thread(target=self._accept, name="api-rpc", daemon=True)
         self._thread.start()
 
@@ -208,7 +210,7 @@ class ObjectServer:
             while True:
                 try:
                     op, hid, name, args, kwargs = conn.recv()
-                except (EOFError, OSError):
+                except (EOFError, OSError, TypeError):  # TypeError: closed under us (close())
                     return
                 t0 = time.thread_time()
                 try:
@@ -220,15 +222,18 @@ class ObjectServer:
                 except (pickle.PicklingError, TypeError, AttributeError) as exc:
                     conn.send(("err", RemoteError(f"{name or op}: answer not sendable: {exc}")))
                 with self._lock:
+                    dt = time.thread_time() - t0
                     self.requests += 1
-                    self.cpu_s += time.thread_time() - t0
+                    self.cpu_s += dt
+                    key = f"{op} {name or ''}".rstrip()
+                    self.cpu_by_request[key] = self.cpu_by_request.get(key, 0.0) + dt
         except (EOFError, OSError):
             return
         finally:
-            conn.close()
             with self._lock:
                 if conn in self._conns:
                     self._conns.remove(conn)
+            conn.close()
 
     def _do(self, op: str, hid: int, name: str | None, args: Any, kwargs: Any) -> tuple[Any, ...]:
         obj = self._obj(hid)
@@ -257,11 +262,16 @@ class ObjectServer:
         self._closed = True
         with contextlib.suppress(OSError):
             self._listener.close()
-        with self._lock:
-            conns, self._conns = list(self._conns), []
-        for c in conns:
-            with contextlib.suppress(OSError):
-                c.close()
+        with self._lock:  # a serving thread closes its descriptor only once out of the list
+            for c in self._conns:  # wake each one (EOF): shut the socket down through a dup
+                try:
+                    s = socket.fromfd(c.fileno(), socket.AF_UNIX, socket.SOCK_STREAM)
+                except (OSError, ValueError):
+                    continue
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+                s.close()  # the duplicate only
+            self._conns = []
         for p in (self.address, self._dir):
             with contextlib.suppress(OSError):
                 os.unlink(p) if p == self.address else os.rmdir(p)
