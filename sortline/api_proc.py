@@ -99,6 +99,21 @@ def _child(
         close()
 
 
+def _finish(proc: Any, control: Connection | None, timeout_s: float) -> None:
+    """Ask the child to finish its requests and leave; kill it if it has not
+    within ``timeout_s``."""
+    if control is not None:
+        with contextlib.suppress(OSError, ValueError):
+            control.send("stop")
+    if proc is not None:
+        proc.join(timeout_s)
+        if proc.is_alive():
+            proc.kill()
+            proc.join(2.0)
+    if control is not None:
+        control.close()
+
+
 class ApiProcess:
     """The status API over ``line`` in a child process (module doc)."""
 
@@ -208,6 +223,9 @@ class ApiProcess:
                     self._spawn(self.start_timeout_s)
                     self.restarts += 1
                     backoff_s = 0.5
+                    if self._stopping.is_set():  # stop() came while this one started
+                        with self._lock:
+                            _finish(self._proc, self._control, 5.0)
                     break
                 except RuntimeError as exc:
                     log.error("status API restart failed: %s; again in %.1f s", exc, backoff_s)
@@ -238,16 +256,7 @@ class ApiProcess:
         self._stopping.set()
         with self._lock:
             proc, control = self._proc, self._control
-        if control is not None:
-            with contextlib.suppress(OSError, ValueError):
-                control.send("stop")
-        if proc is not None:
-            proc.join(timeout_s)
-            if proc.is_alive():
-                proc.kill()
-                proc.join(2.0)
-        if control is not None:
-            control.close()
+        _finish(proc, control, timeout_s)
         if self._watchdog is not None:
             self._watchdog.join(timeout=2.0)
         if self._server is not None:
