@@ -179,7 +179,7 @@ def stream_router(
     )
     def preview() -> Response:
         """The newest frame with fragments outlined by class and the planned
-        air-jet windows (at most 10 new images a second per server). The key
+        air-jet windows (at most 5 new images a second per server). The key
         may also come as ``?key=`` (for an ``<img>``)."""
         try:
             img = None if encoder is None else encoder.image()

@@ -270,13 +270,15 @@ class PreviewEncoder:
     """The newest cycle of ``tap``, drawn and encoded at most ``max_fps``
     times a second, by a ``PreviewProcess`` (or, ``inline``, in the calling
     thread: ``InlineRenderer``); callers within one period (or while no new
-    frame came) get the same image."""
+    frame came) get the same image. 5 a second by default: the dashboard
+    asks 4, and each new image costs the controller's process one scaled
+    copy of the frame (``PreviewTap.take``; ``bench api_load``)."""
 
     def __init__(
         self,
         tap: PreviewTap,
         geometry: Callable[[], PreviewGeometry],
-        max_fps: float = 10.0,
+        max_fps: float = 5.0,
         width_px: int = 640,
         quality: int = 75,
         inline: bool = False,
