@@ -27,10 +27,11 @@ parallel as they did in-process. What the controller's process spends per
 request is the call itself and the pickling of its answer, not HTTP,
 routing, validation or JSON: that is the point (``sortline.api_proc``).
 
-References to objects reached as attributes live as long as the server (they
-are the line's long-lived parts); references to objects returned by calls
-are kept for the last ``MAX_RESULTS`` such results, after which using one is
-an error naming it.
+A reference to an object reached as an attribute from a root is kept by its
+path (``line.parts.bridge``: one handle, always what that path read last,
+for as long as the server runs); references to objects returned by calls
+(and their attributes) are kept for the last ``MAX_RESULTS`` such results,
+after which using one is an error naming it.
 """
 
 from __future__ import annotations
@@ -143,10 +144,10 @@ class ObjectServer:
         self._listener = Listener(self.address, family="AF_UNIX", authkey=self.authkey)
         self._lock = threading.Lock()
         self._objects: dict[int, Any] = {}  # attribute-reached: live as long as the server
-        self._by_id: dict[int, int] = {}
+        self._by_path: dict[tuple[Any, ...], int] = {}  # (parent handle, name) -> handle
         self._results: OrderedDict[int, Any] = OrderedDict()  # call results, bounded
         self._next = itertools.count(1)
-        self.roots = {name: self._ref(obj, keep=True) for name, obj in roots.items()}
+        self.roots = {name: self._ref(obj, True, ("root", name)) for name, obj in roots.items()}
         self._conns: list[Connection] = []
         self._closed = False
         self.requests = 0  # answered so far
@@ -156,13 +157,18 @@ class ObjectServer:
         self._thread.start()
 
     # ---------------------------------------------------------------- handles
-    def _ref(self, obj: Any, keep: bool) -> _Ref:
+    def _ref(self, obj: Any, keep: bool, path: tuple[Any, ...] = ()) -> _Ref:
+        """A handle for ``obj``: kept under its attribute ``path`` (one handle
+        per path, holding whatever the path reads now: the number of handles
+        is bounded by the code's attribute paths, however often a property
+        hands out a fresh object), or among the bounded call results."""
         with self._lock:
             if keep:
-                hid = self._by_id.get(id(obj))
-                if hid is None or self._objects.get(hid) is not obj:
+                hid = self._by_path.get(path)
+                if hid is None:
                     hid = next(self._next)
-                    self._objects[hid], self._by_id[id(obj)] = obj, hid
+                    self._by_path[path] = hid
+                self._objects[hid] = obj
             else:
                 hid = next(self._next)
                 self._results[hid] = obj
@@ -244,7 +250,9 @@ class ObjectServer:
                 return ("method",)
             if is_data(value, frozen_only=True):
                 return ("ok", value)
-            return ("ref", self._ref(value, keep=True))
+            with self._lock:
+                kept = hid in self._objects  # reached from a root: kept by its path
+            return ("ref", self._ref(value, kept, (hid, name)))
         if op == "call":
             fn = obj if name is None else getattr(obj, name)
             result = fn(*self._arg(args), **self._arg(kwargs))

@@ -32,7 +32,19 @@ class Counter:  # mutable: live state, stays remote when read as an attribute
         return self.n
 
 
+class Service:  # not data: stays remote
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+
+    def ping(self) -> str:
+        return "pong"
+
+
 class Store:
+    @property
+    def fresh(self) -> Service:  # a new service object at every read
+        return Service()
+
     def __init__(self) -> None:
         self.counter = Counter()
         self.frozen = Reading("r", np.arange(3.0))
@@ -153,3 +165,14 @@ def test_a_closed_server_is_an_error_naming_it(served: tuple[Store, Remote, Obje
     server.close()
     with pytest.raises(RemoteError, match="the line's process is gone"):
         remote.read("x")
+
+
+def test_attribute_handles_are_one_per_path(served: tuple[Store, Remote, ObjectServer]) -> None:
+    _, remote, server = served
+    first = remote.fresh
+    assert first.ping() == "pong"
+    kept = len(server._objects)
+    for _ in range(100):  # a property that hands out a fresh object: no growth
+        assert remote.fresh.ping() == "pong"
+    assert len(server._objects) == kept
+    assert first.ping() == "pong"  # the old handle reads what the path reads now
