@@ -45,6 +45,7 @@ __all__ = [
     "ModelFileError",
     "ModelInfo",
     "OnnxClassifier",
+    "open_session",
     "parse_metadata",
 ]
 
@@ -57,6 +58,26 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 class ModelFileError(InputFileError):
     """A model file is missing, corrupt, or describes itself wrongly."""
+
+
+def open_session(path: Path, intra_op_threads: int = 1) -> Any:
+    """An ONNX Runtime session on the CPU for the frame loop (sequential, no
+    spinning threads, quiet); ``ModelFileError`` (one line) if ORT cannot load
+    ``path``."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = int(intra_op_threads)
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    opts.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # ORT raises several unrelated types for bad files
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelFileError(path, f"not a loadable ONNX model ({first[:160]})") from None
 
 
 class Classifier(Protocol):
@@ -262,23 +283,10 @@ class OnnxClassifier:
         intra_op_threads: int = 1,
     ) -> OnnxClassifier:
         """Open and validate ``path``; ``ModelFileError`` (one line) if anything is wrong."""
-        import onnxruntime as ort
-
         p = Path(path)
         if not p.is_file():
             raise ModelFileError(p, "model file not found")
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = int(intra_op_threads)
-        opts.inter_op_num_threads = 1
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
-        opts.log_severity_level = 3
-        try:
-            session = ort.InferenceSession(str(p), opts, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # ORT raises several unrelated types for bad files
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelFileError(p, f"not a loadable ONNX model ({first[:160]})") from None
+        session = open_session(p, intra_op_threads)
         try:
             meta = session.get_modelmeta().custom_metadata_map
         except UnicodeDecodeError as exc:  # a corrupt file can still parse as ONNX

@@ -80,23 +80,14 @@ class InstanceCue:
     @classmethod
     def load(cls, path: str | Path, intra_op_threads: int = 1) -> InstanceCue:
         """Open and check ``path``; ``InputFileError`` (one line) if anything is wrong."""
-        import onnxruntime as ort
+        from vision.classifier import open_session
 
         p = Path(path)
         if not str(path):
             raise InputFileError("[vision] segmenter_model", "no instance-cue model file given")
         if not p.is_file():
             raise InputFileError(p, "instance-cue model file not found")
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = int(intra_op_threads)
-        opts.inter_op_num_threads = 1
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        opts.log_severity_level = 3
-        try:
-            sess = ort.InferenceSession(str(p), opts, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # ORT raises several unrelated types for bad files
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise InputFileError(p, f"not a loadable ONNX model ({first[:160]})") from None
+        sess = open_session(p, intra_op_threads)
         try:
             kind = sess.get_modelmeta().custom_metadata_map.get("sortline.kind")
         except UnicodeDecodeError:
