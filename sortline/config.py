@@ -25,6 +25,7 @@ DEFAULT_CONFIG_NAME = "<embedded default line config>"
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from control.params import ControlParams
     from vision.merge import MergeParams
     from vision.segment import SegmentParams
     from vision.track_crops import CropPolicy
@@ -192,6 +193,40 @@ class ControlSection(BaseModel):
         0, ge=0, le=99,
         description="SCHED_FIFO priority of the frame loop and its vision worker; 0 = normal",
     )  # fmt: skip
+    aim_rule: Literal["cut", "search"] = Field(
+        "search",
+        description='aiming around neighbours of another fraction: "search" (per target, the '
+        'valve run and air window that lift it and no neighbour) or "cut" (the earlier rule)',
+    )
+    lift_share: float = Field(
+        0.5, gt=0, lt=1,
+        description="the air lifts a piece with this share of its length and width under it "
+        "(the nozzles' and air pressure's property, measured on the bench rig)",
+    )  # fmt: skip
+    aim_margin: float = Field(
+        0.1, ge=0, lt=0.5, description="kept above lift_share for a target, below for a neighbour"
+    )
+    jet_length_mm: float = Field(
+        8.0, ge=0, le=100, description="a jet's footprint along the belt (the nozzles' property)"
+    )
+
+    @model_validator(mode="after")
+    def _margin_fits(self) -> ControlSection:
+        if not self.aim_margin < self.lift_share <= 1 - self.aim_margin:
+            raise ValueError(
+                f"lift_share {self.lift_share:g} must lie in (aim_margin, 1 - aim_margin] = "
+                f"({self.aim_margin:g}, {1 - self.aim_margin:g}]"
+            )
+        return self
+
+    def control_params(self) -> ControlParams:
+        """The decision core's parameters this section sets (the rest: defaults)."""
+        from control.params import ControlParams
+
+        return ControlParams(
+            aim_rule=self.aim_rule, lift_share=self.lift_share, aim_margin=self.aim_margin,
+            jet_length_mm=self.jet_length_mm,
+        )  # fmt: skip
 
 
 class ApiKeyEntry(BaseModel):

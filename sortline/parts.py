@@ -197,7 +197,10 @@ def build_parts(
         crop_policy=cfg.vision.crop_policy(), merge_params=cfg.vision.merge_params(),
         segment_params=cfg.vision.segment_params(cfg.resolve_path),
     )  # fmt: skip
-    controller = Controller(params.geometry, recipe, class_names, cfg.control.deadline_margin_ms)
+    controller = Controller(
+        params.geometry, recipe, class_names, cfg.control.deadline_margin_ms,
+        cfg.control.control_params(),
+    )  # fmt: skip
 
     plant = None
     score: ScoreSource | None = None

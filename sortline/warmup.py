@@ -21,6 +21,7 @@ import numpy as np
 
 from calibration.geometry import LineGeometry
 from control.controller import Controller
+from control.params import ControlParams
 from control.recipe import Recipe
 from control.synthetic import SyntheticCamera, random_objects
 from core.frame import Frame
@@ -83,9 +84,13 @@ def _warm_vision(
 
 
 def _warm_control(
-    geometry: LineGeometry, recipe: Recipe, class_names: tuple[str, ...], margin_ms: float
+    geometry: LineGeometry,
+    recipe: Recipe,
+    class_names: tuple[str, ...],
+    margin_ms: float,
+    params: ControlParams | None,
 ) -> int:
-    ctl = Controller(geometry, recipe, class_names, margin_ms)
+    ctl = Controller(geometry, recipe, class_names, margin_ms, params)
     targets = [class_names.index(c) for c in recipe.targets() if c in class_names]
     top, _ = geometry.camera.view_y_range_mm
     obj = random_objects(geometry, 40, (top - 200.0, top + 150.0), len(class_names), seed=0)
@@ -107,9 +112,11 @@ def warm_up(
     class_names: tuple[str, ...],
     deadline_margin_ms: float = 5.0,
     camera_model: PixelToBelt | None = None,
+    control_params: ControlParams | None = None,
 ) -> WarmUp:
-    """Run the hot kernels once on throw-away parts (see the module docstring)."""
+    """Run the hot kernels once on throw-away parts (see the module docstring);
+    ``control_params``: the line's (its aiming rule's kernels are the ones warmed)."""
     t0 = time.perf_counter()
     n_dets = _warm_vision(geometry, classifier, camera_model)
-    n_pulses = _warm_control(geometry, recipe, class_names, deadline_margin_ms)
+    n_pulses = _warm_control(geometry, recipe, class_names, deadline_margin_ms, control_params)
     return WarmUp(seconds=time.perf_counter() - t0, detections=n_dets, pulses=n_pulses)

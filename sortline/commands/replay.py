@@ -86,7 +86,10 @@ def _replay(args: argparse.Namespace) -> int:
     fps = args.fps or (camera.fps if isinstance(camera, VideoCamera) else cam.fps)
     ticks_per_frame = speed_mm_s / geometry.belt.mm_per_tick / fps
     recipe = load_recipe(config.resolve_path(config.control.recipe), clf.class_names)
-    ctl = Controller(geometry, recipe, clf.class_names, config.control.deadline_margin_ms)
+    ctl = Controller(
+        geometry, recipe, clf.class_names, config.control.deadline_margin_ms,
+        config.control.control_params(),
+    )  # fmt: skip
     ctl.set_belt_speed(speed_mm_s)
     pipe = VisionPipeline(
         geometry, clf, camera_model=camera_model, crop_policy=config.vision.crop_policy(),

@@ -85,3 +85,50 @@ def test_vision_classify_and_merge_flag_reach_the_line(tmp_path: Path) -> None:
     p.write_text('[vision]\nclassify = "all"\n')
     with pytest.raises(InputFileError, match=r"vision\.classify.*'tracks' or 'every'"):
         load_config(p)
+
+
+def test_aiming_settings_reach_the_decision_core(tmp_path: Path) -> None:
+    """``[control] aim_rule, lift_share, aim_margin, jet_length_mm`` are the
+    controller's, on the line a config builds; the defaults are ControlParams'."""
+    from control.params import ControlParams
+    from sortline.runtime import SortingLine
+
+    d = load_config().control.control_params()
+    ref = ControlParams()
+    assert (d.aim_rule, d.lift_share, d.aim_margin, d.jet_length_mm) == (
+        ref.aim_rule, ref.lift_share, ref.aim_margin, ref.jet_length_mm,
+    )  # fmt: skip
+    p = tmp_path / "line.toml"
+    p.write_text(
+        '[control]\naim_rule = "cut"\nlift_share = 0.6\naim_margin = 0.15\njet_length_mm = 5.0\n'
+        f'[records]\nenabled = false\n[recipes]\ndir = "{tmp_path / "r"}"\n'
+    )
+    line = SortingLine(load_config(p), stepped=True, plc_port=0, seed=3, records=False)
+    try:
+        got = line.parts.controller.params
+        assert (got.aim_rule, got.lift_share, got.aim_margin, got.jet_length_mm) == (
+            "cut", 0.6, 0.15, 5.0,
+        )  # fmt: skip
+    finally:
+        line.stop()
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "reason"),
+    [
+        ("[control]\naim_rule = 'nearest'\n", "control.aim_rule", "'cut' or 'search'"),
+        ("[control]\nlift_share = 1.5\n", "control.lift_share", "less than 1"),
+        ("[control]\njet_length_mm = -2.0\n", "control.jet_length_mm", "greater than or equal"),
+        ("[control]\nlift_share = 0.95\n", "control", "lift_share 0.95 must lie in (aim_margin"),
+    ],
+)
+def test_bad_aiming_settings_refused_in_one_line(
+    tmp_path: Path, text: str, field: str, reason: str
+) -> None:
+    p = tmp_path / "line.toml"
+    p.write_text(text)
+    with pytest.raises(InputFileError) as info:
+        load_config(p)
+    msg = str(info.value)
+    assert str(p) in msg and field in msg and reason in msg, msg
+    assert "\n" not in msg
