@@ -211,6 +211,13 @@ def _load_phase(
     return dict(json.loads(out))
 
 
+def _renice_all(pid: int, nice: int) -> None:
+    """Every thread of ``pid`` to ``nice`` (Linux: a nice value is per thread,
+    so the process's own would leave its running threads as they were)."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        os.setpriority(os.PRIO_PROCESS, int(task.name), nice)
+
+
 def _line_config(tmp: Path, plant: Any, rt_priority: int = 0) -> str:
     """The line's config: the embedded plant, or the camera ring and PLC of
     ``sortline sim plant`` in its own process (``plant``)."""
@@ -236,6 +243,7 @@ def measure(
     api_where: str = "process",
     nice: int = 10,
     client_nice: int = 0,
+    plant_nice: int = 0,
 ) -> list[dict[str, Any]]:
     from bench._faults_procs import Plant, free_port
     from sortline.api import ApiServer, create_app
@@ -248,6 +256,8 @@ def measure(
     if plant_where == "separate":
         plant = Plant(f"sortline-api-load-{os.getpid()}", free_port(), free_port(), tmp,
                       extra=("--scenario", scenario)).start()  # fmt: skip
+        if plant_nice and plant.proc is not None:
+            _renice_all(plant.proc.pid, plant_nice)
     cfg_path = tmp / "line.toml"
     cfg_path.write_text(_line_config(tmp, plant, rt_priority))
     try:
@@ -414,6 +424,14 @@ def main(argv: list[str] | None = None) -> int:
         "(the API's cost stays counted)",
     )
     ap.add_argument(
+        "--plant-nice",
+        type=int,
+        default=0,
+        help="nice of the virtual plant's threads (separate plant only): a camera and a PLC "
+        "have their own hardware, the plant stand-in shares this machine's cores; a "
+        "negative value (root) keeps the clients from delaying its frames",
+    )
+    ap.add_argument(
         "--clients", nargs=4, metavar=("URL", "KEY", "S", "MIX"), help=argparse.SUPPRESS
     )
     args = ap.parse_args(argv)
@@ -436,19 +454,22 @@ def main(argv: list[str] | None = None) -> int:
     wheres = [w.strip() for w in args.api.split(",") if w.strip()]
     if not wheres or any(w not in ("process", "thread") for w in wheres):
         ap.error(f"--api: {args.api!r}: a comma-separated list of process, thread")
+    if args.plant_nice and args.plant != "separate":
+        ap.error("--plant-nice: only with --plant separate (the plant in its own process)")
     rows = []
     for where_api in wheres:
         with tempfile.TemporaryDirectory(prefix="sortline-api-load-") as tmp:
             rows += measure(
                 phase_s, pairs, warm_s, Path(tmp), args.mix, args.plant, args.scenario,
-                args.rt_priority, where_api, args.nice, args.client_nice,
+                args.rt_priority, where_api, args.nice, args.client_nice, args.plant_nice,
             )  # fmt: skip
     where = "in its own process" if args.plant == "separate" else "embedded in the controller"
     note = (
         f"wall clock, virtual plant {where} (synthetic scenes, preset {args.scenario}), "
         "default recipe; frame latency "
         "= arrival to pulses handed to the bridge, every frame of each phase; clients in a "
-        f"child process at nice {args.client_nice}; API: {', '.join(wheres)} (process: its "
+        f"child process at nice {args.client_nice}; plant threads at nice {args.plant_nice}; "
+        f"API: {', '.join(wheres)} (process: its "
         f"own, nice {args.nice}, as "
         "`sortline run` serves it; thread: in the controller's process); frame loop "
         f"rt_priority {args.rt_priority} (0: normal scheduling); "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -150,6 +151,31 @@ def test_bench_api_load_quick_writes_its_json(tmp_path: Path) -> None:
     c = loaded["clients"]
     assert c["events"] > 0 and c["previews"] > 0 and c["scrapes"] >= 1  # errors: in the JSON
     assert set(data["summary"]) >= {"idle", "loaded", "p99_change_ms"}
+
+
+def test_bench_renices_every_thread_of_the_plant(tmp_path: Path) -> None:
+    """``--plant-nice``: a nice value is per thread on Linux, so every running
+    thread of the plant's process gets it, not only its first."""
+    import subprocess
+    import sys
+
+    from bench.api_load import _renice_all
+
+    code = (
+        "import threading,time\n"
+        "for _ in range(3): threading.Thread(target=time.sleep, args=(30,), daemon=True).start()\n"
+        "print('ready', flush=True); time.sleep(30)\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+        _renice_all(child.pid, 7)
+        tasks = list(Path(f"/proc/{child.pid}/task").iterdir())
+        assert len(tasks) == 4
+        assert [os.getpriority(os.PRIO_PROCESS, int(t.name)) for t in tasks] == [7] * 4
+    finally:
+        child.kill()
+        child.wait(timeout=10)
 
 
 def test_preview_draws_the_planned_air_jet_windows(served: Served, as_role: AsRole) -> None:
