@@ -17,17 +17,27 @@ segmentation: against the plant's ground truth on every preset (held-out
               own), pipelines on the same frames (``--variants``; "every":
               every view classified; "tracks": the line as it is;
               "tracks_colour": with the colour split on; "tracks_learned":
-              the learned instance cue in place of the classic split): how
+              the learned instance cue in place of the classic split;
+              "tracks_onecut": pieces of a split not split again): how
               often touching fragments merge into one segment
               (``bench._line_truth.segment_truth``) and are cut in two, how
               well the merge flag finds the merged segments, crops per frame,
               vision CPU per frame p50/p99 and per-fragment accuracy (each
               fragment's classified views, owned by pixel majority, combined
               as the tracker does; a fragment without one counts as wrong).
+--cpu:        issue 15's frame CPU at 2.5 m/s, per ``PRESET:FEED``: where each ms of
+              vision goes (thread CPU per frame, p50/p99/mean: the split, the
+              rest of the segmentation, measuring and merge flags, crops, the
+              classifier with the crop choice), the line's pipeline (tracks).
+              ``--baseline REV`` runs the segmentation (``vision/segment.py``,
+              ``split.py``, ``kernels.py``, ``kernels_split.py``) as of git
+              revision REV beside it on the same frames, frame by frame in
+              turn, and checks that both give the same detections.
 
     sortline bench vision [--json OUT] [--quick] [--threads N] [--mode M] [--model M]
     sortline bench vision --study crowded:0,shred:500,shred:1000 [--frames N] [--json OUT]
                           [--variants tracks,tracks_learned] [--seed N] [--seg-model M]
+    sortline bench vision --cpu shred:500,shred:1000 [--baseline REV] [--frames N] [--seed N]
 """
 
 from __future__ import annotations
@@ -249,11 +259,12 @@ def _study_scenario(preset: str, feed: float) -> Any:
     return Scenario.model_validate(d)
 
 
-VARIANTS = ("every", "tracks", "tracks_colour", "tracks_learned")
+VARIANTS = ("every", "tracks", "tracks_colour", "tracks_learned", "tracks_onecut")
+DEFAULT_VARIANTS = VARIANTS[:4]  # tracks_onecut on request (issue 15, not taken)
 
 
 def _variants(
-    names: tuple[str, ...] = VARIANTS, seg_model: str = "builtin:seg-v1"
+    names: tuple[str, ...] = DEFAULT_VARIANTS, seg_model: str = "builtin:seg-v1"
 ) -> dict[str, tuple[Any, Any]]:
     """The study's pipelines: name -> (CropPolicy, SegmentParams); ``tracks_learned``:
     the line with the learned instance cue ``seg_model`` in place of the classic split."""
@@ -267,6 +278,7 @@ def _variants(
         "tracks": (CropPolicy(), SegmentParams()),
         "tracks_colour": (CropPolicy(), SegmentParams(split_colour_diff=60.0)),
         "tracks_learned": (CropPolicy(), learned),
+        "tracks_onecut": (CropPolicy(), SegmentParams(split_max_cuts=1)),  # no re-split
     }
     return {k: every[k] for k in names}
 
@@ -399,6 +411,151 @@ def study(
     return out
 
 
+_BASELINE_FILES = ("kernels", "kernels_split", "split", "segment")
+
+
+def _baseline_segment(rev: str) -> Any:
+    """The module ``vision.segment`` as of git ``rev``, with the split and the kernels
+    of that revision (``_BASELINE_FILES``), imported from a temporary folder."""
+    import atexit
+    import importlib
+    import shutil
+    import subprocess
+    import tempfile
+
+    root = Path(__file__).resolve().parent.parent
+    folder = Path(tempfile.mkdtemp(prefix="sortline-baseline-"))
+    atexit.register(shutil.rmtree, folder, True)
+    tag = "".join(ch for ch in rev if ch.isalnum())[:12]
+    for name in _BASELINE_FILES:
+        proc = subprocess.run(["git", "show", f"{rev}:vision/{name}.py"], cwd=root,
+                              capture_output=True, text=True, check=False)  # fmt: skip
+        if proc.returncode != 0:
+            raise SystemExit(f"--baseline {rev}: git show vision/{name}.py: {proc.stderr.strip()}")
+        text = proc.stdout
+        for other in _BASELINE_FILES:
+            text = text.replace(f"from vision.{other} import", f"from _base_{tag}_{other} import")
+        (folder / f"_base_{tag}_{name}.py").write_text(text, encoding="utf-8")
+    sys.path.insert(0, str(folder))
+    return importlib.import_module(f"_base_{tag}_segment")
+
+
+_STAGES = ("split", "segment_rest", "measure_flags", "crops", "classify", "total")
+
+
+def cpu(
+    preset: str,
+    feed: float,
+    n_frames: int,
+    model: str,
+    seed: int = 101,
+    baseline: str | None = None,
+) -> dict[str, Any]:
+    """One ``--cpu`` cell (see the module docstring)."""
+    import vision.segment as segment_mod
+    from calibration.geometry import LineGeometry
+    from models.registry import resolve_model
+    from sim.plant.plant import IdlePlc, VirtualPlant
+    from vision.classifier import OnnxClassifier
+    from vision.pipeline import VisionPipeline
+
+    geo = LineGeometry()
+    plant = VirtualPlant(geo, _study_scenario(preset, feed), IdlePlc(), seed=seed)
+    clf = OnnxClassifier.load(resolve_model(model), intra_op_threads=1)
+    mods: dict[str, Any] = {"now": segment_mod}
+    if baseline:
+        mods[f"baseline {baseline}"] = _baseline_segment(baseline)
+    pipes = {k: VisionPipeline(geo, clf) for k in mods}
+    for k, mod in mods.items():
+        if mod is not segment_mod:
+            pipes[k].segmenter = mod.Segmenter(pipes[k].segmenter.params)
+    clock = {"split": 0.0, "segment": 0.0}
+    originals = {k: mod.split_touching for k, mod in mods.items()}
+
+    def timed_split(fn: Any) -> Any:
+        def run(*args: Any) -> Any:
+            c = time.thread_time()
+            out = fn(*args)
+            clock["split"] += time.thread_time() - c
+            return out
+
+        return run
+
+    def timed_segment(fn: Any) -> Any:
+        def run(image: np.ndarray) -> Any:
+            c = time.thread_time()
+            out = fn(image)
+            clock["segment"] += time.thread_time() - c
+            return out
+
+        return run
+
+    for pipe in pipes.values():
+        pipe.segmenter.segment = timed_segment(pipe.segmenter.segment)  # type: ignore[method-assign]
+    ms: dict[str, dict[str, list[float]]] = {k: {s: [] for s in _STAGES} for k in pipes}
+    segs = {k: 0 for k in pipes}
+    crops = {k: 0 for k in pipes}
+    for k, mod in mods.items():
+        mod.split_touching = timed_split(originals[k])
+    try:
+        for i_frame in range(30 + n_frames):
+            f = plant.step()
+            order = list(pipes) if i_frame % 2 == 0 else list(pipes)[::-1]
+            dets = {}
+            for k in order:
+                clock["split"] = clock["segment"] = 0.0
+                c0 = time.thread_time()
+                prep = pipes[k].prepare(f)
+                c1 = time.thread_time()
+                dets[k] = pipes[k].finish(prep)
+                c2 = time.thread_time()
+                if i_frame < 30:  # fill the view and the belt model
+                    continue
+                crop_s = pipes[k].last_split_cpu_s[2]
+                row = ms[k]
+                row["split"].append(1e3 * clock["split"])
+                row["segment_rest"].append(1e3 * (clock["segment"] - clock["split"]))
+                row["measure_flags"].append(1e3 * (c1 - c0 - clock["segment"]))
+                row["crops"].append(1e3 * crop_s)
+                row["classify"].append(1e3 * (c2 - c1 - crop_s))
+                row["total"].append(1e3 * (c2 - c0))
+                segs[k] += len(prep.segments)
+                crops[k] += int((dets[k].class_id >= 0).sum())
+            ref = dets["now"]
+            for k, d in dets.items():
+                same = (
+                    np.array_equal(d.bbox_px, ref.bbox_px)
+                    and np.array_equal(d.class_id, ref.class_id)
+                    and np.array_equal(d.class_prob, ref.class_prob, equal_nan=True)
+                    and np.array_equal(d.merged, ref.merged)
+                )
+                if not same:
+                    raise SystemExit(f"--cpu: {k} and now differ on frame {i_frame}")
+    finally:
+        for k, mod in mods.items():
+            mod.split_touching = originals[k]
+    out: dict[str, Any] = {"preset": preset, "feed_obj_s": feed or None, "frames": n_frames,
+                           "seed": seed, "same_detections": True}  # fmt: skip
+    for k in pipes:
+        out[k] = {
+            "segments_per_frame": round(segs[k] / n_frames, 1),
+            "crops_per_frame": round(crops[k] / n_frames, 1),
+            "cpu_ms": {
+                s: {
+                    "p50": round(float(np.percentile(v, 50)), 2),
+                    "p99": round(float(np.percentile(v, 99)), 2),
+                    "mean": round(float(np.mean(v)), 2),
+                }
+                for s, v in ms[k].items()
+            },
+        }
+        c = out[k]["cpu_ms"]
+        print(f"{preset}:{feed:g} seed {seed} {k}: " + ", ".join(
+            f"{s} {c[s]['p50']}/{c[s]['p99']}" for s in _STAGES) + " ms (p50/p99)",
+            file=sys.stderr, flush=True)  # fmt: skip
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="sortline bench vision",
@@ -419,7 +576,7 @@ def main(argv: list[str] | None = None) -> int:
                    "track classification at 2.5 m/s (issue 15), --frames frames each")  # fmt: skip
     p.add_argument(
         "--variants",
-        default=",".join(VARIANTS),
+        default=",".join(DEFAULT_VARIANTS),
         help=f"--study: pipelines side by side (comma list of {', '.join(VARIANTS)})",
     )
     p.add_argument(
@@ -430,7 +587,32 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--seg-model", default="builtin:seg-v1",
                    help="--study: the instance cue of tracks_learned")  # fmt: skip
+    p.add_argument("--cpu", help="comma list of PRESET:FEED (0 = own feed): vision CPU per "
+                   "stage at 2.5 m/s (issue 15), --frames frames each")  # fmt: skip
+    p.add_argument("--baseline", help="--cpu: also run the segmentation as of this git revision, "
+                   "side by side, and check the detections are the same")  # fmt: skip
     args = p.parse_args(argv)
+    if args.cpu:
+        cells = []
+        for item in args.cpu.split(","):
+            name, _, feed = item.partition(":")
+            try:
+                cells.append((name, float(feed or 0)))
+            except ValueError:
+                p.error(f"--cpu: {item!r} is not PRESET:FEED")
+        frames = 5 if args.quick else args.frames
+        load0 = os.getloadavg()[0]
+        rows = [cpu(name, feed, frames, args.model, args.seed, args.baseline)
+                for name, feed in cells]  # fmt: skip
+        emit_json({"command": "sortline bench vision " + " ".join(argv or sys.argv[1:]),
+                   "load_avg_1m": [round(load0, 2), round(os.getloadavg()[0], 2)],
+                   "cpus": os.cpu_count(),
+                   "note": f"virtual plant, seed {args.seed}, 2.5 m/s, the line's pipeline "
+                   "(tracks, merge flags); thread CPU of the calling thread per frame (ONNX "
+                   "Runtime on 1 thread), the first 30 frames left out; a shared machine: "
+                   "load_avg_1m at start and end", "cpu": rows},
+                  args.json)  # fmt: skip
+        return 0
     if args.study:
         cells = []
         for item in args.study.split(","):

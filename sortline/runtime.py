@@ -210,7 +210,7 @@ class SortingLine:
         done = warm_up(
             parts.geometry, parts.classifier, parts.recipe, parts.class_names,
             self.cfg.control.deadline_margin_ms, parts.vision.camera_model,
-            parts.controller.params,
+            parts.controller.params, parts.vision.segmenter,
         )  # fmt: skip
         self.warm_up_s = done.seconds
         log.info(

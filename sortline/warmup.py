@@ -26,7 +26,9 @@ from control.recipe import Recipe
 from control.synthetic import SyntheticCamera, random_objects
 from core.frame import Frame
 from vision.classifier import Classifier
+from vision.learned import InstanceCue
 from vision.pipeline import PixelToBelt, VisionPipeline
+from vision.segment import Segmenter
 
 __all__ = ["WarmUp", "warm_up"]
 
@@ -105,6 +107,18 @@ def _warm_control(
     return n_pulses
 
 
+def _warm_cue(cue: InstanceCue, segmenter_scale: int, geometry: LineGeometry) -> None:
+    """The line's own instance-cue session, once on a whole empty low-resolution
+    frame: its first run (~15 ms), and an input about as large as the largest
+    atlas of boxes it reads on a full belt, so ONNX Runtime's arena mostly does
+    not grow on the loop. The cue's kept cores are not touched (``predict_core``
+    keeps none)."""
+    cam = geometry.camera
+    h, w = cam.height_px // segmenter_scale, cam.width_px // segmenter_scale
+    small = np.full((h, w, 3), _BELT_BGR, np.uint8)
+    cue.predict_core(small, small, np.zeros((h, w), np.uint8))
+
+
 def warm_up(
     geometry: LineGeometry,
     classifier: Classifier | None,
@@ -113,10 +127,14 @@ def warm_up(
     deadline_margin_ms: float = 5.0,
     camera_model: PixelToBelt | None = None,
     control_params: ControlParams | None = None,
+    segmenter: Segmenter | None = None,
 ) -> WarmUp:
     """Run the hot kernels once on throw-away parts (see the module docstring);
-    ``control_params``: the line's (its aiming rule's kernels are the ones warmed)."""
+    ``control_params``: the line's (its aiming rule's kernels are the ones warmed);
+    ``segmenter``: the line's, whose instance cue (if it has one) is run once."""
     t0 = time.perf_counter()
+    if segmenter is not None and segmenter.cue is not None:
+        _warm_cue(segmenter.cue, segmenter.params.scale, geometry)
     n_dets = _warm_vision(geometry, classifier, camera_model)
     n_pulses = _warm_control(geometry, recipe, class_names, deadline_margin_ms, control_params)
     return WarmUp(seconds=time.perf_counter() - t0, detections=n_dets, pulses=n_pulses)

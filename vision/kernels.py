@@ -207,3 +207,52 @@ def _crops(image, labels, win, own, fill, scale, masked, out):
                         y = np.int32(fill[m, ch]) * (255 - a) + 128
                         v = min(((x + (x >> 8)) >> 8) + ((y + (y >> 8)) >> 8), 255)
                     o[q + u] = v
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _label_stats(labels16, n):
+    """int32 copy of a label image (values 0..n-1) and, per label value, the
+    statistics ``cv2.connectedComponentsWithStats`` gives, in float64: (n, 5) left,
+    top, width, height, area and (n, 2) centroid column, row (sums / area; a label
+    without pixels: width = height = 0, left = -1, top = INT_MAX, centroid NaN)."""
+    h, w = labels16.shape[0], labels16.shape[1]
+    out = np.empty((h, w), np.int32)
+    left = np.full(n, 2147483647, np.int64)
+    top = np.full(n, 2147483647, np.int64)
+    right = np.full(n, -1, np.int64)
+    bottom = np.full(n, -1, np.int64)
+    area = np.zeros(n, np.int64)
+    sx = np.zeros(n, np.int64)
+    sy = np.zeros(n, np.int64)
+    for r in range(h):  # runs of one label along each row
+        start = 0
+        for c in range(w + 1):
+            if c < w:
+                out[r, c] = labels16[r, c]
+                if c == 0 or labels16[r, c] == labels16[r, c - 1]:
+                    continue
+            v = np.int64(labels16[r, c - 1])
+            length = c - start
+            left[v] = min(left[v], start)
+            right[v] = max(right[v], c - 1)
+            top[v] = min(top[v], r)
+            bottom[v] = max(bottom[v], r)
+            area[v] += length
+            sx[v] += (start + c - 1) * length // 2
+            sy[v] += r * length
+            start = c
+    stats = np.empty((n, 5), np.float64)
+    cents = np.empty((n, 2), np.float64)
+    for k in range(n):
+        a = area[k]
+        if a > 0:
+            stats[k, 0], stats[k, 1] = left[k], top[k]
+            stats[k, 2], stats[k, 3] = right[k] - left[k] + 1, bottom[k] - top[k] + 1
+            cents[k, 0] = np.float64(sx[k]) / np.float64(a)
+            cents[k, 1] = np.float64(sy[k]) / np.float64(a)
+        else:
+            stats[k, 0], stats[k, 1], stats[k, 2], stats[k, 3] = -1, top[k], 0, 0
+            cents[k, 0] = np.nan
+            cents[k, 1] = np.nan
+        stats[k, 4] = a
+    return out, stats, cents

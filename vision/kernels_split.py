@@ -64,6 +64,9 @@ def _peaks(labels, dist, lab, r0, c0, r1, c1, min_radius):
                     cc = c + dc
                     if 0 <= cc < w and dist[rr, cc] > d:
                         top = False
+                        break
+                if not top:
+                    break
             if top:
                 out[k, 0], out[k, 1], out[k, 2] = r, c, d
                 k += 1
@@ -72,8 +75,9 @@ def _peaks(labels, dist, lab, r0, c0, r1, c1, min_radius):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _line_min(dist, ra, ca, rb, cb):
-    """Smallest ``dist`` on the straight line between two pixels (half-pixel steps)."""
+def _line_min_or_below(dist, ra, ca, rb, cb, floor):
+    """Smallest ``dist`` on the straight line between two pixels (half-pixel steps), or,
+    as soon as the line dips below ``floor``, the first value below it."""
     steps = int(2.0 * max(abs(rb - ra), abs(cb - ca))) + 1
     low = np.float32(1e30)
     for s in range(steps + 1):
@@ -81,6 +85,8 @@ def _line_min(dist, ra, ca, rb, cb):
         r = int(ra + t * (rb - ra) + 0.5)
         c = int(ca + t * (cb - ca) + 0.5)
         low = min(low, dist[r, c])
+        if low < floor:
+            break
     return low
 
 
@@ -115,8 +121,14 @@ def _group_peaks(peaks, dist, neck_ratio, reach):
             rj, cj, dj = peaks[j, 0], peaks[j, 1], peaks[j, 2]
             if math.hypot(ri - rj, ci - cj) > reach * max(di, dj) + 1.5:
                 continue
+            # a neck below neck_ratio x the shallower peak can never join their groups
+            # (a group's depth is at least its peaks'): such pairs are left out
+            floor = neck_ratio * min(di, dj)
+            low = _line_min_or_below(dist, ri, ci, rj, cj, floor)
+            if low < floor:
+                continue
             ia[e], ib[e] = i, j
-            neck[e] = _line_min(dist, ri, ci, rj, cj)
+            neck[e] = low
             e += 1
     parent = np.arange(p)
     depth = peaks[:, 2].copy()  # deepest peak of each root's group
@@ -299,3 +311,192 @@ def _two_means(small, labels, boxes, which, iters, max_px):
         cnt[i, 1] = nb * step
         sep[i] = gap / max(sse / n, 1e-9)
     return cen, cnt, sep
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _comp_mask(labels, lab, r0, c0, h, w):
+    """(h+2, w+2) uint8: 1 where ``labels[r0:r0+h, c0:c0+w] == lab``, a 1 px frame of 0."""
+    out = np.zeros((h + 2, w + 2), np.uint8)
+    for r in range(h):
+        for c in range(w):
+            if labels[r0 + r, c0 + c] == lab:
+                out[r + 1, c + 1] = 1
+    return out
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _draw_line0(img, x1, y1, x2, y2):
+    """Set the pixels of the 8-connected line (x1, y1)-(x2, y2) to 0, pixel for pixel as
+    ``cv2.line(img, p1, p2, 0, 1, cv2.LINE_8)`` (OpenCV's ``LineIterator``, drawn
+    left to right); both ends inside ``img``."""
+    dx, dy = x2 - x1, y2 - y1
+    sx, sy = 1, 1
+    if dx < 0:  # left to right: start from the other end
+        dx, dy = -dx, -dy
+        x1, y1 = x2, y2
+    if dy < 0:
+        dy = -dy
+        sy = -1
+    vert = dy > dx
+    if vert:
+        dx, dy = dy, dx
+    err = dx - (dy + dy)
+    x, y = x1, y1
+    for _ in range(dx + 1):
+        img[y, x] = 0
+        plus = err < 0
+        err += -(dy + dy) + ((dx + dx) if plus else 0)
+        if vert:  # the long axis is y
+            y += sy
+            if plus:
+                x += sx
+        else:
+            x += sx
+            if plus:
+                y += sy
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _label4(mask):
+    """4-connected labels of ``mask`` != 0 ((h, w) int32, 0 = background, 1.. numbered
+    in raster order of each component's first pixel, as ``cv2.connectedComponents``)
+    and their areas ((n + 1,) int64, index 0 unused)."""
+    h, w = mask.shape[0], mask.shape[1]
+    lab = np.zeros((h, w), np.int32)
+    parent = np.zeros(h * w // 2 + 2, np.int32)
+    n = 0
+    for r in range(h):
+        for c in range(w):
+            if mask[r, c] == 0:
+                continue
+            up = lab[r - 1, c] if r > 0 else 0
+            left = lab[r, c - 1] if c > 0 else 0
+            if up == 0 and left == 0:
+                n += 1
+                parent[n] = n
+                lab[r, c] = n
+            elif up == 0 or left == 0 or up == left:
+                lab[r, c] = max(up, left)
+            else:
+                a, b = up, left
+                while parent[a] != a:
+                    a = parent[a]
+                while parent[b] != b:
+                    b = parent[b]
+                lo, hi = min(a, b), max(a, b)
+                parent[hi] = lo
+                lab[r, c] = lo
+    final = np.zeros(n + 1, np.int32)
+    k = 0
+    for i in range(1, n + 1):  # roots are the smallest label of their set: raster order
+        if parent[i] == i:
+            k += 1
+            final[i] = k
+        else:
+            root = i
+            while parent[root] != root:
+                root = parent[root]
+            final[i] = final[root]
+    area = np.zeros(k + 1, np.int64)
+    for r in range(h):
+        for c in range(w):
+            v = final[lab[r, c]]
+            lab[r, c] = v
+            area[v] += 1
+    return lab, area
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _notch_cut(padded, pts, defects, min_depth, cut_ratio, min_piece, small, r0, c0):
+    """The notch split's cut and markers for one component (``vision.split``).
+
+    padded: (h+2, w+2) uint8 component mask (1) with a 1 px frame; pts: (P, 2) int32
+    x, y of its outline (padded coordinates); defects: (D, 4) int32 convexity defects
+    (start, end, farthest point index, depth x 256). Defects at least ``min_depth``
+    deep are paired by ``_best_cut``; the straight 8-connected cut between the best
+    pair divides the mask into 4-connected pieces; pieces of at least ``min_piece`` px,
+    in raster order, become markers 1..G (component pixels 0, the rest G + 1).
+    Returns markers ((0, 0) when there is no cut), G (1 when none) and, when G == 2,
+    the contrast: sum over B, G, R of |mean colour of marker 1 - of marker 2| read
+    in ``small`` at offset (r0 - 1, c0 - 1) (the means as ``cv2.mean``), else 0.
+    """
+    none = np.empty((0, 0), np.int32)
+    k = 0
+    for q in range(defects.shape[0]):
+        if defects[q, 3] / 256.0 >= min_depth:
+            k += 1
+    if k < 2:
+        return none, 1, 0.0
+    far = np.empty((k, 2), np.float64)
+    depth = np.empty(k, np.float64)
+    k = 0
+    for q in range(defects.shape[0]):
+        d = defects[q, 3] / 256.0
+        if d >= min_depth:
+            far[k, 0] = pts[defects[q, 2], 0]
+            far[k, 1] = pts[defects[q, 2], 1]
+            depth[k] = d
+            k += 1
+    i, j = _best_cut(padded, far, depth, cut_ratio)
+    if i < 0:
+        return none, 1, 0.0
+    cut = padded.copy()
+    _draw_line0(cut, int(far[i, 0]), int(far[i, 1]), int(far[j, 0]), int(far[j, 1]))
+    lab, area = _label4(cut)
+    g_of = np.zeros(area.size, np.int32)
+    g = 0
+    for v in range(1, area.size):
+        if area[v] >= min_piece:
+            g += 1
+            g_of[v] = g
+    if g < 2:
+        return none, 1, 0.0
+    h, w = padded.shape[0], padded.shape[1]
+    markers = np.empty((h, w), np.int32)
+    sums = np.zeros((2, 3), np.float64)
+    counts = np.zeros(2, np.float64)
+    for r in range(h):
+        for c in range(w):
+            m = g_of[lab[r, c]]
+            if m == 0:
+                m = 0 if padded[r, c] != 0 else g + 1
+            elif g == 2:
+                for ch in range(3):
+                    sums[m - 1, ch] += small[r0 + r - 1, c0 + c - 1, ch]
+                counts[m - 1] += 1.0
+            markers[r, c] = m
+    contrast = 0.0
+    if g == 2:
+        for ch in range(3):
+            a = sums[0, ch] * (1.0 / counts[0]) if counts[0] > 0 else 0.0
+            b = sums[1, ch] * (1.0 / counts[1]) if counts[1] > 0 else 0.0
+            contrast += abs(a - b)
+    return markers, g, contrast
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _shape_split(labels, dist, lab, r0, c0, h, w, min_radius, neck_ratio, reach, seed_depth):
+    """The shape split's markers for one component: its distance-transform maxima
+    (``_peaks``) grouped (``_group_peaks``); with two groups or more, (h+2, w+2) int32
+    markers: group g's maxima at least ``seed_depth`` x its deepest = g + 1, the
+    component's other pixels 0, the rest (and a 1 px frame) G + 1. Returns markers
+    ((0, 0) with fewer than two groups) and G (1 then)."""
+    none = np.empty((0, 0), np.int32)
+    peaks = _peaks(labels, dist, lab, r0, c0, r0 + h, c0 + w, min_radius)
+    if peaks.shape[0] < 2:
+        return none, 1
+    group, n_groups = _group_peaks(peaks, dist, neck_ratio, reach)
+    if n_groups < 2:
+        return none, 1
+    markers = np.full((h + 2, w + 2), n_groups + 1, np.int32)
+    for r in range(h):
+        for c in range(w):
+            if labels[r0 + r, c0 + c] == lab:
+                markers[r + 1, c + 1] = 0
+    top = np.zeros(n_groups)
+    for q in range(peaks.shape[0]):
+        top[group[q]] = max(top[group[q]], peaks[q, 2])
+    for q in range(peaks.shape[0]):
+        if peaks[q, 2] >= seed_depth * top[group[q]]:
+            markers[int(peaks[q, 0]) - r0 + 1, int(peaks[q, 1]) - c0 + 1] = group[q] + 1
+    return markers, n_groups

@@ -337,7 +337,7 @@ class VisionPipeline:
     def reset(self) -> None:
         """Forget the belt model (e.g. after a camera or lighting change) and the
         followed segments."""
-        self.segmenter.belt.reset()
+        self.segmenter.reset()
         self.planner.reset()
 
 

@@ -44,11 +44,11 @@ import cv2
 import numpy as np
 
 from vision.kernels_split import (
-    _best_cut,
+    _comp_mask,
     _fill_ridges,
-    _group_peaks,
     _label_max,
-    _peaks,
+    _notch_cut,
+    _shape_split,
     _two_means,
     _write_pieces,
 )
@@ -117,6 +117,19 @@ def _worth_splitting(area: np.ndarray, max_d: np.ndarray, p: SplitParams) -> np.
     return np.asarray(ok & (area >= p.split_compact_ratio * disc))
 
 
+def _pieces_worth_splitting(area: np.ndarray, max_d: np.ndarray, p: SplitParams) -> list[int]:
+    """``np.flatnonzero(_worth_splitting(area, max_d, p))`` for the few pieces of one
+    split (float64 ``area``, float32 ``max_d``), without NumPy's per-call cost."""
+    s = float(p.scale)
+    min_area = p.split_min_area_px / (s * s)
+    min_d = float(np.float32(p.split_min_radius_px / s))  # as NumPy compares float32
+    out = []
+    for i, (a, d) in enumerate(zip(area.tolist(), max_d.tolist(), strict=True)):
+        if a >= min_area and d >= min_d and a >= p.split_compact_ratio * (math.pi * d**2):
+            out.append(i)
+    return out
+
+
 def _big_enough(stats: np.ndarray, p: SplitParams) -> np.ndarray:
     """Label values (not 0) of components large enough to hold two fragments."""
     area = stats[:, cv2.CC_STAT_AREA]
@@ -177,8 +190,8 @@ def split_touching(
         cents.extend(ce[1:])
         next_label += n_groups - 1
         if level + 1 < p.split_max_cuts:  # a piece may still hold touching fragments
-            again = ids[_worth_splitting(st[:, cv2.CC_STAT_AREA], piece_d, p)]
-            todo.extend((int(i), False, level + 1) for i in again)
+            again = _pieces_worth_splitting(st[:, cv2.CC_STAT_AREA], piece_d, p)
+            todo.extend((int(ids[i]), False, level + 1) for i in again)
     if len(rows) > 1:
         stats = np.vstack([rows[0], np.asarray(rows[1:]).reshape(-1, 5)])
         centroids = np.vstack([cents[0], np.asarray(cents[1:]).reshape(-1, 2)])
@@ -199,70 +212,48 @@ def _split_one(
 ) -> tuple[np.ndarray, int] | None:
     """Watershed markers (after the watershed) and piece count for one label, or None;
     ``centres``: its two colour clusters' (2, 3) BGR centres, tried last."""
-    x, y, w, h = (int(v) for v in stat[:4])
+    x, y, w, h = map(int, stat[:4].tolist())
     if w < 2 or h < 2:
         return None
-    comp = labels[y : y + h, x : x + w] == lab
     n_groups = 1
     if try_shape:
         min_r = p.split_min_radius_px / p.scale
-        markers, n_groups = _shape_markers(labels, dist, lab, comp, x, y, min_r, p)
-    by_notch = n_groups < 2 and p.split_notch_px > 0
-    if by_notch:
-        markers, n_groups = _notch_markers(comp, p)
+        markers, n_groups = _shape_split(
+            labels, dist, lab, y, x, h, w, min_r, p.split_neck_ratio, p.split_reach, SEED_DEPTH
+        )
+    padded = None
+    if n_groups < 2 and (p.split_notch_px > 0 or centres is not None):
+        padded = _comp_mask(labels, lab, y, x, h, w)
+    if n_groups < 2 and padded is not None and p.split_notch_px > 0:
+        markers, n_groups, contrast = _notch_markers(padded, small, x, y, p)
+        if n_groups == 2 and contrast < p.split_min_contrast:
+            return None  # a notched outline of one material: a torn sheet, not two fragments
+    if n_groups < 2 and centres is None:
+        return None
     roi = cv2.copyMakeBorder(small[y : y + h, x : x + w], 1, 1, 1, 1, cv2.BORDER_REPLICATE)
-    if n_groups < 2 and centres is not None:
-        by_notch = False
-        markers, n_groups = _colour_markers(roi, comp, centres, p)
+    if n_groups < 2 and centres is not None and padded is not None:
+        markers, n_groups = _colour_markers(roi, padded[1:-1, 1:-1] > 0, centres, p)
     if n_groups < 2:
         return None
-    if by_notch and n_groups == 2 and _contrast(roi, markers) < p.split_min_contrast:
-        return None  # a notched outline of one material: a torn sheet, not two fragments
     cv2.watershed(roi, markers)
     _fill_ridges(markers)
     return markers, n_groups
 
 
-def _contrast(roi: np.ndarray, markers: np.ndarray) -> float:
-    """Sum over B, G, R of |mean colour of marker 1 - mean colour of marker 2|."""
-    a = cv2.mean(roi, mask=(markers == 1).view(np.uint8))
-    b = cv2.mean(roi, mask=(markers == 2).view(np.uint8))
-    return abs(a[0] - b[0]) + abs(a[1] - b[1]) + abs(a[2] - b[2])
-
-
-def _shape_markers(
-    labels: np.ndarray,
-    dist: np.ndarray,
-    lab: int,
-    comp: np.ndarray,
-    x: int,
-    y: int,
-    min_r: float,
-    p: SplitParams,
-) -> tuple[np.ndarray, int]:
-    """Watershed markers from grouped distance-transform maxima, and their count."""
-    h, w = comp.shape
-    peaks = _peaks(labels, dist, lab, y, x, y + h, x + w, min_r)
-    if peaks.shape[0] < 2:
-        return np.empty((0, 0), np.int32), 1
-    group, n_groups = _group_peaks(peaks, dist, p.split_neck_ratio, p.split_reach)
-    if n_groups < 2:
-        return np.empty((0, 0), np.int32), 1
-    return _markers(comp, peaks, group, x, y, n_groups), n_groups
-
-
-def _notch_markers(comp: np.ndarray, p: SplitParams) -> tuple[np.ndarray, int]:
+def _notch_markers(
+    padded: np.ndarray, small: np.ndarray, x: int, y: int, p: SplitParams
+) -> tuple[np.ndarray, int, float]:
     """Markers from a cut between two notches of the outline (convexity defects at
     least ``split_notch_px`` deep, full-res px): where one fragment lies across
     another, or two meet at an angle, their outlines cross in two concave corners
     and the straight line between them follows the upper fragment's edge. The
     cut with the smallest length / (depth_a + depth_b), at most
     ``split_cut_ratio``, running inside the component, is taken; pieces of at
-    least ``split_min_piece_px`` (full-res px) become markers."""
-    none = np.empty((0, 0), np.int32), 1
-    h, w = comp.shape
-    padded = np.zeros((h + 2, w + 2), np.uint8)
-    padded[1:-1, 1:-1] = comp
+    least ``split_min_piece_px`` (full-res px) become markers. ``padded``: the
+    component's (h+2, w+2) uint8 mask with a 1 px frame, at column ``x``, row ``y``
+    of ``small``. Returns markers, their count (1: no cut) and, for two pieces,
+    their contrast (sum over B, G, R of |difference of mean colour|)."""
+    none = np.empty((0, 0), np.int32), 1, 0.0
     # the outline's vertices suffice: a defect's deepest point is always a vertex
     contours, _ = cv2.findContours(padded, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     if not contours:
@@ -276,50 +267,12 @@ def _notch_markers(comp: np.ndarray, p: SplitParams) -> tuple[np.ndarray, int]:
         return none
     if defects is None:
         return none
-    d = defects.reshape(-1, 4)
-    depth = d[:, 3] / 256.0
-    deep = depth >= p.split_notch_px / p.scale
-    if deep.sum() < 2:
-        return none
-    far = c.reshape(-1, 2)[d[deep, 2]].astype(np.float64)  # (K, 2) x, y in padded coords
-    i, j = _best_cut(padded, far, depth[deep], p.split_cut_ratio)
-    if i < 0:
-        return none
-    cut_mask = padded.copy()
-    a, b = far[i].astype(int), far[j].astype(int)
-    cv2.line(cut_mask, (int(a[0]), int(a[1])), (int(b[0]), int(b[1])), 0, 1, cv2.LINE_8)
-    _, lab, st, _ = cv2.connectedComponentsWithStats(cut_mask, connectivity=4, ltype=cv2.CV_16U)
-    big = np.flatnonzero(st[:, cv2.CC_STAT_AREA] >= p.split_min_piece_px / (p.scale * p.scale))
-    big = big[big > 0]
-    if big.size < 2:
-        return none
-    markers = np.where(padded > 0, 0, big.size + 1).astype(np.int32)
-    for g, k in enumerate(big):
-        markers[lab == k] = g + 1
-    return markers, int(big.size)
-
-
-def _markers(
-    comp: np.ndarray,
-    peaks: np.ndarray,
-    group: np.ndarray,
-    x: int,
-    y: int,
-    n_groups: int,
-) -> np.ndarray:
-    """(h+2, w+2) int32 watershed markers: group g's peaks = g + 1, the component's
-    other pixels 0 (to flood), everything else (and a 1 px frame) the background."""
-    h, w = comp.shape
-    markers = np.full((h + 2, w + 2), n_groups + 1, np.int32)
-    inner = markers[1:-1, 1:-1]
-    inner[comp] = 0
-    top = np.zeros(n_groups)
-    np.maximum.at(top, group, peaks[:, 2])
-    seed = peaks[:, 2] >= SEED_DEPTH * top[group]  # not the saddles a group swallowed
-    rows = peaks[seed, 0].astype(np.int64) - y + 1
-    cols = peaks[seed, 1].astype(np.int64) - x + 1
-    markers[rows, cols] = group[seed].astype(np.int32) + 1
-    return markers
+    s2 = float(p.scale * p.scale)
+    markers, n, contrast = _notch_cut(
+        padded, c.reshape(-1, 2), defects.reshape(-1, 4), p.split_notch_px / p.scale,
+        p.split_cut_ratio, p.split_min_piece_px / s2, small, y, x,
+    )  # fmt: skip
+    return markers, int(n), float(contrast)
 
 
 def _colour_pairs(

@@ -30,12 +30,13 @@ ENTRY_KERNELS = [
     vision.kernels._diff_fg,
     vision.kernels._update,
     vision.kernels._crops,
+    vision.kernels._label_stats,
     vision.kernels_split._label_max,
-    vision.kernels_split._peaks,
-    vision.kernels_split._group_peaks,
+    vision.kernels_split._comp_mask,
+    vision.kernels_split._shape_split,
+    vision.kernels_split._notch_cut,
     vision.kernels_split._fill_ridges,
     vision.kernels_split._write_pieces,
-    vision.kernels_split._best_cut,
 ]
 
 
@@ -61,5 +62,38 @@ def test_warm_up_reaches_every_stage_and_leaves_the_line_alone():
                 else value == belt_after[name]
             )
             assert same, f"warm-up changed the line's belt model ({name})"
+    finally:
+        parts.close()
+
+
+def test_warm_up_runs_the_lines_own_instance_cue_once(tmp_path):
+    """With ``segmenter = "learned"`` the line's own ONNX session of the cue runs once
+    on a whole empty low-resolution frame (its first run and its largest input, off
+    the loop), and keeps no cores for the line's first frame to reuse."""
+    p = tmp_path / "line.toml"
+    p.write_text(f'[vision]\nsegmenter = "learned"\n[recipes]\ndir = "{tmp_path / "r"}"\n')
+    cfg = load_config(p)
+    parts = build_parts(cfg, plc_port=0, stepped=True)
+    try:
+        seg = parts.vision.segmenter
+        cue = seg.cue
+        assert cue is not None
+        shapes = []
+        real = cue.predict_core
+
+        def counted(small, belt, fg):
+            shapes.append(fg.shape)
+            return real(small, belt, fg)
+
+        cue.predict_core = counted
+        warm_up(
+            parts.geometry, parts.classifier, parts.recipe, parts.class_names,
+            cfg.control.deadline_margin_ms, parts.vision.camera_model,
+            parts.controller.params, seg,
+        )  # fmt: skip
+        cam = cfg.camera
+        s = seg.params.scale
+        assert shapes == [(cam.height_px // s, cam.width_px // s)]
+        assert len(cue.memory.cores) == 0 and seg.belt.mean is None
     finally:
         parts.close()

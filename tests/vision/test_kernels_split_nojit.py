@@ -21,3 +21,18 @@ def test_two_means_tests_pass_without_jit() -> None:
     tail = (proc.stdout + proc.stderr)[-3000:]
     assert proc.returncode == 0, tail
     assert " passed" in proc.stdout and "deselected" in proc.stdout, tail
+
+
+def test_compiled_split_twins_pass_without_jit() -> None:
+    """The kernels of ``tests/vision/test_cpu_split.py`` (line, 4-connected labels, the
+    shape and notch markers) and ``test_cpu_segment.py`` (component statistics) as
+    plain Python against the same twins."""
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
+         str(HERE / "test_cpu_split.py"), str(HERE / "test_cpu_segment.py")],
+        cwd=HERE.parent.parent, env=env, capture_output=True, text=True, timeout=400,
+    )  # fmt: skip
+    tail = (proc.stdout + proc.stderr)[-3000:]
+    assert proc.returncode == 0, tail
+    assert " passed" in proc.stdout and "failed" not in proc.stdout, tail
