@@ -1,6 +1,7 @@
 """Cost of the sensor fusion in the frame loop (``sortline.sensor.fusion``).
 
-``sortline bench fusion [--tracks 50,250,1000] [--calls N] [--model M] [--json OUT] [--quick]``
+``sortline bench fusion [--tracks 50,250,1000] [--calls N] [--model M] [--json OUT] [--quick]
+[--baseline DIR] [--rounds N]``
 
 A track table with N confirmed, undecided tracks spread over the camera's
 view (40-80 mm boxes, random class evidence), and a ring of 4,096 rows of a
@@ -11,6 +12,13 @@ induction model, the fused outlook), the belt moving 25 mm per frame. Times
 per call with ``time.perf_counter`` (p50, p99, max) and the thread's own CPU
 time (``time.thread_time``: p50, p99), which a shared machine's preemption
 does not inflate; the load average is written beside them.
+
+Before and after in one run: ``--baseline DIR`` names another tree of the
+project (e.g. ``git archive HEAD | tar -x -C DIR``: the code before a change);
+each size is then timed ``--rounds`` times alternately with that tree's code
+(in a child process) and this one's, the load average beside every round, and
+each side's quietest round (lowest median thread CPU time per call) is
+reported with all rounds kept.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -34,7 +43,14 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--model", default="", help="induction model (default: the line's default)")
     p.add_argument("--json", type=Path)
     p.add_argument("--quick", action="store_true", help="a short run that proves it works")
-    return p.parse_args(argv)
+    p.add_argument("--baseline", type=Path, help="another tree of the project to time alongside")
+    p.add_argument("--rounds", type=int, default=3, help="alternating rounds with --baseline")
+    args = p.parse_args(argv)
+    if args.baseline is not None and not (args.baseline / "bench" / "fusion.py").is_file():
+        p.error(f"--baseline {args.baseline}: no bench/fusion.py there (a tree of the project)")
+    if args.rounds < 1:
+        p.error(f"--rounds {args.rounds}: at least 1")
+    return args
 
 
 def _case(n: int, seed: int, spec: str = ""):  # type: ignore[no-untyped-def]
@@ -101,12 +117,67 @@ def _time(n: int, calls: int, seed: int, spec: str = "") -> dict[str, float | st
     }
 
 
+_CHILD = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from bench import fusion
+assert fusion.__file__.startswith(sys.argv[1]), fusion.__file__
+print(json.dumps(fusion._time(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[2]), sys.argv[4])))
+"""
+
+
+def _time_baseline(tree: Path, n: int, calls: int, spec: str) -> dict[str, float | str]:
+    """``_time`` run by the code of another tree, in a child process."""
+    import json
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-c", _CHILD, str(tree.resolve()), str(n), str(calls), spec]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=1800)
+    if done.returncode != 0:
+        raise SystemExit(f"--baseline {tree}: the child failed: {done.stderr.strip()[-500:]}")
+    row: dict[str, float | str] = json.loads(done.stdout.strip().splitlines()[-1])
+    return row
+
+
+def _compare(tree: Path, n: int, calls: int, spec: str, rounds: int) -> dict[str, Any]:
+    """Alternating rounds of the baseline tree and this one; the quietest of each
+    (lowest median thread CPU time per call), every round kept."""
+    import os
+
+    sides: dict[str, list[dict[str, float | str]]] = {"before": [], "after": []}
+    for _ in range(rounds):
+        for side in ("before", "after"):
+            row = (
+                _time_baseline(tree, n, calls, spec)
+                if side == "before"
+                else _time(n, calls, n, spec)
+            )
+            row["loadavg_1m"] = round(os.getloadavg()[0], 2)
+            sides[side].append(row)
+    # the quietest round of each side: the least thread CPU per call at the median
+    # (other jobs on the machine slow the thread itself, not only preempt it)
+    best = {k: min(v, key=lambda r: float(r["cpu_p50_ms"])) for k, v in sides.items()}
+    return {"tracks": n, "baseline": str(tree), **best, "rounds": sides}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv if argv is not None else [])
     sizes = [int(s) for s in args.tracks.split(",")]
     calls = 200 if args.quick else args.calls
     if args.quick:
         sizes = sizes[:2]
+    if args.baseline is not None:
+        pairs = [_compare(args.baseline, n, calls, args.model, args.rounds) for n in sizes]
+        for pair in pairs:
+            print({k: pair[k] for k in ("tracks", "before", "after")})
+        note = (
+            "SensorFusion.apply per frame, the code of --baseline (before) against this "
+            "tree's (after), alternating rounds, each side's quietest round (lowest "
+            "cpu_p50_ms) with all kept"
+        )
+        write_result("fusion", argv, note, pairs, args.json)
+        return 0
     rows = [_time(n, calls, seed=n, spec=args.model) for n in sizes]
     for r in rows:
         print(r)

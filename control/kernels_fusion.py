@@ -22,6 +22,7 @@ from numba import njit
 
 _SETTLED = 1e-3  # sweeps stop once no amplitude moves by more than this share
 _RIDGE = 0.05  # relative: each amplitude is shrunk by 1 / (1 + _RIDGE) per solve
+_LANES = 4  # residual values per cell in the sweeps: I, Q of frequency 0, I, Q of frequency 1
 
 # columns of the integrals ``_footprint_integrals`` writes
 F_SUM_I = 0  # summed in-phase over the footprint's cells (shares of shared cells)
@@ -136,15 +137,16 @@ _PHI_TABLE = np.array(
 
 @njit(cache=True, nogil=True)
 def _phi(z):
-    """Standard normal CDF, linear in a table (an erf per call cost more than the rest)."""
-    t = (z + 8.0) / _PHI_STEP
-    if t <= 0.0:
-        return 0.0
-    if t >= _PHI_TABLE.shape[0] - 1:
-        return 1.0
-    i = int(t)
+    """Standard normal CDF, linear in a table (an erf per call cost more than the rest);
+    0 and 1 beyond it. Without branches (selects), so loops over it vectorise."""
+    t = (z + 8.0) * (1.0 / _PHI_STEP)
+    top = _PHI_TABLE.shape[0] - 1
+    u = min(max(t, 0.0), top - 0.5)  # in the table, for the look-up only
+    i = int(u)
     f = t - i
-    return _PHI_TABLE[i] + f * (_PHI_TABLE[i + 1] - _PHI_TABLE[i])
+    v = _PHI_TABLE[i] + f * (_PHI_TABLE[i + 1] - _PHI_TABLE[i])
+    v = 0.0 if t <= 0.0 else v
+    return 1.0 if t >= top else v
 
 
 @njit(cache=True, nogil=True)
@@ -215,12 +217,16 @@ def _decompose(TICK, RI, RQ, first, end, X0, X1, Y0, Y1, t_now, p, OUT):
     G = np.zeros(n)
     ov = np.empty(n_ch)
     c_lo = 0
-    s = p.coil_sigma_mm
+    inv_s = 1.0 / p.coil_sigma_mm
+    wrap = first - first % cap  # logical row r sits in slot r - wrap (- cap past the end)
     for j in range(n):
         sy = 0.0
         for q in range(offy[j + 1] - offy[j]):
-            d = (t_now - TICK[(R[j, 0] + q) % cap]) * p.mm_per_tick + p.y_bar_mm
-            g = _phi((Y1[j] - d) / s) - _phi((Y0[j] - d) / s)
+            slot = R[j, 0] + q - wrap
+            if slot >= cap:
+                slot -= cap
+            d = (t_now - TICK[slot]) * p.mm_per_tick + p.y_bar_mm
+            g = _phi((Y1[j] - d) * inv_s) - _phi((Y0[j] - d) * inv_s)
             GY[offy[j] + q] = g
             sy += g * g
         nx = offx[j + 1] - offx[j]
@@ -229,7 +235,7 @@ def _decompose(TICK, RI, RQ, first, end, X0, X1, Y0, Y1, t_now, p, OUT):
             c_hi = min(R[j, 3] + 1, n_ch - 1)
             for c in range(c_lo, c_hi + 1):
                 cx = p.x_first_mm + (c + 0.5) * p.pitch_mm
-                ov[c - c_lo] = _phi((X1[j] - cx) / s) - _phi((X0[j] - cx) / s)
+                ov[c - c_lo] = _phi((X1[j] - cx) * inv_s) - _phi((X0[j] - cx) * inv_s)
         sx = 0.0
         for q in range(nx):
             c = R[j, 2] + q
@@ -241,69 +247,160 @@ def _decompose(TICK, RI, RQ, first, end, X0, X1, Y0, Y1, t_now, p, OUT):
             GX[offx[j] + q] = g
             sx += g * g
         G[j] = sy * sx
-    # residuals per frequency: columns f x n_ch + c of the ring
-    res_i = np.empty((hi - lo, nf * n_ch))
-    res_q = np.empty((hi - lo, nf * n_ch))
+    # residuals, coil-major, interleaved per cell: [coil x rows + row, 2 f + (0: in-phase,
+    # 1: quadrature)], so a footprint's column of cells is one contiguous run
+    rows = hi - lo
+    res = np.zeros((n_ch * rows, _LANES))  # a single-frequency bar leaves lanes 2, 3 at 0
     for r in range(lo, hi):
-        for c in range(nf * n_ch):
-            res_i[r - lo, c] = RI[r % cap, c]
-            res_q[r - lo, c] = RQ[r % cap, c]
-    amp_i = np.zeros((n, nf))
-    amp_q = np.zeros((n, nf))
-    ni = np.empty(nf)
-    nq = np.empty(nf)
-    live = np.ones(nf, np.bool_)  # a frequency whose amplitudes settled is left alone, so
-    moved = np.zeros(nf, np.bool_)  # each frequency's fit is what it would be on its own
-    for _ in range(p.ls_sweeps):
+        slot = r - wrap
+        if slot >= cap:
+            slot -= cap
+        for f in range(nf):
+            for c in range(n_ch):
+                res[c * rows + r - lo, 2 * f] = RI[slot, f * n_ch + c]
+                res[c * rows + r - lo, 2 * f + 1] = RQ[slot, f * n_ch + c]
+    _sweeps(res, rows, nf, lo, n, R, offy, offx, GY, GX, G, p.ls_sweeps, OUT)
+    for j in range(n):
+        OUT[j, F_COVER] = G[j]
+
+
+@njit(cache=True, nogil=True)
+def _sweeps(res, rows, nf, lo, n, R, offy, offx, GY, GX, G, n_sweeps, OUT):
+    """Gauss-Seidel sweeps of ``_decompose`` over the residual ``res`` (coil x ``rows``
+    + row - ``lo``, ``_LANES``: in-phase and quadrature of frequency 0, then of
+    frequency 1, 0 on a bar of ``nf`` = 1) -> OUT[:, F_AMP_I, F_AMP_Q(, F_AMP_I2, F_AMP_Q2)].
+
+    A footprint's correlation with the residual is sum_b GX[b] sum_a GY[a] res[a, b]:
+    each column of its window summed down its rows (a contiguous run of cells), then
+    weighted across; its step goes back the same way. The four lanes of a cell are
+    one vector operation; each frequency is computed with the same operations in the
+    same order whatever the other does, and one whose amplitudes all settled in a
+    sweep is left alone in the next (each frequency's fit is what it would be alone).
+    A footprint whose amplitudes did not move leaves the residual as it is.
+    """
+    amp = np.zeros((n, _LANES))
+    num = np.empty(_LANES)
+    live = np.zeros(_LANES // 2, np.bool_)  # a frequency whose amplitudes settled is left alone
+    live[:nf] = True
+    moved = np.zeros(_LANES // 2, np.bool_)
+    ridge = 1.0 + _RIDGE
+    cells = res
+    for _ in range(n_sweeps):
         moved[:] = False
         for j in range(n):
-            if G[j] <= 1e-12:
+            g_j = G[j]
+            if g_j <= 1e-12:
                 continue
-            ni[:] = 0.0
-            nq[:] = 0.0
-            for a in range(offy[j + 1] - offy[j]):
-                gy = GY[offy[j] + a]
-                rr = R[j, 0] + a - lo
-                for b in range(offx[j + 1] - offx[j]):
-                    g = gy * GX[offx[j] + b]
-                    for f in range(nf):
-                        col = f * n_ch + R[j, 2] + b
-                        ni[f] += g * res_i[rr, col]
-                        nq[f] += g * res_q[rr, col]
-            for f in range(nf):
+            ny = offy[j + 1] - offy[j]
+            nx = offx[j + 1] - offx[j]
+            base = R[j, 2] * rows + R[j, 0] - lo
+            oy = offy[j]
+            ox = offx[j]
+            n0 = 0.0
+            n1 = 0.0
+            n2 = 0.0
+            n3 = 0.0
+            # each column summed down the rows, then weighted across; two columns at
+            # a time (independent sums: the adds of one do not wait for the other's)
+            for b in range(0, nx - 1, 2):
+                c0 = 0.0
+                c1 = 0.0
+                c2 = 0.0
+                c3 = 0.0
+                e0 = 0.0
+                e1 = 0.0
+                e2 = 0.0
+                e3 = 0.0
+                o = base + b * rows
+                for a in range(ny):
+                    w = GY[oy + a]
+                    c0 += w * cells[o, 0]
+                    c1 += w * cells[o, 1]
+                    c2 += w * cells[o, 2]
+                    c3 += w * cells[o, 3]
+                    e0 += w * cells[o + rows, 0]
+                    e1 += w * cells[o + rows, 1]
+                    e2 += w * cells[o + rows, 2]
+                    e3 += w * cells[o + rows, 3]
+                    o += 1
+                w = GX[ox + b]
+                n0 += w * c0
+                n1 += w * c1
+                n2 += w * c2
+                n3 += w * c3
+                w = GX[ox + b + 1]
+                n0 += w * e0
+                n1 += w * e1
+                n2 += w * e2
+                n3 += w * e3
+            if nx % 2:
+                b = nx - 1
+                c0 = 0.0
+                c1 = 0.0
+                c2 = 0.0
+                c3 = 0.0
+                o = base + b * rows
+                for a in range(ny):
+                    w = GY[oy + a]
+                    c0 += w * cells[o, 0]
+                    c1 += w * cells[o, 1]
+                    c2 += w * cells[o, 2]
+                    c3 += w * cells[o, 3]
+                    o += 1
+                w = GX[ox + b]
+                n0 += w * c0
+                n1 += w * c1
+                n2 += w * c2
+                n3 += w * c3
+            num[0] = n0
+            num[1] = n1
+            num[2] = n2
+            num[3] = n3
+            any_step = False
+            for f in range(_LANES // 2):
+                ki, kq = 2 * f, 2 * f + 1
                 if not live[f]:
-                    ni[f] = 0.0
-                    nq[f] = 0.0
+                    num[ki] = 0.0
+                    num[kq] = 0.0
                     continue
-                new_i = (ni[f] + amp_i[j, f] * G[j]) / (G[j] * (1.0 + _RIDGE))
-                new_q = (nq[f] + amp_q[j, f] * G[j]) / (G[j] * (1.0 + _RIDGE))
-                di = new_i - amp_i[j, f]
-                dq = new_q - amp_q[j, f]
-                ni[f] = di  # the step, applied to the residual below
-                nq[f] = dq
-                amp_i[j, f] = new_i
-                amp_q[j, f] = new_q
+                old_i = amp[j, ki]
+                old_q = amp[j, kq]
+                new_i = (num[ki] + old_i * g_j) / (g_j * ridge)
+                new_q = (num[kq] + old_q * g_j) / (g_j * ridge)
+                di = new_i - old_i
+                dq = new_q - old_q
+                num[ki] = di  # the step, applied to the residual below
+                num[kq] = dq
+                amp[j, ki] = new_i
+                amp[j, kq] = new_q
+                any_step = any_step or di != 0.0 or dq != 0.0
                 if di * di + dq * dq > _SETTLED * _SETTLED * (new_i * new_i + new_q * new_q) + 1e-8:
                     moved[f] = True
-            for a in range(offy[j + 1] - offy[j]):
-                gy = GY[offy[j] + a]
-                rr = R[j, 0] + a - lo
-                for b in range(offx[j + 1] - offx[j]):
-                    g = gy * GX[offx[j] + b]
-                    for f in range(nf):
-                        col = f * n_ch + R[j, 2] + b
-                        res_i[rr, col] -= ni[f] * g
-                        res_q[rr, col] -= nq[f] * g
+            if not any_step:
+                continue
+            for b in range(nx):
+                w = GX[ox + b]
+                s0 = num[0] * w
+                s1 = num[1] * w
+                s2 = num[2] * w
+                s3 = num[3] * w
+                o = base + b * rows
+                for a in range(ny):
+                    w = GY[oy + a]
+                    cells[o, 0] -= w * s0
+                    cells[o, 1] -= w * s1
+                    cells[o, 2] -= w * s2
+                    cells[o, 3] -= w * s3
+                    o += 1
         live[:] = moved
         if not moved.any():  # every amplitude settled: a sweep more would change nothing
             break
     for j in range(n):
-        OUT[j, F_AMP_I] = amp_i[j, 0]
-        OUT[j, F_AMP_Q] = amp_q[j, 0]
-        OUT[j, F_COVER] = G[j]
+        OUT[j, F_AMP_I] = amp[j, 0]
+        OUT[j, F_AMP_Q] = amp[j, 1]
         if nf > 1:
-            OUT[j, F_AMP_I2] = amp_i[j, 1]
-            OUT[j, F_AMP_Q2] = amp_q[j, 1]
+            OUT[j, F_AMP_I2] = amp[j, 2]
+            OUT[j, F_AMP_Q2] = amp[j, 3]
 
 
 @njit(cache=True, nogil=True)
@@ -341,10 +438,16 @@ def _footprint_integrals(TICK, RI, RQ, first, end, X0, X1, Y0, Y1, ACTIVE, t_now
         return
     cover = np.zeros((hi - lo, n_ch), np.int32)
     for j in range(n):
-        for r in range(RNG[j, 0], RNG[j, 1]):
+        for r in range(RNG[j, 0] - lo, RNG[j, 1] - lo):
             for c in range(RNG[j, 2], RNG[j, 3] + 1):
-                cover[r - lo, c] += 1
+                cover[r, c] += 1
+    share = np.zeros((hi - lo, n_ch))  # 1 / cover: each footprint's share of a cell
+    for r in range(hi - lo):
+        for c in range(n_ch):
+            if cover[r, c] > 0:
+                share[r, c] = 1.0 / cover[r, c]
     thr2 = p.signal_units * p.signal_units
+    wrap = first - first % cap  # logical row r sits in slot r - wrap (- cap past the end)
     for j in range(n):
         OUT[j, F_COMPLETE] = RNG[j, 4]
         if not ACTIVE[j]:
@@ -353,27 +456,40 @@ def _footprint_integrals(TICK, RI, RQ, first, end, X0, X1, Y0, Y1, ACTIVE, t_now
         sq = 0.0
         si2 = 0.0
         sq2 = 0.0
+        best = 0.0  # largest (share x |I + jQ|)^2 of one cell, then its peak
         peak = 0.0
         cells = 0
         shared = 0
         sig = 0
+        c0 = RNG[j, 2]
+        c1 = RNG[j, 3] + 1
         for r in range(RNG[j, 0], RNG[j, 1]):
-            slot = r % cap
-            for c in range(RNG[j, 2], RNG[j, 3] + 1):
-                k = cover[r - lo, c]
-                w = 1.0 / k
-                vi = RI[slot, c]
-                vq = RQ[slot, c]
+            slot = r - wrap
+            if slot >= cap:
+                slot -= cap
+            w_row = share[r - lo]
+            k_row = cover[r - lo]
+            ri = RI[slot]
+            rq = RQ[slot]
+            for c in range(c0, c1):
+                w = w_row[c]
+                vi = ri[c]
+                vq = rq[c]
                 si += w * vi
                 sq += w * vq
-                if two:
-                    si2 += w * RI[slot, n_ch + c]
-                    sq2 += w * RQ[slot, n_ch + c]
                 m2 = vi * vi + vq * vq
-                peak = max(peak, w * np.sqrt(m2))
-                cells += 1
-                shared += 1 if k > 1 else 0
+                wm2 = w * w * m2
+                if wm2 > best:
+                    best = wm2
+                    peak = w * np.sqrt(m2)
+                shared += 1 if k_row[c] > 1 else 0
                 sig += 1 if m2 > thr2 else 0
+            if two:
+                for c in range(c0, c1):
+                    w = w_row[c]
+                    si2 += w * ri[n_ch + c]
+                    sq2 += w * rq[n_ch + c]
+            cells += max(c1 - c0, 0)
         OUT[j, F_SUM_I] = si
         OUT[j, F_SUM_Q] = sq
         OUT[j, F_SUM_I2] = si2
@@ -435,13 +551,38 @@ def _features(INT, i, noise, f):
 
 
 @njit(cache=True, nogil=True)
-def _dense(W, B, x, y, relu):
-    """y = W x + B, rectified when ``relu``."""
-    for o in range(W.shape[0]):
-        s = B[o]
-        for a in range(W.shape[1]):
-            s += W[o, a] * x[a]
-        y[o] = max(s, 0.0) if relu else s
+def _dense(WT, B, X, Y, m, relu):
+    """Y[:, :m] = W X[:, :m] + B, rectified when ``relu``; WT = W transposed, (in, out)
+    contiguous; X (in, >= m), Y (out, >= m): one column per footprint.
+
+    Each Y[o, q] is B[o] + W[o, 0] X[0, q] + W[o, 1] X[1, q] + ... in that order (a
+    plain dot product's sum), computed a whole row of footprints at a time (the
+    loop over q is what vectorises; no sum is reordered).
+    """
+    for o in range(WT.shape[1]):
+        y = Y[o]
+        for q in range(m):
+            y[q] = B[o]
+        for a in range(WT.shape[0]):
+            w = WT[a, o]
+            x = X[a]
+            for q in range(m):
+                y[q] += w * x[q]
+        if relu:
+            for q in range(m):
+                y[q] = max(y[q], 0.0)
+
+
+def dense_layers(layers: tuple[tuple[np.ndarray, np.ndarray], ...]) -> tuple[np.ndarray, ...]:
+    """``InductionModel.layers`` ((W (out, in), b), ...) as ``_fused_logits`` takes them:
+    (W1T, b1, W2T, b2, W3T, b3), weights transposed to (in, out), all C-contiguous float64."""
+    out: list[np.ndarray] = []
+    for w, b in layers:
+        out += [
+            np.ascontiguousarray(np.asarray(w, np.float64).T),
+            np.ascontiguousarray(b, np.float64),
+        ]
+    return tuple(out)
 
 
 @njit(cache=True, nogil=True)
@@ -449,45 +590,54 @@ def _fused_logits(INT, rows, EV, NEV, mean, scale, L, cmap, comb, noise, out):
     """Camera mean log-probabilities / T plus the sensor term, minus each row's max.
 
     INT (n, N_INTEGRALS) integrals; rows (m,) int64 rows to fuse; EV (n, K),
-    NEV (n,) the tracker's evidence; mean, scale (d,), L = (W1, B1, W2, B2, W3,
-    B3): the induction model (``models.induction``: the same features and
-    layers); cmap (K,) int64 model class of each controller class (-1: none,
-    term 0); comb = (1 / T, weight, log_floor, damping) as
-    ``sortline.sensor.fusion.sensor_term``, each row's logits then multiplied
-    by 1 / (1 + damping x its footprint's shared share) (flattened: a mostly
+    NEV (n,) the tracker's evidence; mean, scale (d,), L = (W1T, B1, W2T, B2,
+    W3T, B3): the induction model (``models.induction``: the same features and
+    layers, each weight transposed to (in, out), C-contiguous: ``dense_layers``);
+    cmap (K,) int64 model class of each controller class (-1: none, term 0);
+    comb = (CAM (K,), SENS (K,), BIAS (K,), log_floor, damping): per controller class the
+    multiplier of the camera's mean log-probability, of the floored sensor
+    log-probability and the bias (``sortline.sensor.fusion.camera_term``, ``sensor_term``),
+    each row's logits then multiplied by 1 / (1 + damping x its footprint's
+    shared share) (flattened: a mostly
     shared footprint is less sure; ``fusion.flatten_shared``); noise: units
     per cell. Writes out[:m] (m, K).
     """
     W1, B1, W2, B2, W3, B3 = L
-    inv_t, weight, log_floor, damping = comb
+    cam, sens, bias, log_floor, damping = comb
     m = rows.shape[0]
-    km = W3.shape[0]
+    km = W3.shape[1]
     k = EV.shape[1]
-    f = np.empty(mean.shape[0])
-    h1 = np.empty(W1.shape[0])
-    h2 = np.empty(W2.shape[0])
-    lg = np.empty(km)
+    d = mean.shape[0]
+    f = np.empty(d)
+    xs = np.empty((d, m))  # standardised features, one column per fused row
+    for q in range(m):
+        _features(INT, rows[q], noise, f)
+        for a in range(d):
+            xs[a, q] = f[a]
+    for a in range(d):
+        for q in range(m):
+            xs[a, q] = (xs[a, q] - mean[a]) / scale[a]
+    h1 = np.empty((W1.shape[1], m))
+    h2 = np.empty((W2.shape[1], m))
+    lgs = np.empty((km, m))
+    _dense(W1, B1, xs, h1, m, True)
+    _dense(W2, B2, h1, h2, m, True)
+    _dense(W3, B3, h2, lgs, m, False)
     for q in range(m):
         i = rows[q]
-        _features(INT, i, noise, f)
-        for a in range(f.shape[0]):
-            f[a] = (f[a] - mean[a]) / scale[a]
-        _dense(W1, B1, f, h1, True)
-        _dense(W2, B2, h1, h2, True)
-        _dense(W3, B3, h2, lg, False)
         mx = -1e300
         for c in range(km):
-            mx = max(mx, lg[c])
+            mx = max(mx, lgs[c, q])
         tot = 0.0
         for c in range(km):
-            tot += np.exp(lg[c] - mx)
+            tot += np.exp(lgs[c, q] - mx)
         lse = mx + np.log(tot)
-        inv = inv_t / NEV[i]
+        inv = 1.0 / NEV[i]
         best = -1e300
         for c in range(k):
-            v = EV[i, c] * inv
+            v = EV[i, c] * inv * cam[c]
             if cmap[c] >= 0:
-                v += weight * max(lg[cmap[c]] - lse, log_floor)
+                v += sens[c] * max(lgs[cmap[c], q] - lse, log_floor) + bias[c]
             out[q, c] = v
             best = max(best, v)
         flat = 1.0 / (1.0 + damping * INT[i, F_SHARED])

@@ -39,6 +39,17 @@ How it is combined is part of the model: ``camera_temperature`` T and
 
     camera mean log-probability per view / T + w x max(log p_sensor, log floor)
 
+and, from ``induction-v3`` version 3.1, per class c (``class_terms``, fitted
+on the same validation scenes; absent: 1, 1, 0):
+
+    a_c x camera mean log-probability_c / T + b_c x w x max(log p_sensor_c, log floor) + d_c
+
+because how far each sensor can be trusted depends on the class: the camera
+tells copper from brass by colour but a stone from steel poorly (both grey),
+the bar tells metal from non-metal with certainty but conductivities that
+overlap (copper, brass, aluminium) with noise, and it is blind between
+plastic, rubber and residue. One scalar w could not weigh both.
+
 Stored as JSON (version, classes, standardisation, layers, combination),
 loaded without torch.
 """
@@ -47,6 +58,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -131,7 +143,9 @@ class InductionModel:
     rectified after the first two; camera_temperature, sensor_weight: the
     combination (module doc); note: training data and fit; feature_names:
     ``FEATURE_NAMES`` (d = 15) or ``FEATURE_NAMES_V3`` (d = 24, two frequencies);
-    frequencies_hz: the bar's frequencies it was trained on."""
+    frequencies_hz: the bar's frequencies it was trained on; class_terms: (K, 3)
+    per class of ``class_names``: camera gain a, sensor gain b, bias d of the
+    combination (module doc), None = (1, 1, 0) for every class."""
 
     version: str
     class_names: tuple[str, ...]
@@ -143,6 +157,7 @@ class InductionModel:
     note: str = ""
     feature_names: tuple[str, ...] = FEATURE_NAMES
     frequencies_hz: tuple[float, ...] = (5000.0,)
+    class_terms: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.feature_names not in (FEATURE_NAMES, FEATURE_NAMES_V3):
@@ -166,6 +181,33 @@ class InductionModel:
             raise ValueError(f"InductionModel: {width} outputs for {len(self.class_names)} classes")
         if not (self.camera_temperature > 0 and self.sensor_weight >= 0):
             raise ValueError("InductionModel: camera_temperature > 0, sensor_weight >= 0 needed")
+        t = self.class_terms
+        if t is not None and (
+            t.shape != (len(self.class_names), 3)
+            or not np.all(np.isfinite(t))
+            or np.any(t[:, :2] < 0)
+        ):
+            raise ValueError(
+                f"InductionModel: class_terms {t.shape} must be ({len(self.class_names)}, 3), "
+                "finite, gains >= 0"
+            )
+
+    def combination(self, class_names: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per class of ``class_names`` (a line's order): the multiplier of the
+        camera's mean log-probability (a_c / T), of the floored sensor
+        log-probability (b_c x w) and the bias d_c. A class the model does not
+        know: 1 / T, 0, 0 (the camera alone speaks for it)."""
+        k = len(class_names)
+        cam, sens, bias = np.full(k, 1.0 / self.camera_temperature), np.zeros(k), np.zeros(k)
+        for j, name in enumerate(class_names):
+            if name not in self.class_names:
+                continue
+            i = self.class_names.index(name)
+            a, b, d = (1.0, 1.0, 0.0) if self.class_terms is None else self.class_terms[i]
+            cam[j] = a / self.camera_temperature
+            sens[j] = b * self.sensor_weight
+            bias[j] = d
+        return cam, sens, bias
 
     @property
     def frequencies_read(self) -> int:
@@ -197,7 +239,7 @@ class InductionModel:
         return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "format": FORMAT,
             "version": self.version,
             "class_names": list(self.class_names),
@@ -208,15 +250,30 @@ class InductionModel:
             "layers": [{"weight": w.tolist(), "bias": b.tolist()} for w, b in self.layers],
             "camera_temperature": self.camera_temperature,
             "sensor_weight": self.sensor_weight,
-            "note": self.note,
         }
+        if self.class_terms is not None:
+            out["class_terms"] = {
+                "columns": ["camera_gain", "sensor_gain", "bias"],
+                "rows": self.class_terms.tolist(),
+            }
+        out["note"] = self.note
+        return out
 
     def save(self, path: Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=1) + "\n", encoding="utf-8")
 
-    def with_combination(self, camera_temperature: float, sensor_weight: float) -> InductionModel:
+    def with_combination(
+        self,
+        camera_temperature: float,
+        sensor_weight: float,
+        class_terms: np.ndarray | None = None,
+    ) -> InductionModel:
+        """The same model with another combination (``class_terms`` None: scalar)."""
         return dataclasses.replace(
-            self, camera_temperature=camera_temperature, sensor_weight=sensor_weight
+            self,
+            camera_temperature=camera_temperature,
+            sensor_weight=sensor_weight,
+            class_terms=class_terms,
         )
 
     @classmethod
@@ -247,6 +304,7 @@ class InductionModel:
                 str(d.get("note", "")),
                 names,
                 tuple(float(x) for x in d.get("frequencies_hz", (5000.0,))),
+                None if "class_terms" not in d else np.asarray(d["class_terms"]["rows"], float),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InputFileError(path, f"malformed induction model: {exc}", "layers") from exc

@@ -29,6 +29,7 @@ from core.classes import DEFAULT_CLASSES
 from models.induction import NOISE_UNITS, InductionModel
 from sim.plant.feed import MOTION_KINDS
 from sortline.sensor.evaluate import Views, fragment_scores
+from sortline.sensor.fusion import camera_term
 
 __all__ = ["CAUSES", "error_causes", "markdown"]
 
@@ -74,7 +75,7 @@ def error_causes(v: Views, model: InductionModel) -> dict[str, Any]:
     cam_pred, pred = sc.predictions()
     f = _per_fragment(v, sc.key)
     k = len(DEFAULT_CLASSES)
-    cam_mean = sc.cam / np.maximum(sc.n_seen, 1)[:, None] / model.camera_temperature
+    cam_mean = camera_term(model, DEFAULT_CLASSES, sc.cam / np.maximum(sc.n_seen, 1)[:, None])
     sens = sc.fused - cam_mean
     causes: collections.Counter[str] = collections.Counter()
     pairs: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)

@@ -34,14 +34,21 @@ from models.evaluate import HARD_PAIRS, PROB_FLOOR
 from models.induction import InductionModel
 from sim.plant.feed import MOTION_KINDS
 from sim.plant.induction import InductionBar
-from sortline.sensor.fusion import flatten_shared, sensor_term
+from sortline.sensor.fusion import camera_term, flatten_shared, sensor_term
 from sortline.sensor.scene import SensorScene, VelocityBook
 from sortline.training_data import SceneSpec, _label_rows
 from vision.classifier import OnnxClassifier
 from vision.crops import CropParams, extract_crops
 from vision.pipeline import VisionPipeline
 
-__all__ = ["Views", "collect_views", "fit_combination", "fragment_report", "held_out_report"]
+__all__ = [
+    "Views",
+    "collect_views",
+    "fit_class_terms",
+    "fit_combination",
+    "fragment_report",
+    "held_out_report",
+]
 
 Progress = Callable[[str], None]
 
@@ -216,7 +223,7 @@ def fragment_scores(
     n_all = np.bincount(inv[use], minlength=uniq.size)
     truth = np.zeros(uniq.size, np.int64)
     truth[inv] = v.label[rows]
-    cam_mean = cam / np.maximum(n_seen, 1)[:, None] / model.camera_temperature
+    cam_mean = camera_term(model, DEFAULT_CLASSES, cam / np.maximum(n_seen, 1)[:, None])
     fused = cam_mean + sens / np.maximum(n_all, 1)[:, None]
     shared = np.zeros(uniq.size)
     np.add.at(shared, inv[use], v.integrals[rows][use, F_SHARED])
@@ -338,4 +345,86 @@ def fit_combination(
         grid.append({"sensor_ratio": ratio, "camera_temperature": t, "nll": nll})
         if nll < best_nll:
             best_t, best_nll = t, nll
-    return model.with_combination(best_t, ratio / best_t), grid
+    scalar = model.with_combination(best_t, ratio / best_t)
+    terms, cv = fit_class_terms(v, scalar)
+    grid += cv
+    return scalar.with_combination(best_t, ratio / best_t, terms), grid
+
+
+CLASS_TERM_L2 = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)  # pull of a_c, b_c, d_c to 1, 1, 0
+
+
+def _class_term_parts(v: Views, model: InductionModel) -> tuple[np.ndarray, ...]:
+    """Per fragment with a kept view: the camera's and the sensor's part of the
+    scalar combination (m, K), the truth (m,) and the scene (m,)."""
+    scalar = model.with_combination(model.camera_temperature, model.sensor_weight)
+    sc = fragment_scores(v, scalar, 1.0)
+    ok = sc.n_seen > 0
+    cam = camera_term(scalar, DEFAULT_CLASSES, sc.cam / np.maximum(sc.n_seen, 1)[:, None])
+    return cam[ok], (sc.fused - cam)[ok], sc.truth[ok], (sc.key >> 32)[ok]
+
+
+def _fit_terms(cam: np.ndarray, sens: np.ndarray, truth: np.ndarray, l2: float) -> np.ndarray:
+    """(K, 3) a, b, d minimising the mean cross-entropy of softmax(a cam + b sens + d)
+    plus l2 x (|a - 1|^2 + |b - 1|^2 + |d|^2); a, b >= 0."""
+    from scipy.optimize import minimize
+
+    m, k = cam.shape
+    onehot = np.zeros((m, k))
+    onehot[np.arange(m), truth] = 1.0
+
+    def loss(x: np.ndarray) -> tuple[float, np.ndarray]:
+        a, b, d = x[:k], x[k : 2 * k], x[2 * k :]
+        z = cam * a + sens * b + d
+        z = z - z.max(axis=1, keepdims=True)
+        lse = np.log(np.exp(z).sum(axis=1))
+        nll = float((lse - (z * onehot).sum(axis=1)).mean())
+        dz = (np.exp(z - lse[:, None]) - onehot) / m
+        reg = float(((a - 1) ** 2).sum() + ((b - 1) ** 2).sum() + (d**2).sum())
+        grad = np.concatenate(
+            [(dz * cam).sum(0) + 2 * l2 * (a - 1), (dz * sens).sum(0) + 2 * l2 * (b - 1),
+             dz.sum(0) + 2 * l2 * d]
+        )  # fmt: skip
+        return nll + l2 * reg, grad
+
+    x0 = np.concatenate([np.ones(2 * k), np.zeros(k)])
+    bounds = [(0.0, None)] * (2 * k) + [(None, None)] * k
+    res = minimize(loss, x0, jac=True, method="L-BFGS-B", bounds=bounds)
+    return np.asarray(res.x).reshape(3, k).T.copy()
+
+
+def fit_class_terms(
+    v: Views, model: InductionModel
+) -> tuple[np.ndarray | None, list[dict[str, Any]]]:
+    """Per-class gains and biases of the combination (``InductionModel.class_terms``)
+    on validation views ``v``, on top of ``model``'s scalar T and w.
+
+    The pull ``l2`` towards the scalar combination is chosen by two-fold
+    cross-validation over the scenes (even / odd scene index: fitted on one
+    half, per-fragment top-1 on the other, summed), against the scalar
+    combination itself; the terms are then fitted on all of ``v`` with it. None
+    when the scalar combination does as well (ties go to the simpler). Returns
+    the terms and the figures of the choice."""
+    cam, sens, truth, scene = _class_term_parts(v, model)
+    if truth.size == 0:
+        return None, []
+    fold = scene % 2
+    scalar_right = int(((cam + sens).argmax(axis=1) == truth).sum())
+    rows: list[dict[str, Any]] = [{"class_terms_l2": None, "cv_top1": scalar_right / truth.size}]
+    best_l2, best_right = None, scalar_right
+    for l2 in CLASS_TERM_L2:
+        right = 0
+        for f in (0, 1):
+            tr, te = fold != f, fold == f
+            if not tr.any() or not te.any():
+                right = -1
+                break
+            t = _fit_terms(cam[tr], sens[tr], truth[tr], l2)
+            z = cam[te] * t[:, 0] + sens[te] * t[:, 1] + t[:, 2]
+            right += int((z.argmax(axis=1) == truth[te]).sum())
+        rows.append({"class_terms_l2": l2, "cv_top1": right / truth.size})
+        if right > best_right:
+            best_l2, best_right = l2, right
+    if best_l2 is None:
+        return None, rows
+    return _fit_terms(cam, sens, truth, best_l2), rows

@@ -10,11 +10,12 @@ config or calibration), the induction model turns the integrals into
 per-class log probabilities, and the track's outlook (class, probability,
 fraction, target) is recomputed from
 
-    (mean camera log-probability per view / T + w x weight x max(log p_sensor, log floor))
-    / (1 + damping x shared)
+    (a_c x mean camera log-probability per view / T
+     + weight x (b_c x w x max(log p_sensor, log floor) + d_c)) / (1 + damping x shared)
 
-(T, w: the model's fitted combination; ``weight``: ``[sensor] weight``, 1 =
-as fitted; ``damping``: ``[sensor] shared_damping``, shared: the share of the
+(T, w and per class a_c, b_c, d_c: the model's fitted combination,
+``InductionModel.combination``; ``weight``: ``[sensor] weight``, 1 = as
+fitted; ``damping``: ``[sensor] shared_damping``, shared: the share of the
 footprint's cells other footprints cover too: a mostly shared footprint's
 outlook is flattened, less sure, so a recipe's threshold holds it back; the
 class it points to does not change). Touching fragments share cells: the kernel solves every
@@ -41,11 +42,12 @@ from control.kernels_fusion import (
     _back_project,
     _footprint_integrals,
     _fused_logits,
+    dense_layers,
 )
 from models.induction import NOISE_UNITS, InductionModel
 from sortline.sensor.ring import RowRing
 
-__all__ = ["MAX_REL_SPEED", "SensorFusion", "flatten_shared", "sensor_term"]
+__all__ = ["MAX_REL_SPEED", "SensorFusion", "camera_term", "flatten_shared", "sensor_term"]
 
 LOG_FLOOR = float(np.log(1e-3))  # the sensor never says less than 1e-3 of any class
 MAX_REL_SPEED = 0.5  # |velocity relative to the belt| / belt speed trusted for back-projection
@@ -58,20 +60,30 @@ class _Health(Protocol):
 def sensor_term(
     model: InductionModel, class_names: Sequence[str], integrals: np.ndarray, weight: float
 ) -> np.ndarray:
-    """(n, K) evidence to add to the camera's mean log-probabilities divided by
-    ``model.camera_temperature``, in ``class_names`` order (classes the model does
-    not know get 0) from integrals (n, N_INTEGRALS); ``weight`` multiplies the
-    model's fitted ``sensor_weight``."""
+    """(n, K) evidence to add to the camera's term (``camera_term``), in
+    ``class_names`` order (classes the model does not know get 0) from integrals
+    (n, N_INTEGRALS): weight x (b_c x w x max(log p_sensor, log floor) + d_c), the
+    model's fitted combination (``InductionModel.combination``); ``weight``
+    (``[sensor] weight``) multiplies it all."""
     n = integrals.shape[0]
     out = np.zeros((n, len(class_names)))
     if n == 0:
         return out
     logp = np.maximum(model.log_probs(integrals), LOG_FLOOR)
-    scale = weight * model.sensor_weight
+    _, sens, bias = model.combination(class_names)
     for j, name in enumerate(class_names):
         if name in model.class_names:
-            out[:, j] = scale * logp[:, model.class_names.index(name)]
+            out[:, j] = weight * (sens[j] * logp[:, model.class_names.index(name)] + bias[j])
     return out
+
+
+def camera_term(
+    model: InductionModel, class_names: Sequence[str], mean_logp: np.ndarray
+) -> np.ndarray:
+    """(n, K) the camera's part of the fused score from its mean log-probability
+    per view (n, K): a_c / T per class (``InductionModel.combination``)."""
+    cam, _, _ = model.combination(class_names)
+    return np.asarray(mean_logp, np.float64) * cam
 
 
 def flatten_shared(scores: np.ndarray, shared: np.ndarray, damping: float) -> np.ndarray:
@@ -124,15 +136,10 @@ class SensorFusion:
         self._buf = np.zeros((256, N_INTEGRALS))
         self._ext = np.zeros((4, 256))
         self.last_integrals = np.zeros((0, N_INTEGRALS))
-        (w1, b1), (w2, b2), (w3, b3) = model.layers
-        self._layers = (w1, b1, w2, b2, w3, b3)
+        self._layers = dense_layers(model.layers)
         self.shared_damping = float(shared_damping)
-        self._comb = (
-            1.0 / model.camera_temperature,
-            self.weight * model.sensor_weight,
-            LOG_FLOOR,
-            self.shared_damping,
-        )
+        cam, sens, bias = model.combination(self.class_names)
+        self._comb = (cam, self.weight * sens, self.weight * bias, LOG_FLOOR, self.shared_damping)
 
     def _hold_back(self, table: Any, n: int) -> None:
         """Camera alone: undecided tracks aimed at a class that needs the sensor pass."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from bench import fusion
 
 
@@ -26,3 +28,33 @@ def test_fusion_bench_single_frequency_model(tmp_path: Path) -> None:
     assert fusion.main(argv) == 0
     row = json.loads(out.read_text())["results"][0]
     assert row["frequencies"] == 1 and row["model"] == "2.0" and row["fused_per_call"] == 10
+
+
+def test_fusion_bench_before_after(tmp_path: Path) -> None:
+    """``--baseline``: the other tree's code times the same case in a child process,
+    rounds alternate, each side's quietest round is kept with every round."""
+    tree = Path(__file__).resolve().parents[2]  # this tree against itself
+    out = tmp_path / "cmp.json"
+    argv = [
+        "--quick",
+        "--tracks",
+        "10",
+        "--rounds",
+        "2",
+        "--baseline",
+        str(tree),
+        "--json",
+        str(out),
+    ]
+    assert fusion.main(argv) == 0
+    row = json.loads(out.read_text())["results"][0]
+    assert row["tracks"] == 10 and row["baseline"] == str(tree)
+    for side in ("before", "after"):
+        assert len(row["rounds"][side]) == 2
+        assert row[side] in row["rounds"][side]
+        assert row[side]["fused_per_call"] == 10 and row[side]["p50_ms"] > 0
+
+
+def test_fusion_bench_refuses_a_baseline_that_is_not_a_tree(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit):
+        fusion.main(["--quick", "--baseline", str(tmp_path)])

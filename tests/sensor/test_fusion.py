@@ -205,19 +205,26 @@ def _random_v3() -> InductionModel:
 
 
 @pytest.mark.parametrize(
-    ("which", "damping"), [("shipped", 0.0), ("two-frequency", 0.0), ("two-frequency", 1.5)]
-)
+    ("which", "damping"),
+    [("shipped", 0.0), ("shipped-scalar", 0.0), ("two-frequency", 0.0), ("two-frequency", 1.5),
+     ("per-class", 0.0), ("per-class", 1.5)],
+)  # fmt: skip
 def test_fused_logits_equal_the_slow_path(which: str, damping: float) -> None:
-    """The kernel's features, model and sum against ``models.induction`` and
-    ``sensor_term`` (the shipped model or a two-frequency one, random integrals,
-    a class it lacks)."""
-    from control.kernels_fusion import F_AMP_I2, F_SUM_I2, _fused_logits
+    """The kernel's features, model and sum against ``models.induction``,
+    ``camera_term`` and ``sensor_term`` (the shipped model as it is and with a
+    scalar combination, a two-frequency one with scalar or per-class terms,
+    random integrals, a class it lacks)."""
+    from control.kernels_fusion import F_AMP_I2, F_SUM_I2, _fused_logits, dense_layers
     from models.induction import BUILTIN, NOISE_UNITS, resolve
-    from sortline.sensor.fusion import LOG_FLOOR, flatten_shared, sensor_term
+    from sortline.sensor.fusion import LOG_FLOOR, camera_term, flatten_shared, sensor_term
 
-    model = (
-        InductionModel.load(resolve(BUILTIN)) if which == "shipped" else _random_v3()
-    ).with_combination(0.8, 0.6)
+    terms = np.random.default_rng(9).uniform([0.5, 0.2, -1.0], [2.0, 3.0, 1.0], (10, 3))
+    if which == "shipped":
+        model = InductionModel.load(resolve(BUILTIN))
+    elif which == "shipped-scalar":
+        model = InductionModel.load(resolve(BUILTIN)).with_combination(0.8, 0.6)
+    else:
+        model = _random_v3().with_combination(0.8, 0.6, terms if which == "per-class" else None)
     rng = np.random.default_rng(3)
     n, names = 40, (*DEFAULT_CLASSES, "unknown")
     integ = np.zeros((n, N_INTEGRALS))
@@ -234,19 +241,26 @@ def test_fused_logits_equal_the_slow_path(which: str, damping: float) -> None:
     nev = rng.integers(1, 9, n).astype(np.int64)
     rows = np.flatnonzero(rng.random(n) < 0.8).astype(np.int64)
     cmap = np.array([model.class_names.index(c) if c in model.class_names else -1 for c in names])
-    (w1, b1), (w2, b2), (w3, b3) = model.layers
-    comb = (1.0 / model.camera_temperature, 0.7 * model.sensor_weight, LOG_FLOOR, damping)
+    layers = dense_layers(model.layers)
+    cam, sens, bias = model.combination(names)
+    comb = (cam, 0.7 * sens, 0.7 * bias, LOG_FLOOR, damping)
     got = _fused_logits(
-        integ, rows, ev, nev, model.mean, model.scale, (w1, b1, w2, b2, w3, b3),
+        integ, rows, ev, nev, model.mean, model.scale, layers,
         cmap.astype(np.int64), comb, NOISE_UNITS, np.zeros((n, len(names))),
     )  # fmt: skip
-    want = ev[rows] / nev[rows, None] / 0.8 + sensor_term(model, names, integ[rows], 0.7)
+    want = camera_term(model, names, ev[rows] / nev[rows, None])
+    want += sensor_term(model, names, integ[rows], 0.7)
     want = flatten_shared(want - want.max(axis=1, keepdims=True), integ[rows, F_SHARED], damping)
     assert np.allclose(got, want, atol=1e-9)
+    if which == "per-class":  # the terms are not the scalar combination's
+        scalar = model.with_combination(0.8, 0.6)
+        plain_want = camera_term(scalar, names, ev[rows] / nev[rows, None])
+        plain_want += sensor_term(scalar, names, integ[rows], 0.7)
+        assert not np.allclose(want, plain_want - plain_want.max(axis=1, keepdims=True), atol=0.1)
     if damping > 0:  # flattened: the class each row points to is the same, less sure
         plain = _fused_logits(
-            integ, rows, ev, nev, model.mean, model.scale, (w1, b1, w2, b2, w3, b3),
-            cmap.astype(np.int64), (*comb[:3], 0.0), NOISE_UNITS, np.zeros((n, len(names))),
+            integ, rows, ev, nev, model.mean, model.scale, layers,
+            cmap.astype(np.int64), (*comb[:4], 0.0), NOISE_UNITS, np.zeros((n, len(names))),
         ).copy()  # fmt: skip
         assert np.array_equal(got.argmax(axis=1), plain.argmax(axis=1))
         shared = integ[rows, F_SHARED] > 0.05
