@@ -303,7 +303,9 @@ class RecordsSection(BaseModel):
         description='"" = sqlite:///<dir>/<line>.sqlite; or sqlite:///PATH, postgresql://...',
     )
     shifts: list[ShiftEntry] = Field(default_factory=list)
-    timezone: str = Field("UTC", min_length=1, description="IANA zone of the shift times")
+    timezone: str = Field(
+        "UTC", min_length=1, max_length=64, description="IANA zone of the shift times"
+    )
     retention_days: float = Field(365.0, gt=0, le=36500, description="older decisions pruned")
     batch_ms: float = Field(200.0, ge=10, le=1000, description="a commit at least this often")
     batch_rows: int = Field(500, ge=1, le=100_000, description="... or once this many rows wait")
@@ -322,8 +324,8 @@ class RecordsSection(BaseModel):
 
         try:
             zoneinfo.ZoneInfo(v)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {v!r}") from None
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name the
+            raise ValueError(f"unknown time zone {v!r}") from None  # file system refuses
         return v
 
     @model_validator(mode="after")

@@ -132,3 +132,23 @@ def test_bad_aiming_settings_refused_in_one_line(
     msg = str(info.value)
     assert str(p) in msg and field in msg and reason in msg, msg
     assert "\n" not in msg
+
+
+@pytest.mark.parametrize(
+    ("zone", "reason"),
+    [
+        ("Mars/Olympus_Mons", "unknown time zone"),
+        ("x" * 64, "unknown time zone"),
+        ("x" * 300, "at most 64 characters"),  # was: OSError, file name too long
+    ],
+)
+def test_bad_time_zone_refused_in_one_line(tmp_path: Path, zone: str, reason: str) -> None:
+    """Found by the fuzz test: a zone name longer than a file name could reach
+    the file system (``OSError: File name too long``) instead of a one-line
+    refusal; names are now at most 64 characters, and an OSError is refused too."""
+    p = tmp_path / "line.toml"
+    p.write_text(f'[records]\ntimezone = "{zone}"\n')
+    with pytest.raises(InputFileError) as info:
+        load_config(p)
+    msg = str(info.value)
+    assert "records.timezone" in msg and reason in msg and "\n" not in msg, msg
