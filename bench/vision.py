@@ -556,6 +556,19 @@ def cpu(
     return out
 
 
+def _cells(p: argparse.ArgumentParser, flag: str, arg: str) -> list[tuple[str, float]]:
+    """``PRESET:FEED,...`` (FEED 0 or absent: the preset's own) as (name, feed) pairs;
+    anything else ends the command with an error naming ``flag`` and the item."""
+    cells = []
+    for item in arg.split(","):
+        name, _, feed = item.partition(":")
+        try:
+            cells.append((name, float(feed or 0)))
+        except ValueError:
+            p.error(f"{flag}: {item!r} is not PRESET:FEED")
+    return cells
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="sortline bench vision",
@@ -593,13 +606,7 @@ def main(argv: list[str] | None = None) -> int:
                    "side by side, and check the detections are the same")  # fmt: skip
     args = p.parse_args(argv)
     if args.cpu:
-        cells = []
-        for item in args.cpu.split(","):
-            name, _, feed = item.partition(":")
-            try:
-                cells.append((name, float(feed or 0)))
-            except ValueError:
-                p.error(f"--cpu: {item!r} is not PRESET:FEED")
+        cells = _cells(p, "--cpu", args.cpu)
         frames = 5 if args.quick else args.frames
         load0 = os.getloadavg()[0]
         rows = [cpu(name, feed, frames, args.model, args.seed, args.baseline)
@@ -614,13 +621,7 @@ def main(argv: list[str] | None = None) -> int:
                   args.json)  # fmt: skip
         return 0
     if args.study:
-        cells = []
-        for item in args.study.split(","):
-            name, _, feed = item.partition(":")
-            try:
-                cells.append((name, float(feed or 0)))
-            except ValueError:
-                p.error(f"--study: {item!r} is not PRESET:FEED")
+        cells = _cells(p, "--study", args.study)
         frames = 5 if args.quick else args.frames
         names = tuple(v for v in args.variants.split(",") if v)
         unknown = [v for v in names if v not in VARIANTS]
