@@ -34,6 +34,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import glob
+import logging
 import mmap
 import os
 import re
@@ -43,6 +45,8 @@ from pathlib import Path
 
 import numpy as np
 
+log = logging.getLogger("sortline.frame_ring")
+
 __all__ = [
     "HEADER_BYTES",
     "LAYOUT_VERSION",
@@ -50,6 +54,7 @@ __all__ = [
     "FrameRingReader",
     "FrameRingWriter",
     "RingFrame",
+    "remove_dead_rings",
     "ring_path",
 ]
 
@@ -275,6 +280,32 @@ class FrameRingWriter:
             with contextlib.suppress(FileNotFoundError):
                 if m.path.stat().st_ino == self._inode:
                     m.path.unlink()
+
+
+def remove_dead_rings(prefix: str, directory: Path = Path("/dev/shm")) -> list[Path]:
+    """Remove the ring files ``directory/prefix*`` whose writer no longer runs
+    and return them. A writer killed with SIGKILL (or by the OOM killer)
+    cannot unlink its ring; a line that names its ring by process id would
+    otherwise leave one in RAM (``/dev/shm``) for every such crash. Files that
+    are not rings, and rings whose writer lives, are left alone."""
+    gone = []
+    for path in sorted(directory.glob(f"{glob.escape(prefix)}*")):
+        try:
+            owner = _owner_pid(path)
+        except FrameRingError:
+            continue  # unreadable: not ours to judge
+        if owner is None or owner == os.getpid() or _pid_alive(owner):
+            continue
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            continue  # another process cleaned it first
+        except OSError as exc:
+            log.warning("frame ring %s of dead process %d: cannot remove: %s",
+                        path, owner, exc.strerror)  # fmt: skip
+            continue
+        gone.append(path)
+    return gone
 
 
 def _owner_pid(path: Path) -> int | None:

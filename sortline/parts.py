@@ -23,6 +23,7 @@ from calibration.store import CalibrationStore
 from control.controller import Controller
 from control.recipe import Recipe, load_recipe
 from core.errors import InputFileError
+from core.frame_ring import remove_dead_rings
 from core.net import free_port
 from plc.bridge import BridgeConfig, PlcBridge
 from sortline.config import LineConfig
@@ -113,7 +114,10 @@ def _embedded_plant(
     from sim.plant.scenario import load_scenario
 
     port = free_port() if plc_port == 0 else (plc_port or cfg.plc.port)
-    ring = f"sortline-{cfg.line.name}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    prefix = f"sortline-{cfg.line.name}-"
+    for path in remove_dead_rings(prefix):  # left by a run of this line that was killed
+        log.info("removed the frame ring of a dead run: %s", path)
+    ring = f"{prefix}{os.getpid()}-{uuid.uuid4().hex[:6]}"
     return PlantRunner(  # the plant runs on the config's geometry: its truth
         cfg.geometry,
         load_scenario(scenario or cfg.sim.scenario),

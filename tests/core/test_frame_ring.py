@@ -300,3 +300,29 @@ def test_writer_alive_needs_a_recent_beat(name: str) -> None:
     assert reader.writer_alive(stale_s=0.05)
     reader.close()
     writer.close()
+
+
+@pytest.mark.timeout(60)
+def test_rings_of_dead_writers_are_removed(tmp_path: Path) -> None:
+    """A writer killed without closing leaves its ring file; ``remove_dead_rings``
+    removes those of a prefix whose writer is gone, and leaves a live writer's
+    ring, files that are not rings and other prefixes alone."""
+    from core.frame_ring import remove_dead_rings
+
+    dead = [tmp_path / f"sortline-l-{i}" for i in range(2)]
+    for path in dead:
+        proc = run_python(_CRASHING_WRITER, str(path))
+        assert proc.wait(30) == 0, proc.stderr.read() if proc.stderr else ""
+    other = tmp_path / "sortline-m-0"
+    proc = run_python(_CRASHING_WRITER, str(other))
+    assert proc.wait(30) == 0
+    live = FrameRingWriter.create(str(tmp_path / "sortline-l-live"), 64, 48, 3)
+    (tmp_path / "sortline-l-notes.txt").write_text("not a ring")
+    try:
+        assert remove_dead_rings("sortline-l-", tmp_path) == dead
+        assert not any(p.exists() for p in dead)
+        assert other.exists() and (tmp_path / "sortline-l-live").exists()
+        assert (tmp_path / "sortline-l-notes.txt").exists()
+        assert remove_dead_rings("sortline-l-", tmp_path) == []
+    finally:
+        live.close()

@@ -80,3 +80,18 @@ def test_kill_9_loses_at_most_about_a_second_of_records(
     assert pulses >= acked_then  # everything older than a second survived
     assert last_t <= kill_unix_s  # and nothing invented
     assert decisions > pulses / 2  # pass-through decisions are there too
+
+    # the killed run could not remove its camera ring from /dev/shm: the next line
+    # of the same name, built in this process, removes it
+    from sortline.config import load_config
+    from sortline.parts import build_parts
+
+    cfg = load_config(line_config_file)
+    left = list(Path("/dev/shm").glob(f"sortline-{cfg.line.name}-{proc.pid}-*"))
+    assert len(left) == 1, left
+    parts = build_parts(cfg, plc_port=0, stepped=True)
+    try:
+        assert not left[0].exists()
+        assert parts.plant is not None and f"-{os.getpid()}-" in parts.plant.ring_name
+    finally:
+        parts.close()
