@@ -114,6 +114,11 @@ class PlcBridge:
                 self._s.last_error = self._lt.priority_error
         self._main_task = self._lt.run(self._spawn(), 5.0)
 
+    @property
+    def started(self) -> bool:
+        """``start`` was called: the bridge is trying to reach the PLC."""
+        return self._main_task is not None
+
     def stop(self, timeout_s: float = 5.0) -> None:
         """Stop heartbeats and close the link (the PLC's watchdog then trips)."""
         self._stopping = True

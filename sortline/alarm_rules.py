@@ -86,6 +86,7 @@ class Observation:
     counters are cumulative (a counter that goes back is a restart)."""
 
     t_s: float
+    plc_started: bool = True  # False: the line is still warming up, no link is tried yet
     plc_linked: bool = True
     plc_where: str = "PLC"
     plc_error: str = ""
@@ -204,14 +205,12 @@ class AlarmEvaluator:
         self._plc_held: dict[str, Raised] = {}
         self._valves_held: dict[str, Raised] = {}
         self._ever_linked = False
-        self._first_s: float | None = None
+        self._link_tried_s: float | None = None  # the first look with the bridge started
         self._records = (0, 0)  # failed, written at the last look
         self._records_failing = False
         self._stamped = False  # a frame had its encoder count by the last look
 
     def evaluate(self, o: Observation) -> dict[str, Raised]:
-        if self._first_s is None:
-            self._first_s = o.t_s
         out: dict[str, Raised] = {}
         self._plc(o, out)
         if o.camera_problem:
@@ -239,10 +238,13 @@ class AlarmEvaluator:
         return out
 
     def _plc(self, o: Observation, out: dict[str, Raised]) -> None:
+        if not o.plc_started:
+            return  # warming up (a first start compiles for tens of seconds): not lost
+        if self._link_tried_s is None:
+            self._link_tried_s = o.t_s
         if not o.plc_linked:
             lost = self._ever_linked or o.plc_error
-            first_s = o.t_s if self._first_s is None else self._first_s
-            if lost or o.t_s - first_s >= LINK_GRACE_S:
+            if lost or o.t_s - self._link_tried_s >= LINK_GRACE_S:
                 why = f": {o.plc_error}" if o.plc_error else ""
                 out["plc.link"] = Raised("critical", f"PLC link lost ({o.plc_where}){why}")
             out.update(self._plc_held)  # unknown while the link is down: last known
@@ -326,7 +328,8 @@ def observe(line: SortingLine, uncertainty: UncertaintyListener) -> Observation:
     failing = [c for c in line.loop.holds() if c.startswith("frame loop failing")]
     rec = line.records
     return Observation(
-        t_s=time.monotonic(), plc_linked=plc.connected, plc_where=where,
+        t_s=time.monotonic(), plc_started=bridge.started, plc_linked=plc.connected,
+        plc_where=where,
         plc_error=plc.last_error, plc_state=plc.state, estop=plc.estop,
         watchdog_trips=plc.plc_counters.get("watchdog_trips", 0),
         rejected_malformed=plc.plc_counters.get("rejected_malformed", 0),

@@ -152,6 +152,16 @@ def test_a_valve_recovers_and_link_loss_keeps_the_verdict() -> None:
         ([obs(0), obs(1, rejected_malformed=2)], "plc.malformed", "warning", "refused 2"),
         ([obs(0, plc_linked=False, plc_error="refused")], "plc.link", "critical", "lost"),
         ([obs(0, plc_linked=False), obs(11, plc_linked=False)], "plc.link", "critical", "lost"),
+        (
+            [
+                obs(0, plc_started=False, plc_linked=False),
+                obs(46, plc_linked=False),
+                obs(57, plc_linked=False),
+            ],
+            "plc.link",
+            "critical",
+            "lost",
+        ),
         ([obs(0, camera_problem="camera lost: cam7")], "camera", "critical", "cam7"),
         ([obs(0, loop_failure="frame loop failing: X")], "frame_loop", "critical", "failing"),
         ([obs(0), obs(1, frames_untimed=3)], "timebase", "warning", "3 frame(s) without"),
@@ -169,6 +179,11 @@ def test_conditions(seq: list[Observation], key: str, severity: str, text: str) 
     ("seq", "absent"),
     [
         ([obs(0, plc_linked=False)], "plc.link"),  # never linked, no error yet: start-up grace
+        # a first start compiles its kernels for tens of seconds before the bridge
+        # starts: no link is tried yet, so none is lost; the grace runs from the start
+        ([obs(0, plc_started=False, plc_linked=False),
+          obs(45, plc_started=False, plc_linked=False),
+          obs(46, plc_linked=False), obs(55, plc_linked=False)], "plc.link"),
         ([obs(0, watchdog_trips=7)], "plc.watchdog"),  # trips before the first look
         ([obs(0, frames_stamped=0), obs(1, frames_stamped=0, frames_untimed=1),
           obs(2, frames_stamped=5, frames_untimed=1)], "timebase"),  # before the first trigger
@@ -415,3 +430,22 @@ def test_a_valve_disabled_on_purpose_is_not_judged() -> None:
     ran = np.array([50, 0, 50, 40], dtype=np.int64)
     assert set(valve_verdicts(ran, 5, 0.2, 120.0)) == {"valve.1"}
     assert valve_verdicts(ran, 5, 0.2, 120.0, disabled=frozenset({1})) == {}
+
+
+def test_a_line_warming_up_has_not_started_its_plc_link(tmp_path) -> None:
+    """Before ``start`` (the kernels' warm-up runs first) the bridge tries no link,
+    and the observation says so: the PLC link cannot be "lost" yet."""
+    from sortline.alarm_rules import observe
+
+    p = tmp_path / "line.toml"
+    p.write_text(f'[records]\nenabled = false\n[recipes]\ndir = "{tmp_path / "r"}"\n')
+    line = SortingLine(load_config(p), stepped=True, plc_port=0, seed=3, records=False)
+    unc = UncertaintyListener(0.5, 10, 0.1, 10)
+    try:
+        before = observe(line, unc)
+        assert not before.plc_started and not before.plc_linked
+        assert "plc.link" not in AlarmEvaluator(CFG).evaluate(before)
+        line.start()
+        assert observe(line, unc).plc_started
+    finally:
+        line.stop()
