@@ -39,6 +39,13 @@ KILLED = "line-2"
 LOT = "PLANT-LOT-1"
 
 
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 def until(cond: Callable[[], bool], timeout_s: float, what: str | Callable[[], str]) -> None:
     deadline = time.monotonic() + timeout_s
     while not cond():
@@ -258,6 +265,10 @@ def test_three_lines_one_killed_and_restarted_the_others_untouched(
         assert json.loads((plant.folder / "plant.json").read_text())["lines"][1]["pid"] == new_pid
 
         # the plant lot's certificate: every line's decisions in it, the killed one's both boots
+        # (the restarted line announces itself on MQTT when its loop runs; its API's own
+        # process may take a moment longer to listen)
+        until(lambda: _answers(f"{info['lines'][1]['api']}/health"), 30.0,
+              "the restarted line's API")  # fmt: skip
         for x in info["lines"]:
             r = operator.post(f"{x['api']}/records/lots/current/close")
             assert r.status_code == 200 and r.json()["name"] == LOT, r.text
