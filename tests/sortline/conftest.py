@@ -93,6 +93,19 @@ def served_line(
         line.stop()
 
 
+@contextlib.contextmanager
+def configured_line(tmp_path: Path, text: str) -> Iterator[SortingLine]:
+    """A stepped line (not started) on the virtual plant from a config of ``text``
+    plus records off and a recipes folder in ``tmp_path``; stopped afterwards."""
+    p = tmp_path / "line.toml"
+    p.write_text(text + f'[records]\nenabled = false\n[recipes]\ndir = "{tmp_path / "r"}"\n')
+    line = SortingLine(load_config(p), stepped=True, plc_port=0, seed=3, records=False)
+    try:
+        yield line
+    finally:
+        line.stop()
+
+
 def until(cond: Callable[[], bool], timeout_s: float = 30.0) -> bool:
     """Poll ``cond`` every 20 ms until it holds (True) or ``timeout_s`` passes (False)."""
     deadline = time.monotonic() + timeout_s

@@ -31,7 +31,7 @@ from sortline.config import AlarmsSection, load_config
 from sortline.runtime import SortingLine
 from vision.camera import Camera, RawFrame, SourceStalledError
 
-from .conftest import ApiKeys, served_line
+from .conftest import ApiKeys, configured_line, served_line
 
 CFG = AlarmsSection()
 
@@ -437,15 +437,10 @@ def test_a_line_warming_up_has_not_started_its_plc_link(tmp_path) -> None:
     and the observation says so: the PLC link cannot be "lost" yet."""
     from sortline.alarm_rules import observe
 
-    p = tmp_path / "line.toml"
-    p.write_text(f'[records]\nenabled = false\n[recipes]\ndir = "{tmp_path / "r"}"\n')
-    line = SortingLine(load_config(p), stepped=True, plc_port=0, seed=3, records=False)
     unc = UncertaintyListener(0.5, 10, 0.1, 10)
-    try:
+    with configured_line(tmp_path, "") as line:
         before = observe(line, unc)
         assert not before.plc_started and not before.plc_linked
         assert "plc.link" not in AlarmEvaluator(CFG).evaluate(before)
         line.start()
         assert observe(line, unc).plc_started
-    finally:
-        line.stop()

@@ -9,6 +9,8 @@ import pytest
 from core.errors import InputFileError
 from sortline.config import load_config
 
+from .conftest import configured_line
+
 
 def test_embedded_default_is_the_virtual_plant() -> None:
     cfg = load_config()
@@ -75,21 +77,13 @@ def test_unreadable_config(tmp_path: Path, content: str | bytes | None, reason: 
 
 
 def test_vision_classify_and_merge_flag_reach_the_line(tmp_path: Path) -> None:
-    from sortline.runtime import SortingLine
-
     assert load_config().vision.crop_policy().mode == "tracks"  # the default
-    p = tmp_path / "line.toml"
-    p.write_text(
-        '[vision]\nclassify = "every"\ncrop_budget = 7\nmerge_flag = false\n'
-        f'[records]\nenabled = false\n[recipes]\ndir = "{tmp_path / "r"}"\n'
-    )
-    line = SortingLine(load_config(p), stepped=True, plc_port=0, seed=3, records=False)
-    try:
+    text = '[vision]\nclassify = "every"\ncrop_budget = 7\nmerge_flag = false\n'
+    with configured_line(tmp_path, text) as line:
         vision = line.parts.vision
         assert vision.planner.policy.mode == "every" and vision.planner.policy.budget == 7
         assert vision.merges is None
-    finally:
-        line.stop()
+    p = tmp_path / "line.toml"
     p.write_text('[vision]\nclassify = "all"\n')
     with pytest.raises(InputFileError, match=r"vision\.classify.*'tracks' or 'every'"):
         load_config(p)
@@ -99,23 +93,15 @@ def test_aiming_settings_reach_the_decision_core(tmp_path: Path) -> None:
     """``[control] aim_rule, lift_share, aim_margin, jet_length_mm`` are the
     controller's, on the line a config builds; the defaults are ControlParams'."""
     from control.params import ControlParams
-    from sortline.runtime import SortingLine
 
     d = load_config().control.control_params()
     ref = ControlParams()
     assert (d.aim_rule, d.lift_share, d.aim_margin, d.jet_length_mm) == (
         ref.aim_rule, ref.lift_share, ref.aim_margin, ref.jet_length_mm,
     )  # fmt: skip
-    p = tmp_path / "line.toml"
-    p.write_text(
-        '[control]\naim_rule = "cut"\nlift_share = 0.6\naim_margin = 0.15\njet_length_mm = 5.0\n'
-        f'[records]\nenabled = false\n[recipes]\ndir = "{tmp_path / "r"}"\n'
-    )
-    line = SortingLine(load_config(p), stepped=True, plc_port=0, seed=3, records=False)
-    try:
+    text = '[control]\naim_rule = "cut"\nlift_share = 0.6\naim_margin = 0.15\njet_length_mm = 5.0\n'
+    with configured_line(tmp_path, text) as line:
         got = line.parts.controller.params
         assert (got.aim_rule, got.lift_share, got.aim_margin, got.jet_length_mm) == (
             "cut", 0.6, 0.15, 5.0,
         )  # fmt: skip
-    finally:
-        line.stop()
