@@ -131,6 +131,14 @@ def _union_len(a0, a1, b0, b1):
 
 
 @njit(cache=True, nogil=True)
+def _spared_along(lo, hi, b0, b1, extent, spare):
+    """A neighbour is spared along one axis when the new air's span over it,
+    [lo, hi], does not reach it (hi <= lo), or when that span together with the
+    committed air's [b0, b1] covers at most ``spare`` of its ``extent``."""
+    return hi <= lo or _union_len(lo, hi, b0, b1) / extent <= spare
+
+
+@njit(cache=True, nogil=True)
 def _shares_with(j, x_lo, x_hi, air_on, air_off, box, CROSS, XC, H, jh):
     """``_neighbour_shares`` of the new air together with the committed air
     ``box`` (``_committed``) over j: shares of the union of their projections
@@ -356,11 +364,8 @@ def _axis_t(i, conf, boxes, nc, ons, n_on, offs, n_off, need_u, CROSS, XC, H, sp
                 j = conf[k]
                 lo = max(on - CROSS[j, 2] - jh, CROSS[j, 0])
                 hi = min(off + CROSS[j, 2] + jh, CROSS[j, 1])
-                if hi <= lo:  # the new air does not reach it
-                    bits |= 1 << k
-                    continue
                 dur = max(CROSS[j, 1] - CROSS[j, 0], 1.0)
-                if _union_len(lo, hi, boxes[k, 0], boxes[k, 1]) / dur <= spare:
+                if _spared_along(lo, hi, boxes[k, 0], boxes[k, 1], dur, spare):
                     bits |= 1 << k
             at = _slot(mask, cov, n, bits, cu)
             if at >= 0:
@@ -397,11 +402,8 @@ def _axis_x(i, conf, boxes, nc, fs, n_f, ls, n_l, need_x, CROSS, XC, H, sp):
                 j = conf[k]
                 xl = max(x_lo - XC[j, 1], XC[j, 0] - H[j, 0])
                 xr = min(x_hi + XC[j, 1], XC[j, 0] + H[j, 0])
-                if xr <= xl:
-                    bits |= 1 << k
-                    continue
                 wid = max(2.0 * H[j, 0], 1e-6)
-                if _union_len(xl, xr, boxes[k, 2], boxes[k, 3]) / wid <= spare:
+                if _spared_along(xl, xr, boxes[k, 2], boxes[k, 3], wid, spare):
                     bits |= 1 << k
             at = _slot(mask, cov, n, bits, cx)
             if at >= 0:
