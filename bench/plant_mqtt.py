@@ -71,8 +71,9 @@ def _template(line: str) -> StatusSnapshot:
     )  # fmt: skip
     tb = TimeBaseView.model_construct(
         mode="trigger", trigger_every_ticks=250, frames_stamped=0, frames_unstamped=0,
-        mismatches=0, timing_outliers=0, error_source="camera", error_ticks_p50=0.0,
-        error_ticks_p99=0.0, error_ticks_max=0.0, error_mm_p99=0.0, last_problem="",
+        mismatches=0, timing_outliers=0, frames_unchecked=0, error_source="camera",
+        error_ticks_p50=0.0, error_ticks_p99=0.0, error_ticks_max=0.0, error_mm_p99=0.0,
+        last_problem="",
     )  # fmt: skip
     return StatusSnapshot.model_construct(
         line=line, state="EXECUTE", state_code=6, causes=[], events=[], recipe="default",

@@ -374,7 +374,7 @@ class SortingLine:
         return TimeBaseView.model_construct(
             mode=tb.mode, trigger_every_ticks=trig, frames_stamped=tb.frames_stamped,
             frames_unstamped=tb.frames_unstamped, mismatches=tb.mismatches,
-            timing_outliers=tb.timing_outliers,
+            timing_outliers=tb.timing_outliers, frames_unchecked=tb.frames_unchecked,
             error_source=tb.error_source, error_ticks_p50=tb.error_ticks_p50,
             error_ticks_p99=tb.error_ticks_p99, error_ticks_max=tb.error_ticks_max,
             error_mm_p99=None if tb.error_ticks_p99 is None else round(tb.error_ticks_p99 * mm, 3),

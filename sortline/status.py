@@ -70,6 +70,7 @@ class TimeBaseView(BaseModel):
     frames_unstamped: int
     mismatches: int  # trigger mode: camera and triggers re-matched (lost or extra frame)
     timing_outliers: int  # trigger mode: a frame off its trigger once (a late encoder sample)
+    frames_unchecked: int  # trigger mode: encoder reads too slow to date to check a frame
     error_source: str  # "camera": against its own count; "encoder": against interpolation
     error_ticks_p50: float | None
     error_ticks_p99: float | None

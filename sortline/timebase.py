@@ -53,6 +53,8 @@ _U32 = 1 << 32
 _MAX_EXTRAPOLATE_S = 0.5  # beyond this past the last encoder sample, a count is a guess
 REMATCH_AFTER = 3  # frames in a row off by the same whole number of triggers
 MAX_SHIFT = 2  # a camera loses or adds a trigger or two; more is the encoder timing
+RTT_FLOOR_S = 0.002  # encoder reads with round trips this short are all trusted
+RTT_MEDIANS = 2.0  # longer than this many times the median round trip: not trusted
 
 
 def _diff32(a: np.ndarray | int, b: np.ndarray | int) -> Any:
@@ -90,6 +92,7 @@ class TimeBaseStatus:
     frames_unstamped: int
     mismatches: int
     timing_outliers: int
+    frames_unchecked: int  # trigger mode: placed unchecked, encoder reads too slow to date
     error_source: str  # "camera" (its own count), "encoder" (interpolation) or "none"
     error_ticks_p50: float | None
     error_ticks_p99: float | None
@@ -134,6 +137,40 @@ def interpolate(
     return float(ref + rel[i - 1] + w * (rel[i] - rel[i - 1]))
 
 
+def trusted(samples: _Samples) -> _Samples:
+    """The encoder samples whose time is known well enough to use: a count is
+    read at some instant of its Modbus round trip and stamped at the
+    midpoint, so a reply that took long (a host starved of CPU, a busy PLC)
+    may be off by half of it. Kept: round trips up to ``RTT_MEDIANS`` times
+    the window's median, or ``RTT_FLOOR_S``; all of them without round trips."""
+    rtt = getattr(samples, "rtt_s", None)
+    if rtt is None or len(rtt) < 3:
+        return samples
+    rtt = np.asarray(rtt, dtype=np.float64)
+    limit = max(RTT_MEDIANS * float(np.median(rtt)), RTT_FLOOR_S)
+    keep = rtt <= limit
+    if keep.all():
+        return samples
+    return _Head(np.asarray(samples.t_s)[keep], np.asarray(samples.tick)[keep], rtt[keep])
+
+
+def dating_error_ticks(samples: _Samples) -> float:
+    """How far (ticks) a count interpolated from ``samples`` may be off for the
+    timing of the reads alone: half the longest round trip among them times the
+    belt's speed over the last of them; 0 without round trips."""
+    rtt = getattr(samples, "rtt_s", None)
+    t = np.asarray(samples.t_s, dtype=np.float64)
+    if rtt is None or len(rtt) == 0 or len(t) < 2:
+        return 0.0
+    j = max(int(np.searchsorted(t, t[-1] - 0.05, side="right")) - 1, 0)
+    j = min(j, len(t) - 2)
+    dt = t[-1] - t[j]
+    if dt <= 0:
+        return 0.0
+    speed = abs(float(_diff32(int(samples.tick[-1]), int(samples.tick[j])))) / dt
+    return float(np.max(rtt)) / 2 * speed
+
+
 class _ErrorWindow:
     def __init__(self, size: int = 2048) -> None:
         self._v: collections.deque[float] = collections.deque(maxlen=size)
@@ -155,6 +192,7 @@ class _ErrorWindow:
 class _Head:
     t_s: np.ndarray
     tick: np.ndarray
+    rtt_s: np.ndarray | None = None
 
 
 class TimeBase(Protocol):
@@ -192,7 +230,7 @@ class _Base:
         p50, p99, mx = self._err.quantiles()
         return TimeBaseStatus(
             self.mode, self.stamped, self.unstamped, self.mismatches,
-            getattr(self, "timing_outliers", 0), self._err.source,
+            getattr(self, "timing_outliers", 0), getattr(self, "unchecked", 0), self._err.source,
             p50, p99, mx, self.last_problem,
         )  # fmt: skip
 
@@ -219,9 +257,11 @@ class FreeTimeBase(_Base):
         samples = self._samples()
         t = np.asarray(samples.t_s, dtype=np.float64)
         if not len(t) or t[0] >= self._since_t_s:
-            return samples
+            return trusted(samples)
         keep = t >= self._since_t_s
-        return _Head(t[keep], np.asarray(samples.tick)[keep])
+        rtt = getattr(samples, "rtt_s", None)
+        rtt = None if rtt is None else np.asarray(rtt)[keep]
+        return trusted(_Head(t[keep], np.asarray(samples.tick)[keep], rtt))
 
     def stamp(self, raw: RawFrame) -> Stamp:
         samples = self._current()
@@ -282,6 +322,7 @@ class TriggerTimeBase(_Base):
         self._predicted: dict[int, int] = {}  # seq -> count placed by extrapolation
         self._suggested: collections.deque[int] = collections.deque(maxlen=REMATCH_AFTER)
         self.timing_outliers = 0  # frames off their trigger once, not (yet) a mismatch
+        self.unchecked = 0  # frames placed without a check: encoder reads too slow to date
 
     def reset(self) -> None:
         """Forget the frame/trigger match (camera reopened, PLC restarted)."""
@@ -357,10 +398,10 @@ class TriggerTimeBase(_Base):
                 self._hurry()  # ask the PLC now, not at the next poll
             return self._none("no camera trigger latched by the PLC yet")
         self._check_predictions(table)
-        est = interpolate(self._samples(), raw.t_s) if self.check_timing else None
+        samples = trusted(self._samples()) if self.check_timing else None
+        est = None if samples is None else interpolate(samples, raw.t_s)
         if self._offset is None:
-            if self.check_timing:
-                samples = self._samples()
+            if samples is not None:
                 if len(samples.t_s) < 2 or raw.t_s > float(samples.t_s[-1]):
                     # match the first frame by interpolation, never extrapolation:
                     # wait for an encoder sample read after it (asked for now)
@@ -376,8 +417,11 @@ class TriggerTimeBase(_Base):
             self._offset = seq - raw.counter
         seq = raw.counter + self._offset
         count = self._count_of(seq, table, last)
-        if count is not None and est is not None:
-            seq, count = self._check(raw, seq, count, est, table, last)
+        if count is not None and est is not None and samples is not None:
+            if dating_error_ticks(samples) <= self.n / 4:
+                seq, count = self._check(raw, seq, count, est, table, last)
+            else:  # the reads' timing cannot tell one trigger from the next
+                self.unchecked += 1
         if count is None:
             return self._none(f"frame {raw.counter}: no trigger latch matches (trigger {seq})")
         if seq not in table:

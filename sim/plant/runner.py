@@ -15,14 +15,20 @@ Time base of the camera:
   and no frame is exposed.
 - ``"free"``: a free-running camera at ``fps`` (``VirtualPlant.step``).
 
-Pacing: by default sim time follows ``time.monotonic`` (far behind, more
-than ``RESYNC_S``, it jumps ahead and counts the time skipped). ``stepped``:
+Pacing: by default sim time follows ``time.monotonic``: the belt runs at its
+speed in wall time, and a plant that falls behind (its thread starved of
+CPU) is a camera whose frames arrive late, each stamped with the instant of
+its exposure, as a real camera's are; the PLC's encoder reads give the count
+of the instant of the read all the while. Far behind, more than
+``RESYNC_S``, the belt waits (the encoder reads stand until the plant passes
+them) and the time skipped is counted. ``stepped``:
 the plant moves only when the ring's reader requests a frame (software
 trigger) and renders one frame per request, so a controller may wait for the
 PLC's acknowledgement in between and a seed gives the same run every time.
 
 The ring carries each frame's true exposure count and its time on this host's
-``time.monotonic``: the wall-clock instant of the exposure when paced, the
+``time.monotonic``: the wall-clock instant of the exposure when paced (the
+instant the belt reached the count, however late the frame is rendered), the
 moment of writing when stepped.
 """
 
@@ -32,7 +38,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 import numpy as np
@@ -63,13 +69,16 @@ _REQUEST_POLL_S = 0.1
 class _WallClockPlc:
     """The plant calls ``advance`` with its own (possibly stepped) clock; the
     PLC's watchdog must run on real time, because the heartbeat arrives over a
-    real socket from a real thread."""
+    real socket from a real thread. wall_of: the wall-clock instant of a plant
+    time (paced), for the encoder reads between advances; None: stepped."""
 
-    def __init__(self, core: PlcCore) -> None:
+    def __init__(self, core: PlcCore, wall_of: Callable[[float], float] | None) -> None:
         self.core = core
+        self.wall_of = wall_of
 
     def advance(self, tick_u32: int, speed_mm_s: float, now_s: float) -> Pulses:
-        return self.core.advance(tick_u32, speed_mm_s, time.monotonic())
+        wall_s = None if self.wall_of is None else self.wall_of(now_s)
+        return self.core.advance(tick_u32, speed_mm_s, time.monotonic(), wall_s=wall_s)
 
     def valves_open(self) -> np.ndarray:
         """(n_valves,) bool: the plant settles a fragment only once no run is open over it."""
@@ -121,11 +130,12 @@ class PlantRunner:
         self.plc = PlcCore(
             n_valves, n_diverters=n_diverters, watchdog_ms=watchdog_ms, clock=time.monotonic
         )
+        self._offset_s = 0.0  # paced, once started: wall (monotonic) = plant.now_s + offset
+        self._started = False
+        wall_of = None if stepped else self._wall_of
         self.plant = VirtualPlant(
-            geometry, scenario, _WallClockPlc(self.plc), seed=seed, feed_gate=self._feeding
+            geometry, scenario, _WallClockPlc(self.plc, wall_of), seed=seed, feed_gate=self._feeding
         )
-        if not stepped:  # paced: the encoder reads move while the plant renders
-            self.plc.follow_wall_clock(geometry.belt.mm_per_tick)
         self.plc.advance(self.plant.tick, self.plant.speed_mm_s, time.monotonic())
         self._server = VirtualPlcServer(self.plc, host=plc_host, port=plc_port, device_id=device_id)
         # the induction bar (sim.plant.induction) and its UDP stream to sensor_to
@@ -135,12 +145,12 @@ class PlantRunner:
         if sensor is not None:
             self.add_sensor(sensor, sensor_to)
         self._cam = geometry.camera
+        self._cam_belt_mm_per_tick = geometry.belt.mm_per_tick
         self._lock = threading.Lock()  # the plant: stepping thread vs score()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._writer: FrameRingWriter | None = None
         self._frames = 0
-        self._offset_s = 0.0  # paced: wall (monotonic) = plant.now_s + offset
         self._next_exposure_s = self.period_s  # free + paced: sim time of the next frame
         self.skipped_s = 0.0
         self.requests = 0
@@ -161,6 +171,9 @@ class PlantRunner:
             self._writer = None
             raise
         self._offset_s = time.monotonic() - self.plant.now_s
+        self._started = True
+        if not self.stepped:  # paced: the encoder reads move while the plant renders
+            self.plc.follow_wall_clock(self._cam_belt_mm_per_tick, max_ahead_s=RESYNC_S)
         self._thread = threading.Thread(target=self._run, name="plant-runner", daemon=True)
         self._thread.start()
 
@@ -257,14 +270,18 @@ class PlantRunner:
             log.exception("virtual plant stopped")
             self.error = f"{type(exc).__name__}: {exc}"
 
+    def _wall_of(self, plant_s: float) -> float:
+        """The wall-clock instant (``time.monotonic``) of plant time ``plant_s``
+        (paced; before ``start``, now)."""
+        return plant_s + self._offset_s if self._started else time.monotonic()
+
     def _expose(self) -> None:
-        """Expose now and publish: the frame's time is the wall-clock moment the
-        belt reached it (before rendering), the moment the PLC's encoder, as
-        read over Modbus, showed the same count. A plant running behind the
-        wall clock is then a belt that ran slower, never a frame stamped with
-        a time its encoder reads contradict."""
+        """Expose now and publish. Paced, the frame's time is the wall-clock
+        instant the belt reached its count, however late the plant renders it:
+        the instant at which the PLC's encoder, read over Modbus, showed the
+        same count. Stepped, the moment of writing."""
         assert self._writer is not None
-        when = time.monotonic()
+        when = time.monotonic() if self.stepped else self._wall_of(self.plant.now_s)
         frame = self.plant.render()
         self._writer.write(frame.image, frame.frame_id, when, frame.tick)
         self._frames += 1

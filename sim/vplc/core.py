@@ -44,7 +44,7 @@ from sim.vplc.records import RecordError, check_ring_write
 from sim.vplc.regio import HoldingImage, input_image
 from sim.vplc.trigger import CameraTrigger
 
-_FOLLOW_MAX_S = 0.02  # a caller stalled longer than this: the reported belt waits for it
+_FOLLOW_MAX_S = 0.5  # default: a caller further behind than this: the reported belt waits
 _TAKES_RECORDS = (PackMLState.EXECUTE, PackMLState.SUSPENDED)
 _NO_RUNS = Pulses.empty()  # immutable: shared by every call with nothing completed
 
@@ -98,6 +98,7 @@ class PlcCore:
         self._encoder_stalled = False
         self._advanced_wall_s: float | None = None
         self._follow_mm_per_tick: float | None = None
+        self._follow_max_s = _FOLLOW_MAX_S
         self._last_read_tick: int | None = None
         self._speed_mm_s = 0.0
         self._now_s = 0.0
@@ -123,8 +124,13 @@ class PlcCore:
         self.command_count = 0  # commands evaluated since boot (IR 94 is this mod 2**16)
 
     # ---- plant side -------------------------------------------------------
-    def advance(self, tick_u32: int, speed_mm_s: float, now_s: float) -> Pulses:
+    def advance(
+        self, tick_u32: int, speed_mm_s: float, now_s: float, *, wall_s: float | None = None
+    ) -> Pulses:
         """Move to the true encoder count ``tick_u32`` at plant time ``now_s``.
+
+        wall_s: the instant (``time.monotonic``) the belt was at that count, for
+        reads that follow the wall clock (``follow_wall_clock``); None: now.
 
         Returns the runs completed since the last call (off tick reached, or cut
         short: then ``off_tick`` is the tick where it was cut), ``track_id`` =
@@ -136,7 +142,7 @@ class PlcCore:
             if int(tick_u32) != self._tick or self._tick_moved_s is None:
                 self._tick_moved_s = self._watchdog_now_s()
             self._tick, self._speed_mm_s, self._now_s = int(tick_u32), float(speed_mm_s), now_s
-            self._advanced_wall_s = time.monotonic()
+            self._advanced_wall_s = time.monotonic() if wall_s is None else float(wall_s)
             self._trigger.advance(self._tick)
             self._settle()
             if len(self._table):
@@ -258,31 +264,41 @@ class PlcCore:
                 bits |= InputBit.HEARTBEAT_OK
         return int(bits)
 
-    def follow_wall_clock(self, mm_per_tick: float | None) -> None:
+    def follow_wall_clock(
+        self, mm_per_tick: float | None, max_ahead_s: float = _FOLLOW_MAX_S
+    ) -> None:
         """Reads of the encoder (IR 0-1, HR 101-102) move with the wall clock
         between ``advance`` calls, at the last speed, as a real encoder does
-        while the PLC's caller is busy (the plant rendering a frame): at most
-        ``_FOLLOW_MAX_S`` ahead, and never backwards (a caller slower than the
-        wall clock is a belt that ran slower). None: reads show the last advanced count
+        while the PLC's caller is busy: the count the belt has at the instant
+        of the read, from the count last advanced to and the instant the belt
+        was there (``advance``'s ``wall_s``). At most ``max_ahead_s`` ahead of
+        that count, and never backwards: a caller further behind than that
+        (or whose clock jumped back) is a belt that waited, and the reads stand
+        until the caller passes them. None: reads show the last advanced count
         (stepped simulation, where the belt stands still between frames).
         Pulses and triggers still run on the advanced count."""
         if mm_per_tick is not None and not mm_per_tick > 0:
             raise ValueError(f"mm_per_tick {mm_per_tick} must be > 0")
+        if not max_ahead_s > 0:
+            raise ValueError(f"max_ahead_s {max_ahead_s} must be > 0")
         with self._lock:
             self._follow_mm_per_tick = mm_per_tick
+            self._follow_max_s = float(max_ahead_s)
+            self._advanced_wall_s = time.monotonic()  # the belt is at the advanced count now
+            self._last_read_tick = None
 
     def _read_tick(self) -> int:
         mm = self._follow_mm_per_tick
         if mm is None or self._advanced_wall_s is None:
             return self._tick
-        ahead_s = min(max(time.monotonic() - self._advanced_wall_s, 0.0), _FOLLOW_MAX_S)
+        ahead_s = min(max(time.monotonic() - self._advanced_wall_s, 0.0), self._follow_max_s)
         tick = (self._tick + int(self._speed_mm_s * ahead_s / mm)) % (1 << 32)
         last = self._last_read_tick
         if (
             last is not None
-            and 0 < tick_diff(last, tick) <= self._speed_mm_s * _FOLLOW_MAX_S / mm + 1
+            and 0 < tick_diff(last, tick) <= self._speed_mm_s * self._follow_max_s / mm + 1
         ):
-            tick = last  # the caller ran slower than the wall clock: never read backwards
+            tick = last  # the belt waited for a caller far behind: never read backwards
         self._last_read_tick = tick
         return tick
 

@@ -4,6 +4,7 @@ the score from any thread."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import os
 import socket
@@ -158,6 +159,76 @@ def test_paced_free_frames_come_at_fps(ring: str) -> None:
         assert runner.plc.trigger_seq == 0  # the free-running camera needs no trigger
         ticks = np.array([f.exposure_tick for f in frames], dtype=np.int64)
         assert np.all(np.diff(ticks) > 0)
+
+
+def read_encoder_over_modbus(port: int, until_s: float) -> np.ndarray:
+    """(n, 3): send time, receive time and the count of every FC 4 read of
+    the encoder (IR 0-1) on a raw socket, back to back until ``until_s``."""
+    rows = []
+    pdu = struct.pack(">BHH", 4, 0, 2)
+    with socket.create_connection(("127.0.0.1", port), timeout=2.0) as s:
+        tid = 0
+        while time.monotonic() < until_s:
+            tid = (tid + 1) & 0xFFFF
+            t_sent = time.monotonic()
+            s.sendall(struct.pack(">HHHB", tid, 0, len(pdu) + 1, 1) + pdu)
+            reply = s.recv(64)
+            t_recv = time.monotonic()
+            assert reply[7] == 4 and reply[8] == 4, reply
+            hi, lo = struct.unpack(">HH", reply[9:13])
+            rows.append((t_sent, t_recv, rm.unpack_u32(hi, lo)))
+            time.sleep(0.002)
+    return np.array(rows, dtype=np.float64)
+
+
+@pytest.mark.parametrize("timebase", ["trigger", "free"])
+def test_a_starved_plant_delivers_late_frames_its_encoder_agrees_with(
+    ring: str, timebase: Timebase
+) -> None:
+    """A plant whose thread is starved of CPU (renders that stall up to 45 ms)
+    must not contradict itself: the count the encoder showed over Modbus
+    before a frame's exposure instant is below the frame's count, and after
+    it above, as on a real belt, where a starved host only gets its frames
+    late. (Before, reads ran up to 20 ms past a stalled plant, which then
+    exposed a count the encoder had already shown: the controller's time
+    base took that for a lost trigger.)"""
+    rng = np.random.default_rng(7)
+    with make_runner(ring, timebase, stepped=False) as runner:
+        render = runner.plant.render
+
+        def starved_render():  # type: ignore[no-untyped-def]
+            if rng.random() < 0.3:
+                time.sleep(float(rng.uniform(0.005, 0.045)))
+            return render()
+
+        runner.plant.render = starved_render  # type: ignore[method-assign]
+        if timebase == "trigger":
+            runner.plc.write_holding(rm.HR_TRIGGER_EVERY, [EVERY])
+        cam = ShmRingCamera(ring, size=SIZE)
+        cam.open()
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            until_s = time.monotonic() + 1.5
+            reading = pool.submit(read_encoder_over_modbus, runner.plc_port, until_s)
+            frames = []
+            while time.monotonic() < until_s + 0.1:
+                frames.append(cam.read(1.0))
+            reads = reading.result()
+        cam.close()
+        assert runner.skipped_s == 0.0
+    t_f = np.array([f.t_s for f in frames])
+    tick_f = np.array([f.exposure_tick for f in frames], dtype=np.float64)
+    inside = (t_f > reads[0, 1]) & (t_f < reads[-1, 0])
+    assert inside.sum() > 50, "too few frames while the encoder was read"
+    tol = 0.02 * GEOM.belt.speed_mm_s * 0.05 / GEOM.belt.mm_per_tick + 2  # speed swing, 50 ms
+    worst = 0.0
+    for t, c in zip(t_f[inside], tick_f[inside], strict=True):
+        before = reads[reads[:, 1] < t, 2]
+        after = reads[reads[:, 0] > t, 2]
+        worst = max(worst, before.max() - c, c - after.min())
+    assert worst <= tol, f"the encoder contradicts a frame by {worst:.0f} ticks"
+    # the reads move on while the plant is stalled (the belt does not wait for it)
+    steps = np.diff(reads[:, 2])
+    assert np.all(steps >= 0) and np.count_nonzero(steps == 0) < 0.1 * len(steps)
 
 
 def test_score_from_another_thread_while_running(ring: str) -> None:

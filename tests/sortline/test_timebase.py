@@ -7,7 +7,13 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from sortline.timebase import FreeTimeBase, TriggerTimeBase, interpolate
+from sortline.timebase import (
+    FreeTimeBase,
+    TriggerTimeBase,
+    dating_error_ticks,
+    interpolate,
+    trusted,
+)
 from vision.camera import RawFrame
 
 TICKS_PER_S = 25_000.0  # 2.5 m/s at 0.1 mm/tick
@@ -131,3 +137,56 @@ def test_trigger_without_latches_drops_the_frame_with_a_reason() -> None:
     tb = _trigger_tb([])
     s = tb.stamp(RawFrame(IMG, 0, 0.01))
     assert s.tick is None and "no camera trigger latched" in s.why
+
+
+def _timed_samples(t_end: float, rtt_s: np.ndarray, late_s: np.ndarray) -> SimpleNamespace:
+    """Encoder reads every 10 ms up to ``t_end``, stamped at the midpoint of
+    their round trip; ``late_s``: how long after that midpoint the PLC read its
+    count (a reply delayed by a starved host or a busy PLC)."""
+    t = np.arange(0.0, t_end + 1e-9, 0.01)[: len(rtt_s)]
+    tick = np.round((t + late_s) * TICKS_PER_S).astype(np.int64)
+    return SimpleNamespace(t_s=t, tick=tick, rtt_s=rtt_s)
+
+
+def test_a_slow_reply_is_not_trusted_to_date_its_count() -> None:
+    rtt = np.full(31, 0.0005)
+    late = np.zeros(31)
+    rtt[-1], late[-1] = 0.02, 0.01  # read at the end of a 20 ms round trip: 250 ticks "early"
+    samples = _timed_samples(0.3, rtt, late)
+    kept = trusted(samples)
+    assert len(kept.t_s) == 30 and kept.t_s[-1] == pytest.approx(0.29)
+    assert interpolate(kept, 0.305) == pytest.approx(0.305 * TICKS_PER_S, abs=1)
+    assert interpolate(samples, 0.305) > 0.305 * TICKS_PER_S + N / 2  # what it did before
+    tb = FreeTimeBase(lambda: samples)
+    assert tb.stamp(RawFrame(IMG, 1, 0.305)).tick == round(0.305 * TICKS_PER_S)
+    assert dating_error_ticks(kept) == pytest.approx(0.00025 * TICKS_PER_S, rel=0.01)
+
+
+def test_a_starved_host_s_slow_reads_do_not_rematch_the_camera() -> None:
+    """Three frames after a read whose reply was delayed: extrapolated from
+    its midpoint stamp they look one or two triggers off (the failure seen on
+    a loaded machine); they are placed by their match, and nothing re-matched."""
+    rtt = np.full(31, 0.0005)
+    late = np.zeros(31)
+    rtt[-1], late[-1] = 0.02, 0.01
+    samples = _timed_samples(0.3, rtt, late)
+    tb = TriggerTimeBase(lambda: _latches(list(range(1, 31))), lambda: samples, N)
+    ticks = [tb.stamp(RawFrame(IMG, k, k * 0.01)).tick for k in range(25, 36)]
+    assert ticks == [k * N for k in range(25, 36)]
+    st = tb.status()
+    assert st.mismatches == 0 and st.timing_outliers == 0 and st.frames_unchecked == 0
+
+
+def test_reads_too_slow_to_tell_triggers_apart_leave_frames_unchecked() -> None:
+    """A link that turned slow (a serial PLC, a congested network: replies in
+    20 ms): a count is dated to +-10 ms, 250 ticks at this speed, a whole
+    trigger. Frames are placed by their match and counted as unchecked, never
+    re-matched on such timing."""
+    rtt = np.where(np.arange(101) < 12, 0.0005, 0.02)
+    late = np.where(np.arange(101) % 2 == 0, 0.009, -0.009) * (rtt > 0.001)
+    samples = _timed_samples(1.0, rtt, late)
+    tb = TriggerTimeBase(lambda: _latches(list(range(1, 100))), lambda: samples, N)
+    ticks = [tb.stamp(RawFrame(IMG, k, k * 0.01 + 0.0001)).tick for k in range(10, 60)]
+    assert ticks == [k * N for k in range(10, 60)]
+    st = tb.status()
+    assert st.mismatches == 0 and st.frames_unchecked == 50
