@@ -232,7 +232,17 @@ class LineCollector:
         yield _counter("plc_read_errors", "Failed PLC status reads.", lab, p.read_errors)
         yield _gauge("camera_connected", "1 while the camera delivers.", lab, cam.connected)
         yield _counter("camera_reconnects", "Camera reopened after a stall.", lab, cam.reconnects)
-        err_mm = snap.timebase.error_mm_p99
+        tb = snap.timebase
+        yield _counter(
+            "timebase_mismatches", "Camera and triggers re-matched (a lost or extra frame).", lab,
+            tb.mismatches,
+        )  # fmt: skip
+        yield _counter(
+            "timebase_frames_unchecked",
+            "Frames placed by their trigger unchecked: encoder reads too slow to date.", lab,
+            tb.frames_unchecked,
+        )  # fmt: skip
+        err_mm = tb.error_mm_p99
         if err_mm is not None:
             yield _gauge(
                 "timebase_error_p99_meters",

@@ -96,6 +96,9 @@ def test_counters_match_the_status(served: tuple[SortingLine, str]) -> None:
     snap = line.snapshot()
     assert snap.frames == N_FRAMES
     assert value(samples, "sortline_frames_processed") == N_FRAMES
+    tb = snap.timebase
+    assert value(samples, "sortline_timebase_mismatches") == tb.mismatches
+    assert value(samples, "sortline_timebase_frames_unchecked") == tb.frames_unchecked
     dropped = by_label(samples["sortline_frames_dropped"], "reason")
     assert set(dropped) == {"lost", "bad", "untimed"}
     assert sum(dropped.values()) == snap.frames_dropped
