@@ -27,6 +27,7 @@ from control.synthetic import SyntheticCamera, random_objects
 from core.frame import Frame
 from vision.classifier import Classifier
 from vision.learned import InstanceCue
+from vision.merge import solidities
 from vision.pipeline import PixelToBelt, VisionPipeline
 from vision.segment import Segmenter
 
@@ -82,6 +83,10 @@ def _warm_vision(
         k = i - _PLAIN_FRAMES
         image = plain if k < 0 else _scene(cam.width_px, cam.height_px, k)
         n_dets += len(pipe.process(Frame(image=image, frame_id=i, tick=250 * i, t_s=0.01 * i)))
+    # the merge flag's hull, which a scene this sparse may not reach (it reads
+    # only segments far larger than the feed's median)
+    seg = pipe.segmenter.segment(_scene(cam.width_px, cam.height_px, 0))
+    solidities(seg, np.arange(len(seg)))
     return n_dets
 
 

@@ -11,7 +11,8 @@ merges. The running median follows the feed's size, so the rule needs no
 preset's numbers.
 
 Solidity is the segment's pixel count over its outline's convex hull area (low
-resolution), computed only for segments large enough to be flagged.
+resolution), computed only for segments large enough to be flagged, in one
+compiled pass (``vision.kernels._solidity``; ``solidity`` is the OpenCV twin).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import dataclasses
 import cv2
 import numpy as np
 
+from vision.kernels import _solidity
 from vision.segment import Segments
 
 __all__ = ["MergeFlagger", "MergeParams"]
@@ -63,9 +65,21 @@ class MergeFlagger:
         if self.median_area_px == 0.0:
             return out
         big = np.flatnonzero(seg.area_px > p.area_ratio * self.median_area_px)
-        for k in big.tolist():
-            out[k] = solidity(seg, k) < p.max_solidity
+        if len(big):
+            out[big] = solidities(seg, big)[big] < p.max_solidity
         return out
+
+
+def solidities(seg: Segments, which: np.ndarray) -> np.ndarray:
+    """(N,) float64 solidity of the segments ``which`` (one compiled pass, no
+    OpenCV call per segment; ``solidity`` is its twin); NaN for the others."""
+    out = np.full(len(seg), np.nan)
+    box = (np.asarray(seg.bbox_px, np.int64) // seg.scale).astype(np.int64)
+    labels = np.ascontiguousarray(seg.labels, dtype=np.int32)
+    ids = np.ascontiguousarray(seg.label_id, dtype=np.int32)
+    count = np.asarray(seg.area_px, np.float64) / (seg.scale * seg.scale)  # low-res pixels
+    _solidity(labels, ids, box, count, np.ascontiguousarray(which, dtype=np.int64), out)
+    return out
 
 
 def solidity(seg: Segments, k: int) -> float:

@@ -36,3 +36,17 @@ def test_compiled_split_twins_pass_without_jit() -> None:
     tail = (proc.stdout + proc.stderr)[-3000:]
     assert proc.returncode == 0, tail
     assert " passed" in proc.stdout and "failed" not in proc.stdout, tail
+
+
+def test_compiled_solidity_twins_pass_without_jit() -> None:
+    """``vision.kernels._solidity`` (the merge flag's hull) as plain Python
+    against its OpenCV twin (``tests/vision/test_merge.py``)."""
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
+         str(HERE / "test_merge.py"), "-k", "compiled_solidity"],
+        cwd=HERE.parent.parent, env=env, capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    tail = (proc.stdout + proc.stderr)[-3000:]
+    assert proc.returncode == 0, tail
+    assert "2 passed" in proc.stdout, tail
