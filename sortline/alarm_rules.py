@@ -101,6 +101,7 @@ class Observation:
     frames_stamped: int = 1
     frames_untimed: int = 0
     timebase_mismatches: int = 0
+    timebase_unchecked: int = 0
     timebase_problem: str = ""
     deadline_misses: int = 0
     records_where: str = ""
@@ -201,6 +202,7 @@ class AlarmEvaluator:
         w = cfg.counter_window_s
         self._trips, self._malformed = _Increase(w), _Increase(w)
         self._untimed, self._mismatch, self._dropped = _Increase(w), _Increase(w), _Increase(w)
+        self._checked, self._unchecked = _Increase(w), _Increase(w)
         self._valves = _ValveWindow(cfg.valve_window_s)
         self._plc_held: dict[str, Raised] = {}
         self._valves_held: dict[str, Raised] = {}
@@ -298,6 +300,16 @@ class AlarmEvaluator:
                 f"time base: {untimed} frame(s) without encoder count, {mism} trigger "
                 f"mismatch(es) in the last {self.cfg.counter_window_s:g} s{why}",
             )
+        stamped = self._checked.add(o.t_s, o.frames_stamped)
+        unchecked = self._unchecked.add(o.t_s, o.timebase_unchecked)
+        if stamped >= 100 and unchecked > stamped // 2:
+            out["timebase.unchecked"] = Raised(
+                "info",
+                f"time base: {unchecked} of {stamped} frames in the last "
+                f"{self.cfg.counter_window_s:g} s placed by their trigger unchecked: the PLC's "
+                "encoder reads come too slowly to date a count (a lost camera trigger would "
+                "go unseen)",
+            )
 
     def _records_check(self, o: Observation, out: dict[str, Raised]) -> None:
         failed0, written0 = self._records
@@ -339,6 +351,7 @@ def observe(line: SortingLine, uncertainty: UncertaintyListener) -> Observation:
         loop_failure=failing[0] if failing else "",
         frames_stamped=snap.timebase.frames_stamped, frames_untimed=snap.frames_untimed,
         timebase_mismatches=snap.timebase.mismatches,
+        timebase_unchecked=snap.timebase.frames_unchecked,
         timebase_problem=snap.timebase.last_problem, deadline_misses=snap.deadline_misses,
         records_where="" if rec is None else rec.where,
         records_failed=0 if rec is None else rec.failed,

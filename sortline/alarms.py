@@ -83,7 +83,8 @@ _Event = Literal["raised", "cleared", "acknowledged"]
 STATIC_KEYS = frozenset(
     {
         "plc.link", "estop", "estop.reset", "plc.watchdog", "plc.malformed", "camera",
-        "frame_loop", "timebase", "deadline_misses", "records", "model_uncertainty",
+        "frame_loop", "timebase", "timebase.unchecked", "deadline_misses", "records",
+        "model_uncertainty",
     }
 )  # fmt: skip
 _RANK = {"critical": 0, "warning": 1, "info": 2}

@@ -166,6 +166,12 @@ def test_a_valve_recovers_and_link_loss_keeps_the_verdict() -> None:
         ([obs(0, loop_failure="frame loop failing: X")], "frame_loop", "critical", "failing"),
         ([obs(0), obs(1, frames_untimed=3)], "timebase", "warning", "3 frame(s) without"),
         ([obs(0), obs(1, timebase_mismatches=1)], "timebase", "warning", "1 trigger mismatch"),
+        (
+            [obs(0, frames_stamped=10), obs(5, frames_stamped=510, timebase_unchecked=300)],
+            "timebase.unchecked",
+            "info",
+            "300 of 500 frames",
+        ),
         ([obs(0), obs(1, records_failed=1, records_error="E")], "records", "warning", "(E)"),
         ([obs(0), obs(1, records_dropped=4)], "records", "warning", "4 record(s) dropped"),
     ],
@@ -188,6 +194,10 @@ def test_conditions(seq: list[Observation], key: str, severity: str, text: str) 
         ([obs(0, frames_stamped=0), obs(1, frames_stamped=0, frames_untimed=1),
           obs(2, frames_stamped=5, frames_untimed=1)], "timebase"),  # before the first trigger
         ([obs(0), obs(1, watchdog_trips=1), obs(62, watchdog_trips=1)], "plc.watchdog"),
+        ([obs(0, frames_stamped=10), obs(5, frames_stamped=510, timebase_unchecked=200)],
+         "timebase.unchecked"),  # fewer than half
+        ([obs(0, frames_stamped=10), obs(1, frames_stamped=60, timebase_unchecked=50)],
+         "timebase.unchecked"),  # too few frames to judge
         ([obs(0, records_failed=1), obs(1, records_failed=1, records_written=5)], "records"),
         ([obs(0), obs(1, records_failed=1), obs(2, records_failed=1, records_written=3)],
          "records"),  # written again since: cleared
