@@ -2,7 +2,8 @@
 bin of a ``truth-segments`` run, counted by cause in the brief's terms.
 
     sortline bench line_coeject --presets crowded,shred --seeds 3001,3002,4001 \
-        --frames 500 [--prefer balanced] [--json bench/results/line_issue15_actuation_coeject.json]
+        --frames 500 [--prefer balanced] [--aim-rule search-strict,search] \
+        [--json bench/results/line_issue15_actuation_coeject.json]
 
 The line runs stepped with the plant's true segments and classes in place of
 its vision, so tracking, prediction and actuation are the line's own
@@ -32,7 +33,9 @@ cause, the first that applies:
 Beside the causes: per target, how many non-targets its air took (``k``),
 and what skipping the non-battery targets that take ``k >= 2`` would give
 (``skip_k2``: purity, recovery, counted from the same run; tumbles aside).
-A bench instrument: the line never runs with it.
+Each run also times the decision core (thread CPU of ``Controller.update``
+per frame, p50 / p99, the first 20 frames left out): an upper bound on a
+shared machine. A bench instrument: the line never runs with it.
 """
 
 from __future__ import annotations
@@ -117,8 +120,41 @@ def summarise(
     }
 
 
-def run(preset: str, frames: int, seed: int, prefer: str | None) -> dict[str, Any]:
-    """One stepped truth-segments run and its diagnosis."""
+class _ControlClock:
+    """Thread CPU time of each ``Controller.update`` (the loop calls it by
+    attribute, so a wrapper on the instance sees every frame)."""
+
+    def __init__(self, controller: Any) -> None:
+        import time
+
+        self.ms: list[float] = []
+        update = controller.update
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            t0 = time.thread_time()
+            out = update(*args, **kwargs)
+            self.ms.append((time.thread_time() - t0) * 1e3)
+            return out
+
+        controller.update = timed
+
+    def figures(self, skip: int = 20) -> dict[str, float | None]:
+        """Control CPU per frame p50 / p99 ms (the first ``skip`` frames,
+        compilation and warm-up, left out)."""
+        import numpy as np
+
+        ms = np.asarray(self.ms[skip:])
+        if not ms.size:
+            return {"p50": None, "p99": None}
+        return {"p50": round(float(np.percentile(ms, 50)), 3),
+                "p99": round(float(np.percentile(ms, 99)), 3)}  # fmt: skip
+
+
+def run(
+    preset: str, frames: int, seed: int, prefer: str | None, aim_rule: str | None = None
+) -> dict[str, Any]:
+    """One stepped truth-segments run and its diagnosis. ``aim_rule``:
+    ``Controller.set_aim_rule`` (None: the controller's own)."""
     from bench._line_truth import TruthTap, TruthVision
     from bench.line import _config
     from sortline.runtime import SortingLine
@@ -133,6 +169,9 @@ def run(preset: str, frames: int, seed: int, prefer: str | None) -> dict[str, An
         plant = line.parts.plant.plant
         truth_tap = TruthTap(plant)
         tap = cd._Tap(line)
+        if aim_rule is not None:
+            line.parts.controller.set_aim_rule(aim_rule)
+        clock = _ControlClock(line.parts.controller)
         line.start()
         n_cls = len(line.parts.class_names)
         stage = TruthVision(line.loop.vision, truth_tap, line.parts.geometry, n_cls, "segments")
@@ -156,6 +195,7 @@ def run(preset: str, frames: int, seed: int, prefer: str | None) -> dict[str, An
     out = res | summarise(res["rows"], motions, n_t, n_te, n_e)
     return out | {
         "preset": Path(preset).stem, "seed": seed, "prefer": prefer or "recipe",
+        "aim_rule": aim_rule or "search", "control_cpu_ms": clock.figures(),
         "frames": frames, "purity": report["purity"], "recovery": report["recovery"],
         "co_ejection_rate": report["co_ejection_rate"], "controller": stats,
     }  # fmt: skip
@@ -163,17 +203,18 @@ def run(preset: str, frames: int, seed: int, prefer: str | None) -> dict[str, An
 
 def table(results: list[dict[str, Any]]) -> str:
     """Causes per run as a Markdown table."""
-    head = "| preset | seed | prefer | purity | recovery | non-targets ejected | "
-    head += " | ".join(CAUSES) + " | moving | targets by k | skip k>=2 P / R |"
-    out = [head, "|" + "---|" * (10 + len(CAUSES))]
+    head = "| preset | seed | prefer | aim | purity | recovery | non-targets ejected | "
+    head += " | ".join(CAUSES) + " | moving | targets by k | skip k>=2 P / R | control CPU ms |"
+    out = [head, "|" + "---|" * (12 + len(CAUSES))]
     for r in results:
-        c, s = r["causes_brief"], r["skip_k2"]
+        c, s, cpu = r["causes_brief"], r["skip_k2"], r["control_cpu_ms"]
         ks = " ".join(f"{k}:{v}" for k, v in r["targets_by_k"].items())
         out.append(
-            f"| {r['preset']} | {r['seed']} | {r['prefer']} | {r['purity']:.3f} | "
-            f"{r['recovery']:.3f} | {r['non_targets_ejected']} | "
+            f"| {r['preset']} | {r['seed']} | {r['prefer']} | {r['aim_rule']} | "
+            f"{r['purity']:.3f} | {r['recovery']:.3f} | {r['non_targets_ejected']} | "
             + " | ".join(str(c[k]) for k in CAUSES)
-            + f" | {r['moving_neighbours']} | {ks} | {s['purity']:.3f} / {s['recovery']:.3f} |"
+            + f" | {r['moving_neighbours']} | {ks} | {s['purity']:.3f} / {s['recovery']:.3f}"
+            f" | {cpu['p50']} / {cpu['p99']} |"
         )
     return "\n".join(out)
 
@@ -188,16 +229,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", default="3001", help="comma list of plant seeds")
     ap.add_argument("--frames", type=int, default=500)
     ap.add_argument("--prefer", default="", help="comma list of recipe prefer values")
+    ap.add_argument(
+        "--aim-rule", default="", help="comma list: search, search-strict, cut (default: search)"
+    )
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args(argv)
     if args.frames <= 0:
         raise SystemExit(f"line_coeject: --frames must be positive, not {args.frames}")
     prefers: list[str | None] = [p for p in args.prefer.split(",") if p] or [None]
+    aims: list[str | None] = [a for a in args.aim_rule.split(",") if a] or [None]
+    for a in aims:
+        if a not in (None, "search", "search-strict", "cut"):
+            ap.error(f"--aim-rule: {a!r} is not search, search-strict or cut")
     results = []
     for preset in args.presets.split(","):
         for seed in (int(s) for s in args.seeds.split(",")):
-            for prefer in prefers:
-                res = run(preset, args.frames, seed, prefer)
+            for prefer, aim in ((p, a) for p in prefers for a in aims):
+                res = run(preset, args.frames, seed, prefer, aim)
                 results.append(res)
                 print(table([res]).splitlines()[-1], flush=True)
     print(table(results))

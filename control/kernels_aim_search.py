@@ -343,11 +343,11 @@ def _slot(mask, cov, n, bits, cover):
 
 
 @njit(cache=True, nogil=True)
-def _axis_t(i, conf, boxes, nc, ons, n_on, offs, n_off, need_u, CROSS, XC, H, sp, margin):
+def _axis_t(i, conf, boxes, nc, ons, n_on, offs, n_off, need_u, CROSS, XC, H, sp, margin, t_jet):
     """Windows (on, off) from the candidate edges that keep ``need_u`` of target
-    i's length under air (k sigma), with their cover and the bit mask of the
-    conflicts they spare along the belt, the best of each mask only -> (on,
-    off, cover, mask, count)."""
+    i's length under air (k sigma; the air reaching ``t_jet`` ticks beyond),
+    with their cover and the bit mask of the conflicts they spare along the
+    belt, the best of each mask only -> (on, off, cover, mask, count)."""
     m = n_on * n_off
     w_on = np.empty(m, np.float64)
     w_off = np.empty(m, np.float64)
@@ -361,7 +361,9 @@ def _axis_t(i, conf, boxes, nc, ons, n_on, offs, n_off, need_u, CROSS, XC, H, sp
             on, off = ons[c], offs[d]
             if off <= on:
                 continue
-            cu = _worst_cover(on, off, CROSS[i, 0], CROSS[i, 1], sp[S_K_SIGMA] * CROSS[i, 2])
+            cu = _worst_cover(
+                on - t_jet, off + t_jet, CROSS[i, 0], CROSS[i, 1], sp[S_K_SIGMA] * CROSS[i, 2]
+            )
             if cu < need_u - 1e-12:
                 continue
             bits = 0
@@ -427,7 +429,7 @@ def aim_work():
 @njit(cache=True, nogil=True)
 def _aim_search(
     i, first, last, air_on, air_off, rows, start, b0, b1, CROSS, XC, H, FRAC, sp,
-    ivs, cnt, open_v, close_v, iwork, work, margin,
+    ivs, cnt, open_v, close_v, iwork, work, margin, t_jet,
 ):  # fmt: skip
     """Target i's air as the sub-window that spares the most neighbours, then
     covers the most of it (module docstring).
@@ -437,7 +439,9 @@ def _aim_search(
     open_v/close_v: their delays in ticks (air already sent over a neighbour
     counts with the new air); iwork, work: scratch from ``aim_work``;
     margin: the aiming margin (``S_AIM_MARGIN``; thinner for the fallback,
-    ``_aim_with_fallback``).
+    ``_aim_with_fallback``); t_jet: ticks the air reaches the target beyond
+    the window on each side (0: the jet left out of its cover; the fallback:
+    half the jet's length).
     Returns (first, last, air_on, air_off, AIM_*): AIM_CLEAR (the air as
     given spares every neighbour), AIM_CUT (a sub-window does), AIM_FAILED
     (none does: the sub-window that lifts the fewest, the full window when
@@ -452,14 +456,28 @@ def _aim_search(
     if nc == 0:
         return first, last, air_on, air_off, AIM_CLEAR
     need = sp[S_LIFT] + margin
-    cu0, cx0 = _target_cover(i, first, last, air_on, air_off, CROSS, XC, H, sp)
+    cu0, cx0 = _target_cover(i, first, last, air_on - t_jet, air_off + t_jet, CROSS, XC, H, sp)
     ons, n_on, offs, n_off, fs, n_f, ls, n_l = _edges(
         i, conf, boxes, nc, first, last, air_on, air_off, CROSS, XC, H, sp, margin
     )
     # a neighbour is spared by the window's length OR by its valves: per axis,
     # each candidate's target cover and a bit per neighbour it spares
     tw_on, tw_off, t_cov, t_mask, n_t = _axis_t(
-        i, conf, boxes, nc, ons, n_on, offs, n_off, min(need, cu0), CROSS, XC, H, sp, margin
+        i,
+        conf,
+        boxes,
+        nc,
+        ons,
+        n_on,
+        offs,
+        n_off,
+        min(need, cu0),
+        CROSS,
+        XC,
+        H,
+        sp,
+        margin,
+        t_jet,
     )
     xw_f, xw_l, x_cov, x_mask, n_x = _axis_x(
         i, conf, boxes, nc, fs, n_f, ls, n_l, min(need, cx0), CROSS, XC, H, sp, margin
@@ -500,14 +518,16 @@ def _aim_with_fallback(
     spares every neighbour and ``fallback`` is set (air that goes out anyway:
     ``balanced``, a battery), again at thinner margins, ``_FALLBACK_STEPS``
     even steps down to ``S_AIM_FALLBACK`` (a target kept at lift + margin
-    under air, neighbours at most lift - margin): the first (thickest) margin
+    under air, neighbours at most lift - margin), the jet's length now
+    counted over the target as over its neighbours (the strict search leaves
+    it out of the target's cover): the first (thickest) margin
     at which a sub-window spares every neighbour wins, else the strict answer
     (the window lifting the fewest at the full margin). Same arguments and
     return as ``_aim_search`` (whose ``margin`` it sets)."""
     m0 = sp[S_AIM_MARGIN]
     f, lst, on, off, aim = _aim_search(
         i, first, last, air_on, air_off, rows, start, b0, b1, CROSS, XC, H, FRAC, sp,
-        ivs, cnt, open_v, close_v, iwork, work, m0,
+        ivs, cnt, open_v, close_v, iwork, work, m0, 0.0,
     )  # fmt: skip
     thin = sp[S_AIM_FALLBACK]
     if aim != AIM_FAILED or not fallback or thin >= m0:
@@ -516,7 +536,7 @@ def _aim_with_fallback(
         m = m0 - (m0 - thin) * k / _FALLBACK_STEPS
         f2, l2, on2, off2, aim2 = _aim_search(
             i, first, last, air_on, air_off, rows, start, b0, b1, CROSS, XC, H, FRAC, sp,
-            ivs, cnt, open_v, close_v, iwork, work, m,
+            ivs, cnt, open_v, close_v, iwork, work, m, _bar(sp, m)[6],
         )  # fmt: skip
         if aim2 != AIM_FAILED:
             return f2, l2, on2, off2, AIM_CUT

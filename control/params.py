@@ -231,7 +231,8 @@ class ControlParams:
     # when no sub-window spares every neighbour at ``aim_margin`` and the air
     # goes out anyway (``prefer = "balanced"``, a battery), the search runs
     # again at thinner margins, in two even steps down to this one (target >=
-    # lift + it, neighbours <= lift - it): a neighbour left at 0.45 or 0.5
+    # lift + it, neighbours <= lift - it; the jet's length counted over the
+    # target too): a neighbour left at 0.45 or 0.5
     # of its length stays on the belt, one under the full window does not
     # (``bench/line_coeject.py``: most co-ejections at perfect perception
     # were such knowingly lifted neighbours). Equal to ``aim_margin``: off

@@ -74,6 +74,7 @@ def _kernel(i, first, last, on, off, CROSS, XC, H, FRAC, sp=None, committed=(), 
     return ks._aim_search(
         i, first, last, on, off, rows, start, 0, n_bins - 1, CROSS, XC, H, FRAC, sp,
         *_committed_air(committed), *ks.aim_work(), sp[S_AIM_MARGIN] if margin is None else margin,
+        0.0,
     )  # fmt: skip
 
 
@@ -250,6 +251,28 @@ def test_the_fallback_spares_at_a_thinner_margin_what_the_full_one_cannot(pcb_at
     assert _lifted_by(0, (f, lst, on, off), CROSS, XC, H, FRAC)[0] == 1  # by the full margin
     cu, cx = ka._target_cover(0, f, lst, on, off, CROSS, XC, H, _sp())
     assert LIFT + margin - 1e-9 <= cu < LIFT + margin + 0.05 and cx >= LIFT + MARGIN
+
+
+def test_the_fallback_counts_the_jet_over_the_target_too():
+    """With an 8 mm jet (4 ticks each side): the strict search keeps the pcb
+    4 ticks further off and does not count the jet over the target; the
+    fallback counts it (its air reaches the target as it reaches the pcb), so
+    its first step (0.05) already holds 0.55 of the target: the air stops
+    when 0.45 of the pcb, one sigma and the jet included, is under it."""
+    CROSS, XC, H, FRAC = _scene([TRAILING[0], (25, 105, 1.0, 500, 0.3, 30, -1)])
+    sp = np.array(_sp())
+    sp[S_JET_MM], sp[S_MM_PER_TICK] = 8.0, 1.0
+    sp = tuple(sp.tolist())
+    rect = _air_of(0, 100, 500, 30, share=0.9)
+    assert _kernel(0, *rect, CROSS, XC, H, FRAC, sp=sp)[4] == ka.AIM_FAILED
+    f, lst, on, off, st = _fallback(0, rect, CROSS, XC, H, FRAC, True, sp)
+    assert st == ka.AIM_CUT and on == rect[2]
+    # without the jet over the target only the second step (0.0) holds it: off 60
+    assert off == pytest.approx(25.0 - 1.0 - 4.0 + (LIFT - STEP) * 80.0)
+    cu, _ = ka._target_cover(0, f, lst, on - 4.0, off + 4.0, CROSS, XC, H, sp)
+    assert cu >= LIFT + STEP
+    cu_no_jet, _ = ka._target_cover(0, f, lst, on, off, CROSS, XC, H, sp)
+    assert cu_no_jet < LIFT + STEP
 
 
 @pytest.mark.parametrize(
