@@ -367,7 +367,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--aim-rule",
         default="",
-        help="comma list of the decision core's aiming rules to compare (search, cut; "
+        help="comma list of the decision core's aiming rules to compare (search, "
+        "search-strict: without its fallback margin, cut; "
         "default: its own), each run on the same scenes",
     )
     ap.add_argument(
@@ -378,8 +379,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     aim_rules: list[str | None] = [a for a in args.aim_rule.split(",") if a] or [None]
     for a in aim_rules:
-        if a not in (None, "search", "cut"):
-            ap.error(f"--aim-rule: {a!r} is not search or cut")
+        if a not in (None, "search", "cut", "search-strict"):
+            ap.error(f"--aim-rule: {a!r} is not search, search-strict or cut")
     prefers: list[str | None] = [p for p in args.prefer.split(",") if p] or [None]
     for p in prefers:
         if p is not None and p not in ("purity", "balanced", "recovery"):

@@ -68,6 +68,7 @@ class Controller:
         self.geometry = geometry
         self.class_names = tuple(class_names)
         self.params = params or ControlParams()
+        self._fallback_margin = self.params.aim_fallback_margin  # for set_aim_rule
         self.deadline_margin_ms = float(deadline_margin_ms)
         self._check_recipe(recipe)
         self._recipe = recipe
@@ -153,11 +154,19 @@ class Controller:
 
     def set_aim_rule(self, aim_rule: str) -> None:
         """Aim around neighbours by ``"search"`` or ``"cut"`` (``ControlParams.aim_rule``)
-        from the next ``update`` on; for side-by-side comparisons."""
-        if aim_rule not in ("search", "cut"):
-            raise ValueError(f"aim_rule must be search or cut, not {aim_rule!r}")
+        from the next ``update`` on; ``"search-strict"``: the search without its
+        thinner fallback margin (``aim_fallback_margin = aim_margin``, the rule
+        before it). For side-by-side comparisons."""
+        if aim_rule not in ("search", "cut", "search-strict"):
+            raise ValueError(f"aim_rule must be search, search-strict or cut, not {aim_rule!r}")
         with self._lock:
-            self.params = dataclasses.replace(self.params, aim_rule=aim_rule)  # type: ignore[arg-type]
+            p = self.params
+            if aim_rule == "search-strict":
+                p = dataclasses.replace(p, aim_rule="search", aim_fallback_margin=p.aim_margin)
+            else:
+                fallback = min(self._fallback_margin, p.aim_margin)
+                p = dataclasses.replace(p, aim_rule=aim_rule, aim_fallback_margin=fallback)  # type: ignore[arg-type]
+            self.params = p
             self._sp_key = None
 
     def set_belt_speed(self, speed_mm_s: float | None) -> None:

@@ -46,6 +46,7 @@ from control.kernels_aim import (
     _worst_cover,
 )
 from control.params import (
+    S_AIM_FALLBACK,
     S_AIM_MARGIN,
     S_BLAST_MM,
     S_JET_MM,
@@ -59,6 +60,7 @@ from control.params import (
 )
 
 _MAX_CONF = 6  # conflicting neighbours whose edges are tried (the worst ones)
+_FALLBACK_STEPS = 2  # thinner margins tried, evenly down to S_AIM_FALLBACK
 _EPS = 1e-9
 
 
@@ -77,15 +79,16 @@ def _neighbour_shares(j, x_lo, x_hi, air_on, air_off, CROSS, XC, H, jh):
 
 
 @njit(cache=True, nogil=True)
-def _bar(sp):
+def _bar(sp, margin):
     """The scalars the per-neighbour kernels need, out of the schedule vector
-    (a tuple of 34 is dear to pass per neighbour): (spare share (lift - margin),
+    (a tuple of 35 is dear to pass per neighbour) and the aiming ``margin``
+    (``S_AIM_MARGIN``, or the fallback's thinner one): (spare share (lift - margin),
     lift share, tolerance, half blast mm, pitch mm, first valve's x mm, half the
     jet's length along the belt in ticks)."""
     mpt = sp[S_MM_PER_TICK]
     jh = 0.5 * sp[S_JET_MM] / mpt if mpt > 0.0 else 0.0
     return (
-        sp[S_LIFT] - sp[S_AIM_MARGIN], sp[S_LIFT], sp[S_TOLERANCE], 0.5 * sp[S_BLAST_MM],
+        sp[S_LIFT] - margin, sp[S_LIFT], sp[S_TOLERANCE], 0.5 * sp[S_BLAST_MM],
         sp[S_PITCH_MM], sp[S_X_FIRST_MM], jh,
     )  # fmt: skip
 
@@ -195,11 +198,12 @@ def _judge(j, cu, cx, x_lo, x_hi, air_on, air_off, ivs, cnt, open_v, close_v, CR
 @njit(cache=True, nogil=True)
 def _n_lifted(
     i, first, last, air_on, air_off, rows, start, b0, b1, CROSS, XC, H, FRAC, sp,
-    ivs, cnt, open_v, close_v, box,
+    ivs, cnt, open_v, close_v, box, margin,
 ):  # fmt: skip
-    """Neighbours (bins b0..b1) the air would lift (``_judge``); ``box`` (4,) scratch."""
+    """Neighbours (bins b0..b1) the air would lift (``_judge`` at ``margin``);
+    ``box`` (4,) scratch."""
     x_lo, x_hi = _blast_span(first, last, sp)
-    g = _bar(sp)
+    g = _bar(sp, margin)
     n = 0
     for b in range(b0, b1 + 1):
         for q in range(start[b], start[b + 1]):
@@ -220,14 +224,14 @@ def _n_lifted(
 @njit(cache=True, nogil=True)
 def _conflicts(
     i, first, last, air_on, air_off, rows, start, b0, b1, CROSS, XC, H, FRAC, sp,
-    ivs, cnt, open_v, close_v, conf, work,
+    ivs, cnt, open_v, close_v, conf, work, margin,
 ):  # fmt: skip
     """The (at most ``_MAX_CONF``) neighbours the full air would lift, worst
     (largest length share x width share) kept, written to ``conf``
     (_MAX_CONF,) int64 with their committed-air hulls in ``work[:, :4]``
-    (``aim_work``) -> count."""
+    (``aim_work``) -> count; judged at ``margin``."""
     x_lo, x_hi = _blast_span(first, last, sp)
-    g = _bar(sp)
+    g = _bar(sp, margin)
     boxes = work[:_MAX_CONF, :4]
     sev = work[:_MAX_CONF, 4]
     box = work[_MAX_CONF, :4]
@@ -259,14 +263,15 @@ def _conflicts(
 
 
 @njit(cache=True, nogil=True)
-def _edges(i, conf, boxes, nc, first, last, air_on, air_off, CROSS, XC, H, sp):
+def _edges(i, conf, boxes, nc, first, last, air_on, air_off, CROSS, XC, H, sp, margin):
     """Candidate edges of target i's air: (on (3 nc + 1,), count, off, count,
     first valve, count, last valve, count); index 0 of each is the full
     window's own edge. Per neighbour: the edge past which it is spared on
     each side (also with what the air already committed over it, ``boxes``,
     leaves of its spare share), and for one longer (wider) than the air, the
-    window (valve run) short enough to spare it, centred on the target."""
-    spare = sp[S_LIFT] - sp[S_AIM_MARGIN]
+    window (valve run) short enough to spare it, centred on the target;
+    spared at lift - ``margin``."""
+    spare = sp[S_LIFT] - margin
     pitch = sp[S_PITCH_MM]
     b2 = 0.5 * sp[S_BLAST_MM]
     xf = sp[S_X_FIRST_MM]
@@ -276,7 +281,7 @@ def _edges(i, conf, boxes, nc, first, last, air_on, air_off, CROSS, XC, H, sp):
     ls = np.empty(3 * nc + 1, np.int64)
     tc = 0.5 * (CROSS[i, 0] + CROSS[i, 1])
     vc = (XC[i, 0] - xf) / pitch - 0.5
-    jh = _bar(sp)[6]  # the target's centre in valve units
+    jh = _bar(sp, margin)[6]  # the target's centre in valve units
     ons[0], offs[0], fs[0], ls[0] = air_on, air_off, first, last
     n_on = n_off = n_f = n_l = 1
     for k in range(nc):
@@ -338,25 +343,27 @@ def _slot(mask, cov, n, bits, cover):
 
 
 @njit(cache=True, nogil=True)
-def _axis_t(i, conf, boxes, nc, ons, n_on, offs, n_off, need_u, CROSS, XC, H, sp):
+def _axis_t(i, conf, boxes, nc, ons, n_on, offs, n_off, need_u, CROSS, XC, H, sp, margin, t_jet):
     """Windows (on, off) from the candidate edges that keep ``need_u`` of target
-    i's length under air (k sigma), with their cover and the bit mask of the
-    conflicts they spare along the belt, the best of each mask only -> (on,
-    off, cover, mask, count)."""
+    i's length under air (k sigma; the air reaching ``t_jet`` ticks beyond),
+    with their cover and the bit mask of the conflicts they spare along the
+    belt, the best of each mask only -> (on, off, cover, mask, count)."""
     m = n_on * n_off
     w_on = np.empty(m, np.float64)
     w_off = np.empty(m, np.float64)
     cov = np.empty(m, np.float64)
     mask = np.empty(m, np.int64)
-    spare = sp[S_LIFT] - sp[S_AIM_MARGIN] + _EPS
-    jh = _bar(sp)[6]
+    spare = sp[S_LIFT] - margin + _EPS
+    jh = _bar(sp, margin)[6]
     n = 0
     for c in range(n_on):
         for d in range(n_off):
             on, off = ons[c], offs[d]
             if off <= on:
                 continue
-            cu = _worst_cover(on, off, CROSS[i, 0], CROSS[i, 1], sp[S_K_SIGMA] * CROSS[i, 2])
+            cu = _worst_cover(
+                on - t_jet, off + t_jet, CROSS[i, 0], CROSS[i, 1], sp[S_K_SIGMA] * CROSS[i, 2]
+            )
             if cu < need_u - 1e-12:
                 continue
             bits = 0
@@ -375,7 +382,7 @@ def _axis_t(i, conf, boxes, nc, ons, n_on, offs, n_off, need_u, CROSS, XC, H, sp
 
 
 @njit(cache=True, nogil=True)
-def _axis_x(i, conf, boxes, nc, fs, n_f, ls, n_l, need_x, CROSS, XC, H, sp):
+def _axis_x(i, conf, boxes, nc, fs, n_f, ls, n_l, need_x, CROSS, XC, H, sp, margin):
     """Valve runs from the candidate edges that keep ``need_x`` of target i's
     width under air (k sigma), with their cover and the bit mask of the
     conflicts they spare across the belt, the best of each mask only ->
@@ -385,7 +392,7 @@ def _axis_x(i, conf, boxes, nc, fs, n_f, ls, n_l, need_x, CROSS, XC, H, sp):
     w_l = np.empty(m, np.int64)
     cov = np.empty(m, np.float64)
     mask = np.empty(m, np.int64)
-    spare = sp[S_LIFT] - sp[S_AIM_MARGIN] + _EPS
+    spare = sp[S_LIFT] - margin + _EPS
     x = XC[i, 0]
     n = 0
     for a in range(n_f):
@@ -422,7 +429,7 @@ def aim_work():
 @njit(cache=True, nogil=True)
 def _aim_search(
     i, first, last, air_on, air_off, rows, start, b0, b1, CROSS, XC, H, FRAC, sp,
-    ivs, cnt, open_v, close_v, iwork, work,
+    ivs, cnt, open_v, close_v, iwork, work, margin, t_jet,
 ):  # fmt: skip
     """Target i's air as the sub-window that spares the most neighbours, then
     covers the most of it (module docstring).
@@ -430,7 +437,11 @@ def _aim_search(
     rows/start: neighbour rows by x bin (``kernels_schedule._bin_neighbours``),
     bins b0..b1 scanned; ivs/cnt: the valves' committed command intervals,
     open_v/close_v: their delays in ticks (air already sent over a neighbour
-    counts with the new air); iwork, work: scratch from ``aim_work``.
+    counts with the new air); iwork, work: scratch from ``aim_work``;
+    margin: the aiming margin (``S_AIM_MARGIN``; thinner for the fallback,
+    ``_aim_with_fallback``); t_jet: ticks the air reaches the target beyond
+    the window on each side (0: the jet left out of its cover; the fallback:
+    half the jet's length).
     Returns (first, last, air_on, air_off, AIM_*): AIM_CLEAR (the air as
     given spares every neighbour), AIM_CUT (a sub-window does), AIM_FAILED
     (none does: the sub-window that lifts the fewest, the full window when
@@ -439,23 +450,37 @@ def _aim_search(
     conf = iwork
     nc = _conflicts(
         i, first, last, air_on, air_off, rows, start, b0, b1, CROSS, XC, H, FRAC, sp,
-        ivs, cnt, open_v, close_v, conf, work,
+        ivs, cnt, open_v, close_v, conf, work, margin,
     )  # fmt: skip
     boxes = work[:_MAX_CONF, :4]
     if nc == 0:
         return first, last, air_on, air_off, AIM_CLEAR
-    need = sp[S_LIFT] + sp[S_AIM_MARGIN]
-    cu0, cx0 = _target_cover(i, first, last, air_on, air_off, CROSS, XC, H, sp)
+    need = sp[S_LIFT] + margin
+    cu0, cx0 = _target_cover(i, first, last, air_on - t_jet, air_off + t_jet, CROSS, XC, H, sp)
     ons, n_on, offs, n_off, fs, n_f, ls, n_l = _edges(
-        i, conf, boxes, nc, first, last, air_on, air_off, CROSS, XC, H, sp
+        i, conf, boxes, nc, first, last, air_on, air_off, CROSS, XC, H, sp, margin
     )
     # a neighbour is spared by the window's length OR by its valves: per axis,
     # each candidate's target cover and a bit per neighbour it spares
     tw_on, tw_off, t_cov, t_mask, n_t = _axis_t(
-        i, conf, boxes, nc, ons, n_on, offs, n_off, min(need, cu0), CROSS, XC, H, sp
+        i,
+        conf,
+        boxes,
+        nc,
+        ons,
+        n_on,
+        offs,
+        n_off,
+        min(need, cu0),
+        CROSS,
+        XC,
+        H,
+        sp,
+        margin,
+        t_jet,
     )
     xw_f, xw_l, x_cov, x_mask, n_x = _axis_x(
-        i, conf, boxes, nc, fs, n_f, ls, n_l, min(need, cx0), CROSS, XC, H, sp
+        i, conf, boxes, nc, fs, n_f, ls, n_l, min(need, cx0), CROSS, XC, H, sp, margin
     )
     full = (1 << nc) - 1
     best = (first, last, air_on, air_off)
@@ -477,15 +502,50 @@ def _aim_search(
     if best_bad == 0:
         left = _n_lifted(
             i, f, lst, on, off, rows, start, b0, b1, CROSS, XC, H, FRAC, sp,
-            ivs, cnt, open_v, close_v, work[_MAX_CONF, :4],
+            ivs, cnt, open_v, close_v, work[_MAX_CONF, :4], margin,
         )  # fmt: skip
         if left == 0:  # the neighbours beyond the worst _MAX_CONF too
             return f, lst, on, off, AIM_CUT
     return f, lst, on, off, AIM_FAILED
 
 
+@njit(cache=True, nogil=True)
+def _aim_with_fallback(
+    i, first, last, air_on, air_off, rows, start, b0, b1, CROSS, XC, H, FRAC, sp,
+    ivs, cnt, open_v, close_v, iwork, work, fallback,
+):  # fmt: skip
+    """``_aim_search`` at the margin ``S_AIM_MARGIN``; when no sub-window
+    spares every neighbour and ``fallback`` is set (air that goes out anyway:
+    ``balanced``, a battery), again at thinner margins, ``_FALLBACK_STEPS``
+    even steps down to ``S_AIM_FALLBACK`` (a target kept at lift + margin
+    under air, neighbours at most lift - margin), the jet's length now
+    counted over the target as over its neighbours (the strict search leaves
+    it out of the target's cover): the first (thickest) margin
+    at which a sub-window spares every neighbour wins, else the strict answer
+    (the window lifting the fewest at the full margin). Same arguments and
+    return as ``_aim_search`` (whose ``margin`` it sets)."""
+    m0 = sp[S_AIM_MARGIN]
+    f, lst, on, off, aim = _aim_search(
+        i, first, last, air_on, air_off, rows, start, b0, b1, CROSS, XC, H, FRAC, sp,
+        ivs, cnt, open_v, close_v, iwork, work, m0, 0.0,
+    )  # fmt: skip
+    thin = sp[S_AIM_FALLBACK]
+    if aim != AIM_FAILED or not fallback or thin >= m0:
+        return f, lst, on, off, aim
+    for k in range(1, _FALLBACK_STEPS + 1):
+        m = m0 - (m0 - thin) * k / _FALLBACK_STEPS
+        f2, l2, on2, off2, aim2 = _aim_search(
+            i, first, last, air_on, air_off, rows, start, b0, b1, CROSS, XC, H, FRAC, sp,
+            ivs, cnt, open_v, close_v, iwork, work, m, _bar(sp, m)[6],
+        )  # fmt: skip
+        if aim2 != AIM_FAILED:
+            return f2, l2, on2, off2, AIM_CUT
+    return f, lst, on, off, aim
+
+
 __all__ = [
     "_aim_search",
+    "_aim_with_fallback",
     "_axis_t",
     "_axis_x",
     "_bar",

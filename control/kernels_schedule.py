@@ -19,7 +19,7 @@ import numpy as np
 from numba import njit
 
 from control.kernels_aim import AIM_CUT, AIM_FAILED, _aim
-from control.kernels_aim_search import _aim_search, aim_work
+from control.kernels_aim_search import _aim_with_fallback, aim_work
 from control.kernels_intervals import _commit, _emit, _plan, _prune, _pulse_columns
 from control.kernels_windows import (
     _command,
@@ -272,9 +272,10 @@ def _schedule(
                 b0 = min(max(math.floor((x_lo - h_max) / NEIGHBOUR_BIN_MM), 0), n_bins - 1)
                 b1 = min(max(math.floor((x_hi + h_max) / NEIGHBOUR_BIN_MM), 0), n_bins - 1)
                 if search:
-                    first, last, air_on, air_off, aim = _aim_search(
+                    fires = not purity or TCLS[i] == int(sp[S_BATTERY])  # air goes out anyway
+                    first, last, air_on, air_off, aim = _aim_with_fallback(
                         i, first, last, air_on, air_off, rows, bstart, b0, b1, CROSS, XC, H,
-                        FRAC, sp, ivs, cnt, open_v, close_v, iwork, awork,
+                        FRAC, sp, ivs, cnt, open_v, close_v, iwork, awork, fires,
                     )  # fmt: skip
                 else:
                     first, last, air_on, air_off, aim = _aim(

@@ -93,7 +93,8 @@ S_AIM_RULE = 30  # how aiming chooses the air (AIM_RULE_*)
 S_LIFT = 31  # share of a piece's length and of its width under air that lifts it (valve bar)
 S_AIM_MARGIN = 32  # search rule: target >= lift + margin, neighbours <= lift - margin
 S_JET_MM = 33  # length of one jet's footprint along the belt (search rule: neighbours)
-N_SCHEDULE = 34
+S_AIM_FALLBACK = 34  # search rule: the thinner margin tried when air goes out anyway
+N_SCHEDULE = 35
 
 # how aiming around neighbours chooses the target's air (``control.kernels_aim``,
 # ``control.kernels_aim_search``)
@@ -227,6 +228,16 @@ class ControlParams:
     # be measured on a real bar). The search rule keeps neighbours that much
     # further from the window (the target's cover does not count on it)
     jet_length_mm: float = 8.0
+    # when no sub-window spares every neighbour at ``aim_margin`` and the air
+    # goes out anyway (``prefer = "balanced"``, a battery), the search runs
+    # again at thinner margins, in two even steps down to this one (target >=
+    # lift + it, neighbours <= lift - it; the jet's length counted over the
+    # target too): a neighbour left at 0.45 or 0.5
+    # of its length stays on the belt, one under the full window does not
+    # (``bench/line_coeject.py``: most co-ejections at perfect perception
+    # were such knowingly lifted neighbours). Equal to ``aim_margin``: off
+    # (``aim_rule = "search-strict"`` in ``Controller.set_aim_rule``)
+    aim_fallback_margin: float = 0.0
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -253,6 +264,8 @@ class ControlParams:
             raise ValueError(f"ControlParams.aim_rule must be cut or search, not {self.aim_rule!r}")
         if not 0 <= self.aim_margin < self.lift_share <= 1 - self.aim_margin:
             raise ValueError("ControlParams needs 0 <= aim_margin < lift_share <= 1 - aim_margin")
+        if not 0 <= self.aim_fallback_margin <= self.aim_margin:
+            raise ValueError("ControlParams needs 0 <= aim_fallback_margin <= aim_margin")
         if not (0 < self.cover_x_share <= 1 and 0 < self.cover_u_share <= 1):
             raise ValueError("ControlParams cover shares must lie in (0, 1]")
         if not (0 < self.still_stay < 1 and 0 < self.move_stay < 1 and 0 < self.accel_stay < 1):

@@ -90,6 +90,7 @@ def schedule_vector(
     s[ix.S_LIFT] = params.lift_share
     s[ix.S_AIM_MARGIN] = params.aim_margin
     s[ix.S_JET_MM] = params.jet_length_mm
+    s[ix.S_AIM_FALLBACK] = params.aim_fallback_margin
     return s
 
 

@@ -15,6 +15,7 @@ from control.kernels_schedule import NEIGHBOUR_BIN_MM, _bin_neighbours
 from control.params import (
     AIM_RULE_SEARCH,
     N_SCHEDULE,
+    S_AIM_FALLBACK,
     S_AIM_MARGIN,
     S_AIM_RULE,
     S_BLAST_MM,
@@ -37,13 +38,16 @@ from .test_controller import _covered
 from .test_schedule import _objects, _recipe
 
 PITCH, X_FIRST, BLAST, TOL, LIFT, MARGIN, K, KX = 6.25, 0.0, 8.0, 0.15, 0.5, 0.1, 2.0, 1.0
+THIN = 0.0  # the fallback's thinnest margin (ControlParams.aim_fallback_margin)
+STEP = 0.05  # its first step: halfway from MARGIN
 
 
-def _sp(tol=TOL, lift=LIFT, margin=MARGIN):
+def _sp(tol=TOL, lift=LIFT, margin=MARGIN, fallback=THIN):
     sp = np.zeros(N_SCHEDULE)
     sp[S_PITCH_MM], sp[S_X_FIRST_MM], sp[S_BLAST_MM] = PITCH, X_FIRST, BLAST
     sp[S_TOLERANCE], sp[S_K_SIGMA], sp[S_SIGMA_X_K] = tol, K, KX
     sp[S_LIFT], sp[S_AIM_MARGIN], sp[S_AIM_RULE] = lift, margin, AIM_RULE_SEARCH
+    sp[S_AIM_FALLBACK] = fallback
     return tuple(sp.tolist())
 
 
@@ -62,28 +66,41 @@ def _committed_air(runs=()):
     return ivs, cnt, np.zeros(N_VALVES), np.zeros(N_VALVES)
 
 
-def _kernel(i, first, last, on, off, CROSS, XC, H, FRAC, sp=None, committed=()):
+def _kernel(i, first, last, on, off, CROSS, XC, H, FRAC, sp=None, committed=(), margin=None):
+    sp = sp or _sp()
     nbr = np.arange(len(FRAC), dtype=np.int64)
     n_bins = int(2000 // NEIGHBOUR_BIN_MM) + 1
     rows, start, _ = _bin_neighbours(nbr, XC, H, NEIGHBOUR_BIN_MM, n_bins)
     return ks._aim_search(
-        i, first, last, on, off, rows, start, 0, n_bins - 1, CROSS, XC, H, FRAC, sp or _sp(),
-        *_committed_air(committed), *ks.aim_work(),
+        i, first, last, on, off, rows, start, 0, n_bins - 1, CROSS, XC, H, FRAC, sp,
+        *_committed_air(committed), *ks.aim_work(), sp[S_AIM_MARGIN] if margin is None else margin,
+        0.0,
     )  # fmt: skip
 
 
-def _twin(i, rect, CROSS, XC, H, FRAC, n_grid=40):
+def _twin(i, rect, CROSS, XC, H, FRAC, n_grid=40, margin=MARGIN):
     return naive.aim_search(
-        i, *rect, CROSS, XC, H, FRAC, K, KX, TOL, LIFT, MARGIN, PITCH, X_FIRST, BLAST, n_grid
+        i, *rect, CROSS, XC, H, FRAC, K, KX, TOL, LIFT, margin, PITCH, X_FIRST, BLAST, n_grid
     )
 
 
-def _lifted_by(i, rect, CROSS, XC, H, FRAC):
+def _lifted_by(i, rect, CROSS, XC, H, FRAC, margin=MARGIN):
     """The twin's judgement of one rectangle: (neighbours lifted, cover product)."""
     n_full, _, cover, _ = naive.aim_search(
-        i, *rect, CROSS, XC, H, FRAC, K, KX, TOL, LIFT, MARGIN, PITCH, X_FIRST, BLAST, 1
+        i, *rect, CROSS, XC, H, FRAC, K, KX, TOL, LIFT, margin, PITCH, X_FIRST, BLAST, 1
     )
     return n_full, cover
+
+
+def _fallback(i, rect, CROSS, XC, H, FRAC, fires, sp=None):
+    """``_aim_with_fallback`` on a scene (no air committed)."""
+    nbr = np.arange(len(FRAC), dtype=np.int64)
+    n_bins = int(2000 // NEIGHBOUR_BIN_MM) + 1
+    rows, start, _ = _bin_neighbours(nbr, XC, H, NEIGHBOUR_BIN_MM, n_bins)
+    return ks._aim_with_fallback(
+        i, *rect, rows, start, 0, n_bins - 1, CROSS, XC, H, FRAC, sp or _sp(),
+        *_committed_air(), *ks.aim_work(), fires,
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------- hand-built
@@ -213,6 +230,75 @@ def test_a_neighbour_of_the_same_fraction_is_no_conflict():
     assert _kernel(0, *rect, CROSS, XC, H, FRAC) == (*rect, ka.AIM_CLEAR)
 
 
+# a pcb over the target's trailing part (from ``pcb_at`` for 80 ticks): at the
+# full margin the air must stop when 0.4 of the pcb (one sigma included) is
+# under it, too early for 0.6 of the target (k sigma); the first step (0.05)
+# stops it at 0.45 and needs 0.55, the second (0.0) at 0.5 and needs 0.5
+TRAILING = [(0, 100, 1.0, 500, 0.3, 30, 0), (30, 110, 1.0, 500, 0.3, 30, -1)]
+
+
+@pytest.mark.parametrize(("pcb_at", "margin"), [(30.0, STEP), (20.0, THIN)])
+def test_the_fallback_spares_at_a_thinner_margin_what_the_full_one_cannot(pcb_at, margin):
+    CROSS, XC, H, FRAC = _scene([TRAILING[0], (pcb_at, pcb_at + 80, 1.0, 500, 0.3, 30, -1)])
+    rect = _air_of(0, 100, 500, 30, share=0.9)
+    strict = _kernel(0, *rect, CROSS, XC, H, FRAC)
+    assert strict[4] == ka.AIM_FAILED
+    f, lst, on, off, st = _fallback(0, rect, CROSS, XC, H, FRAC, True)
+    assert st == ka.AIM_CUT
+    assert (f, lst, on) == (rect[0], rect[1], rect[2])
+    assert off == pytest.approx(pcb_at - 1.0 + (LIFT - margin) * 80.0)
+    assert _lifted_by(0, (f, lst, on, off), CROSS, XC, H, FRAC, margin=margin)[0] == 0
+    assert _lifted_by(0, (f, lst, on, off), CROSS, XC, H, FRAC)[0] == 1  # by the full margin
+    cu, cx = ka._target_cover(0, f, lst, on, off, CROSS, XC, H, _sp())
+    assert LIFT + margin - 1e-9 <= cu < LIFT + margin + 0.05 and cx >= LIFT + MARGIN
+
+
+def test_the_fallback_counts_the_jet_over_the_target_too():
+    """With an 8 mm jet (4 ticks each side): the strict search keeps the pcb
+    4 ticks further off and does not count the jet over the target; the
+    fallback counts it (its air reaches the target as it reaches the pcb), so
+    its first step (0.05) already holds 0.55 of the target: the air stops
+    when 0.45 of the pcb, one sigma and the jet included, is under it."""
+    CROSS, XC, H, FRAC = _scene([TRAILING[0], (25, 105, 1.0, 500, 0.3, 30, -1)])
+    sp = np.array(_sp())
+    sp[S_JET_MM], sp[S_MM_PER_TICK] = 8.0, 1.0
+    sp = tuple(sp.tolist())
+    rect = _air_of(0, 100, 500, 30, share=0.9)
+    assert _kernel(0, *rect, CROSS, XC, H, FRAC, sp=sp)[4] == ka.AIM_FAILED
+    f, lst, on, off, st = _fallback(0, rect, CROSS, XC, H, FRAC, True, sp)
+    assert st == ka.AIM_CUT and on == rect[2]
+    # without the jet over the target only the second step (0.0) holds it: off 60
+    assert off == pytest.approx(25.0 - 1.0 - 4.0 + (LIFT - STEP) * 80.0)
+    cu, _ = ka._target_cover(0, f, lst, on - 4.0, off + 4.0, CROSS, XC, H, sp)
+    assert cu >= LIFT + STEP
+    cu_no_jet, _ = ka._target_cover(0, f, lst, on, off, CROSS, XC, H, sp)
+    assert cu_no_jet < LIFT + STEP
+
+
+@pytest.mark.parametrize(
+    ("fires", "thin"),
+    [(False, THIN), (True, MARGIN)],  # purity leaves the target; thin = full: off
+)
+def test_no_fallback_keeps_the_strict_answer(fires, thin):
+    CROSS, XC, H, FRAC = _scene(TRAILING)
+    rect = _air_of(0, 100, 500, 30, share=0.9)
+    strict = _kernel(0, *rect, CROSS, XC, H, FRAC)
+    assert _fallback(0, rect, CROSS, XC, H, FRAC, fires, _sp(fallback=thin)) == strict
+
+
+def test_a_neighbour_no_thin_window_spares_keeps_the_strict_answer():
+    # a pcb on the middle of the target: no margin spares it
+    CROSS, XC, H, FRAC = _scene([(0, 100, 1.0, 500, 0.3, 30, 0), (30, 70, 1.0, 500, 0.3, 15, -1)])
+    rect = _air_of(0, 100, 500, 30)
+    assert _fallback(0, rect, CROSS, XC, H, FRAC, True) == (*rect, ka.AIM_FAILED)
+
+
+def test_a_target_the_full_margin_aims_does_not_fall_back():
+    CROSS, XC, H, FRAC = _scene([(0, 100, 1.0, 500, 0.3, 30, 0), (-20, 60, 1.0, 500, 0.3, 30, -1)])
+    rect = _air_of(0, 100, 500, 30, share=0.9)
+    assert _fallback(0, rect, CROSS, XC, H, FRAC, True) == _kernel(0, *rect, CROSS, XC, H, FRAC)
+
+
 # ---------------------------------------------------------------- brute force
 @pytest.mark.parametrize("seed", range(5))
 def test_kernel_is_as_good_as_a_brute_force_on_random_crowds(seed):
@@ -242,6 +328,42 @@ def test_kernel_is_as_good_as_a_brute_force_on_random_crowds(seed):
         assert cu >= min(LIFT + MARGIN, cu0) - 1e-9 and cx >= min(LIFT + MARGIN, cx0) - 1e-9
         seen.add(st)
     assert len(seen) >= 2, seen
+
+
+def _fallback_crowd(seed):
+    """One random crowd: ``_aim_with_fallback`` against the strict kernel and
+    the brute force at the thin margin -> targets aimed at the thin margin."""
+    rng = np.random.default_rng(100 + seed)
+    n = 16
+    t0 = rng.uniform(0, 300, n)
+    length = rng.uniform(20, 120, n)
+    rows = np.column_stack(
+        [t0, t0 + length, rng.uniform(0.2, 4, n), rng.uniform(420, 580, n),
+         rng.uniform(0.1, 1.5, n), rng.uniform(4, 30, n), rng.integers(-1, 1, n)]
+    )  # fmt: skip
+    CROSS, XC, H, FRAC = _scene(rows.tolist())
+    thin_used = 0
+    for i in np.flatnonzero(FRAC == 0)[:5]:
+        rect = _air_of(CROSS[i, 0], CROSS[i, 1], XC[i, 0], H[i, 0], share=0.9)
+        strict = _kernel(i, *rect, CROSS, XC, H, FRAC)
+        got = _fallback(i, rect, CROSS, XC, H, FRAC, True)
+        if strict[4] != ka.AIM_FAILED:
+            assert got == strict
+            continue
+        _, n_best, _, _ = _twin(i, rect, CROSS, XC, H, FRAC, margin=THIN)
+        if got[4] == ka.AIM_FAILED:
+            assert got == strict and n_best >= 1
+            continue
+        thin_used += 1
+        assert _lifted_by(i, got[:4], CROSS, XC, H, FRAC, margin=THIN)[0] == 0
+        cu, cx = ka._target_cover(i, *got[:4], CROSS, XC, H, _sp())
+        cu0, cx0 = ka._target_cover(i, *rect, CROSS, XC, H, _sp())
+        assert cu >= min(LIFT + THIN, cu0) - 1e-9 and cx >= min(LIFT + THIN, cx0) - 1e-9
+    return thin_used
+
+
+def test_fallback_is_as_good_as_a_brute_force_at_the_thin_margin():
+    assert sum(_fallback_crowd(seed) for seed in range(5)) >= 1
 
 
 def test_empty_neighbourhood():
@@ -305,6 +427,19 @@ def test_stream_purity_leaves_what_it_cannot_aim_around(geometry, run_stream, tm
         assert (len(pulses) > 0) == fires, prefer
         counter = "co_ejections_avoided" if prefer == "purity" else "co_ejections_accepted"
         assert ctl.stats()[counter] == 1
+
+
+def test_search_strict_turns_the_fallback_off_and_search_back_on(geometry, tmp_path):
+    recipe = _recipe(tmp_path, RECIPE.format(prefer="balanced", pcb=5))
+    params = ControlParams(aim_fallback_margin=0.02)
+    ctl = Controller(geometry, recipe, DEFAULT_CLASSES, params=params)
+    ctl.set_aim_rule("search-strict")
+    assert ctl.params.aim_rule == "search"
+    assert ctl.params.aim_fallback_margin == ctl.params.aim_margin
+    ctl.set_aim_rule("search")
+    assert ctl.params.aim_fallback_margin == pytest.approx(0.02)
+    with pytest.raises(ValueError, match="aim_fallback_margin"):
+        ControlParams(aim_margin=0.1, aim_fallback_margin=0.2)
 
 
 def test_params_refuse_a_margin_that_swallows_the_lift_share():

@@ -1,0 +1,65 @@
+"""``bench/line_coeject.py``: the brief's causes from the diagnosis rows, the
+per-target counts and the skip-k>=2 what-if, on hand-built rows; and a short
+stepped run whose causes add up."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench import line_coeject as lc
+
+
+@pytest.mark.parametrize(
+    ("cause", "target", "separable", "motion", "expected"),
+    [
+        ("several_runs", "copper", None, "lying", "merged_windows"),
+        ("no_track", "copper", None, "lying", "no_track"),
+        ("no_target", None, None, "lying", "no_track"),
+        ("target_error", "copper", True, "lying", "target_off"),
+        ("unavoidable", "copper", None, "lying", "inseparable"),
+        ("neighbour_error", "copper", True, "bouncing", "moved"),
+        ("neighbour_error", "copper", True, "lying", "criterion"),
+        ("seen_accepted", "battery", True, "lying", "battery"),
+        ("seen_accepted", "copper", False, "lying", "accepted_no_window"),
+        ("seen_accepted", "brass", True, "rolling", "accepted_window"),
+        ("criterion", "copper", True, "lying", "criterion"),
+    ],
+)
+def test_brief_cause(cause, target, separable, motion, expected):
+    row = {"cause": cause, "target_class": target, "separable_with_margin": separable}
+    assert lc.brief_cause(row, motion) == expected
+
+
+def _row(fragment, target, target_class="copper", cause="seen_accepted"):
+    return {
+        "fragment": fragment, "target_fragment": target, "target_class": target_class,
+        "cause": cause, "separable_with_margin": True,
+    }  # fmt: skip
+
+
+def test_summary_counts_targets_by_k_and_the_skip_what_if():
+    rows = [
+        _row(10, 1),
+        _row(11, 1),  # one copper took two
+        _row(12, 2),  # one took one
+        _row(13, 3, "battery"),
+        _row(14, 3, "battery"),  # a battery took two: never left
+        _row(15, 4, cause="several_runs"),  # merged windows: no single target
+    ]
+    # 20 targets, 18 of them ejected, 24 ejected in all (6 non-targets)
+    s = lc.summarise(rows, {12: "sliding"}, 20, 18, 24)
+    assert s["causes_brief"]["accepted_window"] == 3
+    assert s["causes_brief"]["battery"] == 2 and s["causes_brief"]["merged_windows"] == 1
+    assert s["moving_neighbours"] == 1
+    assert s["targets_by_k"] == {"1": 1, "2": 2}
+    k2 = s["skip_k2"]
+    assert (k2["targets_left"], k2["non_targets_saved"]) == (1, 2)
+    assert k2["purity"] == pytest.approx(17 / 21, abs=1e-4)
+    assert k2["recovery"] == pytest.approx(17 / 20, abs=1e-4)
+
+
+@pytest.mark.slow
+def test_a_short_run_adds_up():
+    res = lc.run("crowded", 150, 3001, None)
+    assert sum(res["causes_brief"].values()) == res["non_targets_ejected"]
+    assert sum(res["causes"].values()) == res["non_targets_ejected"]
