@@ -463,22 +463,9 @@ def _aim_search(
     # a neighbour is spared by the window's length OR by its valves: per axis,
     # each candidate's target cover and a bit per neighbour it spares
     tw_on, tw_off, t_cov, t_mask, n_t = _axis_t(
-        i,
-        conf,
-        boxes,
-        nc,
-        ons,
-        n_on,
-        offs,
-        n_off,
-        min(need, cu0),
-        CROSS,
-        XC,
-        H,
-        sp,
-        margin,
-        t_jet,
-    )
+        i, conf, boxes, nc, ons, n_on, offs, n_off, min(need, cu0), CROSS, XC, H, sp,
+        margin, t_jet,
+    )  # fmt: skip
     xw_f, xw_l, x_cov, x_mask, n_x = _axis_x(
         i, conf, boxes, nc, fs, n_f, ls, n_l, min(need, cx0), CROSS, XC, H, sp, margin
     )

@@ -209,6 +209,12 @@ class ControlSection(BaseModel):
     jet_length_mm: float = Field(
         8.0, ge=0, le=100, description="a jet's footprint along the belt (the nozzles' property)"
     )
+    aim_fallback_margin: float = Field(
+        0.0, ge=0, lt=0.5,
+        description="when no window spares every neighbour at aim_margin and the air goes out "
+        "anyway (prefer = balanced, a battery), the thinnest margin tried before lifting one; "
+        "= aim_margin: never",
+    )  # fmt: skip
 
     @model_validator(mode="after")
     def _margin_fits(self) -> ControlSection:
@@ -216,6 +222,11 @@ class ControlSection(BaseModel):
             raise ValueError(
                 f"lift_share {self.lift_share:g} must lie in (aim_margin, 1 - aim_margin] = "
                 f"({self.aim_margin:g}, {1 - self.aim_margin:g}]"
+            )
+        if self.aim_fallback_margin > self.aim_margin:
+            raise ValueError(
+                f"aim_fallback_margin {self.aim_fallback_margin:g} must not exceed aim_margin "
+                f"{self.aim_margin:g}"
             )
         return self
 
@@ -225,7 +236,7 @@ class ControlSection(BaseModel):
 
         return ControlParams(
             aim_rule=self.aim_rule, lift_share=self.lift_share, aim_margin=self.aim_margin,
-            jet_length_mm=self.jet_length_mm,
+            jet_length_mm=self.jet_length_mm, aim_fallback_margin=self.aim_fallback_margin,
         )  # fmt: skip
 
 

@@ -44,6 +44,7 @@ def test_overlay_changes_only_what_it_names(tmp_path: Path) -> None:
         ("[control]\nlift_share = 1.5\n", "control.lift_share", "less than 1"),
         ("[control]\njet_length_mm = -2.0\n", "control.jet_length_mm", "greater than or equal"),
         ("[control]\nlift_share = 0.95\n", "control", "lift_share 0.95 must lie in (aim_margin"),
+        ("[control]\naim_fallback_margin = 0.2\n", "control", "must not exceed aim_margin 0.1"),
         ("[records]\ntimezone = 'Mars/Olympus_Mons'\n", "records.timezone", "unknown time zone"),
         # found by the fuzz test: a zone name longer than a file name reached the
         # file system (OSError: file name too long) instead of a one-line refusal
@@ -90,18 +91,19 @@ def test_vision_classify_and_merge_flag_reach_the_line(tmp_path: Path) -> None:
 
 
 def test_aiming_settings_reach_the_decision_core(tmp_path: Path) -> None:
-    """``[control] aim_rule, lift_share, aim_margin, jet_length_mm`` are the
-    controller's, on the line a config builds; the defaults are ControlParams'."""
+    """``[control] aim_rule, lift_share, aim_margin, jet_length_mm,
+    aim_fallback_margin`` are the controller's, on the line a config builds; the
+    defaults are ControlParams'."""
     from control.params import ControlParams
 
     d = load_config().control.control_params()
     ref = ControlParams()
-    assert (d.aim_rule, d.lift_share, d.aim_margin, d.jet_length_mm) == (
-        ref.aim_rule, ref.lift_share, ref.aim_margin, ref.jet_length_mm,
-    )  # fmt: skip
-    text = '[control]\naim_rule = "cut"\nlift_share = 0.6\naim_margin = 0.15\njet_length_mm = 5.0\n'
+    names = ("aim_rule", "lift_share", "aim_margin", "jet_length_mm", "aim_fallback_margin")
+    assert [getattr(d, k) for k in names] == [getattr(ref, k) for k in names]
+    text = (
+        '[control]\naim_rule = "cut"\nlift_share = 0.6\naim_margin = 0.15\njet_length_mm = 5.0\n'
+        "aim_fallback_margin = 0.05\n"
+    )
     with configured_line(tmp_path, text) as line:
         got = line.parts.controller.params
-        assert (got.aim_rule, got.lift_share, got.aim_margin, got.jet_length_mm) == (
-            "cut", 0.6, 0.15, 5.0,
-        )  # fmt: skip
+        assert [getattr(got, k) for k in names] == ["cut", 0.6, 0.15, 5.0, 0.05]
