@@ -217,11 +217,47 @@ def knn_wrong(x: np.ndarray, y: np.ndarray, k: int = 15, test_share: float = 0.2
     return wrong
 
 
+def mlp_accuracy(
+    x: np.ndarray, y: np.ndarray, test_share: float = 0.25, epochs: int = 1500
+) -> float:
+    """Held-out accuracy (the test rows of ``knn_wrong``) of a small perceptron (64, 64
+    ReLU units, Adam, ``epochs`` full-batch epochs, seed 0): a cross-check of the vote."""
+    import torch
+
+    test = np.zeros(x.shape[0], bool)
+    test[_test_rows(x.shape[0], test_share)] = True
+    x = (x - x[~test].mean(axis=0)) / (x[~test].std(axis=0) + 1e-12)
+    xt, yt = torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.float32)
+    tr = torch.tensor(~test)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small batches: one thread is faster on a shared machine
+    try:
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(
+            torch.nn.Linear(x.shape[1], 64), torch.nn.ReLU(), torch.nn.Linear(64, 64),
+            torch.nn.ReLU(), torch.nn.Linear(64, 1),
+        )  # fmt: skip
+        opt = torch.optim.Adam(net.parameters(), 3e-3)
+        for _ in range(epochs):
+            opt.zero_grad()
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(
+                net(xt[tr]).squeeze(1), yt[tr]
+            )
+            loss.backward()
+            opt.step()
+        with torch.no_grad():
+            pred = net(xt[~tr]).squeeze(1) > 0
+    finally:
+        torch.set_num_threads(threads)
+    return float((pred.float() == yt[~tr]).float().mean())
+
+
 def study(
     n_per_class: int = 6000,
     candidates_hz: Sequence[float] = CANDIDATES_HZ,
     noise_units: float = 1.0,
     seed: int = 3001,
+    mlp: bool = False,
 ) -> dict[str, Any]:
     """Copper/brass 2-way accuracy of the bar (+ the camera's box) per frequency set."""
     freqs = (*BASE_HZ, *candidates_hz)
@@ -266,6 +302,8 @@ def study(
                 np.concatenate([bar, np.log(p.lam)[:, None]], axis=1), p.label
             ),
         }
+        if mlp:
+            row["bar_and_box_mlp"] = mlp_accuracy(np.concatenate([bar, box], axis=1), p.label)
         out["sets"].append(row)
     bar = bar_features(p, [0, 1], noise_units, 1000.0, seed + 1)
     wrong = knn_wrong(np.concatenate([bar, box], axis=1), p.label)
@@ -303,15 +341,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--pieces", type=int, default=6000, help="per class")
     ap.add_argument("--noise-units", type=float, default=1.0)
     ap.add_argument("--seed", default="3001,3002", help="seed(s), comma-separated")
+    ap.add_argument(
+        "--candidates-hz", default=",".join(f"{f:g}" for f in CANDIDATES_HZ),
+        help="third frequencies to try, comma-separated",
+    )  # fmt: skip
+    ap.add_argument("--mlp", action="store_true", help="also a small perceptron (torch)")
     ap.add_argument("--json", type=Path, default=None)
     a = ap.parse_args(argv)
     try:
         seeds = [int(x) for x in a.seed.split(",")]
+        cands = [float(x) for x in a.candidates_hz.split(",")]
     except ValueError:
-        ap.error(f"--seed {a.seed!r}: comma-separated integers needed")
+        ap.error(
+            f"--seed {a.seed!r} / --candidates-hz {a.candidates_hz!r}: comma-separated numbers"
+        )
     res = {
         "identity_max_abs_difference": check_identity(),
-        "runs": [study(a.pieces, noise_units=a.noise_units, seed=s) for s in seeds],
+        "runs": [study(a.pieces, cands, a.noise_units, s, a.mlp) for s in seeds],
     }
     text = json.dumps(res, indent=1)
     if a.json is not None:

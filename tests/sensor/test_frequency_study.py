@@ -15,6 +15,7 @@ from sortline.sensor.frequency_study import (
     degenerate_twin,
     draw_pieces,
     knn_accuracy,
+    mlp_accuracy,
 )
 
 LAM_COIL = 1e3 / 15.0
@@ -77,3 +78,10 @@ def test_true_size_separates_copper_from_brass_where_the_box_does_not() -> None:
     with_lam = knn_accuracy(np.concatenate([bar, np.log(p.lam)[:, None]], axis=1), p.label)
     assert with_lam > 0.97
     assert alone < with_lam - 0.08
+
+
+def test_mlp_cross_check_separates_what_differs() -> None:
+    rng = np.random.default_rng(1)
+    y = np.repeat([0, 1], 200)
+    x = np.concatenate([rng.normal(0, 1, (200, 2)), rng.normal(5, 1, (200, 2))])
+    assert mlp_accuracy(x, y, epochs=150) > 0.97
