@@ -18,6 +18,9 @@ alone. Each row reports the live tracks it measured (``live_tracks_mean``):
   ``Tracks`` and ``Pulses`` batches: the whole per-frame cost;
 - ``sortline_cut`` (on request, ``--impls``): the same with the earlier rule
   of aiming around neighbours (``ControlParams(aim_rule="cut")``);
+- ``sortline_strict`` (on request): the search rule without its fallback to
+  thinner margins (``aim_fallback_margin = aim_margin``, the rule before
+  session 10);
 - ``scipy_lsa``: the same pipeline with dense global
   ``scipy.optimize.linear_sum_assignment`` (``bench/_decision_ref.py``);
 - ``bytetrack``: supervision 0.30.9 ``ByteTrack`` on the same boxes
@@ -127,12 +130,15 @@ def make_stream(n_in_view: int, n_frames: int, seed: int) -> tuple[LineGeometry,
 
 
 def _make(impl: str, geo: LineGeometry) -> Any:
-    if impl in ("sortline", "sortline_cut"):
+    if impl in ("sortline", "sortline_cut", "sortline_strict"):
         from control.controller import Controller
         from control.params import ControlParams
         from control.recipe import load_recipe
 
-        params = ControlParams(aim_rule="cut") if impl == "sortline_cut" else None
+        params = {
+            "sortline_cut": ControlParams(aim_rule="cut"),
+            "sortline_strict": ControlParams(aim_fallback_margin=ControlParams().aim_margin),
+        }.get(impl)
         recipe = load_recipe("builtin:default", DEFAULT_CLASSES)
         ctl = Controller(geo, recipe, DEFAULT_CLASSES, params=params)
 
