@@ -27,6 +27,13 @@ Modbus round trip) at the frame's exposure time, or extrapolated from the
 last two at the measured speed when the frame is newer than the last
 sample. Never from the nominal belt speed.
 
+Both use only the encoder samples whose round trip was short enough to date
+them (``trusted``: a reply that took long may hold a count from anywhere in
+its round trip); in trigger mode, when even those cannot tell one trigger
+from the next (``dating_error_ticks`` over a quarter trigger: a slow serial
+link at speed), a frame is placed by its match and counted as unchecked
+(``frames_unchecked``), never re-matched on such timing.
+
 Both measure their error: against the count the camera itself reports when
 it does (``RawFrame.exposure_tick``: GenICam chunk data, the virtual plant),
 else in trigger mode the gap between the latched and the interpolated count,
