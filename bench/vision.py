@@ -450,8 +450,11 @@ def cpu(
     model: str,
     seed: int = 101,
     baseline: str | None = None,
+    seg_model: str | None = None,
 ) -> dict[str, Any]:
-    """One ``--cpu`` cell (see the module docstring)."""
+    """One ``--cpu`` cell (see the module docstring); ``seg_model``: segment with
+    this learned instance cue (``[vision] segmenter = "learned"``) instead of
+    the classic split."""
     import vision.segment as segment_mod
     from calibration.geometry import LineGeometry
     from models.registry import resolve_model
@@ -465,7 +468,14 @@ def cpu(
     mods: dict[str, Any] = {"now": segment_mod}
     if baseline:
         mods[f"baseline {baseline}"] = _baseline_segment(baseline)
-    pipes = {k: VisionPipeline(geo, clf) for k in mods}
+    seg_params = None
+    if seg_model:
+        from models.seg_models import resolve_seg_model
+
+        seg_params = segment_mod.SegmentParams(
+            segmenter="learned", learned_model=str(resolve_seg_model(seg_model))
+        )
+    pipes = {k: VisionPipeline(geo, clf, segment_params=seg_params) for k in mods}
     for k, mod in mods.items():
         if mod is not segment_mod:
             pipes[k].segmenter = mod.Segmenter(pipes[k].segmenter.params)
@@ -534,8 +544,10 @@ def cpu(
     finally:
         for k, mod in mods.items():
             mod.split_touching = originals[k]
+    segmenter = f"learned ({seg_model})" if seg_model else "classic"
     out: dict[str, Any] = {"preset": preset, "feed_obj_s": feed or None, "frames": n_frames,
-                           "seed": seed, "same_detections": True}  # fmt: skip
+                           "seed": seed, "same_detections": True,
+                           "segmenter": segmenter}  # fmt: skip
     for k in pipes:
         out[k] = {
             "segments_per_frame": round(segs[k] / n_frames, 1),
@@ -604,12 +616,17 @@ def main(argv: list[str] | None = None) -> int:
                    "stage at 2.5 m/s (issue 15), --frames frames each")  # fmt: skip
     p.add_argument("--baseline", help="--cpu: also run the segmentation as of this git revision, "
                    "side by side, and check the detections are the same")  # fmt: skip
+    p.add_argument("--cpu-learned", action="store_true",
+                   help="--cpu: segment with the learned instance cue --seg-model")  # fmt: skip
     args = p.parse_args(argv)
+    if args.cpu_learned and args.baseline:
+        p.error("--cpu-learned: --baseline compares the classic split only")
     if args.cpu:
         cells = _cells(p, "--cpu", args.cpu)
         frames = 5 if args.quick else args.frames
         load0 = os.getloadavg()[0]
-        rows = [cpu(name, feed, frames, args.model, args.seed, args.baseline)
+        seg_model = args.seg_model if args.cpu_learned else None
+        rows = [cpu(name, feed, frames, args.model, args.seed, args.baseline, seg_model)
                 for name, feed in cells]  # fmt: skip
         emit_json({"command": "sortline bench vision " + " ".join(argv or sys.argv[1:]),
                    "load_avg_1m": [round(load0, 2), round(os.getloadavg()[0], 2)],
