@@ -400,6 +400,13 @@ def main(argv: list[str] | None = None) -> int:
         or args.visions
     ):
         return _grid(args, argv)
+    grid_only = [f for f, v in (("--cells", args.cells), ("--speeds", args.speeds),
+                                ("--feeds", args.feeds), ("--compare", args.compare),
+                                ("--png", args.png), ("--quick", args.quick)) if v]  # fmt: skip
+    if grid_only:  # the per-preset table would silently leave them out
+        ap.error(f"{', '.join(grid_only)}: options of the report card's grid, which "
+                 "--presets, --prefer, --decompose, --line-config, --segmenter, --aim-rule "
+                 "and --visions leave; name the cells with --presets")  # fmt: skip
     presets = [p for p in (args.presets or ",".join(PRESETS)).split(",") if p]
     frames = args.frames or 1000
     rows = []

@@ -83,3 +83,13 @@ def test_histogram_quantile_matches_prometheus() -> None:
     assert grid.histogram_quantile(1.0, upper, cum) == pytest.approx(0.005)
     assert grid.histogram_quantile(0.99, upper, (0, 0, 0, 5)) == 0.005  # in +Inf
     assert grid.histogram_quantile(0.5, upper, (0, 0, 0, 0)) is None
+
+
+def test_grid_options_with_a_per_preset_run_are_refused(capsys):
+    """``--cells`` (and the grid's other options) with ``--aim-rule`` used to be
+    left out without a word: the per-preset table ran instead of the cells asked."""
+    with pytest.raises(SystemExit) as exc:
+        line.main(["--cells", "shred", "--speeds", "1.5", "--aim-rule", "search"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "--cells, --speeds: options of the report card's grid" in err
