@@ -107,6 +107,19 @@ class TimeBaseStatus:
     last_problem: str
 
 
+def _recent_speed(t: np.ndarray, rel: np.ndarray) -> float | None:
+    """Ticks per second over the last ~50 ms of samples or more (not one noisy
+    pair): ``t`` (n >= 2,) sample times, ``rel`` their counts unwrapped; None
+    when the samples span no time."""
+    n = t.shape[0]
+    j = int(np.searchsorted(t, t[-1] - 0.05, side="right")) - 1
+    j = min(max(j, 0), n - 2)
+    dt = t[-1] - t[j]
+    if dt <= 0:
+        return None
+    return float((rel[-1] - rel[j]) / dt)
+
+
 def interpolate(
     samples: _Samples, t_s: float, max_extrapolate_s: float = _MAX_EXTRAPOLATE_S
 ) -> float | None:
@@ -129,14 +142,10 @@ def interpolate(
     elif i >= n:
         if t_s - t[-1] > max_extrapolate_s:
             return None
-        i = n - 1
-        # the measured speed over the last ~50 ms or more, not one noisy pair
-        j = int(np.searchsorted(t, t[-1] - 0.05, side="right")) - 1
-        j = min(max(j, 0), n - 2)
-        dt = t[-1] - t[j]
-        if dt <= 0:
+        speed = _recent_speed(t, rel)
+        if speed is None:
             return None
-        return float(ref + rel[-1] + (rel[-1] - rel[j]) / dt * (t_s - t[-1]))
+        return float(ref + rel[-1] + speed * (t_s - t[-1]))
     t0, t1 = t[i - 1], t[i]
     if t1 <= t0:
         return float(ref + rel[i])
@@ -169,13 +178,9 @@ def dating_error_ticks(samples: _Samples) -> float:
     t = np.asarray(samples.t_s, dtype=np.float64)
     if rtt is None or len(rtt) == 0 or len(t) < 2:
         return 0.0
-    j = max(int(np.searchsorted(t, t[-1] - 0.05, side="right")) - 1, 0)
-    j = min(j, len(t) - 2)
-    dt = t[-1] - t[j]
-    if dt <= 0:
-        return 0.0
-    speed = abs(float(_diff32(int(samples.tick[-1]), int(samples.tick[j])))) / dt
-    return float(np.max(rtt)) / 2 * speed
+    rel = _diff32(samples.tick, int(samples.tick[-1])).astype(np.float64)
+    speed = _recent_speed(t, rel)
+    return 0.0 if speed is None else float(np.max(rtt)) / 2 * abs(speed)
 
 
 class _ErrorWindow:

@@ -131,7 +131,6 @@ class PlantRunner:
             n_valves, n_diverters=n_diverters, watchdog_ms=watchdog_ms, clock=time.monotonic
         )
         self._offset_s = 0.0  # paced, once started: wall (monotonic) = plant.now_s + offset
-        self._started = False
         wall_of = None if stepped else self._wall_of
         self.plant = VirtualPlant(
             geometry, scenario, _WallClockPlc(self.plc, wall_of), seed=seed, feed_gate=self._feeding
@@ -145,7 +144,6 @@ class PlantRunner:
         if sensor is not None:
             self.add_sensor(sensor, sensor_to)
         self._cam = geometry.camera
-        self._cam_belt_mm_per_tick = geometry.belt.mm_per_tick
         self._lock = threading.Lock()  # the plant: stepping thread vs score()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -171,9 +169,8 @@ class PlantRunner:
             self._writer = None
             raise
         self._offset_s = time.monotonic() - self.plant.now_s
-        self._started = True
         if not self.stepped:  # paced: the encoder reads move while the plant renders
-            self.plc.follow_wall_clock(self._cam_belt_mm_per_tick, max_ahead_s=RESYNC_S)
+            self.plc.follow_wall_clock(self.plant.geometry.belt.mm_per_tick, max_ahead_s=RESYNC_S)
         self._thread = threading.Thread(target=self._run, name="plant-runner", daemon=True)
         self._thread.start()
 
@@ -272,8 +269,8 @@ class PlantRunner:
 
     def _wall_of(self, plant_s: float) -> float:
         """The wall-clock instant (``time.monotonic``) of plant time ``plant_s``
-        (paced; before ``start``, now)."""
-        return plant_s + self._offset_s if self._started else time.monotonic()
+        (paced, from ``start`` on: the PLC's reads follow the wall clock only then)."""
+        return plant_s + self._offset_s
 
     def _expose(self) -> None:
         """Expose now and publish. Paced, the frame's time is the wall-clock
