@@ -7,8 +7,9 @@ camera counter, so the frame loop's frame has the same id). ``TruthVision``
 then replaces the frame loop's vision stage, and nothing else:
 
 - ``"classes"``: the line's own segmentation and measurement, each segment's
-  class the truth's class of the fragment owning most of its box's pixels
-  (segmentation and actuation are the line's; classification is perfect);
+  class the truth's class of the fragment owning most of its box's pixels,
+  vision's merge flag kept (segmentation with its merge cue, and actuation,
+  are the line's; classification is perfect);
 - ``"segments"``: one detection per visible fragment straight from the truth
   (``bench.air.truth_detections``: outline extents in belt mm, true class);
   only tracking, prediction and actuation are the line's.
@@ -91,7 +92,7 @@ class TruthVision:
             frame_id=dets.frame_id, tick=dets.tick, bbox_px=dets.bbox_px,
             centroid_mm=dets.centroid_mm, extent_mm=dets.extent_mm, area_mm2=dets.area_mm2,
             class_id=np.where(known, cls, -1).astype(np.int16), confidence=conf,
-            class_prob=prob,
+            class_prob=prob, merged=dets.merged,
         )  # fmt: skip
 
 

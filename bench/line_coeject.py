@@ -6,7 +6,9 @@ bin of a ``truth-segments`` run, counted by cause in the brief's terms.
         [--json bench/results/line_issue15_actuation_coeject.json]
 
 The line runs stepped with the plant's true segments and classes in place of
-its vision, so tracking, prediction and actuation are the line's own
+its vision (``--vision classes``: the line's own segmentation and merge flag,
+true classes; a neighbour merged into its target's segment then shows as
+``no_track``), so tracking, prediction and actuation are the line's own
 (``bench._coeject_diagnosis`` taps the plant's chutes and the scheduler; the
 plant's code is untouched). ``shred`` is the issue's scenario file: the
 preset at its own 500 fragments/s. Each non-target in the eject bin gets one
@@ -47,6 +49,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from bench import _coeject_diagnosis as cd
+from bench._line_truth import Mode
 
 CAUSES = (
     "merged_windows",
@@ -151,10 +154,17 @@ class _ControlClock:
 
 
 def run(
-    preset: str, frames: int, seed: int, prefer: str | None, aim_rule: str | None = None
+    preset: str,
+    frames: int,
+    seed: int,
+    prefer: str | None,
+    aim_rule: str | None = None,
+    vision: Mode = "segments",
 ) -> dict[str, Any]:
-    """One stepped truth-segments run and its diagnosis. ``aim_rule``:
-    ``Controller.set_aim_rule`` (None: the controller's own)."""
+    """One stepped run with true classes and its diagnosis. ``aim_rule``:
+    ``Controller.set_aim_rule`` (None: the controller's own); ``vision``:
+    ``"segments"`` (true segments too) or ``"classes"`` (the line's own
+    segmentation, ``bench._line_truth``)."""
     from bench._line_truth import TruthTap, TruthVision
     from bench.line import _config
     from sortline.runtime import SortingLine
@@ -174,7 +184,7 @@ def run(
         clock = _ControlClock(line.parts.controller)
         line.start()
         n_cls = len(line.parts.class_names)
-        stage = TruthVision(line.loop.vision, truth_tap, line.parts.geometry, n_cls, "segments")
+        stage = TruthVision(line.loop.vision, truth_tap, line.parts.geometry, n_cls, vision)
         line.loop.vision = cast(Any, stage)
         try:
             line.run_frames(frames)
@@ -194,7 +204,7 @@ def run(
     motions = {r.fragment_id: r.motion for r in recs}
     out = res | summarise(res["rows"], motions, n_t, n_te, n_e)
     return out | {
-        "preset": Path(preset).stem, "seed": seed, "prefer": prefer or "recipe",
+        "preset": Path(preset).stem, "seed": seed, "prefer": prefer or "recipe", "vision": vision,
         "aim_rule": aim_rule or "search", "control_cpu_ms": clock.figures(),
         "frames": frames, "purity": report["purity"], "recovery": report["recovery"],
         "co_ejection_rate": report["co_ejection_rate"], "controller": stats,
@@ -203,14 +213,15 @@ def run(
 
 def table(results: list[dict[str, Any]]) -> str:
     """Causes per run as a Markdown table."""
-    head = "| preset | seed | prefer | aim | purity | recovery | non-targets ejected | "
+    head = "| preset | seed | vision | prefer | aim | purity | recovery | non-targets ejected | "
     head += " | ".join(CAUSES) + " | moving | targets by k | skip k>=2 P / R | control CPU ms |"
-    out = [head, "|" + "---|" * (12 + len(CAUSES))]
+    out = [head, "|" + "---|" * (13 + len(CAUSES))]
     for r in results:
         c, s, cpu = r["causes_brief"], r["skip_k2"], r["control_cpu_ms"]
         ks = " ".join(f"{k}:{v}" for k, v in r["targets_by_k"].items())
         out.append(
-            f"| {r['preset']} | {r['seed']} | {r['prefer']} | {r['aim_rule']} | "
+            f"| {r['preset']} | {r['seed']} | {r.get('vision', 'segments')} | {r['prefer']} | "
+            f"{r['aim_rule']} | "
             f"{r['purity']:.3f} | {r['recovery']:.3f} | {r['non_targets_ejected']} | "
             + " | ".join(str(c[k]) for k in CAUSES)
             + f" | {r['moving_neighbours']} | {ks} | {s['purity']:.3f} / {s['recovery']:.3f}"
@@ -232,6 +243,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--aim-rule", default="", help="comma list: search, search-strict, cut (default: search)"
     )
+    ap.add_argument(
+        "--vision",
+        default="segments",
+        choices=("segments", "classes"),
+        help="true segments and classes (actuation only), or the line's own "
+        "segmentation with true classes",
+    )
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args(argv)
     if args.frames <= 0:
@@ -245,14 +263,18 @@ def main(argv: list[str] | None = None) -> int:
     for preset in args.presets.split(","):
         for seed in (int(s) for s in args.seeds.split(",")):
             for prefer, aim in ((p, a) for p in prefers for a in aims):
-                res = run(preset, args.frames, seed, prefer, aim)
+                res = run(preset, args.frames, seed, prefer, aim, args.vision)
                 results.append(res)
                 print(table([res]).splitlines()[-1], flush=True)
     print(table(results))
     if args.json:
         from bench._common import write_result
 
-        note = "co-ejected non-targets by cause, truth segments and classes (actuation only)"
+        note = (
+            "co-ejected non-targets by cause, truth segments and classes (actuation only)"
+            if args.vision == "segments"
+            else "co-ejected non-targets by cause, the line's segmentation, true classes"
+        )
         write_result("line_coeject", argv, note, results, Path(args.json))
     return 0
 
