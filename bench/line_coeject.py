@@ -35,6 +35,11 @@ cause, the first that applies:
 Beside the causes: per target, how many non-targets its air took (``k``),
 and what skipping the non-battery targets that take ``k >= 2`` would give
 (``skip_k2``: purity, recovery, counted from the same run; tumbles aside).
+With ``--vision classes``, each co-ejected non-target and its target: in how
+many of the frames that saw both the line's segmentation made them one
+segment (``one_segment`` k/n; ``pairs_one_segment``: never, sometimes,
+always), which tells a tracker's remedy (pairs seen apart) from vision's
+(pairs never apart).
 Each run also times the decision core (thread CPU of ``Controller.update``
 per frame, p50 / p99, the first 20 frames left out): an upper bound on a
 shared machine. A bench instrument: the line never runs with it.
@@ -47,6 +52,8 @@ import collections
 import tempfile
 from pathlib import Path
 from typing import Any, cast
+
+import numpy as np
 
 from bench import _coeject_diagnosis as cd
 from bench._line_truth import Mode
@@ -123,6 +130,64 @@ def summarise(
     }
 
 
+class _SegmentHistory:
+    """Per frame, each visible fragment's main segment (the line's segment
+    holding most of its pixels at the segmentation's resolution), recorded
+    from the ``"classes"`` stage's own segmentation (``--vision classes``)."""
+
+    def __init__(self, stage: Any) -> None:
+        self.frames: list[dict[int, int]] = []
+        process = stage.process
+
+        def recorded(frame: Any) -> Any:
+            out = process(frame)
+            seg = getattr(stage.inner, "last_segments", None)
+            if seg is not None:
+                self.frames.append(self._mains(stage.tap.truth(frame.frame_id), seg))
+            return out
+
+        stage.process = recorded
+
+    @staticmethod
+    def _mains(truth: Any, seg: Any) -> dict[int, int]:
+        from bench._line_truth import _downsampled_truth
+
+        lab = _downsampled_truth(truth, seg.labels.shape, seg.scale)
+        mains: dict[int, int] = {}
+        for fid in np.asarray(truth.fragment_id).tolist():
+            s = seg.labels[lab == fid]
+            s = s[s > 0]
+            if s.size >= 2:
+                v, c = np.unique(s, return_counts=True)
+                mains[int(fid)] = int(v[c.argmax()])
+        return mains
+
+    def pair(self, a: int, b: int) -> tuple[int, int]:
+        """(frames in which fragments a and b were one segment, frames both were seen)."""
+        both = [m for m in self.frames if a in m and b in m]
+        return sum(m[a] == m[b] for m in both), len(both)
+
+
+def pair_kinds(rows: list[dict[str, Any]], hist: _SegmentHistory) -> dict[str, int]:
+    """Each co-ejected non-target's ``one_segment`` frames with its target
+    (``k/n``) and the counts by kind: ``never`` one segment, ``sometimes``,
+    ``always``, or ``no_pair`` (no target, or never seen with it)."""
+    kinds: collections.Counter[str] = collections.Counter()
+    for r in rows:
+        t = r.get("target_fragment")
+        if t is None or t < 0 or t == r["fragment"]:
+            kinds["no_pair"] += 1
+            continue
+        one, both = hist.pair(int(r["fragment"]), int(t))
+        r["one_segment"] = f"{one}/{both}"
+        if both == 0:
+            kind = "no_pair"
+        else:
+            kind = "never" if one == 0 else "always" if one == both else "sometimes"
+        kinds[kind] += 1
+    return {k: kinds.get(k, 0) for k in ("never", "sometimes", "always", "no_pair")}
+
+
 class _ControlClock:
     """Thread CPU time of each ``Controller.update`` (the loop calls it by
     attribute, so a wrapper on the instance sees every frame)."""
@@ -185,6 +250,7 @@ def run(
         line.start()
         n_cls = len(line.parts.class_names)
         stage = TruthVision(line.loop.vision, truth_tap, line.parts.geometry, n_cls, vision)
+        hist = _SegmentHistory(stage) if vision == "classes" else None
         line.loop.vision = cast(Any, stage)
         try:
             line.run_frames(frames)
@@ -203,6 +269,8 @@ def run(
     n_e = sum(r.bin == "eject" for r in recs)
     motions = {r.fragment_id: r.motion for r in recs}
     out = res | summarise(res["rows"], motions, n_t, n_te, n_e)
+    if hist is not None:
+        out["pairs_one_segment"] = pair_kinds(res["rows"], hist)
     return out | {
         "preset": Path(preset).stem, "seed": seed, "prefer": prefer or "recipe", "vision": vision,
         "aim_rule": aim_rule or "search", "control_cpu_ms": clock.figures(),
@@ -214,19 +282,22 @@ def run(
 def table(results: list[dict[str, Any]]) -> str:
     """Causes per run as a Markdown table."""
     head = "| preset | seed | vision | prefer | aim | purity | recovery | non-targets ejected | "
-    head += " | ".join(CAUSES) + " | moving | targets by k | skip k>=2 P / R | control CPU ms |"
-    out = [head, "|" + "---|" * (13 + len(CAUSES))]
+    head += " | ".join(CAUSES)
+    head += " | moving | targets by k | skip k>=2 P / R | one segment never/some/always"
+    head += " | control CPU ms |"
+    out = [head, "|" + "---|" * (14 + len(CAUSES))]
     for r in results:
         c, s, cpu = r["causes_brief"], r["skip_k2"], r["control_cpu_ms"]
         ks = " ".join(f"{k}:{v}" for k, v in r["targets_by_k"].items())
-        out.append(
-            f"| {r['preset']} | {r['seed']} | {r.get('vision', 'segments')} | {r['prefer']} | "
-            f"{r['aim_rule']} | "
-            f"{r['purity']:.3f} | {r['recovery']:.3f} | {r['non_targets_ejected']} | "
-            + " | ".join(str(c[k]) for k in CAUSES)
-            + f" | {r['moving_neighbours']} | {ks} | {s['purity']:.3f} / {s['recovery']:.3f}"
-            f" | {cpu['p50']} / {cpu['p99']} |"
-        )
+        pairs = r.get("pairs_one_segment")
+        one = "-" if pairs is None else f"{pairs['never']}/{pairs['sometimes']}/{pairs['always']}"
+        cells = [
+            r["preset"], r["seed"], r.get("vision", "segments"), r["prefer"], r["aim_rule"],
+            f"{r['purity']:.3f}", f"{r['recovery']:.3f}", r["non_targets_ejected"],
+            *(c[k] for k in CAUSES), r["moving_neighbours"], ks,
+            f"{s['purity']:.3f} / {s['recovery']:.3f}", one, f"{cpu['p50']} / {cpu['p99']}",
+        ]  # fmt: skip
+        out.append("| " + " | ".join(str(v) for v in cells) + " |")
     return "\n".join(out)
 
 

@@ -63,3 +63,20 @@ def test_a_short_run_adds_up():
     res = lc.run("crowded", 150, 3001, None)
     assert sum(res["causes_brief"].values()) == res["non_targets_ejected"]
     assert sum(res["causes"].values()) == res["non_targets_ejected"]
+
+
+def test_pair_kinds_from_a_hand_built_segment_history():
+    hist = lc._SegmentHistory.__new__(lc._SegmentHistory)
+    # fragments 1..4; 1 and 2 one segment in 2 of 3 frames, 1 and 3 never,
+    # 1 and 4 always; 5 never seen with 1
+    hist.frames = [
+        {1: 7, 2: 7, 3: 8, 4: 7},
+        {1: 9, 2: 9, 3: 10, 4: 9},
+        {1: 11, 2: 12, 3: 13, 4: 11},
+        {5: 3},
+    ]
+    assert hist.pair(1, 2) == (2, 3) and hist.pair(1, 3) == (0, 3) and hist.pair(1, 5) == (0, 0)
+    rows = [_row(2, 1), _row(3, 1), _row(4, 1), _row(5, 1), _row(6, -1)]
+    kinds = lc.pair_kinds(rows, hist)
+    assert kinds == {"never": 1, "sometimes": 1, "always": 1, "no_pair": 2}
+    assert [r.get("one_segment") for r in rows] == ["2/3", "0/3", "3/3", "0/0", None]
