@@ -34,12 +34,15 @@ segmentation: against the plant's ground truth on every preset (held-out
               ``vision/*.py`` of ``_BASELINE_FILES``) as of git revision REV
               beside it on the same frames, frame by frame in turn, and checks
               that both give the same detections (boxes, classes, class
-              probabilities, merge flags) and the same crops.
+              probabilities, merge flags) and the same crops. ``--crop-budget
+              N`` also runs the tree's pipeline with at most N crops a frame
+              (the same segments; other crops and classes by design).
 
     sortline bench vision [--json OUT] [--quick] [--threads N] [--mode M] [--model M]
     sortline bench vision --study crowded:0,shred:500,shred:1000 [--frames N] [--json OUT]
                           [--variants tracks,tracks_learned] [--seed N] [--seg-model M]
-    sortline bench vision --cpu shred:500,shred:1000 [--baseline REV] [--frames N] [--seed N]
+    sortline bench vision --cpu shred:500,shred:1000 [--baseline REV] [--crop-budget N]
+                          [--frames N] [--seed N]
 """
 
 from __future__ import annotations
