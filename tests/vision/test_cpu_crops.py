@@ -131,3 +131,18 @@ def test_crops_equal_the_twin_and_stay_near_opencv_on_plant_frames() -> None:
             assert (np.abs(fast - slow) > 2).mean() < 2e-3
             checked += len(seg)
     assert checked > 200
+
+
+def test_a_crop_without_its_fragment_is_the_fill_colour_only() -> None:
+    """Every row of the mask empty (the label is not in the window): no image read."""
+    import dataclasses
+
+    img = synth.render(synth.scatter(6, 5), 5)
+    segmenter = Segmenter()
+    seg = segmenter.segment(img)
+    assert len(seg) >= 3
+    absent = dataclasses.replace(seg, label_id=np.full(len(seg), 30000, np.int32))
+    fill = np.array([[10, 200, 30]] * len(seg), np.uint8)
+    got = extract_crops(img, absent, None, CropParams(), fill_bgr=fill)
+    np.testing.assert_array_equal(got, twin_crops(img, absent, fill, CropParams(), True))
+    assert (got == fill[:, None, None, :]).all()
