@@ -29,15 +29,20 @@ segmentation: against the plant's ground truth on every preset (held-out
               vision goes (thread CPU per frame, p50/p99/mean: the split, the
               rest of the segmentation, measuring and merge flags, crops, the
               classifier with the crop choice), the line's pipeline (tracks).
-              ``--baseline REV`` runs the segmentation (``vision/segment.py``,
-              ``split.py``, ``kernels.py``, ``kernels_split.py``) as of git
-              revision REV beside it on the same frames, frame by frame in
-              turn, and checks that both give the same detections.
+              ``--baseline REV`` runs the vision path (segmentation, split,
+              kernels, merge flags, crops, crop choice, classifier, pipeline:
+              ``vision/*.py`` of ``_BASELINE_FILES``) as of git revision REV
+              beside it on the same frames, frame by frame in turn, and checks
+              that both give the same detections (boxes, classes, class
+              probabilities, merge flags) and the same crops. ``--crop-budget
+              N`` also runs the tree's pipeline with at most N crops a frame
+              (the same segments; other crops and classes by design).
 
     sortline bench vision [--json OUT] [--quick] [--threads N] [--mode M] [--model M]
     sortline bench vision --study crowded:0,shred:500,shred:1000 [--frames N] [--json OUT]
                           [--variants tracks,tracks_learned] [--seed N] [--seg-model M]
-    sortline bench vision --cpu shred:500,shred:1000 [--baseline REV] [--frames N] [--seed N]
+    sortline bench vision --cpu shred:500,shred:1000 [--baseline REV] [--crop-budget N]
+                          [--frames N] [--seed N]
 """
 
 from __future__ import annotations
@@ -259,7 +264,18 @@ def _study_scenario(preset: str, feed: float) -> Any:
     return Scenario.model_validate(d)
 
 
-VARIANTS = ("every", "tracks", "tracks_colour", "tracks_learned", "tracks_onecut")
+VARIANTS = (
+    "every",
+    "tracks",
+    "tracks_colour",
+    "tracks_learned",
+    "tracks_onecut",
+    "tracks_views2",
+    "tracks_budget32",
+    "tracks_budget40",
+    "tracks_max4",
+    "tracks_conf80",
+)
 DEFAULT_VARIANTS = VARIANTS[:4]  # tracks_onecut on request (issue 15, not taken)
 
 
@@ -279,6 +295,14 @@ def _variants(
         "tracks_colour": (CropPolicy(), SegmentParams(split_colour_diff=60.0)),
         "tracks_learned": (CropPolicy(), learned),
         "tracks_onecut": (CropPolicy(), SegmentParams(split_max_cuts=1)),  # no re-split
+        # fewer crops (issue 15, the frame's CPU at 1,000/s): two sure views a fragment,
+        # at most 32 or 40 crops a frame, at most 4 views of an uncertain one, or sure
+        # at 0.8
+        "tracks_views2": (CropPolicy(views_per_track=2), SegmentParams()),
+        "tracks_budget32": (CropPolicy(budget=32), SegmentParams()),
+        "tracks_budget40": (CropPolicy(budget=40), SegmentParams()),
+        "tracks_max4": (CropPolicy(max_views=4), SegmentParams()),
+        "tracks_conf80": (CropPolicy(confident_at=0.8), SegmentParams()),
     }
     return {k: every[k] for k in names}
 
@@ -411,12 +435,15 @@ def study(
     return out
 
 
-_BASELINE_FILES = ("kernels", "kernels_split", "split", "segment")
+_BASELINE_FILES = ("kernels", "kernels_split", "kernels_track", "split", "learned", "segment",
+                   "merge", "crops", "track_crops", "classifier", "pipeline")  # fmt: skip
 
 
-def _baseline_segment(rev: str) -> Any:
-    """The module ``vision.segment`` as of git ``rev``, with the split and the kernels
-    of that revision (``_BASELINE_FILES``), imported from a temporary folder."""
+def _baseline_vision(rev: str) -> dict[str, Any]:
+    """The frame's vision path as of git ``rev``: name -> module for ``_BASELINE_FILES``
+    that exist at ``rev`` (segmentation, split, kernels, merge flags, crops, crop
+    choice, classifier, pipeline), each importing the others of that revision,
+    imported from a temporary folder."""
     import atexit
     import importlib
     import shutil
@@ -427,17 +454,20 @@ def _baseline_segment(rev: str) -> Any:
     folder = Path(tempfile.mkdtemp(prefix="sortline-baseline-"))
     atexit.register(shutil.rmtree, folder, True)
     tag = "".join(ch for ch in rev if ch.isalnum())[:12]
+    texts = {}
     for name in _BASELINE_FILES:
         proc = subprocess.run(["git", "show", f"{rev}:vision/{name}.py"], cwd=root,
                               capture_output=True, text=True, check=False)  # fmt: skip
-        if proc.returncode != 0:
+        if proc.returncode == 0:
+            texts[name] = proc.stdout
+        elif name in ("segment", "pipeline"):
             raise SystemExit(f"--baseline {rev}: git show vision/{name}.py: {proc.stderr.strip()}")
-        text = proc.stdout
-        for other in _BASELINE_FILES:
+    for name, text in texts.items():
+        for other in texts:
             text = text.replace(f"from vision.{other} import", f"from _base_{tag}_{other} import")
         (folder / f"_base_{tag}_{name}.py").write_text(text, encoding="utf-8")
     sys.path.insert(0, str(folder))
-    return importlib.import_module(f"_base_{tag}_segment")
+    return {name: importlib.import_module(f"_base_{tag}_{name}") for name in texts}
 
 
 _STAGES = ("split", "segment_rest", "measure_flags", "crops", "classify", "total")
@@ -451,10 +481,12 @@ def cpu(
     seed: int = 101,
     baseline: str | None = None,
     seg_model: str | None = None,
+    crop_budget: int | None = None,
 ) -> dict[str, Any]:
     """One ``--cpu`` cell (see the module docstring); ``seg_model``: segment with
     this learned instance cue (``[vision] segmenter = "learned"``) instead of
-    the classic split."""
+    the classic split; ``crop_budget``: also run the tree's pipeline with at most
+    this many crops a frame (the same segments, other classes)."""
     import vision.segment as segment_mod
     from calibration.geometry import LineGeometry
     from models.registry import resolve_model
@@ -464,10 +496,6 @@ def cpu(
 
     geo = LineGeometry()
     plant = VirtualPlant(geo, _study_scenario(preset, feed), IdlePlc(), seed=seed)
-    clf = OnnxClassifier.load(resolve_model(model), intra_op_threads=1)
-    mods: dict[str, Any] = {"now": segment_mod}
-    if baseline:
-        mods[f"baseline {baseline}"] = _baseline_segment(baseline)
     seg_params = None
     if seg_model:
         from models.seg_models import resolve_seg_model
@@ -475,10 +503,23 @@ def cpu(
         seg_params = segment_mod.SegmentParams(
             segmenter="learned", learned_model=str(resolve_seg_model(seg_model))
         )
-    pipes = {k: VisionPipeline(geo, clf, segment_params=seg_params) for k in mods}
-    for k, mod in mods.items():
-        if mod is not segment_mod:
-            pipes[k].segmenter = mod.Segmenter(pipes[k].segmenter.params)
+    path = resolve_model(model)
+    mods: dict[str, Any] = {"now": segment_mod}
+    pipes = {"now": VisionPipeline(geo, OnnxClassifier.load(path, intra_op_threads=1),
+                                   segment_params=seg_params)}  # fmt: skip
+    if baseline:  # the whole vision path of that revision, its own classifier session
+        k, base = f"baseline {baseline}", _baseline_vision(baseline)
+        mods[k] = base["segment"]
+        clf = base["classifier"].OnnxClassifier.load(path, intra_op_threads=1)
+        pipes[k] = base["pipeline"].VisionPipeline(geo, clf)
+    if crop_budget is not None:
+        from vision.track_crops import CropPolicy
+
+        k = f"now, budget {crop_budget}"
+        mods[k] = segment_mod
+        pipes[k] = VisionPipeline(geo, OnnxClassifier.load(path, intra_op_threads=1),
+                                  segment_params=seg_params,
+                                  crop_policy=CropPolicy(budget=crop_budget))  # fmt: skip
     clock = {"split": 0.0, "segment": 0.0}
     originals = {k: mod.split_touching for k, mod in mods.items()}
 
@@ -511,11 +552,11 @@ def cpu(
         for i_frame in range(30 + n_frames):
             f = plant.step()
             order = list(pipes) if i_frame % 2 == 0 else list(pipes)[::-1]
-            dets = {}
+            dets, preps = {}, {}
             for k in order:
                 clock["split"] = clock["segment"] = 0.0
                 c0 = time.thread_time()
-                prep = pipes[k].prepare(f)
+                prep = preps[k] = pipes[k].prepare(f)
                 c1 = time.thread_time()
                 dets[k] = pipes[k].finish(prep)
                 c2 = time.thread_time()
@@ -533,12 +574,19 @@ def cpu(
                 crops[k] += int((dets[k].class_id >= 0).sum())
             ref = dets["now"]
             for k, d in dets.items():
-                same = (
-                    np.array_equal(d.bbox_px, ref.bbox_px)
-                    and np.array_equal(d.class_id, ref.class_id)
-                    and np.array_equal(d.class_prob, ref.class_prob, equal_nan=True)
-                    and np.array_equal(d.merged, ref.merged)
-                )
+                if k.startswith("now, budget"):  # other crops, other classes: the same segments
+                    a, b = preps[k], preps["now"]
+                    same = np.array_equal(a.segments.bbox_px, b.segments.bbox_px) and (
+                        np.array_equal(a.merged, b.merged)
+                    )
+                else:
+                    same = (
+                        np.array_equal(d.bbox_px, ref.bbox_px)
+                        and np.array_equal(d.class_id, ref.class_id)
+                        and np.array_equal(d.class_prob, ref.class_prob, equal_nan=True)
+                        and np.array_equal(d.merged, ref.merged)
+                        and _same_crops(pipes[k].last_crops, pipes["now"].last_crops)
+                    )
                 if not same:
                     raise SystemExit(f"--cpu: {k} and now differ on frame {i_frame}")
     finally:
@@ -546,7 +594,7 @@ def cpu(
             mod.split_touching = originals[k]
     segmenter = f"learned ({seg_model})" if seg_model else "classic"
     out: dict[str, Any] = {"preset": preset, "feed_obj_s": feed or None, "frames": n_frames,
-                           "seed": seed, "same_detections": True,
+                           "seed": seed, "same_detections": True, "crop_budget": crop_budget,
                            "segmenter": segmenter}  # fmt: skip
     for k in pipes:
         out[k] = {
@@ -566,6 +614,10 @@ def cpu(
             f"{s} {c[s]['p50']}/{c[s]['p99']}" for s in _STAGES) + " ms (p50/p99)",
             file=sys.stderr, flush=True)  # fmt: skip
     return out
+
+
+def _same_crops(a: np.ndarray | None, b: np.ndarray | None) -> bool:
+    return (a is None and b is None) or (a is not None and b is not None and np.array_equal(a, b))
 
 
 def _cells(p: argparse.ArgumentParser, flag: str, arg: str) -> list[tuple[str, float]]:
@@ -616,6 +668,8 @@ def main(argv: list[str] | None = None) -> int:
                    "stage at 2.5 m/s (issue 15), --frames frames each")  # fmt: skip
     p.add_argument("--baseline", help="--cpu: also run the segmentation as of this git revision, "
                    "side by side, and check the detections are the same")  # fmt: skip
+    p.add_argument("--crop-budget", type=int, help="--cpu: also run the line's pipeline with "
+                   "at most this many crops a frame (same frames, same segments)")  # fmt: skip
     p.add_argument("--cpu-learned", action="store_true",
                    help="--cpu: segment with the learned instance cue --seg-model")  # fmt: skip
     args = p.parse_args(argv)
@@ -626,8 +680,10 @@ def main(argv: list[str] | None = None) -> int:
         frames = 5 if args.quick else args.frames
         load0 = os.getloadavg()[0]
         seg_model = args.seg_model if args.cpu_learned else None
-        rows = [cpu(name, feed, frames, args.model, args.seed, args.baseline, seg_model)
-                for name, feed in cells]  # fmt: skip
+        if args.crop_budget is not None and args.crop_budget < 1:
+            p.error(f"--crop-budget {args.crop_budget} must be >= 1")
+        rows = [cpu(name, feed, frames, args.model, args.seed, args.baseline, seg_model,
+                    args.crop_budget) for name, feed in cells]  # fmt: skip
         emit_json({"command": "sortline bench vision " + " ".join(argv or sys.argv[1:]),
                    "load_avg_1m": [round(load0, 2), round(os.getloadavg()[0], 2)],
                    "cpus": os.cpu_count(),

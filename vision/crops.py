@@ -10,7 +10,8 @@ clean belt: the same at training and at run time.
 
 One Numba kernel (``vision.kernels._crops``) cuts, masks and blends every crop
 of a frame straight into the classifier's input buffer; its slow twin (OpenCV
-``remap`` of the stacked crops) lives in ``tests/vision/naive.py``.
+``remap`` of the stacked crops) lives in ``tests/vision/naive.py``, and an exact
+NumPy twin of its fixed-point arithmetic in ``tests/vision/test_cpu_crops.py``.
 """
 
 from __future__ import annotations

@@ -107,10 +107,13 @@ def _nearest(start, step, scale, limit, idx):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _soft_mask(labels, own, rows, cols, raw, tmp, mask):
+def _soft_mask(labels, own, rows, cols, raw, tmp, mask, jlo, jhi):
     """mask = 255 where the nearest low-res label is ``own``, dilated 3x3 then
     box-blurred 3x3 (reflect-101 border): the fragment's softened alpha, (S, S) int32.
-    raw (S+2, S+2) and tmp (S+2, S) int32 are scratch. Both filters are separable."""
+    raw (S+2, S+2) uint8 and tmp (S+2, S) int32 are scratch. Both filters are
+    separable; they count on 0/1 (the dilated mask's 3x3 sum n gives (255 n + 4) // 9).
+    jlo, jhi (S,) int64: the first and last column of each row with a non-zero value
+    (-1, -2 for a row without one)."""
     size = mask.shape[0]
     raw[:] = 0  # a 1 px frame of zeros around the crop
     for i in range(size):
@@ -120,7 +123,7 @@ def _soft_mask(labels, own, rows, cols, raw, tmp, mask):
         for j in range(size):
             c = cols[j]
             if c >= 0 and labels[r, c] == own:
-                raw[i + 1, j + 1] = 255
+                raw[i + 1, j + 1] = 1
     for i in range(size + 2):  # dilate along rows
         for j in range(size):
             tmp[i, j] = max(raw[i, j], max(raw[i, j + 1], raw[i, j + 2]))
@@ -128,24 +131,35 @@ def _soft_mask(labels, own, rows, cols, raw, tmp, mask):
         for j in range(size):
             raw[i + 1, j + 1] = max(tmp[i, j], max(tmp[i + 1, j], tmp[i + 2, j]))
     last = size - 1
-    for i in range(size):  # box sum along rows, reflect-101
-        for j in range(size):
-            ja = j - 1 if j > 0 else 1
-            jb = j + 1 if j < last else last - 1
-            tmp[i, j] = raw[i + 1, ja + 1] + raw[i + 1, j + 1] + raw[i + 1, jb + 1]
+    for i in range(size):  # box sum along rows, reflect-101 (column -1 is column 1)
+        tmp[i, 0] = 2 * raw[i + 1, 2] + raw[i + 1, 1]
+        for j in range(1, last):
+            tmp[i, j] = raw[i + 1, j] + raw[i + 1, j + 1] + raw[i + 1, j + 2]
+        tmp[i, last] = 2 * raw[i + 1, last] + raw[i + 1, last + 1]
     for i in range(size):
         ia = i - 1 if i > 0 else 1
         ib = i + 1 if i < last else last - 1
         for j in range(size):
-            mask[i, j] = (tmp[ia, j] + tmp[i, j] + tmp[ib, j] + 4) // 9
+            mask[i, j] = (255 * (tmp[ia, j] + tmp[i, j] + tmp[ib, j]) + 4) // 9
+        a, b = 0, size - 1
+        while a < size and mask[i, a] == 0:
+            a += 1
+        while b > a and mask[i, b] == 0:
+            b -= 1
+        jlo[i], jhi[i] = (a, b) if a < size else (-1, -2)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _crops(image, labels, win, own, fill, scale, masked, out):
     """Square crops: out[n] = bilinear resample of window ``win[n]`` (centre col, centre
     row, side; full-res px) to (S, S), blended onto ``fill[n]`` outside label ``own[n]``
-    of the 1/scale ``labels`` image (when ``masked``). Unsigned flat offsets spare
-    the inner loop NumPy's negative-index checks."""
+    of the 1/scale ``labels`` image (when ``masked``).
+
+    The bilinear sum runs separably and exactly in integers: per output row the two
+    source rows are blended once over the columns it needs (``vbuf``), then each
+    pixel blends two of those: (32 - fx) (32 - fy) a + fx (32 - fy) b + (32 - fx) fy c
+    + fx fy d, the same sum. Unsigned flat offsets spare the inner loops NumPy's
+    negative-index checks."""
     n, size = out.shape[0], out.shape[1]
     hh, ww = image.shape[0], image.shape[1]
     h, w = labels.shape[0], labels.shape[1]
@@ -155,9 +169,13 @@ def _crops(image, labels, win, own, fill, scale, masked, out):
     wc, wr = np.empty(size, np.int32), np.empty(size, np.int32)
     ca, cb = np.empty(size, np.uint64), np.empty(size, np.uint64)
     lr, lc = np.empty(size, np.int64), np.empty(size, np.int64)
-    raw = np.empty((size + 2, size + 2), np.int32)
+    raw = np.empty((size + 2, size + 2), np.uint8)
     tmp = np.empty((size + 2, size), np.int32)
-    mask = np.full((size, size), 255, np.int32)
+    mask = np.full((size, size), 255, np.int32)  # stays 255 when not ``masked``
+    jlo = np.zeros(size, np.int64)  # ... and every row needs every column
+    jhi = np.full(size, size - 1, np.int64)
+    vbuf = np.empty(3 * ww, np.int32)
+    row3 = np.uint64(3 * ww)
     for m in range(n):
         side = win[m, 2]
         k = side / size
@@ -165,44 +183,50 @@ def _crops(image, labels, win, own, fill, scale, masked, out):
         y0 = win[m, 1] - side / 2.0
         _axis_taps(x0, k, ww, c0, c1, wc)
         _axis_taps(y0, k, hh, r0, r1, wr)
-        for j in range(size):
-            ca[j] = np.uint64(c0[j] * 3)
-            cb[j] = np.uint64(c1[j] * 3)
         if masked:
             _nearest(x0, k, scale, w, lc)
             _nearest(y0, k, scale, h, lr)
-            _soft_mask(labels, own[m], lr, lc, raw, tmp, mask)
+            _soft_mask(labels, own[m], lr, lc, raw, tmp, mask, jlo, jhi)
         o = out[m].reshape(-1)
         f0, f1, f2 = fill[m, 0], fill[m, 1], fill[m, 2]
         for i in range(size):
-            ra = np.uint64(r0[i] * ww * 3)
-            rb = np.uint64(r1[i] * ww * 3)
+            q0 = np.uint64(i * size * 3)
+            ja, jb = jlo[i], jhi[i]
+            if ja < 0:  # the belt only
+                for j in range(size):
+                    q = q0 + np.uint64(3 * j)
+                    o[q] = f0
+                    o[q + np.uint64(1)] = f1
+                    o[q + np.uint64(2)] = f2
+                continue
+            lo = c0[ja]  # the source columns of the pixels ja..jb this row needs
+            base = np.uint64(lo * 3)
+            for j in range(ja, jb + 1):
+                ca[j] = np.uint64((c0[j] - lo) * 3)
+                cb[j] = np.uint64((c1[j] - lo) * 3)
+            span = (c1[jb] - lo + 1) * 3
             fy = np.int32(wr[i])
+            gy = np.int32(32) - fy
+            pa = np.uint64(r0[i]) * row3 + base
+            pb = np.uint64(r1[i]) * row3 + base
+            for t in range(span):
+                u = np.uint64(t)
+                vbuf[t] = gy * np.int32(flat[pa + u]) + fy * np.int32(flat[pb + u])
             for j in range(size):
                 a = mask[i, j]
-                q = np.uint64((i * size + j) * 3)
-                if masked and a == 0:  # belt around the fragment: the fill colour only
+                q = q0 + np.uint64(3 * j)
+                if a == 0:  # belt around the fragment: the fill colour only
                     o[q] = f0
                     o[q + np.uint64(1)] = f1
                     o[q + np.uint64(2)] = f2
                     continue
                 fx = wc[j]
-                w00 = (32 - fx) * (32 - fy)
-                w01 = fx * (32 - fy)
-                w10 = (32 - fx) * fy
-                w11 = fx * fy
-                pa, pb = ra + ca[j], ra + cb[j]
-                pc, pd = rb + ca[j], rb + cb[j]
+                gx = np.int32(32) - fx
+                pc, pd = ca[j], cb[j]
                 for ch in range(3):
                     u = np.uint64(ch)
-                    v = (
-                        w00 * np.int32(flat[pa + u])
-                        + w01 * np.int32(flat[pb + u])
-                        + w10 * np.int32(flat[pc + u])
-                        + w11 * np.int32(flat[pd + u])
-                        + 512
-                    ) >> 10
-                    if masked and a != 255:  # round(v a / 255) + round(fill (255 - a) / 255)
+                    v = (gx * vbuf[pc + u] + fx * vbuf[pd + u] + 512) >> 10
+                    if a != 255:  # round(v a / 255) + round(fill (255 - a) / 255)
                         x = v * a + 128
                         y = np.int32(fill[m, ch]) * (255 - a) + 128
                         v = min(((x + (x >> 8)) >> 8) + ((y + (y >> 8)) >> 8), 255)

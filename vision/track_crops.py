@@ -33,6 +33,7 @@ from typing import Literal
 import numpy as np
 
 from core.ticks import tick_diff
+from vision.kernels_track import _mutual_nearest
 
 __all__ = ["CropPlanner", "CropPolicy", "Plan"]
 
@@ -158,18 +159,17 @@ class CropPlanner:
         if n == 0 or m == 0 or last is None:
             return prev
         travel = tick_diff(int(tick), last) * self.mm_per_tick
-        moved = self._xy + np.array([0.0, travel])
-        d = np.hypot(
-            centroid_mm[:, None, 0] - moved[None, :, 0], centroid_mm[:, None, 1] - moved[None, :, 1]
-        )
-        near = d.argmin(axis=1)
-        back = d.argmin(axis=0)
+        c = np.asarray(centroid_mm, np.float64)
+        near, back, d_near = _mutual_nearest(
+            np.ascontiguousarray(c[:, 0]), np.ascontiguousarray(c[:, 1]),
+            np.ascontiguousarray(self._xy[:, 0]), self._xy[:, 1] + travel,
+        )  # fmt: skip
         i = np.arange(n)
         size = np.maximum(extent_mm[:, 1] - extent_mm[:, 0], extent_mm[:, 3] - extent_mm[:, 2])
         gate = self.policy.gate_mm + 0.25 * size
         ratio = np.maximum(area_mm2, 1e-6) / np.maximum(self._area[near], 1e-6)
         r = self.policy.area_ratio
-        ok = (back[near] == i) & (d[i, near] <= gate) & (ratio <= r) & (ratio >= 1.0 / r)
+        ok = (back[near] == i) & (d_near <= gate) & (ratio <= r) & (ratio >= 1.0 / r)
         prev[ok] = near[ok]
         return prev
 

@@ -38,3 +38,16 @@ def test_bench_vision_cpu_refuses_bad_cells_and_revisions() -> None:
         main(["--cpu", "shred:lots"])
     with pytest.raises(SystemExit, match="no-such-revision"):
         main(["--cpu", "shred:500", "--quick", "--baseline", "no-such-revision"])
+
+
+def test_bench_vision_cpu_with_another_crop_budget_beside_the_line(tmp_path: Path) -> None:
+    out = tmp_path / "cpu.json"
+    assert main(["--cpu", "shred:1000", "--quick", "--crop-budget", "8", "--json", str(out)]) == 0
+    (row,) = json.loads(out.read_text())["cpu"]
+    assert row["crop_budget"] == 8
+    now, fewer = row["now"], row["now, budget 8"]
+    assert set(fewer["cpu_ms"]) == STAGES
+    assert fewer["segments_per_frame"] == now["segments_per_frame"]
+    assert fewer["crops_per_frame"] <= 8 < now["crops_per_frame"]
+    with pytest.raises(SystemExit):
+        main(["--cpu", "shred:500", "--quick", "--crop-budget", "0"])

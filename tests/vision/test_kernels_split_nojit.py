@@ -43,3 +43,15 @@ def test_compiled_solidity_twins_pass_without_jit() -> None:
     against its OpenCV twin (``tests/vision/test_merge.py``)."""
     out = _without_jit(["test_merge.py"], "compiled_solidity", 240)
     assert "2 passed" in out
+
+
+def test_crop_and_association_kernels_pass_without_jit() -> None:
+    """``vision.kernels._crops`` (and ``_soft_mask``) and
+    ``vision.kernels_track._mutual_nearest`` as plain Python against their exact
+    twins (``test_cpu_crops.py``, ``test_track_crops_kernel.py``)."""
+    out = _without_jit(
+        ["test_cpu_crops.py", "test_track_crops_kernel.py"],
+        "corners or mutual or (drawn and params1-1)",  # 32 px crops: plain Python is slow
+        600,
+    )
+    assert "passed" in out
