@@ -149,7 +149,7 @@ class VisionSection(BaseModel):
         description="tracks: crop a fragment's first, fully visible and uncertain views "
         "(classification follows fragments/s); every: every view of every frame",
     )
-    crop_budget: int = Field(48, ge=1, le=10000, description="crops per frame at most (tracks)")
+    crop_budget: int = Field(32, ge=1, le=10000, description="crops per frame at most (tracks)")
     merge_flag: bool = Field(
         True, description="flag probable merges of touching fragments ([control] recipe's prefer)"
     )

@@ -46,7 +46,7 @@ class CropPolicy:
     views_per_track: int = 3  # classified views every fragment gets when it can
     max_views: int = 6  # ... and at most this many while it stays uncertain
     confident_at: float = 0.9  # combined probability that needs no more views
-    budget: int = 48  # crops per frame at most
+    budget: int = 32  # crops per frame at most (48 before session 11: bench/README.md)
     gate_mm: float = 2.0  # association gate, plus a quarter of the fragment's size
     area_ratio: float = 1.3  # a segment whose area changed more than this is new
     edge_px: float = 2.0  # a bbox this close to the top or bottom edge is a partial view
