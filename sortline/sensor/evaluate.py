@@ -35,11 +35,12 @@ from models.induction import InductionModel
 from sim.plant.feed import MOTION_KINDS
 from sim.plant.induction import InductionBar
 from sortline.sensor.fusion import camera_term, flatten_shared, sensor_term
-from sortline.sensor.scene import SensorScene, VelocityBook
+from sortline.sensor.scene import SensorScene, SizeBook, VelocityBook
 from sortline.training_data import SceneSpec, _label_rows
 from vision.classifier import OnnxClassifier
 from vision.crops import CropParams, extract_crops
 from vision.pipeline import VisionPipeline
+from vision.segment import segment_axes_mm
 
 __all__ = [
     "Views",
@@ -86,6 +87,7 @@ def _scene_views(
     scene = SensorScene.build(geometry, spec.scenario, spec.seed, bar)
     pipeline = VisionPipeline(geometry, None, crop_params=crop)
     book = VelocityBook(keep=4)
+    sizes = SizeBook()
     out: list[tuple[np.ndarray, ...]] = []
     for i in range(spec.warmup + spec.frames):
         frame = scene.step()
@@ -107,14 +109,18 @@ def _scene_views(
             crops = extract_crops(frame.image, seg, pipeline.segmenter.belt.mean_u8, crop, rows)
             prob, reject = clf.classify(crops)
         centre, extent, _ = pipeline.measure_mm(seg)
-        whole_seg = ~cut  # a cut segment's centroid is not the fragment's
+        whole_seg = ~cut  # a cut segment's centroid (and size) is not the fragment's
         book.add(fid[whole_seg], scene.plant.travel_mm, *centre[rows[whole_seg]].T)
+        axes = segment_axes_mm(seg, pipeline.camera_model.px_to_mm)
+        sizes.add(fid[whole_seg], axes[rows[whole_seg]])
+        track_axes = np.full((len(seg), 2), np.nan)
+        track_axes[rows] = sizes.size(fid)
         vel = np.zeros((len(seg), 2))
         vel[rows] = book.velocity(fid)
         hist = book.count(fid)
         active = np.zeros(len(seg), bool)
         active[rows] = True
-        integ = scene.integrals(extent, active, vel)[rows]
+        integ = scene.integrals(extent, active, vel, track_axes)[rows]
         whole = np.array([scene.sensor.crossed_whole.get(int(f), False) for f in fid], bool)
         logp = np.log(np.maximum(prob, PROB_FLOOR))
         out.append(
