@@ -34,6 +34,16 @@ it, reads conductivity. A single-frequency model runs on a two-frequency bar
 whose first frequency is its own (it reads frequency 0 alone); a two-frequency
 model needs its two.
 
+From ``induction-v4`` a two-frequency model may also read the piece's size
+from the camera (``FEATURE_NAMES_V4``: two more features, log(1 + minor) and
+log(1 + major) length, mm, of the track's moment-equivalent rectangle,
+``TrackTable.AX``; the footprint's smaller and larger extent where the track
+has none yet). The bar's response depends on conductivity and frequency only
+through their product, and a brass piece about 1.9 times the thickness and
+size of a copper one reads the same at every frequency; its size (the piece's
+eddy loops) is what tells them apart, and the axis-aligned extents misread it
+on a turned plate (``sortline/sensor/README.md``, sessions 10 and 11).
+
 How it is combined is part of the model: ``camera_temperature`` T and
 ``sensor_weight`` w (fitted on validation scenes, never the held-out ones):
 

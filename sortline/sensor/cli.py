@@ -123,7 +123,7 @@ def train_sensor(args: argparse.Namespace, say: Say) -> int:
             validation_scenes(args.val_scenes, args.val_frames), clf, progress=say, bar=bar
         ),
     )  # fmt: skip
-    model, grid = fit_combination(val, model)
+    model, grid = fit_combination(val, model, getattr(args, "weigh_class", "") or "")
     model.save(args.out)
     lp = model.log_probs(samples.integrals)
     out = {
