@@ -266,7 +266,7 @@ def _piece_moments(
     out[:n] = moments
     changed = np.flatnonzero(stats[:n, cv2.CC_STAT_AREA] != area0)
     redo = np.concatenate([changed, np.arange(n, stats.shape[0])])
-    for k in redo[stats[redo, 4] >= max(min_area, 1.0)].tolist():
+    for k in redo[stats[redo, cv2.CC_STAT_AREA] >= max(min_area, 1.0)].tolist():
         x0, y0, w, h = (int(v) for v in stats[k, :4])
         rr, cc = np.nonzero(labels[y0 : y0 + h, x0 : x0 + w] == k)
         if rr.size:
