@@ -92,7 +92,7 @@ class TruthVision:
             frame_id=dets.frame_id, tick=dets.tick, bbox_px=dets.bbox_px,
             centroid_mm=dets.centroid_mm, extent_mm=dets.extent_mm, area_mm2=dets.area_mm2,
             class_id=np.where(known, cls, -1).astype(np.int16), confidence=conf,
-            class_prob=prob, merged=dets.merged,
+            class_prob=prob, merged=dets.merged, axes_mm=dets.axes_mm,
         )  # fmt: skip
 
 

@@ -69,6 +69,7 @@ def _case(n: int, seed: int, spec: str = ""):  # type: ignore[no-untyped-def]
     tab.X[:n, 0] = rng.uniform(40, 960, n)
     tab.X[:n, 1] = rng.uniform(-180, 180, n)  # u at travel 0
     tab.H[:n] = rng.uniform(20, 40, (n, 2))
+    tab.AX[:n] = np.sort(2.0 * tab.H[:n] * rng.uniform(0.6, 1.0, (n, 2)), axis=1)  # the size
     tab.CONF[:n], tab.DEC[:n], tab.NEV[:n] = 1, 0, rng.integers(1, 16, n)
     tab.EV[:n] = np.log(rng.dirichlet(np.ones(k), n)) * tab.NEV[:n, None]
     model = InductionModel.load(resolve(spec or BUILTIN))

@@ -1,7 +1,7 @@
 """The whole line with the induction bar against the same line on the camera alone.
 
 ``sortline bench line_sensor [--presets default] [--frames N] [--seed N[,N...]]
-[--sensor-model M] [--json OUT] [--quick]``
+[--sensor-model M[,M...]] [--json OUT] [--quick]``
 
 Recipe "aluminium to the eject fraction" (aluminium, threshold 0.5; nothing
 else ejected). Each preset runs twice on the same seed, stepped, over real
@@ -11,7 +11,8 @@ streams UDP rows to the line's ``SensorReader`` and ``SensorFusion`` adds
 their evidence in the controller (``sortline.sensor.wiring``, as ``sortline
 run`` does). The plant is the same in both runs (the bar draws from its own
 random streams). ``--sensor-model`` picks the induction model (default: the
-line's); the bar runs at the model's frequencies. ``[sensor] stall_ms`` is
+line's; several, comma-separated: one fused run each, the before and after
+of a model in one run); the bar runs at the model's frequencies. ``[sensor] stall_ms`` is
 2,000 ms here (``--stall-ms``): the line is stepped, and on a loaded machine
 its wall clock runs far from the belt's, so the 200 ms default called the
 bar stalled (camera alone) for up to 94 of 2,000 frames with no packet lost.
@@ -54,7 +55,10 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--presets", default="default")
     p.add_argument("--frames", type=int, default=1500, help="frames per run (100 per second)")
     p.add_argument("--seed", default="21", help="seed(s), comma-separated")
-    p.add_argument("--sensor-model", default="", help="induction model (default: the line's)")
+    p.add_argument(
+        "--sensor-model", default="",
+        help="induction model(s), comma-separated: one fused run each (default: the line's)",
+    )  # fmt: skip
     p.add_argument(
         "--shared-damping", type=float, default=None,
         help="[sensor] shared_damping (default: the line's)",
@@ -113,6 +117,24 @@ def _bins(outcomes: list[dict[str, Any]], mm_per_tick: float) -> dict[str, Any]:
                 "nearest": _nearest(o, crossed, mm_per_tick),
             })  # fmt: skip
     return {"eject_bin": eject, "aluminium": alu, "wrong": wrong}
+
+
+def pooled(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per configuration (camera alone, or the sensor model) over every seed and
+    preset: aluminium in the eject bin over everything in it (purity) and over
+    every aluminium that crossed (recovery), from the rows' bins."""
+    out: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        key = r["sensor"]["model"] if isinstance(r["sensor"], dict) else "camera"
+        o = out.setdefault(key, {"config": key, "runs": 0, "in_bin": 0, "al_in_bin": 0, "al": 0})
+        o["runs"] += 1
+        o["in_bin"] += sum(sum(v.values()) for v in r.get("eject_bin", {}).values())
+        o["al_in_bin"] += sum(r.get("eject_bin", {}).get("aluminium", {}).values())
+        o["al"] += sum(r.get("aluminium", {}).values())
+    for o in out.values():
+        o["purity"] = round(o["al_in_bin"] / max(o["in_bin"], 1), 4)
+        o["recovery"] = round(o["al_in_bin"] / max(o["al"], 1), 4)
+    return list(out.values())
 
 
 def run(
@@ -181,15 +203,20 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for seed in (int(s) for s in str(args.seed).split(",")):
             for preset in args.presets.split(","):
-                for fused in (False, True) if args.camera else (True,):
+                models = str(args.sensor_model).split(",")
+                runs = ([(False, "")] if args.camera else []) + [(True, m) for m in models]
+                for fused, model in runs:
                     row = run(
-                        preset, frames, seed, fused, Path(tmp), args.sensor_model,
+                        preset, frames, seed, fused, Path(tmp), model,
                         args.shared_damping, args.stall_ms,
                     )  # fmt: skip
                     print({k: row.get(k) for k in
                            ("preset", "seed", "purity", "recovery", "objects_targeted",
                             "eject_bin", "aluminium")})  # fmt: skip
                     rows.append(row)
+    for summary in pooled(rows):
+        print(summary)
+        rows.append({"pooled": True, **summary})
     note = (
         "recipe: aluminium to eject; each preset twice on one seed, stepped, camera alone "
         "then camera + induction bar (UDP rows, SensorFusion); scores from the plant's truth"

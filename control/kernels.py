@@ -375,6 +375,38 @@ def _births(
 
 
 @njit(cache=True, nogil=True)
+def _size_update(AX, AXH, AXN, n, d2t, daxes, clip):
+    """The tracks' size from this frame's boxes (after ``_births``: unassociated box
+    j became row n + its rank among them): each box wholly in view (clip code 0)
+    with a finite size ``daxes[j]`` (minor, major mm) joins its track's last
+    ``AXH.shape[1] // 2`` sizes (a ring, ``AXN`` sizes seen so far), and the
+    track's size ``AX`` is their median per axis; NaN until it has one."""
+    keep = AXH.shape[1] // 2
+    buf = np.empty(keep)
+    m = n
+    for j in range(d2t.shape[0]):
+        row = d2t[j]
+        if row < 0:  # born this frame
+            row = m
+            m += 1
+            AXN[row] = 0
+            AX[row, 0] = np.nan
+            AX[row, 1] = np.nan
+        a0, a1 = daxes[j, 0], daxes[j, 1]
+        if clip[j] != 0 or not (math.isfinite(a0) and math.isfinite(a1)):
+            continue
+        slot = AXN[row] % keep
+        AXH[row, 2 * slot] = a0
+        AXH[row, 2 * slot + 1] = a1
+        AXN[row] += 1
+        cnt = min(AXN[row], keep)
+        for a in range(2):
+            for k in range(cnt):
+                buf[k] = AXH[row, 2 * k + a]
+            AX[row, a] = np.median(buf[:cnt])
+
+
+@njit(cache=True, nogil=True)
 def _fill_holes(keep, m):
     """Row moves that close the holes of dropped rows with live rows from the end
     (O(dropped), row order not kept) -> (dst, src) int64 arrays."""
@@ -446,6 +478,10 @@ def _track_step(
     has_ev,
     prm,
     counters,
+    AX,
+    AXH,
+    AXN,
+    daxes,
 ):
     """One frame: predict, gate, assign, update, birth, confirm, predict
     crossing, drop dead rows (holes filled from the end; row order is not
@@ -454,6 +490,8 @@ def _track_step(
 
     counters: int64 [next_id, born, confirmed, lost]. dbox: (D, 4) view-mm
     boxes; returns -1 (nothing changed) when a box is not finite or inverted.
+    AX, AXH, AXN: the tracks' size (``_size_update``) from daxes (D, 2) minor,
+    major mm per box (NaN: not measured).
     Integer per-track arrays are int64, float ones float64.
     """
     for j in range(dbox.shape[0]):  # refuse bad boxes before touching any state
@@ -519,6 +557,7 @@ def _track_step(
         cstamp,
         cgeo,
     )
+    _size_update(AX, AXH, AXN, n, d2t, daxes, clip)
     keep = np.empty(m, np.bool_)
     y_valve = prm[T_Y_VALVE]
     y_gone = y_valve + prm[T_PASS_MM]
@@ -559,11 +598,11 @@ def _track_step(
     if n_keep == m:
         return m
     dst, src = _fill_holes(keep, m)
-    for a2 in (X, P, H, G, XS, PS, XA, PA, EV, CROSS, XC):
+    for a2 in (X, P, H, G, XS, PS, XA, PA, EV, CROSS, XC, AX, AXH):
         _move_2d(a2, dst, src)
     for a1 in (SCORE, CPROB, MU, MA):
         _move_1d(a1, dst, src)
-    for a3 in (TID, NVIEW, MISS, NEV, CONF, DEC, CLS, FRAC, TCLS):
+    for a3 in (TID, NVIEW, MISS, NEV, CONF, DEC, CLS, FRAC, TCLS, AXN):
         _move_1d(a3, dst, src)
     return n_keep
 
@@ -596,6 +635,7 @@ __all__ = [
     "_outlook_logits",
     "_outlook_rows",
     "_predict",
+    "_size_update",
     "_still_update",
     "_track_step",
     "_update_matched",

@@ -41,9 +41,12 @@ F_SUM_I2 = 12  # frequency 1 (0 on a single-frequency bar): summed in-phase, as 
 F_SUM_Q2 = 13  # frequency 1: summed quadrature
 F_AMP_I2 = 14  # frequency 1: in-phase amplitude per unit coil overlap
 F_AMP_Q2 = 15  # frequency 1: quadrature amplitude per unit coil overlap
-N_INTEGRALS = 16
+F_MINOR = 16  # the piece's size from the camera (the track's ``AX``): minor full length, mm
+F_MAJOR = 17  # ... major; both NaN (written so here) until the caller gives them
+N_INTEGRALS = 18
 N_FEATURES_V2 = 15  # features of a single-frequency model (``models.induction``)
 N_FEATURES_V3 = 24  # ... and of a two-frequency one
+N_FEATURES_V4 = 26  # ... and of one that reads the camera's size of the piece too
 
 
 class FusionParams(NamedTuple):
@@ -423,6 +426,8 @@ def _footprint_integrals(TICK, RI, RQ, first, end, X0, X1, Y0, Y1, ACTIVE, t_now
             OUT[j, f] = 0.0
         OUT[j, F_WIDTH] = X1[j] - X0[j]
         OUT[j, F_LENGTH] = Y1[j] - Y0[j]
+        OUT[j, F_MINOR] = np.nan
+        OUT[j, F_MAJOR] = np.nan
     if n == 0 or end <= first:
         return
     RNG = np.empty((n, 5), np.int64)
@@ -504,7 +509,8 @@ def _footprint_integrals(TICK, RI, RQ, first, end, X0, X1, Y0, Y1, ACTIVE, t_now
 @njit(cache=True, nogil=True)
 def _features(INT, i, noise, f):
     """The features of footprint i (``models.induction.features``) -> f: 15
-    (single frequency) or 24 (two frequencies) by f's length."""
+    (single frequency), 24 (two frequencies) or 26 (and the camera's size) by
+    f's length."""
     si = INT[i, F_SUM_I]
     sq = INT[i, F_SUM_Q]
     cells = max(INT[i, F_CELLS], 1.0)
@@ -548,6 +554,14 @@ def _features(INT, i, noise, f):
         den = amp2 * amp + aeps * aeps
         f[22] = (ai2 * ai + aq2 * aq) / den
         f[23] = (aq2 * ai - ai2 * aq) / den
+    if f.shape[0] > N_FEATURES_V3:  # the camera's size, the footprint's extents without one
+        lo = INT[i, F_MINOR]
+        hi = INT[i, F_MAJOR]
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            lo = min(wide, long)
+            hi = max(wide, long)
+        f[24] = np.log(max(lo, 0.0) + 1.0)
+        f[25] = np.log(max(hi, 0.0) + 1.0)
 
 
 @njit(cache=True, nogil=True)

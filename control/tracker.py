@@ -20,16 +20,18 @@ from control.fastbatch import trusted_batch
 from control.params import ControlParams
 from core.types import Detections, Tracks
 
-__all__ = ["TrackTable", "Tracker", "class_log_probs"]
+__all__ = ["SIZE_VIEWS", "TrackTable", "Tracker", "class_log_probs"]
 
 _PROB_FLOOR = 1e-4
 _CELL_PER_SPACING = 0.7  # hash cell / mean box spacing (bench/decision.py: 0.7 beat 0.5, 1, 1.4)
 _TRACK_FIELDS = tuple(Tracks._SCHEMA)  # the order ``kernels._export`` returns
+SIZE_VIEWS = 5  # a track's size: the median of its last 5 views wholly in view
 _FLOAT2D = {
     "X": 4, "P": 6, "H": 2, "G": 2, "XS": 2, "PS": 2, "XA": 6, "PA": 12, "CROSS": 4, "XC": 3,
+    "AX": 2, "AXH": 2 * SIZE_VIEWS,
 }  # fmt: skip
 _FLOAT1D = ("SCORE", "CPROB", "MU", "MA")
-_INT1D = ("TID", "NVIEW", "MISS", "NEV", "CONF", "DEC", "CLS", "FRAC", "TCLS")
+_INT1D = ("TID", "NVIEW", "MISS", "NEV", "CONF", "DEC", "CLS", "FRAC", "TCLS", "AXN")
 
 
 class TrackTable:
@@ -40,7 +42,10 @@ class TrackTable:
     process noise); XS, PS (C, 2) the still model's x, u and their variances,
     MU (C,) its probability; XA (C, 6), PA (C, 12), MA (C,) the
     constant-acceleration model's state, covariances and probability
-    (``kernels_motion``, ``kernels_motion_ca``); EV (C, K) summed log class
+    (``kernels_motion``, ``kernels_motion_ca``); AX (C, 2) the track's size,
+    minor and major mm (median of its last ``SIZE_VIEWS`` views wholly in view,
+    ``Detections.axes_mm``; NaN until one), AXH (C, 2 x SIZE_VIEWS) those views,
+    AXN int64 views that gave a size; EV (C, K) summed log class
     probabilities; CROSS (C, 4) crossing on/off tick, sigma of those edge
     ticks and of the centre's tick; XC (C, 3) x at crossing, its sigma with
     the edges' and without (mm); SCORE, CPROB float64; TID, NVIEW, MISS, NEV,
@@ -71,6 +76,9 @@ class TrackTable:
     CLS: np.ndarray
     FRAC: np.ndarray
     TCLS: np.ndarray
+    AX: np.ndarray
+    AXH: np.ndarray
+    AXN: np.ndarray
 
     def __init__(self, n_classes: int, capacity: int = 256) -> None:
         self.n = 0
@@ -262,7 +270,7 @@ class Tracker:
             tab.CONF, tab.DEC, tab.SCORE, tab.NVIEW, tab.MISS, tab.CLS, tab.CPROB, tab.FRAC,
             tab.TCLS, tab.CROSS, tab.XC,
             tab.n, dt, float(t_tick), self.travel_mm(t_tick), box, logp, has, self.prm,
-            self.counters,
+            self.counters, tab.AX, tab.AXH, tab.AXN, np.asarray(dets.axes_mm, np.float64),
         )  # fmt: skip
         if n_live < 0:
             raise ValueError("Detections.extent_mm needs finite x_min <= x_max, y_min <= y_max")

@@ -20,6 +20,7 @@ from core.batch import Batch, Schema
 __all__ = ["Detections", "Pulses", "TrackState", "Tracks"]
 
 _NO_MERGE = np.zeros(0, np.bool_)  # Detections.merged not given: all False
+_NO_AXES = np.zeros((0, 2), np.float32)  # Detections.axes_mm not given: all NaN (unknown)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -39,6 +40,10 @@ class Detections(Batch):
                   and carries no class evidence.
     merged:       (N,) bool the segment probably holds more than one fragment
                   (vision's merge cues); default all False.
+    axes_mm:      (N, 2) float32 minor and major full length, belt mm, of the
+                  segment's moment-equivalent rectangle (its second central
+                  moments: a size that does not depend on how the piece lies,
+                  unlike ``extent_mm``); default all NaN (not measured).
     """
 
     frame_id: int
@@ -51,6 +56,7 @@ class Detections(Batch):
     confidence: np.ndarray
     class_prob: np.ndarray
     merged: np.ndarray = dataclasses.field(default_factory=lambda: _NO_MERGE)
+    axes_mm: np.ndarray = dataclasses.field(default_factory=lambda: _NO_AXES)
 
     _SCHEMA: ClassVar[Schema] = {
         "bbox_px": (np.float32, (4,)),
@@ -61,11 +67,15 @@ class Detections(Batch):
         "confidence": (np.float32, ()),
         "class_prob": (np.float32, (-1,)),
         "merged": (np.bool_, ()),
+        "axes_mm": (np.float32, (2,)),
     }
 
     def __post_init__(self) -> None:
         if self.merged is _NO_MERGE:
             object.__setattr__(self, "merged", np.zeros(np.shape(self.area_mm2)[:1], np.bool_))
+        if self.axes_mm is _NO_AXES:
+            n = np.shape(self.area_mm2)[:1]
+            object.__setattr__(self, "axes_mm", np.full((*n, 2), np.nan, np.float32))
         Batch.__post_init__(self)
         if not 0 <= int(self.tick) < 1 << 32:
             raise ValueError(f"Detections.tick {self.tick} is not an unsigned 32-bit count")

@@ -34,6 +34,16 @@ it, reads conductivity. A single-frequency model runs on a two-frequency bar
 whose first frequency is its own (it reads frequency 0 alone); a two-frequency
 model needs its two.
 
+From ``induction-v4`` a two-frequency model may also read the piece's size
+from the camera (``FEATURE_NAMES_V4``: two more features, log(1 + minor) and
+log(1 + major) length, mm, of the track's moment-equivalent rectangle,
+``TrackTable.AX``; the footprint's smaller and larger extent where the track
+has none yet). The bar's response depends on conductivity and frequency only
+through their product, and a brass piece about 1.9 times the thickness and
+size of a copper one reads the same at every frequency; its size (the piece's
+eddy loops) is what tells them apart, and the axis-aligned extents misread it
+on a turned plate (``sortline/sensor/README.md``, sessions 10 and 11).
+
 How it is combined is part of the model: ``camera_temperature`` T and
 ``sensor_weight`` w (fitted on validation scenes, never the held-out ones):
 
@@ -70,6 +80,7 @@ __all__ = [
     "BUILTIN",
     "FEATURE_NAMES",
     "FEATURE_NAMES_V3",
+    "FEATURE_NAMES_V4",
     "NOISE_UNITS",
     "InductionModel",
     "features",
@@ -87,6 +98,8 @@ FEATURE_NAMES_V3 = (
     *FEATURE_NAMES, "asinh_i2", "asinh_q2", "asinh_amp_i2", "asinh_amp_q2", "cos_amp2", "sin_amp2",
     "log_amp_ratio", "cos_amp_diff", "sin_amp_diff",
 )  # fmt: skip
+FEATURE_NAMES_V4 = (*FEATURE_NAMES_V3, "log_minor_mm", "log_major_mm")
+KNOWN_FEATURES = (FEATURE_NAMES, FEATURE_NAMES_V3, FEATURE_NAMES_V4)
 FORMAT = "sortline-induction-mlp"
 NOISE_UNITS = 3.0  # per cell; regularises the phase of weak sums
 
@@ -106,8 +119,10 @@ def resolve(spec: str | Path) -> Path:
 
 def features(integrals: np.ndarray, count: int = len(FEATURE_NAMES)) -> np.ndarray:
     """(n, count) float64 model features (15: ``FEATURE_NAMES``, 24:
-    ``FEATURE_NAMES_V3``) from (n, N_INTEGRALS) integrals (``control.kernels_fusion``
-    columns; the kernel computes the same)."""
+    ``FEATURE_NAMES_V3``, 26: ``FEATURE_NAMES_V4``) from (n, N_INTEGRALS) integrals
+    (``control.kernels_fusion`` columns; the kernel computes the same). The v4 size
+    features read the camera's minor and major length (columns 16, 17), the
+    footprint's smaller and larger extent where those are NaN (not measured)."""
     i = integrals
     si, sq, peak, cells, shared, sig = i[:, 0], i[:, 1], i[:, 2], i[:, 3], i[:, 4], i[:, 5]
     ai, aq, cover, wide, long = i[:, 7], i[:, 8], i[:, 9], i[:, 10], i[:, 11]
@@ -133,6 +148,12 @@ def features(integrals: np.ndarray, count: int = len(FEATURE_NAMES)) -> np.ndarr
             (ai2 * ai + aq2 * aq) / (amp2 * amp + aeps**2),
             (aq2 * ai - ai2 * aq) / (amp2 * amp + aeps**2),
         )  # fmt: skip
+    if count > len(FEATURE_NAMES_V3):
+        lo, hi = i[:, 16], i[:, 17]
+        known = np.isfinite(lo) & np.isfinite(hi)
+        lo = np.where(known, lo, np.minimum(wide, long))
+        hi = np.where(known, hi, np.maximum(wide, long))
+        cols += (np.log(np.maximum(lo, 0.0) + 1.0), np.log(np.maximum(hi, 0.0) + 1.0))
     return np.stack(cols, axis=1)
 
 
@@ -142,7 +163,8 @@ class InductionModel:
     feature standardisation; layers: ((W1, b1), (W2, b2), (W3, b3)), W (out, in),
     rectified after the first two; camera_temperature, sensor_weight: the
     combination (module doc); note: training data and fit; feature_names:
-    ``FEATURE_NAMES`` (d = 15) or ``FEATURE_NAMES_V3`` (d = 24, two frequencies);
+    ``FEATURE_NAMES`` (d = 15), ``FEATURE_NAMES_V3`` (d = 24, two frequencies) or
+    ``FEATURE_NAMES_V4`` (d = 26, and the camera's size of the piece);
     frequencies_hz: the bar's frequencies it was trained on; class_terms: (K, 3)
     per class of ``class_names``: camera gain a, sensor gain b, bias d of the
     combination (module doc), None = (1, 1, 0) for every class."""
@@ -160,10 +182,10 @@ class InductionModel:
     class_terms: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        if self.feature_names not in (FEATURE_NAMES, FEATURE_NAMES_V3):
+        if self.feature_names not in KNOWN_FEATURES:
             raise ValueError(f"InductionModel: features {self.feature_names} are not known")
         if not 1 <= len(self.frequencies_hz) <= 2 or (
-            self.feature_names == FEATURE_NAMES_V3 and len(self.frequencies_hz) != 2
+            self.feature_names != FEATURE_NAMES and len(self.frequencies_hz) != 2
         ):
             raise ValueError(
                 f"InductionModel: {len(self.feature_names)} features on frequencies "
@@ -212,7 +234,12 @@ class InductionModel:
     @property
     def frequencies_read(self) -> int:
         """Frequencies of the bar the model reads (1: frequency 0 alone)."""
-        return 2 if self.feature_names == FEATURE_NAMES_V3 else 1
+        return 1 if self.feature_names == FEATURE_NAMES else 2
+
+    @property
+    def reads_size(self) -> bool:
+        """The model reads the camera's size of the piece (``FEATURE_NAMES_V4``)."""
+        return self.feature_names == FEATURE_NAMES_V4
 
     def check_bar(self, frequencies_hz: tuple[float, ...]) -> str:
         """'' when a bar of ``frequencies_hz`` gives what the model reads, else
@@ -286,7 +313,7 @@ class InductionModel:
             got = d.get("format") if isinstance(d, dict) else None
             raise InputFileError(path, f"format {got!r} is not {FORMAT} (v1 models: retrain)")
         names = tuple(d.get("features", ()))
-        if names not in (FEATURE_NAMES, FEATURE_NAMES_V3):
+        if names not in KNOWN_FEATURES:
             raise InputFileError(path, f"{d.get('features')} are not {FEATURE_NAMES}", "features")
         try:
             layers = tuple(

@@ -9,7 +9,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.induction import FEATURE_NAMES, FEATURE_NAMES_V3, InductionModel, features
+from models.induction import (
+    FEATURE_NAMES,
+    FEATURE_NAMES_V3,
+    FEATURE_NAMES_V4,
+    InductionModel,
+    features,
+)
 
 __all__ = ["fit"]
 
@@ -24,11 +30,13 @@ def fit(
     seed: int = 0,
     note: str = "",
     frequencies_hz: tuple[float, ...] = (5000.0,),
+    camera_size: bool = False,
 ) -> InductionModel:
     """The model of ``integrals`` (n, N_INTEGRALS) labelled ``labels`` (n,) int
     indices into ``class_names``, sampled on a bar of ``frequencies_hz`` (two:
-    the two-frequency features, ``FEATURE_NAMES_V3``); the combination is left
-    at T = 1, w = 1."""
+    the two-frequency features, ``FEATURE_NAMES_V3``; and ``camera_size``: the
+    camera's size of the piece too, ``FEATURE_NAMES_V4``); the combination is
+    left at T = 1, w = 1."""
     import torch
 
     if integrals.shape[0] != labels.shape[0] or integrals.shape[0] == 0:
@@ -36,7 +44,10 @@ def fit(
     torch.manual_seed(seed)
     torch.set_num_threads(1)
     k = len(class_names)
-    names = FEATURE_NAMES_V3 if len(frequencies_hz) > 1 else FEATURE_NAMES
+    if camera_size and len(frequencies_hz) < 2:
+        raise ValueError("fit: the camera's size is read by two-frequency models (v4) only")
+    names: tuple[str, ...] = FEATURE_NAMES_V3 if len(frequencies_hz) > 1 else FEATURE_NAMES
+    names = FEATURE_NAMES_V4 if camera_size else names
     x = features(integrals, len(names))
     mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-6
     xt = torch.tensor((x - mean) / scale, dtype=torch.float32)

@@ -238,7 +238,10 @@ def _label_stats(labels16, n):
     """int32 copy of a label image (values 0..n-1) and, per label value, the
     statistics ``cv2.connectedComponentsWithStats`` gives, in float64: (n, 5) left,
     top, width, height, area and (n, 2) centroid column, row (sums / area; a label
-    without pixels: width = height = 0, left = -1, top = INT_MAX, centroid NaN)."""
+    without pixels: width = height = 0, left = -1, top = INT_MAX, centroid NaN);
+    and (n, 3) the second central moments of its pixel centres per pixel, px^2:
+    variance of the column, covariance of column and row, variance of the row
+    (``cv2.moments``' mu20, mu11, mu02 / m00; NaN without pixels)."""
     h, w = labels16.shape[0], labels16.shape[1]
     out = np.empty((h, w), np.int32)
     left = np.full(n, 2147483647, np.int64)
@@ -248,6 +251,9 @@ def _label_stats(labels16, n):
     area = np.zeros(n, np.int64)
     sx = np.zeros(n, np.int64)
     sy = np.zeros(n, np.int64)
+    sxx = np.zeros(n, np.int64)  # sums of column^2, column x row, row^2
+    sxy = np.zeros(n, np.int64)
+    syy = np.zeros(n, np.int64)
     for r in range(h):  # runs of one label along each row
         start = 0
         for c in range(w + 1):
@@ -262,11 +268,17 @@ def _label_stats(labels16, n):
             top[v] = min(top[v], r)
             bottom[v] = max(bottom[v], r)
             area[v] += length
-            sx[v] += (start + c - 1) * length // 2
+            run_x = (start + c - 1) * length // 2
+            sx[v] += run_x
             sy[v] += r * length
+            # sum of k^2 for k in start..c-1: S(c-1) - S(start-1), S(k) = k(k+1)(2k+1)/6
+            sxx[v] += ((c - 1) * c * (2 * c - 1) - (start - 1) * start * (2 * start - 1)) // 6
+            sxy[v] += r * run_x
+            syy[v] += r * r * length
             start = c
     stats = np.empty((n, 5), np.float64)
     cents = np.empty((n, 2), np.float64)
+    moms = np.full((n, 3), np.nan, np.float64)
     for k in range(n):
         a = area[k]
         if a > 0:
@@ -274,12 +286,17 @@ def _label_stats(labels16, n):
             stats[k, 2], stats[k, 3] = right[k] - left[k] + 1, bottom[k] - top[k] + 1
             cents[k, 0] = np.float64(sx[k]) / np.float64(a)
             cents[k, 1] = np.float64(sy[k]) / np.float64(a)
+            fa, fx, fy = np.float64(a), np.float64(sx[k]), np.float64(sy[k])
+            a2 = fa * fa  # (a s2 - s s) / a^2: float64, a large image's a s2 passes int64
+            moms[k, 0] = max(fa * np.float64(sxx[k]) - fx * fx, 0.0) / a2
+            moms[k, 1] = (fa * np.float64(sxy[k]) - fx * fy) / a2
+            moms[k, 2] = max(fa * np.float64(syy[k]) - fy * fy, 0.0) / a2
         else:
             stats[k, 0], stats[k, 1], stats[k, 2], stats[k, 3] = -1, top[k], 0, 0
             cents[k, 0] = np.nan
             cents[k, 1] = np.nan
         stats[k, 4] = a
-    return out, stats, cents
+    return out, stats, cents, moms
 
 
 @njit(cache=True, nogil=True, error_model="numpy")

@@ -23,7 +23,7 @@ from core.types import Detections
 from vision.classifier import Classifier
 from vision.crops import CropParams, crop_fill, extract_crops
 from vision.merge import MergeFlagger, MergeParams
-from vision.segment import Segmenter, SegmentParams, Segments
+from vision.segment import Segmenter, SegmentParams, Segments, segment_axes_mm
 from vision.track_crops import CropPlanner, CropPolicy
 
 __all__ = ["PixelToBelt", "Prepared", "StageTimes", "VisionPipeline"]
@@ -271,6 +271,7 @@ class VisionPipeline:
             confidence=conf,
             class_prob=prob,
             merged=merged,
+            axes_mm=segment_axes_mm(seg, self.camera_model.px_to_mm),
         )
         self.last_segments, self.last_crops = seg, crops
         self._account(len(prep.segments), prep, t2, t3, time.perf_counter())
@@ -349,4 +350,5 @@ def _select(seg: Segments, keep: np.ndarray) -> Segments:
         bbox_px=seg.bbox_px[keep],
         centroid_px=seg.centroid_px[keep],
         area_px=seg.area_px[keep],
+        moments_px=seg.moments_px[keep],
     )

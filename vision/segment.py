@@ -17,6 +17,7 @@ between two notches of the outline, or between two colour clusters; or
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -25,7 +26,10 @@ from vision.kernels import _diff_fg, _gain, _label_stats, _update
 from vision.learned import CoreMemory, InstanceCue, core_map, split_learned
 from vision.split import split_touching
 
-__all__ = ["BeltModel", "SegmentParams", "Segmenter", "Segments"]
+__all__ = ["BeltModel", "SegmentParams", "Segmenter", "Segments", "segment_axes_mm"]
+
+_NO_MOMENTS = np.zeros((0, 3))  # Segments.moments_px not given: NaN (unknown)
+PxToMm = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -79,6 +83,10 @@ class Segments:
     centroid_px: (N, 2) float64 column, row of the centroid (full-res pixel centres).
     area_px:     (N,) float64 area in full-resolution pixels.
     scale:       the label image's downsampling factor.
+    moments_px:  (N, 3) float64 second central moments of the segment's area per
+                 unit area, full-res px^2: variance of the column, covariance,
+                 variance of the row (its pixels as squares: an axis-aligned
+                 W x H px rectangle reads W^2 / 12, 0, H^2 / 12); NaN when not given.
     """
 
     labels: np.ndarray
@@ -87,6 +95,11 @@ class Segments:
     centroid_px: np.ndarray
     area_px: np.ndarray
     scale: int
+    moments_px: np.ndarray = dataclasses.field(default_factory=lambda: _NO_MOMENTS)
+
+    def __post_init__(self) -> None:
+        if self.moments_px is _NO_MOMENTS:
+            object.__setattr__(self, "moments_px", np.full((self.label_id.shape[0], 3), np.nan))
 
     def __len__(self) -> int:
         return int(self.label_id.shape[0])
@@ -225,8 +238,9 @@ class Segmenter:
         # ``cv2.connectedComponentsWithStats``, which takes 3-4x as long) in one pass
         # that also widens the labels to int32
         n, labels16 = cv2.connectedComponents(fg, connectivity=8, ltype=cv2.CV_16U)
-        labels, stats, centroids = _label_stats(labels16, n)
+        labels, stats, centroids, moments = _label_stats(labels16, n)
         s2 = float(p.scale**2)
+        area0 = stats[:, cv2.CC_STAT_AREA].copy()  # the split rewrites stats in place
         if self.cue is not None and p.split and n > 1:
             self.last_core = core_map(self.cue, small, self.belt.mean_u8, fg, stats, p)
             stats, centroids = split_learned(small, labels, stats, centroids, self.last_core, p)
@@ -234,13 +248,42 @@ class Segmenter:
             stats, centroids = split_touching(
                 small, fg, self.last_diff, labels, stats, centroids, p
             )
-        return _to_segments(labels, stats, centroids, p.scale, p.min_area_px / s2)
+        moments = _piece_moments(labels, stats, area0, moments, p.min_area_px / s2)
+        return _to_segments(labels, stats, centroids, p.scale, p.min_area_px / s2, moments)
+
+
+def _piece_moments(
+    labels: np.ndarray, stats: np.ndarray, area0: np.ndarray, moments: np.ndarray, min_area: float
+) -> np.ndarray:
+    """(len(stats), 3) moments of every label value: those of ``_label_stats`` for the
+    components the split left whole (``area0``: their areas before it), recomputed
+    from ``labels`` inside their box for the pieces it made (new label values, or
+    an old one whose area changed)."""
+    n = area0.shape[0]
+    if stats.shape[0] == n and np.array_equal(stats[:, cv2.CC_STAT_AREA], area0):
+        return moments
+    out = np.full((stats.shape[0], 3), np.nan)
+    out[:n] = moments
+    changed = np.flatnonzero(stats[:n, cv2.CC_STAT_AREA] != area0)
+    redo = np.concatenate([changed, np.arange(n, stats.shape[0])])
+    for k in redo[stats[redo, cv2.CC_STAT_AREA] >= max(min_area, 1.0)].tolist():
+        x0, y0, w, h = (int(v) for v in stats[k, :4])
+        rr, cc = np.nonzero(labels[y0 : y0 + h, x0 : x0 + w] == k)
+        if rr.size:
+            out[k] = np.cov(np.stack([cc, rr]).astype(np.float64), bias=True)[[0, 0, 1], [0, 1, 1]]
+    return out
 
 
 def _to_segments(
-    labels: np.ndarray, stats: np.ndarray, centroids: np.ndarray, scale: int, min_area: float
+    labels: np.ndarray,
+    stats: np.ndarray,
+    centroids: np.ndarray,
+    scale: int,
+    min_area: float,
+    moments: np.ndarray,
 ) -> Segments:
-    """Low-res component stats (rows = label values) -> full-res ``Segments``."""
+    """Low-res component stats (rows = label values) and the central moments of
+    their pixel centres (low-res px^2) -> full-res ``Segments``."""
     area = stats[:, cv2.CC_STAT_AREA]
     keep = np.flatnonzero(area >= max(min_area, 1.0))
     keep = keep[keep > 0]
@@ -248,6 +291,8 @@ def _to_segments(
     w, h = stats[keep, cv2.CC_STAT_WIDTH], stats[keep, cv2.CC_STAT_HEIGHT]
     bbox = np.stack([x, y, x + w, y + h], axis=1) * scale
     half = (scale - 1) / 2.0
+    mom = np.array(moments[keep], np.float64).reshape(-1, 3)
+    mom[:, 0::2] += 1.0 / 12.0  # a pixel's own square about its centre
     return Segments(
         labels=labels,
         label_id=keep.astype(np.int32),
@@ -255,4 +300,29 @@ def _to_segments(
         centroid_px=np.asarray(centroids[keep], np.float64) * scale + half,
         area_px=area[keep] * scale * scale,
         scale=scale,
+        moments_px=mom * float(scale * scale),
     )
+
+
+def segment_axes_mm(seg: Segments, px_to_mm: PxToMm) -> np.ndarray:
+    """(N, 2) float32 minor and major full length, belt mm, of each segment's
+    moment-equivalent rectangle (sqrt(12 x eigenvalue) of its second central
+    moments mapped to the belt by the camera's local Jacobian at the centroid):
+    a rectangle's own sides at any orientation, a disc's 0.87 x its diameter.
+    NaN where the moments are unknown."""
+    n = len(seg)
+    if n == 0:
+        return np.zeros((0, 2), np.float32)
+    c, r = seg.centroid_px[:, 0], seg.centroid_px[:, 1]
+    x0, y0 = (np.asarray(v, np.float64) for v in px_to_mm(c, r))
+    x1, y1 = (np.asarray(v, np.float64) for v in px_to_mm(c + 1.0, r))
+    x2, y2 = (np.asarray(v, np.float64) for v in px_to_mm(c, r + 1.0))
+    xc, yc, xr, yr = x1 - x0, y1 - y0, x2 - x0, y2 - y0  # mm per px along column, row
+    m = seg.moments_px
+    jac = np.stack([np.stack([xc, xr], -1), np.stack([yc, yr], -1)], -2)  # (n, 2, 2) mm / px
+    cov = np.stack([np.stack([m[:, 0], m[:, 1]], -1), np.stack([m[:, 1], m[:, 2]], -1)], -2)
+    cov_mm = jac @ cov @ np.swapaxes(jac, 1, 2)
+    a, b, d = cov_mm[:, 0, 0], cov_mm[:, 0, 1], cov_mm[:, 1, 1]
+    mid, half = 0.5 * (a + d), np.hypot(0.5 * (a - d), b)
+    lo, hi = np.maximum(mid - half, 0.0), np.maximum(mid + half, 0.0)
+    return np.sqrt(12.0 * np.stack([lo, hi], axis=1)).astype(np.float32)

@@ -117,6 +117,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="the bar's drive frequencies (two: a multi-frequency bar, induction-v3)",
     )  # fmt: skip
     ts.add_argument(
+        "--weigh-class", default="",
+        help="a class the line's recipe ejects, weighed more in the per-class terms' fit",
+    )  # fmt: skip
+    ts.add_argument(
+        "--camera-size", action="store_true",
+        help="the model also reads the camera's size of the piece (two frequencies: induction-v4)",
+    )  # fmt: skip
+    ts.add_argument(
         "--cache", type=Path,
         help="a folder keeping the sampled footprints and validation views (.npz, named by "
         "scenes, frames and frequencies): a refit with other --hidden/--epochs reuses them",

@@ -67,7 +67,12 @@ def train_sensor(args: argparse.Namespace, say: Say) -> int:
     from models.induction_train import fit
     from models.registry import resolve_model
     from sortline.sensor.evaluate import Views, collect_views, fit_combination
-    from sortline.sensor.training import SensorSamples, sensor_samples
+    from sortline.sensor.training import (
+        CAMERA_SIZE_BIAS,
+        CAMERA_SIZE_SIGMA,
+        SensorSamples,
+        sensor_samples,
+    )
     from sortline.training_data import training_scenes
     from vision.classifier import OnnxClassifier
 
@@ -84,32 +89,41 @@ def train_sensor(args: argparse.Namespace, say: Say) -> int:
     scenes = training_scenes(args.scenes, frames=args.frames, seed=args.seed)
     cache = getattr(args, "cache", None)
     hz = "-".join(f"{f:g}" for f in bar.frequencies_hz)
+    size = bool(getattr(args, "camera_size", False))
+    if size and len(bar.frequencies_hz) < 2:
+        say("sortline model train-sensor: --camera-size needs two --frequencies-hz")
+        return 2
+    bias, sigma = (CAMERA_SIZE_BIAS, CAMERA_SIZE_SIGMA) if size else (0.0, 0.0)
     samples = _cached(
-        cache, f"samples-{args.scenes}x{args.frames}-s{args.seed}-{hz}.npz", SensorSamples,
-        lambda: sensor_samples(scenes, bar=bar, progress=say),
+        cache, f"samples-{args.scenes}x{args.frames}-s{args.seed}-{hz}-size{sigma:g}.npz",
+        SensorSamples, lambda: sensor_samples(
+            scenes, bar=bar, progress=say, size_bias=bias, size_sigma=sigma
+        ),
     )  # fmt: skip
     seeds = f"{scenes[0].seed}-{scenes[-1].seed}"
     note = (
         f"{len(samples.labels)} footprints of {args.scenes} randomised training scenes "
-        f"(seeds {seeds}, {args.frames} frames each), plant truth, edges +-2 mm noise; "
-        f"combination fitted on {args.val_scenes} validation scenes per preset "
+        f"(seeds {seeds}, {args.frames} frames each), plant truth, edges +-2 mm noise"
+        + (f", the camera's size x exp({bias} + {sigma} N(0, 1)) per piece; " if size else "; ")
+        + f"combination fitted on {args.val_scenes} validation scenes per preset "
         f"(seeds {VALIDATION_SEED_BASE} + 100 x preset + k, {args.val_frames} frames); "
         f"bar at {list(bar.frequencies_hz)} Hz"
     )
     model = fit(
         samples.integrals, samples.labels, DEFAULT_CLASSES, args.version,
         hidden=args.hidden, epochs=args.epochs, note=note, frequencies_hz=bar.frequencies_hz,
+        camera_size=size,
     )  # fmt: skip
     train_s = time.perf_counter() - t0
     clf = OnnxClassifier.load(resolve_model(args.camera_model))
     cam = args.camera_model.split(":")[-1]
     val = _cached(
-        cache, f"views-{args.val_scenes}x{args.val_frames}-{hz}-{cam}.npz",
+        cache, f"views-{args.val_scenes}x{args.val_frames}-{hz}-{cam}-n18.npz",
         Views, lambda: collect_views(
             validation_scenes(args.val_scenes, args.val_frames), clf, progress=say, bar=bar
         ),
     )  # fmt: skip
-    model, grid = fit_combination(val, model)
+    model, grid = fit_combination(val, model, getattr(args, "weigh_class", "") or "")
     model.save(args.out)
     lp = model.log_probs(samples.integrals)
     out = {
@@ -161,6 +175,7 @@ def eval_held_out(args: argparse.Namespace, clf: Any, say: Say) -> int:
         "sensor_frequencies_hz": list(model.frequencies_hz),
         **held_out_report(views, args.presets, scenes_n, model, args.sensor_weight),
         **_single_frequency(views, args, scenes_n, model),
+        **_without_size(views, args, scenes_n, model),
         "fused_shared_damping": {
             "shared_damping": damping,
             "at_threshold_0.5": fragment_report(
@@ -183,6 +198,26 @@ def eval_held_out(args: argparse.Namespace, clf: Any, say: Say) -> int:
 
 
 SINGLE_FREQUENCY_MODEL = "builtin:induction-v2"
+NO_SIZE_MODELS = ("builtin:induction-v3", "builtin:induction-v3.1")
+
+
+def _without_size(views: Any, args: argparse.Namespace, scenes_n: int, model: Any) -> Any:
+    """With a model that reads the camera's size (v4): the two-frequency models
+    without it on the same views, as ``{"fused_without_size": {spec: fused report}}``
+    (the before and after of one run); {} otherwise."""
+    from models.induction import InductionModel, resolve
+    from sortline.sensor.evaluate import held_out_report
+
+    if not model.reads_size:
+        return {}
+    out = {}
+    for spec in NO_SIZE_MODELS:
+        other = InductionModel.load(resolve(spec))
+        if other.check_bar(model.frequencies_hz):
+            continue
+        rep = held_out_report(views, args.presets, scenes_n, other, args.sensor_weight)
+        out[spec] = {"sensor_version": other.version, **rep["fused"]}
+    return {"fused_without_size": out}
 
 
 def _single_frequency(views: Any, args: argparse.Namespace, scenes_n: int, model: Any) -> Any:
@@ -215,7 +250,8 @@ def diagnose_sensor(args: argparse.Namespace, clf: Any, say: Say) -> int:
     hz = "-".join(f"{f:g}" for f in bar.frequencies_hz)
     cam = str(args.model).split(":")[-1]
     views = _cached(
-        getattr(args, "cache", None), f"views-{args.val_scenes}x{args.val_frames}-{hz}-{cam}.npz",
+        getattr(args, "cache", None),
+        f"views-{args.val_scenes}x{args.val_frames}-{hz}-{cam}-n18.npz",
         Views, lambda: collect_views(
             validation_scenes(args.val_scenes, args.val_frames), clf, progress=say, bar=bar
         ),

@@ -35,11 +35,12 @@ from models.induction import InductionModel
 from sim.plant.feed import MOTION_KINDS
 from sim.plant.induction import InductionBar
 from sortline.sensor.fusion import camera_term, flatten_shared, sensor_term
-from sortline.sensor.scene import SensorScene, VelocityBook
+from sortline.sensor.scene import SensorScene, SizeBook, VelocityBook
 from sortline.training_data import SceneSpec, _label_rows
 from vision.classifier import OnnxClassifier
 from vision.crops import CropParams, extract_crops
 from vision.pipeline import VisionPipeline
+from vision.segment import segment_axes_mm
 
 __all__ = [
     "Views",
@@ -86,6 +87,7 @@ def _scene_views(
     scene = SensorScene.build(geometry, spec.scenario, spec.seed, bar)
     pipeline = VisionPipeline(geometry, None, crop_params=crop)
     book = VelocityBook(keep=4)
+    sizes = SizeBook()
     out: list[tuple[np.ndarray, ...]] = []
     for i in range(spec.warmup + spec.frames):
         frame = scene.step()
@@ -107,14 +109,18 @@ def _scene_views(
             crops = extract_crops(frame.image, seg, pipeline.segmenter.belt.mean_u8, crop, rows)
             prob, reject = clf.classify(crops)
         centre, extent, _ = pipeline.measure_mm(seg)
-        whole_seg = ~cut  # a cut segment's centroid is not the fragment's
+        whole_seg = ~cut  # a cut segment's centroid (and size) is not the fragment's
         book.add(fid[whole_seg], scene.plant.travel_mm, *centre[rows[whole_seg]].T)
+        axes = segment_axes_mm(seg, pipeline.camera_model.px_to_mm)
+        sizes.add(fid[whole_seg], axes[rows[whole_seg]])
+        track_axes = np.full((len(seg), 2), np.nan)
+        track_axes[rows] = sizes.size(fid)
         vel = np.zeros((len(seg), 2))
         vel[rows] = book.velocity(fid)
         hist = book.count(fid)
         active = np.zeros(len(seg), bool)
         active[rows] = True
-        integ = scene.integrals(extent, active, vel)[rows]
+        integ = scene.integrals(extent, active, vel, track_axes)[rows]
         whole = np.array([scene.sensor.crossed_whole.get(int(f), False) for f in fid], bool)
         logp = np.log(np.maximum(prob, PROB_FLOOR))
         out.append(
@@ -316,7 +322,7 @@ SENSOR_RATIOS = (0.25, 0.375, 0.5, 0.625, 0.75, 1.0, 1.25, 1.5, 2.0)
 
 
 def fit_combination(
-    v: Views, model: InductionModel
+    v: Views, model: InductionModel, weigh_class: str = ""
 ) -> tuple[InductionModel, list[dict[str, float]]]:
     """The combination fitted on ``v`` (validation views, never held-out ones).
 
@@ -324,8 +330,10 @@ def fit_combination(
     per-fragment top-1 (ties: the pair aluminium/stainless, then the smaller
     ratio). The temperature T then scales both (camera mean / T + w x sensor,
     w = ratio / T) to the smallest negative log-likelihood of the true class,
-    so the probabilities a recipe's threshold reads are calibrated. Returns
-    the model and the grid's figures."""
+    so the probabilities a recipe's threshold reads are calibrated; then the
+    per-class terms (``fit_class_terms``; ``weigh_class``: a class the line's
+    recipe ejects, weighed more in their fit). Returns the model and the grid's
+    figures."""
     grid, ratio, key = [], SENSOR_RATIOS[0], (-1.0, -1.0)
     for r in SENSOR_RATIOS:
         rep = fragment_report(v, model.with_combination(1.0, r), 1.0)["fused"]
@@ -346,12 +354,13 @@ def fit_combination(
         if nll < best_nll:
             best_t, best_nll = t, nll
     scalar = model.with_combination(best_t, ratio / best_t)
-    terms, cv = fit_class_terms(v, scalar)
+    terms, cv = fit_class_terms(v, scalar, weigh_class)
     grid += cv
     return scalar.with_combination(best_t, ratio / best_t, terms), grid
 
 
 CLASS_TERM_L2 = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)  # pull of a_c, b_c, d_c to 1, 1, 0
+CLASS_WEIGHTS = (1.0, 2.0, 4.0, 8.0)  # the weighed class's weight in the terms' cross-entropy
 
 
 def _class_term_parts(v: Views, model: InductionModel) -> tuple[np.ndarray, ...]:
@@ -364,22 +373,30 @@ def _class_term_parts(v: Views, model: InductionModel) -> tuple[np.ndarray, ...]
     return cam[ok], (sc.fused - cam)[ok], sc.truth[ok], (sc.key >> 32)[ok]
 
 
-def _fit_terms(cam: np.ndarray, sens: np.ndarray, truth: np.ndarray, l2: float) -> np.ndarray:
+def _fit_terms(
+    cam: np.ndarray,
+    sens: np.ndarray,
+    truth: np.ndarray,
+    l2: float,
+    weight: np.ndarray | None = None,
+) -> np.ndarray:
     """(K, 3) a, b, d minimising the mean cross-entropy of softmax(a cam + b sens + d)
-    plus l2 x (|a - 1|^2 + |b - 1|^2 + |d|^2); a, b >= 0."""
+    (each fragment weighted by ``weight`` (m,), default even) plus
+    l2 x (|a - 1|^2 + |b - 1|^2 + |d|^2); a, b >= 0."""
     from scipy.optimize import minimize
 
     m, k = cam.shape
     onehot = np.zeros((m, k))
     onehot[np.arange(m), truth] = 1.0
+    sw = np.full(m, 1.0 / m) if weight is None else weight / weight.sum()
 
     def loss(x: np.ndarray) -> tuple[float, np.ndarray]:
         a, b, d = x[:k], x[k : 2 * k], x[2 * k :]
         z = cam * a + sens * b + d
         z = z - z.max(axis=1, keepdims=True)
         lse = np.log(np.exp(z).sum(axis=1))
-        nll = float((lse - (z * onehot).sum(axis=1)).mean())
-        dz = (np.exp(z - lse[:, None]) - onehot) / m
+        nll = float(((lse - (z * onehot).sum(axis=1)) * sw).sum())
+        dz = (np.exp(z - lse[:, None]) - onehot) * sw[:, None]
         reg = float(((a - 1) ** 2).sum() + ((b - 1) ** 2).sum() + (d**2).sum())
         grad = np.concatenate(
             [(dz * cam).sum(0) + 2 * l2 * (a - 1), (dz * sens).sum(0) + 2 * l2 * (b - 1),
@@ -394,7 +411,7 @@ def _fit_terms(cam: np.ndarray, sens: np.ndarray, truth: np.ndarray, l2: float) 
 
 
 def fit_class_terms(
-    v: Views, model: InductionModel
+    v: Views, model: InductionModel, weigh_class: str = ""
 ) -> tuple[np.ndarray | None, list[dict[str, Any]]]:
     """Per-class gains and biases of the combination (``InductionModel.class_terms``)
     on validation views ``v``, on top of ``model``'s scalar T and w.
@@ -403,28 +420,41 @@ def fit_class_terms(
     cross-validation over the scenes (even / odd scene index: fitted on one
     half, per-fragment top-1 on the other, summed), against the scalar
     combination itself; the terms are then fitted on all of ``v`` with it. None
-    when the scalar combination does as well (ties go to the simpler). Returns
-    the terms and the figures of the choice."""
+    when the scalar combination does as well (ties go to the simpler).
+    ``weigh_class``: the fragments of that class (the one a line's recipe
+    ejects: a miss costs the line's recovery) weigh ``CLASS_WEIGHTS`` times
+    the others in the cross-entropy, the weight chosen with ``l2`` by the same
+    cross-validation (ties: the smaller). Returns the terms and the figures
+    of the choice."""
     cam, sens, truth, scene = _class_term_parts(v, model)
     if truth.size == 0:
         return None, []
+    if weigh_class and weigh_class not in DEFAULT_CLASSES:
+        raise ValueError(f"weigh_class {weigh_class!r} is not one of {DEFAULT_CLASSES}")
+    weighed = truth == DEFAULT_CLASSES.index(weigh_class) if weigh_class else truth < 0
     fold = scene % 2
     scalar_right = int(((cam + sens).argmax(axis=1) == truth).sum())
     rows: list[dict[str, Any]] = [{"class_terms_l2": None, "cv_top1": scalar_right / truth.size}]
-    best_l2, best_right = None, scalar_right
+    best: tuple[float, float] | None = None
+    best_right = scalar_right
     for l2 in CLASS_TERM_L2:
-        right = 0
-        for f in (0, 1):
-            tr, te = fold != f, fold == f
-            if not tr.any() or not te.any():
-                right = -1
-                break
-            t = _fit_terms(cam[tr], sens[tr], truth[tr], l2)
-            z = cam[te] * t[:, 0] + sens[te] * t[:, 1] + t[:, 2]
-            right += int((z.argmax(axis=1) == truth[te]).sum())
-        rows.append({"class_terms_l2": l2, "cv_top1": right / truth.size})
-        if right > best_right:
-            best_l2, best_right = l2, right
-    if best_l2 is None:
+        for w in CLASS_WEIGHTS if weigh_class else (1.0,):
+            wt = np.where(weighed, w, 1.0)
+            right = 0
+            for f in (0, 1):
+                tr, te = fold != f, fold == f
+                if not tr.any() or not te.any():
+                    right = -1
+                    break
+                t = _fit_terms(cam[tr], sens[tr], truth[tr], l2, wt[tr])
+                z = cam[te] * t[:, 0] + sens[te] * t[:, 1] + t[:, 2]
+                right += int((z.argmax(axis=1) == truth[te]).sum())
+            row: dict[str, Any] = {"class_terms_l2": l2, "cv_top1": right / truth.size}
+            if weigh_class:
+                row["weight_" + weigh_class] = w
+            rows.append(row)
+            if right > best_right:
+                best, best_right = (l2, w), right
+    if best is None:
         return None, rows
-    return _fit_terms(cam, sens, truth, best_l2), rows
+    return _fit_terms(cam, sens, truth, best[0], np.where(weighed, best[1], 1.0)), rows

@@ -6,7 +6,9 @@ extent, at the frame's encoder count) is moved back to where it crossed the
 bar by the track's own velocity relative to the belt (a rolling or sliding
 piece is not where the belt alone would have carried it), integrated over the
 rows and channels it crossed (``control.kernels_fusion``; the bar line from
-config or calibration), the induction model turns the integrals into
+config or calibration), the track's size from the camera (``TrackTable.AX``,
+the median of its segments' moment-equivalent sides: read by models from
+``induction-v4``) is put beside them, the induction model turns the integrals into
 per-class log probabilities, and the track's outlook (class, probability,
 fraction, target) is recomputed from
 
@@ -37,6 +39,8 @@ import numpy as np
 from control.kernels_evidence import _outlook_finish
 from control.kernels_fusion import (
     F_COMPLETE,
+    F_MAJOR,
+    F_MINOR,
     N_INTEGRALS,
     FusionParams,
     _back_project,
@@ -198,6 +202,8 @@ class SensorFusion:
             self.ring.tick, self.ring.in_phase, self.ring.quadrature, first, end,
             x0, x1, y0, y1, want, float(self.ring.unwrap(tick_u32)), self.params, out,
         )  # fmt: skip
+        out[:, F_MINOR] = table.AX[:n, 0]  # the camera's size of the piece (NaN: none yet)
+        out[:, F_MAJOR] = table.AX[:n, 1]
         rows = np.flatnonzero(want & (out[:, F_COMPLETE] > 0))
         self.last_integrals = out
         if rows.size == 0:

@@ -13,7 +13,14 @@ import dataclasses
 import numpy as np
 
 from calibration.geometry import LineGeometry
-from control.kernels_fusion import N_INTEGRALS, FusionParams, _back_project, _footprint_integrals
+from control.kernels_fusion import (
+    F_MAJOR,
+    F_MINOR,
+    N_INTEGRALS,
+    FusionParams,
+    _back_project,
+    _footprint_integrals,
+)
 from core.frame import Frame
 from sim.plant.induction import InductionBar, InductionSensor
 from sim.plant.plant import IdlePlc, VirtualPlant
@@ -21,7 +28,14 @@ from sim.plant.scenario import Scenario
 from sortline.sensor.fusion import MAX_REL_SPEED
 from sortline.sensor.ring import RowRing
 
-__all__ = ["SensorScene", "VelocityBook", "fusion_params", "integrate"]
+__all__ = [
+    "SensorScene",
+    "SizeBook",
+    "VelocityBook",
+    "footprint_axes",
+    "fusion_params",
+    "integrate",
+]
 
 MARGIN_MM = 10.0  # around a footprint: the coil's reach beyond the piece's edge
 SIGNAL_UNITS = 12.0  # a cell above this |I + jQ| is signal (4 noise sigmas)
@@ -53,11 +67,14 @@ def integrate(
     active: np.ndarray,
     t_now: int,
     rel_velocity: np.ndarray | None = None,
+    axes_mm: np.ndarray | None = None,
 ) -> np.ndarray:
     """(n, N_INTEGRALS) footprint integrals of ``extent_mm`` (n, 4) x0, x1, y0, y1 belt
     mm at unwrapped count ``t_now`` (the ring's count space); ``active`` (n,) bool;
     ``rel_velocity`` (n, 2): vx, vu relative to the belt in mm per mm of travel (the
-    footprints are moved back to where they crossed the bar, as ``SensorFusion`` does)."""
+    footprints are moved back to where they crossed the bar, as ``SensorFusion`` does);
+    ``axes_mm`` (n, 2): the camera's minor and major length of each piece (the
+    track's size; None or NaN: not known), put in ``F_MINOR``, ``F_MAJOR``."""
     n = extent_mm.shape[0]
     out = np.zeros((n, N_INTEGRALS))
     first, end = ring.window()
@@ -76,6 +93,8 @@ def integrate(
         np.ascontiguousarray(e[:, 2]), np.ascontiguousarray(e[:, 3]),
         np.ascontiguousarray(active, np.bool_), float(t_now), params, out,
     )  # fmt: skip
+    if axes_mm is not None:
+        out[:, [F_MINOR, F_MAJOR]] = np.asarray(axes_mm, np.float64).reshape(n, 2)
     return out
 
 
@@ -85,6 +104,7 @@ class SensorScene:
     sensor: InductionSensor
     ring: RowRing
     params: FusionParams
+    grid_mm: float = 0.0  # the plant's footprint sample grid (``footprint_axes``)
 
     @classmethod
     def build(
@@ -102,7 +122,7 @@ class SensorScene:
         sensor = InductionSensor(bar, mpt, scenario.motion.encoder_start, step * step, seed)
         plant.sensors.append(sensor)
         ring = RowRing(bar.values_per_row, capacity=ring_rows, guard=1)
-        return cls(plant, sensor, ring, fusion_params(bar, mpt))
+        return cls(plant, sensor, ring, fusion_params(bar, mpt), step)
 
     def _take_rows(self) -> None:
         rows = self.sensor.drain()
@@ -123,12 +143,17 @@ class SensorScene:
         self._take_rows()
 
     def integrals(
-        self, extent_mm: np.ndarray, active: np.ndarray, rel_velocity: np.ndarray | None = None
+        self,
+        extent_mm: np.ndarray,
+        active: np.ndarray,
+        rel_velocity: np.ndarray | None = None,
+        axes_mm: np.ndarray | None = None,
     ) -> np.ndarray:
         """``integrate`` at the plant's present encoder count."""
         return integrate(
-            self.ring, self.params, extent_mm, active, self.plant.tick_unwrapped, rel_velocity
-        )
+            self.ring, self.params, extent_mm, active, self.plant.tick_unwrapped, rel_velocity,
+            axes_mm,
+        )  # fmt: skip
 
 
 class VelocityBook:
@@ -167,3 +192,46 @@ class VelocityBook:
 
     def forget(self, keep_ids: set[int]) -> None:
         self._seen = {k: v for k, v in self._seen.items() if k in keep_ids}
+
+
+class SizeBook:
+    """A fragment's size as the tracker keeps it (``control.tracker.SIZE_VIEWS``,
+    ``TrackTable.AX``): the median, per axis, of its last ``keep`` sizes (minor,
+    major mm) from views wholly in the image; NaN before the first."""
+
+    def __init__(self, keep: int = 5) -> None:
+        self.keep = keep
+        self._seen: dict[int, list[tuple[float, float]]] = {}
+
+    def add(self, ids: np.ndarray, axes_mm: np.ndarray) -> None:
+        """Sizes (n, 2) of ``ids`` (n,) in this frame; non-finite ones are left out."""
+        for i, (a, b) in zip(ids.tolist(), np.asarray(axes_mm).tolist(), strict=True):
+            if np.isfinite(a) and np.isfinite(b):
+                h = self._seen.setdefault(int(i), [])
+                h.append((a, b))
+                del h[: -self.keep]
+
+    def size(self, ids: np.ndarray) -> np.ndarray:
+        """(n, 2) minor, major mm per id (NaN with none yet)."""
+        out = np.full((ids.shape[0], 2), np.nan)
+        for k, i in enumerate(ids.tolist()):
+            h = self._seen.get(int(i))
+            if h:
+                out[k] = np.median(np.asarray(h), axis=0)
+        return out
+
+    def forget(self, keep_ids: set[int]) -> None:
+        self._seen = {k: v for k, v in self._seen.items() if k in keep_ids}
+
+
+def footprint_axes(fx_mm: np.ndarray, fy_mm: np.ndarray, step_mm: float) -> tuple[float, float]:
+    """Minor and major full length, mm, of the moment-equivalent rectangle of a
+    footprint sampled on a ``step_mm`` grid (each sample a step x step square):
+    what ``vision.segment.segment_axes_mm`` measures of the piece's segment."""
+    if fx_mm.size == 0:
+        return float("nan"), float("nan")
+    a = float(np.var(fx_mm)) + step_mm * step_mm / 12.0
+    d = float(np.var(fy_mm)) + step_mm * step_mm / 12.0
+    b = float(np.mean((fx_mm - fx_mm.mean()) * (fy_mm - fy_mm.mean())))
+    mid, half = 0.5 * (a + d), float(np.hypot(0.5 * (a - d), b))
+    return float(np.sqrt(12.0 * max(mid - half, 0.0))), float(np.sqrt(12.0 * (mid + half)))

@@ -17,6 +17,7 @@ def test_kernel_tests_pass_without_jit():
         [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
          str(HERE / "test_kernels.py"), str(HERE / "test_cover.py"), str(HERE / "test_aim.py"),
          str(HERE / "test_motion.py"), str(HERE / "test_aim_search.py"),
+         str(HERE / "test_track_size.py"),
          "-k", "not nojit and not stream"],
         cwd=HERE.parent.parent, env=env, capture_output=True, text=True, timeout=240,
     )  # fmt: skip

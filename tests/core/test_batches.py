@@ -145,3 +145,20 @@ def test_pulses_validate_runs(first: int, last: int, on: int, off: int, ok: bool
 def test_bad_mask_shape_is_refused() -> None:
     with pytest.raises(BatchError, match="boolean mask"):
         _ = _pulses(3)[np.array([True, False])]
+
+
+@pytest.mark.parametrize("n", [0, 1, 5])
+def test_detections_axes_default_to_nan_and_follow_masks(n: int) -> None:
+    """``axes_mm`` (minor, major) defaults to NaN (not measured); given, it is
+    float32 (N, 2), sliced and concatenated with the other fields."""
+    d = _dets(n)
+    assert d.axes_mm.shape == (n, 2) and d.axes_mm.dtype == np.float32
+    assert np.isnan(d.axes_mm).all()
+    axes = np.column_stack([np.arange(n), 2.0 * np.arange(n)]).astype(np.float32)
+    g = dataclasses.replace(d, axes_mm=axes)
+    keep = np.arange(n) % 2 == 0
+    np.testing.assert_array_equal(g[keep].axes_mm, axes[keep])
+    both = Detections.concat([g, g], frame_id=7, tick=123)
+    np.testing.assert_array_equal(both.axes_mm, np.vstack([axes, axes]))
+    with pytest.raises(BatchError, match="axes_mm"):
+        dataclasses.replace(d, axes_mm=np.zeros((n, 3), np.float32))

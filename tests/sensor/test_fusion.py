@@ -187,12 +187,14 @@ def test_hook_in_the_controller(signal: float, want: str) -> None:
     assert fusion.fused_rows > 0
 
 
-def _random_v3() -> InductionModel:
-    """A two-frequency model (24 features) with random weights."""
-    from models.induction import FEATURE_NAMES_V3
+def _random_v3(size: bool = False) -> InductionModel:
+    """A two-frequency model (24 features; ``size``: 26, the camera's size too) with
+    random weights."""
+    from models.induction import FEATURE_NAMES_V3, FEATURE_NAMES_V4
 
+    names = FEATURE_NAMES_V4 if size else FEATURE_NAMES_V3
     rng = np.random.default_rng(5)
-    k, d, h = len(DEFAULT_CLASSES), len(FEATURE_NAMES_V3), 16
+    k, d, h = len(DEFAULT_CLASSES), len(names), 16
     layers = (
         (rng.normal(0, 0.5, (h, d)), rng.normal(0, 0.1, h)),
         (rng.normal(0, 0.5, (h, h)), rng.normal(0, 0.1, h)),
@@ -200,21 +202,30 @@ def _random_v3() -> InductionModel:
     )
     return InductionModel(
         "v3-test", DEFAULT_CLASSES, rng.normal(0, 1, d), rng.uniform(0.5, 2, d), layers,
-        feature_names=FEATURE_NAMES_V3, frequencies_hz=(5000.0, 50000.0),
+        feature_names=names, frequencies_hz=(5000.0, 50000.0),
     )  # fmt: skip
 
 
 @pytest.mark.parametrize(
     ("which", "damping"),
     [("shipped", 0.0), ("shipped-scalar", 0.0), ("two-frequency", 0.0), ("two-frequency", 1.5),
-     ("per-class", 0.0), ("per-class", 1.5)],
+     ("per-class", 0.0), ("per-class", 1.5), ("camera-size", 0.0), ("camera-size", 1.5)],
 )  # fmt: skip
 def test_fused_logits_equal_the_slow_path(which: str, damping: float) -> None:
     """The kernel's features, model and sum against ``models.induction``,
     ``camera_term`` and ``sensor_term`` (the shipped model as it is and with a
     scalar combination, a two-frequency one with scalar or per-class terms,
-    random integrals, a class it lacks)."""
-    from control.kernels_fusion import F_AMP_I2, F_SUM_I2, _fused_logits, dense_layers
+    random integrals, a class it lacks; one that reads the camera's size, some of
+    them not measured)."""
+    from control.kernels_fusion import (
+        F_AMP_I2,
+        F_AMP_Q2,
+        F_MAJOR,
+        F_MINOR,
+        F_SUM_I2,
+        _fused_logits,
+        dense_layers,
+    )
     from models.induction import BUILTIN, NOISE_UNITS, resolve
     from sortline.sensor.fusion import LOG_FLOOR, camera_term, flatten_shared, sensor_term
 
@@ -224,7 +235,8 @@ def test_fused_logits_equal_the_slow_path(which: str, damping: float) -> None:
     elif which == "shipped-scalar":
         model = InductionModel.load(resolve(BUILTIN)).with_combination(0.8, 0.6)
     else:
-        model = _random_v3().with_combination(0.8, 0.6, terms if which == "per-class" else None)
+        model = _random_v3(which == "camera-size")
+        model = model.with_combination(0.8, 0.6, terms if which == "per-class" else None)
     rng = np.random.default_rng(3)
     n, names = 40, (*DEFAULT_CLASSES, "unknown")
     integ = np.zeros((n, N_INTEGRALS))
@@ -236,7 +248,10 @@ def test_fused_logits_equal_the_slow_path(which: str, damping: float) -> None:
     integ[:, F_COVER] = rng.exponential(1.0, n) * (rng.random(n) < 0.9)
     integ[:, F_WIDTH : F_LENGTH + 1] = rng.uniform(0, 120, (n, 2))
     integ[:, F_SUM_I2:F_AMP_I2] = rng.normal(0, 2000, (n, 2))
-    integ[:, F_AMP_I2:] = rng.normal(0, 300, (n, 2)) * (rng.random((n, 1)) < 0.8)
+    integ[:, F_AMP_I2 : F_AMP_Q2 + 1] = rng.normal(0, 300, (n, 2)) * (rng.random((n, 1)) < 0.8)
+    size = np.sort(rng.uniform(3, 150, (n, 2)), axis=1)
+    size[rng.random(n) < 0.3] = np.nan  # not measured: the extents stand in
+    integ[:, [F_MINOR, F_MAJOR]] = size
     ev = rng.normal(-3, 2, (n, len(names)))
     nev = rng.integers(1, 9, n).astype(np.int64)
     rows = np.flatnonzero(rng.random(n) < 0.8).astype(np.int64)
@@ -309,3 +324,19 @@ def test_a_two_frequency_model_needs_two_frequencies() -> None:
     assert not v3.check_bar((5000.0, 50000.0)) and v3.check_bar((5000.0, 40000.0))
     assert not _steel_model().check_bar((5000.0, 50000.0))
     assert _steel_model().check_bar((10000.0,))
+
+
+def test_size_features_read_the_camera_and_fall_back_to_the_extents() -> None:
+    """v4's two last features: log(1 + the camera's minor / major length), the
+    footprint's smaller / larger extent where the camera gave none."""
+    from control.kernels_fusion import F_MAJOR, F_MINOR
+    from models.induction import FEATURE_NAMES_V4, features
+
+    integ = np.zeros((3, N_INTEGRALS))
+    integ[:, F_WIDTH], integ[:, F_LENGTH] = [40.0, 40.0, 90.0], [90.0, 90.0, 40.0]
+    integ[:, F_MINOR] = [20.0, np.nan, 25.0]
+    integ[:, F_MAJOR] = [60.0, np.nan, np.nan]
+    f = features(integ, len(FEATURE_NAMES_V4))
+    np.testing.assert_allclose(f[:, -2], np.log1p([20.0, 40.0, 40.0]))
+    np.testing.assert_allclose(f[:, -1], np.log1p([60.0, 90.0, 90.0]))
+    np.testing.assert_array_equal(f[:, :-2], features(integ, len(FEATURE_NAMES_V4) - 2))
