@@ -22,7 +22,7 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-from vision.kernels import _diff_fg, _gain, _label_stats, _update
+from vision.kernels import _box_moments, _diff_fg, _gain, _label_stats, _update
 from vision.learned import CoreMemory, InstanceCue, core_map, split_learned
 from vision.split import split_touching
 
@@ -266,11 +266,8 @@ def _piece_moments(
     out[:n] = moments
     changed = np.flatnonzero(stats[:n, cv2.CC_STAT_AREA] != area0)
     redo = np.concatenate([changed, np.arange(n, stats.shape[0])])
-    for k in redo[stats[redo, cv2.CC_STAT_AREA] >= max(min_area, 1.0)].tolist():
-        x0, y0, w, h = (int(v) for v in stats[k, :4])
-        rr, cc = np.nonzero(labels[y0 : y0 + h, x0 : x0 + w] == k)
-        if rr.size:
-            out[k] = np.cov(np.stack([cc, rr]).astype(np.float64), bias=True)[[0, 0, 1], [0, 1, 1]]
+    which = redo[stats[redo, cv2.CC_STAT_AREA] >= max(min_area, 1.0)].astype(np.int64)
+    _box_moments(labels, stats, which, out)
     return out
 
 

@@ -31,6 +31,7 @@ ENTRY_KERNELS = [
     vision.kernels._update,
     vision.kernels._crops,
     vision.kernels._label_stats,
+    vision.kernels._box_moments,
     vision.kernels._solidity,
     vision.kernels_split._label_max,
     vision.kernels_split._comp_mask,

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from vision.kernels import _label_stats
+from vision.kernels import _box_moments, _label_stats
 from vision.segment import Segmenter, SegmentParams, Segments, segment_axes_mm
 
 
@@ -127,3 +127,28 @@ def test_split_pieces_get_the_moments_of_the_final_labels() -> None:
         mk = cv2.moments((got.labels == lab).astype(np.uint8), binaryImage=True)
         own = np.array([mk["mu20"], mk["mu11"], mk["mu02"]]) / mk["m00"] + [1 / 12, 0, 1 / 12]
         np.testing.assert_allclose(got.moments_px[i], own * 4, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("jit", [True, False])
+@pytest.mark.parametrize("seed", range(4))
+def test_box_moments_match_opencv_inside_each_box(seed: int, jit: bool) -> None:
+    """``_box_moments`` (a split's pieces) against ``cv2.moments`` of each label's
+    mask; a label with no pixel in its box, and one left out, keep NaN."""
+    rng = np.random.default_rng(seed)
+    fg = ((rng.random((60, 90)) < 0.6) * 255).astype(np.uint8)
+    m, lab16 = cv2.connectedComponents(fg, connectivity=8, ltype=cv2.CV_16U)
+    labels, stats, _, _ = _label_stats(lab16, m)
+    which = np.arange(1, m, dtype=np.int64)[::2]
+    stats = stats.copy()
+    if which.size:
+        stats[which[0], :4] = (0, 0, 0, 0)  # an empty box: no pixel
+    out = np.full((m, 3), np.nan)
+    fn = _box_moments if jit else _box_moments.py_func
+    fn(labels, stats, which, out)
+    for k in range(m):
+        if k not in set(which.tolist()) or (which.size and k == which[0]):
+            assert np.isnan(out[k]).all()
+            continue
+        mk = cv2.moments((labels == k).astype(np.uint8), binaryImage=True)
+        want = np.array([mk["mu20"], mk["mu11"], mk["mu02"]]) / mk["m00"]
+        np.testing.assert_allclose(out[k], want, rtol=1e-9, atol=1e-9)
