@@ -76,6 +76,7 @@ class Controller:
         self._pending_geometry: LineGeometry | None = None
         self._lock = threading.Lock()
         self._tracker = Tracker(geometry, len(self.class_names), self.params)
+        self._tracker.keep_sizes = False  # until a fusion hook reads them
         self._sched = Scheduler(geometry, recipe.n_diverters)
         self._unwrap = TickUnwrapper()
         self._frame_ticks = frame_ticks_nominal(geometry)
@@ -147,6 +148,7 @@ class Controller:
         after the tracker's step in every ``update``; None removes it."""
         with self._lock:
             self._evidence_hook = hook
+            self._tracker.keep_sizes = hook is not None  # the track sizes' one reader
 
     @property
     def recipe(self) -> Recipe:

@@ -380,7 +380,9 @@ def _size_update(AX, AXH, AXN, n, d2t, daxes, clip):
     j became row n + its rank among them): each box wholly in view (clip code 0)
     with a finite size ``daxes[j]`` (minor, major mm) joins its track's last
     ``AXH.shape[1] // 2`` sizes (a ring, ``AXN`` sizes seen so far), and the
-    track's size ``AX`` is their median per axis; NaN until it has one."""
+    track's size ``AX`` is their median per axis; NaN until it has one. ``daxes``
+    with no rows (sizes not kept): born rows are cleared, nothing else."""
+    keeping = daxes.shape[0] == d2t.shape[0]
     keep = AXH.shape[1] // 2
     buf = np.empty(keep)
     m = n
@@ -392,6 +394,8 @@ def _size_update(AX, AXH, AXN, n, d2t, daxes, clip):
             AXN[row] = 0
             AX[row, 0] = np.nan
             AX[row, 1] = np.nan
+        if not keeping:
+            continue
         a0, a1 = daxes[j, 0], daxes[j, 1]
         if clip[j] != 0 or not (math.isfinite(a0) and math.isfinite(a1)):
             continue
@@ -401,9 +405,15 @@ def _size_update(AX, AXH, AXN, n, d2t, daxes, clip):
         AXN[row] += 1
         cnt = min(AXN[row], keep)
         for a in range(2):
-            for k in range(cnt):
-                buf[k] = AXH[row, 2 * k + a]
-            AX[row, a] = np.median(buf[:cnt])
+            for k in range(cnt):  # insertion sort of a handful: no allocation per box
+                v = AXH[row, 2 * k + a]
+                i = k
+                while i > 0 and buf[i - 1] > v:
+                    buf[i] = buf[i - 1]
+                    i -= 1
+                buf[i] = v
+            h = cnt // 2
+            AX[row, a] = buf[h] if cnt % 2 else 0.5 * (buf[h - 1] + buf[h])
 
 
 @njit(cache=True, nogil=True)

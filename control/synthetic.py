@@ -143,6 +143,7 @@ class SyntheticCamera:
         cam = self.geometry.camera
         col0, row0 = cam.mm_to_px(box[:, 0], box[:, 2])
         col1, row1 = cam.mm_to_px(box[:, 1], box[:, 3])
+        sides = np.stack([box[:, 1] - box[:, 0], box[:, 3] - box[:, 2]], axis=1)
         dets = Detections(
             frame_id=frame_id,
             tick=wrap_tick(tick),
@@ -153,6 +154,8 @@ class SyntheticCamera:
             class_id=cls.astype(np.int16),
             confidence=np.full(n, self.p_true, np.float32),
             class_prob=prob if self.keep_probs else np.zeros((n, 0), np.float32),
+            # the box's sides as vision's moment-equivalent size (the tracker keeps it)
+            axes_mm=np.sort(sides, axis=1).astype(np.float32),
         )
         return dets, vis
 

@@ -102,3 +102,39 @@ def test_tracks_carry_the_median_size_of_their_whole_views(geometry: LineGeometr
             checked += 1
             sized += bool(np.isfinite(want).all())
     assert checked > 200 and sized > 150
+
+
+def test_the_controller_keeps_sizes_only_while_a_fusion_hook_reads_them(
+    geometry: LineGeometry,
+) -> None:
+    """Without a second sensor nothing reads the tracks' sizes: the controller
+    keeps none (NaN); hooked, its tracks carry them; unhooked, none again."""
+    from control.controller import Controller
+    from control.recipe import load_recipe
+    from core.classes import DEFAULT_CLASSES
+
+    k = len(DEFAULT_CLASSES)
+    ob = random_objects(geometry, 24, (-1500.0, -50.0), k, seed=3, size_mm=(20.0, 50.0),
+                        min_gap_mm=40.0)  # fmt: skip
+    cam = SyntheticCamera(geometry, ob, k, noise_mm=0.3, seed=1)
+    ctl = Controller(geometry, load_recipe("builtin:default", DEFAULT_CLASSES), DEFAULT_CLASSES)
+
+    class Hook:
+        def apply(self, *args: object, **kwargs: object) -> None:
+            return None
+
+    def sized_rows(frames: range) -> int:
+        for f in frames:
+            dets, _ = cam.frame(f)
+            ctl.update(dets, int(dets.tick))
+        tab = ctl._tracker.table
+        return int(np.isfinite(tab.AX[: tab.n]).all(axis=1).sum())
+
+    assert sized_rows(range(0, 20)) == 0 and ctl._tracker.table.n > 0
+    ctl.set_evidence_hook(Hook())  # type: ignore[arg-type]
+    assert sized_rows(range(20, 40)) > 0
+    ctl.set_evidence_hook(None)
+    tab = ctl._tracker.table
+    most = int(tab.AXN[: tab.n].max())
+    sized_rows(range(40, 43))  # no more views counted; rows born meanwhile start empty
+    assert int(tab.AXN[: tab.n].max()) <= most
