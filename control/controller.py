@@ -76,7 +76,6 @@ class Controller:
         self._pending_geometry: LineGeometry | None = None
         self._lock = threading.Lock()
         self._tracker = Tracker(geometry, len(self.class_names), self.params)
-        self._tracker.keep_sizes = False  # until a fusion hook reads them
         self._sched = Scheduler(geometry, recipe.n_diverters)
         self._unwrap = TickUnwrapper()
         self._frame_ticks = frame_ticks_nominal(geometry)
@@ -148,7 +147,6 @@ class Controller:
         after the tracker's step in every ``update``; None removes it."""
         with self._lock:
             self._evidence_hook = hook
-            self._tracker.keep_sizes = hook is not None  # the track sizes' one reader
 
     @property
     def recipe(self) -> Recipe:
@@ -265,8 +263,10 @@ class Controller:
         now = t_tick if now_tick_u32 is None else t_tick + tick_diff(int(now_tick_u32), dets.tick)
         self._measure_speed(int(dets.frame_id), t_tick)
         dets = merged_evidence(dets, self._recipe.prefer)  # probable merges, as preferred
-        self._tracker.step(dets, t_tick, self._cls_frac, self._threshold, self._order)
-        hook = self._evidence_hook
+        hook = self._evidence_hook  # the tracks' sizes have one reader: a fusion hook
+        self._tracker.step(
+            dets, t_tick, self._cls_frac, self._threshold, self._order, hook is not None
+        )
         if hook is not None:
             travel = self._tracker.travel_mm(t_tick)
             hook.apply(self._tracker.table, int(dets.tick), travel, self._cls_frac,

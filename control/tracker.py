@@ -26,7 +26,7 @@ _PROB_FLOOR = 1e-4
 _CELL_PER_SPACING = 0.7  # hash cell / mean box spacing (bench/decision.py: 0.7 beat 0.5, 1, 1.4)
 _TRACK_FIELDS = tuple(Tracks._SCHEMA)  # the order ``kernels._export`` returns
 SIZE_VIEWS = 5  # a track's size: the median of its last 5 views wholly in view
-_NO_SIZES = np.zeros((0, 2))  # sizes not kept (``Tracker.keep_sizes``)
+_NO_SIZES = np.zeros((0, 2))  # sizes not kept (``Tracker.step``'s ``keep_sizes``)
 _FLOAT2D = {
     "X": 4, "P": 6, "H": 2, "G": 2, "XS": 2, "PS": 2, "XA": 6, "PA": 12, "CROSS": 4, "XC": 3,
     "AX": 2, "AXH": 2 * SIZE_VIEWS,
@@ -210,10 +210,6 @@ class Tracker:
         self._travel0_mm = 0.0  # belt travel at tick _t0
         self.t_last: int | None = None
         self._view_area_mm2 = geometry.camera.view_width_mm * geometry.camera.view_length_mm
-        # keep each track's size (``AX``) from the views' ``axes_mm``; off, nothing is
-        # kept (the ``Controller`` keeps sizes only while a second sensor's fusion,
-        # the one reader, is hooked in: 0.05 ms a frame at 1,000 tracks otherwise)
-        self.keep_sizes = True
 
     def rebind(self, geometry: LineGeometry) -> None:
         """Continue on a new geometry: tracks stay where they are on the belt.
@@ -254,8 +250,13 @@ class Tracker:
         cls_frac: np.ndarray,
         threshold: np.ndarray,
         order: np.ndarray,
+        keep_sizes: bool = True,
     ) -> None:
-        """Advance to unwrapped tick ``t_tick`` and take one frame's detections."""
+        """Advance to unwrapped tick ``t_tick`` and take one frame's detections;
+        ``keep_sizes``: keep each track's size (``AX``) from the views' ``axes_mm``
+        (off, nothing is kept: the ``Controller`` keeps sizes only while a second
+        sensor's fusion, their one reader, is hooked in; 0.05 ms a frame at 1,000
+        tracks otherwise)."""
         if self._t0 is None:
             self._t0 = t_tick
         dt = 0.0 if self.t_last is None else float(max(t_tick - self.t_last, 0))
@@ -276,7 +277,7 @@ class Tracker:
             tab.TCLS, tab.CROSS, tab.XC,
             tab.n, dt, float(t_tick), self.travel_mm(t_tick), box, logp, has, self.prm,
             self.counters, tab.AX, tab.AXH, tab.AXN,
-            np.asarray(dets.axes_mm, np.float64) if self.keep_sizes else _NO_SIZES,
+            np.asarray(dets.axes_mm, np.float64) if keep_sizes else _NO_SIZES,
         )  # fmt: skip
         if n_live < 0:
             raise ValueError("Detections.extent_mm needs finite x_min <= x_max, y_min <= y_max")

@@ -233,6 +233,19 @@ def _crops(image, labels, win, own, fill, scale, masked, out):
                     o[q + u] = v
 
 
+@njit(cache=True, nogil=True)
+def _central_moments(a, sx, sy, sxx, sxy, syy, moms, k):
+    """moms[k] = the second central moments per unit area (column variance,
+    covariance, row variance) from a label's pixel count ``a`` > 0 and its integer
+    sums of column, row, column^2, column x row and row^2: (a s2 - s s) / a^2 in
+    float64 (a large image's a s2 passes int64)."""
+    fa, fx, fy = np.float64(a), np.float64(sx), np.float64(sy)
+    a2 = fa * fa
+    moms[k, 0] = max(fa * np.float64(sxx) - fx * fx, 0.0) / a2
+    moms[k, 1] = (fa * np.float64(sxy) - fx * fy) / a2
+    moms[k, 2] = max(fa * np.float64(syy) - fy * fy, 0.0) / a2
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
 def _label_stats(labels16, n):
     """int32 copy of a label image (values 0..n-1) and, per label value, the
@@ -286,11 +299,7 @@ def _label_stats(labels16, n):
             stats[k, 2], stats[k, 3] = right[k] - left[k] + 1, bottom[k] - top[k] + 1
             cents[k, 0] = np.float64(sx[k]) / np.float64(a)
             cents[k, 1] = np.float64(sy[k]) / np.float64(a)
-            fa, fx, fy = np.float64(a), np.float64(sx[k]), np.float64(sy[k])
-            a2 = fa * fa  # (a s2 - s s) / a^2: float64, a large image's a s2 passes int64
-            moms[k, 0] = max(fa * np.float64(sxx[k]) - fx * fx, 0.0) / a2
-            moms[k, 1] = (fa * np.float64(sxy[k]) - fx * fy) / a2
-            moms[k, 2] = max(fa * np.float64(syy[k]) - fy * fy, 0.0) / a2
+            _central_moments(a, sx[k], sy[k], sxx[k], sxy[k], syy[k], moms, k)
         else:
             stats[k, 0], stats[k, 1], stats[k, 2], stats[k, 3] = -1, top[k], 0, 0
             cents[k, 0] = np.nan
@@ -329,12 +338,8 @@ def _box_moments(labels, stats, which, moms):
             moms[k, 0] = np.nan
             moms[k, 1] = np.nan
             moms[k, 2] = np.nan
-            continue
-        fa, fx, fy = np.float64(a), np.float64(sx), np.float64(sy)
-        a2 = fa * fa
-        moms[k, 0] = max(fa * np.float64(sxx) - fx * fx, 0.0) / a2
-        moms[k, 1] = (fa * np.float64(sxy) - fx * fy) / a2
-        moms[k, 2] = max(fa * np.float64(syy) - fy * fy, 0.0) / a2
+        else:
+            _central_moments(a, sx, sy, sxx, sxy, syy, moms, k)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
