@@ -1,7 +1,7 @@
 """The whole line with the induction bar against the same line on the camera alone.
 
 ``sortline bench line_sensor [--presets default] [--frames N] [--seed N[,N...]]
-[--sensor-model M[,M...]] [--json OUT] [--quick]``
+[--sensor-model M[,M...]] [--anchor-views A[,A...]] [--json OUT] [--quick]``
 
 Recipe "aluminium to the eject fraction" (aluminium, threshold 0.5; nothing
 else ejected). Each preset runs twice on the same seed, stepped, over real
@@ -68,6 +68,11 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         help="[sensor] stall_ms for the run: the line is stepped, its wall clock is not the "
         "belt's, and a loaded machine makes the 200 ms default a false stall",
     )  # fmt: skip
+    p.add_argument(
+        "--anchor-views", default="",
+        help="[sensor] anchor_views, comma-separated: one fused run each per model "
+        "(default: the line's; 0: back-projected every frame)",
+    )  # fmt: skip
     p.add_argument("--camera", action=argparse.BooleanOptionalAction, default=True,
                    help="also run the line on the camera alone (default: yes)")  # fmt: skip
     p.add_argument("--json", type=Path)
@@ -125,7 +130,8 @@ def pooled(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     every aluminium that crossed (recovery), from the rows' bins."""
     out: dict[str, dict[str, Any]] = {}
     for r in rows:
-        key = r["sensor"]["model"] if isinstance(r["sensor"], dict) else "camera"
+        s = r["sensor"]
+        key = f"{s['model']} anchor {s['anchor_views']}" if isinstance(s, dict) else "camera"
         o = out.setdefault(key, {"config": key, "runs": 0, "in_bin": 0, "al_in_bin": 0, "al": 0})
         o["runs"] += 1
         o["in_bin"] += sum(sum(v.values()) for v in r.get("eject_bin", {}).values())
@@ -146,6 +152,7 @@ def run(
     model: str = "",
     damping: float | None = None,
     stall_ms: float = 2000.0,
+    anchor_views: int | None = None,
 ) -> dict[str, Any]:
     from sortline.config import load_config
     from sortline.runtime import SortingLine
@@ -163,6 +170,8 @@ def run(
             s_update.update(model=model, frequencies_hz=list(m.frequencies_hz))
         if damping is not None:
             s_update["shared_damping"] = damping
+        if anchor_views is not None:
+            s_update["anchor_views"] = anchor_views
         update["sensor"] = cfg.sensor.model_copy(update=s_update)
     cfg = cfg.model_copy(update=update)
     line = SortingLine(cfg, stepped=True, plc_port=0, scenario=preset, seed=seed, records=False)
@@ -191,6 +200,7 @@ def run(
             "fused": True, "model": link.fusion.model.version,
             "frequencies_hz": list(link.fusion.model.frequencies_hz),
             "shared_damping": link.fusion.shared_damping, "stall_ms": stall_ms,
+            "anchor_views": link.fusion.anchor_views,
             **link.status(),
         }  # fmt: skip
     return row
@@ -204,11 +214,15 @@ def main(argv: list[str] | None = None) -> int:
         for seed in (int(s) for s in str(args.seed).split(",")):
             for preset in args.presets.split(","):
                 models = str(args.sensor_model).split(",")
-                runs = ([(False, "")] if args.camera else []) + [(True, m) for m in models]
-                for fused, model in runs:
+                given = [int(a) for a in str(args.anchor_views).split(",") if a != ""]
+                anchors: list[int | None] = list(given) or [None]
+                runs = ([(False, "", None)] if args.camera else []) + [
+                    (True, m, a) for m in models for a in anchors
+                ]
+                for fused, model, anchor in runs:
                     row = run(
                         preset, frames, seed, fused, Path(tmp), model,
-                        args.shared_damping, args.stall_ms,
+                        args.shared_damping, args.stall_ms, anchor,
                     )  # fmt: skip
                     print({k: row.get(k) for k in
                            ("preset", "seed", "purity", "recovery", "objects_targeted",

@@ -409,6 +409,12 @@ class SensorSection(BaseModel):
         description="a track's fused outlook divided by 1 + this x the share of its sensor "
         "footprint other footprints cover (0: off): touching pieces held back",
     )  # fmt: skip
+    anchor_views: int = Field(
+        4, ge=0, le=50,
+        description="a track's bar position is fixed at its first confirmed frame with this "
+        "many views, projected back by its velocity then (0: projected back from every frame; "
+        "a slider that has stopped is then misplaced by all it slid)",
+    )  # fmt: skip
 
     @field_validator("frequencies_hz")
     @classmethod

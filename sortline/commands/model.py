@@ -85,6 +85,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(default: the line's [sensor] shared_damping)",
     )  # fmt: skip
     e.add_argument(
+        "--bar-anchor", action=argparse.BooleanOptionalAction, default=True,
+        help="--held-out: fix each fragment's bar position at its first trusted view, as the "
+        "line does (default); --no-bar-anchor: back-project every view (before session 12)",
+    )  # fmt: skip
+    e.add_argument(
         "--data",
         type=Path,
         help="evaluate on this crop set instead of rendering (per preset when it was saved "

@@ -162,7 +162,10 @@ def eval_held_out(args: argparse.Namespace, clf: Any, say: Say) -> int:
     t0 = time.perf_counter()
     scenes = eval_scenes(args.presets, scenes_n, frames)
     say(f"rendering {len(scenes)} held-out scenes with the induction bar ...")
-    views = collect_views(scenes, clf, progress=say, bar=model_bar(model.frequencies_hz))
+    anchor = bool(getattr(args, "bar_anchor", True))
+    views = collect_views(
+        scenes, clf, progress=say, bar=model_bar(model.frequencies_hz), anchor=anchor
+    )
     out = {
         "command": "sortline " + " ".join(sys.argv[1:]),
         "camera_model": str(clf.path),
@@ -173,6 +176,7 @@ def eval_held_out(args: argparse.Namespace, clf: Any, say: Say) -> int:
         "data": f"presets {args.presets}, {scenes_n} held-out seeds each (from 10,000), "
         f"{frames} frames, views every 3rd frame",
         "sensor_frequencies_hz": list(model.frequencies_hz),
+        "bar_anchor": anchor,
         **held_out_report(views, args.presets, scenes_n, model, args.sensor_weight),
         **_single_frequency(views, args, scenes_n, model),
         **_without_size(views, args, scenes_n, model),

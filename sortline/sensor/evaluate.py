@@ -15,8 +15,10 @@ Per fragment: camera = argmax of the summed log view probabilities
 (``models.evaluate.per_fragment``); fused = argmax of the mean log view
 probability over the camera temperature plus the sensor term
 (``sortline.sensor.fusion.sensor_term``) averaged over the views whose
-velocity had at least 3 centres behind it (all views when none had). A
-fragment without a kept view counts as wrong.
+velocity had at least 3 centres behind it (all views when none had). Each
+fragment's bar position is fixed at the first of those views
+(``sortline.sensor.anchor``, as the line fixes a track's). A fragment without a
+kept view counts as wrong.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from models.evaluate import HARD_PAIRS, PROB_FLOOR
 from models.induction import InductionModel
 from sim.plant.feed import MOTION_KINDS
 from sim.plant.induction import InductionBar
+from sortline.sensor.anchor import BarAnchors
 from sortline.sensor.fusion import camera_term, flatten_shared, sensor_term
 from sortline.sensor.scene import SensorScene, SizeBook, VelocityBook
 from sortline.training_data import SceneSpec, _label_rows
@@ -52,6 +55,7 @@ __all__ = [
 ]
 
 Progress = Callable[[str], None]
+ANCHOR_CENTRES = 3  # a fragment's bar position is fixed at its first view with this many centres
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,11 +87,13 @@ def _scene_views(
     geometry: LineGeometry,
     crop: CropParams,
     bar: InductionBar | None,
+    anchor: bool,
 ) -> list[tuple[np.ndarray, ...]]:
     scene = SensorScene.build(geometry, spec.scenario, spec.seed, bar)
     pipeline = VisionPipeline(geometry, None, crop_params=crop)
     book = VelocityBook(keep=4)
     sizes = SizeBook()
+    anchors = BarAnchors()
     out: list[tuple[np.ndarray, ...]] = []
     for i in range(spec.warmup + spec.frames):
         frame = scene.step()
@@ -120,7 +126,12 @@ def _scene_views(
         hist = book.count(fid)
         active = np.zeros(len(seg), bool)
         active[rows] = True
-        integ = scene.integrals(extent, active, vel, track_axes)[rows]
+        ids = np.full(len(seg), -1, np.int64)
+        ids[rows] = fid
+        ready = np.zeros(len(seg), bool)
+        ready[rows] = hist >= ANCHOR_CENTRES
+        placed = (anchors, ids, ready) if anchor else None
+        integ = scene.integrals(extent, active, vel, track_axes, placed)[rows]
         whole = np.array([scene.sensor.crossed_whole.get(int(f), False) for f in fid], bool)
         logp = np.log(np.maximum(prob, PROB_FLOOR))
         out.append(
@@ -136,16 +147,20 @@ def collect_views(
     geometry: LineGeometry | None = None,
     progress: Progress | None = None,
     bar: InductionBar | None = None,
+    anchor: bool = True,
 ) -> Views:
     """Views of every scene (see module doc); ``clf`` None: no camera evidence
     (uniform probabilities: the views of the sensor model's training); ``bar``:
-    the plant's bar (default ``InductionBar()``: one frequency, 5 kHz)."""
+    the plant's bar (default ``InductionBar()``: one frequency, 5 kHz); ``anchor``:
+    each fragment's bar position fixed at its first view with ``ANCHOR_CENTRES``
+    centres behind it (``sortline.sensor.anchor``, as the line does), else
+    back-projected from every view (before session 12)."""
     geometry = geometry or LineGeometry()
     if clf is not None and tuple(clf.info.material_names) != DEFAULT_CLASSES:
         raise ValueError(f"the model's classes {clf.info.material_names} are not the default ones")
     parts: list[tuple[np.ndarray, ...]] = []
     for k, spec in enumerate(scenes):
-        parts += _scene_views(spec, k, clf, geometry, CropParams(), bar)
+        parts += _scene_views(spec, k, clf, geometry, CropParams(), bar, anchor)
         if progress is not None:
             progress(f"scene {k + 1}/{len(scenes)} {spec.label}: {len(parts)} frames of views")
     cols = [np.concatenate([p[j] for p in parts]) for j in range(10)]

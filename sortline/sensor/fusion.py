@@ -4,7 +4,10 @@ Hooked into ``control.controller.Controller`` (``set_evidence_hook``): after
 the tracker's step, each confirmed, undecided track's footprint (its x and u
 extent, at the frame's encoder count) is moved back to where it crossed the
 bar by the track's own velocity relative to the belt (a rolling or sliding
-piece is not where the belt alone would have carried it), integrated over the
+piece is not where the belt alone would have carried it; a track that has moved
+on the belt since its first trusted views keeps the bar position projected
+back then, ``sortline.sensor.anchor``: a slider that has stopped since has no
+velocity left to project with), integrated over the
 rows and channels it crossed (``control.kernels_fusion``; the bar line from
 config or calibration), the track's size from the camera (``TrackTable.AX``,
 the median of its segments' moment-equivalent sides: read by models from
@@ -49,12 +52,19 @@ from control.kernels_fusion import (
     dense_layers,
 )
 from models.induction import NOISE_UNITS, InductionModel
+from sortline.sensor.anchor import BarAnchors, anchor_extents
 from sortline.sensor.ring import RowRing
 
 __all__ = ["MAX_REL_SPEED", "SensorFusion", "camera_term", "flatten_shared", "sensor_term"]
 
 LOG_FLOOR = float(np.log(1e-3))  # the sensor never says less than 1e-3 of any class
 MAX_REL_SPEED = 0.5  # |velocity relative to the belt| / belt speed trusted for back-projection
+ANCHOR_VIEWS = (
+    4  # a track's bar position is taken at its first confirmed frame with this many views
+)
+ANCHOR_WHOLE_VIEWS = (
+    2  # ... of which this many were wholly in the image (``AXN``; sortline.sensor.anchor)
+)
 
 
 class _Health(Protocol):
@@ -111,9 +121,12 @@ class SensorFusion:
         health: _Health | None = None,
         needs_sensor: Sequence[str] = (),
         shared_damping: float = 0.0,
+        anchor_views: int = ANCHOR_VIEWS,
     ) -> None:
         if not shared_damping >= 0:
             raise ValueError(f"sensor.shared_damping must be >= 0, got {shared_damping}")
+        if anchor_views < 0:
+            raise ValueError(f"sensor anchor_views must be >= 0, got {anchor_views}")
         unknown = sorted(set(needs_sensor) - set(class_names))
         if unknown:
             raise ValueError(f"sensor.needs_sensor names unknown classes {unknown}")
@@ -142,6 +155,8 @@ class SensorFusion:
         self.last_integrals = np.zeros((0, N_INTEGRALS))
         self._layers = dense_layers(model.layers)
         self.shared_damping = float(shared_damping)
+        self.anchor_views = int(anchor_views)  # 0: no anchors (back-projected every frame)
+        self.anchors = BarAnchors()
         cam, sens, bias = model.combination(self.class_names)
         self._comb = (cam, self.weight * sens, self.weight * bias, LOG_FLOOR, self.shared_damping)
 
@@ -163,6 +178,7 @@ class SensorFusion:
     def set_params(self, params: FusionParams) -> None:
         """A new bar geometry (a calibration of its offset), from the next frame."""
         self.params = params
+        self.anchors.clear()  # placed on the old bar line
 
     def apply(
         self,
@@ -176,6 +192,8 @@ class SensorFusion:
         """Recompute the outlook of the tracks the sensor has seen (``TrackTable``
         rows 0..n-1, u extents at belt travel ``travel_mm``, frame count ``tick_u32``)."""
         n = int(table.n)
+        if n == 0:
+            self.anchors.clear()  # a reset tracker may give its ids again
         if n == 0 or self.ring.count == 0:
             return
         if self.health is not None and self.health.stalled():
@@ -198,6 +216,12 @@ class SensorFusion:
         _back_project(
             x0, x1, y0, y1, x[:, 2] * per_mm, x[:, 3] * per_mm, self.params.y_bar_mm, MAX_REL_SPEED
         )  # fmt: skip
+        if self.anchor_views:
+            ready = (table.CONF[:n] != 0) & (table.NVIEW[:n] >= self.anchor_views)
+            ready &= table.AXN[:n] >= ANCHOR_WHOLE_VIEWS  # not a piece still entering the view
+            anchor_extents(
+                x0, x1, y0, y1, travel_mm, table.TID[:n], x[:, :2], ready, self.anchors
+            )  # fmt: skip
         _footprint_integrals(
             self.ring.tick, self.ring.in_phase, self.ring.quadrature, first, end,
             x0, x1, y0, y1, want, float(self.ring.unwrap(tick_u32)), self.params, out,

@@ -25,6 +25,7 @@ from core.frame import Frame
 from sim.plant.induction import InductionBar, InductionSensor
 from sim.plant.plant import IdlePlc, VirtualPlant
 from sim.plant.scenario import Scenario
+from sortline.sensor.anchor import BarAnchors, anchor_extents
 from sortline.sensor.fusion import MAX_REL_SPEED
 from sortline.sensor.ring import RowRing
 
@@ -68,24 +69,32 @@ def integrate(
     t_now: int,
     rel_velocity: np.ndarray | None = None,
     axes_mm: np.ndarray | None = None,
+    anchors: tuple[BarAnchors, np.ndarray, np.ndarray, float] | None = None,
 ) -> np.ndarray:
     """(n, N_INTEGRALS) footprint integrals of ``extent_mm`` (n, 4) x0, x1, y0, y1 belt
     mm at unwrapped count ``t_now`` (the ring's count space); ``active`` (n,) bool;
     ``rel_velocity`` (n, 2): vx, vu relative to the belt in mm per mm of travel (the
     footprints are moved back to where they crossed the bar, as ``SensorFusion`` does);
     ``axes_mm`` (n, 2): the camera's minor and major length of each piece (the
-    track's size; None or NaN: not known), put in ``F_MINOR``, ``F_MAJOR``."""
+    track's size; None or NaN: not known), put in ``F_MINOR``, ``F_MAJOR``;
+    ``anchors`` (book, ids (n,), ready (n,), travel mm): after the back-projection,
+    each footprint is placed by its id's anchor (``anchor.anchor_extents``), as
+    ``SensorFusion`` does."""
     n = extent_mm.shape[0]
     out = np.zeros((n, N_INTEGRALS))
     first, end = ring.window()
     e = np.array(extent_mm, np.float64, order="F").reshape(n, 4)
     if rel_velocity is not None:
         v = np.asarray(rel_velocity, np.float64).reshape(n, 2)
-        x0, x1, y0, y1 = (np.ascontiguousarray(e[:, k]) for k in range(4))
+        x0, x1, y0, y1 = (np.array(e[:, k]) for k in range(4))  # copies: e stays as given
         _back_project(
             x0, x1, y0, y1, np.ascontiguousarray(v[:, 0]), np.ascontiguousarray(v[:, 1]),
             params.y_bar_mm, MAX_REL_SPEED,
         )  # fmt: skip
+        if anchors is not None:
+            book, ids, ready, travel_mm = anchors
+            now = np.stack([0.5 * (e[:, 0] + e[:, 1]), 0.5 * (e[:, 2] + e[:, 3]) - travel_mm], 1)
+            anchor_extents(x0, x1, y0, y1, travel_mm, ids, now, ready, book)
         e = np.stack([x0, x1, y0, y1], axis=1)
     _footprint_integrals(
         ring.tick, ring.in_phase, ring.quadrature, first, end,
@@ -148,11 +157,14 @@ class SensorScene:
         active: np.ndarray,
         rel_velocity: np.ndarray | None = None,
         axes_mm: np.ndarray | None = None,
+        anchors: tuple[BarAnchors, np.ndarray, np.ndarray] | None = None,
     ) -> np.ndarray:
-        """``integrate`` at the plant's present encoder count."""
+        """``integrate`` at the plant's present encoder count (``anchors``: book,
+        ids, ready; at the plant's present travel)."""
+        placed = None if anchors is None else (*anchors, self.plant.travel_mm)
         return integrate(
             self.ring, self.params, extent_mm, active, self.plant.tick_unwrapped, rel_velocity,
-            axes_mm,
+            axes_mm, placed,
         )  # fmt: skip
 
 

@@ -120,7 +120,7 @@ def attach(
     params = fusion_params(plant_bar(s), cfg.belt.mm_per_tick, y_bar_mm)
     fusion = SensorFusion(
         ring, params, model, class_names, s.weight, health=reader, needs_sensor=s.needs_sensor,
-        shared_damping=s.shared_damping,
+        shared_damping=s.shared_damping, anchor_views=s.anchor_views,
     )  # fmt: skip
     controller.set_evidence_hook(fusion)
     if plant is not None:

@@ -20,7 +20,7 @@ def test_line_sensor_bench_quick(tmp_path: Path) -> None:
     data = json.loads(out.read_text())
     assert data["command"].startswith("sortline bench line_sensor")
     row, summary = data["results"]  # the run, then the pooled figure of its configuration
-    assert summary["pooled"] and summary["runs"] == 1 and summary["config"] == "3.0"
+    assert summary["pooled"] and summary["runs"] == 1 and summary["config"] == "3.0 anchor 4"
     al_in_bin = sum(row["eject_bin"].get("aluminium", {}).values())
     assert summary["al_in_bin"] == al_in_bin and summary["al"] == sum(row["aluminium"].values())
     sensor = row["sensor"]
