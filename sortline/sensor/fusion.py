@@ -155,6 +155,7 @@ class SensorFusion:
         self.last_integrals = np.zeros((0, N_INTEGRALS))
         self._layers = dense_layers(model.layers)
         self.shared_damping = float(shared_damping)
+        self._n_placed = 0
         self.anchor_views = int(anchor_views)  # 0: no anchors (back-projected every frame)
         self.anchors = BarAnchors()
         cam, sens, bias = model.combination(self.class_names)
@@ -174,6 +175,14 @@ class SensorFusion:
     def needs_sensor_names(self) -> list[str]:
         """The classes held back while the sensor is stalled."""
         return [c for c, need in zip(self.class_names, self._needs.tolist(), strict=True) if need]
+
+    @property
+    def last_centres(self) -> np.ndarray:
+        """(n, 2) x, y (belt mm at the last frame's count) of the footprints the
+        last ``apply`` integrated, moved back to the bar, in ``TrackTable`` rows
+        (a bench's view: ``bench/bar_anchor.py``)."""
+        e = self._ext[:, : self._n_placed]
+        return np.stack([0.5 * (e[0] + e[1]), 0.5 * (e[2] + e[3])], axis=1)
 
     def set_params(self, params: FusionParams) -> None:
         """A new bar geometry (a calibration of its offset), from the next frame."""
@@ -204,6 +213,7 @@ class SensorFusion:
             self._buf = np.zeros((max(n, 2 * self._buf.shape[0]), N_INTEGRALS))
             self._ext = np.zeros((4, self._buf.shape[0]))
         out = self._buf[:n]
+        self._n_placed = n
         x, h = table.X[:n], table.H[:n]
         want = (table.CONF[:n] != 0) & (table.DEC[:n] == 0) & (table.NEV[:n] > 0)
         first, end = self.ring.window()
