@@ -71,6 +71,8 @@ def _case(n: int, seed: int, spec: str = ""):  # type: ignore[no-untyped-def]
     tab.H[:n] = rng.uniform(20, 40, (n, 2))
     tab.AX[:n] = np.sort(2.0 * tab.H[:n] * rng.uniform(0.6, 1.0, (n, 2)), axis=1)  # the size
     tab.CONF[:n], tab.DEC[:n], tab.NEV[:n] = 1, 0, rng.integers(1, 16, n)
+    tab.TID[:n] = np.arange(n)  # ids, views and whole views: each track's bar position is
+    tab.NVIEW[:n], tab.AXN[:n] = 8, 5  # taken and looked up every call (sortline.sensor.anchor)
     tab.EV[:n] = np.log(rng.dirichlet(np.ones(k), n)) * tab.NEV[:n, None]
     model = InductionModel.load(resolve(spec or BUILTIN))
     bar = InductionBar(frequencies_hz=model.frequencies_hz)

@@ -658,3 +658,51 @@ def _fused_logits(INT, rows, EV, NEV, mean, scale, L, cmap, comb, noise, out):
         for c in range(k):
             out[q, c] = (out[q, c] - best) * flat
     return out[:m]
+
+
+@njit(cache=True, nogil=True)
+def _place_anchors(
+    X0, X1, Y0, Y1, travel_mm, ids, NX, NU, ready, min_moved_mm,
+    book_ids, book_rows, m, new_ids, new_rows,
+):  # fmt: skip
+    """Footprints placed at their bar positions (``sortline.sensor.anchor``), in place.
+
+    X0, X1, Y0, Y1 (n,) back-projected extents, camera-frame mm at belt travel
+    ``travel_mm``; ids (n,) int64; NX, NU (n,) each id's present belt-fixed
+    centre; ready (n,) bool. The book: ``book_ids[:m]`` ascending, ``book_rows``
+    (m, 4) anchor x, u and origin x, u. An id in the book, or ready and >= 0 (its
+    anchor is then its back-projected centre, its origin its present centre),
+    is centred on its anchor when it has moved ``min_moved_mm`` from its origin.
+    Writes the new book (the ids of ``ids`` in it, in their order) to
+    ``new_ids``, ``new_rows``; returns (its length, whether ascending)."""
+    k = 0
+    ascending = True
+    for i in range(ids.shape[0]):
+        tid = ids[i]
+        lo, hi = 0, m
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if book_ids[mid] < tid:
+                lo = mid + 1
+            else:
+                hi = mid
+        cx = 0.5 * (X0[i] + X1[i])
+        cu = 0.5 * (Y0[i] + Y1[i]) - travel_mm
+        if lo < m and book_ids[lo] == tid:
+            ax, au, gx, gu = book_rows[lo, 0], book_rows[lo, 1], book_rows[lo, 2], book_rows[lo, 3]
+        elif ready[i] and tid >= 0:
+            ax, au, gx, gu = cx, cu, NX[i], NU[i]
+        else:
+            continue
+        if k > 0 and tid <= new_ids[k - 1]:
+            ascending = False
+        new_ids[k] = tid
+        new_rows[k, 0], new_rows[k, 1], new_rows[k, 2], new_rows[k, 3] = ax, au, gx, gu
+        k += 1
+        if math.hypot(NX[i] - gx, NU[i] - gu) >= min_moved_mm:
+            dx, du = ax - cx, au - cu
+            X0[i] += dx
+            X1[i] += dx
+            Y0[i] += du
+            Y1[i] += du
+    return k, ascending

@@ -21,14 +21,21 @@ what it did between the bar and its origin is best told by its velocity
 then. A track that has not moved keeps the present back-projection: a piece
 lying still is where the belt carried it, and its velocity, noisy in its first
 views (a tenth of the belt's speed at p95 on the virtual plant), has settled
-to nothing. Measured against the plant's truth (``sortline/sensor/README.md``,
-session 12): sliders' footprints 49 mm off the bar crossing at the median,
-92 mm at p90, per frame; 11 and 24 mm anchored.
+to nothing. Measured against the plant's truth (``sortline bench
+bar_anchor``, ``sortline/sensor/README.md``, session 12): sliders' footprints
+55 mm off the bar crossing at the median, 94 mm at p90, per frame; 15 and 34
+mm placed so.
+
+The placement is one compiled pass (``control.kernels_fusion._place_anchors``:
+a binary search per track in the book, which is kept sorted by id; a track
+table's ids are ascending, so the new book comes out sorted).
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from control.kernels_fusion import _place_anchors
 
 __all__ = ["BarAnchors", "anchor_extents"]
 
@@ -44,47 +51,58 @@ class BarAnchors:
         if not min_moved_mm >= 0:
             raise ValueError(f"anchor min_moved_mm must be >= 0, got {min_moved_mm}")
         self.min_moved_mm = float(min_moved_mm)
-        self._ids = np.empty(0, np.int64)  # sorted
-        self._rows = np.empty((0, 4))  # anchor x, u, origin x, u
+        self.clear()
 
     def __len__(self) -> int:
-        return int(self._ids.size)
+        return self._m
 
     def clear(self) -> None:
         """Forget every anchor."""
-        self._ids = np.empty(0, np.int64)
-        self._rows = np.empty((0, 4))
+        self._m = 0
+        self._ids = np.empty(64, np.int64)  # [:_m] ascending
+        self._rows = np.empty((64, 4))  # anchor x, u, origin x, u
+        self._next_ids = np.empty(64, np.int64)
+        self._next_rows = np.empty((64, 4))
 
-    def place(
-        self, ids: np.ndarray, centre_xu: np.ndarray, now_xu: np.ndarray, ready: np.ndarray
-    ) -> np.ndarray:
-        """(n, 2) bar centres to use for ``ids`` (n,): ``centre_xu`` (n, 2), the
-        present back-projection, unless the id has an anchor and has moved from
-        its origin to ``now_xu`` (n, 2, its present centre) by at least
-        ``min_moved_mm``. Rows ``ready`` (n,) without an anchor store one now.
-        Ids not in ``ids`` are forgotten (the caller passes every live id each
-        frame)."""
-        ids = np.asarray(ids, np.int64)
-        centre = np.asarray(centre_xu, np.float64).reshape(ids.size, 2)
-        now = np.asarray(now_xu, np.float64).reshape(ids.size, 2)
-        pos = np.searchsorted(self._ids, ids)
-        inside = pos < self._ids.size
-        have = np.zeros(ids.size, np.bool_)
-        have[inside] = self._ids[pos[inside]] == ids[inside]
-        rows = np.empty((ids.size, 4))
-        rows[have] = self._rows[pos[have]]
-        new = np.asarray(ready, np.bool_) & ~have & (ids >= 0)
-        rows[new, :2] = centre[new]
-        rows[new, 2:] = now[new]
-        moved = np.hypot(now[:, 0] - rows[:, 2], now[:, 1] - rows[:, 3])
-        use = (have | new) & (moved >= self.min_moved_mm)
-        out = centre.copy()
-        out[use] = rows[use, :2]
-        keep = have | new
-        order = np.argsort(ids[keep], kind="stable")
-        self._ids = ids[keep][order]
-        self._rows = rows[keep][order]
-        return out
+    def rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """(ids (m,), rows (m, 4): anchor x, u, origin x, u), copies."""
+        return self._ids[: self._m].copy(), self._rows[: self._m].copy()
+
+    def place_extents(
+        self,
+        x0: np.ndarray,
+        x1: np.ndarray,
+        y0: np.ndarray,
+        y1: np.ndarray,
+        travel_mm: float,
+        ids: np.ndarray,
+        now_x: np.ndarray,
+        now_u: np.ndarray,
+        ready: np.ndarray,
+    ) -> None:
+        """Back-projected extents (n,) (camera-frame belt mm at belt travel
+        ``travel_mm``) moved in place: centred on the id's anchor where it has
+        one and has moved from its origin to (``now_x``, ``now_u``), its present
+        belt-fixed centre, by ``min_moved_mm``; the size is the present one.
+        Ids ``ready`` without an anchor take one now; ids not in ``ids`` are
+        forgotten (the caller passes every live id each frame)."""
+        n = ids.shape[0]
+        if self._next_ids.shape[0] < n:
+            cap = max(n, 2 * self._next_ids.shape[0])
+            self._next_ids = np.empty(cap, np.int64)
+            self._next_rows = np.empty((cap, 4))
+        m, ascending = _place_anchors(
+            x0, x1, y0, y1, float(travel_mm), np.asarray(ids, np.int64), now_x, now_u,
+            np.asarray(ready, np.bool_), self.min_moved_mm, self._ids, self._rows, self._m,
+            self._next_ids, self._next_rows,
+        )  # fmt: skip
+        if not ascending:  # ids not in ascending order (never from a TrackTable)
+            order = np.argsort(self._next_ids[:m], kind="stable")
+            self._next_ids[:m] = self._next_ids[:m][order]
+            self._next_rows[:m] = self._next_rows[:m][order]
+        self._ids, self._next_ids = self._next_ids, self._ids
+        self._rows, self._next_rows = self._next_rows, self._rows
+        self._m = int(m)
 
 
 def anchor_extents(
@@ -98,16 +116,6 @@ def anchor_extents(
     ready: np.ndarray,
     anchors: BarAnchors,
 ) -> None:
-    """Back-projected extents (camera-frame belt mm at belt travel
-    ``travel_mm``) moved, in place, so that each footprint is centred where
-    ``anchors.place`` says (``now_xu`` (n, 2): each track's present belt-fixed
-    centre): the size is the present one."""
-    cx = 0.5 * (x0 + x1)
-    cu = 0.5 * (y0 + y1) - travel_mm
-    xu = anchors.place(ids, np.stack([cx, cu], axis=1), now_xu, ready)
-    dx = xu[:, 0] - cx
-    du = xu[:, 1] - cu
-    x0 += dx
-    x1 += dx
-    y0 += du
-    y1 += du
+    """``anchors.place_extents`` with the present centres as one (n, 2) array."""
+    now = np.asarray(now_xu, np.float64)
+    anchors.place_extents(x0, x1, y0, y1, travel_mm, ids, now[:, 0], now[:, 1], ready)

@@ -52,7 +52,7 @@ from control.kernels_fusion import (
     dense_layers,
 )
 from models.induction import NOISE_UNITS, InductionModel
-from sortline.sensor.anchor import BarAnchors, anchor_extents
+from sortline.sensor.anchor import BarAnchors
 from sortline.sensor.ring import RowRing
 
 __all__ = ["MAX_REL_SPEED", "SensorFusion", "camera_term", "flatten_shared", "sensor_term"]
@@ -229,8 +229,8 @@ class SensorFusion:
         if self.anchor_views:
             ready = (table.CONF[:n] != 0) & (table.NVIEW[:n] >= self.anchor_views)
             ready &= table.AXN[:n] >= ANCHOR_WHOLE_VIEWS  # not a piece still entering the view
-            anchor_extents(
-                x0, x1, y0, y1, travel_mm, table.TID[:n], x[:, :2], ready, self.anchors
+            self.anchors.place_extents(
+                x0, x1, y0, y1, travel_mm, table.TID[:n], x[:, 0], x[:, 1], ready
             )  # fmt: skip
         _footprint_integrals(
             self.ring.tick, self.ring.in_phase, self.ring.quadrature, first, end,

@@ -17,43 +17,101 @@ from sortline.sensor.ring import RowRing
 from tests.sensor.test_fusion import RECIPE, C, P, _steel_model
 
 
-def test_the_book_keeps_the_first_ready_centre_and_forgets_the_gone() -> None:
+class _Twin:
+    """The placement in plain NumPy: a dict of id -> (anchor x, u, origin x, u)."""
+
+    def __init__(self, min_moved_mm: float) -> None:
+        self.min_moved_mm = min_moved_mm
+        self.book: dict[int, tuple[float, float, float, float]] = {}
+
+    def place(self, ext: np.ndarray, travel: float, ids: np.ndarray, now: np.ndarray,
+              ready: np.ndarray) -> np.ndarray:  # fmt: skip
+        out = ext.copy()
+        book = {}
+        for i, tid in enumerate(ids.tolist()):
+            cx = 0.5 * (ext[i, 0] + ext[i, 1])
+            cu = 0.5 * (ext[i, 2] + ext[i, 3]) - travel
+            row = self.book.get(tid)
+            if row is None and ready[i] and tid >= 0:
+                row = (cx, cu, now[i, 0], now[i, 1])
+            if row is None:
+                continue
+            book[tid] = row
+            if np.hypot(now[i, 0] - row[2], now[i, 1] - row[3]) >= self.min_moved_mm:
+                out[i, :2] += row[0] - cx
+                out[i, 2:] += row[1] - cu
+        self.book = book
+        return out
+
+
+def _place(book: BarAnchors, ext: np.ndarray, travel: float, ids: np.ndarray, now: np.ndarray,
+           ready: np.ndarray) -> np.ndarray:  # fmt: skip
+    x0, x1, y0, y1 = (np.array(ext[:, k]) for k in range(4))
+    anchor_extents(x0, x1, y0, y1, travel, ids, now, ready, book)
+    return np.stack([x0, x1, y0, y1], axis=1)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_kernel_equals_its_numpy_twin(seed: int) -> None:
+    """Tracks are born (ascending ids), move or stay, turn ready, and die; now and
+    then ids come out of order or negative: the compiled placement and the book
+    it keeps equal the plain twin's frame by frame."""
+    rng = np.random.default_rng(seed)
+    book, twin = BarAnchors(min_moved_mm=5.0), _Twin(5.0)
+    live = np.arange(0, 30)
+    pos = {int(t): rng.uniform(0, 500, 2) for t in live}
+    vel = {int(t): rng.normal(0, 1.5, 2) * (rng.random() < 0.3) for t in live}
+    next_id = 30
+    for frame in range(60):
+        travel = 25.0 * frame
+        ids = live.copy()
+        if frame % 17 == 5:  # out of order, and an id no track has
+            ids = np.concatenate([ids[::-1], [-1]])
+        for t in ids.tolist():
+            if t >= 0:
+                pos[t] = pos[t] + vel[t]
+        now = np.array([pos[t] if t >= 0 else (0.0, 0.0) for t in ids.tolist()])
+        half = rng.uniform(5, 30, (ids.size, 2))
+        c = now + rng.normal(0, 20, now.shape)  # back-projected centres, belt-fixed
+        x0, x1 = c[:, 0] - half[:, 0], c[:, 0] + half[:, 0]
+        ext = np.stack([x0, x1, c[:, 1] - half[:, 1] + travel, c[:, 1] + half[:, 1] + travel], 1)
+        ready = rng.random(ids.size) < 0.3
+        got = _place(book, ext, travel, ids, now, ready)
+        want = twin.place(ext, travel, ids, now, ready)
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
+        b_ids, b_rows = book.rows()
+        assert b_ids.tolist() == sorted(twin.book)
+        np.testing.assert_allclose(b_rows, [twin.book[t] for t in b_ids.tolist()])
+        dead = rng.random(live.size) < 0.1
+        born = int(rng.integers(0, 4))
+        live = np.concatenate([live[~dead], np.arange(next_id, next_id + born)])
+        for t in range(next_id, next_id + born):
+            pos[t] = rng.uniform(0, 500, 2)
+            vel[t] = rng.normal(0, 1.5, 2) * (rng.random() < 0.3)
+        next_id += born
+
+
+def test_the_book_by_hand() -> None:
     book = BarAnchors(min_moved_mm=5.0)
-    ids = np.array([7, 3, -1])
-    centre = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
+    ext = np.array([[0.0, 2.0, 102.0, 106.0], [2.0, 4.0, 103.0, 105.0], [4.0, 6.0, 100.0, 112.0]])
+    ids, travel = np.array([7, 3, -1]), 100.0
     now = np.array([[10.0, 20.0], [30.0, 40.0], [50.0, 60.0]])
-    got = book.place(ids, centre, now, np.array([1, 0, 1], bool))
-    np.testing.assert_array_equal(got, centre)  # stored now, not moved yet
+    got = _place(book, ext, travel, ids, now, np.array([1, 0, 1], bool))
+    np.testing.assert_array_equal(got, ext)  # 7 stored now, not moved yet
     assert len(book) == 1  # 7 only: 3 not ready, -1 never stored
-    # 7 moved 3 mm since its origin: still the present back-projection
-    got = book.place(np.array([3, 7]), np.array([[9.0, 9.0], [8.0, 8.0]]),
-                     np.array([[30.0, 40.0], [10.0, 23.0]]), np.array([1, 1], bool))  # fmt: skip
-    np.testing.assert_array_equal(got, [[9, 9], [8, 8]])
-    # 7 moved 6 mm since its origin: its anchor; 3 did not move
-    got = book.place(np.array([3, 7]), np.array([[0.0, 0.0], [8.0, 8.0]]),
-                     np.array([[30.0, 41.0], [10.0, 26.0]]), np.array([1, 1], bool))  # fmt: skip
-    np.testing.assert_array_equal(got, [[0, 0], [1, 2]])
-    got = book.place(np.array([3]), np.array([[0.0, 0.0]]), np.array([[37.0, 40.0]]),
-                     np.array([1], bool))  # fmt: skip
-    np.testing.assert_array_equal(got, [[9, 9]])  # 3's anchor, from its first ready frame
-    assert len(book) == 1  # 7 was not passed: forgotten
-    got = book.place(np.array([7]), np.array([[5.0, 5.0]]), np.array([[99.0, 99.0]]),
-                     np.array([0], bool))  # fmt: skip
-    np.testing.assert_array_equal(got, [[5, 5]])  # a new 7 is a new track
+    # 7 moved 6 mm on the belt since: centred on its anchor (x 1, u 4), its size kept
+    got = _place(book, np.array([[20.0, 30.0, 150.0, 170.0]]), 110.0, np.array([7]),
+                 np.array([[10.0, 26.0]]), np.array([1], bool))  # fmt: skip
+    np.testing.assert_allclose(got, [[-4.0, 6.0, 104.0, 124.0]])
+    got = _place(book, ext[:1], 0.0, np.array([7]), np.array([[99.0, 99.0]]),
+                 np.array([0], bool))  # fmt: skip
+    assert len(book) == 1
+    got = _place(book, ext[:1], 0.0, np.array([8]), np.array([[99.0, 99.0]]),
+                 np.array([0], bool))  # fmt: skip
+    assert len(book) == 0  # 7 was not passed: forgotten
     book.clear()
-    assert len(book) == 0
     with pytest.raises(ValueError, match="min_moved_mm"):
         BarAnchors(min_moved_mm=-1.0)
-
-
-def test_extents_keep_their_size_around_the_anchor() -> None:
-    book = BarAnchors()
-    book.place(np.array([4]), np.array([[100.0, -50.0]]), np.array([[0.0, 0.0]]), np.array([True]))
-    x0, x1 = np.array([80.0]), np.array([130.0])
-    y0, y1 = np.array([190.0]), np.array([210.0])
-    now = np.array([[0.0, 30.0]])  # moved 30 mm on the belt since its anchor was taken
-    anchor_extents(x0, x1, y0, y1, 300.0, np.array([4]), now, np.array([True]), book)
-    np.testing.assert_allclose([x0[0], x1[0], y0[0], y1[0]], [75.0, 125.0, 240.0, 260.0])
 
 
 def _det(frame: int, tick: int, y_mm: float) -> Detections:
