@@ -1,7 +1,8 @@
 """The whole line with the induction bar against the same line on the camera alone.
 
 ``sortline bench line_sensor [--presets default] [--frames N] [--seed N[,N...]]
-[--sensor-model M[,M...]] [--anchor-views A[,A...]] [--json OUT] [--quick]``
+[--sensor-model M[,M...]] [--anchor-views A[,A...]] [--segmenter S] [--seg-model M]
+[--json OUT] [--quick]``
 
 Recipe "aluminium to the eject fraction" (aluminium, threshold 0.5; nothing
 else ejected). Each preset runs twice on the same seed, stepped, over real
@@ -72,6 +73,14 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         "--anchor-views", default="",
         help="[sensor] anchor_views, comma-separated: one fused run each per model "
         "(default: the line's; 0: back-projected every frame)",
+    )  # fmt: skip
+    p.add_argument(
+        "--segmenter", default=None, choices=("classic", "learned"),
+        help="[vision] segmenter for every run (default: the line's)",
+    )  # fmt: skip
+    p.add_argument(
+        "--seg-model", default=None,
+        help='[vision] segmenter_model for every run (with --segmenter learned)',
     )  # fmt: skip
     p.add_argument("--camera", action=argparse.BooleanOptionalAction, default=True,
                    help="also run the line on the camera alone (default: yes)")  # fmt: skip
@@ -153,6 +162,8 @@ def run(
     damping: float | None = None,
     stall_ms: float = 2000.0,
     anchor_views: int | None = None,
+    segmenter: str | None = None,
+    seg_model: str | None = None,
 ) -> dict[str, Any]:
     from sortline.config import load_config
     from sortline.runtime import SortingLine
@@ -161,6 +172,10 @@ def run(
     recipe.write_text(RECIPE, encoding="utf-8")
     cfg = load_config()
     update: dict[str, Any] = {"control": cfg.control.model_copy(update={"recipe": str(recipe)})}
+    v_update = {"segmenter": segmenter} if segmenter else {}
+    v_update.update({"segmenter_model": seg_model} if seg_model else {})
+    if v_update:
+        update["vision"] = cfg.vision.model_copy(update=v_update)
     if fused:  # the line as configured with [sensor] enabled (a free UDP port)
         s_update: dict[str, Any] = {"enabled": True, "port": 0, "stall_ms": stall_ms}
         if model:
@@ -190,6 +205,10 @@ def run(
     finally:
         line.stop()
     row: dict[str, Any] = {"preset": preset, "seed": seed, "sensor": fused}
+    row["segmenter"] = cfg.vision.segmenter
+    row["segmenter_model"] = (
+        cfg.vision.segmenter_model if cfg.vision.segmenter == "learned" else None
+    )
     row.update({k: report[k] for k in KEYS})
     row.update(bins)
     row["wall_s"] = round(time.perf_counter() - t0, 1)
@@ -222,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
                 for fused, model, anchor in runs:
                     row = run(
                         preset, frames, seed, fused, Path(tmp), model,
-                        args.shared_damping, args.stall_ms, anchor,
+                        args.shared_damping, args.stall_ms, anchor, args.segmenter, args.seg_model,
                     )  # fmt: skip
                     print({k: row.get(k) for k in
                            ("preset", "seed", "purity", "recovery", "objects_targeted",
