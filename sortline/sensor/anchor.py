@@ -26,6 +26,9 @@ bar_anchor``, ``sortline/sensor/README.md``, session 12): sliders' footprints
 55 mm off the bar crossing at the median, 94 mm at p90, per frame; 15 and 34
 mm placed so.
 
+A line whose vision gives no sizes (``Detections.axes_mm`` NaN, so no view
+counts as wholly in the image) takes no anchors: the per-frame rule.
+
 The placement is one compiled pass (``control.kernels_fusion._place_anchors``:
 a binary search per track in the book, which is kept sorted by id; a track
 table's ids are ascending, so the new book comes out sorted).

@@ -158,6 +158,7 @@ class SensorFusion:
         self._n_placed = 0
         self.anchor_views = int(anchor_views)  # 0: no anchors (back-projected every frame)
         self.anchors = BarAnchors()
+        self._new_bar_line = False
         cam, sens, bias = model.combination(self.class_names)
         self._comb = (cam, self.weight * sens, self.weight * bias, LOG_FLOOR, self.shared_damping)
 
@@ -187,7 +188,7 @@ class SensorFusion:
     def set_params(self, params: FusionParams) -> None:
         """A new bar geometry (a calibration of its offset), from the next frame."""
         self.params = params
-        self.anchors.clear()  # placed on the old bar line
+        self._new_bar_line = True  # the anchors were placed on the old one: the loop drops them
 
     def apply(
         self,
@@ -201,8 +202,9 @@ class SensorFusion:
         """Recompute the outlook of the tracks the sensor has seen (``TrackTable``
         rows 0..n-1, u extents at belt travel ``travel_mm``, frame count ``tick_u32``)."""
         n = int(table.n)
-        if n == 0:
-            self.anchors.clear()  # a reset tracker may give its ids again
+        if n == 0 or self._new_bar_line:
+            self._new_bar_line = False
+            self.anchors.clear()  # after a tracker's reset, or on a new bar line
         if n == 0 or self.ring.count == 0:
             return
         if self.health is not None and self.health.stalled():
