@@ -411,9 +411,10 @@ class SensorSection(BaseModel):
     )  # fmt: skip
     anchor_views: int = Field(
         4, ge=0, le=50,
-        description="a track's bar position is fixed at its first confirmed frame with this "
-        "many views, projected back by its velocity then (0: projected back from every frame; "
-        "a slider that has stopped is then misplaced by all it slid)",
+        description="a track's bar position is taken at its first confirmed frame with this "
+        "many views (2 wholly in the image), projected back by its velocity then, and used "
+        "once it has moved 5 mm on the belt (0: projected back from every frame; a slider "
+        "that has stopped is then read where it would be had it never slid)",
     )  # fmt: skip
 
     @field_validator("frequencies_hz")

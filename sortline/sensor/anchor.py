@@ -40,7 +40,7 @@ import numpy as np
 
 from control.kernels_fusion import _place_anchors
 
-__all__ = ["BarAnchors", "anchor_extents"]
+__all__ = ["BarAnchors"]
 
 
 class BarAnchors:
@@ -106,19 +106,3 @@ class BarAnchors:
         self._ids, self._next_ids = self._next_ids, self._ids
         self._rows, self._next_rows = self._next_rows, self._rows
         self._m = int(m)
-
-
-def anchor_extents(
-    x0: np.ndarray,
-    x1: np.ndarray,
-    y0: np.ndarray,
-    y1: np.ndarray,
-    travel_mm: float,
-    ids: np.ndarray,
-    now_xu: np.ndarray,
-    ready: np.ndarray,
-    anchors: BarAnchors,
-) -> None:
-    """``anchors.place_extents`` with the present centres as one (n, 2) array."""
-    now = np.asarray(now_xu, np.float64)
-    anchors.place_extents(x0, x1, y0, y1, travel_mm, ids, now[:, 0], now[:, 1], ready)

@@ -25,7 +25,7 @@ from core.frame import Frame
 from sim.plant.induction import InductionBar, InductionSensor
 from sim.plant.plant import IdlePlc, VirtualPlant
 from sim.plant.scenario import Scenario
-from sortline.sensor.anchor import BarAnchors, anchor_extents
+from sortline.sensor.anchor import BarAnchors
 from sortline.sensor.fusion import MAX_REL_SPEED
 from sortline.sensor.ring import RowRing
 
@@ -78,7 +78,7 @@ def integrate(
     ``axes_mm`` (n, 2): the camera's minor and major length of each piece (the
     track's size; None or NaN: not known), put in ``F_MINOR``, ``F_MAJOR``;
     ``anchors`` (book, ids (n,), ready (n,), travel mm): after the back-projection,
-    each footprint is placed by its id's anchor (``anchor.anchor_extents``), as
+    each footprint is placed by its id's anchor (``BarAnchors.place_extents``), as
     ``SensorFusion`` does."""
     n = extent_mm.shape[0]
     out = np.zeros((n, N_INTEGRALS))
@@ -93,8 +93,8 @@ def integrate(
         )  # fmt: skip
         if anchors is not None:
             book, ids, ready, travel_mm = anchors
-            now = np.stack([0.5 * (e[:, 0] + e[:, 1]), 0.5 * (e[:, 2] + e[:, 3]) - travel_mm], 1)
-            anchor_extents(x0, x1, y0, y1, travel_mm, ids, now, ready, book)
+            now_x, now_u = 0.5 * (e[:, 0] + e[:, 1]), 0.5 * (e[:, 2] + e[:, 3]) - travel_mm
+            book.place_extents(x0, x1, y0, y1, travel_mm, ids, now_x, now_u, ready)
         e = np.stack([x0, x1, y0, y1], axis=1)
     _footprint_integrals(
         ring.tick, ring.in_phase, ring.quadrature, first, end,

@@ -11,7 +11,7 @@ from calibration.geometry import LineGeometry
 from control.controller import Controller
 from core.classes import DEFAULT_CLASSES
 from core.types import Detections
-from sortline.sensor.anchor import BarAnchors, anchor_extents
+from sortline.sensor.anchor import BarAnchors
 from sortline.sensor.fusion import SensorFusion
 from sortline.sensor.ring import RowRing
 from tests.sensor.test_fusion import RECIPE, C, P, _steel_model
@@ -47,7 +47,7 @@ class _Twin:
 def _place(book: BarAnchors, ext: np.ndarray, travel: float, ids: np.ndarray, now: np.ndarray,
            ready: np.ndarray) -> np.ndarray:  # fmt: skip
     x0, x1, y0, y1 = (np.array(ext[:, k]) for k in range(4))
-    anchor_extents(x0, x1, y0, y1, travel, ids, now, ready, book)
+    book.place_extents(x0, x1, y0, y1, travel, ids, now[:, 0], now[:, 1], ready)
     return np.stack([x0, x1, y0, y1], axis=1)
 
 
