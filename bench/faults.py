@@ -82,11 +82,13 @@ def _plant_line(tmp: Path) -> tuple[Plant, Line]:
     except Exception:
         plant.proc.stop()
         raise
-    if until(lambda: line.state() == "EXECUTE" and line.acked() > 0, 30, 0.1) is None:
-        causes = line.causes()
+    try:
+        if until(lambda: line.state() == "EXECUTE" and line.acked() > 0, 30, 0.1) is None:
+            raise RuntimeError(f"the line did not reach Execute: {line.causes()}")
+    except BaseException:  # a status that timed out too: no process outlives the scenario
         line.proc.stop()
         plant.proc.stop()
-        raise RuntimeError(f"the line did not reach Execute: {causes}")
+        raise
     return plant, line
 
 
