@@ -269,3 +269,26 @@ def test_v2_train_and_export_round_trip(tmp_path: Path) -> None:
     assert cue.classes == tuple("abcd")
     got_core, got_mat = cue.predict_core_material(small, np.full_like(small, BELT), data.fg[0], 0.0)
     assert got_core.shape == got_mat.shape == (128, 128) and got_mat.max() < 4
+
+
+def test_bench_study_compares_seg_models_side_by_side() -> None:
+    """``--seg-model builtin:seg-v1,builtin:seg-v2``: one ``tracks_learned[NAME]``
+    pipeline per model in place of ``tracks_learned``; one model: the old name."""
+    from bench.vision import _variants
+
+    two = _variants(("tracks", "tracks_learned"), "builtin:seg-v1,builtin:seg-v2")
+    assert list(two) == ["tracks", "tracks_learned[seg-v1]", "tracks_learned[seg-v2]"]
+    paths = [Path(sp.learned_model).name for _, sp in list(two.values())[1:]]
+    assert paths == ["seg-v1.onnx", "seg-v2.onnx"]
+    one = _variants(("tracks", "tracks_learned"), "builtin:seg-v2")
+    assert list(one) == ["tracks", "tracks_learned"]
+    assert Path(one["tracks_learned"][1].learned_model).name == "seg-v2.onnx"
+
+
+def test_bench_line_config_takes_the_seg_model(tmp_path: Path) -> None:
+    from bench.line import _config
+
+    cfg = _config(None, tmp_path, None, "learned", "builtin:seg-v2")
+    assert cfg.vision.segmenter == "learned" and cfg.vision.segmenter_model == "builtin:seg-v2"
+    p = cfg.vision.segment_params(cfg.resolve_path)
+    assert Path(p.learned_model).name == "seg-v2.onnx"
