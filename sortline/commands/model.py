@@ -161,6 +161,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     sg.add_argument("--samples", type=int, default=20, help="frames per rendered training run")
     sg.add_argument("--seed", type=int, default=0, help="torch and patch sampling seed")
     sg.add_argument("--version", default="dev", help="version string written into the model")
+    sg.add_argument(
+        "--classes", type=int, default=10, help="material head's classes (0: none, as seg-v1)"
+    )
     sg.set_defaults(func=_train_seg)
 
     i = msub.add_parser("info", help="print a model's metadata")
