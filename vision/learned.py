@@ -475,10 +475,10 @@ def split_learned(
         seeds = ((core[y : y + h, x : x + w] >= p.learned_core) & own).view(np.uint8)
         n_m, mk, mst, _ = cv2.connectedComponentsWithStats(seeds, connectivity=4, ltype=cv2.CV_32S)
         mids = np.flatnonzero(mst[1:, cv2.CC_STAT_AREA] >= min_seed) + 1
-        if material is not None:
-            mat = material[y : y + h, x : x + w]
+        mat = None if material is None else material[y : y + h, x : x + w]
+        if mat is not None and _two_classes(mat[own], min(min_seed, min_mat)):
             seeded, g_n = material_seeds(own, mk, mids, mat, min_seed, min_mat)
-        else:
+        else:  # one material at most (most components): the cores alone, as seg-v1
             lut = np.zeros(n_m, np.int32)
             lut[mids] = np.arange(1, mids.size + 1, dtype=np.int32)
             seeded, g_n = lut[mk], int(mids.size)
@@ -543,6 +543,12 @@ def material_seeds(
     for k, part in enumerate(parts, 1):
         seeded[part] = k
     return seeded, len(parts)
+
+
+def _two_classes(cls: np.ndarray, min_px: float) -> bool:
+    """Do two or more classes (``NO_MATERIAL`` aside) have ``min_px`` pixels each?"""
+    counts = np.bincount(cls, minlength=NO_MATERIAL + 1)[:NO_MATERIAL]
+    return int(np.count_nonzero(counts >= min_px)) >= 2
 
 
 def _class_regions(region: np.ndarray, mat: np.ndarray, min_px: float) -> list[np.ndarray]:
