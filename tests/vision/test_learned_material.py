@@ -239,7 +239,10 @@ def test_core_map_sets_and_reuses_the_material_map() -> None:
     assert cue is not None
     core_map(cue, small, seg.belt.mean_u8, fg, stats, P)
     assert cue.material is not None and cue.material.shape == fg.shape
-    assert (cue.material[lab == 0] == NO_MATERIAL).all()
+    x, y, w, h = (int(v) for v in stats[1, :4])
+    box = np.zeros(fg.shape, bool)
+    box[y : y + h, x : x + w] = True
+    assert (cue.material[~box] == NO_MATERIAL).all()
     assert (cue.material[lab > 0] != NO_MATERIAL).mean() > 0.5
     cue.memory.mats[0][:] = 7
     core_map(cue, small, seg.belt.mean_u8, fg, stats, P)
