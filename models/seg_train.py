@@ -57,13 +57,19 @@ class SegTrainConfig:
     belt_weight: float = 0.1  # loss weight of pixels outside the foreground mask
     n_classes: int = len(DEFAULT_CLASSES)  # material head's classes (0: none, as seg-v1)
     material_weight: float = 0.5  # loss weight of the material cross-entropy
+    init_from: str = ""  # an exported cue (ONNX) whose weights start the net ("": random)
+    material_width: int = 8  # channels of the material head's own branch (0: none)
+    freeze_core: bool = False  # train the material head only (the core path as init_from's)
     version: str = "dev"
     data: str = ""
 
 
-def make_net(width: int, n_classes: int = 0) -> Any:
+def make_net(width: int, n_classes: int = 0, material_width: int = 0) -> Any:
     """The ``SegNet`` torch module (torch imported here: the line needs only ONNX Runtime);
-    with ``n_classes`` > 0 it returns (y, material logits at half resolution)."""
+    with ``n_classes`` > 0 it returns (y, material logits at half resolution): a 1x1
+    convolution over the core path's features and, with ``material_width`` > 0, those
+    of a small branch of its own from the input (a 4x4 stride-2 convolution and a
+    3x3 one of dilation 2: local colour the core path need not keep)."""
     import torch
     from torch import nn
 
@@ -75,7 +81,10 @@ def make_net(width: int, n_classes: int = 0) -> Any:
                 [nn.Conv2d(width, width, 3, padding=d, dilation=d) for d in (1, 2, 4, 8, 1)]
             )
             self.head = nn.Conv2d(width, 2, 1)
-            self.material = nn.Conv2d(width, n_classes, 1) if n_classes > 0 else None
+            mw = material_width if n_classes > 0 else 0
+            self.mdown = nn.Conv2d(4, mw, 4, stride=2, padding=1) if mw else None
+            self.mbody = nn.Conv2d(mw, mw, 3, padding=2, dilation=2) if mw else None
+            self.material = nn.Conv2d(width + mw, n_classes, 1) if n_classes > 0 else None
 
         def forward(self, x: torch.Tensor) -> Any:
             f = torch.relu(self.down(x))
@@ -84,6 +93,10 @@ def make_net(width: int, n_classes: int = 0) -> Any:
             y = nn.functional.interpolate(self.head(f), scale_factor=2.0, mode="bilinear")
             if self.material is None:
                 return y
+            if self.mdown is not None and self.mbody is not None:
+                g = torch.relu(self.mdown(x))
+                g = g + torch.relu(self.mbody(g))
+                f = torch.cat([f, g], dim=1)
             return y, self.material(f)
 
     return SegNet()
@@ -184,8 +197,13 @@ def train_seg(
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     rng = np.random.default_rng(cfg.seed)
-    net = make_net(cfg.width, cfg.n_classes)
-    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    net = make_net(cfg.width, cfg.n_classes, cfg.material_width)
+    if cfg.init_from:
+        net.load_state_dict(onnx_weights(Path(cfg.init_from), net.state_dict()), strict=True)
+    if cfg.freeze_core:  # only the material head learns: the cores stay init_from's
+        for name, par in net.named_parameters():
+            par.requires_grad_(name.startswith(("mdown.", "mbody.", "material.")))
+    opt = torch.optim.Adam([q for q in net.parameters() if q.requires_grad], lr=cfg.lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps)
     sampler = _Sampler(train, cfg, rng)
     best, best_state, hist = float("inf"), None, []
@@ -216,6 +234,22 @@ def train_seg(
     net.eval()
     return net, {"history": hist, "best_val_loss": round(best, 4),
                  "wall_s": round(time.perf_counter() - t0, 1)}  # fmt: skip
+
+
+def onnx_weights(path: Path, state: dict[str, Any]) -> dict[str, Any]:
+    """``state`` (a torch state dict) with every tensor an exported cue at ``path``
+    holds under the same name and shape replaced by that one (seg-v1's core and
+    contact layers start seg-v2; its material head keeps ``state``'s)."""
+    import onnx
+    import torch
+    from onnx import numpy_helper
+
+    out = dict(state)
+    for init in onnx.load(str(path)).graph.initializer:
+        w = numpy_helper.to_array(init)
+        if init.name in out and tuple(out[init.name].shape) == w.shape:
+            out[init.name] = torch.from_numpy(w.copy())
+    return out
 
 
 def export_seg_onnx(net: Any, path: Path, meta: dict[str, str], check: SegSet) -> float:

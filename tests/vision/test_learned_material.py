@@ -295,3 +295,33 @@ def test_bench_line_config_takes_the_seg_model(tmp_path: Path) -> None:
     assert cfg.vision.segmenter == "learned" and cfg.vision.segmenter_model == "builtin:seg-v2"
     p = cfg.vision.segment_params(cfg.resolve_path)
     assert Path(p.learned_model).name == "seg-v2.onnx"
+
+
+def test_material_head_trained_on_a_frozen_v1_keeps_v1s_cores(tmp_path: Path) -> None:
+    """``init_from`` seg-v1 with ``freeze_core``: only the material head learns, so
+    the exported cue's core and contact are seg-v1's to float precision."""
+    pytest.importorskip("torch")
+    from models.seg_train import SegTrainConfig, export_seg_onnx, train_seg
+
+    lab = np.full((64, 64), -1, np.int64)
+    lab[20:40, 10:32] = 1
+    lab[20:40, 32:54] = 2
+    core, contact = targets_from_labels(lab)
+    mat = material_from_labels(lab, np.array([1, 2]), np.array([3, 0]))
+    small = np.full((64, 64, 3), BELT, np.uint8)
+    small[lab == 1], small[lab == 2] = (40, 110, 200), (200, 200, 205)
+    fg = np.where(lab >= 0, 255, 0).astype(np.uint8)
+    data = SegSet(
+        small=small[None], belt=np.full_like(small, BELT)[None], fg=fg[None],
+        core=core[None], contact=contact[None], runs=("h",), material=mat[None],
+    )  # fmt: skip
+    v1_path = resolve_seg_model("builtin:seg-v1")
+    cfg = SegTrainConfig(steps=3, batch=2, lr=0.1, init_from=str(v1_path), freeze_core=True)
+    net, _ = train_seg(data, data, cfg)
+    path = tmp_path / "v2.onnx"
+    meta = {"sortline.kind": "instance-cue", "sortline.classes": json.dumps(list(DEFAULT_CLASSES))}
+    export_seg_onnx(net, path, meta, data)
+    belt = np.full_like(small, BELT)
+    want = InstanceCue.load(v1_path).predict(small, belt, fg)
+    got = InstanceCue.load(path).predict(small, belt, fg)
+    assert np.abs(got[0] - want[0]).max() < 1e-5 and np.abs(got[1] - want[1]).max() < 1e-5
