@@ -71,7 +71,8 @@ class SegmentParams:
     # probability; a core region holding two such classes (each a connected region of at
     # least learned_min_seed_px) is cut in two, and a component with one core but two
     # classes each a connected region of at least learned_material_px is split too
-    learned_material_conf: float = 0.6
+    # (both chosen on tuning seed 4001: models/seg-v2.md)
+    learned_material_conf: float = 0.4
     learned_material_px: float = 200.0
     border_px: int = 0  # ignore this many low-res px at the image border
     gain_grid_px: int = 4  # low-res grid step of the global brightness estimate
