@@ -476,7 +476,9 @@ def split_learned(
         n_m, mk, mst, _ = cv2.connectedComponentsWithStats(seeds, connectivity=4, ltype=cv2.CV_32S)
         mids = np.flatnonzero(mst[1:, cv2.CC_STAT_AREA] >= min_seed) + 1
         mat = None if material is None else material[y : y + h, x : x + w]
-        if mat is not None and _two_classes(mat[own], min(min_seed, min_mat)):
+        if mat is not None and (
+            _two_classes(mat[seeds.view(bool)], min_seed) or _two_classes(mat[own], min_mat)
+        ):
             seeded, g_n = material_seeds(own, mk, mids, mat, min_seed, min_mat)
         else:  # one material at most (most components): the cores alone, as seg-v1
             lut = np.zeros(n_m, np.int32)
@@ -522,19 +524,27 @@ def material_seeds(
     others one seed each. When that leaves fewer than two seeds but the component
     holds two or more classes each forming a coherent connected region of at least
     ``min_mat``, those regions are the seeds (one material each)."""
-    seeded = np.zeros(own.shape, np.int32)
-    g = 0
-    for m in mids.tolist():
+    n_m = int(mk.max()) + 1
+    # per core region, its pixels of each class (one pass): most regions hold one
+    # class and need no connected-component pass of their own
+    table = np.bincount((mk.astype(np.int64) * 256 + mat).ravel(), minlength=n_m * 256).reshape(
+        n_m, 256
+    )[:, :NO_MATERIAL]
+    multi = np.count_nonzero(table[mids] >= min_seed, axis=1) >= 2
+    lut = np.zeros(n_m, np.int32)
+    single = mids[~multi]
+    lut[single] = np.arange(1, single.size + 1, dtype=np.int32)
+    seeded = lut[mk]
+    g = int(single.size)
+    for m in mids[multi].tolist():
         region = mk == m
         parts = _class_regions(region, mat, min_seed)
-        if len(parts) >= 2:
-            for part in parts:
-                g += 1
-                seeded[part] = g
-        else:
+        if len(parts) < 2:
+            parts = [region]
+        for part in parts:
             g += 1
-            seeded[region] = g
-    if g >= 2:
+            seeded[part] = g
+    if g >= 2 or not _two_classes(mat[own], min_mat):
         return seeded, g
     parts = _class_regions(own, mat, min_mat)
     if len(parts) < 2:
