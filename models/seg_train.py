@@ -360,7 +360,9 @@ def train_seg_cli(args: Any, say: Progress, render_set: RenderSet) -> int:
     """``sortline model train-seg``: render, train, export; prints the summary."""
     cfg = SegTrainConfig(
         width=args.width, batch=args.batch, steps=args.steps, seed=args.seed, version=args.version,
-        n_classes=getattr(args, "classes", len(DEFAULT_CLASSES)),
+        n_classes=getattr(args, "classes", len(DEFAULT_CLASSES)), lr=getattr(args, "lr", 3e-3),
+        init_from=getattr(args, "init_from", ""), freeze_core=getattr(args, "freeze_core", False),
+        material_weight=getattr(args, "material_weight", 0.5),
     )  # fmt: skip
     summary = train_and_export(args.out, cfg, render_set, samples=args.samples, progress=say)
     say(
