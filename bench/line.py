@@ -50,10 +50,14 @@ KEYS = (
 
 
 def _config(
-    prefer: str | None, workdir: Path, line_config: str | None = None, segmenter: str | None = None
+    prefer: str | None,
+    workdir: Path,
+    line_config: str | None = None,
+    segmenter: str | None = None,
+    seg_model: str | None = None,
 ) -> Any:
     """The default line config (overlaid with ``line_config``), its recipe's
-    ``prefer`` and its ``[vision] segmenter`` set when given."""
+    ``prefer``, its ``[vision] segmenter`` and ``segmenter_model`` set when given."""
     from importlib import resources
 
     from sortline.config import load_config
@@ -61,6 +65,9 @@ def _config(
     cfg = load_config(line_config)
     if segmenter is not None:
         vision = cfg.vision.model_copy(update={"segmenter": segmenter})
+        cfg = cfg.model_copy(update={"vision": vision})
+    if seg_model is not None:
+        vision = cfg.vision.model_copy(update={"segmenter_model": seg_model})
         cfg = cfg.model_copy(update={"vision": vision})
     if prefer is None:
         return cfg
@@ -84,6 +91,7 @@ def run_preset(
     baseline: bool = False,
     segmenter: str | None = None,
     aim_rule: str | None = None,
+    seg_model: str | None = None,
 ) -> dict[str, Any]:
     """One stepped run. ``vision``: "model" (the line as it is), or ground truth
     in place of a stage (``bench._line_truth``): "truth-classes" (the line's
@@ -91,7 +99,8 @@ def run_preset(
     ``cell``: the preset at the cell's speed and feed, with a ``Probe``.
     ``baseline``: the line's vision as before issue 15's second round (every
     view classified, no merge flags), for side-by-side runs. ``segmenter``: the
-    ``[vision] segmenter`` ("classic", "learned"; None: the config's).
+    ``[vision] segmenter`` ("classic", "learned"; None: the config's);
+    ``seg_model``: its ``segmenter_model`` (e.g. "builtin:seg-v2"; None: the config's).
     ``aim_rule``: the decision core's rule for aiming around neighbours
     ("search", "cut"; None: its default)."""
     import tempfile
@@ -102,7 +111,7 @@ def run_preset(
     with tempfile.TemporaryDirectory() as tmp:
         scenario = preset if cell is None else cell_scenario(cell, Path(tmp))
         line = SortingLine(
-            _config(prefer, Path(tmp), line_config, segmenter),
+            _config(prefer, Path(tmp), line_config, segmenter, seg_model),
             stepped=True, plc_port=0, scenario=scenario, seed=seed, records=False,
         )  # fmt: skip
         if probe is not None:
@@ -139,6 +148,8 @@ def run_preset(
         "line_config": line_config or "default",
         "aim_rule": aim_rule or line.parts.controller.params.aim_rule,
         "segmenter": line.cfg.vision.segmenter,
+        "segmenter_model": (line.cfg.vision.segmenter_model
+                            if line.cfg.vision.segmenter == "learned" else None),
         "valve_pitch_mm": line.parts.geometry.valves.pitch_mm,
     }  # fmt: skip
     row.update({k: report[k] for k in KEYS})
@@ -178,9 +189,9 @@ def _baseline_vision(pipeline: Any) -> None:
     seg.params = dataclasses.replace(seg.params, split_colour_diff=0.0)
 
 
-def _runs(visions: list[str], segmenters: list[str | None]) -> list[tuple[str, str | None]]:
+def _runs(visions: list[str], segmenters: list[Any]) -> list[tuple[str, Any]]:
     """(vision, segmenter) pairs; true segments do not depend on the segmenter: once."""
-    out: list[tuple[str, str | None]] = []
+    out: list[tuple[str, Any]] = []
     for vision in visions:
         for k, seg in enumerate(segmenters):
             if vision != "truth-segments" or k == 0:
@@ -355,6 +366,12 @@ def main(argv: list[str] | None = None) -> int:
         help="comma list of [vision] segmenter values to compare (classic, learned; default: "
         "the config's), side by side on the same scenes",
     )
+    ap.add_argument(
+        "--seg-model",
+        default="",
+        help="comma list of [vision] segmenter_model values (e.g. builtin:seg-v1,builtin:seg-v2;"
+        " default: the config's): each learned run once per model",
+    )
     ap.add_argument("--cells", help="grid: only these presets (comma list, e.g. shred,crowded)")
     ap.add_argument("--speeds", help="grid: only these belt speeds, m/s (comma list)")
     ap.add_argument("--feeds", help="grid: only these shred feeds, fragments/s (comma list)")
@@ -391,11 +408,16 @@ def main(argv: list[str] | None = None) -> int:
     for v in segmenters:
         if v is not None and v not in ("classic", "learned"):
             ap.error(f"--segmenter: {v!r} is not classic or learned")
+    seg_models: list[str | None] = [m for m in args.seg_model.split(",") if m] or [None]
+    seg_specs: list[tuple[str | None, str | None]] = [
+        (v, m) for v in segmenters for m in (seg_models if v == "learned" else [None])
+    ]
     if args.presets is None and not (
         args.prefer
         or args.decompose
         or args.line_config
         or args.segmenter
+        or args.seg_model
         or args.aim_rule
         or args.visions
     ):
@@ -418,16 +440,17 @@ def main(argv: list[str] | None = None) -> int:
                 ap.error(f"--visions: {v!r} is not model, truth-classes or truth-segments")
     for preset in presets:
         for prefer in prefers:
-            for (vision, segmenter), aim in (
-                (vs, a) for vs in _runs(visions, segmenters) for a in aim_rules
+            for (vision, (segmenter, seg_model)), aim in (
+                (vs, a) for vs in _runs(visions, seg_specs) for a in aim_rules
             ):
                 row = run_preset(
                     preset, frames, args.seed, prefer, args.line_config, vision,
-                    segmenter=segmenter, aim_rule=aim,
+                    segmenter=segmenter, aim_rule=aim, seg_model=seg_model,
                 )  # fmt: skip
                 rows.append(row)
                 print(
                     f"{preset:8s} {row['prefer']:9s} {vision:14s} {row['segmenter']:8s} "
+                    f"{(row['segmenter_model'] or '-').removeprefix('builtin:'):8s} "
                     f"{row['aim_rule']:6s} "
                     f"purity {row['purity']}  "
                     f"recovery {row['recovery']}  "

@@ -17,7 +17,9 @@ segmentation: against the plant's ground truth on every preset (held-out
               own), pipelines on the same frames (``--variants``; "every":
               every view classified; "tracks": the line as it is;
               "tracks_colour": with the colour split on; "tracks_learned":
-              the learned instance cue in place of the classic split;
+              the learned instance cue in place of the classic split, one
+              per model of ``--seg-model`` (a comma list compares them:
+              "tracks_learned[seg-v1]", "tracks_learned[seg-v2]");
               "tracks_onecut": pieces of a split not split again): how
               often touching fragments merge into one segment
               (``bench._line_truth.segment_truth``) and are cut in two, how
@@ -48,6 +50,7 @@ segmentation: against the plant's ground truth on every preset (held-out
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import platform
 import sys
@@ -283,12 +286,15 @@ def _variants(
     names: tuple[str, ...] = DEFAULT_VARIANTS, seg_model: str = "builtin:seg-v1"
 ) -> dict[str, tuple[Any, Any]]:
     """The study's pipelines: name -> (CropPolicy, SegmentParams); ``tracks_learned``:
-    the line with the learned instance cue ``seg_model`` in place of the classic split."""
+    the line with the learned instance cue ``seg_model`` in place of the classic split
+    (a comma list of models: one ``tracks_learned[NAME]`` each, NAME the model's
+    built-in name or file stem)."""
     from models.seg_models import resolve_seg_model
     from vision.segment import SegmentParams
     from vision.track_crops import CropPolicy
 
-    learned = SegmentParams(segmenter="learned", learned_model=str(resolve_seg_model(seg_model)))
+    first = seg_model.split(",")[0]
+    learned = SegmentParams(segmenter="learned", learned_model=str(resolve_seg_model(first)))
     every = {
         "every": (CropPolicy(mode="every"), SegmentParams()),
         "tracks": (CropPolicy(), SegmentParams()),
@@ -304,7 +310,18 @@ def _variants(
         "tracks_max4": (CropPolicy(max_views=4), SegmentParams()),
         "tracks_conf80": (CropPolicy(confident_at=0.8), SegmentParams()),
     }
-    return {k: every[k] for k in names}
+    out = {k: every[k] for k in names}
+    models = [m for m in seg_model.split(",") if m]
+    if "tracks_learned" in out and len(models) > 1:
+        at = list(out).index("tracks_learned")
+        items = list(out.items())
+        extra = [
+            (f"tracks_learned[{Path(m.removeprefix('builtin:')).stem}]",
+             (CropPolicy(), dataclasses.replace(learned, learned_model=str(resolve_seg_model(m)))))
+            for m in models
+        ]  # fmt: skip
+        out = dict(items[:at] + extra + items[at + 1 :])
+    return out
 
 
 _MERGE_KEYS = ("fragments", "touching", "touching_merged", "merged", "mixed", "split",
@@ -663,7 +680,8 @@ def main(argv: list[str] | None = None) -> int:
         help="--study: plant seed (not a training seed: the instance cue trains on 1001-1099)",
     )
     p.add_argument("--seg-model", default="builtin:seg-v1",
-                   help="--study: the instance cue of tracks_learned")  # fmt: skip
+                   help="--study: the instance cue of tracks_learned (a comma list: one "
+                   "tracks_learned[NAME] each); --cpu-learned: the one to time")  # fmt: skip
     p.add_argument("--cpu", help="comma list of PRESET:FEED (0 = own feed): vision CPU per "
                    "stage at 2.5 m/s (issue 15), --frames frames each")  # fmt: skip
     p.add_argument("--baseline", help="--cpu: also run the segmentation as of this git revision, "
@@ -675,6 +693,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.cpu_learned and args.baseline:
         p.error("--cpu-learned: --baseline compares the classic split only")
+    if args.cpu_learned and "," in args.seg_model:
+        p.error("--cpu-learned: one --seg-model at a time")
     if args.cpu:
         cells = _cells(p, "--cpu", args.cpu)
         frames = 5 if args.quick else args.frames

@@ -11,6 +11,9 @@ from the plant's truth:
   fragment (belt or another fragment) over the fragment's largest such
   distance, 0..1 (uint8 0..255); cores of two touching fragments are apart.
 - ``contact``: fragment pixels within one pixel of another fragment's pixel.
+- ``material`` (seg-v2): per pixel the class index (``core.classes.DEFAULT_CLASSES``,
+  the line's ``[line] classes``) of the fragment there, ``IGNORE`` on the belt
+  (``material_from_labels``).
 
 Everything here is synthetic (``sim/``); seeds are recorded so training,
 validation and the line's benchmark seeds (101, 202) stay apart.
@@ -23,7 +26,9 @@ import dataclasses
 import cv2
 import numpy as np
 
-__all__ = ["SegRun", "SegSet", "targets_from_labels"]
+__all__ = ["IGNORE", "SegRun", "SegSet", "material_from_labels", "targets_from_labels"]
+
+IGNORE = 255  # ``material`` of belt pixels: not in the loss
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -45,7 +50,8 @@ class SegSet:
 
     small: (N, h, w, 3) uint8 BGR frame; belt: (N, h, w, 3) uint8 belt model mean;
     fg: (N, h, w) uint8 foreground mask (0/255); core, contact: (N, h, w) uint8
-    targets (0..255, 0/255); runs: the runs they came from.
+    targets (0..255, 0/255); runs: the runs they came from; material: (N, h, w)
+    uint8 class index per pixel, ``IGNORE`` on the belt (None: not rendered).
     """
 
     small: np.ndarray
@@ -54,6 +60,7 @@ class SegSet:
     core: np.ndarray
     contact: np.ndarray
     runs: tuple[str, ...]
+    material: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.small.shape[0])
@@ -84,3 +91,22 @@ def targets_from_labels(lab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             other |= (nb >= 0) & (nb != lab)
     contact = np.where(frag & other, 255, 0).astype(np.uint8)
     return core, contact
+
+
+def material_from_labels(lab: np.ndarray, ids: np.ndarray, class_ids: np.ndarray) -> np.ndarray:
+    """(h, w) int fragment ids (-1 belt), the (N,) fragment ids of the truth and their
+    (N,) class indices -> (h, w) uint8 class index per pixel, ``IGNORE`` on the belt
+    and on any id the truth does not name."""
+    out = np.full(lab.shape, IGNORE, np.uint8)
+    frag = lab >= 0
+    if not frag.any() or ids.size == 0:
+        return out
+    order = np.argsort(ids)
+    sid, scl = ids[order], class_ids[order]
+    v = lab[frag]
+    at = np.clip(np.searchsorted(sid, v), 0, sid.size - 1)
+    known = sid[at] == v
+    got = np.full(v.shape, IGNORE, np.uint8)
+    got[known] = scl[at[known]].astype(np.uint8)
+    out[frag] = got
+    return out

@@ -10,11 +10,11 @@ from core.errors import InputFileError
 __all__ = ["SEG_MODELS", "resolve_seg_model"]
 
 # name -> ONNX file shipped in this package (package data); its card beside it (.md)
-SEG_MODELS: dict[str, str] = {"seg-v1": "seg-v1.onnx"}
+SEG_MODELS: dict[str, str] = {"seg-v1": "seg-v1.onnx", "seg-v2": "seg-v2.onnx"}
 
 
 def resolve_seg_model(spec: str | Path) -> Path:
-    """``builtin:seg-v1`` -> the shipped file; anything else is a path.
+    """``builtin:seg-v1`` (or ``builtin:seg-v2``) -> the shipped file; anything else is a path.
 
     Raises ``InputFileError`` for an unknown built-in name."""
     s = str(spec)

@@ -5,10 +5,17 @@ segmentation's working resolution, 4 channels (the frame minus the line's
 belt model, BGR / 64, and the foreground mask 0/1); one stride-2 convolution
 to half that resolution, five residual 3x3 convolutions with dilations 1, 2,
 4, 8, 1 (a receptive field of about 130 full-resolution px, several
-fragments), a 1x1 head and a bilinear x2 upsampling back. Two outputs (logits):
+fragments), a 1x1 head and a bilinear x2 upsampling back. Output ``y`` (logits):
 ``core`` (a fragment's distance to its own edge over its largest, the
 regression target of ``models.seg_dataset``) and ``contact`` (pixels next to
 another fragment). ``vision.learned`` seeds one piece per core region.
+
+seg-v2 (``n_classes`` > 0) adds a second output, ``material``: per-pixel class
+logits over the line's classes (``core.classes.DEFAULT_CLASSES``) at the net's
+half resolution (no upsampling: the line takes the argmax there and repeats it,
+which is cheaper than upsampling ten channels), trained with cross-entropy
+against the fragment's class under each pixel (belt pixels ignored);
+``vision.learned`` cuts a component where it holds two materials.
 
 Trained with PyTorch on the CPU (extra ``train``) on random 128x128 patches
 with foreground, augmented with brightness, colour casts, sensor noise, blur,
@@ -28,7 +35,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from models.seg_dataset import SegRun, SegSet
+from core.classes import DEFAULT_CLASSES
+from models.seg_dataset import IGNORE, SegRun, SegSet
 from vision.learned import DIFF_SCALE, KIND, net_input
 
 __all__ = ["SegTrainConfig", "export_seg_onnx", "make_net", "train_and_export", "train_seg"]
@@ -47,12 +55,21 @@ class SegTrainConfig:
     threads: int = 1
     contact_weight: float = 0.5  # loss weight of the contact output
     belt_weight: float = 0.1  # loss weight of pixels outside the foreground mask
+    n_classes: int = len(DEFAULT_CLASSES)  # material head's classes (0: none, as seg-v1)
+    material_weight: float = 0.5  # loss weight of the material cross-entropy
+    init_from: str = ""  # an exported cue (ONNX) whose weights start the net ("": random)
+    material_width: int = 8  # channels of the material head's own branch (0: none)
+    freeze_core: bool = False  # train the material head only (the core path as init_from's)
     version: str = "dev"
     data: str = ""
 
 
-def make_net(width: int) -> Any:
-    """The ``SegNet`` torch module (torch imported here: the line needs only ONNX Runtime)."""
+def make_net(width: int, n_classes: int = 0, material_width: int = 0) -> Any:
+    """The ``SegNet`` torch module (torch imported here: the line needs only ONNX Runtime);
+    with ``n_classes`` > 0 it returns (y, material logits at half resolution): a 1x1
+    convolution over the core path's features and, with ``material_width`` > 0, those
+    of a small branch of its own from the input (a 4x4 stride-2 convolution and a
+    3x3 one of dilation 2: local colour the core path need not keep)."""
     import torch
     from torch import nn
 
@@ -64,13 +81,23 @@ def make_net(width: int) -> Any:
                 [nn.Conv2d(width, width, 3, padding=d, dilation=d) for d in (1, 2, 4, 8, 1)]
             )
             self.head = nn.Conv2d(width, 2, 1)
+            mw = material_width if n_classes > 0 else 0
+            self.mdown = nn.Conv2d(4, mw, 4, stride=2, padding=1) if mw else None
+            self.mbody = nn.Conv2d(mw, mw, 3, padding=2, dilation=2) if mw else None
+            self.material = nn.Conv2d(width + mw, n_classes, 1) if n_classes > 0 else None
 
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            y = torch.relu(self.down(x))
+        def forward(self, x: torch.Tensor) -> Any:
+            f = torch.relu(self.down(x))
             for conv in self.body:
-                y = y + torch.relu(conv(y))
-            y = self.head(y)
-            return nn.functional.interpolate(y, scale_factor=2.0, mode="bilinear")
+                f = f + torch.relu(conv(f))
+            y = nn.functional.interpolate(self.head(f), scale_factor=2.0, mode="bilinear")
+            if self.material is None:
+                return y
+            if self.mdown is not None and self.mbody is not None:
+                g = torch.relu(self.mdown(x))
+                g = g + torch.relu(self.mbody(g))
+                f = torch.cat([f, g], dim=1)
+            return y, self.material(f)
 
     return SegNet()
 
@@ -83,7 +110,7 @@ class _Sampler:
         # patch origins centred on foreground pixels, drawn per sample
         self._fg = [np.argwhere(f > 0) for f in data.fg]
 
-    def patch(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def patch(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         d, rng, s = self.d, self.rng, self.cfg.patch_px
         i = int(rng.integers(len(d)))
         h, w = d.fg.shape[1:]
@@ -98,6 +125,7 @@ class _Sampler:
         small = d.small[sl].astype(np.float32)
         belt = d.belt[sl].astype(np.float32)
         fg, core, contact = d.fg[sl].copy(), d.core[sl], d.contact[sl]
+        mat = d.material[sl] if d.material is not None else np.full(fg.shape, IGNORE, np.uint8)
         gain = rng.uniform(0.7, 1.3) * rng.uniform(0.9, 1.1, 3).astype(np.float32)
         small, belt = small * gain, belt * gain
         if rng.random() < 0.3:
@@ -111,26 +139,36 @@ class _Sampler:
         x = net_input(np.clip(small, 0, 255), np.clip(belt, 0, 255), fg)
         y = np.stack([core, contact]).astype(np.float32) / 255.0
         m = np.where(fg > 0, 1.0, self.cfg.belt_weight).astype(np.float32)[None]
+        c = mat.astype(np.int64)
         if rng.random() < 0.5:
-            x, y, m = x[..., ::-1], y[..., ::-1], m[..., ::-1]
+            x, y, m, c = x[..., ::-1], y[..., ::-1], m[..., ::-1], c[..., ::-1]
         if rng.random() < 0.5:
-            x, y, m = x[..., ::-1, :], y[..., ::-1, :], m[..., ::-1, :]
+            x, y, m, c = x[..., ::-1, :], y[..., ::-1, :], m[..., ::-1, :], c[..., ::-1, :]
         if rng.random() < 0.5:
-            x, y, m = x.swapaxes(-1, -2), y.swapaxes(-1, -2), m.swapaxes(-1, -2)
-        return np.ascontiguousarray(x), np.ascontiguousarray(y), np.ascontiguousarray(m)
+            x, y, m, c = x.swapaxes(-1, -2), y.swapaxes(-1, -2), m.swapaxes(-1, -2), c.T
+        return tuple(np.ascontiguousarray(a) for a in (x, y, m, c))  # type: ignore[return-value]
 
-    def batch(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def batch(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         parts = [self.patch() for _ in range(self.cfg.batch)]
-        return tuple(np.stack([p[k] for p in parts]) for k in range(3))  # type: ignore[return-value]
+        return tuple(np.stack([p[k] for p in parts]) for k in range(4))  # type: ignore[return-value]
 
 
-def _loss(net: Any, x: Any, y: Any, m: Any, cfg: SegTrainConfig) -> Any:
+def _loss(net: Any, x: Any, y: Any, m: Any, c: Any, cfg: SegTrainConfig) -> Any:
+    """Core and contact BCE (belt weighted ``belt_weight``) plus ``material_weight`` x
+    the material cross-entropy over fragment pixels (its logits upsampled x2 here)."""
     import torch
 
     out = net(x)
+    if cfg.n_classes > 0:
+        out, mat = out
     bce = torch.nn.functional.binary_cross_entropy_with_logits(out, y, reduction="none")
     per = (bce[:, 0:1] + cfg.contact_weight * bce[:, 1:2]) * m
-    return per.sum() / m.sum()
+    loss = per.sum() / m.sum()
+    if cfg.n_classes > 0 and bool((c != IGNORE).any()):
+        up = torch.nn.functional.interpolate(mat, size=c.shape[-2:], mode="bilinear")
+        ce = torch.nn.functional.cross_entropy(up, c, ignore_index=IGNORE)
+        loss = loss + cfg.material_weight * ce
+    return loss
 
 
 def _val_loss(net: Any, val: SegSet, cfg: SegTrainConfig) -> float:
@@ -143,7 +181,9 @@ def _val_loss(net: Any, val: SegSet, cfg: SegTrainConfig) -> float:
             x = torch.from_numpy(net_input(val.small[k], val.belt[k], val.fg[k])[None])
             y = torch.from_numpy(np.stack([val.core[k], val.contact[k]])[None] / np.float32(255))
             m = torch.from_numpy(np.where(val.fg[k] > 0, 1.0, cfg.belt_weight)[None, None])
-            tot += float(_loss(net, x, y.float(), m.float(), cfg))
+            mat = val.material[k] if val.material is not None else np.full(val.fg[k].shape, IGNORE)
+            c = torch.from_numpy(mat.astype(np.int64)[None])
+            tot += float(_loss(net, x, y.float(), m.float(), c, cfg))
     return tot / max(len(val), 1)
 
 
@@ -157,16 +197,21 @@ def train_seg(
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     rng = np.random.default_rng(cfg.seed)
-    net = make_net(cfg.width)
-    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    net = make_net(cfg.width, cfg.n_classes, cfg.material_width)
+    if cfg.init_from:
+        net.load_state_dict(onnx_weights(Path(cfg.init_from), net.state_dict()), strict=True)
+    if cfg.freeze_core:  # only the material head learns: the cores stay init_from's
+        for name, par in net.named_parameters():
+            par.requires_grad_(name.startswith(("mdown.", "mbody.", "material.")))
+    opt = torch.optim.Adam([q for q in net.parameters() if q.requires_grad], lr=cfg.lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps)
     sampler = _Sampler(train, cfg, rng)
     best, best_state, hist = float("inf"), None, []
     t0, run = time.perf_counter(), 0.0
     check = max(cfg.steps // 10, 1)
     for step in range(1, cfg.steps + 1):
-        x, y, m = (torch.from_numpy(a) for a in sampler.batch())
-        loss = _loss(net, x, y, m, cfg)
+        x, y, m, c = (torch.from_numpy(a) for a in sampler.batch())
+        loss = _loss(net, x, y, m, c, cfg)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -191,9 +236,26 @@ def train_seg(
                  "wall_s": round(time.perf_counter() - t0, 1)}  # fmt: skip
 
 
+def onnx_weights(path: Path, state: dict[str, Any]) -> dict[str, Any]:
+    """``state`` (a torch state dict) with every tensor an exported cue at ``path``
+    holds under the same name and shape replaced by that one (seg-v1's core and
+    contact layers start seg-v2; its material head keeps ``state``'s)."""
+    import onnx
+    import torch
+    from onnx import numpy_helper
+
+    out = dict(state)
+    for init in onnx.load(str(path)).graph.initializer:
+        w = numpy_helper.to_array(init)
+        if init.name in out and tuple(out[init.name].shape) == w.shape:
+            out[init.name] = torch.from_numpy(w.copy())
+    return out
+
+
 def export_seg_onnx(net: Any, path: Path, meta: dict[str, str], check: SegSet) -> float:
     """Write ``net`` as ONNX (one file, dynamic height and width, metadata ``meta``)
-    and return the largest |ONNX Runtime - torch| on ``check``'s first frame."""
+    and return the largest |ONNX Runtime - torch| on ``check``'s first frame (over
+    both outputs when the net has a material head)."""
     import onnx
     import onnxruntime as ort
     import torch
@@ -201,9 +263,14 @@ def export_seg_onnx(net: Any, path: Path, meta: dict[str, str], check: SegSet) -
     x = torch.from_numpy(net_input(check.small[0], check.belt[0], check.fg[0])[None])
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.onnx")
+    two = getattr(net, "material", None) is not None
+    names = ["y", "material"] if two else ["y"]
+    axes = {"x": {2: "h", 3: "w"}, "y": {2: "h", 3: "w"}}
+    if two:
+        axes["material"] = {2: "h2", 3: "w2"}
     torch.onnx.export(
-        net, (x,), str(tmp), input_names=["x"], output_names=["y"], opset_version=17,
-        dynamic_axes={"x": {2: "h", 3: "w"}, "y": {2: "h", 3: "w"}}, dynamo=False,
+        net, (x,), str(tmp), input_names=["x"], output_names=names, opset_version=17,
+        dynamic_axes=axes, dynamo=False,
     )  # fmt: skip
     model = onnx.load(str(tmp))
     onnx.helper.set_model_props(model, meta)
@@ -211,9 +278,10 @@ def export_seg_onnx(net: Any, path: Path, meta: dict[str, str], check: SegSet) -
     tmp.unlink()
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     with torch.no_grad():
-        want = net(x).numpy()
-    got = sess.run(None, {"x": x.numpy()})[0]
-    return float(np.abs(got - want).max())
+        out = net(x)
+    want = [t.numpy() for t in out] if two else [out.numpy()]
+    got = sess.run(None, {"x": x.numpy()})
+    return max(float(np.abs(g - w).max()) for g, w in zip(got, want, strict=True))
 
 
 # training, validation and benchmark seeds stay apart: training 1001-1099,
@@ -224,6 +292,15 @@ TRAIN_RUNS = (
     ("dirty", 0.0, 2.5, 1006), ("shred", 250.0, 2.5, 1007), ("shred", 500.0, 2.5, 1008),
     ("shred", 500.0, 2.5, 1009), ("shred", 1000.0, 2.5, 1010), ("shred", 1000.0, 2.5, 1011),
     ("shred", 500.0, 1.5, 1012), ("shred", 1000.0, 3.5, 1013), ("shred", 2000.0, 2.5, 1014),
+)  # fmt: skip
+# seg-v2 (material head): more frames where touching fragments of two classes
+# are common (crowded, default, dirty, shred 500/s), seeds 1015-1026
+TRAIN_RUNS_V2 = (
+    *TRAIN_RUNS,
+    ("crowded", 0.0, 2.5, 1015), ("crowded", 0.0, 2.5, 1016), ("crowded", 0.0, 3.5, 1017),
+    ("default", 0.0, 2.5, 1018), ("default", 0.0, 3.5, 1019), ("dirty", 0.0, 2.5, 1020),
+    ("shred", 500.0, 2.5, 1021), ("shred", 500.0, 2.5, 1022), ("shred", 750.0, 2.5, 1023),
+    ("shred", 1000.0, 2.5, 1024), ("crowded", 0.0, 1.5, 1025), ("shred", 250.0, 1.5, 1026),
 )  # fmt: skip
 VAL_RUNS = (
     ("crowded", 0.0, 2.5, 3001), ("shred", 500.0, 2.5, 3002),
@@ -246,7 +323,7 @@ def train_and_export(
     the history beside it). Returns the summary written there."""
 
     say = progress or (lambda s: None)
-    train_runs = [SegRun(*r) for r in TRAIN_RUNS]
+    train_runs = [SegRun(*r) for r in (TRAIN_RUNS_V2 if cfg.n_classes > 0 else TRAIN_RUNS)]
     val_runs = [SegRun(*r) for r in VAL_RUNS]
     train = render_set(train_runs, samples, say)
     val = render_set(val_runs, max(samples // 4, 2), say)
@@ -258,14 +335,19 @@ def train_and_export(
     )
     cfg = dataclasses.replace(cfg, data=data)
     net, summary = train_seg(train, val, cfg, say)
+    outputs = "y: (1, 2, h, w) logits: core, contact"
+    if cfg.n_classes > 0:
+        outputs += "; material: (1, classes, h/2, w/2) logits over sortline.classes"
     meta = {
         "sortline.kind": KIND,
         "sortline.version": cfg.version,
         "sortline.inputs": "x: (1, 4, h, w) float32, (frame - belt) BGR / 64 and mask 0/1",
-        "sortline.outputs": "y: (1, 2, h, w) logits: core, contact",
+        "sortline.outputs": outputs,
         "sortline.diff_scale": str(DIFF_SCALE),
         "sortline.train_config": json.dumps(dataclasses.asdict(cfg)),
     }
+    if cfg.n_classes > 0:
+        meta["sortline.classes"] = json.dumps(list(DEFAULT_CLASSES[: cfg.n_classes]))
     err = export_seg_onnx(net, out, meta, val)
     summary.update(config=dataclasses.asdict(cfg), onnx_vs_torch_max_abs=err)
     from core.files import atomic_write_json
@@ -277,8 +359,11 @@ def train_and_export(
 def train_seg_cli(args: Any, say: Progress, render_set: RenderSet) -> int:
     """``sortline model train-seg``: render, train, export; prints the summary."""
     cfg = SegTrainConfig(
-        width=args.width, batch=args.batch, steps=args.steps, seed=args.seed, version=args.version
-    )
+        width=args.width, batch=args.batch, steps=args.steps, seed=args.seed, version=args.version,
+        n_classes=getattr(args, "classes", len(DEFAULT_CLASSES)), lr=getattr(args, "lr", 3e-3),
+        init_from=getattr(args, "init_from", ""), freeze_core=getattr(args, "freeze_core", False),
+        material_weight=getattr(args, "material_weight", 0.5),
+    )  # fmt: skip
     summary = train_and_export(args.out, cfg, render_set, samples=args.samples, progress=say)
     say(
         f"wrote {args.out} (best validation loss {summary['best_val_loss']}, "

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from models.seg_dataset import SegRun, SegSet, targets_from_labels
+from models.seg_dataset import SegRun, SegSet, material_from_labels, targets_from_labels
 
 __all__ = ["render_run", "render_set"]
 
@@ -37,14 +37,17 @@ def render_run(run: SegRun, samples: int, every: int = 4, warm: int = 30) -> Seg
     plant = VirtualPlant(geo, _scenario(run), IdlePlc(), seed=run.seed)
     seg = Segmenter()
     s = seg.params.scale
-    out: dict[str, list[np.ndarray]] = {k: [] for k in ("small", "belt", "fg", "core", "contact")}
+    out: dict[str, list[np.ndarray]] = {
+        k: [] for k in ("small", "belt", "fg", "core", "contact", "material")
+    }
     for i in range(warm + samples * every):
         frame = plant.step()
         small = seg.downsample(frame.image)
         fg = seg.mask(small)  # the belt model now holds this frame, as in the line
         if i < warm or (i - warm) % every:
             continue
-        lab = plant.visible_truth().label_image()[s // 2 :: s, s // 2 :: s]
+        truth = plant.visible_truth()
+        lab = truth.label_image()[s // 2 :: s, s // 2 :: s]
         lab = lab[: fg.shape[0], : fg.shape[1]]  # the truth at the segmentation's grid
         core, contact = targets_from_labels(lab)
         out["small"].append(small)
@@ -52,6 +55,7 @@ def render_run(run: SegRun, samples: int, every: int = 4, warm: int = 30) -> Seg
         out["fg"].append(fg)
         out["core"].append(core)
         out["contact"].append(contact)
+        out["material"].append(material_from_labels(lab, truth.fragment_id, truth.class_id))
     arrays = {k: np.stack(v) for k, v in out.items()}
     return SegSet(**arrays, runs=(run.label(),) * samples)
 
@@ -69,5 +73,6 @@ def render_set(runs: list[SegRun], samples: int, progress: Any = None) -> SegSet
         fg=np.concatenate([p.fg for p in parts]),
         core=np.concatenate([p.core for p in parts]),
         contact=np.concatenate([p.contact for p in parts]),
+        material=np.concatenate([p.material for p in parts if p.material is not None]),
         runs=tuple(r for p in parts for r in p.runs),
     )

@@ -25,6 +25,16 @@ a frame. Against reading the window around all large components
 (``core_map_window``, as first shipped: most of a busy frame) the merges it
 leaves are the same (``bench/README.md``, issue 15).
 
+seg-v2 adds a per-pixel *material* output (class logits over the line's
+classes, named in the model's metadata ``sortline.classes``): most touching
+fragments the cores leave merged are two materials to the eye (red metal on
+grey). A pixel takes its argmax class where the net gives it at least
+``learned_material_conf`` (else none); a core region that holds two classes,
+each a connected region of at least ``learned_min_seed_px``, becomes two seeds,
+and a component with a single seed but two classes each a connected region of
+at least ``learned_material_px`` is seeded by those regions (``split_learned``).
+A seg-v1 file (core and contact only) runs as before.
+
 The model file is checked on load: a missing, unreadable or wrongly shaped
 file is refused with one line naming the file and what is wrong.
 """
@@ -32,6 +42,7 @@ file is refused with one line naming the file and what is wrong.
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -44,12 +55,15 @@ from vision.kernels_split import _fill_ridges, _write_pieces
 __all__ = [
     "DIFF_SCALE",
     "KIND",
+    "NO_MATERIAL",
     "CoreMemory",
     "InstanceCue",
     "LearnedParams",
     "candidates",
     "core_map",
     "core_map_window",
+    "material_labels",
+    "material_seeds",
     "net_input",
     "pack_rois",
     "roi_boxes",
@@ -65,6 +79,11 @@ ATLAS_BORDER_PX = 0  # ... and around them
 REUSE_IOU = 0.85  # a component whose mask overlaps a last frame's this much takes its core
 REUSE_SIZE_PX = 2  # ... if their boxes' sides differ by at most this (low-res px)
 REUSE_AREA = 0.05  # ... and their areas by at most this fraction
+NO_MATERIAL = 255  # the material map where the net is unsure (or has no material head)
+# a class's region seeds a piece only if it is coherent: its largest connected region
+# holds at least this share of the class's pixels there (texture the net calls another
+# class in scattered patches, rust on steel, is not)
+MATERIAL_COHERENCE = 0.7
 
 
 class LearnedParams(Protocol):
@@ -82,6 +101,12 @@ class LearnedParams(Protocol):
     @property
     def learned_min_seed_px(self) -> float: ...
 
+    @property
+    def learned_material_conf(self) -> float: ...
+
+    @property
+    def learned_material_px(self) -> float: ...
+
 
 def net_input(small: np.ndarray, belt: np.ndarray, fg: np.ndarray) -> np.ndarray:
     """(..., h, w, 3) uint8 frame and belt model, (..., h, w) uint8 mask ->
@@ -92,13 +117,18 @@ def net_input(small: np.ndarray, belt: np.ndarray, fg: np.ndarray) -> np.ndarray
 
 
 class InstanceCue:
-    """The ONNX instance cue: ``predict`` -> per-pixel core and contact probabilities."""
+    """The ONNX instance cue: ``predict`` -> per-pixel core and contact probabilities;
+    with a material head (``classes`` not empty) also ``predict_material``."""
 
-    def __init__(self, session: Any, path: Path) -> None:
+    def __init__(self, session: Any, path: Path, classes: tuple[str, ...] = ()) -> None:
         self.session = session
         self.path = path
+        self.classes = classes  # the material head's classes; () for none (seg-v1)
         self._in = session.get_inputs()[0].name
         self.memory = CoreMemory()  # the last frame's cores (``core_map``)
+        # the last frame's (h, w) uint8 material class index (``NO_MATERIAL``: none),
+        # set by ``core_map``; None for a cue without a material head
+        self.material: np.ndarray | None = None
 
     @classmethod
     def load(cls, path: str | Path, intra_op_threads: int = 1) -> InstanceCue:
@@ -121,32 +151,84 @@ class InstanceCue:
         ins, outs = sess.get_inputs(), sess.get_outputs()
         if len(ins) != 1 or len(ins[0].shape) != 4 or ins[0].shape[1] != 4:
             raise InputFileError(p, f"input must be (1, 4, h, w), got {[i.shape for i in ins]}")
-        if len(outs) != 1 or len(outs[0].shape) != 4 or outs[0].shape[1] != 2:
-            raise InputFileError(p, f"output must be (1, 2, h, w), got {[o.shape for o in outs]}")
-        return cls(sess, p)
+        if len(outs) not in (1, 2) or len(outs[0].shape) != 4 or outs[0].shape[1] != 2:
+            raise InputFileError(p, "output must be (1, 2, h, w) [and (1, classes, h/2, w/2)], "
+                                 f"got {[o.shape for o in outs]}")  # fmt: skip
+        if len(outs) == 1:
+            return cls(sess, p)
+        classes = _classes(sess, p)
+        if len(outs[1].shape) != 4 or outs[1].shape[1] != len(classes):
+            raise InputFileError(p, f"material output must be (1, {len(classes)}, h/2, w/2) "
+                                 f"for {len(classes)} classes, got {outs[1].shape}")  # fmt: skip
+        return cls(sess, p, classes)
 
     def predict_core(self, small: np.ndarray, belt: np.ndarray, fg: np.ndarray) -> np.ndarray:
         """As ``predict``: the (h, w) float32 core probability only."""
-        y = self._run(small, belt, fg)[0]
+        y = self._run(small, belt, fg)[0][0]
         return np.ascontiguousarray(1.0 / (1.0 + np.exp(-y)))
 
-    def _run(self, small: np.ndarray, belt: np.ndarray, fg: np.ndarray) -> np.ndarray:
-        """(2, h, w) float32 logits (core, contact)."""
+    def predict_core_material(
+        self, small: np.ndarray, belt: np.ndarray, fg: np.ndarray, conf: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(h, w) float32 core probability and (h, w) uint8 material class index: the
+        argmax where its probability is at least ``conf``, else ``NO_MATERIAL`` (all
+        ``NO_MATERIAL`` without a material head)."""
+        y, mat = self._run(small, belt, fg)
+        core = np.ascontiguousarray(1.0 / (1.0 + np.exp(-y[0])))
+        if mat is None:
+            return core, np.full(fg.shape, NO_MATERIAL, np.uint8)
+        return core, material_labels(mat, conf, fg.shape)
+
+    def _run(
+        self, small: np.ndarray, belt: np.ndarray, fg: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """(2, h, w) float32 logits (core, contact) and the material head's
+        (classes, ceil(h/2), ceil(w/2)) logits (None without one)."""
         h, w = fg.shape
         x = net_input(small, belt, fg)[None]
         ph, pw = h + (h & 1), w + (w & 1)  # the net halves and doubles: even sizes
         if (ph, pw) != (h, w):
             x = np.pad(x, ((0, 0), (0, 0), (0, ph - h), (0, pw - w)))
-        out: np.ndarray = self.session.run(None, {self._in: x})[0][0, :, :h, :w]
-        return out
+        outs = self.session.run(None, {self._in: x})
+        y: np.ndarray = outs[0][0, :, :h, :w]
+        return y, (outs[1][0] if len(outs) > 1 else None)
 
     def predict(
         self, small: np.ndarray, belt: np.ndarray, fg: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         """(h, w, 3) uint8 frame and belt model, (h, w) uint8 mask at the segmentation's
         resolution -> (h, w) float32 core and contact probabilities."""
-        prob = 1.0 / (1.0 + np.exp(-self._run(small, belt, fg)))
+        prob = 1.0 / (1.0 + np.exp(-self._run(small, belt, fg)[0]))
         return np.ascontiguousarray(prob[0]), np.ascontiguousarray(prob[1])
+
+
+def _classes(sess: Any, p: Path) -> tuple[str, ...]:
+    """The material head's class names (metadata ``sortline.classes``, a JSON list)."""
+    raw = sess.get_modelmeta().custom_metadata_map.get("sortline.classes")
+    try:
+        names = json.loads(raw) if raw is not None else None
+    except ValueError:
+        names = None
+    if not isinstance(names, list) or not names or not all(isinstance(c, str) for c in names):
+        raise InputFileError(p, f"material output but no class list (metadata {raw!r})",
+                             field="sortline.classes")  # fmt: skip
+    return tuple(names)
+
+
+def material_labels(logits: np.ndarray, conf: float, shape: tuple[int, int]) -> np.ndarray:
+    """(C, h2, w2) material logits at half resolution -> (h, w) = ``shape`` uint8 class
+    index (each half-res pixel repeated 2 x 2): the argmax where its softmax
+    probability is at least ``conf``, else ``NO_MATERIAL``."""
+    top = logits.max(axis=0)
+    lse = top + np.log(np.exp(logits - top).sum(axis=0))
+    lab = logits.argmax(axis=0).astype(np.uint8)
+    lab[top - lse < np.log(max(conf, 1e-9))] = NO_MATERIAL
+    full = np.repeat(np.repeat(lab, 2, axis=0), 2, axis=1)[: shape[0], : shape[1]]
+    if full.shape != shape:  # a net output smaller than half: pad as unsure
+        out = np.full(shape, NO_MATERIAL, np.uint8)
+        out[: full.shape[0], : full.shape[1]] = full
+        return out
+    return np.ascontiguousarray(full)
 
 
 def candidates(stats: np.ndarray, p: LearnedParams) -> np.ndarray:
@@ -201,13 +283,14 @@ def _even(n: int) -> int:
 @dataclasses.dataclass(slots=True)
 class CoreMemory:
     """The components ``core_map`` saw in the last frame: box sizes (k, 2) rows,
-    columns; areas (k,) low-res px; per component its box's foreground mask (bool)
-    and core (float32)."""
+    columns; areas (k,) low-res px; per component its box's foreground mask (bool),
+    core (float32) and material (uint8, ``material_labels``; empty without a head)."""
 
     sizes: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 2), np.int64))
     area: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
     masks: list[np.ndarray] = dataclasses.field(default_factory=list)
     cores: list[np.ndarray] = dataclasses.field(default_factory=list)
+    mats: list[np.ndarray] = dataclasses.field(default_factory=list)
 
 
 def core_map(
@@ -235,14 +318,22 @@ def core_map(
     zeros between boxes read as belt to the net) and the net runs once on it: the
     cost follows the components that are new or changed, not the frame. Each box
     writes back its component's box (where boxes overlap, the later one's;
-    ``split_learned`` reads a component's own pixels, at the centre of its box)."""
+    ``split_learned`` reads a component's own pixels, at the centre of its box).
+
+    A cue with a material head also sets ``cue.material``: (h, w) uint8 class index
+    (``material_labels`` at ``p.learned_material_conf``) in the same boxes,
+    ``NO_MATERIAL`` elsewhere; remembered and reused with the cores."""
     h, w = fg.shape
     core = np.zeros((h, w), np.float32)
+    has_mat = bool(cue.classes)
     comps = candidates(stats, p)
     st = stats[comps, :5].astype(np.int64)
     masks = [fg[y : y + bh, x : x + bw] > 0 for x, y, bw, bh, _ in st.tolist()]
     cores: list[np.ndarray] = [np.zeros(m.shape, np.float32) for m in masks]
-    known = _recall(cue.memory, st, masks, cores, reuse_iou)
+    mats: list[np.ndarray] = (
+        [np.full(m.shape, NO_MATERIAL, np.uint8) for m in masks] if has_mat else []
+    )
+    known = _recall(cue.memory, st, masks, cores, mats, reuse_iou)
     read = np.flatnonzero(~known)
     if read.size:
         boxes = roi_boxes(stats[comps[read]], margin_px, h, w)
@@ -257,16 +348,28 @@ def core_map(
         for (y0, x0, y1, x1), (ay, ax) in zip(boxes.tolist(), at.tolist(), strict=True):
             win, dst = np.s_[y0:y1, x0:x1], np.s_[ay : ay + y1 - y0, ax : ax + x1 - x0]
             a_small[dst], a_belt[dst], a_fg[dst] = small[win], belt[win], fg[win]
-        got = cue.predict_core(a_small, a_belt, a_fg)
+        if has_mat:
+            got, got_mat = cue.predict_core_material(a_small, a_belt, a_fg, p.learned_material_conf)
+        else:
+            got = cue.predict_core(a_small, a_belt, a_fg)
         for i, (y0, x0, _, _), (ay, ax) in zip(
             read.tolist(), boxes.tolist(), at.tolist(), strict=True
         ):
             c0, r0, cw, ch = st[i, :4].tolist()
             ar, ac = ay + r0 - y0, ax + c0 - x0
             cores[i] = got[ar : ar + ch, ac : ac + cw]
+            if has_mat:
+                mats[i] = got_mat[ar : ar + ch, ac : ac + cw]
     for (c0, r0, cw, ch, _), c in zip(st.tolist(), cores, strict=True):
         core[r0 : r0 + ch, c0 : c0 + cw] = c
-    cue.memory = CoreMemory(st[:, 2:4][:, ::-1].copy(), st[:, 4].astype(np.float64), masks, cores)
+    if has_mat:
+        material = np.full((h, w), NO_MATERIAL, np.uint8)
+        for (c0, r0, cw, ch, _), m in zip(st.tolist(), mats, strict=True):
+            material[r0 : r0 + ch, c0 : c0 + cw] = m
+        cue.material = material
+    cue.memory = CoreMemory(
+        st[:, 2:4][:, ::-1].copy(), st[:, 4].astype(np.float64), masks, cores, mats
+    )
     return core
 
 
@@ -275,10 +378,12 @@ def _recall(
     st: np.ndarray,
     masks: list[np.ndarray],
     cores: list[np.ndarray],
+    mats: list[np.ndarray],
     reuse_iou: float | None,
 ) -> np.ndarray:
     """(k,) bool: components (``st`` rows: left, top, width, height, area) whose mask
-    matches one in ``mem``; their ``cores`` are set from it (centred)."""
+    matches one in ``mem``; their ``cores`` (and ``mats``, when both hold materials)
+    are set from it (centred)."""
     k = st.shape[0]
     known = np.zeros(k, np.bool_)
     if reuse_iou is None or k == 0 or mem.sizes.shape[0] == 0:
@@ -296,16 +401,18 @@ def _recall(
         prev = _centred(mem.masks[j], m.shape)
         if np.count_nonzero(prev & m) >= reuse_iou * np.count_nonzero(prev | m):
             cores[i] = _centred(mem.cores[j], m.shape)
+            if mats and mem.mats:
+                mats[i] = _centred(mem.mats[j], m.shape, NO_MATERIAL)
             known[i] = True
     return known
 
 
-def _centred(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """``a`` centred in a zero array of ``shape`` (cut where it does not fit); ``a``
-    itself when it has that shape."""
+def _centred(a: np.ndarray, shape: tuple[int, ...], fill: float = 0) -> np.ndarray:
+    """``a`` centred in an array of ``shape`` filled with ``fill`` (cut where it does
+    not fit); ``a`` itself when it has that shape."""
     if a.shape == shape:
         return a
-    out = np.zeros(shape, a.dtype)
+    out = np.full(shape, fill, a.dtype)
     dy, dx = (shape[0] - a.shape[0]) // 2, (shape[1] - a.shape[1]) // 2
     sy, sx, ty, tx = max(-dy, 0), max(-dx, 0), max(dy, 0), max(dx, 0)
     ch, cw = min(a.shape[0] - sy, shape[0] - ty), min(a.shape[1] - sx, shape[1] - tx)
@@ -346,14 +453,19 @@ def split_learned(
     centroids: np.ndarray,
     core: np.ndarray,
     p: LearnedParams,
+    material: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Split components with two or more core regions, in place on ``labels``
-    ((h, w) int32); new pieces get label values from ``len(stats)`` on. Returns
-    stats (float64, cv2 CC_STAT columns) and centroids (column, row), a row per
-    label value. ``core``: (h, w) float32 0..1 at the labels' resolution."""
+    """Split components with two or more seeds, in place on ``labels`` ((h, w)
+    int32); new pieces get label values from ``len(stats)`` on. Returns stats
+    (float64, cv2 CC_STAT columns) and centroids (column, row), a row per label
+    value. ``core``: (h, w) float32 0..1 at the labels' resolution; the seeds are
+    its regions of at least ``learned_min_seed_px``, cut by ``material`` ((h, w)
+    uint8 class index, ``NO_MATERIAL`` unsure; None: no cut) where they hold two
+    classes (``material_seeds``)."""
     n = stats.shape[0]
     s2 = float(p.scale * p.scale)
     min_seed = p.learned_min_seed_px / s2
+    min_mat = p.learned_material_px / s2
     rows, cents = [stats], [np.asarray(centroids, np.float64)]
     dist = np.zeros(labels.shape, np.float32)  # ``_write_pieces`` reports a max over it
     next_label = n
@@ -363,15 +475,20 @@ def split_learned(
         seeds = ((core[y : y + h, x : x + w] >= p.learned_core) & own).view(np.uint8)
         n_m, mk, mst, _ = cv2.connectedComponentsWithStats(seeds, connectivity=4, ltype=cv2.CV_32S)
         mids = np.flatnonzero(mst[1:, cv2.CC_STAT_AREA] >= min_seed) + 1
-        g_n = int(mids.size)
+        mat = None if material is None else material[y : y + h, x : x + w]
+        if mat is not None and (
+            _two_classes(mat[seeds.view(bool)], min_seed) or _two_classes(mat[own], min_mat)
+        ):
+            seeded, g_n = material_seeds(own, mk, mids, mat, min_seed, min_mat)
+        else:  # one material at most (most components): the cores alone, as seg-v1
+            lut = np.zeros(n_m, np.int32)
+            lut[mids] = np.arange(1, mids.size + 1, dtype=np.int32)
+            seeded, g_n = lut[mk], int(mids.size)
         if g_n < 2:
             continue
-        lut = np.zeros(n_m, np.int32)
-        lut[mids] = np.arange(1, g_n + 1, dtype=np.int32)
         markers = np.full((h + 2, w + 2), g_n + 1, np.int32)
         inner = markers[1:-1, 1:-1]
         inner[own] = 0
-        seeded = lut[mk]
         inner[seeded > 0] = seeded[seeded > 0]
         roi = cv2.copyMakeBorder(small[y : y + h, x : x + w], 1, 1, 1, 1, cv2.BORDER_REPLICATE)
         cv2.watershed(roi, markers)
@@ -387,3 +504,77 @@ def split_learned(
     if len(rows) == 1:
         return stats, centroids
     return np.vstack(rows), np.vstack(cents)
+
+
+def material_seeds(
+    own: np.ndarray,
+    mk: np.ndarray,
+    mids: np.ndarray,
+    mat: np.ndarray,
+    min_seed: float,
+    min_mat: float,
+) -> tuple[np.ndarray, int]:
+    """One component's seeds in its box: (h, w) int32 seed number (0 none, 1..g) and g.
+
+    ``own``: (h, w) bool the component's pixels; ``mk``: (h, w) int32 core regions
+    and ``mids`` those large enough to seed (``min_seed`` low-res px); ``mat``: (h, w)
+    uint8 material class index (``NO_MATERIAL`` unsure). A core region whose pixels
+    hold two or more classes each forming a coherent connected region of at least
+    ``min_seed`` (``_class_regions``) gives one seed per class (that region); the
+    others one seed each. When that leaves fewer than two seeds but the component
+    holds two or more classes each forming a coherent connected region of at least
+    ``min_mat``, those regions are the seeds (one material each)."""
+    n_m = int(mk.max()) + 1
+    # per core region, its pixels of each class (one pass): most regions hold one
+    # class and need no connected-component pass of their own
+    table = np.bincount((mk.astype(np.int64) * 256 + mat).ravel(), minlength=n_m * 256).reshape(
+        n_m, 256
+    )[:, :NO_MATERIAL]
+    multi = np.count_nonzero(table[mids] >= min_seed, axis=1) >= 2
+    lut = np.zeros(n_m, np.int32)
+    single = mids[~multi]
+    lut[single] = np.arange(1, single.size + 1, dtype=np.int32)
+    seeded = lut[mk]
+    g = int(single.size)
+    for m in mids[multi].tolist():
+        region = mk == m
+        parts = _class_regions(region, mat, min_seed)
+        if len(parts) < 2:
+            parts = [region]
+        for part in parts:
+            g += 1
+            seeded[part] = g
+    if g >= 2 or not _two_classes(mat[own], min_mat):
+        return seeded, g
+    parts = _class_regions(own, mat, min_mat)
+    if len(parts) < 2:
+        return seeded, g
+    seeded[:] = 0
+    for k, part in enumerate(parts, 1):
+        seeded[part] = k
+    return seeded, len(parts)
+
+
+def _two_classes(cls: np.ndarray, min_px: float) -> bool:
+    """Do two or more classes (``NO_MATERIAL`` aside) have ``min_px`` pixels each?"""
+    counts = np.bincount(cls, minlength=NO_MATERIAL + 1)[:NO_MATERIAL]
+    return int(np.count_nonzero(counts >= min_px)) >= 2
+
+
+def _class_regions(region: np.ndarray, mat: np.ndarray, min_px: float) -> list[np.ndarray]:
+    """(h, w) bool masks, one per class of ``mat`` inside ``region`` whose largest
+    4-connected region there has at least ``min_px`` pixels and ``MATERIAL_COHERENCE``
+    of the class's pixels in ``region``: that region."""
+    cls = mat[region]
+    counts = np.bincount(cls[cls != NO_MATERIAL], minlength=1)
+    out = []
+    for c in np.flatnonzero(counts >= min_px).tolist():
+        sel = (region & (mat == c)).view(np.uint8)
+        n_r, rl, rst, _ = cv2.connectedComponentsWithStats(sel, connectivity=4, ltype=cv2.CV_32S)
+        if n_r < 2:
+            continue
+        big = int(np.argmax(rst[1:, cv2.CC_STAT_AREA])) + 1
+        area = rst[big, cv2.CC_STAT_AREA]
+        if area >= min_px and area >= MATERIAL_COHERENCE * counts[c]:
+            out.append(rl == big)
+    return out

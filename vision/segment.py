@@ -67,6 +67,13 @@ class SegmentParams:
     learned_core: float = 0.45  # core probability that seeds a piece (tuned on seed 4001)
     learned_min_seed_px: float = 40.0  # ... in regions of at least this area (full-res px)
     learned_threads: int = 1  # ONNX Runtime intra-op threads of the instance cue
+    # a cue with a material head (seg-v2): pixels of a class the net gives at least this
+    # probability; a core region holding two such classes (each a connected region of at
+    # least learned_min_seed_px) is cut in two, and a component with one core but two
+    # classes each a connected region of at least learned_material_px is split too
+    # (both chosen on tuning seed 4001: models/seg-v2.md)
+    learned_material_conf: float = 0.4
+    learned_material_px: float = 200.0
     border_px: int = 0  # ignore this many low-res px at the image border
     gain_grid_px: int = 4  # low-res grid step of the global brightness estimate
 
@@ -243,7 +250,9 @@ class Segmenter:
         area0 = stats[:, cv2.CC_STAT_AREA].copy()  # the split rewrites stats in place
         if self.cue is not None and p.split and n > 1:
             self.last_core = core_map(self.cue, small, self.belt.mean_u8, fg, stats, p)
-            stats, centroids = split_learned(small, labels, stats, centroids, self.last_core, p)
+            stats, centroids = split_learned(
+                small, labels, stats, centroids, self.last_core, p, self.cue.material
+            )
         elif p.split and n > 1:
             stats, centroids = split_touching(
                 small, fg, self.last_diff, labels, stats, centroids, p

@@ -166,6 +166,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     sg.add_argument("--samples", type=int, default=20, help="frames per rendered training run")
     sg.add_argument("--seed", type=int, default=0, help="torch and patch sampling seed")
     sg.add_argument("--version", default="dev", help="version string written into the model")
+    sg.add_argument(
+        "--classes", type=int, default=10, help="material head's classes (0: none, as seg-v1)"
+    )
+    sg.add_argument("--init-from", default="", help="start from this cue's weights (ONNX)")
+    sg.add_argument("--freeze-core", action="store_true",
+                    help="train the material head only (cores as --init-from's)")  # fmt: skip
+    sg.add_argument("--lr", type=float, default=3e-3, help="peak learning rate")
+    sg.add_argument("--material-weight", type=float, default=0.5,
+                    help="loss weight of the material cross-entropy")  # fmt: skip
     sg.set_defaults(func=_train_seg)
 
     i = msub.add_parser("info", help="print a model's metadata")

@@ -430,7 +430,7 @@ def test_train_and_export_round_trip(tmp_path: Path) -> None:
     data = SegSet(small=small[None], belt=np.full_like(small, BELT)[None],
                   fg=np.where(lab >= 0, 255, 0).astype(np.uint8)[None], core=core[None],
                   contact=contact[None], runs=("hand-built",))  # fmt: skip
-    net, summary = train_seg(data, data, SegTrainConfig(steps=4, batch=2))
+    net, summary = train_seg(data, data, SegTrainConfig(steps=4, batch=2, n_classes=0))
     assert len(summary["history"]) == 4 and summary["best_val_loss"] > 0
     path = tmp_path / "cue.onnx"
     assert export_seg_onnx(net, path, {"sortline.kind": "instance-cue"}, data) < 1e-4
