@@ -59,12 +59,10 @@ __all__ = ["MAX_REL_SPEED", "SensorFusion", "camera_term", "flatten_shared", "se
 
 LOG_FLOOR = float(np.log(1e-3))  # the sensor never says less than 1e-3 of any class
 MAX_REL_SPEED = 0.5  # |velocity relative to the belt| / belt speed trusted for back-projection
-ANCHOR_VIEWS = (
-    4  # a track's bar position is taken at its first confirmed frame with this many views
-)
-ANCHOR_WHOLE_VIEWS = (
-    2  # ... of which this many were wholly in the image (``AXN``; sortline.sensor.anchor)
-)
+# a track's bar position is taken at its first confirmed frame with ANCHOR_VIEWS views, of
+# which ANCHOR_WHOLE_VIEWS were wholly in the image (``AXN``; ``sortline.sensor.anchor``)
+ANCHOR_VIEWS = 4
+ANCHOR_WHOLE_VIEWS = 2
 
 
 class _Health(Protocol):
