@@ -13,7 +13,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from core.errors import InputFileError
-from models.seg_dataset import targets_from_labels
+from models.seg_dataset import SegSet, material_from_labels, targets_from_labels
 from models.seg_models import resolve_seg_model
 from vision.learned import (
     InstanceCue,
@@ -416,20 +416,31 @@ def test_render_run_gives_aligned_samples() -> None:
     assert (data.fg[frag] > 0).mean() > 0.8  # the line's mask covers the truth's fragments
 
 
-def test_train_and_export_round_trip(tmp_path: Path) -> None:
-    pytest.importorskip("torch")
-    from models.seg_dataset import SegSet
-    from models.seg_train import SegTrainConfig, export_seg_onnx, train_seg
-
-    lab = np.full((128, 128), -1, np.int64)
-    lab[40:80, 30:64] = 1
-    lab[40:80, 64:98] = 2
+def two_piece_set(
+    size: int, rows: tuple[int, int], cols: tuple[int, int, int], classes: np.ndarray | None = None
+) -> tuple[np.ndarray, SegSet]:
+    """A hand-built size x size frame on the belt: a blue piece (label 1) over
+    ``cols[0]:cols[1]`` and a grey one (label 2) over ``cols[1]:cols[2]``, both over
+    ``rows``; and its training set (with material targets when ``classes``, the
+    class of labels 1 and 2, is given)."""
+    lab = np.full((size, size), -1, np.int64)
+    lab[rows[0] : rows[1], cols[0] : cols[1]] = 1
+    lab[rows[0] : rows[1], cols[1] : cols[2]] = 2
     core, contact = targets_from_labels(lab)
-    small = np.full((128, 128, 3), BELT, np.uint8)
+    mat = None if classes is None else material_from_labels(lab, np.array([1, 2]), classes)[None]
+    small = np.full((size, size, 3), BELT, np.uint8)
     small[lab == 1], small[lab == 2] = (40, 110, 200), (200, 200, 205)
     data = SegSet(small=small[None], belt=np.full_like(small, BELT)[None],
                   fg=np.where(lab >= 0, 255, 0).astype(np.uint8)[None], core=core[None],
-                  contact=contact[None], runs=("hand-built",))  # fmt: skip
+                  contact=contact[None], runs=("hand-built",), material=mat)  # fmt: skip
+    return small, data
+
+
+def test_train_and_export_round_trip(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    from models.seg_train import SegTrainConfig, export_seg_onnx, train_seg
+
+    small, data = two_piece_set(128, (40, 80), (30, 64, 98))
     net, summary = train_seg(data, data, SegTrainConfig(steps=4, batch=2, n_classes=0))
     assert len(summary["history"]) == 4 and summary["best_val_loss"] > 0
     path = tmp_path / "cue.onnx"

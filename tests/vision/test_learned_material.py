@@ -17,8 +17,9 @@ from onnx import TensorProto, helper
 
 from core.classes import DEFAULT_CLASSES
 from core.errors import InputFileError
-from models.seg_dataset import IGNORE, SegSet, material_from_labels, targets_from_labels
+from models.seg_dataset import IGNORE, material_from_labels
 from models.seg_models import SEG_MODELS, resolve_seg_model
+from tests.vision.test_learned import two_piece_set
 from vision.learned import (
     NO_MATERIAL,
     InstanceCue,
@@ -253,16 +254,7 @@ def test_v2_train_and_export_round_trip(tmp_path: Path) -> None:
     pytest.importorskip("torch")
     from models.seg_train import SegTrainConfig, export_seg_onnx, train_seg
 
-    lab = np.full((128, 128), -1, np.int64)
-    lab[40:80, 30:64] = 1
-    lab[40:80, 64:98] = 2
-    core, contact = targets_from_labels(lab)
-    mat = material_from_labels(lab, np.array([1, 2]), np.array([3, 2]))
-    small = np.full((128, 128, 3), BELT, np.uint8)
-    small[lab == 1], small[lab == 2] = (40, 110, 200), (200, 200, 205)
-    data = SegSet(small=small[None], belt=np.full_like(small, BELT)[None],
-                  fg=np.where(lab >= 0, 255, 0).astype(np.uint8)[None], core=core[None],
-                  contact=contact[None], runs=("hand-built",), material=mat[None])  # fmt: skip
+    small, data = two_piece_set(128, (40, 80), (30, 64, 98), np.array([3, 2]))
     net, summary = train_seg(data, data, SegTrainConfig(steps=4, batch=2, n_classes=4))
     assert summary["best_val_loss"] > 0
     path = tmp_path / "v2.onnx"
@@ -303,18 +295,8 @@ def test_material_head_trained_on_a_frozen_v1_keeps_v1s_cores(tmp_path: Path) ->
     pytest.importorskip("torch")
     from models.seg_train import SegTrainConfig, export_seg_onnx, train_seg
 
-    lab = np.full((64, 64), -1, np.int64)
-    lab[20:40, 10:32] = 1
-    lab[20:40, 32:54] = 2
-    core, contact = targets_from_labels(lab)
-    mat = material_from_labels(lab, np.array([1, 2]), np.array([3, 0]))
-    small = np.full((64, 64, 3), BELT, np.uint8)
-    small[lab == 1], small[lab == 2] = (40, 110, 200), (200, 200, 205)
-    fg = np.where(lab >= 0, 255, 0).astype(np.uint8)
-    data = SegSet(
-        small=small[None], belt=np.full_like(small, BELT)[None], fg=fg[None],
-        core=core[None], contact=contact[None], runs=("h",), material=mat[None],
-    )  # fmt: skip
+    small, data = two_piece_set(64, (20, 40), (10, 32, 54), np.array([3, 0]))
+    fg = data.fg[0]
     v1_path = resolve_seg_model("builtin:seg-v1")
     cfg = SegTrainConfig(steps=3, batch=2, lr=0.1, init_from=str(v1_path), freeze_core=True)
     net, _ = train_seg(data, data, cfg)
