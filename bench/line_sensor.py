@@ -2,7 +2,7 @@
 
 ``sortline bench line_sensor [--presets default] [--frames N] [--seed N[,N...]]
 [--sensor-model M[,M...]] [--anchor-views A[,A...]] [--segmenter S] [--seg-model M]
-[--json OUT] [--quick]``
+[--visions V[,V...]] [--json OUT] [--quick]``
 
 Recipe "aluminium to the eject fraction" (aluminium, threshold 0.5; nothing
 else ejected). Each preset runs twice on the same seed, stepped, over real
@@ -21,6 +21,14 @@ Purity, recovery and co-ejection from the plant's ground truth, and what is
 in the eject bin and what aluminium missed it (``eject_bin``: per class and
 outcome, from the plant's per-fragment outcomes: ``ok``, ``co_ejected`` = blown
 out with a neighbour's air, ``false_eject`` = a run meant for it, wrongly).
+
+``--visions`` decomposes the camera-alone run by stage, as ``sortline bench
+line --decompose`` does (``bench._line_truth``): ``truth-segments`` (the
+plant's true segments and classes: what tracking, prediction and the air
+lose), ``truth-classes`` (the line's own segmentation, true classes: what
+segmentation adds to that), ``model`` (the line as it is; the default). A
+truth stage runs on the camera alone (the bar would only add evidence to
+classes that are already true) and is pooled under its own name.
 """
 
 from __future__ import annotations
@@ -29,7 +37,7 @@ import argparse
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -45,6 +53,7 @@ fraction = "eject"
 threshold = 0.5
 priority = 10
 """
+VISIONS = ("model", "truth-classes", "truth-segments")
 KEYS = ("frames", "objects_seen", "objects_targeted", "purity", "recovery", "co_ejection_rate",
         "deadline_misses", "latency_ms")  # fmt: skip
 
@@ -82,11 +91,20 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         "--seg-model", default=None,
         help='[vision] segmenter_model for every run (with --segmenter learned)',
     )  # fmt: skip
+    p.add_argument(
+        "--visions", default="model",
+        help="comma list of camera-alone stages: model (the line as it is), truth-classes "
+        "(its segmentation, true classes), truth-segments (true segments and classes)",
+    )  # fmt: skip
     p.add_argument("--camera", action=argparse.BooleanOptionalAction, default=True,
                    help="also run the line on the camera alone (default: yes)")  # fmt: skip
     p.add_argument("--json", type=Path)
     p.add_argument("--quick", action="store_true", help="150 frames: proves it runs")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    for v in args.visions.split(","):
+        if v not in VISIONS:
+            p.error(f"--visions: {v!r} is not one of {', '.join(VISIONS)}")
+    return args
 
 
 def _nearest(o: dict[str, Any], crossed: list[dict[str, Any]], mm_per_tick: float) -> Any:
@@ -140,7 +158,9 @@ def pooled(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for r in rows:
         s = r["sensor"]
+        vision = r.get("vision", "model")
         key = f"{s['model']} anchor {s['anchor_views']}" if isinstance(s, dict) else "camera"
+        key = key if vision == "model" else f"camera, {vision}"
         o = out.setdefault(key, {"config": key, "runs": 0, "in_bin": 0, "al_in_bin": 0, "al": 0})
         o["runs"] += 1
         o["in_bin"] += sum(sum(v.values()) for v in r.get("eject_bin", {}).values())
@@ -164,7 +184,9 @@ def run(
     anchor_views: int | None = None,
     segmenter: str | None = None,
     seg_model: str | None = None,
+    vision: str = "model",
 ) -> dict[str, Any]:
+    """One stepped run; ``vision``: "model" or a truth stage (module doc, camera alone)."""
     from sortline.config import load_config
     from sortline.runtime import SortingLine
 
@@ -191,9 +213,22 @@ def run(
     cfg = cfg.model_copy(update=update)
     line = SortingLine(cfg, stepped=True, plc_port=0, scenario=preset, seed=seed, records=False)
     link = line.parts.sensor
+    tap = None
+    if vision != "model":
+        from bench._line_truth import TruthTap
+
+        assert line.parts.plant is not None and not fused, "a truth stage: plant, camera alone"
+        tap = TruthTap(line.parts.plant.plant)
     t0 = time.perf_counter()
     try:
         line.start()
+        if tap is not None:
+            from bench._line_truth import Mode, TruthVision
+
+            mode: Mode = "classes" if vision == "truth-classes" else "segments"
+            n_classes = len(line.parts.class_names)
+            stage = TruthVision(line.loop.vision, tap, line.parts.geometry, n_classes, mode)
+            line.loop.vision = cast(Any, stage)  # the vision stage only: same process() call
         line.run_frames(frames)
         report = line.report()
         runner = line.parts.plant
@@ -204,7 +239,7 @@ def run(
         )
     finally:
         line.stop()
-    row: dict[str, Any] = {"preset": preset, "seed": seed, "sensor": fused}
+    row: dict[str, Any] = {"preset": preset, "seed": seed, "sensor": fused, "vision": vision}
     row["segmenter"] = cfg.vision.segmenter
     row["segmenter_model"] = (
         cfg.vision.segmenter_model if cfg.vision.segmenter == "learned" else None
@@ -235,16 +270,16 @@ def main(argv: list[str] | None = None) -> int:
                 models = str(args.sensor_model).split(",")
                 given = [int(a) for a in str(args.anchor_views).split(",") if a != ""]
                 anchors: list[int | None] = list(given) or [None]
-                runs = ([(False, "", None)] if args.camera else []) + [
-                    (True, m, a) for m in models for a in anchors
-                ]
-                for fused, model, anchor in runs:
+                visions = args.visions.split(",")
+                cams = [(False, "", None, v) for v in visions if v != "model" or args.camera]
+                runs = cams + [(True, m, a, "model") for m in models for a in anchors]
+                for fused, model, anchor, vision in runs:
                     row = run(
-                        preset, frames, seed, fused, Path(tmp), model,
-                        args.shared_damping, args.stall_ms, anchor, args.segmenter, args.seg_model,
+                        preset, frames, seed, fused, Path(tmp), model, args.shared_damping,
+                        args.stall_ms, anchor, args.segmenter, args.seg_model, vision,
                     )  # fmt: skip
                     print({k: row.get(k) for k in
-                           ("preset", "seed", "purity", "recovery", "objects_targeted",
+                           ("preset", "seed", "vision", "purity", "recovery", "objects_targeted",
                             "eject_bin", "aluminium")})  # fmt: skip
                     rows.append(row)
     for summary in pooled(rows):
