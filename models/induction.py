@@ -68,6 +68,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,7 @@ from core.errors import InputFileError
 
 __all__ = [
     "BUILTIN",
+    "DEFAULT_BAR_MM",
     "FEATURE_NAMES",
     "FEATURE_NAMES_V3",
     "FEATURE_NAMES_V4",
@@ -88,6 +90,10 @@ __all__ = [
 ]
 
 BUILTIN = "builtin:induction-v3"  # the line's default: models/induction-v3.json (two frequencies)
+# the bar every model before session 13 was fitted on (a model file without "bar" means it):
+# coils at 31.25 mm pitch of 15 mm radius, a row every 50 counts of 0.1 mm (sim.plant.induction)
+DEFAULT_BAR_MM = (31.25, 15.0, 5.0)
+_BAR_KEYS = ("pitch_mm", "coil_radius_mm", "row_mm")
 
 FEATURE_NAMES = (
     "asinh_i", "asinh_q", "cos_phase", "sin_phase", "asinh_peak", "signal", "per_cell",
@@ -167,7 +173,10 @@ class InductionModel:
     ``FEATURE_NAMES_V4`` (d = 26, and the camera's size of the piece);
     frequencies_hz: the bar's frequencies it was trained on; class_terms: (K, 3)
     per class of ``class_names``: camera gain a, sensor gain b, bias d of the
-    combination (module doc), None = (1, 1, 0) for every class."""
+    combination (module doc), None = (1, 1, 0) for every class; bar_mm: the
+    geometry of the bar it was trained on, (coil pitch, coil radius, rows' spacing
+    along the belt) mm: its features (cells, sums, overlaps) mean something on
+    that bar only (``check_bar``)."""
 
     version: str
     class_names: tuple[str, ...]
@@ -180,6 +189,7 @@ class InductionModel:
     feature_names: tuple[str, ...] = FEATURE_NAMES
     frequencies_hz: tuple[float, ...] = (5000.0,)
     class_terms: np.ndarray | None = None
+    bar_mm: tuple[float, float, float] = DEFAULT_BAR_MM
 
     def __post_init__(self) -> None:
         if self.feature_names not in KNOWN_FEATURES:
@@ -201,6 +211,11 @@ class InductionModel:
             width = w.shape[0]
         if width != len(self.class_names):
             raise ValueError(f"InductionModel: {width} outputs for {len(self.class_names)} classes")
+        if len(self.bar_mm) != 3 or not all(math.isfinite(x) and x > 0 for x in self.bar_mm):
+            raise ValueError(
+                f"InductionModel: bar_mm {self.bar_mm} must be (pitch, coil radius, row "
+                "spacing) mm, each > 0"
+            )
         if not (self.camera_temperature > 0 and self.sensor_weight >= 0):
             raise ValueError("InductionModel: camera_temperature > 0, sensor_weight >= 0 needed")
         t = self.class_terms
@@ -241,9 +256,22 @@ class InductionModel:
         """The model reads the camera's size of the piece (``FEATURE_NAMES_V4``)."""
         return self.feature_names == FEATURE_NAMES_V4
 
-    def check_bar(self, frequencies_hz: tuple[float, ...]) -> str:
-        """'' when a bar of ``frequencies_hz`` gives what the model reads, else
-        one line saying what does not match."""
+    def check_bar(
+        self, frequencies_hz: tuple[float, ...], bar_mm: tuple[float, float, float] | None = None
+    ) -> str:
+        """'' when a bar of ``frequencies_hz`` (and, given, of geometry ``bar_mm``:
+        coil pitch, coil radius, rows' spacing along the belt, mm) gives what the
+        model reads, else one line saying what does not match."""
+        if bar_mm is not None and any(
+            not abs(a - b) <= 1e-3 * b for a, b in zip(bar_mm, self.bar_mm, strict=True)
+        ):
+            p, r, row = self.bar_mm
+            return (
+                f"the induction model {self.version} was fitted on a bar of {p:g} mm coil pitch, "
+                f"{r:g} mm coil radius, a row every {row:g} mm; this bar has {bar_mm[0]:g}, "
+                f"{bar_mm[1]:g}, {bar_mm[2]:g} mm (train one for it: sortline model "
+                "train-sensor --pitch-mm --coil-radius-mm)"
+            )
         need = self.frequencies_hz[: self.frequencies_read]
         have = tuple(frequencies_hz[: len(need)])
         if len(have) < len(need) or any(
@@ -277,6 +305,7 @@ class InductionModel:
             "layers": [{"weight": w.tolist(), "bias": b.tolist()} for w, b in self.layers],
             "camera_temperature": self.camera_temperature,
             "sensor_weight": self.sensor_weight,
+            "bar": dict(zip(_BAR_KEYS, self.bar_mm, strict=True)),
         }
         if self.class_terms is not None:
             out["class_terms"] = {
@@ -315,6 +344,15 @@ class InductionModel:
         names = tuple(d.get("features", ()))
         if names not in KNOWN_FEATURES:
             raise InputFileError(path, f"{d.get('features')} are not {FEATURE_NAMES}", "features")
+        bar = d.get("bar", dict(zip(_BAR_KEYS, DEFAULT_BAR_MM, strict=True)))
+        try:
+            bar_mm = tuple(float(bar[k]) for k in _BAR_KEYS)
+            if not all(math.isfinite(x) and x > 0 for x in bar_mm):
+                raise ValueError("each must be > 0")
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputFileError(
+                path, f"the bar's geometry {bar!r}: {_BAR_KEYS} in mm needed ({exc})", "bar"
+            ) from exc
         try:
             layers = tuple(
                 (np.asarray(x["weight"], np.float64), np.asarray(x["bias"], np.float64))
@@ -332,6 +370,7 @@ class InductionModel:
                 names,
                 tuple(float(x) for x in d.get("frequencies_hz", (5000.0,))),
                 None if "class_terms" not in d else np.asarray(d["class_terms"]["rows"], float),
+                (bar_mm[0], bar_mm[1], bar_mm[2]),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InputFileError(path, f"malformed induction model: {exc}", "layers") from exc

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from models.induction import (
+    DEFAULT_BAR_MM,
     FEATURE_NAMES,
     FEATURE_NAMES_V3,
     FEATURE_NAMES_V4,
@@ -31,6 +32,7 @@ def fit(
     note: str = "",
     frequencies_hz: tuple[float, ...] = (5000.0,),
     camera_size: bool = False,
+    bar_mm: tuple[float, float, float] = DEFAULT_BAR_MM,
 ) -> InductionModel:
     """The model of ``integrals`` (n, N_INTEGRALS) labelled ``labels`` (n,) int
     indices into ``class_names``, sampled on a bar of ``frequencies_hz`` (two:
@@ -80,5 +82,5 @@ def fit(
     )
     return InductionModel(
         version, tuple(class_names), mean, scale, layers, note=note,
-        feature_names=names, frequencies_hz=tuple(frequencies_hz),
+        feature_names=names, frequencies_hz=tuple(frequencies_hz), bar_mm=bar_mm,
     )  # fmt: skip

@@ -379,6 +379,11 @@ class SensorSection(BaseModel):
     port: int = Field(5030, ge=0, le=65535, description="UDP port; 0 = a free one")
     channels: int = Field(32, ge=1, le=256, description="coils across the belt")
     pitch_mm: float = Field(31.25, gt=0, le=500, strict=False)
+    coil_radius_mm: float = Field(
+        15.0, gt=0, le=250, strict=False,
+        description="the coils' sensitivity radius (a Gaussian's sigma); the model must have "
+        "been fitted on a bar of this pitch, coil radius and row spacing",
+    )  # fmt: skip
     x_first_mm: float = Field(0.0, ge=-500, le=5000, strict=False, description="coil 0's edge")
     y_bar_mm: float = Field(
         -300.0, ge=-5000, le=5000, strict=False,

@@ -122,6 +122,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="the bar's drive frequencies (two: a multi-frequency bar, induction-v3)",
     )  # fmt: skip
     ts.add_argument(
+        "--pitch-mm", type=float, default=31.25,
+        help="the bar's coil pitch (a finer bar: e.g. 15.625 with 64 coils on the 1 m belt)",
+    )  # fmt: skip
+    ts.add_argument(
+        "--coil-radius-mm", type=float, default=15.0,
+        help="the coils' sensitivity radius; the line's [sensor] must say the same",
+    )  # fmt: skip
+    ts.add_argument(
         "--weigh-class", default="",
         help="a class the line's recipe ejects, weighed more in the per-class terms' fit",
     )  # fmt: skip

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from core.classes import DEFAULT_CLASSES
+from models.induction import DEFAULT_BAR_MM
 
 __all__ = ["diagnose_sensor", "eval_held_out", "train_sensor"]
 
@@ -54,11 +55,29 @@ def _cached(folder: Any, name: str, kind: Any, make: Callable[[], Any]) -> Any:
     return out
 
 
-def model_bar(frequencies_hz: tuple[float, ...]) -> Any:
-    """The plant's default bar driven at ``frequencies_hz``."""
+def model_bar(
+    frequencies_hz: tuple[float, ...], bar_mm: tuple[float, float, float] | None = None
+) -> Any:
+    """The plant's bar driven at ``frequencies_hz``: its default one, or with
+    ``bar_mm`` (coil pitch, coil radius, rows' spacing along the belt, mm) as many
+    coils as cover the plant's belt, a row every so many encoder counts."""
+    import math
+
+    from calibration.geometry import LineGeometry
     from sim.plant.induction import InductionBar
 
-    return InductionBar(frequencies_hz=tuple(float(f) for f in frequencies_hz))
+    hz = tuple(float(f) for f in frequencies_hz)
+    if bar_mm is None:
+        return InductionBar(frequencies_hz=hz)
+    pitch, radius, row = bar_mm
+    geometry = LineGeometry()
+    every = row / geometry.belt.mm_per_tick
+    if not every >= 1 or abs(every - round(every)) > 1e-6:
+        raise ValueError(f"a row every {row:g} mm is not a whole number of encoder counts")
+    return InductionBar(
+        channels=math.ceil(geometry.belt.width_mm / pitch - 1e-9), pitch_mm=pitch,
+        coil_radius_mm=radius, every_ticks=round(every), frequencies_hz=hz,
+    )  # fmt: skip
 
 
 def train_sensor(args: argparse.Namespace, say: Say) -> int:
@@ -81,14 +100,21 @@ def train_sensor(args: argparse.Namespace, say: Say) -> int:
             "and --epochs must be >= 1")  # fmt: skip
         return 2
     try:
-        bar = model_bar(tuple(getattr(args, "frequencies_hz", (5000.0,))))
+        bar_mm = (
+            float(getattr(args, "pitch_mm", DEFAULT_BAR_MM[0])),
+            float(getattr(args, "coil_radius_mm", DEFAULT_BAR_MM[1])),
+            DEFAULT_BAR_MM[2],
+        )
+        bar = model_bar(tuple(getattr(args, "frequencies_hz", (5000.0,))), bar_mm)
     except ValueError as exc:
-        say(f"sortline model train-sensor: --frequencies-hz: {exc}")
+        say(f"sortline model train-sensor: --frequencies-hz / --pitch-mm / --coil-radius-mm: {exc}")
         return 2
     t0 = time.perf_counter()
     scenes = training_scenes(args.scenes, frames=args.frames, seed=args.seed)
     cache = getattr(args, "cache", None)
     hz = "-".join(f"{f:g}" for f in bar.frequencies_hz)
+    if bar_mm != DEFAULT_BAR_MM:  # the cached samples and views are of one bar
+        hz += f"-p{bar_mm[0]:g}-r{bar_mm[1]:g}"
     size = bool(getattr(args, "camera_size", False))
     if size and len(bar.frequencies_hz) < 2:
         say("sortline model train-sensor: --camera-size needs two --frequencies-hz")
@@ -107,12 +133,13 @@ def train_sensor(args: argparse.Namespace, say: Say) -> int:
         + (f", the camera's size x exp({bias} + {sigma} N(0, 1)) per piece; " if size else "; ")
         + f"combination fitted on {args.val_scenes} validation scenes per preset "
         f"(seeds {VALIDATION_SEED_BASE} + 100 x preset + k, {args.val_frames} frames); "
-        f"bar at {list(bar.frequencies_hz)} Hz"
+        f"bar at {list(bar.frequencies_hz)} Hz, {bar.channels} coils at {bar_mm[0]:g} mm pitch "
+        f"of {bar_mm[1]:g} mm radius, a row every {bar_mm[2]:g} mm"
     )
     model = fit(
         samples.integrals, samples.labels, DEFAULT_CLASSES, args.version,
         hidden=args.hidden, epochs=args.epochs, note=note, frequencies_hz=bar.frequencies_hz,
-        camera_size=size,
+        camera_size=size, bar_mm=bar_mm,
     )  # fmt: skip
     train_s = time.perf_counter() - t0
     clf = OnnxClassifier.load(resolve_model(args.camera_model))
@@ -164,7 +191,11 @@ def eval_held_out(args: argparse.Namespace, clf: Any, say: Say) -> int:
     say(f"rendering {len(scenes)} held-out scenes with the induction bar ...")
     anchor = bool(getattr(args, "bar_anchor", True))
     views = collect_views(
-        scenes, clf, progress=say, bar=model_bar(model.frequencies_hz), anchor=anchor
+        scenes,
+        clf,
+        progress=say,
+        bar=model_bar(model.frequencies_hz, model.bar_mm),
+        anchor=anchor,
     )
     out = {
         "command": "sortline " + " ".join(sys.argv[1:]),
@@ -250,7 +281,7 @@ def diagnose_sensor(args: argparse.Namespace, clf: Any, say: Say) -> int:
         say("sortline model diagnose-sensor: --val-scenes and --val-frames must be >= 1")
         return 2
     model = InductionModel.load(resolve(args.sensor_model))
-    bar = model_bar(model.frequencies_hz)
+    bar = model_bar(model.frequencies_hz, model.bar_mm)
     hz = "-".join(f"{f:g}" for f in bar.frequencies_hz)
     cam = str(args.model).split(":")[-1]
     views = _cached(

@@ -25,7 +25,7 @@ from sortline.sensor.reader import SensorReader
 from sortline.sensor.ring import RowRing
 from sortline.sensor.scene import fusion_params
 
-__all__ = ["SensorLink", "add_plant_bar", "attach", "plant_bar", "plant_sensor"]
+__all__ = ["SensorLink", "add_plant_bar", "attach", "bar_geometry_mm", "plant_bar", "plant_sensor"]
 
 GRACE_S = 5.0  # no alarm for a bar that has not sent yet within this of the start
 
@@ -34,10 +34,17 @@ def plant_bar(s: SensorSection, **physics: float) -> InductionBar:
     """The virtual plant's bar where ``[sensor]`` says the line's is (``physics``:
     the bar's other fields, e.g. ``noise``, ``stuck_x_mm``)."""
     return InductionBar(
-        channels=s.channels, pitch_mm=s.pitch_mm, x_first_mm=s.x_first_mm,
-        y_bar_mm=s.y_bar_mm, every_ticks=s.every_ticks,
+        channels=s.channels, pitch_mm=s.pitch_mm, coil_radius_mm=s.coil_radius_mm,
+        x_first_mm=s.x_first_mm, y_bar_mm=s.y_bar_mm, every_ticks=s.every_ticks,
         frequencies_hz=tuple(s.frequencies_hz), **physics,
     )  # fmt: skip
+
+
+def bar_geometry_mm(cfg: LineConfig) -> tuple[float, float, float]:
+    """The configured bar's coil pitch, coil radius and rows' spacing along the belt
+    (``every_ticks`` x the belt's mm per tick), mm: what a model must be fitted on."""
+    s = cfg.sensor
+    return (s.pitch_mm, s.coil_radius_mm, s.every_ticks * cfg.belt.mm_per_tick)
 
 
 def plant_sensor(
@@ -108,9 +115,12 @@ def attach(
     s = cfg.sensor
     model = InductionModel.load(resolve(cfg.resolve_path(s.model)))
     hz = tuple(s.frequencies_hz)
-    mismatch = model.check_bar(hz)
+    mismatch = model.check_bar(hz, bar_geometry_mm(cfg))
     if mismatch:
-        raise ValueError(f"sensor.model / sensor.frequencies_hz: {mismatch}")
+        raise ValueError(
+            f"sensor.model / sensor.frequencies_hz, pitch_mm, coil_radius_mm, every_ticks: "
+            f"{mismatch}"
+        )
     ring = RowRing(s.channels * len(hz))
     reader = SensorReader(
         ring, host=s.host, port=s.port, every_ticks=s.every_ticks, stall_ms=s.stall_ms,
