@@ -13,7 +13,8 @@ their evidence in the controller (``sortline.sensor.wiring``, as ``sortline
 run`` does). The plant is the same in both runs (the bar draws from its own
 random streams). ``--sensor-model`` picks the induction model (default: the
 line's; several, comma-separated: one fused run each, the before and after
-of a model in one run); the bar runs at the model's frequencies. ``[sensor] stall_ms`` is
+of a model in one run); the bar is the model's (its frequencies, coil pitch and
+radius, row spacing; as many coils as cover the belt). ``[sensor] stall_ms`` is
 2,000 ms here (``--stall-ms``): the line is stepped, and on a loaded machine
 its wall clock runs far from the belt's, so the 200 ms default called the
 bar stalled (camera alone) for up to 94 of 2,000 frames with no packet lost.
@@ -34,6 +35,7 @@ classes that are already true) and is pooled under its own name.
 from __future__ import annotations
 
 import argparse
+import math
 import tempfile
 import time
 from pathlib import Path
@@ -204,7 +206,12 @@ def run(
             from models.induction import InductionModel, resolve
 
             m = InductionModel.load(resolve(model))
-            s_update.update(model=model, frequencies_hz=list(m.frequencies_hz))
+            pitch, radius, row_mm = m.bar_mm  # the model's bar: its geometry and frequencies
+            s_update.update(
+                model=model, frequencies_hz=list(m.frequencies_hz), pitch_mm=pitch,
+                coil_radius_mm=radius, channels=math.ceil(cfg.belt.width_mm / pitch - 1e-9),
+                every_ticks=round(row_mm / cfg.belt.mm_per_tick),
+            )  # fmt: skip
         if damping is not None:
             s_update["shared_damping"] = damping
         if anchor_views is not None:
