@@ -18,7 +18,14 @@ eddy loops: lambda = sqrt(lambda_coil^2 + (3.83 / a)^2), with lambda_coil = 1 /
 coil radius and a = half the piece's smaller extent (3.83: the first zero of
 J1, the lowest current mode of a disc). Reported per channel: in-phase
 (reactive) = Re R, quadrature (resistive) = -Im R, times ``gain`` and the
-coupling exp(-2 lambda_coil (h - lift_off_mm)) of the piece's own height h.
+coupling exp(-2 lambda_coil h) of the piece's height h above the coil (the
+lift-off plus up to 4 mm for a bent piece). ``gain`` is the response seen by
+the reference coil (15 mm radius at 10 mm lift-off, the default bar), so the
+coupling is exp(-2 lambda_coil (h - lift_off)) exp(-2 (lambda_coil lift_off -
+lambda_ref 10 mm)): exactly the first factor on the default bar, and a smaller
+coil, whose field falls off faster, reads a piece at the same lift-off weaker
+(a 7.5 mm coil at 10 mm: 0.26 of the reference; session 13, for bars of
+another coil size, before which their lift-off cost nothing).
 Non-ferrous metals read negative in-phase (their eddy currents oppose the
 field) with a phase set by sigma t: copper about 169 deg, aluminium 159 deg,
 brass 144 deg, stainless (weak) 93 deg at 5 kHz and 1 mm; ferrous steel reads
@@ -76,6 +83,10 @@ MU0 = 4e-7 * math.pi
 MAX_FREQUENCIES = 2  # what the packet and the fusion features carry
 _BESSEL_J1_ZERO = 3.8317
 _NEAR_SIGMAS = 3.5
+# ``gain`` is the response the reference coil reads: 15 mm radius at 10 mm lift-off
+_COIL_REF_MM = 15.0
+_LIFT_OFF_REF_MM = 10.0
+_LAM_REF = 1e3 / _COIL_REF_MM
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -203,7 +214,9 @@ def material_em(
     lam = math.hypot(lam_coil, _BESSEL_J1_ZERO * 1e3 / a_mm)
     resp = tuple(layer_response(sigma, mu_r, thick, lam, f) for f in bar.frequencies_hz)
     height = bar.lift_off_mm + float(rng.uniform(0.0, 4.0))  # bent pieces stand proud
-    coupling = math.exp(-2 * lam_coil * (height - bar.lift_off_mm) * 1e-3)
+    coupling = math.exp(-2 * lam_coil * (height - bar.lift_off_mm) * 1e-3) * math.exp(
+        -2 * (lam_coil * bar.lift_off_mm - _LAM_REF * _LIFT_OFF_REF_MM) * 1e-3
+    )  # the coil's own lift-off against the reference coil's, which ``gain`` is of
     fill = _draw(rng, el.fill)
     phase = (float(rng.uniform(0, 2 * np.pi)), float(rng.uniform(0, 2 * np.pi)))
     return FragmentEM(resp, coupling, fill, float(rng.uniform(5.0, 12.0)), phase)

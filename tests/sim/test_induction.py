@@ -244,3 +244,25 @@ def test_two_frequency_bar_keeps_the_first_frequencys_rows() -> None:
 def test_bar_frequencies_refused(hz: tuple[float, ...]) -> None:
     with pytest.raises(ValueError, match="frequencies_hz"):
         InductionBar(frequencies_hz=hz)
+
+
+def test_coupling_falls_with_the_coils_reach_at_its_lift_off() -> None:
+    """``gain`` is the reference coil's (15 mm at 10 mm): the default bar's
+    coupling is the piece's own height above the lift-off only, as before; a
+    7.5 mm coil at the same lift-off reads the same piece exp(-2 (1/7.5 - 1/15) h)
+    as strong (its field falls off faster), and a bar mounted closer reads more."""
+
+    def em(bar: InductionBar) -> Any:
+        return material_em(bar, "aluminium", "sheet", 40.0, 30.0, np.random.default_rng(5))
+
+    ref = em(BAR)
+    # the same draws: the height is lift-off + u, u in [0, 4) mm
+    h_mm = BAR.lift_off_mm - 15.0 / 2.0 * math.log(ref.coupling)
+    assert BAR.lift_off_mm <= h_mm < BAR.lift_off_mm + 4.0
+    small = em(InductionBar(coil_radius_mm=7.5, pitch_mm=15.625, channels=64))
+    assert small.coupling / ref.coupling == pytest.approx(
+        math.exp(-2.0 * (1 / 7.5 - 1 / 15.0) * h_mm), rel=1e-9
+    )
+    closer = em(InductionBar(lift_off_mm=5.0))
+    assert closer.coupling / ref.coupling == pytest.approx(math.exp(2.0 / 15.0 * 5.0), rel=1e-9)
+    assert closer.responses == ref.responses  # the piece itself reads the same
