@@ -145,9 +145,9 @@ def _phi(z):
     t = (z + 8.0) * (1.0 / _PHI_STEP)
     top = _PHI_TABLE.shape[0] - 1
     u = min(max(t, 0.0), top - 0.5)  # in the table, for the look-up only
-    i = int(u)
+    i = np.uint64(u)  # unsigned: no negative-index wraparound in the look-ups
     f = t - i
-    v = _PHI_TABLE[i] + f * (_PHI_TABLE[i + 1] - _PHI_TABLE[i])
+    v = _PHI_TABLE[i] + f * (_PHI_TABLE[i + np.uint64(1)] - _PHI_TABLE[i])
     v = 0.0 if t <= 0.0 else v
     return 1.0 if t >= top else v
 
@@ -215,79 +215,105 @@ def _decompose(TICK, RI, RQ, first, end, X0, X1, Y0, Y1, t_now, p, OUT):
         offx[j + 1] = offx[j] + nx
     if hi <= lo:
         return
+    rows = hi - lo
+    wrap = first - first % cap  # logical row r sits in slot r - wrap (- cap past the end)
+    dist = np.empty(rows)  # each row's bar line in belt mm at t_now (the same for every footprint)
+    for r in range(rows):
+        slot = lo + r - wrap
+        if slot >= cap:
+            slot -= cap
+        dist[r] = (t_now - TICK[slot]) * p.mm_per_tick + p.y_bar_mm
     GY = np.empty(offy[n])
     GX = np.empty(offx[n])
     G = np.zeros(n)
     ov = np.empty(n_ch)
-    c_lo = 0
     inv_s = 1.0 / p.coil_sigma_mm
-    wrap = first - first % cap  # logical row r sits in slot r - wrap (- cap past the end)
     for j in range(n):
-        sy = 0.0
-        for q in range(offy[j + 1] - offy[j]):
-            slot = R[j, 0] + q - wrap
-            if slot >= cap:
-                slot -= cap
-            d = (t_now - TICK[slot]) * p.mm_per_tick + p.y_bar_mm
-            g = _phi((Y1[j] - d) * inv_s) - _phi((Y0[j] - d) * inv_s)
-            GY[offy[j] + q] = g
-            sy += g * g
-        nx = offx[j + 1] - offx[j]
-        if nx > 0:  # each coil's overlap once (its neighbours' crosstalk reuses it)
-            c_lo = max(R[j, 2] - 1, 0)
-            c_hi = min(R[j, 3] + 1, n_ch - 1)
-            for c in range(c_lo, c_hi + 1):
-                cx = p.x_first_mm + (c + 0.5) * p.pitch_mm
-                ov[c - c_lo] = _phi((X1[j] - cx) * inv_s) - _phi((X0[j] - cx) * inv_s)
-        sx = 0.0
-        for q in range(nx):
-            c = R[j, 2] + q
-            g = ov[c - c_lo]
-            if c > 0:
-                g += p.crosstalk * ov[c - 1 - c_lo]
-            if c < n_ch - 1:
-                g += p.crosstalk * ov[c + 1 - c_lo]
-            GX[offx[j] + q] = g
-            sx += g * g
-        G[j] = sy * sx
-    # residuals, coil-major, interleaved per cell: [coil x rows + row, 2 f + (0: in-phase,
-    # 1: quadrature)], so a footprint's column of cells is one contiguous run
-    rows = hi - lo
-    res = np.zeros((n_ch * rows, _LANES))  # a single-frequency bar leaves lanes 2, 3 at 0
-    for r in range(lo, hi):
-        slot = r - wrap
+        G[j] = _overlaps(j, R, lo, offy, offx, dist, X0, X1, Y0, Y1, inv_s, p, n_ch, ov, GY, GX)
+    # residuals row-major, the lanes of a cell side by side: [(row - lo) x width + coil x
+    # _LANES + 2 f + (0: in-phase, 1: quadrature)], so one row of a footprint's window is
+    # one contiguous run (its columns x _LANES values)
+    width = n_ch * _LANES
+    res = np.empty(rows * width)
+    if nf == 1:
+        res[:] = 0.0  # a single-frequency bar leaves lanes 2, 3 at 0
+    for r in range(rows):
+        slot = lo + r - wrap
         if slot >= cap:
             slot -= cap
+        cell = res[r * width : (r + 1) * width]
         for f in range(nf):
+            vi = RI[slot, f * n_ch : (f + 1) * n_ch]
+            vq = RQ[slot, f * n_ch : (f + 1) * n_ch]
             for c in range(n_ch):
-                res[c * rows + r - lo, 2 * f] = RI[slot, f * n_ch + c]
-                res[c * rows + r - lo, 2 * f + 1] = RQ[slot, f * n_ch + c]
-    _sweeps(res, rows, nf, lo, n, R, offy, offx, GY, GX, G, p.ls_sweeps, OUT)
+                cell[c * _LANES + 2 * f] = vi[c]
+                cell[c * _LANES + 2 * f + 1] = vq[c]
+    _sweeps(res, width, lo, nf, n, R, offy, offx, GY, GX, G, p.ls_sweeps, OUT)
     for j in range(n):
         OUT[j, F_COVER] = G[j]
 
 
 @njit(cache=True, nogil=True)
-def _sweeps(res, rows, nf, lo, n, R, offy, offx, GY, GX, G, n_sweeps, OUT):
-    """Gauss-Seidel sweeps of ``_decompose`` over the residual ``res`` (coil x ``rows``
-    + row - ``lo``, ``_LANES``: in-phase and quadrature of frequency 0, then of
-    frequency 1, 0 on a bar of ``nf`` = 1) -> OUT[:, F_AMP_I, F_AMP_Q(, F_AMP_I2, F_AMP_Q2)].
+def _overlaps(j, R, lo, offy, offx, dist, X0, X1, Y0, Y1, inv_s, p, n_ch, ov, GY, GX):
+    """Footprint j's overlaps along the belt (one per row of its window, ``dist``: each
+    row's bar line, rows from ``lo``) -> GY[offy[j]:], across it (one per coil, its
+    neighbours' crosstalk added; ``ov`` scratch (n_ch,)) -> GX[offx[j]:]; returns
+    sum GY^2 x sum GX^2."""
+    ny = offy[j + 1] - offy[j]
+    nx = offx[j + 1] - offx[j]
+    oy = offy[j]
+    y0 = Y0[j]
+    y1 = Y1[j]
+    d0 = R[j, 0] - lo
+    for q in range(ny):  # no sum in this loop: it vectorises
+        d = dist[d0 + q]
+        GY[oy + q] = _phi((y1 - d) * inv_s) - _phi((y0 - d) * inv_s)
+    sy = 0.0
+    for q in range(ny):
+        sy += GY[oy + q] * GY[oy + q]
+    c_lo = max(R[j, 2] - 1, 0)  # each coil's overlap once (its neighbours' crosstalk reuses it)
+    c_hi = min(R[j, 3] + 1, n_ch - 1)
+    if nx > 0:
+        for c in range(c_lo, c_hi + 1):
+            cx = p.x_first_mm + (c + 0.5) * p.pitch_mm
+            ov[c - c_lo] = _phi((X1[j] - cx) * inv_s) - _phi((X0[j] - cx) * inv_s)
+    sx = 0.0
+    for q in range(nx):
+        c = R[j, 2] + q
+        g = ov[c - c_lo]
+        if c > 0:
+            g += p.crosstalk * ov[c - 1 - c_lo]
+        if c < n_ch - 1:
+            g += p.crosstalk * ov[c + 1 - c_lo]
+        GX[offx[j] + q] = g
+        sx += g * g
+    return sy * sx
+
+
+@njit(cache=True, nogil=True)
+def _sweeps(res, width, lo, nf, n, R, offy, offx, GY, GX, G, n_sweeps, OUT):
+    """Gauss-Seidel sweeps of ``_decompose`` over the residual ``res`` (row - ``lo``,
+    ``width`` = coils x ``_LANES`` per row: in-phase and quadrature of frequency 0, then
+    of frequency 1, 0 on a bar of ``nf`` = 1) -> OUT[:, F_AMP_I, F_AMP_Q(, F_AMP_I2,
+    F_AMP_Q2)].
 
     A footprint's correlation with the residual is sum_b GX[b] sum_a GY[a] res[a, b]:
-    each column of its window summed down its rows (a contiguous run of cells), then
-    weighted across; its step goes back the same way. The four lanes of a cell are
-    one vector operation; each frequency is computed with the same operations in the
-    same order whatever the other does, and one whose amplitudes all settled in a
-    sweep is left alone in the next (each frequency's fit is what it would be alone).
-    A footprint whose amplitudes did not move leaves the residual as it is.
+    each column of its window summed down its rows, then weighted across. The rows of
+    its window are contiguous runs (its columns x lanes), so every column and lane is
+    summed at once, one vector operation per few cells, each sum still in row order;
+    its step goes back the same way. Each frequency is computed with the same
+    operations in the same order whatever the other does, and one whose amplitudes all
+    settled in a sweep is left alone in the next (each frequency's fit is what it would
+    be alone). A footprint whose amplitudes did not move leaves the residual as it is.
     """
     amp = np.zeros((n, _LANES))
     num = np.empty(_LANES)
+    col = np.empty(width)  # a footprint's columns x lanes summed down its rows
+    step = np.empty(width)  # ... and its step x GX, per column and lane
     live = np.zeros(_LANES // 2, np.bool_)  # a frequency whose amplitudes settled is left alone
     live[:nf] = True
     moved = np.zeros(_LANES // 2, np.bool_)
     ridge = 1.0 + _RIDGE
-    cells = res
     for _ in range(n_sweeps):
         moved[:] = False
         for j in range(n):
@@ -296,65 +322,30 @@ def _sweeps(res, rows, nf, lo, n, R, offy, offx, GY, GX, G, n_sweeps, OUT):
                 continue
             ny = offy[j + 1] - offy[j]
             nx = offx[j + 1] - offx[j]
-            base = R[j, 2] * rows + R[j, 0] - lo
+            run = np.uint64(nx * _LANES)
             oy = offy[j]
             ox = offx[j]
+            # unsigned offsets: no negative-index wraparound in the loops over a run,
+            # which then vectorise (every column and lane at once, each sum in row order)
+            base = np.uint64((R[j, 0] - lo) * width + R[j, 2] * _LANES)
+            for k in range(run):
+                col[k] = 0.0
+            for a in range(ny):
+                w = GY[oy + a]
+                o = base + np.uint64(a * width)
+                for k in range(run):
+                    col[k] += w * res[o + k]
             n0 = 0.0
             n1 = 0.0
             n2 = 0.0
             n3 = 0.0
-            # each column summed down the rows, then weighted across; two columns at
-            # a time (independent sums: the adds of one do not wait for the other's)
-            for b in range(0, nx - 1, 2):
-                c0 = 0.0
-                c1 = 0.0
-                c2 = 0.0
-                c3 = 0.0
-                e0 = 0.0
-                e1 = 0.0
-                e2 = 0.0
-                e3 = 0.0
-                o = base + b * rows
-                for a in range(ny):
-                    w = GY[oy + a]
-                    c0 += w * cells[o, 0]
-                    c1 += w * cells[o, 1]
-                    c2 += w * cells[o, 2]
-                    c3 += w * cells[o, 3]
-                    e0 += w * cells[o + rows, 0]
-                    e1 += w * cells[o + rows, 1]
-                    e2 += w * cells[o + rows, 2]
-                    e3 += w * cells[o + rows, 3]
-                    o += 1
+            for b in range(nx):
                 w = GX[ox + b]
-                n0 += w * c0
-                n1 += w * c1
-                n2 += w * c2
-                n3 += w * c3
-                w = GX[ox + b + 1]
-                n0 += w * e0
-                n1 += w * e1
-                n2 += w * e2
-                n3 += w * e3
-            if nx % 2:
-                b = nx - 1
-                c0 = 0.0
-                c1 = 0.0
-                c2 = 0.0
-                c3 = 0.0
-                o = base + b * rows
-                for a in range(ny):
-                    w = GY[oy + a]
-                    c0 += w * cells[o, 0]
-                    c1 += w * cells[o, 1]
-                    c2 += w * cells[o, 2]
-                    c3 += w * cells[o, 3]
-                    o += 1
-                w = GX[ox + b]
-                n0 += w * c0
-                n1 += w * c1
-                n2 += w * c2
-                n3 += w * c3
+                k = b * _LANES
+                n0 += w * col[k]
+                n1 += w * col[k + 1]
+                n2 += w * col[k + 2]
+                n3 += w * col[k + 3]
             num[0] = n0
             num[1] = n1
             num[2] = n2
@@ -383,18 +374,13 @@ def _sweeps(res, rows, nf, lo, n, R, offy, offx, GY, GX, G, n_sweeps, OUT):
                 continue
             for b in range(nx):
                 w = GX[ox + b]
-                s0 = num[0] * w
-                s1 = num[1] * w
-                s2 = num[2] * w
-                s3 = num[3] * w
-                o = base + b * rows
-                for a in range(ny):
-                    w = GY[oy + a]
-                    cells[o, 0] -= w * s0
-                    cells[o, 1] -= w * s1
-                    cells[o, 2] -= w * s2
-                    cells[o, 3] -= w * s3
-                    o += 1
+                for k in range(_LANES):
+                    step[b * _LANES + k] = num[k] * w
+            for a in range(ny):
+                w = GY[oy + a]
+                o = base + np.uint64(a * width)
+                for k in range(run):
+                    res[o + k] -= w * step[k]
         live[:] = moved
         if not moved.any():  # every amplitude settled: a sweep more would change nothing
             break
