@@ -427,69 +427,90 @@ def _footprint_integrals(TICK, RI, RQ, first, end, X0, X1, Y0, Y1, ACTIVE, t_now
             hi = max(hi, RNG[j, 1])
     if hi <= lo:
         return
-    cover = np.zeros((hi - lo, n_ch), np.int32)
+    rows = hi - lo
+    wrap = first - first % cap  # logical row r sits in slot r - wrap (- cap past the end)
+    cover = np.zeros(rows * n_ch, np.int32)  # row-major over the window: (r - lo) x n_ch + c
     for j in range(n):
         for r in range(RNG[j, 0] - lo, RNG[j, 1] - lo):
             for c in range(RNG[j, 2], RNG[j, 3] + 1):
-                cover[r, c] += 1
-    share = np.zeros((hi - lo, n_ch))  # 1 / cover: each footprint's share of a cell
-    for r in range(hi - lo):
-        for c in range(n_ch):
-            if cover[r, c] > 0:
-                share[r, c] = 1.0 / cover[r, c]
+                cover[r * n_ch + c] += 1
+    # per cell, once for all the footprints over it: each one's share (1 / cover), whether
+    # it is shared, its |I + jQ|^2 and |I + jQ| (float32, as the ring's values) and
+    # whether that is signal
+    share = np.zeros(rows * n_ch)
+    shared = np.empty(rows * n_ch, np.int64)
+    m2 = np.empty(rows * n_ch, np.float32)
+    mag = np.empty(rows * n_ch, np.float32)
+    sig = np.empty(rows * n_ch, np.int64)
     thr2 = p.signal_units * p.signal_units
-    wrap = first - first % cap  # logical row r sits in slot r - wrap (- cap past the end)
+    for r in range(rows):
+        slot = lo + r - wrap
+        if slot >= cap:
+            slot -= cap
+        for c in range(n_ch):
+            k = r * n_ch + c
+            if cover[k] > 0:
+                share[k] = 1.0 / cover[k]
+            shared[k] = 1 if cover[k] > 1 else 0
+            vi = RI[slot, c]
+            vq = RQ[slot, c]
+            m2[k] = vi * vi + vq * vq
+            mag[k] = np.sqrt(m2[k])
+            sig[k] = 1 if m2[k] > thr2 else 0
     for j in range(n):
         OUT[j, F_COMPLETE] = RNG[j, 4]
-        if not ACTIVE[j]:
-            continue
-        si = 0.0
-        sq = 0.0
-        si2 = 0.0
-        sq2 = 0.0
-        best = 0.0  # largest (share x |I + jQ|)^2 of one cell, then its peak
-        peak = 0.0
-        cells = 0
-        shared = 0
-        sig = 0
-        c0 = RNG[j, 2]
-        c1 = RNG[j, 3] + 1
-        for r in range(RNG[j, 0], RNG[j, 1]):
-            slot = r - wrap
-            if slot >= cap:
-                slot -= cap
-            w_row = share[r - lo]
-            k_row = cover[r - lo]
-            ri = RI[slot]
-            rq = RQ[slot]
+        if ACTIVE[j]:
+            _cell_sums(j, RNG, lo, wrap, cap, n_ch, two, RI, RQ, share, shared, m2, mag, sig, OUT)
+
+
+@njit(cache=True, nogil=True)
+def _cell_sums(j, RNG, lo, wrap, cap, n_ch, two, RI, RQ, share, shared, m2, mag, sig, OUT):
+    """Footprint j's integrals over its cells (``_footprint_integrals``; per cell of the
+    window from row ``lo``: ``share``, ``shared``, ``m2``, ``mag``, ``sig``, row-major
+    by ``n_ch``) -> OUT[j, F_SUM_I ... F_SIGNAL, F_SUM_I2, F_SUM_Q2]; sums in row, then
+    coil order."""
+    si = 0.0
+    sq = 0.0
+    si2 = 0.0
+    sq2 = 0.0
+    best = 0.0  # largest (share x |I + jQ|)^2 of one cell, then its peak
+    peak = 0.0
+    cells = 0
+    n_shared = 0
+    n_sig = 0
+    c0 = RNG[j, 2]
+    c1 = RNG[j, 3] + 1
+    for r in range(RNG[j, 0], RNG[j, 1]):
+        slot = r - wrap
+        if slot >= cap:
+            slot -= cap
+        o = np.uint64((r - lo) * n_ch)  # unsigned: no negative-index wraparound below
+        for c in range(c0, c1):
+            k = o + np.uint64(c)
+            w = share[k]
+            si += w * RI[slot, c]
+            sq += w * RQ[slot, c]
+            wm2 = w * w * m2[k]
+            if wm2 > best:
+                best = wm2
+                peak = w * mag[k]
+            n_shared += shared[k]
+            n_sig += sig[k]
+        if two:
             for c in range(c0, c1):
-                w = w_row[c]
-                vi = ri[c]
-                vq = rq[c]
-                si += w * vi
-                sq += w * vq
-                m2 = vi * vi + vq * vq
-                wm2 = w * w * m2
-                if wm2 > best:
-                    best = wm2
-                    peak = w * np.sqrt(m2)
-                shared += 1 if k_row[c] > 1 else 0
-                sig += 1 if m2 > thr2 else 0
-            if two:
-                for c in range(c0, c1):
-                    w = w_row[c]
-                    si2 += w * ri[n_ch + c]
-                    sq2 += w * rq[n_ch + c]
-            cells += max(c1 - c0, 0)
-        OUT[j, F_SUM_I] = si
-        OUT[j, F_SUM_Q] = sq
-        OUT[j, F_SUM_I2] = si2
-        OUT[j, F_SUM_Q2] = sq2
-        OUT[j, F_PEAK] = peak
-        OUT[j, F_CELLS] = cells
-        if cells:
-            OUT[j, F_SHARED] = shared / cells
-            OUT[j, F_SIGNAL] = sig / cells
+                w = share[o + np.uint64(c)]
+                si2 += w * RI[slot, n_ch + c]
+                sq2 += w * RQ[slot, n_ch + c]
+        cells += max(c1 - c0, 0)
+    OUT[j, F_SUM_I] = si
+    OUT[j, F_SUM_Q] = sq
+    OUT[j, F_SUM_I2] = si2
+    OUT[j, F_SUM_Q2] = sq2
+    OUT[j, F_PEAK] = peak
+    OUT[j, F_CELLS] = cells
+    if cells:
+        OUT[j, F_SHARED] = n_shared / cells
+        OUT[j, F_SIGNAL] = n_sig / cells
 
 
 @njit(cache=True, nogil=True)
@@ -644,6 +665,63 @@ def _fused_logits(INT, rows, EV, NEV, mean, scale, L, cmap, comb, noise, out):
         for c in range(k):
             out[q, c] = (out[q, c] - best) * flat
     return out[:m]
+
+
+@njit(cache=True, nogil=True)
+def _footprints(
+    X, H, CONF, DEC, NEV, NVIEW, AXN, n, travel_mm, per_mm, y_bar_mm, max_rel,
+    anchor_views, whole_views, EXT, VEL, WANT, READY,
+):  # fmt: skip
+    """Tracks 0..n-1 of a ``TrackTable`` (X (N, 4) x, u, vx, vu: centre mm, velocity mm
+    per encoder count; H (N, 2) half extents mm; CONF, DEC, NEV, NVIEW, AXN (N,) int64)
+    as footprints at the bar, the first step of ``sortline.sensor.fusion``'s frame, one pass.
+
+    EXT (4, >= n) <- x0, x1, y0, y1: each extent at belt travel ``travel_mm``, moved
+    back by ``_back_project`` (velocities x ``per_mm``, counts per mm of travel, kept in
+    VEL (2, >= n)); WANT (>= n,) bool <- confirmed, undecided, with camera evidence;
+    READY (>= n,) bool <- confirmed with ``anchor_views`` views of which ``whole_views``
+    wholly in the image (``sortline.sensor.anchor``).
+    """
+    for j in range(n):
+        EXT[0, j] = X[j, 0] - H[j, 0]
+        EXT[1, j] = X[j, 0] + H[j, 0]
+        EXT[2, j] = X[j, 1] - (H[j, 1] - travel_mm)
+        EXT[3, j] = X[j, 1] + (H[j, 1] + travel_mm)
+        VEL[0, j] = X[j, 2] * per_mm
+        VEL[1, j] = X[j, 3] * per_mm
+        WANT[j] = CONF[j] != 0 and DEC[j] == 0 and NEV[j] > 0
+        READY[j] = CONF[j] != 0 and NVIEW[j] >= anchor_views and AXN[j] >= whole_views
+    _back_project(
+        EXT[0, :n], EXT[1, :n], EXT[2, :n], EXT[3, :n], VEL[0, :n], VEL[1, :n], y_bar_mm, max_rel
+    )  # fmt: skip
+
+
+@njit(cache=True, nogil=True)
+def _integrate_fuse(
+    TICK, RI, RQ, first, end, EXT, WANT, n, t_now, p, AX, OUT, ROWS,
+    EV, NEV, mean, scale, L, cmap, comb, noise, LOGITS,
+):  # fmt: skip
+    """The rest of ``sortline.sensor.fusion``'s frame up to the outlook, one call:
+    ``_footprint_integrals`` of the footprints EXT[:, :n] (``_footprints``) -> OUT[:n],
+    the camera's size of each piece (AX (N, 2), the track's minor and major length, NaN:
+    none yet) into F_MINOR, F_MAJOR, the rows to fuse (WANT and every row of its
+    footprint in the ring) -> ROWS[:m] int64, and their fused logits (``_fused_logits``)
+    -> LOGITS[:m]; returns m."""
+    out = OUT[:n]
+    _footprint_integrals(
+        TICK, RI, RQ, first, end, EXT[0, :n], EXT[1, :n], EXT[2, :n], EXT[3, :n], WANT[:n],
+        t_now, p, out,
+    )  # fmt: skip
+    m = 0
+    for j in range(n):
+        out[j, F_MINOR] = AX[j, 0]
+        out[j, F_MAJOR] = AX[j, 1]
+        if WANT[j] and out[j, F_COMPLETE] > 0:
+            ROWS[m] = j
+            m += 1
+    if m > 0:
+        _fused_logits(out, ROWS[:m], EV, NEV, mean, scale, L, cmap, comb, noise, LOGITS)
+    return m
 
 
 @njit(cache=True, nogil=True)
