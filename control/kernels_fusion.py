@@ -78,12 +78,17 @@ class FusionParams(NamedTuple):
 
 
 @njit(cache=True, nogil=True)
-def _first_at_or_after(TICK, lo, hi, cap, t):
-    """Smallest logical index j in [lo, hi) with TICK[j % cap] >= t (hi if none)."""
+def _first_at_or_after(TICK, lo, hi, wrap, t):
+    """Smallest logical index j in [lo, hi) with TICK at j >= t (hi if none); logical
+    index j sits in slot j - wrap (- cap past the end: ``wrap`` = first - first % cap)."""
+    cap = TICK.shape[0]
     a, b = lo, hi
     while a < b:
         m = (a + b) // 2
-        if TICK[m % cap] < t:
+        slot = m - wrap
+        if slot >= cap:
+            slot -= cap
+        if TICK[slot] < t:
             a = m + 1
         else:
             b = m
@@ -91,23 +96,58 @@ def _first_at_or_after(TICK, lo, hi, cap, t):
 
 
 @njit(cache=True, nogil=True)
-def _ranges(TICK, first, end, cap, X0, X1, Y0, Y1, t_now, p, n_ch, RNG):
-    """Per footprint: logical rows [r0, r1), channels [c0, c1], complete flag -> RNG (n, 5)."""
+def _ranges(TICK, first, end, X0, X1, Y0, Y1, t_now, p, n_ch, RNG, R):
+    """Per footprint, one pass: logical rows [r0, r1), channels [c0, c1] and complete flag
+    of its integrals -> RNG (n, 5); rows [R0, R1) and channels [C0, C1] of its joint fit,
+    within ``p.ls_reach`` coil sigmas (plus one channel for crosstalk) -> R (n, 4).
+
+    Every row search looks only between the rows of the earliest and the latest count
+    any footprint needs (found first), which holds every answer a search of the whole
+    ring gives."""
     n = X0.shape[0]
+    cap = TICK.shape[0]
+    wrap = first - first % cap
+    reach = p.ls_reach * p.coil_sigma_mm
+    t_lo = np.inf
+    t_hi = -np.inf
+    odd = False  # a NaN count: search the whole ring
+    for j in range(n):
+        ta = t_now - (Y1[j] + reach - p.y_bar_mm) / p.mm_per_tick
+        tb = t_now - (Y0[j] - reach - p.y_bar_mm) / p.mm_per_tick
+        ta_i = t_now - (Y1[j] + p.margin_y_mm - p.y_bar_mm) / p.mm_per_tick
+        tb_i = t_now - (Y0[j] - p.margin_y_mm - p.y_bar_mm) / p.mm_per_tick
+        t_lo = min(t_lo, ta, ta_i)
+        t_hi = max(t_hi, tb + 1e-9, tb_i + 1e-9)
+        odd = odd or ta != ta or tb != tb or ta_i != ta_i or tb_i != tb_i
+    g_lo, g_hi = first, end
+    if not odd:
+        g_lo = _first_at_or_after(TICK, first, end, wrap, t_lo)
+        g_hi = _first_at_or_after(TICK, g_lo, end, wrap, t_hi)
+    t_first = TICK[first % cap] if end > first else 0
+    t_last = TICK[(end - 1) % cap] if end > first else 0
     for j in range(n):
         ta = t_now - (Y1[j] + p.margin_y_mm - p.y_bar_mm) / p.mm_per_tick
         tb = t_now - (Y0[j] - p.margin_y_mm - p.y_bar_mm) / p.mm_per_tick
-        r0 = _first_at_or_after(TICK, first, end, cap, ta)
-        r1 = _first_at_or_after(TICK, r0, end, cap, tb + 1e-9)
+        r0 = _first_at_or_after(TICK, g_lo, g_hi, wrap, ta)
+        r1 = _first_at_or_after(TICK, r0, g_hi, wrap, tb + 1e-9)
         c0 = int(np.ceil((X0[j] - p.margin_x_mm - p.x_first_mm) / p.pitch_mm - 0.5))
         c1 = int(np.floor((X1[j] + p.margin_x_mm - p.x_first_mm) / p.pitch_mm - 0.5))
         RNG[j, 0] = r0
         RNG[j, 1] = r1
         RNG[j, 2] = max(c0, 0)
         RNG[j, 3] = min(c1, n_ch - 1)
-        ok = end > first and TICK[first % cap] <= ta and TICK[(end - 1) % cap] >= tb
+        ok = end > first and t_first <= ta and t_last >= tb
         ok = ok and (r1 - r0) >= np.floor((tb - ta) / p.row_ticks) - 1
         RNG[j, 4] = 1 if ok else 0
+        ta = t_now - (Y1[j] + reach - p.y_bar_mm) / p.mm_per_tick
+        tb = t_now - (Y0[j] - reach - p.y_bar_mm) / p.mm_per_tick
+        r0 = _first_at_or_after(TICK, g_lo, g_hi, wrap, ta)
+        R[j, 0] = r0
+        R[j, 1] = _first_at_or_after(TICK, r0, g_hi, wrap, tb + 1e-9)
+        c0 = int(np.ceil((X0[j] - reach - p.x_first_mm) / p.pitch_mm - 0.5)) - 1
+        c1 = int(np.floor((X1[j] + reach - p.x_first_mm) / p.pitch_mm - 0.5)) + 1
+        R[j, 2] = max(c0, 0)
+        R[j, 3] = min(c1, n_ch - 1)
 
 
 @njit(cache=True, nogil=True)
@@ -153,24 +193,7 @@ def _phi(z):
 
 
 @njit(cache=True, nogil=True)
-def _ls_ranges(TICK, first, end, cap, X0, X1, Y0, Y1, t_now, p, n_ch, R):
-    """Per footprint: logical rows [R0, R1) and channels [C0, C1] within
-    ``p.ls_reach`` coil sigmas (plus one channel for crosstalk) -> R (n, 4)."""
-    reach = p.ls_reach * p.coil_sigma_mm
-    for j in range(X0.shape[0]):
-        ta = t_now - (Y1[j] + reach - p.y_bar_mm) / p.mm_per_tick
-        tb = t_now - (Y0[j] - reach - p.y_bar_mm) / p.mm_per_tick
-        r0 = _first_at_or_after(TICK, first, end, cap, ta)
-        R[j, 0] = r0
-        R[j, 1] = _first_at_or_after(TICK, r0, end, cap, tb + 1e-9)
-        c0 = int(np.ceil((X0[j] - reach - p.x_first_mm) / p.pitch_mm - 0.5)) - 1
-        c1 = int(np.floor((X1[j] + reach - p.x_first_mm) / p.pitch_mm - 0.5)) + 1
-        R[j, 2] = max(c0, 0)
-        R[j, 3] = min(c1, n_ch - 1)
-
-
-@njit(cache=True, nogil=True)
-def _decompose(TICK, RI, RQ, first, end, X0, X1, Y0, Y1, t_now, p, OUT):
+def _decompose(TICK, RI, RQ, first, end, R, X0, X1, Y0, Y1, t_now, p, OUT):
     """Each footprint's amplitude per unit coil overlap -> OUT[:, F_AMP_I, F_AMP_Q, F_COVER]
     (and F_AMP_I2, F_AMP_Q2 at frequency 1 of a two-frequency bar).
 
@@ -182,7 +205,8 @@ def _decompose(TICK, RI, RQ, first, end, X0, X1, Y0, Y1, t_now, p, OUT):
     are solved jointly by least squares (Gauss-Seidel sweeps over the residual,
     a small relative ridge, at most ``ls_sweeps``): touching footprints share
     the cells by how much each explains them, not by an even split. Every
-    frequency is solved with the same overlaps in the same sweeps.
+    frequency is solved with the same overlaps in the same sweeps. R (n, 4): each
+    footprint's window of rows and coils (``_ranges``).
     """
     n = X0.shape[0]
     cap = TICK.shape[0]
@@ -196,8 +220,6 @@ def _decompose(TICK, RI, RQ, first, end, X0, X1, Y0, Y1, t_now, p, OUT):
         OUT[j, F_AMP_Q2] = 0.0
     if n == 0 or end <= first:
         return
-    R = np.empty((n, 4), np.int64)
-    _ls_ranges(TICK, first, end, cap, X0, X1, Y0, Y1, t_now, p, n_ch, R)
     lo = end
     hi = first
     offy = np.zeros(n + 1, np.int64)
@@ -417,8 +439,9 @@ def _footprint_integrals(TICK, RI, RQ, first, end, X0, X1, Y0, Y1, ACTIVE, t_now
     if n == 0 or end <= first:
         return
     RNG = np.empty((n, 5), np.int64)
-    _ranges(TICK, first, end, cap, X0, X1, Y0, Y1, t_now, p, n_ch, RNG)
-    _decompose(TICK, RI, RQ, first, end, X0, X1, Y0, Y1, t_now, p, OUT)
+    R = np.empty((n, 4), np.int64)
+    _ranges(TICK, first, end, X0, X1, Y0, Y1, t_now, p, n_ch, RNG, R)
+    _decompose(TICK, RI, RQ, first, end, R, X0, X1, Y0, Y1, t_now, p, OUT)
     lo = end
     hi = first
     for j in range(n):
@@ -457,18 +480,23 @@ def _footprint_integrals(TICK, RI, RQ, first, end, X0, X1, Y0, Y1, ACTIVE, t_now
             m2[k] = vi * vi + vq * vq
             mag[k] = np.sqrt(m2[k])
             sig[k] = 1 if m2[k] > thr2 else 0
+    ri = RI.reshape(RI.size)  # flat views: a row is slot x values per row on
+    rq = RQ.reshape(RQ.size)
     for j in range(n):
         OUT[j, F_COMPLETE] = RNG[j, 4]
         if ACTIVE[j]:
-            _cell_sums(j, RNG, lo, wrap, cap, n_ch, two, RI, RQ, share, shared, m2, mag, sig, OUT)
+            _cell_sums(j, RNG, lo, wrap, cap, n_ch, two, ri, rq, share, shared, m2, mag, sig, OUT)
 
 
 @njit(cache=True, nogil=True)
 def _cell_sums(j, RNG, lo, wrap, cap, n_ch, two, RI, RQ, share, shared, m2, mag, sig, OUT):
-    """Footprint j's integrals over its cells (``_footprint_integrals``; per cell of the
-    window from row ``lo``: ``share``, ``shared``, ``m2``, ``mag``, ``sig``, row-major
-    by ``n_ch``) -> OUT[j, F_SUM_I ... F_SIGNAL, F_SUM_I2, F_SUM_Q2]; sums in row, then
-    coil order."""
+    """Footprint j's integrals over its cells (``_footprint_integrals``: RI, RQ the ring's
+    values flat, ``cap`` rows; per cell of the window from row ``lo``: ``share``,
+    ``shared``, ``m2``, ``mag``, ``sig``, row-major by ``n_ch``) -> OUT[j, F_SUM_I ...
+    F_SIGNAL, F_SUM_I2, F_SUM_Q2]; sums in row, then coil order. Offsets unsigned: no
+    negative-index wraparound per cell."""
+    vals = np.uint64(RI.shape[0] // cap)  # values per row
+    f1 = np.uint64(n_ch)  # frequency 1's offset in a row
     si = 0.0
     sq = 0.0
     si2 = 0.0
@@ -478,30 +506,29 @@ def _cell_sums(j, RNG, lo, wrap, cap, n_ch, two, RI, RQ, share, shared, m2, mag,
     cells = 0
     n_shared = 0
     n_sig = 0
-    c0 = RNG[j, 2]
-    c1 = RNG[j, 3] + 1
+    c0 = np.uint64(RNG[j, 2])  # >= 0
+    c1 = np.uint64(max(RNG[j, 3] + 1, RNG[j, 2]))  # no coils: c1 = c0, not a negative index
     for r in range(RNG[j, 0], RNG[j, 1]):
         slot = r - wrap
         if slot >= cap:
             slot -= cap
-        o = np.uint64((r - lo) * n_ch)  # unsigned: no negative-index wraparound below
+        o = np.uint64((r - lo) * n_ch)
+        v = np.uint64(slot) * vals
         for c in range(c0, c1):
-            k = o + np.uint64(c)
+            k = o + c
             w = share[k]
-            si += w * RI[slot, c]
-            sq += w * RQ[slot, c]
+            si += w * RI[v + c]
+            sq += w * RQ[v + c]
             wm2 = w * w * m2[k]
-            if wm2 > best:
-                best = wm2
-                peak = w * mag[k]
+            top = wm2 > best  # selects, not a branch
+            peak = w * mag[k] if top else peak
+            best = wm2 if top else best
             n_shared += shared[k]
             n_sig += sig[k]
-        if two:
-            for c in range(c0, c1):
-                w = share[o + np.uint64(c)]
-                si2 += w * RI[slot, n_ch + c]
-                sq2 += w * RQ[slot, n_ch + c]
-        cells += max(c1 - c0, 0)
+            if two:
+                si2 += w * RI[v + f1 + c]
+                sq2 += w * RQ[v + f1 + c]
+        cells += max(RNG[j, 3] + 1 - RNG[j, 2], 0)
     OUT[j, F_SUM_I] = si
     OUT[j, F_SUM_Q] = sq
     OUT[j, F_SUM_I2] = si2
