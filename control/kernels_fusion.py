@@ -23,6 +23,8 @@ from numba import njit
 _SETTLED = 1e-3  # sweeps stop once no amplitude moves by more than this share
 _RIDGE = 0.05  # relative: each amplitude is shrunk by 1 / (1 + _RIDGE) per solve
 _LANES = 4  # residual values per cell in the sweeps: I, Q of frequency 0, I, Q of frequency 1
+_TERMS = 6  # per cell, a footprint's terms of its integrals (``_cell_sums``)
+_SIGNAL_FLAG = 1 << 32  # a cell's flags: 1 if shared + this if signal, so one sum counts both
 
 # columns of the integrals ``_footprint_integrals`` writes
 F_SUM_I = 0  # summed in-phase over the footprint's cells (shares of shared cells)
@@ -457,14 +459,10 @@ def _footprint_integrals(TICK, RI, RQ, first, end, X0, X1, Y0, Y1, ACTIVE, t_now
         for r in range(RNG[j, 0] - lo, RNG[j, 1] - lo):
             for c in range(RNG[j, 2], RNG[j, 3] + 1):
                 cover[r * n_ch + c] += 1
-    # per cell, once for all the footprints over it: each one's share (1 / cover), whether
-    # it is shared, its |I + jQ|^2 and |I + jQ| (float32, as the ring's values) and
-    # whether that is signal
-    share = np.zeros(rows * n_ch)
-    shared = np.empty(rows * n_ch, np.int64)
-    m2 = np.empty(rows * n_ch, np.float32)
-    mag = np.empty(rows * n_ch, np.float32)
-    sig = np.empty(rows * n_ch, np.int64)
+    # per cell, once for all the footprints over it (a cell's share, 1 / cover, is the
+    # same for each): its terms of their sums, see _cell_sums
+    terms = np.zeros((rows * n_ch, _TERMS))
+    flags = np.zeros(rows * n_ch, np.int64)
     thr2 = p.signal_units * p.signal_units
     for r in range(rows):
         slot = lo + r - wrap
@@ -472,31 +470,34 @@ def _footprint_integrals(TICK, RI, RQ, first, end, X0, X1, Y0, Y1, ACTIVE, t_now
             slot -= cap
         for c in range(n_ch):
             k = r * n_ch + c
-            if cover[k] > 0:
-                share[k] = 1.0 / cover[k]
-            shared[k] = 1 if cover[k] > 1 else 0
-            vi = RI[slot, c]
+            if cover[k] == 0:
+                continue
+            w = 1.0 / cover[k]
+            vi = RI[slot, c]  # float32, as the ring holds them
             vq = RQ[slot, c]
-            m2[k] = vi * vi + vq * vq
-            mag[k] = np.sqrt(m2[k])
-            sig[k] = 1 if m2[k] > thr2 else 0
-    ri = RI.reshape(RI.size)  # flat views: a row is slot x values per row on
-    rq = RQ.reshape(RQ.size)
+            m2 = vi * vi + vq * vq  # float32
+            terms[k, 0] = w * vi
+            terms[k, 1] = w * vq
+            terms[k, 2] = w * w * m2
+            terms[k, 3] = w * np.sqrt(m2)
+            if two:
+                terms[k, 4] = w * RI[slot, n_ch + c]
+                terms[k, 5] = w * RQ[slot, n_ch + c]
+            flags[k] = (1 if cover[k] > 1 else 0) + (_SIGNAL_FLAG if m2 > thr2 else 0)
     for j in range(n):
         OUT[j, F_COMPLETE] = RNG[j, 4]
         if ACTIVE[j]:
-            _cell_sums(j, RNG, lo, wrap, cap, n_ch, two, ri, rq, share, shared, m2, mag, sig, OUT)
+            _cell_sums(j, RNG, lo, n_ch, terms, flags, OUT)
 
 
 @njit(cache=True, nogil=True)
-def _cell_sums(j, RNG, lo, wrap, cap, n_ch, two, RI, RQ, share, shared, m2, mag, sig, OUT):
-    """Footprint j's integrals over its cells (``_footprint_integrals``: RI, RQ the ring's
-    values flat, ``cap`` rows; per cell of the window from row ``lo``: ``share``,
-    ``shared``, ``m2``, ``mag``, ``sig``, row-major by ``n_ch``) -> OUT[j, F_SUM_I ...
-    F_SIGNAL, F_SUM_I2, F_SUM_Q2]; sums in row, then coil order. Offsets unsigned: no
-    negative-index wraparound per cell."""
-    vals = np.uint64(RI.shape[0] // cap)  # values per row
-    f1 = np.uint64(n_ch)  # frequency 1's offset in a row
+def _cell_sums(j, RNG, lo, n_ch, terms, flags, OUT):
+    """Footprint j's integrals over its cells (``_footprint_integrals``) -> OUT[j, F_SUM_I
+    ... F_SIGNAL, F_SUM_I2, F_SUM_Q2], from its cells' terms (rows from ``lo``, row-major
+    by ``n_ch``): ``terms`` (cells, _TERMS) share x in-phase, share x quadrature,
+    (share x |I + jQ|)^2, share x |I + jQ|, share x in-phase and quadrature of frequency
+    1; ``flags``: 1 if shared + _SIGNAL_FLAG if signal. Sums in row, then coil order;
+    offsets unsigned (no negative-index wraparound per cell)."""
     si = 0.0
     sq = 0.0
     si2 = 0.0
@@ -504,30 +505,21 @@ def _cell_sums(j, RNG, lo, wrap, cap, n_ch, two, RI, RQ, share, shared, m2, mag,
     best = 0.0  # largest (share x |I + jQ|)^2 of one cell, then its peak
     peak = 0.0
     cells = 0
-    n_shared = 0
-    n_sig = 0
+    n_flags = 0
     c0 = np.uint64(RNG[j, 2])  # >= 0
     c1 = np.uint64(max(RNG[j, 3] + 1, RNG[j, 2]))  # no coils: c1 = c0, not a negative index
     for r in range(RNG[j, 0], RNG[j, 1]):
-        slot = r - wrap
-        if slot >= cap:
-            slot -= cap
         o = np.uint64((r - lo) * n_ch)
-        v = np.uint64(slot) * vals
-        for c in range(c0, c1):
-            k = o + c
-            w = share[k]
-            si += w * RI[v + c]
-            sq += w * RQ[v + c]
-            wm2 = w * w * m2[k]
-            top = wm2 > best  # selects, not a branch
-            peak = w * mag[k] if top else peak
-            best = wm2 if top else best
-            n_shared += shared[k]
-            n_sig += sig[k]
-            if two:
-                si2 += w * RI[v + f1 + c]
-                sq2 += w * RQ[v + f1 + c]
+        for c in range(o + c0, o + c1):
+            t = terms[c]
+            si += t[0]
+            sq += t[1]
+            top = t[2] > best  # selects, not a branch
+            peak = t[3] if top else peak
+            best = t[2] if top else best
+            si2 += t[4]
+            sq2 += t[5]
+            n_flags += flags[c]
         cells += max(RNG[j, 3] + 1 - RNG[j, 2], 0)
     OUT[j, F_SUM_I] = si
     OUT[j, F_SUM_Q] = sq
@@ -536,8 +528,8 @@ def _cell_sums(j, RNG, lo, wrap, cap, n_ch, two, RI, RQ, share, shared, m2, mag,
     OUT[j, F_PEAK] = peak
     OUT[j, F_CELLS] = cells
     if cells:
-        OUT[j, F_SHARED] = n_shared / cells
-        OUT[j, F_SIGNAL] = n_sig / cells
+        OUT[j, F_SHARED] = (n_flags % _SIGNAL_FLAG) / cells
+        OUT[j, F_SIGNAL] = (n_flags // _SIGNAL_FLAG) / cells
 
 
 @njit(cache=True, nogil=True)
