@@ -113,11 +113,13 @@ def _ranges(TICK, first, end, X0, X1, Y0, Y1, t_now, p, n_ch, RNG, R):
     t_lo = np.inf
     t_hi = -np.inf
     odd = False  # a NaN count: search the whole ring
+    T = np.empty((n, 4))  # the counts each footprint's rows span: integrals, joint fit
     for j in range(n):
-        ta = t_now - (Y1[j] + reach - p.y_bar_mm) / p.mm_per_tick
-        tb = t_now - (Y0[j] - reach - p.y_bar_mm) / p.mm_per_tick
         ta_i = t_now - (Y1[j] + p.margin_y_mm - p.y_bar_mm) / p.mm_per_tick
         tb_i = t_now - (Y0[j] - p.margin_y_mm - p.y_bar_mm) / p.mm_per_tick
+        ta = t_now - (Y1[j] + reach - p.y_bar_mm) / p.mm_per_tick
+        tb = t_now - (Y0[j] - reach - p.y_bar_mm) / p.mm_per_tick
+        T[j, 0], T[j, 1], T[j, 2], T[j, 3] = ta_i, tb_i, ta, tb
         t_lo = min(t_lo, ta, ta_i)
         t_hi = max(t_hi, tb + 1e-9, tb_i + 1e-9)
         odd = odd or ta != ta or tb != tb or ta_i != ta_i or tb_i != tb_i
@@ -128,8 +130,8 @@ def _ranges(TICK, first, end, X0, X1, Y0, Y1, t_now, p, n_ch, RNG, R):
     t_first = TICK[first % cap] if end > first else 0
     t_last = TICK[(end - 1) % cap] if end > first else 0
     for j in range(n):
-        ta = t_now - (Y1[j] + p.margin_y_mm - p.y_bar_mm) / p.mm_per_tick
-        tb = t_now - (Y0[j] - p.margin_y_mm - p.y_bar_mm) / p.mm_per_tick
+        ta = T[j, 0]
+        tb = T[j, 1]
         r0 = _first_at_or_after(TICK, g_lo, g_hi, wrap, ta)
         r1 = _first_at_or_after(TICK, r0, g_hi, wrap, tb + 1e-9)
         c0 = int(np.ceil((X0[j] - p.margin_x_mm - p.x_first_mm) / p.pitch_mm - 0.5))
@@ -141,8 +143,8 @@ def _ranges(TICK, first, end, X0, X1, Y0, Y1, t_now, p, n_ch, RNG, R):
         ok = end > first and t_first <= ta and t_last >= tb
         ok = ok and (r1 - r0) >= np.floor((tb - ta) / p.row_ticks) - 1
         RNG[j, 4] = 1 if ok else 0
-        ta = t_now - (Y1[j] + reach - p.y_bar_mm) / p.mm_per_tick
-        tb = t_now - (Y0[j] - reach - p.y_bar_mm) / p.mm_per_tick
+        ta = T[j, 2]
+        tb = T[j, 3]
         r0 = _first_at_or_after(TICK, g_lo, g_hi, wrap, ta)
         R[j, 0] = r0
         R[j, 1] = _first_at_or_after(TICK, r0, g_hi, wrap, tb + 1e-9)
@@ -178,6 +180,7 @@ _PHI_STEP = 1.0 / 64.0  # the normal CDF's table: z from -8 to 8 (interpolation 
 _PHI_TABLE = np.array(
     [0.5 * (1.0 + math.erf(z / math.sqrt(2.0))) for z in np.arange(-512, 513) / 64.0]
 )
+_PHI_SLOPE = np.append(np.diff(_PHI_TABLE), 0.0)  # entry i + 1 less entry i (the same doubles)
 
 
 @njit(cache=True, nogil=True)
@@ -189,7 +192,7 @@ def _phi(z):
     u = min(max(t, 0.0), top - 0.5)  # in the table, for the look-up only
     i = np.uint64(u)  # unsigned: no negative-index wraparound in the look-ups
     f = t - i
-    v = _PHI_TABLE[i] + f * (_PHI_TABLE[i + np.uint64(1)] - _PHI_TABLE[i])
+    v = _PHI_TABLE[i] + f * _PHI_SLOPE[i]
     v = 0.0 if t <= 0.0 else v
     return 1.0 if t >= top else v
 
