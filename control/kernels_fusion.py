@@ -288,15 +288,15 @@ def _overlaps(j, R, lo, offy, offx, dist, X0, X1, Y0, Y1, inv_s, p, n_ch, ov, GY
     sum GY^2 x sum GX^2."""
     ny = offy[j + 1] - offy[j]
     nx = offx[j + 1] - offx[j]
-    oy = offy[j]
-    y0 = Y0[j]
+    oy = np.uint64(offy[j])  # unsigned offsets (no negative-index wraparound): no sum
+    y0 = Y0[j]  # in the first loop, which vectorises
     y1 = Y1[j]
-    d0 = R[j, 0] - lo
-    for q in range(ny):  # no sum in this loop: it vectorises
+    d0 = np.uint64(max(R[j, 0] - lo, 0))  # R[j, 0] >= lo where ny > 0
+    for q in range(np.uint64(ny)):
         d = dist[d0 + q]
         GY[oy + q] = _phi((y1 - d) * inv_s) - _phi((y0 - d) * inv_s)
     sy = 0.0
-    for q in range(ny):
+    for q in range(np.uint64(ny)):
         sy += GY[oy + q] * GY[oy + q]
     c_lo = max(R[j, 2] - 1, 0)  # each coil's overlap once (its neighbours' crosstalk reuses it)
     c_hi = min(R[j, 3] + 1, n_ch - 1)
@@ -501,6 +501,8 @@ def _cell_sums(j, RNG, lo, n_ch, terms, flags, OUT):
     (share x |I + jQ|)^2, share x |I + jQ|, share x in-phase and quadrature of frequency
     1; ``flags``: 1 if shared + _SIGNAL_FLAG if signal. Sums in row, then coil order;
     offsets unsigned (no negative-index wraparound per cell)."""
+    if RNG[j, 3] < RNG[j, 2] or RNG[j, 1] <= RNG[j, 0]:
+        return  # no cells: its integrals stay 0 (its rows may lie outside the window)
     si = 0.0
     sq = 0.0
     si2 = 0.0
@@ -510,7 +512,7 @@ def _cell_sums(j, RNG, lo, n_ch, terms, flags, OUT):
     cells = 0
     n_flags = 0
     c0 = np.uint64(RNG[j, 2])  # >= 0
-    c1 = np.uint64(max(RNG[j, 3] + 1, RNG[j, 2]))  # no coils: c1 = c0, not a negative index
+    c1 = np.uint64(RNG[j, 3] + 1)
     for r in range(RNG[j, 0], RNG[j, 1]):
         o = np.uint64((r - lo) * n_ch)
         for c in range(o + c0, o + c1):
