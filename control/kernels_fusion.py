@@ -464,8 +464,8 @@ def _footprint_integrals(TICK, RI, RQ, first, end, X0, X1, Y0, Y1, ACTIVE, t_now
                 cover[r * n_ch + c] += 1
     # per cell, once for all the footprints over it (a cell's share, 1 / cover, is the
     # same for each): its terms of their sums, see _cell_sums
-    terms = np.zeros((rows * n_ch, _TERMS))
-    flags = np.zeros(rows * n_ch, np.int64)
+    terms = np.empty((rows * n_ch, _TERMS))  # read only where covered: written there
+    flags = np.empty(rows * n_ch, np.int64)
     thr2 = p.signal_units * p.signal_units
     for r in range(rows):
         slot = lo + r - wrap
@@ -483,9 +483,8 @@ def _footprint_integrals(TICK, RI, RQ, first, end, X0, X1, Y0, Y1, ACTIVE, t_now
             terms[k, 1] = w * vq
             terms[k, 2] = w * w * m2
             terms[k, 3] = w * np.sqrt(m2)
-            if two:
-                terms[k, 4] = w * RI[slot, n_ch + c]
-                terms[k, 5] = w * RQ[slot, n_ch + c]
+            terms[k, 4] = w * RI[slot, n_ch + c] if two else 0.0
+            terms[k, 5] = w * RQ[slot, n_ch + c] if two else 0.0
             flags[k] = (1 if cover[k] > 1 else 0) + (_SIGNAL_FLAG if m2 > thr2 else 0)
     for j in range(n):
         OUT[j, F_COMPLETE] = RNG[j, 4]

@@ -217,11 +217,12 @@ class SensorFusion:
             self._grow(max(n, 2 * self._buf.shape[0]))
         self._n_placed = n
         p = self.params
+        per_mm = 1.0 / p.mm_per_tick  # velocities mm per count -> mm per mm of travel
         _footprints(
             table.X, table.H, table.CONF, table.DEC, table.NEV, table.NVIEW, table.AXN, n,
-            float(travel_mm), 1.0 / p.mm_per_tick, p.y_bar_mm, MAX_REL_SPEED,
+            float(travel_mm), per_mm, p.y_bar_mm, MAX_REL_SPEED,
             self.anchor_views, ANCHOR_WHOLE_VIEWS, self._ext, self._vel, self._want, self._ready,
-        )  # fmt: skip  # velocities mm/tick -> mm per mm of travel
+        )  # fmt: skip
         if self.anchor_views:
             e = self._ext
             self.anchors.place_extents(
