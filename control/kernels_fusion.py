@@ -301,9 +301,11 @@ def _overlaps(j, R, lo, offy, offx, dist, X0, X1, Y0, Y1, inv_s, p, n_ch, ov, GY
     c_lo = max(R[j, 2] - 1, 0)  # each coil's overlap once (its neighbours' crosstalk reuses it)
     c_hi = min(R[j, 3] + 1, n_ch - 1)
     if nx > 0:
-        for c in range(c_lo, c_hi + 1):
-            cx = p.x_first_mm + (c + 0.5) * p.pitch_mm
-            ov[c - c_lo] = _phi((X1[j] - cx) * inv_s) - _phi((X0[j] - cx) * inv_s)
+        x0 = X0[j]
+        x1 = X1[j]
+        for k in range(np.uint64(c_hi - c_lo + 1)):  # unsigned: vectorises as GY's loop
+            cx = p.x_first_mm + (c_lo + np.int64(k) + 0.5) * p.pitch_mm
+            ov[k] = _phi((x1 - cx) * inv_s) - _phi((x0 - cx) * inv_s)
     sx = 0.0
     for q in range(nx):
         c = R[j, 2] + q
@@ -459,9 +461,12 @@ def _footprint_integrals(TICK, RI, RQ, first, end, X0, X1, Y0, Y1, ACTIVE, t_now
     wrap = first - first % cap  # logical row r sits in slot r - wrap (- cap past the end)
     cover = np.zeros(rows * n_ch, np.int32)  # row-major over the window: (r - lo) x n_ch + c
     for j in range(n):
+        if RNG[j, 3] < RNG[j, 2] or RNG[j, 1] <= RNG[j, 0]:
+            continue  # no cells (its rows may lie outside the window)
         for r in range(RNG[j, 0] - lo, RNG[j, 1] - lo):
-            for c in range(RNG[j, 2], RNG[j, 3] + 1):
-                cover[r * n_ch + c] += 1
+            o = np.uint64(r * n_ch)  # unsigned: no negative-index wraparound per cell
+            for c in range(o + np.uint64(RNG[j, 2]), o + np.uint64(RNG[j, 3] + 1)):
+                cover[c] += 1
     # per cell, once for all the footprints over it (a cell's share, 1 / cover, is the
     # same for each): its terms of their sums, see _cell_sums
     terms = np.empty((rows * n_ch, _TERMS))  # read only where covered: written there
