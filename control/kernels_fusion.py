@@ -23,6 +23,8 @@ from numba import njit
 _SETTLED = 1e-3  # sweeps stop once no amplitude moves by more than this share
 _RIDGE = 0.05  # relative: each amplitude is shrunk by 1 / (1 + _RIDGE) per solve
 _LANES = 4  # residual values per cell in the sweeps: I, Q of frequency 0, I, Q of frequency 1
+_TERMS = 6  # per cell, a footprint's terms of its integrals (``_cell_sums``)
+_SIGNAL_FLAG = 1 << 32  # a cell's flags: 1 if shared + this if signal, so one sum counts both
 
 # columns of the integrals ``_footprint_integrals`` writes
 F_SUM_I = 0  # summed in-phase over the footprint's cells (shares of shared cells)
@@ -78,12 +80,17 @@ class FusionParams(NamedTuple):
 
 
 @njit(cache=True, nogil=True)
-def _first_at_or_after(TICK, lo, hi, cap, t):
-    """Smallest logical index j in [lo, hi) with TICK[j % cap] >= t (hi if none)."""
+def _first_at_or_after(TICK, lo, hi, wrap, t):
+    """Smallest logical index j in [lo, hi) with TICK at j >= t (hi if none); logical
+    index j sits in slot j - wrap (- cap past the end: ``wrap`` = first - first % cap)."""
+    cap = TICK.shape[0]
     a, b = lo, hi
     while a < b:
         m = (a + b) // 2
-        if TICK[m % cap] < t:
+        slot = m - wrap
+        if slot >= cap:
+            slot -= cap
+        if TICK[slot] < t:
             a = m + 1
         else:
             b = m
@@ -91,23 +98,60 @@ def _first_at_or_after(TICK, lo, hi, cap, t):
 
 
 @njit(cache=True, nogil=True)
-def _ranges(TICK, first, end, cap, X0, X1, Y0, Y1, t_now, p, n_ch, RNG):
-    """Per footprint: logical rows [r0, r1), channels [c0, c1], complete flag -> RNG (n, 5)."""
+def _ranges(TICK, first, end, X0, X1, Y0, Y1, t_now, p, n_ch, RNG, R):
+    """Per footprint, one pass: logical rows [r0, r1), channels [c0, c1] and complete flag
+    of its integrals -> RNG (n, 5); rows [R0, R1) and channels [C0, C1] of its joint fit,
+    within ``p.ls_reach`` coil sigmas (plus one channel for crosstalk) -> R (n, 4).
+
+    Every row search looks only between the rows of the earliest and the latest count
+    any footprint needs (found first), which holds every answer a search of the whole
+    ring gives."""
     n = X0.shape[0]
+    cap = TICK.shape[0]
+    wrap = first - first % cap
+    reach = p.ls_reach * p.coil_sigma_mm
+    t_lo = np.inf
+    t_hi = -np.inf
+    odd = False  # a NaN count: search the whole ring
+    T = np.empty((n, 4))  # the counts each footprint's rows span: integrals, joint fit
     for j in range(n):
-        ta = t_now - (Y1[j] + p.margin_y_mm - p.y_bar_mm) / p.mm_per_tick
-        tb = t_now - (Y0[j] - p.margin_y_mm - p.y_bar_mm) / p.mm_per_tick
-        r0 = _first_at_or_after(TICK, first, end, cap, ta)
-        r1 = _first_at_or_after(TICK, r0, end, cap, tb + 1e-9)
+        ta_i = t_now - (Y1[j] + p.margin_y_mm - p.y_bar_mm) / p.mm_per_tick
+        tb_i = t_now - (Y0[j] - p.margin_y_mm - p.y_bar_mm) / p.mm_per_tick
+        ta = t_now - (Y1[j] + reach - p.y_bar_mm) / p.mm_per_tick
+        tb = t_now - (Y0[j] - reach - p.y_bar_mm) / p.mm_per_tick
+        T[j, 0], T[j, 1], T[j, 2], T[j, 3] = ta_i, tb_i, ta, tb
+        t_lo = min(t_lo, ta, ta_i)
+        t_hi = max(t_hi, tb + 1e-9, tb_i + 1e-9)
+        odd = odd or ta != ta or tb != tb or ta_i != ta_i or tb_i != tb_i
+    g_lo, g_hi = first, end
+    if not odd:
+        g_lo = _first_at_or_after(TICK, first, end, wrap, t_lo)
+        g_hi = _first_at_or_after(TICK, g_lo, end, wrap, t_hi)
+    t_first = TICK[first % cap] if end > first else 0
+    t_last = TICK[(end - 1) % cap] if end > first else 0
+    for j in range(n):
+        ta = T[j, 0]
+        tb = T[j, 1]
+        r0 = _first_at_or_after(TICK, g_lo, g_hi, wrap, ta)
+        r1 = _first_at_or_after(TICK, r0, g_hi, wrap, tb + 1e-9)
         c0 = int(np.ceil((X0[j] - p.margin_x_mm - p.x_first_mm) / p.pitch_mm - 0.5))
         c1 = int(np.floor((X1[j] + p.margin_x_mm - p.x_first_mm) / p.pitch_mm - 0.5))
         RNG[j, 0] = r0
         RNG[j, 1] = r1
         RNG[j, 2] = max(c0, 0)
         RNG[j, 3] = min(c1, n_ch - 1)
-        ok = end > first and TICK[first % cap] <= ta and TICK[(end - 1) % cap] >= tb
+        ok = end > first and t_first <= ta and t_last >= tb
         ok = ok and (r1 - r0) >= np.floor((tb - ta) / p.row_ticks) - 1
         RNG[j, 4] = 1 if ok else 0
+        ta = T[j, 2]
+        tb = T[j, 3]
+        r0 = _first_at_or_after(TICK, g_lo, g_hi, wrap, ta)
+        R[j, 0] = r0
+        R[j, 1] = _first_at_or_after(TICK, r0, g_hi, wrap, tb + 1e-9)
+        c0 = int(np.ceil((X0[j] - reach - p.x_first_mm) / p.pitch_mm - 0.5)) - 1
+        c1 = int(np.floor((X1[j] + reach - p.x_first_mm) / p.pitch_mm - 0.5)) + 1
+        R[j, 2] = max(c0, 0)
+        R[j, 3] = min(c1, n_ch - 1)
 
 
 @njit(cache=True, nogil=True)
@@ -136,6 +180,7 @@ _PHI_STEP = 1.0 / 64.0  # the normal CDF's table: z from -8 to 8 (interpolation 
 _PHI_TABLE = np.array(
     [0.5 * (1.0 + math.erf(z / math.sqrt(2.0))) for z in np.arange(-512, 513) / 64.0]
 )
+_PHI_SLOPE = np.append(np.diff(_PHI_TABLE), 0.0)  # entry i + 1 less entry i (the same doubles)
 
 
 @njit(cache=True, nogil=True)
@@ -145,32 +190,15 @@ def _phi(z):
     t = (z + 8.0) * (1.0 / _PHI_STEP)
     top = _PHI_TABLE.shape[0] - 1
     u = min(max(t, 0.0), top - 0.5)  # in the table, for the look-up only
-    i = int(u)
+    i = np.uint64(u)  # unsigned: no negative-index wraparound in the look-ups
     f = t - i
-    v = _PHI_TABLE[i] + f * (_PHI_TABLE[i + 1] - _PHI_TABLE[i])
+    v = _PHI_TABLE[i] + f * _PHI_SLOPE[i]
     v = 0.0 if t <= 0.0 else v
     return 1.0 if t >= top else v
 
 
 @njit(cache=True, nogil=True)
-def _ls_ranges(TICK, first, end, cap, X0, X1, Y0, Y1, t_now, p, n_ch, R):
-    """Per footprint: logical rows [R0, R1) and channels [C0, C1] within
-    ``p.ls_reach`` coil sigmas (plus one channel for crosstalk) -> R (n, 4)."""
-    reach = p.ls_reach * p.coil_sigma_mm
-    for j in range(X0.shape[0]):
-        ta = t_now - (Y1[j] + reach - p.y_bar_mm) / p.mm_per_tick
-        tb = t_now - (Y0[j] - reach - p.y_bar_mm) / p.mm_per_tick
-        r0 = _first_at_or_after(TICK, first, end, cap, ta)
-        R[j, 0] = r0
-        R[j, 1] = _first_at_or_after(TICK, r0, end, cap, tb + 1e-9)
-        c0 = int(np.ceil((X0[j] - reach - p.x_first_mm) / p.pitch_mm - 0.5)) - 1
-        c1 = int(np.floor((X1[j] + reach - p.x_first_mm) / p.pitch_mm - 0.5)) + 1
-        R[j, 2] = max(c0, 0)
-        R[j, 3] = min(c1, n_ch - 1)
-
-
-@njit(cache=True, nogil=True)
-def _decompose(TICK, RI, RQ, first, end, X0, X1, Y0, Y1, t_now, p, OUT):
+def _decompose(TICK, RI, RQ, first, end, R, X0, X1, Y0, Y1, t_now, p, OUT):
     """Each footprint's amplitude per unit coil overlap -> OUT[:, F_AMP_I, F_AMP_Q, F_COVER]
     (and F_AMP_I2, F_AMP_Q2 at frequency 1 of a two-frequency bar).
 
@@ -182,7 +210,8 @@ def _decompose(TICK, RI, RQ, first, end, X0, X1, Y0, Y1, t_now, p, OUT):
     are solved jointly by least squares (Gauss-Seidel sweeps over the residual,
     a small relative ridge, at most ``ls_sweeps``): touching footprints share
     the cells by how much each explains them, not by an even split. Every
-    frequency is solved with the same overlaps in the same sweeps.
+    frequency is solved with the same overlaps in the same sweeps. R (n, 4): each
+    footprint's window of rows and coils (``_ranges``).
     """
     n = X0.shape[0]
     cap = TICK.shape[0]
@@ -196,8 +225,6 @@ def _decompose(TICK, RI, RQ, first, end, X0, X1, Y0, Y1, t_now, p, OUT):
         OUT[j, F_AMP_Q2] = 0.0
     if n == 0 or end <= first:
         return
-    R = np.empty((n, 4), np.int64)
-    _ls_ranges(TICK, first, end, cap, X0, X1, Y0, Y1, t_now, p, n_ch, R)
     lo = end
     hi = first
     offy = np.zeros(n + 1, np.int64)
@@ -215,79 +242,107 @@ def _decompose(TICK, RI, RQ, first, end, X0, X1, Y0, Y1, t_now, p, OUT):
         offx[j + 1] = offx[j] + nx
     if hi <= lo:
         return
+    rows = hi - lo
+    wrap = first - first % cap  # logical row r sits in slot r - wrap (- cap past the end)
+    dist = np.empty(rows)  # each row's bar line in belt mm at t_now (the same for every footprint)
+    for r in range(rows):
+        slot = lo + r - wrap
+        if slot >= cap:
+            slot -= cap
+        dist[r] = (t_now - TICK[slot]) * p.mm_per_tick + p.y_bar_mm
     GY = np.empty(offy[n])
     GX = np.empty(offx[n])
     G = np.zeros(n)
     ov = np.empty(n_ch)
-    c_lo = 0
     inv_s = 1.0 / p.coil_sigma_mm
-    wrap = first - first % cap  # logical row r sits in slot r - wrap (- cap past the end)
     for j in range(n):
-        sy = 0.0
-        for q in range(offy[j + 1] - offy[j]):
-            slot = R[j, 0] + q - wrap
-            if slot >= cap:
-                slot -= cap
-            d = (t_now - TICK[slot]) * p.mm_per_tick + p.y_bar_mm
-            g = _phi((Y1[j] - d) * inv_s) - _phi((Y0[j] - d) * inv_s)
-            GY[offy[j] + q] = g
-            sy += g * g
-        nx = offx[j + 1] - offx[j]
-        if nx > 0:  # each coil's overlap once (its neighbours' crosstalk reuses it)
-            c_lo = max(R[j, 2] - 1, 0)
-            c_hi = min(R[j, 3] + 1, n_ch - 1)
-            for c in range(c_lo, c_hi + 1):
-                cx = p.x_first_mm + (c + 0.5) * p.pitch_mm
-                ov[c - c_lo] = _phi((X1[j] - cx) * inv_s) - _phi((X0[j] - cx) * inv_s)
-        sx = 0.0
-        for q in range(nx):
-            c = R[j, 2] + q
-            g = ov[c - c_lo]
-            if c > 0:
-                g += p.crosstalk * ov[c - 1 - c_lo]
-            if c < n_ch - 1:
-                g += p.crosstalk * ov[c + 1 - c_lo]
-            GX[offx[j] + q] = g
-            sx += g * g
-        G[j] = sy * sx
-    # residuals, coil-major, interleaved per cell: [coil x rows + row, 2 f + (0: in-phase,
-    # 1: quadrature)], so a footprint's column of cells is one contiguous run
-    rows = hi - lo
-    res = np.zeros((n_ch * rows, _LANES))  # a single-frequency bar leaves lanes 2, 3 at 0
-    for r in range(lo, hi):
-        slot = r - wrap
+        G[j] = _overlaps(j, R, lo, offy, offx, dist, X0, X1, Y0, Y1, inv_s, p, n_ch, ov, GY, GX)
+    # residuals row-major, the lanes of a cell side by side: [(row - lo) x width + coil x
+    # _LANES + 2 f + (0: in-phase, 1: quadrature)], so one row of a footprint's window is
+    # one contiguous run (its columns x _LANES values)
+    width = n_ch * _LANES
+    res = np.empty(rows * width)
+    if nf == 1:
+        res[:] = 0.0  # a single-frequency bar leaves lanes 2, 3 at 0
+    for r in range(rows):
+        slot = lo + r - wrap
         if slot >= cap:
             slot -= cap
+        cell = res[r * width : (r + 1) * width]
         for f in range(nf):
+            vi = RI[slot, f * n_ch : (f + 1) * n_ch]
+            vq = RQ[slot, f * n_ch : (f + 1) * n_ch]
             for c in range(n_ch):
-                res[c * rows + r - lo, 2 * f] = RI[slot, f * n_ch + c]
-                res[c * rows + r - lo, 2 * f + 1] = RQ[slot, f * n_ch + c]
-    _sweeps(res, rows, nf, lo, n, R, offy, offx, GY, GX, G, p.ls_sweeps, OUT)
+                cell[c * _LANES + 2 * f] = vi[c]
+                cell[c * _LANES + 2 * f + 1] = vq[c]
+    _sweeps(res, width, lo, nf, n, R, offy, offx, GY, GX, G, p.ls_sweeps, OUT)
     for j in range(n):
         OUT[j, F_COVER] = G[j]
 
 
 @njit(cache=True, nogil=True)
-def _sweeps(res, rows, nf, lo, n, R, offy, offx, GY, GX, G, n_sweeps, OUT):
-    """Gauss-Seidel sweeps of ``_decompose`` over the residual ``res`` (coil x ``rows``
-    + row - ``lo``, ``_LANES``: in-phase and quadrature of frequency 0, then of
-    frequency 1, 0 on a bar of ``nf`` = 1) -> OUT[:, F_AMP_I, F_AMP_Q(, F_AMP_I2, F_AMP_Q2)].
+def _overlaps(j, R, lo, offy, offx, dist, X0, X1, Y0, Y1, inv_s, p, n_ch, ov, GY, GX):
+    """Footprint j's overlaps along the belt (one per row of its window, ``dist``: each
+    row's bar line, rows from ``lo``) -> GY[offy[j]:], across it (one per coil, its
+    neighbours' crosstalk added; ``ov`` scratch (n_ch,)) -> GX[offx[j]:]; returns
+    sum GY^2 x sum GX^2."""
+    ny = offy[j + 1] - offy[j]
+    nx = offx[j + 1] - offx[j]
+    oy = np.uint64(offy[j])  # unsigned offsets (no negative-index wraparound): no sum
+    y0 = Y0[j]  # in the first loop, which vectorises
+    y1 = Y1[j]
+    d0 = np.uint64(max(R[j, 0] - lo, 0))  # R[j, 0] >= lo where ny > 0
+    for q in range(np.uint64(ny)):
+        d = dist[d0 + q]
+        GY[oy + q] = _phi((y1 - d) * inv_s) - _phi((y0 - d) * inv_s)
+    sy = 0.0
+    for q in range(np.uint64(ny)):
+        sy += GY[oy + q] * GY[oy + q]
+    c_lo = max(R[j, 2] - 1, 0)  # each coil's overlap once (its neighbours' crosstalk reuses it)
+    c_hi = min(R[j, 3] + 1, n_ch - 1)
+    if nx > 0:
+        x0 = X0[j]
+        x1 = X1[j]
+        for k in range(np.uint64(c_hi - c_lo + 1)):  # unsigned: vectorises as GY's loop
+            cx = p.x_first_mm + (c_lo + np.int64(k) + 0.5) * p.pitch_mm
+            ov[k] = _phi((x1 - cx) * inv_s) - _phi((x0 - cx) * inv_s)
+    sx = 0.0
+    for q in range(nx):
+        c = R[j, 2] + q
+        g = ov[c - c_lo]
+        if c > 0:
+            g += p.crosstalk * ov[c - 1 - c_lo]
+        if c < n_ch - 1:
+            g += p.crosstalk * ov[c + 1 - c_lo]
+        GX[offx[j] + q] = g
+        sx += g * g
+    return sy * sx
+
+
+@njit(cache=True, nogil=True)
+def _sweeps(res, width, lo, nf, n, R, offy, offx, GY, GX, G, n_sweeps, OUT):
+    """Gauss-Seidel sweeps of ``_decompose`` over the residual ``res`` (row - ``lo``,
+    ``width`` = coils x ``_LANES`` per row: in-phase and quadrature of frequency 0, then
+    of frequency 1, 0 on a bar of ``nf`` = 1) -> OUT[:, F_AMP_I, F_AMP_Q(, F_AMP_I2,
+    F_AMP_Q2)].
 
     A footprint's correlation with the residual is sum_b GX[b] sum_a GY[a] res[a, b]:
-    each column of its window summed down its rows (a contiguous run of cells), then
-    weighted across; its step goes back the same way. The four lanes of a cell are
-    one vector operation; each frequency is computed with the same operations in the
-    same order whatever the other does, and one whose amplitudes all settled in a
-    sweep is left alone in the next (each frequency's fit is what it would be alone).
-    A footprint whose amplitudes did not move leaves the residual as it is.
+    each column of its window summed down its rows, then weighted across. The rows of
+    its window are contiguous runs (its columns x lanes), so every column and lane is
+    summed at once, one vector operation per few cells, each sum still in row order;
+    its step goes back the same way. Each frequency is computed with the same
+    operations in the same order whatever the other does, and one whose amplitudes all
+    settled in a sweep is left alone in the next (each frequency's fit is what it would
+    be alone). A footprint whose amplitudes did not move leaves the residual as it is.
     """
     amp = np.zeros((n, _LANES))
     num = np.empty(_LANES)
+    col = np.empty(width)  # a footprint's columns x lanes summed down its rows
+    step = np.empty(width)  # ... and its step x GX, per column and lane
     live = np.zeros(_LANES // 2, np.bool_)  # a frequency whose amplitudes settled is left alone
     live[:nf] = True
     moved = np.zeros(_LANES // 2, np.bool_)
     ridge = 1.0 + _RIDGE
-    cells = res
     for _ in range(n_sweeps):
         moved[:] = False
         for j in range(n):
@@ -296,65 +351,30 @@ def _sweeps(res, rows, nf, lo, n, R, offy, offx, GY, GX, G, n_sweeps, OUT):
                 continue
             ny = offy[j + 1] - offy[j]
             nx = offx[j + 1] - offx[j]
-            base = R[j, 2] * rows + R[j, 0] - lo
+            run = np.uint64(nx * _LANES)
             oy = offy[j]
             ox = offx[j]
+            # unsigned offsets: no negative-index wraparound in the loops over a run,
+            # which then vectorise (every column and lane at once, each sum in row order)
+            base = np.uint64((R[j, 0] - lo) * width + R[j, 2] * _LANES)
+            for k in range(run):
+                col[k] = 0.0
+            for a in range(ny):
+                w = GY[oy + a]
+                o = base + np.uint64(a * width)
+                for k in range(run):
+                    col[k] += w * res[o + k]
             n0 = 0.0
             n1 = 0.0
             n2 = 0.0
             n3 = 0.0
-            # each column summed down the rows, then weighted across; two columns at
-            # a time (independent sums: the adds of one do not wait for the other's)
-            for b in range(0, nx - 1, 2):
-                c0 = 0.0
-                c1 = 0.0
-                c2 = 0.0
-                c3 = 0.0
-                e0 = 0.0
-                e1 = 0.0
-                e2 = 0.0
-                e3 = 0.0
-                o = base + b * rows
-                for a in range(ny):
-                    w = GY[oy + a]
-                    c0 += w * cells[o, 0]
-                    c1 += w * cells[o, 1]
-                    c2 += w * cells[o, 2]
-                    c3 += w * cells[o, 3]
-                    e0 += w * cells[o + rows, 0]
-                    e1 += w * cells[o + rows, 1]
-                    e2 += w * cells[o + rows, 2]
-                    e3 += w * cells[o + rows, 3]
-                    o += 1
+            for b in range(nx):
                 w = GX[ox + b]
-                n0 += w * c0
-                n1 += w * c1
-                n2 += w * c2
-                n3 += w * c3
-                w = GX[ox + b + 1]
-                n0 += w * e0
-                n1 += w * e1
-                n2 += w * e2
-                n3 += w * e3
-            if nx % 2:
-                b = nx - 1
-                c0 = 0.0
-                c1 = 0.0
-                c2 = 0.0
-                c3 = 0.0
-                o = base + b * rows
-                for a in range(ny):
-                    w = GY[oy + a]
-                    c0 += w * cells[o, 0]
-                    c1 += w * cells[o, 1]
-                    c2 += w * cells[o, 2]
-                    c3 += w * cells[o, 3]
-                    o += 1
-                w = GX[ox + b]
-                n0 += w * c0
-                n1 += w * c1
-                n2 += w * c2
-                n3 += w * c3
+                k = b * _LANES
+                n0 += w * col[k]
+                n1 += w * col[k + 1]
+                n2 += w * col[k + 2]
+                n3 += w * col[k + 3]
             num[0] = n0
             num[1] = n1
             num[2] = n2
@@ -383,18 +403,13 @@ def _sweeps(res, rows, nf, lo, n, R, offy, offx, GY, GX, G, n_sweeps, OUT):
                 continue
             for b in range(nx):
                 w = GX[ox + b]
-                s0 = num[0] * w
-                s1 = num[1] * w
-                s2 = num[2] * w
-                s3 = num[3] * w
-                o = base + b * rows
-                for a in range(ny):
-                    w = GY[oy + a]
-                    cells[o, 0] -= w * s0
-                    cells[o, 1] -= w * s1
-                    cells[o, 2] -= w * s2
-                    cells[o, 3] -= w * s3
-                    o += 1
+                for k in range(_LANES):
+                    step[b * _LANES + k] = num[k] * w
+            for a in range(ny):
+                w = GY[oy + a]
+                o = base + np.uint64(a * width)
+                for k in range(run):
+                    res[o + k] -= w * step[k]
         live[:] = moved
         if not moved.any():  # every amplitude settled: a sweep more would change nothing
             break
@@ -431,8 +446,9 @@ def _footprint_integrals(TICK, RI, RQ, first, end, X0, X1, Y0, Y1, ACTIVE, t_now
     if n == 0 or end <= first:
         return
     RNG = np.empty((n, 5), np.int64)
-    _ranges(TICK, first, end, cap, X0, X1, Y0, Y1, t_now, p, n_ch, RNG)
-    _decompose(TICK, RI, RQ, first, end, X0, X1, Y0, Y1, t_now, p, OUT)
+    R = np.empty((n, 4), np.int64)
+    _ranges(TICK, first, end, X0, X1, Y0, Y1, t_now, p, n_ch, RNG, R)
+    _decompose(TICK, RI, RQ, first, end, R, X0, X1, Y0, Y1, t_now, p, OUT)
     lo = end
     hi = first
     for j in range(n):
@@ -441,69 +457,88 @@ def _footprint_integrals(TICK, RI, RQ, first, end, X0, X1, Y0, Y1, ACTIVE, t_now
             hi = max(hi, RNG[j, 1])
     if hi <= lo:
         return
-    cover = np.zeros((hi - lo, n_ch), np.int32)
-    for j in range(n):
-        for r in range(RNG[j, 0] - lo, RNG[j, 1] - lo):
-            for c in range(RNG[j, 2], RNG[j, 3] + 1):
-                cover[r, c] += 1
-    share = np.zeros((hi - lo, n_ch))  # 1 / cover: each footprint's share of a cell
-    for r in range(hi - lo):
-        for c in range(n_ch):
-            if cover[r, c] > 0:
-                share[r, c] = 1.0 / cover[r, c]
-    thr2 = p.signal_units * p.signal_units
+    rows = hi - lo
     wrap = first - first % cap  # logical row r sits in slot r - wrap (- cap past the end)
+    cover = np.zeros(rows * n_ch, np.int32)  # row-major over the window: (r - lo) x n_ch + c
+    for j in range(n):
+        if RNG[j, 3] < RNG[j, 2] or RNG[j, 1] <= RNG[j, 0]:
+            continue  # no cells (its rows may lie outside the window)
+        for r in range(RNG[j, 0] - lo, RNG[j, 1] - lo):
+            o = np.uint64(r * n_ch)  # unsigned: no negative-index wraparound per cell
+            for c in range(o + np.uint64(RNG[j, 2]), o + np.uint64(RNG[j, 3] + 1)):
+                cover[c] += 1
+    # per cell, once for all the footprints over it (a cell's share, 1 / cover, is the
+    # same for each): its terms of their sums, see _cell_sums
+    terms = np.empty((rows * n_ch, _TERMS))  # read only where covered: written there
+    flags = np.empty(rows * n_ch, np.int64)
+    thr2 = p.signal_units * p.signal_units
+    for r in range(rows):
+        slot = lo + r - wrap
+        if slot >= cap:
+            slot -= cap
+        for c in range(n_ch):
+            k = r * n_ch + c
+            if cover[k] == 0:
+                continue
+            w = 1.0 / cover[k]
+            vi = RI[slot, c]  # float32, as the ring holds them
+            vq = RQ[slot, c]
+            m2 = vi * vi + vq * vq  # float32
+            terms[k, 0] = w * vi
+            terms[k, 1] = w * vq
+            terms[k, 2] = w * w * m2
+            terms[k, 3] = w * np.sqrt(m2)
+            terms[k, 4] = w * RI[slot, n_ch + c] if two else 0.0
+            terms[k, 5] = w * RQ[slot, n_ch + c] if two else 0.0
+            flags[k] = (1 if cover[k] > 1 else 0) + (_SIGNAL_FLAG if m2 > thr2 else 0)
     for j in range(n):
         OUT[j, F_COMPLETE] = RNG[j, 4]
-        if not ACTIVE[j]:
-            continue
-        si = 0.0
-        sq = 0.0
-        si2 = 0.0
-        sq2 = 0.0
-        best = 0.0  # largest (share x |I + jQ|)^2 of one cell, then its peak
-        peak = 0.0
-        cells = 0
-        shared = 0
-        sig = 0
-        c0 = RNG[j, 2]
-        c1 = RNG[j, 3] + 1
-        for r in range(RNG[j, 0], RNG[j, 1]):
-            slot = r - wrap
-            if slot >= cap:
-                slot -= cap
-            w_row = share[r - lo]
-            k_row = cover[r - lo]
-            ri = RI[slot]
-            rq = RQ[slot]
-            for c in range(c0, c1):
-                w = w_row[c]
-                vi = ri[c]
-                vq = rq[c]
-                si += w * vi
-                sq += w * vq
-                m2 = vi * vi + vq * vq
-                wm2 = w * w * m2
-                if wm2 > best:
-                    best = wm2
-                    peak = w * np.sqrt(m2)
-                shared += 1 if k_row[c] > 1 else 0
-                sig += 1 if m2 > thr2 else 0
-            if two:
-                for c in range(c0, c1):
-                    w = w_row[c]
-                    si2 += w * ri[n_ch + c]
-                    sq2 += w * rq[n_ch + c]
-            cells += max(c1 - c0, 0)
-        OUT[j, F_SUM_I] = si
-        OUT[j, F_SUM_Q] = sq
-        OUT[j, F_SUM_I2] = si2
-        OUT[j, F_SUM_Q2] = sq2
-        OUT[j, F_PEAK] = peak
-        OUT[j, F_CELLS] = cells
-        if cells:
-            OUT[j, F_SHARED] = shared / cells
-            OUT[j, F_SIGNAL] = sig / cells
+        if ACTIVE[j]:
+            _cell_sums(j, RNG, lo, n_ch, terms, flags, OUT)
+
+
+@njit(cache=True, nogil=True)
+def _cell_sums(j, RNG, lo, n_ch, terms, flags, OUT):
+    """Footprint j's integrals over its cells (``_footprint_integrals``) -> OUT[j, F_SUM_I
+    ... F_SIGNAL, F_SUM_I2, F_SUM_Q2], from its cells' terms (rows from ``lo``, row-major
+    by ``n_ch``): ``terms`` (cells, _TERMS) share x in-phase, share x quadrature,
+    (share x |I + jQ|)^2, share x |I + jQ|, share x in-phase and quadrature of frequency
+    1; ``flags``: 1 if shared + _SIGNAL_FLAG if signal. Sums in row, then coil order;
+    offsets unsigned (no negative-index wraparound per cell)."""
+    if RNG[j, 3] < RNG[j, 2] or RNG[j, 1] <= RNG[j, 0]:
+        return  # no cells: its integrals stay 0 (its rows may lie outside the window)
+    si = 0.0
+    sq = 0.0
+    si2 = 0.0
+    sq2 = 0.0
+    best = 0.0  # largest (share x |I + jQ|)^2 of one cell, then its peak
+    peak = 0.0
+    cells = 0
+    n_flags = 0
+    c0 = np.uint64(RNG[j, 2])  # >= 0
+    c1 = np.uint64(RNG[j, 3] + 1)
+    for r in range(RNG[j, 0], RNG[j, 1]):
+        o = np.uint64((r - lo) * n_ch)
+        for c in range(o + c0, o + c1):
+            t = terms[c]
+            si += t[0]
+            sq += t[1]
+            top = t[2] > best  # selects, not a branch
+            peak = t[3] if top else peak
+            best = t[2] if top else best
+            si2 += t[4]
+            sq2 += t[5]
+            n_flags += flags[c]
+        cells += max(RNG[j, 3] + 1 - RNG[j, 2], 0)
+    OUT[j, F_SUM_I] = si
+    OUT[j, F_SUM_Q] = sq
+    OUT[j, F_SUM_I2] = si2
+    OUT[j, F_SUM_Q2] = sq2
+    OUT[j, F_PEAK] = peak
+    OUT[j, F_CELLS] = cells
+    if cells:
+        OUT[j, F_SHARED] = (n_flags % _SIGNAL_FLAG) / cells
+        OUT[j, F_SIGNAL] = (n_flags // _SIGNAL_FLAG) / cells
 
 
 @njit(cache=True, nogil=True)
@@ -658,6 +693,63 @@ def _fused_logits(INT, rows, EV, NEV, mean, scale, L, cmap, comb, noise, out):
         for c in range(k):
             out[q, c] = (out[q, c] - best) * flat
     return out[:m]
+
+
+@njit(cache=True, nogil=True)
+def _footprints(
+    X, H, CONF, DEC, NEV, NVIEW, AXN, n, travel_mm, per_mm, y_bar_mm, max_rel,
+    anchor_views, whole_views, EXT, VEL, WANT, READY,
+):  # fmt: skip
+    """Tracks 0..n-1 of a ``TrackTable`` (X (N, 4) x, u, vx, vu: centre mm, velocity mm
+    per encoder count; H (N, 2) half extents mm; CONF, DEC, NEV, NVIEW, AXN (N,) int64)
+    as footprints at the bar, the first step of ``sortline.sensor.fusion``'s frame, one pass.
+
+    EXT (4, >= n) <- x0, x1, y0, y1: each extent at belt travel ``travel_mm``, moved
+    back by ``_back_project`` (velocities x ``per_mm``, counts per mm of travel, kept in
+    VEL (2, >= n)); WANT (>= n,) bool <- confirmed, undecided, with camera evidence;
+    READY (>= n,) bool <- confirmed with ``anchor_views`` views of which ``whole_views``
+    wholly in the image (``sortline.sensor.anchor``).
+    """
+    for j in range(n):
+        EXT[0, j] = X[j, 0] - H[j, 0]
+        EXT[1, j] = X[j, 0] + H[j, 0]
+        EXT[2, j] = X[j, 1] - (H[j, 1] - travel_mm)
+        EXT[3, j] = X[j, 1] + (H[j, 1] + travel_mm)
+        VEL[0, j] = X[j, 2] * per_mm
+        VEL[1, j] = X[j, 3] * per_mm
+        WANT[j] = CONF[j] != 0 and DEC[j] == 0 and NEV[j] > 0
+        READY[j] = CONF[j] != 0 and NVIEW[j] >= anchor_views and AXN[j] >= whole_views
+    _back_project(
+        EXT[0, :n], EXT[1, :n], EXT[2, :n], EXT[3, :n], VEL[0, :n], VEL[1, :n], y_bar_mm, max_rel
+    )  # fmt: skip
+
+
+@njit(cache=True, nogil=True)
+def _integrate_fuse(
+    TICK, RI, RQ, first, end, EXT, WANT, n, t_now, p, AX, OUT, ROWS,
+    EV, NEV, mean, scale, L, cmap, comb, noise, LOGITS,
+):  # fmt: skip
+    """The rest of ``sortline.sensor.fusion``'s frame up to the outlook, one call:
+    ``_footprint_integrals`` of the footprints EXT[:, :n] (``_footprints``) -> OUT[:n],
+    the camera's size of each piece (AX (N, 2), the track's minor and major length, NaN:
+    none yet) into F_MINOR, F_MAJOR, the rows to fuse (WANT and every row of its
+    footprint in the ring) -> ROWS[:m] int64, and their fused logits (``_fused_logits``)
+    -> LOGITS[:m]; returns m."""
+    out = OUT[:n]
+    _footprint_integrals(
+        TICK, RI, RQ, first, end, EXT[0, :n], EXT[1, :n], EXT[2, :n], EXT[3, :n], WANT[:n],
+        t_now, p, out,
+    )  # fmt: skip
+    m = 0
+    for j in range(n):
+        out[j, F_MINOR] = AX[j, 0]
+        out[j, F_MAJOR] = AX[j, 1]
+        if WANT[j] and out[j, F_COMPLETE] > 0:
+            ROWS[m] = j
+            m += 1
+    if m > 0:
+        _fused_logits(out, ROWS[:m], EV, NEV, mean, scale, L, cmap, comb, noise, LOGITS)
+    return m
 
 
 @njit(cache=True, nogil=True)

@@ -41,14 +41,10 @@ import numpy as np
 
 from control.kernels_evidence import _outlook_finish
 from control.kernels_fusion import (
-    F_COMPLETE,
-    F_MAJOR,
-    F_MINOR,
     N_INTEGRALS,
     FusionParams,
-    _back_project,
-    _footprint_integrals,
-    _fused_logits,
+    _footprints,
+    _integrate_fuse,
     dense_layers,
 )
 from models.induction import NOISE_UNITS, InductionModel
@@ -147,9 +143,7 @@ class SensorFusion:
             [model.class_names.index(c) if c in model.class_names else -1 for c in class_names],
             np.int64,
         )
-        self._logits = np.zeros((256, len(self.class_names)))
-        self._buf = np.zeros((256, N_INTEGRALS))
-        self._ext = np.zeros((4, 256))
+        self._grow(256)
         self.last_integrals = np.zeros((0, N_INTEGRALS))
         self._layers = dense_layers(model.layers)
         self.shared_damping = float(shared_damping)
@@ -159,6 +153,16 @@ class SensorFusion:
         self._new_bar_line = False
         cam, sens, bias = model.combination(self.class_names)
         self._comb = (cam, self.weight * sens, self.weight * bias, LOG_FLOOR, self.shared_damping)
+
+    def _grow(self, cap: int) -> None:
+        """Scratch for ``cap`` tracks: integrals, footprints, velocities, masks, rows, logits."""
+        self._buf = np.zeros((cap, N_INTEGRALS))
+        self._ext = np.zeros((4, cap))
+        self._vel = np.zeros((2, cap))
+        self._want = np.zeros(cap, np.bool_)
+        self._ready = np.zeros(cap, np.bool_)
+        self._rows = np.zeros(cap, np.int64)
+        self._logits = np.zeros((cap, len(self.class_names)))
 
     def _hold_back(self, table: Any, n: int) -> None:
         """Camera alone: undecided tracks aimed at a class that needs the sensor pass."""
@@ -210,48 +214,36 @@ class SensorFusion:
             self._hold_back(table, n)
             return
         if self._buf.shape[0] < n:
-            self._buf = np.zeros((max(n, 2 * self._buf.shape[0]), N_INTEGRALS))
-            self._ext = np.zeros((4, self._buf.shape[0]))
-        out = self._buf[:n]
+            self._grow(max(n, 2 * self._buf.shape[0]))
         self._n_placed = n
-        x, h = table.X[:n], table.H[:n]
-        want = (table.CONF[:n] != 0) & (table.DEC[:n] == 0) & (table.NEV[:n] > 0)
-        first, end = self.ring.window()
-        x0, x1, y0, y1 = self._ext[0, :n], self._ext[1, :n], self._ext[2, :n], self._ext[3, :n]
-        np.subtract(x[:, 0], h[:, 0], out=x0)
-        np.add(x[:, 0], h[:, 0], out=x1)
-        np.subtract(x[:, 1], h[:, 1] - travel_mm, out=y0)
-        np.add(x[:, 1], h[:, 1] + travel_mm, out=y1)
-        per_mm = 1.0 / self.params.mm_per_tick  # velocities mm/tick -> mm per mm of travel
-        _back_project(
-            x0, x1, y0, y1, x[:, 2] * per_mm, x[:, 3] * per_mm, self.params.y_bar_mm, MAX_REL_SPEED
+        p = self.params
+        per_mm = 1.0 / p.mm_per_tick  # velocities mm per count -> mm per mm of travel
+        _footprints(
+            table.X, table.H, table.CONF, table.DEC, table.NEV, table.NVIEW, table.AXN, n,
+            float(travel_mm), per_mm, p.y_bar_mm, MAX_REL_SPEED,
+            self.anchor_views, ANCHOR_WHOLE_VIEWS, self._ext, self._vel, self._want, self._ready,
         )  # fmt: skip
         if self.anchor_views:
-            ready = (table.CONF[:n] != 0) & (table.NVIEW[:n] >= self.anchor_views)
-            ready &= table.AXN[:n] >= ANCHOR_WHOLE_VIEWS  # not a piece still entering the view
+            e = self._ext
             self.anchors.place_extents(
-                x0, x1, y0, y1, travel_mm, table.TID[:n], x[:, 0], x[:, 1], ready
+                e[0, :n], e[1, :n], e[2, :n], e[3, :n], travel_mm, table.TID[:n],
+                table.X[:n, 0], table.X[:n, 1], self._ready[:n],
             )  # fmt: skip
-        _footprint_integrals(
-            self.ring.tick, self.ring.in_phase, self.ring.quadrature, first, end,
-            x0, x1, y0, y1, want, float(self.ring.unwrap(tick_u32)), self.params, out,
-        )  # fmt: skip
-        out[:, F_MINOR] = table.AX[:n, 0]  # the camera's size of the piece (NaN: none yet)
-        out[:, F_MAJOR] = table.AX[:n, 1]
-        rows = np.flatnonzero(want & (out[:, F_COMPLETE] > 0))
-        self.last_integrals = out
-        if rows.size == 0:
-            return
-        if self._logits.shape[0] < rows.size:
-            self._logits = np.zeros((max(rows.size, 2 * self._logits.shape[0]), self._cmap.size))
+        first, end = self.ring.window()
         m = self.model
-        logits = _fused_logits(
-            out, rows, table.EV, table.NEV, m.mean, m.scale, self._layers, self._cmap,
+        fused = _integrate_fuse(
+            self.ring.tick, self.ring.in_phase, self.ring.quadrature, first, end, self._ext,
+            self._want, n, float(self.ring.unwrap(tick_u32)), p, table.AX, self._buf,
+            self._rows, table.EV, table.NEV, m.mean, m.scale, self._layers, self._cmap,
             self._comb, NOISE_UNITS, self._logits,
         )  # fmt: skip
+        self.last_integrals = self._buf[:n]
+        if fused == 0:
+            return
+        logits = self._logits[:fused]
         np.exp(logits, out=logits)
         _outlook_finish(
-            logits, rows.astype(np.int64), table.NEV, cls_frac, threshold, order,
+            logits, self._rows[:fused], table.NEV, cls_frac, threshold, order,
             table.CLS, table.CPROB, table.FRAC, table.TCLS,
         )  # fmt: skip
-        self.fused_rows += int(rows.size)
+        self.fused_rows += fused

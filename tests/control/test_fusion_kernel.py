@@ -57,8 +57,11 @@ def _phi(z: np.ndarray) -> np.ndarray:
     return np.where(t <= 0, 0.0, np.where(t >= top, 1.0, v))
 
 
-def _twin(ring: RowRing, p: FusionParams, ext: np.ndarray, active: np.ndarray) -> np.ndarray:
-    """(n, N_INTEGRALS) as the kernel computed them before: dense loops, obvious order."""
+def _twin(
+    ring: RowRing, p: FusionParams, ext: np.ndarray, active: np.ndarray, t_now: float = T_NOW
+) -> np.ndarray:
+    """(n, N_INTEGRALS) as the kernel computed them before: dense loops, obvious order
+    (footprints at count ``t_now``)."""
     first, end = ring.window()
     slots = np.arange(first, end) % ring.capacity
     ticks = ring.tick[slots].astype(np.float64)
@@ -76,8 +79,8 @@ def _twin(ring: RowRing, p: FusionParams, ext: np.ndarray, active: np.ndarray) -
     # the cells each footprint integrates, and whether all its rows are there
     cells = np.zeros((n, nr, nch), bool)
     for j, (x0, x1, y0, y1) in enumerate(ext):
-        ta = T_NOW - (y1 + p.margin_y_mm - p.y_bar_mm) / p.mm_per_tick
-        tb = T_NOW - (y0 - p.margin_y_mm - p.y_bar_mm) / p.mm_per_tick
+        ta = t_now - (y1 + p.margin_y_mm - p.y_bar_mm) / p.mm_per_tick
+        tb = t_now - (y0 - p.margin_y_mm - p.y_bar_mm) / p.mm_per_tick
         rows = (ticks >= ta) & (ticks < tb + 1e-9)
         lo = int(np.ceil((x0 - p.margin_x_mm - p.x_first_mm) / p.pitch_mm - 0.5))
         hi = int(np.floor((x1 + p.margin_x_mm - p.x_first_mm) / p.pitch_mm - 0.5))
@@ -106,14 +109,14 @@ def _twin(ring: RowRing, p: FusionParams, ext: np.ndarray, active: np.ndarray) -
     reach, s = p.ls_reach * p.coil_sigma_mm, p.coil_sigma_mm
     g = np.zeros((n, nr, nch))
     for j, (x0, x1, y0, y1) in enumerate(ext):
-        ta = T_NOW - (y1 + reach - p.y_bar_mm) / p.mm_per_tick
-        tb = T_NOW - (y0 - reach - p.y_bar_mm) / p.mm_per_tick
+        ta = t_now - (y1 + reach - p.y_bar_mm) / p.mm_per_tick
+        tb = t_now - (y0 - reach - p.y_bar_mm) / p.mm_per_tick
         rows = (ticks >= ta) & (ticks < tb + 1e-9)
         c0 = max(int(np.ceil((x0 - reach - p.x_first_mm) / p.pitch_mm - 0.5)) - 1, 0)
         c1 = min(int(np.floor((x1 + reach - p.x_first_mm) / p.pitch_mm - 0.5)) + 1, nch - 1)
         if not rows.any() or c1 < c0:
             continue
-        d = (T_NOW - ticks[rows]) * p.mm_per_tick + p.y_bar_mm
+        d = (t_now - ticks[rows]) * p.mm_per_tick + p.y_bar_mm
         gy = _phi((y1 - d) / s) - _phi((y0 - d) / s)
         ov = _phi((x1 - centres) / s) - _phi((x0 - centres) / s)
         gx = ov.copy()
@@ -241,3 +244,68 @@ def test_inactive_rows_are_not_integrated_but_fitted() -> None:
         one[:, [F_AMP_I, F_AMP_Q2, F_COVER]], both[:, [F_AMP_I, F_AMP_Q2, F_COVER]]
     )
     assert np.array_equal(one[0], both[0], equal_nan=True)
+
+
+def _bench_frame_ring(ring: RowRing, rows: int = 600, capacity: int = 512) -> RowRing:
+    """The newest ``rows`` rows of the bench's ring in a smaller ring that wraps (the
+    twin's dense overlaps of the bench's 4,096 rows would not fit in memory)."""
+    small = RowRing(ring.channels, capacity=capacity, guard=8, gate=1e9, alpha=0.0)
+    end = ring.window()[1]
+    slots = np.arange(end - rows, end) % ring.capacity
+    small.append(ring.tick[slots].astype(np.uint32), np.zeros((rows, ring.channels)),
+                 np.zeros((rows, ring.channels)))  # fmt: skip
+    lo, hi = small.window()
+    keep = slots[rows - (hi - lo) :]
+    small.in_phase[np.arange(lo, hi) % capacity] = ring.in_phase[keep]
+    small.quadrature[np.arange(lo, hi) % capacity] = ring.quadrature[keep]
+    return small
+
+
+def _slow_outlook(fusion, tab, integrals: np.ndarray) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """(n, K) the fused class probabilities by the slow path of the combination."""
+    from sortline.sensor.fusion import camera_term, flatten_shared, sensor_term
+
+    n, model, names = integrals.shape[0], fusion.model, fusion.class_names
+    score = camera_term(model, names, tab.EV[:n] / tab.NEV[:n, None])
+    score += sensor_term(model, names, integrals, fusion.weight)
+    score = flatten_shared(score - score.max(axis=1, keepdims=True), integrals[:, F_SHARED],
+                           fusion.shared_damping)  # fmt: skip
+    return np.exp(score) / np.exp(score).sum(axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("n", [50, 250])
+def test_the_bench_frame_as_before(n: int) -> None:
+    """``SensorFusion.apply`` on ``bench/fusion.py``'s case (tracks over the whole view,
+    the shipped two-frequency model, its rows' values; a recipe that sends the most
+    likely class to a fraction at its median probability), frame after frame: every
+    integral as the twin's (the camera's size beside them), each track's class,
+    probability and target as the slow path's (``camera_term`` + ``sensor_term``,
+    flattened by the shared share, normalised)."""
+    from bench.fusion import _case
+
+    tab, big, fusion, (frac, thr, order) = _case(n, n)
+    fusion.ring = ring = _bench_frame_ring(big)
+    t0 = int(big.last_tick) - 4000
+    target = -1
+    for i in (0, 7, 31):
+        tick = t0 + 250 * i
+        travel = 0.1 * (tick - t0)
+        fusion.apply(tab, tick % (1 << 32), travel, frac, thr, order)
+        x, h = tab.X[:n], tab.H[:n]  # the bench's tracks lie still: nothing moves them back
+        ext = np.stack([x[:, 0] - h[:, 0], x[:, 0] + h[:, 0], x[:, 1] - (h[:, 1] - travel),
+                        x[:, 1] + (h[:, 1] + travel)], axis=1)  # fmt: skip
+        want = _twin(ring, fusion.params, ext, np.ones(n, bool), float(ring.unwrap(tick)))
+        want[:, [F_MINOR, F_MAJOR]] = tab.AX[:n]
+        assert np.all(want[:, F_COMPLETE] == 1) and np.all(want[:, F_CELLS] > 0)
+        np.testing.assert_allclose(fusion.last_integrals, want, rtol=1e-9, atol=1e-9)
+        prob = _slow_outlook(fusion, tab, want)
+        np.testing.assert_array_equal(tab.CLS[:n], prob.argmax(axis=1))
+        np.testing.assert_allclose(tab.CPROB[:n], prob.max(axis=1), rtol=1e-9)
+        if target < 0:  # from the next frame on, this class goes to fraction 0
+            target = int(prob.mean(axis=0).argmax())
+            frac[target], thr[target] = 0, float(np.median(prob[:, target]))
+            continue
+        sent = np.where(prob[:, target] >= thr[target], 0, -1)
+        np.testing.assert_array_equal(tab.FRAC[:n], sent)
+        np.testing.assert_array_equal(tab.TCLS[:n], np.where(sent == 0, target, -1))
+        assert 0 < np.count_nonzero(sent == 0) < n  # the recipe's test is not empty
