@@ -18,17 +18,28 @@ NO_MATERIAL = 255  # as ``vision.learned.NO_MATERIAL``
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _material_labels(logits, conf, out):
+def _material_labels(logits, conf, fg, out):
     """(C, h2, w2) float32 material logits -> ``out`` ((h, w) uint8, filled): each
     half-res pixel's argmax class where its softmax probability is at least
     ``conf`` (else ``NO_MATERIAL``), repeated 2 x 2 and cut to ``out``; ``out``
-    pixels the logits do not reach are ``NO_MATERIAL``. No softmax map: per pixel
-    the top logit and sum(exp(logit - top)), p_top = 1 / that sum."""
+    pixels the logits do not reach, and 2 x 2 blocks without a foreground pixel in
+    ``fg`` ((h, w) uint8; (0, 0): all read), are ``NO_MATERIAL``. No softmax map:
+    per pixel the top logit and sum(exp(logit - top)) (p_top = 1 / that sum), the
+    sum stopped once p_top < ``conf`` is certain."""
     n_c, h2, w2 = logits.shape
     h, w = out.shape
+    every = fg.shape[0] == 0
+    limit = 1.0 / conf if conf > 0.0 else np.inf
     out[:] = NO_MATERIAL
     for r in range(min(h2, (h + 1) // 2)):
         for c in range(min(w2, (w + 1) // 2)):
+            if not every:
+                seen = False
+                for rr in range(2 * r, min(2 * r + 2, h)):
+                    for cc in range(2 * c, min(2 * c + 2, w)):
+                        seen = seen or fg[rr, cc] != 0
+                if not seen:
+                    continue
             top = logits[0, r, c]
             arg = 0
             for k in range(1, n_c):
@@ -39,7 +50,9 @@ def _material_labels(logits, conf, out):
             s = 0.0
             for k in range(n_c):
                 s += math.exp(float(logits[k, r, c]) - float(top))
-            if s * conf > 1.0:
+                if s > limit:
+                    break
+            if s > limit:
                 continue
             for rr in range(2 * r, min(2 * r + 2, h)):
                 for cc in range(2 * c, min(2 * c + 2, w)):

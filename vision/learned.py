@@ -193,21 +193,28 @@ class InstanceCue:
         """(h, w) float32 core probability and (h, w) uint8 material class index: the
         argmax where its probability is at least ``conf``, else ``NO_MATERIAL`` (all
         ``NO_MATERIAL`` without a material head)."""
-        core, mat, _ = self.predict_maps(small, belt, fg, conf, 0.5)
+        core, mat, _ = self.predict_maps(small, belt, fg, conf, 0.5, fg_only=False)
         return core, mat
 
     def predict_maps(
-        self, small: np.ndarray, belt: np.ndarray, fg: np.ndarray, conf: float, contact: float
+        self,
+        small: np.ndarray,
+        belt: np.ndarray,
+        fg: np.ndarray,
+        conf: float,
+        contact: float,
+        fg_only: bool = True,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """As ``predict_core_material``, and the (h, w) bool contact map: the net's
-        contact probability at least ``contact`` (its logit compared, no sigmoid)."""
+        contact probability at least ``contact`` (its logit compared, no sigmoid).
+        ``fg_only``: the material only where ``fg`` is (``material_labels``)."""
         y, mat = self._run(small, belt, fg)
         core = np.ascontiguousarray(1.0 / (1.0 + np.exp(-y[0])))
         c = min(max(contact, 1e-6), 1.0 - 1e-6)
         touch = np.ascontiguousarray(y[1] >= np.float32(np.log(c / (1.0 - c))))
         if mat is None:
             return core, np.full(fg.shape, NO_MATERIAL, np.uint8), touch
-        return core, material_labels(mat, conf, fg.shape), touch
+        return core, material_labels(mat, conf, fg.shape, fg if fg_only else None), touch
 
     def _run(
         self, small: np.ndarray, belt: np.ndarray, fg: np.ndarray
@@ -245,17 +252,24 @@ def _classes(sess: Any, p: Path) -> tuple[str, ...]:
     return tuple(names)
 
 
-def material_labels(logits: np.ndarray, conf: float, shape: tuple[int, int]) -> np.ndarray:
+def material_labels(
+    logits: np.ndarray, conf: float, shape: tuple[int, int], fg: np.ndarray | None = None
+) -> np.ndarray:
     """(C, h2, w2) material logits at half resolution -> (h, w) = ``shape`` uint8 class
     index (each half-res pixel repeated 2 x 2): the argmax where its softmax
     probability is at least ``conf``, else ``NO_MATERIAL`` (also where a net output
-    smaller than half does not reach). One pass of a Numba kernel: per pixel the
-    top logit and the sum of exp(logit - top), no probability map."""
+    smaller than half does not reach, and, given ``fg`` ((h, w) mask), in 2 x 2
+    blocks with no foreground: the split reads fragments' pixels only). One pass of
+    a Numba kernel: per pixel the top logit and the sum of exp(logit - top), no
+    probability map."""
     if logits.ndim != 3 or not 0 < logits.shape[0] < NO_MATERIAL:
         raise ValueError(f"material_labels: logits must be (C, h, w), 0 < C < 255, "
                          f"got {logits.shape}")  # fmt: skip
+    if fg is not None and fg.shape != shape:
+        raise ValueError(f"material_labels: fg must be {shape}, got {fg.shape}")
     out = np.empty(shape, np.uint8)
-    _material_labels(np.ascontiguousarray(logits, np.float32), float(max(conf, 1e-9)), out)
+    mask = np.zeros((0, 0), np.uint8) if fg is None else np.ascontiguousarray(fg).view(np.uint8)
+    _material_labels(np.ascontiguousarray(logits, np.float32), float(max(conf, 1e-9)), mask, out)
     return out
 
 

@@ -166,6 +166,13 @@ def test_material_labels_kernel_matches_the_softmax(seed: int, shape: tuple[int,
         near = np.repeat(np.repeat(np.abs(p_top - conf) < 1e-5, 2, 0), 2, 1)[: shape[0], : shape[1]]
         assert got.dtype == np.uint8 and got.shape == shape
         assert (got == want)[~near].all()
+        fg = (rng.random(shape) < 0.3).astype(np.uint8)
+        blk = np.zeros(shape, bool)  # 2 x 2 blocks holding foreground
+        for r in range(0, shape[0], 2):
+            for c in range(0, shape[1], 2):
+                blk[r : r + 2, c : c + 2] = fg[r : r + 2, c : c + 2].any()
+        masked = material_labels(logits, conf, shape, fg)
+        assert (masked[~blk] == NO_MATERIAL).all() and ((masked == want) | near)[blk].all()
 
 
 def test_material_labels_smaller_output_and_bad_input() -> None:
@@ -177,7 +184,14 @@ def test_material_labels_smaller_output_and_bad_input() -> None:
     assert (got[:2, :2] == 2).all() and (got[2:] == NO_MATERIAL).all()
     assert (got[:, 2] == NO_MATERIAL).all()
     out = np.zeros((0, 0), np.uint8)
-    _material_labels(logits, 0.5, out)  # empty output: nothing to write
+    _material_labels(logits, 0.5, np.zeros((0, 0), np.uint8), out)  # empty: nothing to write
+    fg = np.zeros((4, 3), np.uint8)
+    fg[3, 0] = 1  # only the lower left 2 x 2 block holds foreground (no logits reach it)
+    assert (material_labels(logits, 0.5, (4, 3), fg) == NO_MATERIAL).all()
+    fg[1, 1] = 255
+    assert (material_labels(logits, 0.5, (4, 3), fg)[:2, :2] == 2).all()
+    with pytest.raises(ValueError, match="material_labels: fg must be"):
+        material_labels(logits, 0.5, (4, 3), fg[:2])
     with pytest.raises(ValueError, match="material_labels: logits must be"):
         material_labels(np.zeros((2, 2), np.float32), 0.5, (2, 2))
 
