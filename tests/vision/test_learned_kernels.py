@@ -228,6 +228,24 @@ def test_component_seeds_kernel_matches_the_numpy_twin(seed: int) -> None:
         assert got[2].tolist() == want[2].tolist()
 
 
+@pytest.mark.parametrize("seed", range(20))
+def test_component_seeds_one_core_matches_the_numpy_twin(seed: int) -> None:
+    """One core region (or none): the component's own material regions seed it."""
+    rng = np.random.default_rng(100 + seed)
+    own, _, mat = _random_component(rng)
+    h, w = own.shape
+    mk = np.zeros((h, w), np.int32)
+    if seed % 4:
+        mk[h // 3 : h // 3 + 3, w // 3 : w // 3 + 3] = 1
+    mk[~own] = 0
+    for min_seed, min_mat in ((2.0, 8.0), (2.0, 30.0), (20.0, 4.0)):
+        want = seeds_twin(own, mk, mat, min_seed, min_mat)
+        got = material_seeds(own, mk, mat, min_seed, min_mat)
+        assert got[1] == want[1]
+        assert np.array_equal(got[0], want[0])
+        assert got[2].tolist() == want[2].tolist()
+
+
 def test_component_seeds_edge_cases() -> None:
     """No core at all, all unsure, a one-pixel box; mismatched shapes refused."""
     own = np.ones((5, 6), bool)
