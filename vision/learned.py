@@ -35,6 +35,13 @@ and a component with a single seed but two classes each a connected region of
 at least ``learned_material_px`` is seeded by those regions (``split_learned``).
 A seg-v1 file (core and contact only) runs as before.
 
+The material head also calls parts of *one* fragment two classes (brass and
+copper, a battery's wrap, a plastic's print): on ``default`` most of its cuts
+were of that kind (session 13, ``models/seg-v2.md``). So a cut the materials
+made stands only where the net's contact output lines the seam between the
+two pieces (``learned_seam_contact``; the seam rule, ``split_learned``).
+Every component's seeds come from one Numba kernel (``vision.kernels_learned``).
+
 The model file is checked on load: a missing, unreadable or wrongly shaped
 file is refused with one line naming the file and what is wrong.
 """
