@@ -181,12 +181,14 @@ class InstanceCue:
         if len(outs) not in (1, 2) or len(outs[0].shape) != 4 or outs[0].shape[1] != 2:
             raise InputFileError(p, "output must be (1, 2, h, w) [and (1, classes, h/2, w/2)], "
                                  f"got {[o.shape for o in outs]}")  # fmt: skip
-        if len(outs) == 1:
-            return cls(sess, p)
-        classes = _classes(sess, p)
-        if len(outs[1].shape) != 4 or outs[1].shape[1] != len(classes):
-            raise InputFileError(p, f"material output must be (1, {len(classes)}, h/2, w/2) "
-                                 f"for {len(classes)} classes, got {outs[1].shape}")  # fmt: skip
+        classes: tuple[str, ...] = ()
+        if len(outs) == 2:
+            classes = _classes(sess, p)
+            n_c = len(classes)
+            if len(outs[1].shape) != 4 or outs[1].shape[1] != n_c:
+                raise InputFileError(p, f"material output must be (1, {n_c}, h/2, w/2) "
+                                     f"for {n_c} classes, got {outs[1].shape}")  # fmt: skip
+        warm_split_kernels()  # at start-up, not on the loop's first touching fragments
         return cls(sess, p, classes)
 
     def predict_core(self, small: np.ndarray, belt: np.ndarray, fg: np.ndarray) -> np.ndarray:
@@ -621,3 +623,42 @@ def material_seeds(
         np.ascontiguousarray(own, np.bool_), mk32, n_m, np.ascontiguousarray(mat, np.uint8),
         float(min_seed), float(min_mat), MATERIAL_COHERENCE,
     )  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True)
+class _WarmParams:
+    """``LearnedParams`` for ``warm_split_kernels`` (``SegmentParams``' defaults)."""
+
+    scale: int = 2
+    split_min_area_px: float = 400.0
+    learned_core: float = 0.45
+    learned_min_seed_px: float = 40.0
+    learned_material_conf: float = 0.4
+    learned_material_px: float = 200.0
+    learned_contact: float = 0.3
+    learned_seam_contact: float = 0.1
+    learned_seam_cores: bool = False
+
+
+def warm_split_kernels() -> None:
+    """Compile (or load from Numba's cache) the learned split's kernels with the
+    argument types the line passes, on a hand-built 40 x 60 low-res scene: a
+    plate of two materials with one core across them (the materials' cut, judged
+    by the seam rule; and with ``learned_seam_cores`` the pieces' classes), and
+    material logits. ``InstanceCue.load`` calls it, so a fresh install does not
+    compile them on the loop's first frames."""
+    h, w = 40, 60
+    labels = np.zeros((h, w), np.int32)
+    labels[5:35, 5:55] = 1
+    stats = np.array([[0, 0, w, h, h * w - 1500], [5, 5, 50, 30, 1500]], np.float64)
+    cents = np.array([[30.0, 20.0], [29.5, 19.5]])
+    core = np.zeros((h, w), np.float32)
+    core[12:28, 15:45] = 0.9
+    mat = np.full((h, w), NO_MATERIAL, np.uint8)
+    mat[5:35, 5:30], mat[5:35, 30:55] = 3, 0
+    contact = np.zeros((h, w), np.bool_)
+    contact[5:35, 28:32] = True
+    small = np.full((h, w, 3), 120, np.uint8)
+    for p in (_WarmParams(), _WarmParams(learned_seam_cores=True)):
+        split_learned(small, labels.copy(), stats.copy(), cents.copy(), core, p, mat, contact)
+    material_labels(np.zeros((3, h // 2, w // 2), np.float32), 0.4, (h, w), labels > 0)

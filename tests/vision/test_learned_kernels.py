@@ -383,3 +383,28 @@ def test_core_regions_number_as_opencv(seed: int) -> None:
                                          ltype=cv2.CV_32S)  # fmt: skip
     got, n = _core_regions(own, core, thr, np.zeros(own.size, np.int64))
     assert n == n_cv and np.array_equal(got, want)
+
+
+def test_loading_a_cue_compiles_the_split_kernels() -> None:
+    """``InstanceCue.load`` runs ``warm_split_kernels``: in a fresh interpreter no
+    kernel of the learned split has a compiled signature before it, all do after."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import vision.kernels_learned as kl\n"
+        "from models.seg_models import resolve_seg_model\n"
+        "from vision.learned import InstanceCue\n"
+        "ks = (kl._frame_seeds, kl._seam_merge, kl._piece_classes, kl._material_labels)\n"
+        "before = [bool(k.signatures) for k in ks]\n"
+        "InstanceCue.load(resolve_seg_model('builtin:seg-v2'))\n"
+        "print(before, [bool(k.signatures) for k in ks])\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_DISABLE_JIT"}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True,
+                          text=True, timeout=240)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == str([False] * 4) + " " + str([True] * 4), proc.stdout

@@ -15,7 +15,7 @@ def test_learned_kernel_tests_pass_without_jit() -> None:
     env = dict(os.environ, NUMBA_DISABLE_JIT="1")
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
-         str(HERE / "test_learned_kernels.py")],
+         str(HERE / "test_learned_kernels.py"), "-k", "not compiles"],
         cwd=HERE.parent.parent, env=env, capture_output=True, text=True, timeout=240,
     )  # fmt: skip
     tail = (proc.stdout + proc.stderr)[-3000:]
