@@ -158,6 +158,11 @@ def run_preset(
     row["late"] = score.get("late")
     row["valve_ms_per_ejected"] = score.get("valve_ms_per_ejected")
     row["targets_aimed"] = report["controller"].get("targets_aimed")
+    # a loaded machine can starve the stepped loop's heartbeat: the PLC's watchdog then
+    # de-energises the valves and targets pass unfired, whatever vision did
+    row["plc_watchdog_trips"] = (
+        (report.get("plc") or {}).get("plc_counters", {}).get("watchdog_trips")
+    )
     vision_stage: Any = line.loop.vision
     times = getattr(vision_stage, "inner", vision_stage).times  # under truth: the line's own
     row["crops_per_frame"] = round(times.crops / max(times.frames, 1), 1)
@@ -455,6 +460,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"purity {row['purity']}  "
                     f"recovery {row['recovery']}  "
                     f"co-ejection {row['co_ejection_rate']}  misses {row['deadline_misses']}  "
+                    f"watchdog trips {row['plc_watchdog_trips']}  "
                     f"latency p50/p99 {row['latency_ms']['p50']}/{row['latency_ms']['p99']} ms",
                     flush=True,
                 )

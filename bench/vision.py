@@ -20,6 +20,8 @@ segmentation: against the plant's ground truth on every preset (held-out
               the learned instance cue in place of the classic split, one
               per model of ``--seg-model`` (a comma list compares them:
               "tracks_learned[seg-v1]", "tracks_learned[seg-v2]");
+              "tracks_learned_noseam": the first of them without the seam
+              rule (``vision.learned.split_learned``, session 13);
               "tracks_onecut": pieces of a split not split again): how
               often touching fragments merge into one segment
               (``bench._line_truth.segment_truth``) and are cut in two, how
@@ -272,6 +274,7 @@ VARIANTS = (
     "tracks",
     "tracks_colour",
     "tracks_learned",
+    "tracks_learned_noseam",
     "tracks_onecut",
     "tracks_views2",
     "tracks_budget32",
@@ -295,11 +298,13 @@ def _variants(
 
     first = seg_model.split(",")[0]
     learned = SegmentParams(segmenter="learned", learned_model=str(resolve_seg_model(first)))
+    noseam = dataclasses.replace(learned, learned_seam_contact=0.0)  # session 13's rule off
     every = {
         "every": (CropPolicy(mode="every"), SegmentParams()),
         "tracks": (CropPolicy(), SegmentParams()),
         "tracks_colour": (CropPolicy(), SegmentParams(split_colour_diff=60.0)),
         "tracks_learned": (CropPolicy(), learned),
+        "tracks_learned_noseam": (CropPolicy(), noseam),
         "tracks_onecut": (CropPolicy(), SegmentParams(split_max_cuts=1)),  # no re-split
         # fewer crops (issue 15, the frame's CPU at 1,000/s): two sure views a fragment,
         # at most 32 or 40 crops a frame, at most 4 views of an uncertain one, or sure

@@ -35,6 +35,13 @@ and a component with a single seed but two classes each a connected region of
 at least ``learned_material_px`` is seeded by those regions (``split_learned``).
 A seg-v1 file (core and contact only) runs as before.
 
+The material head also calls parts of *one* fragment two classes (brass and
+copper, a battery's wrap, a plastic's print): on ``default`` most of its cuts
+were of that kind (session 13, ``models/seg-v2.md``). So a cut the materials
+made stands only where the net's contact output lines the seam between the
+two pieces (``learned_seam_contact``; the seam rule, ``split_learned``).
+Every component's seeds come from one Numba kernel (``vision.kernels_learned``).
+
 The model file is checked on load: a missing, unreadable or wrongly shaped
 file is refused with one line naming the file and what is wrong.
 """
@@ -50,6 +57,13 @@ import cv2
 import numpy as np
 
 from core.errors import InputFileError
+from vision.kernels_learned import (
+    _component_seeds,
+    _frame_seeds,
+    _material_labels,
+    _piece_classes,
+    _seam_merge,
+)
 from vision.kernels_split import _fill_ridges, _write_pieces
 
 __all__ = [
@@ -84,6 +98,7 @@ NO_MATERIAL = 255  # the material map where the net is unsure (or has no materia
 # holds at least this share of the class's pixels there (texture the net calls another
 # class in scattered patches, rust on steel, is not)
 MATERIAL_COHERENCE = 0.7
+SEAM_RADIUS_PX = 2  # a seam pixel shows contact if a contact pixel is this near (low-res px)
 
 
 class LearnedParams(Protocol):
@@ -107,6 +122,15 @@ class LearnedParams(Protocol):
     @property
     def learned_material_px(self) -> float: ...
 
+    @property
+    def learned_contact(self) -> float: ...
+
+    @property
+    def learned_seam_contact(self) -> float: ...
+
+    @property
+    def learned_seam_cores(self) -> bool: ...
+
 
 def net_input(small: np.ndarray, belt: np.ndarray, fg: np.ndarray) -> np.ndarray:
     """(..., h, w, 3) uint8 frame and belt model, (..., h, w) uint8 mask ->
@@ -129,6 +153,9 @@ class InstanceCue:
         # the last frame's (h, w) uint8 material class index (``NO_MATERIAL``: none),
         # set by ``core_map``; None for a cue without a material head
         self.material: np.ndarray | None = None
+        # the last frame's (h, w) bool contact map (``core_map``: the net's contact
+        # probability at least ``learned_contact``); None before the first frame
+        self.contact: np.ndarray | None = None
 
     @classmethod
     def load(cls, path: str | Path, intra_op_threads: int = 1) -> InstanceCue:
@@ -154,12 +181,14 @@ class InstanceCue:
         if len(outs) not in (1, 2) or len(outs[0].shape) != 4 or outs[0].shape[1] != 2:
             raise InputFileError(p, "output must be (1, 2, h, w) [and (1, classes, h/2, w/2)], "
                                  f"got {[o.shape for o in outs]}")  # fmt: skip
-        if len(outs) == 1:
-            return cls(sess, p)
-        classes = _classes(sess, p)
-        if len(outs[1].shape) != 4 or outs[1].shape[1] != len(classes):
-            raise InputFileError(p, f"material output must be (1, {len(classes)}, h/2, w/2) "
-                                 f"for {len(classes)} classes, got {outs[1].shape}")  # fmt: skip
+        classes: tuple[str, ...] = ()
+        if len(outs) == 2:
+            classes = _classes(sess, p)
+            n_c = len(classes)
+            if len(outs[1].shape) != 4 or outs[1].shape[1] != n_c:
+                raise InputFileError(p, f"material output must be (1, {n_c}, h/2, w/2) "
+                                     f"for {n_c} classes, got {outs[1].shape}")  # fmt: skip
+        warm_split_kernels()  # at start-up, not on the loop's first touching fragments
         return cls(sess, p, classes)
 
     def predict_core(self, small: np.ndarray, belt: np.ndarray, fg: np.ndarray) -> np.ndarray:
@@ -173,11 +202,28 @@ class InstanceCue:
         """(h, w) float32 core probability and (h, w) uint8 material class index: the
         argmax where its probability is at least ``conf``, else ``NO_MATERIAL`` (all
         ``NO_MATERIAL`` without a material head)."""
+        core, mat, _ = self.predict_maps(small, belt, fg, conf, 0.5, fg_only=False)
+        return core, mat
+
+    def predict_maps(
+        self,
+        small: np.ndarray,
+        belt: np.ndarray,
+        fg: np.ndarray,
+        conf: float,
+        contact: float,
+        fg_only: bool = True,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """As ``predict_core_material``, and the (h, w) bool contact map: the net's
+        contact probability at least ``contact`` (its logit compared, no sigmoid).
+        ``fg_only``: the material only where ``fg`` is (``material_labels``)."""
         y, mat = self._run(small, belt, fg)
         core = np.ascontiguousarray(1.0 / (1.0 + np.exp(-y[0])))
+        c = min(max(contact, 1e-6), 1.0 - 1e-6)
+        touch = np.ascontiguousarray(y[1] >= np.float32(np.log(c / (1.0 - c))))
         if mat is None:
-            return core, np.full(fg.shape, NO_MATERIAL, np.uint8)
-        return core, material_labels(mat, conf, fg.shape)
+            return core, np.full(fg.shape, NO_MATERIAL, np.uint8), touch
+        return core, material_labels(mat, conf, fg.shape, fg if fg_only else None), touch
 
     def _run(
         self, small: np.ndarray, belt: np.ndarray, fg: np.ndarray
@@ -215,20 +261,25 @@ def _classes(sess: Any, p: Path) -> tuple[str, ...]:
     return tuple(names)
 
 
-def material_labels(logits: np.ndarray, conf: float, shape: tuple[int, int]) -> np.ndarray:
+def material_labels(
+    logits: np.ndarray, conf: float, shape: tuple[int, int], fg: np.ndarray | None = None
+) -> np.ndarray:
     """(C, h2, w2) material logits at half resolution -> (h, w) = ``shape`` uint8 class
     index (each half-res pixel repeated 2 x 2): the argmax where its softmax
-    probability is at least ``conf``, else ``NO_MATERIAL``."""
-    top = logits.max(axis=0)
-    lse = top + np.log(np.exp(logits - top).sum(axis=0))
-    lab = logits.argmax(axis=0).astype(np.uint8)
-    lab[top - lse < np.log(max(conf, 1e-9))] = NO_MATERIAL
-    full = np.repeat(np.repeat(lab, 2, axis=0), 2, axis=1)[: shape[0], : shape[1]]
-    if full.shape != shape:  # a net output smaller than half: pad as unsure
-        out = np.full(shape, NO_MATERIAL, np.uint8)
-        out[: full.shape[0], : full.shape[1]] = full
-        return out
-    return np.ascontiguousarray(full)
+    probability is at least ``conf``, else ``NO_MATERIAL`` (also where a net output
+    smaller than half does not reach, and, given ``fg`` ((h, w) mask), in 2 x 2
+    blocks with no foreground: the split reads fragments' pixels only). One pass of
+    a Numba kernel: per pixel the top logit and the sum of exp(logit - top), no
+    probability map."""
+    if logits.ndim != 3 or not 0 < logits.shape[0] < NO_MATERIAL:
+        raise ValueError(f"material_labels: logits must be (C, h, w), 0 < C < 255, "
+                         f"got {logits.shape}")  # fmt: skip
+    if fg is not None and fg.shape != shape:
+        raise ValueError(f"material_labels: fg must be {shape}, got {fg.shape}")
+    out = np.empty(shape, np.uint8)
+    mask = np.zeros((0, 0), np.uint8) if fg is None else np.ascontiguousarray(fg).view(np.uint8)
+    _material_labels(np.ascontiguousarray(logits, np.float32), float(max(conf, 1e-9)), mask, out)
+    return out
 
 
 def candidates(stats: np.ndarray, p: LearnedParams) -> np.ndarray:
@@ -284,13 +335,15 @@ def _even(n: int) -> int:
 class CoreMemory:
     """The components ``core_map`` saw in the last frame: box sizes (k, 2) rows,
     columns; areas (k,) low-res px; per component its box's foreground mask (bool),
-    core (float32) and material (uint8, ``material_labels``; empty without a head)."""
+    core (float32), material (uint8, ``material_labels``; empty without a head) and
+    contact (bool)."""
 
     sizes: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 2), np.int64))
     area: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
     masks: list[np.ndarray] = dataclasses.field(default_factory=list)
     cores: list[np.ndarray] = dataclasses.field(default_factory=list)
     mats: list[np.ndarray] = dataclasses.field(default_factory=list)
+    contacts: list[np.ndarray] = dataclasses.field(default_factory=list)
 
 
 def core_map(
@@ -322,7 +375,9 @@ def core_map(
 
     A cue with a material head also sets ``cue.material``: (h, w) uint8 class index
     (``material_labels`` at ``p.learned_material_conf``) in the same boxes,
-    ``NO_MATERIAL`` elsewhere; remembered and reused with the cores."""
+    ``NO_MATERIAL`` elsewhere; remembered and reused with the cores. Every cue sets
+    ``cue.contact``: (h, w) bool, the net's contact probability at least
+    ``p.learned_contact`` in the same boxes (``split_learned``'s seam rule)."""
     h, w = fg.shape
     core = np.zeros((h, w), np.float32)
     has_mat = bool(cue.classes)
@@ -333,7 +388,8 @@ def core_map(
     mats: list[np.ndarray] = (
         [np.full(m.shape, NO_MATERIAL, np.uint8) for m in masks] if has_mat else []
     )
-    known = _recall(cue.memory, st, masks, cores, mats, reuse_iou)
+    touch: list[np.ndarray] = [np.zeros(m.shape, np.bool_) for m in masks]
+    known = _recall(cue.memory, st, masks, cores, mats, touch, reuse_iou)
     read = np.flatnonzero(~known)
     if read.size:
         boxes = roi_boxes(stats[comps[read]], margin_px, h, w)
@@ -348,27 +404,30 @@ def core_map(
         for (y0, x0, y1, x1), (ay, ax) in zip(boxes.tolist(), at.tolist(), strict=True):
             win, dst = np.s_[y0:y1, x0:x1], np.s_[ay : ay + y1 - y0, ax : ax + x1 - x0]
             a_small[dst], a_belt[dst], a_fg[dst] = small[win], belt[win], fg[win]
-        if has_mat:
-            got, got_mat = cue.predict_core_material(a_small, a_belt, a_fg, p.learned_material_conf)
-        else:
-            got = cue.predict_core(a_small, a_belt, a_fg)
+        got, got_mat, got_touch = cue.predict_maps(
+            a_small, a_belt, a_fg, p.learned_material_conf, p.learned_contact
+        )
         for i, (y0, x0, _, _), (ay, ax) in zip(
             read.tolist(), boxes.tolist(), at.tolist(), strict=True
         ):
             c0, r0, cw, ch = st[i, :4].tolist()
             ar, ac = ay + r0 - y0, ax + c0 - x0
             cores[i] = got[ar : ar + ch, ac : ac + cw]
+            touch[i] = got_touch[ar : ar + ch, ac : ac + cw]
             if has_mat:
                 mats[i] = got_mat[ar : ar + ch, ac : ac + cw]
-    for (c0, r0, cw, ch, _), c in zip(st.tolist(), cores, strict=True):
+    contact = np.zeros((h, w), np.bool_)
+    for (c0, r0, cw, ch, _), c, t in zip(st.tolist(), cores, touch, strict=True):
         core[r0 : r0 + ch, c0 : c0 + cw] = c
+        contact[r0 : r0 + ch, c0 : c0 + cw] = t
+    cue.contact = contact
     if has_mat:
         material = np.full((h, w), NO_MATERIAL, np.uint8)
         for (c0, r0, cw, ch, _), m in zip(st.tolist(), mats, strict=True):
             material[r0 : r0 + ch, c0 : c0 + cw] = m
         cue.material = material
     cue.memory = CoreMemory(
-        st[:, 2:4][:, ::-1].copy(), st[:, 4].astype(np.float64), masks, cores, mats
+        st[:, 2:4][:, ::-1].copy(), st[:, 4].astype(np.float64), masks, cores, mats, touch
     )
     return core
 
@@ -379,11 +438,12 @@ def _recall(
     masks: list[np.ndarray],
     cores: list[np.ndarray],
     mats: list[np.ndarray],
+    touch: list[np.ndarray],
     reuse_iou: float | None,
 ) -> np.ndarray:
     """(k,) bool: components (``st`` rows: left, top, width, height, area) whose mask
-    matches one in ``mem``; their ``cores`` (and ``mats``, when both hold materials)
-    are set from it (centred)."""
+    matches one in ``mem``; their ``cores``, ``touch`` (and ``mats``, when both hold
+    materials) are set from it (centred)."""
     k = st.shape[0]
     known = np.zeros(k, np.bool_)
     if reuse_iou is None or k == 0 or mem.sizes.shape[0] == 0:
@@ -401,6 +461,8 @@ def _recall(
         prev = _centred(mem.masks[j], m.shape)
         if np.count_nonzero(prev & m) >= reuse_iou * np.count_nonzero(prev | m):
             cores[i] = _centred(mem.cores[j], m.shape)
+            if mem.contacts:
+                touch[i] = _centred(mem.contacts[j], m.shape, False)
             if mats and mem.mats:
                 mats[i] = _centred(mem.mats[j], m.shape, NO_MATERIAL)
             known[i] = True
@@ -454,6 +516,7 @@ def split_learned(
     core: np.ndarray,
     p: LearnedParams,
     material: np.ndarray | None = None,
+    contact: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Split components with two or more seeds, in place on ``labels`` ((h, w)
     int32); new pieces get label values from ``len(stats)`` on. Returns stats
@@ -461,37 +524,59 @@ def split_learned(
     value. ``core``: (h, w) float32 0..1 at the labels' resolution; the seeds are
     its regions of at least ``learned_min_seed_px``, cut by ``material`` ((h, w)
     uint8 class index, ``NO_MATERIAL`` unsure; None: no cut) where they hold two
-    classes (``material_seeds``)."""
+    classes (``material_seeds``).
+
+    The seam rule (``contact``: (h, w) bool, the net's contact map; None: no rule):
+    a cut the materials made (one core region in two, or a one-core component by
+    its material regions; with ``learned_seam_cores`` also a cut between two cores
+    whose pieces are mostly one class) stands only where
+    at least ``learned_seam_contact`` of the seam between the two pieces lies
+    within ``SEAM_RADIUS_PX`` of contact; else the pieces stay one. The material
+    head calls parts of one fragment two classes (brass and copper, a battery's
+    wrap, a plastic's print) far more often than the contact head sees a contact
+    inside a fragment (``models/seg-v2.md``, session 13)."""
     n = stats.shape[0]
     s2 = float(p.scale * p.scale)
     min_seed = p.learned_min_seed_px / s2
     min_mat = p.learned_material_px / s2
+    share = float(p.learned_seam_contact) if contact is not None else 0.0
     rows, cents = [stats], [np.asarray(centroids, np.float64)]
     dist = np.zeros(labels.shape, np.float32)  # ``_write_pieces`` reports a max over it
     next_label = n
-    for lab in candidates(stats, p).tolist():  # one box each: cost follows the components
-        x, y, w, h = (int(v) for v in stats[lab, :4])
+    comps = candidates(stats, p)
+    if comps.size == 0:
+        return stats, centroids
+    boxes = np.ascontiguousarray(stats[comps, :4], np.int64)
+    mat = np.full(labels.shape, NO_MATERIAL, np.uint8) if material is None else material
+    seeded_all = np.zeros(labels.shape, np.int32)
+    # every component's seeds in one kernel call (most have fewer than two)
+    g_all, offsets, origins = _frame_seeds(
+        labels, np.ascontiguousarray(core, np.float32), np.ascontiguousarray(mat, np.uint8),
+        comps.astype(np.int64), boxes, float(p.learned_core), min_seed, min_mat,
+        MATERIAL_COHERENCE, seeded_all,
+    )  # fmt: skip
+    for i in np.flatnonzero(g_all >= 2).tolist():
+        lab, g_n = int(comps[i]), int(g_all[i])
+        x, y, w, h = boxes[i].tolist()
         own = labels[y : y + h, x : x + w] == lab
-        seeds = ((core[y : y + h, x : x + w] >= p.learned_core) & own).view(np.uint8)
-        n_m, mk, mst, _ = cv2.connectedComponentsWithStats(seeds, connectivity=4, ltype=cv2.CV_32S)
-        mids = np.flatnonzero(mst[1:, cv2.CC_STAT_AREA] >= min_seed) + 1
-        mat = None if material is None else material[y : y + h, x : x + w]
-        if mat is not None and (
-            _two_classes(mat[seeds.view(bool)], min_seed) or _two_classes(mat[own], min_mat)
-        ):
-            seeded, g_n = material_seeds(own, mk, mids, mat, min_seed, min_mat)
-        else:  # one material at most (most components): the cores alone, as seg-v1
-            lut = np.zeros(n_m, np.int32)
-            lut[mids] = np.arange(1, mids.size + 1, dtype=np.int32)
-            seeded, g_n = lut[mk], int(mids.size)
-        if g_n < 2:
-            continue
+        seeded = seeded_all[y : y + h, x : x + w]
+        origin = origins[offsets[i] : offsets[i] + g_n + 1]
         markers = np.full((h + 2, w + 2), g_n + 1, np.int32)
         inner = markers[1:-1, 1:-1]
         inner[own] = 0
-        inner[seeded > 0] = seeded[seeded > 0]
+        mine = own & (seeded > 0)
+        inner[mine] = seeded[mine]
         roi = cv2.copyMakeBorder(small[y : y + h, x : x + w], 1, 1, 1, 1, cv2.BORDER_REPLICATE)
         cv2.watershed(roi, markers)
+        if share > 0.0:
+            cls = (
+                _piece_classes(markers, mat[y : y + h, x : x + w], g_n)
+                if p.learned_seam_cores
+                else np.full(g_n + 1, NO_MATERIAL, np.int64)
+            )
+            g_n = _seam_merge(markers, contact, y, x, origin, cls, g_n, share, SEAM_RADIUS_PX)
+            if g_n < 2:
+                continue
         _fill_ridges(markers)
         ids = np.array([lab, *range(next_label, next_label + g_n - 1)], np.int32)
         st = np.zeros((g_n, 5), np.float64)
@@ -509,72 +594,71 @@ def split_learned(
 def material_seeds(
     own: np.ndarray,
     mk: np.ndarray,
-    mids: np.ndarray,
     mat: np.ndarray,
     min_seed: float,
     min_mat: float,
-) -> tuple[np.ndarray, int]:
-    """One component's seeds in its box: (h, w) int32 seed number (0 none, 1..g) and g.
+) -> tuple[np.ndarray, int, np.ndarray]:
+    """One component's seeds in its box: (h, w) int32 seed number (0 none, 1..g), g,
+    and (g + 1,) int64 each seed's origin (its core region; 0: the component's
+    material regions).
 
     ``own``: (h, w) bool the component's pixels; ``mk``: (h, w) int32 core regions
-    and ``mids`` those large enough to seed (``min_seed`` low-res px); ``mat``: (h, w)
-    uint8 material class index (``NO_MATERIAL`` unsure). A core region whose pixels
-    hold two or more classes each forming a coherent connected region of at least
-    ``min_seed`` (``_class_regions``) gives one seed per class (that region); the
-    others one seed each. When that leaves fewer than two seeds but the component
-    holds two or more classes each forming a coherent connected region of at least
-    ``min_mat``, those regions are the seeds (one material each)."""
-    n_m = int(mk.max()) + 1
-    # per core region, its pixels of each class (one pass): most regions hold one
-    # class and need no connected-component pass of their own
-    table = np.bincount((mk.astype(np.int64) * 256 + mat).ravel(), minlength=n_m * 256).reshape(
-        n_m, 256
-    )[:, :NO_MATERIAL]
-    multi = np.count_nonzero(table[mids] >= min_seed, axis=1) >= 2
-    lut = np.zeros(n_m, np.int32)
-    single = mids[~multi]
-    lut[single] = np.arange(1, single.size + 1, dtype=np.int32)
-    seeded = lut[mk]
-    g = int(single.size)
-    for m in mids[multi].tolist():
-        region = mk == m
-        parts = _class_regions(region, mat, min_seed)
-        if len(parts) < 2:
-            parts = [region]
-        for part in parts:
-            g += 1
-            seeded[part] = g
-    if g >= 2 or not _two_classes(mat[own], min_mat):
-        return seeded, g
-    parts = _class_regions(own, mat, min_mat)
-    if len(parts) < 2:
-        return seeded, g
-    seeded[:] = 0
-    for k, part in enumerate(parts, 1):
-        seeded[part] = k
-    return seeded, len(parts)
+    (0 none), those of at least ``min_seed`` low-res px seed; ``mat``: (h, w) uint8
+    material class index (``NO_MATERIAL`` unsure). When the core pixels hold two
+    classes of at least ``min_seed`` pixels each, or the component two of at least
+    ``min_mat``: a core region whose pixels hold two or more classes each forming a
+    coherent connected region of at least ``min_seed`` (``MATERIAL_COHERENCE`` of
+    the class's pixels there) gives one seed per class (that region); the others
+    one seed each. When that leaves fewer than two seeds but the component holds
+    two or more classes each forming a coherent connected region of at least
+    ``min_mat``, those regions are the seeds (one material each). Else one seed
+    per core region. (A Numba kernel, ``_component_seeds``; its NumPy twin is in
+    ``tests/vision/test_learned_kernels.py``.)"""
+    if not own.shape == mk.shape == mat.shape or own.ndim != 2:
+        raise ValueError(f"material_seeds: own, mk and mat must be one (h, w) shape, got "
+                         f"{own.shape}, {mk.shape}, {mat.shape}")  # fmt: skip
+    mk32 = np.ascontiguousarray(mk, np.int32)
+    n_m = int(mk32.max(initial=0)) + 1
+    return _component_seeds(
+        np.ascontiguousarray(own, np.bool_), mk32, n_m, np.ascontiguousarray(mat, np.uint8),
+        float(min_seed), float(min_mat), MATERIAL_COHERENCE,
+    )  # fmt: skip
 
 
-def _two_classes(cls: np.ndarray, min_px: float) -> bool:
-    """Do two or more classes (``NO_MATERIAL`` aside) have ``min_px`` pixels each?"""
-    counts = np.bincount(cls, minlength=NO_MATERIAL + 1)[:NO_MATERIAL]
-    return int(np.count_nonzero(counts >= min_px)) >= 2
+@dataclasses.dataclass(frozen=True)
+class _WarmParams:
+    """``LearnedParams`` for ``warm_split_kernels`` (``SegmentParams``' defaults)."""
+
+    scale: int = 2
+    split_min_area_px: float = 400.0
+    learned_core: float = 0.45
+    learned_min_seed_px: float = 40.0
+    learned_material_conf: float = 0.4
+    learned_material_px: float = 200.0
+    learned_contact: float = 0.3
+    learned_seam_contact: float = 0.1
+    learned_seam_cores: bool = False
 
 
-def _class_regions(region: np.ndarray, mat: np.ndarray, min_px: float) -> list[np.ndarray]:
-    """(h, w) bool masks, one per class of ``mat`` inside ``region`` whose largest
-    4-connected region there has at least ``min_px`` pixels and ``MATERIAL_COHERENCE``
-    of the class's pixels in ``region``: that region."""
-    cls = mat[region]
-    counts = np.bincount(cls[cls != NO_MATERIAL], minlength=1)
-    out = []
-    for c in np.flatnonzero(counts >= min_px).tolist():
-        sel = (region & (mat == c)).view(np.uint8)
-        n_r, rl, rst, _ = cv2.connectedComponentsWithStats(sel, connectivity=4, ltype=cv2.CV_32S)
-        if n_r < 2:
-            continue
-        big = int(np.argmax(rst[1:, cv2.CC_STAT_AREA])) + 1
-        area = rst[big, cv2.CC_STAT_AREA]
-        if area >= min_px and area >= MATERIAL_COHERENCE * counts[c]:
-            out.append(rl == big)
-    return out
+def warm_split_kernels() -> None:
+    """Compile (or load from Numba's cache) the learned split's kernels with the
+    argument types the line passes, on a hand-built 40 x 60 low-res scene: a
+    plate of two materials with one core across them (the materials' cut, judged
+    by the seam rule; and with ``learned_seam_cores`` the pieces' classes), and
+    material logits. ``InstanceCue.load`` calls it, so a fresh install does not
+    compile them on the loop's first frames."""
+    h, w = 40, 60
+    labels = np.zeros((h, w), np.int32)
+    labels[5:35, 5:55] = 1
+    stats = np.array([[0, 0, w, h, h * w - 1500], [5, 5, 50, 30, 1500]], np.float64)
+    cents = np.array([[30.0, 20.0], [29.5, 19.5]])
+    core = np.zeros((h, w), np.float32)
+    core[12:28, 15:45] = 0.9
+    mat = np.full((h, w), NO_MATERIAL, np.uint8)
+    mat[5:35, 5:30], mat[5:35, 30:55] = 3, 0
+    contact = np.zeros((h, w), np.bool_)
+    contact[5:35, 28:32] = True
+    small = np.full((h, w, 3), 120, np.uint8)
+    for p in (_WarmParams(), _WarmParams(learned_seam_cores=True)):
+        split_learned(small, labels.copy(), stats.copy(), cents.copy(), core, p, mat, contact)
+    material_labels(np.zeros((3, h // 2, w // 2), np.float32), 0.4, (h, w), labels > 0)

@@ -74,6 +74,13 @@ class SegmentParams:
     # (both chosen on tuning seed 4001: models/seg-v2.md)
     learned_material_conf: float = 0.4
     learned_material_px: float = 200.0
+    # the seam rule (vision.learned.split_learned): a cut the materials made stands only
+    # where this share of its seam lies within 2 px of the net's contact (probability at
+    # least learned_contact); learned_seam_cores: the cores' cuts too (session 13,
+    # tuning seeds 3001-3004: models/seg-v2.md); 0 turns the rule off
+    learned_contact: float = 0.3
+    learned_seam_contact: float = 0.1
+    learned_seam_cores: bool = False
     border_px: int = 0  # ignore this many low-res px at the image border
     gain_grid_px: int = 4  # low-res grid step of the global brightness estimate
 
@@ -251,7 +258,14 @@ class Segmenter:
         if self.cue is not None and p.split and n > 1:
             self.last_core = core_map(self.cue, small, self.belt.mean_u8, fg, stats, p)
             stats, centroids = split_learned(
-                small, labels, stats, centroids, self.last_core, p, self.cue.material
+                small,
+                labels,
+                stats,
+                centroids,
+                self.last_core,
+                p,
+                self.cue.material,
+                self.cue.contact,
             )
         elif p.split and n > 1:
             stats, centroids = split_touching(

@@ -141,13 +141,15 @@ def test_material_seeds_need_each_class_large_enough() -> None:
     mk[5:15, 5:35] = 1
     mat = np.zeros((20, 40), np.uint8)
     mat[:, 30:] = 4  # 200 px of class 4
-    seeds, g = material_seeds(own, mk, np.array([1]), mat, 60.0, 201.0)
-    assert g == 1 and (seeds[mk == 1] == 1).all()
-    seeds, g = material_seeds(own, mk, np.array([1]), mat, 10.0, 200.0)
+    seeds, g, origin = material_seeds(own, mk, mat, 60.0, 201.0)
+    assert g == 1 and (seeds[mk == 1] == 1).all() and origin.tolist() == [0, 1]
+    seeds, g, origin = material_seeds(own, mk, mat, 10.0, 200.0)
     assert g == 2  # the core region holds 50 px of class 4: cut there already
-    seeds, g = material_seeds(own, mk, np.array([1]), mat, 60.0, 200.0)
+    assert origin.tolist() == [0, 1, 1]  # both pieces of core region 1
+    seeds, g, origin = material_seeds(own, mk, mat, 60.0, 200.0)
     assert g == 2 and np.unique(seeds[:, 30:]).size == 1  # by the materials: their regions
     assert set(np.unique(seeds).tolist()) == {1, 2} and seeds[0, 0] != seeds[0, 35]
+    assert origin.tolist() == [0, 0, 0]  # the component's material regions
 
 
 def _two_output_file(path: Path, n_cls: int, meta: dict[str, str]) -> Path:
