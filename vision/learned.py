@@ -625,21 +625,6 @@ def material_seeds(
     )  # fmt: skip
 
 
-@dataclasses.dataclass(frozen=True)
-class _WarmParams:
-    """``LearnedParams`` for ``warm_split_kernels`` (``SegmentParams``' defaults)."""
-
-    scale: int = 2
-    split_min_area_px: float = 400.0
-    learned_core: float = 0.45
-    learned_min_seed_px: float = 40.0
-    learned_material_conf: float = 0.4
-    learned_material_px: float = 200.0
-    learned_contact: float = 0.3
-    learned_seam_contact: float = 0.1
-    learned_seam_cores: bool = False
-
-
 def warm_split_kernels() -> None:
     """Compile (or load from Numba's cache) the learned split's kernels with the
     argument types the line passes, on a hand-built 40 x 60 low-res scene: a
@@ -659,6 +644,9 @@ def warm_split_kernels() -> None:
     contact = np.zeros((h, w), np.bool_)
     contact[5:35, 28:32] = True
     small = np.full((h, w, 3), 120, np.uint8)
-    for p in (_WarmParams(), _WarmParams(learned_seam_cores=True)):
+    from vision.segment import SegmentParams  # here: vision.segment imports this module
+
+    base = SegmentParams()  # the line's parameter types, not a copy of its defaults
+    for p in (base, dataclasses.replace(base, learned_seam_cores=True)):
         split_learned(small, labels.copy(), stats.copy(), cents.copy(), core, p, mat, contact)
     material_labels(np.zeros((3, h // 2, w // 2), np.float32), 0.4, (h, w), labels > 0)
