@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -52,6 +54,34 @@ def pg() -> Iterator[PgServer]:
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago."""
     return _free_port()
+
+
+NoJit = Callable[[Sequence[Path], "str | None", float], str]
+
+
+@pytest.fixture
+def without_jit() -> NoJit:
+    """``run(files, select, timeout_s)``: pytest on the test ``files`` (``-k
+    select``, None: all) in a child process with ``NUMBA_DISABLE_JIT=1``, from the
+    repository's root, so the kernels' Python bodies run against their twins
+    (coverage and tracebacks see inside them); asserts it passed with no failure
+    and returns its stdout for the caller's own checks."""
+
+    def run(files: Sequence[Path], select: str | None, timeout_s: float) -> str:
+        env = dict(os.environ, NUMBA_DISABLE_JIT="1")
+        k = ["-k", select] if select else []
+        proc = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
+             *(str(f) for f in files), *k],
+            cwd=Path(__file__).resolve().parent.parent, env=env, capture_output=True,
+            text=True, timeout=timeout_s,
+        )  # fmt: skip
+        tail = (proc.stdout + proc.stderr)[-3000:]
+        assert proc.returncode == 0, tail
+        assert " passed" in proc.stdout and "failed" not in proc.stdout, tail
+        return proc.stdout
+
+    return run
 
 
 @pytest.fixture

@@ -3,24 +3,16 @@ bodies run, so coverage and tracebacks see inside them)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
+
+NoJit = Callable[..., str]  # the root conftest's ``without_jit`` fixture
 
 HERE = Path(__file__).resolve().parent
 
 
-def test_kernel_tests_pass_without_jit():
-    env = dict(os.environ, NUMBA_DISABLE_JIT="1")
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
-         str(HERE / "test_kernels.py"), str(HERE / "test_cover.py"), str(HERE / "test_aim.py"),
-         str(HERE / "test_motion.py"), str(HERE / "test_aim_search.py"),
-         str(HERE / "test_track_size.py"),
-         "-k", "not nojit and not stream"],
-        cwd=HERE.parent.parent, env=env, capture_output=True, text=True, timeout=240,
-    )  # fmt: skip
-    tail = (proc.stdout + proc.stderr)[-3000:]
-    assert proc.returncode == 0, tail
-    assert " passed" in proc.stdout and "skipped" not in proc.stdout.split("\n")[-2], tail
+def test_kernel_tests_pass_without_jit(without_jit: NoJit) -> None:
+    names = ("test_kernels.py", "test_cover.py", "test_aim.py", "test_motion.py",
+             "test_aim_search.py", "test_track_size.py")  # fmt: skip
+    out = without_jit([HERE / n for n in names], "not nojit and not stream", 240)
+    assert "skipped" not in out.split("\n")[-2], out[-3000:]
