@@ -35,7 +35,6 @@ classes that are already true) and is pooled under its own name.
 from __future__ import annotations
 
 import argparse
-import math
 import tempfile
 import time
 from pathlib import Path
@@ -204,13 +203,14 @@ def run(
         s_update: dict[str, Any] = {"enabled": True, "port": 0, "stall_ms": stall_ms}
         if model:
             from models.induction import InductionModel, resolve
+            from sortline.sensor.cli import model_bar
 
             m = InductionModel.load(resolve(model))
-            pitch, radius, row_mm = m.bar_mm  # the model's bar: its geometry and frequencies
+            bar = model_bar(m.frequencies_hz, m.bar_mm)  # the model's bar, as it was fitted on
             s_update.update(
-                model=model, frequencies_hz=list(m.frequencies_hz), pitch_mm=pitch,
-                coil_radius_mm=radius, channels=math.ceil(cfg.belt.width_mm / pitch - 1e-9),
-                every_ticks=round(row_mm / cfg.belt.mm_per_tick),
+                model=model, frequencies_hz=list(bar.frequencies_hz), pitch_mm=bar.pitch_mm,
+                coil_radius_mm=bar.coil_radius_mm, channels=bar.channels,
+                every_ticks=bar.every_ticks,
             )  # fmt: skip
         if damping is not None:
             s_update["shared_damping"] = damping
