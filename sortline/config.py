@@ -153,6 +153,16 @@ class VisionSection(BaseModel):
     merge_flag: bool = Field(
         True, description="flag probable merges of touching fragments ([control] recipe's prefer)"
     )
+    merge_material: bool = Field(
+        True,
+        description="a probable merge that is all red metal (copper, brass) is one material: "
+        "not flagged (vision/merge.py); false: the flag of session 13",
+    )
+    split_chroma: bool = Field(
+        True,
+        description="classic split: a red metal on or against a grey one is cut between "
+        "them (vision/split.py, cue 4); false: the split of session 13",
+    )
     segmenter: Literal["classic", "learned"] = Field(
         "classic",
         description="touching fragments: classic (shape, notch and colour split) or learned "
@@ -170,7 +180,9 @@ class VisionSection(BaseModel):
     def merge_params(self) -> MergeParams | None:
         from vision.merge import MergeParams
 
-        return MergeParams() if self.merge_flag else None
+        if not self.merge_flag:
+            return None
+        return MergeParams() if self.merge_material else MergeParams(warm_share=0.0)
 
     def segment_params(self, resolve: Callable[[str], Path | str] = str) -> SegmentParams:
         """The segmentation's parameters; ``resolve`` maps a file named in the config
@@ -179,7 +191,7 @@ class VisionSection(BaseModel):
         from vision.segment import SegmentParams
 
         if self.segmenter == "classic":
-            return SegmentParams()
+            return SegmentParams(split_chroma=self.split_chroma)
         path = resolve_seg_model(resolve(self.segmenter_model))
         threads = self.intra_op_threads
         return SegmentParams(segmenter="learned", learned_model=str(path), learned_threads=threads)

@@ -500,3 +500,37 @@ def _shape_split(labels, dist, lab, r0, c0, h, w, min_radius, neck_ratio, reach,
         if peaks[q, 2] >= seed_depth * top[group[q]]:
             markers[int(peaks[q, 0]) - r0 + 1, int(peaks[q, 1]) - c0 + 1] = group[q] + 1
     return markers, n_groups
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _chroma_counts(small, labels, boxes, which, dark_sum, warm_rb, grey_max):
+    """(K, 2) float64 counts of red-metal ("warm") and grey pixels of each label in
+    ``which`` (K,), read inside their boxes (``boxes``: (n, 4+) left, top, width,
+    height per label value). Pixels whose B + G + R is below ``dark_sum`` count as
+    neither; a pixel is warm where (R - B) / (B + G + R) >= ``warm_rb``, grey where
+    (max - min of B, G, R) / (B + G + R) <= ``grey_max``."""
+    k = which.size
+    out = np.zeros((k, 2), np.float64)
+    for i in range(k):
+        lab = which[i]
+        x0, y0 = int(boxes[lab, 0]), int(boxes[lab, 1])
+        x1, y1 = x0 + int(boxes[lab, 2]), y0 + int(boxes[lab, 3])
+        warm = 0.0
+        grey = 0.0
+        for r in range(y0, y1):
+            for c in range(x0, x1):
+                if labels[r, c] != lab:
+                    continue
+                b = float(small[r, c, 0])
+                g = float(small[r, c, 1])
+                rr = float(small[r, c, 2])
+                s = b + g + rr
+                if s < dark_sum:
+                    continue
+                if rr - b >= warm_rb * s:
+                    warm += 1.0
+                elif max(b, g, rr) - min(b, g, rr) <= grey_max * s:
+                    grey += 1.0
+        out[i, 0] = warm
+        out[i, 1] = grey
+    return out

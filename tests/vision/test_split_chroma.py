@@ -1,0 +1,112 @@
+"""The chroma split (``vision.split``, cue 4): a red metal on or against a grey one
+is cut between them; a lone red piece, a grey plate with rust blotches and a
+green board with gold pads are not. The compiled ``_chroma_counts`` against its
+NumPy twin."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from vision.kernels_split import _chroma_counts
+from vision.segment import Segmenter, SegmentParams
+
+BELT = 90
+BRASS = (76, 142, 188)  # BGR
+COPPER = (66, 100, 172)
+ALU = (170, 172, 171)
+STEEL = (150, 152, 148)  # a bright steel: the belt is 90
+RUST = (38, 66, 128)
+PCB = (48, 105, 34)
+PAD = (120, 170, 200)
+
+
+def chroma_counts_twin(
+    small: np.ndarray, labels: np.ndarray, boxes: np.ndarray, which: np.ndarray,
+    dark: float, rb: float, grey: float,
+) -> np.ndarray:  # fmt: skip
+    """NumPy twin of ``vision.kernels_split._chroma_counts``."""
+    out = np.zeros((which.size, 2))
+    px = small.astype(np.float64)
+    tot = px.sum(axis=2)
+    warm = (tot >= dark) & (px[..., 2] - px[..., 0] >= rb * tot)
+    grey_px = (tot >= dark) & ~warm & (px.max(axis=2) - px.min(axis=2) <= grey * tot)
+    for i, lab in enumerate(which.tolist()):
+        x, y, w, h = (int(v) for v in boxes[lab, :4])
+        inside = np.zeros(labels.shape, bool)
+        inside[y : y + h, x : x + w] = True
+        mine = inside & (labels == lab)
+        out[i] = warm[mine].sum(), grey_px[mine].sum()
+    return out
+
+
+def _scene(kind: str, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    img = np.full((512, 1280, 3), BELT, np.int16)
+    if kind in ("plate_on_plate", "plate_on_steel"):  # a brass plate lying on a larger plate
+        img[150:330, 500:760] = ALU if kind == "plate_on_plate" else STEEL
+        img[200:260, 560:640] = BRASS
+    elif kind == "lone":
+        img[200:260, 560:640] = BRASS
+    elif kind == "rust":  # a steel plate with rust blotches
+        img[150:330, 500:760] = STEEL
+        for _ in range(25):
+            c = (int(rng.integers(500, 760)), int(rng.integers(150, 330)))
+            cv2.circle(img, c, int(rng.integers(3, 9)), RUST, -1)
+    elif kind == "pcb":  # a green board with gold pads and grey chips
+        img[150:330, 500:760] = PCB
+        for _ in range(30):
+            x, y = int(rng.integers(500, 750)), int(rng.integers(150, 320))
+            img[y : y + 6, x : x + 8] = PAD
+        for _ in range(6):
+            x, y = int(rng.integers(500, 730)), int(rng.integers(150, 300))
+            img[y : y + 20, x : x + 26] = (170, 180, 185)
+    elif kind == "wire_on_plate":  # a copper wire lying across a stainless plate
+        img[150:330, 500:760] = (178, 176, 171)
+        cv2.line(img, (520, 170), (740, 300), COPPER, 14)
+    img += rng.normal(0, 3, img.shape).astype(np.int16)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def _areas(image: np.ndarray, chroma: bool) -> list[int]:
+    seg = Segmenter(SegmentParams(split_chroma=chroma))
+    seg.segment(np.full_like(image, BELT))  # the belt model first
+    return sorted(seg.segment(image).area_px.astype(int).tolist())
+
+
+@pytest.mark.parametrize(
+    ("kind", "want"),
+    [("plate_on_plate", 2), ("plate_on_steel", 2), ("wire_on_plate", 2), ("lone", 1),
+     ("rust", 1), ("pcb", 1)],
+)  # fmt: skip
+def test_chroma_split(kind: str, want: int) -> None:
+    image = _scene(kind)
+    got = _areas(image, True)
+    assert len(got) == want, got
+    assert len(_areas(image, False)) == 1  # off: as before (one segment each)
+    if want == 2 and kind != "wire_on_plate":  # the brass plate comes out whole: 80 x 60 px
+        assert abs(got[0] - 80 * 60) < 0.05 * 80 * 60, got
+
+
+def test_chroma_counts_equal_the_numpy_twin() -> None:
+    rng = np.random.default_rng(3)
+    for trial in range(10):
+        small = rng.integers(0, 256, (80, 120, 3), dtype=np.uint8)
+        labels = np.zeros((80, 120), np.int32)
+        for k in range(1, 7):
+            c = (int(rng.integers(0, 120)), int(rng.integers(0, 80)))
+            cv2.ellipse(labels, c, (int(rng.integers(1, 30)), int(rng.integers(1, 20))),
+                        float(rng.uniform(0, 180)), 0, 360, k, -1)  # fmt: skip
+        boxes = np.zeros((7, 5), np.float64)
+        for k in range(1, 7):
+            ys, xs = np.nonzero(labels == k)
+            if len(ys):
+                boxes[k] = xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1, 0
+        which = np.array([k for k in range(1, 7) if boxes[k, 2] > 0 and rng.random() < 0.8])
+        dark, rb, grey = float(rng.uniform(0, 300)), float(rng.uniform(0.01, 0.3)), 0.1
+        got = _chroma_counts(small, labels, boxes, which.astype(np.int64), dark, rb, grey)
+        want = chroma_counts_twin(small, labels, boxes, which, dark, rb, grey)
+        np.testing.assert_array_equal(got, want, err_msg=f"trial {trial}")
+    empty = _chroma_counts(small, labels, boxes, np.zeros(0, np.int64), 60.0, 0.15, 0.06)
+    assert empty.shape == (0, 2)
