@@ -16,7 +16,8 @@ segmentation: against the plant's ground truth on every preset (held-out
 --study:      issue 15 at 2.5 m/s, per ``PRESET:FEED`` (feed 0: the preset's
               own), pipelines on the same frames (``--variants``; "every":
               every view classified; "tracks": the line as it is;
-              "tracks_colour": with the colour split on; "tracks_learned":
+              "tracks_colour": with the colour split on; "tracks_nochroma":
+              without the chroma cue (session 14); "tracks_learned":
               the learned instance cue in place of the classic split, one
               per model of ``--seg-model`` (a comma list compares them:
               "tracks_learned[seg-v1]", "tracks_learned[seg-v2]");
@@ -283,6 +284,7 @@ VARIANTS = (
     "tracks_budget40",
     "tracks_max4",
     "tracks_conf80",
+    "tracks_nochroma",
 )
 DEFAULT_VARIANTS = VARIANTS[:4]  # tracks_onecut on request (issue 15, not taken)
 
@@ -305,6 +307,7 @@ def _variants(
         "every": (CropPolicy(mode="every"), SegmentParams()),
         "tracks": (CropPolicy(), SegmentParams()),
         "tracks_colour": (CropPolicy(), SegmentParams(split_colour_diff=60.0)),
+        "tracks_nochroma": (CropPolicy(), SegmentParams(split_chroma=False)),
         "tracks_learned": (CropPolicy(), learned),
         "tracks_learned_noseam": (CropPolicy(), noseam),
         "tracks_onecut": (CropPolicy(), SegmentParams(split_max_cuts=1)),  # no re-split

@@ -60,6 +60,7 @@ import numpy as np
 
 from vision.kernels_split import (
     _chroma_counts,
+    _chroma_seeds,
     _comp_mask,
     _fill_ridges,
     _label_max,
@@ -266,17 +267,21 @@ def _split_one(
             labels, dist, lab, y, x, h, w, min_r, p.split_neck_ratio, p.split_reach, SEED_DEPTH
         )
     padded = None
-    if n_groups < 2 and (p.split_notch_px > 0 or centres is not None or chroma):
+    if n_groups < 2 and (p.split_notch_px > 0 or centres is not None):
         padded = _comp_mask(labels, lab, y, x, h, w)
     if n_groups < 2 and padded is not None and p.split_notch_px > 0:
         markers, n_groups, contrast = _notch_markers(padded, small, x, y, p)
         if n_groups == 2 and contrast < p.split_min_contrast:
             return None  # a notched outline of one material: a torn sheet, not two fragments
-    if n_groups < 2 and centres is None and not chroma:
+    if n_groups < 2 and chroma:  # the red-metal and grey regions (one kernel call)
+        markers, n_groups = _chroma_seeds(
+            small, labels, lab, y, x, h, w, float(p.split_chroma_dark), float(p.split_chroma_rb),
+            float(p.split_chroma_grey), p.split_min_piece_px / float(p.scale * p.scale),
+            float(p.split_chroma_coherence), float(p.split_chroma_solidity),
+        )  # fmt: skip
+    if n_groups < 2 and centres is None:
         return None
     roi = cv2.copyMakeBorder(small[y : y + h, x : x + w], 1, 1, 1, 1, cv2.BORDER_REPLICATE)
-    if n_groups < 2 and chroma and padded is not None:
-        markers, n_groups = _chroma_markers(roi, padded[1:-1, 1:-1] > 0, p)
     if n_groups < 2 and centres is not None and padded is not None:
         markers, n_groups = _colour_markers(roi, padded[1:-1, 1:-1] > 0, centres, p)
     if n_groups < 2:
@@ -382,51 +387,3 @@ def _chroma_pairs(
     piece = p.split_min_piece_px / float(p.scale * p.scale)
     ok = (counts[:, 0] >= piece) & (counts[:, 1] >= piece)
     return set(which[ok].tolist())
-
-
-def _chroma_markers(roi: np.ndarray, comp: np.ndarray, p: SplitParams) -> tuple[np.ndarray, int]:
-    """Markers from a component's red-metal and grey pixels (the rules of
-    ``_chroma_counts``): each class, opened 3x3, must keep ``split_chroma_coherence``
-    of its pixels in its largest 4-connected region, of at least
-    ``split_min_piece_px``, and the red region fill ``split_chroma_solidity`` of its
-    convex hull; those regions are the markers (1 red, 2 grey; background 3, 1 px
-    frame as ``roi``)."""
-    none = np.empty((0, 0), np.int32), 1
-    h, w = comp.shape
-    px = roi[1:-1, 1:-1].astype(np.float32)
-    total = px.sum(axis=2)
-    lit = comp & (total >= p.split_chroma_dark)
-    warm = lit & (px[..., 2] - px[..., 0] >= p.split_chroma_rb * total)
-    grey = lit & ~warm & (px.max(axis=2) - px.min(axis=2) <= p.split_chroma_grey * total)
-    markers = np.full((h + 2, w + 2), 3, np.int32)
-    inner = markers[1:-1, 1:-1]
-    inner[comp] = 0
-    piece = p.split_min_piece_px / float(p.scale * p.scale)
-    for g, mine in ((1, warm), (2, grey)):
-        count = int(mine.sum())
-        opened = cv2.morphologyEx(mine.view(np.uint8), cv2.MORPH_OPEN, _K3)
-        n, lab, st, _ = cv2.connectedComponentsWithStats(opened, connectivity=4)
-        if n < 2:
-            return none
-        k = 1 + int(np.argmax(st[1:, cv2.CC_STAT_AREA]))
-        top = int(st[k, cv2.CC_STAT_AREA])
-        if top < piece or top < p.split_chroma_coherence * count:
-            return none
-        region = lab == k
-        if g == 1 and _solidity(region) < p.split_chroma_solidity:
-            return none  # a ragged red patch: rust or tarnish on one plate, not a piece
-        inner[region] = g
-    return markers, 2
-
-
-def _solidity(region: np.ndarray) -> float:
-    """Pixels of ``region`` over its convex hull's area (pixel centres' hull plus
-    half its perimeter plus 1, as ``vision.merge.solidity``)."""
-    contours, _ = cv2.findContours(
-        region.view(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE
-    )
-    if not contours:
-        return 0.0
-    hull = cv2.convexHull(np.concatenate(contours))
-    area = cv2.contourArea(hull) + 0.5 * cv2.arcLength(hull, True) + 1.0
-    return float(min(region.sum() / max(area, 1.0), 1.0))

@@ -38,10 +38,11 @@ def test_warm_share_kernel_passes_without_jit(without_jit: NoJit) -> None:
 
 
 def test_chroma_count_kernel_passes_without_jit(without_jit: NoJit) -> None:
-    """``vision.kernels_split._chroma_counts`` (the chroma split's counts) as plain
-    Python against its NumPy twin (``tests/vision/test_split_chroma.py``)."""
-    out = without_jit([HERE / "test_split_chroma.py"], "numpy_twin", 240)
-    assert "1 passed" in out
+    """``vision.kernels_split._chroma_counts`` and ``_chroma_seeds`` (the chroma
+    split's counts and markers) as plain Python against their NumPy/OpenCV twins
+    (``tests/vision/test_split_chroma.py``)."""
+    out = without_jit([HERE / "test_split_chroma.py"], "numpy_twin or opencv_twin", 400)
+    assert "2 passed" in out
 
 
 def test_crop_and_association_kernels_pass_without_jit(without_jit: NoJit) -> None:

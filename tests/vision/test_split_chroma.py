@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from vision.kernels_split import _chroma_counts
+from vision.kernels_split import _chroma_counts, _chroma_seeds
 from vision.segment import Segmenter, SegmentParams
 
 BELT = 90
@@ -110,3 +110,108 @@ def test_chroma_counts_equal_the_numpy_twin() -> None:
         np.testing.assert_array_equal(got, want, err_msg=f"trial {trial}")
     empty = _chroma_counts(small, labels, boxes, np.zeros(0, np.int64), 60.0, 0.15, 0.06)
     assert empty.shape == (0, 2)
+
+
+_K3 = np.ones((3, 3), np.uint8)
+
+
+def chroma_markers_twin(
+    roi: np.ndarray, comp: np.ndarray, p: SegmentParams
+) -> tuple[np.ndarray, int]:
+    """OpenCV/NumPy twin of ``vision.kernels_split._chroma_seeds``: markers from a
+    component's red-metal and grey pixels (the rules of ``_chroma_counts``): each
+    class, opened 3x3, must keep ``split_chroma_coherence`` of its pixels in its
+    largest 4-connected region, of at least
+    ``split_min_piece_px``, and the red region fill ``split_chroma_solidity`` of its
+    convex hull; those regions are the markers (1 red, 2 grey; background 3, 1 px
+    frame as ``roi``)."""
+    none = np.empty((0, 0), np.int32), 1
+    h, w = comp.shape
+    px = roi[1:-1, 1:-1].astype(np.float32)
+    total = px.sum(axis=2)
+    lit = comp & (total >= p.split_chroma_dark)
+    warm = lit & (px[..., 2] - px[..., 0] >= p.split_chroma_rb * total)
+    grey = lit & ~warm & (px.max(axis=2) - px.min(axis=2) <= p.split_chroma_grey * total)
+    markers = np.full((h + 2, w + 2), 3, np.int32)
+    inner = markers[1:-1, 1:-1]
+    inner[comp] = 0
+    piece = p.split_min_piece_px / float(p.scale * p.scale)
+    for g, mine in ((1, warm), (2, grey)):
+        count = int(mine.sum())
+        opened = cv2.morphologyEx(mine.view(np.uint8), cv2.MORPH_OPEN, _K3)
+        n, lab, st, _ = cv2.connectedComponentsWithStats(opened, connectivity=4)
+        if n < 2:
+            return none
+        k = 1 + int(np.argmax(st[1:, cv2.CC_STAT_AREA]))
+        top = int(st[k, cv2.CC_STAT_AREA])
+        if top < piece or top < p.split_chroma_coherence * count:
+            return none
+        region = lab == k
+        if g == 1 and _solidity_twin(region) < p.split_chroma_solidity:
+            return none  # a ragged red patch: rust or tarnish on one plate, not a piece
+        inner[region] = g
+    return markers, 2
+
+
+def _solidity_twin(region: np.ndarray) -> float:
+    """Pixels of ``region`` over its convex hull's area (pixel centres' hull plus
+    half its perimeter plus 1, as ``vision.merge.solidity``)."""
+    contours, _ = cv2.findContours(
+        region.view(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE
+    )
+    if not contours:
+        return 0.0
+    hull = cv2.convexHull(np.concatenate(contours))
+    area = cv2.contourArea(hull) + 0.5 * cv2.arcLength(hull, True) + 1.0
+    return float(min(region.sum() / max(area, 1.0), 1.0))
+
+
+def _seeds(
+    small: np.ndarray, labels: np.ndarray, lab: int, p: SegmentParams
+) -> tuple[tuple[np.ndarray, int], tuple[np.ndarray, int]]:
+    ys, xs = np.nonzero(labels == lab)
+    y, x = int(ys.min()), int(xs.min())
+    h, w = int(ys.max()) - y + 1, int(xs.max()) - x + 1
+    got = _chroma_seeds(
+        small, labels, lab, y, x, h, w, p.split_chroma_dark, p.split_chroma_rb,
+        p.split_chroma_grey, p.split_min_piece_px / 4.0, p.split_chroma_coherence,
+        p.split_chroma_solidity,
+    )  # fmt: skip
+    roi = cv2.copyMakeBorder(small[y : y + h, x : x + w], 1, 1, 1, 1, cv2.BORDER_REPLICATE)
+    want = chroma_markers_twin(roi, labels[y : y + h, x : x + w] == lab, p)
+    return got, want
+
+
+def test_chroma_seeds_equal_the_opencv_twin() -> None:
+    """The scenes above at the segmentation's scale, and random blobs of red and
+    grey patches: the same markers (when both find a cut) and the same count."""
+    p = SegmentParams()
+    cases = []
+    for kind in ("plate_on_plate", "plate_on_steel", "wire_on_plate", "lone", "rust", "pcb"):
+        small = cv2.resize(_scene(kind), (640, 256), interpolation=cv2.INTER_AREA)
+        labels = np.zeros((256, 640), np.int32)
+        labels[60:180, 230:400] = 1  # the box of every scene's plate
+        labels[(np.abs(small.astype(int) - BELT).sum(axis=2) < 24)] = 0
+        cases.append((small, labels))
+    rng = np.random.default_rng(5)
+    for _ in range(30):
+        small = np.full((90, 120, 3), BELT, np.uint8)
+        for _ in range(int(rng.integers(1, 6))):
+            colour = [BRASS, COPPER, ALU, STEEL, RUST, PCB][int(rng.integers(6))]
+            c = (int(rng.integers(0, 120)), int(rng.integers(0, 90)))
+            ax = (int(rng.integers(3, 40)), int(rng.integers(3, 30)))
+            cv2.ellipse(small, c, ax, float(rng.uniform(0, 180)), 0, 360, colour, -1)
+        noise = rng.normal(0, 3, small.shape)
+        small = np.clip(small + noise, 0, 255).astype(np.uint8)
+        labels = (np.abs(small.astype(int) - BELT).sum(axis=2) >= 24).astype(np.int32)
+        cases.append((small, labels))
+    cuts = 0
+    for small, labels in cases:
+        if not labels.any():
+            continue
+        (gm, gn), (wm, wn) = _seeds(small, labels, 1, p)
+        assert gn == wn
+        if gn == 2:
+            cuts += 1
+            np.testing.assert_array_equal(gm, wm)
+    assert cuts >= 4  # the cut and the refusals both seen
