@@ -154,14 +154,16 @@ class VisionSection(BaseModel):
         True, description="flag probable merges of touching fragments ([control] recipe's prefer)"
     )
     merge_material: bool = Field(
-        True,
+        False,
         description="a probable merge that is all red metal (copper, brass) is one material: "
-        "not flagged (vision/merge.py); false: the flag of session 13",
+        "not flagged (vision/merge.py); false: the flag of session 13 (off by default: "
+        "issue 15's default gate is not met with it, vision/README.md)",
     )
     split_chroma: bool = Field(
-        True,
+        False,
         description="classic split: a red metal on or against a grey one is cut between "
-        "them (vision/split.py, cue 4); false: the split of session 13",
+        "them (vision/split.py, cue 4); false: the split of session 13 (off by default, "
+        "as merge_material)",
     )
     segmenter: Literal["classic", "learned"] = Field(
         "classic",
@@ -178,11 +180,11 @@ class VisionSection(BaseModel):
         return CropPolicy(mode=self.classify, budget=self.crop_budget)
 
     def merge_params(self) -> MergeParams | None:
-        from vision.merge import MergeParams
+        from vision.merge import WARM_SHARE, MergeParams
 
         if not self.merge_flag:
             return None
-        return MergeParams() if self.merge_material else MergeParams(warm_share=0.0)
+        return MergeParams(warm_share=WARM_SHARE if self.merge_material else 0.0)
 
     def segment_params(self, resolve: Callable[[str], Path | str] = str) -> SegmentParams:
         """The segmentation's parameters; ``resolve`` maps a file named in the config

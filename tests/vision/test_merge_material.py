@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from vision.merge import MergeFlagger, MergeParams, warm_shares
+from vision.merge import WARM_SHARE, MergeFlagger, MergeParams, warm_shares
 from vision.segment import Segmenter, SegmentParams, Segments
 
 COPPER = (66, 100, 172)  # BGR
@@ -66,7 +66,10 @@ def _scene(draw: list[tuple[str, tuple[int, int, int]]]) -> tuple[np.ndarray, Se
     return img, seg.segment(img)
 
 
-def _flags(img: np.ndarray, seg: Segments, params: MergeParams | None = None) -> np.ndarray:
+ON = MergeParams(warm_share=WARM_SHARE)  # the check as [vision] merge_material = true sets it
+
+
+def _flags(img: np.ndarray, seg: Segments, params: MergeParams = ON) -> np.ndarray:
     return MergeFlagger(params).flag(seg, img)
 
 
@@ -79,8 +82,8 @@ def test_a_lone_copper_plate_or_wire_is_not_flagged_but_was() -> None:
         img, seg = _scene(draw)
         big = _big(seg)
         assert len(big) == 1, draw
-        before = _flags(img, seg, MergeParams(warm_share=0.0))
-        assert before.tolist() == [i in big for i in range(len(seg))], draw  # the old flag
+        before = _flags(img, seg, MergeParams())  # the default: no check, the old flag
+        assert before.tolist() == [i in big for i in range(len(seg))], draw
         assert not _flags(img, seg).any(), draw
 
 
@@ -96,8 +99,8 @@ def test_without_the_frame_or_on_a_mono_frame_the_flag_is_the_old_one() -> None:
     img, seg = _scene([("ell", COPPER)])
     old = _flags(img, seg, MergeParams(warm_share=0.0))
     assert old.any()
-    assert (MergeFlagger().flag(seg) == old).all()
-    assert (MergeFlagger().flag(seg, cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)) == old).all()
+    assert (MergeFlagger(ON).flag(seg) == old).all()
+    assert (MergeFlagger(ON).flag(seg, cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)) == old).all()
 
 
 def test_share_of_a_two_colour_l_is_its_copper_part() -> None:
@@ -160,18 +163,18 @@ def test_a_bad_frame_is_refused() -> None:
         warm_shares(seg, img.astype(np.float32), np.array([0]), MergeParams())
 
 
-def test_the_vision_key_selects_the_old_flag(tmp_path: Path) -> None:
-    """``[vision] merge_material = false``: the flag of session 13 (no check);
-    the default line checks; a wrong type is refused naming the key."""
+def test_the_vision_key_turns_the_check_on(tmp_path: Path) -> None:
+    """``[vision] merge_material = true``: the check at ``WARM_SHARE``; the default
+    line: the flag of session 13 (no check); a wrong type is refused naming the key."""
     from core.errors import InputFileError
     from sortline.config import load_config
 
     d = load_config().vision.merge_params()
-    assert d is not None and d.warm_share == MergeParams().warm_share > 0
+    assert d is not None and d.warm_share == MergeParams().warm_share == 0.0
     p = tmp_path / "line.toml"
-    p.write_text("[vision]\nmerge_material = false\n")
-    old = load_config(p).vision.merge_params()
-    assert old is not None and old.warm_share == 0.0
+    p.write_text("[vision]\nmerge_material = true\n")
+    on = load_config(p).vision.merge_params()
+    assert on is not None and on.warm_share == WARM_SHARE > 0
     p.write_text('[vision]\nmerge_material = "sometimes"\n')
     with pytest.raises(InputFileError, match=r"vision\.merge_material"):
         load_config(p)

@@ -5,6 +5,8 @@ NumPy twin."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -85,6 +87,7 @@ def test_chroma_split(kind: str, want: int) -> None:
     got = _areas(image, True)
     assert len(got) == want, got
     assert len(_areas(image, False)) == 1  # off: as before (one segment each)
+    assert SegmentParams().split_chroma is False  # off by default (vision/README.md)
     if want == 2 and kind != "wire_on_plate":  # the brass plate comes out whole: 80 x 60 px
         assert abs(got[0] - 80 * 60) < 0.05 * 80 * 60, got
 
@@ -215,3 +218,18 @@ def test_chroma_seeds_equal_the_opencv_twin() -> None:
             cuts += 1
             np.testing.assert_array_equal(gm, wm)
     assert cuts >= 4  # the cut and the refusals both seen
+
+
+def test_the_vision_key_turns_the_chroma_cue_on(tmp_path: Path) -> None:
+    """``[vision] split_chroma = true`` reaches the classic segmenter's params; the
+    default line is without it; a wrong type is refused naming the key."""
+    from core.errors import InputFileError
+    from sortline.config import load_config
+
+    assert load_config().vision.segment_params().split_chroma is False
+    p = tmp_path / "line.toml"
+    p.write_text("[vision]\nsplit_chroma = true\n")
+    assert load_config(p).vision.segment_params().split_chroma is True
+    p.write_text("[vision]\nsplit_chroma = 2\n")
+    with pytest.raises(InputFileError, match=r"vision\.split_chroma"):
+        load_config(p)
