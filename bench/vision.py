@@ -39,9 +39,11 @@ segmentation: against the plant's ground truth on every preset (held-out
               ``vision/*.py`` of ``_BASELINE_FILES``) as of git revision REV
               beside it on the same frames, frame by frame in turn, and counts
               the frames where the two give other detections (boxes, classes,
-              class probabilities, merge flags) or crops (``frames_differing``;
-              ``same_detections``: none; a revision from before a change of
-              the segmentation differs by design, e.g. session 14's chroma split). ``--crop-budget
+              class probabilities, merge flags) or crops (``frames_differing``,
+              the 30 warm-up frames included; ``same_detections``: none; a
+              revision from before a change of the segmentation differs by
+              design). ``--cpu-chroma``: the tree's pipeline with session 14's
+              chroma split and one-material merge flag on. ``--crop-budget
               N`` also runs the tree's pipeline with at most N crops a frame
               (the same segments; other crops and classes by design).
 
@@ -49,7 +51,7 @@ segmentation: against the plant's ground truth on every preset (held-out
     sortline bench vision --study crowded:0,shred:500,shred:1000 [--frames N] [--json OUT]
                           [--variants tracks,tracks_learned] [--seed N] [--seg-model M]
     sortline bench vision --cpu shred:500,shred:1000 [--baseline REV] [--crop-budget N]
-                          [--frames N] [--seed N]
+                          [--cpu-chroma] [--frames N] [--seed N]
 """
 
 from __future__ import annotations
@@ -510,11 +512,14 @@ def cpu(
     baseline: str | None = None,
     seg_model: str | None = None,
     crop_budget: int | None = None,
+    chroma: bool = False,
 ) -> dict[str, Any]:
     """One ``--cpu`` cell (see the module docstring); ``seg_model``: segment with
     this learned instance cue (``[vision] segmenter = "learned"``) instead of
     the classic split; ``crop_budget``: also run the tree's pipeline with at most
-    this many crops a frame (the same segments, other classes)."""
+    this many crops a frame (the same segments, other classes); ``chroma``: the
+    tree's pipeline with the chroma split and the merge flag's one-material check
+    (``[vision] split_chroma``, ``merge_material``: session 14, off by default)."""
     import vision.segment as segment_mod
     from calibration.geometry import LineGeometry
     from models.registry import resolve_model
@@ -524,7 +529,10 @@ def cpu(
 
     geo = LineGeometry()
     plant = VirtualPlant(geo, _study_scenario(preset, feed), IdlePlc(), seed=seed)
-    seg_params = None
+    from vision.merge import WARM_SHARE, MergeParams
+
+    seg_params = segment_mod.SegmentParams(split_chroma=True) if chroma else None
+    merge = MergeParams(warm_share=WARM_SHARE) if chroma else MergeParams()
     if seg_model:
         from models.seg_models import resolve_seg_model
 
@@ -534,7 +542,7 @@ def cpu(
     path = resolve_model(model)
     mods: dict[str, Any] = {"now": segment_mod}
     pipes = {"now": VisionPipeline(geo, OnnxClassifier.load(path, intra_op_threads=1),
-                                   segment_params=seg_params)}  # fmt: skip
+                                   segment_params=seg_params, merge_params=merge)}  # fmt: skip
     if baseline:  # the whole vision path of that revision, its own classifier session
         k, base = f"baseline {baseline}", _baseline_vision(baseline)
         mods[k] = base["segment"]
@@ -546,7 +554,7 @@ def cpu(
         k = f"now, budget {crop_budget}"
         mods[k] = segment_mod
         pipes[k] = VisionPipeline(geo, OnnxClassifier.load(path, intra_op_threads=1),
-                                  segment_params=seg_params,
+                                  segment_params=seg_params, merge_params=merge,
                                   crop_policy=CropPolicy(budget=crop_budget))  # fmt: skip
     clock = {"split": 0.0, "segment": 0.0}
     originals = {k: mod.split_touching for k, mod in mods.items()}
@@ -705,9 +713,14 @@ def main(argv: list[str] | None = None) -> int:
                    "at most this many crops a frame (same frames, same segments)")  # fmt: skip
     p.add_argument("--cpu-learned", action="store_true",
                    help="--cpu: segment with the learned instance cue --seg-model")  # fmt: skip
+    p.add_argument("--cpu-chroma", action="store_true",
+                   help="--cpu: the tree's pipeline with [vision] split_chroma and "
+                   "merge_material on (session 14)")  # fmt: skip
     args = p.parse_args(argv)
     if args.cpu_learned and args.baseline:
         p.error("--cpu-learned: --baseline compares the classic split only")
+    if args.cpu_learned and args.cpu_chroma:
+        p.error("--cpu-chroma: the classic split only, not with --cpu-learned")
     if args.cpu_learned and "," in args.seg_model:
         p.error("--cpu-learned: one --seg-model at a time")
     if args.cpu:
@@ -718,7 +731,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.crop_budget is not None and args.crop_budget < 1:
             p.error(f"--crop-budget {args.crop_budget} must be >= 1")
         rows = [cpu(name, feed, frames, args.model, args.seed, args.baseline, seg_model,
-                    args.crop_budget) for name, feed in cells]  # fmt: skip
+                    args.crop_budget, args.cpu_chroma) for name, feed in cells]  # fmt: skip
         emit_json({"command": "sortline bench vision " + " ".join(argv or sys.argv[1:]),
                    "load_avg_1m": [round(load0, 2), round(os.getloadavg()[0], 2)],
                    "cpus": os.cpu_count(),
