@@ -16,7 +16,8 @@ segmentation: against the plant's ground truth on every preset (held-out
 --study:      issue 15 at 2.5 m/s, per ``PRESET:FEED`` (feed 0: the preset's
               own), pipelines on the same frames (``--variants``; "every":
               every view classified; "tracks": the line as it is;
-              "tracks_colour": with the colour split on; "tracks_learned":
+              "tracks_colour": with the colour split on; "tracks_nochroma":
+              without the chroma cue (session 14); "tracks_learned":
               the learned instance cue in place of the classic split, one
               per model of ``--seg-model`` (a comma list compares them:
               "tracks_learned[seg-v1]", "tracks_learned[seg-v2]");
@@ -36,9 +37,13 @@ segmentation: against the plant's ground truth on every preset (held-out
               ``--baseline REV`` runs the vision path (segmentation, split,
               kernels, merge flags, crops, crop choice, classifier, pipeline:
               ``vision/*.py`` of ``_BASELINE_FILES``) as of git revision REV
-              beside it on the same frames, frame by frame in turn, and checks
-              that both give the same detections (boxes, classes, class
-              probabilities, merge flags) and the same crops. ``--crop-budget
+              beside it on the same frames, frame by frame in turn, and counts
+              the frames where the two give other detections (boxes, classes,
+              class probabilities, merge flags) or crops (``frames_differing``,
+              the 30 warm-up frames included; ``same_detections``: none; a
+              revision from before a change of the segmentation differs by
+              design). ``--cpu-chroma``: the tree's pipeline with session 14's
+              chroma split and one-material merge flag on. ``--crop-budget
               N`` also runs the tree's pipeline with at most N crops a frame
               (the same segments; other crops and classes by design).
 
@@ -46,7 +51,7 @@ segmentation: against the plant's ground truth on every preset (held-out
     sortline bench vision --study crowded:0,shred:500,shred:1000 [--frames N] [--json OUT]
                           [--variants tracks,tracks_learned] [--seed N] [--seg-model M]
     sortline bench vision --cpu shred:500,shred:1000 [--baseline REV] [--crop-budget N]
-                          [--frames N] [--seed N]
+                          [--cpu-chroma] [--frames N] [--seed N]
 """
 
 from __future__ import annotations
@@ -281,6 +286,7 @@ VARIANTS = (
     "tracks_budget40",
     "tracks_max4",
     "tracks_conf80",
+    "tracks_nochroma",
 )
 DEFAULT_VARIANTS = VARIANTS[:4]  # tracks_onecut on request (issue 15, not taken)
 
@@ -303,6 +309,7 @@ def _variants(
         "every": (CropPolicy(mode="every"), SegmentParams()),
         "tracks": (CropPolicy(), SegmentParams()),
         "tracks_colour": (CropPolicy(), SegmentParams(split_colour_diff=60.0)),
+        "tracks_nochroma": (CropPolicy(), SegmentParams(split_chroma=False)),
         "tracks_learned": (CropPolicy(), learned),
         "tracks_learned_noseam": (CropPolicy(), noseam),
         "tracks_onecut": (CropPolicy(), SegmentParams(split_max_cuts=1)),  # no re-split
@@ -457,8 +464,9 @@ def study(
     return out
 
 
-_BASELINE_FILES = ("kernels", "kernels_split", "kernels_track", "split", "learned", "segment",
-                   "merge", "crops", "track_crops", "classifier", "pipeline")  # fmt: skip
+_BASELINE_FILES = ("kernels", "kernels_split", "kernels_track", "kernels_merge", "split",
+                   "learned", "segment", "merge", "crops", "track_crops", "classifier",
+                   "pipeline")  # fmt: skip
 
 
 def _baseline_vision(rev: str) -> dict[str, Any]:
@@ -504,11 +512,14 @@ def cpu(
     baseline: str | None = None,
     seg_model: str | None = None,
     crop_budget: int | None = None,
+    chroma: bool = False,
 ) -> dict[str, Any]:
     """One ``--cpu`` cell (see the module docstring); ``seg_model``: segment with
     this learned instance cue (``[vision] segmenter = "learned"``) instead of
     the classic split; ``crop_budget``: also run the tree's pipeline with at most
-    this many crops a frame (the same segments, other classes)."""
+    this many crops a frame (the same segments, other classes); ``chroma``: the
+    tree's pipeline with the chroma split and the merge flag's one-material check
+    (``[vision] split_chroma``, ``merge_material``: session 14, off by default)."""
     import vision.segment as segment_mod
     from calibration.geometry import LineGeometry
     from models.registry import resolve_model
@@ -518,7 +529,10 @@ def cpu(
 
     geo = LineGeometry()
     plant = VirtualPlant(geo, _study_scenario(preset, feed), IdlePlc(), seed=seed)
-    seg_params = None
+    from vision.merge import WARM_SHARE, MergeParams
+
+    seg_params = segment_mod.SegmentParams(split_chroma=True) if chroma else None
+    merge = MergeParams(warm_share=WARM_SHARE) if chroma else MergeParams()
     if seg_model:
         from models.seg_models import resolve_seg_model
 
@@ -528,7 +542,7 @@ def cpu(
     path = resolve_model(model)
     mods: dict[str, Any] = {"now": segment_mod}
     pipes = {"now": VisionPipeline(geo, OnnxClassifier.load(path, intra_op_threads=1),
-                                   segment_params=seg_params)}  # fmt: skip
+                                   segment_params=seg_params, merge_params=merge)}  # fmt: skip
     if baseline:  # the whole vision path of that revision, its own classifier session
         k, base = f"baseline {baseline}", _baseline_vision(baseline)
         mods[k] = base["segment"]
@@ -540,7 +554,7 @@ def cpu(
         k = f"now, budget {crop_budget}"
         mods[k] = segment_mod
         pipes[k] = VisionPipeline(geo, OnnxClassifier.load(path, intra_op_threads=1),
-                                  segment_params=seg_params,
+                                  segment_params=seg_params, merge_params=merge,
                                   crop_policy=CropPolicy(budget=crop_budget))  # fmt: skip
     clock = {"split": 0.0, "segment": 0.0}
     originals = {k: mod.split_touching for k, mod in mods.items()}
@@ -568,6 +582,7 @@ def cpu(
     ms: dict[str, dict[str, list[float]]] = {k: {s: [] for s in _STAGES} for k in pipes}
     segs = {k: 0 for k in pipes}
     crops = {k: 0 for k in pipes}
+    differ = {k: 0 for k in pipes}
     for k, mod in mods.items():
         mod.split_touching = timed_split(originals[k])
     try:
@@ -609,14 +624,17 @@ def cpu(
                         and np.array_equal(d.merged, ref.merged)
                         and _same_crops(pipes[k].last_crops, pipes["now"].last_crops)
                     )
-                if not same:
+                if not same and k.startswith("now, budget"):
                     raise SystemExit(f"--cpu: {k} and now differ on frame {i_frame}")
+                differ[k] += int(not same)  # a baseline that segments otherwise: counted
     finally:
         for k, mod in mods.items():
             mod.split_touching = originals[k]
     segmenter = f"learned ({seg_model})" if seg_model else "classic"
     out: dict[str, Any] = {"preset": preset, "feed_obj_s": feed or None, "frames": n_frames,
-                           "seed": seed, "same_detections": True, "crop_budget": crop_budget,
+                           "seed": seed, "same_detections": not any(differ.values()),
+                           "frames_differing": {k: n for k, n in differ.items() if k != "now"},
+                           "crop_budget": crop_budget,
                            "segmenter": segmenter}  # fmt: skip
     for k in pipes:
         out[k] = {
@@ -695,9 +713,14 @@ def main(argv: list[str] | None = None) -> int:
                    "at most this many crops a frame (same frames, same segments)")  # fmt: skip
     p.add_argument("--cpu-learned", action="store_true",
                    help="--cpu: segment with the learned instance cue --seg-model")  # fmt: skip
+    p.add_argument("--cpu-chroma", action="store_true",
+                   help="--cpu: the tree's pipeline with [vision] split_chroma and "
+                   "merge_material on (session 14)")  # fmt: skip
     args = p.parse_args(argv)
     if args.cpu_learned and args.baseline:
         p.error("--cpu-learned: --baseline compares the classic split only")
+    if args.cpu_learned and args.cpu_chroma:
+        p.error("--cpu-chroma: the classic split only, not with --cpu-learned")
     if args.cpu_learned and "," in args.seg_model:
         p.error("--cpu-learned: one --seg-model at a time")
     if args.cpu:
@@ -708,7 +731,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.crop_budget is not None and args.crop_budget < 1:
             p.error(f"--crop-budget {args.crop_budget} must be >= 1")
         rows = [cpu(name, feed, frames, args.model, args.seed, args.baseline, seg_model,
-                    args.crop_budget) for name, feed in cells]  # fmt: skip
+                    args.crop_budget, args.cpu_chroma) for name, feed in cells]  # fmt: skip
         emit_json({"command": "sortline bench vision " + " ".join(argv or sys.argv[1:]),
                    "load_avg_1m": [round(load0, 2), round(os.getloadavg()[0], 2)],
                    "cpus": os.cpu_count(),

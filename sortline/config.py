@@ -153,6 +153,18 @@ class VisionSection(BaseModel):
     merge_flag: bool = Field(
         True, description="flag probable merges of touching fragments ([control] recipe's prefer)"
     )
+    merge_material: bool = Field(
+        False,
+        description="a probable merge that is all red metal (copper, brass) is one material: "
+        "not flagged (vision/merge.py); false: the flag of session 13 (off by default: "
+        "issue 15's default gate is not met with it, vision/README.md)",
+    )
+    split_chroma: bool = Field(
+        False,
+        description="classic split: a red metal on or against a grey one is cut between "
+        "them (vision/split.py, cue 4); false: the split of session 13 (off by default, "
+        "as merge_material)",
+    )
     segmenter: Literal["classic", "learned"] = Field(
         "classic",
         description="touching fragments: classic (shape, notch and colour split) or learned "
@@ -168,9 +180,11 @@ class VisionSection(BaseModel):
         return CropPolicy(mode=self.classify, budget=self.crop_budget)
 
     def merge_params(self) -> MergeParams | None:
-        from vision.merge import MergeParams
+        from vision.merge import WARM_SHARE, MergeParams
 
-        return MergeParams() if self.merge_flag else None
+        if not self.merge_flag:
+            return None
+        return MergeParams(warm_share=WARM_SHARE if self.merge_material else 0.0)
 
     def segment_params(self, resolve: Callable[[str], Path | str] = str) -> SegmentParams:
         """The segmentation's parameters; ``resolve`` maps a file named in the config
@@ -179,7 +193,7 @@ class VisionSection(BaseModel):
         from vision.segment import SegmentParams
 
         if self.segmenter == "classic":
-            return SegmentParams()
+            return SegmentParams(split_chroma=self.split_chroma)
         path = resolve_seg_model(resolve(self.segmenter_model))
         threads = self.intra_op_threads
         return SegmentParams(segmenter="learned", learned_model=str(path), learned_threads=threads)

@@ -13,6 +13,8 @@ import math
 import numpy as np
 from numba import njit
 
+from vision.kernels import _solidity
+
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _label_max(labels, dist, diff, boxes, which):
@@ -500,3 +502,124 @@ def _shape_split(labels, dist, lab, r0, c0, h, w, min_radius, neck_ratio, reach,
         if peaks[q, 2] >= seed_depth * top[group[q]]:
             markers[int(peaks[q, 0]) - r0 + 1, int(peaks[q, 1]) - c0 + 1] = group[q] + 1
     return markers, n_groups
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _chroma_counts(small, labels, boxes, which, dark_sum, warm_rb, grey_max):
+    """(K, 2) float64 counts of red-metal ("warm") and grey pixels of each label in
+    ``which`` (K,), read inside their boxes (``boxes``: (n, 4+) left, top, width,
+    height per label value). Pixels whose B + G + R is below ``dark_sum`` count as
+    neither; a pixel is warm where (R - B) / (B + G + R) >= ``warm_rb``, grey where
+    (max - min of B, G, R) / (B + G + R) <= ``grey_max``."""
+    k = which.size
+    out = np.zeros((k, 2), np.float64)
+    for i in range(k):
+        lab = which[i]
+        x0, y0 = int(boxes[lab, 0]), int(boxes[lab, 1])
+        x1, y1 = x0 + int(boxes[lab, 2]), y0 + int(boxes[lab, 3])
+        warm = 0.0
+        grey = 0.0
+        for r in range(y0, y1):
+            for c in range(x0, x1):
+                if labels[r, c] != lab:
+                    continue
+                b = float(small[r, c, 0])
+                g = float(small[r, c, 1])
+                rr = float(small[r, c, 2])
+                s = b + g + rr
+                if s < dark_sum:
+                    continue
+                if rr - b >= warm_rb * s:
+                    warm += 1.0
+                elif max(b, g, rr) - min(b, g, rr) <= grey_max * s:
+                    grey += 1.0
+        out[i, 0] = warm
+        out[i, 1] = grey
+    return out
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _open3(mask):
+    """3x3 opening of a (h, w) uint8 0/1 mask, pixels outside the image ignored (as
+    ``cv2.morphologyEx(mask, cv2.MORPH_OPEN, ones((3, 3)))``)."""
+    h, w = mask.shape[0], mask.shape[1]
+    ero = np.zeros((h, w), np.uint8)
+    for r in range(h):
+        for c in range(w):
+            if mask[r, c] == 0:
+                continue
+            keep = 1
+            for rr in range(max(r - 1, 0), min(r + 2, h)):
+                for cc in range(max(c - 1, 0), min(c + 2, w)):
+                    if mask[rr, cc] == 0:
+                        keep = 0
+            ero[r, c] = keep
+    out = np.zeros((h, w), np.uint8)
+    for r in range(h):
+        for c in range(w):
+            if ero[r, c] == 0:
+                continue
+            for rr in range(max(r - 1, 0), min(r + 2, h)):
+                for cc in range(max(c - 1, 0), min(c + 2, w)):
+                    out[rr, cc] = 1
+    return out
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _chroma_seeds(small, labels, lab, r0, c0, h, w, dark, rb, grey, min_piece, coherence, solid):
+    """Watershed markers of the chroma cue for label ``lab`` in its box (rows r0..r0+h,
+    columns c0..c0+w of ``small`` and ``labels``): (h + 2, w + 2) int32, 3 on a 1 px
+    frame and outside the label, 0 inside, 1 the red-metal region, 2 the grey one,
+    and the marker count (2; 1: no cut). Red-metal and grey pixels as
+    ``_chroma_counts``; each class, opened 3x3, must keep ``coherence`` of its
+    pixels in its largest 4-connected region (the first in raster order among
+    equals), of at least ``min_piece`` px, and the red region fill ``solid`` of its
+    convex hull (``vision.kernels._solidity``)."""
+    markers = np.full((h + 2, w + 2), 3, np.int32)
+    cls = np.zeros((2, h, w), np.uint8)
+    count = np.zeros(2, np.int64)
+    for r in range(h):
+        for c in range(w):
+            if labels[r0 + r, c0 + c] != lab:
+                continue
+            markers[r + 1, c + 1] = 0
+            b = float(small[r0 + r, c0 + c, 0])
+            g = float(small[r0 + r, c0 + c, 1])
+            rr = float(small[r0 + r, c0 + c, 2])
+            s = b + g + rr
+            if s < dark:
+                continue
+            if rr - b >= rb * s:
+                cls[0, r, c] = 1
+                count[0] += 1
+            elif max(b, g, rr) - min(b, g, rr) <= grey * s:
+                cls[1, r, c] = 1
+                count[1] += 1
+    for k in range(2):
+        region, area = _label4(_open3(cls[k]))
+        if area.size < 2:
+            return markers, 1
+        best = 1
+        for i in range(2, area.size):
+            if area[i] > area[best]:
+                best = i
+        top = area[best]
+        if top < min_piece or top < coherence * count[k]:
+            return markers, 1
+        if k == 0:
+            one = np.zeros((h, w), np.int32)
+            for r in range(h):
+                for c in range(w):
+                    if region[r, c] == best:
+                        one[r, c] = 1
+            box = np.array([[0, 0, w - 1, h - 1]], np.int64)
+            sol = np.zeros(1, np.float64)
+            _solidity(one, np.ones(1, np.int32), box, np.full(1, float(top)),
+                      np.zeros(1, np.int64), sol)  # fmt: skip
+            if sol[0] < solid:
+                return markers, 1
+        for r in range(h):
+            for c in range(w):
+                if region[r, c] == best:
+                    markers[r + 1, c + 1] = k + 1
+    return markers, 2

@@ -177,7 +177,11 @@ class VisionPipeline:
         seg = self.segmenter.segment(frame.image)
         t1 = time.perf_counter()
         centroid, extent, area = self.measure_mm(seg)
-        merged = self.merges.flag(seg) if self.merges is not None else np.zeros(len(seg), bool)
+        merged = (
+            self.merges.flag(seg, frame.image)
+            if self.merges is not None
+            else np.zeros(len(seg), bool)
+        )
         fill = crops = None
         crop_cpu = 0.0
         if self.classifier is not None:

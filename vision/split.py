@@ -32,6 +32,21 @@ there is one and falls midway where there is none):
    and noise scatter, two fragments do not) and at least ``split_min_piece_px``;
    their largest regions seed the watershed.
 
+4. Chroma (session 14; when shape and notches give one group, before the
+   colour clusters): a red metal lying on or against a grey one (a brass plate
+   dropped on an aluminium plate, a copper wire touching a stainless piece:
+   most of ``default``'s lost targets). A large component's red-metal pixels
+   ((R - B) / (B + G + R) at least ``split_chroma_rb``) and grey ones ((max -
+   min) / (B + G + R) at most ``split_chroma_grey``; pixels with B + G + R
+   below ``split_chroma_dark`` count as neither) are counted in one kernel call
+   for all of them; where both hold ``split_min_piece_px``, each class, opened
+   3x3, must be mostly one 4-connected region (``split_chroma_coherence``: rust
+   blotches on steel, a PCB's pads and a dirty plate scatter) and the red
+   region solid (area over its convex hull at least ``split_chroma_solidity``);
+   the two regions seed the watershed. ``split_chroma = False``: as before
+   session 14. (The two brightest clusters of cue 3 fail here: a grey plate's
+   own shading and dirt make its two clusters, not plate against piece.)
+
 Pieces are split again up to ``max_cuts`` levels (three fragments in a heap).
 """
 
@@ -44,6 +59,8 @@ import cv2
 import numpy as np
 
 from vision.kernels_split import (
+    _chroma_counts,
+    _chroma_seeds,
     _comp_mask,
     _fill_ridges,
     _label_max,
@@ -107,6 +124,24 @@ class SplitParams(Protocol):
     @property
     def split_colour_separation(self) -> float: ...
 
+    @property
+    def split_chroma(self) -> bool: ...
+
+    @property
+    def split_chroma_rb(self) -> float: ...
+
+    @property
+    def split_chroma_grey(self) -> float: ...
+
+    @property
+    def split_chroma_dark(self) -> float: ...
+
+    @property
+    def split_chroma_coherence(self) -> float: ...
+
+    @property
+    def split_chroma_solidity(self) -> float: ...
+
 
 def _worth_splitting(area: np.ndarray, max_d: np.ndarray, p: SplitParams) -> np.ndarray:
     """Mask: large, thick enough and not compact (area > compact_ratio x the disc of
@@ -162,17 +197,25 @@ def split_touching(
     bright = big_diff >= p.split_min_diff
     cand = big[keep & bright]
     todo = [(int(lab), True, 0) for lab in cand]
+    queued = set(cand.tolist())
+    chroma: set[int] = set()
+    if p.split_chroma:
+        chroma = _chroma_pairs(small, labels, stats, big[bright], p)
+        todo.extend((lab, False, 0) for lab in sorted(chroma - queued))
+        queued |= chroma
     colours: dict[int, np.ndarray] = {}
     if p.split_colour_diff > 0:
         colours = _colour_pairs(small, labels, stats, big[bright], p)
-        todo.extend((lab, False, 0) for lab in colours if lab not in set(cand.tolist()))
+        todo.extend((lab, False, 0) for lab in colours if lab not in queued)
     rows = [stats]  # stats and centroids of new labels are appended as they appear
     cents = [np.array(centroids, np.float64)]
     next_label = n
     while todo:
         lab, try_shape, level = todo.pop()
         stat = rows[0][lab] if lab < n else rows[1 + (lab - n)]
-        pieces = _split_one(small, labels, dist, lab, stat, try_shape, p, colours.get(lab))
+        pieces = _split_one(
+            small, labels, dist, lab, stat, try_shape, p, colours.get(lab), lab in chroma
+        )
         if pieces is None:
             continue
         markers, n_groups = pieces
@@ -209,9 +252,11 @@ def _split_one(
     try_shape: bool,
     p: SplitParams,
     centres: np.ndarray | None = None,
+    chroma: bool = False,
 ) -> tuple[np.ndarray, int] | None:
     """Watershed markers (after the watershed) and piece count for one label, or None;
-    ``centres``: its two colour clusters' (2, 3) BGR centres, tried last."""
+    ``chroma``: try its red-metal and grey regions after the notches; ``centres``:
+    its two colour clusters' (2, 3) BGR centres, tried last."""
     x, y, w, h = map(int, stat[:4].tolist())
     if w < 2 or h < 2:
         return None
@@ -228,6 +273,12 @@ def _split_one(
         markers, n_groups, contrast = _notch_markers(padded, small, x, y, p)
         if n_groups == 2 and contrast < p.split_min_contrast:
             return None  # a notched outline of one material: a torn sheet, not two fragments
+    if n_groups < 2 and chroma:  # the red-metal and grey regions (one kernel call)
+        markers, n_groups = _chroma_seeds(
+            small, labels, lab, y, x, h, w, float(p.split_chroma_dark), float(p.split_chroma_rb),
+            float(p.split_chroma_grey), p.split_min_piece_px / float(p.scale * p.scale),
+            float(p.split_chroma_coherence), float(p.split_chroma_solidity),
+        )  # fmt: skip
     if n_groups < 2 and centres is None:
         return None
     roi = cv2.copyMakeBorder(small[y : y + h, x : x + w], 1, 1, 1, 1, cv2.BORDER_REPLICATE)
@@ -320,3 +371,19 @@ def _colour_markers(
             return none
         inner[lab == k] = g
     return markers, 2
+
+
+def _chroma_pairs(
+    small: np.ndarray, labels: np.ndarray, stats: np.ndarray, which: np.ndarray, p: SplitParams
+) -> set[int]:
+    """Label values among ``which`` holding at least ``split_min_piece_px`` (full-res
+    px) of red-metal pixels and as many grey ones (``_chroma_counts``)."""
+    if which.size == 0:
+        return set()
+    counts = _chroma_counts(
+        small, labels, stats, which.astype(np.int64),
+        float(p.split_chroma_dark), float(p.split_chroma_rb), float(p.split_chroma_grey),
+    )  # fmt: skip
+    piece = p.split_min_piece_px / float(p.scale * p.scale)
+    ok = (counts[:, 0] >= piece) & (counts[:, 1] >= piece)
+    return set(which[ok].tolist())

@@ -51,3 +51,18 @@ def test_bench_vision_cpu_with_another_crop_budget_beside_the_line(tmp_path: Pat
     assert fewer["crops_per_frame"] <= 8 < now["crops_per_frame"]
     with pytest.raises(SystemExit):
         main(["--cpu", "shred:500", "--quick", "--crop-budget", "0"])
+
+
+def test_bench_vision_cpu_with_the_chroma_split_beside_a_baseline(tmp_path: Path) -> None:
+    """``--cpu-chroma`` (session 14's chroma split and one-material flag) against the
+    tree's own revision without them: both run on the same frames; the frames
+    where they differ are counted, not refused."""
+    out = tmp_path / "cpu.json"
+    argv = ["--cpu", "shred:500", "--quick", "--cpu-chroma", "--baseline", "HEAD"]
+    assert main([*argv, "--json", str(out)]) == 0
+    (row,) = json.loads(out.read_text())["cpu"]
+    assert set(row["frames_differing"]) == {"baseline HEAD"}
+    assert 0 <= row["frames_differing"]["baseline HEAD"] <= 30 + 5  # warm-up frames too
+    assert row["same_detections"] == (row["frames_differing"]["baseline HEAD"] == 0)
+    with pytest.raises(SystemExit):
+        main(["--cpu", "shred:500", "--quick", "--cpu-chroma", "--cpu-learned"])

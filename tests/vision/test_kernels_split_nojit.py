@@ -34,6 +34,22 @@ def test_compiled_solidity_twins_pass_without_jit(without_jit: NoJit) -> None:
     assert "2 passed" in out
 
 
+def test_warm_share_kernel_passes_without_jit(without_jit: NoJit) -> None:
+    """``vision.kernels_merge._warm_shares`` (the merge flag's one-material check)
+    as plain Python against its NumPy twin and the hand-drawn scenes
+    (``tests/vision/test_merge_material.py``)."""
+    out = without_jit([HERE / "test_merge_material.py"], "compiled or lone or share_of", 240)
+    assert "3 passed" in out
+
+
+def test_chroma_count_kernel_passes_without_jit(without_jit: NoJit) -> None:
+    """``vision.kernels_split._chroma_counts`` and ``_chroma_seeds`` (the chroma
+    split's counts and markers) as plain Python against their NumPy/OpenCV twins
+    (``tests/vision/test_split_chroma.py``)."""
+    out = without_jit([HERE / "test_split_chroma.py"], "numpy_twin or opencv_twin", 400)
+    assert "2 passed" in out
+
+
 def test_crop_and_association_kernels_pass_without_jit(without_jit: NoJit) -> None:
     """``vision.kernels._crops`` (and ``_soft_mask``) and
     ``vision.kernels_track._mutual_nearest`` as plain Python against their exact

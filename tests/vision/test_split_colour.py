@@ -12,7 +12,8 @@ BELT = 90
 
 
 def _segment(image: np.ndarray, colour_diff: float) -> int:
-    seg = Segmenter(SegmentParams(split_colour_diff=colour_diff))
+    # the colour cue alone: the chroma cue (on by default) cuts copper from aluminium too
+    seg = Segmenter(SegmentParams(split_colour_diff=colour_diff, split_chroma=False))
     seg.segment(np.full_like(image, BELT))  # the belt model first
     return len(seg.segment(image))
 
