@@ -57,6 +57,7 @@ import numpy as np
 
 from bench import _coeject_diagnosis as cd
 from bench._line_truth import Mode
+from control.controller import AIM_RULES
 
 CAUSES = (
     "merged_windows",
@@ -312,7 +313,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frames", type=int, default=500)
     ap.add_argument("--prefer", default="", help="comma list of recipe prefer values")
     ap.add_argument(
-        "--aim-rule", default="", help="comma list: search, search-strict, cut (default: search)"
+        "--aim-rule",
+        default="",
+        help="comma list: search, search-cover, search-strict, cut (default: search)",
     )
     ap.add_argument(
         "--vision",
@@ -328,8 +331,8 @@ def main(argv: list[str] | None = None) -> int:
     prefers: list[str | None] = [p for p in args.prefer.split(",") if p] or [None]
     aims: list[str | None] = [a for a in args.aim_rule.split(",") if a] or [None]
     for a in aims:
-        if a not in (None, "search", "search-strict", "cut"):
-            ap.error(f"--aim-rule: {a!r} is not search, search-strict or cut")
+        if a is not None and a not in AIM_RULES:
+            ap.error(f"--aim-rule: {a!r} is not one of {', '.join(AIM_RULES)}")
     results = []
     for preset in args.presets.split(","):
         for seed in (int(s) for s in args.seeds.split(",")):

@@ -38,6 +38,9 @@ from core.types import Detections, Pulses, Tracks
 __all__ = ["Controller"]
 
 _SPEED_EMA = 0.2
+# ``Controller.set_aim_rule``: the rules a bench may compare (the last three are
+# the search with parts turned off, for before/after runs)
+AIM_RULES = ("search", "cut", "search-cover", "search-strict")
 _SPEED_REFRESH = 0.002  # rebuild the scheduler vector when speed moves by 0.2 %
 # a belt may be jogged backwards, but not faster than this many nominal frame
 # travels per frame: a larger backward step is a reset encoder count
@@ -69,6 +72,7 @@ class Controller:
         self.class_names = tuple(class_names)
         self.params = params or ControlParams()
         self._fallback_margin = self.params.aim_fallback_margin  # for set_aim_rule
+        self._last_resort = self.params.aim_last_resort  # ditto
         self.deadline_margin_ms = float(deadline_margin_ms)
         self._check_recipe(recipe)
         self._recipe = recipe
@@ -154,18 +158,33 @@ class Controller:
 
     def set_aim_rule(self, aim_rule: str) -> None:
         """Aim around neighbours by ``"search"`` or ``"cut"`` (``ControlParams.aim_rule``)
-        from the next ``update`` on; ``"search-strict"``: the search without its
-        thinner fallback margin (``aim_fallback_margin = aim_margin``, the rule
-        before it). For side-by-side comparisons."""
-        if aim_rule not in ("search", "cut", "search-strict"):
-            raise ValueError(f"aim_rule must be search, search-strict or cut, not {aim_rule!r}")
+        from the next ``update`` on; ``"search-cover"``: the search with the
+        earlier last resort (``aim_last_resort = "cover"``: when no window
+        spares every neighbour, the one lifting the fewest, then covering the
+        most of the target); ``"search-strict"``: that without its thinner
+        fallback margin either (``aim_fallback_margin = aim_margin``, the rule
+        before both). For side-by-side comparisons."""
+        if aim_rule not in AIM_RULES:
+            raise ValueError(f"aim_rule must be one of {', '.join(AIM_RULES)}, not {aim_rule!r}")
         with self._lock:
             p = self.params
+            fallback = min(self._fallback_margin, p.aim_margin)
+            last = self._last_resort
             if aim_rule == "search-strict":
-                p = dataclasses.replace(p, aim_rule="search", aim_fallback_margin=p.aim_margin)
+                p = dataclasses.replace(
+                    p, aim_rule="search", aim_fallback_margin=p.aim_margin, aim_last_resort="cover"
+                )
+            elif aim_rule == "search-cover":
+                p = dataclasses.replace(
+                    p, aim_rule="search", aim_fallback_margin=fallback, aim_last_resort="cover"
+                )
             else:
-                fallback = min(self._fallback_margin, p.aim_margin)
-                p = dataclasses.replace(p, aim_rule=aim_rule, aim_fallback_margin=fallback)  # type: ignore[arg-type]
+                p = dataclasses.replace(
+                    p,
+                    aim_rule=aim_rule,
+                    aim_fallback_margin=fallback,
+                    aim_last_resort=last,  # type: ignore[arg-type]
+                )
             self.params = p
             self._sp_key = None
 
