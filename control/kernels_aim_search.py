@@ -593,8 +593,10 @@ def _aim_least(
     exceeds their spare share the least, summed over them (``_excess``:
     min(length share, width share) - (lift - margin)); then the one covering
     the most of the target. Candidate edges: the full window's, the edges at
-    which a conflict is just spared (``_edges``), the on and off ticks on
-    ``_LEAST_GRID`` even steps over the full window, and every valve run
+    which a conflict is just spared (``_edges``), the tightest the target
+    allows (ending as early, starting as late, or as short and centred as its
+    cover allows), ticks on ``_LEAST_GRID`` even steps over the full window
+    (any two as on and off), and every valve run
     inside first..last (only ``_edges``' runs when it is wider than
     ``_LEAST_RUNS`` valves). A neighbour pushed from under the whole air to
     just over its spare share may still stay on the belt (its sigma and the
@@ -615,9 +617,17 @@ def _aim_least(
     ons, n_on, offs, n_off, fs, n_f, ls, n_l = _edges(
         i, conf, boxes, nc, first, last, air_on, air_off, CROSS, XC, H, sp, margin
     )
-    # one list of along-belt edges (either can be on or off) and of valve ends
-    te = np.empty(n_on + n_off + _LEAST_GRID + 1, np.float64)
-    n_te = 0
+    # one list of along-belt edges (either can be on or off) and of valve ends;
+    # the tightest: the air ending (starting) as early (late) as the target's
+    # need allows, and the shortest window centred on it
+    te = np.empty(n_on + n_off + _LEAST_GRID + 3, np.float64)
+    a_t, b_t, s_t = CROSS[i, 0], CROSS[i, 1], sp[S_K_SIGMA] * CROSS[i, 2]
+    keep = min(need, cu0) * max(b_t - a_t, 1e-9)
+    te[0] = max(air_on - t_jet, a_t + s_t) + keep - t_jet + 1e-6  # with the full on
+    te[1] = min(air_off + t_jet, b_t - s_t) - keep + t_jet - 1e-6  # with the full off
+    te[2] = 0.5 * (a_t + b_t) - 0.5 * keep + t_jet - 1e-6
+    te[3] = 0.5 * (a_t + b_t) + 0.5 * keep - t_jet + 1e-6
+    n_te = 4
     for c in range(n_on):
         te[n_te] = ons[c]
         n_te += 1
@@ -627,6 +637,8 @@ def _aim_least(
     for k in range(1, _LEAST_GRID):
         te[n_te] = air_on + (air_off - air_on) * k / _LEAST_GRID
         n_te += 1
+    for k in range(4):  # sub-windows of the full one only
+        te[k] = min(max(te[k], air_on), air_off)
     n_v = last - first + 1
     if n_v <= _LEAST_RUNS:
         ve = np.arange(first, last + 1).astype(np.int64)
