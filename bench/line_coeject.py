@@ -277,6 +277,11 @@ def run(
         "aim_rule": aim_rule or "search", "control_cpu_ms": clock.figures(),
         "frames": frames, "purity": report["purity"], "recovery": report["recovery"],
         "co_ejection_rate": report["co_ejection_rate"], "controller": stats,
+        # a loaded machine can starve the stepped loop's heartbeat: a run with
+        # trips (valves de-energised) is not a measurement
+        "plc_watchdog_trips": (report.get("plc") or {}).get("plc_counters", {}).get(
+            "watchdog_trips"
+        ),
     }  # fmt: skip
 
 
@@ -285,8 +290,8 @@ def table(results: list[dict[str, Any]]) -> str:
     head = "| preset | seed | vision | prefer | aim | purity | recovery | non-targets ejected | "
     head += " | ".join(CAUSES)
     head += " | moving | targets by k | skip k>=2 P / R | one segment never/some/always"
-    head += " | control CPU ms |"
-    out = [head, "|" + "---|" * (14 + len(CAUSES))]
+    head += " | control CPU ms | watchdog trips |"
+    out = [head, "|" + "---|" * (15 + len(CAUSES))]
     for r in results:
         c, s, cpu = r["causes_brief"], r["skip_k2"], r["control_cpu_ms"]
         ks = " ".join(f"{k}:{v}" for k, v in r["targets_by_k"].items())
@@ -297,6 +302,7 @@ def table(results: list[dict[str, Any]]) -> str:
             f"{r['purity']:.3f}", f"{r['recovery']:.3f}", r["non_targets_ejected"],
             *(c[k] for k in CAUSES), r["moving_neighbours"], ks,
             f"{s['purity']:.3f} / {s['recovery']:.3f}", one, f"{cpu['p50']} / {cpu['p99']}",
+            r.get("plc_watchdog_trips"),
         ]  # fmt: skip
         out.append("| " + " | ".join(str(v) for v in cells) + " |")
     return "\n".join(out)

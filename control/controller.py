@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 
@@ -179,11 +180,9 @@ class Controller:
                     p, aim_rule="search", aim_fallback_margin=fallback, aim_last_resort="cover"
                 )
             else:
+                rule: Literal["cut", "search"] = "cut" if aim_rule == "cut" else "search"
                 p = dataclasses.replace(
-                    p,
-                    aim_rule=aim_rule,
-                    aim_fallback_margin=fallback,
-                    aim_last_resort=last,  # type: ignore[arg-type]
+                    p, aim_rule=rule, aim_fallback_margin=fallback, aim_last_resort=last
                 )
             self.params = p
             self._sp_key = None

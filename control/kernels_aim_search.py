@@ -49,6 +49,7 @@ from control.params import (
     AIM_LAST_LEAST,
     S_AIM_FALLBACK,
     S_AIM_LAST,
+    S_AIM_LAST_K,
     S_AIM_MARGIN,
     S_BLAST_MM,
     S_JET_MM,
@@ -512,10 +513,10 @@ def _excess(su, sx, g):
 @njit(cache=True, nogil=True)
 def _least_t(i, conf, boxes, nc, ons, n_on, need_u, CROSS, sp, g, t_jet):
     """Last resort, along the belt: windows (on, off) with both edges among
-    ``ons[:n_on]`` that keep ``need_u`` of target i's length under air (k
-    sigma; the air reaching ``t_jet`` ticks beyond), with each conflict's
-    length share under the new air together with the committed air
-    (``boxes``; 0 where the new air does not reach it) -> (on, off, cover,
+    ``ons[:n_on]`` that keep ``need_u`` of target i's length under air (for
+    an error within ``S_AIM_LAST_K`` sigmas; the air reaching ``t_jet`` ticks
+    beyond), with each conflict's length share under the new air together
+    with the committed air (``boxes``; 0 where the new air does not reach it) -> (on, off, cover,
     shares (m, nc), count)."""
     m = n_on * n_on
     w_on = np.empty(m, np.float64)
@@ -529,7 +530,7 @@ def _least_t(i, conf, boxes, nc, ons, n_on, need_u, CROSS, sp, g, t_jet):
             if off <= on:
                 continue
             cu = _worst_cover(
-                on - t_jet, off + t_jet, CROSS[i, 0], CROSS[i, 1], sp[S_K_SIGMA] * CROSS[i, 2]
+                on - t_jet, off + t_jet, CROSS[i, 0], CROSS[i, 1], sp[S_AIM_LAST_K] * CROSS[i, 2]
             )
             if cu < need_u - 1e-12:
                 continue
@@ -587,7 +588,8 @@ def _aim_least(
     """The last resort when no sub-window spares every neighbour and the air
     goes out anyway (``S_AIM_LAST`` = ``AIM_LAST_LEAST``): of the windows that
     keep min(lift + ``margin``, the full window's) of target i's length and
-    width under air for a k-sigma error (the air reaching ``t_jet`` ticks
+    width under air for a crossing error within ``S_AIM_LAST_K`` sigmas along
+    the belt (``S_SIGMA_X_K`` across; the air reaching ``t_jet`` ticks
     beyond it), the one whose air over its conflicting neighbours (at most
     ``_MAX_CONF``, the worst, judged at ``margin`` with the committed air)
     exceeds their spare share the least, summed over them (``_excess``:
@@ -613,7 +615,9 @@ def _aim_least(
     boxes = work[:_MAX_CONF, :4]
     g = _bar(sp, margin)
     need = sp[S_LIFT] + margin
-    cu0, cx0 = _target_cover(i, first, last, air_on - t_jet, air_off + t_jet, CROSS, XC, H, sp)
+    a_t, b_t, s_t = CROSS[i, 0], CROSS[i, 1], sp[S_AIM_LAST_K] * CROSS[i, 2]
+    cu0 = _worst_cover(air_on - t_jet, air_off + t_jet, a_t, b_t, s_t)
+    cx0 = _target_cover(i, first, last, air_on, air_off, CROSS, XC, H, sp)[1]
     ons, n_on, offs, n_off, fs, n_f, ls, n_l = _edges(
         i, conf, boxes, nc, first, last, air_on, air_off, CROSS, XC, H, sp, margin
     )
@@ -621,7 +625,6 @@ def _aim_least(
     # the tightest: the air ending (starting) as early (late) as the target's
     # need allows, and the shortest window centred on it
     te = np.empty(n_on + n_off + _LEAST_GRID + 3, np.float64)
-    a_t, b_t, s_t = CROSS[i, 0], CROSS[i, 1], sp[S_K_SIGMA] * CROSS[i, 2]
     keep = min(need, cu0) * max(b_t - a_t, 1e-9)
     te[0] = max(air_on - t_jet, a_t + s_t) + keep - t_jet + 1e-6  # with the full on
     te[1] = min(air_off + t_jet, b_t - s_t) - keep + t_jet - 1e-6  # with the full off
