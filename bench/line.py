@@ -391,8 +391,8 @@ def main(argv: list[str] | None = None) -> int:
         "--aim-rule",
         default="",
         help="comma list of the decision core's aiming rules to compare (search, "
-        "search-cover: with the earlier last resort, search-strict: without its "
-        "fallback margin either, cut; "
+        "search-least / search-cover: with the last resort least / cover, "
+        "search-strict: cover without its fallback margin either, cut; "
         "default: its own), each run on the same scenes",
     )
     ap.add_argument(

@@ -371,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--aim-rule",
         default="",
-        help="comma list: search, search-cover, search-strict, cut (default: search)",
+        help="comma list: search, search-least, search-cover, search-strict, cut (default: search)",
     )
     ap.add_argument(
         "--vision",

@@ -41,7 +41,7 @@ __all__ = ["Controller"]
 _SPEED_EMA = 0.2
 # ``Controller.set_aim_rule``: the rules a bench may compare (the last three are
 # the search with parts turned off, for before/after runs)
-AIM_RULES = ("search", "cut", "search-cover", "search-strict")
+AIM_RULES = ("search", "cut", "search-least", "search-cover", "search-strict")
 _SPEED_REFRESH = 0.002  # rebuild the scheduler vector when speed moves by 0.2 %
 # a belt may be jogged backwards, but not faster than this many nominal frame
 # travels per frame: a larger backward step is a reset encoder count
@@ -159,12 +159,14 @@ class Controller:
 
     def set_aim_rule(self, aim_rule: str) -> None:
         """Aim around neighbours by ``"search"`` or ``"cut"`` (``ControlParams.aim_rule``)
-        from the next ``update`` on; ``"search-cover"``: the search with the
-        earlier last resort (``aim_last_resort = "cover"``: when no window
-        spares every neighbour, the one lifting the fewest, then covering the
-        most of the target); ``"search-strict"``: that without its thinner
-        fallback margin either (``aim_fallback_margin = aim_margin``, the rule
-        before both). For side-by-side comparisons."""
+        from the next ``update`` on (the search with the params' own last
+        resort); ``"search-least"`` / ``"search-cover"``: the search with the
+        last resort ``aim_last_resort = "least"`` (issue 15: the window putting
+        the least air over the neighbours it lifts) / ``"cover"`` (the one
+        lifting the fewest, then covering the most of the target);
+        ``"search-strict"``: the cover rule without its thinner fallback
+        margin either (``aim_fallback_margin = aim_margin``, the rule before
+        both). For side-by-side comparisons."""
         if aim_rule not in AIM_RULES:
             raise ValueError(f"aim_rule must be one of {', '.join(AIM_RULES)}, not {aim_rule!r}")
         with self._lock:
@@ -175,9 +177,12 @@ class Controller:
                 p = dataclasses.replace(
                     p, aim_rule="search", aim_fallback_margin=p.aim_margin, aim_last_resort="cover"
                 )
-            elif aim_rule == "search-cover":
+            elif aim_rule in ("search-cover", "search-least"):
+                last_resort: Literal["least", "cover"] = (
+                    "least" if aim_rule == "search-least" else "cover"
+                )
                 p = dataclasses.replace(
-                    p, aim_rule="search", aim_fallback_margin=fallback, aim_last_resort="cover"
+                    p, aim_rule="search", aim_fallback_margin=fallback, aim_last_resort=last_resort
                 )
             else:
                 rule: Literal["cut", "search"] = "cut" if aim_rule == "cut" else "search"

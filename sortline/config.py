@@ -217,10 +217,10 @@ class ControlSection(BaseModel):
     )  # fmt: skip
 
     aim_last_resort: Literal["least", "cover"] = Field(
-        "least",
+        "cover",
         description="when no window spares every neighbour even at aim_fallback_margin and the "
-        'air goes out anyway: "least" (the window putting the least air over the neighbours '
-        'it lifts) or "cover" (the earlier answer: the most of the target, often the full window)',
+        'air goes out anyway: "cover" (the most of the target, often the full window) or '
+        '"least" (the window putting the least air over the neighbours it lifts; issue 15)',
     )
 
     aim_last_k_sigma: float = Field(

@@ -196,16 +196,26 @@ def test_set_aim_rule_keeps_the_earlier_rules_selectable(geometry, tmp_path):
     recipe = _recipe(tmp_path, RECIPE.format(prefer="balanced", pcb=5))
     params = ControlParams(aim_fallback_margin=0.02)
     ctl = Controller(geometry, recipe, DEFAULT_CLASSES, params=params)
-    assert ctl.params.aim_last_resort == "least"
+    assert ctl.params.aim_last_resort == "cover"  # built, measured, not the default
+    ctl.set_aim_rule("search-least")
+    assert (ctl.params.aim_rule, ctl.params.aim_last_resort) == ("search", "least")
+    assert ctl.params.aim_fallback_margin == pytest.approx(0.02)
     ctl.set_aim_rule("search-cover")
     assert (ctl.params.aim_rule, ctl.params.aim_last_resort) == ("search", "cover")
     assert ctl.params.aim_fallback_margin == pytest.approx(0.02)
     ctl.set_aim_rule("search-strict")
     assert ctl.params.aim_last_resort == "cover"
     assert ctl.params.aim_fallback_margin == ctl.params.aim_margin
+    ctl.set_aim_rule("search")  # the params' own
+    assert ctl.params.aim_last_resort == "cover"
+    assert ctl.params.aim_fallback_margin == pytest.approx(0.02)
+    ctl = Controller(
+        geometry, recipe, DEFAULT_CLASSES, params=ControlParams(aim_last_resort="least")
+    )
+    ctl.set_aim_rule("search-strict")
+    assert ctl.params.aim_last_resort == "cover"
     ctl.set_aim_rule("search")
     assert ctl.params.aim_last_resort == "least"
-    assert ctl.params.aim_fallback_margin == pytest.approx(0.02)
     with pytest.raises(ValueError, match="search-cover"):
         ctl.set_aim_rule("least")
 
