@@ -33,6 +33,7 @@ from typing import Any, cast
 
 from bench._common import write_result
 from bench._line_grid import Cell, Probe, cell_scenario, full_cells, quick_cells
+from control.controller import AIM_RULES
 
 PRESETS = ("easy", "default", "crowded", "fast", "dirty")
 KEYS = (
@@ -390,7 +391,8 @@ def main(argv: list[str] | None = None) -> int:
         "--aim-rule",
         default="",
         help="comma list of the decision core's aiming rules to compare (search, "
-        "search-strict: without its fallback margin, cut; "
+        "search-least / search-cover: with the last resort least / cover, "
+        "search-strict: cover without its fallback margin either, cut; "
         "default: its own), each run on the same scenes",
     )
     ap.add_argument(
@@ -401,8 +403,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     aim_rules: list[str | None] = [a for a in args.aim_rule.split(",") if a] or [None]
     for a in aim_rules:
-        if a not in (None, "search", "cut", "search-strict"):
-            ap.error(f"--aim-rule: {a!r} is not search, search-strict or cut")
+        if a is not None and a not in AIM_RULES:
+            ap.error(f"--aim-rule: {a!r} is not one of {', '.join(AIM_RULES)}")
     prefers: list[str | None] = [p for p in args.prefer.split(",") if p] or [None]
     for p in prefers:
         if p is not None and p not in ("purity", "balanced", "recovery"):

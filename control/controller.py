@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 
@@ -38,6 +39,9 @@ from core.types import Detections, Pulses, Tracks
 __all__ = ["Controller"]
 
 _SPEED_EMA = 0.2
+# ``Controller.set_aim_rule``: the rules a bench may compare (the last three are
+# the search with parts turned off, for before/after runs)
+AIM_RULES = ("search", "cut", "search-least", "search-cover", "search-strict")
 _SPEED_REFRESH = 0.002  # rebuild the scheduler vector when speed moves by 0.2 %
 # a belt may be jogged backwards, but not faster than this many nominal frame
 # travels per frame: a larger backward step is a reset encoder count
@@ -69,6 +73,7 @@ class Controller:
         self.class_names = tuple(class_names)
         self.params = params or ControlParams()
         self._fallback_margin = self.params.aim_fallback_margin  # for set_aim_rule
+        self._last_resort = self.params.aim_last_resort  # ditto
         self.deadline_margin_ms = float(deadline_margin_ms)
         self._check_recipe(recipe)
         self._recipe = recipe
@@ -154,18 +159,36 @@ class Controller:
 
     def set_aim_rule(self, aim_rule: str) -> None:
         """Aim around neighbours by ``"search"`` or ``"cut"`` (``ControlParams.aim_rule``)
-        from the next ``update`` on; ``"search-strict"``: the search without its
-        thinner fallback margin (``aim_fallback_margin = aim_margin``, the rule
-        before it). For side-by-side comparisons."""
-        if aim_rule not in ("search", "cut", "search-strict"):
-            raise ValueError(f"aim_rule must be search, search-strict or cut, not {aim_rule!r}")
+        from the next ``update`` on (the search with the params' own last
+        resort); ``"search-least"`` / ``"search-cover"``: the search with the
+        last resort ``aim_last_resort = "least"`` (issue 15: the window putting
+        the least air over the neighbours it lifts) / ``"cover"`` (the one
+        lifting the fewest, then covering the most of the target);
+        ``"search-strict"``: the cover rule without its thinner fallback
+        margin either (``aim_fallback_margin = aim_margin``, the rule before
+        both). For side-by-side comparisons."""
+        if aim_rule not in AIM_RULES:
+            raise ValueError(f"aim_rule must be one of {', '.join(AIM_RULES)}, not {aim_rule!r}")
         with self._lock:
             p = self.params
+            fallback = min(self._fallback_margin, p.aim_margin)
+            last = self._last_resort
             if aim_rule == "search-strict":
-                p = dataclasses.replace(p, aim_rule="search", aim_fallback_margin=p.aim_margin)
+                p = dataclasses.replace(
+                    p, aim_rule="search", aim_fallback_margin=p.aim_margin, aim_last_resort="cover"
+                )
+            elif aim_rule in ("search-cover", "search-least"):
+                last_resort: Literal["least", "cover"] = (
+                    "least" if aim_rule == "search-least" else "cover"
+                )
+                p = dataclasses.replace(
+                    p, aim_rule="search", aim_fallback_margin=fallback, aim_last_resort=last_resort
+                )
             else:
-                fallback = min(self._fallback_margin, p.aim_margin)
-                p = dataclasses.replace(p, aim_rule=aim_rule, aim_fallback_margin=fallback)  # type: ignore[arg-type]
+                rule: Literal["cut", "search"] = "cut" if aim_rule == "cut" else "search"
+                p = dataclasses.replace(
+                    p, aim_rule=rule, aim_fallback_margin=fallback, aim_last_resort=last
+                )
             self.params = p
             self._sp_key = None
 

@@ -46,7 +46,10 @@ from control.kernels_aim import (
     _worst_cover,
 )
 from control.params import (
+    AIM_LAST_LEAST,
     S_AIM_FALLBACK,
+    S_AIM_LAST,
+    S_AIM_LAST_K,
     S_AIM_MARGIN,
     S_BLAST_MM,
     S_JET_MM,
@@ -61,6 +64,8 @@ from control.params import (
 
 _MAX_CONF = 6  # conflicting neighbours whose edges are tried (the worst ones)
 _FALLBACK_STEPS = 2  # thinner margins tried, evenly down to S_AIM_FALLBACK
+_LEAST_GRID = 8  # last resort: the air's on and off edges also on this many even steps
+_LEAST_RUNS = 16  # ... and every valve run inside first..last up to this many valves
 _EPS = 1e-9
 
 
@@ -497,6 +502,181 @@ def _aim_search(
 
 
 @njit(cache=True, nogil=True)
+def _excess(su, sx, g):
+    """How far a neighbour with shares (length su, width sx) under air is over
+    its spare share (0 when spared: ``_spared``); ``g``: ``_bar``."""
+    if su * sx <= g[2]:
+        return 0.0
+    return max(min(su, sx) - g[0], 0.0)
+
+
+@njit(cache=True, nogil=True)
+def _least_t(i, conf, boxes, nc, ons, n_on, need_u, CROSS, sp, g, t_jet):
+    """Last resort, along the belt: windows (on, off) with both edges among
+    ``ons[:n_on]`` that keep ``need_u`` of target i's length under air (for
+    an error within ``S_AIM_LAST_K`` sigmas; the air reaching ``t_jet`` ticks
+    beyond), with each conflict's length share under the new air together
+    with the committed air (``boxes``; 0 where the new air does not reach it) -> (on, off, cover,
+    shares (m, nc), count)."""
+    m = n_on * n_on
+    w_on = np.empty(m, np.float64)
+    w_off = np.empty(m, np.float64)
+    cov = np.empty(m, np.float64)
+    sh = np.zeros((m, max(nc, 1)), np.float64)
+    n = 0
+    for c in range(n_on):
+        for d in range(n_on):
+            on, off = ons[c], ons[d]
+            if off <= on:
+                continue
+            cu = _worst_cover(
+                on - t_jet, off + t_jet, CROSS[i, 0], CROSS[i, 1], sp[S_AIM_LAST_K] * CROSS[i, 2]
+            )
+            if cu < need_u - 1e-12:
+                continue
+            for k in range(nc):
+                j = conf[k]
+                lo = max(on - CROSS[j, 2] - g[6], CROSS[j, 0])
+                hi = min(off + CROSS[j, 2] + g[6], CROSS[j, 1])
+                if hi > lo:
+                    dur = max(CROSS[j, 1] - CROSS[j, 0], 1.0)
+                    sh[n, k] = min(_union_len(lo, hi, boxes[k, 0], boxes[k, 1]) / dur, 1.0)
+            w_on[n], w_off[n], cov[n] = on, off, cu
+            n += 1
+    return w_on, w_off, cov, sh, n
+
+
+@njit(cache=True, nogil=True)
+def _least_x(i, conf, boxes, nc, fs, n_f, need_x, XC, H, sp):
+    """Last resort, across the belt: valve runs with both ends among
+    ``fs[:n_f]`` that keep ``need_x`` of target i's width under air (k
+    sigma), with each conflict's width share under the new air together with
+    the committed air -> (first, last, cover, shares (m, nc), count)."""
+    m = n_f * n_f
+    w_f = np.empty(m, np.int64)
+    w_l = np.empty(m, np.int64)
+    cov = np.empty(m, np.float64)
+    sh = np.zeros((m, max(nc, 1)), np.float64)
+    x = XC[i, 0]
+    n = 0
+    for a in range(n_f):
+        for b in range(n_f):
+            f, lst = fs[a], fs[b]
+            if f > lst:
+                continue
+            x_lo, x_hi = _blast_span(f, lst, sp)
+            cx = _worst_cover(x_lo, x_hi, x - H[i, 0], x + H[i, 0], sp[S_SIGMA_X_K] * XC[i, 1])
+            if cx < need_x - 1e-12:
+                continue
+            for k in range(nc):
+                j = conf[k]
+                xl = max(x_lo - XC[j, 1], XC[j, 0] - H[j, 0])
+                xr = min(x_hi + XC[j, 1], XC[j, 0] + H[j, 0])
+                if xr > xl:
+                    wid = max(2.0 * H[j, 0], 1e-6)
+                    sh[n, k] = min(_union_len(xl, xr, boxes[k, 2], boxes[k, 3]) / wid, 1.0)
+            w_f[n], w_l[n], cov[n] = f, lst, cx
+            n += 1
+    return w_f, w_l, cov, sh, n
+
+
+@njit(cache=True, nogil=True)
+def _aim_least(
+    i, first, last, air_on, air_off, rows, start, b0, b1, CROSS, XC, H, FRAC, sp,
+    ivs, cnt, open_v, close_v, iwork, work, margin, t_jet,
+):  # fmt: skip
+    """The last resort when no sub-window spares every neighbour and the air
+    goes out anyway (``S_AIM_LAST`` = ``AIM_LAST_LEAST``): of the windows that
+    keep min(lift + ``margin``, the full window's) of target i's length and
+    width under air for a crossing error within ``S_AIM_LAST_K`` sigmas along
+    the belt (``S_SIGMA_X_K`` across; the air reaching ``t_jet`` ticks
+    beyond it), the one whose air over its conflicting neighbours (at most
+    ``_MAX_CONF``, the worst, judged at ``margin`` with the committed air)
+    exceeds their spare share the least, summed over them (``_excess``:
+    min(length share, width share) - (lift - margin)); then the one covering
+    the most of the target. Candidate edges: the full window's, the edges at
+    which a conflict is just spared (``_edges``), the tightest the target
+    allows (ending as early, starting as late, or as short and centred as its
+    cover allows), ticks on ``_LEAST_GRID`` even steps over the full window
+    (any two as on and off), and every valve run
+    inside first..last (only ``_edges``' runs when it is wider than
+    ``_LEAST_RUNS`` valves). A neighbour pushed from under the whole air to
+    just over its spare share may still stay on the belt (its sigma and the
+    jet widen its share); the full window lifts it for sure.
+    Same arguments and return as ``_aim_search``: AIM_FAILED with the
+    window, or AIM_CLEAR (the air as given) when nothing conflicts."""
+    conf = iwork
+    nc = _conflicts(
+        i, first, last, air_on, air_off, rows, start, b0, b1, CROSS, XC, H, FRAC, sp,
+        ivs, cnt, open_v, close_v, conf, work, margin,
+    )  # fmt: skip
+    if nc == 0:
+        return first, last, air_on, air_off, AIM_CLEAR
+    boxes = work[:_MAX_CONF, :4]
+    g = _bar(sp, margin)
+    need = sp[S_LIFT] + margin
+    a_t, b_t, s_t = CROSS[i, 0], CROSS[i, 1], sp[S_AIM_LAST_K] * CROSS[i, 2]
+    cu0 = _worst_cover(air_on - t_jet, air_off + t_jet, a_t, b_t, s_t)
+    cx0 = _target_cover(i, first, last, air_on, air_off, CROSS, XC, H, sp)[1]
+    ons, n_on, offs, n_off, fs, n_f, ls, n_l = _edges(
+        i, conf, boxes, nc, first, last, air_on, air_off, CROSS, XC, H, sp, margin
+    )
+    # one list of along-belt edges (either can be on or off) and of valve ends;
+    # the tightest: the air ending (starting) as early (late) as the target's
+    # need allows, and the shortest window centred on it
+    te = np.empty(n_on + n_off + _LEAST_GRID + 3, np.float64)
+    keep = min(need, cu0) * max(b_t - a_t, 1e-9)
+    te[0] = max(air_on - t_jet, a_t + s_t) + keep - t_jet + 1e-6  # with the full on
+    te[1] = min(air_off + t_jet, b_t - s_t) - keep + t_jet - 1e-6  # with the full off
+    te[2] = 0.5 * (a_t + b_t) - 0.5 * keep + t_jet - 1e-6
+    te[3] = 0.5 * (a_t + b_t) + 0.5 * keep - t_jet + 1e-6
+    n_te = 4
+    for c in range(n_on):
+        te[n_te] = ons[c]
+        n_te += 1
+    for d in range(n_off):
+        te[n_te] = offs[d]
+        n_te += 1
+    for k in range(1, _LEAST_GRID):
+        te[n_te] = air_on + (air_off - air_on) * k / _LEAST_GRID
+        n_te += 1
+    for k in range(4):  # sub-windows of the full one only
+        te[k] = min(max(te[k], air_on), air_off)
+    n_v = last - first + 1
+    if n_v <= _LEAST_RUNS:
+        ve = np.arange(first, last + 1).astype(np.int64)
+        n_ve = n_v
+    else:
+        ve = np.empty(n_f + n_l, np.int64)
+        n_ve = 0
+        for a in range(n_f):
+            ve[n_ve] = fs[a]
+            n_ve += 1
+        for b in range(n_l):
+            ve[n_ve] = ls[b]
+            n_ve += 1
+    tw_on, tw_off, t_cov, t_sh, n_t = _least_t(
+        i, conf, boxes, nc, te, n_te, min(need, cu0), CROSS, sp, g, t_jet
+    )
+    xw_f, xw_l, x_cov, x_sh, n_x = _least_x(i, conf, boxes, nc, ve, n_ve, min(need, cx0), XC, H, sp)
+    best = (first, last, air_on, air_off)
+    best_ex = 1e300
+    best_cover = -1.0
+    for a in range(n_x):
+        for c in range(n_t):
+            ex = 0.0
+            for k in range(nc):
+                ex += _excess(t_sh[c, k], x_sh[a, k], g)
+            cover = x_cov[a] * t_cov[c]
+            if ex < best_ex - _EPS or (ex <= best_ex + _EPS and cover > best_cover):
+                best = (xw_f[a], xw_l[a], tw_on[c], tw_off[c])
+                best_ex = min(best_ex, ex)
+                best_cover = cover
+    f, lst, on, off = best
+    return f, lst, on, off, AIM_FAILED
+
+
+@njit(cache=True, nogil=True)
 def _aim_with_fallback(
     i, first, last, air_on, air_off, rows, start, b0, b1, CROSS, XC, H, FRAC, sp,
     ivs, cnt, open_v, close_v, iwork, work, fallback,
@@ -508,9 +688,11 @@ def _aim_with_fallback(
     under air, neighbours at most lift - margin), the jet's length now
     counted over the target as over its neighbours (the strict search leaves
     it out of the target's cover): the first (thickest) margin
-    at which a sub-window spares every neighbour wins, else the strict answer
-    (the window lifting the fewest at the full margin). Same arguments and
-    return as ``_aim_search`` (whose ``margin`` it sets)."""
+    at which a sub-window spares every neighbour wins, else the last resort
+    ``S_AIM_LAST``: ``_aim_least`` at the thinnest margin, or the strict
+    answer (the window lifting the fewest at the full margin, then covering
+    the most of the target). Same arguments and return as ``_aim_search``
+    (whose ``margin`` it sets)."""
     m0 = sp[S_AIM_MARGIN]
     f, lst, on, off, aim = _aim_search(
         i, first, last, air_on, air_off, rows, start, b0, b1, CROSS, XC, H, FRAC, sp,
@@ -527,10 +709,16 @@ def _aim_with_fallback(
         )  # fmt: skip
         if aim2 != AIM_FAILED:
             return f2, l2, on2, off2, AIM_CUT
+    if sp[S_AIM_LAST] == AIM_LAST_LEAST:
+        return _aim_least(
+            i, first, last, air_on, air_off, rows, start, b0, b1, CROSS, XC, H, FRAC, sp,
+            ivs, cnt, open_v, close_v, iwork, work, thin, _bar(sp, thin)[6],
+        )  # fmt: skip
     return f, lst, on, off, aim
 
 
 __all__ = [
+    "_aim_least",
     "_aim_search",
     "_aim_with_fallback",
     "_axis_t",
@@ -539,7 +727,10 @@ __all__ = [
     "_committed",
     "_conflicts",
     "_edges",
+    "_excess",
     "_judge",
+    "_least_t",
+    "_least_x",
     "_n_lifted",
     "_neighbour_shares",
     "_shares_with",

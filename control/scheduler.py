@@ -91,6 +91,8 @@ def schedule_vector(
     s[ix.S_AIM_MARGIN] = params.aim_margin
     s[ix.S_JET_MM] = params.jet_length_mm
     s[ix.S_AIM_FALLBACK] = params.aim_fallback_margin
+    s[ix.S_AIM_LAST] = ix.AIM_LAST_LEAST if params.aim_last_resort == "least" else ix.AIM_LAST_COVER
+    s[ix.S_AIM_LAST_K] = params.aim_last_k_sigma
     return s
 
 

@@ -230,6 +230,19 @@ class ControlSection(BaseModel):
         "= aim_margin: never",
     )  # fmt: skip
 
+    aim_last_resort: Literal["least", "cover"] = Field(
+        "cover",
+        description="when no window spares every neighbour even at aim_fallback_margin and the "
+        'air goes out anyway: "cover" (the most of the target, often the full window) or '
+        '"least" (the window putting the least air over the neighbours it lifts; issue 15)',
+    )
+
+    aim_last_k_sigma: float = Field(
+        1.0, ge=0, le=2.0,
+        description='the "least" last resort keeps the target under air for a crossing error '
+        "within this many sigmas (the search: 2)",
+    )  # fmt: skip
+
     @model_validator(mode="after")
     def _margin_fits(self) -> ControlSection:
         if not self.aim_margin < self.lift_share <= 1 - self.aim_margin:
@@ -251,6 +264,7 @@ class ControlSection(BaseModel):
         return ControlParams(
             aim_rule=self.aim_rule, lift_share=self.lift_share, aim_margin=self.aim_margin,
             jet_length_mm=self.jet_length_mm, aim_fallback_margin=self.aim_fallback_margin,
+            aim_last_resort=self.aim_last_resort, aim_last_k_sigma=self.aim_last_k_sigma,
         )  # fmt: skip
 
 

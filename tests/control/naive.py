@@ -550,3 +550,81 @@ def aim_search(
                     if n < best[0] or (n == best[0] and cu * cx > best[1]):
                         best = (n, cu * cx, (f, lst, a_on, a_off))
     return n_full, best[0], best[1], best[2]
+
+
+def aim_least(
+    i, first, last, on, off, CROSS, XC, H, FRAC, k, kx, tol, lift, margin, pitch, x_first, blast,
+    t_edges, jet_ticks=0.0, window=None,
+):  # fmt: skip
+    """Brute force of ``kernels_aim_search._aim_least`` (no air committed):
+    every valve run inside first..last x every pair of ``t_edges`` (inside
+    [on, off]) as air on/off. The target's worst shares (k, kx sigmas; the air
+    reaching ``jet_ticks`` beyond the window along the belt) must reach
+    min(lift + margin, the full window's); the neighbours of another fraction
+    the full air lifts (judged as in ``aim_search``, widened by one sigma of
+    their own and the jet) are the conflicts, and a window's excess is the sum
+    over them of max(min(length share, width share) - (lift - margin), 0)
+    (0 when the product is at most ``tol`` or the air misses it).
+    -> (excess of the full window, best excess, best cover product, best
+    (first, last, on, off)); None when the full air lifts no neighbour.
+    With ``window`` (first, last, on, off): (its excess, its cover product)."""
+
+    def span(f, lst):
+        return x_first + (f + 0.5) * pitch - blast / 2, x_first + (lst + 0.5) * pitch + blast / 2
+
+    def most(lo, hi, a, b, s):
+        return max(min(hi + s, b) - max(lo - s, a), 0.0) / max(b - a, 1e-9)
+
+    def shares(j, f, lst, a_on, a_off):
+        xl, xh = span(f, lst)
+        t0, t1 = CROSS[j, 0], max(CROSS[j, 1], CROSS[j, 0] + 1.0)
+        su = min(most(a_on, a_off, t0, t1, CROSS[j, 2] + jet_ticks), 1.0)
+        sx = min(most(xl, xh, XC[j, 0] - H[j, 0], XC[j, 0] + H[j, 0], XC[j, 1]), 1.0)
+        return su, sx
+
+    spare = lift - margin
+    others = [j for j in range(len(FRAC)) if j != i and FRAC[j] != FRAC[i]]
+    conf = []
+    for j in others:
+        su, sx = shares(j, first, last, on, off)
+        if su > 0 and sx > 0 and not (su * sx <= tol or min(su, sx) <= spare + 1e-9):
+            conf.append(j)
+    if not conf:
+        return None if window is None else (0.0, float("nan"))
+
+    def excess(f, lst, a_on, a_off):
+        total = 0.0
+        for j in conf:
+            su, sx = shares(j, f, lst, a_on, a_off)
+            if su == 0 or sx == 0 or su * sx <= tol:
+                continue
+            total += max(min(su, sx) - spare, 0.0)
+        return total
+
+    def cover(f, lst, a_on, a_off):
+        xl, xh = span(f, lst)
+        cu = worst_cover(
+            a_on - jet_ticks, a_off + jet_ticks, CROSS[i, 0], CROSS[i, 1], k * CROSS[i, 2]
+        )
+        cx = worst_cover(xl, xh, XC[i, 0] - H[i, 0], XC[i, 0] + H[i, 0], kx * XC[i, 1])
+        return cu, cx
+
+    if window is not None:
+        cu, cx = cover(*window)
+        return excess(*window), cu * cx
+    cu0, cx0 = cover(first, last, on, off)
+    need_u, need_x = min(lift + margin, cu0), min(lift + margin, cx0)
+    e_full = excess(first, last, on, off)
+    best = (math.inf, -1.0, (first, last, on, off))
+    edges = sorted({min(max(float(t), on), off) for t in t_edges})
+    for f in range(first, last + 1):
+        for lst in range(f, last + 1):
+            for a, a_on in enumerate(edges):
+                for a_off in edges[a + 1 :]:
+                    cu, cx = cover(f, lst, a_on, a_off)
+                    if cu < need_u - 1e-12 or cx < need_x - 1e-12:
+                        continue
+                    e = excess(f, lst, a_on, a_off)
+                    if e < best[0] - 1e-9 or (e <= best[0] + 1e-9 and cu * cx > best[1]):
+                        best = (min(e, best[0]), cu * cx, (f, lst, a_on, a_off))
+    return e_full, best[0], best[1], best[2]

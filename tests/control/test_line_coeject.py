@@ -80,3 +80,28 @@ def test_pair_kinds_from_a_hand_built_segment_history():
     kinds = lc.pair_kinds(rows, hist)
     assert kinds == {"never": 1, "sometimes": 1, "always": 1, "no_pair": 2}
     assert [r.get("one_segment") for r in rows] == ["2/3", "0/3", "3/3", "0/0", None]
+
+
+def test_prediction_errors_in_mm_and_in_sigmas():
+    """Two fragments with known crossings, their decisions 1 and 3 ticks early
+    (0.5 mm a tick, edge sigma 2 ticks = 1 mm), x 0.5 and 2.0 mm off (sigma
+    1 mm); a third fragment has no decision within 8 mm."""
+    import types
+
+    import numpy as np
+
+    def rec(lead, x):
+        return types.SimpleNamespace(cross_lead_tick=lead, cross_trail_tick=lead + 40, x_cross_mm=x)
+
+    recs = [rec(100.0, 50.0), rec(300.0, 80.0), rec(900.0, 10.0)]
+    dec = {
+        1: np.array([99.0, 139.0, 2.0, 50.5, 1.0, 5.0, 20.0, 0]),
+        2: np.array([297.0, 337.0, 2.0, 82.0, 1.0, 5.0, 20.0, 0]),
+    }
+    p = lc.prediction_errors(recs, dec, 0.5)
+    assert p["n"] == 2
+    assert p["lead_err_mm_p50_p90_p99"][0] == pytest.approx(1.0)  # median of 0.5, 1.5
+    assert p["lead_within_1_2_sigma"] == [0.5, 1.0]
+    assert p["x_within_1_2_sigma"] == [0.5, 1.0]
+    assert p["sigma_edge_mm_p50"] == pytest.approx(1.0)
+    assert lc.prediction_errors(recs, {}, 0.5) == {"n": 0}

@@ -45,6 +45,8 @@ def test_overlay_changes_only_what_it_names(tmp_path: Path) -> None:
         ("[control]\njet_length_mm = -2.0\n", "control.jet_length_mm", "greater than or equal"),
         ("[control]\nlift_share = 0.95\n", "control", "lift_share 0.95 must lie in (aim_margin"),
         ("[control]\naim_fallback_margin = 0.2\n", "control", "must not exceed aim_margin 0.1"),
+        ("[control]\naim_last_resort = 'all'\n", "control.aim_last_resort", "'least' or 'cover'"),
+        ("[control]\naim_last_k_sigma = 3\n", "control.aim_last_k_sigma", "less than or equal"),
         ("[records]\ntimezone = 'Mars/Olympus_Mons'\n", "records.timezone", "unknown time zone"),
         # found by the fuzz test: a zone name longer than a file name reached the
         # file system (OSError: file name too long) instead of a one-line refusal
@@ -92,18 +94,21 @@ def test_vision_classify_and_merge_flag_reach_the_line(tmp_path: Path) -> None:
 
 def test_aiming_settings_reach_the_decision_core(tmp_path: Path) -> None:
     """``[control] aim_rule, lift_share, aim_margin, jet_length_mm,
-    aim_fallback_margin`` are the controller's, on the line a config builds; the
+    aim_fallback_margin, aim_last_resort`` are the controller's, on the line a config builds; the
     defaults are ControlParams'."""
     from control.params import ControlParams
 
     d = load_config().control.control_params()
     ref = ControlParams()
-    names = ("aim_rule", "lift_share", "aim_margin", "jet_length_mm", "aim_fallback_margin")
+    names = (
+        "aim_rule", "lift_share", "aim_margin", "jet_length_mm", "aim_fallback_margin",
+        "aim_last_resort", "aim_last_k_sigma",
+    )  # fmt: skip
     assert [getattr(d, k) for k in names] == [getattr(ref, k) for k in names]
     text = (
         '[control]\naim_rule = "cut"\nlift_share = 0.6\naim_margin = 0.15\njet_length_mm = 5.0\n'
-        "aim_fallback_margin = 0.05\n"
+        'aim_fallback_margin = 0.05\naim_last_resort = "least"\naim_last_k_sigma = 2.0\n'
     )
     with configured_line(tmp_path, text) as line:
         got = line.parts.controller.params
-        assert [getattr(got, k) for k in names] == ["cut", 0.6, 0.15, 5.0, 0.05]
+        assert [getattr(got, k) for k in names] == ["cut", 0.6, 0.15, 5.0, 0.05, "least", 2.0]
