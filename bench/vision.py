@@ -43,7 +43,8 @@ segmentation: against the plant's ground truth on every preset (held-out
               the 30 warm-up frames included; ``same_detections``: none; a
               revision from before a change of the segmentation differs by
               design). ``--cpu-chroma``: the tree's pipeline with session 14's
-              chroma split and one-material merge flag on. ``--crop-budget
+              chroma split and one-material merge flag on (the defaults
+              since: kept for the commands of session 14's results). ``--crop-budget
               N`` also runs the tree's pipeline with at most N crops a frame
               (the same segments; other crops and classes by design).
 
@@ -519,7 +520,9 @@ def cpu(
     the classic split; ``crop_budget``: also run the tree's pipeline with at most
     this many crops a frame (the same segments, other classes); ``chroma``: the
     tree's pipeline with the chroma split and the merge flag's one-material check
-    (``[vision] split_chroma``, ``merge_material``: session 14, off by default)."""
+    (``[vision] split_chroma``, ``merge_material``: session 14; the defaults since
+    the end of that session, so it changes nothing now; kept for the commands the
+    session's results were made with)."""
     import vision.segment as segment_mod
     from calibration.geometry import LineGeometry
     from models.registry import resolve_model

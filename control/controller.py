@@ -22,7 +22,7 @@ from typing import Literal
 import numpy as np
 
 from calibration.geometry import LineGeometry
-from control.evidence import EvidenceHook, merged_evidence
+from control.evidence import EvidenceHook, merged_evidence, pools
 from control.params import ControlParams
 from control.recipe import Recipe
 from control.scheduler import (
@@ -110,6 +110,9 @@ class Controller:
         self._order = np.argsort(-recipe.priority, kind="stable").astype(np.int64)
         self._cls_frac = recipe.class_fraction.astype(np.int64)
         self._threshold = np.ascontiguousarray(recipe.threshold, np.float64)
+        k = len(recipe.class_names)
+        self._pool = pools(recipe.pool if recipe.pool.shape == (k, k) else None, k)
+        self._tracker.pool = self._pool
         self._sched.ensure_diverters(recipe.n_diverters)
         self._tracker.invalidate_outlook()
         self._sp_key = None
@@ -293,7 +296,7 @@ class Controller:
         if hook is not None:
             travel = self._tracker.travel_mm(t_tick)
             hook.apply(self._tracker.table, int(dets.tick), travel, self._cls_frac,
-                       self._threshold, self._order)  # fmt: skip
+                       self._threshold, self._order, self._pool)  # fmt: skip
         sp = self._schedule_vector()
         pulses = self._sched.schedule(self._tracker.table, now, self._recipe, sp, self._valves)
         tracks = self._tracker.tracks(int(dets.tick))

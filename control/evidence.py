@@ -24,6 +24,7 @@ __all__ = [
     "OutlookCache",
     "class_outlook",
     "merged_evidence",
+    "pools",
     "refresh_outlook",
 ]
 
@@ -37,7 +38,8 @@ class EvidenceHook(Protocol):
     """Evidence from a second sensor (``Controller.set_evidence_hook``): called once
     per frame after the tracker's step with the track table (rows 0..n-1; u at
     belt travel ``travel_mm``), the frame's encoder count and the recipe's
-    vectors; it may rewrite the outlook (CLS, CPROB, FRAC, TCLS) of undecided rows."""
+    vectors (``pool``: ``Recipe.pool``, None: no pooling); it may rewrite the
+    outlook (CLS, CPROB, FRAC, TCLS) of undecided rows."""
 
     def apply(
         self,
@@ -47,6 +49,7 @@ class EvidenceHook(Protocol):
         cls_frac: np.ndarray,
         threshold: np.ndarray,
         order: np.ndarray,
+        pool: np.ndarray | None = None,
     ) -> None: ...
 
 
@@ -82,6 +85,7 @@ def refresh_outlook(
     out: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
     track_id: np.ndarray | None = None,
     cache: OutlookCache | None = None,
+    pool: np.ndarray | None = None,
 ) -> None:
     """Write (class id, its probability, fraction, target class) of undecided rows.
 
@@ -95,9 +99,11 @@ def refresh_outlook(
     track_id, cache: (N,) int64 ids and the stamps of the last outlook; with
                     them only rows whose evidence changed are recomputed
                     (``cache.force``: all undecided rows, then cleared).
+    pool:           (K, K) bool ``Recipe.pool`` (None: no pooling).
     The target class is the first class by priority whose probability meets
-    its threshold and which has a fraction (-1 when none); rows without
-    evidence get -1, 0, -1, -1.
+    its threshold and which has a fraction; when none does, the first whose
+    pool's probability meets it (``control.recipe``, ``pool_classes``); -1
+    when none; rows without evidence get -1, 0, -1, -1.
     """
     n = evidence.shape[0]
     if cache is None or track_id is None:
@@ -111,8 +117,18 @@ def refresh_outlook(
     logits = kernels._outlook_logits(evidence, n_evidence, rows, cache.buf)
     np.exp(logits, out=logits)
     kernels._outlook_finish(
-        logits, rows, n_evidence, class_fraction, threshold, order, *out
+        logits, rows, n_evidence, class_fraction, threshold, order, pools(pool, evidence.shape[1]),
+        *out,
     )  # fmt: skip
+
+
+def pools(pool: np.ndarray | None, n_classes: int) -> np.ndarray:
+    """``pool`` as the kernels take it: (K, K) bool, all False for None."""
+    if pool is None:
+        return np.zeros((n_classes, n_classes), np.bool_)
+    if pool.shape != (n_classes, n_classes):
+        raise ValueError(f"pool must be ({n_classes}, {n_classes}), got {pool.shape}")
+    return np.ascontiguousarray(pool, np.bool_)
 
 
 def class_outlook(
@@ -121,6 +137,7 @@ def class_outlook(
     class_fraction: np.ndarray,
     threshold: np.ndarray,
     order: np.ndarray,
+    pool: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``refresh_outlook`` for fresh, undecided rows -> (cls, prob, frac, tcls)."""
     n = evidence.shape[0]
@@ -129,7 +146,7 @@ def class_outlook(
     n_evidence = np.ascontiguousarray(n_evidence, np.int64)
     refresh_outlook(
         evidence, n_evidence, np.zeros(n, np.int64), np.asarray(class_fraction, np.int64),
-        np.asarray(threshold, np.float64), np.asarray(order, np.int64), out,
+        np.asarray(threshold, np.float64), np.asarray(order, np.int64), out, pool=pool,
     )  # fmt: skip
     return out
 

@@ -57,9 +57,12 @@ def _outlook_logits(EV, NEV, rows, out):
 
 
 @njit(cache=True, nogil=True)
-def _outlook_finish(E, rows, NEV, cls_frac, thr, order, CLS, CPROB, FRAC, TCLS):
+def _outlook_finish(E, rows, NEV, cls_frac, thr, order, pool, CLS, CPROB, FRAC, TCLS):
     """From exp(logits) (m, K) of rows ``rows``: normalise, argmax, and the recipe's
-    first class by priority meeting its threshold, written to those rows."""
+    first class by priority meeting its threshold, written to those rows; when
+    none does, the first class by priority whose pool (``pool[c]``, (K, K) bool:
+    the classes of its fraction asking no more certainty than it, itself
+    included; all False: no pooling) holds its threshold."""
     m, k = E.shape
     for q in range(m):
         i = rows[q]
@@ -80,6 +83,20 @@ def _outlook_finish(E, rows, NEV, cls_frac, thr, order, CLS, CPROB, FRAC, TCLS):
         for o in range(k):
             c = order[o]
             if cls_frac[c] >= 0 and E[q, c] >= thr[c] * tot:
+                FRAC[i] = cls_frac[c]
+                TCLS[i] = c
+                break
+        if TCLS[i] >= 0:
+            continue
+        for o in range(k):
+            c = order[o]
+            if cls_frac[c] < 0 or not pool[c, c]:
+                continue
+            pooled = 0.0
+            for c2 in range(k):
+                if pool[c, c2]:
+                    pooled += E[q, c2]
+            if pooled >= thr[c] * tot:
                 FRAC[i] = cls_frac[c]
                 TCLS[i] = c
                 break

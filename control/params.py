@@ -250,14 +250,13 @@ class ControlParams:
     # aim_fallback_margin for an error within aim_last_k_sigma) whose air over
     # the neighbours it lifts exceeds their spare share the least (summed over
     # them), so a neighbour under 0.55 of its length may still stay on the
-    # belt; "cover" (default) the earlier answer (the strict search's:
-    # lifting the fewest, then the most of the target under air, usually the
-    # full window over the neighbour). Built and measured, NOT the default:
-    # issue 15's shred 500/s gate (purity 0.95 at true perception, 12.5 mm
-    # bar) held on held-out seed 101, not on 202 (0.939), and the shipped
-    # model's recovery fell by up to 0.023 (crowded); the lead decides.
+    # belt (the default since session 14: with the chroma split, the merge
+    # flag's one-material check and the recipe's class pools it raises purity
+    # and recovery together on held-out seeds, bench/README.md); "cover" the
+    # earlier answer (the strict search's: lifting the fewest, then the most
+    # of the target under air, usually the full window over the neighbour).
     # ``Controller.set_aim_rule("search-least" | "search-cover")`` compares them
-    aim_last_resort: Literal["least", "cover"] = "cover"
+    aim_last_resort: Literal["least", "cover"] = "least"
     # the "least" last resort keeps the target's length under air for a
     # crossing error within this many sigmas (the search: ``k_sigma``, 2): a
     # window that lifts a neighbour anyway is a compromise, and at true

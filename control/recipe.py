@@ -7,6 +7,7 @@ A recipe is TOML data, validated strictly (unknown keys refused)::
     pass_fraction = "pass"          # where everything not targeted goes
     co_ejection_tolerance = 0.15    # share of a neighbour's footprint the air may touch
     prefer = "balanced"             # "purity" | "balanced" | "recovery": see below
+    pool_classes = true             # a fraction's classes pool their probability: see below
 
     [fractions]                     # fraction -> actuator: 0 = valve bar, 1.. diverter flaps
     eject = 0
@@ -28,6 +29,17 @@ when enough of the target stays under air, else the higher priority decides;
 ``"purity"`` aims the same way but leaves the target when aiming cannot work;
 ``"recovery"`` keeps the full window and lets the priority decide (the rule
 before aiming existed). A battery is always ejected.
+
+``pool_classes`` (default true): a fragment goes where it belongs, not where
+one class says. The first class by priority whose probability meets its
+threshold decides; when none does, a class's *pool* may: the probability of
+all the classes of its fraction that ask no more certainty than it (itself
+included). A piece the classifier calls copper 0.45 and brass 0.40 is red
+metal at 0.85: with a recipe sending both to "eject" at 0.5 it is ejected
+(as copper, the first by priority), where per class it passed. A class with
+a lower threshold (battery at 0.3) still needs its own probability to act on
+its own terms; it only adds to the pools of the stricter classes of its
+fraction. ``false``: per class only (before session 14).
 """
 
 from __future__ import annotations
@@ -43,7 +55,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from core.errors import InputFileError, model_from_data, parse_toml, read_toml
 
-__all__ = ["BATTERY", "Recipe", "RecipeFile", "load_recipe"]
+__all__ = ["BATTERY", "Recipe", "RecipeFile", "class_pools", "load_recipe"]
 
 BATTERY = "battery"
 _STRICT = ConfigDict(extra="forbid", strict=True, frozen=True)
@@ -69,6 +81,7 @@ class RecipeFile(BaseModel):
     pass_fraction: str = Field("pass", pattern=_NAME)
     co_ejection_tolerance: float = Field(0.15, ge=0.0, le=1.0, strict=False)
     prefer: Literal["purity", "balanced", "recovery"] = "balanced"
+    pool_classes: bool = True
     fractions: dict[str, int] = Field(min_length=1)
     classes: dict[str, ClassRule] = Field(default_factory=dict)
 
@@ -98,6 +111,10 @@ class Recipe:
     threshold:          (K,) float64 combined probability needed to act.
     priority:           (K,) int64; battery is raised above every other class.
     fraction_actuator:  (F,) int16 actuator per fraction (0 = valve bar).
+    pool:               (K, K) bool, row c: the classes whose probability counts
+                        for c when no class meets its own threshold (c's
+                        fraction, threshold <= c's); all False without
+                        ``pool_classes``.
     """
 
     name: str
@@ -112,6 +129,8 @@ class Recipe:
     fraction_actuator: np.ndarray
     co_ejection_tolerance: float
     prefer: Literal["purity", "balanced", "recovery"] = "balanced"
+    pool: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 0), np.bool_))
+    pool_classes: bool = False
 
     def targets(self) -> dict[str, str]:
         """Class name -> fraction name, targeted classes only."""
@@ -153,7 +172,8 @@ def _bind(spec: RecipeFile, class_names: Sequence[str], source: str) -> Recipe:
         priority[i] = rule.priority
     if BATTERY in names:  # battery always wins: above every other class
         priority[names.index(BATTERY)] = int(priority.max()) + 1
-    for arr in (class_fraction, threshold, priority):
+    pool = class_pools(class_fraction, threshold) if spec.pool_classes else np.zeros((k, k), bool)
+    for arr in (class_fraction, threshold, priority, pool):
         arr.setflags(write=False)
     actuators = np.array([spec.fractions[f] for f in fraction_names], np.int16)
     actuators.setflags(write=False)
@@ -170,7 +190,18 @@ def _bind(spec: RecipeFile, class_names: Sequence[str], source: str) -> Recipe:
         fraction_actuator=actuators,
         co_ejection_tolerance=spec.co_ejection_tolerance,
         prefer=spec.prefer,
+        pool=pool,
+        pool_classes=spec.pool_classes,
     )
+
+
+def class_pools(class_fraction: np.ndarray, threshold: np.ndarray) -> np.ndarray:
+    """(K, K) bool: row c holds the targeted classes of c's fraction whose threshold
+    is at most c's (c itself included); rows of pass-through classes are empty."""
+    frac = np.asarray(class_fraction, np.int64)
+    thr = np.asarray(threshold, np.float64)
+    same = (frac[:, None] == frac[None, :]) & (frac[:, None] >= 0)
+    return same & (thr[None, :] <= thr[:, None])
 
 
 def _builtin_text(name: str) -> tuple[str, str]:

@@ -203,6 +203,9 @@ class Tracker:
         self.params = params or ControlParams()
         self.table = TrackTable(n_classes)
         self.outlook = OutlookCache(n_classes, self.table.capacity)
+        # the recipe's class pools (``Recipe.pool``; the Controller sets them with
+        # the recipe): all False, no pooling
+        self.pool = np.zeros((n_classes, n_classes), np.bool_)
         self.prm = tracker_vector(geometry, self.params)
         self.counters = np.zeros(4, np.int64)  # next_id, born, confirmed, lost
         self.counters[0] = 1
@@ -295,6 +298,7 @@ class Tracker:
         refresh_outlook(
             tab.EV[:n], tab.NEV[:n], tab.DEC[:n], cls_frac, threshold, order,
             (tab.CLS[:n], tab.CPROB[:n], tab.FRAC[:n], tab.TCLS[:n]), tab.TID[:n], self.outlook,
+            self.pool,
         )  # fmt: skip
 
     def invalidate_outlook(self) -> None:

@@ -154,16 +154,14 @@ class VisionSection(BaseModel):
         True, description="flag probable merges of touching fragments ([control] recipe's prefer)"
     )
     merge_material: bool = Field(
-        False,
+        True,
         description="a probable merge that is all red metal (copper, brass) is one material: "
-        "not flagged (vision/merge.py); false: the flag of session 13 (off by default: "
-        "issue 15's default gate is not met with it, vision/README.md)",
+        "not flagged (vision/merge.py); false: the flag of session 13",
     )
     split_chroma: bool = Field(
-        False,
+        True,
         description="classic split: a red metal on or against a grey one is cut between "
-        "them (vision/split.py, cue 4); false: the split of session 13 (off by default, "
-        "as merge_material)",
+        "them (vision/split.py, cue 4); false: the split of session 13",
     )
     segmenter: Literal["classic", "learned"] = Field(
         "classic",
@@ -231,7 +229,7 @@ class ControlSection(BaseModel):
     )  # fmt: skip
 
     aim_last_resort: Literal["least", "cover"] = Field(
-        "cover",
+        "least",
         description="when no window spares every neighbour even at aim_fallback_margin and the "
         'air goes out anyway: "cover" (the most of the target, often the full window) or '
         '"least" (the window putting the least air over the neighbours it lifts; issue 15)',

@@ -23,8 +23,9 @@ R) at least ``warm_rb``: copper, brass and their tarnish; grey metals, grey
 plastic, rubber and a PCB's green are well below) is one material, or two
 targets, and is not flagged (``warm_shares``, one compiled pass over at most
 ``warm_max_px`` pixels of each candidate, read from the full-resolution
-frame). ``warm_share = 0`` (the default) turns the check off (the flag as before
-session 14); ``WARM_SHARE`` is the share measured (``[vision] merge_material``).
+frame). ``WARM_SHARE`` (the default) is the share measured (``[vision]
+merge_material``); ``warm_share = 0`` turns the check off (the flag as before
+session 14).
 """
 
 from __future__ import annotations
@@ -52,8 +53,8 @@ class MergeParams:
     median_alpha: float = 0.05  # EMA weight of one frame's median area
     min_segments: int = 5  # frames with fewer segments leave the median alone
     # one material: a candidate at least this share red metal is not flagged (0 = off,
-    # the default: issue 15's default gate not met with it; WARM_SHARE when on)
-    warm_share: float = 0.0
+    # the flag as before session 14; ``[vision] merge_material = false``)
+    warm_share: float = WARM_SHARE
     warm_rb: float = 0.15  # ... a pixel is red metal where (R - B) / (B + G + R) >= this
     warm_dark_sum: float = 60.0  # ... pixels darker than this B + G + R are not counted
     warm_max_px: int = 256  # ... at most about this many pixels of a candidate are read

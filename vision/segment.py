@@ -61,12 +61,13 @@ class SegmentParams:
     split_colour_coherence: float = 0.7  # ... each mostly one connected region (this share)
     split_colour_separation: float = 16.0  # ... and well apart (centre gap^2 / spread^2)
     # a red metal on or against a grey one (vision.split, cue 4; session 14, tuned on
-    # seeds 3001-3004, 4001; off by default: issue 15's default gate not met with it,
-    # vision/README.md; False: the split as before): its red-metal pixels
+    # seeds 3001-3004, 4001; on by default with the one-material merge check, the
+    # search's "least" last resort and the recipe's class pools, bench/README.md;
+    # False: the split as before): its red-metal pixels
     # ((R - B) / (B + G + R) >= rb) and grey ones ((max - min) / (B + G + R) <= grey),
     # both at least split_min_piece_px, each mostly one region (coherence), the red
     # one solid, seed the watershed; pixels with B + G + R below dark count as neither
-    split_chroma: bool = False
+    split_chroma: bool = True
     split_chroma_rb: float = 0.15
     split_chroma_grey: float = 0.06
     split_chroma_dark: float = 60.0

@@ -39,6 +39,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from control.evidence import pools
 from control.kernels_evidence import _outlook_finish
 from control.kernels_fusion import (
     N_INTEGRALS,
@@ -200,9 +201,11 @@ class SensorFusion:
         cls_frac: np.ndarray,
         threshold: np.ndarray,
         order: np.ndarray,
+        pool: np.ndarray | None = None,
     ) -> None:
         """Recompute the outlook of the tracks the sensor has seen (``TrackTable``
-        rows 0..n-1, u extents at belt travel ``travel_mm``, frame count ``tick_u32``)."""
+        rows 0..n-1, u extents at belt travel ``travel_mm``, frame count ``tick_u32``;
+        ``pool``: the recipe's class pools, ``Recipe.pool``, None: none)."""
         n = int(table.n)
         if n == 0 or self._new_bar_line:
             self._new_bar_line = False
@@ -244,6 +247,6 @@ class SensorFusion:
         np.exp(logits, out=logits)
         _outlook_finish(
             logits, self._rows[:fused], table.NEV, cls_frac, threshold, order,
-            table.CLS, table.CPROB, table.FRAC, table.TCLS,
+            pools(pool, logits.shape[1]), table.CLS, table.CPROB, table.FRAC, table.TCLS,
         )  # fmt: skip
         self.fused_rows += fused

@@ -157,8 +157,10 @@ def crossing(x, u, vx, vu, hu, p6, t, travel, y_valve, mpt, q, ev):
     )
 
 
-def outlook(ev_row, nev, cls_frac, thr, priority):
-    """(class, prob, fraction, target class) for one track, plainly."""
+def outlook(ev_row, nev, cls_frac, thr, priority, pooled=False):
+    """(class, prob, fraction, target class) for one track, plainly; ``pooled``:
+    when no class meets its threshold, the first by priority whose fraction's
+    classes of no higher threshold together do (the recipe's ``pool_classes``)."""
     if nev == 0 or len(ev_row) == 0:
         return -1, 0.0, -1, -1
     mean = np.asarray(ev_row, float) / nev
@@ -168,6 +170,10 @@ def outlook(ev_row, nev, cls_frac, thr, priority):
     by_priority = sorted(range(len(p)), key=lambda c: (-priority[c], c))
     for c in by_priority:
         if cls_frac[c] >= 0 and p[c] >= thr[c]:
+            return best, float(p[best]), int(cls_frac[c]), c
+    for c in by_priority if pooled else ():
+        mates = [m for m in range(len(p)) if cls_frac[m] == cls_frac[c] and thr[m] <= thr[c]]
+        if cls_frac[c] >= 0 and sum(p[m] for m in mates) >= thr[c]:
             return best, float(p[best]), int(cls_frac[c]), c
     return best, float(p[best]), -1, -1
 

@@ -196,7 +196,7 @@ def test_set_aim_rule_keeps_the_earlier_rules_selectable(geometry, tmp_path):
     recipe = _recipe(tmp_path, RECIPE.format(prefer="balanced", pcb=5))
     params = ControlParams(aim_fallback_margin=0.02)
     ctl = Controller(geometry, recipe, DEFAULT_CLASSES, params=params)
-    assert ctl.params.aim_last_resort == "cover"  # built, measured, not the default
+    assert ctl.params.aim_last_resort == "least"  # the default since session 14
     ctl.set_aim_rule("search-least")
     assert (ctl.params.aim_rule, ctl.params.aim_last_resort) == ("search", "least")
     assert ctl.params.aim_fallback_margin == pytest.approx(0.02)
@@ -207,15 +207,15 @@ def test_set_aim_rule_keeps_the_earlier_rules_selectable(geometry, tmp_path):
     assert ctl.params.aim_last_resort == "cover"
     assert ctl.params.aim_fallback_margin == ctl.params.aim_margin
     ctl.set_aim_rule("search")  # the params' own
-    assert ctl.params.aim_last_resort == "cover"
+    assert ctl.params.aim_last_resort == "least"
     assert ctl.params.aim_fallback_margin == pytest.approx(0.02)
     ctl = Controller(
-        geometry, recipe, DEFAULT_CLASSES, params=ControlParams(aim_last_resort="least")
+        geometry, recipe, DEFAULT_CLASSES, params=ControlParams(aim_last_resort="cover")
     )
     ctl.set_aim_rule("search-strict")
     assert ctl.params.aim_last_resort == "cover"
     ctl.set_aim_rule("search")
-    assert ctl.params.aim_last_resort == "least"
+    assert ctl.params.aim_last_resort == "cover"
     with pytest.raises(ValueError, match="search-cover"):
         ctl.set_aim_rule("least")
 

@@ -23,6 +23,7 @@ from control.params import (
     S_WINDOW_RULE,
     T_R_GATE_MM2,
 )
+from control.recipe import class_pools
 
 from . import naive
 
@@ -231,8 +232,9 @@ def test_crossing_equals_full_matrices(seed):
         np.testing.assert_allclose(got, want, rtol=1e-9)
 
 
+@pytest.mark.parametrize("pooled", [False, True])
 @pytest.mark.parametrize("seed", SEEDS)
-def test_outlook_equals_loop(seed):
+def test_outlook_equals_loop(seed, pooled):
     rng = np.random.default_rng(seed)
     n, k = 40, 10
     ev = np.log(rng.dirichlet(np.ones(k), n)) * rng.integers(1, 6, n)[:, None]
@@ -244,9 +246,10 @@ def test_outlook_equals_loop(seed):
     thr = rng.uniform(0.05, 0.6, k)
     priority = rng.integers(0, 4, k)
     order = np.argsort(-priority, kind="stable")
-    got = class_outlook(ev, nev, cls_frac, thr, order)
+    pool = class_pools(cls_frac, thr) if pooled else None
+    got = class_outlook(ev, nev, cls_frac, thr, order, pool)
     for i in range(n):
-        want = naive.outlook(ev[i], nev[i], cls_frac, thr, priority)
+        want = naive.outlook(ev[i], nev[i], cls_frac, thr, priority, pooled)
         assert (got[0][i], got[2][i], got[3][i]) == (want[0], want[2], want[3])
         assert got[1][i] == pytest.approx(want[1], rel=1e-12)
 

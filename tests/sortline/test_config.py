@@ -107,8 +107,8 @@ def test_aiming_settings_reach_the_decision_core(tmp_path: Path) -> None:
     assert [getattr(d, k) for k in names] == [getattr(ref, k) for k in names]
     text = (
         '[control]\naim_rule = "cut"\nlift_share = 0.6\naim_margin = 0.15\njet_length_mm = 5.0\n'
-        'aim_fallback_margin = 0.05\naim_last_resort = "least"\naim_last_k_sigma = 2.0\n'
+        'aim_fallback_margin = 0.05\naim_last_resort = "cover"\naim_last_k_sigma = 2.0\n'
     )
     with configured_line(tmp_path, text) as line:
         got = line.parts.controller.params
-        assert [getattr(got, k) for k in names] == ["cut", 0.6, 0.15, 5.0, 0.05, "least", 2.0]
+        assert [getattr(got, k) for k in names] == ["cut", 0.6, 0.15, 5.0, 0.05, "cover", 2.0]

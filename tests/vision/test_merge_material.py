@@ -82,7 +82,7 @@ def test_a_lone_copper_plate_or_wire_is_not_flagged_but_was() -> None:
         img, seg = _scene(draw)
         big = _big(seg)
         assert len(big) == 1, draw
-        before = _flags(img, seg, MergeParams())  # the default: no check, the old flag
+        before = _flags(img, seg, MergeParams(warm_share=0.0))  # no check: the old flag
         assert before.tolist() == [i in big for i in range(len(seg))], draw
         assert not _flags(img, seg).any(), draw
 
@@ -163,18 +163,19 @@ def test_a_bad_frame_is_refused() -> None:
         warm_shares(seg, img.astype(np.float32), np.array([0]), MergeParams())
 
 
-def test_the_vision_key_turns_the_check_on(tmp_path: Path) -> None:
-    """``[vision] merge_material = true``: the check at ``WARM_SHARE``; the default
-    line: the flag of session 13 (no check); a wrong type is refused naming the key."""
+def test_the_vision_key_turns_the_check_off(tmp_path: Path) -> None:
+    """The default line: the check at ``WARM_SHARE`` (since session 14); ``[vision]
+    merge_material = false``: the flag of session 13 (no check); a wrong type is
+    refused naming the key."""
     from core.errors import InputFileError
     from sortline.config import load_config
 
     d = load_config().vision.merge_params()
-    assert d is not None and d.warm_share == MergeParams().warm_share == 0.0
+    assert d is not None and d.warm_share == MergeParams().warm_share == WARM_SHARE > 0
     p = tmp_path / "line.toml"
-    p.write_text("[vision]\nmerge_material = true\n")
-    on = load_config(p).vision.merge_params()
-    assert on is not None and on.warm_share == WARM_SHARE > 0
+    p.write_text("[vision]\nmerge_material = false\n")
+    off = load_config(p).vision.merge_params()
+    assert off is not None and off.warm_share == 0.0
     p.write_text('[vision]\nmerge_material = "sometimes"\n')
     with pytest.raises(InputFileError, match=r"vision\.merge_material"):
         load_config(p)

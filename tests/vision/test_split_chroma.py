@@ -87,7 +87,7 @@ def test_chroma_split(kind: str, want: int) -> None:
     got = _areas(image, True)
     assert len(got) == want, got
     assert len(_areas(image, False)) == 1  # off: as before (one segment each)
-    assert SegmentParams().split_chroma is False  # off by default (vision/README.md)
+    assert SegmentParams().split_chroma is True  # on by default since session 14
     if want == 2 and kind != "wire_on_plate":  # the brass plate comes out whole: 80 x 60 px
         assert abs(got[0] - 80 * 60) < 0.05 * 80 * 60, got
 
