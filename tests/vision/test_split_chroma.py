@@ -220,16 +220,16 @@ def test_chroma_seeds_equal_the_opencv_twin() -> None:
     assert cuts >= 4  # the cut and the refusals both seen
 
 
-def test_the_vision_key_turns_the_chroma_cue_on(tmp_path: Path) -> None:
-    """``[vision] split_chroma = true`` reaches the classic segmenter's params; the
-    default line is without it; a wrong type is refused naming the key."""
+def test_the_vision_key_turns_the_chroma_cue_off(tmp_path: Path) -> None:
+    """``[vision] split_chroma`` reaches the classic segmenter's params; the default
+    line has the cue (since session 14); a wrong type is refused naming the key."""
     from core.errors import InputFileError
     from sortline.config import load_config
 
-    assert load_config().vision.segment_params().split_chroma is False
+    assert load_config().vision.segment_params().split_chroma is True
     p = tmp_path / "line.toml"
-    p.write_text("[vision]\nsplit_chroma = true\n")
-    assert load_config(p).vision.segment_params().split_chroma is True
+    p.write_text("[vision]\nsplit_chroma = false\n")
+    assert load_config(p).vision.segment_params().split_chroma is False
     p.write_text("[vision]\nsplit_chroma = 2\n")
     with pytest.raises(InputFileError, match=r"vision\.split_chroma"):
         load_config(p)
