@@ -110,8 +110,7 @@ class Controller:
         self._order = np.argsort(-recipe.priority, kind="stable").astype(np.int64)
         self._cls_frac = recipe.class_fraction.astype(np.int64)
         self._threshold = np.ascontiguousarray(recipe.threshold, np.float64)
-        k = len(recipe.class_names)
-        self._pool = pools(recipe.pool if recipe.pool.shape == (k, k) else None, k)
+        self._pool = pools(recipe.pool, len(recipe.class_names))
         self._tracker.pool = self._pool
         self._sched.ensure_diverters(recipe.n_diverters)
         self._tracker.invalidate_outlook()

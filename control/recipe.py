@@ -127,10 +127,10 @@ class Recipe:
     threshold: np.ndarray
     priority: np.ndarray
     fraction_actuator: np.ndarray
+    pool: np.ndarray
+    pool_classes: bool
     co_ejection_tolerance: float
     prefer: Literal["purity", "balanced", "recovery"] = "balanced"
-    pool: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 0), np.bool_))
-    pool_classes: bool = False
 
     def targets(self) -> dict[str, str]:
         """Class name -> fraction name, targeted classes only."""

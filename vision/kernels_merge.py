@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from numba import njit
 
+from vision.kernels_split import _chroma_class
+
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _warm_shares(image, labels, label_id, box, which, scale, min_sum, warm_rb, max_px, out):
@@ -48,14 +50,14 @@ def _warm_shares(image, labels, label_id, box, which, scale, min_sum, warm_rb, m
                 if not take:
                     continue
                 rx = min(x * scale + off, hi_c - 1)
-                b = float(image[ry, rx, 0])
-                g = float(image[ry, rx, 1])
-                r = float(image[ry, rx, 2])
-                s = b + g + r
-                if s < min_sum:
+                kind = _chroma_class(  # grey is not asked for: 2 counts as 0 here
+                    float(image[ry, rx, 0]), float(image[ry, rx, 1]), float(image[ry, rx, 2]),
+                    min_sum, warm_rb, -1.0,
+                )  # fmt: skip
+                if kind < 0:
                     continue
                 n += 1
-                if r - b >= warm_rb * s:
+                if kind == 1:
                     warm += 1
         out[k, 0] = warm / n if n > 0 else 0.0
         out[k, 1] = float(n)

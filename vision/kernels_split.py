@@ -505,6 +505,22 @@ def _shape_split(labels, dist, lab, r0, c0, h, w, min_radius, neck_ratio, reach,
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
+def _chroma_class(b, g, r, dark_sum, warm_rb, grey_max):
+    """One pixel's colour class for the chroma cue and the merge flag's material
+    check: -1 too dark for a colour (B + G + R below ``dark_sum``), 1 red metal
+    ((R - B) / (B + G + R) >= ``warm_rb``), 2 grey ((max - min of B, G, R) / (B +
+    G + R) <= ``grey_max``), 0 neither."""
+    s = b + g + r
+    if s < dark_sum:
+        return -1
+    if r - b >= warm_rb * s:
+        return 1
+    if max(b, g, r) - min(b, g, r) <= grey_max * s:
+        return 2
+    return 0
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def _chroma_counts(small, labels, boxes, which, dark_sum, warm_rb, grey_max):
     """(K, 2) float64 counts of red-metal ("warm") and grey pixels of each label in
     ``which`` (K,), read inside their boxes (``boxes``: (n, 4+) left, top, width,
@@ -523,15 +539,13 @@ def _chroma_counts(small, labels, boxes, which, dark_sum, warm_rb, grey_max):
             for c in range(x0, x1):
                 if labels[r, c] != lab:
                     continue
-                b = float(small[r, c, 0])
-                g = float(small[r, c, 1])
-                rr = float(small[r, c, 2])
-                s = b + g + rr
-                if s < dark_sum:
-                    continue
-                if rr - b >= warm_rb * s:
+                kind = _chroma_class(
+                    float(small[r, c, 0]), float(small[r, c, 1]), float(small[r, c, 2]),
+                    dark_sum, warm_rb, grey_max,
+                )  # fmt: skip
+                if kind == 1:
                     warm += 1.0
-                elif max(b, g, rr) - min(b, g, rr) <= grey_max * s:
+                elif kind == 2:
                     grey += 1.0
         out[i, 0] = warm
         out[i, 1] = grey
@@ -583,18 +597,13 @@ def _chroma_seeds(small, labels, lab, r0, c0, h, w, dark, rb, grey, min_piece, c
             if labels[r0 + r, c0 + c] != lab:
                 continue
             markers[r + 1, c + 1] = 0
-            b = float(small[r0 + r, c0 + c, 0])
-            g = float(small[r0 + r, c0 + c, 1])
-            rr = float(small[r0 + r, c0 + c, 2])
-            s = b + g + rr
-            if s < dark:
-                continue
-            if rr - b >= rb * s:
-                cls[0, r, c] = 1
-                count[0] += 1
-            elif max(b, g, rr) - min(b, g, rr) <= grey * s:
-                cls[1, r, c] = 1
-                count[1] += 1
+            kind = _chroma_class(
+                float(small[r0 + r, c0 + c, 0]), float(small[r0 + r, c0 + c, 1]),
+                float(small[r0 + r, c0 + c, 2]), dark, rb, grey,
+            )  # fmt: skip
+            if kind > 0:
+                cls[kind - 1, r, c] = 1
+                count[kind - 1] += 1
     for k in range(2):
         region, area = _label4(_open3(cls[k]))
         if area.size < 2:
