@@ -12,7 +12,11 @@ then replaces the frame loop's vision stage, and nothing else:
   are the line's; classification is perfect);
 - ``"segments"``: one detection per visible fragment straight from the truth
   (``bench.air.truth_detections``: outline extents in belt mm, true class);
-  only tracking, prediction and actuation are the line's.
+  only tracking, prediction and actuation are the line's;
+- ``"merged"`` (``MergeModel``): true segments, but each pair of touching
+  fragments is one segment with a set probability (a segmentation of known
+  merge rate): what a given merge rate costs the line, and what rate a
+  segmenter must reach for a target.
 
 The encoder count and frame id stay the frame's (the line's time base).
 A bench instrument: the line never runs with it.
@@ -20,6 +24,7 @@ A bench instrument: the line never runs with it.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import OrderedDict
 from typing import Any, Literal
 
@@ -29,7 +34,7 @@ from bench.air import P_TRUE, truth_detections
 from core.frame import Frame
 from core.types import Detections
 
-Mode = Literal["classes", "segments"]
+Mode = Literal["classes", "segments", "merged"]
 _KEEP = 32  # frames of truth kept (the ring holds at most a few in flight)
 
 
@@ -66,15 +71,28 @@ def _one_hot(cls: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
 class TruthVision:
     """The frame loop's vision stage with ground truth in place of a stage."""
 
-    def __init__(self, inner: Any, tap: TruthTap, geometry: Any, n_classes: int, mode: Mode):
+    def __init__(
+        self,
+        inner: Any,
+        tap: TruthTap,
+        geometry: Any,
+        n_classes: int,
+        mode: Mode,
+        merge: MergeModel | None = None,
+    ):
         self.inner = inner
         self.tap = tap
         self.geometry = geometry
         self.n_classes = n_classes
         self.mode = mode
+        if (mode == "merged") != (merge is not None):
+            raise ValueError("a merge model goes with mode 'merged' and only with it")
+        self.merge = merge
 
     def process(self, frame: Frame) -> Detections:
         truth = self.tap.truth(frame.frame_id)
+        if self.merge is not None:
+            return merged_detections(truth, self.geometry, self.n_classes, self.merge)
         if self.mode == "segments":
             dets, _ = truth_detections(truth, self.geometry, self.n_classes)
             return Detections(
@@ -191,3 +209,129 @@ def segment_truth(
         "owner": owner, "n_held": n_held, "touching": touching, "merged": merged,
         "mixed": mixed, "split": split, "area": area,
     }  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class MergeModel:
+    """A segmentation of known merge rate, for ``--visions truth-merged:P``.
+
+    Each pair of fragments whose visible pixels touch (8-neighbours in the
+    full-resolution truth, one lying on the other included) is one segment
+    with probability ``rate``: decided once per pair (``per_frame`` False: a
+    pair merged in one frame is merged whenever it touches, as a split cue
+    that fails on a pair's look fails in every frame), or afresh in every
+    frame. ``flag``: the merged segment carries the merge flag (a perfect
+    merge cue) or not (no cue). Merges chain: three pieces in a row with both
+    contacts merged are one segment.
+    """
+
+    rate: float
+    per_frame: bool = False
+    flag: bool = True
+    salt: int = 0x5EED
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.rate <= 1.0:
+            raise ValueError(f"merge rate {self.rate} is not within [0, 1]")
+
+    @classmethod
+    def parse(cls, spec: str) -> MergeModel:
+        """``truth-merged:RATE[:frame][:noflag]`` -> MergeModel."""
+        head, *parts = spec.split(":")
+        if head != "truth-merged" or not parts:
+            raise ValueError(f"{spec!r}: want truth-merged:RATE[:frame][:noflag]")
+        try:
+            rate = float(parts[0])
+        except ValueError:
+            raise ValueError(f"{spec!r}: merge rate {parts[0]!r} is not a number") from None
+        extra = set(parts[1:])
+        if extra - {"frame", "noflag"}:
+            raise ValueError(f"{spec!r}: unknown option(s) {sorted(extra - {'frame', 'noflag'})}")
+        return cls(rate=rate, per_frame="frame" in extra, flag="noflag" not in extra)
+
+    def draws(self, a: np.ndarray, b: np.ndarray, frame_id: int) -> np.ndarray:
+        """(P,) float in [0, 1) for the pairs of fragment ids (a, b), a < b:
+        a hash of the pair (and the frame, if ``per_frame``), not an RNG stream,
+        so a pair's draw does not depend on which other pairs a frame holds."""
+        f = np.full(a.shape, (frame_id if self.per_frame else 0) + self.salt, np.uint64)
+        h = (  # uint64 arrays wrap silently (scalars would warn)
+            a.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+            ^ b.astype(np.uint64) * np.uint64(0xC2B2AE3D27D4EB4F)
+            ^ f * np.uint64(0x165667B19E3779F9)
+        )
+        h ^= h >> np.uint64(29)
+        h *= np.uint64(0xBF58476D1CE4E5B9)
+        h ^= h >> np.uint64(32)
+        return (h >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+
+
+def touching_pairs(lab: np.ndarray) -> np.ndarray:
+    """(P, 2) int64 unique pairs (a < b) of fragment ids whose pixels touch
+    (8-neighbours) in a label image (-1 belt)."""
+    found = []
+    for x, y in (
+        (lab[:, :-1], lab[:, 1:]), (lab[:-1, :], lab[1:, :]),
+        (lab[:-1, :-1], lab[1:, 1:]), (lab[:-1, 1:], lab[1:, :-1]),
+    ):  # fmt: skip
+        m = (x >= 0) & (y >= 0) & (x != y)
+        if m.any():
+            found.append(np.column_stack([np.minimum(x[m], y[m]), np.maximum(x[m], y[m])]))
+    if not found:
+        return np.zeros((0, 2), np.int64)
+    return np.unique(np.concatenate(found), axis=0)
+
+
+def merged_detections(truth: Any, geometry: Any, n_classes: int, model: MergeModel) -> Detections:
+    """The truth's visible fragments (as ``truth-segments``), touching pairs
+    merged by ``model``: a merged segment spans its members' extents, takes
+    the class of the member with most visible pixels and, with ``model.flag``,
+    the merge flag."""
+    single, fid = truth_detections(truth, geometry, n_classes)
+    n = len(fid)
+    if n < 2 or model.rate <= 0.0:
+        return single
+    lab = truth.label_image()
+    pairs = touching_pairs(lab)
+    row_of = {int(f): k for k, f in enumerate(fid.tolist())}
+    parent = list(range(n))
+
+    def root(k: int) -> int:
+        while parent[k] != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+
+    if len(pairs):
+        go = model.draws(pairs[:, 0], pairs[:, 1], int(truth.frame_id)) < model.rate
+        for a, b in pairs[go].tolist():
+            ra, rb = row_of.get(a), row_of.get(b)
+            if ra is not None and rb is not None:
+                parent[root(ra)] = root(rb)
+    groups: dict[int, list[int]] = {}
+    for k in range(n):
+        groups.setdefault(root(k), []).append(k)
+    if len(groups) == n:
+        return single
+    ids, counts = np.unique(lab[lab >= 0], return_counts=True)
+    visible = dict(zip(ids.tolist(), counts.tolist(), strict=True))
+    members = list(groups.values())
+    lead = np.array([max(g, key=lambda k: visible.get(int(fid[k]), 0)) for g in members])
+    ext = np.array(
+        [[single.extent_mm[g, 0].min(), single.extent_mm[g, 1].max(),
+          single.extent_mm[g, 2].min(), single.extent_mm[g, 3].max()] for g in members]
+    )  # fmt: skip
+    box = np.array(
+        [[single.bbox_px[g, 0].min(), single.bbox_px[g, 1].min(),
+          single.bbox_px[g, 2].max(), single.bbox_px[g, 3].max()] for g in members],
+        np.float32,
+    )  # fmt: skip
+    cls = single.class_id[lead]
+    prob, conf = _one_hot(cls.astype(np.int64), n_classes)
+    merged = np.array([len(g) > 1 and model.flag for g in members], np.bool_)
+    return Detections(
+        frame_id=single.frame_id, tick=single.tick, bbox_px=box,
+        centroid_mm=np.column_stack([ext[:, :2].mean(1), ext[:, 2:].mean(1)]),
+        extent_mm=ext,
+        area_mm2=((ext[:, 1] - ext[:, 0]) * (ext[:, 3] - ext[:, 2])).astype(np.float32),
+        class_id=cls.astype(np.int16), confidence=conf, class_prob=prob, merged=merged,
+    )  # fmt: skip

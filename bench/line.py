@@ -129,11 +129,14 @@ def run_preset(
             tap = TruthTap(line.parts.plant.plant)
         line.start()
         if tap is not None:
-            from bench._line_truth import Mode, TruthVision
+            from bench._line_truth import MergeModel, Mode, TruthVision
 
-            mode: Mode = "classes" if vision == "truth-classes" else "segments"
+            merge = MergeModel.parse(vision) if vision.startswith("truth-merged") else None
+            mode: Mode = (
+                "merged" if merge else "classes" if vision == "truth-classes" else "segments"
+            )
             n_classes = len(line.parts.class_names)
-            stage = TruthVision(line.loop.vision, tap, line.parts.geometry, n_classes, mode)
+            stage = TruthVision(line.loop.vision, tap, line.parts.geometry, n_classes, mode, merge)
             line.loop.vision = cast(Any, stage)  # the vision stage only: same process() call
         t0 = time.perf_counter()
         try:
@@ -196,11 +199,12 @@ def _baseline_vision(pipeline: Any) -> None:
 
 
 def _runs(visions: list[str], segmenters: list[Any]) -> list[tuple[str, Any]]:
-    """(vision, segmenter) pairs; true segments do not depend on the segmenter: once."""
+    """(vision, segmenter) pairs; true segments (merged or not) do not depend on
+    the segmenter: once."""
     out: list[tuple[str, Any]] = []
     for vision in visions:
         for k, seg in enumerate(segmenters):
-            if vision != "truth-segments" or k == 0:
+            if not vision.startswith(("truth-segments", "truth-merged")) or k == 0:
                 out.append((vision, seg))
     return out
 
@@ -397,8 +401,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument(
         "--visions",
-        help="comma list of the vision stages to run (model, truth-classes, truth-segments; "
-        "default: model, or all three with --decompose)",
+        help="comma list of the vision stages to run (model, truth-classes, truth-segments, "
+        "truth-merged:RATE[:frame][:noflag]: true segments with touching pairs merged at RATE, "
+        "per pair or per frame, with or without the merge flag; "
+        "default: model, or the first three with --decompose)",
     )
     args = ap.parse_args(argv)
     aim_rules: list[str | None] = [a for a in args.aim_rule.split(",") if a] or [None]
@@ -443,8 +449,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.visions:
         visions = [v for v in args.visions.split(",") if v]
         for v in visions:
-            if v not in ("model", "truth-classes", "truth-segments"):
-                ap.error(f"--visions: {v!r} is not model, truth-classes or truth-segments")
+            if v.startswith("truth-merged"):
+                from bench._line_truth import MergeModel
+
+                try:
+                    MergeModel.parse(v)
+                except ValueError as e:
+                    ap.error(f"--visions: {e}")
+            elif v not in ("model", "truth-classes", "truth-segments"):
+                ap.error(
+                    f"--visions: {v!r} is not model, truth-classes, truth-segments "
+                    "or truth-merged:RATE[:frame][:noflag]"
+                )
     for preset in presets:
         for prefer in prefers:
             for (vision, (segmenter, seg_model)), aim in (
