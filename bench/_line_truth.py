@@ -88,11 +88,13 @@ class TruthVision:
         if (mode == "merged") != (merge is not None):
             raise ValueError("a merge model goes with mode 'merged' and only with it")
         self.merge = merge
+        # merged mode: kept fragments touching another kept one, and those merged
+        self.tally = {"touching": 0, "touching_merged": 0}
 
     def process(self, frame: Frame) -> Detections:
         truth = self.tap.truth(frame.frame_id)
         if self.merge is not None:
-            return merged_detections(truth, self.geometry, self.n_classes, self.merge)
+            return merged_detections(truth, self.geometry, self.n_classes, self.merge, self.tally)
         if self.mode == "segments":
             dets, _ = truth_detections(truth, self.geometry, self.n_classes)
             return Detections(
@@ -281,18 +283,35 @@ def touching_pairs(lab: np.ndarray) -> np.ndarray:
     return np.unique(np.concatenate(found), axis=0)
 
 
-def merged_detections(truth: Any, geometry: Any, n_classes: int, model: MergeModel) -> Detections:
+def merged_detections(
+    truth: Any,
+    geometry: Any,
+    n_classes: int,
+    model: MergeModel,
+    tally: dict[str, int] | None = None,
+) -> Detections:
     """The truth's visible fragments (as ``truth-segments``), touching pairs
     merged by ``model``: a merged segment spans its members' extents, takes
     the class of the member with most visible pixels and, with ``model.flag``,
-    the merge flag."""
+    the merge flag. ``tally`` (if given) counts the kept fragments touching
+    another kept one (``touching``) and those of them in a merged segment
+    (``touching_merged``, comparable to ``sortline bench vision --study``'s)."""
     single, fid = truth_detections(truth, geometry, n_classes)
     n = len(fid)
-    if n < 2 or model.rate <= 0.0:
+    if n < 2:
         return single
     lab = truth.label_image()
     pairs = touching_pairs(lab)
     row_of = {int(f): k for k, f in enumerate(fid.tolist())}
+    touch = np.zeros(n, np.bool_)
+    for a, b in pairs.tolist():
+        ra, rb = row_of.get(a), row_of.get(b)
+        if ra is not None and rb is not None:
+            touch[ra] = touch[rb] = True
+    if tally is not None:
+        tally["touching"] += int(touch.sum())
+    if model.rate <= 0.0:
+        return single
     parent = list(range(n))
 
     def root(k: int) -> int:
@@ -310,6 +329,8 @@ def merged_detections(truth: Any, geometry: Any, n_classes: int, model: MergeMod
     groups: dict[int, list[int]] = {}
     for k in range(n):
         groups.setdefault(root(k), []).append(k)
+    if tally is not None:
+        tally["touching_merged"] += sum(len(g) for g in groups.values() if len(g) > 1)
     if len(groups) == n:
         return single
     ids, counts = np.unique(lab[lab >= 0], return_counts=True)

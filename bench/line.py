@@ -172,6 +172,11 @@ def run_preset(
     row["crops_per_frame"] = round(times.crops / max(times.frames, 1), 1)
     row["segments_per_frame"] = round(times.fragments / max(times.frames, 1), 1)
     row["merged_per_frame"] = round(times.merged / max(times.frames, 1), 2)
+    tally = getattr(vision_stage, "tally", None)
+    if vision.startswith("truth-merged") and tally:
+        row["truth_touching_merged"] = round(
+            tally["touching_merged"] / max(tally["touching"], 1), 3
+        )
     row["wall_s"] = round(time.perf_counter() - t0, 2)
     if cell is not None and probed is not None:
         sim_s = report["frames"] * period_s

@@ -102,7 +102,9 @@ def test_merged_detections_join_touching_fragments_of_a_crowded_belt() -> None:
         single, fid = truth_detections(truth, geo, 10)
         none = merged_detections(truth, geo, 10, MergeModel(rate=0.0))
         np.testing.assert_array_equal(none.extent_mm, single.extent_mm)
-        every = merged_detections(truth, geo, 10, MergeModel(rate=1.0))
+        tally = {"touching": 0, "touching_merged": 0}
+        every = merged_detections(truth, geo, 10, MergeModel(rate=1.0), tally)
+        assert tally["touching"] == tally["touching_merged"]  # rate 1: every touching one
         # rate 1: one segment per connected group of touching kept fragments
         kept = {int(f): k for k, f in enumerate(fid.tolist())}
         parent = list(range(len(fid)))
