@@ -86,6 +86,10 @@ class ParsedRecipe(BaseModel):
     priorities: dict[str, int]
     fractions: list[str]
     pass_fraction: str
+    pools: dict[str, list[str]] = Field(
+        description="class -> the classes whose probability it pools when no class meets "
+        "its own threshold (pool_classes; only classes pooling more than themselves)"
+    )
 
 
 class RecipeShown(RecipeSummary):

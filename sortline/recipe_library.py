@@ -34,6 +34,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from control.recipe import Recipe, RecipeFile, parse_recipe
 from core.errors import InputFileError, model_from_data, parse_toml
 from core.files import append_fsync, atomic_write_bytes
@@ -299,4 +301,9 @@ def bound_view(recipe: Recipe) -> dict[str, Any]:
         "priorities": dict(zip(names, recipe.priority.tolist(), strict=True)),
         "fractions": list(recipe.fraction_names),
         "pass_fraction": recipe.pass_fraction,
+        "pools": {
+            names[c]: [names[j] for j in np.flatnonzero(recipe.pool[c]).tolist()]
+            for c in range(len(names))
+            if recipe.pool[c].sum() > 1
+        },
     }

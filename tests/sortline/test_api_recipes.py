@@ -71,6 +71,11 @@ def test_show_gives_toml_and_parsed_view(served: Served, as_role: AsRole) -> Non
     assert body["parsed"]["targets"] == {"copper": "eject", "brass": "eject", "battery": "eject"}
     assert body["parsed"]["thresholds"]["battery"] == 0.3
     assert body["parsed"]["file"]["fractions"] == {"eject": 0}
+    # copper and brass each pool the eject fraction's classes as lax as themselves
+    # (the battery's 0.3 adds to theirs; the battery acts on its own probability)
+    pool = ["copper", "brass", "battery"]
+    assert body["parsed"]["pools"] == {"copper": pool, "brass": pool}
+    assert body["parsed"]["file"]["pool_classes"] is True
     r = as_role("maintenance").get(f"{url}/recipes/nope")
     assert r.status_code == 404 and r.json()["detail"] == "no recipe named 'nope'"
     r = as_role("maintenance").get(f"{url}/recipes/default", params={"version": 7})
@@ -110,6 +115,14 @@ def test_validate_stores_nothing(served: Served, as_role: AsRole) -> None:
     body = r.json()
     assert (body["valid"], body["name"], body["stored"]) == (True, "just-checking", False)
     assert body["parsed"]["targets"] == {"copper": "eject"}
+    assert body["parsed"]["pools"] == {}  # one class in its fraction: nothing to pool
+    red = text + '[classes.brass]\nfraction = "eject"\nthreshold = 0.5\npriority = 10\n'
+    r = as_role("engineer").post(f"{url}/recipes/validate", json={"toml": red})
+    both = ["copper", "brass"]
+    assert r.status_code == 200 and r.json()["parsed"]["pools"] == {"copper": both, "brass": both}
+    per_class = red.replace("version = 1", "version = 1\npool_classes = false")
+    r = as_role("engineer").post(f"{url}/recipes/validate", json={"toml": per_class})
+    assert r.status_code == 200 and r.json()["parsed"]["pools"] == {}, r.text
     assert as_role("maintenance").get(f"{url}/recipes/just-checking").status_code == 404
     assert not (line.recipe_library.folder / "just-checking").exists()
 
