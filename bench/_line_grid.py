@@ -75,16 +75,20 @@ def quick_cells() -> list[Cell]:
     return [Cell("default", 2.5, None, 12.5), Cell("shred", 2.5, 500.0, 12.5)]
 
 
-def full_cells(presets: Iterable[str] | None = None) -> list[Cell]:
+def full_cells(
+    presets: Iterable[str] | None = None, shred_feeds: Iterable[float] | None = None
+) -> list[Cell]:
     """Every speed and pitch; ``default``, ``crowded``, ``dirty`` at their own
-    feed and ``shred`` from 250 to 2,000 fragments/s (``presets``: only these)."""
+    feed and ``shred`` from 250 to 2,000 fragments/s (``presets``: only these;
+    ``shred_feeds``: these shred feeds, any value, in place of the four)."""
     keep = None if presets is None else set(presets)
+    feeds = SHRED_FEEDS if shred_feeds is None else tuple(float(f) for f in shred_feeds)
     out = []
     for pitch in PITCHES_MM:
         for speed in SPEEDS_M_S:
             for p in OWN_FEED_PRESETS:
                 out.append(Cell(p, speed, None, pitch))
-            out.extend(Cell("shred", speed, f, pitch) for f in SHRED_FEEDS)
+            out.extend(Cell("shred", speed, f, pitch) for f in feeds)
     return [c for c in out if keep is None or c.preset in keep]
 
 

@@ -230,13 +230,18 @@ def _own_feed(preset: str) -> float:
 
 
 def _grid(args: argparse.Namespace, argv: list[str] | None) -> int:
+    feeds = sorted(_floats(args.feeds)) if args.feeds else None
+    if feeds is not None and min(feeds) <= 0:
+        raise SystemExit(f"sortline bench line: --feeds {args.feeds!r}: feeds must be > 0")
     cells = (
-        quick_cells() if args.quick else full_cells(args.cells.split(",") if args.cells else None)
+        quick_cells()
+        if args.quick
+        else full_cells(args.cells.split(",") if args.cells else None, shred_feeds=feeds)
     )
     if args.speeds:
         cells = [c for c in cells if c.speed_m_s in _floats(args.speeds)]
-    if args.feeds:
-        cells = [c for c in cells if c.feed_obj_s is None or c.feed_obj_s in _floats(args.feeds)]
+    if feeds is not None:
+        cells = [c for c in cells if c.feed_obj_s is None or c.feed_obj_s in feeds]
     frames = args.frames if args.frames is not None else (200 if args.quick else 500)
     rows = []
     t0 = time.perf_counter()
@@ -389,7 +394,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--cells", help="grid: only these presets (comma list, e.g. shred,crowded)")
     ap.add_argument("--speeds", help="grid: only these belt speeds, m/s (comma list)")
-    ap.add_argument("--feeds", help="grid: only these shred feeds, fragments/s (comma list)")
+    ap.add_argument(
+        "--feeds",
+        help="grid: shred at these feeds, fragments/s (comma list; any value, e.g. 50,100 "
+        "below the grid's 250-2,000 to find the highest feed that holds a target)",
+    )
     ap.add_argument(
         "--decompose",
         action="store_true",

@@ -60,6 +60,16 @@ def test_grids() -> None:
     assert {c.valve_pitch_mm for c in full} == {12.5, 6.25}
     assert {c.feed_obj_s for c in full if c.preset == "shred"} == {250.0, 500.0, 1000.0, 2000.0}
     assert len(full) == 2 * 3 * (3 + 4) and len(set(full)) == len(full)
+    low = grid.full_cells(["shred"], shred_feeds=[50, 100.0])
+    assert {(c.preset, c.feed_obj_s) for c in low} == {("shred", 50.0), ("shred", 100.0)}
+    assert len(low) == 2 * 3 * 2
+
+
+def test_grid_feeds_must_be_positive() -> None:
+    from bench import line
+
+    with pytest.raises(SystemExit, match="feeds must be > 0"):
+        line.main(["--cells", "shred", "--feeds", "0,100", "--frames", "1"])
 
 
 @pytest.mark.parametrize(
