@@ -163,10 +163,7 @@ def segment_truth(
     for f, i in f_index.items():
         fidx[lab == f] = i
     touching = np.zeros(n_f, bool)
-    for a, b in (
-        (fidx[:, :-1], fidx[:, 1:]), (fidx[:-1, :], fidx[1:, :]),
-        (fidx[:-1, :-1], fidx[1:, 1:]), (fidx[:-1, 1:], fidx[1:, :-1]),
-    ):  # fmt: skip
+    for a, b in _neighbours(fidx):
         m = (a >= 0) & (b >= 0) & (a != b)
         touching[a[m]] = True
         touching[b[m]] = True
@@ -267,14 +264,20 @@ class MergeModel:
         return (h >> np.uint64(11)).astype(np.float64) / float(1 << 53)
 
 
+def _neighbours(lab: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+    """Views pairing each pixel of a label image with its right, lower and two
+    diagonal neighbours (8-connectivity, each pair once)."""
+    return (
+        (lab[:, :-1], lab[:, 1:]), (lab[:-1, :], lab[1:, :]),
+        (lab[:-1, :-1], lab[1:, 1:]), (lab[:-1, 1:], lab[1:, :-1]),
+    )  # fmt: skip
+
+
 def touching_pairs(lab: np.ndarray) -> np.ndarray:
     """(P, 2) int64 unique pairs (a < b) of fragment ids whose pixels touch
     (8-neighbours) in a label image (-1 belt)."""
     found = []
-    for x, y in (
-        (lab[:, :-1], lab[:, 1:]), (lab[:-1, :], lab[1:, :]),
-        (lab[:-1, :-1], lab[1:, 1:]), (lab[:-1, 1:], lab[1:, :-1]),
-    ):  # fmt: skip
+    for x, y in _neighbours(lab):
         m = (x >= 0) & (y >= 0) & (x != y)
         if m.any():
             found.append(np.column_stack([np.minimum(x[m], y[m]), np.maximum(x[m], y[m])]))
