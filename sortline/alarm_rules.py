@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Literal, NamedTuple
 import numpy as np
 
 from plc.regmap import PackMLState
+from sortline.belt_load import BeltLoadReading
 from sortline.config import AlarmsSection
 from sortline.listeners import Cycle
 
@@ -111,6 +112,7 @@ class Observation:
     records_error: str = ""
     uncertainty: UncertaintyReading | None = None
     model: str = "the model"
+    belt_load: BeltLoadReading | None = None
 
 
 class _Increase:
@@ -237,6 +239,15 @@ class AlarmEvaluator:
                 f"confidence {self.cfg.uncertain_below:g} over the last {u.frames} frames "
                 f"(baseline {u.baseline:.0%}); model {o.model}",
             )
+        load = o.belt_load
+        if load is not None and load.judged and load.merged_share >= self.cfg.overfed_merged_share:
+            out["belt_overfed"] = Raised(
+                "warning",
+                f"belt overfed: {load.merged_share:.0%} of {load.segments} segments over the last "
+                f"{load.frames} frames look like touching pieces (at or above "
+                f"{self.cfg.overfed_merged_share:.0%}), {load.covered_share:.0%} of the view "
+                "covered: touching pieces go to one bin together; slow the feeder",
+            )
         return out
 
     def _plc(self, o: Observation, out: dict[str, Raised]) -> None:
@@ -359,4 +370,5 @@ def observe(line: SortingLine, uncertainty: UncertaintyListener) -> Observation:
         records_dropped=0 if rec is None else rec.dropped,
         records_error="" if rec is None else rec.last_error,
         uncertainty=uncertainty.reading, model=line.cfg.vision.model,
+        belt_load=line.belt_load.reading,
     )  # fmt: skip

@@ -24,6 +24,9 @@ deadline_misses     warning  more than ``deadline_misses_max`` in ``deadline_win
 records             warning  the sort-record writer fails, or drops (window)
 model_uncertainty   warning  share of detections below ``uncertain_below`` well
                              above its running baseline
+belt_overfed        warning  share of segments flagged as probable merges (touching
+                             pieces) at or above ``overfed_merged_share`` over
+                             ``load_window_frames`` (``sortline.belt_load``)
 mqtt.link           warning  the MQTT broker of the Sparkplug B node is unreachable
                              (``sortline.sparkplug``; data held back, bounded)
 valve.<v>           warning  valve v (PLC numbering, IR 100+2v) ran no (dead) or
@@ -31,10 +34,11 @@ valve.<v>           warning  valve v (PLC numbering, IR 100+2v) ran no (dead) or
                              its neighbours kept running
 =================== ======== ==================================================
 
-Threads: the frame loop only feeds ``UncertaintyListener`` (O(1) counters per
-cycle); a small evaluator thread (``attach_alarms``) reads what the line
-publishes every ``period_s`` and updates the book; the API reads the book.
-While the PLC link is down the PLC-derived alarms keep their last state.
+Threads: the frame loop only feeds ``UncertaintyListener`` and the line's
+``BeltLoadListener`` (O(1) counters per cycle); a small evaluator thread
+(``attach_alarms``) reads what the line publishes every ``period_s`` and
+updates the book; the API reads the book. While the PLC link is down the
+PLC-derived alarms keep their last state.
 """
 
 from __future__ import annotations
@@ -84,7 +88,7 @@ STATIC_KEYS = frozenset(
     {
         "plc.link", "estop", "estop.reset", "plc.watchdog", "plc.malformed", "camera",
         "frame_loop", "timebase", "timebase.unchecked", "deadline_misses", "records",
-        "model_uncertainty",
+        "model_uncertainty", "belt_overfed",
     }
 )  # fmt: skip
 _RANK = {"critical": 0, "warning": 1, "info": 2}

@@ -481,6 +481,19 @@ class AlarmsSection(BaseModel):
     uncertainty_rise: float = Field(
         0.15, gt=0, le=1, description="share of uncertain detections above its baseline: warning"
     )
+    load_window_frames: int = Field(
+        300, ge=1, le=1_000_000, description="belt load (sortline.belt_load) per this many frames"
+    )
+    load_min_segments: int = Field(
+        200, ge=1, description="per window, to judge the belt load (fewer: too empty to say)"
+    )
+    overfed_merged_share: float = Field(
+        0.10,
+        gt=0,
+        le=1,
+        description="share of segments flagged as probable merges (touching pieces) at or above "
+        "which the belt is overfed: warning (1: never)",
+    )
     valve_window_s: float = Field(120.0, gt=0, le=86400)
     valve_min_cycles: int = Field(
         5, ge=1, description="a valve is judged when both neighbours ran this often in the window"

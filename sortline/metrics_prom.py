@@ -97,6 +97,7 @@ class LineCollector:
         lab = [snap.line]
         yield from self._frames(snap, lab)
         yield from self._objects(snap, lab)
+        yield from self._belt_load(snap, lab)
         yield from self._pulses(snap, lab)
         yield from self._state(snap, lab)
         yield from self._links(snap, lab)
@@ -161,6 +162,30 @@ class LineCollector:
         misses.add_metric([*lab, "scheduler"], c.get("deadline_misses", 0))
         misses.add_metric([*lab, "bridge"], snap.plc.pulses_late)
         yield misses
+
+    def _belt_load(self, snap: StatusSnapshot, lab: list[str]) -> Iterator[Metric]:
+        b = snap.belt_load
+        if b is None:
+            return
+        yield _counter("segments", "Segments vision found (fragments seen per frame).", lab,
+                       b.segments)  # fmt: skip
+        yield _counter(
+            "segments_merged", "Segments flagged as probable merges (touching pieces).", lab,
+            b.segments_merged,
+        )  # fmt: skip
+        if b.merged_share is not None:
+            yield _gauge(
+                "segments_merged_ratio",
+                "Share of segments flagged as probable merges over the last window of frames "
+                "(the belt's load: touching pieces go to one bin).",
+                lab, b.merged_share,
+            )  # fmt: skip
+        if b.covered_share is not None:
+            yield _gauge(
+                "belt_covered_ratio",
+                "Mean share of the camera's view covered by fragments over the last window.",
+                lab, b.covered_share,
+            )  # fmt: skip
 
     def _pulses(self, snap: StatusSnapshot, lab: list[str]) -> Iterator[Metric]:
         p = snap.plc

@@ -32,6 +32,7 @@ from core.rt import check_fifo, set_fifo
 from plc.bridge import PlcStatus
 from plc.regmap import InputBit
 from sortline.alarms import AlarmBook, attach_alarms
+from sortline.belt_load import BeltLoadListener
 from sortline.camera_link import CameraLink
 from sortline.config import LineConfig, records_dir
 from sortline.lineparams import LineParams, apply, derive, with_disabled
@@ -44,6 +45,7 @@ from sortline.recipe_library import RecipeLibrary, recipe_text, recipes_dir
 from sortline.records import Context, Records, records_from_config
 from sortline.state import Command, LineStateMachine, PackMLState, TransitionError
 from sortline.status import (
+    BeltLoadView,
     Event,
     LatencyMs,
     Quality,
@@ -145,6 +147,12 @@ class SortingLine:
         self.started_unix_s = time.time()  # for display and the start-time metric
         self._started_mono_s = time.monotonic()  # uptime: immune to wall-clock steps
         self.warm_up_s: float | None = None
+        cam_geo, al = parts.geometry.camera, cfg.alarms
+        self.belt_load = BeltLoadListener(  # status, /metrics and the belt_overfed alarm
+            cam_geo.view_width_mm * cam_geo.view_length_mm, al.load_window_frames,
+            al.load_min_segments,
+        )  # fmt: skip
+        self.loop.attach(self.belt_load)
         self._publish(parts.bridge.snapshot())
         self.alarms: AlarmBook = attach_alarms(self)  # GET /alarms (sortline.api_alarms)
         self.metrics = attach_metrics(self)  # GET /metrics (sortline.api_metrics)
@@ -394,6 +402,16 @@ class SortingLine:
             rows_kept=int(st["rows"]),
         )  # fmt: skip
 
+    def _belt_load_view(self) -> BeltLoadView:
+        segments, merged = self.belt_load.totals()
+        r = self.belt_load.reading
+        return BeltLoadView.model_construct(
+            segments=segments, segments_merged=merged,
+            merged_share=None if r is None or not r.judged else round(r.merged_share, 4),
+            covered_share=None if r is None else round(r.covered_share, 4),
+            window_frames=self.belt_load.window_frames,
+        )  # fmt: skip
+
     def _publish(self, plc: PlcStatus) -> None:
         parts, loop = self.parts, self.loop
         self.valve_usage.add(time.time(), plc.valve_cycles)
@@ -423,6 +441,7 @@ class SortingLine:
             virtual_plant=self.score is not None,
             warm_up_s=self.warm_up_s,
             sensor=self._sensor_view(),
+            belt_load=self._belt_load_view(),
         )
         with self._status_lock:
             self._status = snap

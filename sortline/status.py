@@ -79,6 +79,20 @@ class TimeBaseView(BaseModel):
     last_problem: str
 
 
+class BeltLoadView(BaseModel):
+    """How full the belt is (``sortline.belt_load``): segments and flagged
+    merges since start; over the last window of frames, the share of segments
+    that look like touching pieces (None: too few segments to judge, or no
+    window yet) and the share of the view covered by fragments."""
+
+    model_config = _FROZEN
+    segments: int
+    segments_merged: int
+    merged_share: float | None
+    covered_share: float | None
+    window_frames: int
+
+
 class SensorView(BaseModel):
     """The second sensor (the induction bar, ``[sensor]``): what its reader
     received (``sortline.sensor.reader``)."""
@@ -135,6 +149,7 @@ class StatusSnapshot(BaseModel):
     warm_up_s: float | None
     valves_disabled: list[int] = []  # by an operator (POST /valves/{n}/disable)
     sensor: SensorView | None = None  # the induction bar, when [sensor] is enabled
+    belt_load: BeltLoadView | None = None  # None only before the line's first publish
 
 
 def report_from(

@@ -147,6 +147,15 @@ def test_live_view_numbers_charts_and_heat_map(
     # the numbers follow the line (the stream): ten more frames
     line.run_frames(10)
     expect(page.locator("#frames")).to_have_text(str(frames + 10), timeout=10000)
+    # the belt load as the status has it (its window may not be full yet: "–")
+    load = line.snapshot().belt_load
+    assert load is not None
+
+    def pct(v: float | None) -> str:
+        return "–" if v is None else f"{100 * v:.1f} %"
+
+    expect(page.locator("#touching")).to_have_text(pct(load.merged_share), timeout=10000)
+    expect(page.locator("#covered")).to_have_text(pct(load.covered_share), timeout=10000)
     expect(page.locator("#preview")).to_have_attribute("data-frame", str(frames + 9), timeout=10000)
     # the heat map: 80 valves drawn, some of them fired
     expect(page.locator("#heatmap")).to_have_attribute("data-valves", "80", timeout=10000)

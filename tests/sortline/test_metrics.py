@@ -110,6 +110,12 @@ def test_counters_match_the_status(served: tuple[SortingLine, str]) -> None:
     seen = snap.controller["objects_seen"]
     assert value(samples, "sortline_objects_seen") == seen
     assert value(samples, "sortline_objects_targeted") == snap.controller["objects_targeted"]
+    load = snap.belt_load
+    assert load is not None and load.segments > 0
+    assert value(samples, "sortline_segments") == load.segments
+    assert value(samples, "sortline_segments_merged") == load.segments_merged
+    # one window of the belt load is 300 frames: not yet, so no ratio is published
+    assert load.merged_share is None and "sortline_segments_merged_ratio" not in samples
 
 
 def test_pulse_counters_match_the_plc_status(served: tuple[SortingLine, str]) -> None:
