@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 Severity = Literal["critical", "warning", "info"]
 LINK_GRACE_S = 10.0  # a PLC never reached (and no error yet): alarm after this
+OVERFED_CLEAR = 0.8  # belt_overfed clears below this share of its limit
 
 
 class Raised(NamedTuple):
@@ -213,6 +214,7 @@ class AlarmEvaluator:
         self._records = (0, 0)  # failed, written at the last look
         self._records_failing = False
         self._stamped = False  # a frame had its encoder count by the last look
+        self._overfed = False  # belt_overfed held at the last look
 
     def evaluate(self, o: Observation) -> dict[str, Raised]:
         out: dict[str, Raised] = {}
@@ -239,16 +241,26 @@ class AlarmEvaluator:
                 f"confidence {self.cfg.uncertain_below:g} over the last {u.frames} frames "
                 f"(baseline {u.baseline:.0%}); model {o.model}",
             )
+        self._belt_load(o, out)
+        return out
+
+    def _belt_load(self, o: Observation, out: dict[str, Raised]) -> None:
+        """Raised at ``overfed_covered_share``, held down to 0.8 of it (a belt
+        loaded near the limit does not flap); a block too empty to judge clears."""
         load = o.belt_load
-        if load is not None and load.judged and load.merged_share >= self.cfg.overfed_merged_share:
+        if load is None:
+            return
+        limit = self.cfg.overfed_covered_share
+        floor = OVERFED_CLEAR * limit if self._overfed else limit
+        self._overfed = load.judged and load.covered_share >= floor
+        if self._overfed:
             out["belt_overfed"] = Raised(
                 "warning",
-                f"belt overfed: {load.merged_share:.0%} of {load.segments} segments over the last "
-                f"{load.frames} frames look like touching pieces (at or above "
-                f"{self.cfg.overfed_merged_share:.0%}), {load.covered_share:.0%} of the view "
-                "covered: touching pieces go to one bin together; slow the feeder",
+                f"belt overfed: {load.covered_share:.0%} of the view covered over the last "
+                f"{load.frames} frames (limit {limit:.0%}), {load.merged_share:.0%} of "
+                f"{load.segments} segments look like touching pieces: touching pieces go to "
+                "one bin together; slow the feeder",
             )
-        return out
 
     def _plc(self, o: Observation, out: dict[str, Raised]) -> None:
         if not o.plc_started:

@@ -24,9 +24,9 @@ deadline_misses     warning  more than ``deadline_misses_max`` in ``deadline_win
 records             warning  the sort-record writer fails, or drops (window)
 model_uncertainty   warning  share of detections below ``uncertain_below`` well
                              above its running baseline
-belt_overfed        warning  share of segments flagged as probable merges (touching
-                             pieces) at or above ``overfed_merged_share`` over
-                             ``load_window_frames`` (``sortline.belt_load``)
+belt_overfed        warning  share of the view covered by fragments at or above
+                             ``overfed_covered_share`` over ``load_window_frames``
+                             (``sortline.belt_load``; cleared below 0.8 of it)
 mqtt.link           warning  the MQTT broker of the Sparkplug B node is unreachable
                              (``sortline.sparkplug``; data held back, bounded)
 valve.<v>           warning  valve v (PLC numbering, IR 100+2v) ran no (dead) or

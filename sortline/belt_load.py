@@ -2,21 +2,29 @@
 
 Purity at load is lost to touching fragments (issue 15; ``bench/README.md``,
 "what merge rate the targets ask of a segmenter"): two pieces in one segment
-go to one bin. The share of segments vision flags as probable merges
-(``Detections.merged``: larger than the running median and not solid) rises
-with the feed, and so does the purity lost; on the virtual plant's report
-card (25 mm shred, 2.5 m/s, seed 101) it reads 0.04 at 50 fragments/s
-(purity 0.92), 0.075 at 250/s (0.86), 0.10 at 500/s (0.78), 0.13 at 1,000/s
-(0.70). It needs no ground truth, so a line can show it live: operators slow
-the feeder when it climbs (``belt_overfed`` alarm, ``[alarms]``).
+go to one bin. Two shares, needing no ground truth, show it live:
+
+- **covered**: the share of the camera's view covered by fragments (sum of
+  the segments' areas over the view's area; overlapping pieces count once,
+  as seen). Sorters rate their load by it (belt occupancy). On the virtual
+  plant (25 mm shred, 2.5 m/s, tuning seed 3002): 0.01 at 50 fragments/s,
+  0.04 at 250/s, 0.09 at 500/s, 0.17 at 1,000/s, 0.29 at 2,000/s (the report
+  card's purity there, seed 101: 0.92, 0.86, 0.78, 0.70, 0.59); ``crowded``
+  0.10, ``default`` 0.02. The ``belt_overfed`` warning (``[alarms]
+  overfed_covered_share``, 0.20 by default: beyond the issue's 1,000/s) says
+  the line is fed beyond its rating: slow the feeder.
+- **merged**: the share of segments vision flags as probable merges
+  (``Detections.merged``: larger than the running median and not solid). It
+  rises with the load (shred above: 0.05, 0.07, 0.08, 0.13, 0.16) but its
+  floor is the material's, not the load's: large ragged single pieces are
+  flagged too (``default`` 0.07, ``dirty`` 0.09 on a belt 1 % covered). A
+  gauge to watch, not an alarm.
 
 ``BeltLoadListener`` (a frame-loop listener: a few additions per cycle)
 counts segments and flagged merges since start, and per block of
-``window_frames`` frames publishes a ``BeltLoadReading``: the merged share
-and the share of the camera's view covered by fragments (sum of the
-segments' areas over the view's area; overlapping pieces count once, as
-seen). A block of fewer than ``min_segments`` segments is published too (an
-emptying belt clears the alarm) but ``judged`` is False: too few to say.
+``window_frames`` frames publishes a ``BeltLoadReading``. A block of fewer
+than ``min_segments`` segments is published too (an emptying belt clears the
+alarm) but ``judged`` is False: too few to say.
 """
 
 from __future__ import annotations

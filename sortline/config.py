@@ -487,12 +487,12 @@ class AlarmsSection(BaseModel):
     load_min_segments: int = Field(
         200, ge=1, description="per window, to judge the belt load (fewer: too empty to say)"
     )
-    overfed_merged_share: float = Field(
-        0.10,
+    overfed_covered_share: float = Field(
+        0.20,
         gt=0,
         le=1,
-        description="share of segments flagged as probable merges (touching pieces) at or above "
-        "which the belt is overfed: warning (1: never)",
+        description="share of the camera's view covered by fragments at or above which the belt "
+        "is overfed: warning, cleared below 0.8 of it (1: never)",
     )
     valve_window_s: float = Field(120.0, gt=0, le=86400)
     valve_min_cycles: int = Field(
