@@ -16,9 +16,17 @@ from vision.kernels_split import _chroma_class, _label4, _open3
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _warm_counts(small, labels, boxes, which, dark_sum, warm_rb):
-    """(K, 2) float64 per label in ``which`` (K,): its red-metal pixels (as
-    ``_chroma_class``) and its other pixels whose four neighbours are all of the
+def _metal(b, g, r, dark_sum, warm_rb, blue):
+    """A red-metal pixel of the warm cue: red metal by ``_chroma_class`` (1) and B
+    at least ``blue`` x R (a metal reflects every colour: copper and brass keep B
+    near 0.4 R, a yellow or red paint or plastic goes under 0.25)."""
+    return _chroma_class(b, g, r, dark_sum, warm_rb, 1.0) == 1 and b >= blue * r
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _warm_counts(small, labels, boxes, which, dark_sum, warm_rb, blue):
+    """(K, 2) float64 per label in ``which`` (K,): its red-metal pixels (``_metal``)
+    and its other pixels whose four neighbours are all of the
     label (a lone red piece's blurred rim does not count), read inside their boxes
     (``boxes``: (n, 4+) left, top, width, height per label value)."""
     k = which.size
@@ -34,11 +42,8 @@ def _warm_counts(small, labels, boxes, which, dark_sum, warm_rb):
             for c in range(x0, x1):
                 if labels[r, c] != lab:
                     continue
-                kind = _chroma_class(
-                    float(small[r, c, 0]), float(small[r, c, 1]), float(small[r, c, 2]),
-                    dark_sum, warm_rb, 1.0,
-                )  # fmt: skip
-                if kind == 1:
+                b, g, rr = float(small[r, c, 0]), float(small[r, c, 1]), float(small[r, c, 2])
+                if _metal(b, g, rr, dark_sum, warm_rb, blue):
                     red += 1.0
                     continue
                 if r == 0 or c == 0 or r == h - 1 or c == w - 1:
@@ -73,7 +78,7 @@ def _on_outline(region, n, comp):
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _warm_seeds(
-    small, labels, lab, r0, c0, h, w, dark, rb, min_red, min_piece, coherence, solid,
+    small, labels, lab, r0, c0, h, w, dark, rb, blue, min_red, min_piece, coherence, solid,
     rest_share, max_rest,
 ):  # fmt: skip
     """Watershed markers of the warm cue for label ``lab`` in its box (rows r0..r0+h,
@@ -81,7 +86,7 @@ def _warm_seeds(
     1 px frame and outside the label, 0 inside, 1 the red-metal region, 2..G the
     rest's regions, and the marker count G (1: no cut).
 
-    Red metal as ``_chroma_class`` (1); the rest is every other pixel of the label
+    Red metal as ``_metal``; the rest is every other pixel of the label
     (grey, dark, any other colour). The red pixels, opened 3x3, must keep
     ``coherence`` of them in their largest 4-connected region (the first in raster
     order among equals), of at least ``min_red`` px, filling ``solid`` of its convex
@@ -100,11 +105,10 @@ def _warm_seeds(
             if labels[r0 + r, c0 + c] != lab:
                 continue
             comp[r, c] = 1
-            kind = _chroma_class(
+            if _metal(
                 float(small[r0 + r, c0 + c, 0]), float(small[r0 + r, c0 + c, 1]),
-                float(small[r0 + r, c0 + c, 2]), dark, rb, 1.0,
-            )  # fmt: skip
-            if kind == 1:
+                float(small[r0 + r, c0 + c, 2]), dark, rb, blue,
+            ):  # fmt: skip
                 red[r, c] = 1
                 n_red += 1
             else:

@@ -78,6 +78,7 @@ class SegmentParams:
     # region at least split_warm_min_px (full-res px), the rest's regions that reach
     # the outline, the split_warm_max_rest largest, holding split_warm_rest_share of it
     split_warm: bool = False
+    split_warm_blue: float = 0.26  # ... its red metal also B >= this x R (not a paint)
     split_warm_min_px: float = 100.0
     split_warm_piece_px: float = 100.0  # ... the rest's regions at least this (full-res px)
     split_warm_rest_share: float = 0.4

@@ -11,8 +11,11 @@ tuning seeds' frames (``/work/briefs/s15/h2_readme.md`` has the table).
 
 Rule: a large component with at least ``split_warm_min_px`` red-metal pixels
 (the chroma cue's pixel rule: (R - B) / (B + G + R) >= ``split_chroma_rb``, B +
-G + R >= ``split_chroma_dark``) and ``split_warm_piece_px`` other pixels inside
-its outline (a lone red piece's blurred rim is not counted). Its red
+G + R >= ``split_chroma_dark``; and B >= ``split_warm_blue`` x R: a metal reflects
+every colour, so copper and brass keep B near 0.4 R where a yellow or red
+battery wrap or plastic goes under 0.25, and such a wrap's band is not cut out)
+and ``split_warm_piece_px`` other pixels inside its outline (a lone red piece's
+blurred rim is not counted). Its red
 pixels, opened 3x3, must be mostly one 4-connected region
 (``split_chroma_coherence``) of at least ``split_warm_min_px``, solid
 (``split_chroma_solidity`` of its hull: rust blotches and a PCB's pads are not);
@@ -57,6 +60,9 @@ class WarmParams(Protocol):
     def split_warm(self) -> bool: ...
 
     @property
+    def split_warm_blue(self) -> float: ...
+
+    @property
     def split_warm_min_px(self) -> float: ...
 
     @property
@@ -79,8 +85,9 @@ def warm_labels(
         return set()
     which = which.astype(np.int64)
     counts = _warm_counts(
-        small, labels, stats, which, float(p.split_chroma_dark), float(p.split_chroma_rb)
-    )
+        small, labels, stats, which, float(p.split_chroma_dark), float(p.split_chroma_rb),
+        float(p.split_warm_blue),
+    )  # fmt: skip
     s2 = float(p.scale * p.scale)
     ok = (counts[:, 0] >= p.split_warm_min_px / s2) & (counts[:, 1] >= p.split_warm_piece_px / s2)
     return set(which[ok].tolist())
@@ -95,7 +102,8 @@ def warm_markers(
     s2 = float(p.scale * p.scale)
     markers, n = _warm_seeds(
         small, labels, lab, y, x, h, w, float(p.split_chroma_dark), float(p.split_chroma_rb),
-        p.split_warm_min_px / s2, p.split_warm_piece_px / s2, float(p.split_chroma_coherence),
-        float(p.split_chroma_solidity), float(p.split_warm_rest_share), int(p.split_warm_max_rest),
+        float(p.split_warm_blue), p.split_warm_min_px / s2, p.split_warm_piece_px / s2,
+        float(p.split_chroma_coherence), float(p.split_chroma_solidity),
+        float(p.split_warm_rest_share), int(p.split_warm_max_rest),
     )  # fmt: skip
     return markers, int(n)

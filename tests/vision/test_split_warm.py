@@ -1,9 +1,10 @@
 """The warm split (``vision.split_warm``, cue 5 of ``vision.split``): a red metal
 lying on a green board, a black or a blue plastic is cut from it (the chroma
 cue, red against grey, is not); a lone copper plate with dirt blotches, a rusty
-steel plate, a board with gold pads and a red battery wrap with a white band
-are not. The compiled ``_warm_counts`` and ``_warm_seeds`` against their NumPy and
-OpenCV twins."""
+steel plate, a board with gold pads, a red battery wrap with a white band and
+a blue one with a yellow band (as red as brass, but a paint) are not. The
+compiled ``_warm_counts`` and ``_warm_seeds`` against their NumPy and OpenCV
+twins."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ BLUE = (200, 90, 30)
 DIRT = (62, 70, 78)
 WRAP = (40, 40, 200)  # a red battery wrap
 WHITE = (225, 225, 225)
+YELLOW = (40, 180, 210)  # a battery wrap's yellow: as red as brass, B far under 0.26 R
 
 
 def _scene(kind: str, seed: int = 0) -> np.ndarray:
@@ -64,6 +66,9 @@ def _scene(kind: str, seed: int = 0) -> np.ndarray:
         img[200:280, 460:800] = WRAP
         img[200:280, 560:660] = WHITE
         img[200:280, 460:470] = (190, 192, 195)
+    elif kind == "yellow_band":  # a blue wrap with a yellow band (a paint, not brass)
+        img[200:280, 460:800] = (160, 70, 30)
+        img[200:280, 560:660] = YELLOW
     img += rng.normal(0, 3, img.shape).astype(np.int16)
     return np.clip(img, 0, 255).astype(np.uint8)
 
@@ -77,7 +82,8 @@ def _areas(image: np.ndarray, warm: bool) -> list[int]:
 @pytest.mark.parametrize(
     ("kind", "want"),
     [("brass_on_pcb", 2), ("copper_on_black", 2), ("copper_on_blue", 2), ("wire_on_pcb", 2),
-     ("dirty_copper", 1), ("lone", 1), ("rust", 1), ("pcb", 1), ("battery", 1)],
+     ("dirty_copper", 1), ("lone", 1), ("rust", 1), ("pcb", 1), ("battery", 1),
+     ("yellow_band", 1)],
 )  # fmt: skip
 def test_warm_split(kind: str, want: int) -> None:
     image = _scene(kind)
@@ -90,13 +96,13 @@ def test_warm_split(kind: str, want: int) -> None:
 
 def warm_counts_twin(
     small: np.ndarray, labels: np.ndarray, boxes: np.ndarray, which: np.ndarray,
-    dark: float, rb: float,
+    dark: float, rb: float, blue: float,
 ) -> np.ndarray:  # fmt: skip
     """NumPy twin of ``vision.kernels_warm._warm_counts``."""
     out = np.zeros((which.size, 2))
     px = small.astype(np.float64)
     tot = px.sum(axis=2)
-    red = (tot >= dark) & (px[..., 2] - px[..., 0] >= rb * tot)
+    red = (tot >= dark) & (px[..., 2] - px[..., 0] >= rb * tot) & (px[..., 0] >= blue * px[..., 2])
     for i, lab in enumerate(which.tolist()):
         x, y, w, h = (int(v) for v in boxes[lab, :4])
         inside = np.zeros(labels.shape, bool)
@@ -130,10 +136,12 @@ def test_warm_counts_equal_the_numpy_twin() -> None:
                 boxes[k] = xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1, 0
         which = np.array([k for k in range(1, 7) if boxes[k, 2] > 0 and rng.random() < 0.8])
         dark, rb = float(rng.uniform(0, 300)), float(rng.uniform(0.01, 0.3))
-        got = _warm_counts(small, labels, boxes, which.astype(np.int64), dark, rb)
-        want = warm_counts_twin(small, labels, boxes, which, dark, rb)
+        blue = float(rng.uniform(0, 0.5))
+        got = _warm_counts(small, labels, boxes, which.astype(np.int64), dark, rb, blue)
+        want = warm_counts_twin(small, labels, boxes, which, dark, rb, blue)
         np.testing.assert_array_equal(got, want, err_msg=f"trial {trial}")
-    assert _warm_counts(small, labels, boxes, np.zeros(0, np.int64), 60.0, 0.15).shape == (0, 2)
+    none = np.zeros(0, np.int64)
+    assert _warm_counts(small, labels, boxes, none, 60.0, 0.15, 0.26).shape == (0, 2)
 
 
 _K3 = np.ones((3, 3), np.uint8)
@@ -166,11 +174,8 @@ def warm_markers_twin(
     h, w = comp.shape
     px = roi[1:-1, 1:-1].astype(np.float64)
     total = px.sum(axis=2)
-    red = (
-        comp
-        & (total >= p.split_chroma_dark)
-        & (px[..., 2] - px[..., 0] >= p.split_chroma_rb * total)
-    )
+    lit = comp & (total >= p.split_chroma_dark) & (px[..., 0] >= p.split_warm_blue * px[..., 2])
+    red = lit & (px[..., 2] - px[..., 0] >= p.split_chroma_rb * total)
     rest = comp & ~red
     min_red, piece = p.split_warm_min_px / 4.0, p.split_warm_piece_px / 4.0
     if red.sum() < min_red or rest.sum() < piece:
@@ -219,8 +224,9 @@ def _seeds(
     h, w = int(ys.max()) - y + 1, int(xs.max()) - x + 1
     got = _warm_seeds(
         small, labels, lab, y, x, h, w, p.split_chroma_dark, p.split_chroma_rb,
-        p.split_warm_min_px / 4.0, p.split_warm_piece_px / 4.0, p.split_chroma_coherence,
-        p.split_chroma_solidity, p.split_warm_rest_share, p.split_warm_max_rest,
+        p.split_warm_blue, p.split_warm_min_px / 4.0, p.split_warm_piece_px / 4.0,
+        p.split_chroma_coherence, p.split_chroma_solidity, p.split_warm_rest_share,
+        p.split_warm_max_rest,
     )  # fmt: skip
     roi = cv2.copyMakeBorder(small[y : y + h, x : x + w], 1, 1, 1, 1, cv2.BORDER_REPLICATE)
     want = warm_markers_twin(roi, labels[y : y + h, x : x + w] == lab, p)
@@ -250,18 +256,18 @@ def test_warm_seeds_equal_the_opencv_twin_on_the_scenes() -> None:
     the others refused, as the twin."""
     cases = []
     for kind in ("brass_on_pcb", "copper_on_black", "wire_on_pcb", "dirty_copper", "lone",
-                 "rust", "pcb", "battery"):  # fmt: skip
+                 "rust", "pcb", "battery", "yellow_band"):  # fmt: skip
         small = cv2.resize(_scene(kind), (640, 256), interpolation=cv2.INTER_AREA)
         labels = (np.abs(small.astype(int) - BELT).sum(axis=2) >= 24).astype(np.int32)
         cases.append((small, labels))
-    assert _check_seeds(cases) == (3, 5)
+    assert _check_seeds(cases) == (3, 6)
 
 
 def test_warm_seeds_equal_the_opencv_twin() -> None:
     """Random heaps of red, grey, green, black and blue patches: the same markers
     (when both find a cut) and the same count."""
     rng = np.random.default_rng(5)
-    colours = [BRASS, COPPER, STEEL, RUST, PCB, BLACK, BLUE]
+    colours = [BRASS, COPPER, STEEL, RUST, PCB, BLACK, BLUE, YELLOW]
     cases = []
     for _ in range(40):
         small = np.full((90, 120, 3), BELT, np.uint8)
