@@ -127,16 +127,6 @@ def _warm_seeds(
     top = area[best]
     if top < min_red or top < coherence * n_red:
         return no, 1
-    one = np.zeros((h, w), np.int32)
-    for r in range(h):
-        for c in range(w):
-            if region[r, c] == best:
-                one[r, c] = 1
-    box = np.array([[0, 0, w - 1, h - 1]], np.int64)
-    sol = np.zeros(1, np.float64)
-    _solidity(one, np.ones(1, np.int32), box, np.full(1, float(top)), np.zeros(1, np.int64), sol)
-    if sol[0] < solid:
-        return no, 1
     others, o_area = _label4(_open3(rest))
     edge = _on_outline(others, o_area.size, comp)
     keep = np.zeros(max_rest, np.int64)
@@ -161,6 +151,16 @@ def _warm_seeds(
         n_keep += 1
         held += o_area[pick]
     if n_keep == 0 or held < rest_share * n_rest:
+        return no, 1
+    one = np.zeros((h, w), np.int32)  # the red region's hull last: the dearest check
+    for r in range(h):
+        for c in range(w):
+            if region[r, c] == best:
+                one[r, c] = 1
+    box = np.array([[0, 0, w - 1, h - 1]], np.int64)
+    sol = np.zeros(1, np.float64)
+    _solidity(one, np.ones(1, np.int32), box, np.full(1, float(top)), np.zeros(1, np.int64), sol)
+    if sol[0] < solid:
         return no, 1
     g = 1 + n_keep
     markers = np.full((h + 2, w + 2), g + 1, np.int32)
