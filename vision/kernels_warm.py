@@ -12,23 +12,27 @@ import numpy as np
 from numba import njit
 
 from vision.kernels import _solidity
-from vision.kernels_split import _chroma_class, _label4, _open3
+from vision.kernels_split import _label4, _open3
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _metal(b, g, r, dark_sum, warm_rb, blue):
-    """A red-metal pixel of the warm cue: red metal by ``_chroma_class`` (1) and B
-    at least ``blue`` x R (a metal reflects every colour: copper and brass keep B
-    near 0.4 R, a yellow or red paint or plastic goes under 0.25)."""
-    return _chroma_class(b, g, r, dark_sum, warm_rb, 1.0) == 1 and b >= blue * r
+    """A red-metal pixel of the warm cue (``b``, ``g``, ``r``: int32): red metal by
+    ``_chroma_class`` (B + G + R at least ``dark_sum``, (R - B) / (B + G + R) at
+    least ``warm_rb``) and B at least ``blue`` x R (a metal reflects every colour:
+    copper and brass keep B near 0.4 R, a yellow or red paint or plastic goes
+    under 0.25). Integer sums, compared in float64: exact."""
+    s = b + g + r
+    return s >= dark_sum and r - b >= warm_rb * s and b >= blue * r
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _warm_counts(small, labels, boxes, which, dark_sum, warm_rb, blue):
+def _warm_counts(small, labels, boxes, which, dark_sum, warm_rb, blue, min_red):
     """(K, 2) float64 per label in ``which`` (K,): its red-metal pixels (``_metal``)
-    and its other pixels whose four neighbours are all of the
-    label (a lone red piece's blurred rim does not count), read inside their boxes
-    (``boxes``: (n, 4+) left, top, width, height per label value)."""
+    and, where those are at least ``min_red`` (else 0), its other pixels whose
+    four neighbours are all of the label (a lone red piece's blurred rim does not
+    count), read inside their boxes (``boxes``: (n, 4+) left, top, width, height
+    per label value). Most labels hold no red metal: one pass each."""
     k = which.size
     h, w = labels.shape[0], labels.shape[1]
     out = np.zeros((k, 2), np.float64)
@@ -36,22 +40,33 @@ def _warm_counts(small, labels, boxes, which, dark_sum, warm_rb, blue):
         lab = which[i]
         x0, y0 = int(boxes[lab, 0]), int(boxes[lab, 1])
         x1, y1 = x0 + int(boxes[lab, 2]), y0 + int(boxes[lab, 3])
-        red = 0.0
-        rest = 0.0
+        red = 0
         for r in range(y0, y1):
+            row = labels[r]
+            img = small[r]
             for c in range(x0, x1):
-                if labels[r, c] != lab:
-                    continue
-                b, g, rr = float(small[r, c, 0]), float(small[r, c, 1]), float(small[r, c, 2])
-                if _metal(b, g, rr, dark_sum, warm_rb, blue):
-                    red += 1.0
-                    continue
-                if r == 0 or c == 0 or r == h - 1 or c == w - 1:
-                    continue
-                inner = labels[r - 1, c] == lab and labels[r + 1, c] == lab
-                if inner and labels[r, c - 1] == lab and labels[r, c + 1] == lab:
-                    rest += 1.0
+                if row[c] == lab and _metal(
+                    np.int32(img[c, 0]), np.int32(img[c, 1]), np.int32(img[c, 2]),
+                    dark_sum, warm_rb, blue,
+                ):  # fmt: skip
+                    red += 1
         out[i, 0] = red
+        if red < min_red:
+            continue
+        rest = 0
+        for r in range(max(y0, 1), min(y1, h - 1)):
+            row = labels[r]
+            img = small[r]
+            for c in range(max(x0, 1), min(x1, w - 1)):
+                if row[c] != lab or row[c - 1] != lab or row[c + 1] != lab:
+                    continue
+                if labels[r - 1, c] != lab or labels[r + 1, c] != lab:
+                    continue
+                if not _metal(
+                    np.int32(img[c, 0]), np.int32(img[c, 1]), np.int32(img[c, 2]),
+                    dark_sum, warm_rb, blue,
+                ):  # fmt: skip
+                    rest += 1
         out[i, 1] = rest
     return out
 
@@ -105,9 +120,10 @@ def _warm_seeds(
             if labels[r0 + r, c0 + c] != lab:
                 continue
             comp[r, c] = 1
+            px = small[r0 + r]
             if _metal(
-                float(small[r0 + r, c0 + c, 0]), float(small[r0 + r, c0 + c, 1]),
-                float(small[r0 + r, c0 + c, 2]), dark, rb, blue,
+                np.int32(px[c0 + c, 0]), np.int32(px[c0 + c, 1]), np.int32(px[c0 + c, 2]),
+                dark, rb, blue,
             ):  # fmt: skip
                 red[r, c] = 1
                 n_red += 1

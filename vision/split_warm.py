@@ -84,11 +84,11 @@ def warm_labels(
     if which.size == 0 or not p.split_warm:
         return set()
     which = which.astype(np.int64)
+    s2 = float(p.scale * p.scale)
     counts = _warm_counts(
         small, labels, stats, which, float(p.split_chroma_dark), float(p.split_chroma_rb),
-        float(p.split_warm_blue),
+        float(p.split_warm_blue), p.split_warm_min_px / s2,
     )  # fmt: skip
-    s2 = float(p.scale * p.scale)
     ok = (counts[:, 0] >= p.split_warm_min_px / s2) & (counts[:, 1] >= p.split_warm_piece_px / s2)
     return set(which[ok].tolist())
 

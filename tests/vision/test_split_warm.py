@@ -96,7 +96,7 @@ def test_warm_split(kind: str, want: int) -> None:
 
 def warm_counts_twin(
     small: np.ndarray, labels: np.ndarray, boxes: np.ndarray, which: np.ndarray,
-    dark: float, rb: float, blue: float,
+    dark: float, rb: float, blue: float, min_red: float,
 ) -> np.ndarray:  # fmt: skip
     """NumPy twin of ``vision.kernels_warm._warm_counts``."""
     out = np.zeros((which.size, 2))
@@ -111,7 +111,8 @@ def warm_counts_twin(
         inner = np.zeros_like(mine)  # all four neighbours of the label, not on the image's edge
         core = mine[1:-1, 1:-1] & (labels[:-2, 1:-1] == lab) & (labels[2:, 1:-1] == lab)
         inner[1:-1, 1:-1] = core & (labels[1:-1, :-2] == lab) & (labels[1:-1, 2:] == lab)
-        out[i] = red[mine].sum(), (inner & ~red).sum()
+        n_red = red[mine].sum()
+        out[i] = n_red, (inner & ~red).sum() if n_red >= min_red else 0
     return out
 
 
@@ -136,12 +137,12 @@ def test_warm_counts_equal_the_numpy_twin() -> None:
                 boxes[k] = xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1, 0
         which = np.array([k for k in range(1, 7) if boxes[k, 2] > 0 and rng.random() < 0.8])
         dark, rb = float(rng.uniform(0, 300)), float(rng.uniform(0.01, 0.3))
-        blue = float(rng.uniform(0, 0.5))
-        got = _warm_counts(small, labels, boxes, which.astype(np.int64), dark, rb, blue)
-        want = warm_counts_twin(small, labels, boxes, which, dark, rb, blue)
+        blue, min_red = float(rng.uniform(0, 0.5)), float(rng.uniform(0, 60))
+        got = _warm_counts(small, labels, boxes, which.astype(np.int64), dark, rb, blue, min_red)
+        want = warm_counts_twin(small, labels, boxes, which, dark, rb, blue, min_red)
         np.testing.assert_array_equal(got, want, err_msg=f"trial {trial}")
     none = np.zeros(0, np.int64)
-    assert _warm_counts(small, labels, boxes, none, 60.0, 0.15, 0.26).shape == (0, 2)
+    assert _warm_counts(small, labels, boxes, none, 60.0, 0.15, 0.26, 25.0).shape == (0, 2)
 
 
 _K3 = np.ones((3, 3), np.uint8)
