@@ -44,12 +44,12 @@ def _warm_counts(small, labels, boxes, which, dark_sum, warm_rb, blue, min_red):
         for r in range(y0, y1):
             row = labels[r]
             img = small[r]
-            for c in range(x0, x1):
-                if row[c] == lab and _metal(
-                    np.int32(img[c, 0]), np.int32(img[c, 1]), np.int32(img[c, 2]),
-                    dark_sum, warm_rb, blue,
-                ):  # fmt: skip
-                    red += 1
+            for c in range(x0, x1):  # ``_metal`` without branches: most pixels are not
+                b, g, rr = np.int32(img[c, 0]), np.int32(img[c, 1]), np.int32(img[c, 2])
+                s = b + g + rr
+                red += (
+                    (row[c] == lab) & (s >= dark_sum) & (rr - b >= warm_rb * s) & (b >= blue * rr)
+                )
         out[i, 0] = red
         if red < min_red:
             continue
