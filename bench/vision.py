@@ -17,7 +17,8 @@ segmentation: against the plant's ground truth on every preset (held-out
               own), pipelines on the same frames (``--variants``; "every":
               every view classified; "tracks": the line as it is;
               "tracks_colour": with the colour split on; "tracks_nochroma":
-              without the chroma cue (session 14); "tracks_learned":
+              without the chroma cue (session 14); "tracks_warm": with the
+              warm split on (session 15, ``vision.split_warm``); "tracks_learned":
               the learned instance cue in place of the classic split, one
               per model of ``--seg-model`` (a comma list compares them:
               "tracks_learned[seg-v1]", "tracks_learned[seg-v2]");
@@ -44,15 +45,17 @@ segmentation: against the plant's ground truth on every preset (held-out
               revision from before a change of the segmentation differs by
               design). ``--cpu-chroma``: the tree's pipeline with session 14's
               chroma split and one-material merge flag on (the defaults
-              since: kept for the commands of session 14's results). ``--crop-budget
-              N`` also runs the tree's pipeline with at most N crops a frame
+              since: kept for the commands of session 14's results).
+              ``--cpu-warm``: the tree's pipeline with the warm split on
+              (session 15). ``--crop-budget N`` also runs the tree's pipeline
+              with at most N crops a frame
               (the same segments; other crops and classes by design).
 
     sortline bench vision [--json OUT] [--quick] [--threads N] [--mode M] [--model M]
     sortline bench vision --study crowded:0,shred:500,shred:1000 [--frames N] [--json OUT]
                           [--variants tracks,tracks_learned] [--seed N] [--seg-model M]
     sortline bench vision --cpu shred:500,shred:1000 [--baseline REV] [--crop-budget N]
-                          [--cpu-chroma] [--frames N] [--seed N]
+                          [--cpu-chroma] [--cpu-warm] [--frames N] [--seed N]
 """
 
 from __future__ import annotations
@@ -288,6 +291,7 @@ VARIANTS = (
     "tracks_max4",
     "tracks_conf80",
     "tracks_nochroma",
+    "tracks_warm",
 )
 DEFAULT_VARIANTS = VARIANTS[:4]  # tracks_onecut on request (issue 15, not taken)
 
@@ -311,6 +315,7 @@ def _variants(
         "tracks": (CropPolicy(), SegmentParams()),
         "tracks_colour": (CropPolicy(), SegmentParams(split_colour_diff=60.0)),
         "tracks_nochroma": (CropPolicy(), SegmentParams(split_chroma=False)),
+        "tracks_warm": (CropPolicy(), SegmentParams(split_warm=True)),  # session 15
         "tracks_learned": (CropPolicy(), learned),
         "tracks_learned_noseam": (CropPolicy(), noseam),
         "tracks_onecut": (CropPolicy(), SegmentParams(split_max_cuts=1)),  # no re-split
@@ -356,6 +361,46 @@ def _count_merges(m: dict[str, int], st: dict[str, Any], dets: Any, scale: int) 
     m["multi"] += int(multi.sum())
     m["flagged"] += int(dets.merged.sum())
     m["flagged_multi"] += int((dets.merged & multi).sum())
+
+
+_TARGETS = ("copper", "brass", "battery")  # the default recipe's (issue 15)
+
+
+def _count_pairs(pairs: dict[str, int], seg: Any, truth: Any) -> None:
+    """Add one frame's cross-class merges to ``pairs`` ("TARGET|OTHER" -> count): for
+    each target fragment (the default recipe's), each non-target whose visible
+    pixels lie at least half in the target's main segment (low resolution, as
+    ``segment_truth``)."""
+    from bench._line_truth import _downsampled_truth
+    from core.classes import DEFAULT_CLASSES
+
+    lab = _downsampled_truth(truth, seg.labels.shape, seg.scale)
+    fids = np.asarray(truth.fragment_id, np.int64)
+    cls = np.asarray(truth.class_id, np.int64)
+    if fids.size < 2:
+        return
+    order = np.argsort(fids)
+    both = (lab >= 0) & (seg.labels > 0)
+    fi = order[np.searchsorted(fids[order], lab[both])]
+    si = seg.labels[both].astype(np.int64)
+    key, n = np.unique(fi * (int(si.max()) + 1) + si, return_counts=True)
+    f_of, s_of = key // (int(si.max()) + 1), key % (int(si.max()) + 1)
+    area = np.bincount(fi, minlength=fids.size)
+    main: dict[int, tuple[int, int]] = {}  # fragment -> (segment, pixels)
+    held: dict[int, list[int]] = {}  # segment -> fragments with half their pixels in it
+    for f, s_, c in zip(f_of.tolist(), s_of.tolist(), n.tolist(), strict=True):
+        if c > main.get(f, (0, 0))[1]:
+            main[f] = (s_, c)
+        if c >= 0.5 * max(int(area[f]), 1):
+            held.setdefault(s_, []).append(f)
+    target = np.isin(np.asarray(DEFAULT_CLASSES)[cls], _TARGETS)
+    for f, (s_, _) in main.items():
+        if not target[f] or area[f] * seg.scale**2 < 60:
+            continue
+        for o in held.get(s_, []):
+            if not target[o]:
+                k = f"{DEFAULT_CLASSES[cls[f]]}|{DEFAULT_CLASSES[cls[o]]}"
+                pairs[k] = pairs.get(k, 0) + 1
 
 
 def _merge_figures(m: dict[str, int]) -> dict[str, Any]:
@@ -407,6 +452,7 @@ def study(
     cpu: dict[str, list[float]] = {k: [] for k in pipes}
     crops = {k: 0 for k in pipes}
     merges = {k: dict.fromkeys(_MERGE_KEYS, 0) for k in pipes}
+    pairs: dict[str, dict[str, int]] = {k: {} for k in pipes}
     for i_frame in range(n_frames):
         f = plant.step()
         truth = plant.visible_truth()
@@ -422,6 +468,7 @@ def study(
             assert seg is not None
             st = segment_truth(seg.labels, seg.label_id, seg.scale, truth)
             _count_merges(merges[k], st, dets, seg.scale)
+            _count_pairs(pairs[k], seg, truth)
             seen = dets.class_id >= 0
             crops[k] += int(seen.sum())
             logp = np.log(np.maximum(dets.class_prob[seen].astype(np.float64), 1e-4))
@@ -447,6 +494,9 @@ def study(
             "fragments_classified": sum(1 for fid in frags if fid in evid[k]),
             "per_fragment_accuracy": round(right / max(len(frags), 1), 4),
             "merges": _merge_figures(merges[k]),
+            # target x non-target pair-frames in one segment (session 15)
+            "cross_class": sum(pairs[k].values()),
+            "cross_class_pairs": dict(sorted(pairs[k].items(), key=lambda kv: -kv[1])),
         }
     print(
         f"{preset}:{feed:g} "
@@ -456,7 +506,7 @@ def study(
             f"{out[k]['merges']['flag_precision']}/{out[k]['merges']['flag_recall']}, "
             f"{out[k]['crops_per_frame']} crops/frame, cpu p50/p99 "
             f"{out[k]['vision_cpu_ms']['p50']}/{out[k]['vision_cpu_ms']['p99']} ms, accuracy "
-            f"{out[k]['per_fragment_accuracy']}"
+            f"{out[k]['per_fragment_accuracy']}, target x other merged {out[k]['cross_class']}"
             for k in pipes
         ),
         file=sys.stderr,
@@ -514,6 +564,7 @@ def cpu(
     seg_model: str | None = None,
     crop_budget: int | None = None,
     chroma: bool = False,
+    warm: bool = False,
 ) -> dict[str, Any]:
     """One ``--cpu`` cell (see the module docstring); ``seg_model``: segment with
     this learned instance cue (``[vision] segmenter = "learned"``) instead of
@@ -522,7 +573,8 @@ def cpu(
     tree's pipeline with the chroma split and the merge flag's one-material check
     (``[vision] split_chroma``, ``merge_material``: session 14; the defaults since
     the end of that session, so it changes nothing now; kept for the commands the
-    session's results were made with)."""
+    session's results were made with); ``warm``: the tree's pipeline with the warm
+    split on (``[vision] split_warm``, session 15)."""
     import vision.segment as segment_mod
     from calibration.geometry import LineGeometry
     from models.registry import resolve_model
@@ -535,6 +587,8 @@ def cpu(
     from vision.merge import WARM_SHARE, MergeParams
 
     seg_params = segment_mod.SegmentParams(split_chroma=True) if chroma else None
+    if warm:
+        seg_params = segment_mod.SegmentParams(split_warm=True)
     merge = MergeParams(warm_share=WARM_SHARE) if chroma else MergeParams()
     if seg_model:
         from models.seg_models import resolve_seg_model
@@ -719,11 +773,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cpu-chroma", action="store_true",
                    help="--cpu: the tree's pipeline with [vision] split_chroma and "
                    "merge_material on (session 14)")  # fmt: skip
+    p.add_argument("--cpu-warm", action="store_true",
+                   help="--cpu: the tree's pipeline with [vision] split_warm on "
+                   "(session 15)")  # fmt: skip
     args = p.parse_args(argv)
     if args.cpu_learned and args.baseline:
         p.error("--cpu-learned: --baseline compares the classic split only")
     if args.cpu_learned and args.cpu_chroma:
         p.error("--cpu-chroma: the classic split only, not with --cpu-learned")
+    if args.cpu_learned and args.cpu_warm:
+        p.error("--cpu-warm: the classic split only, not with --cpu-learned")
     if args.cpu_learned and "," in args.seg_model:
         p.error("--cpu-learned: one --seg-model at a time")
     if args.cpu:
@@ -734,7 +793,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.crop_budget is not None and args.crop_budget < 1:
             p.error(f"--crop-budget {args.crop_budget} must be >= 1")
         rows = [cpu(name, feed, frames, args.model, args.seed, args.baseline, seg_model,
-                    args.crop_budget, args.cpu_chroma) for name, feed in cells]  # fmt: skip
+                    args.crop_budget, args.cpu_chroma, args.cpu_warm)
+                for name, feed in cells]  # fmt: skip
         emit_json({"command": "sortline bench vision " + " ".join(argv or sys.argv[1:]),
                    "load_avg_1m": [round(load0, 2), round(os.getloadavg()[0], 2)],
                    "cpus": os.cpu_count(),

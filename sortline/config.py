@@ -163,6 +163,11 @@ class VisionSection(BaseModel):
         description="classic split: a red metal on or against a grey one is cut between "
         "them (vision/split.py, cue 4); false: the split of session 13",
     )
+    split_warm: bool = Field(
+        False,
+        description="classic split: a red metal is cut from whatever else it touches "
+        "(PCB, rubber, coloured plastic; vision/split_warm.py, cue 5; session 15)",
+    )
     segmenter: Literal["classic", "learned"] = Field(
         "classic",
         description="touching fragments: classic (shape, notch and colour split) or learned "
@@ -191,7 +196,7 @@ class VisionSection(BaseModel):
         from vision.segment import SegmentParams
 
         if self.segmenter == "classic":
-            return SegmentParams(split_chroma=self.split_chroma)
+            return SegmentParams(split_chroma=self.split_chroma, split_warm=self.split_warm)
         path = resolve_seg_model(resolve(self.segmenter_model))
         threads = self.intra_op_threads
         return SegmentParams(segmenter="learned", learned_model=str(path), learned_threads=threads)

@@ -73,6 +73,16 @@ class SegmentParams:
     split_chroma_dark: float = 60.0
     split_chroma_coherence: float = 0.8
     split_chroma_solidity: float = 0.75
+    # the warm split (vision.split_warm, session 15; off by default): a red metal
+    # against anything else (the chroma rules above for its red region), its red
+    # region at least split_warm_min_px (full-res px), the rest's regions that reach
+    # the outline, the split_warm_max_rest largest, holding split_warm_rest_share of it
+    split_warm: bool = False
+    split_warm_blue: float = 0.26  # ... its red metal also B >= this x R (not a paint)
+    split_warm_min_px: float = 100.0
+    split_warm_piece_px: float = 100.0  # ... the rest's regions at least this (full-res px)
+    split_warm_rest_share: float = 0.4
+    split_warm_max_rest: int = 2
     # "classic": the shape, notch and colour split above; "learned": pieces seeded by
     # a learned instance cue (``vision.learned``, an ONNX model) instead
     segmenter: str = "classic"

@@ -47,6 +47,10 @@ there is one and falls midway where there is none):
    session 14. (The two brightest clusters of cue 3 fail here: a grey plate's
    own shading and dirt make its two clusters, not plate against piece.)
 
+5. Warm (session 15; ``split_warm``, off by default; after the chroma cue): a red
+   metal against whatever else it touches, one piece or several (a PCB, rubber, a
+   coloured plastic); ``vision/split_warm.py`` has the rule.
+
 Pieces are split again up to ``max_cuts`` levels (three fragments in a heap).
 """
 
@@ -69,6 +73,7 @@ from vision.kernels_split import (
     _two_means,
     _write_pieces,
 )
+from vision.split_warm import WarmParams, warm_labels, warm_markers
 
 __all__ = ["SplitParams", "split_touching"]
 
@@ -76,7 +81,7 @@ _K3 = np.ones((3, 3), np.uint8)
 SEED_DEPTH = 0.9  # watershed seeds: a group's maxima at least this x its deepest
 
 
-class SplitParams(Protocol):
+class SplitParams(WarmParams, Protocol):
     """The ``SegmentParams`` fields the split reads (lengths in full-res px)."""
 
     @property
@@ -203,6 +208,9 @@ def split_touching(
         chroma = _chroma_pairs(small, labels, stats, big[bright], p)
         todo.extend((lab, False, 0) for lab in sorted(chroma - queued))
         queued |= chroma
+    warm = warm_labels(small, labels, stats, big[bright], p)  # cue 5, vision.split_warm
+    todo.extend((lab, False, 0) for lab in sorted(warm - queued))
+    queued |= warm
     colours: dict[int, np.ndarray] = {}
     if p.split_colour_diff > 0:
         colours = _colour_pairs(small, labels, stats, big[bright], p)
@@ -214,8 +222,9 @@ def split_touching(
         lab, try_shape, level = todo.pop()
         stat = rows[0][lab] if lab < n else rows[1 + (lab - n)]
         pieces = _split_one(
-            small, labels, dist, lab, stat, try_shape, p, colours.get(lab), lab in chroma
-        )
+            small, labels, dist, lab, stat, try_shape, p, colours.get(lab), lab in chroma,
+            lab in warm,
+        )  # fmt: skip
         if pieces is None:
             continue
         markers, n_groups = pieces
@@ -253,6 +262,7 @@ def _split_one(
     p: SplitParams,
     centres: np.ndarray | None = None,
     chroma: bool = False,
+    warm: bool = False,
 ) -> tuple[np.ndarray, int] | None:
     """Watershed markers (after the watershed) and piece count for one label, or None;
     ``chroma``: try its red-metal and grey regions after the notches; ``centres``:
@@ -279,6 +289,8 @@ def _split_one(
             float(p.split_chroma_grey), p.split_min_piece_px / float(p.scale * p.scale),
             float(p.split_chroma_coherence), float(p.split_chroma_solidity),
         )  # fmt: skip
+    if n_groups < 2 and warm:  # a red metal against the rest (cue 5, vision.split_warm)
+        markers, n_groups = warm_markers(small, labels, lab, y, x, h, w, p)
     if n_groups < 2 and centres is None:
         return None
     roi = cv2.copyMakeBorder(small[y : y + h, x : x + w], 1, 1, 1, 1, cv2.BORDER_REPLICATE)
