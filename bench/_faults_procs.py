@@ -235,8 +235,14 @@ class Line:
     def causes(self) -> list[str]:
         return list(self.health().get("causes", []))
 
-    def status(self) -> dict[str, Any]:
-        code, body = http_json(f"{self.url}/status", headers=self.headers)
+    def status(self, tries: int = 3) -> dict[str, Any]:
+        """``GET /status``; a request nothing answered within 1 s is tried again
+        (up to ``tries`` in all: a loaded machine can stall the API a moment);
+        any answer other than 200 is an error at once."""
+        for _ in range(tries):
+            code, body = http_json(f"{self.url}/status", headers=self.headers)
+            if code != 0:
+                break
         if code != 200 or not isinstance(body, dict):
             raise RuntimeError(f"GET /status: {code} {str(body)[:200]}")
         return body
