@@ -39,7 +39,8 @@ segmentation: against the plant's ground truth on every preset (held-out
               ``vision/*.py`` of ``_BASELINE_FILES``) as of git revision REV
               beside it on the same frames, frame by frame in turn, and counts
               the frames where the two give other detections (boxes, classes,
-              class probabilities, merge flags) or crops (``frames_differing``,
+              class probabilities, merge flags, belt-mm centroids, extents, areas
+              and sizes), label images or crops (``frames_differing``,
               the 30 warm-up frames included; ``same_detections``: none; a
               revision from before a change of the segmentation differs by
               design). ``--cpu-chroma``: the tree's pipeline with session 14's
@@ -626,6 +627,8 @@ def cpu(
                         and np.array_equal(d.class_prob, ref.class_prob, equal_nan=True)
                         and np.array_equal(d.merged, ref.merged)
                         and _same_crops(pipes[k].last_crops, pipes["now"].last_crops)
+                        and _same_measures(d, ref)
+                        and np.array_equal(preps[k].segments.labels, preps["now"].segments.labels)
                     )
                 if not same and k.startswith("now, budget"):
                     raise SystemExit(f"--cpu: {k} and now differ on frame {i_frame}")
@@ -657,6 +660,14 @@ def cpu(
             f"{s} {c[s]['p50']}/{c[s]['p99']}" for s in _STAGES) + " ms (p50/p99)",
             file=sys.stderr, flush=True)  # fmt: skip
     return out
+
+
+def _same_measures(a: Any, b: Any) -> bool:
+    """The same belt-mm centroids, extents, areas and sizes (``Detections``)."""
+    return all(
+        np.array_equal(getattr(a, f), getattr(b, f), equal_nan=True)
+        for f in ("centroid_mm", "extent_mm", "area_mm2", "axes_mm")
+    )
 
 
 def _same_crops(a: np.ndarray | None, b: np.ndarray | None) -> bool:
