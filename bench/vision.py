@@ -40,7 +40,8 @@ segmentation: against the plant's ground truth on every preset (held-out
               ``vision/*.py`` of ``_BASELINE_FILES``) as of git revision REV
               beside it on the same frames, frame by frame in turn, and counts
               the frames where the two give other detections (boxes, classes,
-              class probabilities, merge flags) or crops (``frames_differing``,
+              class probabilities, merge flags, belt-mm centroids, extents, areas
+              and sizes), label images or crops (``frames_differing``,
               the 30 warm-up frames included; ``same_detections``: none; a
               revision from before a change of the segmentation differs by
               design). ``--cpu-chroma``: the tree's pipeline with session 14's
@@ -48,14 +49,17 @@ segmentation: against the plant's ground truth on every preset (held-out
               since: kept for the commands of session 14's results).
               ``--cpu-warm``: the tree's pipeline with the warm split on
               (session 15). ``--crop-budget N`` also runs the tree's pipeline
-              with at most N crops a frame
-              (the same segments; other crops and classes by design).
+              with at most N crops a frame (the same segments; other crops and
+              classes by design); ``--crop-frame-ms X`` with the crops that fit
+              in X ms of the frame's vision CPU (``CropPolicy.frame_ms``,
+              session 15).
 
     sortline bench vision [--json OUT] [--quick] [--threads N] [--mode M] [--model M]
     sortline bench vision --study crowded:0,shred:500,shred:1000 [--frames N] [--json OUT]
                           [--variants tracks,tracks_learned] [--seed N] [--seg-model M]
     sortline bench vision --cpu shred:500,shred:1000 [--baseline REV] [--crop-budget N]
-                          [--cpu-chroma] [--cpu-warm] [--frames N] [--seed N]
+                          [--crop-frame-ms X] [--cpu-chroma] [--cpu-warm] [--frames N]
+                          [--seed N]
 """
 
 from __future__ import annotations
@@ -288,6 +292,10 @@ VARIANTS = (
     "tracks_views2",
     "tracks_budget32",
     "tracks_budget40",
+    "tracks_budget24",
+    "tracks_budget28",
+    "tracks_frame9",
+    "tracks_frame8.5",
     "tracks_max4",
     "tracks_conf80",
     "tracks_nochroma",
@@ -325,6 +333,12 @@ def _variants(
         "tracks_views2": (CropPolicy(views_per_track=2), SegmentParams()),
         "tracks_budget32": (CropPolicy(budget=32), SegmentParams()),
         "tracks_budget40": (CropPolicy(budget=40), SegmentParams()),
+        # session 15 (the frame's CPU at 500/s): fewer still, 24 or 28 a frame
+        "tracks_budget24": (CropPolicy(budget=24), SegmentParams()),
+        "tracks_budget28": (CropPolicy(budget=28), SegmentParams()),
+        # ... or the crops that fit in 9 or 8.5 ms of the frame's vision CPU
+        "tracks_frame9": (CropPolicy(frame_ms=9.0), SegmentParams()),
+        "tracks_frame8.5": (CropPolicy(frame_ms=8.5), SegmentParams()),
         "tracks_max4": (CropPolicy(max_views=4), SegmentParams()),
         "tracks_conf80": (CropPolicy(confident_at=0.8), SegmentParams()),
     }
@@ -565,6 +579,7 @@ def cpu(
     crop_budget: int | None = None,
     chroma: bool = False,
     warm: bool = False,
+    frame_ms: float | None = None,
 ) -> dict[str, Any]:
     """One ``--cpu`` cell (see the module docstring); ``seg_model``: segment with
     this learned instance cue (``[vision] segmenter = "learned"``) instead of
@@ -613,6 +628,14 @@ def cpu(
         pipes[k] = VisionPipeline(geo, OnnxClassifier.load(path, intra_op_threads=1),
                                   segment_params=seg_params, merge_params=merge,
                                   crop_policy=CropPolicy(budget=crop_budget))  # fmt: skip
+    if frame_ms is not None:  # session 15: the crops that fit in frame_ms (inexact)
+        from vision.track_crops import CropPolicy
+
+        k = f"now, frame {frame_ms:g} ms"
+        mods[k] = segment_mod
+        pipes[k] = VisionPipeline(geo, OnnxClassifier.load(path, intra_op_threads=1),
+                                  segment_params=seg_params, merge_params=merge,
+                                  crop_policy=CropPolicy(frame_ms=frame_ms))  # fmt: skip
     clock = {"split": 0.0, "segment": 0.0}
     originals = {k: mod.split_touching for k, mod in mods.items()}
 
@@ -668,7 +691,7 @@ def cpu(
                 crops[k] += int((dets[k].class_id >= 0).sum())
             ref = dets["now"]
             for k, d in dets.items():
-                if k.startswith("now, budget"):  # other crops, other classes: the same segments
+                if k.startswith("now, "):  # other crops, other classes: the same segments
                     a, b = preps[k], preps["now"]
                     same = np.array_equal(a.segments.bbox_px, b.segments.bbox_px) and (
                         np.array_equal(a.merged, b.merged)
@@ -680,8 +703,10 @@ def cpu(
                         and np.array_equal(d.class_prob, ref.class_prob, equal_nan=True)
                         and np.array_equal(d.merged, ref.merged)
                         and _same_crops(pipes[k].last_crops, pipes["now"].last_crops)
+                        and _same_measures(d, ref)
+                        and np.array_equal(preps[k].segments.labels, preps["now"].segments.labels)
                     )
-                if not same and k.startswith("now, budget"):
+                if not same and k.startswith("now, "):
                     raise SystemExit(f"--cpu: {k} and now differ on frame {i_frame}")
                 differ[k] += int(not same)  # a baseline that segments otherwise: counted
     finally:
@@ -691,7 +716,7 @@ def cpu(
     out: dict[str, Any] = {"preset": preset, "feed_obj_s": feed or None, "frames": n_frames,
                            "seed": seed, "same_detections": not any(differ.values()),
                            "frames_differing": {k: n for k, n in differ.items() if k != "now"},
-                           "crop_budget": crop_budget,
+                           "crop_budget": crop_budget, "crop_frame_ms": frame_ms,
                            "segmenter": segmenter}  # fmt: skip
     for k in pipes:
         out[k] = {
@@ -711,6 +736,14 @@ def cpu(
             f"{s} {c[s]['p50']}/{c[s]['p99']}" for s in _STAGES) + " ms (p50/p99)",
             file=sys.stderr, flush=True)  # fmt: skip
     return out
+
+
+def _same_measures(a: Any, b: Any) -> bool:
+    """The same belt-mm centroids, extents, areas and sizes (``Detections``)."""
+    return all(
+        np.array_equal(getattr(a, f), getattr(b, f), equal_nan=True)
+        for f in ("centroid_mm", "extent_mm", "area_mm2", "axes_mm")
+    )
 
 
 def _same_crops(a: np.ndarray | None, b: np.ndarray | None) -> bool:
@@ -768,6 +801,9 @@ def main(argv: list[str] | None = None) -> int:
                    "side by side, and check the detections are the same")  # fmt: skip
     p.add_argument("--crop-budget", type=int, help="--cpu: also run the line's pipeline with "
                    "at most this many crops a frame (same frames, same segments)")  # fmt: skip
+    p.add_argument("--crop-frame-ms", type=float, help="--cpu: also run the line's pipeline "
+                   "with the crops that fit in this many ms of the frame's vision CPU "
+                   "(CropPolicy.frame_ms; same frames, same segments)")  # fmt: skip
     p.add_argument("--cpu-learned", action="store_true",
                    help="--cpu: segment with the learned instance cue --seg-model")  # fmt: skip
     p.add_argument("--cpu-chroma", action="store_true",
@@ -792,8 +828,10 @@ def main(argv: list[str] | None = None) -> int:
         seg_model = args.seg_model if args.cpu_learned else None
         if args.crop_budget is not None and args.crop_budget < 1:
             p.error(f"--crop-budget {args.crop_budget} must be >= 1")
+        if args.crop_frame_ms is not None and not args.crop_frame_ms > 0:
+            p.error(f"--crop-frame-ms {args.crop_frame_ms} must be > 0")
         rows = [cpu(name, feed, frames, args.model, args.seed, args.baseline, seg_model,
-                    args.crop_budget, args.cpu_chroma, args.cpu_warm)
+                    args.crop_budget, args.cpu_chroma, args.cpu_warm, args.crop_frame_ms)
                 for name, feed in cells]  # fmt: skip
         emit_json({"command": "sortline bench vision " + " ".join(argv or sys.argv[1:]),
                    "load_avg_1m": [round(load0, 2), round(os.getloadavg()[0], 2)],

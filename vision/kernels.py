@@ -87,6 +87,42 @@ def _update(
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
+def _belt_pass(small, mean_u8, thresh_u8, gain, diff, fg, mean, spread, alpha, k_sigma, min_diff):
+    """``_diff_fg``, the belt mask and ``_update`` in one pass over the rows (the two
+    kernels row by row: the same diff, fg, mean, spread, mean_u8 and thresh_u8 as
+    the whole image through one, then the other; each row's data read while in cache).
+
+    A pixel is belt when no foreground pixel lies within 2 rows and 2 columns
+    (``cv2.bitwise_not(cv2.dilate(fg, 5x5 ones))``: outside the image counts as no
+    foreground). Row r's update needs the foreground of rows r + 1 and r + 2, so it
+    runs two rows behind the difference; the difference of a row reads mean_u8 and
+    thresh_u8 before that row is updated, as when the two ran one after the other.
+
+    small, mean (float32), mean_u8: (h, 3w); thresh_u8, diff, fg (uint8) and spread
+    (float32): (h, w). ``gain`` rescales the belt in both (1 = no change).
+    """
+    h, w = diff.shape[0], diff.shape[1]
+    near = np.empty(w + 4, np.uint8)  # near[c + 2]: foreground in column c within 2 rows
+    belt = np.empty(w, np.uint8)
+    for r in range(h + 2):
+        if r < h:
+            _diff_fg(small[r], mean_u8[r], thresh_u8[r], gain, diff[r], fg[r])
+        u = r - 2
+        if u < 0:
+            continue
+        near[:] = 0
+        for rr in range(max(u - 2, 0), min(u + 2, h - 1) + 1):
+            row = fg[rr]
+            for c in range(w):
+                near[c + 2] |= row[c]
+        for c in range(w):
+            f = near[c] | near[c + 1] | near[c + 2] | near[c + 3] | near[c + 4]
+            belt[c] = 255 if f == 0 else 0
+        _update(small[u], diff[u], belt, mean[u], spread[u], alpha, gain, k_sigma, min_diff,
+                mean_u8[u], thresh_u8[u])  # fmt: skip
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def _axis_taps(start, step, limit, i0, i1, w1):
     """Bilinear taps of samples at start + (i + 0.5) * step - 0.5 (pixel centres) in
     1/32 px fixed point as OpenCV's remap: (i0, i1, w1 in 0..32), replicate border."""

@@ -221,7 +221,8 @@ class VisionPipeline:
         merged = prep.merged
         c2 = time.thread_time()
         t2 = time.perf_counter()
-        plan = self.planner.plan(frame.tick, centroid, extent, area, seg.bbox_px, merged)
+        cap = self.planner.policy.frame_cap(1e3 * (prep.cpu_s + time.thread_time() - c2))
+        plan = self.planner.plan(frame.tick, centroid, extent, area, seg.bbox_px, merged, cap)
         rows = plan.classify
         crops = prep.crops
         if crops is None and self.classifier is not None and prep.fill_bgr is not None:

@@ -22,7 +22,7 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-from vision.kernels import _box_moments, _diff_fg, _gain, _label_stats, _update
+from vision.kernels import _belt_pass, _box_moments, _diff_fg, _gain, _label_stats, _update
 from vision.learned import CoreMemory, InstanceCue, core_map, split_learned
 from vision.split import split_touching
 
@@ -197,6 +197,28 @@ class BeltModel:
                  diff.reshape(-1), fg.reshape(-1))  # fmt: skip
         return diff, fg
 
+    def foreground_update(self, small: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``foreground`` then ``update`` with its mask, in one compiled pass over the
+        rows (``vision.kernels._belt_pass``): the same difference, mask and model."""
+        if self.mean is None or self.mean.shape != small.shape:
+            self._initialise(small)
+        assert self.mean is not None and self.spread is not None
+        assert self._mean_u8 is not None and self._thresh_u8 is not None
+        p = self.params
+        self.gain = float(np.clip(_gain(small, self.mean_u8, p.gain_grid_px), 0.5, 2.0))
+        h, w = small.shape[:2]
+        diff = np.empty((h, w), np.uint8)
+        fg = np.empty((h, w), np.uint8)
+        gain = self.gain if abs(self.gain - 1.0) > 0.005 else 1.0
+        alpha = max(p.alpha, 1.0 / (self.frames + 2))
+        min_diff = int(min(round(p.min_diff), 255))
+        _belt_pass(
+            small.reshape(h, 3 * w), self._mean_u8.reshape(h, 3 * w), self._thresh_u8, gain,
+            diff, fg, self.mean.reshape(h, 3 * w), self.spread, alpha, p.k_sigma, min_diff,
+        )  # fmt: skip
+        self.frames += 1
+        return diff, fg
+
     def update(self, small: np.ndarray, diff: np.ndarray, fg_mask: np.ndarray) -> None:
         """Blend belt pixels (outside a 5x5-dilated foreground) into the model; a global
         lighting change (gain) rescales the whole belt first."""
@@ -252,8 +274,7 @@ class Segmenter:
 
     def mask(self, small: np.ndarray) -> np.ndarray:
         """Foreground mask of a low-resolution frame; updates the belt model."""
-        diff, fg = self.belt.foreground(small)
-        self.belt.update(small, diff, fg)
+        diff, fg = self.belt.foreground_update(small)
         self.last_diff = diff
         if self.params.open_px > 1:
             fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, self._k_open)

@@ -215,12 +215,14 @@ def split_touching(
     if p.split_colour_diff > 0:
         colours = _colour_pairs(small, labels, stats, big[bright], p)
         todo.extend((lab, False, 0) for lab in colours if lab not in queued)
-    rows = [stats]  # stats and centroids of new labels are appended as they appear
-    cents = [np.array(centroids, np.float64)]
+    # stats and centroids of new labels (from n on), in buffers that grow by doubling
+    more_st = np.empty((16, 5), np.float64)
+    more_ce = np.empty((16, 2), np.float64)
+    cents = np.array(centroids, np.float64)
     next_label = n
     while todo:
         lab, try_shape, level = todo.pop()
-        stat = rows[0][lab] if lab < n else rows[1 + (lab - n)]
+        stat = stats[lab] if lab < n else more_st[lab - n]
         pieces = _split_one(
             small, labels, dist, lab, stat, try_shape, p, colours.get(lab), lab in chroma,
             lab in warm,
@@ -229,27 +231,31 @@ def split_touching(
             continue
         markers, n_groups = pieces
         x, y = int(stat[0]), int(stat[1])
-        ids = np.array([lab, *range(next_label, next_label + n_groups - 1)], np.int32)
-        st = np.zeros((n_groups, 5), np.float64)
-        ce = np.zeros((n_groups, 2), np.float64)
+        ids = np.arange(next_label - 1, next_label + n_groups - 1, dtype=np.int32)
+        ids[0] = lab  # the first piece keeps the label, the others take new ones
+        st = np.empty((n_groups, 5), np.float64)  # every row written by _write_pieces
+        ce = np.empty((n_groups, 2), np.float64)
         piece_d = np.zeros(n_groups, np.float32)
         _write_pieces(labels, markers, lab, y, x, ids, st, ce, dist, piece_d)
         if lab < n:
-            rows[0][lab], cents[0][lab] = st[0], ce[0]
+            stats[lab], cents[lab] = st[0], ce[0]
         else:
-            rows[1 + (lab - n)], cents[1 + (lab - n)] = st[0], ce[0]
-        rows.extend(st[1:])
-        cents.extend(ce[1:])
+            more_st[lab - n], more_ce[lab - n] = st[0], ce[0]
+        m = next_label - n
+        if m + n_groups - 1 > more_st.shape[0]:
+            grow = max(2 * more_st.shape[0], m + n_groups - 1)
+            more_st = np.concatenate([more_st, np.empty((grow - more_st.shape[0], 5))])
+            more_ce = np.concatenate([more_ce, np.empty((grow - more_ce.shape[0], 2))])
+        more_st[m : m + n_groups - 1] = st[1:]
+        more_ce[m : m + n_groups - 1] = ce[1:]
         next_label += n_groups - 1
         if level + 1 < p.split_max_cuts:  # a piece may still hold touching fragments
             again = _pieces_worth_splitting(st[:, cv2.CC_STAT_AREA], piece_d, p)
             todo.extend((int(ids[i]), False, level + 1) for i in again)
-    if len(rows) > 1:
-        stats = np.vstack([rows[0], np.asarray(rows[1:]).reshape(-1, 5)])
-        centroids = np.vstack([cents[0], np.asarray(cents[1:]).reshape(-1, 2)])
-    else:
-        centroids = cents[0]
-    return stats, centroids
+    if next_label > n:
+        stats = np.vstack([stats, more_st[: next_label - n]])
+        cents = np.vstack([cents, more_ce[: next_label - n]])
+    return stats, cents
 
 
 def _split_one(
@@ -321,7 +327,7 @@ def _notch_markers(
     contours, _ = cv2.findContours(padded, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     if not contours:
         return none
-    c = max(contours, key=len)
+    c = contours[0] if len(contours) == 1 else max(contours, key=len)
     if len(c) < 4:
         return none
     try:

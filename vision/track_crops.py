@@ -13,7 +13,12 @@ chooses the views to classify:
 2. segments whose evidence so far is uncertain (combined probability below
    ``confident_at``), up to ``max_views`` views;
 3. at most ``budget`` crops per frame, in that order (a probable merge after a
-   clean segment, fewer classified views first, then the least confident).
+   clean segment, fewer classified views first, then the least confident);
+   with ``frame_ms`` set (session 15; off by default, inexact: the classes then
+   depend on the machine), fewer when the frame has already spent its time: the
+   crops that fit in ``frame_ms`` of vision CPU at ``crop_ms`` a crop after
+   what the frame spent before the choice and ``reserve_ms`` (at least
+   ``min_crops``; ``VisionPipeline`` passes the cap to ``CropPlanner.plan``).
 
 A view not chosen carries no class evidence (class_prob NaN, class_id -1),
 never a copy of an earlier one, so the tracker combines only real views. A
@@ -50,6 +55,13 @@ class CropPolicy:
     gate_mm: float = 2.0  # association gate, plus a quarter of the fragment's size
     area_ratio: float = 1.3  # a segment whose area changed more than this is new
     edge_px: float = 2.0  # a bbox this close to the top or bottom edge is a partial view
+    # a frame's own budget (session 15, off: 0): the crops that fit in frame_ms of vision
+    # CPU after what the frame spent before the choice and reserve_ms (the classifier's
+    # fixed cost, the detections), crop_ms a crop (cut + classified), at least min_crops
+    frame_ms: float = 0.0
+    crop_ms: float = 0.1
+    reserve_ms: float = 1.0
+    min_crops: int = 8
 
     def __post_init__(self) -> None:
         if self.mode not in ("every", "tracks"):
@@ -63,6 +75,20 @@ class CropPolicy:
             raise ValueError(f"CropPolicy.budget must be >= 1, got {self.budget}")
         if not self.gate_mm > 0 or not self.area_ratio > 1:
             raise ValueError("CropPolicy: gate_mm must be > 0 and area_ratio > 1")
+        if not self.frame_ms >= 0 or not self.crop_ms > 0 or not self.reserve_ms >= 0:
+            raise ValueError(
+                f"CropPolicy: need frame_ms >= 0 ({self.frame_ms}), crop_ms > 0 "
+                f"({self.crop_ms}) and reserve_ms >= 0 ({self.reserve_ms})"
+            )
+        if self.min_crops < 0:
+            raise ValueError(f"CropPolicy.min_crops must be >= 0, got {self.min_crops}")
+
+    def frame_cap(self, spent_ms: float) -> int | None:
+        """The crops a frame that has spent ``spent_ms`` of vision CPU may still cut
+        (``frame_ms``; None when off)."""
+        if self.frame_ms <= 0:
+            return None
+        return max(self.min_crops, int((self.frame_ms - spent_ms - self.reserve_ms) / self.crop_ms))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -113,8 +139,10 @@ class CropPlanner:
         area_mm2: np.ndarray,
         bbox_px: np.ndarray,
         merged: np.ndarray,
+        cap: int | None = None,
     ) -> Plan:
-        """Associate this frame's segments with the last frame's and choose crops."""
+        """Associate this frame's segments with the last frame's and choose crops
+        (at most ``cap`` too when given: ``CropPolicy.frame_cap``)."""
         n = centroid_mm.shape[0]
         prev = self._associate(tick, centroid_mm, extent_mm, area_mm2)
         self.views += n
@@ -141,10 +169,11 @@ class CropPlanner:
             | (views == 0)
         )
         rows = np.flatnonzero(want)
-        if rows.size > p.budget:
+        budget = p.budget if cap is None else min(p.budget, cap)
+        if rows.size > budget:
             # fewer classified views first, clean before merged, then least confident
             key = np.lexsort((conf[rows], merged[rows], views[rows]))
-            rows = np.sort(rows[key[: p.budget]])
+            rows = np.sort(rows[key[:budget]])
         self.crops += int(rows.size)
         return Plan(rows.astype(np.int64), prev, rejected)
 

@@ -27,8 +27,7 @@ ENTRY_KERNELS = [
     control.kernels_schedule._schedule,
     control.kernels_intervals._pulse_columns,
     vision.kernels._gain,
-    vision.kernels._diff_fg,
-    vision.kernels._update,
+    vision.kernels._belt_pass,  # calls _diff_fg and _update row by row
     vision.kernels._crops,
     vision.kernels._label_stats,
     vision.kernels._box_moments,

@@ -17,14 +17,19 @@ def test_two_means_tests_pass_without_jit(without_jit: NoJit) -> None:
 
 def test_compiled_split_twins_pass_without_jit(without_jit: NoJit) -> None:
     """The kernels of ``tests/vision/test_cpu_split.py`` (line, 4-connected labels, the
-    shape and notch markers) and ``test_cpu_segment.py`` (component statistics) as
-    plain Python against the same twins."""
+    shape and notch markers), ``test_cpu_segment.py`` (component statistics) and
+    ``test_cpu_belt.py`` (the belt model's pass, small images only) as plain Python
+    against the same twins."""
     # the rectangle's axes at two of its fifteen poses: each whole segmentation takes
     # ~2.5 s as plain Python, and the kernels' paths are the same at every pose (the
     # JIT run of the suite takes all fifteen)
-    select = "not rectangles_sides_at_any_angle or 120.0-40.0-17.0 or 200.0-24.0-71.0"
-    out = without_jit([HERE / "test_cpu_split.py", HERE / "test_cpu_segment.py"], select, 400)
-    assert "13 deselected" in out, out[-3000:]
+    select = (
+        "(not rectangles_sides_at_any_angle and not belt) or 120.0-40.0-17.0 "
+        "or 200.0-24.0-71.0 or dilation_the_twin or (belt_pass and (shape1 or shape2))"
+    )
+    files = [HERE / n for n in ("test_cpu_split.py", "test_cpu_segment.py", "test_cpu_belt.py")]
+    out = without_jit(files, select, 400)
+    assert "23 deselected" in out, out[-3000:]
 
 
 def test_compiled_solidity_twins_pass_without_jit(without_jit: NoJit) -> None:

@@ -98,6 +98,28 @@ def test_the_budget_takes_unclassified_and_clean_segments_first() -> None:
     assert plan.classify.tolist() == [2, 3]  # new and clean first; x=20 needs none
 
 
+def test_a_cap_below_the_budget_takes_the_same_order() -> None:
+    """``plan(..., cap)``: the frame's own budget (``CropPolicy.frame_cap``) cuts the
+    same ranking as the budget does; a cap above the budget changes nothing."""
+    pl = CropPlanner(CropPolicy(budget=3, views_per_track=1), MM_PER_TICK, HEIGHT, K)
+    _step(pl, 0, _scene([20.0], [0.0]))
+    scene = _scene([20.0, 60.0, 100.0, 140.0], [25.0, 25.0, 25.0, 25.0])
+    c, ext, area, bbox = scene
+    merged = np.array([False, True, False, False])
+    state = (pl._tick, pl._xy, pl._area, pl._views, pl._logp, pl._rejected)
+    assert pl.plan(250, c, ext, area, bbox, merged, cap=2).classify.tolist() == [2, 3]
+    pl._tick, pl._xy, pl._area, pl._views, pl._logp, pl._rejected = state
+    assert pl.plan(250, c, ext, area, bbox, merged, cap=10).classify.tolist() == [1, 2, 3]
+
+
+def test_frame_cap_fits_the_crops_in_what_is_left_of_the_frame() -> None:
+    pol = CropPolicy(frame_ms=9.0, crop_ms=0.1, reserve_ms=1.0, min_crops=8)
+    assert pol.frame_cap(5.0) == 30  # (9 - 5 - 1) / 0.1
+    assert pol.frame_cap(7.5) == 8  # 5 fit: never below min_crops
+    assert pol.frame_cap(20.0) == 8
+    assert CropPolicy().frame_cap(100.0) is None  # off by default
+
+
 def test_a_rejected_segment_stays_rejected_without_a_crop() -> None:
     pl = CropPlanner(CropPolicy(), MM_PER_TICK, HEIGHT, K)
     c, ext, area, bbox = _scene([100.0], [0.0])
@@ -123,6 +145,9 @@ def test_neighbours_are_not_swapped() -> None:
         ({"views_per_track": 4, "max_views": 3}, "max_views"),
         ({"budget": 0}, "budget"),
         ({"gate_mm": 0.0}, "gate_mm"),
+        ({"frame_ms": -1.0}, "frame_ms"),
+        ({"crop_ms": 0.0}, "crop_ms"),
+        ({"min_crops": -1}, "min_crops"),
     ],
 )
 def test_bad_policy_is_refused_naming_the_field(kw: dict, what: str) -> None:
