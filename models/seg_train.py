@@ -60,25 +60,48 @@ class SegTrainConfig:
     init_from: str = ""  # an exported cue (ONNX) whose weights start the net ("": random)
     material_width: int = 8  # channels of the material head's own branch (0: none)
     freeze_core: bool = False  # train the material head only (the core path as init_from's)
+    dilations: tuple[int, ...] = (1, 2, 4, 8, 1)  # the residual 3x3 convolutions (depth)
+    stride: int = 2  # of the first convolution: 2 (seg-v1/v2, features at half the
+    # working resolution, upsampled x2) or 1 (features and output at the working resolution)
     version: str = "dev"
     data: str = ""
 
 
-def make_net(width: int, n_classes: int = 0, material_width: int = 0) -> Any:
+def make_net(
+    width: int,
+    n_classes: int = 0,
+    material_width: int = 0,
+    dilations: tuple[int, ...] = (1, 2, 4, 8, 1),
+    stride: int = 2,
+) -> Any:
     """The ``SegNet`` torch module (torch imported here: the line needs only ONNX Runtime);
     with ``n_classes`` > 0 it returns (y, material logits at half resolution): a 1x1
     convolution over the core path's features and, with ``material_width`` > 0, those
     of a small branch of its own from the input (a 4x4 stride-2 convolution and a
-    3x3 one of dilation 2: local colour the core path need not keep)."""
+    3x3 one of dilation 2: local colour the core path need not keep).
+
+    ``dilations``: one residual 3x3 convolution each (seg-v1/v2: 1, 2, 4, 8, 1).
+    ``stride`` 1 (a ceiling study's option, issue 15): the first convolution is a
+    3x3 of stride 1, so features and ``y`` are at the input's resolution (no
+    upsampling; a seam one working px wide is not averaged away) and the material
+    head reads them 2 x 2 average-pooled (its output stays at half resolution)."""
     import torch
     from torch import nn
+
+    if stride not in (1, 2):
+        raise ValueError(f"SegNet stride must be 1 or 2, got {stride}")
+    if not dilations or min(dilations) < 1:
+        raise ValueError(f"SegNet dilations must be >= 1 and not empty, got {dilations}")
 
     class SegNet(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.down = nn.Conv2d(4, width, 4, stride=2, padding=1)
+            if stride == 2:
+                self.down = nn.Conv2d(4, width, 4, stride=2, padding=1)
+            else:
+                self.down = nn.Conv2d(4, width, 3, stride=1, padding=1)
             self.body = nn.ModuleList(
-                [nn.Conv2d(width, width, 3, padding=d, dilation=d) for d in (1, 2, 4, 8, 1)]
+                [nn.Conv2d(width, width, 3, padding=d, dilation=d) for d in dilations]
             )
             self.head = nn.Conv2d(width, 2, 1)
             mw = material_width if n_classes > 0 else 0
@@ -90,9 +113,14 @@ def make_net(width: int, n_classes: int = 0, material_width: int = 0) -> Any:
             f = torch.relu(self.down(x))
             for conv in self.body:
                 f = f + torch.relu(conv(f))
-            y = nn.functional.interpolate(self.head(f), scale_factor=2.0, mode="bilinear")
+            if stride == 2:
+                y = nn.functional.interpolate(self.head(f), scale_factor=2.0, mode="bilinear")
+            else:
+                y = self.head(f)
             if self.material is None:
                 return y
+            if stride == 1:
+                f = nn.functional.avg_pool2d(f, 2)
             if self.mdown is not None and self.mbody is not None:
                 g = torch.relu(self.mdown(x))
                 g = g + torch.relu(self.mbody(g))
@@ -197,7 +225,7 @@ def train_seg(
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     rng = np.random.default_rng(cfg.seed)
-    net = make_net(cfg.width, cfg.n_classes, cfg.material_width)
+    net = make_net(cfg.width, cfg.n_classes, cfg.material_width, cfg.dilations, cfg.stride)
     if cfg.init_from:
         net.load_state_dict(onnx_weights(Path(cfg.init_from), net.state_dict()), strict=True)
     if cfg.freeze_core:  # only the material head learns: the cores stay init_from's
@@ -317,13 +345,17 @@ def train_and_export(
     render_set: RenderSet,
     samples: int = 20,
     progress: Progress | None = None,
+    runs: tuple[tuple[str, float, float, int], ...] | None = None,
 ) -> dict[str, Any]:
     """Render ``TRAIN_RUNS`` and ``VAL_RUNS`` with ``render_set`` (the plant's:
     ``sortline.seg_render``), train, export to ``out`` (with a ``.json`` of
-    the history beside it). Returns the summary written there."""
+    the history beside it). ``runs``: the training runs (default: ``TRAIN_RUNS_V2``
+    with a material head, else ``TRAIN_RUNS``). Returns the summary written there."""
 
     say = progress or (lambda s: None)
-    train_runs = [SegRun(*r) for r in (TRAIN_RUNS_V2 if cfg.n_classes > 0 else TRAIN_RUNS)]
+    if runs is None:
+        runs = TRAIN_RUNS_V2 if cfg.n_classes > 0 else TRAIN_RUNS
+    train_runs = [SegRun(*r) for r in runs]
     val_runs = [SegRun(*r) for r in VAL_RUNS]
     train = render_set(train_runs, samples, say)
     val = render_set(val_runs, max(samples // 4, 2), say)
