@@ -60,3 +60,16 @@ def test_finer_or_deeper_cue_trains_exports_and_runs_on_the_line(
     assert export_seg_onnx(net, path, {"sortline.kind": "instance-cue"}, data) < 1e-4
     core, contact = InstanceCue.load(path).predict(small, np.full_like(small, BELT), data.fg[0])
     assert core.shape == contact.shape == (128, 128)
+
+
+def test_oracle_block2_keeps_flat_cores_and_blurs_a_one_px_seam() -> None:
+    """``bench.seg_ceiling_oracle._block2`` (the finest core a stride-2 net draws): a
+    flat map stays flat, odd sizes keep their shape, a one-px gap is filled in."""
+    from bench.seg_ceiling_oracle import _block2
+
+    flat = np.full((9, 13), 0.6, np.float32)
+    assert _block2(flat).shape == (9, 13)
+    assert np.allclose(_block2(flat), 0.6)
+    seam = np.ones((8, 12), np.float32)
+    seam[:, 5] = 0.0  # two cores one px apart
+    assert seam[:, 5].max() == 0.0 and _block2(seam)[:, 5].min() > 0.45
