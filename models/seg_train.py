@@ -63,6 +63,7 @@ class SegTrainConfig:
     dilations: tuple[int, ...] = (1, 2, 4, 8, 1)  # the residual 3x3 convolutions (depth)
     stride: int = 2  # of the first convolution: 2 (seg-v1/v2, features at half the
     # working resolution, upsampled x2) or 1 (features and output at the working resolution)
+    max_wall_s: float = 0.0  # stop (validate, keep the best) once training took this long (0: no)
     version: str = "dev"
     data: str = ""
 
@@ -219,7 +220,9 @@ def train_seg(
     train: SegSet, val: SegSet, cfg: SegTrainConfig, progress: Progress | None = None
 ) -> tuple[Any, dict[str, Any]]:
     """Adam with a cosine learning rate; the weights with the lowest validation loss
-    (checked every tenth of the run) are kept. Returns the net and a history."""
+    (checked every tenth of the run) are kept. Returns the net and a history.
+    ``cfg.max_wall_s`` > 0: once training took that long, validate and stop
+    (``stopped_at_step``; the learning rate's schedule is then cut short)."""
     import torch
 
     torch.manual_seed(cfg.seed)
@@ -234,10 +237,16 @@ def train_seg(
     opt = torch.optim.Adam([q for q in net.parameters() if q.requires_grad], lr=cfg.lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps)
     sampler = _Sampler(train, cfg, rng)
-    best, best_state, hist = float("inf"), None, []
+    best, best_state = float("inf"), None
+    hist: list[dict[str, Any]] = []
     t0, run = time.perf_counter(), 0.0
     check = max(cfg.steps // 10, 1)
+    stopped = 0
     for step in range(1, cfg.steps + 1):
+        over = cfg.max_wall_s > 0 and time.perf_counter() - t0 > cfg.max_wall_s
+        if over and hist and hist[-1]["step"] == step - 1:
+            stopped = step - 1  # the wall budget ran out just after a validation
+            break
         x, y, m, c = (torch.from_numpy(a) for a in sampler.batch())
         loss = _loss(net, x, y, m, c, cfg)
         opt.zero_grad()
@@ -246,7 +255,7 @@ def train_seg(
         sched.step()
         lv = float(loss.detach())
         run = 0.98 * run + 0.02 * lv if step > 1 else lv
-        if step % check == 0 or step == cfg.steps:
+        if step % check == 0 or step == cfg.steps or over:
             net.eval()
             v = _val_loss(net, val, cfg)
             net.train()
@@ -261,7 +270,8 @@ def train_seg(
     net.load_state_dict(best_state)
     net.eval()
     return net, {"history": hist, "best_val_loss": round(best, 4),
-                 "wall_s": round(time.perf_counter() - t0, 1)}  # fmt: skip
+                 "wall_s": round(time.perf_counter() - t0, 1),
+                 "stopped_at_step": stopped or None}  # fmt: skip
 
 
 def onnx_weights(path: Path, state: dict[str, Any]) -> dict[str, Any]:

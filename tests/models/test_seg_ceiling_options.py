@@ -73,3 +73,13 @@ def test_oracle_block2_keeps_flat_cores_and_blurs_a_one_px_seam() -> None:
     seam = np.ones((8, 12), np.float32)
     seam[:, 5] = 0.0  # two cores one px apart
     assert seam[:, 5].max() == 0.0 and _block2(seam)[:, 5].min() > 0.45
+
+
+def test_wall_budget_stops_after_a_validation() -> None:
+    _, data = two_piece_set(128, (40, 80), (30, 64, 98))
+    cfg = SegTrainConfig(steps=50, batch=2, n_classes=0, width=4, max_wall_s=1e-9)
+    _, summary = train_seg(data, data, cfg)
+    assert summary["stopped_at_step"] == 1
+    assert [h["step"] for h in summary["history"]] == [1]
+    _, full = train_seg(data, data, SegTrainConfig(steps=3, batch=2, n_classes=0, width=4))
+    assert full["stopped_at_step"] is None and len(full["history"]) == 3
