@@ -93,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frames", type=int, default=150)
     ap.add_argument("--seed", type=int, required=True)
     ap.add_argument("--model", default="builtin:sortline-cnn", help="the classifier")
+    ap.add_argument("--params", default="",
+                    help="oracle SegmentParams, e.g. learned_min_seed_px=20")  # fmt: skip
     ap.add_argument("--json", type=Path)
     a = ap.parse_args(argv)
     if a.seed in (101, 202):
@@ -110,6 +112,9 @@ def main(argv: list[str] | None = None) -> int:
         shutil.copyfile(v1, f)
     base = _variants(("tracks", "tracks_learned"), str(v1))
     pol, learned = base["tracks_learned"]
+    for kv in filter(None, a.params.split(",")):
+        key, val = kv.split("=")
+        learned = dataclasses.replace(learned, **{key: type(getattr(learned, key))(val)})
     variants = {"tracks": base["tracks"]}
     for k, f in files.items():
         variants[f"tracks_{k}"] = (pol, dataclasses.replace(learned, learned_model=str(f)))
