@@ -65,12 +65,15 @@ def _patch() -> None:
     import vision.segment as seg_mod
 
     step = plant_mod.VirtualPlant.step
+    real_core_map = seg_mod.core_map
 
     def stepped(self: Any, *a: Any, **k: Any) -> Any:
         _PLANT[:] = [self]
         return step(self, *a, **k)
 
     def oracle_core_map(cue: Any, small: Any, belt: Any, fg: Any, stats: Any, p: Any) -> Any:
+        if not Path(cue.path).name.startswith("oracle"):  # a real cue (--cue)
+            return real_core_map(cue, small, belt, fg, stats, p)
         core, contact = _truth_core(fg.shape, int(p.scale))
         if "oracle_s2" in Path(cue.path).name:
             core = _block2(core)
@@ -95,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default="builtin:sortline-cnn", help="the classifier")
     ap.add_argument("--params", default="",
                     help="oracle SegmentParams, e.g. learned_min_seed_px=20")  # fmt: skip
+    ap.add_argument("--cue", default="", help="real cue files (comma list) beside the oracle")
+    ap.add_argument("--cores", default="", help="learned_core values for --cue (comma list)")
+    ap.add_argument("--no-oracle", action="store_true", help="only tracks and --cue")
     ap.add_argument("--json", type=Path)
     a = ap.parse_args(argv)
     if a.seed in (101, 202):
@@ -116,8 +122,13 @@ def main(argv: list[str] | None = None) -> int:
         key, val = kv.split("=")
         learned = dataclasses.replace(learned, **{key: type(getattr(learned, key))(val)})
     variants = {"tracks": base["tracks"]}
-    for k, f in files.items():
+    for k, f in ({} if a.no_oracle else files).items():
         variants[f"tracks_{k}"] = (pol, dataclasses.replace(learned, learned_model=str(f)))
+    for m in filter(None, a.cue.split(",")):
+        path = str(resolve_seg_model(m))
+        for c in a.cores.split(",") if a.cores else [str(learned.learned_core)]:
+            sp = dataclasses.replace(learned, learned_model=path, learned_core=float(c))
+            variants[f"tracks_learned[{Path(path).stem}]@{c}"] = (pol, sp)
     t0 = time.time()
     rows = []
     for cell in a.study.split(","):
