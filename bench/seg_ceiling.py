@@ -88,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=24)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--init-from", default="", help="continue from this cue's weights (ONNX)")
     ap.add_argument("--max-wall-s", type=float, default=0.0, help="stop training after (0: no)")
     ap.add_argument("--version", default="ceiling-dev")
     ap.add_argument("--time-only", type=int, default=0, metavar="N",
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = SegTrainConfig(
         width=a.width, batch=a.batch, steps=a.steps, lr=a.lr, seed=a.seed, n_classes=0,
         dilations=tuple(int(d) for d in a.dilations.split(",")), stride=a.stride,
-        version=a.version, max_wall_s=a.max_wall_s,
+        version=a.version, max_wall_s=a.max_wall_s, init_from=a.init_from,
     )  # fmt: skip
     train, val = _load_or_render(a.cache, a.samples, say)
     if a.time_only:
