@@ -60,25 +60,49 @@ class SegTrainConfig:
     init_from: str = ""  # an exported cue (ONNX) whose weights start the net ("": random)
     material_width: int = 8  # channels of the material head's own branch (0: none)
     freeze_core: bool = False  # train the material head only (the core path as init_from's)
+    dilations: tuple[int, ...] = (1, 2, 4, 8, 1)  # the residual 3x3 convolutions (depth)
+    stride: int = 2  # of the first convolution: 2 (seg-v1/v2, features at half the
+    # working resolution, upsampled x2) or 1 (features and output at the working resolution)
+    max_wall_s: float = 0.0  # stop (validate, keep the best) once training took this long (0: no)
     version: str = "dev"
     data: str = ""
 
 
-def make_net(width: int, n_classes: int = 0, material_width: int = 0) -> Any:
+def make_net(
+    width: int,
+    n_classes: int = 0,
+    material_width: int = 0,
+    dilations: tuple[int, ...] = (1, 2, 4, 8, 1),
+    stride: int = 2,
+) -> Any:
     """The ``SegNet`` torch module (torch imported here: the line needs only ONNX Runtime);
     with ``n_classes`` > 0 it returns (y, material logits at half resolution): a 1x1
     convolution over the core path's features and, with ``material_width`` > 0, those
     of a small branch of its own from the input (a 4x4 stride-2 convolution and a
-    3x3 one of dilation 2: local colour the core path need not keep)."""
+    3x3 one of dilation 2: local colour the core path need not keep).
+
+    ``dilations``: one residual 3x3 convolution each (seg-v1/v2: 1, 2, 4, 8, 1).
+    ``stride`` 1 (a ceiling study's option, issue 15): the first convolution is a
+    3x3 of stride 1, so features and ``y`` are at the input's resolution (no
+    upsampling; a seam one working px wide is not averaged away) and the material
+    head reads them 2 x 2 average-pooled (its output stays at half resolution)."""
     import torch
     from torch import nn
+
+    if stride not in (1, 2):
+        raise ValueError(f"SegNet stride must be 1 or 2, got {stride}")
+    if not dilations or min(dilations) < 1:
+        raise ValueError(f"SegNet dilations must be >= 1 and not empty, got {dilations}")
 
     class SegNet(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.down = nn.Conv2d(4, width, 4, stride=2, padding=1)
+            if stride == 2:
+                self.down = nn.Conv2d(4, width, 4, stride=2, padding=1)
+            else:
+                self.down = nn.Conv2d(4, width, 3, stride=1, padding=1)
             self.body = nn.ModuleList(
-                [nn.Conv2d(width, width, 3, padding=d, dilation=d) for d in (1, 2, 4, 8, 1)]
+                [nn.Conv2d(width, width, 3, padding=d, dilation=d) for d in dilations]
             )
             self.head = nn.Conv2d(width, 2, 1)
             mw = material_width if n_classes > 0 else 0
@@ -90,9 +114,14 @@ def make_net(width: int, n_classes: int = 0, material_width: int = 0) -> Any:
             f = torch.relu(self.down(x))
             for conv in self.body:
                 f = f + torch.relu(conv(f))
-            y = nn.functional.interpolate(self.head(f), scale_factor=2.0, mode="bilinear")
+            if stride == 2:
+                y = nn.functional.interpolate(self.head(f), scale_factor=2.0, mode="bilinear")
+            else:
+                y = self.head(f)
             if self.material is None:
                 return y
+            if stride == 1:
+                f = nn.functional.avg_pool2d(f, 2)
             if self.mdown is not None and self.mbody is not None:
                 g = torch.relu(self.mdown(x))
                 g = g + torch.relu(self.mbody(g))
@@ -191,13 +220,15 @@ def train_seg(
     train: SegSet, val: SegSet, cfg: SegTrainConfig, progress: Progress | None = None
 ) -> tuple[Any, dict[str, Any]]:
     """Adam with a cosine learning rate; the weights with the lowest validation loss
-    (checked every tenth of the run) are kept. Returns the net and a history."""
+    (checked every tenth of the run) are kept. Returns the net and a history.
+    ``cfg.max_wall_s`` > 0: once training took that long, validate and stop
+    (``stopped_at_step``; the learning rate's schedule is then cut short)."""
     import torch
 
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     rng = np.random.default_rng(cfg.seed)
-    net = make_net(cfg.width, cfg.n_classes, cfg.material_width)
+    net = make_net(cfg.width, cfg.n_classes, cfg.material_width, cfg.dilations, cfg.stride)
     if cfg.init_from:
         net.load_state_dict(onnx_weights(Path(cfg.init_from), net.state_dict()), strict=True)
     if cfg.freeze_core:  # only the material head learns: the cores stay init_from's
@@ -206,10 +237,16 @@ def train_seg(
     opt = torch.optim.Adam([q for q in net.parameters() if q.requires_grad], lr=cfg.lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps)
     sampler = _Sampler(train, cfg, rng)
-    best, best_state, hist = float("inf"), None, []
+    best, best_state = float("inf"), None
+    hist: list[dict[str, Any]] = []
     t0, run = time.perf_counter(), 0.0
     check = max(cfg.steps // 10, 1)
+    stopped = 0
     for step in range(1, cfg.steps + 1):
+        over = cfg.max_wall_s > 0 and time.perf_counter() - t0 > cfg.max_wall_s
+        if over and hist and hist[-1]["step"] == step - 1:
+            stopped = step - 1  # the wall budget ran out just after a validation
+            break
         x, y, m, c = (torch.from_numpy(a) for a in sampler.batch())
         loss = _loss(net, x, y, m, c, cfg)
         opt.zero_grad()
@@ -218,7 +255,7 @@ def train_seg(
         sched.step()
         lv = float(loss.detach())
         run = 0.98 * run + 0.02 * lv if step > 1 else lv
-        if step % check == 0 or step == cfg.steps:
+        if step % check == 0 or step == cfg.steps or over:
             net.eval()
             v = _val_loss(net, val, cfg)
             net.train()
@@ -233,7 +270,8 @@ def train_seg(
     net.load_state_dict(best_state)
     net.eval()
     return net, {"history": hist, "best_val_loss": round(best, 4),
-                 "wall_s": round(time.perf_counter() - t0, 1)}  # fmt: skip
+                 "wall_s": round(time.perf_counter() - t0, 1),
+                 "stopped_at_step": stopped or None}  # fmt: skip
 
 
 def onnx_weights(path: Path, state: dict[str, Any]) -> dict[str, Any]:
@@ -317,13 +355,17 @@ def train_and_export(
     render_set: RenderSet,
     samples: int = 20,
     progress: Progress | None = None,
+    runs: tuple[tuple[str, float, float, int], ...] | None = None,
 ) -> dict[str, Any]:
     """Render ``TRAIN_RUNS`` and ``VAL_RUNS`` with ``render_set`` (the plant's:
     ``sortline.seg_render``), train, export to ``out`` (with a ``.json`` of
-    the history beside it). Returns the summary written there."""
+    the history beside it). ``runs``: the training runs (default: ``TRAIN_RUNS_V2``
+    with a material head, else ``TRAIN_RUNS``). Returns the summary written there."""
 
     say = progress or (lambda s: None)
-    train_runs = [SegRun(*r) for r in (TRAIN_RUNS_V2 if cfg.n_classes > 0 else TRAIN_RUNS)]
+    if runs is None:
+        runs = TRAIN_RUNS_V2 if cfg.n_classes > 0 else TRAIN_RUNS
+    train_runs = [SegRun(*r) for r in runs]
     val_runs = [SegRun(*r) for r in VAL_RUNS]
     train = render_set(train_runs, samples, say)
     val = render_set(val_runs, max(samples // 4, 2), say)
