@@ -8,6 +8,15 @@ those replies to ``fc | 0x80`` with exception 03 (a function we serve, bad
 value) or 01 (a function we do not serve), as the Modbus spec asks; the
 bit functions (no coils) get 01 also where pymodbus found the address bad.
 
+pymodbus also answers, with normal replies, functions this PLC does not offer
+(FC 7, 8 diagnostics, 11 and 12 comm events, 17 server id, 24 FIFO; found by
+``tests/plc/test_fuzz_mbap.py``: a client probing for them is told they
+exist). Over TCP the patcher also gates requests: a function outside
+``REQUEST_FCS`` has its code replaced by 0 on the way in, so pymodbus answers
+"cannot decode", and the reply is rewritten to that function's exception 01
+like any unknown function. (Not over RTU: there the hook sees the request in
+the pieces the serial port delivers, not as frames.)
+
 ``WriteReadRequest`` replaces pymodbus's FC 23 request: pymodbus writes, then
 finds the read range unmapped and replies exception 02 with the write already
 applied (ring records taken and run behind a refusal). The spec checks both
@@ -26,6 +35,9 @@ from pymodbus.pdu import ExceptionResponse, ModbusPDU
 from pymodbus.pdu.register_message import ReadWriteMultipleRegistersRequest
 
 SERVED_FCS = frozenset((3, 4, 6, 16, 23))
+# what reaches pymodbus: the served functions, device identification (FC 43 /
+# MEI 14) and the bit functions (no coils: pymodbus refuses them, patched to 01)
+REQUEST_FCS = SERVED_FCS | {0x2B, 1, 2, 5, 15}
 _BAD_FC = 0x80
 _BIT_EXC = frozenset(fc | 0x80 for fc in (1, 2, 5, 15))  # no coils: always exception 01
 
@@ -42,8 +54,20 @@ class ExceptionPatcher:
     def __call__(self, sending: bool, data: bytes) -> bytes:
         if not sending:
             self._remember(data)
-            return data
+            return data if self.rtu else self._gate_tcp(data)
         return self._patch_rtu(data) if self.rtu else self._patch_tcp(data)
+
+    @staticmethod
+    def _gate_tcp(data: bytes) -> bytes:
+        """Requests of functions outside ``REQUEST_FCS``: code 0 (undecodable)."""
+        out = bytearray(data)
+        pos = 0
+        while pos + 8 <= len(out):  # MBAP: tid, proto, length, unit; then fc
+            length = struct.unpack_from(">H", out, pos + 4)[0]
+            if out[pos + 7] not in REQUEST_FCS:
+                out[pos + 7] = 0
+            pos += 6 + max(length, 1)
+        return bytes(out)
 
     def _remember(self, data: bytes) -> None:
         with self._lock:

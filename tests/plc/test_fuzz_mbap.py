@@ -20,6 +20,7 @@ import struct
 import time
 from dataclasses import dataclass
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -354,3 +355,33 @@ def test_fuzzed_frames_never_break_the_plc(data: st.DataObject) -> None:
             tick, now_s = tick + step, now_s + 0.01
             core.advance(tick, speed, now_s)
             check_invariants(core, status(server.port))
+
+
+@pytest.mark.parametrize(
+    "pdu",
+    [
+        b"\x07",  # read exception status (serial line)
+        b"\x08\x00\x01\x00\x00",  # diagnostics: restart communications
+        b"\x08\x00\x04\x00\x00",  # diagnostics: force listen-only mode
+        b"\x0b",  # get comm event counter
+        b"\x0c",  # get comm event log
+        b"\x11",  # report server id
+        b"\x14\x07\x06\x00\x01\x00\x00\x00\x01",  # read file record
+        struct.pack(">BHHH", 0x16, 0, 0x0000, 0x0004),  # mask write: HR 0 := 4 (Start)
+        struct.pack(">BHHH", 0x16, _RING.address, 0x0000, 0xFFFF),  # ... into the ring
+        struct.pack(">BH", 0x18, 0),  # read FIFO queue
+    ],
+)
+def test_functions_not_offered_get_exception_01_and_change_nothing(pdu: bytes) -> None:
+    """pymodbus decodes and answers these; the PLC offers none of them: each gets
+    its exception 01 (illegal function) and reaches neither registers nor state,
+    and the server answers normally afterwards."""
+    core = PlcCore(N_VALVES, n_diverters=N_DIVERTERS, watchdog_ms=300)
+    core.advance(START_TICK, 2500.0, 0.0)
+    with VirtualPlcServer(core) as server:
+        before = plc_state(core)
+        wire = struct.pack(">HHHB", 0x1234, 0, len(pdu) + 1, 1) + pdu
+        (reply,) = exchange(server.port, Frame(0x1234, pdu, wire, clean=True))
+        assert reply[:3] == (0x1234, 0, 1) and reply[3] == bytes([pdu[0] | 0x80, 1]), reply
+        assert plc_state(core) == before
+        status(server.port)  # still serving
