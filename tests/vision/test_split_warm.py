@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
+from tests.vision.test_split_chroma import _solidity_twin
 from vision.kernels_warm import _warm_counts, _warm_seeds
 from vision.segment import Segmenter, SegmentParams
 
@@ -147,19 +148,6 @@ def test_warm_counts_equal_the_numpy_twin() -> None:
 
 _K3 = np.ones((3, 3), np.uint8)
 _CROSS = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], np.uint8)
-
-
-def _solidity_twin(region: np.ndarray) -> float:
-    """Pixels of ``region`` over its convex hull's area (pixel centres' hull plus
-    half its perimeter plus 1, as ``vision.merge.solidity``)."""
-    contours, _ = cv2.findContours(
-        region.view(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE
-    )
-    if not contours:
-        return 0.0
-    hull = cv2.convexHull(np.concatenate(contours))
-    area = cv2.contourArea(hull) + 0.5 * cv2.arcLength(hull, True) + 1.0
-    return float(min(region.sum() / max(area, 1.0), 1.0))
 
 
 def warm_markers_twin(
