@@ -580,6 +580,41 @@ def _open3(mask):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
+def _main_region(mask, count, min_px, coherence):
+    """The largest 4-connected region of ``mask`` ((h, w) uint8 0/1) opened 3x3,
+    the first in raster order among equals: (its region labels, its label, its
+    area). Label 0: there is none, or it holds fewer than ``min_px`` px or under
+    ``coherence`` of ``count`` (the class's pixels before the opening)."""
+    region, area = _label4(_open3(mask))
+    if area.size < 2:
+        return region, 0, 0
+    best = 1
+    for i in range(2, area.size):
+        if area[i] > area[best]:
+            best = i
+    top = area[best]
+    if top < min_px or top < coherence * count:
+        return region, 0, top
+    return region, best, top
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _region_solid(region, best, top, solid):
+    """Region ``best`` (``top`` px) of ``region`` as a (h, w) int32 0/1 mask, and
+    whether it fills at least ``solid`` of its convex hull (``vision.kernels._solidity``)."""
+    h, w = region.shape[0], region.shape[1]
+    one = np.zeros((h, w), np.int32)
+    for r in range(h):
+        for c in range(w):
+            if region[r, c] == best:
+                one[r, c] = 1
+    box = np.array([[0, 0, w - 1, h - 1]], np.int64)
+    sol = np.zeros(1, np.float64)
+    _solidity(one, np.ones(1, np.int32), box, np.full(1, float(top)), np.zeros(1, np.int64), sol)
+    return one, sol[0] >= solid
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def _chroma_seeds(small, labels, lab, r0, c0, h, w, dark, rb, grey, min_piece, coherence, solid):
     """Watershed markers of the chroma cue for label ``lab`` in its box (rows r0..r0+h,
     columns c0..c0+w of ``small`` and ``labels``): (h + 2, w + 2) int32, 3 on a 1 px
@@ -605,28 +640,11 @@ def _chroma_seeds(small, labels, lab, r0, c0, h, w, dark, rb, grey, min_piece, c
                 cls[kind - 1, r, c] = 1
                 count[kind - 1] += 1
     for k in range(2):
-        region, area = _label4(_open3(cls[k]))
-        if area.size < 2:
+        region, best, top = _main_region(cls[k], count[k], min_piece, coherence)
+        if best == 0:
             return markers, 1
-        best = 1
-        for i in range(2, area.size):
-            if area[i] > area[best]:
-                best = i
-        top = area[best]
-        if top < min_piece or top < coherence * count[k]:
+        if k == 0 and not _region_solid(region, best, top, solid)[1]:
             return markers, 1
-        if k == 0:
-            one = np.zeros((h, w), np.int32)
-            for r in range(h):
-                for c in range(w):
-                    if region[r, c] == best:
-                        one[r, c] = 1
-            box = np.array([[0, 0, w - 1, h - 1]], np.int64)
-            sol = np.zeros(1, np.float64)
-            _solidity(one, np.ones(1, np.int32), box, np.full(1, float(top)),
-                      np.zeros(1, np.int64), sol)  # fmt: skip
-            if sol[0] < solid:
-                return markers, 1
         for r in range(h):
             for c in range(w):
                 if region[r, c] == best:

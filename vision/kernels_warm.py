@@ -11,8 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from vision.kernels import _solidity
-from vision.kernels_split import _label4, _open3
+from vision.kernels_split import _label4, _main_region, _open3, _region_solid
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -133,15 +132,8 @@ def _warm_seeds(
     no = np.full((h + 2, w + 2), 2, np.int32)
     if n_red < min_red or n_rest < min_piece:
         return no, 1
-    region, area = _label4(_open3(red))
-    if area.size < 2:
-        return no, 1
-    best = 1
-    for i in range(2, area.size):
-        if area[i] > area[best]:
-            best = i
-    top = area[best]
-    if top < min_red or top < coherence * n_red:
+    region, best, top = _main_region(red, n_red, min_red, coherence)
+    if best == 0:
         return no, 1
     others, o_area = _label4(_open3(rest))
     edge = _on_outline(others, o_area.size, comp)
@@ -168,15 +160,8 @@ def _warm_seeds(
         held += o_area[pick]
     if n_keep == 0 or held < rest_share * n_rest:
         return no, 1
-    one = np.zeros((h, w), np.int32)  # the red region's hull last: the dearest check
-    for r in range(h):
-        for c in range(w):
-            if region[r, c] == best:
-                one[r, c] = 1
-    box = np.array([[0, 0, w - 1, h - 1]], np.int64)
-    sol = np.zeros(1, np.float64)
-    _solidity(one, np.ones(1, np.int32), box, np.full(1, float(top)), np.zeros(1, np.int64), sol)
-    if sol[0] < solid:
+    one, ok = _region_solid(region, best, top, solid)  # the red hull last: the dearest check
+    if not ok:
         return no, 1
     g = 1 + n_keep
     markers = np.full((h + 2, w + 2), g + 1, np.int32)
